@@ -1,0 +1,154 @@
+#pragma once
+// The messages of DESIGN.md §2 as plain values. consensus/codec.h turns them into
+// canonical msgpack bytes and back.
+//
+// Every message between nodes travels in a signed Envelope
+//   {chain_id, sender, epoch, kind, body, sig}
+// whose Ed25519 signature covers tag "tobd-envelope-v1" ‖ 0 ‖ canonical
+// [chain_id, sender, epoch, kind, body], so a relayed copy stays verifiable and
+// nothing can be replayed into another cluster (chain_id), epoch or kind.
+// A SEEN or COMMIT envelope's signature is exactly what certificates and commit
+// proofs carry: a verifier rebuilds the (compact) envelope payload from the
+// statement and checks the signer's signature over it.
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "consensus/types.h"
+
+namespace tob::consensus {
+
+enum class Kind : std::uint8_t {
+    Block = 1,         // body: Block — a proposal, signed by its proposer
+    Seen = 2,          // body: SeenBody — "I hold block d of (epoch, proposer)"
+    Cert = 3,          // body: Certificate — q SEEN signatures, flooded by anyone
+    Aba = 4,           // body: AbaBundle — binary agreement messages of one epoch
+    Commit = 5,        // body: CommitBody — output and state digest after applying epoch
+    Requests = 6,      // body: RequestBatch — client requests flooded by a node (epoch 0)
+    FetchRequest = 7,  // body: FetchRequest — repair: ask one peer for something
+    FetchReply = 8,    // body: FetchReply — original signed envelopes answering a fetch
+};
+inline constexpr std::uint8_t kKindMax = 8;
+
+struct Envelope {
+    Digest chain_id{};
+    NodeId sender = 0;
+    Epoch epoch = 0;
+    Kind kind = Kind::Block;
+    Bytes body;
+    Signature sig{};
+    bool operator==(const Envelope&) const = default;
+};
+
+// ---- client requests -------------------------------------------------------
+
+enum class OpType : std::uint8_t { Put = 1, Del = 2, Cas = 3, Get = 4 };
+
+struct Op {
+    OpType type = OpType::Get;
+    Bytes key;
+    Bytes value;                    // Put: new value; Cas: new value; else empty
+    std::optional<Bytes> expected;  // Cas only: expected current value (nullopt = key absent)
+    bool operator==(const Op&) const = default;
+};
+
+/// A client request: its ops commit atomically and in order. Signed by the
+/// client with tag "tobd-request-v1" over canonical [chain_id, client, nonce, ops].
+struct Request {
+    Digest chain_id{};
+    PublicKey client{};
+    Nonce nonce = 0;
+    std::vector<Op> ops;
+    Signature sig{};
+    bool operator==(const Request&) const = default;
+};
+
+struct RequestBatch {
+    std::vector<Request> requests;
+    bool operator==(const RequestBatch&) const = default;
+};
+
+// ---- protocol messages -----------------------------------------------------
+
+/// A block proposal B(epoch, proposer). Its digest is BLAKE2b-256 of its canonical
+/// encoding (the envelope body bytes the proposer signed).
+struct Block {
+    Epoch epoch = 0;
+    NodeId proposer = 0;
+    std::vector<Request> requests;
+    bool operator==(const Block&) const = default;
+};
+
+struct SeenBody {
+    NodeId proposer = 0;
+    Digest digest{};
+    bool operator==(const SeenBody&) const = default;
+};
+
+struct SignerSig {
+    NodeId signer = 0;
+    Signature sig{};
+    bool operator==(const SignerSig&) const = default;
+};
+
+/// CERT(epoch, proposer, digest): SEEN envelope signatures from distinct members,
+/// sorted by signer (strictly increasing — the decoder rejects duplicates).
+struct Certificate {
+    Epoch epoch = 0;
+    NodeId proposer = 0;
+    Digest digest{};
+    std::vector<SignerSig> sigs;
+    bool operator==(const Certificate&) const = default;
+};
+
+enum class AbaType : std::uint8_t { Bval = 1, Aux = 2, Conf = 3, Term = 4, Coin = 5 };
+
+/// One message of ABA(epoch, proposer). `value` is 0/1 for Bval, Aux, Term; for
+/// Conf it is a set as a bit mask (bit 0: false ∈ set, bit 1: true ∈ set; 1..3);
+/// 0 for Coin. `coin_share` holds the 96-byte share for Coin and is empty otherwise.
+struct AbaMessage {
+    NodeId proposer = 0;
+    Round round = 0;
+    AbaType type = AbaType::Bval;
+    std::uint8_t value = 0;
+    Bytes coin_share;
+    bool operator==(const AbaMessage&) const = default;
+};
+
+/// ABA messages of one epoch emitted together, under one envelope signature.
+struct AbaBundle {
+    std::vector<AbaMessage> messages;  // 1..Limits::aba_bundle_max
+    bool operator==(const AbaBundle&) const = default;
+};
+
+struct CommitBody {
+    Digest output_digest{};
+    Digest state_digest{};
+    std::optional<Digest> checkpoint_root;  // present at checkpoint epochs
+    bool operator==(const CommitBody&) const = default;
+};
+
+enum class FetchType : std::uint8_t {
+    Block = 1,       // the block with `digest` (original proposer envelope)
+    Cert = 2,        // CERT(epoch, proposer)
+    Aba = 3,         // the responder's ABA envelopes for ABA(epoch, proposer)
+    EpochProof = 4,  // committed epoch `epoch`: its certs, blocks and t+1 COMMITs
+};
+
+struct FetchRequest {
+    FetchType type = FetchType::Block;
+    NodeId proposer = 0;
+    Digest digest{};  // Block only; zero otherwise
+    bool operator==(const FetchRequest&) const = default;
+};
+
+/// Original signed envelopes (each encoded), each verified on its own by the receiver.
+struct FetchReply {
+    std::vector<Bytes> envelopes;
+    bool operator==(const FetchReply&) const = default;
+};
+
+}  // namespace tob::consensus
