@@ -1,0 +1,2 @@
+// Placeholder until tobctl lands.
+int main() { return 0; }
