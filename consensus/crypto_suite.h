@@ -1,0 +1,40 @@
+#pragma once
+// The cryptography the core uses, as an interface: the daemon and `tobsim --crypto
+// real` plug in Ed25519 and the threshold coin (RealCryptoSuite), large simulation
+// sweeps plug in a keyed-hash stand-in (sim). All methods are deterministic.
+
+#include <map>
+#include <optional>
+#include <string_view>
+
+#include "consensus/types.h"
+
+namespace tob::consensus {
+
+class CryptoSuite {
+  public:
+    virtual ~CryptoSuite() = default;
+
+    /// Signs tag ‖ 0 ‖ payload with this node's key.
+    virtual Signature sign(std::string_view tag, ByteView payload) const = 0;
+    /// Checks a cluster member's signature. False for a non-member.
+    virtual bool verify(NodeId signer, std::string_view tag, ByteView payload,
+                        const Signature& sig) const = 0;
+    /// Checks a client's signature (client id = its public key).
+    virtual bool verify_client(const PublicKey& client, std::string_view tag, ByteView payload,
+                               const Signature& sig) const = 0;
+
+    /// This node's coin share for a coin name (deterministic).
+    virtual Bytes coin_share(ByteView name) const = 0;
+    /// Checks member `from`'s share for `name`.
+    virtual bool verify_coin_share(NodeId from, ByteView name, ByteView share) const = 0;
+    /// Combines at least t+1 verified shares from distinct members into the coin
+    /// bit; nullopt if there are too few.
+    virtual std::optional<bool> combine_coin(ByteView name,
+                                             const std::map<NodeId, Bytes>& shares) const = 0;
+};
+
+/// The coin name of ABA(epoch, proposer) round r: ("tobd-coin-v1", chain_id, e, j, r).
+Bytes coin_name(const Digest& chain_id, Epoch epoch, NodeId proposer, Round round);
+
+}  // namespace tob::consensus

@@ -1,0 +1,132 @@
+#pragma once
+// Replica: the asynchronous total-order broadcast of DESIGN.md §2 for one node, as
+// a pure deterministic state machine. Inputs: verified envelopes from peers, client
+// requests, ticks carrying a logical time. Output of each input: a Step listing
+// records to make durable (before any message of the same step leaves), messages
+// to send, epochs committed (already applied to the StateMachine), faults, and
+// alarms (a halt: nondeterminism or more than t faults detected).
+//
+// The shell (daemon or simulator) verifies each envelope's signature and sender
+// before calling handle_envelope, and executes a Step in this order:
+//   1. persist `persist` (one synced write), 2. send `messages`,
+//   3. report `committed` to clients, 4. record `faults`.
+// See consensus/replica.cpp for the protocol essay.
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "consensus/codec.h"
+#include "consensus/crypto_suite.h"
+#include "consensus/messages.h"
+#include "consensus/state_machine.h"
+#include "consensus/step.h"
+
+namespace tob::consensus {
+
+struct ReplicaConfig {
+    std::uint32_t n = 4;
+    std::uint32_t t = 1;
+    NodeId self = 0;
+    Digest chain_id{};
+    Limits limits;
+    std::uint32_t window = 4;             // W: epochs in (delivered, delivered+W] run at once
+    std::uint32_t aged_epochs = 4;        // k: a request older than k delivered epochs is "aged"
+    std::uint64_t block_timer_ms = 20;    // cut a non-full block after this long
+    std::uint64_t repair_initial_ms = 200;
+    std::uint64_t repair_max_ms = 1000;   // re-publication backoff cap
+    std::uint32_t pool_requests_max = 100000;
+    Round max_rounds_ahead = 16;
+    /// Test-only (tobsim --unsafe-quorum): certify with this many SEENs instead of q.
+    /// 0 = q. Never set in the daemon.
+    std::uint32_t unsafe_cert_quorum = 0;
+};
+
+/// A record the shell makes durable before sending the step's messages.
+struct DurableRecord {
+    enum class Type : std::uint8_t {
+        Signed = 1,     // an envelope this node signed (sign-log); bytes = encoded envelope
+        Block = 2,      // a block envelope accepted or certified; bytes = encoded envelope
+        Cert = 3,       // a verified certificate; bytes = encoded Certificate
+        HighWater = 4,  // the signing high-water mark is raised to `epoch` (synced before signing)
+    };
+    Type type = Type::Signed;
+    Epoch epoch = 0;
+    Bytes bytes;
+};
+
+struct Outgoing {
+    std::optional<NodeId> to;  // nullopt: broadcast to every other node
+    Bytes envelope;            // encoded, signed envelope
+};
+
+struct [[nodiscard]] Step {
+    std::vector<DurableRecord> persist;
+    std::vector<Outgoing> messages;
+    std::vector<EpochResult> committed;
+    std::vector<Fault> faults;
+    std::vector<std::string> alarms;  // non-empty: the node must halt (never retry with other data)
+    void append(Step&& other);
+};
+
+/// What a restarted node recovers from its storage.
+struct Recovery {
+    std::vector<DurableRecord> records;  // in the order they were persisted
+    Epoch high_water = 0;                // from the key-directory file (0 = never signed)
+    bool sign_log_ok = true;             // false: corrupt sign-log or missing mark -> follower
+};
+
+struct ReplicaStats {
+    Epoch delivered = 0;
+    Epoch highest_joined = 0;
+    std::size_t pool = 0;
+    std::uint64_t faults = 0;
+    std::uint64_t dropped_out_of_window = 0;
+    std::uint64_t aba_rounds_total = 0;   // sum over decided ABA instances of rounds used
+    std::uint64_t aba_instances = 0;
+    bool voting = true;
+    bool halted = false;
+};
+
+/// The shell-side check of inbound bytes (the daemon runs it in worker threads,
+/// the simulator inline): size limit, canonical decoding, chain id, sender is a
+/// member, envelope signature. On failure the reason is returned; the bytes must
+/// then be dropped and counted (and blamed on the sender only if the signature
+/// verified, which it cannot have here).
+Decoded<Envelope> open_envelope(ByteView bytes, const CryptoSuite& crypto,
+                                const ReplicaConfig& config);
+
+/// Encodes and signs an envelope with this node's key.
+Bytes seal_envelope(const CryptoSuite& crypto, const Digest& chain_id, NodeId sender,
+                    Epoch epoch, Kind kind, Bytes body);
+
+class Replica {
+  public:
+    Replica(const ReplicaConfig& config, const CryptoSuite& crypto, StateMachine& state);
+    ~Replica();
+
+    /// Rebuilds from durable records after a restart. Call once, before any input.
+    /// Re-publication of what was signed starts with the next tick.
+    [[nodiscard]] Step recover(const Recovery& recovery, std::uint64_t now_ms);
+
+    /// An envelope whose signature and sender the shell verified.
+    [[nodiscard]] Step handle_envelope(const Envelope& envelope, std::uint64_t now_ms);
+    /// A client request submitted to this node (signature checked here).
+    [[nodiscard]] Step handle_request(const Request& request, std::uint64_t now_ms);
+    /// Logical time advanced: cut blocks, re-publish, re-request.
+    [[nodiscard]] Step tick(std::uint64_t now_ms);
+
+    const ReplicaStats& stats() const { return stats_; }
+    Epoch delivered() const { return stats_.delivered; }
+    bool halted() const { return stats_.halted; }
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+    ReplicaStats stats_;
+};
+
+}  // namespace tob::consensus

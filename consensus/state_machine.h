@@ -1,0 +1,56 @@
+#pragma once
+// The replicated application behind the total order. The core hands it each
+// delivered epoch's ordered requests; it applies them deterministically, keeps
+// its writes and last-applied epoch atomic and durable, and returns the outputs
+// and the new state digest.
+//
+// state_digest(e) = H(state_digest(e-1), output_digest(e), H(sorted write-set of e),
+//                     H(outputs of e))                                (DESIGN.md §2.7)
+
+#include <optional>
+#include <vector>
+
+#include "consensus/messages.h"
+
+namespace tob::consensus {
+
+/// What one operation produced, identical on every honest node.
+struct OpOutput {
+    bool ok = true;                 // CAS: whether it swapped; others: true
+    std::optional<Bytes> value;     // GET: value read; PUT/DEL/CAS: previous value
+    bool operator==(const OpOutput&) const = default;
+};
+
+/// The fate of one request in the epoch's order.
+struct RequestResult {
+    PublicKey client{};
+    Nonce nonce = 0;
+    Digest request_digest{};
+    std::uint32_t position = 0;     // index in the epoch's ordered output
+    bool duplicate = false;         // skipped by the dedup table (outputs = stored ones if known)
+    bool malformed = false;         // skipped the same way on every node
+    std::vector<OpOutput> outputs;
+};
+
+struct EpochResult {
+    Epoch epoch = 0;
+    Digest output_digest{};
+    Digest state_digest{};
+    std::vector<RequestResult> results;
+};
+
+class StateMachine {
+  public:
+    virtual ~StateMachine() = default;
+    /// Highest epoch applied (0 = none) and the digest chain value after it.
+    virtual Epoch last_applied() const = 0;
+    virtual Digest state_digest() const = 0;
+    /// Applies epoch e = last_applied()+1 atomically and durably. `ordered` is the
+    /// epoch's requests in delivery order, before deduplication.
+    virtual EpochResult apply_epoch(Epoch epoch, const Digest& output_digest,
+                                    const std::vector<Request>& ordered) = 0;
+    /// True if (client, nonce) has committed (dedup table), for pool pruning.
+    virtual bool committed(const PublicKey& client, Nonce nonce) const = 0;
+};
+
+}  // namespace tob::consensus
