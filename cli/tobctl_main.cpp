@@ -1,2 +1,0 @@
-// Placeholder until tobctl lands.
-int main() { return 0; }

@@ -1,0 +1,370 @@
+#include "consensus/kv_machine.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <set>
+#include <string_view>
+
+#include "consensus/codec.h"
+#include "crypto/hash.h"
+
+namespace tob::consensus {
+
+namespace {
+
+// Assertions on our own invariants stay on in every build type.
+[[noreturn]] void fail(const char* what) {
+    std::fprintf(stderr, "kv_machine: invariant broken: %s\n", what);
+    std::abort();
+}
+#define KV_CHECK(cond)                      \
+    do {                                    \
+        if (!(cond)) fail(#cond);           \
+    } while (0)
+
+constexpr std::string_view kLastAppliedKey = std::string_view("\x00tob/last_applied", 17);
+constexpr std::string_view kDigestKey = std::string_view("\x00tob/state_digest", 17);
+constexpr std::string_view kDedupPrefix = std::string_view("\x00tob/dedup/", 11);
+constexpr std::string_view kOutPrefix = std::string_view("\x00tob/out/", 9);
+constexpr std::uint8_t kUserPrefix = 0x01;
+constexpr std::size_t kCacheEntriesMax = 1u << 16;
+
+Bytes text_bytes(std::string_view s) { return Bytes(s.begin(), s.end()); }
+
+void put_u64(Bytes& out, std::uint64_t v) {
+    for (int i = 7; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+void put_u32(Bytes& out, std::uint32_t v) {
+    for (int i = 3; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+std::uint64_t get_be(ByteView in, std::size_t at, std::size_t width) {
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < width; ++i) v = (v << 8) | in[at + i];
+    return v;
+}
+
+Bytes dedup_key(const PublicKey& client) {
+    Bytes k = text_bytes(kDedupPrefix);
+    k.insert(k.end(), client.begin(), client.end());
+    return k;
+}
+
+Bytes out_key(const PublicKey& client, Nonce nonce) {
+    Bytes k = text_bytes(kOutPrefix);
+    k.insert(k.end(), client.begin(), client.end());
+    put_u64(k, nonce);
+    return k;
+}
+
+Bytes encode_outputs(const std::vector<OpOutput>& outputs) {
+    Bytes out;
+    put_u32(out, static_cast<std::uint32_t>(outputs.size()));
+    for (const auto& o : outputs) {
+        out.push_back(o.ok ? 1 : 0);
+        out.push_back(o.value ? 1 : 0);
+        const std::size_t len = o.value ? o.value->size() : 0;
+        put_u32(out, static_cast<std::uint32_t>(len));
+        if (o.value) out.insert(out.end(), o.value->begin(), o.value->end());
+    }
+    return out;
+}
+
+// Our own storage: anything that does not parse is corruption, a local error.
+std::vector<OpOutput> decode_outputs(ByteView in) {
+    std::size_t at = 0;
+    KV_CHECK(in.size() >= 4);
+    const std::uint64_t count = get_be(in, 0, 4);
+    at = 4;
+    std::vector<OpOutput> outputs;
+    for (std::uint64_t i = 0; i < count; ++i) {
+        KV_CHECK(in.size() - at >= 6);
+        OpOutput o;
+        o.ok = in[at] != 0;
+        const bool present = in[at + 1] != 0;
+        const std::uint64_t len = get_be(in, at + 2, 4);
+        at += 6;
+        KV_CHECK(in.size() - at >= len);
+        if (present) o.value = Bytes(in.begin() + at, in.begin() + at + len);
+        at += len;
+        outputs.push_back(std::move(o));
+    }
+    KV_CHECK(at == in.size());
+    return outputs;
+}
+
+bool test_bit(const std::array<std::uint64_t, 16>& bits, std::uint64_t i) {
+    return (bits[i / 64] >> (i % 64)) & 1u;
+}
+void set_bit(std::array<std::uint64_t, 16>& bits, std::uint64_t i) {
+    bits[i / 64] |= std::uint64_t{1} << (i % 64);
+}
+
+// bits << d (towards higher indices), for 1 <= d.
+std::array<std::uint64_t, 16> shift_up(const std::array<std::uint64_t, 16>& bits,
+                                       std::uint64_t d) {
+    std::array<std::uint64_t, 16> out{};
+    if (d >= 1024) return out;
+    const std::size_t words = d / 64, rem = d % 64;
+    for (std::size_t i = 15 + 1; i-- > words;) {
+        std::uint64_t v = bits[i - words] << rem;
+        if (rem != 0 && i - words >= 1) v |= bits[i - words - 1] >> (64 - rem);
+        out[i] = v;
+    }
+    return out;
+}
+
+}  // namespace
+
+KvMachine::KvMachine(KvStorage& storage, const Digest& chain_id, const Limits& limits)
+    : storage_(storage), chain_id_(chain_id), limits_(limits) {
+    if (auto v = storage_.get(crypto::view(kLastAppliedKey))) {
+        KV_CHECK(v->size() == 8);
+        last_applied_ = get_be(*v, 0, 8);
+    }
+    if (auto v = storage_.get(crypto::view(kDigestKey))) {
+        KV_CHECK(v->size() == state_digest_.size());
+        std::copy(v->begin(), v->end(), state_digest_.begin());
+    }
+    KV_CHECK((last_applied_ == 0) == (state_digest_ == Digest{}));
+}
+
+Bytes KvMachine::user_storage_key(ByteView user_key) {
+    Bytes k;
+    k.reserve(user_key.size() + 1);
+    k.push_back(kUserPrefix);
+    k.insert(k.end(), user_key.begin(), user_key.end());
+    return k;
+}
+
+std::optional<KvMachine::DedupEntry> KvMachine::load_entry(const PublicKey& client) const {
+    if (auto it = cache_.find(client); it != cache_.end()) return it->second;
+    std::optional<DedupEntry> entry;
+    if (auto v = storage_.get(dedup_key(client))) {
+        KV_CHECK(v->size() == 8 + 128);
+        DedupEntry e;
+        e.high = get_be(*v, 0, 8);
+        for (std::size_t w = 0; w < 16; ++w) {
+            std::uint64_t word = 0;
+            for (std::size_t b = 0; b < 8; ++b)
+                word |= std::uint64_t{(*v)[8 + w * 8 + b]} << (8 * b);
+            e.bits[w] = word;
+        }
+        entry = e;
+    }
+    if (cache_.size() >= kCacheEntriesMax) cache_.clear();
+    cache_.emplace(client, entry);
+    return entry;
+}
+
+KvMachine::Seen KvMachine::check(const std::optional<DedupEntry>& entry, Nonce nonce) {
+    if (!entry) return Seen::Fresh;
+    if (nonce > entry->high) return Seen::Fresh;
+    if (nonce == entry->high) return Seen::Duplicate;
+    if (entry->high >= kDedupWindow && nonce <= entry->high - kDedupWindow)
+        return Seen::Duplicate;  // too old to tell: treated as committed
+    return test_bit(entry->bits, entry->high - 1 - nonce) ? Seen::Duplicate : Seen::Fresh;
+}
+
+bool KvMachine::committed(const PublicKey& client, Nonce nonce) const {
+    return check(load_entry(client), nonce) == Seen::Duplicate;
+}
+
+bool KvMachine::malformed(const Request& r) const {
+    if (r.chain_id != chain_id_) return true;
+    if (r.ops.empty() || r.ops.size() > limits_.request_ops_max) return true;
+    for (const auto& op : r.ops) {
+        if (op.key.size() > limits_.key_bytes_max) return true;
+        if (op.value.size() > limits_.value_bytes_max) return true;
+        if (op.expected && op.expected->size() > limits_.value_bytes_max) return true;
+        switch (op.type) {
+            case OpType::Put:
+                if (op.expected) return true;
+                break;
+            case OpType::Cas:
+                break;
+            case OpType::Del:
+            case OpType::Get:
+                if (op.expected || !op.value.empty()) return true;
+                break;
+            default:
+                return true;
+        }
+    }
+    return false;
+}
+
+std::optional<Bytes> KvMachine::read(ByteView user_key) const {
+    return storage_.get(user_storage_key(user_key));
+}
+
+std::optional<std::vector<OpOutput>> KvMachine::stored_outputs(const PublicKey& client,
+                                                               Nonce nonce) const {
+    auto v = storage_.get(out_key(client, nonce));
+    if (!v) return std::nullopt;
+    return decode_outputs(*v);
+}
+
+EpochResult KvMachine::apply_epoch(Epoch epoch, const Digest& output_digest,
+                                   const std::vector<Request>& ordered) {
+    KV_CHECK(epoch == last_applied_ + 1);
+
+    // Working state of this epoch, layered over the committed store.
+    std::map<Bytes, std::optional<Bytes>> writes;  // user key (unprefixed) -> value
+    std::map<PublicKey, std::optional<DedupEntry>> entries;
+    std::set<PublicKey> changed;
+    std::map<std::pair<PublicKey, Nonce>, std::vector<OpOutput>> new_outputs;
+    std::set<std::pair<PublicKey, Nonce>> evicted;
+
+    auto read_user = [&](const Bytes& key) -> std::optional<Bytes> {
+        if (auto it = writes.find(key); it != writes.end()) return it->second;
+        return storage_.get(user_storage_key(key));
+    };
+    auto entry_of = [&](const PublicKey& client) -> std::optional<DedupEntry>& {
+        auto it = entries.find(client);
+        if (it == entries.end()) it = entries.emplace(client, load_entry(client)).first;
+        return it->second;
+    };
+
+    EpochResult result;
+    result.epoch = epoch;
+    result.output_digest = output_digest;
+    result.results.reserve(ordered.size());
+
+    for (std::size_t i = 0; i < ordered.size(); ++i) {
+        const Request& req = ordered[i];
+        RequestResult r;
+        r.client = req.client;
+        r.nonce = req.nonce;
+        r.request_digest = digest_of(encode(req));
+        r.position = static_cast<std::uint32_t>(i);
+
+        if (malformed(req)) {
+            r.malformed = true;
+            result.results.push_back(std::move(r));
+            continue;
+        }
+        auto& entry = entry_of(req.client);
+        if (check(entry, req.nonce) == Seen::Duplicate) {
+            r.duplicate = true;
+            const bool in_window =
+                entry->high < kDedupWindow || req.nonce > entry->high - kDedupWindow;
+            if (in_window) {
+                const auto id = std::make_pair(req.client, req.nonce);
+                if (auto it = new_outputs.find(id); it != new_outputs.end())
+                    r.outputs = it->second;
+                else if (auto stored = stored_outputs(req.client, req.nonce))
+                    r.outputs = std::move(*stored);
+            }
+            result.results.push_back(std::move(r));
+            continue;
+        }
+
+        // Fresh: apply every op in order.
+        for (const auto& op : req.ops) {
+            std::optional<Bytes> current = read_user(op.key);
+            OpOutput out;
+            switch (op.type) {
+                case OpType::Put:
+                    writes[op.key] = op.value;
+                    break;
+                case OpType::Del:
+                    writes[op.key] = std::nullopt;
+                    break;
+                case OpType::Cas:
+                    out.ok = current == op.expected;
+                    if (out.ok) writes[op.key] = op.value;
+                    break;
+                case OpType::Get:
+                    break;
+            }
+            out.value = std::move(current);
+            r.outputs.push_back(std::move(out));
+        }
+
+        // Mark the nonce; evict outputs of nonces that leave the window.
+        const Nonce n = req.nonce;
+        if (!entry) {
+            entry = DedupEntry{n, {}};
+        } else if (n > entry->high) {
+            const std::uint64_t d = n - entry->high;
+            const Nonce old_high = entry->high;
+            // Committed nonces m with m <= n - 1024 leave the window.
+            if (d >= kDedupWindow) evicted.insert({req.client, old_high});
+            const std::uint64_t first = d >= 1023 ? 0 : 1023 - d;
+            for (std::uint64_t b = first; b < 1023; ++b)
+                if (test_bit(entry->bits, b)) evicted.insert({req.client, old_high - 1 - b});
+            auto bits = shift_up(entry->bits, d);
+            if (d - 1 < 1023) set_bit(bits, d - 1);  // the old high
+            bits[15] &= ~(std::uint64_t{1} << 63);  // bit 1023 is never used
+            entry->bits = bits;
+            entry->high = n;
+        } else {
+            set_bit(entry->bits, entry->high - 1 - n);
+        }
+        changed.insert(req.client);
+        new_outputs[{req.client, n}] = r.outputs;
+        result.results.push_back(std::move(r));
+    }
+    for (const auto& id : evicted) new_outputs.erase(id);
+
+    // Digests.
+    crypto::Hasher wh;
+    wh.field(std::string_view("tobd-writes-v1")).u64(writes.size());
+    for (const auto& [key, value] : writes) {
+        wh.field(key).u64(value ? 1 : 0);
+        wh.field(value ? ByteView(*value) : ByteView());
+    }
+    const Digest write_digest = wh.finish();
+
+    crypto::Hasher oh;
+    oh.field(std::string_view("tobd-outputs-v1")).u64(result.results.size());
+    for (const auto& r : result.results) {
+        oh.raw(r.client).u64(r.nonce).raw(r.request_digest).u64(r.position);
+        oh.u64(r.duplicate ? 1 : 0).u64(r.malformed ? 1 : 0).u64(r.outputs.size());
+        for (const auto& o : r.outputs) {
+            oh.u64(o.ok ? 1 : 0).u64(o.value ? 1 : 0);
+            oh.field(o.value ? ByteView(*o.value) : ByteView());
+        }
+    }
+    const Digest outputs_digest = oh.finish();
+
+    crypto::Hasher sh;
+    sh.field(std::string_view("tobd-state-v1"))
+        .raw(state_digest_)
+        .raw(output_digest)
+        .raw(write_digest)
+        .raw(outputs_digest);
+    const Digest next_digest = sh.finish();
+
+    // One batch: user writes, dedup entries, outputs, last_applied, digest.
+    KvBatch batch;
+    for (const auto& [key, value] : writes) batch[user_storage_key(key)] = value;
+    for (const auto& client : changed) {
+        const auto& e = entries.at(client);
+        Bytes v;
+        v.reserve(8 + 128);
+        put_u64(v, e->high);
+        for (std::size_t w = 0; w < 16; ++w)
+            for (std::size_t b = 0; b < 8; ++b)
+                v.push_back(static_cast<std::uint8_t>(e->bits[w] >> (8 * b)));
+        batch[dedup_key(client)] = std::move(v);
+    }
+    for (const auto& [client, nonce] : evicted) batch[out_key(client, nonce)] = std::nullopt;
+    for (const auto& [id, outputs] : new_outputs)
+        batch[out_key(id.first, id.second)] = encode_outputs(outputs);
+    {
+        Bytes v;
+        put_u64(v, epoch);
+        batch[text_bytes(kLastAppliedKey)] = std::move(v);
+        batch[text_bytes(kDigestKey)] = Bytes(next_digest.begin(), next_digest.end());
+    }
+    storage_.commit(batch);
+
+    for (const auto& client : changed) cache_[client] = entries.at(client);
+    last_applied_ = epoch;
+    state_digest_ = next_digest;
+    result.state_digest = next_digest;
+    return result;
+}
+
+}  // namespace tob::consensus

@@ -1,0 +1,110 @@
+#pragma once
+// KvMachine: the default replicated application (DESIGN.md §3), a key-value store
+// with PUT, DEL, CAS and GET behind the total order.
+//
+// Semantics of one request (client, nonce, ops[1..m]):
+//  - The ops apply in order, each seeing the effects of the ops before it (in the
+//    same request and in earlier requests of the epoch). Every op applies: a CAS
+//    whose comparison fails writes nothing but does NOT abort the ops after it;
+//    a client that wants "all or nothing" reads the CAS output and compensates.
+//    Atomicity is per epoch: the whole epoch is one storage batch, so no reader
+//    and no crash ever sees half a request.
+//  - Outputs: PUT -> {ok, previous value}; DEL -> {ok, previous value};
+//    CAS(key, expected, new) -> {ok = (current == expected), previous value}, and
+//    the swap happens iff ok (expected = nullopt means "key absent");
+//    GET -> {ok, value at this position in the order}.
+//
+// Skipped requests (applied nowhere, identical on every honest node):
+//  - malformed: chain_id is not this cluster's, zero ops, more ops than
+//    Limits::request_ops_max, a key or value over its limit, or fields that the
+//    op type does not use (expected on a non-CAS op, a value on GET/DEL).
+//    A malformed request does NOT consume its nonce: a request signed for another
+//    cluster, replayed here by a Byzantine proposer, must not burn the nonce of
+//    the client's real request. Client signatures are not re-checked here: the
+//    core verified them before proposing or accepting a block.
+//  - duplicate: per client the dedup table keeps the highest committed nonce h_c
+//    and a bitmap of the 1024 nonces below it. A nonce <= h_c - 1024, equal to
+//    h_c, or already marked is a duplicate (also when its first copy is earlier
+//    in the same epoch). A duplicate's result carries the outputs stored for that
+//    nonce when they are still kept (nonces in (h_c - 1024, h_c]), else none.
+//    Nonces may commit out of order inside the window.
+//
+// Storage layout (KvStorage keys):
+//   "\x01" ‖ user key                     user data (the prefix keeps users away
+//                                         from the metadata below)
+//   "\x00tob/last_applied"                u64 big endian
+//   "\x00tob/state_digest"                32 bytes
+//   "\x00tob/dedup/" ‖ client pk           u64 BE h_c ‖ 128-byte bitmap
+//                                         (bit i of byte i/8, LSB first, marks h_c-1-i)
+//   "\x00tob/out/" ‖ client pk ‖ u64 BE n  the outputs of (client, n), kept while
+//                                         n is inside the window
+//
+// State digest (DESIGN.md §2.7), with Hasher::field length prefixes:
+//   state_digest(e) = H(field("tobd-state-v1"), prev state_digest, output_digest(e),
+//                       H(write-set), H(outputs))
+//   H(write-set) = H(field("tobd-writes-v1"), u64 count, for each user key in
+//                    sorted order: field(key), u64 present, field(value or empty))
+//   H(outputs)   = H(field("tobd-outputs-v1"), u64 count, for each result in
+//                    order: client, nonce, request digest, position, duplicate,
+//                    malformed, u64 count, per output: ok, present, field(value))
+// Only ordered containers are iterated, so the digest is a function of the
+// ordered requests and the previous state alone.
+
+#include <array>
+#include <map>
+#include <optional>
+
+#include "consensus/kv_storage.h"
+#include "consensus/state_machine.h"
+
+namespace tob::consensus {
+
+class KvMachine final : public StateMachine {
+  public:
+    static constexpr Nonce kDedupWindow = 1024;
+
+    /// Loads last_applied and the state digest from `storage` (zero for an empty
+    /// store); dedup entries are read from storage on demand and cached.
+    KvMachine(KvStorage& storage, const Digest& chain_id, const Limits& limits = {});
+
+    Epoch last_applied() const override { return last_applied_; }
+    Digest state_digest() const override { return state_digest_; }
+    /// Requires epoch == last_applied()+1 (aborts otherwise: a core bug). Commits
+    /// one batch to storage before returning.
+    EpochResult apply_epoch(Epoch epoch, const Digest& output_digest,
+                            const std::vector<Request>& ordered) override;
+    bool committed(const PublicKey& client, Nonce nonce) const override;
+
+    /// A committed user value (local read, not linearizable).
+    std::optional<Bytes> read(ByteView user_key) const;
+    /// The stored outputs of (client, nonce), if the nonce committed and is still
+    /// inside the window.
+    std::optional<std::vector<OpOutput>> stored_outputs(const PublicKey& client,
+                                                        Nonce nonce) const;
+
+    /// Storage key of a user key (exposed for tests and tools).
+    static Bytes user_storage_key(ByteView user_key);
+
+  private:
+    struct DedupEntry {
+        Nonce high = 0;                       // h_c
+        std::array<std::uint64_t, 16> bits{};  // bit i marks nonce high-1-i
+        bool operator==(const DedupEntry&) const = default;
+    };
+    enum class Seen { Fresh, Duplicate };
+
+    std::optional<DedupEntry> load_entry(const PublicKey& client) const;
+    static Seen check(const std::optional<DedupEntry>& entry, Nonce nonce);
+    bool malformed(const Request& request) const;
+
+    KvStorage& storage_;
+    Digest chain_id_;
+    Limits limits_;
+    Epoch last_applied_ = 0;
+    Digest state_digest_{};
+    // Cache of dedup entries read from or written to storage (committed state).
+    // std::nullopt caches "no entry". Cleared when it grows past a bound.
+    mutable std::map<PublicKey, std::optional<DedupEntry>> cache_;
+};
+
+}  // namespace tob::consensus
