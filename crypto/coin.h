@@ -14,11 +14,24 @@
 // Any t+1 valid shares interpolate (Lagrange at 0, in the exponent) to h^x, and
 // the coin is the lowest bit of BLAKE2b-256(h^x)[0]. With at most t shares an
 // adversary learns nothing about h^x (threshold t+1).
+//
+// Exact bytes (all points are 32-byte ristretto255 encodings, scalars 32 bytes
+// little endian, reduce = crypto_core_ristretto255_scalar_reduce; "field(s)" is
+// Hasher::field, an 8-byte big-endian length then the bytes):
+//   h  = from_hash(BLAKE2b-512(name))
+//   k  = reduce(BLAKE2b-512(x_i ‖ h))
+//   c  = reduce(BLAKE2b-512(field("tobd-coin-dleq-v1") ‖ g ‖ h ‖ y_i ‖ σ_i ‖ g^k ‖ h^k))
+//   coin bit = BLAKE2b-256(field("tobd-coin-bit-v1") ‖ h^x)[0] & 1
+// The identity element (encoded as 32 zero bytes) is never part of a valid share:
+// the dealer re-deals until the secret and every x_i are non-zero, and a share
+// whose σ_i is the identity, or whose c or z is not a canonical scalar, is
+// rejected. Arithmetic never aborts on the identity (libsodium reports it as -1).
 
 #include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -59,6 +72,20 @@ struct DealtCoin {
 /// Dealer: random secret and polynomial of degree t; shares at points 1..n.
 /// Requires 1 <= t+1 <= n. The secret and coefficients are wiped before return.
 DealtCoin deal_coin(std::uint32_t n, std::uint32_t t);
+
+/// Deterministic dealing from given polynomial coefficients (coefficients[0] is
+/// the secret f(0), the degree t is coefficients.size() − 1), for tests and key
+/// ceremonies; deal_coin uses it with random coefficients. Requires
+/// 1 <= coefficients.size() <= n. nullopt if the secret or some share x_i is zero
+/// (such a polynomial is unusable). The caller owns and wipes the coefficients.
+std::optional<DealtCoin> deal_coin_from_polynomial(std::uint32_t n,
+                                                   std::span<const Scalar> coefficients);
+
+/// True iff s < ℓ (the group order), i.e. s is the canonical encoding of a scalar.
+bool is_canonical_scalar(const Scalar& s);
+
+/// y_i = g^{x_i} for a secret share (what the cluster file lists for node i).
+Point coin_verification_key(const CoinSecretShare& secret);
 
 /// h for a coin name (arbitrary bytes; callers bind chain id, epoch, instance, round).
 Point coin_base(ByteView name);

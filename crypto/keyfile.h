@@ -10,8 +10,17 @@
 //   type <ed25519|coin-share>
 //   <type-specific fields as "name hex">
 //   check <hex BLAKE2b-256 of all previous lines>
+//
+// Exactly (written in lowercase hex, every line ends in '\n', the checksum
+// covers the bytes of all previous lines including their newlines):
+//   ed25519:     "seed <32 bytes>" then "public <32 bytes>" (loading checks that
+//                the seed derives the public key)
+//   coin-share:  "index <4 bytes, big endian>" then "x <32 bytes>" (loading checks
+//                that x is a canonical, non-zero scalar)
+// Files larger than 4096 bytes are refused unread.
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <variant>
 
