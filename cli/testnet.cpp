@@ -1,0 +1,75 @@
+// tobctl testnet: the dealer for a local cluster (daemon/testnet.h does the work).
+
+#include "daemon/testnet.h"
+
+#include <cstdint>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "cli/commands.h"
+#include "crypto/hash.h"
+
+namespace tob::cli {
+
+namespace {
+
+struct TestnetArgs {
+    std::uint32_t nodes = 4;
+    std::string dir;
+    std::uint32_t base_port = 7100;
+    bool allow_unsafe = false;
+    bool force = false;
+};
+
+int run_testnet(const TestnetArgs& args) {
+    daemon::TestnetOptions options;
+    options.dir = args.dir;
+    options.nodes = args.nodes;
+    options.base_port = args.base_port;
+    options.allow_unsafe = args.allow_unsafe;
+    options.force = args.force;
+    auto written = daemon::write_testnet(options);
+    if (!written.ok()) {
+        for (const auto& error : written.errors) std::cerr << "tobctl testnet: " << error << "\n";
+        return 1;
+    }
+    const daemon::Testnet& net = *written.value;
+    std::cout << "testnet written to " << net.dir.string() << "\n"
+              << "  chain id  " << crypto::to_hex(net.chain_id) << "\n"
+              << "  n = " << net.n << ", t = " << net.t << ", q = " << net.q << "\n"
+              << "  cluster   " << net.cluster_file.string() << "\n";
+    for (const auto& node : net.nodes) {
+        std::cout << "  node " << node.id << "    " << node.dir.string() << "  pub "
+                  << node.pub_endpoint << "  router " << node.router_endpoint << "\n";
+    }
+    if (net.n < 4) std::cout << "  WARNING: n < 4 tolerates no faulty node (allow_unsafe)\n";
+    std::cout << "start node i with: tobd --config "
+              << (net.dir / "node<i>" / "config.toml").string() << "\n";
+    return 0;
+}
+
+}  // namespace
+
+void add_testnet(CLI::App& app, int& exit_code) {
+    auto args = std::make_shared<TestnetArgs>();
+    CLI::App* cmd = app.add_subcommand(
+        "testnet", "Deal keys and write a local cluster: DIR/cluster.toml and DIR/node<i>/");
+    cmd->add_option("--nodes,-n", args->nodes, "Number of nodes N (>= 4 unless --allow-unsafe)")
+        ->required()
+        ->check(CLI::Range(1, 1024));
+    cmd->add_option("--dir,-d", args->dir, "Output directory (created if missing)")->required();
+    cmd->add_option("--base-port", args->base_port,
+                    "Node i uses ports P+2i (PUB) and P+2i+1 (ROUTER) on 127.0.0.1")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 65535));
+    cmd->add_flag(
+        "--allow-unsafe", args->allow_unsafe,
+        "Allow N < 4 (t = 0: no fault tolerated); the cluster file records allow_unsafe = true");
+    cmd->add_flag(
+        "--force", args->force,
+        "Replace a testnet already in DIR (removes DIR/cluster.toml and DIR/node<i>/ only)");
+    cmd->callback([args, &exit_code] { exit_code = run_testnet(*args); });
+}
+
+}  // namespace tob::cli

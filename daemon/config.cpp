@@ -1,0 +1,872 @@
+#include "daemon/config.h"
+
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <map>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "crypto/keyfile.h"
+
+namespace tob::daemon {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// ---- small helpers -----------------------------------------------------------
+
+std::string in_quotes(std::string_view text) {
+    std::string out = "\"";
+    out += text;
+    out += '"';
+    return out;
+}
+
+std::string_view type_name(const toml::node& node) {
+    switch (node.type()) {
+        case toml::node_type::table:
+            return "a table";
+        case toml::node_type::array:
+            return "an array";
+        case toml::node_type::string:
+            return "a string";
+        case toml::node_type::integer:
+            return "an integer";
+        case toml::node_type::floating_point:
+            return "a float";
+        case toml::node_type::boolean:
+            return "a boolean";
+        case toml::node_type::date:
+            return "a date";
+        case toml::node_type::time:
+            return "a time";
+        case toml::node_type::date_time:
+            return "a date-time";
+        default:
+            return "nothing";
+    }
+}
+
+std::string join_key(std::string_view prefix, std::string_view key) {
+    if (prefix.empty()) return std::string(key);
+    std::string out(prefix);
+    out += '.';
+    out += key;
+    return out;
+}
+
+// Collects errors for one file: "<file>: <key>: <problem>".
+class Reporter {
+  public:
+    Reporter(const fs::path& file, Errors& errors) : file_(file.string()), errors_(errors) {}
+
+    void fail(std::string_view key, std::string_view problem) {
+        std::string line = file_;
+        line += ": ";
+        if (!key.empty()) {
+            line += key;
+            line += ": ";
+        }
+        line += problem;
+        errors_.push_back(std::move(line));
+    }
+    std::size_t count() const { return errors_.size(); }
+
+  private:
+    std::string file_;
+    Errors& errors_;
+};
+
+// Every key of `table` must be in `known`; anything else is a typo or a key of a
+// newer version, and silently ignoring it could run a node with a default the
+// operator did not mean.
+void check_known_keys(Reporter& report, const toml::table& table, std::string_view prefix,
+                      std::initializer_list<std::string_view> known) {
+    for (auto&& [key, value] : table) {
+        bool found = false;
+        for (std::string_view k : known) found = found || k == key.str();
+        if (!found) {
+            std::string expected;
+            for (std::string_view k : known) {
+                if (!expected.empty()) expected += ", ";
+                expected += k;
+            }
+            report.fail(join_key(prefix, key.str()),
+                        "unknown key (expected one of: " + expected + ")");
+        }
+        (void)value;
+    }
+}
+
+// Reads an unsigned integer in [min, max]. nullopt if absent (reported when
+// required) or invalid (always reported).
+std::optional<std::uint64_t> get_uint(Reporter& report, const toml::table& table,
+                                      std::string_view prefix, std::string_view key, bool required,
+                                      std::uint64_t min, std::uint64_t max) {
+    const toml::node* node = table.get(key);
+    const std::string name = join_key(prefix, key);
+    if (node == nullptr) {
+        if (required) report.fail(name, "missing (required integer)");
+        return std::nullopt;
+    }
+    const auto* integer = node->as_integer();
+    if (integer == nullptr) {
+        report.fail(name, "expected an integer, got " + std::string(type_name(*node)));
+        return std::nullopt;
+    }
+    const std::int64_t value = integer->get();
+    if (value < 0 || static_cast<std::uint64_t>(value) < min ||
+        static_cast<std::uint64_t>(value) > max) {
+        report.fail(name, std::to_string(value) + " is out of range [" + std::to_string(min) +
+                              ", " + std::to_string(max) + "]");
+        return std::nullopt;
+    }
+    return static_cast<std::uint64_t>(value);
+}
+
+std::optional<std::string> get_string(Reporter& report, const toml::table& table,
+                                      std::string_view prefix, std::string_view key,
+                                      bool required) {
+    const toml::node* node = table.get(key);
+    const std::string name = join_key(prefix, key);
+    if (node == nullptr) {
+        if (required) report.fail(name, "missing (required string)");
+        return std::nullopt;
+    }
+    const auto* text = node->as_string();
+    if (text == nullptr) {
+        report.fail(name, "expected a string, got " + std::string(type_name(*node)));
+        return std::nullopt;
+    }
+    return text->get();
+}
+
+std::optional<bool> get_bool(Reporter& report, const toml::table& table, std::string_view prefix,
+                             std::string_view key) {
+    const toml::node* node = table.get(key);
+    if (node == nullptr) return std::nullopt;
+    const auto* flag = node->as_boolean();
+    if (flag == nullptr) {
+        report.fail(join_key(prefix, key),
+                    "expected true or false, got " + std::string(type_name(*node)));
+        return std::nullopt;
+    }
+    return flag->get();
+}
+
+// An optional sub-table; a key of another type is reported.
+const toml::table* get_table(Reporter& report, const toml::table& table, std::string_view key) {
+    const toml::node* node = table.get(key);
+    if (node == nullptr) return nullptr;
+    const auto* sub = node->as_table();
+    if (sub == nullptr)
+        report.fail(key, "expected a table ([" + std::string(key) + "]), got " +
+                             std::string(type_name(*node)));
+    return sub;
+}
+
+// A fixed-size byte string written as hex.
+template <std::size_t N>
+std::optional<std::array<std::uint8_t, N>> get_hex(Reporter& report, const toml::table& table,
+                                                   std::string_view prefix, std::string_view key) {
+    auto text = get_string(report, table, prefix, key, true);
+    if (!text) return std::nullopt;
+    crypto::Bytes bytes;
+    if (text->size() != 2 * N || !crypto::from_hex(*text, bytes) || bytes.size() != N) {
+        report.fail(join_key(prefix, key), "expected " + std::to_string(2 * N) + " hex digits (" +
+                                               std::to_string(N) + " bytes), got " +
+                                               in_quotes(*text));
+        return std::nullopt;
+    }
+    std::array<std::uint8_t, N> out{};
+    std::copy(bytes.begin(), bytes.end(), out.begin());
+    return out;
+}
+
+bool parse_port(std::string_view text, std::uint32_t& port) {
+    if (text.empty() || text.size() > 5) return false;
+    std::uint32_t value = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') return false;
+        value = value * 10 + static_cast<std::uint32_t>(c - '0');
+    }
+    if (value == 0 || value > 65535) return false;
+    port = value;
+    return true;
+}
+
+// "host:port" with a non-empty host ("[::1]" allowed) and port 1..65535.
+bool valid_host_port(std::string_view text) {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) return false;
+    std::uint32_t port = 0;
+    return parse_port(text.substr(colon + 1), port);
+}
+
+// ZeroMQ bind addresses tobd supports: tcp://HOST:PORT and ipc://PATH.
+bool valid_endpoint(std::string_view text) {
+    constexpr std::string_view tcp = "tcp://";
+    constexpr std::string_view ipc = "ipc://";
+    if (text.substr(0, tcp.size()) == tcp) return valid_host_port(text.substr(tcp.size()));
+    if (text.substr(0, ipc.size()) == ipc) return text.size() > ipc.size();
+    return false;
+}
+
+// Reads a whole file with clear errors: missing, not a regular file, too large.
+Outcome<std::string> read_file(const fs::path& path) {
+    Outcome<std::string> out;
+    const std::string name = path.string();
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        out.errors.push_back(name + ": cannot open: " + std::strerror(errno));
+        return out;
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        out.errors.push_back(name + ": cannot stat: " + std::strerror(errno));
+        ::close(fd);
+        return out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        out.errors.push_back(name + ": not a regular file");
+        ::close(fd);
+        return out;
+    }
+    if (static_cast<std::uintmax_t>(st.st_size) > kConfigFileBytesMax) {
+        out.errors.push_back(name + ": " + std::to_string(st.st_size) +
+                             " bytes is larger than the " + std::to_string(kConfigFileBytesMax) +
+                             "-byte limit for config files");
+        ::close(fd);
+        return out;
+    }
+    std::string data;
+    char buffer[8192];
+    for (;;) {
+        const ssize_t got = ::read(fd, buffer, sizeof buffer);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            out.errors.push_back(name + ": read failed: " + std::strerror(errno));
+            ::close(fd);
+            return out;
+        }
+        if (got == 0) break;
+        data.append(buffer, static_cast<std::size_t>(got));
+        if (data.size() > kConfigFileBytesMax) {
+            out.errors.push_back(name + ": larger than the " + std::to_string(kConfigFileBytesMax) +
+                                 "-byte limit for config files");
+            ::close(fd);
+            return out;
+        }
+    }
+    ::close(fd);
+    out.value = std::move(data);
+    return out;
+}
+
+// Parses TOML text; a syntax error becomes "<file>:<line>:<col>: TOML syntax error: ...".
+std::optional<toml::table> parse_toml(std::string_view bytes, const fs::path& source,
+                                      Errors& errors) {
+    try {
+        return toml::parse(bytes, source.string());
+    } catch (const toml::parse_error& e) {
+        const auto& begin = e.source().begin;
+        errors.push_back(source.string() + ":" + std::to_string(begin.line) + ":" +
+                         std::to_string(begin.column) +
+                         ": TOML syntax error: " + std::string(e.description()));
+    } catch (const std::exception& e) {
+        errors.push_back(source.string() + ": cannot parse: " + e.what());
+    }
+    return std::nullopt;
+}
+
+// ---- [limits] and [protocol] of the cluster file ----------------------------
+
+struct LimitField {
+    std::string_view name;
+    std::uint32_t consensus::Limits::*member;
+};
+constexpr LimitField kLimitFields[] = {
+    {"message_bytes_max", &consensus::Limits::message_bytes_max},
+    {"block_bytes_max", &consensus::Limits::block_bytes_max},
+    {"block_requests_max", &consensus::Limits::block_requests_max},
+    {"request_ops_max", &consensus::Limits::request_ops_max},
+    {"request_bytes_max", &consensus::Limits::request_bytes_max},
+    {"key_bytes_max", &consensus::Limits::key_bytes_max},
+    {"value_bytes_max", &consensus::Limits::value_bytes_max},
+    {"cert_signatures_max", &consensus::Limits::cert_signatures_max},
+    {"fetch_items_max", &consensus::Limits::fetch_items_max},
+    {"aba_bundle_max", &consensus::Limits::aba_bundle_max},
+    {"batch_requests_max", &consensus::Limits::batch_requests_max},
+};
+
+struct ProtocolField {
+    std::string_view name;
+    std::uint32_t ProtocolParams::*member;
+    std::uint32_t max;
+};
+constexpr ProtocolField kProtocolFields[] = {
+    {"block_timer_ms", &ProtocolParams::block_timer_ms, 60'000},
+    {"window", &ProtocolParams::window, 1024},
+    {"checkpoint_interval", &ProtocolParams::checkpoint_interval, 1'000'000},
+    {"aged_epochs", &ProtocolParams::aged_epochs, 1'000'000},
+};
+
+constexpr std::uint32_t kU32Max = std::numeric_limits<std::uint32_t>::max();
+// NodeId is 16 bits.
+constexpr std::uint32_t kMembersMax = 1u << 16;
+
+// A key of [limits] that belongs in [protocol] (or the reverse) gets a hint.
+std::string unknown_key_hint(std::string_view key, std::string_view table) {
+    for (const auto& field : kLimitFields) {
+        if (field.name == key && table != "limits") return "unknown key (it belongs in [limits])";
+    }
+    for (const auto& field : kProtocolFields) {
+        if (field.name == key && table != "protocol")
+            return "unknown key (it belongs in [protocol])";
+    }
+    return "unknown key (see docs/config.md for the keys of [" + std::string(table) + "])";
+}
+
+void parse_limits(Reporter& report, const toml::table& root, consensus::Limits& limits) {
+    const toml::table* table = get_table(report, root, "limits");
+    if (table == nullptr) return;
+    for (auto&& [key, value] : *table) {
+        bool known = false;
+        for (const auto& field : kLimitFields) known = known || field.name == key.str();
+        if (!known)
+            report.fail(join_key("limits", key.str()), unknown_key_hint(key.str(), "limits"));
+        (void)value;
+    }
+    for (const auto& field : kLimitFields) {
+        if (auto v = get_uint(report, *table, "limits", field.name, false, 1, kU32Max)) {
+            limits.*field.member = static_cast<std::uint32_t>(*v);
+        }
+    }
+}
+
+void parse_protocol(Reporter& report, const toml::table& root, ProtocolParams& params) {
+    const toml::table* table = get_table(report, root, "protocol");
+    if (table == nullptr) return;
+    for (auto&& [key, value] : *table) {
+        bool known = false;
+        for (const auto& field : kProtocolFields) known = known || field.name == key.str();
+        if (!known)
+            report.fail(join_key("protocol", key.str()), unknown_key_hint(key.str(), "protocol"));
+        (void)value;
+    }
+    for (const auto& field : kProtocolFields) {
+        if (auto v = get_uint(report, *table, "protocol", field.name, false, 1, field.max)) {
+            params.*field.member = static_cast<std::uint32_t>(*v);
+        }
+    }
+}
+
+// Relations between limits that every validator relies on.
+void check_limit_relations(Reporter& report, const consensus::Limits& limits, std::uint32_t n) {
+    if (limits.block_bytes_max >= limits.message_bytes_max) {
+        report.fail("limits.block_bytes_max", std::to_string(limits.block_bytes_max) +
+                                                  " must be below limits.message_bytes_max (" +
+                                                  std::to_string(limits.message_bytes_max) +
+                                                  "): a block travels inside an envelope");
+    }
+    if (limits.request_bytes_max > limits.block_bytes_max) {
+        report.fail("limits.request_bytes_max", std::to_string(limits.request_bytes_max) +
+                                                    " exceeds limits.block_bytes_max (" +
+                                                    std::to_string(limits.block_bytes_max) +
+                                                    "): such a request could never be proposed");
+    }
+    if (n != 0 && limits.cert_signatures_max < n) {
+        report.fail("limits.cert_signatures_max",
+                    std::to_string(limits.cert_signatures_max) + " is below n = " +
+                        std::to_string(n) + ": certificates of q signatures would be rejected");
+    }
+}
+
+// ---- writing TOML ------------------------------------------------------------
+
+std::string toml_string(std::string_view text) {
+    std::string out = "\"";
+    for (char c : text) {
+        const auto u = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (u < 0x20 || u == 0x7f) {
+            static constexpr char kHex[] = "0123456789abcdef";
+            out += "\\u00";
+            out += kHex[u >> 4];
+            out += kHex[u & 15];
+        } else {
+            out += c;
+        }
+    }
+    out += '"';
+    return out;
+}
+
+}  // namespace
+
+// ---- public helpers ------------------------------------------------------------
+
+std::string_view to_string(LogLevel level) {
+    switch (level) {
+        case LogLevel::Trace:
+            return "trace";
+        case LogLevel::Debug:
+            return "debug";
+        case LogLevel::Info:
+            return "info";
+        case LogLevel::Warn:
+            return "warn";
+        case LogLevel::Error:
+            return "error";
+    }
+    return "info";
+}
+
+std::optional<LogLevel> parse_log_level(std::string_view text) {
+    for (LogLevel level :
+         {LogLevel::Trace, LogLevel::Debug, LogLevel::Info, LogLevel::Warn, LogLevel::Error}) {
+        if (to_string(level) == text) return level;
+    }
+    return std::nullopt;
+}
+
+crypto::CoinPublicKey ClusterConfig::coin_public_key() const {
+    crypto::CoinPublicKey pk;
+    pk.n = n;
+    pk.t = t;
+    pk.verification_keys.reserve(members.size());
+    for (const auto& member : members) pk.verification_keys.push_back(member.coin_key);
+    return pk;
+}
+
+fs::path resolve_path(const fs::path& base_dir, const fs::path& path) {
+    std::error_code ec;
+    fs::path joined = path.is_absolute() ? path : base_dir / path;
+    if (!joined.is_absolute()) {
+        fs::path absolute = fs::absolute(joined, ec);
+        if (!ec) joined = absolute;
+    }
+    // Resolve the directory part against the real file system (so that ".."
+    // after a symlinked directory means what the kernel will make of it), but
+    // keep the file name as written: error messages then name the file the
+    // operator wrote, not a symlink target.
+    const fs::path name = joined.filename();
+    if (name.empty() || name == "." || name == "..") {
+        fs::path canonical = fs::weakly_canonical(joined, ec);
+        return ec ? joined.lexically_normal() : canonical;
+    }
+    fs::path dir = fs::weakly_canonical(joined.parent_path(), ec);
+    if (ec) return joined.lexically_normal();
+    return dir / name;
+}
+
+// ---- cluster file --------------------------------------------------------------
+
+Outcome<ClusterConfig> parse_cluster_config(std::string_view bytes, const fs::path& source) {
+    Outcome<ClusterConfig> out;
+    Reporter report(source, out.errors);
+    auto parsed = parse_toml(bytes, source, out.errors);
+    if (!parsed) return out;
+    const toml::table& root = *parsed;
+
+    ClusterConfig cluster;
+    cluster.path = source;
+    cluster.chain_id = crypto::blake2b256(crypto::view(bytes));
+
+    check_known_keys(report, root, "",
+                     {"genesis_nonce", "n", "t", "allow_unsafe", "limits", "protocol", "node"});
+
+    if (auto nonce = get_hex<32>(report, root, "", "genesis_nonce")) cluster.genesis_nonce = *nonce;
+    cluster.allow_unsafe = get_bool(report, root, "", "allow_unsafe").value_or(false);
+
+    const auto n = get_uint(report, root, "", "n", true, 1, kMembersMax);
+    const auto t = get_uint(report, root, "", "t", true, 0, kMembersMax);
+    if (n) cluster.n = static_cast<std::uint32_t>(*n);
+    if (t) cluster.t = static_cast<std::uint32_t>(*t);
+    if (n && t) {
+        const std::uint32_t expected = consensus::max_faulty(cluster.n);
+        if (cluster.t >= cluster.n) {
+            report.fail("t", std::to_string(cluster.t) + " must be below n = " +
+                                 std::to_string(cluster.n) + " (the coin needs t+1 <= n shares)");
+        } else if (cluster.t != expected && !cluster.allow_unsafe) {
+            report.fail("t", std::to_string(cluster.t) +
+                                 " is inconsistent with n = " + std::to_string(cluster.n) +
+                                 ": t must be floor((n-1)/3) = " + std::to_string(expected) +
+                                 " (set allow_unsafe = true to override)");
+        } else if (cluster.n < 4 && !cluster.allow_unsafe) {
+            report.fail("n", std::to_string(cluster.n) +
+                                 " nodes tolerate no faulty node (t = 0); at least 4 are needed "
+                                 "(set allow_unsafe = true to run anyway)");
+        }
+    }
+
+    parse_limits(report, root, cluster.limits);
+    parse_protocol(report, root, cluster.protocol);
+    check_limit_relations(report, cluster.limits, cluster.n);
+
+    // [[node]] entries: ids dense and in file order.
+    const toml::node* nodes_node = root.get("node");
+    if (nodes_node == nullptr) {
+        report.fail("node", "missing: the file needs one [[node]] table per member");
+    } else if (const auto* nodes = nodes_node->as_array();
+               nodes == nullptr || !nodes->is_array_of_tables()) {
+        report.fail(
+            "node",
+            nodes == nullptr
+                ? "expected [[node]] tables, got " + std::string(type_name(*nodes_node))
+                : "expected [[node]] tables, got an empty array or one with non-table elements");
+    } else {
+        if (n && nodes->size() != cluster.n) {
+            report.fail("node", std::to_string(nodes->size()) +
+                                    " [[node]] entries, but n = " + std::to_string(cluster.n));
+        }
+        std::map<crypto::PublicKey, std::size_t> seen_keys;
+        // Coin keys may repeat: with t = 0 the polynomial is a constant and
+        // every share equals the secret.
+        std::map<std::string, std::string> seen_endpoints;
+        for (std::size_t i = 0; i < nodes->size() && i < kMembersMax; ++i) {
+            const auto& entry = *nodes->get(i)->as_table();
+            const std::string prefix = "node[" + std::to_string(i) + "]";
+            check_known_keys(report, entry, prefix,
+                             {"id", "public_key", "coin_key", "pub_endpoint", "router_endpoint"});
+            ClusterMember member;
+            member.id = static_cast<consensus::NodeId>(i);
+            if (auto id = get_uint(report, entry, prefix, "id", true, 0, kMembersMax - 1)) {
+                if (*id != i) {
+                    report.fail(prefix + ".id",
+                                std::to_string(*id) +
+                                    " is out of order: ids are dense, "
+                                    "start at 0 and follow file order, so this entry must be " +
+                                    std::to_string(i));
+                }
+            }
+            if (auto pk = get_hex<32>(report, entry, prefix, "public_key")) {
+                member.public_key = *pk;
+                auto [it, fresh] = seen_keys.emplace(*pk, i);
+                if (!fresh) {
+                    report.fail(prefix + ".public_key", "same key as node[" +
+                                                            std::to_string(it->second) +
+                                                            "]: every member needs its own key");
+                }
+            }
+            if (auto y = get_hex<32>(report, entry, prefix, "coin_key")) {
+                member.coin_key = *y;
+                if (*y == crypto::Point{}) {
+                    report.fail(prefix + ".coin_key",
+                                "is the identity element, never a valid coin key");
+                } else if (crypto_core_ristretto255_is_valid_point(y->data()) != 1) {
+                    report.fail(prefix + ".coin_key", "not a valid ristretto255 point");
+                }
+            }
+            for (auto [key, field] :
+                 {std::pair{"pub_endpoint", &ClusterMember::pub_endpoint},
+                  std::pair{"router_endpoint", &ClusterMember::router_endpoint}}) {
+                auto endpoint = get_string(report, entry, prefix, key, true);
+                if (!endpoint) continue;
+                const std::string name = join_key(prefix, key);
+                if (!valid_endpoint(*endpoint)) {
+                    report.fail(name, "expected tcp://HOST:PORT or ipc://PATH, got " +
+                                          in_quotes(*endpoint));
+                    continue;
+                }
+                auto [it, fresh] = seen_endpoints.emplace(*endpoint, name);
+                if (!fresh) report.fail(name, in_quotes(*endpoint) + " is also " + it->second);
+                member.*field = *endpoint;
+            }
+            cluster.members.push_back(std::move(member));
+        }
+    }
+
+    if (out.errors.empty()) out.value = std::move(cluster);
+    return out;
+}
+
+Outcome<ClusterConfig> load_cluster_config(const fs::path& path) {
+    const fs::path source = resolve_path(fs::path(), path);
+    auto bytes = read_file(source);
+    if (!bytes.value) return {std::nullopt, std::move(bytes.errors)};
+    return parse_cluster_config(*bytes.value, source);
+}
+
+// ---- node config ------------------------------------------------------------------
+
+Outcome<NodeConfig> parse_node_config(std::string_view bytes, const fs::path& source) {
+    Outcome<NodeConfig> out;
+    Reporter report(source, out.errors);
+    auto parsed = parse_toml(bytes, source, out.errors);
+    if (!parsed) return out;
+    const toml::table& root = *parsed;
+    const fs::path base = source.parent_path();
+
+    NodeConfig node;
+    node.path = source;
+    check_known_keys(report, root, "",
+                     {"node_id", "cluster_file", "key_file", "coin_key_file", "data_dir",
+                      "log_level", "metrics_address", "testing", "limits"});
+
+    if (auto id = get_uint(report, root, "", "node_id", true, 0, kMembersMax - 1)) {
+        node.node_id = static_cast<consensus::NodeId>(*id);
+    }
+    for (auto [key, field] : {std::pair{"cluster_file", &NodeConfig::cluster_file},
+                              std::pair{"key_file", &NodeConfig::key_file},
+                              std::pair{"coin_key_file", &NodeConfig::coin_key_file},
+                              std::pair{"data_dir", &NodeConfig::data_dir}}) {
+        auto text = get_string(report, root, "", key, true);
+        if (!text) continue;
+        if (text->empty() || text->find('\0') != std::string::npos) {
+            report.fail(key, "expected a path, got " + in_quotes(*text));
+            continue;
+        }
+        node.*field = resolve_path(base, *text);
+    }
+    if (auto level = get_string(report, root, "", "log_level", false)) {
+        if (auto parsed_level = parse_log_level(*level)) {
+            node.log_level = *parsed_level;
+        } else {
+            report.fail("log_level", "expected one of trace, debug, info, warn, error, got " +
+                                         in_quotes(*level));
+        }
+    }
+    if (auto address = get_string(report, root, "", "metrics_address", false)) {
+        if (!address->empty() && !valid_host_port(*address)) {
+            report.fail("metrics_address",
+                        "expected HOST:PORT (e.g. 127.0.0.1:9100) or \"\" for off, got " +
+                            in_quotes(*address));
+        } else {
+            node.metrics_address = *address;
+        }
+    }
+    node.testing = get_bool(report, root, "", "testing").value_or(false);
+
+    if (const toml::table* limits = get_table(report, root, "limits")) {
+        check_known_keys(report, *limits, "limits",
+                         {"pool_requests_max", "future_epoch_buffer_max", "message_bytes_max"});
+        if (auto v = get_uint(report, *limits, "limits", "pool_requests_max", false, 1, kU32Max)) {
+            node.limits.pool_requests_max = static_cast<std::uint32_t>(*v);
+        }
+        if (auto v =
+                get_uint(report, *limits, "limits", "future_epoch_buffer_max", false, 1, kU32Max)) {
+            node.limits.future_epoch_buffer_max = static_cast<std::uint32_t>(*v);
+        }
+        if (auto v = get_uint(report, *limits, "limits", "message_bytes_max", false, 1, kU32Max)) {
+            node.limits.message_bytes_max = static_cast<std::uint32_t>(*v);
+        }
+    }
+
+    if (out.errors.empty()) out.value = std::move(node);
+    return out;
+}
+
+Outcome<NodeConfig> load_node_config(const fs::path& path) {
+    const fs::path source = resolve_path(fs::path(), path);
+    auto bytes = read_file(source);
+    if (!bytes.value) return {std::nullopt, std::move(bytes.errors)};
+    return parse_node_config(*bytes.value, source);
+}
+
+// ---- checks against the cluster -------------------------------------------------
+
+Outcome<NodeKeys> load_node_keys(const NodeConfig& node, const ClusterConfig& cluster) {
+    Outcome<NodeKeys> out;
+    if (node.node_id >= cluster.members.size()) {
+        out.errors.push_back(node.path.string() + ": node_id: " + std::to_string(node.node_id) +
+                             " is not a member (cluster has n=" + std::to_string(cluster.n) + ")");
+        return out;
+    }
+    const ClusterMember& member = cluster.members[node.node_id];
+    const std::string who = "node[" + std::to_string(node.node_id) + "]";
+
+    auto signing = crypto::load_signing_key(node.key_file);
+    if (const auto* error = std::get_if<crypto::KeyFileError>(&signing)) {
+        out.errors.push_back(error->message);
+    } else if (std::get<crypto::SigningKey>(signing).public_key() != member.public_key) {
+        out.errors.push_back(node.key_file.string() + ": public key " +
+                             crypto::to_hex(std::get<crypto::SigningKey>(signing).public_key()) +
+                             " is not " + who + ".public_key in " + cluster.path.string() + " (" +
+                             crypto::to_hex(member.public_key) + "); wrong key_file or node_id?");
+    }
+
+    auto coin = crypto::load_coin_share(node.coin_key_file);
+    if (const auto* error = std::get_if<crypto::KeyFileError>(&coin)) {
+        out.errors.push_back(error->message);
+    } else {
+        const auto& share = std::get<crypto::CoinSecretShare>(coin);
+        const crypto::Point y = crypto::coin_verification_key(share);
+        if (share.index != node.node_id) {
+            out.errors.push_back(node.coin_key_file.string() + ": coin share is node " +
+                                 std::to_string(share.index) + "'s, but node_id is " +
+                                 std::to_string(node.node_id));
+        } else if (y != member.coin_key) {
+            out.errors.push_back(node.coin_key_file.string() + ": coin share does not match " +
+                                 who + ".coin_key in " + cluster.path.string() + " (g^x differs)");
+        }
+    }
+
+    if (out.errors.empty()) {
+        out.value.emplace(NodeKeys{std::get<crypto::SigningKey>(signing),
+                                   std::get<crypto::CoinSecretShare>(coin)});
+    }
+    return out;
+}
+
+namespace {
+
+// data_dir is an existing writable directory, or its nearest existing ancestor
+// is a writable directory (so tobd can create it). Creates nothing.
+void check_data_dir(const NodeConfig& node, Errors& errors) {
+    Reporter report(node.path, errors);
+    const fs::path& dir = node.data_dir;
+    std::error_code ec;
+    const auto status = fs::status(dir, ec);
+    if (status.type() == fs::file_type::none) {
+        report.fail("data_dir", dir.string() + ": " + ec.message());
+        return;
+    }
+    if (fs::exists(status)) {
+        if (!fs::is_directory(status)) {
+            report.fail("data_dir", dir.string() + " exists and is not a directory");
+        } else if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+            report.fail("data_dir", dir.string() + " is not writable: " + std::strerror(errno));
+        }
+        return;
+    }
+    fs::path ancestor = dir.parent_path();
+    while (!ancestor.empty()) {
+        const auto st = fs::status(ancestor, ec);
+        if (fs::exists(st)) {
+            if (!fs::is_directory(st)) {
+                report.fail("data_dir", dir.string() + " cannot be created: " + ancestor.string() +
+                                            " is not a directory");
+            } else if (::access(ancestor.c_str(), W_OK | X_OK) != 0) {
+                report.fail("data_dir", dir.string() + " does not exist and cannot be created: " +
+                                            ancestor.string() + " is not writable (" +
+                                            std::strerror(errno) + ")");
+            }
+            return;
+        }
+        if (ancestor == ancestor.parent_path()) break;
+        ancestor = ancestor.parent_path();
+    }
+    report.fail("data_dir", dir.string() + " cannot be created: no existing parent directory");
+}
+
+}  // namespace
+
+Errors check_node(const NodeConfig& node, const ClusterConfig& cluster) {
+    Errors errors;
+    if (node.node_id >= cluster.n || node.node_id >= cluster.members.size()) {
+        errors.push_back(node.path.string() + ": node_id: " + std::to_string(node.node_id) +
+                         " is not a member (cluster has n=" + std::to_string(cluster.n) + ")");
+    } else {
+        auto keys = load_node_keys(node, cluster);
+        errors.insert(errors.end(), keys.errors.begin(), keys.errors.end());
+    }
+    if (node.limits.message_bytes_max &&
+        *node.limits.message_bytes_max < cluster.limits.message_bytes_max) {
+        errors.push_back(
+            node.path.string() +
+            ": limits.message_bytes_max: " + std::to_string(*node.limits.message_bytes_max) +
+            " is below the cluster's " + std::to_string(cluster.limits.message_bytes_max) + " (" +
+            cluster.path.string() + "): this node would drop envelopes honest peers may send");
+    }
+    check_data_dir(node, errors);
+    return errors;
+}
+
+Outcome<LoadedNode> load_and_check(const fs::path& config_file) {
+    Outcome<LoadedNode> out;
+    auto node = load_node_config(config_file);
+    if (!node.ok()) {
+        out.errors = std::move(node.errors);
+        return out;
+    }
+    std::error_code ec;
+    if (fs::status(node.value->cluster_file, ec).type() == fs::file_type::not_found) {
+        out.errors.push_back(node.value->path.string() + ": cluster_file: " +
+                             node.value->cluster_file.string() + " does not exist");
+        return out;
+    }
+    auto cluster = load_cluster_config(node.value->cluster_file);
+    if (!cluster.ok()) {
+        out.errors = std::move(cluster.errors);
+        return out;
+    }
+    out.errors = check_node(*node.value, *cluster.value);
+    if (out.errors.empty())
+        out.value.emplace(LoadedNode{std::move(*node.value), std::move(*cluster.value)});
+    return out;
+}
+
+// ---- writers ---------------------------------------------------------------------
+
+std::string format_cluster_file(const ClusterConfig& cluster) {
+    std::string out;
+    out += "# tobd cluster file. Every member must hold a byte-identical copy: the chain id\n";
+    out += "# is BLAKE2b-256 of this file's exact bytes, so ANY edit (even to a comment)\n";
+    out += "# makes a new, incompatible chain. See docs/config.md.\n";
+    out += "genesis_nonce = " + toml_string(crypto::to_hex(cluster.genesis_nonce)) + "\n";
+    out += "n = " + std::to_string(cluster.n) + "\n";
+    out += "t = " + std::to_string(cluster.t) + "\n";
+    if (cluster.allow_unsafe) {
+        out += "# This cluster does not follow t = floor((n-1)/3) with n >= 4.\n";
+        out += "allow_unsafe = true\n";
+    }
+    out += "\n[limits]\n";
+    for (const auto& field : kLimitFields) {
+        out +=
+            std::string(field.name) + " = " + std::to_string(cluster.limits.*field.member) + "\n";
+    }
+    out += "\n[protocol]\n";
+    for (const auto& field : kProtocolFields) {
+        out +=
+            std::string(field.name) + " = " + std::to_string(cluster.protocol.*field.member) + "\n";
+    }
+    for (const auto& member : cluster.members) {
+        out += "\n[[node]]\n";
+        out += "id = " + std::to_string(member.id) + "\n";
+        out += "public_key = " + toml_string(crypto::to_hex(member.public_key)) + "\n";
+        out += "coin_key = " + toml_string(crypto::to_hex(member.coin_key)) + "\n";
+        out += "pub_endpoint = " + toml_string(member.pub_endpoint) + "\n";
+        out += "router_endpoint = " + toml_string(member.router_endpoint) + "\n";
+    }
+    return out;
+}
+
+std::string format_node_config(const NodeConfig& node) {
+    std::string out;
+    out += "# tobd node config. Relative paths resolve against this file's directory.\n";
+    out += "# See docs/config.md.\n";
+    out += "node_id = " + std::to_string(node.node_id) + "\n";
+    out += "cluster_file = " + toml_string(node.cluster_file.generic_string()) + "\n";
+    out += "key_file = " + toml_string(node.key_file.generic_string()) + "\n";
+    out += "coin_key_file = " + toml_string(node.coin_key_file.generic_string()) + "\n";
+    out += "data_dir = " + toml_string(node.data_dir.generic_string()) + "\n";
+    out += "log_level = " + toml_string(to_string(node.log_level)) + "\n";
+    out += "metrics_address = " + toml_string(node.metrics_address) + "\n";
+    out += "testing = " + std::string(node.testing ? "true" : "false") + "\n";
+    out += "\n[limits]\n";
+    out += "pool_requests_max = " + std::to_string(node.limits.pool_requests_max) + "\n";
+    out +=
+        "future_epoch_buffer_max = " + std::to_string(node.limits.future_epoch_buffer_max) + "\n";
+    if (node.limits.message_bytes_max) {
+        out += "message_bytes_max = " + std::to_string(*node.limits.message_bytes_max) + "\n";
+    } else {
+        out += "# message_bytes_max = <unset: the cluster's limits.message_bytes_max>\n";
+    }
+    return out;
+}
+
+}  // namespace tob::daemon

@@ -1,0 +1,172 @@
+#pragma once
+// Configuration of a tobd node: the cluster file shared by every member and the
+// node's own config file (docs/config.md describes both formats key by key).
+//
+// cluster.toml is consensus-critical: every member must hold a byte-identical
+// copy, because the chain id is BLAKE2b-256 of the file's exact bytes
+// (comments and whitespace included). The chain id goes into every signed
+// envelope and every coin name, so a re-created cluster (new genesis nonce)
+// never repeats a signed byte string, and two nodes whose cluster files differ
+// in any byte simply cannot talk to each other.
+//
+// config.toml is local to one node: its id, where its keys and data live, its
+// log level and local resource bounds. Relative paths in it resolve against the
+// directory of the config file, never against the working directory.
+//
+// Loading never throws and never crashes on a corrupt file: it returns the value
+// or a list of errors, each naming the file and the key, e.g.
+//   "/tmp/t4/node0/config.toml: node_id: 7 is not a member (cluster has n=4)".
+// Unknown keys are errors too: a typo in a limit must not silently fall back to
+// a default.
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "consensus/types.h"
+#include "crypto/coin.h"
+#include "crypto/hash.h"
+#include "crypto/sign.h"
+
+namespace tob::daemon {
+
+using Errors = std::vector<std::string>;
+
+/// A value, or the reasons it could not be produced. Exactly one side is set.
+template <class T>
+struct Outcome {
+    std::optional<T> value;
+    Errors errors;
+    bool ok() const { return value.has_value() && errors.empty(); }
+};
+
+/// Protocol parameters from the cluster file's [protocol] table. They shape what
+/// nodes sign, so every member must use the same values (they are covered by the
+/// chain id like everything else in the file).
+struct ProtocolParams {
+    std::uint32_t block_timer_ms = 20;  // cut a non-full block after this long
+    std::uint32_t window = 4;  // W: epochs in flight; sign only in (delivered, delivered+W]
+    std::uint32_t checkpoint_interval = 64;  // K: COMMIT carries the state root every K epochs
+    std::uint32_t aged_epochs = 8;  // k: a request uncommitted this long gets reserved block space
+};
+
+/// One [[node]] entry of the cluster file.
+struct ClusterMember {
+    consensus::NodeId id = 0;
+    crypto::PublicKey public_key{};  // Ed25519, signs envelopes
+    crypto::Point coin_key{};        // y_i = g^{x_i} on ristretto255
+    std::string pub_endpoint;        // ZeroMQ PUB bind address, e.g. tcp://127.0.0.1:7100
+    std::string router_endpoint;     // ZeroMQ ROUTER bind address (requests, fetches)
+};
+
+/// The parsed cluster file.
+struct ClusterConfig {
+    std::filesystem::path path;      // as loaded (absolute)
+    crypto::Digest chain_id{};       // BLAKE2b-256 of the file's exact bytes
+    crypto::Digest genesis_nonce{};  // 32 random bytes chosen by the dealer
+    std::uint32_t n = 0;
+    std::uint32_t t = 0;        // == floor((n-1)/3) unless allow_unsafe
+    bool allow_unsafe = false;  // set in the file: n < 4 or a non-standard t
+    consensus::Limits limits;
+    ProtocolParams protocol;
+    std::vector<ClusterMember> members;  // members[i].id == i
+
+    /// q = ceil((n+t+1)/2).
+    std::uint32_t quorum() const { return consensus::quorum(n, t); }
+    /// The coin's public parameters (y_i of every member).
+    crypto::CoinPublicKey coin_public_key() const;
+};
+
+enum class LogLevel { Trace, Debug, Info, Warn, Error };
+
+/// "trace", "debug", "info", "warn", "error".
+std::string_view to_string(LogLevel level);
+std::optional<LogLevel> parse_log_level(std::string_view text);
+
+/// Local resource bounds from config.toml's [limits] table. These do not affect
+/// what the node signs, so they may differ between members.
+struct LocalLimits {
+    std::uint32_t pool_requests_max = 100000;       // client requests held in the pool
+    std::uint32_t future_epoch_buffer_max = 10000;  // messages buffered for epochs not yet joined
+    // Receive cap on one transport frame. Unset = the cluster's message_bytes_max;
+    // check_node refuses a value below it (honest peers may send that much).
+    std::optional<std::uint32_t> message_bytes_max;
+};
+
+/// The parsed node config. Every path is absolute (resolved against the
+/// directory of the config file when relative in the file).
+struct NodeConfig {
+    std::filesystem::path path;  // the config file itself (absolute)
+    consensus::NodeId node_id = 0;
+    std::filesystem::path cluster_file;
+    std::filesystem::path key_file;       // Ed25519 key (tobd-key-v1, mode 0600)
+    std::filesystem::path coin_key_file;  // coin share x_i (tobd-key-v1, mode 0600)
+    std::filesystem::path data_dir;
+    LogLevel log_level = LogLevel::Info;
+    std::string metrics_address;  // "host:port" for Prometheus/health over HTTP; empty = off
+    bool testing = false;         // enables test-only hooks (fault layer); never in production
+    LocalLimits limits;
+
+    /// The effective receive cap: the local override or the cluster's limit.
+    std::uint32_t message_bytes_max(const ClusterConfig& cluster) const {
+        return limits.message_bytes_max.value_or(cluster.limits.message_bytes_max);
+    }
+};
+
+/// Largest file either loader reads; anything bigger is refused unread.
+inline constexpr std::uintmax_t kConfigFileBytesMax = 16u << 20;
+
+/// Parses cluster-file bytes. `source` names the file in error messages and
+/// becomes ClusterConfig::path. The chain id is BLAKE2b-256(bytes).
+Outcome<ClusterConfig> parse_cluster_config(std::string_view bytes,
+                                            const std::filesystem::path& source);
+/// Reads and parses a cluster file.
+Outcome<ClusterConfig> load_cluster_config(const std::filesystem::path& path);
+
+/// Parses node-config bytes; relative paths resolve against source's directory.
+Outcome<NodeConfig> parse_node_config(std::string_view bytes, const std::filesystem::path& source);
+/// Reads and parses a node config file.
+Outcome<NodeConfig> load_node_config(const std::filesystem::path& path);
+
+/// The secrets a node runs with, checked against the cluster file.
+struct NodeKeys {
+    crypto::SigningKey signing;
+    crypto::CoinSecretShare coin;
+};
+
+/// Loads the key files named by `node` (crypto refuses group/other-accessible or
+/// corrupt files, naming them) and checks them against the cluster: the Ed25519
+/// public key equals members[node_id].public_key, the coin share's index equals
+/// node_id and g^{x} equals members[node_id].coin_key.
+Outcome<NodeKeys> load_node_keys(const NodeConfig& node, const ClusterConfig& cluster);
+
+/// Everything a node must satisfy before it starts: node_id is a member, the
+/// keys load and match the cluster, data_dir exists as a writable directory or
+/// can be created, local limits are consistent with the cluster's. Empty = ok.
+/// Has no side effects (creates nothing).
+Errors check_node(const NodeConfig& node, const ClusterConfig& cluster);
+
+/// What tobd and `tobd --check-config` run: load the node config, then its
+/// cluster file, then check_node. On success both configs are returned.
+struct LoadedNode {
+    NodeConfig node;
+    ClusterConfig cluster;
+};
+Outcome<LoadedNode> load_and_check(const std::filesystem::path& config_file);
+
+/// Renders a cluster file (every limit and protocol parameter written out, keys
+/// in a fixed order). path and chain_id are ignored; the chain id of the result
+/// is BLAKE2b-256 of the returned text. parse_cluster_config reads it back.
+std::string format_cluster_file(const ClusterConfig& cluster);
+/// Renders a node config; paths are written exactly as they are held (so a
+/// caller can write relative ones such as "../cluster.toml").
+std::string format_node_config(const NodeConfig& node);
+
+/// Makes a path absolute against `base_dir` (if relative) and normalises it.
+std::filesystem::path resolve_path(const std::filesystem::path& base_dir,
+                                   const std::filesystem::path& path);
+
+}  // namespace tob::daemon
