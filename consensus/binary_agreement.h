@@ -8,9 +8,12 @@
 // The caller (Epoch) signs, sign-logs and sends them, and hands in messages from
 // other nodes only after their envelope signature verified.
 
+#include <array>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "consensus/crypto_suite.h"
@@ -74,17 +77,76 @@ class BinaryAgreement {
     /// Rounds this instance went through (for the aba_rounds metric).
     Round rounds_used() const { return round_ + 1; }
 
+    // ---- read-only views for tests, metrics and invariant checks ----------------
+    /// The current estimate (unset in round 0 before an input arrived).
+    std::optional<bool> estimate() const { return est_; }
+    /// bin_values of the current round as a mask (bit 0: false, bit 1: true).
+    std::uint8_t bin_values() const;
+    /// The AUX-phase set of the current round as a mask; 0 while still waiting.
+    std::uint8_t vals() const;
+    /// Whether this node released its coin share for the current round.
+    bool coin_share_released() const;
+    /// Messages dropped because their round was beyond round() + max_rounds_ahead.
+    std::uint64_t dropped_messages() const { return dropped_; }
+
   private:
-    struct RoundState;
-    // implementation-defined members; see binary_agreement.cpp
+    /// What one sender contributed to one round: flags, never a queue.
+    struct SenderVotes {
+        std::uint8_t bval = 0;    // bit b set: a BVAL(b) from this sender is counted
+        std::uint8_t aux = 0;     // bit b set: an AUX(b) is counted (one bit unless aux_every_value)
+        std::uint8_t conf = 0;    // the counted CONF set as a mask (0 = none yet)
+        bool aux_real = false;    // the counted AUX came in an AUX message (not implied by TERM)
+        bool conf_real = false;   // same for CONF
+        bool share = false;       // a coin share from this sender was taken (pending or verified)
+    };
+
+    struct RoundState {
+        std::vector<SenderVotes> votes;             // index = sender id, size n
+        std::array<std::uint32_t, 2> bval_count{};  // counted BVAL(b) senders
+        std::array<std::uint32_t, 2> aux_count{};   // counted AUX(b) senders
+        std::uint8_t bval_sent = 0;                 // mask of BVAL values this node sent
+        std::uint8_t aux_sent = 0;                  // mask of AUX values this node sent
+        std::uint8_t conf_sent = 0;                 // the CONF set this node sent (0 = none)
+        std::uint8_t bin_values = 0;
+        std::uint8_t vals = 0;                      // AUX-phase result (0 = still waiting)
+        bool conf_done = false;                     // the n-t CONF wait finished
+        bool share_sent = false;
+        Bytes coin_name;
+        std::map<NodeId, Bytes> shares_pending;     // not verified yet (verified lazily)
+        std::map<NodeId, Bytes> shares_valid;
+        std::optional<bool> coin;
+    };
+
+    RoundState& state(Round r);
+    void record_bval(RoundState& rs, NodeId from, bool v, bool real);
+    void record_aux(RoundState& rs, NodeId from, bool v, bool real, AbaStep& step);
+    void record_conf(RoundState& rs, NodeId from, std::uint8_t mask, bool real, AbaStep& step);
+    void apply_term(RoundState& rs, NodeId from, bool v);
+    void on_term(NodeId from, bool v, AbaStep& step);
+    void progress(AbaStep& step);
+    void try_coin(RoundState& rs, AbaStep& step);
+    void send(RoundState& rs, AbaType type, std::uint8_t value, AbaStep& step);
+    void decide(bool v, AbaStep& step);
+    void fault(AbaStep& step, NodeId culprit, FaultKind kind, std::string detail) const;
+
     AbaParams p_;
     const CryptoSuite& crypto_;
+    // Effective thresholds (TestKnobs override the defaults).
+    std::uint32_t relay_threshold_;
+    std::uint32_t accept_threshold_;
+    std::uint32_t aux_quorum_;
+    std::uint32_t conf_quorum_;
+    std::uint32_t coin_threshold_;
+    std::uint32_t term_threshold_;
+
     std::optional<bool> input_;
     std::optional<bool> decision_;
     Round round_ = 0;
-    bool est_ = false;
-    bool started_ = false;
-    std::map<Round, RoundState*> unused_;  // placeholder; the implementation may replace private members freely
+    std::optional<bool> est_;
+    std::map<Round, RoundState> rounds_;  // only rounds in [round_, round_ + max_rounds_ahead]
+    std::vector<std::uint8_t> term_from_; // per sender: 0 none, else the TERM value's mask bit
+    std::array<std::uint32_t, 2> term_count_{};
+    std::uint64_t dropped_ = 0;
 };
 
 }  // namespace tob::consensus
