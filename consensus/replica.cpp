@@ -822,7 +822,6 @@ struct Replica::Impl {
             votes.by_sender[cfg.self] = {key, *env};
             check_stable(e);
         }
-        prune();
     }
 
     // ---- COMMIT, stability, catch-up -----------------------------------------------------
@@ -1090,7 +1089,6 @@ struct Replica::Impl {
         }
         check_stable(e);
         catchup_next_ms = 0;
-        prune();
         try_deliver(step);
         maybe_catch_up(step);
     }
@@ -1200,6 +1198,7 @@ struct Replica::Impl {
         now = std::max(now, t_ms);
         Step step;
         if (stats.halted) return step;
+        prune();  // only here: handlers hold references into `epochs`
         flush_flood(step);
         cut_blocks(step);
         republish(step);
