@@ -1296,5 +1296,50 @@ TEST(BinaryAgreement, aba_issue59_adversary_that_also_sends_conf) {
                                    "update the essay and docs/aba.md";
 }
 
+
+// Regression for the replica_test n7 stall report: n = 7, t = 2, nodes 5 and 6
+// crashed, the five live nodes all input 1 and the round-0 coin is 0. Nodes 0 and 4
+// release their round-0 share but learn the coin only later, after the round-1
+// BVALs of nodes 1, 2, 3 reached them while they were still in round 0. They must
+// keep those votes for round 1 (future-round state), move to round 1 in a separate
+// step, and accept 1 into bin_values(1) once each other's BVAL(1, 1) arrives. (The
+// replica_test stall turned out not to be an ABA bug: see the commit message.)
+TEST(BinaryAgreement, aba_round1_votes_received_in_round0_after_late_coin) {
+    auto w = FastWorld::make(7, 2, 7);
+    Epoch e = find_epoch(w, [](const std::vector<bool>& c) { return !c[0]; }, 1);
+    Net net(7, {5, 6}, {}, e);
+    const std::set<NodeId> late = {0, 4};
+    for (NodeId i = 0; i < 5; ++i) net.input(i, true);
+    // Everything except the coin shares towards nodes 0 and 4.
+    auto held = [&](const Packet& p) { return p.msg.type == AbaType::Coin && late.count(p.to); };
+    net.deliver_while([&](const Packet& p) { return !held(p); });
+    for (NodeId i : {1, 2, 3}) {
+        EXPECT_EQ(net.node(i).round(), 1u) << "node " << i;
+        EXPECT_EQ(net.node(i).bin_values(), 0) << "node " << i << " (waits for 0 and 4)";
+    }
+    for (NodeId i : late) {
+        EXPECT_EQ(net.node(i).round(), 0u) << "node " << i;
+        EXPECT_TRUE(net.node(i).coin_share_released()) << "node " << i;
+    }
+    // Node 0 learns the coin first; its BVAL(1, 1) is not yet delivered to node 4.
+    net.deliver_while([&](const Packet& p) { return held(p) && p.to == 0; });
+    EXPECT_EQ(net.node(0).round(), 1u);
+    EXPECT_EQ(net.node(0).estimate(), std::optional<bool>(true));
+    EXPECT_EQ(net.node(0).bin_values(), 0);  // 4 of 5 BVAL(1, 1): needs node 4's
+    // Node 4 now learns the coin; exchanging BVAL(1, 1) completes both quorums.
+    net.deliver_while([&](const Packet& p) { return held(p) && p.to == 4; });
+    EXPECT_EQ(net.node(4).round(), 1u);
+    net.deliver_while([&](const Packet& p) {
+        return p.msg.type == AbaType::Bval && p.msg.round == 1 && late.count(p.to);
+    });
+    for (NodeId i : late) {
+        EXPECT_EQ(net.node(i).bin_values(), mask(true)) << "node " << i;
+    }
+    net.deliver_while([](const Packet&) { return true; });
+    ASSERT_TRUE(net.all_honest_decided());
+    for (NodeId i = 0; i < 5; ++i) EXPECT_EQ(net.decided()[i], std::optional<bool>(true));
+    EXPECT_TRUE(net.violations().empty());
+}
+
 }  // namespace
 }  // namespace tob::consensus
