@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 
 #include "consensus/codec.h"
@@ -35,6 +36,7 @@ struct Node {
 struct Msg {
     NodeId from, to;
     Bytes bytes;
+    std::uint64_t at = 0;  // delivery time (ms)
 };
 
 class Net {
@@ -163,22 +165,23 @@ class Net {
         }
     }
 
-    /// Delivers messages in a seeded random order, with ticks, until `done` or the
-    /// time bound. `filter` returns false to drop a message.
+    /// Delivers messages with a seeded random latency of 1..20 ms each (so they
+    /// are reordered), with ticks every 10 ms, until `done` or the time bound.
+    /// `filter` returns false to drop a message.
     bool run(const std::function<bool()>& done, std::uint64_t max_ms = 60000,
              const std::function<bool(const Msg&)>& filter = nullptr) {
         std::uint64_t next_tick = now_;
         while (now_ < max_ms) {
             if (done()) return true;
-            if (!queue_.empty()) {
-                std::size_t k = std::uniform_int_distribution<std::size_t>(0, queue_.size() - 1)(rng_);
-                Msg m = std::move(queue_[k]);
-                queue_[k] = std::move(queue_.back());
-                queue_.pop_back();
+            schedule();
+            auto first = pending_.begin();
+            if (first != pending_.end() && first->first.first <= next_tick) {
+                now_ = std::max(now_, first->first.first);
+                Msg m = std::move(first->second);
+                pending_.erase(first);
                 deliver(m, filter);
-                now_ += 1;
             } else {
-                now_ = std::max(now_ + 1, next_tick);
+                now_ = std::max(now_, next_tick);
             }
             if (now_ >= next_tick) {
                 for (NodeId i = 0; i < n_; ++i) {
@@ -203,6 +206,29 @@ class Net {
     }
 
     void inject(NodeId from, NodeId to, Bytes bytes) { queue_.push_back({from, to, std::move(bytes)}); }
+
+    /// Moves newly sent messages into the timed queue with a random latency.
+    void schedule() {
+        for (auto& m : queue_) {
+            m.at = now_ + std::uniform_int_distribution<std::uint64_t>(1, 20)(rng_);
+            pending_.emplace(std::make_pair(m.at, seq_++), std::move(m));
+        }
+        queue_.clear();
+    }
+
+    /// Runs until every live node has delivered the same epoch and nothing is in flight.
+    bool settle(std::uint64_t extra_ms = 20000) {
+        return run([&] {
+            if (!queue_.empty() || !pending_.empty()) return false;
+            std::optional<Epoch> d;
+            for (auto& nd : nodes_) {
+                if (!nd.up) continue;
+                if (d && *d != nd.replica->delivered()) return false;
+                d = nd.replica->delivered();
+            }
+            return true;
+        }, now_ + extra_ms);
+    }
 
     bool all_committed(const std::vector<Request>& reqs, const std::vector<NodeId>& who) {
         for (NodeId i : who) {
@@ -266,7 +292,9 @@ class Net {
     std::shared_ptr<const FastWorld> world_;
     Digest chain_{};
     std::vector<Node> nodes_;
-    std::vector<Msg> queue_;
+    std::vector<Msg> queue_;  // sent, not yet scheduled
+    std::map<std::pair<std::uint64_t, std::uint64_t>, Msg> pending_;  // (time, seq) -> message
+    std::uint64_t seq_ = 0;
     std::uint64_t now_ = 0;
     std::uint64_t rejected_ = 0;
 };
@@ -287,6 +315,7 @@ TEST(Replica, commits_requests_and_agrees) {
         }
         ASSERT_TRUE(net.run([&] { return net.all_committed(reqs, all_nodes(4)); }))
             << "seed " << seed;
+        ASSERT_TRUE(net.settle());
         net.expect_agreement();
         net.expect_no_honest_blamed({});
         for (NodeId i = 1; i < 4; ++i) {
@@ -333,7 +362,14 @@ TEST(Replica, forged_copy_arriving_first_does_not_silence_honest_node) {
     auto r = net.request(1, 1, "x", "y");
     net.submit(1, r);
     // Capture node 1's first block and put a forged copy (flipped signature) in front.
-    net.run([&] { return !net.queue().empty(); }, 100);
+    auto has_block = [&] {
+        for (auto& m : net.queue()) {
+            auto env = decode_envelope(m.bytes, Limits{});
+            if (env && env.value().kind == Kind::Block) return true;
+        }
+        return false;
+    };
+    ASSERT_TRUE(net.run(has_block, 1000));
     std::vector<Msg> forged;
     for (auto& m : net.queue()) {
         auto env = decode_envelope(m.bytes, Limits{});
@@ -345,6 +381,7 @@ TEST(Replica, forged_copy_arriving_first_does_not_silence_honest_node) {
     }
     for (auto& f : forged) net.inject(f.from, f.to, f.bytes);
     ASSERT_TRUE(net.run([&] { return net.all_committed({r}, all_nodes(4)); }));
+    ASSERT_FALSE(forged.empty());
     EXPECT_GE(net.rejected(), forged.size());
     net.expect_no_honest_blamed({});
 }
@@ -381,6 +418,7 @@ TEST(Replica, crash_restart_never_signs_conflicting_payloads) {
     bool ok = net.run([&] { return net.all_committed(reqs, all_nodes(4)); });
     if (!ok) net.dump();
     ASSERT_TRUE(ok);
+    ASSERT_TRUE(net.settle());
     net.expect_agreement();
     EXPECT_EQ(net.node(2).kv->state_digest(), net.node(0).kv->state_digest());
 }
@@ -427,6 +465,7 @@ TEST(Replica, equivocating_proposer_and_reformatted_node) {
     net.expect_no_honest_blamed({3});
     // Equivocation was detected and blamed on node 3 by someone who saw both blocks
     // (only if both reached one node; not required for safety).
+    ASSERT_TRUE(net.settle());
     EXPECT_EQ(net.node(2).kv->state_digest(), net.node(0).kv->state_digest());
 }
 
