@@ -1,0 +1,1498 @@
+// tobsim: the deterministic simulator.
+//
+// Model. n nodes live in one process. An honest node is a consensus::Replica over
+// a KvMachine over a MemoryKvStorage, plus a list of durable records (what the
+// daemon's sign-log/block store would hold) and the signing high-water mark
+// (what the daemon keeps beside the key). The shell around each node does what
+// the daemon does, in the daemon's order: open_envelope (decode + verify with the
+// receiver's suite) -> handle_envelope; then execute the Step: append `persist`
+// to the durable list BEFORE any of `messages` is put on the network, report
+// `committed` to clients, look at `faults` and `alarms`.
+//
+// The network is a queue of (deliver_at, seq, from, to, bytes) events ordered by
+// logical time (ms) and a sequence number, so equal times break ties
+// deterministically. In the *safety phase* the scheduler delays (uniformly up to
+// a per-seed maximum, with a per-seed share of long delays, which reorders),
+// duplicates and drops messages, and crashes and restarts honest nodes: a crash
+// drops the Replica (memory) and keeps the durable records and the KV store; a
+// third of crashes happen in the middle of a step (a random prefix of its
+// persist records survives, none of its messages leave); some restarts are
+// "reformats" (records and KV store wiped, the high-water mark kept), after which
+// the node must catch up and must not sign at or below the mark. In the *fair
+// phase* nothing is dropped, crashed nodes are restarted and every message
+// arrives within a bounded delay; the run ends when every transaction of every
+// honest client took effect at every honest node and all honest nodes applied
+// the same number of epochs, or fails liveness after a generous bound.
+//
+// Up to f Byzantine nodes run an honest Replica underneath (except `silent`),
+// and the harness mutates, re-routes or adds to its output with the node's own,
+// legitimately held keys (see byzantine_*). Honest clients submit signed requests
+// to random honest nodes and retry at another honest node, with the same signed
+// request, when the node they used has not reported the commit after a timeout.
+//
+// Invariants checked after every step (violations end the seed):
+//  - I5: no honest node ever signs two payloads for one slot (block (e,i), SEEN
+//    (e,j), AUX/CONF (e,j,r), TERM (e,j), COMMIT(e)), across crashes and
+//    reformats; a reformatted node does not sign at or below its mark;
+//  - persist-before-send: every own signed envelope that leaves is in the node's
+//    durable Signed records;
+//  - no two honest certificates for one (e, j) name different digests; honest
+//    TERMs of one ABA agree; honest COMMITs of one epoch agree;
+//  - every application of an epoch by an honest node equals every other honest
+//    application of that epoch (outputs, digests, results); epochs are applied
+//    strictly in order; only submitted requests appear in an output;
+//  - no honest node blames an honest node; no honest node raises an alarm.
+// After the seed the checkers of tests/sim/checker.h run over the applied logs.
+
+#include "tests/sim/sim.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <queue>
+#include <set>
+#include <sstream>
+#include <tuple>
+
+#include "consensus/codec.h"
+#include "consensus/fast_crypto.h"
+#include "consensus/kv_machine.h"
+#include "consensus/replica.h"
+#include "crypto/hash.h"
+#include "tests/sim/real_crypto.h"
+#include "tests/sim/rng.h"
+
+namespace tob::sim {
+
+using namespace tob::consensus;
+
+// ---- behaviour names ---------------------------------------------------------------
+
+namespace {
+constexpr std::pair<Behaviour, const char*> kBehaviourNames[] = {
+    {Behaviour::Silent, "silent"},
+    {Behaviour::Equivocate, "equivocate"},
+    {Behaviour::ConflictingSeen, "conflicting-seen"},
+    {Behaviour::LyingAba, "lying-aba"},
+    {Behaviour::BadCoin, "bad-coin"},
+    {Behaviour::Forge, "forge"},
+    {Behaviour::Replay, "replay"},
+    {Behaviour::Junk, "junk"},
+    {Behaviour::ForgeRequest, "forge-request"},
+    {Behaviour::WindowEdge, "window-edge"},
+};
+}  // namespace
+
+const char* to_string(Behaviour b) {
+    for (const auto& [k, name] : kBehaviourNames)
+        if (k == b) return name;
+    return "?";
+}
+
+std::optional<Behaviour> behaviour_from_string(std::string_view name) {
+    for (const auto& [k, n] : kBehaviourNames)
+        if (name == n) return k;
+    return std::nullopt;
+}
+
+std::vector<Behaviour> all_behaviours() {
+    std::vector<Behaviour> out;
+    for (const auto& [k, name] : kBehaviourNames) out.push_back(k);
+    return out;
+}
+
+std::string SeedParams::describe() const {
+    std::ostringstream os;
+    os << "n=" << n << " t=" << t << " byzantine={";
+    bool first = true;
+    for (const auto& [id, bs] : byzantine) {
+        if (!first) os << ", ";
+        first = false;
+        os << id << ":";
+        for (std::size_t i = 0; i < bs.size(); ++i) os << (i ? "+" : "") << to_string(bs[i]);
+    }
+    os << "} drop=" << drop << " dup=" << dup << " crash=" << crash << " reformat=" << reformat
+       << " delay_max=" << delay_ms_max << "ms long_delay=" << long_delay << " window=" << window
+       << " block_timer=" << block_timer_ms << "ms clients=" << clients
+       << " safety=" << safety_ms << "ms";
+    return os.str();
+}
+
+namespace {
+
+constexpr std::uint64_t kTickMs = 10;
+constexpr std::uint64_t kCheckMs = 50;
+constexpr std::size_t kCapturedMax = 3000;
+constexpr std::size_t kKnownRequestsMax = 256;
+
+using Shared = std::shared_ptr<const Bytes>;
+
+bool slot_kind(Kind k) {
+    return k == Kind::Block || k == Kind::Seen || k == Kind::Aba || k == Kind::Commit;
+}
+
+// Whether an own envelope carries a sign-log slot (coin shares are deterministic
+// and need none, so a bundle of coin shares only is not logged).
+bool needs_log(const Envelope& env, const Limits& limits) {
+    if (env.kind != Kind::Aba) return slot_kind(env.kind);
+    auto bundle = decode_aba_bundle(env.body, limits);
+    if (!bundle) return true;
+    for (const auto& m : bundle.value().messages)
+        if (m.type != AbaType::Coin) return true;
+    return false;
+}
+
+// One line about an envelope, for --trace-messages.
+std::string describe(const Decoded<Envelope>& d, const Bytes& raw) {
+    if (!d) return "undecodable (" + std::to_string(raw.size()) + " bytes): " + d.error();
+    const Envelope& env = d.value();
+    static const char* kinds[] = {"?", "BLOCK", "SEEN", "CERT", "ABA", "COMMIT", "REQUESTS", "FETCH", "REPLY"};
+    std::string out = std::string(kinds[static_cast<int>(env.kind) <= 8 ? static_cast<int>(env.kind) : 0]) +
+                      " from " + std::to_string(env.sender) + " e=" + std::to_string(env.epoch);
+    Limits lim;
+    switch (env.kind) {
+        case Kind::Seen:
+            if (auto s = decode_seen(env.body, lim))
+                out += " j=" + std::to_string(s.value().proposer) + " d=" + hex_prefix(s.value().digest);
+            break;
+        case Kind::Block:
+            if (auto b = decode_block(env.body, lim))
+                out += " reqs=" + std::to_string(b.value().requests.size()) + " d=" + hex_prefix(digest_of(env.body));
+            break;
+        case Kind::Cert:
+            if (auto c = decode_certificate(env.body, lim))
+                out += " j=" + std::to_string(c.value().proposer) + " d=" + hex_prefix(c.value().digest);
+            break;
+        case Kind::Aba:
+            if (auto b = decode_aba_bundle(env.body, lim)) {
+                static const char* t[] = {"?", "BVAL", "AUX", "CONF", "TERM", "COIN"};
+                for (const auto& m : b.value().messages)
+                    out += " " + std::string(t[static_cast<int>(m.type)]) + "(j" + std::to_string(m.proposer) +
+                           ",r" + std::to_string(m.round) + ",v" + std::to_string(m.value) + ")";
+            }
+            break;
+        case Kind::FetchRequest:
+            if (auto f = decode_fetch_request(env.body, lim))
+                out += " type=" + std::to_string(static_cast<int>(f.value().type)) + " j=" +
+                       std::to_string(f.value().proposer) + " d=" + hex_prefix(f.value().digest);
+            break;
+        case Kind::FetchReply:
+            if (auto f = decode_fetch_reply(env.body, lim)) {
+                out += " [";
+                for (const auto& inner : f.value().envelopes) out += " " + describe(decode_envelope(inner, lim), inner) + ";";
+                out += " ]";
+            }
+            break;
+        default:
+            break;
+    }
+    return out;
+}
+
+// ---- the state machine seen by the harness ----------------------------------------
+
+/// Forwards to the node's KvMachine and reports every application to the world.
+class ObservedMachine final : public StateMachine {
+  public:
+    using OnApply = std::function<void(const EpochResult&)>;
+    using OnBad = std::function<void(std::string)>;
+    ObservedMachine(KvMachine& kv, OnApply on_apply, OnBad on_bad)
+        : kv_(kv), on_apply_(std::move(on_apply)), on_bad_(std::move(on_bad)) {}
+
+    Epoch last_applied() const override { return kv_.last_applied(); }
+    Digest state_digest() const override { return kv_.state_digest(); }
+    EpochResult apply_epoch(Epoch epoch, const Digest& output_digest,
+                            const std::vector<Request>& ordered) override {
+        if (epoch != kv_.last_applied() + 1) {
+            // KvMachine would abort; record it as a violation and keep the process.
+            on_bad_("apply_epoch(" + std::to_string(epoch) + ") after " +
+                    std::to_string(kv_.last_applied()));
+            EpochResult r;
+            r.epoch = epoch;
+            r.output_digest = output_digest;
+            r.state_digest = kv_.state_digest();
+            return r;
+        }
+        EpochResult r = kv_.apply_epoch(epoch, output_digest, ordered);
+        on_apply_(r);
+        return r;
+    }
+    bool committed(const PublicKey& client, Nonce nonce) const override {
+        return kv_.committed(client, nonce);
+    }
+
+  private:
+    KvMachine& kv_;
+    OnApply on_apply_;
+    OnBad on_bad_;
+};
+
+// ---- nodes and clients ------------------------------------------------------------
+
+struct Node {
+    NodeId id = 0;
+    bool byzantine = false;
+    std::vector<Behaviour> behaviours;
+    std::unique_ptr<CryptoSuite> crypto;
+    ReplicaConfig config;
+    MemoryKvStorage storage;
+    std::unique_ptr<KvMachine> kv;
+    std::unique_ptr<ObservedMachine> machine;
+    std::unique_ptr<Replica> replica;
+
+    // Durable (survive crashes).
+    std::vector<DurableRecord> records;
+    std::set<Digest> ever_signed;     // digests of every Signed record, kept across reformats
+    std::set<Digest> fresh_after_reformat;  // Signed records first written after a reformat
+    Epoch high_water = 0;             // the key-directory file
+
+    bool up = true;
+    bool crash_midstep = false;       // crash inside the next step
+    bool reformat_on_restart = false;
+    std::optional<Epoch> sign_floor;  // set by a reformat: never sign at or below
+    std::uint64_t aba_rounds_total = 0, aba_instances = 0;
+
+    NodeLog log;
+    std::set<Digest> effective;  // request digests that took effect (from the log)
+
+    // Byzantine state.
+    std::deque<Shared> captured;
+    std::deque<Request> known_requests;
+    std::map<Epoch, std::pair<Bytes, Bytes>> alt_blocks;  // epoch -> (alt block env, alt SEEN env)
+    std::map<Epoch, std::set<NodeId>> alt_group;           // receivers of the alternative
+    std::map<std::tuple<Epoch, NodeId>, Digest> known_blocks;
+
+    bool has(Behaviour b) const {
+        return std::find(behaviours.begin(), behaviours.end(), b) != behaviours.end();
+    }
+};
+
+struct Tx {
+    std::uint32_t client = 0;
+    Request request;
+    Digest digest{};
+    std::uint64_t submit_at = 0;
+    bool submitted = false;
+    bool heard = false;
+    std::set<NodeId> sent_to;
+    NodeId last = 0;
+};
+
+struct Client {
+    PublicKey pk{};
+    std::optional<crypto::SigningKey> key;  // real crypto only
+};
+
+enum class EvType : std::uint8_t { Deliver, Tick, Submit, Retry, Crash, Restart, Check };
+
+struct Event {
+    std::uint64_t at = 0;
+    std::uint64_t seq = 0;
+    EvType type = EvType::Tick;
+    NodeId from = 0;
+    NodeId to = 0;
+    std::uint32_t index = 0;
+    Shared bytes;
+};
+
+struct Later {
+    bool operator()(const Event& a, const Event& b) const {
+        return std::tie(a.at, a.seq) > std::tie(b.at, b.seq);
+    }
+};
+
+// Slot of a signed payload: (node, kind, epoch, proposer, round, aba type).
+using SlotKey = std::tuple<NodeId, std::uint8_t, Epoch, NodeId, Round, std::uint8_t>;
+
+// ---- the world ---------------------------------------------------------------------
+
+class World {
+  public:
+    World(const SimOptions& options, std::uint64_t seed)
+        : opt_(options), seed_(seed), master_(seed ^ 0x746f6273696dull),
+          net_(master_.fork("network")), sched_(master_.fork("schedule")),
+          clients_rng_(master_.fork("clients")) {
+        report_.seed = seed;
+        derive();
+        build();
+    }
+
+    SeedReport run();
+
+  private:
+    // setup
+    void derive();
+    void build();
+    void start_node(Node& node, bool recovering);
+
+    // events
+    void push(EvType type, std::uint64_t at, NodeId from = 0, NodeId to = 0,
+              std::uint32_t index = 0, Shared bytes = nullptr) {
+        queue_.push(Event{at, next_seq_++, type, from, to, index, std::move(bytes)});
+    }
+    void handle(const Event& ev);
+    void deliver(const Event& ev);
+    void tick(Node& node);
+    void submit(std::uint32_t index);
+    void crash(Node& node);
+    void restart(Node& node);
+    void check_progress();
+    void begin_fair();
+    bool converged() const;
+
+    // network
+    std::uint64_t delay();
+    void send(NodeId from, std::optional<NodeId> to, const Bytes& bytes);
+    void send_to(NodeId from, NodeId to, Shared bytes);
+
+    // honest shell
+    void execute(Node& node, Step&& step);
+    void persist(Node& node, const DurableRecord& record);
+    void check_outgoing(Node& node, const Bytes& bytes, bool nested);
+    void check_slots(Node& node, const Envelope& env);
+    void claim_slot(Node& node, const SlotKey& key, const Digest& payload, const char* what);
+    void on_apply(Node& node, const EpochResult& result);
+    void client_hear(NodeId node, const EpochResult& result);
+
+    // Byzantine nodes
+    void byz_receive(Node& b, const Shared& bytes);
+    void byz_emit(Node& b, Step&& step);
+    void byz_forward(Node& b, const Outgoing& m);
+    void byz_tick(Node& b);
+    Bytes seal(Node& b, Epoch e, Kind k, Bytes body) {
+        return seal_envelope(*b.crypto, chain_id_, b.id, e, k, std::move(body));
+    }
+    std::vector<NodeId> others(NodeId self) const;
+    std::vector<NodeId> random_subset(Rng& rng, NodeId self);
+    Epoch byz_delivered(const Node& b) const { return b.replica ? b.replica->delivered() : 0; }
+    Bytes random_bytes(Rng& rng, std::size_t len);
+    Request forged_request(Rng& rng, Node& b);
+
+    void violation(std::string check, std::string detail) {
+        if (opt_.disabled_checks.count(check)) return;
+        if (opt_.trace)
+            std::fprintf(stderr, "[%llu] VIOLATION %s: %s\n",
+                         static_cast<unsigned long long>(now_), check.c_str(), detail.c_str());
+        report_.violations.push_back({std::move(check), std::move(detail)});
+        stop_ = true;
+    }
+    bool honest(NodeId id) const { return id < nodes_.size() && !nodes_[id]->byzantine; }
+
+    const SimOptions& opt_;
+    std::uint64_t seed_;
+    Rng master_, net_, sched_, clients_rng_;
+    SeedParams p_;
+    SeedReport report_;
+    Digest chain_id_{};
+    Digest foreign_chain_id_{};
+    std::shared_ptr<const FastWorld> fast_world_;
+    std::shared_ptr<const RealWorld> real_world_;
+
+    std::vector<std::unique_ptr<Node>> nodes_;
+    std::vector<Client> clients_;
+    std::vector<Tx> txs_;
+    std::map<std::pair<PublicKey, Nonce>, std::uint32_t> tx_by_id_;
+    std::set<Digest> submitted_digests_;
+
+    std::priority_queue<Event, std::vector<Event>, Later> queue_;
+    std::uint64_t next_seq_ = 0;
+    std::size_t reformat_budget_used_ = 0;  // nodes reformatted in this seed
+    std::uint64_t now_ = 0;
+    bool fair_ = false;
+    std::uint64_t fair_start_ = 0;
+    bool stop_ = false;
+    bool done_ = false;
+
+    // Global invariant state.
+    std::map<SlotKey, Digest> slots_;
+    std::map<std::pair<Epoch, NodeId>, Digest> certs_;
+    std::map<std::pair<Epoch, NodeId>, std::uint8_t> terms_;
+    std::map<Epoch, std::pair<Digest, Digest>> commits_;
+    std::map<Epoch, AppliedEpoch> applied_;
+};
+
+// ---- setup -----------------------------------------------------------------------------
+
+void World::derive() {
+    Rng r = master_.fork("params");
+    p_.n = opt_.nodes;
+    p_.t = max_faulty(opt_.nodes);
+    // Byzantine ids and behaviours.
+    std::vector<NodeId> ids;
+    for (NodeId i = 0; i < p_.n; ++i) ids.push_back(i);
+    for (std::size_t i = ids.size(); i > 1; --i) std::swap(ids[i - 1], ids[r.below(i)]);
+    std::vector<Behaviour> menu = opt_.behaviours.empty() ? all_behaviours() : opt_.behaviours;
+    const std::uint32_t f = std::min<std::uint32_t>(opt_.faulty, p_.n);
+    std::vector<NodeId> byz(ids.begin(), ids.begin() + f);
+    std::sort(byz.begin(), byz.end());
+    for (NodeId id : byz) {
+        std::vector<Behaviour> bs;
+        bs.push_back(menu[r.below(menu.size())]);
+        if (menu.size() > 1 && r.chance(0.3)) {
+            Behaviour extra = menu[r.below(menu.size())];
+            if (extra != bs[0] && extra != Behaviour::Silent && bs[0] != Behaviour::Silent)
+                bs.push_back(extra);
+        }
+        std::sort(bs.begin(), bs.end());
+        p_.byzantine.emplace_back(id, bs);
+    }
+    // Network and faults: each rate is drawn in [0, max] (a quarter of the seeds
+    // use the max itself, so the bounds are exercised).
+    auto rate = [&r](double max) { return r.chance(0.25) ? max : max * r.unit(); };
+    p_.drop = rate(opt_.drop);
+    p_.dup = rate(opt_.dup);
+    p_.crash = rate(opt_.crash);
+    p_.reformat = opt_.crash > 0 ? 0.25 * r.unit() : 0.0;
+    p_.delay_ms_max = r.range(2, 60);
+    p_.long_delay = 0.1 * r.unit();
+    p_.window = static_cast<std::uint32_t>(r.range(2, 6));
+    p_.block_timer_ms = r.range(5, 40);
+    p_.clients = opt_.clients ? opt_.clients : static_cast<std::uint32_t>(r.range(1, 4));
+    p_.safety_ms = r.range(800, 3000);
+    report_.params = p_;
+}
+
+void World::build() {
+    crypto::init();
+    chain_id_ = crypto::Hasher().field("tobsim-chain").u64(seed_).finish();
+    foreign_chain_id_ = crypto::Hasher().field("tobsim-foreign-chain").u64(seed_).finish();
+    if (opt_.crypto == CryptoMode::Fast)
+        fast_world_ = FastWorld::make(p_.n, p_.t, seed_);
+    else
+        real_world_ = RealWorld::make(p_.n, p_.t, seed_);
+
+    for (NodeId i = 0; i < p_.n; ++i) {
+        auto node = std::make_unique<Node>();
+        node->id = i;
+        for (const auto& [id, bs] : p_.byzantine) {
+            if (id == i) {
+                node->byzantine = true;
+                node->behaviours = bs;
+            }
+        }
+        if (fast_world_)
+            node->crypto = std::make_unique<FastCryptoSuite>(fast_world_, i);
+        else
+            node->crypto = real_world_->suite(i);
+        ReplicaConfig& c = node->config;
+        c.n = p_.n;
+        c.t = p_.t;
+        c.self = i;
+        c.chain_id = chain_id_;
+        c.window = p_.window;
+        c.block_timer_ms = p_.block_timer_ms;
+        c.unsafe_cert_quorum = opt_.unsafe_quorum;
+        node->log.node = i;
+        nodes_.push_back(std::move(node));
+    }
+    for (auto& node : nodes_) {
+        if (node->byzantine && node->has(Behaviour::Silent)) {
+            node->up = false;  // sends nothing, ever
+            continue;
+        }
+        start_node(*node, false);
+    }
+
+    // Clients and their transactions.
+    for (std::uint32_t c = 0; c < p_.clients; ++c) {
+        Client cl;
+        if (fast_world_) {
+            cl.pk = crypto::Hasher().field("tobsim-client-pk").u64(seed_).u64(c).finish();
+        } else {
+            cl.key = RealWorld::client_key(seed_, c);
+            cl.pk = cl.key->public_key();
+        }
+        clients_.push_back(std::move(cl));
+    }
+    std::vector<std::vector<std::uint64_t>> times(p_.clients);
+    for (std::uint32_t k = 0; k < opt_.txs; ++k)
+        times[k % p_.clients].push_back(clients_rng_.range(0, p_.safety_ms));
+    for (std::uint32_t c = 0; c < p_.clients; ++c) {
+        std::sort(times[c].begin(), times[c].end());
+        Nonce nonce = clients_rng_.range(0, 3);  // clients do not all start at 1
+        for (std::uint64_t at : times[c]) {
+            nonce += clients_rng_.chance(0.1) ? clients_rng_.range(2, 40) : 1;  // gaps
+            Tx tx;
+            tx.client = c;
+            tx.submit_at = at;
+            Request& req = tx.request;
+            req.chain_id = chain_id_;
+            req.client = clients_[c].pk;
+            req.nonce = nonce;
+            const std::uint64_t ops = clients_rng_.chance(0.3) ? clients_rng_.range(2, 4) : 1;
+            for (std::uint64_t o = 0; o < ops; ++o) {
+                std::string key = "c" + std::to_string(c) + "/n" + std::to_string(nonce) + "/" +
+                                  std::to_string(o);
+                std::string value = "v" + std::to_string(clients_rng_.next() % 1000000);
+                req.ops.push_back(Op{OpType::Put, Bytes(key.begin(), key.end()),
+                                     Bytes(value.begin(), value.end()), std::nullopt});
+            }
+            Bytes payload = request_sign_payload(req);
+            if (fast_world_)
+                req.sig = FastCryptoSuite::sign_client(*fast_world_, req.client, kRequestTag,
+                                                       payload);
+            else
+                req.sig = clients_[c].key->sign(kRequestTag, payload);
+            tx.digest = digest_of(encode(req));
+            submitted_digests_.insert(tx.digest);
+            tx_by_id_[{req.client, req.nonce}] = static_cast<std::uint32_t>(txs_.size());
+            txs_.push_back(std::move(tx));
+        }
+    }
+    for (std::uint32_t i = 0; i < txs_.size(); ++i) push(EvType::Submit, txs_[i].submit_at, 0, 0, i);
+
+    // Ticks, checks, crashes.
+    for (NodeId i = 0; i < p_.n; ++i) push(EvType::Tick, 1 + sched_.below(kTickMs), 0, i);
+    push(EvType::Check, kCheckMs);
+    if (p_.crash > 0) {
+        for (std::uint64_t at = 100; at < p_.safety_ms; at += 100)
+            if (sched_.chance(p_.crash)) push(EvType::Crash, at + sched_.below(100));
+    }
+}
+
+void World::start_node(Node& node, bool recovering) {
+    node.kv = std::make_unique<KvMachine>(node.storage, chain_id_, node.config.limits);
+    Node* np = &node;
+    node.machine = std::make_unique<ObservedMachine>(
+        *node.kv, [this, np](const EpochResult& r) { on_apply(*np, r); },
+        [this, np](std::string why) {
+            if (!np->byzantine)
+                violation("apply-order", "node " + std::to_string(np->id) + ": " + why);
+        });
+    node.replica = std::make_unique<Replica>(node.config, *node.crypto, *node.machine);
+    node.up = true;
+    if (recovering) {
+        Recovery rec;
+        rec.records = node.records;
+        rec.high_water = node.high_water;
+        rec.sign_log_ok = true;
+        Step step = node.replica->recover(rec, now_);
+        execute(node, std::move(step));
+    }
+}
+
+// ---- running -------------------------------------------------------------------------
+
+SeedReport World::run() {
+    while (!queue_.empty() && !stop_ && !done_) {
+        Event ev = queue_.top();
+        queue_.pop();
+        now_ = ev.at;
+        handle(ev);
+    }
+    report_.logical_ms = now_;
+    report_.fair_ms = fair_ ? now_ - fair_start_ : 0;
+
+    // Statistics and the end-of-seed checks.
+    std::vector<NodeLog> logs;
+    std::vector<FinalState> finals;
+    std::vector<SubmittedTx> submitted;
+    for (const auto& tx : txs_) submitted.push_back({tx.request.client, tx.request.nonce, tx.digest});
+    for (auto& np : nodes_) {
+        Node& node = *np;
+        if (node.byzantine) continue;
+        logs.push_back(node.log);
+        if (node.kv) finals.push_back({node.id, node.kv->last_applied(), node.kv->state_digest()});
+        report_.aba_rounds_total += node.aba_rounds_total;
+        report_.aba_instances += node.aba_instances;
+        if (node.replica) {
+            report_.aba_rounds_total += node.replica->stats().aba_rounds_total;
+            report_.aba_instances += node.replica->stats().aba_instances;
+        }
+        report_.epochs = std::max<std::uint64_t>(report_.epochs, node.log.epochs.size());
+    }
+    for (auto& v : check_all(logs, submitted, finals, done_))
+        if (!opt_.disabled_checks.count(v.check)) report_.violations.push_back(v);
+    report_.submitted_txs = txs_.size();
+    for (const auto& tx : txs_) {
+        bool everywhere = true;
+        for (auto& np : nodes_)
+            if (!np->byzantine && !np->effective.count(tx.digest)) everywhere = false;
+        if (everywhere) ++report_.committed_txs;
+    }
+    return std::move(report_);
+}
+
+void World::handle(const Event& ev) {
+    switch (ev.type) {
+        case EvType::Deliver:
+            deliver(ev);
+            break;
+        case EvType::Tick: {
+            Node& node = *nodes_[ev.to];
+            if (node.up) {
+                if (node.byzantine)
+                    byz_tick(node);
+                else
+                    tick(node);
+            }
+            push(EvType::Tick, now_ + kTickMs, 0, ev.to);
+            break;
+        }
+        case EvType::Submit:
+        case EvType::Retry:
+            submit(ev.index);
+            break;
+        case EvType::Crash: {
+            if (fair_) break;
+            std::vector<NodeId> candidates;
+            for (auto& np : nodes_)
+                if (!np->byzantine && np->up && !np->crash_midstep) candidates.push_back(np->id);
+            if (candidates.empty()) break;
+            Node& node = *nodes_[candidates[sched_.below(candidates.size())]];
+            // A reformatted node cannot vote at or below its mark until the cluster
+            // passes it: it counts against t, with the Byzantine nodes.
+            node.reformat_on_restart = sched_.chance(p_.reformat) &&
+                                       p_.byzantine.size() + reformat_budget_used_ < p_.t;
+            if (node.reformat_on_restart) ++reformat_budget_used_;
+            if (sched_.chance(1.0 / 3))
+                node.crash_midstep = true;  // crashes inside its next step
+            else
+                crash(node);
+            break;
+        }
+        case EvType::Restart: {
+            Node& node = *nodes_[ev.to];
+            if (!node.up) restart(node);
+            break;
+        }
+        case EvType::Check:
+            check_progress();
+            push(EvType::Check, now_ + kCheckMs);
+            break;
+    }
+}
+
+void World::crash(Node& node) {
+    if (opt_.trace)
+        std::fprintf(stderr, "[%llu] crash node %u%s\n", static_cast<unsigned long long>(now_),
+                     node.id, node.reformat_on_restart ? " (reformat on restart)" : "");
+    ++report_.crashes;
+    if (node.replica) {
+        node.aba_rounds_total += node.replica->stats().aba_rounds_total;
+        node.aba_instances += node.replica->stats().aba_instances;
+    }
+    node.replica.reset();
+    node.machine.reset();
+    node.kv.reset();
+    node.up = false;
+    node.crash_midstep = false;
+    push(EvType::Restart, now_ + sched_.range(20, 1500), 0, node.id);
+}
+
+void World::restart(Node& node) {
+    if (node.reformat_on_restart) {
+        // Data directory lost, key directory (and its high-water mark) intact.
+        ++report_.reformats;
+        node.records.clear();
+        node.storage.clear();
+        node.sign_floor = node.high_water;
+        node.reformat_on_restart = false;
+    }
+    if (opt_.trace)
+        std::fprintf(stderr, "[%llu] restart node %u (records=%zu high_water=%llu)\n",
+                     static_cast<unsigned long long>(now_), node.id, node.records.size(),
+                     static_cast<unsigned long long>(node.high_water));
+    start_node(node, true);
+}
+
+void World::begin_fair() {
+    fair_ = true;
+    fair_start_ = now_;
+    if (opt_.trace)
+        std::fprintf(stderr, "[%llu] fair phase\n", static_cast<unsigned long long>(now_));
+    for (auto& np : nodes_) {
+        Node& node = *np;
+        if (node.byzantine) continue;
+        if (node.crash_midstep) node.crash_midstep = false;
+        if (!node.up) restart(node);
+    }
+}
+
+bool World::converged() const {
+    for (const auto& tx : txs_)
+        if (!tx.submitted) return false;
+    std::optional<Epoch> level;
+    for (const auto& np : nodes_) {
+        const Node& node = *np;
+        if (node.byzantine) continue;
+        if (!node.up || !node.kv) return false;
+        const Epoch e = node.kv->last_applied();
+        if (e != node.log.epochs.size()) return false;
+        if (level && *level != e) return false;
+        level = e;
+        for (const auto& tx : txs_)
+            if (!node.effective.count(tx.digest)) return false;
+    }
+    return true;
+}
+
+void World::check_progress() {
+    if (!fair_) {
+        Epoch best = 0;
+        for (auto& np : nodes_)
+            if (!np->byzantine) best = std::max<Epoch>(best, np->log.epochs.size());
+        if (now_ >= p_.safety_ms || best >= opt_.epochs) begin_fair();
+        return;
+    }
+    if (converged()) {
+        done_ = true;
+        return;
+    }
+    if (now_ - fair_start_ > opt_.fair_ms_max) {
+        std::size_t missing = 0;
+        for (const auto& tx : txs_) {
+            for (const auto& np : nodes_) {
+                if (!np->byzantine && !np->effective.count(tx.digest)) {
+                    ++missing;
+                    break;
+                }
+            }
+        }
+        std::string levels;
+        for (const auto& np : nodes_)
+            if (!np->byzantine)
+                levels += " " + std::to_string(np->id) + ":" +
+                          std::to_string(np->kv ? np->kv->last_applied() : 0);
+        violation("liveness", "no convergence " + std::to_string(opt_.fair_ms_max) +
+                                  " ms into the fair phase: " + std::to_string(missing) +
+                                  " txs not applied everywhere; epochs" + levels);
+    }
+}
+
+// ---- network -------------------------------------------------------------------------
+
+std::uint64_t World::delay() {
+    if (fair_) return net_.range(1, std::min<std::uint64_t>(p_.delay_ms_max, 30));
+    if (net_.chance(p_.long_delay)) return net_.range(p_.delay_ms_max, 1000);
+    return net_.range(1, p_.delay_ms_max);
+}
+
+std::vector<NodeId> World::others(NodeId self) const {
+    std::vector<NodeId> out;
+    for (NodeId i = 0; i < p_.n; ++i)
+        if (i != self) out.push_back(i);
+    return out;
+}
+
+void World::send_to(NodeId from, NodeId to, Shared bytes) {
+    if (!fair_ && net_.chance(p_.drop)) return;
+    push(EvType::Deliver, now_ + delay(), from, to, 0, bytes);
+    if (net_.chance(p_.dup)) push(EvType::Deliver, now_ + delay(), from, to, 0, bytes);
+}
+
+void World::send(NodeId from, std::optional<NodeId> to, const Bytes& bytes) {
+    auto shared = std::make_shared<const Bytes>(bytes);
+    if (to) {
+        if (*to < p_.n && *to != from) send_to(from, *to, shared);
+        return;
+    }
+    for (NodeId i : others(from)) send_to(from, i, shared);
+}
+
+void World::deliver(const Event& ev) {
+    Node& node = *nodes_[ev.to];
+    if (!node.up) return;  // lost: the receiver is down
+    ++report_.messages;
+    if (node.byzantine) {
+        byz_receive(node, ev.bytes);
+        return;
+    }
+    if (node.replica->halted()) return;
+    auto opened = open_envelope(*ev.bytes, *node.crypto, node.config);
+    if (opt_.trace_messages)
+        std::fprintf(stderr, "[%llu] %u <- %u: %s\n", static_cast<unsigned long long>(now_),
+                     node.id, ev.from, describe(opened, *ev.bytes).c_str());
+    if (!opened) return;  // dropped and counted by the shell; not evidence
+    execute(node, node.replica->handle_envelope(opened.value(), now_));
+}
+
+void World::tick(Node& node) {
+    if (node.replica->halted()) return;
+    execute(node, node.replica->tick(now_));
+}
+
+void World::submit(std::uint32_t index) {
+    Tx& tx = txs_[index];
+    if (tx.heard) return;
+    std::vector<NodeId> honest_ids;
+    for (auto& np : nodes_)
+        if (!np->byzantine && (!tx.submitted || np->id != tx.last || nodes_.size() == 1))
+            honest_ids.push_back(np->id);
+    if (honest_ids.empty())
+        for (auto& np : nodes_)
+            if (!np->byzantine) honest_ids.push_back(np->id);
+    if (honest_ids.empty()) return;
+    NodeId target = honest_ids[clients_rng_.below(honest_ids.size())];
+    tx.submitted = true;
+    tx.last = target;
+    tx.sent_to.insert(target);
+    Node& node = *nodes_[target];
+    if (opt_.trace)
+        std::fprintf(stderr, "[%llu] client %u nonce %llu -> node %u%s\n",
+                     static_cast<unsigned long long>(now_), tx.client,
+                     static_cast<unsigned long long>(tx.request.nonce), target,
+                     node.up ? "" : " (down)");
+    if (node.up && !node.replica->halted())
+        execute(node, node.replica->handle_request(tx.request, now_));
+    push(EvType::Retry, now_ + clients_rng_.range(1000, 2500), 0, 0, index);
+}
+
+// ---- the honest shell ------------------------------------------------------------------
+
+void World::execute(Node& node, Step&& step) {
+    if (node.crash_midstep) {
+        // The process dies inside this step: a prefix of the records reached the
+        // disk (the rest is a torn tail), no message left.
+        const std::size_t keep = sched_.below(step.persist.size() + 1);
+        for (std::size_t i = 0; i < keep; ++i) persist(node, step.persist[i]);
+        crash(node);
+        return;
+    }
+    for (const auto& a : step.alarms)
+        violation("alarm", "node " + std::to_string(node.id) + " halted: " + a);
+    for (const auto& f : step.faults) {
+        if (honest(f.culprit))
+            violation("honest-blamed", "node " + std::to_string(node.id) + " blamed honest node " +
+                                           std::to_string(f.culprit) + " (" +
+                                           to_string(f.kind) + "): " + f.detail);
+    }
+    for (const auto& r : step.persist) persist(node, r);
+    for (const auto& m : step.messages) {
+        if (opt_.trace_messages) {
+            auto d = decode_envelope(m.envelope, node.config.limits);
+            std::fprintf(stderr, "[%llu] %u -> %s: %s\n", static_cast<unsigned long long>(now_),
+                         node.id, m.to ? std::to_string(*m.to).c_str() : "all",
+                         describe(d, m.envelope).c_str());
+        }
+        check_outgoing(node, m.envelope, false);
+        send(node.id, m.to, m.envelope);
+    }
+    for (const auto& c : step.committed) {
+        if (c.epoch == 0 || c.epoch > node.log.epochs.size()) {
+            violation("apply-order", "node " + std::to_string(node.id) + " reported epoch " +
+                                         std::to_string(c.epoch) + " it never applied");
+            continue;
+        }
+        AppliedEpoch a{c.epoch, c.output_digest, c.state_digest, c.results};
+        std::string why;
+        if (!same_epoch(node.log.epochs[c.epoch - 1], a, &why))
+            violation("agreement", "node " + std::to_string(node.id) + " reported epoch " +
+                                       std::to_string(c.epoch) + " unlike it applied it: " + why);
+        client_hear(node.id, c);
+    }
+}
+
+void World::persist(Node& node, const DurableRecord& record) {
+    node.records.push_back(record);
+    switch (record.type) {
+        case DurableRecord::Type::HighWater:
+            node.high_water = std::max(node.high_water, record.epoch);
+            break;
+        case DurableRecord::Type::Signed: {
+            const Digest d = digest_of(record.bytes);
+            if (node.sign_floor && !node.ever_signed.count(d)) node.fresh_after_reformat.insert(d);
+            node.ever_signed.insert(d);
+            auto env = decode_envelope(record.bytes, node.config.limits);
+            if (!env) {
+                violation("sign-log", "node " + std::to_string(node.id) +
+                                          " logged undecodable bytes: " + env.error());
+                return;
+            }
+            if (env.value().sender == node.id && slot_kind(env.value().kind)) {
+                if (env.value().epoch > node.high_water)
+                    violation("high-water", "node " + std::to_string(node.id) +
+                                                " logged a signature in epoch " +
+                                                std::to_string(env.value().epoch) +
+                                                " above its mark " +
+                                                std::to_string(node.high_water));
+                check_slots(node, env.value());
+            }
+            break;
+        }
+        case DurableRecord::Type::Cert: {
+            auto cert = decode_certificate(record.bytes, node.config.limits);
+            if (!cert) {
+                violation("cert", "node " + std::to_string(node.id) + " stored a bad cert");
+                return;
+            }
+            const auto& c = cert.value();
+            auto [it, fresh] = certs_.try_emplace({c.epoch, c.proposer}, c.digest);
+            if (!fresh && it->second != c.digest)
+                violation("conflicting-certs",
+                          "two certificates for (epoch " + std::to_string(c.epoch) +
+                              ", proposer " + std::to_string(c.proposer) + "): " +
+                              hex_prefix(it->second) + " and " + hex_prefix(c.digest));
+            break;
+        }
+        case DurableRecord::Type::Block:
+            break;
+    }
+}
+
+void World::claim_slot(Node& node, const SlotKey& key, const Digest& payload, const char* what) {
+    auto [it, fresh] = slots_.try_emplace(key, payload);
+    if (!fresh && it->second != payload)
+        violation("self-equivocation",
+                  "node " + std::to_string(node.id) + " signed two " + what + " payloads for epoch " +
+                      std::to_string(std::get<2>(key)) + " proposer " +
+                      std::to_string(std::get<3>(key)) + " round " +
+                      std::to_string(std::get<4>(key)));
+}
+
+void World::check_slots(Node& node, const Envelope& env) {
+    const Epoch e = env.epoch;
+    if (node.sign_floor && e <= *node.sign_floor &&
+        node.fresh_after_reformat.count(digest_of(encode(env))))
+        violation("signed-below-mark", "node " + std::to_string(node.id) +
+                                           " signed in epoch " + std::to_string(e) +
+                                           " after a reformat with mark " +
+                                           std::to_string(*node.sign_floor));
+    const auto k = static_cast<std::uint8_t>(env.kind);
+    switch (env.kind) {
+        case Kind::Block:
+            claim_slot(node, {node.id, k, e, node.id, 0, 0}, digest_of(env.body), "block");
+            break;
+        case Kind::Seen: {
+            auto s = decode_seen(env.body, node.config.limits);
+            if (!s) {
+                violation("honest-sent-garbage", "node " + std::to_string(node.id) + " SEEN");
+                return;
+            }
+            Digest payload = s.value().digest;
+            claim_slot(node, {node.id, k, e, s.value().proposer, 0, 0}, payload, "SEEN");
+            break;
+        }
+        case Kind::Aba: {
+            auto b = decode_aba_bundle(env.body, node.config.limits);
+            if (!b) {
+                violation("honest-sent-garbage", "node " + std::to_string(node.id) + " ABA");
+                return;
+            }
+            for (const auto& m : b.value().messages) {
+                Digest payload{};
+                payload[0] = m.value;
+                const auto t = static_cast<std::uint8_t>(m.type);
+                switch (m.type) {
+                    case AbaType::Aux:
+                        claim_slot(node, {node.id, k, e, m.proposer, m.round, t}, payload, "AUX");
+                        break;
+                    case AbaType::Conf:
+                        claim_slot(node, {node.id, k, e, m.proposer, m.round, t}, payload, "CONF");
+                        break;
+                    case AbaType::Term: {
+                        claim_slot(node, {node.id, k, e, m.proposer, 0, t}, payload, "TERM");
+                        auto [it, fresh] = terms_.try_emplace({e, m.proposer}, m.value);
+                        if (!fresh && it->second != m.value)
+                            violation("aba-agreement",
+                                      "honest nodes decided differently in ABA(" +
+                                          std::to_string(e) + ", " + std::to_string(m.proposer) +
+                                          ")");
+                        break;
+                    }
+                    case AbaType::Bval:  // both values are legitimate
+                    case AbaType::Coin:  // deterministic
+                        break;
+                }
+            }
+            break;
+        }
+        case Kind::Commit: {
+            claim_slot(node, {node.id, k, e, 0, 0, 0}, digest_of(env.body), "COMMIT");
+            auto c = decode_commit(env.body, node.config.limits);
+            if (!c) {
+                violation("honest-sent-garbage", "node " + std::to_string(node.id) + " COMMIT");
+                return;
+            }
+            auto tuple = std::make_pair(c.value().output_digest, c.value().state_digest);
+            auto [it, fresh] = commits_.try_emplace(e, tuple);
+            if (!fresh && it->second != tuple)
+                violation("agreement", "honest COMMITs of epoch " + std::to_string(e) + " differ");
+            break;
+        }
+        default:
+            break;
+    }
+}
+
+void World::check_outgoing(Node& node, const Bytes& bytes, bool nested) {
+    auto opened = decode_envelope(bytes, node.config.limits);
+    if (!opened) {
+        violation("honest-sent-garbage", "node " + std::to_string(node.id) +
+                                             " sent undecodable bytes: " + opened.error());
+        return;
+    }
+    const Envelope& env = opened.value();
+    if (env.sender == node.id && slot_kind(env.kind)) {
+        // Bytes this node logged at some point (before a reformat, too) may come
+        // back to it from peers and be relayed: that is not a new signature.
+        if (needs_log(env, node.config.limits) && !node.ever_signed.count(digest_of(bytes)))
+            violation("persist-before-send",
+                      "node " + std::to_string(node.id) + " sent a " +
+                          std::to_string(static_cast<int>(env.kind)) + "-envelope of epoch " +
+                          std::to_string(env.epoch) + (nested ? " (in a fetch reply)" : "") +
+                          " that is not in its durable sign-log");
+        check_slots(node, env);
+    }
+    if (env.sender == node.id && env.kind == Kind::Cert) {
+        auto cert = decode_certificate(env.body, node.config.limits);
+        if (cert) {
+            const auto& c = cert.value();
+            auto [it, fresh] = certs_.try_emplace({c.epoch, c.proposer}, c.digest);
+            if (!fresh && it->second != c.digest)
+                violation("conflicting-certs", "honest node " + std::to_string(node.id) +
+                                                   " published a second certificate for (" +
+                                                   std::to_string(c.epoch) + ", " +
+                                                   std::to_string(c.proposer) + ")");
+        }
+    }
+    if (!nested && env.sender == node.id && env.kind == Kind::FetchReply) {
+        auto reply = decode_fetch_reply(env.body, node.config.limits);
+        if (reply)
+            for (const auto& inner : reply.value().envelopes) check_outgoing(node, inner, true);
+    }
+}
+
+void World::on_apply(Node& node, const EpochResult& r) {
+    if (node.byzantine) return;
+    AppliedEpoch a{r.epoch, r.output_digest, r.state_digest, r.results};
+    auto& log = node.log.epochs;
+    std::string why;
+    if (r.epoch <= log.size()) {
+        // A reformatted node applies its epochs again: they must come out the same.
+        if (!same_epoch(log[r.epoch - 1], a, &why))
+            violation("agreement", "node " + std::to_string(node.id) + " re-applied epoch " +
+                                       std::to_string(r.epoch) + " differently: " + why);
+        return;
+    }
+    if (r.epoch != log.size() + 1) {
+        violation("apply-order", "node " + std::to_string(node.id) + " applied epoch " +
+                                     std::to_string(r.epoch) + " after " +
+                                     std::to_string(log.size()));
+        return;
+    }
+    auto [it, fresh] = applied_.try_emplace(r.epoch, a);
+    if (!fresh && !same_epoch(it->second, a, &why))
+        violation("agreement", "node " + std::to_string(node.id) + " applied epoch " +
+                                   std::to_string(r.epoch) + " unlike another honest node: " + why);
+    for (const auto& res : r.results) {
+        if (!submitted_digests_.count(res.request_digest))
+            violation("validity", "node " + std::to_string(node.id) + " output request " +
+                                      hex_prefix(res.request_digest) + " nobody submitted");
+        if (!res.duplicate && !res.malformed && !node.effective.insert(res.request_digest).second)
+            violation("validity", "node " + std::to_string(node.id) + " applied request " +
+                                      hex_prefix(res.request_digest) + " twice");
+    }
+    if (opt_.trace)
+        std::fprintf(stderr, "[%llu] node %u applied epoch %llu (%zu requests) %s\n",
+                     static_cast<unsigned long long>(now_), node.id,
+                     static_cast<unsigned long long>(r.epoch), r.results.size(),
+                     hex_prefix(r.state_digest).c_str());
+    log.push_back(std::move(a));
+}
+
+void World::client_hear(NodeId node, const EpochResult& result) {
+    for (const auto& r : result.results) {
+        auto it = tx_by_id_.find({r.client, r.nonce});
+        if (it == tx_by_id_.end()) continue;
+        Tx& tx = txs_[it->second];
+        if (r.malformed || !tx.sent_to.count(node)) continue;
+        tx.heard = true;
+    }
+}
+
+// ---- Byzantine nodes ---------------------------------------------------------------------
+
+std::vector<NodeId> World::random_subset(Rng& rng, NodeId self) {
+    std::vector<NodeId> out;
+    auto all = others(self);
+    for (NodeId i : all)
+        if (rng.chance(0.5)) out.push_back(i);
+    if (out.empty() && !all.empty()) out.push_back(all[rng.below(all.size())]);
+    return out;
+}
+
+Bytes World::random_bytes(Rng& rng, std::size_t len) {
+    Bytes out(len);
+    for (auto& b : out) b = static_cast<std::uint8_t>(rng.next());
+    return out;
+}
+
+Request World::forged_request(Rng& rng, Node& b) {
+    Request r;
+    if (!b.known_requests.empty() && rng.chance(0.7)) {
+        // A stolen (client, nonce) with other operations, under the old signature.
+        r = b.known_requests[rng.below(b.known_requests.size())];
+        std::string k = "stolen/" + std::to_string(rng.next() % 1000);
+        r.ops = {Op{OpType::Put, Bytes(k.begin(), k.end()), Bytes{1, 2, 3}, std::nullopt}};
+        if (rng.chance(0.5)) r.sig = Signature{};  // or a garbage signature
+    } else {
+        r.chain_id = chain_id_;
+        r.client = clients_.empty() ? PublicKey{} : clients_[rng.below(clients_.size())].pk;
+        r.nonce = rng.range(1, 50);
+        r.ops = {Op{OpType::Put, Bytes{'f'}, Bytes{'x'}, std::nullopt}};
+        auto sig = random_bytes(rng, 64);
+        std::copy(sig.begin(), sig.end(), r.sig.begin());
+    }
+    return r;
+}
+
+void World::byz_receive(Node& b, const Shared& bytes) {
+    if (b.has(Behaviour::Replay)) {
+        b.captured.push_back(bytes);
+        if (b.captured.size() > kCapturedMax) b.captured.pop_front();
+    }
+    auto opened = open_envelope(*bytes, *b.crypto, b.config);
+    if (!opened) return;
+    const Envelope& env = opened.value();
+    auto remember = [&b](const Request& r) {
+        b.known_requests.push_back(r);
+        if (b.known_requests.size() > kKnownRequestsMax) b.known_requests.pop_front();
+    };
+    if (env.kind == Kind::Requests) {
+        if (auto batch = decode_request_batch(env.body, b.config.limits))
+            for (const auto& r : batch.value().requests) remember(r);
+    } else if (env.kind == Kind::Block) {
+        if (auto blk = decode_block(env.body, b.config.limits)) {
+            for (const auto& r : blk.value().requests) remember(r);
+            b.known_blocks[{env.epoch, env.sender}] = digest_of(env.body);
+        }
+    }
+    if (b.replica) byz_emit(b, b.replica->handle_envelope(env, now_));
+}
+
+void World::byz_emit(Node& b, Step&& step) {
+    for (const auto& m : step.messages) byz_forward(b, m);
+}
+
+void World::byz_forward(Node& b, const Outgoing& m) {
+    auto opened = decode_envelope(m.envelope, b.config.limits);
+    if (!opened || opened.value().sender != b.id) {
+        send(b.id, m.to, m.envelope);
+        return;
+    }
+    Envelope env = opened.value();
+    Rng& rng = net_;
+    std::vector<NodeId> targets = m.to ? std::vector<NodeId>{*m.to} : others(b.id);
+
+    if (env.kind == Kind::Block && b.has(Behaviour::Equivocate)) {
+        auto it = b.alt_blocks.find(env.epoch);
+        if (it == b.alt_blocks.end()) {
+            auto blk = decode_block(env.body, b.config.limits);
+            if (blk) {
+                Block alt = blk.value();
+                if (alt.requests.size() >= 2 && rng.chance(0.5))
+                    std::reverse(alt.requests.begin(), alt.requests.end());
+                else if (!alt.requests.empty() && rng.chance(0.5))
+                    alt.requests.pop_back();
+                else if (!b.known_requests.empty())
+                    alt.requests.push_back(b.known_requests[rng.below(b.known_requests.size())]);
+                if (alt != blk.value()) {
+                    Bytes body = encode(alt);
+                    SeenBody seen{b.id, digest_of(body)};
+                    Bytes alt_env = seal(b, env.epoch, Kind::Block, std::move(body));
+                    Bytes seen_env = seal(b, env.epoch, Kind::Seen, encode(seen));
+                    it = b.alt_blocks.emplace(env.epoch, std::make_pair(alt_env, seen_env)).first;
+                    std::set<NodeId> group;
+                    for (NodeId i : random_subset(rng, b.id)) group.insert(i);
+                    if (group.size() == p_.n - 1) group.erase(group.begin());
+                    b.alt_group[env.epoch] = group;
+                }
+            }
+        }
+        if (it != b.alt_blocks.end()) {
+            const auto& group = b.alt_group[env.epoch];
+            for (NodeId to : targets) {
+                if (group.count(to)) {
+                    send(b.id, to, it->second.first);
+                    send(b.id, to, it->second.second);
+                } else {
+                    send(b.id, to, m.envelope);
+                }
+            }
+            return;
+        }
+    }
+    if (env.kind == Kind::Seen && b.has(Behaviour::Equivocate)) {
+        auto s = decode_seen(env.body, b.config.limits);
+        if (s && s.value().proposer == b.id && b.alt_blocks.count(env.epoch)) {
+            const auto& group = b.alt_group[env.epoch];
+            for (NodeId to : targets)
+                send(b.id, to, group.count(to) ? b.alt_blocks[env.epoch].second : m.envelope);
+            return;
+        }
+    }
+    if (env.kind == Kind::Seen && b.has(Behaviour::ConflictingSeen) && rng.chance(0.5)) {
+        auto s = decode_seen(env.body, b.config.limits);
+        if (s) {
+            SeenBody other = s.value();
+            auto rnd = random_bytes(rng, 32);
+            std::copy(rnd.begin(), rnd.end(), other.digest.begin());
+            Bytes alt = seal(b, env.epoch, Kind::Seen, encode(other));
+            for (NodeId to : targets) send(b.id, to, rng.chance(0.5) ? alt : m.envelope);
+            return;
+        }
+    }
+    if (env.kind == Kind::Block && b.has(Behaviour::ForgeRequest) && rng.chance(0.3)) {
+        auto blk = decode_block(env.body, b.config.limits);
+        if (blk) {
+            Block bad = blk.value();
+            bad.requests.push_back(forged_request(rng, b));
+            send(b.id, m.to, seal(b, env.epoch, Kind::Block, encode(bad)));
+            return;
+        }
+    }
+    if (env.kind == Kind::Aba && (b.has(Behaviour::LyingAba) || b.has(Behaviour::BadCoin))) {
+        auto bundle = decode_aba_bundle(env.body, b.config.limits);
+        if (bundle) {
+            for (NodeId to : targets) {
+                AbaBundle out = bundle.value();
+                bool changed = false;
+                for (auto& msg : out.messages) {
+                    if (b.has(Behaviour::BadCoin) && msg.type == AbaType::Coin) {
+                        const auto v = rng.below(3);
+                        if (v == 0)
+                            msg.coin_share = random_bytes(rng, msg.coin_share.size());
+                        else if (v == 1)
+                            msg.coin_share = b.crypto->coin_share(
+                                coin_name(chain_id_, env.epoch, msg.proposer, msg.round + 1));
+                        else
+                            msg.coin_share.back() ^= 1;
+                        changed = true;
+                    }
+                    if (b.has(Behaviour::LyingAba) && rng.chance(0.5)) {
+                        if (msg.type == AbaType::Bval || msg.type == AbaType::Aux ||
+                            msg.type == AbaType::Term) {
+                            msg.value ^= 1;
+                            changed = true;
+                        } else if (msg.type == AbaType::Conf) {
+                            msg.value = static_cast<std::uint8_t>(rng.range(1, 3));
+                            changed = true;
+                        }
+                    }
+                }
+                send(b.id, to, changed ? seal(b, env.epoch, Kind::Aba, encode(out)) : m.envelope);
+            }
+            return;
+        }
+    }
+    send(b.id, m.to, m.envelope);
+}
+
+void World::byz_tick(Node& b) {
+    if (b.replica) byz_emit(b, b.replica->tick(now_));
+    Rng& rng = net_;
+    const Epoch d = byz_delivered(b);
+    const Epoch w = p_.window;
+    auto pick_epoch = [&]() { return d + rng.range(1, w); };
+    auto to_subset = [&](const Bytes& bytes) {
+        for (NodeId to : random_subset(rng, b.id)) send(b.id, to, bytes);
+    };
+
+    if (b.has(Behaviour::ConflictingSeen) && rng.chance(0.3)) {
+        const Epoch e = pick_epoch();
+        const NodeId j = static_cast<NodeId>(rng.below(p_.n));
+        SeenBody s1{j, {}}, s2{j, {}};
+        auto it = b.known_blocks.find({e, j});
+        auto r1 = random_bytes(rng, 32), r2 = random_bytes(rng, 32);
+        std::copy(r1.begin(), r1.end(), s1.digest.begin());
+        std::copy(r2.begin(), r2.end(), s2.digest.begin());
+        if (it != b.known_blocks.end() && rng.chance(0.5)) s1.digest = it->second;
+        Bytes e1 = seal(b, e, Kind::Seen, encode(s1));
+        Bytes e2 = seal(b, e, Kind::Seen, encode(s2));
+        for (NodeId to : others(b.id)) send(b.id, to, rng.chance(0.5) ? e1 : e2);
+    }
+    if (b.has(Behaviour::LyingAba) && rng.chance(0.3)) {
+        AbaBundle bundle;
+        const Epoch e = pick_epoch();
+        const std::uint64_t count = rng.range(1, 6);
+        for (std::uint64_t i = 0; i < count; ++i) {
+            AbaMessage msg;
+            msg.proposer = static_cast<NodeId>(rng.below(p_.n));
+            msg.round = static_cast<Round>(rng.below(4));
+            msg.type = static_cast<AbaType>(rng.range(1, 4));
+            msg.value = static_cast<std::uint8_t>(msg.type == AbaType::Conf ? rng.range(1, 3)
+                                                                            : rng.below(2));
+            bundle.messages.push_back(msg);
+        }
+        to_subset(seal(b, e, Kind::Aba, encode(bundle)));
+    }
+    if (b.has(Behaviour::BadCoin) && rng.chance(0.2)) {
+        AbaBundle bundle;
+        const Epoch e = pick_epoch();
+        AbaMessage msg;
+        msg.proposer = static_cast<NodeId>(rng.below(p_.n));
+        msg.round = static_cast<Round>(rng.below(4));
+        msg.type = AbaType::Coin;
+        msg.coin_share = rng.chance(0.5) ? random_bytes(rng, 96)
+                                         : b.crypto->coin_share(coin_name(
+                                               foreign_chain_id_, e, msg.proposer, msg.round));
+        bundle.messages.push_back(msg);
+        to_subset(seal(b, e, Kind::Aba, encode(bundle)));
+    }
+    if (b.has(Behaviour::Forge) && rng.chance(0.3)) {
+        const Epoch e = pick_epoch();
+        switch (rng.below(6)) {
+            case 0: {  // someone else's name on our signature
+                SeenBody s{static_cast<NodeId>(rng.below(p_.n)), {}};
+                Bytes body = encode(s);
+                Envelope env;
+                env.chain_id = chain_id_;
+                env.sender = static_cast<NodeId>(rng.below(p_.n));
+                env.epoch = e;
+                env.kind = Kind::Seen;
+                env.body = body;
+                env.sig = b.crypto->sign(kEnvelopeTag, envelope_sign_payload(
+                                                           chain_id_, b.id, e, Kind::Seen, body));
+                to_subset(encode(env));
+                break;
+            }
+            case 1: {  // our envelope, signature flipped
+                Block blk{e, b.id, {}};
+                Bytes env_bytes = seal(b, e, Kind::Block, encode(blk));
+                auto env = decode_envelope(env_bytes, b.config.limits).value();
+                env.sig[rng.below(64)] ^= 0x20;
+                to_subset(encode(env));
+                break;
+            }
+            case 2: {  // another cluster
+                Block blk{e, b.id, {}};
+                to_subset(seal_envelope(*b.crypto, foreign_chain_id_, b.id, e, Kind::Block,
+                                        encode(blk)));
+                break;
+            }
+            case 3: {  // a certificate with forged signer signatures
+                Certificate c;
+                c.epoch = e;
+                c.proposer = static_cast<NodeId>(rng.below(p_.n));
+                auto dg = random_bytes(rng, 32);
+                std::copy(dg.begin(), dg.end(), c.digest.begin());
+                for (NodeId s = 0; s < p_.n; ++s) {
+                    SignerSig ss;
+                    ss.signer = s;
+                    if (s == b.id) {
+                        ss.sig = b.crypto->sign(kEnvelopeTag,
+                                                envelope_sign_payload(chain_id_, b.id, e, Kind::Seen,
+                                                                      encode(SeenBody{c.proposer, c.digest})));
+                    } else {
+                        auto sg = random_bytes(rng, 64);
+                        std::copy(sg.begin(), sg.end(), ss.sig.begin());
+                    }
+                    c.sigs.push_back(ss);
+                }
+                to_subset(seal(b, e, Kind::Cert, encode(c)));
+                break;
+            }
+            case 4: {  // a fetch reply carrying forged envelopes in honest names
+                FetchReply reply;
+                for (int i = 0; i < 3; ++i) {
+                    Envelope env;
+                    env.chain_id = chain_id_;
+                    env.sender = static_cast<NodeId>(rng.below(p_.n));
+                    env.epoch = e;
+                    env.kind = Kind::Block;
+                    env.body = encode(Block{e, env.sender, {}});
+                    auto sg = random_bytes(rng, 64);
+                    std::copy(sg.begin(), sg.end(), env.sig.begin());
+                    reply.envelopes.push_back(encode(env));
+                }
+                to_subset(seal(b, e, Kind::FetchReply, encode(reply)));
+                break;
+            }
+            default: {  // a non-member sender id
+                Envelope env;
+                env.chain_id = chain_id_;
+                env.sender = static_cast<NodeId>(p_.n + rng.below(5));
+                env.epoch = e;
+                env.kind = Kind::Block;
+                env.body = encode(Block{e, env.sender, {}});
+                env.sig = b.crypto->sign(kEnvelopeTag, envelope_sign_payload(chain_id_, env.sender,
+                                                                             e, env.kind, env.body));
+                to_subset(encode(env));
+                break;
+            }
+        }
+    }
+    if (b.has(Behaviour::Replay) && !b.captured.empty() && rng.chance(0.4)) {
+        const std::uint64_t count = rng.range(1, 4);
+        for (std::uint64_t i = 0; i < count; ++i) {
+            // Biased towards old captures.
+            const std::size_t k = std::min(rng.below(b.captured.size()), rng.below(b.captured.size()));
+            const Shared& bytes = b.captured[k];
+            const NodeId to = static_cast<NodeId>(rng.below(p_.n));
+            if (to != b.id) send_to(b.id, to, bytes);
+        }
+        if (rng.chance(0.3)) {
+            // One of our own old messages moved to another instance (epoch).
+            const Shared& bytes = b.captured[rng.below(b.captured.size())];
+            auto env = decode_envelope(*bytes, b.config.limits);
+            if (env && env.value().kind != Kind::Requests) {
+                const Epoch e = env.value().epoch + rng.range(1, 3);
+                to_subset(seal(b, e, env.value().kind, env.value().body));
+            }
+        }
+    }
+    if (b.has(Behaviour::Junk) && rng.chance(0.3)) {
+        switch (rng.below(4)) {
+            case 0:
+                to_subset(random_bytes(rng, rng.below(300)));
+                break;
+            case 1: {  // msgpack-looking junk: a big array header, a bin32 with a huge length
+                Bytes j = {0xdd, 0xff, 0x00, 0x00, 0x00};
+                if (rng.chance(0.5)) j = {0x96, 0xc6, 0xff, 0xff, 0xff, 0xff};
+                to_subset(j);
+                break;
+            }
+            case 2: {  // a truncated valid envelope
+                Bytes env = seal(b, pick_epoch(), Kind::Block, encode(Block{pick_epoch(), b.id, {}}));
+                env.resize(rng.below(env.size()));
+                to_subset(env);
+                break;
+            }
+            default: {  // a properly signed envelope with a junk body
+                const auto kind = static_cast<Kind>(rng.range(1, kKindMax));
+                to_subset(seal(b, kind == Kind::Requests ? 0 : pick_epoch(), kind,
+                               random_bytes(rng, rng.below(120))));
+                break;
+            }
+        }
+    }
+    if (b.has(Behaviour::ForgeRequest) && rng.chance(0.3)) {
+        RequestBatch batch;
+        batch.requests.push_back(forged_request(rng, b));
+        to_subset(seal(b, 0, Kind::Requests, encode(batch)));
+    }
+    if (b.has(Behaviour::WindowEdge) && rng.chance(0.2)) {
+        const Epoch e = d + w + (rng.chance(0.3) ? 1 : 0);
+        Block blk{e, b.id, {}};
+        if (!b.known_requests.empty())
+            blk.requests.push_back(b.known_requests[rng.below(b.known_requests.size())]);
+        std::vector<NodeId> targets;
+        for (NodeId i : others(b.id))
+            if (honest(i) && rng.chance(0.5)) targets.push_back(i);
+        Bytes block_env = seal(b, e, Kind::Block, encode(blk));
+        AbaBundle bundle;
+        bundle.messages.push_back(AbaMessage{static_cast<NodeId>(rng.below(p_.n)), 0,
+                                             AbaType::Bval, static_cast<std::uint8_t>(rng.below(2)),
+                                             {}});
+        Bytes aba_env = seal(b, e, Kind::Aba, encode(bundle));
+        Bytes seen_env = seal(b, e, Kind::Seen, encode(SeenBody{b.id, digest_of(encode(blk))}));
+        for (NodeId to : targets) {
+            send(b.id, to, block_env);
+            send(b.id, to, aba_env);
+            send(b.id, to, seen_env);
+        }
+    }
+}
+
+}  // namespace
+
+SeedReport run_seed(const SimOptions& options, std::uint64_t seed) {
+    World world(options, seed);
+    return world.run();
+}
+
+}  // namespace tob::sim

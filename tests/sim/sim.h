@@ -1,0 +1,90 @@
+#pragma once
+// tobsim: n consensus cores (consensus::Replica) in one process, driven by a
+// seeded scheduler. See tests/sim/sim.cpp for the model; docs/simulator.md for
+// the user-facing description.
+//
+// One seed = one run. Every parameter of the run (faulty ids and behaviours,
+// drop/duplication rates, delays, crash schedule, window, timers, clients, tx
+// timing) derives from (options, seed), so `--seeds S-S` with the same options
+// replays a seed exactly.
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tests/sim/checker.h"
+
+namespace tob::sim {
+
+enum class Behaviour : std::uint8_t {
+    Silent,           // sends nothing at all
+    Equivocate,       // different blocks (and SEENs for them) to different nodes
+    ConflictingSeen,  // SEENs for random / two different digests of one (e, j)
+    LyingAba,         // random BVAL/AUX/CONF/TERM, own ABA values flipped per receiver
+    BadCoin,          // invalid coin shares
+    Forge,            // bad signatures, wrong sender, foreign chain id, forged certificates
+    Replay,           // old envelopes from earlier epochs and other instances
+    Junk,             // random bytes, and signed envelopes with junk bodies
+    ForgeRequest,     // requests with bad client signatures / stolen nonces with other ops
+    WindowEdge,       // messages at exactly delivered+W (and +W+1) to some honest nodes only
+};
+inline constexpr std::size_t kBehaviourCount = 10;
+
+const char* to_string(Behaviour b);
+std::optional<Behaviour> behaviour_from_string(std::string_view name);
+std::vector<Behaviour> all_behaviours();
+
+enum class CryptoMode : std::uint8_t { Fast, Real };
+
+struct SimOptions {
+    std::uint32_t nodes = 4;
+    std::uint32_t faulty = 0;               // Byzantine nodes (normally <= t)
+    std::vector<Behaviour> behaviours;      // each faulty node draws 1-2 of these
+    std::uint32_t epochs = 6;               // the safety phase ends once an honest node delivered this many
+    std::uint32_t txs = 24;                 // transactions submitted by honest clients per seed
+    double drop = 0.1;                      // max per-message drop probability (safety phase)
+    double crash = 0.1;                     // max crash intensity (safety phase)
+    double dup = 0.1;                       // max duplication probability
+    std::uint32_t clients = 0;              // 0: derived from the seed (1..4)
+    CryptoMode crypto = CryptoMode::Fast;
+    std::uint32_t unsafe_quorum = 0;        // test-only: certify with this many SEENs
+    std::uint64_t fair_ms_max = 120000;     // liveness bound after the fair phase starts
+    bool trace = false;                     // print events to stderr
+    bool trace_messages = false;            // print every honest send and receive to stderr
+    std::set<std::string> disabled_checks;  // test-only: checks to ignore (checker self-tests)
+};
+
+/// The parameters one seed derived (printed first in text mode).
+struct SeedParams {
+    std::uint32_t n = 0, t = 0;
+    std::vector<std::pair<NodeId, std::vector<Behaviour>>> byzantine;
+    double drop = 0, dup = 0, crash = 0, reformat = 0, long_delay = 0;
+    std::uint64_t delay_ms_max = 0;
+    std::uint32_t window = 0;
+    std::uint64_t block_timer_ms = 0;
+    std::uint32_t clients = 0;
+    std::uint64_t safety_ms = 0;
+    std::string describe() const;
+};
+
+struct SeedReport {
+    std::uint64_t seed = 0;
+    SeedParams params;
+    std::vector<Violation> violations;
+    std::uint64_t submitted_txs = 0;
+    std::uint64_t committed_txs = 0;  // submitted txs that took effect at every honest node
+    std::uint64_t epochs = 0;         // highest epoch applied by an honest node
+    std::uint64_t messages = 0;       // envelopes delivered
+    std::uint64_t aba_rounds_total = 0;
+    std::uint64_t aba_instances = 0;
+    std::uint64_t crashes = 0, reformats = 0;
+    std::uint64_t logical_ms = 0;
+    std::uint64_t fair_ms = 0;        // logical time the fair phase needed
+};
+
+SeedReport run_seed(const SimOptions& options, std::uint64_t seed);
+
+}  // namespace tob::sim

@@ -1,0 +1,214 @@
+// tobsim — the deterministic simulator's command line. See tests/sim/sim.cpp.
+//
+//   tobsim --nodes 4 --faulty 1 --behaviour equivocate,replay --seeds 1-200 --json
+//
+// Text mode prints each seed's derived parameters first, then its result; --json
+// prints one object for the whole sweep. Exit status 1 if any seed failed.
+
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+#include "consensus/types.h"
+#include "tests/sim/sim.h"
+
+namespace {
+
+std::string json_escape(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                    out += buf;
+                } else {
+                    out += c;
+                }
+        }
+    }
+    return out;
+}
+
+bool parse_range(const std::string& text, std::uint64_t& a, std::uint64_t& b) {
+    try {
+        auto dash = text.find('-');
+        if (dash == std::string::npos) {
+            a = b = std::stoull(text);
+        } else {
+            a = std::stoull(text.substr(0, dash));
+            b = std::stoull(text.substr(dash + 1));
+        }
+    } catch (...) {
+        return false;
+    }
+    return a <= b;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace tob::sim;
+    CLI::App app{"tobsim: deterministic simulation of tobd's total-order broadcast"};
+    SimOptions opt;
+    std::string behaviours = "all";
+    std::string seeds = "1-10";
+    std::string crypto = "fast";
+    std::string unsafe_quorum;
+    bool json = false;
+    bool stop_on_fail = false;
+    app.add_option("--nodes", opt.nodes, "cluster size n")->check(CLI::Range(1, 64));
+    app.add_option("--faulty", opt.faulty, "Byzantine nodes (normally at most t)");
+    app.add_option("--behaviour,--behaviours", behaviours,
+                   "comma-separated Byzantine behaviours, or 'all': silent, equivocate, "
+                   "conflicting-seen, lying-aba, bad-coin, forge, replay, junk, forge-request, "
+                   "window-edge");
+    app.add_option("--seeds", seeds, "seed range A-B (inclusive) or one seed S");
+    app.add_option("--epochs", opt.epochs, "the safety phase ends once an honest node applied this many epochs");
+    app.add_option("--txs", opt.txs, "transactions per seed (from honest clients)");
+    app.add_option("--drop", opt.drop, "max message drop probability in the safety phase")
+        ->check(CLI::Range(0.0, 0.9));
+    app.add_option("--crash", opt.crash, "max crash intensity (per 100 ms of the safety phase)")
+        ->check(CLI::Range(0.0, 1.0));
+    app.add_option("--dup", opt.dup, "max message duplication probability")
+        ->check(CLI::Range(0.0, 0.9));
+    app.add_option("--clients", opt.clients, "honest clients (0: 1-4 from the seed)");
+    app.add_option("--crypto", crypto, "fast (keyed-hash stand-in) or real (Ed25519 + threshold coin)")
+        ->check(CLI::IsMember({"fast", "real"}));
+    app.add_option("--unsafe-quorum", unsafe_quorum,
+                   "TEST ONLY: certify with this many SEENs ('t+1' or a number)");
+    app.add_option("--fair-ms", opt.fair_ms_max, "liveness bound (logical ms) after the fair phase starts");
+    app.add_option("--disable-check", opt.disabled_checks,
+                   "TEST ONLY: ignore these checks (to show that the others still catch a fault)");
+    app.add_flag("--json", json, "print one JSON object for the sweep");
+    app.add_flag("--trace", opt.trace, "print events to stderr");
+    app.add_flag("--trace-messages", opt.trace_messages, "print every honest send/receive to stderr");
+    app.add_flag("--stop-on-fail", stop_on_fail, "stop at the first failing seed");
+    CLI11_PARSE(app, argc, argv);
+
+    if (behaviours != "all" && !behaviours.empty()) {
+        std::stringstream ss(behaviours);
+        std::string item;
+        while (std::getline(ss, item, ',')) {
+            auto b = behaviour_from_string(item);
+            if (!b) {
+                std::cerr << "unknown behaviour: " << item << "\n";
+                return 2;
+            }
+            opt.behaviours.push_back(*b);
+        }
+    }
+    std::uint64_t first = 0, last = 0;
+    if (!parse_range(seeds, first, last)) {
+        std::cerr << "bad --seeds: " << seeds << "\n";
+        return 2;
+    }
+    opt.crypto = crypto == "real" ? CryptoMode::Real : CryptoMode::Fast;
+    const std::uint32_t t = tob::consensus::max_faulty(opt.nodes);
+    if (!unsafe_quorum.empty()) {
+        if (unsafe_quorum == "t+1")
+            opt.unsafe_quorum = t + 1;
+        else
+            opt.unsafe_quorum = static_cast<std::uint32_t>(std::stoul(unsafe_quorum));
+    }
+    if (opt.faulty > t && !json)
+        std::cerr << "warning: --faulty " << opt.faulty << " exceeds t = " << t << "\n";
+
+    // The replay command of a seed: everything but --seeds and --json.
+    std::ostringstream replay;
+    replay << "tobsim --nodes " << opt.nodes << " --faulty " << opt.faulty << " --behaviour "
+           << behaviours << " --epochs " << opt.epochs << " --txs " << opt.txs << " --drop "
+           << opt.drop << " --crash " << opt.crash << " --dup " << opt.dup << " --clients "
+           << opt.clients << " --crypto " << crypto << " --fair-ms " << opt.fair_ms_max;
+    if (!unsafe_quorum.empty()) replay << " --unsafe-quorum " << unsafe_quorum;
+    for (const auto& c : opt.disabled_checks) replay << " --disable-check " << c;
+
+    const auto start = std::chrono::steady_clock::now();
+    std::uint64_t seeds_run = 0, failing = 0, total_violations = 0;
+    std::uint64_t committed = 0, submitted = 0, epochs = 0, messages = 0;
+    std::uint64_t aba_rounds = 0, aba_instances = 0, crashes = 0, reformats = 0;
+    std::optional<std::uint64_t> first_seed;
+    std::string first_check, first_detail;
+    for (std::uint64_t seed = first; seed <= last; ++seed) {
+        SeedReport r;
+        try {
+            r = run_seed(opt, seed);
+        } catch (const std::exception& e) {
+            r.seed = seed;
+            r.violations.push_back({"exception", e.what()});
+        }
+        ++seeds_run;
+        committed += r.committed_txs;
+        submitted += r.submitted_txs;
+        epochs += r.epochs;
+        messages += r.messages;
+        aba_rounds += r.aba_rounds_total;
+        aba_instances += r.aba_instances;
+        crashes += r.crashes;
+        reformats += r.reformats;
+        if (!r.violations.empty()) {
+            ++failing;
+            total_violations += r.violations.size();
+            if (!first_seed) {
+                first_seed = seed;
+                first_check = r.violations.front().check;
+                first_detail = r.violations.front().detail;
+            }
+        }
+        if (!json) {
+            std::cout << "seed " << seed << ": " << r.params.describe() << "\n";
+            std::cout << "  " << (r.violations.empty() ? "ok" : "FAIL") << ": epochs=" << r.epochs
+                      << " committed=" << r.committed_txs << "/" << r.submitted_txs
+                      << " messages=" << r.messages << " crashes=" << r.crashes
+                      << " reformats=" << r.reformats << " logical_ms=" << r.logical_ms
+                      << " fair_ms=" << r.fair_ms << "\n";
+            for (const auto& v : r.violations)
+                std::cout << "  violation [" << v.check << "] " << v.detail << "\n";
+            if (!r.violations.empty())
+                std::cout << "  replay: " << replay.str() << " --seeds " << seed << "-" << seed
+                          << "\n";
+            std::cout.flush();
+        }
+        if (stop_on_fail && !r.violations.empty()) break;
+        if (seed == last) break;  // seed range may end at UINT64_MAX
+    }
+    const auto wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - start)
+                             .count();
+    const double aba_mean =
+        aba_instances ? static_cast<double>(aba_rounds) / static_cast<double>(aba_instances) : 0.0;
+    if (json) {
+        std::ostringstream os;
+        os << "{\"seeds\":" << seeds_run << ",\"seed_range\":\"" << first << "-" << last << "\""
+           << ",\"nodes\":" << opt.nodes << ",\"faulty\":" << opt.faulty << ",\"behaviours\":\""
+           << json_escape(behaviours) << "\",\"crypto\":\"" << crypto << "\""
+           << ",\"unsafe_quorum\":" << opt.unsafe_quorum << ",\"violations\":{\"count\":" << failing
+           << ",\"total\":" << total_violations;
+        if (first_seed) {
+            os << ",\"first_seed\":" << *first_seed << ",\"first_check\":\""
+               << json_escape(first_check) << "\",\"first_detail\":\"" << json_escape(first_detail)
+               << "\",\"replay\":\"" << json_escape(replay.str()) << " --seeds " << *first_seed
+               << "-" << *first_seed << "\"";
+        } else {
+            os << ",\"first_seed\":null,\"first_check\":null";
+        }
+        os << "},\"committed_txs\":" << committed << ",\"submitted_txs\":" << submitted
+           << ",\"epochs\":" << epochs << ",\"aba_rounds_mean\":" << aba_mean
+           << ",\"messages\":" << messages << ",\"crashes\":" << crashes
+           << ",\"reformats\":" << reformats << ",\"wall_ms\":" << wall_ms << "}";
+        std::cout << os.str() << std::endl;
+    } else {
+        std::cout << "seeds=" << seeds_run << " failing=" << failing << " committed=" << committed
+                  << "/" << submitted << " epochs=" << epochs << " aba_rounds_mean=" << aba_mean
+                  << " messages=" << messages << " wall_ms=" << wall_ms << "\n";
+    }
+    return failing == 0 ? 0 : 1;
+}
