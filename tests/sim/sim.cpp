@@ -855,6 +855,7 @@ void World::execute(Node& node, Step&& step) {
     for (const auto& a : step.alarms)
         violation("alarm", "node " + std::to_string(node.id) + " halted: " + a);
     for (const auto& f : step.faults) {
+        if (!honest(f.culprit)) ++report_.faults_on_byzantine;
         if (honest(f.culprit))
             violation("honest-blamed", "node " + std::to_string(node.id) + " blamed honest node " +
                                            std::to_string(f.culprit) + " (" +

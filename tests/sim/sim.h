@@ -81,6 +81,7 @@ struct SeedReport {
     std::uint64_t aba_rounds_total = 0;
     std::uint64_t aba_instances = 0;
     std::uint64_t crashes = 0, reformats = 0;
+    std::uint64_t faults_on_byzantine = 0;  // faults honest nodes reported against Byzantine ones
     std::uint64_t logical_ms = 0;
     std::uint64_t fair_ms = 0;        // logical time the fair phase needed
 };

@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
     const auto start = std::chrono::steady_clock::now();
     std::uint64_t seeds_run = 0, failing = 0, total_violations = 0;
     std::uint64_t committed = 0, submitted = 0, epochs = 0, messages = 0;
-    std::uint64_t aba_rounds = 0, aba_instances = 0, crashes = 0, reformats = 0;
+    std::uint64_t aba_rounds = 0, aba_instances = 0, crashes = 0, reformats = 0, byz_faults = 0;
     std::optional<std::uint64_t> first_seed;
     std::string first_check, first_detail;
     for (std::uint64_t seed = first; seed <= last; ++seed) {
@@ -154,6 +154,7 @@ int main(int argc, char** argv) {
         aba_instances += r.aba_instances;
         crashes += r.crashes;
         reformats += r.reformats;
+        byz_faults += r.faults_on_byzantine;
         if (!r.violations.empty()) {
             ++failing;
             total_violations += r.violations.size();
@@ -168,7 +169,8 @@ int main(int argc, char** argv) {
             std::cout << "  " << (r.violations.empty() ? "ok" : "FAIL") << ": epochs=" << r.epochs
                       << " committed=" << r.committed_txs << "/" << r.submitted_txs
                       << " messages=" << r.messages << " crashes=" << r.crashes
-                      << " reformats=" << r.reformats << " logical_ms=" << r.logical_ms
+                      << " reformats=" << r.reformats << " byz_faults=" << r.faults_on_byzantine
+                      << " logical_ms=" << r.logical_ms
                       << " fair_ms=" << r.fair_ms << "\n";
             for (const auto& v : r.violations)
                 std::cout << "  violation [" << v.check << "] " << v.detail << "\n";
@@ -203,7 +205,8 @@ int main(int argc, char** argv) {
         os << "},\"committed_txs\":" << committed << ",\"submitted_txs\":" << submitted
            << ",\"epochs\":" << epochs << ",\"aba_rounds_mean\":" << aba_mean
            << ",\"messages\":" << messages << ",\"crashes\":" << crashes
-           << ",\"reformats\":" << reformats << ",\"wall_ms\":" << wall_ms << "}";
+           << ",\"reformats\":" << reformats << ",\"faults_on_byzantine\":" << byz_faults
+           << ",\"wall_ms\":" << wall_ms << "}";
         std::cout << os.str() << std::endl;
     } else {
         std::cout << "seeds=" << seeds_run << " failing=" << failing << " committed=" << committed
