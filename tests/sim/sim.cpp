@@ -118,6 +118,17 @@ std::string SeedParams::describe() const {
        << " delay_max=" << delay_ms_max << "ms long_delay=" << long_delay << " window=" << window
        << " block_timer=" << block_timer_ms << "ms clients=" << clients
        << " safety=" << safety_ms << "ms";
+    for (const auto& part : partitions) {
+        os << " partition[" << part.start_ms << "-" << part.end_ms << "ms" << (part.one_way ? " one-way" : "") << ":";
+        for (std::size_t i = 0; i < part.side.size(); ++i)
+            if (part.side[i]) os << " " << i;
+        os << "]";
+    }
+    if (!slow_nodes.empty()) {
+        os << " slow={";
+        for (std::size_t i = 0; i < slow_nodes.size(); ++i) os << (i ? "," : "") << slow_nodes[i];
+        os << "}";
+    }
     return os.str();
 }
 
@@ -344,7 +355,8 @@ class World {
     bool converged() const;
 
     // network
-    std::uint64_t delay();
+    std::uint64_t delay(NodeId to);
+    bool cut(NodeId from, NodeId to) const;
     void send(NodeId from, std::optional<NodeId> to, const Bytes& bytes);
     void send_to(NodeId from, NodeId to, Shared bytes);
 
@@ -452,6 +464,27 @@ void World::derive() {
     p_.block_timer_ms = r.range(5, 40);
     p_.clients = opt_.clients ? opt_.clients : static_cast<std::uint32_t>(r.range(1, 4));
     p_.safety_ms = r.range(800, 3000);
+    // Partition episodes in the safety phase (FAULTS.md #7): isolate one node,
+    // random halves, or a one-way cut; messages across the cut are lost.
+    if (opt_.partitions && r.chance(0.5)) {
+        const std::uint64_t count = r.range(1, 3);
+        for (std::uint64_t k = 0; k < count; ++k) {
+            Partition part;
+            part.start_ms = r.below(p_.safety_ms);
+            part.end_ms = part.start_ms + r.range(100, 800);
+            part.one_way = r.chance(0.25);
+            part.side.assign(p_.n, false);
+            if (r.chance(0.5)) {
+                part.side[r.below(p_.n)] = true;
+            } else {
+                for (std::uint32_t i = 0; i < p_.n; ++i) part.side[i] = r.chance(0.5);
+            }
+            p_.partitions.push_back(part);
+        }
+    }
+    // Slow nodes (FAULTS.md #17): everything to them takes longer in the safety phase.
+    for (std::uint32_t i = 0; i < p_.n; ++i)
+        if (r.chance(0.15)) p_.slow_nodes.push_back(static_cast<NodeId>(i));
     report_.params = p_;
 }
 
@@ -692,6 +725,13 @@ void World::restart(Node& node) {
         node.sign_floor = node.high_water;
         node.reformat_on_restart = false;
     }
+    if (opt_.plant == Plant::Amnesia) {
+        // Checker self-test: the node forgets its sign-log AND its mark, so it may
+        // sign other payloads for slots it already filled. Only I5 should notice.
+        node.records.clear();
+        node.storage.clear();
+        node.high_water = 0;
+    }
     if (opt_.trace)
         std::fprintf(stderr, "[%llu] restart node %u (records=%zu high_water=%llu)\n",
                      static_cast<unsigned long long>(now_), node.id, node.records.size(),
@@ -765,10 +805,24 @@ void World::check_progress() {
 
 // ---- network -------------------------------------------------------------------------
 
-std::uint64_t World::delay() {
+std::uint64_t World::delay(NodeId to) {
     if (fair_) return net_.range(1, std::min<std::uint64_t>(p_.delay_ms_max, 30));
-    if (net_.chance(p_.long_delay)) return net_.range(p_.delay_ms_max, 1000);
-    return net_.range(1, p_.delay_ms_max);
+    std::uint64_t extra = 0;
+    if (std::find(p_.slow_nodes.begin(), p_.slow_nodes.end(), to) != p_.slow_nodes.end())
+        extra = net_.range(0, 4 * p_.delay_ms_max);
+    if (net_.chance(p_.long_delay)) return extra + net_.range(p_.delay_ms_max, 1000);
+    return extra + net_.range(1, p_.delay_ms_max);
+}
+
+bool World::cut(NodeId from, NodeId to) const {
+    if (fair_) return false;
+    for (const auto& part : p_.partitions) {
+        if (now_ < part.start_ms || now_ >= part.end_ms) continue;
+        if (part.side[from] == part.side[to]) continue;
+        if (part.one_way && !part.side[from]) continue;  // only side -> rest is cut
+        return true;
+    }
+    return false;
 }
 
 std::vector<NodeId> World::others(NodeId self) const {
@@ -779,9 +833,10 @@ std::vector<NodeId> World::others(NodeId self) const {
 }
 
 void World::send_to(NodeId from, NodeId to, Shared bytes) {
+    if (cut(from, to)) return;
     if (!fair_ && net_.chance(p_.drop)) return;
-    push(EvType::Deliver, now_ + delay(), from, to, 0, bytes);
-    if (net_.chance(p_.dup)) push(EvType::Deliver, now_ + delay(), from, to, 0, bytes);
+    push(EvType::Deliver, now_ + delay(to), from, to, 0, bytes);
+    if (net_.chance(p_.dup)) push(EvType::Deliver, now_ + delay(to), from, to, 0, bytes);
 }
 
 void World::send(NodeId from, std::optional<NodeId> to, const Bytes& bytes) {
@@ -861,7 +916,12 @@ void World::execute(Node& node, Step&& step) {
                                            std::to_string(f.culprit) + " (" +
                                            to_string(f.kind) + "): " + f.detail);
     }
-    for (const auto& r : step.persist) persist(node, r);
+    for (const auto& r : step.persist) {
+        if (opt_.plant == Plant::SkipPersist && r.type == DurableRecord::Type::Signed &&
+            sched_.chance(0.05))
+            continue;  // checker self-test: a signature leaves without its log record
+        persist(node, r);
+    }
     for (const auto& m : step.messages) {
         if (opt_.trace_messages) {
             auto d = decode_envelope(m.envelope, node.config.limits);

@@ -39,6 +39,19 @@ std::vector<Behaviour> all_behaviours();
 
 enum class CryptoMode : std::uint8_t { Fast, Real };
 
+/// Test-only planted bugs in the harness, to show that a checker catches them.
+enum class Plant : std::uint8_t {
+    None,
+    Amnesia,      // a restarted node loses its sign-log and its high-water mark (-> I5)
+    SkipPersist,  // some Signed records are not persisted before sending (-> persist-before-send)
+};
+
+struct Partition {
+    std::uint64_t start_ms = 0, end_ms = 0;
+    bool one_way = false;     // only messages from the marked side are cut
+    std::vector<bool> side;   // per node
+};
+
 struct SimOptions {
     std::uint32_t nodes = 4;
     std::uint32_t faulty = 0;               // Byzantine nodes (normally <= t)
@@ -55,6 +68,8 @@ struct SimOptions {
     bool trace = false;                     // print events to stderr
     bool trace_messages = false;            // print every honest send and receive to stderr
     std::set<std::string> disabled_checks;  // test-only: checks to ignore (checker self-tests)
+    Plant plant = Plant::None;              // test-only: a planted harness bug
+    bool partitions = true;                 // partition episodes in the safety phase
 };
 
 /// The parameters one seed derived (printed first in text mode).
@@ -67,6 +82,8 @@ struct SeedParams {
     std::uint64_t block_timer_ms = 0;
     std::uint32_t clients = 0;
     std::uint64_t safety_ms = 0;
+    std::vector<Partition> partitions;
+    std::vector<NodeId> slow_nodes;
     std::string describe() const;
 };
 

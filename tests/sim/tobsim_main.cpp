@@ -88,6 +88,12 @@ int main(int argc, char** argv) {
     app.add_option("--fair-ms", opt.fair_ms_max, "liveness bound (logical ms) after the fair phase starts");
     app.add_option("--disable-check", opt.disabled_checks,
                    "TEST ONLY: ignore these checks (to show that the others still catch a fault)");
+    std::string plant = "none";
+    app.add_option("--plant", plant,
+                   "TEST ONLY: plant a harness bug the checkers must catch: amnesia, skip-persist")
+        ->check(CLI::IsMember({"none", "amnesia", "skip-persist"}));
+    bool no_partitions = false;
+    app.add_flag("--no-partitions", no_partitions, "no partition episodes");
     app.add_flag("--json", json, "print one JSON object for the sweep");
     app.add_flag("--trace", opt.trace, "print events to stderr");
     app.add_flag("--trace-messages", opt.trace_messages, "print every honest send/receive to stderr");
@@ -112,6 +118,10 @@ int main(int argc, char** argv) {
         return 2;
     }
     opt.crypto = crypto == "real" ? CryptoMode::Real : CryptoMode::Fast;
+    opt.partitions = !no_partitions;
+    opt.plant = plant == "amnesia"        ? Plant::Amnesia
+                : plant == "skip-persist" ? Plant::SkipPersist
+                                          : Plant::None;
     const std::uint32_t t = tob::consensus::max_faulty(opt.nodes);
     if (!unsafe_quorum.empty()) {
         if (unsafe_quorum == "t+1")
@@ -130,6 +140,8 @@ int main(int argc, char** argv) {
            << opt.clients << " --crypto " << crypto << " --fair-ms " << opt.fair_ms_max;
     if (!unsafe_quorum.empty()) replay << " --unsafe-quorum " << unsafe_quorum;
     for (const auto& c : opt.disabled_checks) replay << " --disable-check " << c;
+    if (plant != "none") replay << " --plant " << plant;
+    if (no_partitions) replay << " --no-partitions";
 
     const auto start = std::chrono::steady_clock::now();
     std::uint64_t seeds_run = 0, failing = 0, total_violations = 0;
