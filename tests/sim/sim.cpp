@@ -782,6 +782,10 @@ void World::check_progress() {
         done_ = true;
         return;
     }
+    if (opt_.safety_only && now_ - fair_start_ > opt_.safety_only_fair_ms) {
+        stop_ = true;  // beyond the fault bound: no liveness to wait for
+        return;
+    }
     if (now_ - fair_start_ > opt_.fair_ms_max) {
         std::size_t missing = 0;
         for (const auto& tx : txs_) {
@@ -1261,6 +1265,17 @@ void World::byz_forward(Node& b, const Outgoing& m) {
                     for (NodeId i : random_subset(rng, b.id)) group.insert(i);
                     if (group.size() == p_.n - 1) group.erase(group.begin());
                     b.alt_group[env.epoch] = group;
+                    // The Byzantine nodes collude (the strongest adversary): every
+                    // other one SEENs the original to one side and the alternative
+                    // to the other, with its own key.
+                    const SeenBody seen_orig{b.id, digest_of(env.body)};
+                    for (auto& other : nodes_) {
+                        if (!other->byzantine || other->id == b.id) continue;
+                        Bytes s_alt = seal(*other, env.epoch, Kind::Seen, encode(seen));
+                        Bytes s_orig = seal(*other, env.epoch, Kind::Seen, encode(seen_orig));
+                        for (NodeId to : others(other->id))
+                            send(other->id, to, group.count(to) ? s_alt : s_orig);
+                    }
                 }
             }
         }

@@ -94,6 +94,8 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"none", "amnesia", "skip-persist"}));
     bool no_partitions = false;
     app.add_flag("--no-partitions", no_partitions, "no partition episodes");
+    app.add_flag("--safety-only", opt.safety_only,
+                 "check safety only (for runs beyond the fault bound, where progress may stall)");
     app.add_flag("--json", json, "print one JSON object for the sweep");
     app.add_flag("--trace", opt.trace, "print events to stderr");
     app.add_flag("--trace-messages", opt.trace_messages, "print every honest send/receive to stderr");
@@ -142,6 +144,7 @@ int main(int argc, char** argv) {
     for (const auto& c : opt.disabled_checks) replay << " --disable-check " << c;
     if (plant != "none") replay << " --plant " << plant;
     if (no_partitions) replay << " --no-partitions";
+    if (opt.safety_only) replay << " --safety-only";
 
     const auto start = std::chrono::steady_clock::now();
     std::uint64_t seeds_run = 0, failing = 0, total_violations = 0;
