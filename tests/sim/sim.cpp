@@ -83,6 +83,8 @@ constexpr std::pair<Behaviour, const char*> kBehaviourNames[] = {
     {Behaviour::Junk, "junk"},
     {Behaviour::ForgeRequest, "forge-request"},
     {Behaviour::WindowEdge, "window-edge"},
+    {Behaviour::Withhold, "withhold"},
+    {Behaviour::LyingCommit, "lying-commit"},
 };
 }  // namespace
 
@@ -1292,6 +1294,42 @@ void World::byz_forward(Node& b, const Outgoing& m) {
             return;
         }
     }
+    if (b.has(Behaviour::Withhold)) {
+        if (env.kind == Kind::FetchReply) return;  // never helps anyone catch up
+        if (env.kind == Kind::Block) {
+            // Only q-1 others get the block: with our own SEEN that is exactly a
+            // certificate, and everyone else must fetch it from the signers.
+            auto& chosen = b.alt_group[env.epoch];
+            if (chosen.empty()) {
+                auto all = others(b.id);
+                for (std::size_t i = all.size(); i > 1; --i) std::swap(all[i - 1], all[rng.below(i)]);
+                const std::uint32_t q = quorum(p_.n, p_.t);
+                for (std::size_t i = 0; i + 1 < q && i < all.size(); ++i) chosen.insert(all[i]);
+            }
+            for (NodeId to : targets)
+                if (chosen.count(to)) send(b.id, to, m.envelope);
+            return;
+        }
+    }
+    if (env.kind == Kind::Commit && b.has(Behaviour::LyingCommit)) {
+        auto c = decode_commit(env.body, b.config.limits);
+        if (c) {
+            for (NodeId to : targets) {
+                if (rng.chance(0.3)) {
+                    send(b.id, to, m.envelope);
+                    continue;
+                }
+                CommitBody lie = c.value();
+                auto r1 = random_bytes(rng, 32);
+                if (rng.chance(0.5))
+                    std::copy(r1.begin(), r1.end(), lie.state_digest.begin());
+                else
+                    std::copy(r1.begin(), r1.end(), lie.output_digest.begin());
+                send(b.id, to, seal(b, env.epoch, Kind::Commit, encode(lie)));
+            }
+            return;
+        }
+    }
     if (env.kind == Kind::Seen && b.has(Behaviour::Equivocate)) {
         auto s = decode_seen(env.body, b.config.limits);
         if (s && s.value().proposer == b.id && b.alt_blocks.count(env.epoch)) {
@@ -1540,6 +1578,15 @@ void World::byz_tick(Node& b) {
         RequestBatch batch;
         batch.requests.push_back(forged_request(rng, b));
         to_subset(seal(b, 0, Kind::Requests, encode(batch)));
+    }
+    if (b.has(Behaviour::LyingCommit) && rng.chance(0.1)) {
+        // A COMMIT for an epoch nobody has reached, or a made-up one for a past epoch.
+        CommitBody lie;
+        auto r1 = random_bytes(rng, 32), r2 = random_bytes(rng, 32);
+        std::copy(r1.begin(), r1.end(), lie.output_digest.begin());
+        std::copy(r2.begin(), r2.end(), lie.state_digest.begin());
+        const Epoch e = rng.chance(0.5) ? d + rng.range(1, w) : (d > 0 ? rng.range(1, d) : 1);
+        to_subset(seal(b, e, Kind::Commit, encode(lie)));
     }
     if (b.has(Behaviour::WindowEdge) && rng.chance(0.2)) {
         const Epoch e = d + w + (rng.chance(0.3) ? 1 : 0);

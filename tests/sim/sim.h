@@ -30,8 +30,10 @@ enum class Behaviour : std::uint8_t {
     Junk,             // random bytes, and signed envelopes with junk bodies
     ForgeRequest,     // requests with bad client signatures / stolen nonces with other ops
     WindowEdge,       // messages at exactly delivered+W (and +W+1) to some honest nodes only
+    Withhold,         // own block to just enough nodes to certify it; no fetch answers
+    LyingCommit,      // COMMITs with made-up output/state digests, different per receiver
 };
-inline constexpr std::size_t kBehaviourCount = 10;
+inline constexpr std::size_t kBehaviourCount = 12;
 
 const char* to_string(Behaviour b);
 std::optional<Behaviour> behaviour_from_string(std::string_view name);

@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
     app.add_option("--behaviour,--behaviours", behaviours,
                    "comma-separated Byzantine behaviours, or 'all': silent, equivocate, "
                    "conflicting-seen, lying-aba, bad-coin, forge, replay, junk, forge-request, "
-                   "window-edge");
+                   "window-edge, withhold, lying-commit");
     app.add_option("--seeds", seeds, "seed range A-B (inclusive) or one seed S");
     app.add_option("--epochs", opt.epochs, "the safety phase ends once an honest node applied this many epochs");
     app.add_option("--txs", opt.txs, "transactions per seed (from honest clients)");
