@@ -907,8 +907,11 @@ void World::submit(std::uint32_t index) {
 void World::execute(Node& node, Step&& step) {
     if (node.crash_midstep) {
         // The process dies inside this step: a prefix of the records reached the
-        // disk (the rest is a torn tail), no message left.
-        const std::size_t keep = sched_.below(step.persist.size() + 1);
+        // disk (the rest is a torn tail; with --atomic-persist all or none of
+        // them, as one synced write batch), no message left.
+        const std::size_t keep = opt_.atomic_persist
+                                     ? (sched_.chance(0.5) ? step.persist.size() : 0)
+                                     : sched_.below(step.persist.size() + 1);
         for (std::size_t i = 0; i < keep; ++i) persist(node, step.persist[i]);
         crash(node);
         return;

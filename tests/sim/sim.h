@@ -72,6 +72,7 @@ struct SimOptions {
     std::set<std::string> disabled_checks;  // test-only: checks to ignore (checker self-tests)
     Plant plant = Plant::None;              // test-only: a planted harness bug
     bool partitions = true;                 // partition episodes in the safety phase
+    bool atomic_persist = false;            // a step's records survive a crash all or none (else a prefix)
     bool safety_only = false;               // beyond the bound: check safety, not liveness
     std::uint64_t safety_only_fair_ms = 3000;  // how long the fair phase runs then
 };

@@ -94,6 +94,9 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"none", "amnesia", "skip-persist"}));
     bool no_partitions = false;
     app.add_flag("--no-partitions", no_partitions, "no partition episodes");
+    app.add_flag("--atomic-persist", opt.atomic_persist,
+                 "a crash inside a step keeps all or none of its records (default: a prefix, "
+                 "i.e. torn tails of an append-only log)");
     app.add_flag("--safety-only", opt.safety_only,
                  "check safety only (for runs beyond the fault bound, where progress may stall)");
     app.add_flag("--json", json, "print one JSON object for the sweep");
@@ -145,6 +148,7 @@ int main(int argc, char** argv) {
     if (plant != "none") replay << " --plant " << plant;
     if (no_partitions) replay << " --no-partitions";
     if (opt.safety_only) replay << " --safety-only";
+    if (opt.atomic_persist) replay << " --atomic-persist";
 
     const auto start = std::chrono::steady_clock::now();
     std::uint64_t seeds_run = 0, failing = 0, total_violations = 0;
