@@ -639,6 +639,23 @@ SeedReport World::run() {
         }
         report_.epochs = std::max<std::uint64_t>(report_.epochs, node.log.epochs.size());
     }
+    if (done_) {
+        // The stores themselves, not only their digests, must be equal (user data,
+        // dedup table, stored outputs, metadata), as in TigerBeetle's storage checker.
+        const Node* first = nullptr;
+        for (auto& np : nodes_) {
+            if (np->byzantine) continue;
+            if (!first) {
+                first = np.get();
+            } else if (np->storage.data() != first->storage.data()) {
+                report_.violations.push_back(
+                    {"storage", "nodes " + std::to_string(first->id) + " and " +
+                                    std::to_string(np->id) + " hold different KV stores at epoch " +
+                                    std::to_string(np->kv ? np->kv->last_applied() : 0)});
+                break;
+            }
+        }
+    }
     for (auto& v : check_all(logs, submitted, finals, done_))
         if (!opt_.disabled_checks.count(v.check)) report_.violations.push_back(v);
     report_.submitted_txs = txs_.size();
