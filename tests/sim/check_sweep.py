@@ -15,7 +15,7 @@ import sys
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--expect", choices=["clean", "safe", "violation"], required=True)
+    ap.add_argument("--expect", choices=["clean", "safe", "violation", "deterministic"], required=True)
     ap.add_argument("--expect-check", action="append", default=[],
                     help="with --expect violation: the first failing check must be one of these")
     ap.add_argument("tobsim")
@@ -23,6 +23,25 @@ def main():
     a = ap.parse_args()
     args = [x for x in a.args if x != "--"]
     cmd = [a.tobsim] + args + ["--json"]
+    if a.expect == "deterministic":
+        # The same sweep twice must give the same summary (wall time aside).
+        runs = []
+        for _ in range(2):
+            print("running:", " ".join(cmd), flush=True)
+            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            js = [l for l in p.stdout.splitlines() if l.strip().startswith("{")]
+            if not js:
+                print("FAIL: no JSON from tobsim")
+                return 1
+            r = json.loads(js[-1])
+            r.pop("wall_ms", None)
+            runs.append(r)
+        print(json.dumps(runs[0], indent=1))
+        if runs[0] != runs[1]:
+            print("FAIL: two runs of the same seeds differ:", json.dumps(runs[1], indent=1))
+            return 1
+        print("OK: identical summaries and fingerprints")
+        return 0
     print("running:", " ".join(cmd), flush=True)
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if proc.stderr:

@@ -658,6 +658,14 @@ SeedReport World::run() {
     }
     for (auto& v : check_all(logs, submitted, finals, done_))
         if (!opt_.disabled_checks.count(v.check)) report_.violations.push_back(v);
+    {
+        // A fingerprint of the whole run, to show that a seed replays exactly.
+        crypto::Hasher h;
+        h.u64(seed_).u64(now_).u64(report_.messages).u64(report_.crashes);
+        for (const auto& f : finals) h.u64(f.node).u64(f.last_applied).raw(f.state_digest);
+        for (const auto& v : report_.violations) h.field(v.check).field(v.detail);
+        report_.fingerprint = h.finish();
+    }
     report_.submitted_txs = txs_.size();
     for (const auto& tx : txs_) {
         bool everywhere = true;

@@ -106,6 +106,7 @@ struct SeedReport {
     std::uint64_t faults_on_byzantine = 0;  // faults honest nodes reported against Byzantine ones
     std::uint64_t logical_ms = 0;
     std::uint64_t fair_ms = 0;        // logical time the fair phase needed
+    Digest fingerprint{};             // hash of the run's outcome (replay check)
 };
 
 SeedReport run_seed(const SimOptions& options, std::uint64_t seed);

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "consensus/types.h"
+#include "crypto/hash.h"
 #include "tests/sim/sim.h"
 
 namespace {
@@ -155,6 +156,7 @@ int main(int argc, char** argv) {
     std::uint64_t committed = 0, submitted = 0, epochs = 0, messages = 0;
     std::uint64_t aba_rounds = 0, aba_instances = 0, crashes = 0, reformats = 0, byz_faults = 0;
     std::optional<std::uint64_t> first_seed;
+    tob::crypto::Hasher fingerprint;
     std::string first_check, first_detail;
     for (std::uint64_t seed = first; seed <= last; ++seed) {
         SeedReport r;
@@ -174,6 +176,7 @@ int main(int argc, char** argv) {
         crashes += r.crashes;
         reformats += r.reformats;
         byz_faults += r.faults_on_byzantine;
+        fingerprint.raw(r.fingerprint);
         if (!r.violations.empty()) {
             ++failing;
             total_violations += r.violations.size();
@@ -225,6 +228,7 @@ int main(int argc, char** argv) {
            << ",\"epochs\":" << epochs << ",\"aba_rounds_mean\":" << aba_mean
            << ",\"messages\":" << messages << ",\"crashes\":" << crashes
            << ",\"reformats\":" << reformats << ",\"faults_on_byzantine\":" << byz_faults
+           << ",\"fingerprint\":\"" << tob::crypto::to_hex(fingerprint.finish()) << "\""
            << ",\"wall_ms\":" << wall_ms << "}";
         std::cout << os.str() << std::endl;
     } else {
