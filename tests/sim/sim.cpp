@@ -26,9 +26,10 @@
 //
 // Up to f Byzantine nodes run an honest Replica underneath (except `silent`),
 // and the harness mutates, re-routes or adds to its output with the node's own,
-// legitimately held keys (see byzantine_*). Honest clients submit signed requests
-// to random honest nodes and retry at another honest node, with the same signed
-// request, when the node they used has not reported the commit after a timeout.
+// legitimately held keys (byz_forward, byz_tick; behaviours in sim.h and
+// docs/simulator.md). Honest clients submit signed requests to random honest
+// nodes and retry at another honest node, with the same signed request, when the
+// node they used has not reported the commit after a timeout.
 //
 // Invariants checked after every step (violations end the seed):
 //  - I5: no honest node ever signs two payloads for one slot (block (e,i), SEEN
@@ -42,7 +43,8 @@
 //    application of that epoch (outputs, digests, results); epochs are applied
 //    strictly in order; only submitted requests appear in an output;
 //  - no honest node blames an honest node; no honest node raises an alarm.
-// After the seed the checkers of tests/sim/checker.h run over the applied logs.
+// After the seed the checkers of tests/sim/checker.h run over the applied logs,
+// and the honest KV stores must be byte-equal.
 
 #include "tests/sim/sim.h"
 
