@@ -234,7 +234,7 @@ struct Replica::Impl {
             kind != Kind::FetchRequest && kind != Kind::FetchReply) {
             return std::nullopt;
         }
-        if (slots.empty()) {
+        if (slots.empty() && kind != Kind::Aba) {
             return seal_envelope(crypto, cfg.chain_id, cfg.self, e, kind, std::move(body));
         }
         Digest d = digest_of(body);
@@ -797,6 +797,8 @@ struct Replica::Impl {
                 }
             }
         }
+        step.persist.push_back(
+            DurableRecord{DurableRecord::Type::Proof, e, encode(FetchReply{proof.blocks})});
         proofs[e] = std::move(proof);
         while (!proofs.empty() && proofs.begin()->first + kProofHistory < e) {
             proofs.erase(proofs.begin());
@@ -876,6 +878,7 @@ struct Replica::Impl {
         }
         v.by_sender[env.sender] = {key, raw};
         v.by_body[key][env.sender] = raw;
+        step.persist.push_back(DurableRecord{DurableRecord::Type::Commit, e, raw});
         check_commit_conflicts(step, e);
         check_stable(e);
         if (e > delivered()) maybe_catch_up(step);
@@ -1072,6 +1075,8 @@ struct Replica::Impl {
                 if (&be == envp) proof.blocks.push_back(raw);
             }
         }
+        step.persist.push_back(
+            DurableRecord{DurableRecord::Type::Proof, e, encode(FetchReply{proof.blocks})});
         proofs[e] = std::move(proof);
         auto& v = commits[e];
         v.mine = commit_key(*tuple);
@@ -1282,6 +1287,27 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
                                                 j};
                 break;
             }
+            case DurableRecord::Type::Proof: {
+                auto fr = decode_fetch_reply(rec.bytes, im.cfg.limits);
+                if (!fr) break;
+                im.proofs[rec.epoch] = Impl::Proof{std::move(fr.value().envelopes)};
+                while (im.proofs.size() > Impl::kProofHistory) im.proofs.erase(im.proofs.begin());
+                break;
+            }
+            case DurableRecord::Type::Commit: {
+                auto env = decode_envelope(rec.bytes, im.cfg.limits);
+                if (!env) break;
+                auto cb = decode_commit(env.value().body, im.cfg.limits);
+                if (!cb) break;
+                auto& v = im.commits[env.value().epoch];
+                Digest k = commit_key(cb.value());
+                if (v.by_sender.count(env.value().sender)) break;
+                v.by_sender[env.value().sender] = {k, rec.bytes};
+                v.by_body[k][env.value().sender] = rec.bytes;
+                auto& hint = im.commit_hint[env.value().sender];
+                hint = std::max(hint, env.value().epoch);
+                break;
+            }
             case DurableRecord::Type::Cert: {
                 auto c = decode_certificate(rec.bytes, im.cfg.limits);
                 if (!c || c.value().epoch <= stats_.delivered) break;
@@ -1300,6 +1326,13 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
                     case Kind::Block: {
                         im.sign_log[SlotKey{1, e, im.cfg.self, 0, 0}] = bd;
                         im.proposed_upto = std::max(im.proposed_upto, e);
+                        if (!im.blocks.count(bd)) {
+                            auto ob = decode_block(env.body, im.cfg.limits);
+                            if (ob) {
+                                im.blocks[bd] = Impl::BlockEntry{rec.bytes, std::move(ob.value()),
+                                                                 e, im.cfg.self};
+                            }
+                        }
                         if (e > stats_.delivered) {
                             auto& st = im.state(e);
                             st.accepted[im.cfg.self] = bd;
@@ -1375,6 +1408,19 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
         for (auto& [k, v] : st.decided) ones += v ? 1 : 0;
         if (ones >= im.cfg.n - im.cfg.t) st.zeros_input = true;
     }
+    // A crash between signing our block and signing its SEEN (a torn step) leaves
+    // the block without our SEEN: sign it now (the block itself is durable).
+    std::vector<std::pair<Epoch, Digest>> own_unseen;
+    for (auto& [e, st] : im.epochs) {
+        if (e <= stats_.delivered) continue;
+        auto mine = st.accepted.find(im.cfg.self);
+        if (mine != st.accepted.end() &&
+            !im.sign_log.count(SlotKey{2, e, im.cfg.self, 0, 0})) {
+            own_unseen.push_back({e, mine->second});
+        }
+    }
+    for (auto& [e, d] : own_unseen) im.send_seen(step, e, im.cfg.self, d);
+    for (auto& [e, v] : im.commits) im.check_stable(e);
     for (auto& [e, st] : im.epochs) {
         if (e <= stats_.delivered) continue;
         for (auto& [j, c] : st.certs) {

@@ -52,6 +52,8 @@ struct DurableRecord {
         Block = 2,      // a block envelope accepted or certified; bytes = encoded envelope
         Cert = 3,       // a verified certificate; bytes = encoded Certificate
         HighWater = 4,  // the signing high-water mark is raised to `epoch` (synced before signing)
+        Proof = 5,      // a delivered epoch's blocks (encoded FetchReply), to serve catch-up
+        Commit = 6,     // a peer's COMMIT envelope for a tracked epoch, to serve catch-up
     };
     Type type = Type::Signed;
     Epoch epoch = 0;
@@ -125,8 +127,8 @@ class Replica {
 
   private:
     struct Impl;
+    ReplicaStats stats_;  // before impl_: Impl's constructor writes into it
     std::unique_ptr<Impl> impl_;
-    ReplicaStats stats_;
 };
 
 }  // namespace tob::consensus

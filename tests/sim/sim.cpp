@@ -1026,6 +1026,8 @@ void World::persist(Node& node, const DurableRecord& record) {
             break;
         }
         case DurableRecord::Type::Block:
+        case DurableRecord::Type::Proof:
+        case DurableRecord::Type::Commit:
             break;
     }
 }
