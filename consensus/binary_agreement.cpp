@@ -162,9 +162,15 @@ AbaStep BinaryAgreement::handle_message(NodeId from, const AbaMessage& m) {
     switch (m.type) {
         case AbaType::Bval:
         case AbaType::Aux:
-        case AbaType::Term: well_formed = binary && m.coin_share.empty(); break;
-        case AbaType::Conf: well_formed = m.value >= 1 && m.value <= kBoth && m.coin_share.empty(); break;
-        case AbaType::Coin: well_formed = m.value == 0 && m.coin_share.size() == kCoinShareBytes; break;
+        case AbaType::Term:
+            well_formed = binary && m.coin_share.empty();
+            break;
+        case AbaType::Conf:
+            well_formed = m.value >= 1 && m.value <= kBoth && m.coin_share.empty();
+            break;
+        case AbaType::Coin:
+            well_formed = m.value == 0 && m.coin_share.size() == kCoinShareBytes;
+            break;
     }
     if (!well_formed) {
         fault(step, from, FaultKind::Malformed, "ABA message with fields out of range");
@@ -183,9 +189,15 @@ AbaStep BinaryAgreement::handle_message(NodeId from, const AbaMessage& m) {
 
     RoundState& rs = state(m.round);
     switch (m.type) {
-        case AbaType::Bval: record_bval(rs, from, m.value != 0, true); break;
-        case AbaType::Aux: record_aux(rs, from, m.value != 0, true, step); break;
-        case AbaType::Conf: record_conf(rs, from, m.value, true, step); break;
+        case AbaType::Bval:
+            record_bval(rs, from, m.value != 0, true);
+            break;
+        case AbaType::Aux:
+            record_aux(rs, from, m.value != 0, true, step);
+            break;
+        case AbaType::Conf:
+            record_conf(rs, from, m.value, true, step);
+            break;
         case AbaType::Coin: {
             SenderVotes& sv = rs.votes[from];
             if (sv.share) break;  // first share per sender and round only
@@ -193,7 +205,8 @@ AbaStep BinaryAgreement::handle_message(NodeId from, const AbaMessage& m) {
             rs.shares_pending.emplace(from, m.coin_share);
             break;
         }
-        case AbaType::Term: break;  // handled above
+        case AbaType::Term:
+            break;  // handled above
     }
     if (m.round == round_) progress(step);
     return step;
@@ -252,7 +265,8 @@ void BinaryAgreement::restore(const std::vector<AbaMessage>& sent_in_order) {
                 own.share = true;
                 rs.shares_valid[p_.self] = m.coin_share;
                 break;
-            case AbaType::Term: break;
+            case AbaType::Term:
+                break;
         }
     }
     // A share leaves only after the CONF wait finished.
@@ -379,7 +393,8 @@ void BinaryAgreement::send(RoundState& rs, AbaType type, std::uint8_t value, Aba
             own.share = true;
             rs.shares_valid[p_.self] = m.coin_share;  // our own share needs no check
             break;
-        case AbaType::Term: break;
+        case AbaType::Term:
+            break;
     }
     step.messages.push_back(std::move(m));
 }

@@ -34,16 +34,17 @@ struct AbaParams {
     /// Test-only switches that break one rule each, so that tests can show the rule
     /// matters. Never set outside tests (tobsim exposes none of them).
     struct TestKnobs {
-        bool skip_conf = false;             // the original MMR without CONF (issue #59)
-        std::uint32_t relay_threshold = 0;  // 0 = t+1
-        std::uint32_t accept_threshold = 0; // 0 = 2t+1
-        std::uint32_t aux_quorum = 0;       // 0 = n-t
-        std::uint32_t conf_quorum = 0;      // 0 = n-t
-        std::uint32_t coin_threshold = 0;   // 0 = t+1 (informational: combine needs t+1)
-        std::uint32_t term_threshold = 0;   // 0 = t+1
-        bool conf_sends_bin_values = false; // the known bug: CONF(bin_values) instead of CONF(vals)
-        bool aux_every_value = false;       // send AUX for every value added, not the first only
-        bool count_duplicates = false;      // count a second BVAL/AUX from one sender again
+        bool skip_conf = false;              // the original MMR without CONF (issue #59)
+        std::uint32_t relay_threshold = 0;   // 0 = t+1
+        std::uint32_t accept_threshold = 0;  // 0 = 2t+1
+        std::uint32_t aux_quorum = 0;        // 0 = n-t
+        std::uint32_t conf_quorum = 0;       // 0 = n-t
+        std::uint32_t coin_threshold = 0;    // 0 = t+1 (informational: combine needs t+1)
+        std::uint32_t term_threshold = 0;    // 0 = t+1
+        bool conf_sends_bin_values =
+            false;                      // the known bug: CONF(bin_values) instead of CONF(vals)
+        bool aux_every_value = false;   // send AUX for every value added, not the first only
+        bool count_duplicates = false;  // count a second BVAL/AUX from one sender again
     } knobs;
 };
 
@@ -92,12 +93,12 @@ class BinaryAgreement {
   private:
     /// What one sender contributed to one round: flags, never a queue.
     struct SenderVotes {
-        std::uint8_t bval = 0;    // bit b set: a BVAL(b) from this sender is counted
-        std::uint8_t aux = 0;     // bit b set: an AUX(b) is counted (one bit unless aux_every_value)
-        std::uint8_t conf = 0;    // the counted CONF set as a mask (0 = none yet)
-        bool aux_real = false;    // the counted AUX came in an AUX message (not implied by TERM)
-        bool conf_real = false;   // same for CONF
-        bool share = false;       // a coin share from this sender was taken (pending or verified)
+        std::uint8_t bval = 0;   // bit b set: a BVAL(b) from this sender is counted
+        std::uint8_t aux = 0;    // bit b set: an AUX(b) is counted (one bit unless aux_every_value)
+        std::uint8_t conf = 0;   // the counted CONF set as a mask (0 = none yet)
+        bool aux_real = false;   // the counted AUX came in an AUX message (not implied by TERM)
+        bool conf_real = false;  // same for CONF
+        bool share = false;      // a coin share from this sender was taken (pending or verified)
     };
 
     struct RoundState {
@@ -108,11 +109,11 @@ class BinaryAgreement {
         std::uint8_t aux_sent = 0;                  // mask of AUX values this node sent
         std::uint8_t conf_sent = 0;                 // the CONF set this node sent (0 = none)
         std::uint8_t bin_values = 0;
-        std::uint8_t vals = 0;                      // AUX-phase result (0 = still waiting)
-        bool conf_done = false;                     // the n-t CONF wait finished
+        std::uint8_t vals = 0;   // AUX-phase result (0 = still waiting)
+        bool conf_done = false;  // the n-t CONF wait finished
         bool share_sent = false;
         Bytes coin_name;
-        std::map<NodeId, Bytes> shares_pending;     // not verified yet (verified lazily)
+        std::map<NodeId, Bytes> shares_pending;  // not verified yet (verified lazily)
         std::map<NodeId, Bytes> shares_valid;
         std::optional<bool> coin;
     };
@@ -143,8 +144,8 @@ class BinaryAgreement {
     std::optional<bool> decision_;
     Round round_ = 0;
     std::optional<bool> est_;
-    std::map<Round, RoundState> rounds_;  // only rounds in [round_, round_ + max_rounds_ahead]
-    std::vector<std::uint8_t> term_from_; // per sender: 0 none, else the TERM value's mask bit
+    std::map<Round, RoundState> rounds_;   // only rounds in [round_, round_ + max_rounds_ahead]
+    std::vector<std::uint8_t> term_from_;  // per sender: 0 none, else the TERM value's mask bit
     std::array<std::uint32_t, 2> term_count_{};
     std::uint64_t dropped_ = 0;
 };

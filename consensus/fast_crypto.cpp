@@ -49,8 +49,7 @@ std::shared_ptr<const FastWorld> FastWorld::make(std::uint32_t n, std::uint32_t 
     auto world = std::make_shared<FastWorld>();
     world->n = n;
     world->t = t;
-    world->secret =
-        crypto::Hasher().field("tobd-fast-world-v1").u64(seed).u64(n).u64(t).finish();
+    world->secret = crypto::Hasher().field("tobd-fast-world-v1").u64(seed).u64(n).u64(t).finish();
     return world;
 }
 
@@ -70,8 +69,8 @@ bool FastCryptoSuite::verify(NodeId signer, std::string_view tag, ByteView paylo
     return keyed_sig(derive(*world_, "node", signer), tag, payload) == sig;
 }
 
-bool FastCryptoSuite::verify_client(const PublicKey& client, std::string_view tag,
-                                    ByteView payload, const Signature& sig) const {
+bool FastCryptoSuite::verify_client(const PublicKey& client, std::string_view tag, ByteView payload,
+                                    const Signature& sig) const {
     return keyed_sig(client_key(*world_, client), tag, payload) == sig;
 }
 

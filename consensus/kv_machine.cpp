@@ -17,9 +17,9 @@ namespace {
     std::fprintf(stderr, "kv_machine: invariant broken: %s\n", what);
     std::abort();
 }
-#define KV_CHECK(cond)                      \
-    do {                                    \
-        if (!(cond)) fail(#cond);           \
+#define KV_CHECK(cond)            \
+    do {                          \
+        if (!(cond)) fail(#cond); \
     } while (0)
 
 constexpr std::string_view kLastAppliedKey = std::string_view("\x00tob/last_applied", 17);
@@ -100,8 +100,7 @@ void set_bit(std::array<std::uint64_t, 16>& bits, std::uint64_t i) {
 }
 
 // bits << d (towards higher indices), for 1 <= d.
-std::array<std::uint64_t, 16> shift_up(const std::array<std::uint64_t, 16>& bits,
-                                       std::uint64_t d) {
+std::array<std::uint64_t, 16> shift_up(const std::array<std::uint64_t, 16>& bits, std::uint64_t d) {
     std::array<std::uint64_t, 16> out{};
     if (d >= 1024) return out;
     const std::size_t words = d / 64, rem = d % 64;
@@ -295,7 +294,7 @@ EpochResult KvMachine::apply_epoch(Epoch epoch, const Digest& output_digest,
                 if (test_bit(entry->bits, b)) evicted.insert({req.client, old_high - 1 - b});
             auto bits = shift_up(entry->bits, d);
             if (d - 1 < 1023) set_bit(bits, d - 1);  // the old high
-            bits[15] &= ~(std::uint64_t{1} << 63);  // bit 1023 is never used
+            bits[15] &= ~(std::uint64_t{1} << 63);   // bit 1023 is never used
             entry->bits = bits;
             entry->high = n;
         } else {

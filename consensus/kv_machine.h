@@ -79,15 +79,14 @@ class KvMachine final : public StateMachine {
     std::optional<Bytes> read(ByteView user_key) const;
     /// The stored outputs of (client, nonce), if the nonce committed and is still
     /// inside the window.
-    std::optional<std::vector<OpOutput>> stored_outputs(const PublicKey& client,
-                                                        Nonce nonce) const;
+    std::optional<std::vector<OpOutput>> stored_outputs(const PublicKey& client, Nonce nonce) const;
 
     /// Storage key of a user key (exposed for tests and tools).
     static Bytes user_storage_key(ByteView user_key);
 
   private:
     struct DedupEntry {
-        Nonce high = 0;                       // h_c
+        Nonce high = 0;                        // h_c
         std::array<std::uint64_t, 16> bits{};  // bit i marks nonce high-1-i
         bool operator==(const DedupEntry&) const = default;
     };

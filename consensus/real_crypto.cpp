@@ -23,8 +23,8 @@ bool RealCryptoSuite::verify(NodeId signer, std::string_view tag, ByteView paylo
     return crypto::verify(members_[signer], tag, payload, sig);
 }
 
-bool RealCryptoSuite::verify_client(const PublicKey& client, std::string_view tag,
-                                    ByteView payload, const Signature& sig) const {
+bool RealCryptoSuite::verify_client(const PublicKey& client, std::string_view tag, ByteView payload,
+                                    const Signature& sig) const {
     return crypto::verify(client, tag, payload, sig);
 }
 

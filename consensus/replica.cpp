@@ -68,16 +68,16 @@ void Step::append(Step&& other) {
     for (auto& a : other.alarms) alarms.push_back(std::move(a));
 }
 
-Bytes seal_envelope(const CryptoSuite& crypto, const Digest& chain_id, NodeId sender,
-                    Epoch epoch, Kind kind, Bytes body) {
+Bytes seal_envelope(const CryptoSuite& crypto, const Digest& chain_id, NodeId sender, Epoch epoch,
+                    Kind kind, Bytes body) {
     Envelope env;
     env.chain_id = chain_id;
     env.sender = sender;
     env.epoch = epoch;
     env.kind = kind;
     env.body = std::move(body);
-    env.sig = crypto.sign(kEnvelopeTag,
-                          envelope_sign_payload(chain_id, sender, epoch, kind, env.body));
+    env.sig =
+        crypto.sign(kEnvelopeTag, envelope_sign_payload(chain_id, sender, epoch, kind, env.body));
     return encode(env);
 }
 
@@ -106,11 +106,16 @@ using SlotKey = std::tuple<std::uint8_t, Epoch, NodeId, Round, std::uint8_t>;
 
 std::optional<SlotKey> aba_slot(Epoch e, const AbaMessage& m) {
     switch (m.type) {
-        case AbaType::Bval: return SlotKey{3, e, m.proposer, m.round, m.value};
-        case AbaType::Aux: return SlotKey{4, e, m.proposer, m.round, 0};
-        case AbaType::Conf: return SlotKey{5, e, m.proposer, m.round, 0};
-        case AbaType::Term: return SlotKey{6, e, m.proposer, 0, 0};
-        case AbaType::Coin: return std::nullopt;  // deterministic, no slot
+        case AbaType::Bval:
+            return SlotKey{3, e, m.proposer, m.round, m.value};
+        case AbaType::Aux:
+            return SlotKey{4, e, m.proposer, m.round, 0};
+        case AbaType::Conf:
+            return SlotKey{5, e, m.proposer, m.round, 0};
+        case AbaType::Term:
+            return SlotKey{6, e, m.proposer, 0, 0};
+        case AbaType::Coin:
+            return std::nullopt;  // deterministic, no slot
     }
     return std::nullopt;
 }
@@ -567,10 +572,10 @@ struct Replica::Impl {
             if (s.signer >= cfg.n || (!first && s.signer <= last)) return false;
             first = false;
             last = s.signer;
-            if (!crypto.verify(s.signer, kEnvelopeTag,
-                               envelope_sign_payload(cfg.chain_id, s.signer, c.epoch, Kind::Seen,
-                                                     body),
-                               s.sig)) {
+            if (!crypto.verify(
+                    s.signer, kEnvelopeTag,
+                    envelope_sign_payload(cfg.chain_id, s.signer, c.epoch, Kind::Seen, body),
+                    s.sig)) {
                 return false;
             }
         }
@@ -583,16 +588,17 @@ struct Replica::Impl {
         auto existing = st.certs.find(c.proposer);
         if (existing != st.certs.end()) {
             if (existing->second.digest != c.digest) {
-                alarm(step, "two certificates with different digests for one (epoch, proposer): "
-                            "more than t faulty nodes");
+                alarm(step,
+                      "two certificates with different digests for one (epoch, proposer): "
+                      "more than t faulty nodes");
             }
             return;
         }
         st.certs[c.proposer] = c;
         Bytes cb = encode(c);
         step.persist.push_back(DurableRecord{DurableRecord::Type::Cert, c.epoch, cb});
-        Bytes env = relay ? *relay
-                          : seal_envelope(crypto, cfg.chain_id, cfg.self, c.epoch, Kind::Cert, cb);
+        Bytes env =
+            relay ? *relay : seal_envelope(crypto, cfg.chain_id, cfg.self, c.epoch, Kind::Cert, cb);
         remember(c.epoch, env);
         broadcast(step, env);
         ensure_abas(c.epoch);
@@ -638,8 +644,8 @@ struct Replica::Impl {
         if (now < next) return;
         next = now + cfg.repair_initial_ms;
         FetchRequest fr{FetchType::Block, c.proposer, c.digest};
-        Bytes env = seal_envelope(crypto, cfg.chain_id, cfg.self, e, Kind::FetchRequest,
-                                  encode(fr));
+        Bytes env =
+            seal_envelope(crypto, cfg.chain_id, cfg.self, e, Kind::FetchRequest, encode(fr));
         // Ask the signers in turn (at least one honest signer holds it); rotate by time.
         std::size_t k = (now / std::max<std::uint64_t>(1, cfg.repair_initial_ms)) % c.sigs.size();
         for (std::size_t i = 0; i < std::min<std::size_t>(cfg.t + 1, c.sigs.size()); ++i) {
@@ -768,8 +774,8 @@ struct Replica::Impl {
         if (now < st.cert_fetch_next_ms) return;
         st.cert_fetch_next_ms = now + cfg.repair_initial_ms;
         FetchRequest fr{FetchType::Cert, j, Digest{}};
-        Bytes env = seal_envelope(crypto, cfg.chain_id, cfg.self, e, Kind::FetchRequest,
-                                  encode(fr));
+        Bytes env =
+            seal_envelope(crypto, cfg.chain_id, cfg.self, e, Kind::FetchRequest, encode(fr));
         broadcast(step, env);
     }
 
@@ -918,8 +924,8 @@ struct Replica::Impl {
         }
         catchup_next_ms = now + cfg.repair_initial_ms;
         FetchRequest fr{FetchType::EpochProof, 0, Digest{}};
-        Bytes env = seal_envelope(crypto, cfg.chain_id, cfg.self, target, Kind::FetchRequest,
-                                  encode(fr));
+        Bytes env =
+            seal_envelope(crypto, cfg.chain_id, cfg.self, target, Kind::FetchRequest, encode(fr));
         // Rotate among peers that can answer, so one silent peer cannot stall us.
         std::vector<NodeId> able;
         for (auto& [peer, e] : commit_hint) {
@@ -975,8 +981,7 @@ struct Replica::Impl {
                 break;
             }
         }
-        if (reply.envelopes.empty() ||
-            reply.envelopes.size() > cfg.limits.fetch_items_max) {
+        if (reply.envelopes.empty() || reply.envelopes.size() > cfg.limits.fetch_items_max) {
             return;
         }
         Bytes out = seal_envelope(crypto, cfg.chain_id, cfg.self, env.epoch, Kind::FetchReply,
@@ -1102,12 +1107,24 @@ struct Replica::Impl {
 
     void dispatch(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch) {
         switch (env.kind) {
-            case Kind::Block: on_block(step, env, raw, from_fetch); break;
-            case Kind::Seen: on_seen(step, env, raw); break;
-            case Kind::Cert: on_cert(step, env, raw, from_fetch); break;
-            case Kind::Aba: on_aba(step, env, raw); break;
-            case Kind::Commit: on_commit(step, env, raw); break;
-            case Kind::Requests: on_requests(step, env, raw); break;
+            case Kind::Block:
+                on_block(step, env, raw, from_fetch);
+                break;
+            case Kind::Seen:
+                on_seen(step, env, raw);
+                break;
+            case Kind::Cert:
+                on_cert(step, env, raw, from_fetch);
+                break;
+            case Kind::Aba:
+                on_aba(step, env, raw);
+                break;
+            case Kind::Commit:
+                on_commit(step, env, raw);
+                break;
+            case Kind::Requests:
+                on_requests(step, env, raw);
+                break;
             case Kind::FetchRequest:
                 if (!from_fetch) on_fetch_request(step, env);
                 break;
@@ -1139,8 +1156,7 @@ struct Replica::Impl {
         RequestBatch batch;
         batch.requests = std::move(flood_pending);
         flood_pending.clear();
-        Bytes env = seal_envelope(crypto, cfg.chain_id, cfg.self, 0, Kind::Requests,
-                                  encode(batch));
+        Bytes env = seal_envelope(crypto, cfg.chain_id, cfg.self, 0, Kind::Requests, encode(batch));
         broadcast(step, env);
     }
 
@@ -1283,8 +1299,8 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
                 if (!b) break;
                 Digest d = digest_of(env.value().body);
                 NodeId j = b.value().proposer;
-                im.blocks[d] = Impl::BlockEntry{rec.bytes, std::move(b.value()), env.value().epoch,
-                                                j};
+                im.blocks[d] =
+                    Impl::BlockEntry{rec.bytes, std::move(b.value()), env.value().epoch, j};
                 break;
             }
             case DurableRecord::Type::Proof: {
@@ -1355,7 +1371,7 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
                             st.accepted[sb.value().proposer] = sb.value().digest;
                             st.republish.push_back(rec.bytes);
                             st.seen_from[{sb.value().proposer, im.cfg.self}] = {sb.value().digest,
-                                                                               rec.bytes};
+                                                                                rec.bytes};
                             st.seen[{sb.value().proposer, sb.value().digest}][im.cfg.self] =
                                 env.sig;
                         }
@@ -1414,8 +1430,7 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
     for (auto& [e, st] : im.epochs) {
         if (e <= stats_.delivered) continue;
         auto mine = st.accepted.find(im.cfg.self);
-        if (mine != st.accepted.end() &&
-            !im.sign_log.count(SlotKey{2, e, im.cfg.self, 0, 0})) {
+        if (mine != st.accepted.end() && !im.sign_log.count(SlotKey{2, e, im.cfg.self, 0, 0})) {
             own_unseen.push_back({e, mine->second});
         }
     }

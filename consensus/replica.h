@@ -33,11 +33,11 @@ struct ReplicaConfig {
     NodeId self = 0;
     Digest chain_id{};
     Limits limits;
-    std::uint32_t window = 4;             // W: epochs in (delivered, delivered+W] run at once
-    std::uint32_t aged_epochs = 4;        // k: a request older than k delivered epochs is "aged"
-    std::uint64_t block_timer_ms = 20;    // cut a non-full block after this long
+    std::uint32_t window = 4;           // W: epochs in (delivered, delivered+W] run at once
+    std::uint32_t aged_epochs = 4;      // k: a request older than k delivered epochs is "aged"
+    std::uint64_t block_timer_ms = 20;  // cut a non-full block after this long
     std::uint64_t repair_initial_ms = 200;
-    std::uint64_t repair_max_ms = 1000;   // re-publication backoff cap
+    std::uint64_t repair_max_ms = 1000;  // re-publication backoff cap
     std::uint32_t pool_requests_max = 100000;
     Round max_rounds_ahead = 16;
     /// Test-only (tobsim --unsafe-quorum): certify with this many SEENs instead of q.
@@ -87,7 +87,7 @@ struct ReplicaStats {
     std::size_t pool = 0;
     std::uint64_t faults = 0;
     std::uint64_t dropped_out_of_window = 0;
-    std::uint64_t aba_rounds_total = 0;   // sum over decided ABA instances of rounds used
+    std::uint64_t aba_rounds_total = 0;  // sum over decided ABA instances of rounds used
     std::uint64_t aba_instances = 0;
     bool voting = true;
     bool halted = false;
@@ -102,8 +102,8 @@ Decoded<Envelope> open_envelope(ByteView bytes, const CryptoSuite& crypto,
                                 const ReplicaConfig& config);
 
 /// Encodes and signs an envelope with this node's key.
-Bytes seal_envelope(const CryptoSuite& crypto, const Digest& chain_id, NodeId sender,
-                    Epoch epoch, Kind kind, Bytes body);
+Bytes seal_envelope(const CryptoSuite& crypto, const Digest& chain_id, NodeId sender, Epoch epoch,
+                    Kind kind, Bytes body);
 
 class Replica {
   public:

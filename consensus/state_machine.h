@@ -16,8 +16,8 @@ namespace tob::consensus {
 
 /// What one operation produced, identical on every honest node.
 struct OpOutput {
-    bool ok = true;                 // CAS: whether it swapped; others: true
-    std::optional<Bytes> value;     // GET: value read; PUT/DEL/CAS: previous value
+    bool ok = true;              // CAS: whether it swapped; others: true
+    std::optional<Bytes> value;  // GET: value read; PUT/DEL/CAS: previous value
     bool operator==(const OpOutput&) const = default;
 };
 
@@ -26,9 +26,9 @@ struct RequestResult {
     PublicKey client{};
     Nonce nonce = 0;
     Digest request_digest{};
-    std::uint32_t position = 0;     // index in the epoch's ordered output
-    bool duplicate = false;         // skipped by the dedup table (outputs = stored ones if known)
-    bool malformed = false;         // skipped the same way on every node
+    std::uint32_t position = 0;  // index in the epoch's ordered output
+    bool duplicate = false;      // skipped by the dedup table (outputs = stored ones if known)
+    bool malformed = false;      // skipped the same way on every node
     std::vector<OpOutput> outputs;
 };
 

@@ -17,7 +17,7 @@ enum class FaultKind : std::uint8_t {
     InvalidCoinShare = 5,    // DLEQ proof fails
     InvalidCertificate = 6,  // too few / duplicate / non-member / bad signers
     InvalidBlock = 7,        // limits exceeded, bad request inside, wrong epoch/proposer
-    ProtocolViolation = 8,   // a message the protocol forbids (e.g. AUX value not in a possible set)
+    ProtocolViolation = 8,  // a message the protocol forbids (e.g. AUX value not in a possible set)
 };
 
 const char* to_string(FaultKind kind);

@@ -28,17 +28,17 @@ constexpr std::uint32_t quorum(std::uint32_t n, std::uint32_t t) { return (n + t
 
 /// Limits from the cluster file; every decoder and validator enforces them.
 struct Limits {
-    std::uint32_t message_bytes_max = 16u << 20;      // one envelope on the wire
-    std::uint32_t block_bytes_max = 4u << 20;         // encoded block body
-    std::uint32_t block_requests_max = 20000;         // requests per block
-    std::uint32_t request_ops_max = 1024;             // operations per request
-    std::uint32_t request_bytes_max = 1u << 20;       // one encoded request
+    std::uint32_t message_bytes_max = 16u << 20;  // one envelope on the wire
+    std::uint32_t block_bytes_max = 4u << 20;     // encoded block body
+    std::uint32_t block_requests_max = 20000;     // requests per block
+    std::uint32_t request_ops_max = 1024;         // operations per request
+    std::uint32_t request_bytes_max = 1u << 20;   // one encoded request
     std::uint32_t key_bytes_max = 1024;
     std::uint32_t value_bytes_max = 256u << 10;
-    std::uint32_t cert_signatures_max = 1024;         // >= n
-    std::uint32_t fetch_items_max = 4096;             // envelopes in one fetch reply
-    std::uint32_t aba_bundle_max = 4096;              // ABA messages in one bundle
-    std::uint32_t batch_requests_max = 20000;         // requests in one flooded batch
+    std::uint32_t cert_signatures_max = 1024;  // >= n
+    std::uint32_t fetch_items_max = 4096;      // envelopes in one fetch reply
+    std::uint32_t aba_bundle_max = 4096;       // ABA messages in one bundle
+    std::uint32_t batch_requests_max = 20000;  // requests in one flooded batch
 };
 
 }  // namespace tob::consensus

@@ -45,7 +45,7 @@ using Point = std::array<std::uint8_t, 32>;   // ristretto255 group element (enc
 /// Public coin parameters, identical on every node (listed in the cluster file).
 struct CoinPublicKey {
     std::uint32_t n = 0;
-    std::uint32_t t = 0;                    // threshold is t+1 shares
+    std::uint32_t t = 0;                   // threshold is t+1 shares
     std::vector<Point> verification_keys;  // y_i = g^{x_i}, index i = node id
 };
 

@@ -37,8 +37,9 @@ void init() {
     // A function-local static is initialised exactly once, thread safely.
     static const bool initialised = [] {
         if (sodium_init() < 0) {
-            std::fprintf(stderr, "tob::crypto: libsodium failed to initialise (sodium_init); "
-                                 "refusing to run without working cryptography\n");
+            std::fprintf(stderr,
+                         "tob::crypto: libsodium failed to initialise (sodium_init); "
+                         "refusing to run without working cryptography\n");
             std::abort();
         }
         return true;
@@ -131,7 +132,8 @@ bool from_hex(std::string_view hex, Bytes& out) {
     // (key files parse secrets through here).
     out.resize(hex.size() / 2);
     for (std::size_t i = 0; i < out.size(); ++i) {
-        out[i] = static_cast<std::uint8_t>((hex_value(hex[2 * i]) << 4) | hex_value(hex[2 * i + 1]));
+        out[i] =
+            static_cast<std::uint8_t>((hex_value(hex[2 * i]) << 4) | hex_value(hex[2 * i + 1]));
     }
     return true;
 }

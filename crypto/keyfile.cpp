@@ -179,12 +179,13 @@ std::optional<KeyFileError> read_key_file(const std::filesystem::path& path, Par
         ::close(fd);
         return error(path, "mode " + mode_text(st.st_mode) +
                                " is readable or writable by group or others; a secret key "
-                               "must be private: chmod 600 " + path.string());
+                               "must be private: chmod 600 " +
+                               path.string());
     }
     if (st.st_size > kKeyFileBytesMax) {
         ::close(fd);
-        return error(path, "too large to be a tobd key file (" + std::to_string(st.st_size) +
-                               " bytes)");
+        return error(path,
+                     "too large to be a tobd key file (" + std::to_string(st.st_size) + " bytes)");
     }
 
     SecretText file(static_cast<std::size_t>(kKeyFileBytesMax) + 1);
@@ -273,8 +274,8 @@ std::optional<KeyFileError> expect_layout(
             return error(path, "holds a key of type " + parsed.type + ", expected type " +
                                    std::string(type));
         }
-        return error(path, "unknown key type \"" + parsed.type + "\", expected " +
-                               std::string(type));
+        return error(path,
+                     "unknown key type \"" + parsed.type + "\", expected " + std::string(type));
     }
     if (parsed.fields.size() != layout.size()) {
         return error(path, "wrong number of fields for a " + std::string(type) + " key");
@@ -355,8 +356,9 @@ KeyResult<CoinSecretShare> load_coin_share(const std::filesystem::path& path) {
     std::copy(parsed.fields[1].second.bytes.begin(), parsed.fields[1].second.bytes.end(),
               share.x.begin());
     if (!is_canonical_scalar(share.x)) {
-        return error(path, "x is not a canonical scalar (>= the group order); the key file is "
-                           "corrupt");
+        return error(path,
+                     "x is not a canonical scalar (>= the group order); the key file is "
+                     "corrupt");
     }
     if (sodium_is_zero(share.x.data(), share.x.size()) == 1) {
         return error(path, "x is zero, which no dealer produces; the key file is corrupt");

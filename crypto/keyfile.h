@@ -30,7 +30,8 @@
 namespace tob::crypto {
 
 struct KeyFileError {
-    std::string message;  // e.g. "/etc/tobd/node.key: mode 0644 is readable by group or others; chmod 600"
+    std::string
+        message;  // e.g. "/etc/tobd/node.key: mode 0644 is readable by group or others; chmod 600"
 };
 
 template <class T>

@@ -72,7 +72,8 @@ Signature SigningKey::sign(std::string_view tag, ByteView payload) const {
     if (!tag_ok(tag)) die("SigningKey::sign: domain tag contains a 0x00 byte");
     const Bytes message = signed_bytes(tag, payload);
     Signature sig{};
-    if (crypto_sign_detached(sig.data(), nullptr, message.data(), message.size(), sk_.data()) != 0) {
+    if (crypto_sign_detached(sig.data(), nullptr, message.data(), message.size(), sk_.data()) !=
+        0) {
         die("crypto_sign_detached failed");
     }
     return sig;

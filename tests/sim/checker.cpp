@@ -19,9 +19,7 @@ bool takes_effect(const RequestResult& r) { return !r.duplicate && !r.malformed;
 
 }  // namespace
 
-std::string hex_prefix(const Digest& d) {
-    return crypto::to_hex(consensus::ByteView(d.data(), 6));
-}
+std::string hex_prefix(const Digest& d) { return crypto::to_hex(consensus::ByteView(d.data(), 6)); }
 
 bool same_epoch(const AppliedEpoch& a, const AppliedEpoch& b, std::string* why) {
     auto say = [&](std::string s) {
@@ -41,9 +39,9 @@ bool same_epoch(const AppliedEpoch& a, const AppliedEpoch& b, std::string* why) 
     for (std::size_t i = 0; i < a.results.size(); ++i) {
         const auto& x = a.results[i];
         const auto& y = b.results[i];
-        if (x.request_digest != y.request_digest || x.client != y.client ||
-            x.nonce != y.nonce || x.position != y.position || x.duplicate != y.duplicate ||
-            x.malformed != y.malformed || x.outputs != y.outputs)
+        if (x.request_digest != y.request_digest || x.client != y.client || x.nonce != y.nonce ||
+            x.position != y.position || x.duplicate != y.duplicate || x.malformed != y.malformed ||
+            x.outputs != y.outputs)
             return say("result " + std::to_string(i) + " differs");
     }
     return true;

@@ -120,10 +120,11 @@ std::string SeedParams::describe() const {
     }
     os << "} drop=" << drop << " dup=" << dup << " crash=" << crash << " reformat=" << reformat
        << " delay_max=" << delay_ms_max << "ms long_delay=" << long_delay << " window=" << window
-       << " block_timer=" << block_timer_ms << "ms clients=" << clients
-       << " safety=" << safety_ms << "ms";
+       << " block_timer=" << block_timer_ms << "ms clients=" << clients << " safety=" << safety_ms
+       << "ms";
     for (const auto& part : partitions) {
-        os << " partition[" << part.start_ms << "-" << part.end_ms << "ms" << (part.one_way ? " one-way" : "") << ":";
+        os << " partition[" << part.start_ms << "-" << part.end_ms << "ms"
+           << (part.one_way ? " one-way" : "") << ":";
         for (std::size_t i = 0; i < part.side.size(); ++i)
             if (part.side[i]) os << " " << i;
         os << "]";
@@ -164,40 +165,48 @@ bool needs_log(const Envelope& env, const Limits& limits) {
 std::string describe(const Decoded<Envelope>& d, const Bytes& raw) {
     if (!d) return "undecodable (" + std::to_string(raw.size()) + " bytes): " + d.error();
     const Envelope& env = d.value();
-    static const char* kinds[] = {"?", "BLOCK", "SEEN", "CERT", "ABA", "COMMIT", "REQUESTS", "FETCH", "REPLY"};
-    std::string out = std::string(kinds[static_cast<int>(env.kind) <= 8 ? static_cast<int>(env.kind) : 0]) +
-                      " from " + std::to_string(env.sender) + " e=" + std::to_string(env.epoch);
+    static const char* kinds[] = {"?",      "BLOCK",    "SEEN",  "CERT", "ABA",
+                                  "COMMIT", "REQUESTS", "FETCH", "REPLY"};
+    std::string out =
+        std::string(kinds[static_cast<int>(env.kind) <= 8 ? static_cast<int>(env.kind) : 0]) +
+        " from " + std::to_string(env.sender) + " e=" + std::to_string(env.epoch);
     Limits lim;
     switch (env.kind) {
         case Kind::Seen:
             if (auto s = decode_seen(env.body, lim))
-                out += " j=" + std::to_string(s.value().proposer) + " d=" + hex_prefix(s.value().digest);
+                out += " j=" + std::to_string(s.value().proposer) +
+                       " d=" + hex_prefix(s.value().digest);
             break;
         case Kind::Block:
             if (auto b = decode_block(env.body, lim))
-                out += " reqs=" + std::to_string(b.value().requests.size()) + " d=" + hex_prefix(digest_of(env.body));
+                out += " reqs=" + std::to_string(b.value().requests.size()) +
+                       " d=" + hex_prefix(digest_of(env.body));
             break;
         case Kind::Cert:
             if (auto c = decode_certificate(env.body, lim))
-                out += " j=" + std::to_string(c.value().proposer) + " d=" + hex_prefix(c.value().digest);
+                out += " j=" + std::to_string(c.value().proposer) +
+                       " d=" + hex_prefix(c.value().digest);
             break;
         case Kind::Aba:
             if (auto b = decode_aba_bundle(env.body, lim)) {
                 static const char* t[] = {"?", "BVAL", "AUX", "CONF", "TERM", "COIN"};
                 for (const auto& m : b.value().messages)
-                    out += " " + std::string(t[static_cast<int>(m.type)]) + "(j" + std::to_string(m.proposer) +
-                           ",r" + std::to_string(m.round) + ",v" + std::to_string(m.value) + ")";
+                    out += " " + std::string(t[static_cast<int>(m.type)]) + "(j" +
+                           std::to_string(m.proposer) + ",r" + std::to_string(m.round) + ",v" +
+                           std::to_string(m.value) + ")";
             }
             break;
         case Kind::FetchRequest:
             if (auto f = decode_fetch_request(env.body, lim))
-                out += " type=" + std::to_string(static_cast<int>(f.value().type)) + " j=" +
-                       std::to_string(f.value().proposer) + " d=" + hex_prefix(f.value().digest);
+                out += " type=" + std::to_string(static_cast<int>(f.value().type)) +
+                       " j=" + std::to_string(f.value().proposer) +
+                       " d=" + hex_prefix(f.value().digest);
             break;
         case Kind::FetchReply:
             if (auto f = decode_fetch_reply(env.body, lim)) {
                 out += " [";
-                for (const auto& inner : f.value().envelopes) out += " " + describe(decode_envelope(inner, lim), inner) + ";";
+                for (const auto& inner : f.value().envelopes)
+                    out += " " + describe(decode_envelope(inner, lim), inner) + ";";
                 out += " ]";
             }
             break;
@@ -260,12 +269,12 @@ struct Node {
 
     // Durable (survive crashes).
     std::vector<DurableRecord> records;
-    std::set<Digest> ever_signed;     // digests of every Signed record, kept across reformats
+    std::set<Digest> ever_signed;           // digests of every Signed record, kept across reformats
     std::set<Digest> fresh_after_reformat;  // Signed records first written after a reformat
-    Epoch high_water = 0;             // the key-directory file
+    Epoch high_water = 0;                   // the key-directory file
 
     bool up = true;
-    bool crash_midstep = false;       // crash inside the next step
+    bool crash_midstep = false;  // crash inside the next step
     bool reformat_on_restart = false;
     std::optional<Epoch> sign_floor;  // set by a reformat: never sign at or below
     std::uint64_t aba_rounds_total = 0, aba_instances = 0;
@@ -277,7 +286,7 @@ struct Node {
     std::deque<Shared> captured;
     std::deque<Request> known_requests;
     std::map<Epoch, std::pair<Bytes, Bytes>> alt_blocks;  // epoch -> (alt block env, alt SEEN env)
-    std::map<Epoch, std::set<NodeId>> alt_group;           // receivers of the alternative
+    std::map<Epoch, std::set<NodeId>> alt_group;          // receivers of the alternative
     std::map<std::tuple<Epoch, NodeId>, Digest> known_blocks;
 
     bool has(Behaviour b) const {
@@ -327,8 +336,11 @@ using SlotKey = std::tuple<NodeId, std::uint8_t, Epoch, NodeId, Round, std::uint
 class World {
   public:
     World(const SimOptions& options, std::uint64_t seed)
-        : opt_(options), seed_(seed), master_(seed ^ 0x746f6273696dull),
-          net_(master_.fork("network")), sched_(master_.fork("schedule")),
+        : opt_(options),
+          seed_(seed),
+          master_(seed ^ 0x746f6273696dull),
+          net_(master_.fork("network")),
+          sched_(master_.fork("schedule")),
           clients_rng_(master_.fork("clients")) {
         report_.seed = seed;
         derive();
@@ -390,8 +402,8 @@ class World {
     void violation(std::string check, std::string detail) {
         if (opt_.disabled_checks.count(check)) return;
         if (opt_.trace)
-            std::fprintf(stderr, "[%llu] VIOLATION %s: %s\n",
-                         static_cast<unsigned long long>(now_), check.c_str(), detail.c_str());
+            std::fprintf(stderr, "[%llu] VIOLATION %s: %s\n", static_cast<unsigned long long>(now_),
+                         check.c_str(), detail.c_str());
         report_.violations.push_back({std::move(check), std::move(detail)});
         stop_ = true;
     }
@@ -569,8 +581,8 @@ void World::build() {
             }
             Bytes payload = request_sign_payload(req);
             if (fast_world_)
-                req.sig = FastCryptoSuite::sign_client(*fast_world_, req.client, kRequestTag,
-                                                       payload);
+                req.sig =
+                    FastCryptoSuite::sign_client(*fast_world_, req.client, kRequestTag, payload);
             else
                 req.sig = clients_[c].key->sign(kRequestTag, payload);
             tx.digest = digest_of(encode(req));
@@ -579,7 +591,8 @@ void World::build() {
             txs_.push_back(std::move(tx));
         }
     }
-    for (std::uint32_t i = 0; i < txs_.size(); ++i) push(EvType::Submit, txs_[i].submit_at, 0, 0, i);
+    for (std::uint32_t i = 0; i < txs_.size(); ++i)
+        push(EvType::Submit, txs_[i].submit_at, 0, 0, i);
 
     // Ticks, checks, crashes.
     for (NodeId i = 0; i < p_.n; ++i) push(EvType::Tick, 1 + sched_.below(kTickMs), 0, i);
@@ -627,7 +640,8 @@ SeedReport World::run() {
     std::vector<NodeLog> logs;
     std::vector<FinalState> finals;
     std::vector<SubmittedTx> submitted;
-    for (const auto& tx : txs_) submitted.push_back({tx.request.client, tx.request.nonce, tx.digest});
+    for (const auto& tx : txs_)
+        submitted.push_back({tx.request.client, tx.request.nonce, tx.digest});
     for (auto& np : nodes_) {
         Node& node = *np;
         if (node.byzantine) continue;
@@ -707,8 +721,8 @@ void World::handle(const Event& ev) {
             Node& node = *nodes_[candidates[sched_.below(candidates.size())]];
             // A reformatted node cannot vote at or below its mark until the cluster
             // passes it: it counts against t, with the Byzantine nodes.
-            node.reformat_on_restart = sched_.chance(p_.reformat) &&
-                                       p_.byzantine.size() + reformat_budget_used_ < p_.t;
+            node.reformat_on_restart =
+                sched_.chance(p_.reformat) && p_.byzantine.size() + reformat_budget_used_ < p_.t;
             if (node.reformat_on_restart) ++reformat_budget_used_;
             if (sched_.chance(1.0 / 3))
                 node.crash_midstep = true;  // crashes inside its next step
@@ -949,8 +963,8 @@ void World::execute(Node& node, Step&& step) {
         if (!honest(f.culprit)) ++report_.faults_on_byzantine;
         if (honest(f.culprit))
             violation("honest-blamed", "node " + std::to_string(node.id) + " blamed honest node " +
-                                           std::to_string(f.culprit) + " (" +
-                                           to_string(f.kind) + "): " + f.detail);
+                                           std::to_string(f.culprit) + " (" + to_string(f.kind) +
+                                           "): " + f.detail);
     }
     for (const auto& r : step.persist) {
         if (opt_.plant == Plant::SkipPersist && r.type == DurableRecord::Type::Signed &&
@@ -1001,11 +1015,10 @@ void World::persist(Node& node, const DurableRecord& record) {
             }
             if (env.value().sender == node.id && slot_kind(env.value().kind)) {
                 if (env.value().epoch > node.high_water)
-                    violation("high-water", "node " + std::to_string(node.id) +
-                                                " logged a signature in epoch " +
-                                                std::to_string(env.value().epoch) +
-                                                " above its mark " +
-                                                std::to_string(node.high_water));
+                    violation("high-water",
+                              "node " + std::to_string(node.id) + " logged a signature in epoch " +
+                                  std::to_string(env.value().epoch) + " above its mark " +
+                                  std::to_string(node.high_water));
                 check_slots(node, env.value());
             }
             break;
@@ -1020,9 +1033,9 @@ void World::persist(Node& node, const DurableRecord& record) {
             auto [it, fresh] = certs_.try_emplace({c.epoch, c.proposer}, c.digest);
             if (!fresh && it->second != c.digest)
                 violation("conflicting-certs",
-                          "two certificates for (epoch " + std::to_string(c.epoch) +
-                              ", proposer " + std::to_string(c.proposer) + "): " +
-                              hex_prefix(it->second) + " and " + hex_prefix(c.digest));
+                          "two certificates for (epoch " + std::to_string(c.epoch) + ", proposer " +
+                              std::to_string(c.proposer) + "): " + hex_prefix(it->second) +
+                              " and " + hex_prefix(c.digest));
             break;
         }
         case DurableRecord::Type::Block:
@@ -1035,20 +1048,19 @@ void World::persist(Node& node, const DurableRecord& record) {
 void World::claim_slot(Node& node, const SlotKey& key, const Digest& payload, const char* what) {
     auto [it, fresh] = slots_.try_emplace(key, payload);
     if (!fresh && it->second != payload)
-        violation("self-equivocation",
-                  "node " + std::to_string(node.id) + " signed two " + what + " payloads for epoch " +
-                      std::to_string(std::get<2>(key)) + " proposer " +
-                      std::to_string(std::get<3>(key)) + " round " +
-                      std::to_string(std::get<4>(key)));
+        violation("self-equivocation", "node " + std::to_string(node.id) + " signed two " + what +
+                                           " payloads for epoch " +
+                                           std::to_string(std::get<2>(key)) + " proposer " +
+                                           std::to_string(std::get<3>(key)) + " round " +
+                                           std::to_string(std::get<4>(key)));
 }
 
 void World::check_slots(Node& node, const Envelope& env) {
     const Epoch e = env.epoch;
     if (node.sign_floor && e <= *node.sign_floor &&
         node.fresh_after_reformat.count(digest_of(encode(env))))
-        violation("signed-below-mark", "node " + std::to_string(node.id) +
-                                           " signed in epoch " + std::to_string(e) +
-                                           " after a reformat with mark " +
+        violation("signed-below-mark", "node " + std::to_string(node.id) + " signed in epoch " +
+                                           std::to_string(e) + " after a reformat with mark " +
                                            std::to_string(*node.sign_floor));
     const auto k = static_cast<std::uint8_t>(env.kind);
     switch (env.kind) {
@@ -1086,10 +1098,9 @@ void World::check_slots(Node& node, const Envelope& env) {
                         claim_slot(node, {node.id, k, e, m.proposer, 0, t}, payload, "TERM");
                         auto [it, fresh] = terms_.try_emplace({e, m.proposer}, m.value);
                         if (!fresh && it->second != m.value)
-                            violation("aba-agreement",
-                                      "honest nodes decided differently in ABA(" +
-                                          std::to_string(e) + ", " + std::to_string(m.proposer) +
-                                          ")");
+                            violation("aba-agreement", "honest nodes decided differently in ABA(" +
+                                                           std::to_string(e) + ", " +
+                                                           std::to_string(m.proposer) + ")");
                         break;
                     }
                     case AbaType::Bval:  // both values are legitimate
@@ -1120,8 +1131,8 @@ void World::check_slots(Node& node, const Envelope& env) {
 void World::check_outgoing(Node& node, const Bytes& bytes, bool nested) {
     auto opened = decode_envelope(bytes, node.config.limits);
     if (!opened) {
-        violation("honest-sent-garbage", "node " + std::to_string(node.id) +
-                                             " sent undecodable bytes: " + opened.error());
+        violation("honest-sent-garbage",
+                  "node " + std::to_string(node.id) + " sent undecodable bytes: " + opened.error());
         return;
     }
     const Envelope& env = opened.value();
@@ -1129,11 +1140,11 @@ void World::check_outgoing(Node& node, const Bytes& bytes, bool nested) {
         // Bytes this node logged at some point (before a reformat, too) may come
         // back to it from peers and be relayed: that is not a new signature.
         if (needs_log(env, node.config.limits) && !node.ever_signed.count(digest_of(bytes)))
-            violation("persist-before-send",
-                      "node " + std::to_string(node.id) + " sent a " +
-                          std::to_string(static_cast<int>(env.kind)) + "-envelope of epoch " +
-                          std::to_string(env.epoch) + (nested ? " (in a fetch reply)" : "") +
-                          " that is not in its durable sign-log");
+            violation("persist-before-send", "node " + std::to_string(node.id) + " sent a " +
+                                                 std::to_string(static_cast<int>(env.kind)) +
+                                                 "-envelope of epoch " + std::to_string(env.epoch) +
+                                                 (nested ? " (in a fetch reply)" : "") +
+                                                 " that is not in its durable sign-log");
         check_slots(node, env);
     }
     if (env.sender == node.id && env.kind == Kind::Cert) {
@@ -1334,7 +1345,8 @@ void World::byz_forward(Node& b, const Outgoing& m) {
             auto& chosen = b.alt_group[env.epoch];
             if (chosen.empty()) {
                 auto all = others(b.id);
-                for (std::size_t i = all.size(); i > 1; --i) std::swap(all[i - 1], all[rng.below(i)]);
+                for (std::size_t i = all.size(); i > 1; --i)
+                    std::swap(all[i - 1], all[rng.below(i)]);
                 const std::uint32_t q = quorum(p_.n, p_.t);
                 for (std::size_t i = 0; i + 1 < q && i < all.size(); ++i) chosen.insert(all[i]);
             }
@@ -1473,9 +1485,10 @@ void World::byz_tick(Node& b) {
         msg.proposer = static_cast<NodeId>(rng.below(p_.n));
         msg.round = static_cast<Round>(rng.below(4));
         msg.type = AbaType::Coin;
-        msg.coin_share = rng.chance(0.5) ? random_bytes(rng, 96)
-                                         : b.crypto->coin_share(coin_name(
-                                               foreign_chain_id_, e, msg.proposer, msg.round));
+        msg.coin_share =
+            rng.chance(0.5)
+                ? random_bytes(rng, 96)
+                : b.crypto->coin_share(coin_name(foreign_chain_id_, e, msg.proposer, msg.round));
         bundle.messages.push_back(msg);
         to_subset(seal(b, e, Kind::Aba, encode(bundle)));
     }
@@ -1491,8 +1504,8 @@ void World::byz_tick(Node& b) {
                 env.epoch = e;
                 env.kind = Kind::Seen;
                 env.body = body;
-                env.sig = b.crypto->sign(kEnvelopeTag, envelope_sign_payload(
-                                                           chain_id_, b.id, e, Kind::Seen, body));
+                env.sig = b.crypto->sign(
+                    kEnvelopeTag, envelope_sign_payload(chain_id_, b.id, e, Kind::Seen, body));
                 to_subset(encode(env));
                 break;
             }
@@ -1506,8 +1519,8 @@ void World::byz_tick(Node& b) {
             }
             case 2: {  // another cluster
                 Block blk{e, b.id, {}};
-                to_subset(seal_envelope(*b.crypto, foreign_chain_id_, b.id, e, Kind::Block,
-                                        encode(blk)));
+                to_subset(
+                    seal_envelope(*b.crypto, foreign_chain_id_, b.id, e, Kind::Block, encode(blk)));
                 break;
             }
             case 3: {  // a certificate with forged signer signatures
@@ -1520,9 +1533,10 @@ void World::byz_tick(Node& b) {
                     SignerSig ss;
                     ss.signer = s;
                     if (s == b.id) {
-                        ss.sig = b.crypto->sign(kEnvelopeTag,
-                                                envelope_sign_payload(chain_id_, b.id, e, Kind::Seen,
-                                                                      encode(SeenBody{c.proposer, c.digest})));
+                        ss.sig = b.crypto->sign(
+                            kEnvelopeTag,
+                            envelope_sign_payload(chain_id_, b.id, e, Kind::Seen,
+                                                  encode(SeenBody{c.proposer, c.digest})));
                     } else {
                         auto sg = random_bytes(rng, 64);
                         std::copy(sg.begin(), sg.end(), ss.sig.begin());
@@ -1555,8 +1569,9 @@ void World::byz_tick(Node& b) {
                 env.epoch = e;
                 env.kind = Kind::Block;
                 env.body = encode(Block{e, env.sender, {}});
-                env.sig = b.crypto->sign(kEnvelopeTag, envelope_sign_payload(chain_id_, env.sender,
-                                                                             e, env.kind, env.body));
+                env.sig = b.crypto->sign(
+                    kEnvelopeTag,
+                    envelope_sign_payload(chain_id_, env.sender, e, env.kind, env.body));
                 to_subset(encode(env));
                 break;
             }
@@ -1566,7 +1581,8 @@ void World::byz_tick(Node& b) {
         const std::uint64_t count = rng.range(1, 4);
         for (std::uint64_t i = 0; i < count; ++i) {
             // Biased towards old captures.
-            const std::size_t k = std::min(rng.below(b.captured.size()), rng.below(b.captured.size()));
+            const std::size_t k =
+                std::min(rng.below(b.captured.size()), rng.below(b.captured.size()));
             const Shared& bytes = b.captured[k];
             const NodeId to = static_cast<NodeId>(rng.below(p_.n));
             if (to != b.id) send_to(b.id, to, bytes);
@@ -1593,7 +1609,8 @@ void World::byz_tick(Node& b) {
                 break;
             }
             case 2: {  // a truncated valid envelope
-                Bytes env = seal(b, pick_epoch(), Kind::Block, encode(Block{pick_epoch(), b.id, {}}));
+                Bytes env =
+                    seal(b, pick_epoch(), Kind::Block, encode(Block{pick_epoch(), b.id, {}}));
                 env.resize(rng.below(env.size()));
                 to_subset(env);
                 break;
@@ -1630,8 +1647,10 @@ void World::byz_tick(Node& b) {
             if (honest(i) && rng.chance(0.5)) targets.push_back(i);
         Bytes block_env = seal(b, e, Kind::Block, encode(blk));
         AbaBundle bundle;
-        bundle.messages.push_back(AbaMessage{static_cast<NodeId>(rng.below(p_.n)), 0,
-                                             AbaType::Bval, static_cast<std::uint8_t>(rng.below(2)),
+        bundle.messages.push_back(AbaMessage{static_cast<NodeId>(rng.below(p_.n)),
+                                             0,
+                                             AbaType::Bval,
+                                             static_cast<std::uint8_t>(rng.below(2)),
                                              {}});
         Bytes aba_env = seal(b, e, Kind::Aba, encode(bundle));
         Bytes seen_env = seal(b, e, Kind::Seen, encode(SeenBody{b.id, digest_of(encode(blk))}));

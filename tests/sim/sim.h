@@ -50,20 +50,20 @@ enum class Plant : std::uint8_t {
 
 struct Partition {
     std::uint64_t start_ms = 0, end_ms = 0;
-    bool one_way = false;     // only messages from the marked side are cut
-    std::vector<bool> side;   // per node
+    bool one_way = false;    // only messages from the marked side are cut
+    std::vector<bool> side;  // per node
 };
 
 struct SimOptions {
     std::uint32_t nodes = 4;
-    std::uint32_t faulty = 0;               // Byzantine nodes (normally <= t)
-    std::vector<Behaviour> behaviours;      // each faulty node draws 1-2 of these
-    std::uint32_t epochs = 6;               // the safety phase ends once an honest node delivered this many
-    std::uint32_t txs = 24;                 // transactions submitted by honest clients per seed
-    double drop = 0.1;                      // max per-message drop probability (safety phase)
-    double crash = 0.1;                     // max crash intensity (safety phase)
-    double dup = 0.1;                       // max duplication probability
-    std::uint32_t clients = 0;              // 0: derived from the seed (1..4)
+    std::uint32_t faulty = 0;           // Byzantine nodes (normally <= t)
+    std::vector<Behaviour> behaviours;  // each faulty node draws 1-2 of these
+    std::uint32_t epochs = 6;   // the safety phase ends once an honest node delivered this many
+    std::uint32_t txs = 24;     // transactions submitted by honest clients per seed
+    double drop = 0.1;          // max per-message drop probability (safety phase)
+    double crash = 0.1;         // max crash intensity (safety phase)
+    double dup = 0.1;           // max duplication probability
+    std::uint32_t clients = 0;  // 0: derived from the seed (1..4)
     CryptoMode crypto = CryptoMode::Fast;
     std::uint32_t unsafe_quorum = 0;        // test-only: certify with this many SEENs
     std::uint64_t fair_ms_max = 120000;     // liveness bound after the fair phase starts
@@ -72,8 +72,8 @@ struct SimOptions {
     std::set<std::string> disabled_checks;  // test-only: checks to ignore (checker self-tests)
     Plant plant = Plant::None;              // test-only: a planted harness bug
     bool partitions = true;                 // partition episodes in the safety phase
-    bool atomic_persist = false;            // a step's records survive a crash all or none (else a prefix)
-    bool safety_only = false;               // beyond the bound: check safety, not liveness
+    bool atomic_persist = false;  // a step's records survive a crash all or none (else a prefix)
+    bool safety_only = false;     // beyond the bound: check safety, not liveness
     std::uint64_t safety_only_fair_ms = 3000;  // how long the fair phase runs then
 };
 
@@ -105,8 +105,8 @@ struct SeedReport {
     std::uint64_t crashes = 0, reformats = 0;
     std::uint64_t faults_on_byzantine = 0;  // faults honest nodes reported against Byzantine ones
     std::uint64_t logical_ms = 0;
-    std::uint64_t fair_ms = 0;        // logical time the fair phase needed
-    Digest fingerprint{};             // hash of the run's outcome (replay check)
+    std::uint64_t fair_ms = 0;  // logical time the fair phase needed
+    Digest fingerprint{};       // hash of the run's outcome (replay check)
 };
 
 SeedReport run_seed(const SimOptions& options, std::uint64_t seed);

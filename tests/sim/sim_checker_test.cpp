@@ -1,9 +1,9 @@
 // The simulator's checkers must fail on planted bugs (STYLE.md: "a checker is
 // trusted only after it has caught a planted bug").
 
-#include "tests/sim/checker.h"
-
 #include <gtest/gtest.h>
+
+#include "tests/sim/checker.h"
 
 namespace tob::sim {
 namespace {

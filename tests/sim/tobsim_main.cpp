@@ -6,7 +6,6 @@
 // prints one object for the whole sweep. Exit status 1 if any seed failed.
 
 #include <CLI/CLI.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -23,9 +22,15 @@ std::string json_escape(const std::string& s) {
     std::string out;
     for (char c : s) {
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
             default:
                 if (static_cast<unsigned char>(c) < 0x20) {
                     char buf[8];
@@ -73,7 +78,8 @@ int main(int argc, char** argv) {
                    "conflicting-seen, lying-aba, bad-coin, forge, replay, junk, forge-request, "
                    "window-edge, withhold, lying-commit");
     app.add_option("--seeds", seeds, "seed range A-B (inclusive) or one seed S");
-    app.add_option("--epochs", opt.epochs, "the safety phase ends once an honest node applied this many epochs");
+    app.add_option("--epochs", opt.epochs,
+                   "the safety phase ends once an honest node applied this many epochs");
     app.add_option("--txs", opt.txs, "transactions per seed (from honest clients)");
     app.add_option("--drop", opt.drop, "max message drop probability in the safety phase")
         ->check(CLI::Range(0.0, 0.9));
@@ -82,11 +88,13 @@ int main(int argc, char** argv) {
     app.add_option("--dup", opt.dup, "max message duplication probability")
         ->check(CLI::Range(0.0, 0.9));
     app.add_option("--clients", opt.clients, "honest clients (0: 1-4 from the seed)");
-    app.add_option("--crypto", crypto, "fast (keyed-hash stand-in) or real (Ed25519 + threshold coin)")
+    app.add_option("--crypto", crypto,
+                   "fast (keyed-hash stand-in) or real (Ed25519 + threshold coin)")
         ->check(CLI::IsMember({"fast", "real"}));
     app.add_option("--unsafe-quorum", unsafe_quorum,
                    "TEST ONLY: certify with this many SEENs ('t+1' or a number)");
-    app.add_option("--fair-ms", opt.fair_ms_max, "liveness bound (logical ms) after the fair phase starts");
+    app.add_option("--fair-ms", opt.fair_ms_max,
+                   "liveness bound (logical ms) after the fair phase starts");
     app.add_option("--disable-check", opt.disabled_checks,
                    "TEST ONLY: ignore these checks (to show that the others still catch a fault)");
     std::string plant = "none";
@@ -102,7 +110,8 @@ int main(int argc, char** argv) {
                  "check safety only (for runs beyond the fault bound, where progress may stall)");
     app.add_flag("--json", json, "print one JSON object for the sweep");
     app.add_flag("--trace", opt.trace, "print events to stderr");
-    app.add_flag("--trace-messages", opt.trace_messages, "print every honest send/receive to stderr");
+    app.add_flag("--trace-messages", opt.trace_messages,
+                 "print every honest send/receive to stderr");
     app.add_flag("--stop-on-fail", stop_on_fail, "stop at the first failing seed");
     CLI11_PARSE(app, argc, argv);
 
@@ -192,8 +201,7 @@ int main(int argc, char** argv) {
                       << " committed=" << r.committed_txs << "/" << r.submitted_txs
                       << " messages=" << r.messages << " crashes=" << r.crashes
                       << " reformats=" << r.reformats << " byz_faults=" << r.faults_on_byzantine
-                      << " logical_ms=" << r.logical_ms
-                      << " fair_ms=" << r.fair_ms << "\n";
+                      << " logical_ms=" << r.logical_ms << " fair_ms=" << r.fair_ms << "\n";
             for (const auto& v : r.violations)
                 std::cout << "  violation [" << v.check << "] " << v.detail << "\n";
             if (!r.violations.empty())

@@ -125,7 +125,9 @@ struct Solo {
           epoch(epoch),
           aba(params_for(n, 0, epoch, knobs, window), crypto) {}
     AbaStep from(NodeId j, const AbaMessage& m) { return aba.handle_message(j, m); }
-    AbaStep share_from(NodeId j, Round r = 0) { return aba.handle_message(j, coin_msg(*world, j, epoch, r)); }
+    AbaStep share_from(NodeId j, Round r = 0) {
+        return aba.handle_message(j, coin_msg(*world, j, epoch, r));
+    }
 
     std::shared_ptr<const FastWorld> world;
     CountingSuite crypto;
@@ -162,8 +164,8 @@ class Net {
         for (NodeId i = 0; i < n; ++i) {
             suite_.push_back(std::make_unique<FastCryptoSuite>(world_, i));
             if (!byz_.count(i)) {
-                node_[i] = std::make_unique<BinaryAgreement>(
-                    params_for(n, i, epoch, knobs, window), *suite_[i]);
+                node_[i] = std::make_unique<BinaryAgreement>(params_for(n, i, epoch, knobs, window),
+                                                             *suite_[i]);
             }
         }
     }
@@ -229,8 +231,8 @@ class Net {
     /// Crash and restart: a fresh instance restored from its sent messages; peers
     /// re-publish everything they sent to it and it re-publishes its log (Repair).
     void restart(NodeId i) {
-        node_[i] = std::make_unique<BinaryAgreement>(
-            params_for(n_, i, epoch_, knobs_, window_), *suite_[i]);
+        node_[i] = std::make_unique<BinaryAgreement>(params_for(n_, i, epoch_, knobs_, window_),
+                                                     *suite_[i]);
         node_[i]->restore(sent_[i]);
         queue_.erase(std::remove_if(queue_.begin(), queue_.end(),
                                     [&](const Packet& p) { return p.to == i; }),
@@ -304,7 +306,8 @@ class Net {
             for (const AbaMessage& old : sent_[i]) {
                 if (slot && old.type == m.type && old.value != m.value &&
                     (m.type == AbaType::Term || old.round == m.round)) {
-                    violations_.push_back("node " + std::to_string(i) + " signed two payloads for one slot");
+                    violations_.push_back("node " + std::to_string(i) +
+                                          " signed two payloads for one slot");
                 }
             }
             sent_[i].push_back(m);
@@ -326,8 +329,8 @@ class Net {
     std::vector<std::unique_ptr<FastCryptoSuite>> suite_;
     std::vector<std::unique_ptr<BinaryAgreement>> node_;
     std::vector<Packet> queue_;
-    std::vector<std::vector<AbaMessage>> sent_;     // per node, in send order (its sign-log)
-    std::vector<std::vector<Packet>> history_;      // every honest packet ever addressed to j
+    std::vector<std::vector<AbaMessage>> sent_;  // per node, in send order (its sign-log)
+    std::vector<std::vector<Packet>> history_;   // every honest packet ever addressed to j
     std::vector<std::pair<NodeId, AbaMessage>> broadcasts_;
     std::vector<std::optional<bool>> decided_;
     std::vector<Round> decided_round_;
@@ -347,7 +350,7 @@ auto from_to(std::set<NodeId> from, std::set<NodeId> to, std::function<bool(cons
     return [=](const Packet& p) { return from.count(p.from) && to.count(p.to) && what(p); };
 }
 
-#define EXPECT_NO_VIOLATIONS(net)                                                 \
+#define EXPECT_NO_VIOLATIONS(net) \
     for (const std::string& v : (net).violations()) ADD_FAILURE() << v
 
 // =============================================================================
@@ -357,7 +360,8 @@ auto from_to(std::set<NodeId> from, std::set<NodeId> to, std::function<bool(cons
 TEST(BinaryAgreement, aba_relay_needs_t_plus_1_bval) {
     Solo s(7);  // t = 2; no input: relaying does not wait for one
     EXPECT_EQ(count(s.from(1, bval(0, true)), AbaType::Bval), 0u);
-    EXPECT_EQ(count(s.from(2, bval(0, true)), AbaType::Bval), 0u) << "t BVAL must not trigger a relay";
+    EXPECT_EQ(count(s.from(2, bval(0, true)), AbaType::Bval), 0u)
+        << "t BVAL must not trigger a relay";
     AbaStep st = s.from(3, bval(0, true));
     EXPECT_TRUE(has(st, AbaType::Bval, 0, 1)) << "t+1 BVAL must trigger the relay";
     EXPECT_FALSE(s.aba.has_input());
@@ -439,7 +443,8 @@ TEST(BinaryAgreement, aba_coin_needs_t_plus_1_shares) {
         (void)s.share_from(1);
         EXPECT_EQ(s.aba.round(), 0u);
         EXPECT_FALSE(s.aba.terminated());
-        std::map<NodeId, Bytes> two{{0, share_of(*s.world, 0, 0, 0)}, {1, share_of(*s.world, 1, 0, 0)}};
+        std::map<NodeId, Bytes> two{{0, share_of(*s.world, 0, 0, 0)},
+                                    {1, share_of(*s.world, 1, 0, 0)}};
         EXPECT_FALSE(s.crypto.combine_coin(coin_name(test_chain(), 0, 0, 0), two).has_value());
     }
 }
@@ -681,9 +686,9 @@ TEST(BinaryAgreement, aba_restore_never_sends_a_conflicting_aux) {
     }
     EXPECT_EQ(after.aba.bin_values(), mask(false));
     for (const AbaMessage& m : out) EXPECT_NE(m.type, AbaType::Aux) << "a second AUX after restore";
-    EXPECT_TRUE(std::any_of(out.begin(), out.end(),
-                            [](const AbaMessage& m) { return m.type == AbaType::Bval && m.value == 0; }))
-        << "relaying the other value is still allowed (BVAL slots are per value)";
+    EXPECT_TRUE(std::any_of(out.begin(), out.end(), [](const AbaMessage& m) {
+        return m.type == AbaType::Bval && m.value == 0;
+    })) << "relaying the other value is still allowed (BVAL slots are per value)";
 }
 
 TEST(BinaryAgreement, aba_restore_never_sends_a_conflicting_conf_and_keeps_its_vals) {
@@ -725,9 +730,9 @@ TEST(BinaryAgreement, aba_restore_never_sends_a_conflicting_conf_and_keeps_its_v
 
 TEST(BinaryAgreement, aba_restore_resumes_logged_round_estimate_and_decision) {
     auto world = FastWorld::make(4, 1, 7);
-    std::vector<AbaMessage> log = {bval(0, true), bval(0, false), aux(0, true), conf(0, kBoth),
-                                   coin_msg(*world, 0, 0, 0), bval(1, false), bval(1, true),
-                                   aux(1, true), bval(2, false), bval(2, true)};
+    std::vector<AbaMessage> log = {
+        bval(0, true),  bval(0, false), aux(0, true), conf(0, kBoth), coin_msg(*world, 0, 0, 0),
+        bval(1, false), bval(1, true),  aux(1, true), bval(2, false), bval(2, true)};
     {
         FastCryptoSuite c(world, 0);
         BinaryAgreement aba(params_for(4, 0, 0), c);
@@ -817,17 +822,27 @@ RunStats run_random(std::uint32_t n, Faulty faulty, std::uint64_t seed, bool res
             bool v = (rng() & 1) != 0;
             AbaMessage m;
             switch (rng() % 6) {
-                case 0: m = bval(r, v); break;
-                case 1: m = aux(r, v); break;
-                case 2: m = conf(r, static_cast<std::uint8_t>(1 + rng() % 3)); break;
-                case 3: m = term(v); break;
+                case 0:
+                    m = bval(r, v);
+                    break;
+                case 1:
+                    m = aux(r, v);
+                    break;
+                case 2:
+                    m = conf(r, static_cast<std::uint8_t>(1 + rng() % 3));
+                    break;
+                case 3:
+                    m = term(v);
+                    break;
                 case 4: {
                     m = make(AbaType::Coin, r, 0);
                     m.coin_share.resize(96);
                     for (auto& b : m.coin_share) b = static_cast<std::uint8_t>(rng());
                     break;
                 }
-                default: m = coin_msg(*net.world(), liar, net.epoch(), r); break;
+                default:
+                    m = coin_msg(*net.world(), liar, net.epoch(), r);
+                    break;
             }
             net.inject(liar, to, m);
             continue;
@@ -882,14 +897,16 @@ void agreement_sweep(bool restarts) {
             }
             std::ostringstream line;
             line << "n=" << n << " faulty="
-                 << (f == Faulty::None ? "none" : f == Faulty::Silent ? "t-silent" : "t-liars")
+                 << (f == Faulty::None     ? "none"
+                     : f == Faulty::Silent ? "t-silent"
+                                           : "t-liars")
                  << (restarts ? " restarts=" + std::to_string(restarted) : "") << " seeds=" << seeds
                  << " mean_rounds=" << (deciders ? sum / deciders : 0) << " max_rounds=" << worst;
             std::cout << "[ aba stats ] " << line.str() << "\n";
-            ::testing::Test::RecordProperty(
-                "mean_rounds_n" + std::to_string(n) + "_" + std::to_string(static_cast<int>(f)) +
-                    (restarts ? "_restarts" : ""),
-                line.str());
+            ::testing::Test::RecordProperty("mean_rounds_n" + std::to_string(n) + "_" +
+                                                std::to_string(static_cast<int>(f)) +
+                                                (restarts ? "_restarts" : ""),
+                                            line.str());
         }
     }
 }
@@ -1097,11 +1114,11 @@ TEST(BinaryAgreement, aba_coin_threshold_above_t_plus_1_deadlocks) {
         net.inject(x, a, aux(0, v));  // a: vals {v}
         net.inject(x, b, bval(0, !v));
         net.inject(x, c, bval(0, !v));
-        net.deliver_while(from_to({b}, {c}, is(AbaType::Bval, 0, !v)));  // c relays ¬v
-        net.deliver_while(from_to({c}, {b}, is(AbaType::Bval, 0, !v)));  // bin(b) = {¬v}
-        net.deliver_while(from_to({a, c}, {b}, is(AbaType::Bval, 0, v)));  // bin(b) = {0,1}
-        net.deliver_while(from_to({a, c}, {b}, is(AbaType::Aux, 0)));     // b: vals {0,1}
-        net.deliver_while(from_to({b, a}, {c}, is(AbaType::Aux, 0)));     // c: vals {0,1}
+        net.deliver_while(from_to({b}, {c}, is(AbaType::Bval, 0, !v)));     // c relays ¬v
+        net.deliver_while(from_to({c}, {b}, is(AbaType::Bval, 0, !v)));     // bin(b) = {¬v}
+        net.deliver_while(from_to({a, c}, {b}, is(AbaType::Bval, 0, v)));   // bin(b) = {0,1}
+        net.deliver_while(from_to({a, c}, {b}, is(AbaType::Aux, 0)));       // b: vals {0,1}
+        net.deliver_while(from_to({b, a}, {c}, is(AbaType::Aux, 0)));       // c: vals {0,1}
         net.deliver_while(from_to({b, c}, {a}, is(AbaType::Bval, 0, !v)));  // bin(a) = {0,1}
         net.inject(x, a, conf(0, mask(v)));
         net.deliver_while(is(AbaType::Conf, 0));
@@ -1179,7 +1196,9 @@ Issue59Result run_issue59(AbaParams::TestKnobs k, bool x_sends_conf, Epoch epoch
         // Roles from the current estimates (the adversary sees everything).
         std::vector<NodeId> ones, zeros;
         for (NodeId i = 0; i < 3; ++i) (*net.node(i).estimate() ? ones : zeros).push_back(i);
-        auto round_r = [r](const Packet& p) { return p.msg.round == r && p.msg.type != AbaType::Term; };
+        auto round_r = [r](const Packet& p) {
+            return p.msg.round == r && p.msg.type != AbaType::Term;
+        };
         if (ones.empty() || zeros.empty()) {
             // All honest nodes agree: nothing to split. Deliver the round fairly.
             ++res.fallback_rounds;
@@ -1259,8 +1278,8 @@ TEST(BinaryAgreement, aba_issue59_with_conf_terminates) {
         sum += res.rounds + 1;
         worst = std::max(worst, res.rounds + 1);
     }
-    std::cout << "[ aba stats ] issue59 with CONF: mean_rounds_to_first_decision="
-              << sum / kEpochs << " max=" << worst << "\n";
+    std::cout << "[ aba stats ] issue59 with CONF: mean_rounds_to_first_decision=" << sum / kEpochs
+              << " max=" << worst << "\n";
 }
 
 // CONF only helps with its full quorum: with n-t-1 = 2 CONF, a0 and a1 complete
@@ -1296,7 +1315,6 @@ TEST(BinaryAgreement, aba_issue59_adversary_that_also_sends_conf) {
                                    "update the essay and docs/aba.md";
 }
 
-
 // Regression for the replica_test n7 stall report: n = 7, t = 2, nodes 5 and 6
 // crashed, the five live nodes all input 1 and the round-0 coin is 0. Nodes 0 and 4
 // release their round-0 share but learn the coin only later, after the round-1
@@ -1306,7 +1324,8 @@ TEST(BinaryAgreement, aba_issue59_adversary_that_also_sends_conf) {
 // replica_test stall turned out not to be an ABA bug: see the commit message.)
 TEST(BinaryAgreement, aba_round1_votes_received_in_round0_after_late_coin) {
     auto w = FastWorld::make(7, 2, 7);
-    Epoch e = find_epoch(w, [](const std::vector<bool>& c) { return !c[0]; }, 1);
+    Epoch e = find_epoch(
+        w, [](const std::vector<bool>& c) { return !c[0]; }, 1);
     Net net(7, {5, 6}, {}, e);
     const std::set<NodeId> late = {0, 4};
     for (NodeId i = 0; i < 5; ++i) net.input(i, true);

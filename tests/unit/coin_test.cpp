@@ -2,6 +2,8 @@
 // check (each tampering is caught), threshold secrecy (t shares are not enough,
 // node 0's share is f(1), not f(0)), determinism and balance.
 
+#include "crypto/coin.h"
+
 #include <gtest/gtest.h>
 #include <sodium.h>
 
@@ -9,8 +11,6 @@
 #include <cmath>
 #include <functional>
 #include <string>
-
-#include "crypto/coin.h"
 
 namespace tob::crypto {
 namespace {
@@ -89,7 +89,8 @@ void for_each_subset(std::uint32_t n, std::uint32_t k,
 
 std::vector<CoinShare> all_shares(const DealtCoin& dealt, ByteView name) {
     std::vector<CoinShare> shares;
-    for (const CoinSecretShare& secret : dealt.shares) shares.push_back(make_coin_share(secret, name));
+    for (const CoinSecretShare& secret : dealt.shares)
+        shares.push_back(make_coin_share(secret, name));
     return shares;
 }
 
@@ -119,8 +120,8 @@ void check_every_subset_agrees(std::uint32_t n, std::uint32_t t) {
         // Exactly t+1 shares, and larger sets too (combine uses the first t+1).
         for (std::uint32_t k = t + 1; k <= n; ++k) {
             for_each_subset(n, k, [&](const std::vector<std::uint32_t>& subset) {
-                const std::optional<Point> hx = combine_coin_shares(dealt.public_key,
-                                                                    pick(shares, subset));
+                const std::optional<Point> hx =
+                    combine_coin_shares(dealt.public_key, pick(shares, subset));
                 ASSERT_TRUE(hx.has_value());
                 if (!reference) reference = hx;
                 EXPECT_EQ(*hx, *reference);
@@ -131,9 +132,13 @@ void check_every_subset_agrees(std::uint32_t n, std::uint32_t t) {
     }
 }
 
-TEST_F(CoinTest, every_t_plus_1_subset_yields_the_same_coin_n4_t1) { check_every_subset_agrees(4, 1); }
+TEST_F(CoinTest, every_t_plus_1_subset_yields_the_same_coin_n4_t1) {
+    check_every_subset_agrees(4, 1);
+}
 
-TEST_F(CoinTest, every_t_plus_1_subset_yields_the_same_coin_n7_t2) { check_every_subset_agrees(7, 2); }
+TEST_F(CoinTest, every_t_plus_1_subset_yields_the_same_coin_n7_t2) {
+    check_every_subset_agrees(7, 2);
+}
 
 TEST_F(CoinTest, combine_interpolates_to_h_to_the_secret) {
     // Known polynomial f(z) = a0 + a1 z + a2 z^2: the combined value must be
@@ -321,8 +326,7 @@ TEST_F(CoinTest, identity_and_zero_values_are_rejected_without_crashing) {
     EXPECT_FALSE(verify_coin_share(identity_key, 0, name, good));
 
     // combine (which trusts its caller) survives identity and junk points.
-    std::map<std::uint32_t, CoinShare> with_identity{{0, identity_sigma},
-                                                     {1, CoinShare{}}};
+    std::map<std::uint32_t, CoinShare> with_identity{{0, identity_sigma}, {1, CoinShare{}}};
     const std::optional<Point> hx = combine_coin_shares(dealt.public_key, with_identity);
     ASSERT_TRUE(hx.has_value());
     EXPECT_EQ(*hx, Point{});

@@ -145,8 +145,9 @@ TEST_F(CryptoTest, blake2b_matches_crypto_generichash) {
 
     // Incremental raw() in pieces equals one-shot.
     Hasher h256;
-    h256.raw(ByteView(data).first(1)).raw(ByteView(data).subspan(1, 500)).raw(
-        ByteView(data).subspan(501));
+    h256.raw(ByteView(data).first(1))
+        .raw(ByteView(data).subspan(1, 500))
+        .raw(ByteView(data).subspan(501));
     EXPECT_EQ(h256.finish(), d256);
     Hasher h512(64);
     h512.raw(data);

@@ -2,6 +2,8 @@
 // mode, missing, truncated, corrupted, wrong type, wrong magic, inconsistent or
 // non-canonical contents), each with a message that names the file.
 
+#include "crypto/keyfile.h"
+
 #include <gtest/gtest.h>
 #include <sodium.h>
 #include <sys/stat.h>
@@ -11,8 +13,6 @@
 #include <fstream>
 #include <sstream>
 #include <string>
-
-#include "crypto/keyfile.h"
 
 namespace tob::crypto {
 namespace {
@@ -72,8 +72,8 @@ std::string error_of(const KeyResult<T>& result) {
 
 ::testing::AssertionResult mentions(const std::string& message, const std::string& needle) {
     if (message.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "\"" << message << "\" does not mention \"" << needle
-                                         << "\"";
+    return ::testing::AssertionFailure()
+           << "\"" << message << "\" does not mention \"" << needle << "\"";
 }
 
 TEST_F(KeyFileTest, signing_key_round_trip) {
@@ -87,8 +87,8 @@ TEST_F(KeyFileTest, signing_key_round_trip) {
 
     // The format is the documented one.
     const std::string text = read_text(path);
-    EXPECT_EQ(text.rfind("tobd-key-v1\ntype ed25519\nseed " + to_hex(key.seed()) +
-                             "\npublic " + to_hex(key.public_key()) + "\ncheck ",
+    EXPECT_EQ(text.rfind("tobd-key-v1\ntype ed25519\nseed " + to_hex(key.seed()) + "\npublic " +
+                             to_hex(key.public_key()) + "\ncheck ",
                          0),
               0u)
         << text;

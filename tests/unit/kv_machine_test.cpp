@@ -67,14 +67,11 @@ OpOutput out(bool ok, std::optional<std::string> v) {
 
 TEST(KvMachine, put_get_del_cas_outputs) {
     Fixture f;
-    auto r = f.apply({req(1, 1, {put("a", "1")}),
-                      req(1, 2, {get("a")}),
-                      req(1, 3, {put("a", "2")}),
-                      req(1, 4, {cas("a", "1", "x")}),   // fails: current is "2"
-                      req(1, 5, {cas("a", "2", "3")}),   // swaps
+    auto r = f.apply({req(1, 1, {put("a", "1")}), req(1, 2, {get("a")}), req(1, 3, {put("a", "2")}),
+                      req(1, 4, {cas("a", "1", "x")}),             // fails: current is "2"
+                      req(1, 5, {cas("a", "2", "3")}),             // swaps
                       req(1, 6, {cas("b", std::nullopt, "new")}),  // absent -> swaps
-                      req(1, 7, {del("a")}),
-                      req(1, 8, {get("a"), del("zz")})});
+                      req(1, 7, {del("a")}), req(1, 8, {get("a"), del("zz")})});
     ASSERT_EQ(r.results.size(), 8u);
     EXPECT_EQ(r.epoch, 1u);
     EXPECT_EQ(r.results[0].outputs, (std::vector{out(true, std::nullopt)}));
@@ -84,7 +81,8 @@ TEST(KvMachine, put_get_del_cas_outputs) {
     EXPECT_EQ(r.results[4].outputs, (std::vector{out(true, "2")}));
     EXPECT_EQ(r.results[5].outputs, (std::vector{out(true, std::nullopt)}));
     EXPECT_EQ(r.results[6].outputs, (std::vector{out(true, "3")}));
-    EXPECT_EQ(r.results[7].outputs, (std::vector{out(true, std::nullopt), out(true, std::nullopt)}));
+    EXPECT_EQ(r.results[7].outputs,
+              (std::vector{out(true, std::nullopt), out(true, std::nullopt)}));
     for (std::uint32_t i = 0; i < 8; ++i) {
         EXPECT_EQ(r.results[i].position, i);
         EXPECT_FALSE(r.results[i].duplicate);
@@ -98,8 +96,9 @@ TEST(KvMachine, put_get_del_cas_outputs) {
 
 TEST(KvMachine, multi_op_request_applies_in_order_and_cas_failure_does_not_abort) {
     Fixture f;
-    auto r = f.apply({req(1, 1, {put("k", "v1"), get("k"), cas("k", "nope", "x"), put("k", "v2"),
-                                 cas("k", "v2", "v3"), get("k")})});
+    auto r = f.apply({req(1, 1,
+                          {put("k", "v1"), get("k"), cas("k", "nope", "x"), put("k", "v2"),
+                           cas("k", "v2", "v3"), get("k")})});
     ASSERT_EQ(r.results.size(), 1u);
     EXPECT_EQ(r.results[0].outputs,
               (std::vector{out(true, std::nullopt), out(true, "v1"), out(false, "v1"),
@@ -132,8 +131,8 @@ TEST(KvMachine, dedup_same_nonce_across_epochs_returns_stored_outputs) {
 
 TEST(KvMachine, dedup_within_one_epoch) {
     Fixture f;
-    auto r = f.apply({req(1, 3, {put("a", "1")}), req(2, 3, {put("b", "1")}),
-                      req(1, 3, {put("a", "2")})});
+    auto r = f.apply(
+        {req(1, 3, {put("a", "1")}), req(2, 3, {put("b", "1")}), req(1, 3, {put("a", "2")})});
     ASSERT_EQ(r.results.size(), 3u);
     EXPECT_FALSE(r.results[0].duplicate);
     EXPECT_FALSE(r.results[1].duplicate);  // another client's nonce 3
@@ -176,7 +175,8 @@ TEST(KvMachine, out_of_order_nonces_inside_window_both_apply) {
 TEST(KvMachine, window_slides_and_forgets_old_outputs) {
     Fixture f;
     std::vector<Request> batch;
-    for (Nonce n = 1; n <= 3000; ++n) batch.push_back(req(1, n, {put("k" + std::to_string(n), "v")}));
+    for (Nonce n = 1; n <= 3000; ++n)
+        batch.push_back(req(1, n, {put("k" + std::to_string(n), "v")}));
     auto r = f.apply(batch);
     for (const auto& x : r.results) ASSERT_FALSE(x.duplicate);
     // Only nonces in (3000-1024, 3000] keep outputs.
@@ -206,7 +206,9 @@ TEST(KvMachine, dedup_matches_a_reference_model) {
     std::set<Nonce> committed;
     std::uint64_t x = 12345;
     auto rnd = [&x](std::uint64_t m) {
-        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
         return x % m;
     };
     Nonce base = 0;
@@ -219,8 +221,8 @@ TEST(KvMachine, dedup_matches_a_reference_model) {
             Nonce n = base + rnd(300);
             if (kind == 1 && base > 1500) n = base - 1000 - rnd(500);
             const Nonce high = committed.empty() ? 0 : *committed.rbegin();
-            const bool dup = !committed.empty() &&
-                             (committed.count(n) || (high >= 1024 && n <= high - 1024));
+            const bool dup =
+                !committed.empty() && (committed.count(n) || (high >= 1024 && n <= high - 1024));
             if (!dup) committed.insert(n);
             expect_dup.push_back(dup);
             batch.push_back(req(1, n, {put("k", std::to_string(n))}));
@@ -234,7 +236,8 @@ TEST(KvMachine, dedup_matches_a_reference_model) {
         const bool expect = committed.count(n) || (high >= 1024 && n <= high - 1024);
         ASSERT_EQ(f.kv.committed(client(1), n), expect) << n;
         ASSERT_EQ(f.kv.stored_outputs(client(1), n).has_value(),
-                  committed.count(n) && n + 1024 > high) << n;
+                  committed.count(n) && n + 1024 > high)
+            << n;
     }
 }
 
@@ -320,7 +323,8 @@ TEST(KvMachine, reload_restores_state_digest_and_dedup) {
     KvMachine straight(s2, chain());
     (void)straight.apply_epoch(1, od(1), {req(1, 1, {put("a", "1")}), req(1, 3, {put("b", "3")})});
     (void)straight.apply_epoch(2, od(2), {req(2, 9, {put("c", "9")})});
-    (void)straight.apply_epoch(3, od(3), {req(1, 1, {put("a", "again")}), req(1, 2, {put("x", "2")})});
+    (void)straight.apply_epoch(3, od(3),
+                               {req(1, 1, {put("a", "again")}), req(1, 2, {put("x", "2")})});
     EXPECT_EQ(straight.state_digest(), kv.state_digest());
     EXPECT_EQ(s2.data(), storage.data());
 }

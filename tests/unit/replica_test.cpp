@@ -2,6 +2,8 @@
 // with a seeded delivery order, crash/restart from durable records, and hooks to
 // drop or inject envelopes. tobsim sweeps seeds; these tests pin specific schedules.
 
+#include "consensus/replica.h"
+
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -14,7 +16,6 @@
 #include "consensus/fast_crypto.h"
 #include "consensus/kv_machine.h"
 #include "consensus/kv_storage.h"
-#include "consensus/replica.h"
 
 namespace tob::consensus {
 namespace {
@@ -97,8 +98,8 @@ class Net {
         op.key.assign(key.begin(), key.end());
         op.value.assign(value.begin(), value.end());
         r.ops.push_back(op);
-        r.sig = FastCryptoSuite::sign_client(*world_, r.client, kRequestTag,
-                                             request_sign_payload(r));
+        r.sig =
+            FastCryptoSuite::sign_client(*world_, r.client, kRequestTag, request_sign_payload(r));
         return r;
     }
 
@@ -158,8 +159,8 @@ class Net {
                                            m.type == AbaType::Bval ? m.value : 0);
                 auto [it, fresh] = nodes_[i].signed_slots.try_emplace(key, md);
                 if (!fresh && it->second != md) {
-                    ADD_FAILURE() << "node " << i << " signed conflicting ABA message type "
-                                  << kind << " epoch " << e.epoch << " round " << m.round;
+                    ADD_FAILURE() << "node " << i << " signed conflicting ABA message type " << kind
+                                  << " epoch " << e.epoch << " round " << m.round;
                 }
             }
         }
@@ -205,7 +206,9 @@ class Net {
         execute(m.to, nd.replica->handle_envelope(env.value(), now_));
     }
 
-    void inject(NodeId from, NodeId to, Bytes bytes) { queue_.push_back({from, to, std::move(bytes)}); }
+    void inject(NodeId from, NodeId to, Bytes bytes) {
+        queue_.push_back({from, to, std::move(bytes)});
+    }
 
     /// Moves newly sent messages into the timed queue with a random latency.
     void schedule() {
@@ -218,16 +221,18 @@ class Net {
 
     /// Runs until every live node has delivered the same epoch and nothing is in flight.
     bool settle(std::uint64_t extra_ms = 20000) {
-        return run([&] {
-            if (!queue_.empty() || !pending_.empty()) return false;
-            std::optional<Epoch> d;
-            for (auto& nd : nodes_) {
-                if (!nd.up) continue;
-                if (d && *d != nd.replica->delivered()) return false;
-                d = nd.replica->delivered();
-            }
-            return true;
-        }, now_ + extra_ms);
+        return run(
+            [&] {
+                if (!queue_.empty() || !pending_.empty()) return false;
+                std::optional<Epoch> d;
+                for (auto& nd : nodes_) {
+                    if (!nd.up) continue;
+                    if (d && *d != nd.replica->delivered()) return false;
+                    d = nd.replica->delivered();
+                }
+                return true;
+            },
+            now_ + extra_ms);
     }
 
     bool all_committed(const std::vector<Request>& reqs, const std::vector<NodeId>& who) {
@@ -271,12 +276,14 @@ class Net {
         for (NodeId i = 0; i < n_; ++i) {
             if (!nodes_[i].up) continue;
             auto& st = nodes_[i].replica->stats();
-            std::printf("node %u delivered=%llu joined=%llu pool=%zu faults=%llu rounds=%llu/%llu halted=%d\n", i,
-                        (unsigned long long)st.delivered, (unsigned long long)st.highest_joined,
-                        st.pool, (unsigned long long)st.faults,
-                        (unsigned long long)st.aba_rounds_total, (unsigned long long)st.aba_instances,
-                        st.halted);
-            for (auto& f : nodes_[i].faults) std::printf("  fault by %u: %s\n", f.culprit, f.detail.c_str());
+            std::printf(
+                "node %u delivered=%llu joined=%llu pool=%zu faults=%llu rounds=%llu/%llu "
+                "halted=%d\n",
+                i, (unsigned long long)st.delivered, (unsigned long long)st.highest_joined, st.pool,
+                (unsigned long long)st.faults, (unsigned long long)st.aba_rounds_total,
+                (unsigned long long)st.aba_instances, st.halted);
+            for (auto& f : nodes_[i].faults)
+                std::printf("  fault by %u: %s\n", f.culprit, f.detail.c_str());
         }
     }
     Node& node(NodeId i) { return nodes_[i]; }
@@ -292,7 +299,7 @@ class Net {
     std::shared_ptr<const FastWorld> world_;
     Digest chain_{};
     std::vector<Node> nodes_;
-    std::vector<Msg> queue_;  // sent, not yet scheduled
+    std::vector<Msg> queue_;                                          // sent, not yet scheduled
     std::map<std::pair<std::uint64_t, std::uint64_t>, Msg> pending_;  // (time, seq) -> message
     std::uint64_t seq_ = 0;
     std::uint64_t now_ = 0;
