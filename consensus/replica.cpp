@@ -147,7 +147,6 @@ struct Replica::Impl {
         std::map<NodeId, std::unique_ptr<BinaryAgreement>> aba;
         std::map<NodeId, bool> decided;
         bool zeros_input = false;
-        bool delivered = false;
         // Repair.
         std::vector<Bytes> republish;  // what this node signed (and certs it holds)
         std::uint64_t next_republish_ms = 0;
@@ -160,7 +159,6 @@ struct Replica::Impl {
         std::map<Digest, std::map<NodeId, Bytes>> by_body;  // commit_key -> signer -> envelope
         std::map<NodeId, std::pair<Digest, Bytes>> by_sender;
         std::optional<Digest> mine;
-        CommitBody my_body;
         bool stable = false;
     };
 
@@ -792,7 +790,6 @@ struct Replica::Impl {
         stats.delivered = e;
         auto it = epochs.find(e);
         if (it != epochs.end()) {
-            it->second.delivered = true;
             auto mine = it->second.accepted.find(cfg.self);
             if (mine != it->second.accepted.end()) {
                 auto b = blocks.find(mine->second);
@@ -820,7 +817,6 @@ struct Replica::Impl {
             return;
         }
         votes.mine = key;
-        votes.my_body = cb;
         check_commit_conflicts(step, e);
         auto env = sign(step, e, Kind::Commit, encode(cb), {SlotKey{7, e, 0, 0, 0}});
         if (env) {
@@ -1085,11 +1081,8 @@ struct Replica::Impl {
         proofs[e] = std::move(proof);
         auto& v = commits[e];
         v.mine = commit_key(*tuple);
-        v.my_body = *tuple;
         step.committed.push_back(std::move(result));
         pool_remove_committed();
-        auto st = epochs.find(e);
-        if (st != epochs.end()) st->second.delivered = true;
         auto env = sign(step, e, Kind::Commit, encode(*tuple), {SlotKey{7, e, 0, 0, 0}});
         if (env) {
             remember(e, *env);
@@ -1394,7 +1387,6 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
                         if (!cb) break;
                         auto& v = im.commits[e];
                         v.mine = commit_key(cb.value());
-                        v.my_body = cb.value();
                         v.by_body[*v.mine][im.cfg.self] = rec.bytes;
                         v.by_sender[im.cfg.self] = {*v.mine, rec.bytes};
                         if (e + im.cfg.window > stats_.delivered) {
