@@ -1,0 +1,156 @@
+#pragma once
+// The client/admin protocol on a node's ROUTER socket (DESIGN.md §3, §4).
+//
+// Every ZeroMQ message on the ROUTER is multipart: [routing id] [channel] [body].
+// The routing id is added/stripped by ZeroMQ. The channel frame is one byte:
+//   'P'  peer plane: body = an encoded, signed consensus::Envelope sent point to
+//        point by another node (fetch requests and replies, catch-up answers)
+//   'C'  client plane: body = one ClientMessage encoded below
+// Anything else (wrong frame count, unknown channel, undecodable body, oversized)
+// is dropped and counted; it never reaches the core.
+//
+// Client messages are canonical msgpack arrays [type, ...fields] (the same rules
+// as consensus/codec.h: fixed arrays, shortest integers, exact-size bin for keys,
+// digests and signatures, re-encode equality, no trailing bytes).
+//
+//   Submit      client -> node  [1, request]            request = encoded consensus::Request
+//   Reply       node -> client  [2, reply fields...]    the committed outcome, signed by the node
+//   StatusQuery client -> node  [3]
+//   Status      node -> client  [4, status fields...]
+//   LocalGet    client -> node  [5, key]                read the node's committed state
+//   LocalValue  node -> client  [6, applied epoch, value or nil]
+//   Error       node -> client  [7, code, text]         request refused (bad signature, pool full, ...)
+//
+// A node answers Submit once the request's outcome is known: when it commits (or
+// is skipped as a duplicate/malformed) in a delivered epoch, or at once when the
+// dedup table already holds it (a retry). It answers every routing id that
+// submitted the same (client, nonce) while it waited. Submitting the same request
+// to several nodes is how `tobctl --quorum` collects t+1 signed replies.
+//
+// A Reply is signed by the node with tag "tobd-reply-v1" over the canonical
+// encoding of reply_sign_payload(). Two replies *match* when request_digest,
+// status and outputs are equal (epoch/position are informational: a node that
+// answers a retry from its dedup table reports epoch 0).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "consensus/codec.h"
+#include "consensus/messages.h"
+#include "consensus/state_machine.h"
+
+namespace tob::daemon {
+
+using consensus::Bytes;
+using consensus::ByteView;
+using consensus::Decoded;
+using consensus::Digest;
+using consensus::Epoch;
+using consensus::NodeId;
+using consensus::Nonce;
+using consensus::PublicKey;
+using consensus::Signature;
+
+inline constexpr std::uint8_t kChannelPeer = 'P';
+inline constexpr std::uint8_t kChannelClient = 'C';
+inline constexpr std::string_view kReplyTag = "tobd-reply-v1";
+
+enum class ClientMsgType : std::uint8_t {
+    Submit = 1,
+    Reply = 2,
+    StatusQuery = 3,
+    Status = 4,
+    LocalGet = 5,
+    LocalValue = 6,
+    Error = 7,
+};
+
+enum class ReplyStatus : std::uint8_t {
+    Committed = 1,  // applied in `epoch` at `position`; outputs are its results
+    Duplicate = 2,  // an earlier copy committed; outputs are the stored ones (may be empty
+                    // when the nonce left the dedup window)
+    Malformed = 3,  // skipped on every node (wrong chain id, limits, unused fields)
+};
+
+struct SubmitMsg {
+    Bytes request;  // encoded consensus::Request
+    bool operator==(const SubmitMsg&) const = default;
+};
+
+struct ReplyMsg {
+    NodeId node = 0;
+    PublicKey client{};
+    Nonce nonce = 0;
+    Digest request_digest{};  // digest_of(encoded request)
+    ReplyStatus status = ReplyStatus::Committed;
+    Epoch epoch = 0;
+    std::uint32_t position = 0;
+    std::vector<consensus::OpOutput> outputs;
+    Signature sig{};
+    bool operator==(const ReplyMsg&) const = default;
+};
+
+struct StatusMsg {
+    NodeId node = 0;
+    std::string version;
+    Epoch epoch = 0;    // highest epoch joined
+    Epoch applied = 0;  // last applied (delivered) epoch
+    std::uint32_t peers_connected = 0;
+    std::uint64_t pool = 0;
+    std::uint64_t faults = 0;
+    Digest state_digest{};
+    bool voting = true;  // false: non-voting follower (sign-log damaged or mark missing)
+    bool halted = false;
+    std::uint64_t uptime_s = 0;
+    bool operator==(const StatusMsg&) const = default;
+};
+
+struct LocalGetMsg {
+    Bytes key;
+    bool operator==(const LocalGetMsg&) const = default;
+};
+
+struct LocalValueMsg {
+    Epoch applied = 0;
+    std::optional<Bytes> value;
+    bool operator==(const LocalValueMsg&) const = default;
+};
+
+enum class ErrorCode : std::uint8_t {
+    BadRequest = 1,    // undecodable, wrong chain id, or bad client signature
+    Overloaded = 2,    // pool full: retry later or elsewhere
+    NotVoting = 3,     // informational: this node is a follower (it still floods requests)
+    Halted = 4,        // the node halted with an alarm
+};
+
+struct ErrorMsg {
+    ErrorCode code = ErrorCode::BadRequest;
+    std::string text;
+    bool operator==(const ErrorMsg&) const = default;
+};
+
+struct StatusQueryMsg {
+    bool operator==(const StatusQueryMsg&) const = default;
+};
+
+using ClientMessage = std::variant<SubmitMsg, ReplyMsg, StatusQueryMsg, StatusMsg, LocalGetMsg,
+                                   LocalValueMsg, ErrorMsg>;
+
+/// Canonical bytes of one client message (without the channel frame).
+Bytes encode_client_message(const ClientMessage& message);
+/// Decodes untrusted bytes; never throws. Sizes are bounded by `limits`
+/// (request_bytes_max for Submit, key/value limits, request_ops_max outputs).
+Decoded<ClientMessage> decode_client_message(ByteView bytes, const consensus::Limits& limits);
+
+/// The bytes a node signs for a reply (after kReplyTag): canonical
+/// [chain_id, node, client, nonce, request_digest, status, epoch, position, outputs].
+Bytes reply_sign_payload(const Digest& chain_id, const ReplyMsg& reply);
+
+/// True when two replies report the same outcome (request_digest, status, outputs).
+bool replies_match(const ReplyMsg& a, const ReplyMsg& b);
+
+}  // namespace tob::daemon
