@@ -1,7 +1,11 @@
 #include "daemon/config.h"
 
 #include <fcntl.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <sodium.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <toml++/toml.h>
 #include <unistd.h>
@@ -212,6 +216,22 @@ bool valid_host_port(std::string_view text) {
     if (colon == std::string_view::npos || colon == 0) return false;
     std::uint32_t port = 0;
     return parse_port(text.substr(colon + 1), port);
+}
+
+// The mark's default place: beside the node key. daemon/high_water.h's
+// default_high_water_path computes the same.
+fs::path default_high_water_file(const fs::path& key_file) {
+    return key_file.parent_path() / "sign-high-water";
+}
+
+// metrics_address: HOST:PORT where an IPv6 HOST is bracketed ("[::1]:9100"),
+// HOST has no blanks or slashes (so "http://..." is refused), port 1..65535.
+bool valid_metrics_address(std::string_view text) {
+    if (!valid_host_port(text)) return false;
+    const std::string_view host = text.substr(0, text.rfind(':'));
+    if (host.find_first_of(" \t/\\") != std::string_view::npos) return false;
+    if (host.front() == '[') return host.size() > 2 && host.back() == ']';
+    return host.find_first_of("[]:") == std::string_view::npos;
 }
 
 // ZeroMQ bind addresses tobd supports: tcp://HOST:PORT and ipc://PATH.
@@ -615,7 +635,7 @@ Outcome<NodeConfig> parse_node_config(std::string_view bytes, const fs::path& so
     node.path = source;
     check_known_keys(report, root, "",
                      {"node_id", "cluster_file", "key_file", "coin_key_file", "data_dir",
-                      "log_level", "metrics_address", "testing", "limits"});
+                      "high_water_file", "log_level", "metrics_address", "testing", "limits"});
 
     if (auto id = get_uint(report, root, "", "node_id", true, 0, kMembersMax - 1)) {
         node.node_id = static_cast<consensus::NodeId>(*id);
@@ -632,6 +652,15 @@ Outcome<NodeConfig> parse_node_config(std::string_view bytes, const fs::path& so
         }
         node.*field = resolve_path(base, *text);
     }
+    if (auto text = get_string(report, root, "", "high_water_file", false)) {
+        if (text->empty() || text->find('\0') != std::string::npos) {
+            report.fail("high_water_file", "expected a path, got " + in_quotes(*text));
+        } else {
+            node.high_water_file = resolve_path(base, *text);
+        }
+    } else if (!node.key_file.empty()) {
+        node.high_water_file = default_high_water_file(node.key_file);
+    }
     if (auto level = get_string(report, root, "", "log_level", false)) {
         if (auto parsed_level = parse_log_level(*level)) {
             node.log_level = *parsed_level;
@@ -641,7 +670,7 @@ Outcome<NodeConfig> parse_node_config(std::string_view bytes, const fs::path& so
         }
     }
     if (auto address = get_string(report, root, "", "metrics_address", false)) {
-        if (!address->empty() && !valid_host_port(*address)) {
+        if (!address->empty() && !valid_metrics_address(*address)) {
             report.fail("metrics_address",
                         "expected HOST:PORT (e.g. 127.0.0.1:9100) or \"\" for off, got " +
                             in_quotes(*address));
@@ -763,9 +792,130 @@ void check_data_dir(const NodeConfig& node, Errors& errors) {
     report.fail("data_dir", dir.string() + " cannot be created: no existing parent directory");
 }
 
+// True when `inner` is `outer` or below it (lexically, after resolving what exists).
+bool is_within(const fs::path& inner, const fs::path& outer) {
+    std::error_code ec;
+    const fs::path a = fs::weakly_canonical(inner, ec);
+    const fs::path b = fs::weakly_canonical(outer, ec);
+    auto ai = a.begin();
+    for (auto bi = b.begin(); bi != b.end(); ++bi, ++ai) {
+        if (bi->empty()) continue;  // a trailing separator
+        if (ai == a.end() || *ai != *bi) return false;
+    }
+    return true;
+}
+
+// The mark is replaced by writing a temp file beside it and renaming, so its
+// directory must exist and be writable; the mark itself, if present, must be a
+// regular file. It must not live in data_dir: it exists to survive losing that.
+void check_high_water_file(const NodeConfig& node, Errors& errors) {
+    Reporter report(node.path, errors);
+    const fs::path file = node.high_water_file.empty() ? default_high_water_file(node.key_file)
+                                                       : node.high_water_file;
+    if (file.empty()) return;
+    std::error_code ec;
+    const auto status = fs::symlink_status(file, ec);
+    if (fs::exists(status) && !fs::is_regular_file(fs::status(file, ec))) {
+        report.fail("high_water_file", file.string() + " exists and is not a regular file");
+    }
+    const fs::path dir = file.parent_path();
+    const auto dir_status = fs::status(dir, ec);
+    if (!fs::exists(dir_status)) {
+        report.fail("high_water_file", file.string() + ": directory " + dir.string() +
+                                           " does not exist (create it, owned by the user tobd "
+                                           "runs as, mode 0700)");
+    } else if (!fs::is_directory(dir_status)) {
+        report.fail("high_water_file", file.string() + ": " + dir.string() + " is not a directory");
+    } else if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+        report.fail("high_water_file", file.string() + ": directory " + dir.string() +
+                                           " is not writable: " + std::strerror(errno));
+    }
+    if (!node.data_dir.empty() && is_within(file, node.data_dir)) {
+        report.fail("high_water_file",
+                    file.string() + " is inside data_dir " + node.data_dir.string() +
+                        ": the mark must survive losing the data directory; keep it beside "
+                        "key_file (the default) or in a directory of its own");
+    }
+}
+
+// One address tobd will listen on.
+struct ListenAddress {
+    std::string file;   // where it is configured
+    std::string key;    // under which key
+    std::string shown;  // as written
+    std::string host;   // brackets removed; "*" = any
+    std::string port;
+};
+
+// Binds and listens on every address at once (SO_REUSEADDR, as ZeroMQ and the
+// HTTP server do), then closes them all: a port another process listens on,
+// or two of this node's own addresses on one port, fail here as they would at
+// start. Hosts that do not resolve are reported; ZeroMQ interface names
+// ("tcp://eth0:7100") are left to ZeroMQ.
+void check_ports(const std::vector<ListenAddress>& addresses, Errors& errors) {
+    std::vector<int> open_fds;
+    for (const auto& address : addresses) {
+        const std::string where = address.file + ": " + address.key + ": " + address.shown;
+        addrinfo hints{};
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+        addrinfo* found = nullptr;
+        const char* host = address.host == "*" ? nullptr : address.host.c_str();
+        if (address.host == "*") hints.ai_family = AF_INET;  // ZeroMQ's "*" is 0.0.0.0
+        if (const int rc = ::getaddrinfo(host, address.port.c_str(), &hints, &found); rc != 0) {
+            if (::if_nametoindex(address.host.c_str()) != 0) continue;  // an interface name
+            errors.push_back(where + ": cannot resolve " + address.host + ": " +
+                             ::gai_strerror(rc));
+            continue;
+        }
+        const int fd =
+            ::socket(found->ai_family, found->ai_socktype | SOCK_CLOEXEC, found->ai_protocol);
+        if (fd < 0) {
+            errors.push_back(where + ": cannot create a socket: " + std::strerror(errno));
+            ::freeaddrinfo(found);
+            continue;
+        }
+        int yes = 1;
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+        if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd, 1) != 0) {
+            const int error = errno;
+            std::string why = std::strerror(error);
+            if (error == EADDRINUSE) {
+                why += " (another process, or another address of this node, listens on port " +
+                       address.port + "; is this node already running?)";
+            } else if (error == EADDRNOTAVAIL) {
+                why += " (" + address.host + " is not an address of this machine)";
+            } else if (error == EACCES) {
+                why += " (ports below 1024 need privileges tobd does not have)";
+            }
+            errors.push_back(where + ": cannot listen: " + why);
+            ::close(fd);
+        } else {
+            open_fds.push_back(fd);
+        }
+        ::freeaddrinfo(found);
+    }
+    for (int fd : open_fds) ::close(fd);
+}
+
+// "tcp://HOST:PORT" or "HOST:PORT" -> host (without brackets) and port.
+bool split_host_port(std::string_view text, std::string& host, std::string& port) {
+    constexpr std::string_view tcp = "tcp://";
+    if (text.substr(0, tcp.size()) == tcp) text.remove_prefix(tcp.size());
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) return false;
+    host = std::string(text.substr(0, colon));
+    port = std::string(text.substr(colon + 1));
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
+    return true;
+}
+
 }  // namespace
 
-Errors check_node(const NodeConfig& node, const ClusterConfig& cluster) {
+Errors check_node(const NodeConfig& node, const ClusterConfig& cluster,
+                  const CheckOptions& options) {
     Errors errors;
     if (node.node_id >= cluster.n || node.node_id >= cluster.members.size()) {
         errors.push_back(node.path.string() + ": node_id: " + std::to_string(node.node_id) +
@@ -783,10 +933,33 @@ Errors check_node(const NodeConfig& node, const ClusterConfig& cluster) {
             cluster.path.string() + "): this node would drop envelopes honest peers may send");
     }
     check_data_dir(node, errors);
+    check_high_water_file(node, errors);
+    if (options.ports) {
+        std::vector<ListenAddress> addresses;
+        if (node.node_id < cluster.members.size()) {
+            const ClusterMember& member = cluster.members[node.node_id];
+            const std::string prefix = "node[" + std::to_string(node.node_id) + "].";
+            for (auto [key, endpoint] : {std::pair{"pub_endpoint", &member.pub_endpoint},
+                                         std::pair{"router_endpoint", &member.router_endpoint}}) {
+                ListenAddress address{cluster.path.string(), prefix + key, *endpoint, "", ""};
+                if (endpoint->rfind("tcp://", 0) == 0 &&
+                    split_host_port(*endpoint, address.host, address.port)) {
+                    addresses.push_back(std::move(address));
+                }
+            }
+        }
+        if (!node.metrics_address.empty()) {
+            ListenAddress address{node.path.string(), "metrics_address", node.metrics_address, "",
+                                  ""};
+            if (split_host_port(node.metrics_address, address.host, address.port))
+                addresses.push_back(std::move(address));
+        }
+        check_ports(addresses, errors);
+    }
     return errors;
 }
 
-Outcome<LoadedNode> load_and_check(const fs::path& config_file) {
+Outcome<LoadedNode> load_and_check(const fs::path& config_file, const CheckOptions& options) {
     Outcome<LoadedNode> out;
     auto node = load_node_config(config_file);
     if (!node.ok()) {
@@ -804,7 +977,7 @@ Outcome<LoadedNode> load_and_check(const fs::path& config_file) {
         out.errors = std::move(cluster.errors);
         return out;
     }
-    out.errors = check_node(*node.value, *cluster.value);
+    out.errors = check_node(*node.value, *cluster.value, options);
     if (out.errors.empty())
         out.value.emplace(LoadedNode{std::move(*node.value), std::move(*cluster.value)});
     return out;
@@ -854,6 +1027,10 @@ std::string format_node_config(const NodeConfig& node) {
     out += "key_file = " + toml_string(node.key_file.generic_string()) + "\n";
     out += "coin_key_file = " + toml_string(node.coin_key_file.generic_string()) + "\n";
     out += "data_dir = " + toml_string(node.data_dir.generic_string()) + "\n";
+    if (!node.high_water_file.empty() &&
+        node.high_water_file != default_high_water_file(node.key_file)) {
+        out += "high_water_file = " + toml_string(node.high_water_file.generic_string()) + "\n";
+    }
     out += "log_level = " + toml_string(to_string(node.log_level)) + "\n";
     out += "metrics_address = " + toml_string(node.metrics_address) + "\n";
     out += "testing = " + std::string(node.testing ? "true" : "false") + "\n";

@@ -105,6 +105,11 @@ struct NodeConfig {
     std::filesystem::path key_file;       // Ed25519 key (tobd-key-v1, mode 0600)
     std::filesystem::path coin_key_file;  // coin share x_i (tobd-key-v1, mode 0600)
     std::filesystem::path data_dir;
+    // The signing high-water mark (DESIGN.md, daemon/high_water.h). Kept apart
+    // from data_dir so that it survives losing it. Default (when absent from the
+    // file): key_file's directory / "sign-high-water"; parse_node_config always
+    // sets it. Empty in a NodeConfig built in code means that default too.
+    std::filesystem::path high_water_file;
     LogLevel log_level = LogLevel::Info;
     std::string metrics_address;  // "host:port" for Prometheus/health over HTTP; empty = off
     bool testing = false;         // enables test-only hooks (fault layer); never in production
@@ -143,11 +148,23 @@ struct NodeKeys {
 /// node_id and g^{x} equals members[node_id].coin_key.
 Outcome<NodeKeys> load_node_keys(const NodeConfig& node, const ClusterConfig& cluster);
 
+/// What check_node checks besides the files themselves.
+struct CheckOptions {
+    /// The node's own tcp:// PUB and ROUTER endpoints (from the cluster file)
+    /// and metrics_address can be bound right now. Off for a config that is
+    /// written for later (the testnet writer's self-check) rather than started.
+    bool ports = true;
+};
+
 /// Everything a node must satisfy before it starts: node_id is a member, the
 /// keys load and match the cluster, data_dir exists as a writable directory or
-/// can be created, local limits are consistent with the cluster's. Empty = ok.
-/// Has no side effects (creates nothing).
-Errors check_node(const NodeConfig& node, const ClusterConfig& cluster);
+/// can be created, high_water_file's directory exists and is writable (and is
+/// not inside data_dir), local limits are consistent with the cluster's, and
+/// (options.ports) its ports are free: each is bound and listened on with
+/// SO_REUSEADDR as ZeroMQ and the HTTP server do, all at once (so two of them
+/// on one port are caught too), then closed. Empty = ok. Creates nothing.
+Errors check_node(const NodeConfig& node, const ClusterConfig& cluster,
+                  const CheckOptions& options = {});
 
 /// What tobd and `tobd --check-config` run: load the node config, then its
 /// cluster file, then check_node. On success both configs are returned.
@@ -155,7 +172,8 @@ struct LoadedNode {
     NodeConfig node;
     ClusterConfig cluster;
 };
-Outcome<LoadedNode> load_and_check(const std::filesystem::path& config_file);
+Outcome<LoadedNode> load_and_check(const std::filesystem::path& config_file,
+                                   const CheckOptions& options = {});
 
 /// Renders a cluster file (every limit and protocol parameter written out, keys
 /// in a fixed order). path and chain_id are ignored; the chain id of the result

@@ -3,6 +3,8 @@
 #include "daemon/config.h"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -81,15 +83,73 @@ mode_t file_mode(const fs::path& path) {
     return st.st_mode & 07777;
 }
 
+// A listening TCP socket on 127.0.0.1 (port 0 = any free port); closed on destruction.
+class Listener {
+  public:
+    explicit Listener(int port = 0) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int yes = 1;
+        ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr.sin_port = htons(static_cast<std::uint16_t>(port));
+        ok_ = ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+              ::listen(fd_, 4) == 0;
+        socklen_t len = sizeof addr;
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+        port_ = ntohs(addr.sin_port);
+    }
+    ~Listener() { ::close(fd_); }
+    bool ok() const { return ok_; }
+    int port() const { return port_; }
+
+  private:
+    int fd_ = -1;
+    bool ok_ = false;
+    int port_ = 0;
+};
+
+// A base port P such that P .. P+15 are free on 127.0.0.1 right now, below the
+// ephemeral range and spread by pid: check_node binds a node's ports, so tests
+// must not depend on the default 7100.. being free (a cluster test may hold them).
+std::uint32_t free_base_port() {
+    const std::uint32_t start = 20000 + static_cast<std::uint32_t>(::getpid() % 700) * 16;
+    for (std::uint32_t attempt = 0; attempt < 700; ++attempt) {
+        const std::uint32_t base = 20000 + (start - 20000 + attempt * 16) % (700 * 16);
+        bool all_free = true;
+        for (std::uint32_t p = base; p < base + 16 && all_free; ++p) {
+            all_free = Listener(static_cast<int>(p)).ok();
+        }
+        if (all_free) return base;
+    }
+    ADD_FAILURE() << "no 16 consecutive free ports in 20000..31199";
+    return 20000;
+}
+
 class ConfigTest : public ::testing::Test {
   protected:
-    void SetUp() override { crypto::init(); }
+    void SetUp() override {
+        crypto::init();
+        base_port_ = free_base_port();
+    }
+
+    // Options for a testnet in `dir` on this test's free ports.
+    TestnetOptions testnet_options(const fs::path& dir, std::uint32_t nodes = 4) const {
+        TestnetOptions options;
+        options.dir = dir;
+        options.nodes = nodes;
+        options.base_port = base_port_;
+        return options;
+    }
+
+    std::string endpoint(std::uint32_t offset) const {
+        return "tcp://127.0.0.1:" + std::to_string(base_port_ + offset);
+    }
 
     // A fresh 4-node testnet in tmp_/net.
     Testnet make_testnet(std::uint32_t nodes = 4) {
-        TestnetOptions options;
-        options.dir = tmp_.path() / "net";
-        options.nodes = nodes;
+        TestnetOptions options = testnet_options(tmp_.path() / "net", nodes);
         options.allow_unsafe = nodes < 4;
         auto written = write_testnet(options);
         EXPECT_TRUE(written.ok()) << joined(written.errors);
@@ -106,6 +166,7 @@ class ConfigTest : public ::testing::Test {
     }
 
     TempDir tmp_;
+    std::uint32_t base_port_ = 0;
 };
 
 TEST_F(ConfigTest, testnet_loads_back_with_matching_keys_and_private_modes) {
@@ -114,6 +175,7 @@ TEST_F(ConfigTest, testnet_loads_back_with_matching_keys_and_private_modes) {
     EXPECT_EQ(net.n, 4u);
     EXPECT_EQ(net.t, 1u);
     EXPECT_EQ(net.q, 3u);
+    EXPECT_EQ(TestnetOptions{}.base_port, 7100u);  // tobctl testnet's default
 
     auto cluster = load_cluster_config(net.cluster_file);
     ASSERT_TRUE(cluster.ok()) << joined(cluster.errors);
@@ -135,8 +197,8 @@ TEST_F(ConfigTest, testnet_loads_back_with_matching_keys_and_private_modes) {
         const fs::path dir = net.dir / ("node" + std::to_string(i));
         EXPECT_EQ(file_mode(dir / "node.key"), 0600u);
         EXPECT_EQ(file_mode(dir / "coin.key"), 0600u);
-        EXPECT_EQ(c.members[i].pub_endpoint, "tcp://127.0.0.1:" + std::to_string(7100 + 2 * i));
-        EXPECT_EQ(c.members[i].router_endpoint, "tcp://127.0.0.1:" + std::to_string(7101 + 2 * i));
+        EXPECT_EQ(c.members[i].pub_endpoint, endpoint(2 * i));
+        EXPECT_EQ(c.members[i].router_endpoint, endpoint(2 * i + 1));
 
         auto loaded = load_and_check(dir / "config.toml");
         ASSERT_TRUE(loaded.ok()) << joined(loaded.errors);
@@ -146,6 +208,7 @@ TEST_F(ConfigTest, testnet_loads_back_with_matching_keys_and_private_modes) {
         EXPECT_EQ(node.key_file, dir / "node.key");
         EXPECT_EQ(node.coin_key_file, dir / "coin.key");
         EXPECT_EQ(node.data_dir, dir / "data");
+        EXPECT_EQ(node.high_water_file, dir / "sign-high-water");  // default: beside the key
         EXPECT_EQ(node.log_level, LogLevel::Info);
         EXPECT_FALSE(node.testing);
         EXPECT_EQ(node.metrics_address, "");
@@ -348,9 +411,7 @@ TEST_F(ConfigTest, t_inconsistent_with_n_is_reported_unless_allow_unsafe) {
 }
 
 TEST_F(ConfigTest, n_below_4_is_refused_without_allow_unsafe) {
-    TestnetOptions options;
-    options.dir = tmp_.path() / "small";
-    options.nodes = 3;
+    TestnetOptions options = testnet_options(tmp_.path() / "small", 3);
     auto refused = write_testnet(options);
     ASSERT_FALSE(refused.ok());
     EXPECT_TRUE(any_contains(refused.errors, "n = 3", "--allow-unsafe")) << joined(refused.errors);
@@ -378,9 +439,7 @@ TEST_F(ConfigTest, testnet_refuses_a_non_empty_dir_and_force_removes_only_its_ow
     write_all(first.dir / "notes.txt", "keep me");
     fs::create_directory(first.dir / "nodes-backup");
 
-    TestnetOptions options;
-    options.dir = first.dir;
-    options.nodes = 4;
+    TestnetOptions options = testnet_options(first.dir);
     auto refused = write_testnet(options);
     ASSERT_FALSE(refused.ok());
     EXPECT_TRUE(any_contains(refused.errors, "not empty", "--force")) << joined(refused.errors);
@@ -423,10 +482,10 @@ TEST_F(ConfigTest, wrong_types_and_ranges_are_reported_per_key) {
     edit(net.cluster_file, "n = 4", "n = \"4\"");
     edit(net.cluster_file, "window = 4", "window = 0");
     edit(net.cluster_file, "block_bytes_max = 4194304", "block_bytes_max = -1");
-    edit(net.cluster_file, "pub_endpoint = \"tcp://127.0.0.1:7102\"",
-         "pub_endpoint = \"127.0.0.1:7102\"");
-    edit(net.cluster_file, "router_endpoint = \"tcp://127.0.0.1:7105\"",
-         "router_endpoint = \"tcp://127.0.0.1:7101\"");
+    edit(net.cluster_file, "pub_endpoint = \"" + endpoint(2) + "\"",
+         "pub_endpoint = \"127.0.0.1:" + std::to_string(base_port_ + 2) + "\"");
+    edit(net.cluster_file, "router_endpoint = \"" + endpoint(5) + "\"",
+         "router_endpoint = \"" + endpoint(1) + "\"");
     auto cluster = load_cluster_config(net.cluster_file);
     ASSERT_FALSE(cluster.ok());
     const std::string f = net.cluster_file.string() + ": ";
@@ -468,8 +527,7 @@ TEST_F(ConfigTest, cluster_members_must_be_dense_in_order_and_match_n) {
         << joined(cluster.errors);
 
     // Drop the last member: n no longer matches.
-    TestnetOptions options;
-    options.dir = tmp_.path() / "other";
+    TestnetOptions options = testnet_options(tmp_.path() / "other");
     auto written = write_testnet(options);
     ASSERT_TRUE(written.ok()) << joined(written.errors);
     const Testnet& other = *written.value;
@@ -633,6 +691,174 @@ TEST_F(ConfigTest, format_and_parse_round_trip) {
     EXPECT_EQ(node_back.value->log_level, LogLevel::Warn);
     EXPECT_TRUE(node_back.value->testing);
     EXPECT_EQ(node_back.value->limits.message_bytes_max, 1u << 25);
+}
+
+TEST_F(ConfigTest, a_port_in_use_is_reported_naming_the_cluster_file_and_key) {
+    const Testnet net = make_testnet();
+    const std::string router0 = endpoint(1);
+    {
+        Listener busy(static_cast<int>(base_port_ + 1));  // node 0's ROUTER port
+        ASSERT_TRUE(busy.ok());
+        auto loaded = load_and_check(node_config(net, 0));
+        ASSERT_FALSE(loaded.ok());
+        ASSERT_EQ(loaded.errors.size(), 1u) << joined(loaded.errors);
+        EXPECT_TRUE(any_contains(loaded.errors,
+                                 net.cluster_file.string() + ": node[0].router_endpoint: " +
+                                     router0 + ": cannot listen: Address already in use",
+                                 "already running?"))
+            << joined(loaded.errors);
+        // Another node's ports are its own business.
+        EXPECT_TRUE(load_and_check(node_config(net, 1)).ok());
+        // The writer's self-check (a config written for later) can leave ports out.
+        EXPECT_TRUE(load_and_check(node_config(net, 0), CheckOptions{.ports = false}).ok());
+    }
+    // Free again: the check passes, and it left nothing listening behind.
+    auto loaded = load_and_check(node_config(net, 0));
+    ASSERT_TRUE(loaded.ok()) << joined(loaded.errors);
+    EXPECT_TRUE(load_and_check(node_config(net, 0)).ok());
+    Listener after(static_cast<int>(base_port_));
+    EXPECT_TRUE(after.ok());
+}
+
+TEST_F(ConfigTest, metrics_address_is_host_port_and_its_port_must_be_free) {
+    const Testnet net = make_testnet();
+    const fs::path config = node_config(net, 2);
+    const auto set_metrics = [&](const std::string& value) {
+        std::string text = read_all(config);
+        const auto at = text.find("metrics_address = ");
+        text.replace(at, text.find('\n', at) - at, "metrics_address = \"" + value + "\"");
+        write_all(config, text);
+    };
+    for (const char* bad : {"localhost", "127.0.0.1:0", "127.0.0.1:65536", ":9100", "::1:9100",
+                            "[::1:9100", "http://127.0.0.1:9100", "127.0.0.1 :9100"}) {
+        set_metrics(bad);
+        auto node = load_node_config(config);
+        ASSERT_FALSE(node.ok()) << bad;
+        EXPECT_TRUE(
+            any_contains(node.errors, config.string() + ": metrics_address: expected HOST:PORT"))
+            << joined(node.errors);
+    }
+    for (const char* good : {"127.0.0.1:9100", "[::1]:9100", "localhost:9100", "0.0.0.0:1"}) {
+        set_metrics(good);
+        auto node = load_node_config(config);
+        ASSERT_TRUE(node.ok()) << good << ": " << joined(node.errors);
+        EXPECT_EQ(node.value->metrics_address, good);
+    }
+
+    Listener busy;
+    ASSERT_TRUE(busy.ok());
+    set_metrics("127.0.0.1:" + std::to_string(busy.port()));
+    auto loaded = load_and_check(config);
+    ASSERT_FALSE(loaded.ok());
+    EXPECT_TRUE(any_contains(loaded.errors, config.string() + ": metrics_address: 127.0.0.1:" +
+                                                std::to_string(busy.port()) +
+                                                ": cannot listen: Address already in use"))
+        << joined(loaded.errors);
+
+    // The node's own PUB port: each address is free alone, not together.
+    set_metrics("127.0.0.1:" + std::to_string(base_port_ + 4));
+    loaded = load_and_check(config);
+    ASSERT_FALSE(loaded.ok());
+    EXPECT_TRUE(any_contains(loaded.errors, ": metrics_address: ", "Address already in use"))
+        << joined(loaded.errors);
+
+    int free_port = 0;
+    {
+        Listener probe;  // a port that is free once the probe closes
+        free_port = probe.port();
+    }
+    set_metrics("127.0.0.1:" + std::to_string(free_port));
+    loaded = load_and_check(config);
+    EXPECT_TRUE(loaded.ok()) << joined(loaded.errors);
+
+    // A host that is not this machine's.
+    set_metrics("192.0.2.1:9100");
+    loaded = load_and_check(config);
+    ASSERT_FALSE(loaded.ok());
+    EXPECT_TRUE(any_contains(loaded.errors, ": metrics_address: 192.0.2.1:9100: cannot listen",
+                             "not an address of this machine"))
+        << joined(loaded.errors);
+}
+
+TEST_F(ConfigTest, high_water_file_defaults_beside_the_key_and_must_be_writable_outside_data_dir) {
+    const Testnet net = make_testnet();
+    const fs::path config = node_config(net, 3);
+    const fs::path dir = net.dir / "node3";
+
+    // Explicit and relative: resolves against the config's directory.
+    fs::create_directory(dir / "marks");
+    edit(config, "data_dir = \"data\"", "data_dir = \"data\"\nhigh_water_file = \"marks/hw\"");
+    auto loaded = load_and_check(config);
+    ASSERT_TRUE(loaded.ok()) << joined(loaded.errors);
+    EXPECT_EQ(loaded.value->node.high_water_file, dir / "marks" / "hw");
+
+    // Its directory must exist: nothing is created by the check.
+    edit(config, "high_water_file = \"marks/hw\"", "high_water_file = \"gone/hw\"");
+    loaded = load_and_check(config);
+    ASSERT_FALSE(loaded.ok());
+    EXPECT_TRUE(any_contains(
+        loaded.errors, config.string() + ": high_water_file: " + (dir / "gone" / "hw").string(),
+        "does not exist"))
+        << joined(loaded.errors);
+    EXPECT_FALSE(fs::exists(dir / "gone"));
+
+    // A directory where the file should be.
+    edit(config, "high_water_file = \"gone/hw\"", "high_water_file = \"marks\"");
+    loaded = load_and_check(config);
+    ASSERT_FALSE(loaded.ok());
+    EXPECT_TRUE(any_contains(loaded.errors, ": high_water_file: ", "not a regular file"))
+        << joined(loaded.errors);
+
+    // Inside data_dir it would be lost with it.
+    fs::create_directories(dir / "data" / "sub");
+    edit(config, "high_water_file = \"marks\"", "high_water_file = \"data/sub/../hw\"");
+    loaded = load_and_check(config);
+    ASSERT_FALSE(loaded.ok());
+    EXPECT_TRUE(any_contains(loaded.errors, ": high_water_file: ", "inside data_dir"))
+        << joined(loaded.errors);
+
+    edit(config, "high_water_file = \"data/sub/../hw\"", "high_water_file = \"\"");
+    auto node = load_node_config(config);
+    ASSERT_FALSE(node.ok());
+    EXPECT_TRUE(any_contains(node.errors, ": high_water_file: expected a path"))
+        << joined(node.errors);
+
+    if (::geteuid() != 0) {  // root may write anywhere
+        edit(config, "high_water_file = \"\"", "high_water_file = \"marks/hw\"");
+        ASSERT_EQ(::chmod((dir / "marks").c_str(), 0500), 0);
+        loaded = load_and_check(config);
+        ::chmod((dir / "marks").c_str(), 0700);
+        ASSERT_FALSE(loaded.ok());
+        EXPECT_TRUE(any_contains(loaded.errors, ": high_water_file: ", "is not writable"))
+            << joined(loaded.errors);
+    }
+}
+
+TEST_F(ConfigTest, format_writes_high_water_file_only_when_not_the_default) {
+    NodeConfig node;
+    node.cluster_file = "../cluster.toml";
+    node.key_file = "keys/node.key";
+    node.coin_key_file = "keys/coin.key";
+    node.data_dir = "data";
+    const fs::path source = tmp_.path() / "n" / "config.toml";
+
+    std::string text = format_node_config(node);  // unset: not written
+    EXPECT_EQ(text.find("high_water_file"), std::string::npos) << text;
+    auto back = parse_node_config(text, source);
+    ASSERT_TRUE(back.ok()) << joined(back.errors);
+    EXPECT_EQ(back.value->high_water_file, tmp_.path() / "n" / "keys" / "sign-high-water");
+
+    node.high_water_file = "keys/sign-high-water";  // the default, spelt out: not written
+    EXPECT_EQ(format_node_config(node).find("high_water_file"), std::string::npos);
+
+    node.high_water_file = "/var/lib/tobd-keys/node0/sign-high-water";
+    text = format_node_config(node);
+    EXPECT_NE(text.find("high_water_file = \"/var/lib/tobd-keys/node0/sign-high-water\"\n"),
+              std::string::npos)
+        << text;
+    back = parse_node_config(text, source);
+    ASSERT_TRUE(back.ok()) << joined(back.errors);
+    EXPECT_EQ(back.value->high_water_file, "/var/lib/tobd-keys/node0/sign-high-water");
 }
 
 TEST_F(ConfigTest, shipped_example_config_parses) {
