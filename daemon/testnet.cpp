@@ -12,6 +12,7 @@
 
 #include "crypto/coin.h"
 #include "crypto/keyfile.h"
+#include "daemon/high_water.h"
 
 namespace tob::daemon {
 
@@ -186,6 +187,12 @@ Outcome<Testnet> write_testnet(const TestnetOptions& options) {
             }
             if (auto error = crypto::write_coin_share(node.dir / "coin.key", coin.shares[i])) {
                 out.errors.push_back(error->message);
+                return out;
+            }
+            // The signing high-water mark starts at 0 beside the key: a node whose
+            // key exists but whose mark is missing refuses to sign.
+            if (auto error = write_high_water(default_high_water_path(node.dir / "node.key"), 0)) {
+                out.errors.push_back(*error);
                 return out;
             }
 

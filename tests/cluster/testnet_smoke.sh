@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Smoke test of the tools around the config: `tobctl testnet` writes a 4-node
-# testnet with private key files, and `tobd --check-config` accepts it and
+# testnet with private key files and a signing high-water mark (epoch 0) beside
+# each node key, and `tobd --check-config` accepts it and
 # rejects a key file that others can read, naming the file.
 #
 # usage: testnet_smoke.sh BIN_DIR   (BIN_DIR holds tobctl and tobd)
@@ -25,13 +26,15 @@ step "files and modes"
 [ -f "$tmp/cluster.toml" ] || fail "no cluster.toml"
 for i in 0 1 2 3; do
     d=$tmp/node$i
-    for f in config.toml node.key coin.key; do
+    for f in config.toml node.key coin.key sign-high-water; do
         [ -f "$d/$f" ] || fail "missing $d/$f"
     done
-    for f in node.key coin.key; do
+    for f in node.key coin.key sign-high-water; do
         mode=$(stat -c %a "$d/$f")
         [ "$mode" = 600 ] || fail "$d/$f has mode $mode, expected 600"
     done
+    grep -q "^tobd-high-water-v1 0 [0-9a-f]\{64\}\$" "$d/sign-high-water" ||
+        fail "$d/sign-high-water is not a signing high-water mark at epoch 0"
     grep -q "^node_id = $i\$" "$d/config.toml" || fail "$d/config.toml does not say node_id = $i"
     grep -q "pub_endpoint = \"tcp://127.0.0.1:$((7100 + 2 * i))\"" "$tmp/cluster.toml" ||
         fail "cluster.toml lacks node $i's pub endpoint"

@@ -1,0 +1,634 @@
+#include "daemon/storage.h"
+
+#include <fcntl.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+#include <system_error>
+
+#include "crypto/hash.h"
+
+namespace tob::daemon {
+
+namespace fs = std::filesystem;
+using consensus::DurableRecord;
+
+namespace {
+
+constexpr char kRecordPrefix = 'r';
+constexpr std::size_t kRecordKeySize = 1 + 8 + 8;
+constexpr std::size_t kChecksumSize = 16;
+constexpr std::size_t kValueHeaderSize = 1 + kChecksumSize;
+constexpr std::string_view kSeqKey = "meta/next_record_seq";
+constexpr std::string_view kRecordsCf = "records";
+constexpr std::string_view kKvCf = "kv";
+constexpr std::size_t kMarkerBytesMax = 4096;
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+void put_u64(std::string& out, std::uint64_t v) {
+    for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+}
+
+std::uint64_t get_u64(const char* p) {
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<std::uint8_t>(p[i]);
+    return v;
+}
+
+std::array<std::uint8_t, kChecksumSize> record_checksum(std::uint8_t type, consensus::Epoch epoch,
+                                                        consensus::ByteView bytes) {
+    const std::uint8_t type_byte[1] = {type};
+    crypto::Hasher h;
+    h.raw(type_byte).u64(epoch).raw(bytes);
+    const crypto::Digest d = h.finish();
+    std::array<std::uint8_t, kChecksumSize> out{};
+    std::copy_n(d.begin(), kChecksumSize, out.begin());
+    return out;
+}
+
+std::string encode_value(const DurableRecord& record) {
+    const auto type = static_cast<std::uint8_t>(record.type);
+    const auto check = record_checksum(type, record.epoch, record.bytes);
+    std::string value;
+    value.reserve(kValueHeaderSize + record.bytes.size());
+    value.push_back(static_cast<char>(type));
+    value.append(reinterpret_cast<const char*>(check.data()), check.size());
+    value.append(reinterpret_cast<const char*>(record.bytes.data()), record.bytes.size());
+    return value;
+}
+
+// Types that may be stored (everything the core persists except HighWater).
+bool storable_type(std::uint8_t type) {
+    switch (static_cast<DurableRecord::Type>(type)) {
+        case DurableRecord::Type::Signed:
+        case DurableRecord::Type::Block:
+        case DurableRecord::Type::Cert:
+        case DurableRecord::Type::Proof:
+        case DurableRecord::Type::Commit:
+            return true;
+        case DurableRecord::Type::HighWater:
+            return false;
+    }
+    return false;
+}
+
+// Types whose loss is harmless (they can be fetched from peers again).
+bool refetchable_type(std::uint8_t type) {
+    return storable_type(type) && type != static_cast<std::uint8_t>(DurableRecord::Type::Signed);
+}
+
+std::string type_name(std::uint8_t type) {
+    switch (static_cast<DurableRecord::Type>(type)) {
+        case DurableRecord::Type::Signed:
+            return "Signed";
+        case DurableRecord::Type::Block:
+            return "Block";
+        case DurableRecord::Type::Cert:
+            return "Cert";
+        case DurableRecord::Type::HighWater:
+            return "HighWater";
+        case DurableRecord::Type::Proof:
+            return "Proof";
+        case DurableRecord::Type::Commit:
+            return "Commit";
+    }
+    return "unknown type " + std::to_string(type);
+}
+
+std::string one_line(std::string text) {
+    for (char& c : text) {
+        if (c == '\n' || c == '\r') c = ' ';
+    }
+    if (text.size() > 1000) text.resize(1000);
+    return text;
+}
+
+bool contains(std::string_view haystack, std::string_view needle) {
+    return haystack.find(needle) != std::string_view::npos;
+}
+
+// RocksDB reports a held LOCK as an IOError: from another process "While lock
+// file: <db>/LOCK: Resource temporarily unavailable" (fcntl F_SETLK -> EAGAIN),
+// from this process "lock hold by current process, acquire time ...: No locks
+// available" (its own table of locked files).
+bool is_lock_held(const rocksdb::Status& s) {
+    if (!s.IsIOError()) return false;
+    const std::string text = s.ToString();
+    if (!contains(text, "lock") && !contains(text, "LOCK")) return false;
+    return contains(text, "Resource temporarily unavailable") ||
+           contains(text, "lock hold by current process") || contains(text, "No locks available") ||
+           contains(text, "Resource busy");
+}
+
+bool write_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        const ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+}
+
+// Writes `text` to `path` atomically and durably (temp file, fsync, rename, fsync dir).
+std::optional<std::string> write_file_synced(const fs::path& path, std::string_view text) {
+    std::string temp_name = path.string() + ".tmp-XXXXXX";
+    const int fd = ::mkostemp(temp_name.data(), O_CLOEXEC);
+    if (fd < 0) return path.string() + ": cannot create temporary file: " + errno_text(errno);
+    std::optional<std::string> problem;
+    if (!write_all(fd, text)) {
+        problem = temp_name + ": write failed: " + errno_text(errno);
+    } else if (::fsync(fd) != 0) {
+        problem = temp_name + ": fsync failed: " + errno_text(errno);
+    }
+    if (::close(fd) != 0 && !problem) problem = temp_name + ": close failed: " + errno_text(errno);
+    if (!problem && ::rename(temp_name.c_str(), path.c_str()) != 0)
+        problem = path.string() + ": rename failed: " + errno_text(errno);
+    if (problem) {
+        ::unlink(temp_name.c_str());
+        return problem;
+    }
+    const int dir_fd = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0)
+        return path.parent_path().string() + ": cannot open to sync: " + errno_text(errno);
+    const int rc = ::fsync(dir_fd);
+    const int err = errno;
+    ::close(dir_fd);
+    if (rc != 0) return path.parent_path().string() + ": fsync failed: " + errno_text(err);
+    return std::nullopt;
+}
+
+// The first line of an existing marker file (bounded read), or the reason it
+// could not be read.
+std::string read_marker(const fs::path& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return "(marker present but unreadable: " + errno_text(errno) + ")";
+    std::string text(kMarkerBytesMax, '\0');
+    std::size_t got = 0;
+    while (got < text.size()) {
+        const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += static_cast<std::size_t>(n);
+    }
+    ::close(fd);
+    text.resize(got);
+    const std::size_t nl = text.find('\n');
+    if (nl != std::string::npos) text.resize(nl);
+    if (text.empty()) text = "(marker present, no reason recorded)";
+    return text;
+}
+
+struct OpenAttempt {
+    rocksdb::Status status;
+    rocksdb::DB* db = nullptr;
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+};
+
+OpenAttempt open_db(const fs::path& db_path, rocksdb::WALRecoveryMode mode) {
+    rocksdb::DBOptions options;
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    options.paranoid_checks = true;
+    options.wal_recovery_mode = mode;
+    options.max_open_files = 256;
+    options.max_background_jobs = 2;
+    options.db_write_buffer_size = 96u << 20;  // all memtables together
+    options.keep_log_file_num = 5;             // RocksDB's own LOG files
+    options.max_log_file_size = 8u << 20;
+
+    rocksdb::ColumnFamilyOptions cf;
+    cf.write_buffer_size = 32u << 20;
+    cf.compression = rocksdb::kNoCompression;
+    cf.bottommost_compression = rocksdb::kNoCompression;
+
+    std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+        {rocksdb::kDefaultColumnFamilyName, cf},
+        {std::string(kRecordsCf), cf},
+        {std::string(kKvCf), cf},
+    };
+    OpenAttempt attempt;
+    attempt.status =
+        rocksdb::DB::Open(options, db_path.string(), families, &attempt.handles, &attempt.db);
+    return attempt;
+}
+
+}  // namespace
+
+// --- KV backend ---------------------------------------------------------------
+
+class NodeStorage::Kv final : public consensus::KvStorage {
+  public:
+    Kv(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string where)
+        : db_(db), cf_(cf), where_(std::move(where)) {}
+
+    std::optional<consensus::Bytes> get(consensus::ByteView key) const override {
+        rocksdb::PinnableSlice value;
+        const rocksdb::Status s =
+            db_->Get(rocksdb::ReadOptions(), cf_,
+                     rocksdb::Slice(reinterpret_cast<const char*>(key.data()), key.size()), &value);
+        if (s.IsNotFound()) return std::nullopt;
+        if (!s.ok()) {
+            // Never read an error as "absent": this node would compute a state
+            // that differs from every other node's.
+            std::fprintf(stderr,
+                         "tobd: FATAL: %s: reading the replicated state (column family kv) "
+                         "failed: %s. The state machine cannot continue; stopping. If this "
+                         "repeats, move the data dir aside and restart: the node catches up "
+                         "from its peers.\n",
+                         where_.c_str(), s.ToString().c_str());
+            std::fflush(stderr);
+            std::abort();
+        }
+        const auto* p = reinterpret_cast<const std::uint8_t*>(value.data());
+        return consensus::Bytes(p, p + value.size());
+    }
+
+    void commit(const consensus::KvBatch& batch) override {
+        if (batch.empty()) return;
+        rocksdb::WriteBatch wb;
+        rocksdb::Status s;
+        for (const auto& [key, value] : batch) {
+            const rocksdb::Slice k(reinterpret_cast<const char*>(key.data()), key.size());
+            if (value) {
+                s = wb.Put(
+                    cf_, k,
+                    rocksdb::Slice(reinterpret_cast<const char*>(value->data()), value->size()));
+            } else {
+                s = wb.Delete(cf_, k);
+            }
+            if (!s.ok()) break;
+        }
+        if (s.ok()) {
+            rocksdb::WriteOptions options;
+            options.sync = true;
+            s = db_->Write(options, &wb);
+        }
+        if (!s.ok()) {
+            std::fprintf(stderr,
+                         "tobd: FATAL: %s: writing an epoch of the replicated state (column "
+                         "family kv, %zu keys, synced) failed: %s. The state machine cannot "
+                         "continue from a half-written epoch; stopping. Free disk space or fix "
+                         "the I/O error, then restart.\n",
+                         where_.c_str(), batch.size(), s.ToString().c_str());
+            std::fflush(stderr);
+            std::abort();
+        }
+    }
+
+  private:
+    rocksdb::DB* db_;
+    rocksdb::ColumnFamilyHandle* cf_;
+    std::string where_;
+};
+
+// --- NodeStorage -------------------------------------------------------------
+
+std::string NodeStorage::record_key(consensus::Epoch epoch, std::uint64_t seq) {
+    std::string key;
+    key.reserve(kRecordKeySize);
+    key.push_back(kRecordPrefix);
+    put_u64(key, epoch);
+    put_u64(key, seq);
+    return key;
+}
+
+NodeStorage::NodeStorage() = default;
+
+NodeStorage::~NodeStorage() {
+    kv_.reset();
+    if (db_) {
+        for (auto* cf : {default_cf_, records_cf_, kv_cf_}) {
+            if (cf) db_->DestroyColumnFamilyHandle(cf);
+        }
+        (void)db_->Close();
+        db_.reset();
+    }
+}
+
+Outcome<std::unique_ptr<NodeStorage>> NodeStorage::open(const fs::path& data_dir_in) {
+    Outcome<std::unique_ptr<NodeStorage>> out;
+    auto fail = [&](std::string message) {
+        out.errors.push_back(std::move(message));
+        return std::move(out);
+    };
+    if (data_dir_in.empty()) return fail("no data dir given");
+    std::error_code ec;
+    const fs::path data_dir = fs::absolute(data_dir_in, ec).lexically_normal();
+    if (ec) return fail(data_dir_in.string() + ": cannot make the path absolute: " + ec.message());
+    const fs::path db_path = data_dir / "db";
+
+    // The data dir: create it private, or check that it is a writable directory.
+    const auto status = fs::status(data_dir, ec);
+    if (status.type() == fs::file_type::not_found) {
+        fs::create_directories(data_dir, ec);
+        if (ec) return fail(data_dir.string() + ": cannot create the data dir: " + ec.message());
+        fs::permissions(data_dir, fs::perms::owner_all, ec);
+        if (ec) return fail(data_dir.string() + ": cannot set mode 0700: " + ec.message());
+    } else if (ec) {
+        return fail(data_dir.string() + ": cannot access the data dir: " + ec.message());
+    } else if (status.type() != fs::file_type::directory) {
+        return fail(data_dir.string() + ": the data dir exists and is not a directory");
+    }
+    if (::access(data_dir.c_str(), W_OK | X_OK) != 0)
+        return fail(data_dir.string() + ": the data dir is not writable: " + errno_text(errno));
+
+    // Open RocksDB; on Corruption retry with more tolerant WAL recovery modes.
+    std::string recovery_note;
+    OpenAttempt attempt = open_db(db_path, rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords);
+    if (!attempt.status.ok() && attempt.status.IsCorruption()) {
+        const std::string first = attempt.status.ToString();
+        attempt = open_db(db_path, rocksdb::WALRecoveryMode::kPointInTimeRecovery);
+        if (attempt.status.ok()) {
+            recovery_note = "RocksDB open failed (" + first +
+                            "); reopened with point-in-time WAL recovery, which drops every "
+                            "write after the first bad WAL record";
+        } else if (attempt.status.IsCorruption()) {
+            const std::string second = attempt.status.ToString();
+            attempt = open_db(db_path, rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords);
+            if (attempt.status.ok()) {
+                recovery_note = "RocksDB open failed (" + first +
+                                "; point-in-time recovery: " + second +
+                                "); reopened skipping every corrupt WAL record (the replicated "
+                                "state may be missing writes)";
+            } else if (attempt.status.IsCorruption()) {
+                return fail(db_path.string() +
+                            ": the data dir is corrupt and RocksDB cannot "
+                            "recover it (" +
+                            attempt.status.ToString() + "). Stop the node, move " +
+                            data_dir.string() +
+                            " aside and start again: the node catches up from its peers, and "
+                            "the high-water mark in its key dir keeps it from signing twice");
+            }
+        }
+    }
+    if (!attempt.status.ok()) {
+        if (is_lock_held(attempt.status)) {
+            return fail(db_path.string() +
+                        ": data dir is in use by another tobd (RocksDB LOCK held): " +
+                        attempt.status.ToString());
+        }
+        return fail(db_path.string() + ": cannot open RocksDB: " + attempt.status.ToString());
+    }
+
+    std::unique_ptr<NodeStorage> storage(new NodeStorage());
+    storage->data_dir_ = data_dir;
+    storage->db_.reset(attempt.db);
+    storage->default_cf_ = attempt.handles.at(0);
+    storage->records_cf_ = attempt.handles.at(1);
+    storage->kv_cf_ = attempt.handles.at(2);
+    storage->kv_ = std::make_unique<Kv>(attempt.db, storage->kv_cf_, db_path.string());
+
+    std::lock_guard lock(storage->mutex_);
+    const fs::path marker = data_dir / kDamageMarker;
+    if (fs::exists(fs::symlink_status(marker, ec))) {
+        storage->damaged_ = true;
+        storage->damage_reason_ =
+            "marked damaged by an earlier run (" + marker.string() + "): " + read_marker(marker);
+    }
+    if (!recovery_note.empty()) {
+        if (auto problem = storage->mark_damaged_locked(recovery_note)) {
+            storage->damage_reason_ += " [" + *problem + "]";
+        }
+    }
+
+    // The records sequence counter: the stored counter, and (defensively) one past
+    // the seq of the largest key. A full key scan only if the counter is missing
+    // while records exist.
+    std::optional<std::uint64_t> stored_seq;
+    std::vector<std::string> seq_problems;
+    {
+        std::string value;
+        const rocksdb::Status s =
+            storage->db_->Get(rocksdb::ReadOptions(), storage->default_cf_, kSeqKey, &value);
+        if (s.ok() && value.size() == 8) {
+            stored_seq = get_u64(value.data());
+        } else if (s.ok()) {
+            seq_problems.push_back("record counter has " + std::to_string(value.size()) +
+                                   " bytes, expected 8");
+        } else if (!s.IsNotFound()) {
+            seq_problems.push_back("reading the record counter failed: " + s.ToString());
+        }
+    }
+    std::uint64_t next = stored_seq.value_or(0);
+    {
+        std::unique_ptr<rocksdb::Iterator> it(
+            storage->db_->NewIterator(rocksdb::ReadOptions(), storage->records_cf_));
+        const bool full_scan = !stored_seq.has_value();
+        if (full_scan) {
+            it->SeekToFirst();
+        } else {
+            it->SeekToLast();
+        }
+        for (; it->Valid(); full_scan ? it->Next() : it->Prev()) {
+            const rocksdb::Slice key = it->key();
+            if (key.size() == kRecordKeySize && key[0] == kRecordPrefix) {
+                const std::uint64_t seq = get_u64(key.data() + 9);
+                if (seq != UINT64_MAX) next = std::max(next, seq + 1);
+            }
+            if (!full_scan) break;
+        }
+        if (!it->status().ok())
+            seq_problems.push_back("scanning the records failed: " + it->status().ToString());
+    }
+    if (!seq_problems.empty()) {
+        std::string reason = "records column family unreadable at open:";
+        for (const auto& p : seq_problems) reason += " " + p + ";";
+        if (!stored_seq.has_value()) {
+            // Without a counter a new record could overwrite an old one.
+            return fail(db_path.string() + ": " + reason +
+                        " the data dir is corrupt. Stop the node, move " + data_dir.string() +
+                        " aside and start again: the node catches up from its peers");
+        }
+        if (auto problem = storage->mark_damaged_locked(reason)) {
+            storage->damage_reason_ += " [" + *problem + "]";
+        }
+    }
+    storage->next_seq_ = next;
+    out.value = std::move(storage);
+    return out;
+}
+
+std::optional<std::string> NodeStorage::mark_damaged_locked(const std::string& reason) {
+    const bool first = !damaged_;
+    damaged_ = true;
+    if (first) damage_reason_ = one_line(reason);
+    const fs::path marker = data_dir_ / kDamageMarker;
+    std::error_code ec;
+    if (fs::exists(fs::symlink_status(marker, ec))) return std::nullopt;
+    if (auto problem = write_file_synced(marker, one_line(reason) + "\n")) {
+        return "could not write the damage marker: " + *problem;
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> NodeStorage::append(const std::vector<DurableRecord>& records) {
+    std::lock_guard lock(mutex_);
+    rocksdb::WriteBatch batch;
+    std::uint64_t seq = next_seq_;
+    for (const auto& record : records) {
+        if (record.type == DurableRecord::Type::HighWater) continue;  // the mark file's job
+        const rocksdb::Status s =
+            batch.Put(records_cf_, record_key(record.epoch, seq), encode_value(record));
+        if (!s.ok()) {
+            return db_path().string() + ": cannot batch a " +
+                   type_name(static_cast<std::uint8_t>(record.type)) + " record of epoch " +
+                   std::to_string(record.epoch) + ": " + s.ToString();
+        }
+        ++seq;
+    }
+    if (seq == next_seq_) return std::nullopt;  // nothing to store
+    std::string counter;
+    put_u64(counter, seq);
+    rocksdb::Status s = batch.Put(default_cf_, kSeqKey, counter);
+    if (s.ok()) {
+        rocksdb::WriteOptions options;
+        options.sync = true;
+        s = db_->Write(options, &batch);
+    }
+    // Advance even on failure: the write may have reached the disk in part of the
+    // cases RocksDB reports as failed, and a gap in seq is harmless.
+    const std::uint64_t count = seq - next_seq_;
+    next_seq_ = seq;
+    if (!s.ok()) {
+        return db_path().string() + ": synced write of " + std::to_string(count) +
+               " records failed: " + s.ToString();
+    }
+    return std::nullopt;
+}
+
+LoadedRecords NodeStorage::load_records() {
+    std::lock_guard lock(mutex_);
+    LoadedRecords out;
+    std::vector<std::string> sign_log_problems;
+    const std::string where = db_path().string();
+
+    rocksdb::ReadOptions options;
+    options.verify_checksums = true;
+    options.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, records_cf_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        const rocksdb::Slice key = it->key();
+        const rocksdb::Slice value = it->value();
+        const bool key_ok = key.size() == kRecordKeySize && key[0] == kRecordPrefix;
+        const consensus::Epoch epoch = key_ok ? get_u64(key.data() + 1) : 0;
+        const std::string at =
+            key_ok ? "record (epoch " + std::to_string(epoch) + ", seq " +
+                         std::to_string(get_u64(key.data() + 9)) + ")"
+                   : "record with malformed key " +
+                         crypto::to_hex(crypto::view(std::string_view(key.data(), key.size())));
+
+        // type: the stored type byte, or (when the checksum fails) the type under
+        // which the checksum does verify, if any: a flipped type byte must not turn
+        // a Signed record into a droppable one.
+        std::optional<std::uint8_t> type;
+        std::string problem;
+        if (value.size() >= 1) type = static_cast<std::uint8_t>(value[0]);
+        if (!key_ok) {
+            problem = "malformed key";
+        } else if (value.size() < kValueHeaderSize) {
+            problem = "value truncated to " + std::to_string(value.size()) + " bytes";
+        } else {
+            const consensus::ByteView bytes(
+                reinterpret_cast<const std::uint8_t*>(value.data()) + kValueHeaderSize,
+                value.size() - kValueHeaderSize);
+            const auto* stored = reinterpret_cast<const std::uint8_t*>(value.data()) + 1;
+            auto matches = [&](std::uint8_t t) {
+                const auto check = record_checksum(t, epoch, bytes);
+                return std::equal(check.begin(), check.end(), stored);
+            };
+            if (!matches(*type)) {
+                problem = "checksum mismatch";
+                for (std::uint8_t t = 0; t < 16; ++t) {
+                    if (t != *type && matches(t)) {
+                        problem += " (type byte damaged: stored " + std::to_string(*type) +
+                                   ", checksum matches " + type_name(t) + ")";
+                        type = t;
+                        break;
+                    }
+                }
+            } else if (!storable_type(*type)) {
+                problem = "unexpected record type";
+            } else {
+                DurableRecord record;
+                record.type = static_cast<DurableRecord::Type>(*type);
+                record.epoch = epoch;
+                record.bytes.assign(bytes.begin(), bytes.end());
+                out.records.push_back(std::move(record));
+                continue;
+            }
+        }
+        const std::string shown = type ? type_name(*type) : "unknown type";
+        const std::string line = where + ": corrupt " + at + " of " + shown + ": " + problem;
+        if (type && refetchable_type(*type)) {
+            ++out.dropped;
+            out.problems.push_back(line + "; dropped (it can be fetched from peers again)");
+        } else {
+            sign_log_problems.push_back(line);
+            out.problems.push_back(line + "; the sign-log cannot be trusted");
+        }
+    }
+    if (!it->status().ok()) {
+        const std::string line = where + ": reading the records failed: " + it->status().ToString();
+        sign_log_problems.push_back(line);
+        out.problems.push_back(line + "; the sign-log cannot be trusted");
+    }
+
+    if (!sign_log_problems.empty()) {
+        std::string reason = sign_log_problems.front();
+        if (sign_log_problems.size() > 1)
+            reason += " (and " + std::to_string(sign_log_problems.size() - 1) + " more)";
+        if (auto problem = mark_damaged_locked(reason)) out.problems.push_back(*problem);
+    } else if (damaged_) {
+        out.problems.push_back(where + ": store is marked damaged: " + damage_reason_);
+    }
+    if (damaged_) out.sign_log_ok = false;
+    return out;
+}
+
+void NodeStorage::prune_records_below(consensus::Epoch e) {
+    if (e == 0) return;
+    std::lock_guard lock(mutex_);
+    // Not synced: a lost prune only keeps records that are no longer needed.
+    (void)db_->DeleteRange(rocksdb::WriteOptions(), records_cf_, record_key(0, 0),
+                           record_key(e, 0));
+}
+
+consensus::KvStorage& NodeStorage::kv() { return *kv_; }
+
+bool NodeStorage::damaged() const {
+    std::lock_guard lock(mutex_);
+    return damaged_;
+}
+
+std::string NodeStorage::damage_reason() const {
+    std::lock_guard lock(mutex_);
+    return damaged_ ? damage_reason_ : std::string();
+}
+
+std::uint64_t NodeStorage::approximate_size_bytes() const {
+    std::uint64_t total = 0;
+    for (auto* cf : {default_cf_, records_cf_, kv_cf_}) {
+        for (const char* property :
+             {"rocksdb.total-sst-files-size", "rocksdb.size-all-mem-tables"}) {
+            std::uint64_t value = 0;
+            if (db_->GetIntProperty(cf, property, &value)) total += value;
+        }
+    }
+    return total;
+}
+
+}  // namespace tob::daemon

@@ -1,0 +1,150 @@
+#pragma once
+// NodeStorage: the RocksDB database of one node, in <data_dir>/db.
+//
+// Column families:
+//   "records"  the consensus core's durable records (consensus::DurableRecord):
+//              sign-log, blocks, certificates, proofs, peers' COMMITs
+//   "kv"       the replicated key-value state (consensus::KvStorage for KvMachine)
+//   "default"  bookkeeping: the records sequence counter
+//
+// Records. Key = 'r' ‖ epoch (u64 BE) ‖ seq (u64 BE), where seq is a per-store
+// counter that only grows: it is kept under "meta/next_record_seq" in the default
+// column family and updated in the same WriteBatch as the records, so it survives
+// restarts and is never reused (the largest key alone would not do: a record of a
+// lower epoch appended after one of a higher epoch has a larger seq but a smaller
+// key). load_records() therefore returns records in (epoch, append order) order.
+// Value = type byte ‖ first 16 bytes of BLAKE2b-256(type ‖ epoch u64 BE ‖ bytes) ‖
+// bytes. HighWater records are never stored here: they go to the mark file beside
+// the node key (daemon/high_water.h), which the caller writes.
+//
+// Durability and failure policy:
+//   - append() writes a step's records in ONE WriteBatch with sync = true, so a
+//     crash keeps all or none. A failed write (disk full, I/O error, RocksDB in
+//     read-only mode after a background error) is returned: the caller must stop
+//     signing (fail-stop) — a signed message may leave only after its record is
+//     durable.
+//   - kv().commit() is one synced WriteBatch per epoch. kv().get() and commit()
+//     ABORT THE PROCESS (after a clear line on stderr) on any RocksDB error other
+//     than NotFound: the state machine cannot continue from a failed write, and a
+//     Corruption/IOError on read must never be read as "key absent", which would
+//     make this node compute a different state from the others. The node is then
+//     restarted by its supervisor; if the data dir is corrupt, the operator moves
+//     it aside and the node catches up from peers.
+//   - prune_records_below() is not synced: losing a prune only keeps extra data.
+//
+// Damage (the sign-log cannot be trusted, so the node must not vote):
+//   - RocksDB is opened with wal_recovery_mode = kTolerateCorruptedTailRecords
+//     (a torn last write was never acknowledged, hence its messages never sent)
+//     and paranoid checks. If that open fails with Corruption, the store is opened
+//     again with kPointInTimeRecovery (stops at the first bad WAL record: a
+//     consistent prefix of every column family, so the KV state stays a state that
+//     really existed), then with kSkipAnyCorruptedRecords as a last resort; either
+//     way the store is *damaged*. If every attempt fails, open() returns an error
+//     telling the operator to move the data dir aside.
+//   - load_records() reports a corrupt Signed record (or one of unknown type, or an
+//     iterator error) as sign_log_ok = false and marks the store damaged. Corrupt
+//     records of other types are dropped and counted: they can be fetched again.
+//   - Damage is recorded in <data_dir>/SIGN-LOG-DAMAGED (one line, the reason,
+//     fsynced), so that the node stays a non-voting follower across restarts even
+//     if RocksDB later "heals" by compaction. Only the operator removes it (by
+//     deleting or moving aside the data dir). A damaged store still accepts
+//     appends and KV commits (the follower keeps catching up).
+//
+// Nothing here logs: problems are returned (open errors, damage_reason(),
+// LoadedRecords::problems) for the caller to log. Thread safety: all methods may be
+// called from any thread; append/load/prune are serialized internally.
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "consensus/kv_storage.h"
+#include "consensus/replica.h"
+#include "daemon/config.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+}  // namespace rocksdb
+
+namespace tob::daemon {
+
+struct LoadedRecords {
+    std::vector<consensus::DurableRecord> records;  // in (epoch, append order) order
+    bool sign_log_ok = true;            // false: do not sign (corrupt sign-log or damaged store)
+    std::vector<std::string> problems;  // one line per problem found, for the log
+    std::uint64_t dropped = 0;          // corrupt non-sign-log records skipped
+};
+
+class NodeStorage {
+  public:
+    /// Name of the damage marker file inside the data dir.
+    static constexpr const char* kDamageMarker = "SIGN-LOG-DAMAGED";
+
+    /// Opens (creating if missing, mode 0700) data_dir and data_dir/db. Errors name
+    /// the path, e.g. "<dir>/db: data dir is in use by another tobd (RocksDB LOCK
+    /// held)". See the header comment for the corruption handling.
+    static Outcome<std::unique_ptr<NodeStorage>> open(const std::filesystem::path& data_dir);
+
+    ~NodeStorage();
+    NodeStorage(const NodeStorage&) = delete;
+    NodeStorage& operator=(const NodeStorage&) = delete;
+
+    /// Makes `records` durable in one synced WriteBatch (HighWater records are
+    /// skipped). nullopt on success, else an error message: stop signing.
+    std::optional<std::string> append(const std::vector<consensus::DurableRecord>& records);
+
+    /// Every stored record, checked; see LoadedRecords.
+    LoadedRecords load_records();
+
+    /// Deletes every record with epoch < e (DeleteRange; not synced).
+    void prune_records_below(consensus::Epoch e);
+
+    /// The replicated state's backend (column family "kv"). Aborts on errors.
+    consensus::KvStorage& kv();
+
+    /// True if the sign-log is known or suspected damaged (now or in an earlier run).
+    bool damaged() const;
+    /// Why (empty when not damaged).
+    std::string damage_reason() const;
+
+    /// SST files plus memtables of every column family, for metrics.
+    std::uint64_t approximate_size_bytes() const;
+
+    const std::filesystem::path& data_dir() const { return data_dir_; }
+    std::filesystem::path db_path() const { return data_dir_ / "db"; }
+
+    /// Test hooks: the raw database and the records / kv column families.
+    rocksdb::DB& db_for_testing() { return *db_; }
+    rocksdb::ColumnFamilyHandle* records_cf_for_testing() { return records_cf_; }
+    rocksdb::ColumnFamilyHandle* kv_cf_for_testing() { return kv_cf_; }
+
+    /// Record key layout (exposed for tests and tools).
+    static std::string record_key(consensus::Epoch epoch, std::uint64_t seq);
+
+  private:
+    class Kv;
+    NodeStorage();
+
+    // Sets the damaged flag and writes the marker (if not already there). Returns
+    // a problem line if the marker could not be written. Caller holds mutex_.
+    std::optional<std::string> mark_damaged_locked(const std::string& reason);
+
+    std::filesystem::path data_dir_;
+    std::unique_ptr<rocksdb::DB> db_;
+    rocksdb::ColumnFamilyHandle* default_cf_ = nullptr;
+    rocksdb::ColumnFamilyHandle* records_cf_ = nullptr;
+    rocksdb::ColumnFamilyHandle* kv_cf_ = nullptr;
+    std::unique_ptr<Kv> kv_;
+
+    mutable std::mutex mutex_;
+    std::uint64_t next_seq_ = 0;
+    bool damaged_ = false;
+    std::string damage_reason_;
+};
+
+}  // namespace tob::daemon
