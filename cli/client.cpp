@@ -1,22 +1,35 @@
-// tobctl put | get | del | cas — client requests (DESIGN.md §3, §4).
+// tobctl put | get | del | cas — client requests (DESIGN.md §3, §4; docs/client.md).
 //
-// STUB: the option shape is final enough to script against, but the bodies are
-// not implemented yet (they need the daemon's client service). Each returns exit
-// code 2 with "not implemented yet".
+// Each command builds one request with one operation, signs it with the client
+// key (a 0600 file, created on first use; see default_client_key_path), takes a
+// nonce from the key's counter file, sends it to a node's ROUTER endpoint from
+// the cluster file and waits for the committed outcome signed by the node,
+// retrying at the next node after --attempt-timeout of silence. With --quorum it
+// sends to every node and waits for t+1 matching signed replies from different
+// nodes. `get --local` reads one node's committed state instead of ordering a GET.
 //
-// Intended behaviour: build one request {chain_id, client_pk, nonce, ops, sig}
-// signed with the client key (a 0600 file, created on first use), send it to a
-// node's ROUTER endpoint from the cluster file, wait for the committed output
-// (epoch, position, outputs) signed by the node; with --quorum, wait for t+1
-// matching signed replies from different nodes. `get --local` reads one node's
-// committed state instead of going through the log.
+// Output (one line; --json prints one JSON object instead):
+//   put, del  ok (previous: <value>|absent) epoch E position P
+//   get       the value, or "(absent)" (exit code 0 in both cases)
+//   cas       ok | failed (current: <value>|absent)     (exit code 3 when failed)
+// A value that is not printable UTF-8 is shown as 0x<hex> ({"hex": ...} in JSON).
+// Exit code 1 with a message on stderr for every error (timeout, refused,
+// malformed, bad arguments).
 
+#include <chrono>
 #include <cstdint>
+#include <iostream>
 #include <memory>
 #include <optional>
+#include <random>
+#include <sstream>
 #include <string>
+#include <vector>
 
+#include "cli/client_lib.h"
 #include "cli/commands.h"
+#include "consensus/codec.h"
+#include "crypto/sign.h"
 
 namespace tob::cli {
 
@@ -29,20 +42,233 @@ struct ClientArgs {
     bool quorum = false;
     bool local = false;  // get only
     bool json = false;
+    double timeout_s = 60;         // overall deadline
+    double attempt_timeout_s = 3;  // silence before trying the next node
     std::string key;
     std::string value;
     std::string expected;
     std::string new_value;
+    bool expect_absent = false;  // cas only
 };
 
 void add_common_options(CLI::App* cmd, ClientArgs& args) {
     cmd->add_option("--cluster", args.cluster, "Cluster file (cluster.toml)")->required();
     cmd->add_option("--key-file", args.key_file,
-                    "Client key file (mode 0600; created on first use)");
+                    "Client key file (mode 0600; created on first use). Default: "
+                    "$TOBCTL_KEY_FILE, $XDG_CONFIG_HOME/tobctl/client.key or "
+                    "~/.config/tobctl/client.key");
     cmd->add_option("--node", args.node, "Send to node I (default: any node, retrying at others)");
     cmd->add_flag("--quorum", args.quorum,
                   "Wait for t+1 matching signed replies from different nodes");
     cmd->add_flag("--json", args.json, "Print the result as JSON");
+    cmd->add_option("--timeout", args.timeout_s, "Give up after this many seconds")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--attempt-timeout", args.attempt_timeout_s,
+                    "Seconds without a reply before the request goes to the next node")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+}
+
+Bytes to_bytes(const std::string& s) { return Bytes(s.begin(), s.end()); }
+
+Millis seconds(double s) { return Millis(static_cast<std::int64_t>(s * 1000.0 + 0.5)); }
+
+std::string node_list(const std::vector<NodeId>& nodes) {
+    std::string out;
+    for (NodeId n : nodes) out += (out.empty() ? "" : ",") + std::to_string(n);
+    return out;
+}
+
+std::string json_nodes(const std::vector<NodeId>& nodes) { return "[" + node_list(nodes) + "]"; }
+
+std::string prev_text(const std::optional<Bytes>& v) { return v ? display_bytes(*v) : "absent"; }
+
+/// The key file to use: --key-file or the default path.
+std::optional<std::filesystem::path> key_path(std::string_view command, const ClientArgs& args) {
+    if (!args.key_file.empty()) return std::filesystem::path(args.key_file);
+    auto path = default_client_key_path();
+    if (!path) {
+        std::cerr << "tobctl " << command
+                  << ": no key file: pass --key-file, or set TOBCTL_KEY_FILE or HOME\n";
+    }
+    return path;
+}
+
+/// Checks an op against the cluster limits before anything is sent: the nodes
+/// would skip it as malformed, which costs a round through consensus.
+std::optional<std::string> check_limits(const consensus::Op& op, const consensus::Limits& lim) {
+    if (op.key.size() > lim.key_bytes_max) {
+        return "key of " + std::to_string(op.key.size()) + " bytes exceeds key_bytes_max " +
+               std::to_string(lim.key_bytes_max);
+    }
+    const std::size_t value = std::max(op.value.size(), op.expected ? op.expected->size() : 0);
+    if (value > lim.value_bytes_max) {
+        return "value of " + std::to_string(value) + " bytes exceeds value_bytes_max " +
+               std::to_string(lim.value_bytes_max);
+    }
+    return std::nullopt;
+}
+
+int print_outcome(std::string_view command, const ClientArgs& args, const consensus::Op& op,
+                  const consensus::Request& request, const Client::Submitted& done) {
+    const daemon::ReplyMsg& reply = done.reply;
+    if (reply.status == daemon::ReplyStatus::Malformed) {
+        std::cerr << "tobctl " << command
+                  << ": the cluster skipped the request as malformed (limits, chain id)\n";
+        return 1;
+    }
+    if (reply.outputs.size() != request.ops.size()) {
+        if (reply.status == daemon::ReplyStatus::Duplicate && reply.outputs.empty()) {
+            std::cerr << "tobctl " << command << ": nonce " << request.nonce
+                      << " was already committed and its outputs are no longer kept (a "
+                         "reused nonce? see docs/client.md)\n";
+        } else {
+            std::cerr << "tobctl " << command << ": reply has " << reply.outputs.size()
+                      << " outputs for " << request.ops.size() << " operations\n";
+        }
+        return 1;
+    }
+    const consensus::OpOutput& out = reply.outputs.front();
+    const bool duplicate = reply.status == daemon::ReplyStatus::Duplicate;
+    int code = 0;
+    if (op.type == consensus::OpType::Cas && !out.ok) code = kExitCasFailed;
+
+    if (args.json) {
+        std::ostringstream j;
+        j << "{\"command\": " << json_string(command) << ", \"key\": " << json_value(op.key)
+          << ", \"status\": " << json_string(to_string(reply.status))
+          << ", \"nonce\": " << request.nonce << ", \"epoch\": " << reply.epoch
+          << ", \"position\": " << reply.position << ", \"node\": " << reply.node
+          << ", \"nodes\": " << json_nodes(done.nodes);
+        switch (op.type) {
+            case consensus::OpType::Get:
+                j << ", \"found\": " << (out.value ? "true" : "false")
+                  << ", \"value\": " << json_value(out.value);
+                break;
+            case consensus::OpType::Cas:
+                j << ", \"ok\": " << (out.ok ? "true" : "false")
+                  << ", \"previous\": " << json_value(out.value);
+                break;
+            default:
+                j << ", \"previous\": " << json_value(out.value);
+        }
+        j << "}";
+        std::cout << j.str() << "\n";
+        return code;
+    }
+
+    std::string line;
+    switch (op.type) {
+        case consensus::OpType::Get:
+            line = out.value ? display_bytes(*out.value) : "(absent)";
+            break;
+        case consensus::OpType::Cas:
+            line = out.ok ? "ok" : "failed (current: " + prev_text(out.value) + ")";
+            break;
+        default:
+            line = "ok (previous: " + prev_text(out.value) + ") epoch " +
+                   std::to_string(reply.epoch) + " position " + std::to_string(reply.position);
+    }
+    std::cout << line << "\n";
+    if (duplicate) {
+        std::cerr << "tobctl " << command << ": note: answered from the dedup table (nonce "
+                  << request.nonce << " had already committed)\n";
+    }
+    if (args.quorum) {
+        std::cerr << "tobctl " << command << ": confirmed by nodes " << node_list(done.nodes)
+                  << "\n";
+    }
+    return code;
+}
+
+int run_request(std::string_view command, const ClientArgs& args, consensus::Op op) {
+    if (args.quorum && args.local) {
+        std::cerr << "tobctl " << command << ": --quorum and --local exclude each other\n";
+        return 1;
+    }
+    auto cluster = load_cluster_for(command, args.cluster);
+    if (!cluster) return 1;
+    if (auto problem = check_limits(op, cluster->limits)) {
+        std::cerr << "tobctl " << command << ": " << *problem << "\n";
+        return 1;
+    }
+    if (args.node && *args.node >= cluster->n) {
+        std::cerr << "tobctl " << command << ": --node " << *args.node
+                  << " is not a member (n = " << cluster->n << ")\n";
+        return 1;
+    }
+    auto path = key_path(command, args);
+    if (!path) return 1;
+    auto key = load_or_create_client_key(*path);
+    if (!key.ok()) {
+        std::cerr << "tobctl " << command << ": " << key.error << "\n";
+        return 1;
+    }
+    auto nonce = reserve_nonces(nonce_file_for(*path));
+    if (!nonce.ok()) {
+        std::cerr << "tobctl " << command << ": " << nonce.error << "\n";
+        return 1;
+    }
+    Client client(*cluster, *key.value);
+    const consensus::Request request = client.build_request({op}, *nonce.value);
+    SubmitOptions options;
+    if (args.node) options.node = static_cast<NodeId>(*args.node);
+    options.quorum = args.quorum;
+    options.attempt_timeout = seconds(args.attempt_timeout_s);
+    options.deadline = seconds(args.timeout_s);
+    auto result = client.submit(request, options);
+    if (!result.ok()) {
+        std::cerr << "tobctl " << command << ": " << result.error << "\n";
+        return 1;
+    }
+    return print_outcome(command, args, op, request, *result.value);
+}
+
+int run_local_get(const ClientArgs& args) {
+    auto cluster = load_cluster_for("get", args.cluster);
+    if (!cluster) return 1;
+    if (cluster->n == 0) {
+        std::cerr << "tobctl get: the cluster has no members\n";
+        return 1;
+    }
+    std::vector<NodeId> order;
+    if (args.node) {
+        if (*args.node >= cluster->n) {
+            std::cerr << "tobctl get: --node " << *args.node
+                      << " is not a member (n = " << cluster->n << ")\n";
+            return 1;
+        }
+        order.push_back(static_cast<NodeId>(*args.node));
+    } else {
+        const auto first = static_cast<NodeId>(std::random_device{}() % cluster->n);
+        for (std::uint32_t k = 0; k < cluster->n; ++k) {
+            order.push_back(static_cast<NodeId>((first + k) % cluster->n));
+        }
+    }
+    // A local read needs no client key: nothing is signed.
+    Client client(*cluster, crypto::SigningKey::generate());
+    const Bytes key = to_bytes(args.key);
+    std::string errors;
+    for (NodeId node : order) {
+        auto got = client.local_get(node, key, seconds(args.attempt_timeout_s));
+        if (!got.ok()) {
+            std::cerr << "tobctl get: " << got.error << "\n";
+            continue;
+        }
+        const daemon::LocalValueMsg& v = *got.value;
+        if (args.json) {
+            std::cout << "{\"command\": \"get\", \"local\": true, \"key\": " << json_value(key)
+                      << ", \"node\": " << node << ", \"applied\": " << v.applied
+                      << ", \"found\": " << (v.value ? "true" : "false")
+                      << ", \"value\": " << json_value(v.value) << "}\n";
+        } else {
+            std::cout << (v.value ? display_bytes(*v.value) : "(absent)") << "\n";
+        }
+        return 0;
+    }
+    std::cerr << "tobctl get: no node answered the local read\n";
+    return 1;
 }
 
 }  // namespace
@@ -50,31 +276,77 @@ void add_common_options(CLI::App* cmd, ClientArgs& args) {
 void add_client_commands(CLI::App& app, int& exit_code) {
     auto args = std::make_shared<ClientArgs>();
 
-    CLI::App* put = app.add_subcommand("put", "Set KEY to VALUE (not implemented yet)");
+    CLI::App* put = app.add_subcommand("put", "Set KEY to VALUE");
     add_common_options(put, *args);
     put->add_option("key", args->key, "Key")->required();
     put->add_option("value", args->value, "Value")->required();
-    put->callback([&exit_code] { exit_code = not_implemented("put"); });
+    put->callback([args, &exit_code] {
+        consensus::Op op{consensus::OpType::Put, to_bytes(args->key), to_bytes(args->value),
+                         std::nullopt};
+        exit_code = run_request("put", *args, std::move(op));
+    });
 
-    CLI::App* get = app.add_subcommand("get", "Read KEY (not implemented yet)");
+    CLI::App* get = app.add_subcommand(
+        "get", "Read KEY through the log (linearizable); prints the value or (absent)");
     add_common_options(get, *args);
     get->add_flag("--local", args->local,
                   "Read one node's committed state instead of ordering the read");
     get->add_option("key", args->key, "Key")->required();
-    get->callback([&exit_code] { exit_code = not_implemented("get"); });
+    get->callback([args, &exit_code] {
+        if (args->local) {
+            if (args->quorum) {
+                std::cerr << "tobctl get: --quorum and --local exclude each other\n";
+                exit_code = 1;
+                return;
+            }
+            exit_code = run_local_get(*args);
+            return;
+        }
+        consensus::Op op{consensus::OpType::Get, to_bytes(args->key), {}, std::nullopt};
+        exit_code = run_request("get", *args, std::move(op));
+    });
 
-    CLI::App* del = app.add_subcommand("del", "Delete KEY (not implemented yet)");
+    CLI::App* del = app.add_subcommand("del", "Delete KEY");
     add_common_options(del, *args);
     del->add_option("key", args->key, "Key")->required();
-    del->callback([&exit_code] { exit_code = not_implemented("del"); });
+    del->callback([args, &exit_code] {
+        consensus::Op op{consensus::OpType::Del, to_bytes(args->key), {}, std::nullopt};
+        exit_code = run_request("del", *args, std::move(op));
+    });
 
-    CLI::App* cas =
-        app.add_subcommand("cas", "Set KEY to NEW if its value is EXPECTED (not implemented yet)");
+    CLI::App* cas = app.add_subcommand(
+        "cas",
+        "Set KEY to NEW if its value is EXPECTED (with --absent: if KEY is absent; then "
+        "give only KEY NEW). Exit code 3 when the comparison failed");
     add_common_options(cas, *args);
+    cas->add_flag("--absent", args->expect_absent, "Expect KEY to be absent (arguments: KEY NEW)");
     cas->add_option("key", args->key, "Key")->required();
-    cas->add_option("expected", args->expected, "Expected current value")->required();
-    cas->add_option("new", args->new_value, "New value")->required();
-    cas->callback([&exit_code] { exit_code = not_implemented("cas"); });
+    cas->add_option("expected", args->expected, "Expected current value (omitted with --absent)");
+    cas->add_option("new", args->new_value, "New value");
+    cas->callback([cas, args, &exit_code] {
+        std::optional<Bytes> expected;
+        std::string new_value;
+        const std::size_t given = cas->count("expected") + cas->count("new");
+        if (args->expect_absent) {
+            if (given != 1) {
+                std::cerr << "tobctl cas: with --absent give KEY NEW\n";
+                exit_code = 1;
+                return;
+            }
+            new_value = args->expected;  // the second positional is NEW here
+        } else {
+            if (given != 2) {
+                std::cerr << "tobctl cas: give KEY EXPECTED NEW (or --absent KEY NEW)\n";
+                exit_code = 1;
+                return;
+            }
+            expected = to_bytes(args->expected);
+            new_value = args->new_value;
+        }
+        consensus::Op op{consensus::OpType::Cas, to_bytes(args->key), to_bytes(new_value),
+                         std::move(expected)};
+        exit_code = run_request("cas", *args, std::move(op));
+    });
 }
 
 }  // namespace tob::cli

@@ -4,7 +4,9 @@
 #include <CLI/CLI.hpp>
 #include <exception>
 #include <iostream>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "cli/commands.h"
 #include "crypto/hash.h"
@@ -15,6 +17,18 @@ namespace tob::cli {
 int not_implemented(std::string_view command) {
     std::cerr << "tobctl " << command << ": not implemented yet\n";
     return kExitNotImplemented;
+}
+
+std::optional<daemon::ClusterConfig> load_cluster_for(std::string_view command,
+                                                      const std::string& path) {
+    auto loaded = daemon::load_cluster_config(path);
+    if (loaded.ok()) return std::move(*loaded.value);
+    for (const std::string& e : loaded.errors)
+        std::cerr << "tobctl " << command << ": " << e << "\n";
+    if (loaded.errors.empty()) {
+        std::cerr << "tobctl " << command << ": " << path << ": cannot load the cluster file\n";
+    }
+    return std::nullopt;
 }
 
 }  // namespace tob::cli

@@ -1,13 +1,22 @@
-// tobctl status — per node: epoch, peers, pool, last commit, faults seen.
+// tobctl status — per node: epoch, applied epoch, peers, pool, faults seen,
+// voting, state digest (docs/client.md).
 //
-// STUB: not implemented yet (needs the daemon's admin service); exits with 2.
+// Every node (or only --node I) is asked at once with a StatusQuery on the client
+// plane; a node that does not answer within --timeout is shown as down. Exit code
+// 0 when at least one node answered, 1 otherwise.
 
 #include <cstdint>
+#include <iomanip>
+#include <iostream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
+#include <vector>
 
+#include "cli/client_lib.h"
 #include "cli/commands.h"
+#include "crypto/hash.h"
 
 namespace tob::cli {
 
@@ -17,19 +26,118 @@ struct StatusArgs {
     std::string cluster;
     std::optional<std::uint32_t> node;  // default: every node
     bool json = false;
+    double timeout_s = 1.0;
 };
+
+std::string short_digest(const Digest& d) { return crypto::to_hex(d).substr(0, 16); }
+
+std::string state_of(const daemon::StatusMsg& s) { return s.halted ? "halted" : "up"; }
+
+void print_json(const std::vector<NodeId>& nodes,
+                const std::vector<Result<daemon::StatusMsg>>& results) {
+    std::ostringstream j;
+    j << "[";
+    for (std::size_t k = 0; k < nodes.size(); ++k) {
+        j << (k ? ",\n " : "") << "{\"node\": " << nodes[k];
+        const auto& r = results[k];
+        if (!r.ok()) {
+            j << ", \"up\": false, \"error\": " << json_string(r.error) << "}";
+            continue;
+        }
+        const daemon::StatusMsg& s = *r.value;
+        j << ", \"up\": true, \"reported_node\": " << s.node
+          << ", \"version\": " << json_string(s.version) << ", \"epoch\": " << s.epoch
+          << ", \"applied\": " << s.applied << ", \"peers\": " << s.peers_connected
+          << ", \"pool\": " << s.pool << ", \"faults\": " << s.faults
+          << ", \"voting\": " << (s.voting ? "true" : "false")
+          << ", \"halted\": " << (s.halted ? "true" : "false") << ", \"uptime_s\": " << s.uptime_s
+          << ", \"state_digest\": \"" << crypto::to_hex(s.state_digest) << "\"}";
+    }
+    j << "]";
+    std::cout << j.str() << "\n";
+}
+
+void print_table(const std::vector<NodeId>& nodes,
+                 const std::vector<Result<daemon::StatusMsg>>& results) {
+    std::vector<std::vector<std::string>> rows;
+    rows.push_back(
+        {"node", "state", "epoch", "applied", "peers", "pool", "faults", "voting", "state digest"});
+    std::vector<std::string> notes;
+    for (std::size_t k = 0; k < nodes.size(); ++k) {
+        const auto& r = results[k];
+        if (!r.ok()) {
+            rows.push_back({std::to_string(nodes[k]), "down", "-", "-", "-", "-", "-", "-", "-"});
+            notes.push_back("node " + std::to_string(nodes[k]) + ": " + r.error);
+            continue;
+        }
+        const daemon::StatusMsg& s = *r.value;
+        rows.push_back({std::to_string(nodes[k]), state_of(s), std::to_string(s.epoch),
+                        std::to_string(s.applied), std::to_string(s.peers_connected),
+                        std::to_string(s.pool), std::to_string(s.faults), s.voting ? "yes" : "no",
+                        short_digest(s.state_digest)});
+        if (s.node != nodes[k]) {
+            notes.push_back("node " + std::to_string(nodes[k]) + ": reports itself as node " +
+                            std::to_string(s.node) + " (configuration mismatch?)");
+        }
+    }
+    std::vector<std::size_t> width(rows.front().size(), 0);
+    for (const auto& row : rows) {
+        for (std::size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+    }
+    for (const auto& row : rows) {
+        std::string line;
+        for (std::size_t c = 0; c < row.size(); ++c) {
+            std::string cell = row[c];
+            if (c + 1 < row.size()) cell.resize(width[c] + 2, ' ');
+            line += cell;
+        }
+        std::cout << line << "\n";
+    }
+    for (const std::string& note : notes) std::cerr << "tobctl status: " << note << "\n";
+}
+
+int run_status(const StatusArgs& args) {
+    auto cluster = load_cluster_for("status", args.cluster);
+    if (!cluster) return 1;
+    std::vector<NodeId> nodes;
+    if (args.node) {
+        if (*args.node >= cluster->n) {
+            std::cerr << "tobctl status: --node " << *args.node
+                      << " is not a member (n = " << cluster->n << ")\n";
+            return 1;
+        }
+        nodes.push_back(static_cast<NodeId>(*args.node));
+    } else {
+        for (std::uint32_t i = 0; i < cluster->n; ++i) nodes.push_back(static_cast<NodeId>(i));
+    }
+    // Status queries are not signed; the client key is only needed by the class.
+    Client client(*cluster, crypto::SigningKey::generate());
+    const auto results =
+        client.status_all(nodes, Millis(static_cast<std::int64_t>(args.timeout_s * 1000 + 0.5)));
+    if (args.json) {
+        print_json(nodes, results);
+    } else {
+        print_table(nodes, results);
+    }
+    for (const auto& r : results) {
+        if (r.ok()) return 0;
+    }
+    return 1;
+}
 
 }  // namespace
 
 void add_status(CLI::App& app, int& exit_code) {
     auto args = std::make_shared<StatusArgs>();
     CLI::App* cmd = app.add_subcommand(
-        "status",
-        "Epoch, peers, pool, last commit and faults seen, per node (not implemented yet)");
+        "status", "Epoch, applied epoch, peers, pool, faults, voting and state digest, per node");
     cmd->add_option("--cluster", args->cluster, "Cluster file (cluster.toml)")->required();
     cmd->add_option("--node", args->node, "Ask only node I (default: every node)");
-    cmd->add_flag("--json", args->json, "Print JSON");
-    cmd->callback([&exit_code] { exit_code = not_implemented("status"); });
+    cmd->add_flag("--json", args->json, "Print JSON (an array with one object per node)");
+    cmd->add_option("--timeout", args->timeout_s, "Seconds to wait for answers")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    cmd->callback([args, &exit_code] { exit_code = run_status(*args); });
 }
 
 }  // namespace tob::cli

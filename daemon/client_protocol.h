@@ -19,7 +19,7 @@
 //   Status      node -> client  [4, status fields...]
 //   LocalGet    client -> node  [5, key]                read the node's committed state
 //   LocalValue  node -> client  [6, applied epoch, value or nil]
-//   Error       node -> client  [7, code, text]         request refused (bad signature, pool full, ...)
+//   Error       node -> client  [7, code, text, digest] request refused (bad signature, pool full)
 //
 // A node answers Submit once the request's outcome is known: when it commits (or
 // is skipped as a duplicate/malformed) in a delivered epoch, or at once when the
@@ -31,7 +31,23 @@
 // encoding of reply_sign_payload(). Two replies *match* when request_digest,
 // status and outputs are equal (epoch/position are informational: a node that
 // answers a retry from its dedup table reports epoch 0).
+//
+// Layouts (daemon/client_protocol.cpp; docs/client.md). Booleans are the
+// integers 0/1 and text is bin (UTF-8), since bool and str never appear on the
+// wire. Every client message is at most Limits::message_bytes_max bytes.
+//   [1, request bin<=request_bytes_max]
+//   [2, node u16, client bin[32], nonce u64, request_digest bin[32], status 1..3,
+//       epoch u64, position u32, outputs [[ok 0..1, value nil|bin]...], sig bin[64]]
+//       outputs: 0..request_ops_max entries, values <= value_bytes_max
+//   [3]
+//   [4, node u16, version bin<=kClientTextBytesMax, epoch u64, applied u64,
+//       peers_connected u32, pool u64, faults u64, state_digest bin[32],
+//       voting 0..1, halted 0..1, uptime_s u64]
+//   [5, key bin<=key_bytes_max]
+//   [6, applied u64, value nil|bin<=value_bytes_max]
+//   [7, code 1..5, text bin<=kClientTextBytesMax, request_digest nil|bin[32]]
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -42,6 +58,7 @@
 #include "consensus/codec.h"
 #include "consensus/messages.h"
 #include "consensus/state_machine.h"
+#include "crypto/sign.h"
 
 namespace tob::daemon {
 
@@ -58,6 +75,8 @@ using consensus::Signature;
 inline constexpr std::uint8_t kChannelPeer = 'P';
 inline constexpr std::uint8_t kChannelClient = 'C';
 inline constexpr std::string_view kReplyTag = "tobd-reply-v1";
+/// Longest StatusMsg::version and ErrorMsg::text; the encoder truncates longer text.
+inline constexpr std::size_t kClientTextBytesMax = 1024;
 
 enum class ClientMsgType : std::uint8_t {
     Submit = 1,
@@ -121,15 +140,20 @@ struct LocalValueMsg {
 };
 
 enum class ErrorCode : std::uint8_t {
-    BadRequest = 1,    // undecodable, wrong chain id, or bad client signature
-    Overloaded = 2,    // pool full: retry later or elsewhere
-    NotVoting = 3,     // informational: this node is a follower (it still floods requests)
-    Halted = 4,        // the node halted with an alarm
+    BadRequest = 1,     // undecodable, wrong chain id, or bad client signature
+    Overloaded = 2,     // pool full: retry later or elsewhere
+    NotVoting = 3,      // informational: this node is a follower (it still floods requests)
+    Halted = 4,         // the node halted with an alarm
+    ReplyTooLarge = 5,  // the outcome is known but its Reply would exceed message_bytes_max
 };
 
 struct ErrorMsg {
     ErrorCode code = ErrorCode::BadRequest;
     std::string text;
+    // Errors answering a Submit: digest_of(SubmitMsg::request) (the bytes as
+    // received, also when they do not decode), so a client with many requests in
+    // flight knows which one was refused. nullopt for other errors.
+    std::optional<Digest> request_digest;
     bool operator==(const ErrorMsg&) const = default;
 };
 
@@ -152,5 +176,11 @@ Bytes reply_sign_payload(const Digest& chain_id, const ReplyMsg& reply);
 
 /// True when two replies report the same outcome (request_digest, status, outputs).
 bool replies_match(const ReplyMsg& a, const ReplyMsg& b);
+
+/// The node's signature over kReplyTag ‖ 0 ‖ reply_sign_payload(chain_id, reply)
+/// (reply.sig is ignored).
+Signature sign_reply(const crypto::SigningKey& key, const Digest& chain_id, const ReplyMsg& reply);
+/// True iff reply.sig is `node_key`'s signature over reply_sign_payload(chain_id, reply).
+bool verify_reply(const PublicKey& node_key, const Digest& chain_id, const ReplyMsg& reply);
 
 }  // namespace tob::daemon

@@ -1,0 +1,192 @@
+#pragma once
+// The tobd client library (docs/client.md): client keys, nonces, and a Client
+// that talks to every node of a cluster over ZeroMQ DEALER sockets using the
+// client plane of daemon/client_protocol.h. Used by the tobctl commands and by
+// test harnesses.
+//
+// A Client is single-threaded (ZeroMQ sockets are not thread safe): use one per
+// thread. Several Clients may share one zmq::context_t.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+#include <zmq.hpp>
+
+#include "consensus/messages.h"
+#include "crypto/sign.h"
+#include "daemon/client_protocol.h"
+#include "daemon/config.h"
+
+namespace tob::cli {
+
+using consensus::Bytes;
+using consensus::Digest;
+using consensus::NodeId;
+using consensus::Nonce;
+using Millis = std::chrono::milliseconds;
+
+/// A value or a message saying why there is none. Exactly one side is set.
+template <class T>
+struct Result {
+    std::optional<T> value;
+    std::string error;
+    /// When the failure is a node's Error answer, that answer (the last one seen).
+    std::optional<daemon::ErrorMsg> node_error;
+
+    bool ok() const { return value.has_value(); }
+    static Result success(T v) { return Result{std::move(v), {}, std::nullopt}; }
+    static Result failure(std::string why,
+                          std::optional<daemon::ErrorMsg> node_error = std::nullopt) {
+        return Result{std::nullopt, std::move(why), std::move(node_error)};
+    }
+};
+
+// ---- client key and nonces -------------------------------------------------------
+
+/// $TOBCTL_KEY_FILE, else $XDG_CONFIG_HOME/tobctl/client.key, else
+/// $HOME/.config/tobctl/client.key; nullopt when none of them is set.
+std::optional<std::filesystem::path> default_client_key_path();
+
+/// Loads the Ed25519 client key at `path`; when the file does not exist, creates
+/// the missing parent directories (mode 0700) and writes a fresh key (mode 0600).
+/// Refuses a key file that group or others can access (crypto/keyfile.h).
+Result<crypto::SigningKey> load_or_create_client_key(const std::filesystem::path& path);
+
+/// The nonce counter file of a key: "<key>.nonce".
+std::filesystem::path nonce_file_for(const std::filesystem::path& key_path);
+
+/// Reserves `count` >= 1 consecutive nonces and returns the first. The counter
+/// file holds the last nonce handed out (decimal); it is read, increased and
+/// written back under flock(2), so concurrent processes using one key get
+/// distinct, consecutive nonces. A missing or unreadable counter starts at
+/// (unix time in ms) * 1000: above every nonce the key has used unless it
+/// averaged more than 1000 requests per ms since its counter was created.
+///
+/// Why consecutive: a node keeps, per client, the highest committed nonce h and
+/// a bitmap of the 1024 nonces below it (DESIGN.md §3); a nonce <= h - 1024 is
+/// skipped as a duplicate. Nonces handed out in a tight sequence stay inside that
+/// window even when the requests commit out of order.
+Result<Nonce> reserve_nonces(const std::filesystem::path& counter_file, std::uint64_t count = 1);
+
+// ---- the client --------------------------------------------------------------------
+
+struct SubmitOptions {
+    std::optional<NodeId> node;    // first node to try (default: a random one)
+    bool quorum = false;           // wait for t+1 matching replies from distinct nodes
+    Millis attempt_timeout{3000};  // silence after which the request goes to the next node
+    Millis deadline{60000};        // overall
+};
+
+/// Something a node sent, decoded. Replies have been checked: the signature
+/// verifies under members[reply.node].public_key with the cluster chain id.
+struct Incoming {
+    NodeId from = 0;  // the node whose socket it arrived on
+    daemon::ClientMessage message;
+};
+
+/// Counters of what the client received and discarded.
+struct ClientStats {
+    std::uint64_t received = 0;
+    std::uint64_t dropped_frames = 0;  // wrong frame count or channel
+    std::uint64_t undecodable = 0;
+    std::uint64_t bad_signatures = 0;  // replies that did not verify (or name no member)
+};
+
+class Client {
+  public:
+    /// One DEALER socket per member, connected to its router_endpoint. `context`
+    /// may be shared between clients (it must outlive them); nullptr = own context.
+    Client(const daemon::ClusterConfig& cluster, const crypto::SigningKey& key,
+           zmq::context_t* context = nullptr);
+    ~Client();
+    Client(const Client&) = delete;
+    Client& operator=(const Client&) = delete;
+
+    const daemon::ClusterConfig& cluster() const { return cluster_; }
+    std::uint32_t n() const { return cluster_.n; }
+    const crypto::PublicKey& public_key() const { return key_.public_key(); }
+    const ClientStats& stats() const { return stats_; }
+
+    /// A request {chain_id, client, nonce, ops} signed (consensus::kRequestTag over
+    /// consensus::request_sign_payload).
+    consensus::Request build_request(std::vector<consensus::Op> ops, Nonce nonce) const;
+
+    /// The outcome of submit(): a verified reply for the request (any ReplyStatus;
+    /// the caller decides what Malformed means to it) and the nodes whose
+    /// verified replies matched it (one node without quorum, >= t+1 with).
+    struct Submitted {
+        daemon::ReplyMsg reply;
+        std::vector<NodeId> nodes;
+    };
+
+    /// Submits and waits for the outcome (docs/client.md, "Retries and quorum"),
+    /// or returns an error at the deadline.
+    Result<Submitted> submit(const consensus::Request& request, const SubmitOptions& options = {});
+
+    /// Asks each node in `nodes` for its status at once; waits up to `timeout`.
+    /// One result per entry of `nodes`, in that order.
+    std::vector<Result<daemon::StatusMsg>> status_all(const std::vector<NodeId>& nodes,
+                                                      Millis timeout);
+    Result<daemon::StatusMsg> status(NodeId node, Millis timeout);
+
+    /// Reads `key` from one node's committed state.
+    Result<daemon::LocalValueMsg> local_get(NodeId node, const Bytes& key, Millis timeout);
+
+    // ---- pipelined use ----------------------------------------------------------
+
+    /// The frame body of a Submit carrying `request` and digest_of(encoded request).
+    struct Prepared {
+        Bytes body;  // encoded ClientMessage (SubmitMsg)
+        Digest request_digest{};
+    };
+    static Prepared prepare(const consensus::Request& request);
+
+    /// Queues [C][body] on node's socket without blocking; false when the socket
+    /// cannot take it now (high-water mark) or node is out of range.
+    bool send(NodeId node, const Bytes& body);
+
+    /// Waits up to `timeout` for something to arrive, then appends everything
+    /// available (at most `max` messages) to `out`, decoded. Replies that do not
+    /// verify and undecodable bodies are dropped and counted in stats().
+    /// Returns the number appended.
+    std::size_t poll(Millis timeout, std::vector<Incoming>& out, std::size_t max = 4096);
+
+    /// True iff reply.node is a member and reply.sig is its signature.
+    bool verify(const daemon::ReplyMsg& reply) const;
+
+  private:
+    Result<Submitted> submit_one(const consensus::Request& request, const SubmitOptions& options);
+    Result<Submitted> submit_quorum(const consensus::Request& request,
+                                    const SubmitOptions& options);
+    /// True when a reply from poll() answers this request (digest, client, nonce).
+    bool answers(const daemon::ReplyMsg& reply, const consensus::Request& request,
+                 const Digest& digest) const;
+
+    daemon::ClusterConfig cluster_;
+    crypto::SigningKey key_;
+    std::unique_ptr<zmq::context_t> own_context_;
+    zmq::context_t* context_;
+    std::vector<zmq::socket_t> sockets_;
+    ClientStats stats_;
+};
+
+// ---- formatting helpers for the commands -----------------------------------------------
+
+/// A JSON string literal (quotes included) of UTF-8 text; invalid UTF-8 is
+/// replaced by U+FFFD.
+std::string json_string(std::string_view text);
+/// True iff `bytes` is valid UTF-8 without control characters other than \t \n \r.
+bool printable_text(const Bytes& bytes);
+/// Bytes as text when printable_text, else "0x" + hex.
+std::string display_bytes(const Bytes& bytes);
+/// JSON for an optional value: null, a string (printable text) or {"hex": "..."}.
+std::string json_value(const std::optional<Bytes>& value);
+std::string_view to_string(daemon::ReplyStatus status);
+std::string_view to_string(daemon::ErrorCode code);
+
+}  // namespace tob::cli

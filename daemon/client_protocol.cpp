@@ -1,0 +1,455 @@
+// Canonical msgpack codec of the client plane (daemon/client_protocol.h).
+//
+// The same scheme as consensus/codec.cpp, whose helpers are private to it:
+// encoding through msgpack::packer (shortest forms everywhere); decoding in four
+// steps, each of which may reject:
+//   1. the input size is checked against Limits::message_bytes_max;
+//   2. msgpack::unpack parses one object with an unpack_limit derived from Limits
+//      (str, map and ext capped at 0; bins are referenced, not copied), and must
+//      consume the whole input;
+//   3. the object is converted with strict checks (message type, exact arity,
+//      exact bin sizes, integer ranges, per-type size limits);
+//   4. the value is encoded again and must equal the input byte for byte.
+// A rejection inside the conversion throws the private Reject type; every
+// exception is caught in decode_client_message, which therefore never throws.
+
+#include "daemon/client_protocol.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <limits>
+#include <msgpack.hpp>
+#include <span>
+
+namespace tob::daemon {
+namespace {
+
+using consensus::OpOutput;
+
+// ---- encoding --------------------------------------------------------------
+
+struct ByteSink {
+    Bytes& out;
+    void write(const char* data, std::size_t size) {
+        const auto* p = reinterpret_cast<const std::uint8_t*>(data);
+        out.insert(out.end(), p, p + size);
+    }
+};
+
+using Packer = msgpack::packer<ByteSink>;
+
+std::uint32_t wire_length(std::size_t n) {
+    if (n > std::numeric_limits<std::uint32_t>::max()) {
+        std::fputs("tob::daemon::encode_client_message: length does not fit msgpack (bug)\n",
+                   stderr);
+        std::abort();
+    }
+    return static_cast<std::uint32_t>(n);
+}
+
+void put_array(Packer& p, std::size_t n) { p.pack_array(wire_length(n)); }
+void put_uint(Packer& p, std::uint64_t v) { p.pack_uint64(v); }
+void put_bool(Packer& p, bool v) { p.pack_uint64(v ? 1 : 0); }
+void put_bin(Packer& p, ByteView b) {
+    const std::uint32_t n = wire_length(b.size());
+    p.pack_bin(n);
+    if (n > 0) p.pack_bin_body(reinterpret_cast<const char*>(b.data()), n);
+}
+void put_opt_bin(Packer& p, const std::optional<Bytes>& b) {
+    if (b) {
+        put_bin(p, *b);
+    } else {
+        p.pack_nil();
+    }
+}
+/// Text travels as bin; longer text than kClientTextBytesMax is cut.
+void put_text(Packer& p, std::string_view text) {
+    text = text.substr(0, std::min(text.size(), kClientTextBytesMax));
+    put_bin(p, crypto::view(text));
+}
+void put_type(Packer& p, ClientMsgType type) { put_uint(p, static_cast<std::uint8_t>(type)); }
+
+void put_outputs(Packer& p, const std::vector<OpOutput>& outputs) {
+    put_array(p, outputs.size());
+    for (const OpOutput& o : outputs) {
+        put_array(p, 2);
+        put_bool(p, o.ok);
+        put_opt_bin(p, o.value);
+    }
+}
+
+void put(Packer& p, const SubmitMsg& v) {
+    put_array(p, 2);
+    put_type(p, ClientMsgType::Submit);
+    put_bin(p, v.request);
+}
+
+void put(Packer& p, const ReplyMsg& v) {
+    put_array(p, 10);
+    put_type(p, ClientMsgType::Reply);
+    put_uint(p, v.node);
+    put_bin(p, v.client);
+    put_uint(p, v.nonce);
+    put_bin(p, v.request_digest);
+    put_uint(p, static_cast<std::uint8_t>(v.status));
+    put_uint(p, v.epoch);
+    put_uint(p, v.position);
+    put_outputs(p, v.outputs);
+    put_bin(p, v.sig);
+}
+
+void put(Packer& p, const StatusQueryMsg&) {
+    put_array(p, 1);
+    put_type(p, ClientMsgType::StatusQuery);
+}
+
+void put(Packer& p, const StatusMsg& v) {
+    put_array(p, 12);
+    put_type(p, ClientMsgType::Status);
+    put_uint(p, v.node);
+    put_text(p, v.version);
+    put_uint(p, v.epoch);
+    put_uint(p, v.applied);
+    put_uint(p, v.peers_connected);
+    put_uint(p, v.pool);
+    put_uint(p, v.faults);
+    put_bin(p, v.state_digest);
+    put_bool(p, v.voting);
+    put_bool(p, v.halted);
+    put_uint(p, v.uptime_s);
+}
+
+void put(Packer& p, const LocalGetMsg& v) {
+    put_array(p, 2);
+    put_type(p, ClientMsgType::LocalGet);
+    put_bin(p, v.key);
+}
+
+void put(Packer& p, const LocalValueMsg& v) {
+    put_array(p, 3);
+    put_type(p, ClientMsgType::LocalValue);
+    put_uint(p, v.applied);
+    put_opt_bin(p, v.value);
+}
+
+void put(Packer& p, const ErrorMsg& v) {
+    put_array(p, 4);
+    put_type(p, ClientMsgType::Error);
+    put_uint(p, static_cast<std::uint8_t>(v.code));
+    put_text(p, v.text);
+    if (v.request_digest) {
+        put_bin(p, *v.request_digest);
+    } else {
+        p.pack_nil();
+    }
+}
+
+// ---- decoding --------------------------------------------------------------
+
+struct Reject {
+    std::string why;
+};
+
+[[noreturn]] void reject(std::string_view what, std::string_view problem) {
+    std::string why(what);
+    why += ": ";
+    why += problem;
+    throw Reject{std::move(why)};
+}
+
+std::string type_name(const msgpack::object& o) {
+    switch (o.type) {
+        case msgpack::type::NIL:
+            return "nil";
+        case msgpack::type::BOOLEAN:
+            return "bool";
+        case msgpack::type::POSITIVE_INTEGER:
+            return "positive int";
+        case msgpack::type::NEGATIVE_INTEGER:
+            return "negative int";
+        case msgpack::type::FLOAT32:
+            return "float32";
+        case msgpack::type::FLOAT64:
+            return "float64";
+        case msgpack::type::STR:
+            return "str";
+        case msgpack::type::BIN:
+            return "bin";
+        case msgpack::type::ARRAY:
+            return "array";
+        case msgpack::type::MAP:
+            return "map";
+        case msgpack::type::EXT:
+            return "ext";
+    }
+    return "unknown";
+}
+
+using Items = std::span<const msgpack::object>;
+
+Items array_items(const msgpack::object& o, std::string_view what) {
+    if (o.type != msgpack::type::ARRAY) reject(what, "expected array, got " + type_name(o));
+    if (o.via.array.size == 0) return {};
+    return {o.via.array.ptr, o.via.array.size};
+}
+
+Items fields_of(Items a, std::size_t fields, std::string_view what) {
+    if (a.size() != fields) {
+        reject(what,
+               "expected " + std::to_string(fields) + " fields, got " + std::to_string(a.size()));
+    }
+    return a;
+}
+
+std::uint64_t uint_in(const msgpack::object& o, std::uint64_t min, std::uint64_t max,
+                      std::string_view what) {
+    if (o.type != msgpack::type::POSITIVE_INTEGER) {
+        reject(what, "expected unsigned int, got " + type_name(o));
+    }
+    const std::uint64_t v = o.via.u64;
+    if (v < min || v > max) {
+        reject(what,
+               std::to_string(v) + " outside " + std::to_string(min) + ".." + std::to_string(max));
+    }
+    return v;
+}
+
+template <class U>
+U uint_of(const msgpack::object& o, std::string_view what) {
+    return static_cast<U>(uint_in(o, 0, std::numeric_limits<U>::max(), what));
+}
+
+bool bool_of(const msgpack::object& o, std::string_view what) {
+    return uint_in(o, 0, 1, what) == 1;
+}
+
+ByteView bin_view(const msgpack::object& o, std::string_view what) {
+    if (o.type != msgpack::type::BIN) reject(what, "expected bin, got " + type_name(o));
+    if (o.via.bin.size == 0) return {};
+    return {reinterpret_cast<const std::uint8_t*>(o.via.bin.ptr), o.via.bin.size};
+}
+
+Bytes bin_up_to(const msgpack::object& o, std::size_t max, std::string_view what) {
+    ByteView b = bin_view(o, what);
+    if (b.size() > max) {
+        reject(what,
+               std::to_string(b.size()) + " bytes, at most " + std::to_string(max) + " allowed");
+    }
+    return Bytes(b.begin(), b.end());
+}
+
+std::optional<Bytes> opt_bin_up_to(const msgpack::object& o, std::size_t max,
+                                   std::string_view what) {
+    if (o.type == msgpack::type::NIL) return std::nullopt;
+    return bin_up_to(o, max, what);
+}
+
+std::string text_of(const msgpack::object& o, std::string_view what) {
+    ByteView b = bin_view(o, what);
+    if (b.size() > kClientTextBytesMax) {
+        reject(what, std::to_string(b.size()) + " bytes, at most " +
+                         std::to_string(kClientTextBytesMax) + " allowed");
+    }
+    return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+}
+
+template <std::size_t N>
+std::array<std::uint8_t, N> bin_exact(const msgpack::object& o, std::string_view what) {
+    ByteView b = bin_view(o, what);
+    if (b.size() != N) {
+        reject(what, std::to_string(b.size()) + " bytes, expected " + std::to_string(N));
+    }
+    std::array<std::uint8_t, N> out;
+    std::copy(b.begin(), b.end(), out.begin());
+    return out;
+}
+
+SubmitMsg to_submit(Items f, const consensus::Limits& lim) {
+    fields_of(f, 2, "submit");
+    return SubmitMsg{bin_up_to(f[1], lim.request_bytes_max, "submit.request")};
+}
+
+ReplyMsg to_reply(Items f, const consensus::Limits& lim) {
+    fields_of(f, 10, "reply");
+    ReplyMsg v;
+    v.node = uint_of<NodeId>(f[1], "reply.node");
+    v.client = bin_exact<32>(f[2], "reply.client");
+    v.nonce = uint_of<Nonce>(f[3], "reply.nonce");
+    v.request_digest = bin_exact<32>(f[4], "reply.request_digest");
+    v.status = static_cast<ReplyStatus>(uint_in(f[5], 1, 3, "reply.status"));
+    v.epoch = uint_of<Epoch>(f[6], "reply.epoch");
+    v.position = uint_of<std::uint32_t>(f[7], "reply.position");
+    Items outputs = array_items(f[8], "reply.outputs");
+    if (outputs.size() > lim.request_ops_max) {
+        reject("reply.outputs", std::to_string(outputs.size()) + " elements, at most " +
+                                    std::to_string(lim.request_ops_max) + " allowed");
+    }
+    v.outputs.reserve(outputs.size());
+    for (const msgpack::object& o : outputs) {
+        Items g = fields_of(array_items(o, "reply.outputs[]"), 2, "reply.outputs[]");
+        OpOutput out;
+        out.ok = bool_of(g[0], "reply.outputs[].ok");
+        out.value = opt_bin_up_to(g[1], lim.value_bytes_max, "reply.outputs[].value");
+        v.outputs.push_back(std::move(out));
+    }
+    v.sig = bin_exact<64>(f[9], "reply.sig");
+    return v;
+}
+
+StatusMsg to_status(Items f, const consensus::Limits&) {
+    fields_of(f, 12, "status");
+    StatusMsg v;
+    v.node = uint_of<NodeId>(f[1], "status.node");
+    v.version = text_of(f[2], "status.version");
+    v.epoch = uint_of<Epoch>(f[3], "status.epoch");
+    v.applied = uint_of<Epoch>(f[4], "status.applied");
+    v.peers_connected = uint_of<std::uint32_t>(f[5], "status.peers_connected");
+    v.pool = uint_of<std::uint64_t>(f[6], "status.pool");
+    v.faults = uint_of<std::uint64_t>(f[7], "status.faults");
+    v.state_digest = bin_exact<32>(f[8], "status.state_digest");
+    v.voting = bool_of(f[9], "status.voting");
+    v.halted = bool_of(f[10], "status.halted");
+    v.uptime_s = uint_of<std::uint64_t>(f[11], "status.uptime_s");
+    return v;
+}
+
+LocalGetMsg to_local_get(Items f, const consensus::Limits& lim) {
+    fields_of(f, 2, "local get");
+    return LocalGetMsg{bin_up_to(f[1], lim.key_bytes_max, "local get.key")};
+}
+
+LocalValueMsg to_local_value(Items f, const consensus::Limits& lim) {
+    fields_of(f, 3, "local value");
+    LocalValueMsg v;
+    v.applied = uint_of<Epoch>(f[1], "local value.applied");
+    v.value = opt_bin_up_to(f[2], lim.value_bytes_max, "local value.value");
+    return v;
+}
+
+ErrorMsg to_error(Items f, const consensus::Limits&) {
+    fields_of(f, 4, "error");
+    ErrorMsg v;
+    v.code = static_cast<ErrorCode>(uint_in(f[1], 1, 5, "error.code"));
+    v.text = text_of(f[2], "error.text");
+    if (f[3].type != msgpack::type::NIL) {
+        v.request_digest = bin_exact<32>(f[3], "error.request_digest");
+    }
+    return v;
+}
+
+ClientMessage to_message(const msgpack::object& o, const consensus::Limits& lim) {
+    Items f = array_items(o, "client message");
+    if (f.empty()) reject("client message", "empty array");
+    const auto type = static_cast<ClientMsgType>(uint_in(f[0], 1, 7, "client message.type"));
+    switch (type) {
+        case ClientMsgType::Submit:
+            return to_submit(f, lim);
+        case ClientMsgType::Reply:
+            return to_reply(f, lim);
+        case ClientMsgType::StatusQuery:
+            fields_of(f, 1, "status query");
+            return StatusQueryMsg{};
+        case ClientMsgType::Status:
+            return to_status(f, lim);
+        case ClientMsgType::LocalGet:
+            return to_local_get(f, lim);
+        case ClientMsgType::LocalValue:
+            return to_local_value(f, lim);
+        case ClientMsgType::Error:
+            return to_error(f, lim);
+    }
+    reject("client message.type", "unknown");
+}
+
+}  // namespace
+
+Bytes encode_client_message(const ClientMessage& message) {
+    Bytes out;
+    ByteSink sink{out};
+    Packer p(sink);
+    std::visit([&p](const auto& v) { put(p, v); }, message);
+    return out;
+}
+
+Decoded<ClientMessage> decode_client_message(ByteView bytes, const consensus::Limits& lim) {
+    auto fail = [](std::string_view problem) {
+        return Decoded<ClientMessage>::fail("client message: " + std::string(problem));
+    };
+    if (bytes.size() > lim.message_bytes_max) {
+        return fail(std::to_string(bytes.size()) + " bytes, limit is " +
+                    std::to_string(lim.message_bytes_max));
+    }
+    if (bytes.empty()) return fail("empty input");
+    try {
+        // Bins stay in `bytes` (the handle dies before this function returns).
+        msgpack::unpack_reference_func refer = [](msgpack::type::object_type, std::size_t, void*) {
+            return true;
+        };
+        // Longest array: a reply's outputs (or the 12 fields of Status); longest
+        // bin: a submitted request, a value, a key, a text; deepest nesting:
+        // message -> outputs -> output.
+        const std::size_t arrays = std::max<std::size_t>(lim.request_ops_max, 12);
+        const std::size_t bins =
+            std::max<std::size_t>({lim.request_bytes_max, lim.value_bytes_max, lim.key_bytes_max,
+                                   kClientTextBytesMax, 64});
+        const msgpack::unpack_limit limit(arrays, /*map=*/0, /*str=*/0, bins, /*ext=*/0,
+                                          /*depth=*/3);
+        std::size_t offset = 0;
+        msgpack::object_handle handle =
+            msgpack::unpack(reinterpret_cast<const char*>(bytes.data()), bytes.size(), offset,
+                            refer, nullptr, limit);
+        if (offset != bytes.size()) {
+            return fail("trailing bytes after the message (" +
+                        std::to_string(bytes.size() - offset) + ")");
+        }
+        ClientMessage value = to_message(handle.get(), lim);
+        const Bytes again = encode_client_message(value);
+        if (!std::equal(again.begin(), again.end(), bytes.begin(), bytes.end())) {
+            return fail("not in canonical form");
+        }
+        return Decoded<ClientMessage>(std::move(value));
+    } catch (const Reject& r) {
+        return fail(r.why);
+    } catch (const msgpack::insufficient_bytes&) {
+        return fail("truncated");
+    } catch (const std::bad_alloc&) {
+        return fail("out of memory");
+    } catch (const std::exception& e) {
+        return fail(std::string("malformed msgpack (") + e.what() + ")");
+    } catch (...) {
+        return fail("malformed msgpack");
+    }
+}
+
+Bytes reply_sign_payload(const Digest& chain_id, const ReplyMsg& reply) {
+    Bytes out;
+    ByteSink sink{out};
+    Packer p(sink);
+    put_array(p, 9);
+    put_bin(p, chain_id);
+    put_uint(p, reply.node);
+    put_bin(p, reply.client);
+    put_uint(p, reply.nonce);
+    put_bin(p, reply.request_digest);
+    put_uint(p, static_cast<std::uint8_t>(reply.status));
+    put_uint(p, reply.epoch);
+    put_uint(p, reply.position);
+    put_outputs(p, reply.outputs);
+    return out;
+}
+
+bool replies_match(const ReplyMsg& a, const ReplyMsg& b) {
+    return a.request_digest == b.request_digest && a.status == b.status && a.outputs == b.outputs;
+}
+
+Signature sign_reply(const crypto::SigningKey& key, const Digest& chain_id, const ReplyMsg& reply) {
+    return key.sign(kReplyTag, reply_sign_payload(chain_id, reply));
+}
+
+bool verify_reply(const PublicKey& node_key, const Digest& chain_id, const ReplyMsg& reply) {
+    return crypto::verify(node_key, kReplyTag, reply_sign_payload(chain_id, reply), reply.sig);
+}
+
+}  // namespace tob::daemon
