@@ -10,9 +10,9 @@ CTEST_ARGS ?=
 
 DEB_PACKAGES := build-essential cmake pkg-config libsodium-dev libzmq3-dev cppzmq-dev \
   libmsgpack-cxx-dev libspdlog-dev libgtest-dev librocksdb-dev libcli11-dev \
-  libtomlplusplus-dev libcpp-httplib-dev libsystemd-dev python3
+  libtomlplusplus-dev libcpp-httplib-dev libsystemd-dev python3 dpkg-dev systemd
 
-.PHONY: all deps build test test-known-failing sanitize demo clean format
+.PHONY: all deps build test test-known-failing sanitize demo deb clean format
 
 all: build
 
@@ -52,6 +52,12 @@ sanitize: deps
 
 demo: build
 	bash tests/cluster/demo.sh $(BUILD)/bin
+
+# The Debian package (CPack; docs/operations.md): build/tobd_<version>_<arch>.deb.
+deb: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) --target tobd tobctl
+	cd $(BUILD) && { cpack -G DEB >cpack.log 2>&1 || { cat cpack.log; exit 1; }; } && cat cpack.log
+	@sed -n 's/^CPack: - package: \(.*\) generated\.$$/\1/p' $(BUILD)/cpack.log
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')

@@ -867,9 +867,14 @@ TEST_F(ConfigTest, shipped_example_config_parses) {
     ASSERT_TRUE(fs::exists(example)) << example;
     auto node = load_node_config(example);
     ASSERT_TRUE(node.ok()) << joined(node.errors);
-    EXPECT_EQ(node.value->data_dir, "/var/lib/tobd");
-    EXPECT_EQ(node.value->key_file.filename(), "node.key");
-    EXPECT_EQ(node.value->key_file.parent_path().filename(), "keys");
+    // The layout of systemd/tobd@.service, instance node0 (docs/operations.md).
+    const fs::path dir = resolve_path(fs::path(), example).parent_path();
+    EXPECT_EQ(node.value->node_id, 0);
+    EXPECT_EQ(node.value->data_dir, "/var/lib/tobd/node0");
+    EXPECT_EQ(node.value->high_water_file, "/var/lib/tobd-keys/node0/sign-high-water");
+    EXPECT_EQ(node.value->key_file, dir / "node.key");
+    EXPECT_EQ(node.value->coin_key_file, dir / "coin.key");
+    EXPECT_EQ(node.value->cluster_file, dir / "cluster.toml");
     EXPECT_EQ(node.value->metrics_address, "127.0.0.1:9100");
     EXPECT_FALSE(node.value->limits.message_bytes_max.has_value());
 }
