@@ -1,22 +1,37 @@
 // tobd: one node of a tobd cluster.
 //
-//   tobd --config FILE                 load and check the config, then run the node
+//   tobd --config FILE                 run the node (logs to stderr, the journal under systemd)
 //   tobd --config FILE --check-config  print every config problem (exit 1) or "config ok" (exit 0)
 //   tobd --version                     "tobd <version>"
 //
-// The node runtime (transport, storage, event loop) is not implemented yet: with
-// a valid config tobd logs what it would run and exits 0. A bad config is never
-// started on: every problem is reported and the exit code is 1.
+// Test-only options (refused unless the node config says testing = true):
+//   --test-byzantine BEHAVIOUR   equivocate | conflicting-seen | lying-aba | bad-coin | silent |
+//   replay
+//   --test-drop P --test-duplicate P --test-delay P --test-delay-ms MS --test-seed S
+//                                the fault-injecting transport layer (FAULTS.md rows 8-10)
+//
+// Exit codes: 0 clean shutdown (SIGTERM/SIGINT), 1 bad config / keys / data dir /
+// port in use (every problem is logged), 3 fail-stop on a failed durable write.
+// SIGHUP re-reads log_level from the config file.
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <csignal>
 #include <iostream>
 #include <string>
+#include <thread>
 
+#include "consensus/codec.h"
 #include "crypto/hash.h"
 #include "daemon/config.h"
+#include "daemon/http_server.h"
+#include "daemon/metrics.h"
+#include "daemon/node.h"
+#include "daemon/notify.h"
+#include "daemon/storage.h"
 #include "daemon/version.h"
 
 namespace {
@@ -38,6 +53,47 @@ spdlog::level::level_enum spdlog_level(tob::daemon::LogLevel level) {
     return spdlog::level::info;
 }
 
+int dump_sign_log_of(const tob::daemon::NodeConfig& node,
+                     const tob::daemon::ClusterConfig& cluster) {
+    using namespace tob::consensus;
+    auto storage = tob::daemon::NodeStorage::open(node.data_dir);
+    if (!storage.ok()) {
+        for (const auto& e : storage.errors) std::cerr << e << "\n";
+        return 1;
+    }
+    auto loaded = (*storage.value)->load_records();
+    for (const auto& p : loaded.problems) std::cerr << p << "\n";
+    static const char* kKinds[] = {"?",      "block",    "seen",          "cert",       "aba",
+                                   "commit", "requests", "fetch_request", "fetch_reply"};
+    for (const auto& rec : loaded.records) {
+        if (rec.type != DurableRecord::Type::Signed) continue;
+        auto env = decode_envelope(rec.bytes, cluster.limits);
+        if (!env) continue;
+        const auto k = static_cast<unsigned>(env.value().kind);
+        std::cout << "{\"epoch\": " << env.value().epoch << ", \"kind\": \""
+                  << (k <= kKindMax ? kKinds[k] : "?") << "\", \"digest\": \""
+                  << tob::crypto::to_hex(digest_of(rec.bytes)) << "\"}\n";
+    }
+    return loaded.sign_log_ok ? 0 : 2;
+}
+
+std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
+
+extern "C" void on_stop_signal(int) { g_stop = true; }
+extern "C" void on_hup_signal(int) { g_reload = true; }
+
+void install_signal_handlers() {
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+    sa.sa_handler = on_hup_signal;
+    sigaction(SIGHUP, &sa, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -53,6 +109,29 @@ int main(int argc, char** argv) {
     app.add_flag("--check-config", check_only,
                  "Load the config and cluster file, check keys and data_dir; print each problem "
                  "(exit 1) or \"config ok\" (exit 0)");
+    bool dump_sign_log = false;
+    app.add_flag("--dump-sign-log", dump_sign_log,
+                 "Print the node's sign-log (epoch, kind, payload digest) as JSON lines and exit; "
+                 "the node must be stopped");
+    std::string byzantine_name;
+    tob::daemon::FaultLayerOptions faults;
+    unsigned verify_threads = 2;
+    app.add_option("--verify-threads", verify_threads, "Signature verification worker threads")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 64));
+    app.add_option("--test-byzantine", byzantine_name,
+                   "TEST ONLY (needs testing = true): equivocate | conflicting-seen | lying-aba | "
+                   "bad-coin | silent | replay");
+    app.add_option("--test-drop", faults.drop,
+                   "TEST ONLY: drop received peer frames with this "
+                   "probability")
+        ->check(CLI::Range(0.0, 1.0));
+    app.add_option("--test-duplicate", faults.duplicate, "TEST ONLY: duplicate received frames")
+        ->check(CLI::Range(0.0, 1.0));
+    app.add_option("--test-delay", faults.delay, "TEST ONLY: delay (and so reorder) frames")
+        ->check(CLI::Range(0.0, 1.0));
+    app.add_option("--test-delay-ms", faults.delay_ms_max, "TEST ONLY: maximum delay");
+    app.add_option("--test-seed", faults.seed, "TEST ONLY: seed of the fault layer");
     try {
         app.parse(argc, argv);
         if (!show_version && config_file.empty()) throw CLI::RequiredError("--config");
@@ -78,6 +157,14 @@ int main(int argc, char** argv) {
         return 0;
     }
 
+    if (dump_sign_log) {
+        if (!loaded.ok()) {
+            for (const auto& error : loaded.errors) std::cerr << error << "\n";
+            return 1;
+        }
+        return dump_sign_log_of(loaded.value->node, loaded.value->cluster);
+    }
+
     // Logs go to stderr (the journal under systemd); stdout stays free.
     auto logger = spdlog::stderr_color_mt("tobd");
     spdlog::set_default_logger(logger);
@@ -98,10 +185,93 @@ int main(int argc, char** argv) {
             "cluster file {} sets allow_unsafe: n={} t={} is not a fault-tolerant configuration",
             cluster.path.string(), cluster.n, cluster.t);
     }
-    spdlog::info(
-        "tobd node {} of n={} (t={}, q={}) chain {} config ok; the node runtime is not implemented "
-        "yet",
-        node.node_id, cluster.n, cluster.t, cluster.quorum(),
-        tob::crypto::to_hex(cluster.chain_id));
-    return 0;
+    tob::daemon::NodeOptions options;
+    options.verify_threads = verify_threads;
+    const bool test_options = faults.enabled() || !byzantine_name.empty();
+    if (test_options && !node.testing) {
+        spdlog::error(
+            "tobd: --test-* options need testing = true in {} (they exist only for the "
+            "fault-injection suite)",
+            node.path.string());
+        return 1;
+    }
+    if (!byzantine_name.empty()) {
+        auto b = tob::daemon::parse_byzantine(byzantine_name);
+        if (!b) {
+            spdlog::error("tobd: unknown --test-byzantine behaviour '{}'", byzantine_name);
+            return 1;
+        }
+        options.byzantine = *b;
+        spdlog::warn("TEST MODE: this node behaves Byzantine ({})", byzantine_name);
+    }
+    options.faults = faults;
+    if (faults.enabled()) {
+        spdlog::warn("TEST MODE: fault layer drop={} duplicate={} delay={} up to {} ms",
+                     faults.drop, faults.duplicate, faults.delay, faults.delay_ms_max);
+    }
+
+    auto keys = tob::daemon::load_node_keys(node, cluster);
+    if (!keys.ok()) {
+        for (const auto& error : keys.errors) spdlog::error("{}", error);
+        return 1;
+    }
+    auto opened = tob::daemon::Node::open(node, cluster, std::move(*keys.value), options);
+    if (auto* err = std::get_if<std::string>(&opened)) {
+        spdlog::error("tobd: not starting: {}", *err);
+        return 1;
+    }
+    auto& the_node = *std::get<std::unique_ptr<tob::daemon::Node>>(opened);
+    install_signal_handlers();
+
+    tob::daemon::Notifier notifier;
+    std::unique_ptr<tob::daemon::HttpServer> http;
+    if (!node.metrics_address.empty()) {
+        tob::daemon::HttpHandlers handlers;
+        handlers.metrics = [&the_node] { return the_node.metrics().render(); };
+        handlers.ready = [&the_node](std::string& why) { return the_node.ready(why); };
+        auto started = tob::daemon::HttpServer::start(node.metrics_address, handlers);
+        if (auto* err = std::get_if<std::string>(&started)) {
+            spdlog::error("tobd: not starting: metrics_address {}: {}", node.metrics_address, *err);
+            return 1;
+        }
+        http = std::move(std::get<std::unique_ptr<tob::daemon::HttpServer>>(started));
+        spdlog::info("metrics and health on http://{}/metrics, /healthz, /readyz",
+                     node.metrics_address);
+    }
+
+    spdlog::info("tobd {} node {} of n={} (t={}, q={}) chain {}", tob::daemon::version(),
+                 node.node_id, cluster.n, cluster.t, cluster.quorum(),
+                 tob::crypto::to_hex(cluster.chain_id));
+
+    tob::daemon::NodeHooks hooks;
+    const auto watchdog = notifier.watchdog_interval();
+    auto next_ping = std::chrono::steady_clock::now();
+    const std::filesystem::path config_path = node.path;
+    hooks.ready = [&notifier] { notifier.ready(); };
+    hooks.status = [&notifier](const std::string& line) { notifier.status(line); };
+    hooks.alive = [&] {
+        const auto now = std::chrono::steady_clock::now();
+        if (watchdog && now >= next_ping) {
+            notifier.watchdog();
+            next_ping = now + *watchdog / 2;
+        }
+        if (g_reload.exchange(false)) {
+            notifier.reloading();
+            auto reread = tob::daemon::load_node_config(config_path);
+            if (reread.ok()) {
+                spdlog::set_level(spdlog_level(reread.value->log_level));
+                spdlog::info("SIGHUP: log level is now {}",
+                             tob::daemon::to_string(reread.value->log_level));
+            } else {
+                for (const auto& e : reread.errors)
+                    spdlog::error("SIGHUP: {} (kept the old level)", e);
+            }
+            notifier.ready_again();
+        }
+    };
+    const int code = the_node.run(g_stop, hooks);
+    notifier.stopping();
+    if (http) http->stop();
+    spdlog::info("tobd stopped (exit {})", code);
+    return code;
 }

@@ -1,0 +1,51 @@
+#pragma once
+// Test-only Byzantine behaviours for `tobd --test-byzantine BEHAVIOUR` (refused
+// unless the node config says testing = true). The node runs the honest core and
+// this shim rewrites what it sends, re-signing with the node's own key — exactly
+// what a compromised member holding its key can do. The fault-injection suite
+// (tests/cluster) starts up to t (and, for the checker self-test, more than t)
+// nodes in these modes and checks that the honest nodes stay safe and live.
+//
+//   equivocate        each block goes in one version to half the peers and a
+//                     different version (other requests) to the other half
+//   conflicting-seen  every SEEN is followed by a SEEN for another digest of the
+//                     same (epoch, proposer)
+//   lying-aba         BVAL/AUX/TERM values flipped, CONF always {0,1}
+//   bad-coin          coin shares corrupted (DLEQ proofs fail)
+//   silent            receives everything, sends nothing
+//   replay            re-broadcasts envelopes received in earlier epochs
+
+#include <cstdint>
+#include <deque>
+#include <random>
+
+#include "consensus/crypto_suite.h"
+#include "consensus/replica.h"
+#include "daemon/node.h"
+
+namespace tob::daemon {
+
+class ByzantineShim {
+  public:
+    ByzantineShim(Byzantine mode, const consensus::CryptoSuite& suite,
+                  const consensus::ReplicaConfig& config, std::uint64_t seed);
+    /// Every verified envelope this node received (replay material, requests to
+    /// build a second block from).
+    void observe(const consensus::Envelope& env, std::size_t raw_bytes);
+    /// Rewrites the outgoing messages of a step.
+    void rewrite(consensus::Step& step, std::uint64_t now_ms);
+
+  private:
+    consensus::Bytes reseal(const consensus::Envelope& env, consensus::Bytes body) const;
+    void equivocate(const consensus::Envelope& env, std::vector<consensus::Outgoing>& out);
+
+    Byzantine mode_;
+    const consensus::CryptoSuite& suite_;
+    consensus::ReplicaConfig config_;
+    std::mt19937_64 rng_;
+    std::deque<consensus::Bytes> replayable_;         // bounded
+    std::vector<consensus::Request> spare_requests_;  // bounded
+    std::uint64_t last_replay_ms_ = 0;
+};
+
+}  // namespace tob::daemon

@@ -1,0 +1,91 @@
+#pragma once
+// Node: one running tobd node — the IO shell around the consensus core.
+//
+// It owns the RocksDB storage (daemon/storage.h), the replicated KV machine on
+// top of it (consensus/kv_machine.h), the Replica (consensus/replica.h), the
+// ZeroMQ transport (daemon/transport.h) and the verification workers
+// (daemon/verify_pool.h), and runs the event loop on the calling thread:
+//
+//   wait for a frame, a verified result or the next tick
+//   -> frames: drop duplicates of already-verified envelopes by digest, hand the
+//      rest to the verification workers; answer status/local reads at once
+//   -> verified envelopes and client requests: into the Replica
+//   -> every tick_ms: Replica::tick (cut blocks, re-publish, re-request)
+//   -> flush the accumulated Steps: (1) raise the signing high-water mark file,
+//      synced, (2) append every durable record in ONE synced RocksDB write batch,
+//      (3) only then send the messages, (4) answer clients whose requests
+//      committed, (5) count faults.
+//
+// Persist-before-send holds per flush (a group commit over the inputs handled
+// since the last flush). A failed durable write is fail-stop: nothing of that
+// flush is sent, the node logs why and run() returns a non-zero exit code (under
+// systemd it is restarted; it resumes once the disk has space again).
+//
+// At start the node rebuilds the core from its records (Replica::recover) with the
+// mark file; a damaged sign-log, a missing or corrupt mark, or a damage marker in
+// the data dir makes it a non-voting follower, logged loudly.
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <variant>
+
+#include "daemon/config.h"
+#include "daemon/transport.h"
+
+namespace tob::daemon {
+
+class Registry;
+
+/// Test-only behaviours (`tobd --test-byzantine`, refused unless testing = true).
+enum class Byzantine : std::uint8_t {
+    None,
+    Equivocate,       // propose a different block to each half of the peers
+    ConflictingSeen,  // sign SEEN for every block, also a second digest of one (e, j)
+    LyingAba,         // flip the value of every BVAL/AUX it sends; CONF {0,1}
+    BadCoin,          // send corrupted coin shares
+    Silent,           // receive, never send
+    Replay,           // re-send old envelopes of earlier epochs, repeatedly
+};
+std::optional<Byzantine> parse_byzantine(std::string_view name);
+std::string_view to_string(Byzantine b);
+
+struct NodeOptions {
+    unsigned verify_threads = 2;
+    std::uint32_t tick_ms = 5;
+    FaultLayerOptions faults;               // test-only, needs testing = true
+    Byzantine byzantine = Byzantine::None;  // test-only, needs testing = true
+};
+
+/// Callbacks into the service manager (sd_notify) — any may be empty.
+struct NodeHooks {
+    std::function<void()> ready;                     // storage open, peers dialled, serving
+    std::function<void(const std::string&)> status;  // one-line status, on change
+    std::function<void()> alive;                     // called every loop iteration
+};
+
+class Node {
+  public:
+    /// Opens storage, loads keys' derived suite, binds sockets. Every error is a
+    /// complete sentence naming the file or endpoint.
+    static std::variant<std::unique_ptr<Node>, std::string> open(const NodeConfig& node,
+                                                                 const ClusterConfig& cluster,
+                                                                 NodeKeys keys,
+                                                                 NodeOptions options);
+    ~Node();
+
+    /// Runs until `stop` becomes true (0) or a fatal error (non-zero).
+    int run(const std::atomic<bool>& stop, NodeHooks hooks);
+
+    /// Thread-safe views for the HTTP endpoints.
+    Registry& metrics();
+    bool ready(std::string& why) const;
+
+  private:
+    struct Impl;
+    explicit Node(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tob::daemon

@@ -1,0 +1,240 @@
+"""A local tobd cluster driven from Python: testnet, processes, tobctl.
+
+Used by the cluster tests (tests/cluster/test_daemon.py), the fault-injection
+suite and the demo. Every process is started in its own process group and is
+killed by PID in teardown(), also when a test fails; a cluster's files live in
+one work directory that teardown() removes unless keep=True (failing tests keep
+it and print its path).
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def free_port_block(count, start=21000, stop=60000):
+    """A base port P such that P .. P+count-1 are all free on 127.0.0.1."""
+    import random
+
+    rnd = random.Random(os.getpid() ^ int(time.time() * 1000))
+    for _ in range(200):
+        base = rnd.randrange(start, stop - count)
+        ok = True
+        for p in range(base, base + count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+            if not ok:
+                break
+        if ok:
+            return base
+    raise RuntimeError("no free port block")
+
+
+class Cluster:
+    def __init__(self, bin_dir, n=4, workdir=None, name="cluster", testing=True, log=print):
+        self.bin_dir = os.path.abspath(bin_dir)
+        self.n = n
+        self.t = (n - 1) // 3
+        self.name = name
+        self.own_workdir = workdir is None
+        self.dir = workdir or tempfile.mkdtemp(prefix=f"tobd-{name}-")
+        self.procs = {}
+        self.extra_args = {}
+        self.testing = testing
+        self.log = log
+        self.base_port = None
+        self.client_key = os.path.join(self.dir, "client.key")
+
+    # ---- setup ---------------------------------------------------------------------
+
+    def create(self):
+        self.base_port = free_port_block(2 * self.n)
+        out = self.tobctl_raw(
+            "testnet", "--nodes", str(self.n), "--dir", self.dir, "--base-port",
+            str(self.base_port), "--force", check=True)
+        if self.testing:
+            for i in range(self.n):
+                cfg = self.config_path(i)
+                text = open(cfg).read().replace("testing = false", "testing = true")
+                open(cfg, "w").write(text)
+        return out
+
+    def config_path(self, i):
+        return os.path.join(self.dir, f"node{i}", "config.toml")
+
+    def node_dir(self, i):
+        return os.path.join(self.dir, f"node{i}")
+
+    def data_dir(self, i):
+        return os.path.join(self.dir, f"node{i}", "data")
+
+    def log_path(self, i):
+        return os.path.join(self.dir, f"node{i}.log")
+
+    @property
+    def cluster_file(self):
+        return os.path.join(self.dir, "cluster.toml")
+
+    # ---- processes -------------------------------------------------------------------
+
+    def start(self, i, *args):
+        if i in self.procs and self.procs[i].poll() is None:
+            raise RuntimeError(f"node {i} already running")
+        argv = [os.path.join(self.bin_dir, "tobd"), "--config", self.config_path(i)]
+        argv += list(args) or list(self.extra_args.get(i, []))
+        logf = open(self.log_path(i), "ab")
+        logf.write(f"\n==== start {' '.join(argv)} at {time.time():.3f}\n".encode())
+        logf.flush()
+        self.procs[i] = subprocess.Popen(argv, stdout=logf, stderr=logf, start_new_session=True)
+        logf.close()
+        return self.procs[i]
+
+    def start_all(self):
+        for i in range(self.n):
+            self.start(i)
+
+    def running(self, i):
+        p = self.procs.get(i)
+        return p is not None and p.poll() is None
+
+    def kill(self, i, sig=signal.SIGKILL):
+        p = self.procs.get(i)
+        if p is None or p.poll() is not None:
+            return
+        try:
+            os.killpg(p.pid, sig)
+        except ProcessLookupError:
+            pass
+        if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=10)
+
+    def stop(self, i):
+        self.kill(i, signal.SIGTERM)
+        return self.procs[i].returncode if i in self.procs else None
+
+    def stop_all(self):
+        for i in list(self.procs):
+            self.stop(i)
+
+    def teardown(self, keep=False):
+        for i, p in list(self.procs.items()):
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGCONT)
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+        if keep:
+            self.log(f"kept cluster files in {self.dir}")
+        elif self.own_workdir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ---- tobctl ---------------------------------------------------------------------
+
+    def tobctl_raw(self, *args, check=False, timeout=120):
+        argv = [os.path.join(self.bin_dir, "tobctl")] + [str(a) for a in args]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+        return r
+
+    def tobctl(self, *args, check=True, timeout=120):
+        """A client command against this cluster (adds --cluster and --key-file)."""
+        cmd = args[0]
+        rest = list(args[1:])
+        extra = ["--cluster", self.cluster_file]
+        if cmd in ("put", "get", "del", "cas"):
+            extra += ["--key-file", self.client_key]
+        return self.tobctl_raw(cmd, *extra, *rest, check=check, timeout=timeout)
+
+    def client_json(self, *args, check=True, timeout=120):
+        r = self.tobctl(*args, "--json", check=check, timeout=timeout)
+        if r.returncode != 0:
+            return None
+        return json.loads(r.stdout)
+
+    def status(self, i=None, timeout=30):
+        args = ["status", "--json"]
+        if i is not None:
+            args += ["--node", str(i)]
+        r = self.tobctl(*args, check=False, timeout=timeout)
+        if r.returncode != 0 and not r.stdout.strip():
+            return []
+        try:
+            data = json.loads(r.stdout)
+        except json.JSONDecodeError:
+            return []
+        return data if isinstance(data, list) else [data]
+
+    def node_status(self, i):
+        for s in self.status(i):
+            if s.get("node") == i and s.get("up", True):
+                return s
+        return None
+
+    # ---- waiting -------------------------------------------------------------------------
+
+    def wait_until(self, what, pred, timeout=60, interval=0.3):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            last = pred()
+            if last:
+                return last
+            time.sleep(interval)
+        raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last})")
+
+    def wait_serving(self, nodes=None, timeout=60):
+        nodes = list(range(self.n)) if nodes is None else nodes
+
+        def ok():
+            st = {s["node"]: s for s in self.status() if s.get("up", True)}
+            return all(i in st for i in nodes)
+
+        return self.wait_until(f"nodes {nodes} answering status", ok, timeout)
+
+    def wait_converged(self, nodes=None, min_applied=1, timeout=90):
+        """All `nodes` report the same applied epoch (>= min_applied) and state digest."""
+        nodes = list(range(self.n)) if nodes is None else nodes
+
+        def ok():
+            st = {s["node"]: s for s in self.status() if s.get("up", True)}
+            if not all(i in st for i in nodes):
+                return None
+            applied = {st[i]["applied"] for i in nodes}
+            digests = {st[i]["state_digest"] for i in nodes}
+            if len(applied) == 1 and len(digests) == 1 and min(applied) >= min_applied:
+                return st
+            return None
+
+        return self.wait_until(f"nodes {nodes} converging", ok, timeout)
+
+    def log_text(self, i):
+        try:
+            return open(self.log_path(i), errors="replace").read()
+        except FileNotFoundError:
+            return ""
+
+
+def eprint(*a):
+    print(*a, file=sys.stderr, flush=True)
