@@ -144,7 +144,9 @@ int main(int argc, char** argv) {
         return 0;
     }
 
-    auto loaded = tob::daemon::load_and_check(config_file);
+    // --dump-sign-log runs beside a stopped node only; it never binds the node's ports.
+    auto loaded = tob::daemon::load_and_check(
+        config_file, tob::daemon::CheckOptions{.ports = !dump_sign_log});
 
     if (check_only) {
         if (!loaded.ok()) {
