@@ -10,7 +10,8 @@ CTEST_ARGS ?=
 
 DEB_PACKAGES := build-essential cmake pkg-config libsodium-dev libzmq3-dev cppzmq-dev \
   libmsgpack-cxx-dev libspdlog-dev libgtest-dev librocksdb-dev libcli11-dev \
-  libtomlplusplus-dev libcpp-httplib-dev libsystemd-dev python3 dpkg-dev systemd
+  libtomlplusplus-dev libcpp-httplib-dev libsystemd-dev python3 dpkg-dev systemd \
+  iproute2 nftables iptables
 
 .PHONY: all deps build test test-known-failing sanitize demo deb clean format
 
