@@ -24,14 +24,17 @@ Model (one register per key, state = value or None for "absent"):
 Ops with result "fail" were definitely not applied and are ignored. Ops with
 result "timeout" may take effect at any point after their invocation or not
 at all, and any output is accepted for them; an output field absent from an
-"ok" op is likewise accepted whatever it is. The search is exact without any
-assumption on values; a get that returns a value nobody wrote is rejected
-early (a sound shortcut).
+"ok" op is likewise accepted whatever it is. The answer is exact without any
+assumption on values; values written by a single op (the harness makes all
+writes unique) enable sound reductions that keep the search nearly linear:
+forced frames, stranded-observer pruning, timed-out writes dropped or made
+required, and linear-time rejections of stale and future reads (see
+_quick_reject, _prepare and _search, and docs/checkers.md).
 
 The search is bounded (`budget` steps per key); a key whose search exceeds it
 is reported "unknown", which counts as a failure unless explicitly allowed.
 
-CLI:  lincheck.py HISTORY.jsonl [--json] [--budget N] [--allow-unknown]
+CLI:  lincheck.py HISTORY.jsonl [--json] [--budget N] [--allow-unknown] [--no-minimize]
       exit 0: prints `linearizable keys=K ops=N`
       exit 1: not linearizable (first key and a counterexample window) or unknown
       exit 2: unreadable history / usage
