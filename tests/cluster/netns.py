@@ -256,15 +256,24 @@ class Netns:
         if not avail:
             raise NetnsUnavailable(avail.reason)
         path = os.path.join(_lock_dir(), f"tobd-netns-{self.prefix}.lock")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                os.close(fd)
+                if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise NetnsError(f"prefix {self.prefix!r} is in use by another run ({path})") from None
+                raise
+            try:  # the holder unlinks the file when done: make sure we locked the live one
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
             os.close(fd)
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise NetnsError(f"prefix {self.prefix!r} is in use by another run ({path})") from None
-            raise
         self._lock_fd = fd
+        self._lock_path = path
         self._open = True
         try:
             stale = cleanup_stale(self.prefix)
@@ -360,6 +369,10 @@ class Netns:
                 errors.append(f"left over: {', '.join(left)} (removed)")
         finally:
             if self._lock_fd is not None:
+                try:
+                    os.unlink(self._lock_path)
+                except OSError:
+                    pass
                 os.close(self._lock_fd)
                 self._lock_fd = None
             self._open = False
