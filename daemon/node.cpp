@@ -66,25 +66,43 @@ const char* kind_name(std::uint8_t k) {
     return k <= kKindMax ? kNames[k] : kNames[0];
 }
 
-// The kind of an encoded envelope without decoding it: [chain_id bin32, sender,
-// epoch, kind, ...]. 0 if the bytes do not look like an envelope.
-std::uint8_t peek_kind(ByteView b) {
+// The sender, epoch and kind of an encoded envelope without decoding or
+// verifying it: [chain_id bin32, sender, epoch, kind, ...]. nullopt if the bytes
+// do not look like an envelope. Only for decisions that are harmless when the
+// header is forged (metrics labels, catch-up hints).
+struct Header {
+    NodeId sender = 0;
+    Epoch epoch = 0;
+    std::uint8_t kind = 0;
+};
+std::optional<Header> peek_header(ByteView b) {
     std::size_t i = 0;
-    if (b.size() < 40 || b[i++] != 0x96 || b[i++] != 0xc4 || b[i++] != 0x20) return 0;
+    if (b.size() < 40 || b[i++] != 0x96 || b[i++] != 0xc4 || b[i++] != 0x20) return std::nullopt;
     i += 32;
-    auto skip_uint = [&]() -> bool {
+    auto read_uint = [&](std::uint64_t& v) -> bool {
         if (i >= b.size()) return false;
-        const std::uint8_t c = b[i];
-        if (c < 0x80) return ++i, true;
-        static const std::map<std::uint8_t, std::size_t> kLen = {
-            {0xcc, 2}, {0xcd, 3}, {0xce, 5}, {0xcf, 9}};
-        auto it = kLen.find(c);
-        if (it == kLen.end()) return false;
-        i += it->second;
+        const std::uint8_t c = b[i++];
+        std::size_t len = 0;
+        if (c < 0x80) return v = c, true;
+        if (c == 0xcc) len = 1;
+        else if (c == 0xcd) len = 2;
+        else if (c == 0xce) len = 4;
+        else if (c == 0xcf) len = 8;
+        else return false;
+        if (i + len > b.size()) return false;
+        v = 0;
+        for (std::size_t k = 0; k < len; ++k) v = (v << 8) | b[i++];
         return true;
     };
-    if (!skip_uint() || !skip_uint() || i >= b.size()) return 0;
-    return b[i] <= kKindMax ? b[i] : 0;
+    std::uint64_t sender = 0, epoch = 0;
+    if (!read_uint(sender) || !read_uint(epoch) || i >= b.size()) return std::nullopt;
+    if (b[i] > kKindMax || sender > 0xffff) return std::nullopt;
+    return Header{static_cast<NodeId>(sender), epoch, b[i]};
+}
+
+std::uint8_t peek_kind(ByteView b) {
+    auto h = peek_header(b);
+    return h ? h->kind : 0;
 }
 
 struct PendingKey {
@@ -101,6 +119,15 @@ struct Pending {
 };
 
 }  // namespace
+
+// Records of the last kRecoverEpochs applied epochs are loaded into the core at
+// start (it keeps 256 epochs of proofs in memory); records of the last
+// kArchiveEpochs stay on disk so a node that was down for longer can still catch
+// up epoch by epoch (serve_archive). Beyond that a node needs a snapshot
+// (checkpoints are not implemented yet: docs/status.md).
+constexpr Epoch kRecoverEpochs = 512;
+constexpr Epoch kArchiveEpochs = 100000;
+constexpr Epoch kCoreProofEpochs = 200;  // below applied - this, the archive answers
 
 struct Node::Impl {
     Impl(const NodeConfig& n, const ClusterConfig& c, NodeKeys k, const NodeOptions& o)
@@ -155,6 +182,9 @@ struct Node::Impl {
     Counter* verify_rejected = nullptr;
     Counter* verify_queue_full = nullptr;
     Counter* client_rejected = nullptr;
+    Counter* archive_served = nullptr;
+    std::optional<Bytes> last_own_commit;
+    std::map<NodeId, std::uint64_t> last_hint_ms;
     Gauge* verify_queue_depth = nullptr;
     Gauge* pool_requests = nullptr;
     Gauge* peers_connected = nullptr;
@@ -213,6 +243,9 @@ struct Node::Impl {
         client_rejected =
             &registry.counter("tobd_client_requests_rejected_total",
                               "Client submissions refused (bad signature, malformed)");
+        archive_served = &registry.counter(
+            "tobd_archive_proofs_served_total",
+            "Committed-epoch proofs served from the on-disk archive to nodes catching up");
         verify_queue_depth =
             &registry.gauge("tobd_verify_queue_depth", "Frames waiting for signature verification");
         pool_requests =
@@ -277,7 +310,11 @@ struct Node::Impl {
     }
 
     void recover() {
-        auto loaded = storage->load_records();
+        // The core needs the records of the epochs it still works on and of the
+        // catch-up horizon it serves from memory; older ones stay on disk as the
+        // archive (serve_archive) until pruned.
+        const Epoch applied = kv->last_applied();
+        auto loaded = storage->load_records(applied > kRecoverEpochs ? applied - kRecoverEpochs : 0);
         for (const auto& p : loaded.problems) spdlog::error("storage: {}", p);
         if (loaded.dropped > 0)
             spdlog::warn(
@@ -319,6 +356,14 @@ struct Node::Impl {
                 storage->damaged() ? storage->damage_reason() : "records failed their checksums");
         }
         high_water = rec.high_water;
+        Epoch last_commit_epoch = 0;
+        for (const auto& r : rec.records) {
+            if (r.type != DurableRecord::Type::Signed || r.epoch < last_commit_epoch ||
+                peek_kind(r.bytes) != static_cast<std::uint8_t>(Kind::Commit))
+                continue;
+            last_commit_epoch = r.epoch;
+            last_own_commit = r.bytes;
+        }
         const std::size_t n_records = rec.records.size();
         Step step = replica->recover(rec, now_ms());
         voting = replica->stats().voting;
@@ -337,6 +382,13 @@ struct Node::Impl {
         const Digest d = digest_of(in.body);
         if (seen_envelopes.contains(d)) {
             duplicates_dropped->inc();
+            // A peer re-publishing what it signed long ago is far behind (typically
+            // restarted after a long outage); its copies are dropped here unverified,
+            // so the hint must be decided here too.
+            auto h = peek_header(in.body);
+            if (h && h->sender < cluster.n && h->sender != node.node_id && h->epoch != 0 &&
+                h->epoch + kCoreProofEpochs <= kv->last_applied())
+                hint_far_behind(h->sender);
             return;
         }
         const auto source = in.source == Inbound::Source::PubSub ? VerifyResult::Source::PubSub
@@ -439,7 +491,70 @@ struct Node::Impl {
         if (env.kind == Kind::Commit && env.sender != node.node_id)
             peer_commit_max = std::max(peer_commit_max, env.epoch);
         if (byzantine) byzantine->observe(env, r.bytes);
+        if (env.sender != node.node_id && env.epoch != 0 &&
+            env.epoch + kCoreProofEpochs <= kv->last_applied()) {
+            if (env.kind == Kind::FetchRequest) {
+                serve_archive(env);
+                return;
+            }
+            hint_far_behind(env.sender);
+        }
         if (!halted) step.append(replica->handle_envelope(env, now_ms()));
+    }
+
+    /// A peer still working on an epoch older than the core remembers: the core's own
+    /// hint (its COMMIT for that epoch) no longer exists, so send our latest COMMIT
+    /// instead — it tells the peer that we can prove every epoch up to it, and the
+    /// peer then fetches them one by one (served by serve_archive).
+    void hint_far_behind(NodeId peer) {
+        if (!last_own_commit) return;
+        auto& last = last_hint_ms[peer];
+        const std::uint64_t now = now_ms();
+        if (last != 0 && now < last + 1000) return;
+        last = now;
+        transport->send_to(peer, *last_own_commit);
+    }
+
+    /// A committed-epoch proof older than the core keeps in memory, from the records
+    /// on disk: t+1 matching COMMIT envelopes and the epoch's blocks (the same reply
+    /// the core builds, checked the same way by the receiver).
+    void serve_archive(const Envelope& env) {
+        auto fr = decode_fetch_request(env.body, cluster.limits);
+        if (!fr || fr.value().type != FetchType::EpochProof) return;
+        auto loaded = storage->load_records(env.epoch, env.epoch + 1);
+        std::map<Digest, std::map<NodeId, Bytes>> commits;  // by (output, state) tuple
+        std::optional<Bytes> blocks;
+        for (const auto& rec : loaded.records) {
+            if (rec.type == DurableRecord::Type::Proof) {
+                blocks = rec.bytes;
+                continue;
+            }
+            if (rec.type != DurableRecord::Type::Commit && rec.type != DurableRecord::Type::Signed)
+                continue;
+            auto ce = decode_envelope(rec.bytes, cluster.limits);
+            if (!ce || ce.value().kind != Kind::Commit || ce.value().epoch != env.epoch) continue;
+            auto cb = decode_commit(ce.value().body, cluster.limits);
+            if (!cb) continue;
+            crypto::Hasher h;
+            h.raw(cb.value().output_digest).raw(cb.value().state_digest);
+            commits[h.finish()].emplace(ce.value().sender, rec.bytes);
+        }
+        if (!blocks) return;
+        auto proof_blocks = decode_fetch_reply(*blocks, cluster.limits);
+        if (!proof_blocks) return;
+        for (const auto& [key, by_sender] : commits) {
+            if (by_sender.size() < cluster.t + 1) continue;
+            FetchReply reply;
+            for (const auto& [s, e] : by_sender) reply.envelopes.push_back(e);
+            for (const auto& b : proof_blocks.value().envelopes) reply.envelopes.push_back(b);
+            if (reply.envelopes.size() > cluster.limits.fetch_items_max) return;
+            Bytes out = seal_envelope(*suite, cluster.chain_id, node.node_id, env.epoch,
+                                      Kind::FetchReply, encode(reply));
+            if (out.size() > cluster.limits.message_bytes_max) return;
+            archive_served->inc();
+            transport->send_to(env.sender, out);
+            return;
+        }
     }
 
     static std::string reject_reason(const std::string& e) {
@@ -501,6 +616,8 @@ struct Node::Impl {
         }
         // (3) messages
         for (const auto& m : step.messages) {
+            if (peek_kind(m.envelope) == static_cast<std::uint8_t>(Kind::Commit) && !m.to)
+                last_own_commit = m.envelope;
             registry
                 .counter("tobd_messages_out_total", "Envelopes sent, by kind",
                          {{"kind", kind_name(peek_kind(m.envelope))}})
@@ -568,8 +685,8 @@ struct Node::Impl {
             pending.erase(it);
         }
         const Epoch applied = kv->last_applied();
-        if (applied >= last_pruned + 64 && applied > 512) {
-            storage->prune_records_below(applied - 512);
+        if (applied >= last_pruned + 1024 && applied > kArchiveEpochs) {
+            storage->prune_records_below(applied - kArchiveEpochs);
             last_pruned = applied;
         }
     }

@@ -510,7 +510,7 @@ std::optional<std::string> NodeStorage::append(const std::vector<DurableRecord>&
     return std::nullopt;
 }
 
-LoadedRecords NodeStorage::load_records() {
+LoadedRecords NodeStorage::load_records(consensus::Epoch from_epoch, consensus::Epoch to_epoch) {
     std::lock_guard lock(mutex_);
     LoadedRecords out;
     std::vector<std::string> sign_log_problems;
@@ -520,11 +520,12 @@ LoadedRecords NodeStorage::load_records() {
     options.verify_checksums = true;
     options.fill_cache = false;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, records_cf_));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    for (it->Seek(record_key(from_epoch, 0)); it->Valid(); it->Next()) {
         const rocksdb::Slice key = it->key();
         const rocksdb::Slice value = it->value();
         const bool key_ok = key.size() == kRecordKeySize && key[0] == kRecordPrefix;
         const consensus::Epoch epoch = key_ok ? get_u64(key.data() + 1) : 0;
+        if (key_ok && epoch >= to_epoch) break;
         const std::string at =
             key_ok ? "record (epoch " + std::to_string(epoch) + ", seq " +
                          std::to_string(get_u64(key.data() + 9)) + ")"

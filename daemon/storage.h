@@ -99,7 +99,10 @@ class NodeStorage {
     std::optional<std::string> append(const std::vector<consensus::DurableRecord>& records);
 
     /// Every stored record, checked; see LoadedRecords.
-    LoadedRecords load_records();
+    /// Only records with from_epoch <= epoch < to_epoch are read (recovery reads the
+    /// recent ones; the catch-up archive reads one epoch at a time).
+    LoadedRecords load_records(consensus::Epoch from_epoch = 0,
+                               consensus::Epoch to_epoch = ~consensus::Epoch{0});
 
     /// Deletes every record with epoch < e (DeleteRange; not synced).
     void prune_records_below(consensus::Epoch e);
