@@ -29,6 +29,7 @@
 #include "daemon/config.h"
 #include "daemon/http_server.h"
 #include "daemon/metrics.h"
+#include "daemon/log_dump.h"
 #include "daemon/node.h"
 #include "daemon/notify.h"
 #include "daemon/storage.h"
@@ -109,6 +110,11 @@ int main(int argc, char** argv) {
     app.add_flag("--check-config", check_only,
                  "Load the config and cluster file, check keys and data_dir; print each problem "
                  "(exit 1) or \"config ok\" (exit 0)");
+    bool dump_log_flag = false;
+    app.add_flag("--dump-log", dump_log_flag,
+                 "Print the committed log (epochs, requests, outputs; docs/checkers.md) as JSON "
+                 "lines, replayed from the node's archive and checked against its COMMITs; the "
+                 "node must be stopped");
     bool dump_sign_log = false;
     app.add_flag("--dump-sign-log", dump_sign_log,
                  "Print the node's sign-log (epoch, kind, payload digest) as JSON lines and exit; "
@@ -146,7 +152,7 @@ int main(int argc, char** argv) {
 
     // --dump-sign-log runs beside a stopped node only; it never binds the node's ports.
     auto loaded = tob::daemon::load_and_check(
-        config_file, tob::daemon::CheckOptions{.ports = !dump_sign_log});
+        config_file, tob::daemon::CheckOptions{.ports = !dump_sign_log && !dump_log_flag});
 
     if (check_only) {
         if (!loaded.ok()) {
@@ -159,6 +165,14 @@ int main(int argc, char** argv) {
         return 0;
     }
 
+    if (dump_log_flag) {
+        if (!loaded.ok()) {
+            for (const auto& error : loaded.errors) std::cerr << error << "\n";
+            return 1;
+        }
+        return tob::daemon::dump_log(loaded.value->node, loaded.value->cluster, std::cout,
+                                     std::cerr);
+    }
     if (dump_sign_log) {
         if (!loaded.ok()) {
             for (const auto& error : loaded.errors) std::cerr << error << "\n";
