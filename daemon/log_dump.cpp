@@ -127,15 +127,18 @@ int dump_log(const NodeConfig& node, const ClusterConfig& cluster, std::ostream&
             const Request* req = r.position < ordered.size() ? &ordered[r.position] : nullptr;
             out << (i ? ", " : "") << "{\"client\": \"" << crypto::to_hex(r.client)
                 << "\", \"nonce\": " << r.nonce << ", \"status\": \""
-                << (r.malformed ? "malformed" : r.duplicate ? "duplicate" : "committed")
+                << (r.malformed   ? "malformed"
+                    : r.duplicate ? "duplicate"
+                                  : "committed")
                 << "\", \"ops\": [";
             if (req) {
                 for (std::size_t k = 0; k < req->ops.size(); ++k) {
                     const Op& op = req->ops[k];
                     const bool has_value = op.type == OpType::Put || op.type == OpType::Cas;
-                    out << (k ? ", " : "") << "{\"op\": \"" << op_name(op.type)
-                        << "\", \"key\": \"" << crypto::to_hex(op.key) << "\", \"value\": "
-                        << (has_value ? hex_or_null(op.value) : "null") << ", \"expected\": "
+                    out << (k ? ", " : "") << "{\"op\": \"" << op_name(op.type) << "\", \"key\": \""
+                        << crypto::to_hex(op.key)
+                        << "\", \"value\": " << (has_value ? hex_or_null(op.value) : "null")
+                        << ", \"expected\": "
                         << (op.type == OpType::Cas ? hex_or_null(op.expected) : "null") << "}";
                 }
             }

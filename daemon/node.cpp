@@ -84,11 +84,16 @@ std::optional<Header> peek_header(ByteView b) {
         const std::uint8_t c = b[i++];
         std::size_t len = 0;
         if (c < 0x80) return v = c, true;
-        if (c == 0xcc) len = 1;
-        else if (c == 0xcd) len = 2;
-        else if (c == 0xce) len = 4;
-        else if (c == 0xcf) len = 8;
-        else return false;
+        if (c == 0xcc)
+            len = 1;
+        else if (c == 0xcd)
+            len = 2;
+        else if (c == 0xce)
+            len = 4;
+        else if (c == 0xcf)
+            len = 8;
+        else
+            return false;
         if (i + len > b.size()) return false;
         v = 0;
         for (std::size_t k = 0; k < len; ++k) v = (v << 8) | b[i++];
@@ -184,6 +189,7 @@ struct Node::Impl {
     Counter* client_rejected = nullptr;
     Counter* archive_served = nullptr;
     std::optional<Bytes> last_own_commit;
+    std::uint64_t failpoints_passed = 0;
     std::map<NodeId, std::uint64_t> last_hint_ms;
     Gauge* verify_queue_depth = nullptr;
     Gauge* pool_requests = nullptr;
@@ -296,6 +302,7 @@ struct Node::Impl {
         topt.members = cluster.members;
         topt.message_bytes_max = node.message_bytes_max(cluster);
         topt.faults = options.faults;
+        topt.twin_port_offset = options.twin_port_offset;
         auto t = Transport::open(topt);
         if (auto* err = std::get_if<std::string>(&t)) return "cannot listen: " + *err;
         transport = std::move(std::get<std::unique_ptr<Transport>>(t));
@@ -314,7 +321,8 @@ struct Node::Impl {
         // catch-up horizon it serves from memory; older ones stay on disk as the
         // archive (serve_archive) until pruned.
         const Epoch applied = kv->last_applied();
-        auto loaded = storage->load_records(applied > kRecoverEpochs ? applied - kRecoverEpochs : 0);
+        auto loaded =
+            storage->load_records(applied > kRecoverEpochs ? applied - kRecoverEpochs : 0);
         for (const auto& p : loaded.problems) spdlog::error("storage: {}", p);
         if (loaded.dropped > 0)
             spdlog::warn(
@@ -585,8 +593,17 @@ struct Node::Impl {
     // ---- outputs --------------------------------------------------------------------
 
     /// Executes a Step in the documented order. Returns false on a fatal error.
+    void failpoint(const char* where) {
+        if (options.crash_at == 0 || ++failpoints_passed < options.crash_at) return;
+        spdlog::critical("fail-point {} reached at {}: abort()", options.crash_at, where);
+        spdlog::default_logger()->flush();
+        std::abort();
+    }
+
     bool flush(Step step) {
         if (byzantine) byzantine->rewrite(step, now_ms());
+        const bool durable = !step.persist.empty();
+        if (durable) failpoint("before the high-water mark");
         // (1) the mark file, before any signature in a new epoch leaves
         Epoch mark = high_water;
         for (const auto& rec : step.persist)
@@ -604,7 +621,8 @@ struct Node::Impl {
             high_water_gauge->set(static_cast<double>(mark));
         }
         // (2) every record of the step, one synced batch
-        if (!step.persist.empty()) {
+        if (durable) {
+            failpoint("before the records batch");
             if (auto err = storage->append(step.persist)) {
                 spdlog::critical(
                     "cannot write durable records ({}): stopping without sending "
@@ -615,7 +633,10 @@ struct Node::Impl {
             }
         }
         // (3) messages
+        if (durable) failpoint("after the records batch");
+        std::size_t sent = 0;
         for (const auto& m : step.messages) {
+            if (durable && ++sent == step.messages.size() / 2 + 1) failpoint("mid-send");
             if (peek_kind(m.envelope) == static_cast<std::uint8_t>(Kind::Commit) && !m.to)
                 last_own_commit = m.envelope;
             registry

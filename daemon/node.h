@@ -56,6 +56,13 @@ struct NodeOptions {
     std::uint32_t tick_ms = 5;
     FaultLayerOptions faults;               // test-only, needs testing = true
     Byzantine byzantine = Byzantine::None;  // test-only, needs testing = true
+    std::uint32_t twin_port_offset = 0;     // test-only: run as a twin (transport.h)
+    // Test-only fail-point (FAULTS.md row 4, like Tendermint's FAIL_TEST_INDEX):
+    // abort() at the N-th durable-write boundary of this process (0 = off). The
+    // boundaries, counted in order in every flush that persists something: before
+    // the mark file, before the records batch, after it (before any send), and
+    // after the first half of the messages.
+    std::uint64_t crash_at = 0;
 };
 
 /// Callbacks into the service manager (sd_notify) — any may be empty.

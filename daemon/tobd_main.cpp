@@ -28,8 +28,8 @@
 #include "crypto/hash.h"
 #include "daemon/config.h"
 #include "daemon/http_server.h"
-#include "daemon/metrics.h"
 #include "daemon/log_dump.h"
+#include "daemon/metrics.h"
 #include "daemon/node.h"
 #include "daemon/notify.h"
 #include "daemon/storage.h"
@@ -138,6 +138,13 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(0.0, 1.0));
     app.add_option("--test-delay-ms", faults.delay_ms_max, "TEST ONLY: maximum delay");
     app.add_option("--test-seed", faults.seed, "TEST ONLY: seed of the fault layer");
+    std::uint32_t twin_offset = 0;
+    app.add_option("--test-twin", twin_offset,
+                   "TEST ONLY: run as a twin of this node (same key, its own data dir and mark "
+                   "file in the config): bind at port+OFFSET, send broadcasts to each peer");
+    std::uint64_t crash_at = 0;
+    app.add_option("--test-crash-at", crash_at,
+                   "TEST ONLY: abort() at the N-th durable-write boundary (fail-point)");
     try {
         app.parse(argc, argv);
         if (!show_version && config_file.empty()) throw CLI::RequiredError("--config");
@@ -151,8 +158,10 @@ int main(int argc, char** argv) {
     }
 
     // --dump-sign-log runs beside a stopped node only; it never binds the node's ports.
+    // A twin binds other ports than the cluster file's (the original holds those).
     auto loaded = tob::daemon::load_and_check(
-        config_file, tob::daemon::CheckOptions{.ports = !dump_sign_log && !dump_log_flag});
+        config_file,
+        tob::daemon::CheckOptions{.ports = !dump_sign_log && !dump_log_flag && twin_offset == 0});
 
     if (check_only) {
         if (!loaded.ok()) {
@@ -203,7 +212,10 @@ int main(int argc, char** argv) {
     }
     tob::daemon::NodeOptions options;
     options.verify_threads = verify_threads;
-    const bool test_options = faults.enabled() || !byzantine_name.empty();
+    const bool test_options =
+        faults.enabled() || !byzantine_name.empty() || twin_offset != 0 || crash_at != 0;
+    options.twin_port_offset = twin_offset;
+    options.crash_at = crash_at;
     if (test_options && !node.testing) {
         spdlog::error(
             "tobd: --test-* options need testing = true in {} (they exist only for the "

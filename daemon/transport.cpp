@@ -15,6 +15,20 @@ namespace {
 constexpr std::size_t kHeaderBytes = 10;
 constexpr const char* kMonitorEndpoint = "inproc://tobd-sub-monitor";
 
+// "tcp://host:port" with port + offset (test-only twin); unchanged if offset is 0
+// or the endpoint has no port.
+std::string shift_port(const std::string& endpoint, std::uint32_t offset) {
+    if (offset == 0) return endpoint;
+    auto colon = endpoint.rfind(':');
+    if (colon == std::string::npos) return endpoint;
+    try {
+        const unsigned long port = std::stoul(endpoint.substr(colon + 1));
+        return endpoint.substr(0, colon + 1) + std::to_string(port + offset);
+    } catch (const std::exception&) {
+        return endpoint;
+    }
+}
+
 void put_header(std::array<std::uint8_t, kHeaderBytes>& h, NodeId sender, std::uint64_t seq) {
     h[0] = static_cast<std::uint8_t>(sender >> 8);
     h[1] = static_cast<std::uint8_t>(sender);
@@ -62,10 +76,10 @@ std::variant<std::unique_ptr<Transport>, std::string> Transport::open(TransportO
         t->router_.set(zmq::sockopt::rcvhwm, opt.recv_hwm);
         t->router_.set(zmq::sockopt::sndhwm, opt.send_hwm);
         t->router_.set(zmq::sockopt::router_mandatory, 1);
-        where = me.pub_endpoint;
-        t->pub_.bind(me.pub_endpoint);
-        where = me.router_endpoint;
-        t->router_.bind(me.router_endpoint);
+        where = shift_port(me.pub_endpoint, opt.twin_port_offset);
+        t->pub_.bind(where);
+        where = shift_port(me.router_endpoint, opt.twin_port_offset);
+        t->router_.bind(where);
 
         where = kMonitorEndpoint;
         if (zmq_socket_monitor(t->sub_.handle(), kMonitorEndpoint,
@@ -237,6 +251,9 @@ void Transport::broadcast(ByteView envelope) {
     }
     ++stats_.frames_out;
     stats_.bytes_out += envelope.size();
+    if (opt_.twin_port_offset != 0) {
+        for (const auto& [peer, dealer] : dealers_) send_to(peer, envelope);
+    }
 }
 
 void Transport::send_to(NodeId peer, ByteView envelope) {

@@ -59,6 +59,11 @@ struct TransportOptions {
     int send_hwm = 20000;
     int recv_hwm = 20000;
     FaultLayerOptions faults;
+    // Test-only "twin" (FAULTS.md row 11: two daemons with one key): bind PUB and
+    // ROUTER at port + twin_port_offset instead of the cluster file's ports (which
+    // the original holds) and also send every broadcast point to point to each
+    // peer, since peers subscribe only to the original's PUB. 0 = off.
+    std::uint32_t twin_port_offset = 0;
 };
 
 struct Inbound {
