@@ -88,6 +88,20 @@ for binary in "$tmp/libs-root/usr/bin/tobd" "$tmp/libs-root/usr/bin/tobctl"; do
         echo "${binary##*/}: $soname -> $pkg"
     done
 done
+# tobd's storage, sd_notify and metrics endpoint come from Debian's shared
+# libraries, so the package depends on them. (Debian's RocksDB CMake package
+# also exports a static RocksDB::rocksdb, librocksdb.a: linking that would bundle
+# RocksDB into tobd, out of reach of Debian's security updates.)
+tobd_needed=$(readelf -d "$tmp/libs-root/usr/bin/tobd" | sed -n 's/.*(NEEDED).*Shared library: \[\(.*\)\]/\1/p')
+for lib_pkg in librocksdb.so:librocksdb libsystemd.so.0:libsystemd0 libcpp-httplib.so:libcpp-httplib; do
+    lib=${lib_pkg%%:*}
+    pkg=${lib_pkg#*:}
+    grep -q "^${lib//./\\.}" <<<"$tobd_needed" ||
+        fail "tobd does not load $lib (NEEDED: $(tr '\n' ' ' <<<"$tobd_needed")); link the shared library (RocksDB::rocksdb-shared, not the static RocksDB::rocksdb)"
+    tr ',|' '\n\n' <<<"$depends" | awk '{ print $1 }' | grep -q "^${pkg}" ||
+        fail "Depends lacks $pkg*: $depends"
+    echo "tobd: $lib -> Depends $(tr ',' '\n' <<<"$depends" | grep -o "${pkg}[^ ]*" | head -1)"
+done
 
 step "maintainer scripts"
 dpkg-deb -e "$deb" "$tmp/control"
