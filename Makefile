@@ -11,9 +11,9 @@ CTEST_ARGS ?=
 DEB_PACKAGES := build-essential cmake pkg-config libsodium-dev libzmq3-dev cppzmq-dev \
   libmsgpack-cxx-dev libspdlog-dev libgtest-dev librocksdb-dev libcli11-dev \
   libtomlplusplus-dev libcpp-httplib-dev libsystemd-dev python3 dpkg-dev systemd \
-  iproute2 nftables iptables
+  iproute2 nftables iptables python3-zmq
 
-.PHONY: all deps build test test-known-failing sanitize demo deb clean format
+.PHONY: all deps build test test-known-failing sanitize demo deb clean format soak
 
 all: build
 
@@ -53,6 +53,11 @@ sanitize: deps
 
 demo: build
 	bash tests/cluster/demo.sh $(BUILD)/bin
+
+# Random fault scenarios on real clusters for MINUTES minutes (docs/faults.md).
+MINUTES ?= 60
+soak: build
+	python3 tests/cluster/faults.py $(BUILD)/bin soak --minutes $(MINUTES)
 
 # The Debian package (CPack; docs/operations.md): build/tobd_<version>_<arch>.deb.
 deb: deps $(BUILD)/CMakeCache.txt

@@ -18,6 +18,7 @@ void add_keygen(CLI::App& app, int& exit_code);
 void add_client_commands(CLI::App& app, int& exit_code);  // put, get, del, cas
 void add_status(CLI::App& app, int& exit_code);
 void add_bench(CLI::App& app, int& exit_code);
+void add_workload(CLI::App& app, int& exit_code);  // history-recording KV workload
 
 /// Exit code of a subcommand whose shape exists but whose body does not yet.
 inline constexpr int kExitNotImplemented = 2;

@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
     tob::cli::add_client_commands(app, exit_code);
     tob::cli::add_status(app, exit_code);
     tob::cli::add_bench(app, exit_code);
+    tob::cli::add_workload(app, exit_code);
 
     try {
         app.parse(argc, argv);

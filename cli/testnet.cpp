@@ -20,6 +20,7 @@ struct TestnetArgs {
     std::uint32_t base_port = 7100;
     bool allow_unsafe = false;
     bool force = false;
+    std::string hosts;  // "IP0,IP1,..." (default: 127.0.0.1 for every node)
 };
 
 int run_testnet(const TestnetArgs& args) {
@@ -29,6 +30,17 @@ int run_testnet(const TestnetArgs& args) {
     options.base_port = args.base_port;
     options.allow_unsafe = args.allow_unsafe;
     options.force = args.force;
+    if (!args.hosts.empty()) {
+        std::string item;
+        for (char ch : args.hosts + ",") {
+            if (ch == ',') {
+                if (!item.empty()) options.hosts.push_back(item);
+                item.clear();
+            } else {
+                item += ch;
+            }
+        }
+    }
     auto written = daemon::write_testnet(options);
     if (!written.ok()) {
         for (const auto& error : written.errors) std::cerr << "tobctl testnet: " << error << "\n";
@@ -63,6 +75,9 @@ void add_testnet(CLI::App& app, int& exit_code) {
                     "Node i uses ports P+2i (PUB) and P+2i+1 (ROUTER) on 127.0.0.1")
         ->capture_default_str()
         ->check(CLI::Range(1, 65535));
+    cmd->add_option("--hosts", args->hosts,
+                    "Comma-separated address of each node (one per node) instead of 127.0.0.1, "
+                    "e.g. for one network namespace per node");
     cmd->add_flag(
         "--allow-unsafe", args->allow_unsafe,
         "Allow N < 4 (t = 0: no fault tolerated); the cluster file records allow_unsafe = true");

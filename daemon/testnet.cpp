@@ -134,6 +134,17 @@ Outcome<Testnet> write_testnet(const TestnetOptions& options) {
             "; ports are 1..65535");
         return out;
     }
+    if (!options.hosts.empty() && options.hosts.size() != n) {
+        out.errors.push_back("--hosts lists " + std::to_string(options.hosts.size()) +
+                             " addresses for " + std::to_string(n) + " nodes");
+        return out;
+    }
+    for (const std::string& host : options.hosts) {
+        if (host.empty() || host.find_first_of(" \t/:\"'") != std::string::npos) {
+            out.errors.push_back("bad host address '" + host + "'");
+            return out;
+        }
+    }
     if (options.dir.empty()) {
         out.errors.push_back("no directory given");
         return out;
@@ -169,9 +180,11 @@ Outcome<Testnet> write_testnet(const TestnetOptions& options) {
             node.id = static_cast<consensus::NodeId>(i);
             node.dir = dir / ("node" + std::to_string(i));
             node.config_file = node.dir / "config.toml";
-            node.pub_endpoint = "tcp://127.0.0.1:" + std::to_string(options.base_port + 2 * i);
+            const std::string host = options.hosts.empty() ? "127.0.0.1" : options.hosts[i];
+            node.pub_endpoint =
+                "tcp://" + host + ":" + std::to_string(options.base_port + 2 * i);
             node.router_endpoint =
-                "tcp://127.0.0.1:" + std::to_string(options.base_port + 2 * i + 1);
+                "tcp://" + host + ":" + std::to_string(options.base_port + 2 * i + 1);
             node.public_key = key.public_key();
 
             std::error_code ec;

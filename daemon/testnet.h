@@ -9,7 +9,8 @@
 //   node<i>/node.key, node<i>/coin.key mode 0600
 //   node<i>/data                       created by tobd on first start
 // Node i listens on tcp://127.0.0.1:(base_port + 2i) (PUB) and base_port + 2i + 1
-// (ROUTER). After writing, every node config is loaded back and checked
+// (ROUTER), or on hosts[i] instead of 127.0.0.1 when hosts are given (e.g. one
+// network namespace per node). After writing, every node config is loaded back and checked
 // (load_and_check), so a testnet that is returned is known to start.
 
 #include <cstdint>
@@ -30,6 +31,9 @@ struct TestnetOptions {
     bool allow_unsafe =
         false;           // permit n < 4 (t = 0); the cluster file then says allow_unsafe = true
     bool force = false;  // replace cluster.toml and node<i>/ dirs already in dir (nothing else)
+    /// Node i's address (IPv4 literal or host name); empty = 127.0.0.1 for all.
+    /// With hosts, node i listens on hosts[i]:base_port + 2i (+1); one entry per node.
+    std::vector<std::string> hosts;
 };
 
 struct TestnetNode {
