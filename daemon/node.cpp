@@ -230,7 +230,7 @@ struct Node::Impl {
                                          {1, 2, 3, 4, 6, 8, 12, 16});
         coin_invocations = &registry.counter(
             "tobd_coin_invocations_total",
-            "Common coin rounds reached (ABA rounds beyond the first, summed over instances)");
+            "ABA rounds used, summed over decided instances (every round invokes the common coin)");
         bytes_in = &registry.counter("tobd_bytes_in_total", "Bytes received on all sockets");
         bytes_out = &registry.counter("tobd_bytes_out_total", "Bytes sent on all sockets");
         pubsub_drops = &registry.counter(

@@ -60,9 +60,13 @@ for i in 0 1 2 3; do
     [ "$out" = "config ok" ] || fail "node$i: unexpected output: $out"
 done
 
-step "tobd --config (no runtime yet) starts, logs and exits 0"
-out=$("$tobd" --config "$tmp/node1/config.toml" 2>&1) || fail "tobd exited non-zero: $out"
-grep -q "tobd node 1 of n=4" <<<"$out" || fail "tobd did not log its node: $out"
+step "tobd --config starts, logs its node and stops cleanly on SIGTERM"
+"$tobd" --config "$tmp/node1/config.toml" >"$tmp/node1.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 50); do grep -q "serving" "$tmp/node1.log" && break; sleep 0.1; done
+kill -TERM "$pid"
+wait "$pid" || fail "tobd exited non-zero after SIGTERM: $(cat "$tmp/node1.log")"
+grep -q "node 1 of n=4" "$tmp/node1.log" || fail "tobd did not log its node: $(cat "$tmp/node1.log")"
 
 step "a key file readable by others is refused"
 chmod 644 "$tmp/node0/node.key"
