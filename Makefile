@@ -44,7 +44,7 @@ test-known-failing: build
 sanitize: deps
 	cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTOB_SANITIZE=ON
 	cmake --build $(SAN_BUILD) -j $(JOBS)
-	cd $(SAN_BUILD) && ctest --output-on-failure -j $(JOBS) -LE 'cluster|slow|known-failing' -E '^sim_' $(CTEST_ARGS)
+	cd $(SAN_BUILD) && ctest --output-on-failure -j $(JOBS) -LE 'cluster|faults|ops|slow|known-failing' -E '^sim_' $(CTEST_ARGS)
 	# The long sweeps run in `make test`; under the sanitizers a shorter one with every behaviour.
 	python3 tests/sim/check_sweep.py --expect clean $(SAN_BUILD)/bin/tobsim -- \
 	  --nodes 4 --faulty 1 --behaviour all --seeds 1-60
