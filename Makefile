@@ -50,6 +50,8 @@ sanitize: deps
 	  --nodes 4 --faulty 1 --behaviour all --seeds 1-60
 	python3 tests/sim/check_sweep.py --expect clean $(SAN_BUILD)/bin/tobsim -- \
 	  --nodes 7 --faulty 2 --behaviour all --seeds 1-15
+	# The daemon under the sanitizers on real processes: round trips, SIGKILL under load, corruption.
+	python3 tests/cluster/test_daemon.py $(SAN_BUILD)/bin round_trips kill_restart_under_load corrupt_sign_log
 
 demo: build
 	bash tests/cluster/demo.sh $(BUILD)/bin

@@ -261,6 +261,10 @@ def main():
         ok = False
         try:
             TESTS[name](c)
+            c.stop_all()
+            for i in range(c.n):
+                if "Sanitizer" in c.log_text(i) or "runtime error:" in c.log_text(i):
+                    raise Failure(f"node {i} log has a sanitizer report")
             ok = True
             print(f"test={name} ok seconds={time.time() - t0:.1f}", flush=True)
         except Exception as e:  # noqa: BLE001 - report any failure with the logs kept
