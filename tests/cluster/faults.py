@@ -293,11 +293,12 @@ class Run:
         return [i for i in self.honest() if self.c.running(i)]
 
     def stalled(self, nodes, seconds):
-        """True when the applied epochs of `nodes` do not move for `seconds`."""
+        """True when no new epoch commits on `nodes` for `seconds`: the highest
+        applied epoch does not move (a lagging node may still catch up to it)."""
         a = self.c.applied(nodes)
         time.sleep(seconds)
         b = self.c.applied(nodes)
-        return a == b, a, b
+        return max(b.values(), default=0) <= max(a.values(), default=0), a, b
 
     def heal(self):
         self.net.heal()
@@ -309,7 +310,9 @@ class Run:
         if self.heal_time is None:
             self.heal_time = time.monotonic()
         nodes = self.up_honest()
-        check(len(nodes) >= self.n - self.t, f"only {nodes} honest nodes up at the end")
+        if not expect_violation:
+            check(len(nodes) >= self.n - self.t, f"only {nodes} honest nodes up at the end")
+        live_start = time.monotonic()
         # I7 liveness: fresh work commits on the honest nodes, and they converge.
         recovered = None
         if not expect_violation:
@@ -323,7 +326,7 @@ class Run:
                 st = self.c.wait_converged(nodes=nodes, timeout=90)
             except TimeoutError as e:
                 raise ScenarioFailure(f"liveness: honest nodes did not converge: {e}")
-            recovered = time.monotonic() - self.heal_time
+            recovered = time.monotonic() - max(self.heal_time, live_start)
             digests = {st[i]["state_digest"] for i in nodes}
             check(len(digests) == 1, f"state digests differ: {digests}")
         else:
@@ -373,6 +376,13 @@ class Run:
 
 
 # ---- raw ZeroMQ peer ---------------------------------------------------------------------
+
+try:
+    import zmq  # noqa: F401
+except ImportError:  # python3-zmq (Debian) while python3 is another interpreter (pyenv)
+    for _p in ("/usr/lib/python3/dist-packages",):
+        if os.path.isdir(os.path.join(_p, "zmq")) and _p not in sys.path:
+            sys.path.append(_p)
 
 
 def zmq_capture(endpoint, seconds, limit=2000):
@@ -677,14 +687,12 @@ def sc_twins(r):
 
 
 def sc_byzantine_over_bound(r):
-    """Row 12: t+1 = 2 equivocating nodes (twins of nodes 2 and 3): the checkers
-    must report a violation or an honest node must raise an ALARM."""
-    r.setup()
+    """Row 12: t+1 = 2 Byzantine nodes (2 and 3 run --test-byzantine equivocate,
+    and a twin of node 3 runs beside it): the checkers must report a violation
+    or an honest node must raise an ALARM."""
+    r.setup(args={2: ["--test-byzantine", "equivocate"], 3: ["--test-byzantine", "equivocate"]})
     r.byzantine = {2, 3}
-    r.c.start_twin(2, 1000)
     r.c.start_twin(3, 1000)
-    if r.c.in_ns:
-        pass
     r.workload(20, nodes=[0, 1], op_timeout=6)
     r.wait_workloads()
 
