@@ -1155,6 +1155,13 @@ struct Replica::Impl {
 
     void cut_blocks(Step& step) {
         if (!has_work()) return;
+        // The block timer runs whenever there is work. It is reset by propose() and
+        // may find no work then (everything pooled sits in this node's own in-flight
+        // block); when that block is left out of its epoch, deliver() makes those
+        // requests proposable again, and without this line nothing would restart
+        // the timer until a new request arrived (found by the cluster fault suite:
+        // a retried request waited 45 s for an unrelated one).
+        if (!work_since_ms) work_since_ms = now;
         Epoch next = std::max(proposed_upto, delivered()) + 1;
         if (next > delivered() + cfg.window) return;
         bool full = false;
