@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <map>
+#include <set>
 
 #include "consensus/codec.h"
 #include "consensus/kv_machine.h"
@@ -155,7 +156,16 @@ struct Node::Impl {
     std::unique_ptr<ByzantineShim> byzantine;
 
     Registry registry;
-    VerifyCache seen_envelopes{1u << 17};
+    // Copies of verified envelopes that arrived in the last 100-200 ms (two
+    // generations of digests, rotated every 100 ms). Only these are dropped before
+    // verification: relayed copies of one flood arrive within milliseconds of each
+    // other, while re-publications come at least repair_initial_ms (200 ms) apart
+    // and must reach the core again — it may have set aside the first copy (an ABA
+    // message for a round it had not reached, a certificate before its block), and
+    // repair is how it gets another chance. Dropping every copy forever stalled a
+    // cluster whose frames were only delayed (found by the fault suite, reorder).
+    std::set<Digest> recent_now, recent_before;
+    Clock::time_point recent_rotated = Clock::now();
     Clock::time_point started = Clock::now();
     Epoch high_water = 0;
     Epoch last_pruned = 0;
@@ -388,7 +398,12 @@ struct Node::Impl {
             return;
         }
         const Digest d = digest_of(in.body);
-        if (seen_envelopes.contains(d)) {
+        if (const auto t = Clock::now(); t - recent_rotated >= std::chrono::milliseconds(100)) {
+            recent_before = std::move(recent_now);
+            recent_now.clear();
+            recent_rotated = t;
+        }
+        if (recent_now.count(d) || recent_before.count(d)) {
             duplicates_dropped->inc();
             // A peer re-publishing what it signed long ago is far behind (typically
             // restarted after a long outage); its copies are dropped here unverified,
@@ -490,7 +505,7 @@ struct Node::Impl {
             spdlog::debug("dropped a frame: {}", r.error);
             return;
         }
-        seen_envelopes.insert(r.raw_digest);
+        if (recent_now.size() < 200000) recent_now.insert(r.raw_digest);
         const Envelope& env = *r.envelope;
         registry
             .counter("tobd_messages_in_total", "Verified envelopes received, by kind",
