@@ -1,5 +1,7 @@
 #include "daemon/byzantine.h"
 
+#include <spdlog/spdlog.h>
+
 #include "consensus/codec.h"
 
 namespace tob::daemon {
@@ -11,13 +13,27 @@ ByzantineShim::ByzantineShim(Byzantine mode, const CryptoSuite& suite, const Rep
     : mode_(mode), suite_(suite), config_(config), rng_(seed) {}
 
 void ByzantineShim::observe(const Envelope& env, std::size_t) {
+    if (mode_ == Byzantine::Collude && env.kind == Kind::Block) {
+        // Another colluder's block (proposer not 0 or 1): once both of its versions
+        // arrived, SEEN the lower digest for node 0 and the higher for node 1 only.
+        auto b = decode_block(env.body, config_.limits);
+        if (b && b.value().proposer > 1 && b.value().proposer != config_.self) {
+            auto& v = versions_[{env.epoch, b.value().proposer}];
+            v.insert(digest_of(env.body));
+            if (v.size() == 2 && !seen_signed_.count({env.epoch, *v.begin()})) {
+                seen_signed_.insert({env.epoch, *v.begin()});
+                targeted_seens(env.epoch, b.value().proposer, *v.begin(), *v.rbegin(), pending_);
+            }
+        }
+    }
     if (mode_ == Byzantine::Replay && env.sender != config_.self &&
         (env.kind == Kind::Seen || env.kind == Kind::Aba || env.kind == Kind::Block ||
          env.kind == Kind::Commit || env.kind == Kind::Cert)) {
         replayable_.push_back(encode(env));
         if (replayable_.size() > 2000) replayable_.pop_front();
     }
-    if (mode_ == Byzantine::Equivocate && env.kind == Kind::Block && spare_requests_.size() < 64) {
+    if ((mode_ == Byzantine::Equivocate || mode_ == Byzantine::Collude) &&
+        env.kind == Kind::Block && spare_requests_.size() < 64) {
         auto b = decode_block(env.body, config_.limits);
         if (b && !b.value().requests.empty()) spare_requests_.push_back(b.value().requests.front());
     }
@@ -49,12 +65,55 @@ void ByzantineShim::equivocate(const Envelope& env, std::vector<Outgoing>& out) 
     }
 }
 
+void ByzantineShim::collude_block(const Envelope& env, std::vector<Outgoing>& out) {
+    auto b = decode_block(env.body, config_.limits);
+    if (!b) return;
+    Block alt = b.value();
+    if (!spare_requests_.empty()) {
+        alt.requests.push_back(spare_requests_[rng_() % spare_requests_.size()]);
+    } else if (!alt.requests.empty()) {
+        alt.requests.pop_back();
+    } else {
+        out.push_back(Outgoing{std::nullopt, encode(env)});
+        return;
+    }
+    Bytes lo = encode(env);
+    Bytes hi = reseal(env, encode(alt));
+    Digest dlo = digest_of(env.body), dhi = digest_of(encode(alt));
+    if (dhi < dlo) {
+        std::swap(lo, hi);
+        std::swap(dlo, dhi);
+    }
+    spdlog::debug("collude: epoch {} block versions {} / {}", env.epoch,
+                  crypto::to_hex(dlo).substr(0, 8), crypto::to_hex(dhi).substr(0, 8));
+    // The lower digest to node 0, the higher to node 1, both to the other colluders
+    // (every node but 0 and 1), and SEENs targeted the same way.
+    for (NodeId j = 0; j < config_.n; ++j) {
+        if (j == config_.self) continue;
+        if (j != 1) out.push_back(Outgoing{j, lo});
+        if (j != 0) out.push_back(Outgoing{j, hi});
+    }
+    seen_signed_.insert({env.epoch, dlo});
+    targeted_seens(env.epoch, config_.self, dlo, dhi, out);
+}
+
+void ByzantineShim::targeted_seens(Epoch e, NodeId proposer, const Digest& lo, const Digest& hi,
+                                   std::vector<Outgoing>& out) {
+    auto seen = [&](const Digest& d) {
+        return seal_envelope(suite_, config_.chain_id, config_.self, e, Kind::Seen,
+                             encode(SeenBody{proposer, d}));
+    };
+    out.push_back(Outgoing{NodeId{0}, seen(lo)});
+    out.push_back(Outgoing{NodeId{1}, seen(hi)});
+}
+
 void ByzantineShim::rewrite(Step& step, std::uint64_t now_ms) {
     if (mode_ == Byzantine::Silent) {
         step.messages.clear();
         return;
     }
-    std::vector<Outgoing> out;
+    std::vector<Outgoing> out = std::move(pending_);
+    pending_.clear();
     for (auto& m : step.messages) {
         auto envd = decode_envelope(m.envelope, config_.limits);
         if (!envd || envd.value().sender != config_.self) {
@@ -67,6 +126,16 @@ void ByzantineShim::rewrite(Step& step, std::uint64_t now_ms) {
                 if (env.kind == Kind::Block && !m.to) {
                     equivocate(env, out);
                     continue;
+                }
+                break;
+            case Byzantine::Collude:
+                if (env.kind == Kind::Block && !m.to) {
+                    collude_block(env, out);
+                    continue;
+                }
+                if (env.kind == Kind::Seen) {
+                    auto sb = decode_seen(env.body, config_.limits);
+                    if (sb && sb.value().proposer > 1) continue;  // targeted ones instead
                 }
                 break;
             case Byzantine::ConflictingSeen:

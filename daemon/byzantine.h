@@ -14,10 +14,19 @@
 //   bad-coin          coin shares corrupted (DLEQ proofs fail)
 //   silent            receives everything, sends nothing
 //   replay            re-broadcasts envelopes received in earlier epochs
+//   collude           assumes the honest targets are nodes 0 and 1 and every other
+//                     node colludes: each block goes in one version (lower digest)
+//                     to node 0 and another to node 1, both to the other colluders;
+//                     SEENs for colluders' blocks go to node 0 for the lower digest
+//                     and to node 1 for the higher. With more than t colluders both
+//                     versions reach q SEENs: honest nodes must raise an ALARM (or
+//                     diverge), which the over-bound fault scenario expects
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <random>
+#include <set>
 
 #include "consensus/crypto_suite.h"
 #include "consensus/replica.h"
@@ -38,6 +47,9 @@ class ByzantineShim {
   private:
     consensus::Bytes reseal(const consensus::Envelope& env, consensus::Bytes body) const;
     void equivocate(const consensus::Envelope& env, std::vector<consensus::Outgoing>& out);
+    void collude_block(const consensus::Envelope& env, std::vector<consensus::Outgoing>& out);
+    void targeted_seens(consensus::Epoch e, consensus::NodeId proposer, const consensus::Digest& lo,
+                        const consensus::Digest& hi, std::vector<consensus::Outgoing>& out);
 
     Byzantine mode_;
     const consensus::CryptoSuite& suite_;
@@ -46,6 +58,11 @@ class ByzantineShim {
     std::deque<consensus::Bytes> replayable_;         // bounded
     std::vector<consensus::Request> spare_requests_;  // bounded
     std::uint64_t last_replay_ms_ = 0;
+    std::set<std::pair<consensus::Epoch, consensus::Digest>> seen_signed_;  // collude
+    std::vector<consensus::Outgoing> pending_;
+    std::map<std::pair<consensus::Epoch, consensus::NodeId>, std::set<consensus::Digest>>
+        versions_;  // collude: block versions of other colluders (bounded by the test's length)  //
+                    // collude: SEENs to send with the next step
 };
 
 }  // namespace tob::daemon

@@ -33,6 +33,7 @@ std::optional<Byzantine> parse_byzantine(std::string_view name) {
         {"bad-coin", Byzantine::BadCoin},
         {"silent", Byzantine::Silent},
         {"replay", Byzantine::Replay},
+        {"collude", Byzantine::Collude},
     };
     for (const auto& [n, b] : kNames)
         if (n == name) return b;
@@ -55,6 +56,8 @@ std::string_view to_string(Byzantine b) {
             return "silent";
         case Byzantine::Replay:
             return "replay";
+        case Byzantine::Collude:
+            return "collude";
     }
     return "none";
 }

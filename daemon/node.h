@@ -47,6 +47,9 @@ enum class Byzantine : std::uint8_t {
     BadCoin,          // send corrupted coin shares
     Silent,           // receive, never send
     Replay,           // re-send old envelopes of earlier epochs, repeatedly
+    Collude,          // equivocate its blocks AND sign SEEN for every block version it
+                      // sees: with more than t colluders, two versions get certified
+                      // (the fault suite's over-bound self-test)
 };
 std::optional<Byzantine> parse_byzantine(std::string_view name);
 std::string_view to_string(Byzantine b);

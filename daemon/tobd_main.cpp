@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
         ->capture_default_str()
         ->check(CLI::Range(1, 64));
     app.add_option("--test-byzantine", byzantine_name,
-                   "TEST ONLY (needs testing = true): equivocate | conflicting-seen | lying-aba | "
+                   "TEST ONLY (needs testing = true): equivocate | conflicting-seen | collude | lying-aba | "
                    "bad-coin | silent | replay");
     app.add_option("--test-drop", faults.drop,
                    "TEST ONLY: drop received peer frames with this "
