@@ -292,6 +292,7 @@ struct Node::Impl {
             return all;
         }
         storage = std::move(*opened.value);
+        storage->set_group_commit(true);
         kv = std::make_unique<KvMachine>(storage->kv(), cluster.chain_id, cluster.limits);
 
         std::vector<PublicKey> members;
@@ -620,7 +621,7 @@ struct Node::Impl {
 
     bool flush(Step step) {
         if (byzantine) byzantine->rewrite(step, now_ms());
-        const bool durable = !step.persist.empty();
+        const bool durable = !step.persist.empty() || storage->has_staged();
         if (durable) failpoint("before the high-water mark");
         // (1) the mark file, before any signature in a new epoch leaves
         Epoch mark = high_water;

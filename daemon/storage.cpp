@@ -232,10 +232,32 @@ OpenAttempt open_db(const fs::path& db_path, rocksdb::WALRecoveryMode mode) {
 
 class NodeStorage::Kv final : public consensus::KvStorage {
   public:
+    bool group_commit_ = false;
+    consensus::KvBatch staged_;  // group commit: applied epochs not yet written
+
+    /// Adds the staged changes to `wb` (the caller writes it synced) and clears them.
+    rocksdb::Status take_staged(rocksdb::WriteBatch& wb) {
+        rocksdb::Status s;
+        for (const auto& [key, value] : staged_) {
+            const rocksdb::Slice k(reinterpret_cast<const char*>(key.data()), key.size());
+            s = value ? wb.Put(cf_, k,
+                               rocksdb::Slice(reinterpret_cast<const char*>(value->data()),
+                                              value->size()))
+                      : wb.Delete(cf_, k);
+            if (!s.ok()) return s;
+        }
+        staged_.clear();
+        return s;
+    }
+
     Kv(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string where)
         : db_(db), cf_(cf), where_(std::move(where)) {}
 
     std::optional<consensus::Bytes> get(consensus::ByteView key) const override {
+        if (!staged_.empty()) {
+            auto it = staged_.find(consensus::Bytes(key.begin(), key.end()));
+            if (it != staged_.end()) return it->second;
+        }
         rocksdb::PinnableSlice value;
         const rocksdb::Status s =
             db_->Get(rocksdb::ReadOptions(), cf_,
@@ -259,6 +281,12 @@ class NodeStorage::Kv final : public consensus::KvStorage {
 
     void commit(const consensus::KvBatch& batch) override {
         if (batch.empty()) return;
+        if (group_commit_) {
+            // Staged: visible to get() at once, made durable by the next
+            // NodeStorage::append in the same synced batch as that step's records.
+            for (const auto& [key, value] : batch) staged_[key] = value;
+            return;
+        }
         rocksdb::WriteBatch wb;
         rocksdb::Status s;
         for (const auto& [key, value] : batch) {
@@ -475,6 +503,16 @@ std::optional<std::string> NodeStorage::mark_damaged_locked(const std::string& r
     return std::nullopt;
 }
 
+void NodeStorage::set_group_commit(bool on) {
+    std::lock_guard lock(mutex_);
+    kv_->group_commit_ = on;
+}
+
+bool NodeStorage::has_staged() const {
+    std::lock_guard lock(mutex_);
+    return !kv_->staged_.empty();
+}
+
 std::optional<std::string> NodeStorage::append(const std::vector<DurableRecord>& records) {
     std::lock_guard lock(mutex_);
     rocksdb::WriteBatch batch;
@@ -490,10 +528,12 @@ std::optional<std::string> NodeStorage::append(const std::vector<DurableRecord>&
         }
         ++seq;
     }
-    if (seq == next_seq_) return std::nullopt;  // nothing to store
+    const bool kv_staged = kv_ && !kv_->staged_.empty();
+    if (seq == next_seq_ && !kv_staged) return std::nullopt;  // nothing to store
     std::string counter;
     put_u64(counter, seq);
     rocksdb::Status s = batch.Put(default_cf_, kSeqKey, counter);
+    if (s.ok() && kv_staged) s = kv_->take_staged(batch);
     if (s.ok()) {
         rocksdb::WriteOptions options;
         options.sync = true;

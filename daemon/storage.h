@@ -99,6 +99,15 @@ class NodeStorage {
     std::optional<std::string> append(const std::vector<consensus::DurableRecord>& records);
 
     /// Every stored record, checked; see LoadedRecords.
+    /// Group commit (the node turns it on): kv().commit() only stages an applied
+    /// epoch's changes (reads see them at once) and the next append() writes them in
+    /// the same synced batch as its records, so a crash keeps or loses an epoch's
+    /// state together with the step's records (the Proof, the COMMIT) — never one
+    /// without the other. Off (the default): every kv().commit() is its own synced
+    /// write.
+    void set_group_commit(bool on);
+    bool has_staged() const;
+
     /// Only records with from_epoch <= epoch < to_epoch are read (recovery reads the
     /// recent ones; the catch-up archive reads one epoch at a time).
     LoadedRecords load_records(consensus::Epoch from_epoch = 0,

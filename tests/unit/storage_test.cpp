@@ -369,6 +369,40 @@ TEST_F(StorageTest, kv_commit_get_delete_round_trip_survives_reopen) {
     EXPECT_GT(store->approximate_size_bytes(), 0u);
 }
 
+// Group commit: an applied epoch's KV changes are visible at once but durable only
+// with the next append(), in the same synced batch as that step's records.
+TEST_F(StorageTest, group_commit_makes_kv_changes_durable_only_with_the_records) {
+    const Bytes k1 = b("gk1");
+    const Bytes k2 = b("gk2");
+    {
+        auto store = open_store();
+        ASSERT_TRUE(store);
+        store->set_group_commit(true);
+        store->kv().commit({{k1, b("staged")}});
+        EXPECT_EQ(store->kv().get(k1), b("staged"));  // reads see the staged epoch
+        EXPECT_TRUE(store->has_staged());
+    }  // "crash": closed without an append
+    {
+        auto store = open_store();
+        ASSERT_TRUE(store);
+        EXPECT_EQ(store->kv().get(k1), std::nullopt) << "staged changes must not be durable alone";
+        store->set_group_commit(true);
+        store->kv().commit({{k2, b("with-records")}});
+        consensus::DurableRecord rec{consensus::DurableRecord::Type::Proof, 7, b("proof-bytes")};
+        ASSERT_EQ(store->append({rec}), std::nullopt);
+        EXPECT_FALSE(store->has_staged());
+        store->kv().commit({{k1, b("staged-again")}});
+        EXPECT_EQ(store->append({}), std::nullopt);  // KV changes alone are written too
+    }
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    EXPECT_EQ(store->kv().get(k2), b("with-records"));
+    EXPECT_EQ(store->kv().get(k1), b("staged-again"));
+    auto loaded = store->load_records();
+    ASSERT_EQ(loaded.records.size(), 1u);
+    EXPECT_EQ(loaded.records[0].epoch, 7u);
+}
+
 consensus::Request request(std::uint8_t client, consensus::Nonce nonce,
                            std::vector<consensus::Op> ops, const consensus::Digest& chain) {
     consensus::Request r;
