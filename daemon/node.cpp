@@ -489,6 +489,13 @@ struct Node::Impl {
                 answer_from_table(r.routing_id, req, rd);
                 return;
             }
+            if (pending.size() >= node.limits.pool_requests_max &&
+                !pending.count(PendingKey{req.client, req.nonce})) {
+                reply_client(r.routing_id, ErrorMsg{ErrorCode::Overloaded,
+                                                    "too many requests waiting for their outcome",
+                                                    digest_of(r.request_bytes)});
+                return;
+            }
             auto& p = pending[PendingKey{req.client, req.nonce}];
             if (p.routing_ids.empty()) {
                 p.since_ms = now_ms();
