@@ -203,6 +203,7 @@ struct Node::Impl {
     Counter* archive_served = nullptr;
     std::optional<Bytes> last_own_commit;
     std::uint64_t failpoints_passed = 0;
+    std::uint64_t heartbeat_seconds = 0;
     std::map<NodeId, std::uint64_t> last_hint_ms;
     Gauge* verify_queue_depth = nullptr;
     Gauge* pool_requests = nullptr;
@@ -826,6 +827,13 @@ struct Node::Impl {
             note_joined();
             if (now >= next_second) {
                 next_second = now + std::chrono::seconds(1);
+                // Heartbeat: re-send our latest COMMIT every 2 s. A node that started
+                // late or was down while the cluster went idle hears nothing else, and
+                // a COMMIT above its applied epoch is what starts its catch-up
+                // (found by cluster_late_start: an idle cluster never told the late
+                // node it was behind). Re-sending logged bytes signs nothing new.
+                if (last_own_commit && ++heartbeat_seconds % 2 == 0)
+                    transport->broadcast(*last_own_commit);
                 refresh_gauges();
                 rocksdb_size->set(static_cast<double>(storage->approximate_size_bytes()));
                 expire_pending();

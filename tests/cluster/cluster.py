@@ -18,8 +18,12 @@ import tempfile
 import time
 
 
-def free_port_block(count, start=21000, stop=60000):
-    """A base port P such that P .. P+count-1 are all free on 127.0.0.1."""
+def free_port_block(count, start=21000, stop=31000):
+    """A base port P such that P .. P+count-1 are all free on 127.0.0.1.
+
+    Below the kernel's ephemeral range (32768-60999 here, plus room for a twin at
+    +1000): a node started late must not find its port taken by the local end of
+    some client's outgoing connection (seen once in cluster_late_start)."""
     import random
 
     rnd = random.Random(os.getpid() ^ int(time.time() * 1000))
