@@ -1,6 +1,7 @@
 // Canonical msgpack codec of the client plane (daemon/client_protocol.h).
 //
-// The same scheme as consensus/codec.cpp, whose helpers are private to it:
+// The same scheme as consensus/codec.cpp, with its building blocks
+// (consensus/msgpack_wire.h):
 // encoding through msgpack::packer (shortest forms everywhere); decoding in four
 // steps, each of which may reject:
 //   1. the input size is checked against Limits::message_bytes_max;
@@ -23,40 +24,17 @@
 #include <msgpack.hpp>
 #include <span>
 
+#include "consensus/msgpack_wire.h"
+
 namespace tob::daemon {
 namespace {
 
 using consensus::OpOutput;
+using namespace consensus::wire;
 
 // ---- encoding --------------------------------------------------------------
 
-struct ByteSink {
-    Bytes& out;
-    void write(const char* data, std::size_t size) {
-        const auto* p = reinterpret_cast<const std::uint8_t*>(data);
-        out.insert(out.end(), p, p + size);
-    }
-};
-
-using Packer = msgpack::packer<ByteSink>;
-
-std::uint32_t wire_length(std::size_t n) {
-    if (n > std::numeric_limits<std::uint32_t>::max()) {
-        std::fputs("tob::daemon::encode_client_message: length does not fit msgpack (bug)\n",
-                   stderr);
-        std::abort();
-    }
-    return static_cast<std::uint32_t>(n);
-}
-
-void put_array(Packer& p, std::size_t n) { p.pack_array(wire_length(n)); }
-void put_uint(Packer& p, std::uint64_t v) { p.pack_uint64(v); }
 void put_bool(Packer& p, bool v) { p.pack_uint64(v ? 1 : 0); }
-void put_bin(Packer& p, ByteView b) {
-    const std::uint32_t n = wire_length(b.size());
-    p.pack_bin(n);
-    if (n > 0) p.pack_bin_body(reinterpret_cast<const char*>(b.data()), n);
-}
 void put_opt_bin(Packer& p, const std::optional<Bytes>& b) {
     if (b) {
         put_bin(p, *b);
@@ -148,53 +126,6 @@ void put(Packer& p, const ErrorMsg& v) {
 
 // ---- decoding --------------------------------------------------------------
 
-struct Reject {
-    std::string why;
-};
-
-[[noreturn]] void reject(std::string_view what, std::string_view problem) {
-    std::string why(what);
-    why += ": ";
-    why += problem;
-    throw Reject{std::move(why)};
-}
-
-std::string type_name(const msgpack::object& o) {
-    switch (o.type) {
-        case msgpack::type::NIL:
-            return "nil";
-        case msgpack::type::BOOLEAN:
-            return "bool";
-        case msgpack::type::POSITIVE_INTEGER:
-            return "positive int";
-        case msgpack::type::NEGATIVE_INTEGER:
-            return "negative int";
-        case msgpack::type::FLOAT32:
-            return "float32";
-        case msgpack::type::FLOAT64:
-            return "float64";
-        case msgpack::type::STR:
-            return "str";
-        case msgpack::type::BIN:
-            return "bin";
-        case msgpack::type::ARRAY:
-            return "array";
-        case msgpack::type::MAP:
-            return "map";
-        case msgpack::type::EXT:
-            return "ext";
-    }
-    return "unknown";
-}
-
-using Items = std::span<const msgpack::object>;
-
-Items array_items(const msgpack::object& o, std::string_view what) {
-    if (o.type != msgpack::type::ARRAY) reject(what, "expected array, got " + type_name(o));
-    if (o.via.array.size == 0) return {};
-    return {o.via.array.ptr, o.via.array.size};
-}
-
 Items fields_of(Items a, std::size_t fields, std::string_view what) {
     if (a.size() != fields) {
         reject(what,
@@ -203,41 +134,8 @@ Items fields_of(Items a, std::size_t fields, std::string_view what) {
     return a;
 }
 
-std::uint64_t uint_in(const msgpack::object& o, std::uint64_t min, std::uint64_t max,
-                      std::string_view what) {
-    if (o.type != msgpack::type::POSITIVE_INTEGER) {
-        reject(what, "expected unsigned int, got " + type_name(o));
-    }
-    const std::uint64_t v = o.via.u64;
-    if (v < min || v > max) {
-        reject(what,
-               std::to_string(v) + " outside " + std::to_string(min) + ".." + std::to_string(max));
-    }
-    return v;
-}
-
-template <class U>
-U uint_of(const msgpack::object& o, std::string_view what) {
-    return static_cast<U>(uint_in(o, 0, std::numeric_limits<U>::max(), what));
-}
-
 bool bool_of(const msgpack::object& o, std::string_view what) {
     return uint_in(o, 0, 1, what) == 1;
-}
-
-ByteView bin_view(const msgpack::object& o, std::string_view what) {
-    if (o.type != msgpack::type::BIN) reject(what, "expected bin, got " + type_name(o));
-    if (o.via.bin.size == 0) return {};
-    return {reinterpret_cast<const std::uint8_t*>(o.via.bin.ptr), o.via.bin.size};
-}
-
-Bytes bin_up_to(const msgpack::object& o, std::size_t max, std::string_view what) {
-    ByteView b = bin_view(o, what);
-    if (b.size() > max) {
-        reject(what,
-               std::to_string(b.size()) + " bytes, at most " + std::to_string(max) + " allowed");
-    }
-    return Bytes(b.begin(), b.end());
 }
 
 std::optional<Bytes> opt_bin_up_to(const msgpack::object& o, std::size_t max,
@@ -253,17 +151,6 @@ std::string text_of(const msgpack::object& o, std::string_view what) {
                          std::to_string(kClientTextBytesMax) + " allowed");
     }
     return std::string(reinterpret_cast<const char*>(b.data()), b.size());
-}
-
-template <std::size_t N>
-std::array<std::uint8_t, N> bin_exact(const msgpack::object& o, std::string_view what) {
-    ByteView b = bin_view(o, what);
-    if (b.size() != N) {
-        reject(what, std::to_string(b.size()) + " bytes, expected " + std::to_string(N));
-    }
-    std::array<std::uint8_t, N> out;
-    std::copy(b.begin(), b.end(), out.begin());
-    return out;
 }
 
 SubmitMsg to_submit(Items f, const consensus::Limits& lim) {
