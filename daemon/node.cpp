@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <chrono>
 #include <map>
 #include <set>
@@ -201,6 +202,10 @@ struct Node::Impl {
     Counter* verify_queue_full = nullptr;
     Counter* client_rejected = nullptr;
     Counter* archive_served = nullptr;
+    // By envelope kind (index 0: unknown), registered once: these count every
+    // message, so the loop must not look the series up by label each time.
+    std::array<Counter*, kKindMax + 1> messages_in{};
+    std::array<Counter*, kKindMax + 1> messages_out{};
     std::optional<Bytes> last_own_commit;
     std::uint64_t failpoints_passed = 0;
     std::uint64_t heartbeat_seconds = 0;
@@ -263,6 +268,13 @@ struct Node::Impl {
         client_rejected =
             &registry.counter("tobd_client_requests_rejected_total",
                               "Client submissions refused (bad signature, malformed)");
+        for (std::uint8_t k = 0; k <= kKindMax; ++k) {
+            messages_in[k] =
+                &registry.counter("tobd_messages_in_total", "Verified envelopes received, by kind",
+                                  {{"kind", kind_name(k)}});
+            messages_out[k] = &registry.counter(
+                "tobd_messages_out_total", "Envelopes sent, by kind", {{"kind", kind_name(k)}});
+        }
         archive_served = &registry.counter(
             "tobd_archive_proofs_served_total",
             "Committed-epoch proofs served from the on-disk archive to nodes catching up");
@@ -519,10 +531,7 @@ struct Node::Impl {
         }
         if (recent_now.size() < 200000) recent_now.insert(r.raw_digest);
         const Envelope& env = *r.envelope;
-        registry
-            .counter("tobd_messages_in_total", "Verified envelopes received, by kind",
-                     {{"kind", kind_name(static_cast<std::uint8_t>(env.kind))}})
-            .inc();
+        messages_in[static_cast<std::uint8_t>(env.kind)]->inc();
         if (env.kind == Kind::Commit && env.sender != node.node_id)
             peer_commit_max = std::max(peer_commit_max, env.epoch);
         if (byzantine) byzantine->observe(env, r.bytes);
@@ -666,10 +675,7 @@ struct Node::Impl {
             if (durable && ++sent == step.messages.size() / 2 + 1) failpoint("mid-send");
             if (peek_kind(m.envelope) == static_cast<std::uint8_t>(Kind::Commit) && !m.to)
                 last_own_commit = m.envelope;
-            registry
-                .counter("tobd_messages_out_total", "Envelopes sent, by kind",
-                         {{"kind", kind_name(peek_kind(m.envelope))}})
-                .inc();
+            messages_out[peek_kind(m.envelope)]->inc();
             if (m.to) {
                 if (*m.to != node.node_id) transport->send_to(*m.to, m.envelope);
             } else {
