@@ -70,6 +70,15 @@ void print_seed(const LectureReport& r, const std::string& replay) {
                   << ", split: " << r.split_epochs.size() << ") late_chains=" << r.late_chains
                   << " byz_faults=" << r.faults_on_byzantine;
     std::cout << "\n";
+    if (!r.epoch_log.empty()) {
+        std::cout << "  epochs at node " << r.honest.front().node << ":";
+        const std::size_t epochs_shown = 8;
+        for (std::size_t i = 0; i < r.epoch_log.size() && i < epochs_shown; ++i)
+            std::cout << (i ? " | " : " ") << r.epoch_log[i];
+        if (r.epoch_log.size() > epochs_shown)
+            std::cout << " | ... (" << r.epoch_log.size() - epochs_shown << " more)";
+        std::cout << "\n";
+    }
     const std::size_t shown = 6;
     for (std::size_t i = 0; i < r.violations.size() && i < shown; ++i)
         std::cout << "  violation [" << r.violations[i].check << "] " << r.violations[i].detail
@@ -78,7 +87,7 @@ void print_seed(const LectureReport& r, const std::string& replay) {
         std::cout << "  ... " << r.violations.size() - shown << " more violations\n";
     for (std::size_t i = 0; i < r.split_epochs.size() && i < 3; ++i)
         std::cout << "  split: " << r.split_epochs[i]
-                  << " (the ⊥ nodes got the leader's chain after the round bound)\n";
+                  << " (honest nodes ended this epoch differently)\n";
     if (!r.violations.empty())
         std::cout << "  replay: " << replay << " --seeds " << r.seed << "-" << r.seed << "\n";
 }

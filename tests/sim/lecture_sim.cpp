@@ -421,8 +421,16 @@ void LectureWorld::byz_lead(NodeId b, Epoch e, bool equivocate) {
     std::vector<OpRequest> other = a;
     other.push_back({byz_next_id_++, "*3"});
     const SyncMessage mb = chain_message(e, encode_op_block(other), {b});
-    for (NodeId to = 0; to < n_; ++to)
-        if (to != b) send(b, to, byz_rng_.chance(0.5) ? ma : mb);
+    // Both blocks reach someone: a random first node gets one, the others a coin flip.
+    const NodeId pivot = static_cast<NodeId>((b + 1 + byz_rng_.below(n_ - 1)) % n_);
+    bool other_sent = false;
+    for (NodeId to = 0; to < n_; ++to) {
+        if (to == b || to == pivot) continue;
+        const bool a_side = byz_rng_.chance(0.5);
+        other_sent |= !a_side;
+        send(b, to, a_side ? ma : mb);
+    }
+    send(b, pivot, other_sent ? ma : mb);
 }
 
 void LectureWorld::byz_late_chain(NodeId b, Epoch e, std::uint32_t ds_round) {
@@ -498,6 +506,14 @@ void LectureWorld::summarize_epochs(LectureReport& report) {
     for (const auto& [e, by_node] : outcomes_) {
         if (by_node.size() < honest_.size()) continue;  // not finished everywhere
         ++report.epochs;
+        const SyncEpochOutcome& o0 = by_node.begin()->second;
+        std::ostringstream es;
+        es << "e" << e << " leader " << o0.leader << ": ";
+        if (o0.block)
+            es << "block, " << o0.newly_queued << " queued";
+        else
+            es << "⊥" << (o0.accepted >= 2 ? " (two signed blocks)" : "");
+        report.epoch_log.push_back(es.str());
         std::vector<NodeId> with_block, bottom;
         std::set<std::size_t> sizes;
         for (const auto& [node, o] : by_node) {

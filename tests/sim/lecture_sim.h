@@ -91,6 +91,7 @@ struct LectureReport {
     std::uint64_t epochs = 0;               // epochs finished at every honest node
     std::uint64_t bottom_epochs = 0;        // epochs every honest node ended with ⊥
     std::vector<std::string> split_epochs;  // epochs honest nodes ended differently (described)
+    std::vector<std::string> epoch_log;     // each epoch as the first honest node ended it
     std::uint64_t late_chains = 0;          // chains honest nodes dropped as late
     std::uint64_t faults_on_byzantine = 0;
 };
