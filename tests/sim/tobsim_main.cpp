@@ -2,6 +2,8 @@
 //
 //   tobsim --nodes 4 --faulty 1 --behaviour equivocate,replay --seeds 1-200 --json
 //
+//   tobsim --protocol naive --seeds 1-1   /   tobsim --compare   (lecture_cli.h)
+//
 // Text mode prints each seed's derived parameters first, then its result; --json
 // prints one object for the whole sweep. Exit status 1 if any seed failed.
 
@@ -14,6 +16,7 @@
 
 #include "consensus/types.h"
 #include "crypto/hash.h"
+#include "tests/sim/lecture_cli.h"
 #include "tests/sim/sim.h"
 
 namespace {
@@ -113,7 +116,11 @@ int main(int argc, char** argv) {
     app.add_flag("--trace-messages", opt.trace_messages,
                  "print every honest send/receive to stderr");
     app.add_flag("--stop-on-fail", stop_on_fail, "stop at the first failing seed");
+    LectureCli lecture;  // --protocol naive|sync|async, --network, --compare: lecture_cli.h
+    add_lecture_options(app, lecture);
     CLI11_PARSE(app, argc, argv);
+    if (lecture.selected())
+        return run_lecture_cli(lecture, opt, app.count("--txs") > 0, behaviours, seeds, json);
 
     if (behaviours != "all" && !behaviours.empty()) {
         std::stringstream ss(behaviours);
