@@ -8,7 +8,7 @@
 #include <set>
 
 #include "consensus/codec.h"
-#include "consensus/kv_machine.h"
+#include "consensus/kv/kv_machine.h"
 #include "consensus/real_crypto.h"
 #include "consensus/replica.h"
 #include "crypto/hash.h"
@@ -23,6 +23,7 @@
 namespace tob::daemon {
 
 using namespace tob::consensus;
+using consensus::kv::KvMachine;
 using Clock = std::chrono::steady_clock;
 
 std::optional<Byzantine> parse_byzantine(std::string_view name) {
