@@ -35,11 +35,13 @@
 #include <thread>
 #include <vector>
 
-#include "cli/client_lib.h"
+#include "cli/client/client.h"
 #include "cli/commands.h"
 #include "consensus/codec.h"
 
 namespace tob::cli {
+
+using namespace tob::client;
 
 namespace {
 
@@ -178,13 +180,13 @@ void run_client(std::uint32_t c, std::uint64_t budget, const Shared& sh, ClientR
                      incoming);
         const auto arrived = Clock::now();
         for (Incoming& in : incoming) {
-            if (auto* reply = std::get_if<daemon::ReplyMsg>(&in.message)) {
+            if (auto* reply = std::get_if<ReplyMsg>(&in.message)) {
                 auto it = pending.find(reply->request_digest);
                 if (it == pending.end() || reply->client != client->public_key() ||
                     reply->nonce != it->second.nonce) {
                     continue;  // a late answer to a request already answered
                 }
-                if (reply->status == daemon::ReplyStatus::Malformed) {
+                if (reply->status == ReplyStatus::Malformed) {
                     ++res.errors;
                 } else {
                     ++res.committed;
@@ -195,16 +197,15 @@ void run_client(std::uint32_t c, std::uint64_t budget, const Shared& sh, ClientR
                     res.last_reply = arrived;
                 }
                 finish(it);
-            } else if (auto* error = std::get_if<daemon::ErrorMsg>(&in.message)) {
+            } else if (auto* error = std::get_if<ErrorMsg>(&in.message)) {
                 ++res.errors;
                 if (!error->request_digest) continue;
                 auto it = pending.find(*error->request_digest);
                 if (it == pending.end()) continue;
-                if (error->code == daemon::ErrorCode::BadRequest ||
-                    error->code == daemon::ErrorCode::ReplyTooLarge) {
+                if (error->code == ErrorCode::BadRequest ||
+                    error->code == ErrorCode::ReplyTooLarge) {
                     finish(it);  // every honest node refuses it the same way
-                } else if (error->code != daemon::ErrorCode::NotVoting &&
-                           in.from == it->second.node) {
+                } else if (error->code != ErrorCode::NotVoting && in.from == it->second.node) {
                     it->second.retry_at = std::min(it->second.retry_at, arrived + kRefusedPause);
                 }
             }

@@ -1,4 +1,5 @@
-// tobctl put | get | del | cas — client requests (DESIGN.md §3, §4; docs/client.md).
+// tobctl put | get | del | cas — client requests (docs/client.md; the requests
+// themselves: docs/protocol.md, "Client requests").
 //
 // Each command builds one request with one operation, signs it with the client
 // key (a 0600 file, created on first use; see default_client_key_path), takes a
@@ -16,6 +17,8 @@
 // Exit code 1 with a message on stderr for every error (timeout, refused,
 // malformed, bad arguments).
 
+#include "cli/client/client.h"
+
 #include <chrono>
 #include <cstdint>
 #include <iostream>
@@ -26,12 +29,14 @@
 #include <string>
 #include <vector>
 
-#include "cli/client_lib.h"
+#include "cli/client/format.h"
 #include "cli/commands.h"
 #include "consensus/codec.h"
 #include "crypto/sign.h"
 
 namespace tob::cli {
+
+using namespace tob::client;
 
 namespace {
 
@@ -112,14 +117,14 @@ std::optional<std::string> check_limits(const consensus::Op& op, const consensus
 
 int print_outcome(std::string_view command, const ClientArgs& args, const consensus::Op& op,
                   const consensus::Request& request, const Client::Submitted& done) {
-    const daemon::ReplyMsg& reply = done.reply;
-    if (reply.status == daemon::ReplyStatus::Malformed) {
+    const ReplyMsg& reply = done.reply;
+    if (reply.status == ReplyStatus::Malformed) {
         std::cerr << "tobctl " << command
                   << ": the cluster skipped the request as malformed (limits, chain id)\n";
         return 1;
     }
     if (reply.outputs.size() != request.ops.size()) {
-        if (reply.status == daemon::ReplyStatus::Duplicate && reply.outputs.empty()) {
+        if (reply.status == ReplyStatus::Duplicate && reply.outputs.empty()) {
             std::cerr << "tobctl " << command << ": nonce " << request.nonce
                       << " was already committed and its outputs are no longer kept (a "
                          "reused nonce? see docs/client.md)\n";
@@ -130,7 +135,7 @@ int print_outcome(std::string_view command, const ClientArgs& args, const consen
         return 1;
     }
     const consensus::OpOutput& out = reply.outputs.front();
-    const bool duplicate = reply.status == daemon::ReplyStatus::Duplicate;
+    const bool duplicate = reply.status == ReplyStatus::Duplicate;
     int code = 0;
     if (op.type == consensus::OpType::Cas && !out.ok) code = kExitCasFailed;
 
@@ -256,7 +261,7 @@ int run_local_get(const ClientArgs& args) {
             std::cerr << "tobctl get: " << got.error << "\n";
             continue;
         }
-        const daemon::LocalValueMsg& v = *got.value;
+        const LocalValueMsg& v = *got.value;
         if (args.json) {
             std::cout << "{\"command\": \"get\", \"local\": true, \"key\": " << json_value(key)
                       << ", \"node\": " << node << ", \"applied\": " << v.applied

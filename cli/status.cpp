@@ -14,11 +14,14 @@
 #include <string>
 #include <vector>
 
-#include "cli/client_lib.h"
+#include "cli/client/client.h"
+#include "cli/client/format.h"
 #include "cli/commands.h"
 #include "crypto/hash.h"
 
 namespace tob::cli {
+
+using namespace tob::client;
 
 namespace {
 
@@ -31,10 +34,9 @@ struct StatusArgs {
 
 std::string short_digest(const Digest& d) { return crypto::to_hex(d).substr(0, 16); }
 
-std::string state_of(const daemon::StatusMsg& s) { return s.halted ? "halted" : "up"; }
+std::string state_of(const StatusMsg& s) { return s.halted ? "halted" : "up"; }
 
-void print_json(const std::vector<NodeId>& nodes,
-                const std::vector<Result<daemon::StatusMsg>>& results) {
+void print_json(const std::vector<NodeId>& nodes, const std::vector<Result<StatusMsg>>& results) {
     std::ostringstream j;
     j << "[";
     for (std::size_t k = 0; k < nodes.size(); ++k) {
@@ -44,7 +46,7 @@ void print_json(const std::vector<NodeId>& nodes,
             j << ", \"up\": false, \"error\": " << json_string(r.error) << "}";
             continue;
         }
-        const daemon::StatusMsg& s = *r.value;
+        const StatusMsg& s = *r.value;
         j << ", \"up\": true, \"reported_node\": " << s.node
           << ", \"version\": " << json_string(s.version) << ", \"epoch\": " << s.epoch
           << ", \"applied\": " << s.applied << ", \"peers\": " << s.peers_connected
@@ -57,8 +59,7 @@ void print_json(const std::vector<NodeId>& nodes,
     std::cout << j.str() << "\n";
 }
 
-void print_table(const std::vector<NodeId>& nodes,
-                 const std::vector<Result<daemon::StatusMsg>>& results) {
+void print_table(const std::vector<NodeId>& nodes, const std::vector<Result<StatusMsg>>& results) {
     std::vector<std::vector<std::string>> rows;
     rows.push_back(
         {"node", "state", "epoch", "applied", "peers", "pool", "faults", "voting", "state digest"});
@@ -70,7 +71,7 @@ void print_table(const std::vector<NodeId>& nodes,
             notes.push_back("node " + std::to_string(nodes[k]) + ": " + r.error);
             continue;
         }
-        const daemon::StatusMsg& s = *r.value;
+        const StatusMsg& s = *r.value;
         rows.push_back({std::to_string(nodes[k]), state_of(s), std::to_string(s.epoch),
                         std::to_string(s.applied), std::to_string(s.peers_connected),
                         std::to_string(s.pool), std::to_string(s.faults), s.voting ? "yes" : "no",

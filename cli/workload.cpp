@@ -35,11 +35,14 @@
 #include <thread>
 #include <vector>
 
-#include "cli/client_lib.h"
+#include "cli/client/client.h"
+#include "cli/client/format.h"
 #include "cli/commands.h"
 #include "crypto/hash.h"
 
 namespace tob::cli {
+
+using namespace tob::client;
 
 namespace {
 
@@ -97,10 +100,9 @@ struct Recorder {
             value = str(op.value);
         std::optional<std::string> expected;
         if (op.type == consensus::OpType::Cas && op.expected) expected = str(*op.expected);
-        file << "{\"id\":" << next_id++ << ",\"client\":" << json_string(client)
-             << ",\"op\":\"" << name << "\",\"key\":" << json_string(str(op.key))
-             << ",\"value\":" << jopt(value) << ",\"expected\":" << jopt(expected)
-             << ",\"invoke_s\":" << fixed6(invoke_s)
+        file << "{\"id\":" << next_id++ << ",\"client\":" << json_string(client) << ",\"op\":\""
+             << name << "\",\"key\":" << json_string(str(op.key)) << ",\"value\":" << jopt(value)
+             << ",\"expected\":" << jopt(expected) << ",\"invoke_s\":" << fixed6(invoke_s)
              << ",\"complete_s\":" << (complete_s ? fixed6(*complete_s) : "null")
              << ",\"result\":\"" << result << "\",\"output\":" << output_json
              << ",\"nonce\":" << nonce << ",\"op_index\":0,\"client_key\":\"" << client_key
@@ -147,8 +149,8 @@ void run_client(std::uint32_t c, Shared& sh) {
     const std::string client_key = crypto::to_hex(key.public_key());
     std::mt19937_64 rng(args.seed ? args.seed * 1000003 + c
                                   : std::random_device{}() ^ (std::uint64_t{c} << 32));
-    const auto attempt = std::chrono::milliseconds(
-        static_cast<std::int64_t>(args.attempt_timeout_s * 1000 + 0.5));
+    const auto attempt =
+        std::chrono::milliseconds(static_cast<std::int64_t>(args.attempt_timeout_s * 1000 + 0.5));
     const auto op_timeout =
         std::chrono::milliseconds(static_cast<std::int64_t>(args.op_timeout_s * 1000 + 0.5));
     std::map<std::string, std::optional<std::string>> known;  // last value seen per key
@@ -204,11 +206,11 @@ void run_client(std::uint32_t c, Shared& sh) {
             client.poll(std::max(Millis(1), std::chrono::ceil<Millis>(wait)), incoming);
             const auto arrived = Clock::now();
             for (Incoming& in : incoming) {
-                if (auto* reply = std::get_if<daemon::ReplyMsg>(&in.message)) {
-                    if (reply->request_digest != prepared.request_digest ||
-                        reply->nonce != nonce || reply->client != key.public_key())
+                if (auto* reply = std::get_if<ReplyMsg>(&in.message)) {
+                    if (reply->request_digest != prepared.request_digest || reply->nonce != nonce ||
+                        reply->client != key.public_key())
                         continue;
-                    if (reply->status == daemon::ReplyStatus::Malformed) {
+                    if (reply->status == ReplyStatus::Malformed) {
                         result = "fail";
                         completed = mono_s(arrived);
                     } else if (reply->outputs.size() == 1) {
@@ -223,25 +225,23 @@ void run_client(std::uint32_t c, Shared& sh) {
                         } else if (op.type == consensus::OpType::Del) {
                             known[k] = std::nullopt;
                         } else {
-                            known[k] = o.ok ? std::optional(value)
-                                            : (o.value ? std::optional(str(*o.value))
-                                                       : std::nullopt);
+                            known[k] =
+                                o.ok ? std::optional(value)
+                                     : (o.value ? std::optional(str(*o.value)) : std::nullopt);
                         }
                     }
                     // A duplicate without outputs: keep waiting (it cannot happen
                     // with one request in flight per client, nonces in sequence).
                     if (!result.empty()) break;
-                } else if (auto* error = std::get_if<daemon::ErrorMsg>(&in.message)) {
-                    if (!error->request_digest ||
-                        *error->request_digest != prepared.request_digest)
+                } else if (auto* error = std::get_if<ErrorMsg>(&in.message)) {
+                    if (!error->request_digest || *error->request_digest != prepared.request_digest)
                         continue;
-                    if (error->code == daemon::ErrorCode::BadRequest) {
+                    if (error->code == ErrorCode::BadRequest) {
                         result = "fail";
                         completed = mono_s(arrived);
                         break;
                     }
-                    if (error->code == daemon::ErrorCode::Overloaded ||
-                        error->code == daemon::ErrorCode::Halted) {
+                    if (error->code == ErrorCode::Overloaded || error->code == ErrorCode::Halted) {
                         retry_at = std::min(retry_at, arrived + Millis(100));
                     }
                 }

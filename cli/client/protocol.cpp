@@ -1,4 +1,4 @@
-// Canonical msgpack codec of the client plane (daemon/client_protocol.h).
+// Canonical msgpack codec of the client plane (cli/client/protocol.h).
 //
 // The same scheme as consensus/codec.cpp, with its building blocks
 // (consensus/msgpack_wire.h):
@@ -14,7 +14,7 @@
 // A rejection inside the conversion throws the private Reject type; every
 // exception is caught in decode_client_message, which therefore never throws.
 
-#include "daemon/client_protocol.h"
+#include "cli/client/protocol.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -26,7 +26,7 @@
 
 #include "consensus/msgpack_wire.h"
 
-namespace tob::daemon {
+namespace tob::client {
 namespace {
 
 using consensus::OpOutput;
@@ -339,4 +339,32 @@ bool verify_reply(const PublicKey& node_key, const Digest& chain_id, const Reply
     return crypto::verify(node_key, kReplyTag, reply_sign_payload(chain_id, reply), reply.sig);
 }
 
-}  // namespace tob::daemon
+std::string_view to_string(ReplyStatus status) {
+    switch (status) {
+        case ReplyStatus::Committed:
+            return "committed";
+        case ReplyStatus::Duplicate:
+            return "duplicate";
+        case ReplyStatus::Malformed:
+            return "malformed";
+    }
+    return "unknown";
+}
+
+std::string_view to_string(ErrorCode code) {
+    switch (code) {
+        case ErrorCode::BadRequest:
+            return "bad request";
+        case ErrorCode::Overloaded:
+            return "overloaded";
+        case ErrorCode::NotVoting:
+            return "not voting";
+        case ErrorCode::Halted:
+            return "halted";
+        case ErrorCode::ReplyTooLarge:
+            return "reply too large";
+    }
+    return "unknown error";
+}
+
+}  // namespace tob::client
