@@ -226,8 +226,8 @@ std::string fixed(double v, int digits) {
     return s.str();
 }
 
-int run_bench(const BenchArgs& args) {
-    auto cluster = load_cluster_for("bench", args.cluster);
+int run_bench(const BenchArgs& args, const CommonOptions& common) {
+    auto cluster = load_cluster_for("bench", args.cluster, common);
     if (!cluster) return 1;
     if (cluster->n == 0) {
         std::cerr << "tobctl bench: the cluster has no members\n";
@@ -367,12 +367,12 @@ int run_bench(const BenchArgs& args) {
 
 }  // namespace
 
-void add_bench(CLI::App& app, int& exit_code) {
+void add_bench(CLI::App& app, const CommonOptions& common, int& exit_code) {
     auto args = std::make_shared<BenchArgs>();
     CLI::App* cmd = app.add_subcommand(
         "bench",
         "Load generator: committed requests/s and ops/s, latency p50/p99/max (--json for JSON)");
-    cmd->add_option("--cluster", args->cluster, "Cluster file (cluster.toml)")->required();
+    add_cluster_option(cmd, args->cluster);
     cmd->add_option("--clients", args->clients, "Concurrent clients (one thread and key each)")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
@@ -391,7 +391,7 @@ void add_bench(CLI::App& app, int& exit_code) {
     cmd->add_option("--keys", args->keys,
                     "Draw keys from K shared keys bench-<k> (default: a new key per op)")
         ->check(CLI::PositiveNumber);
-    cmd->add_flag("--json", args->json, "Print one JSON object");
+    add_json_flag(cmd, args->json, "Print one JSON object");
     cmd->add_option("--attempt-timeout", args->attempt_timeout_s,
                     "Seconds without a reply before a request goes to the next node")
         ->capture_default_str()
@@ -400,7 +400,10 @@ void add_bench(CLI::App& app, int& exit_code) {
                     "Stop after this many seconds; unanswered requests count as timeouts")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
-    cmd->callback([args, &exit_code] { exit_code = run_bench(*args); });
+    cmd->callback([args, &common, &exit_code] {
+        args->json = args->json || common.json;
+        exit_code = run_bench(*args, common);
+    });
 }
 
 }  // namespace tob::cli

@@ -97,8 +97,8 @@ void print_table(const std::vector<NodeId>& nodes, const std::vector<Result<Stat
     for (const std::string& note : notes) std::cerr << "tobctl status: " << note << "\n";
 }
 
-int run_status(const StatusArgs& args) {
-    auto cluster = load_cluster_for("status", args.cluster);
+int run_status(const StatusArgs& args, const CommonOptions& common) {
+    auto cluster = load_cluster_for("status", args.cluster, common);
     if (!cluster) return 1;
     std::vector<NodeId> nodes;
     if (args.node) {
@@ -128,17 +128,20 @@ int run_status(const StatusArgs& args) {
 
 }  // namespace
 
-void add_status(CLI::App& app, int& exit_code) {
+void add_status(CLI::App& app, const CommonOptions& common, int& exit_code) {
     auto args = std::make_shared<StatusArgs>();
     CLI::App* cmd = app.add_subcommand(
         "status", "Epoch, applied epoch, peers, pool, faults, voting and state digest, per node");
-    cmd->add_option("--cluster", args->cluster, "Cluster file (cluster.toml)")->required();
+    add_cluster_option(cmd, args->cluster);
     cmd->add_option("--node", args->node, "Ask only node I (default: every node)");
-    cmd->add_flag("--json", args->json, "Print JSON (an array with one object per node)");
+    add_json_flag(cmd, args->json, "Print JSON (an array with one object per node)");
     cmd->add_option("--timeout", args->timeout_s, "Seconds to wait for answers")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
-    cmd->callback([args, &exit_code] { exit_code = run_status(*args); });
+    cmd->callback([args, &common, &exit_code] {
+        args->json = args->json || common.json;
+        exit_code = run_status(*args, common);
+    });
 }
 
 }  // namespace tob::cli

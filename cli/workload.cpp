@@ -275,8 +275,8 @@ std::optional<std::vector<NodeId>> parse_nodes(const std::string& text, std::uin
     return nodes;
 }
 
-int run_workload(const WorkloadArgs& args) {
-    auto cluster = load_cluster_for("workload", args.cluster);
+int run_workload(const WorkloadArgs& args, const CommonOptions& common) {
+    auto cluster = load_cluster_for("workload", args.cluster, common);
     if (!cluster) return 1;
     auto nodes = parse_nodes(args.node_set, cluster->n);
     if (!nodes) {
@@ -325,13 +325,13 @@ int run_workload(const WorkloadArgs& args) {
 
 }  // namespace
 
-void add_workload(CLI::App& app, int& exit_code) {
+void add_workload(CLI::App& app, const CommonOptions& common, int& exit_code) {
     auto args = std::make_shared<WorkloadArgs>();
     CLI::App* cmd = app.add_subcommand(
         "workload",
         "Random put/get/cas/del workload on K keys; writes a history (JSON lines) for the "
         "checkers");
-    cmd->add_option("--cluster", args->cluster, "Cluster file (cluster.toml)")->required();
+    add_cluster_option(cmd, args->cluster);
     cmd->add_option("--out", args->out, "History file to write (JSON lines)")->required();
     cmd->add_option("--clients", args->clients, "Concurrent clients (one thread and key each)")
         ->capture_default_str()
@@ -360,7 +360,7 @@ void add_workload(CLI::App& app, int& exit_code) {
     cmd->add_option("--get", args->get_pct, "Percent of gets")->capture_default_str();
     cmd->add_option("--cas", args->cas_pct, "Percent of cas (the rest are dels)")
         ->capture_default_str();
-    cmd->callback([args, &exit_code] { exit_code = run_workload(*args); });
+    cmd->callback([args, &common, &exit_code] { exit_code = run_workload(*args, common); });
 }
 
 }  // namespace tob::cli
