@@ -226,7 +226,8 @@ std::string fixed(double v, int digits) {
     return s.str();
 }
 
-int run_bench(const BenchArgs& args, const CommonOptions& common) {
+int run_bench(BenchArgs args, const CommonOptions& common) {
+    args.json = args.json || common.json;  // --json before the command name
     auto cluster = load_cluster_for("bench", args.cluster, common);
     if (!cluster) return 1;
     if (cluster->n == 0) {
@@ -400,10 +401,7 @@ void add_bench(CLI::App& app, const CommonOptions& common, int& exit_code) {
                     "Stop after this many seconds; unanswered requests count as timeouts")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
-    cmd->callback([args, &common, &exit_code] {
-        args->json = args->json || common.json;
-        exit_code = run_bench(*args, common);
-    });
+    cmd->callback([args, &common, &exit_code] { exit_code = run_bench(*args, common); });
 }
 
 }  // namespace tob::cli

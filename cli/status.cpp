@@ -97,7 +97,8 @@ void print_table(const std::vector<NodeId>& nodes, const std::vector<Result<Stat
     for (const std::string& note : notes) std::cerr << "tobctl status: " << note << "\n";
 }
 
-int run_status(const StatusArgs& args, const CommonOptions& common) {
+int run_status(StatusArgs args, const CommonOptions& common) {
+    args.json = args.json || common.json;  // --json before the command name
     auto cluster = load_cluster_for("status", args.cluster, common);
     if (!cluster) return 1;
     std::vector<NodeId> nodes;
@@ -138,10 +139,7 @@ void add_status(CLI::App& app, const CommonOptions& common, int& exit_code) {
     cmd->add_option("--timeout", args->timeout_s, "Seconds to wait for answers")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
-    cmd->callback([args, &common, &exit_code] {
-        args->json = args->json || common.json;
-        exit_code = run_status(*args, common);
-    });
+    cmd->callback([args, &common, &exit_code] { exit_code = run_status(*args, common); });
 }
 
 }  // namespace tob::cli

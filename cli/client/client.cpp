@@ -91,6 +91,46 @@ std::string describe(NodeId node, const ErrorMsg& e) {
            (e.text.empty() ? "" : ": " + e.text);
 }
 
+/// The Error answers to one submission: the last one (for the final message)
+/// and, per fatal code, the nodes that gave it.
+class Refusals {
+  public:
+    Refusals(const Digest& request_digest, std::size_t decisive_count)
+        : digest_(request_digest), decisive_count_(decisive_count) {}
+
+    /// Records `error` from node `from`; false when it is about another request
+    /// or only informational (NotVoting), which the caller ignores.
+    bool note(NodeId from, const ErrorMsg& error) {
+        if (error.request_digest && *error.request_digest != digest_) return false;
+        if (error.code == ErrorCode::NotVoting) return false;
+        last_ = error;
+        last_text_ = describe(from, error);
+        if (fatal(error.code)) {
+            auto& by = fatal_by_[error.code];
+            by.insert(from);
+            decisive_size_ = std::max(decisive_size_, by.size());
+        }
+        return true;
+    }
+    /// Enough distinct nodes gave the same fatal error: retrying cannot help.
+    bool decisive() const { return decisive_size_ >= decisive_count_; }
+    std::string decisive_text() const {
+        return "request refused by " + std::to_string(decisive_size_) +
+               " nodes; last: " + last_text_;
+    }
+    /// "; last error: ..." when there was one, else "".
+    std::string last_error_text() const { return last_ ? "; last error: " + last_text_ : ""; }
+    const std::optional<ErrorMsg>& last() const { return last_; }
+
+  private:
+    Digest digest_;
+    std::size_t decisive_count_;
+    std::optional<ErrorMsg> last_;
+    std::string last_text_;
+    std::map<ErrorCode, std::set<NodeId>> fatal_by_;  // nodes that refused for good
+    std::size_t decisive_size_ = 0;
+};
+
 }  // namespace
 
 // ---- client key and nonces -------------------------------------------------------
@@ -328,9 +368,7 @@ Result<Client::Submitted> Client::submit_one(const consensus::Request& request,
     const auto start = Clock::now();
     const auto deadline = start + options.deadline;
     std::vector<NodeId> tried;
-    std::optional<ErrorMsg> last_error;
-    std::string last_error_text;
-    std::map<ErrorCode, std::set<NodeId>> fatal_by;  // nodes that refused for good
+    Refusals refusals(prepared.request_digest, static_cast<std::size_t>(cluster_.t) + 1);
     std::uint32_t refusals_in_row = 0;
 
     auto send_to_current = [&] {
@@ -360,20 +398,9 @@ Result<Client::Submitted> Client::submit_one(const consensus::Request& request,
                 return R::success(Submitted{std::move(*reply), {from}});
             }
             if (auto* error = std::get_if<ErrorMsg>(&in.message)) {
-                if (error->request_digest && *error->request_digest != prepared.request_digest) {
-                    continue;  // about another request
-                }
-                if (error->code == ErrorCode::NotVoting) continue;  // informational
-                last_error = *error;
-                last_error_text = describe(in.from, *error);
-                if (fatal(error->code)) {
-                    auto& by = fatal_by[error->code];
-                    by.insert(in.from);
-                    if (by.size() >= cluster_.t + 1) {
-                        return R::failure("request refused by " + std::to_string(by.size()) +
-                                              " nodes; last: " + last_error_text,
-                                          last_error);
-                    }
+                if (!refusals.note(in.from, *error)) continue;
+                if (refusals.decisive()) {
+                    return R::failure(refusals.decisive_text(), refusals.last());
                 }
                 if (in.from == current) {
                     // Refused here: try the next node at once, unless every node has
@@ -390,9 +417,9 @@ Result<Client::Submitted> Client::submit_one(const consensus::Request& request,
     std::string tried_text;
     for (NodeId t : tried) tried_text += (tried_text.empty() ? "" : ",") + std::to_string(t);
     std::string why = "no verified reply within " + millis_text(options.deadline) +
-                      " (sent to node" + (tried.size() > 1 ? "s " : " ") + tried_text + ")";
-    if (last_error) why += "; last error: " + last_error_text;
-    return R::failure(std::move(why), last_error);
+                      " (sent to node" + (tried.size() > 1 ? "s " : " ") + tried_text + ")" +
+                      refusals.last_error_text();
+    return R::failure(std::move(why), refusals.last());
 }
 
 Result<Client::Submitted> Client::submit_quorum(const consensus::Request& request,
@@ -403,9 +430,7 @@ Result<Client::Submitted> Client::submit_quorum(const consensus::Request& reques
     const std::size_t need = static_cast<std::size_t>(cluster_.t) + 1;
     const auto deadline = Clock::now() + options.deadline;
     std::map<NodeId, ReplyMsg> replies;  // first verified reply per signing node
-    std::map<ErrorCode, std::set<NodeId>> fatal_by;
-    std::optional<ErrorMsg> last_error;
-    std::string last_error_text;
+    Refusals refusals(prepared.request_digest, need);
 
     auto send_missing = [&] {
         for (std::size_t i = 0; i < n_nodes; ++i) {
@@ -443,20 +468,8 @@ Result<Client::Submitted> Client::submit_quorum(const consensus::Request& reques
                 continue;
             }
             if (auto* error = std::get_if<ErrorMsg>(&in.message)) {
-                if (error->request_digest && *error->request_digest != prepared.request_digest) {
-                    continue;
-                }
-                if (error->code == ErrorCode::NotVoting) continue;
-                last_error = *error;
-                last_error_text = describe(in.from, *error);
-                if (fatal(error->code)) {
-                    auto& by = fatal_by[error->code];
-                    by.insert(in.from);
-                    if (by.size() >= need) {
-                        return R::failure("request refused by " + std::to_string(by.size()) +
-                                              " nodes; last: " + last_error_text,
-                                          last_error);
-                    }
+                if (refusals.note(in.from, *error) && refusals.decisive()) {
+                    return R::failure(refusals.decisive_text(), refusals.last());
                 }
             }
         }
@@ -483,9 +496,8 @@ Result<Client::Submitted> Client::submit_quorum(const consensus::Request& reques
         why += " in " + std::to_string(reps.size()) + " distinct outcome" +
                (reps.size() == 1 ? "" : "s") + ": " + groups;
     }
-    why += ")";
-    if (last_error) why += "; last error: " + last_error_text;
-    return R::failure(std::move(why), last_error);
+    why += ")" + refusals.last_error_text();
+    return R::failure(std::move(why), refusals.last());
 }
 
 std::vector<Result<StatusMsg>> Client::status_all(const std::vector<NodeId>& nodes,

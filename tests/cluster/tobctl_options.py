@@ -18,15 +18,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cluster as cl  # noqa: E402
-
-
-class Failure(Exception):
-    pass
+from test_daemon import Failure, check as require  # noqa: E402
 
 
 def check(cond, what):
-    if not cond:
-        raise Failure(what)
+    require(cond, what)
     print(f"ok: {what}", flush=True)
 
 

@@ -1042,6 +1042,12 @@ TEST(Formatting, JsonAndDisplay) {
     EXPECT_EQ(json_value(text("v")), "\"v\"");
     EXPECT_EQ(json_value(Bytes{0xc0, 0x80}), "{\"hex\": \"c080\"}");  // overlong
     EXPECT_FALSE(printable_text(Bytes{0xed, 0xa0, 0x80}));            // surrogate
+    EXPECT_EQ(to_string(ReplyStatus::Committed), "committed");
+    EXPECT_EQ(to_string(ReplyStatus::Malformed), "malformed");
+    EXPECT_EQ(to_string(ErrorCode::BadRequest), "bad request");
+    EXPECT_EQ(to_string(ErrorCode::ReplyTooLarge), "reply too large");
+    EXPECT_EQ(to_string(static_cast<ErrorCode>(0)), "unknown error");
+    EXPECT_EQ(to_string(static_cast<ReplyStatus>(9)), "unknown");
 }
 
 }  // namespace
