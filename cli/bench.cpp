@@ -15,7 +15,7 @@
 //
 // Nonces of a client start at 1 and stay within 512 of its oldest unanswered
 // request, because a node skips a nonce more than 1024 below the client's
-// highest committed one (DESIGN.md §3).
+// highest committed one (docs/protocol.md, "Replicated database").
 
 #include <algorithm>
 #include <atomic>
@@ -35,11 +35,13 @@
 #include <thread>
 #include <vector>
 
-#include "cli/client_lib.h"
+#include "cli/client/client.h"
 #include "cli/commands.h"
 #include "consensus/codec.h"
 
 namespace tob::cli {
+
+using namespace tob::client;
 
 namespace {
 
@@ -95,6 +97,72 @@ struct Shared {
     Clock::time_point deadline;
 };
 
+/// The requests one client has in flight, by request digest, and their nonces.
+struct Window {
+    std::map<Digest, Pending> pending;
+    std::set<Nonce> open_nonces;
+
+    void finish(std::map<Digest, Pending>::iterator it) {
+        open_nonces.erase(it->second.nonce);
+        pending.erase(it);
+    }
+};
+
+/// The PUTs of the next request of client `c`; `counter` numbers the ops and
+/// goes into the first bytes of each value, so values differ.
+std::vector<consensus::Op> make_ops(const BenchArgs& args, std::uint32_t c, std::mt19937_64& rng,
+                                    Bytes& value, std::uint64_t& counter) {
+    std::vector<consensus::Op> ops;
+    ops.reserve(args.ops_per_request);
+    for (std::uint32_t m = 0; m < args.ops_per_request; ++m, ++counter) {
+        std::string key = args.keys ? "bench-" + std::to_string(rng() % *args.keys)
+                                    : "bench-" + std::to_string(c) + "-" + std::to_string(counter);
+        for (std::size_t k = 0; k < std::min<std::size_t>(8, value.size()); ++k) {
+            value[k] = static_cast<std::uint8_t>(counter >> (8 * k));
+        }
+        ops.push_back(consensus::Op{consensus::OpType::Put, Bytes(key.begin(), key.end()), value,
+                                    std::nullopt});
+    }
+    return ops;
+}
+
+/// Applies what arrived at `arrived` to the window: a verified reply finishes its
+/// request (committed or malformed); a refusal finishes it (BadRequest,
+/// ReplyTooLarge: every honest node says the same) or hastens its retry.
+void take_incoming(std::vector<Incoming>& incoming, Window& window, const PublicKey& me,
+                   std::uint32_t ops_per_request, Clock::time_point arrived, ClientResult& res) {
+    for (Incoming& in : incoming) {
+        if (auto* reply = std::get_if<ReplyMsg>(&in.message)) {
+            auto it = window.pending.find(reply->request_digest);
+            if (it == window.pending.end() || reply->client != me ||
+                reply->nonce != it->second.nonce) {
+                continue;  // a late answer to a request already answered
+            }
+            if (reply->status == ReplyStatus::Malformed) {
+                ++res.errors;
+            } else {
+                ++res.committed;
+                res.ops += ops_per_request;
+                res.latency_ms.push_back(
+                    std::chrono::duration<double, std::milli>(arrived - it->second.first_send)
+                        .count());
+                res.last_reply = arrived;
+            }
+            window.finish(it);
+        } else if (auto* error = std::get_if<ErrorMsg>(&in.message)) {
+            ++res.errors;
+            if (!error->request_digest) continue;
+            auto it = window.pending.find(*error->request_digest);
+            if (it == window.pending.end()) continue;
+            if (error->code == ErrorCode::BadRequest || error->code == ErrorCode::ReplyTooLarge) {
+                window.finish(it);
+            } else if (error->code != ErrorCode::NotVoting && in.from == it->second.node) {
+                it->second.retry_at = std::min(it->second.retry_at, arrived + kRefusedPause);
+            }
+        }
+    }
+}
+
 void run_client(std::uint32_t c, std::uint64_t budget, const Shared& sh, ClientResult& res) {
     const BenchArgs& args = *sh.args;
     const daemon::ClusterConfig& cluster = *sh.cluster;
@@ -116,54 +184,34 @@ void run_client(std::uint32_t c, std::uint64_t budget, const Shared& sh, ClientR
     Bytes value(args.size);
     for (auto& b : value) b = static_cast<std::uint8_t>(rng());
 
-    std::map<Digest, Pending> pending;
-    std::set<Nonce> open_nonces;
+    Window window;
     Nonce next_nonce = 1;
     std::uint64_t issued = 0;
     std::uint64_t counter = 0;
     std::vector<Incoming> incoming;
-
-    auto make_ops = [&] {
-        std::vector<consensus::Op> ops;
-        ops.reserve(args.ops_per_request);
-        for (std::uint32_t m = 0; m < args.ops_per_request; ++m, ++counter) {
-            std::string key = args.keys
-                                  ? "bench-" + std::to_string(rng() % *args.keys)
-                                  : "bench-" + std::to_string(c) + "-" + std::to_string(counter);
-            // Distinct values: the counter in the first bytes.
-            for (std::size_t k = 0; k < std::min<std::size_t>(8, value.size()); ++k) {
-                value[k] = static_cast<std::uint8_t>(counter >> (8 * k));
-            }
-            ops.push_back(consensus::Op{consensus::OpType::Put, Bytes(key.begin(), key.end()),
-                                        value, std::nullopt});
-        }
-        return ops;
-    };
-    auto finish = [&](std::map<Digest, Pending>::iterator it) {
-        open_nonces.erase(it->second.nonce);
-        pending.erase(it);
-    };
-
-    while (issued < budget || !pending.empty()) {
+    while (issued < budget || !window.pending.empty()) {
         auto now = Clock::now();
         if (now >= sh.deadline) break;
         // Fill the window.
-        while (issued < budget && pending.size() < sh.inflight &&
-               (open_nonces.empty() || next_nonce < *open_nonces.begin() + kNonceSpread)) {
-            const consensus::Request request = client->build_request(make_ops(), next_nonce);
+        while (issued < budget && window.pending.size() < sh.inflight &&
+               (window.open_nonces.empty() ||
+                next_nonce < *window.open_nonces.begin() + kNonceSpread)) {
+            const consensus::Request request =
+                client->build_request(make_ops(args, c, rng, value, counter), next_nonce);
             Client::Prepared prepared = Client::prepare(request);
             now = Clock::now();
             if (!res.first_send) res.first_send = now;
             client->send(home, prepared.body);  // on a full queue the retry timer resends
-            open_nonces.insert(next_nonce);
-            pending.emplace(prepared.request_digest, Pending{next_nonce, std::move(prepared.body),
-                                                             home, now, now + attempt_timeout});
+            window.open_nonces.insert(next_nonce);
+            window.pending.emplace(
+                prepared.request_digest,
+                Pending{next_nonce, std::move(prepared.body), home, now, now + attempt_timeout});
             ++next_nonce;
             ++issued;
         }
         // Retries.
         Clock::time_point next_event = now + std::chrono::milliseconds(100);
-        for (auto& [digest, p] : pending) {
+        for (auto& [digest, p] : window.pending) {
             if (p.retry_at <= now) {
                 p.node = static_cast<NodeId>((p.node + 1) % n);
                 client->send(p.node, p.body);
@@ -176,41 +224,10 @@ void run_client(std::uint32_t c, std::uint64_t budget, const Shared& sh, ClientR
         incoming.clear();
         client->poll(std::chrono::ceil<std::chrono::milliseconds>(next_event - Clock::now()),
                      incoming);
-        const auto arrived = Clock::now();
-        for (Incoming& in : incoming) {
-            if (auto* reply = std::get_if<daemon::ReplyMsg>(&in.message)) {
-                auto it = pending.find(reply->request_digest);
-                if (it == pending.end() || reply->client != client->public_key() ||
-                    reply->nonce != it->second.nonce) {
-                    continue;  // a late answer to a request already answered
-                }
-                if (reply->status == daemon::ReplyStatus::Malformed) {
-                    ++res.errors;
-                } else {
-                    ++res.committed;
-                    res.ops += args.ops_per_request;
-                    res.latency_ms.push_back(
-                        std::chrono::duration<double, std::milli>(arrived - it->second.first_send)
-                            .count());
-                    res.last_reply = arrived;
-                }
-                finish(it);
-            } else if (auto* error = std::get_if<daemon::ErrorMsg>(&in.message)) {
-                ++res.errors;
-                if (!error->request_digest) continue;
-                auto it = pending.find(*error->request_digest);
-                if (it == pending.end()) continue;
-                if (error->code == daemon::ErrorCode::BadRequest ||
-                    error->code == daemon::ErrorCode::ReplyTooLarge) {
-                    finish(it);  // every honest node refuses it the same way
-                } else if (error->code != daemon::ErrorCode::NotVoting &&
-                           in.from == it->second.node) {
-                    it->second.retry_at = std::min(it->second.retry_at, arrived + kRefusedPause);
-                }
-            }
-        }
+        take_incoming(incoming, window, client->public_key(), args.ops_per_request, Clock::now(),
+                      res);
     }
-    res.timeouts = pending.size() + (budget - issued);
+    res.timeouts = window.pending.size() + (budget - issued);
 }
 
 double percentile(const std::vector<double>& sorted, double p) {
@@ -225,48 +242,109 @@ std::string fixed(double v, int digits) {
     return s.str();
 }
 
-int run_bench(const BenchArgs& args) {
-    auto cluster = load_cluster_for("bench", args.cluster);
-    if (!cluster) return 1;
-    if (cluster->n == 0) {
-        std::cerr << "tobctl bench: the cluster has no members\n";
-        return 1;
+/// Why the arguments cannot run against `cluster`, or nullopt.
+std::optional<std::string> check_args(const BenchArgs& args, const daemon::ClusterConfig& cluster) {
+    if (cluster.n == 0) return "the cluster has no members";
+    if (args.node && *args.node >= cluster.n) {
+        return "--node " + std::to_string(*args.node) +
+               " is not a member (n = " + std::to_string(cluster.n) + ")";
     }
-    if (args.node && *args.node >= cluster->n) {
-        std::cerr << "tobctl bench: --node " << *args.node << " is not a member (n = " << cluster->n
-                  << ")\n";
-        return 1;
-    }
-    const consensus::Limits& lim = cluster->limits;
+    const consensus::Limits& lim = cluster.limits;
     if (args.size > lim.value_bytes_max) {
-        std::cerr << "tobctl bench: --size " << args.size << " exceeds value_bytes_max "
-                  << lim.value_bytes_max << "\n";
-        return 1;
+        return "--size " + std::to_string(args.size) + " exceeds value_bytes_max " +
+               std::to_string(lim.value_bytes_max);
     }
     if (args.ops_per_request > lim.request_ops_max) {
-        std::cerr << "tobctl bench: --ops-per-request " << args.ops_per_request
-                  << " exceeds request_ops_max " << lim.request_ops_max << "\n";
-        return 1;
+        return "--ops-per-request " + std::to_string(args.ops_per_request) +
+               " exceeds request_ops_max " + std::to_string(lim.request_ops_max);
     }
-    if (args.keys && *args.keys == 0) {
-        std::cerr << "tobctl bench: --keys must be positive\n";
-        return 1;
+    if (args.keys && *args.keys == 0) return "--keys must be positive";
+    // The largest request this run builds must fit request_bytes_max.
+    consensus::Request probe;
+    probe.nonce = ~Nonce{0};
+    probe.ops.assign(args.ops_per_request, consensus::Op{consensus::OpType::Put, Bytes(40, 'k'),
+                                                         Bytes(args.size), std::nullopt});
+    const std::size_t bytes = consensus::encode(probe).size();
+    if (bytes > lim.request_bytes_max) {
+        return "a request of " + std::to_string(args.ops_per_request) + " ops of " +
+               std::to_string(args.size) + " bytes encodes to about " + std::to_string(bytes) +
+               " bytes, over request_bytes_max " + std::to_string(lim.request_bytes_max);
     }
-    {
-        // The largest request this run builds must fit request_bytes_max.
-        std::vector<consensus::Op> ops(
-            args.ops_per_request,
-            consensus::Op{consensus::OpType::Put, Bytes(40, 'k'), Bytes(args.size), std::nullopt});
-        consensus::Request probe;
-        probe.nonce = ~Nonce{0};
-        probe.ops = std::move(ops);
-        const std::size_t bytes = consensus::encode(probe).size();
-        if (bytes > lim.request_bytes_max) {
-            std::cerr << "tobctl bench: a request of " << args.ops_per_request << " ops of "
-                      << args.size << " bytes encodes to about " << bytes
-                      << " bytes, over request_bytes_max " << lim.request_bytes_max << "\n";
-            return 1;
+    return std::nullopt;
+}
+
+/// Adds up the clients' results; false (with the reason printed) when a client
+/// could not start.
+bool add_up(const std::vector<ClientResult>& results, ClientResult& total,
+            std::vector<double>& latency) {
+    for (const ClientResult& r : results) {
+        if (!r.fatal.empty()) {
+            std::cerr << "tobctl bench: " << r.fatal << "\n";
+            return false;
         }
+        total.committed += r.committed;
+        total.ops += r.ops;
+        total.errors += r.errors;
+        total.retries += r.retries;
+        total.timeouts += r.timeouts;
+        latency.insert(latency.end(), r.latency_ms.begin(), r.latency_ms.end());
+        if (r.first_send && (!total.first_send || *r.first_send < *total.first_send)) {
+            total.first_send = r.first_send;
+        }
+        if (r.last_reply && (!total.last_reply || *r.last_reply > *total.last_reply)) {
+            total.last_reply = r.last_reply;
+        }
+    }
+    std::sort(latency.begin(), latency.end());
+    return true;
+}
+
+void print_report(const BenchArgs& args, std::uint32_t inflight, const ClientResult& total,
+                  const std::vector<double>& latency) {
+    double seconds = 0;
+    if (total.first_send && total.last_reply) {
+        seconds = std::chrono::duration<double>(*total.last_reply - *total.first_send).count();
+    }
+    const double ops_per_s = seconds > 0 ? static_cast<double>(total.ops) / seconds : 0;
+    const double requests_per_s = seconds > 0 ? static_cast<double>(total.committed) / seconds : 0;
+    const double p50 = percentile(latency, 0.50);
+    const double p99 = percentile(latency, 0.99);
+    const double max = latency.empty() ? 0 : latency.back();
+    if (args.json) {
+        std::cout << "{\"clients\": " << args.clients << ", \"txs\": " << args.txs
+                  << ", \"size\": " << args.size
+                  << ", \"ops_per_request\": " << args.ops_per_request
+                  << ", \"inflight\": " << inflight
+                  << ", \"requests_committed\": " << total.committed
+                  << ", \"ops_committed\": " << total.ops << ", \"seconds\": " << fixed(seconds, 3)
+                  << ", \"ops_per_s\": " << fixed(ops_per_s, 1)
+                  << ", \"requests_per_s\": " << fixed(requests_per_s, 1)
+                  << ", \"latency_ms\": {\"p50\": " << fixed(p50, 3)
+                  << ", \"p99\": " << fixed(p99, 3) << ", \"max\": " << fixed(max, 3)
+                  << "}, \"errors\": " << total.errors << ", \"retries\": " << total.retries
+                  << ", \"timeouts\": " << total.timeouts << "}\n";
+        return;
+    }
+    std::cout << "bench: " << args.clients << " clients, " << args.txs << " requests of "
+              << args.ops_per_request << " PUT op(s) with " << args.size << "-byte values, up to "
+              << inflight << " in flight per client\n"
+              << "committed: " << total.committed << " requests (" << total.ops << " ops) in "
+              << fixed(seconds, 3) << " s\n"
+              << "throughput: " << fixed(requests_per_s, 1) << " requests/s, "
+              << fixed(ops_per_s, 1) << " ops/s\n"
+              << "latency ms: p50 " << fixed(p50, 2) << "  p99 " << fixed(p99, 2) << "  max "
+              << fixed(max, 2) << "\n"
+              << "errors: " << total.errors << "  retries: " << total.retries
+              << "  timeouts: " << total.timeouts << "\n";
+}
+
+int run_bench(BenchArgs args, const CommonOptions& common) {
+    args.json = args.json || common.json;  // --json before the command name
+    auto cluster = load_cluster_for("bench", args.cluster, common);
+    if (!cluster) return 1;
+    if (auto problem = check_args(args, *cluster)) {
+        std::cerr << "tobctl bench: " << *problem << "\n";
+        return 1;
     }
     std::uint32_t inflight = args.inflight.value_or(
         std::clamp<std::uint32_t>((1024 + args.clients - 1) / args.clients, 1, kInflightMax));
@@ -306,72 +384,19 @@ int run_bench(const BenchArgs& args) {
 
     ClientResult total;
     std::vector<double> latency;
-    for (const ClientResult& r : results) {
-        if (!r.fatal.empty()) {
-            std::cerr << "tobctl bench: " << r.fatal << "\n";
-            return 1;
-        }
-        total.committed += r.committed;
-        total.ops += r.ops;
-        total.errors += r.errors;
-        total.retries += r.retries;
-        total.timeouts += r.timeouts;
-        latency.insert(latency.end(), r.latency_ms.begin(), r.latency_ms.end());
-        if (r.first_send && (!total.first_send || *r.first_send < *total.first_send)) {
-            total.first_send = r.first_send;
-        }
-        if (r.last_reply && (!total.last_reply || *r.last_reply > *total.last_reply)) {
-            total.last_reply = r.last_reply;
-        }
-    }
-    std::sort(latency.begin(), latency.end());
-    double seconds = 0;
-    if (total.first_send && total.last_reply) {
-        seconds = std::chrono::duration<double>(*total.last_reply - *total.first_send).count();
-    }
-    const double ops_per_s = seconds > 0 ? static_cast<double>(total.ops) / seconds : 0;
-    const double requests_per_s = seconds > 0 ? static_cast<double>(total.committed) / seconds : 0;
-    const double p50 = percentile(latency, 0.50);
-    const double p99 = percentile(latency, 0.99);
-    const double max = latency.empty() ? 0 : latency.back();
-
-    if (args.json) {
-        std::cout << "{\"clients\": " << args.clients << ", \"txs\": " << args.txs
-                  << ", \"size\": " << args.size
-                  << ", \"ops_per_request\": " << args.ops_per_request
-                  << ", \"inflight\": " << inflight
-                  << ", \"requests_committed\": " << total.committed
-                  << ", \"ops_committed\": " << total.ops << ", \"seconds\": " << fixed(seconds, 3)
-                  << ", \"ops_per_s\": " << fixed(ops_per_s, 1)
-                  << ", \"requests_per_s\": " << fixed(requests_per_s, 1)
-                  << ", \"latency_ms\": {\"p50\": " << fixed(p50, 3)
-                  << ", \"p99\": " << fixed(p99, 3) << ", \"max\": " << fixed(max, 3)
-                  << "}, \"errors\": " << total.errors << ", \"retries\": " << total.retries
-                  << ", \"timeouts\": " << total.timeouts << "}\n";
-    } else {
-        std::cout << "bench: " << args.clients << " clients, " << args.txs << " requests of "
-                  << args.ops_per_request << " PUT op(s) with " << args.size
-                  << "-byte values, up to " << inflight << " in flight per client\n"
-                  << "committed: " << total.committed << " requests (" << total.ops << " ops) in "
-                  << fixed(seconds, 3) << " s\n"
-                  << "throughput: " << fixed(requests_per_s, 1) << " requests/s, "
-                  << fixed(ops_per_s, 1) << " ops/s\n"
-                  << "latency ms: p50 " << fixed(p50, 2) << "  p99 " << fixed(p99, 2) << "  max "
-                  << fixed(max, 2) << "\n"
-                  << "errors: " << total.errors << "  retries: " << total.retries
-                  << "  timeouts: " << total.timeouts << "\n";
-    }
+    if (!add_up(results, total, latency)) return 1;
+    print_report(args, inflight, total, latency);
     return total.committed == args.txs ? 0 : 1;
 }
 
 }  // namespace
 
-void add_bench(CLI::App& app, int& exit_code) {
+void add_bench(CLI::App& app, const CommonOptions& common, int& exit_code) {
     auto args = std::make_shared<BenchArgs>();
     CLI::App* cmd = app.add_subcommand(
         "bench",
         "Load generator: committed requests/s and ops/s, latency p50/p99/max (--json for JSON)");
-    cmd->add_option("--cluster", args->cluster, "Cluster file (cluster.toml)")->required();
+    add_cluster_option(cmd, args->cluster);
     cmd->add_option("--clients", args->clients, "Concurrent clients (one thread and key each)")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
@@ -390,7 +415,7 @@ void add_bench(CLI::App& app, int& exit_code) {
     cmd->add_option("--keys", args->keys,
                     "Draw keys from K shared keys bench-<k> (default: a new key per op)")
         ->check(CLI::PositiveNumber);
-    cmd->add_flag("--json", args->json, "Print one JSON object");
+    add_json_flag(cmd, args->json, "Print one JSON object");
     cmd->add_option("--attempt-timeout", args->attempt_timeout_s,
                     "Seconds without a reply before a request goes to the next node")
         ->capture_default_str()
@@ -399,7 +424,7 @@ void add_bench(CLI::App& app, int& exit_code) {
                     "Stop after this many seconds; unanswered requests count as timeouts")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
-    cmd->callback([args, &exit_code] { exit_code = run_bench(*args); });
+    cmd->callback([args, &common, &exit_code] { exit_code = run_bench(*args, common); });
 }
 
 }  // namespace tob::cli

@@ -1,4 +1,5 @@
-// tobctl put | get | del | cas — client requests (DESIGN.md §3, §4; docs/client.md).
+// tobctl put | get | del | cas — client requests (docs/client.md; the requests
+// themselves: docs/protocol.md, "Client requests").
 //
 // Each command builds one request with one operation, signs it with the client
 // key (a 0600 file, created on first use; see default_client_key_path), takes a
@@ -16,6 +17,8 @@
 // Exit code 1 with a message on stderr for every error (timeout, refused,
 // malformed, bad arguments).
 
+#include "cli/client/client.h"
+
 #include <chrono>
 #include <cstdint>
 #include <iostream>
@@ -26,12 +29,15 @@
 #include <string>
 #include <vector>
 
-#include "cli/client_lib.h"
+#include "cli/client/format.h"
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "consensus/codec.h"
 #include "crypto/sign.h"
 
 namespace tob::cli {
+
+using namespace tob::client;
 
 namespace {
 
@@ -51,16 +57,13 @@ struct ClientArgs {
     bool expect_absent = false;  // cas only
 };
 
-void add_common_options(CLI::App* cmd, ClientArgs& args) {
-    cmd->add_option("--cluster", args.cluster, "Cluster file (cluster.toml)")->required();
-    cmd->add_option("--key-file", args.key_file,
-                    "Client key file (mode 0600; created on first use). Default: "
-                    "$TOBCTL_KEY_FILE, $XDG_CONFIG_HOME/tobctl/client.key or "
-                    "~/.config/tobctl/client.key");
+void add_request_options(CLI::App* cmd, ClientArgs& args) {
+    add_cluster_option(cmd, args.cluster);
+    add_key_file_option(cmd, args.key_file);
     cmd->add_option("--node", args.node, "Send to node I (default: any node, retrying at others)");
     cmd->add_flag("--quorum", args.quorum,
                   "Wait for t+1 matching signed replies from different nodes");
-    cmd->add_flag("--json", args.json, "Print the result as JSON");
+    add_json_flag(cmd, args.json, "Print the result as JSON");
     cmd->add_option("--timeout", args.timeout_s, "Give up after this many seconds")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
@@ -112,14 +115,14 @@ std::optional<std::string> check_limits(const consensus::Op& op, const consensus
 
 int print_outcome(std::string_view command, const ClientArgs& args, const consensus::Op& op,
                   const consensus::Request& request, const Client::Submitted& done) {
-    const daemon::ReplyMsg& reply = done.reply;
-    if (reply.status == daemon::ReplyStatus::Malformed) {
+    const ReplyMsg& reply = done.reply;
+    if (reply.status == ReplyStatus::Malformed) {
         std::cerr << "tobctl " << command
                   << ": the cluster skipped the request as malformed (limits, chain id)\n";
         return 1;
     }
     if (reply.outputs.size() != request.ops.size()) {
-        if (reply.status == daemon::ReplyStatus::Duplicate && reply.outputs.empty()) {
+        if (reply.status == ReplyStatus::Duplicate && reply.outputs.empty()) {
             std::cerr << "tobctl " << command << ": nonce " << request.nonce
                       << " was already committed and its outputs are no longer kept (a "
                          "reused nonce? see docs/client.md)\n";
@@ -130,7 +133,7 @@ int print_outcome(std::string_view command, const ClientArgs& args, const consen
         return 1;
     }
     const consensus::OpOutput& out = reply.outputs.front();
-    const bool duplicate = reply.status == daemon::ReplyStatus::Duplicate;
+    const bool duplicate = reply.status == ReplyStatus::Duplicate;
     int code = 0;
     if (op.type == consensus::OpType::Cas && !out.ok) code = kExitCasFailed;
 
@@ -182,12 +185,26 @@ int print_outcome(std::string_view command, const ClientArgs& args, const consen
     return code;
 }
 
-int run_request(std::string_view command, const ClientArgs& args, consensus::Op op) {
+/// Takes over the options given before the command name (--key-file, --json; the
+/// cluster file is chosen when it is loaded). False, with a message, on a conflict.
+bool merge_common(std::string_view command, ClientArgs& args, const CommonOptions& common) {
+    const Chosen key_file = choose("--key-file", args.key_file, common.key_file);
+    if (!key_file.ok()) {
+        std::cerr << "tobctl " << command << ": " << key_file.error << "\n";
+        return false;
+    }
+    args.key_file = key_file.value;
+    args.json = args.json || common.json;
+    return true;
+}
+
+int run_request(std::string_view command, const ClientArgs& args, const CommonOptions& common,
+                consensus::Op op) {
     if (args.quorum && args.local) {
         std::cerr << "tobctl " << command << ": --quorum and --local exclude each other\n";
         return 1;
     }
-    auto cluster = load_cluster_for(command, args.cluster);
+    auto cluster = load_cluster_for(command, args.cluster, common);
     if (!cluster) return 1;
     if (auto problem = check_limits(op, cluster->limits)) {
         std::cerr << "tobctl " << command << ": " << *problem << "\n";
@@ -225,8 +242,8 @@ int run_request(std::string_view command, const ClientArgs& args, consensus::Op 
     return print_outcome(command, args, op, request, *result.value);
 }
 
-int run_local_get(const ClientArgs& args) {
-    auto cluster = load_cluster_for("get", args.cluster);
+int run_local_get(const ClientArgs& args, const CommonOptions& common) {
+    auto cluster = load_cluster_for("get", args.cluster, common);
     if (!cluster) return 1;
     if (cluster->n == 0) {
         std::cerr << "tobctl get: the cluster has no members\n";
@@ -256,7 +273,7 @@ int run_local_get(const ClientArgs& args) {
             std::cerr << "tobctl get: " << got.error << "\n";
             continue;
         }
-        const daemon::LocalValueMsg& v = *got.value;
+        const LocalValueMsg& v = *got.value;
         if (args.json) {
             std::cout << "{\"command\": \"get\", \"local\": true, \"key\": " << json_value(key)
                       << ", \"node\": " << node << ", \"applied\": " << v.applied
@@ -273,57 +290,73 @@ int run_local_get(const ClientArgs& args) {
 
 }  // namespace
 
-void add_client_commands(CLI::App& app, int& exit_code) {
+void add_client_commands(CLI::App& app, const CommonOptions& common, int& exit_code) {
     auto args = std::make_shared<ClientArgs>();
 
     CLI::App* put = app.add_subcommand("put", "Set KEY to VALUE");
-    add_common_options(put, *args);
+    add_request_options(put, *args);
     put->add_option("key", args->key, "Key")->required();
     put->add_option("value", args->value, "Value")->required();
-    put->callback([args, &exit_code] {
+    put->callback([args, &common, &exit_code] {
+        if (!merge_common("put", *args, common)) {
+            exit_code = 1;
+            return;
+        }
         consensus::Op op{consensus::OpType::Put, to_bytes(args->key), to_bytes(args->value),
                          std::nullopt};
-        exit_code = run_request("put", *args, std::move(op));
+        exit_code = run_request("put", *args, common, std::move(op));
     });
 
     CLI::App* get = app.add_subcommand(
         "get", "Read KEY through the log (linearizable); prints the value or (absent)");
-    add_common_options(get, *args);
+    add_request_options(get, *args);
     get->add_flag("--local", args->local,
                   "Read one node's committed state instead of ordering the read");
     get->add_option("key", args->key, "Key")->required();
-    get->callback([args, &exit_code] {
+    get->callback([args, &common, &exit_code] {
+        if (!merge_common("get", *args, common)) {
+            exit_code = 1;
+            return;
+        }
         if (args->local) {
             if (args->quorum) {
                 std::cerr << "tobctl get: --quorum and --local exclude each other\n";
                 exit_code = 1;
                 return;
             }
-            exit_code = run_local_get(*args);
+            exit_code = run_local_get(*args, common);
             return;
         }
         consensus::Op op{consensus::OpType::Get, to_bytes(args->key), {}, std::nullopt};
-        exit_code = run_request("get", *args, std::move(op));
+        exit_code = run_request("get", *args, common, std::move(op));
     });
 
     CLI::App* del = app.add_subcommand("del", "Delete KEY");
-    add_common_options(del, *args);
+    add_request_options(del, *args);
     del->add_option("key", args->key, "Key")->required();
-    del->callback([args, &exit_code] {
+    del->callback([args, &common, &exit_code] {
+        if (!merge_common("del", *args, common)) {
+            exit_code = 1;
+            return;
+        }
         consensus::Op op{consensus::OpType::Del, to_bytes(args->key), {}, std::nullopt};
-        exit_code = run_request("del", *args, std::move(op));
+        exit_code = run_request("del", *args, common, std::move(op));
     });
 
     CLI::App* cas = app.add_subcommand(
         "cas",
         "Set KEY to NEW if its value is EXPECTED (with --absent: if KEY is absent; then "
         "give only KEY NEW). Exit code 3 when the comparison failed");
-    add_common_options(cas, *args);
+    add_request_options(cas, *args);
     cas->add_flag("--absent", args->expect_absent, "Expect KEY to be absent (arguments: KEY NEW)");
     cas->add_option("key", args->key, "Key")->required();
     cas->add_option("expected", args->expected, "Expected current value (omitted with --absent)");
     cas->add_option("new", args->new_value, "New value");
-    cas->callback([cas, args, &exit_code] {
+    cas->callback([cas, args, &common, &exit_code] {
+        if (!merge_common("cas", *args, common)) {
+            exit_code = 1;
+            return;
+        }
         std::optional<Bytes> expected;
         std::string new_value;
         const std::size_t given = cas->count("expected") + cas->count("new");
@@ -345,7 +378,7 @@ void add_client_commands(CLI::App& app, int& exit_code) {
         }
         consensus::Op op{consensus::OpType::Cas, to_bytes(args->key), to_bytes(new_value),
                          std::move(expected)};
-        exit_code = run_request("cas", *args, std::move(op));
+        exit_code = run_request("cas", *args, common, std::move(op));
     });
 }
 

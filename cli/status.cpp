@@ -14,11 +14,14 @@
 #include <string>
 #include <vector>
 
-#include "cli/client_lib.h"
+#include "cli/client/client.h"
+#include "cli/client/format.h"
 #include "cli/commands.h"
 #include "crypto/hash.h"
 
 namespace tob::cli {
+
+using namespace tob::client;
 
 namespace {
 
@@ -31,10 +34,9 @@ struct StatusArgs {
 
 std::string short_digest(const Digest& d) { return crypto::to_hex(d).substr(0, 16); }
 
-std::string state_of(const daemon::StatusMsg& s) { return s.halted ? "halted" : "up"; }
+std::string state_of(const StatusMsg& s) { return s.halted ? "halted" : "up"; }
 
-void print_json(const std::vector<NodeId>& nodes,
-                const std::vector<Result<daemon::StatusMsg>>& results) {
+void print_json(const std::vector<NodeId>& nodes, const std::vector<Result<StatusMsg>>& results) {
     std::ostringstream j;
     j << "[";
     for (std::size_t k = 0; k < nodes.size(); ++k) {
@@ -44,7 +46,7 @@ void print_json(const std::vector<NodeId>& nodes,
             j << ", \"up\": false, \"error\": " << json_string(r.error) << "}";
             continue;
         }
-        const daemon::StatusMsg& s = *r.value;
+        const StatusMsg& s = *r.value;
         j << ", \"up\": true, \"reported_node\": " << s.node
           << ", \"version\": " << json_string(s.version) << ", \"epoch\": " << s.epoch
           << ", \"applied\": " << s.applied << ", \"peers\": " << s.peers_connected
@@ -57,8 +59,7 @@ void print_json(const std::vector<NodeId>& nodes,
     std::cout << j.str() << "\n";
 }
 
-void print_table(const std::vector<NodeId>& nodes,
-                 const std::vector<Result<daemon::StatusMsg>>& results) {
+void print_table(const std::vector<NodeId>& nodes, const std::vector<Result<StatusMsg>>& results) {
     std::vector<std::vector<std::string>> rows;
     rows.push_back(
         {"node", "state", "epoch", "applied", "peers", "pool", "faults", "voting", "state digest"});
@@ -70,7 +71,7 @@ void print_table(const std::vector<NodeId>& nodes,
             notes.push_back("node " + std::to_string(nodes[k]) + ": " + r.error);
             continue;
         }
-        const daemon::StatusMsg& s = *r.value;
+        const StatusMsg& s = *r.value;
         rows.push_back({std::to_string(nodes[k]), state_of(s), std::to_string(s.epoch),
                         std::to_string(s.applied), std::to_string(s.peers_connected),
                         std::to_string(s.pool), std::to_string(s.faults), s.voting ? "yes" : "no",
@@ -96,8 +97,9 @@ void print_table(const std::vector<NodeId>& nodes,
     for (const std::string& note : notes) std::cerr << "tobctl status: " << note << "\n";
 }
 
-int run_status(const StatusArgs& args) {
-    auto cluster = load_cluster_for("status", args.cluster);
+int run_status(StatusArgs args, const CommonOptions& common) {
+    args.json = args.json || common.json;  // --json before the command name
+    auto cluster = load_cluster_for("status", args.cluster, common);
     if (!cluster) return 1;
     std::vector<NodeId> nodes;
     if (args.node) {
@@ -127,17 +129,17 @@ int run_status(const StatusArgs& args) {
 
 }  // namespace
 
-void add_status(CLI::App& app, int& exit_code) {
+void add_status(CLI::App& app, const CommonOptions& common, int& exit_code) {
     auto args = std::make_shared<StatusArgs>();
     CLI::App* cmd = app.add_subcommand(
         "status", "Epoch, applied epoch, peers, pool, faults, voting and state digest, per node");
-    cmd->add_option("--cluster", args->cluster, "Cluster file (cluster.toml)")->required();
+    add_cluster_option(cmd, args->cluster);
     cmd->add_option("--node", args->node, "Ask only node I (default: every node)");
-    cmd->add_flag("--json", args->json, "Print JSON (an array with one object per node)");
+    add_json_flag(cmd, args->json, "Print JSON (an array with one object per node)");
     cmd->add_option("--timeout", args->timeout_s, "Seconds to wait for answers")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
-    cmd->callback([args, &exit_code] { exit_code = run_status(*args); });
+    cmd->callback([args, &common, &exit_code] { exit_code = run_status(*args, common); });
 }
 
 }  // namespace tob::cli

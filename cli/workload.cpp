@@ -35,11 +35,14 @@
 #include <thread>
 #include <vector>
 
-#include "cli/client_lib.h"
+#include "cli/client/client.h"
+#include "cli/client/format.h"
 #include "cli/commands.h"
 #include "crypto/hash.h"
 
 namespace tob::cli {
+
+using namespace tob::client;
 
 namespace {
 
@@ -97,10 +100,9 @@ struct Recorder {
             value = str(op.value);
         std::optional<std::string> expected;
         if (op.type == consensus::OpType::Cas && op.expected) expected = str(*op.expected);
-        file << "{\"id\":" << next_id++ << ",\"client\":" << json_string(client)
-             << ",\"op\":\"" << name << "\",\"key\":" << json_string(str(op.key))
-             << ",\"value\":" << jopt(value) << ",\"expected\":" << jopt(expected)
-             << ",\"invoke_s\":" << fixed6(invoke_s)
+        file << "{\"id\":" << next_id++ << ",\"client\":" << json_string(client) << ",\"op\":\""
+             << name << "\",\"key\":" << json_string(str(op.key)) << ",\"value\":" << jopt(value)
+             << ",\"expected\":" << jopt(expected) << ",\"invoke_s\":" << fixed6(invoke_s)
              << ",\"complete_s\":" << (complete_s ? fixed6(*complete_s) : "null")
              << ",\"result\":\"" << result << "\",\"output\":" << output_json
              << ",\"nonce\":" << nonce << ",\"op_index\":0,\"client_key\":\"" << client_key
@@ -139,6 +141,113 @@ std::string output_json(const consensus::Op& op, const consensus::OpOutput& out)
     }
 }
 
+/// The last value each key was seen to hold (nullopt: absent), for the expected
+/// value of the next CAS on it.
+using Known = std::map<std::string, std::optional<std::string>>;
+
+/// One op of the mix on a random key; `value` is what a PUT or CAS writes.
+struct PlannedOp {
+    std::string key;
+    std::string value;
+    consensus::Op op;
+};
+
+PlannedOp plan_op(std::mt19937_64& rng, const WorkloadArgs& args, const std::string& name,
+                  std::uint64_t counter, const Known& known) {
+    PlannedOp p;
+    p.key = "k" + std::to_string(rng() % args.keys);
+    p.op.key = bytes(p.key);
+    const std::uint32_t roll = static_cast<std::uint32_t>(rng() % 100);
+    p.value = "v-" + name + "-" + std::to_string(counter);
+    if (roll < args.put_pct) {
+        p.op.type = consensus::OpType::Put;
+        p.op.value = bytes(p.value);
+    } else if (roll < args.put_pct + args.get_pct) {
+        p.op.type = consensus::OpType::Get;
+    } else if (roll < args.put_pct + args.get_pct + args.cas_pct) {
+        p.op.type = consensus::OpType::Cas;
+        p.op.value = bytes(p.value);
+        auto it = known.find(p.key);
+        if (it != known.end() && it->second) p.op.expected = bytes(*it->second);
+    } else {
+        p.op.type = consensus::OpType::Del;
+    }
+    return p;
+}
+
+/// What the key holds after `planned` committed with output `o`.
+void remember(Known& known, const PlannedOp& planned, const consensus::OpOutput& o) {
+    std::optional<std::string> seen = o.value ? std::optional(str(*o.value)) : std::nullopt;
+    switch (planned.op.type) {
+        case consensus::OpType::Get:
+            known[planned.key] = seen;
+            break;
+        case consensus::OpType::Put:
+            known[planned.key] = planned.value;
+            break;
+        case consensus::OpType::Del:
+            known[planned.key] = std::nullopt;
+            break;
+        default:  // CAS
+            known[planned.key] = o.ok ? std::optional(planned.value) : seen;
+    }
+}
+
+/// The end of one op: "ok" (with its output), "fail" or "timeout".
+struct OpOutcome {
+    std::string result;
+    std::optional<double> completed;  // monotonic seconds
+    std::optional<consensus::OpOutput> output;
+};
+
+/// Sends the request to node set entry `at`, moves on after each attempt
+/// timeout, and waits for its outcome until `deadline`.
+OpOutcome await_outcome(Client& client, const std::vector<NodeId>& nodes, std::size_t at,
+                        const Client::Prepared& prepared, Nonce nonce, Millis attempt,
+                        Clock::time_point deadline) {
+    client.send(nodes[at], prepared.body);
+    auto retry_at = Clock::now() + attempt;
+    std::vector<Incoming> incoming;
+    for (;;) {
+        auto now = Clock::now();
+        if (now >= deadline) return {"timeout", std::nullopt, std::nullopt};
+        if (now >= retry_at) {
+            at = (at + 1) % nodes.size();
+            client.send(nodes[at], prepared.body);
+            retry_at = now + attempt;
+        }
+        incoming.clear();
+        client.poll(
+            std::max(Millis(1), std::chrono::ceil<Millis>(std::min(retry_at, deadline) - now)),
+            incoming);
+        const auto arrived = Clock::now();
+        for (Incoming& in : incoming) {
+            if (auto* reply = std::get_if<ReplyMsg>(&in.message)) {
+                if (reply->request_digest != prepared.request_digest || reply->nonce != nonce ||
+                    reply->client != client.public_key())
+                    continue;
+                if (reply->status == ReplyStatus::Malformed) {
+                    return {"fail", mono_s(arrived), std::nullopt};
+                }
+                if (reply->outputs.size() == 1) {
+                    return {"ok", mono_s(arrived), reply->outputs[0]};
+                }
+                // A duplicate without outputs: keep waiting (it cannot happen with
+                // one request in flight per client, nonces in sequence).
+            } else if (auto* error = std::get_if<ErrorMsg>(&in.message)) {
+                if (!error->request_digest || *error->request_digest != prepared.request_digest)
+                    continue;
+                if (error->code == ErrorCode::BadRequest) {
+                    return {"fail", mono_s(arrived), std::nullopt};
+                }
+                if (error->code == ErrorCode::Overloaded || error->code == ErrorCode::Halted) {
+                    retry_at = std::min(retry_at, arrived + Millis(100));
+                }
+            }
+        }
+    }
+}
+
 void run_client(std::uint32_t c, Shared& sh) {
     const WorkloadArgs& args = *sh.args;
     const crypto::SigningKey key = crypto::SigningKey::generate();
@@ -147,109 +256,31 @@ void run_client(std::uint32_t c, Shared& sh) {
     const std::string client_key = crypto::to_hex(key.public_key());
     std::mt19937_64 rng(args.seed ? args.seed * 1000003 + c
                                   : std::random_device{}() ^ (std::uint64_t{c} << 32));
-    const auto attempt = std::chrono::milliseconds(
-        static_cast<std::int64_t>(args.attempt_timeout_s * 1000 + 0.5));
+    const auto attempt =
+        std::chrono::milliseconds(static_cast<std::int64_t>(args.attempt_timeout_s * 1000 + 0.5));
     const auto op_timeout =
         std::chrono::milliseconds(static_cast<std::int64_t>(args.op_timeout_s * 1000 + 0.5));
-    std::map<std::string, std::optional<std::string>> known;  // last value seen per key
+    Known known;
     std::size_t home = c % sh.nodes.size();
     Nonce nonce = 0;
     std::uint64_t counter = 0;
-    std::vector<Incoming> incoming;
-
     while (Clock::now() < sh.end) {
         if (args.ops && sh.issued.fetch_add(1) >= *args.ops) break;
-        const std::string k = "k" + std::to_string(rng() % args.keys);
-        consensus::Op op;
-        op.key = bytes(k);
-        const std::uint32_t roll = static_cast<std::uint32_t>(rng() % 100);
-        const std::string value = "v-" + name + "-" + std::to_string(++counter);
-        if (roll < args.put_pct) {
-            op.type = consensus::OpType::Put;
-            op.value = bytes(value);
-        } else if (roll < args.put_pct + args.get_pct) {
-            op.type = consensus::OpType::Get;
-        } else if (roll < args.put_pct + args.get_pct + args.cas_pct) {
-            op.type = consensus::OpType::Cas;
-            op.value = bytes(value);
-            auto it = known.find(k);
-            if (it != known.end() && it->second) op.expected = bytes(*it->second);
-        } else {
-            op.type = consensus::OpType::Del;
-        }
+        const PlannedOp planned = plan_op(rng, args, name, ++counter, known);
         ++nonce;
-        const consensus::Request request = client.build_request({op}, nonce);
+        const consensus::Request request = client.build_request({planned.op}, nonce);
         const Client::Prepared prepared = Client::prepare(request);
         const auto invoked = Clock::now();
-        const auto deadline = invoked + op_timeout;
-        std::size_t at = home;
-        client.send(sh.nodes[at], prepared.body);
-        auto retry_at = invoked + attempt;
-        std::string result;
+        const OpOutcome outcome =
+            await_outcome(client, sh.nodes, home, prepared, nonce, attempt, invoked + op_timeout);
         std::string out_json = "{}";
-        std::optional<double> completed;
-        while (result.empty()) {
-            auto now = Clock::now();
-            if (now >= deadline) {
-                result = "timeout";
-                break;
-            }
-            if (now >= retry_at) {
-                at = (at + 1) % sh.nodes.size();
-                client.send(sh.nodes[at], prepared.body);
-                retry_at = now + attempt;
-            }
-            const auto wait = std::min(retry_at, deadline) - now;
-            incoming.clear();
-            client.poll(std::max(Millis(1), std::chrono::ceil<Millis>(wait)), incoming);
-            const auto arrived = Clock::now();
-            for (Incoming& in : incoming) {
-                if (auto* reply = std::get_if<daemon::ReplyMsg>(&in.message)) {
-                    if (reply->request_digest != prepared.request_digest ||
-                        reply->nonce != nonce || reply->client != key.public_key())
-                        continue;
-                    if (reply->status == daemon::ReplyStatus::Malformed) {
-                        result = "fail";
-                        completed = mono_s(arrived);
-                    } else if (reply->outputs.size() == 1) {
-                        result = "ok";
-                        completed = mono_s(arrived);
-                        out_json = output_json(op, reply->outputs[0]);
-                        const auto& o = reply->outputs[0];
-                        if (op.type == consensus::OpType::Get) {
-                            known[k] = o.value ? std::optional(str(*o.value)) : std::nullopt;
-                        } else if (op.type == consensus::OpType::Put) {
-                            known[k] = value;
-                        } else if (op.type == consensus::OpType::Del) {
-                            known[k] = std::nullopt;
-                        } else {
-                            known[k] = o.ok ? std::optional(value)
-                                            : (o.value ? std::optional(str(*o.value))
-                                                       : std::nullopt);
-                        }
-                    }
-                    // A duplicate without outputs: keep waiting (it cannot happen
-                    // with one request in flight per client, nonces in sequence).
-                    if (!result.empty()) break;
-                } else if (auto* error = std::get_if<daemon::ErrorMsg>(&in.message)) {
-                    if (!error->request_digest ||
-                        *error->request_digest != prepared.request_digest)
-                        continue;
-                    if (error->code == daemon::ErrorCode::BadRequest) {
-                        result = "fail";
-                        completed = mono_s(arrived);
-                        break;
-                    }
-                    if (error->code == daemon::ErrorCode::Overloaded ||
-                        error->code == daemon::ErrorCode::Halted) {
-                        retry_at = std::min(retry_at, arrived + Millis(100));
-                    }
-                }
-            }
+        if (outcome.output) {
+            out_json = output_json(planned.op, *outcome.output);
+            remember(known, planned, *outcome.output);
         }
-        if (result == "timeout") home = (home + 1) % sh.nodes.size();
-        sh.recorder->write(name, client_key, nonce, op, mono_s(invoked), completed, result,
-                           result == "ok" ? out_json : "{}");
+        if (outcome.result == "timeout") home = (home + 1) % sh.nodes.size();
+        sh.recorder->write(name, client_key, nonce, planned.op, mono_s(invoked), outcome.completed,
+                           outcome.result, out_json);
     }
 }
 
@@ -275,8 +306,8 @@ std::optional<std::vector<NodeId>> parse_nodes(const std::string& text, std::uin
     return nodes;
 }
 
-int run_workload(const WorkloadArgs& args) {
-    auto cluster = load_cluster_for("workload", args.cluster);
+int run_workload(const WorkloadArgs& args, const CommonOptions& common) {
+    auto cluster = load_cluster_for("workload", args.cluster, common);
     if (!cluster) return 1;
     auto nodes = parse_nodes(args.node_set, cluster->n);
     if (!nodes) {
@@ -325,13 +356,13 @@ int run_workload(const WorkloadArgs& args) {
 
 }  // namespace
 
-void add_workload(CLI::App& app, int& exit_code) {
+void add_workload(CLI::App& app, const CommonOptions& common, int& exit_code) {
     auto args = std::make_shared<WorkloadArgs>();
     CLI::App* cmd = app.add_subcommand(
         "workload",
         "Random put/get/cas/del workload on K keys; writes a history (JSON lines) for the "
         "checkers");
-    cmd->add_option("--cluster", args->cluster, "Cluster file (cluster.toml)")->required();
+    add_cluster_option(cmd, args->cluster);
     cmd->add_option("--out", args->out, "History file to write (JSON lines)")->required();
     cmd->add_option("--clients", args->clients, "Concurrent clients (one thread and key each)")
         ->capture_default_str()
@@ -360,7 +391,7 @@ void add_workload(CLI::App& app, int& exit_code) {
     cmd->add_option("--get", args->get_pct, "Percent of gets")->capture_default_str();
     cmd->add_option("--cas", args->cas_pct, "Percent of cas (the rest are dels)")
         ->capture_default_str();
-    cmd->callback([args, &exit_code] { exit_code = run_workload(*args); });
+    cmd->callback([args, &common, &exit_code] { exit_code = run_workload(*args, common); });
 }
 
 }  // namespace tob::cli

@@ -16,8 +16,9 @@
 //      a longer form than needed, a signed form of a positive number, a long
 //      header for a short array or bin, ...).
 // Inside the codec a rejected field is reported by throwing the private Reject
-// type; every exception (ours, msgpack's, bad_alloc) is caught at the single
-// entry point decode_with, so no decoder can throw to its caller.
+// type; every exception (ours, msgpack's, bad_alloc) is caught in the single
+// decode driver (wire::decode_canonical in consensus/msgpack_wire.h, shared with
+// the client-plane codec), so no decoder can throw to its caller.
 
 #include "consensus/codec.h"
 
@@ -387,67 +388,18 @@ Envelope to_envelope(const msgpack::object& o, const Limits& lim) {
     return v;
 }
 
-/// Parser bounds for one message type. Every bound is at least what a valid
-/// message needs and no more: `arrays` is the longest array, `bins` the longest
-/// bin, `depth` the deepest array nesting (the outer array counts as 1).
-struct Shape {
-    const char* what;
-    std::size_t bytes_max;
-    std::size_t arrays;
-    std::size_t bins;
-    std::size_t depth;
-};
-
 // Bins every request-carrying message may hold: keys, values, digests, signatures.
 std::size_t request_bins(const Limits& l) {
     return std::max<std::size_t>({l.key_bytes_max, l.value_bytes_max, 64});
 }
 
-/// The scaffold every decoder runs through: size bound, parse with limits, no
-/// trailing bytes, typed conversion, canonical re-encoding. Never throws.
+/// Every decoder below: wire::decode_canonical with this codec's conversion and
+/// encoder.
 template <class T, class Convert>
 Decoded<T> decode_with(ByteView bytes, const Limits& lim, const Shape& shape, Convert convert) {
-    auto fail = [&](std::string_view problem) {
-        return Decoded<T>::fail(std::string(shape.what) + ": " + std::string(problem));
-    };
-    if (bytes.size() > shape.bytes_max) {
-        return fail(std::to_string(bytes.size()) + " bytes, limit is " +
-                    std::to_string(shape.bytes_max));
-    }
-    if (bytes.empty()) return fail("empty input");
-    try {
-        // Objects refer into `bytes` instead of copying bins into the zone: the
-        // handle dies before this function returns.
-        msgpack::unpack_reference_func refer = [](msgpack::type::object_type, std::size_t, void*) {
-            return true;
-        };
-        const msgpack::unpack_limit limit(shape.arrays, /*map=*/0, /*str=*/0, shape.bins,
-                                          /*ext=*/0, shape.depth);
-        std::size_t offset = 0;
-        msgpack::object_handle handle =
-            msgpack::unpack(reinterpret_cast<const char*>(bytes.data()), bytes.size(), offset,
-                            refer, nullptr, limit);
-        if (offset != bytes.size()) {
-            return fail("trailing bytes after the message (" +
-                        std::to_string(bytes.size() - offset) + ")");
-        }
-        T value = convert(handle.get(), lim);
-        const Bytes again = encode(value);
-        if (!std::equal(again.begin(), again.end(), bytes.begin(), bytes.end())) {
-            return fail("not in canonical form");
-        }
-        return Decoded<T>(std::move(value));
-    } catch (const Reject& r) {
-        return fail(r.why);
-    } catch (const msgpack::insufficient_bytes&) {
-        return fail("truncated");
-    } catch (const std::bad_alloc&) {
-        return fail("out of memory");
-    } catch (const std::exception& e) {
-        return fail(std::string("malformed msgpack (") + e.what() + ")");
-    } catch (...) {
-        return fail("malformed msgpack");
-    }
+    return decode_canonical<T>(
+        bytes, shape, [&](const msgpack::object& o) { return convert(o, lim); },
+        [](const T& value) { return encode(value); });
 }
 
 }  // namespace

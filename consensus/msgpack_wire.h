@@ -1,20 +1,25 @@
 #pragma once
 // Building blocks of tobd's canonical msgpack codecs, shared by the wire codec
-// (consensus/codec.cpp) and the client-plane codec (daemon/client_protocol.cpp).
+// (consensus/codec.cpp) and the client-plane codec (cli/client/protocol.cpp).
 // Not a public API: both codecs follow the scheme described in codec.cpp (shortest
-// forms through msgpack::packer; strict conversion that throws Reject, caught at
-// each codec's single entry point; re-encode equality).
+// forms through msgpack::packer; strict conversion that throws Reject; one decode
+// driver, decode_canonical below, that bounds, parses, converts, re-encodes and
+// catches every exception).
 
 #include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <limits>
 #include <msgpack.hpp>
+#include <new>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
+#include "consensus/codec.h"
 #include "consensus/types.h"
 
 namespace tob::consensus::wire {
@@ -142,6 +147,69 @@ std::array<std::uint8_t, N> bin_exact(const msgpack::object& o, std::string_view
     std::array<std::uint8_t, N> out;
     std::copy(b.begin(), b.end(), out.begin());
     return out;
+}
+
+// ---- the decode driver ---------------------------------------------------------
+
+/// Parser bounds for one message type. Every bound is at least what a valid
+/// message needs and no more: `arrays` is the longest array, `bins` the longest
+/// bin, `depth` the deepest array nesting (the outer array counts as 1).
+struct Shape {
+    const char* what;  // prefix of every error message, e.g. "block"
+    std::size_t bytes_max;
+    std::size_t arrays;
+    std::size_t bins;
+    std::size_t depth;
+};
+
+/// The scaffold every decoder runs through: size bound, parse within `shape`
+/// (str, map and ext capped at 0), no trailing bytes, typed conversion
+/// (`convert(const msgpack::object&) -> T`, which may throw Reject), and
+/// canonical re-encoding (`encode(const T&) -> Bytes` must give the input back).
+/// Never throws.
+template <class T, class Convert, class Encode>
+Decoded<T> decode_canonical(ByteView bytes, const Shape& shape, Convert convert, Encode encode) {
+    auto fail = [&](std::string_view problem) {
+        return Decoded<T>::fail(std::string(shape.what) + ": " + std::string(problem));
+    };
+    if (bytes.size() > shape.bytes_max) {
+        return fail(std::to_string(bytes.size()) + " bytes, limit is " +
+                    std::to_string(shape.bytes_max));
+    }
+    if (bytes.empty()) return fail("empty input");
+    try {
+        // Objects refer into `bytes` instead of copying bins into the zone: the
+        // handle dies before this function returns.
+        msgpack::unpack_reference_func refer = [](msgpack::type::object_type, std::size_t, void*) {
+            return true;
+        };
+        const msgpack::unpack_limit limit(shape.arrays, /*map=*/0, /*str=*/0, shape.bins,
+                                          /*ext=*/0, shape.depth);
+        std::size_t offset = 0;
+        msgpack::object_handle handle =
+            msgpack::unpack(reinterpret_cast<const char*>(bytes.data()), bytes.size(), offset,
+                            refer, nullptr, limit);
+        if (offset != bytes.size()) {
+            return fail("trailing bytes after the message (" +
+                        std::to_string(bytes.size() - offset) + ")");
+        }
+        T value = convert(handle.get());
+        const Bytes again = encode(value);
+        if (!std::equal(again.begin(), again.end(), bytes.begin(), bytes.end())) {
+            return fail("not in canonical form");
+        }
+        return Decoded<T>(std::move(value));
+    } catch (const Reject& r) {
+        return fail(r.why);
+    } catch (const msgpack::insufficient_bytes&) {
+        return fail("truncated");
+    } catch (const std::bad_alloc&) {
+        return fail("out of memory");
+    } catch (const std::exception& e) {
+        return fail(std::string("malformed msgpack (") + e.what() + ")");
+    } catch (...) {
+        return fail("malformed msgpack");
+    }
 }
 
 }  // namespace tob::consensus::wire

@@ -4,7 +4,7 @@
 #include <set>
 
 #include "consensus/codec.h"
-#include "consensus/kv_machine.h"
+#include "consensus/kv/kv_machine.h"
 #include "consensus/replica.h"
 #include "crypto/hash.h"
 #include "daemon/storage.h"
@@ -79,8 +79,8 @@ int dump_log(const NodeConfig& node, const ClusterConfig& cluster, std::ostream&
         return 2;
     }
 
-    MemoryKvStorage memory;
-    KvMachine machine(memory, cluster.chain_id, cluster.limits);
+    kv::MemoryKvStorage memory;
+    kv::KvMachine machine(memory, cluster.chain_id, cluster.limits);
     Epoch expected = 1;
     for (const auto& [e, bytes] : proofs) {
         if (e != expected) {

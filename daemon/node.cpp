@@ -7,13 +7,13 @@
 #include <map>
 #include <set>
 
+#include "cli/client/protocol.h"
 #include "consensus/codec.h"
-#include "consensus/kv_machine.h"
+#include "consensus/kv/kv_machine.h"
 #include "consensus/real_crypto.h"
 #include "consensus/replica.h"
 #include "crypto/hash.h"
 #include "daemon/byzantine.h"
-#include "daemon/client_protocol.h"
 #include "daemon/high_water.h"
 #include "daemon/metrics.h"
 #include "daemon/storage.h"
@@ -23,6 +23,8 @@
 namespace tob::daemon {
 
 using namespace tob::consensus;
+using namespace tob::client;  // the client plane (cli/client/protocol.h)
+using consensus::kv::KvMachine;
 using Clock = std::chrono::steady_clock;
 
 std::optional<Byzantine> parse_byzantine(std::string_view name) {

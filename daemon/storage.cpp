@@ -230,10 +230,10 @@ OpenAttempt open_db(const fs::path& db_path, rocksdb::WALRecoveryMode mode) {
 
 // --- KV backend ---------------------------------------------------------------
 
-class NodeStorage::Kv final : public consensus::KvStorage {
+class NodeStorage::Kv final : public consensus::kv::KvStorage {
   public:
     bool group_commit_ = false;
-    consensus::KvBatch staged_;  // group commit: applied epochs not yet written
+    consensus::kv::KvBatch staged_;  // group commit: applied epochs not yet written
 
     /// Adds the staged changes to `wb` (the caller writes it synced) and clears them.
     rocksdb::Status take_staged(rocksdb::WriteBatch& wb) {
@@ -279,7 +279,7 @@ class NodeStorage::Kv final : public consensus::KvStorage {
         return consensus::Bytes(p, p + value.size());
     }
 
-    void commit(const consensus::KvBatch& batch) override {
+    void commit(const consensus::kv::KvBatch& batch) override {
         if (batch.empty()) return;
         if (group_commit_) {
             // Staged: visible to get() at once, made durable by the next
@@ -648,7 +648,7 @@ void NodeStorage::prune_records_below(consensus::Epoch e) {
                            record_key(e, 0));
 }
 
-consensus::KvStorage& NodeStorage::kv() { return *kv_; }
+consensus::kv::KvStorage& NodeStorage::kv() { return *kv_; }
 
 bool NodeStorage::damaged() const {
     std::lock_guard lock(mutex_);

@@ -4,7 +4,7 @@
 // Column families:
 //   "records"  the consensus core's durable records (consensus::DurableRecord):
 //              sign-log, blocks, certificates, proofs, peers' COMMITs
-//   "kv"       the replicated key-value state (consensus::KvStorage for KvMachine)
+//   "kv"       the replicated key-value state (consensus::kv::KvStorage for KvMachine)
 //   "default"  bookkeeping: the records sequence counter
 //
 // Records. Key = 'r' ‖ epoch (u64 BE) ‖ seq (u64 BE), where seq is a per-store
@@ -62,7 +62,7 @@
 #include <string>
 #include <vector>
 
-#include "consensus/kv_storage.h"
+#include "consensus/kv/kv_storage.h"
 #include "consensus/replica.h"
 #include "daemon/config.h"
 
@@ -117,7 +117,7 @@ class NodeStorage {
     void prune_records_below(consensus::Epoch e);
 
     /// The replicated state's backend (column family "kv"). Aborts on errors.
-    consensus::KvStorage& kv();
+    consensus::kv::KvStorage& kv();
 
     /// True if the sign-log is known or suspected damaged (now or in an earlier run).
     bool damaged() const;

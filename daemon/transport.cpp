@@ -2,10 +2,12 @@
 
 #include <zmq_addon.hpp>
 
-#include "daemon/client_protocol.h"
+#include "cli/client/protocol.h"
 
 namespace tob::daemon {
 
+using client::kChannelClient;
+using client::kChannelPeer;
 using consensus::Bytes;
 using consensus::ByteView;
 using consensus::NodeId;

@@ -11,7 +11,7 @@
 //  - SUB (connect to every other member's PUB): receives the flood.
 //  - ROUTER (bind, router_endpoint): point-to-point envelopes from peers
 //    ([id]['P'][envelope]) and client/admin messages ([id]['C'][body], see
-//    daemon/client_protocol.h).
+//    cli/client/protocol.h).
 //  - DEALER per peer (connect to the peer's ROUTER, ZMQ_IMMEDIATE so nothing
 //    queues for a peer that is down): point-to-point sends (fetches, catch-up).
 //  - a socket monitor on SUB: which peers' PUB sockets this node is connected to.

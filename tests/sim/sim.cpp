@@ -61,7 +61,7 @@
 
 #include "consensus/codec.h"
 #include "consensus/fast_crypto.h"
-#include "consensus/kv_machine.h"
+#include "consensus/kv/kv_machine.h"
 #include "consensus/replica.h"
 #include "crypto/hash.h"
 #include "tests/sim/real_crypto.h"
@@ -70,6 +70,8 @@
 namespace tob::sim {
 
 using namespace tob::consensus;
+using consensus::kv::KvMachine;
+using consensus::kv::MemoryKvStorage;
 
 // ---- behaviour names ---------------------------------------------------------------
 

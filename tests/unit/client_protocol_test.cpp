@@ -1,5 +1,5 @@
-// Tests of the client plane (daemon/client_protocol.h) and of the client library
-// (cli/client_lib.h).
+// Tests of the client plane (cli/client/protocol.h) and of the client library
+// (cli/client/client.h, cli/client/format.h), linked as the library tob_client.
 //
 // Codec: every message type round-trips; truncations, trailing bytes,
 // non-canonical integers and headers, wrong bin sizes, wrong types, unknown
@@ -12,8 +12,6 @@
 // with the node keys of a testnet written by write_testnet) check submit, the
 // retry at the next node, quorum with forged and lying replies, status, local
 // reads, pipelining, client keys and the nonce counter.
-
-#include "daemon/client_protocol.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -35,17 +33,16 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "cli/client/client.h"
+#include "cli/client/format.h"
+#include "cli/client/protocol.h"
 #include "consensus/codec.h"
 #include "crypto/hash.h"
 #include "crypto/keyfile.h"
 #include "daemon/config.h"
 #include "daemon/testnet.h"
 
-// The client library is compiled into tobctl only (cli/CMakeLists.txt); the
-// test builds its own copy of it.
-#include "cli/client_lib.cpp"  // NOLINT(bugprone-suspicious-include)
-
-namespace tob::daemon {
+namespace tob::client {
 namespace {
 
 using consensus::OpOutput;
@@ -495,17 +492,15 @@ TEST(ReplyMatching, ComparesDigestStatusAndOutputsOnly) {
 }
 
 }  // namespace
-}  // namespace tob::daemon
+}  // namespace tob::client
 
 // ---- the client library ------------------------------------------------------------------
 
-namespace tob::cli {
+namespace tob::client {
 namespace {
 
-using daemon::ClientMessage;
-using daemon::ReplyMsg;
-
-Bytes text(std::string_view s) { return Bytes(s.begin(), s.end()); }
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
 
 /// A fresh directory under the system temp dir, removed at destruction.
 struct TempDir {
@@ -586,12 +581,12 @@ class FakeNode {
             if (parts.size() != 3) continue;
             const consensus::ByteView body(static_cast<const std::uint8_t*>(parts[2].data()),
                                            parts[2].size());
-            auto decoded = daemon::decode_client_message(body, consensus::Limits{});
+            auto decoded = decode_client_message(body, consensus::Limits{});
             if (!decoded) continue;
             if (auto answer = handle(decoded.value())) {
                 zmq::message_t route(parts[0].data(), parts[0].size());
-                zmq::message_t channel(&daemon::kChannelClient, 1);
-                const Bytes bytes = daemon::encode_client_message(*answer);
+                zmq::message_t channel(&kChannelClient, 1);
+                const Bytes bytes = encode_client_message(*answer);
                 socket_.send(route, zmq::send_flags::sndmore);
                 socket_.send(channel, zmq::send_flags::sndmore);
                 socket_.send(zmq::buffer(bytes.data(), bytes.size()));
@@ -600,22 +595,22 @@ class FakeNode {
     }
 
     std::optional<ClientMessage> handle(const ClientMessage& m) {
-        if (std::holds_alternative<daemon::StatusQueryMsg>(m)) {
+        if (std::holds_alternative<StatusQueryMsg>(m)) {
             if (mode_ == Mode::Silent) return std::nullopt;
-            daemon::StatusMsg s;
+            StatusMsg s;
             s.node = id_;
             s.version = "fake";
             s.epoch = 10 + id_;
             s.applied = 9;
             return s;
         }
-        if (const auto* get = std::get_if<daemon::LocalGetMsg>(&m)) {
+        if (const auto* get = std::get_if<LocalGetMsg>(&m)) {
             if (mode_ == Mode::Silent) return std::nullopt;
             Bytes v = get->key;
             v.push_back('=');
-            return daemon::LocalValueMsg{7, v};
+            return LocalValueMsg{7, v};
         }
-        const auto* submit = std::get_if<daemon::SubmitMsg>(&m);
+        const auto* submit = std::get_if<SubmitMsg>(&m);
         if (submit == nullptr) return std::nullopt;
         {
             std::lock_guard lock(mu_);
@@ -628,10 +623,9 @@ class FakeNode {
             case Mode::Silent:
                 return std::nullopt;
             case Mode::Overloaded:
-                return daemon::ErrorMsg{daemon::ErrorCode::Overloaded, "pool full", digest};
+                return ErrorMsg{ErrorCode::Overloaded, "pool full", digest};
             case Mode::BadRequest:
-                return daemon::ErrorMsg{daemon::ErrorCode::BadRequest, "bad signature",
-                                        std::nullopt};
+                return ErrorMsg{ErrorCode::BadRequest, "bad signature", std::nullopt};
             default:
                 break;
         }
@@ -640,17 +634,17 @@ class FakeNode {
         r.client = request.value().client;
         r.nonce = request.value().nonce;
         r.request_digest = digest;
-        r.status = daemon::ReplyStatus::Committed;
+        r.status = ReplyStatus::Committed;
         r.epoch = 5;
         r.position = id_;  // informational: differs per node, must not break matching
         r.outputs = outputs_for(request.value());
         if (mode_ == Mode::Lie) r.outputs.front().value = text("lie");
         if (mode_ == Mode::OtherDigest) r.request_digest[0] ^= 1;
         if (mode_ == Mode::Forge) {
-            r.sig = crypto::SigningKey::generate().sign(daemon::kReplyTag,
-                                                        daemon::reply_sign_payload(chain_id_, r));
+            r.sig =
+                crypto::SigningKey::generate().sign(kReplyTag, reply_sign_payload(chain_id_, r));
         } else {
-            r.sig = daemon::sign_reply(key_, chain_id_, r);
+            r.sig = sign_reply(key_, chain_id_, r);
         }
         return r;
     }
@@ -743,9 +737,9 @@ TEST(Client, BuildsSignedRequests) {
                                consensus::request_sign_payload(r), r.sig));
     const Client::Prepared p = Client::prepare(r);
     EXPECT_EQ(p.request_digest, consensus::digest_of(consensus::encode(r)));
-    auto d = daemon::decode_client_message(p.body, fc.cluster.limits);
+    auto d = decode_client_message(p.body, fc.cluster.limits);
     ASSERT_TRUE(d);
-    EXPECT_EQ(std::get<daemon::SubmitMsg>(d.value()).request, consensus::encode(r));
+    EXPECT_EQ(std::get<SubmitMsg>(d.value()).request, consensus::encode(r));
 }
 
 TEST(Client, SubmitGetsAVerifiedReply) {
@@ -824,7 +818,7 @@ TEST(Client, BadRequestFromTPlusOneNodesFails) {
     EXPECT_LT(elapsed_ms(start), 1000.0);
     EXPECT_NE(result.error.find("refused by 2 nodes"), std::string::npos) << result.error;
     ASSERT_TRUE(result.node_error);
-    EXPECT_EQ(result.node_error->code, daemon::ErrorCode::BadRequest);
+    EXPECT_EQ(result.node_error->code, ErrorCode::BadRequest);
 }
 
 TEST(Client, IgnoresForgedAndUnrelatedReplies) {
@@ -1048,7 +1042,13 @@ TEST(Formatting, JsonAndDisplay) {
     EXPECT_EQ(json_value(text("v")), "\"v\"");
     EXPECT_EQ(json_value(Bytes{0xc0, 0x80}), "{\"hex\": \"c080\"}");  // overlong
     EXPECT_FALSE(printable_text(Bytes{0xed, 0xa0, 0x80}));            // surrogate
+    EXPECT_EQ(to_string(ReplyStatus::Committed), "committed");
+    EXPECT_EQ(to_string(ReplyStatus::Malformed), "malformed");
+    EXPECT_EQ(to_string(ErrorCode::BadRequest), "bad request");
+    EXPECT_EQ(to_string(ErrorCode::ReplyTooLarge), "reply too large");
+    EXPECT_EQ(to_string(static_cast<ErrorCode>(0)), "unknown error");
+    EXPECT_EQ(to_string(static_cast<ReplyStatus>(9)), "unknown");
 }
 
 }  // namespace
-}  // namespace tob::cli
+}  // namespace tob::client

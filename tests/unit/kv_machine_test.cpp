@@ -1,14 +1,14 @@
 // KvMachine: operation semantics, the dedup table, malformed requests, the state
 // digest, and reload from storage.
 
-#include "consensus/kv_machine.h"
+#include "consensus/kv/kv_machine.h"
 
 #include <gtest/gtest.h>
 
 #include <set>
 #include <string>
 
-namespace tob::consensus {
+namespace tob::consensus::kv {
 namespace {
 
 Bytes b(const std::string& s) { return Bytes(s.begin(), s.end()); }
@@ -336,4 +336,4 @@ TEST(KvMachineDeathTest, applying_out_of_order_aborts) {
 }
 
 }  // namespace
-}  // namespace tob::consensus
+}  // namespace tob::consensus::kv

@@ -14,11 +14,14 @@
 
 #include "consensus/codec.h"
 #include "consensus/fast_crypto.h"
-#include "consensus/kv_machine.h"
-#include "consensus/kv_storage.h"
+#include "consensus/kv/kv_machine.h"
+#include "consensus/kv/kv_storage.h"
 
 namespace tob::consensus {
 namespace {
+
+using kv::KvMachine;
+using kv::MemoryKvStorage;
 
 struct Node {
     std::unique_ptr<FastCryptoSuite> crypto;

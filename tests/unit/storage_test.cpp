@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "consensus/kv_machine.h"
+#include "consensus/kv/kv_machine.h"
 #include "daemon/high_water.h"
 #include "daemon/testnet.h"
 
@@ -350,7 +350,7 @@ TEST_F(StorageTest, kv_commit_get_delete_round_trip_survives_reopen) {
     {
         auto store = open_store();
         ASSERT_TRUE(store);
-        consensus::KvStorage& kv = store->kv();
+        consensus::kv::KvStorage& kv = store->kv();
         EXPECT_EQ(kv.get(k1), std::nullopt);
         kv.commit({{k1, v_binary}, {k2, b("two")}});
         EXPECT_EQ(kv.get(k1), v_binary);
@@ -360,7 +360,7 @@ TEST_F(StorageTest, kv_commit_get_delete_round_trip_survives_reopen) {
     }
     auto store = open_store();
     ASSERT_TRUE(store);
-    consensus::KvStorage& kv = store->kv();
+    consensus::kv::KvStorage& kv = store->kv();
     EXPECT_EQ(kv.get(k1), std::nullopt);
     EXPECT_EQ(kv.get(k2), b("2"));
     EXPECT_EQ(kv.get(k3), b(""));  // present and empty is not absent
@@ -420,8 +420,8 @@ consensus::Op put(const std::string& k, const std::string& v) {
 TEST_F(StorageTest, kv_machine_on_rocksdb_survives_reopen_and_matches_memory_backend) {
     consensus::Digest chain{};
     chain[0] = 0x42;
-    consensus::MemoryKvStorage memory;
-    consensus::KvMachine reference(memory, chain);
+    consensus::kv::MemoryKvStorage memory;
+    consensus::kv::KvMachine reference(memory, chain);
     auto od = [](consensus::Epoch e) {
         consensus::Digest d{};
         d[0] = static_cast<std::uint8_t>(e);
@@ -439,7 +439,7 @@ TEST_F(StorageTest, kv_machine_on_rocksdb_survives_reopen_and_matches_memory_bac
     {
         auto store = open_store();
         ASSERT_TRUE(store);
-        consensus::KvMachine machine(store->kv(), chain);
+        consensus::kv::KvMachine machine(store->kv(), chain);
         for (std::size_t i = 0; i < epochs.size(); ++i) {
             const consensus::Epoch e = i + 1;
             const auto got = machine.apply_epoch(e, od(e), epochs[i]);
@@ -451,7 +451,7 @@ TEST_F(StorageTest, kv_machine_on_rocksdb_survives_reopen_and_matches_memory_bac
     }
     auto store = open_store();
     ASSERT_TRUE(store);
-    consensus::KvMachine machine(store->kv(), chain);
+    consensus::kv::KvMachine machine(store->kv(), chain);
     EXPECT_EQ(machine.last_applied(), 3u);
     EXPECT_EQ(machine.last_applied(), last);
     EXPECT_EQ(machine.state_digest(), digest);

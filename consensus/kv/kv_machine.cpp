@@ -1,4 +1,4 @@
-#include "consensus/kv_machine.h"
+#include "consensus/kv/kv_machine.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -8,7 +8,7 @@
 #include "consensus/codec.h"
 #include "crypto/hash.h"
 
-namespace tob::consensus {
+namespace tob::consensus::kv {
 
 namespace {
 
@@ -203,113 +203,133 @@ std::optional<std::vector<OpOutput>> KvMachine::stored_outputs(const PublicKey& 
     return decode_outputs(*v);
 }
 
+struct KvMachine::EpochWork {
+    std::map<Bytes, std::optional<Bytes>> writes;  // user key (unprefixed) -> value
+    std::map<PublicKey, std::optional<DedupEntry>> entries;
+    std::set<PublicKey> changed;  // clients whose dedup entry this epoch changed
+    std::map<std::pair<PublicKey, Nonce>, std::vector<OpOutput>> new_outputs;
+    std::set<std::pair<PublicKey, Nonce>> evicted;  // stored outputs that leave the window
+};
+
 EpochResult KvMachine::apply_epoch(Epoch epoch, const Digest& output_digest,
                                    const std::vector<Request>& ordered) {
     KV_CHECK(epoch == last_applied_ + 1);
-
-    // Working state of this epoch, layered over the committed store.
-    std::map<Bytes, std::optional<Bytes>> writes;  // user key (unprefixed) -> value
-    std::map<PublicKey, std::optional<DedupEntry>> entries;
-    std::set<PublicKey> changed;
-    std::map<std::pair<PublicKey, Nonce>, std::vector<OpOutput>> new_outputs;
-    std::set<std::pair<PublicKey, Nonce>> evicted;
-
-    auto read_user = [&](const Bytes& key) -> std::optional<Bytes> {
-        if (auto it = writes.find(key); it != writes.end()) return it->second;
-        return storage_.get(user_storage_key(key));
-    };
-    auto entry_of = [&](const PublicKey& client) -> std::optional<DedupEntry>& {
-        auto it = entries.find(client);
-        if (it == entries.end()) it = entries.emplace(client, load_entry(client)).first;
-        return it->second;
-    };
-
+    EpochWork work;
     EpochResult result;
     result.epoch = epoch;
     result.output_digest = output_digest;
     result.results.reserve(ordered.size());
-
     for (std::size_t i = 0; i < ordered.size(); ++i) {
-        const Request& req = ordered[i];
-        RequestResult r;
-        r.client = req.client;
-        r.nonce = req.nonce;
-        r.request_digest = digest_of(encode(req));
-        r.position = static_cast<std::uint32_t>(i);
-
-        if (malformed(req)) {
-            r.malformed = true;
-            result.results.push_back(std::move(r));
-            continue;
-        }
-        auto& entry = entry_of(req.client);
-        if (check(entry, req.nonce) == Seen::Duplicate) {
-            r.duplicate = true;
-            const bool in_window =
-                entry->high < kDedupWindow || req.nonce > entry->high - kDedupWindow;
-            if (in_window) {
-                const auto id = std::make_pair(req.client, req.nonce);
-                if (auto it = new_outputs.find(id); it != new_outputs.end())
-                    r.outputs = it->second;
-                else if (auto stored = stored_outputs(req.client, req.nonce))
-                    r.outputs = std::move(*stored);
-            }
-            result.results.push_back(std::move(r));
-            continue;
-        }
-
-        // Fresh: apply every op in order.
-        for (const auto& op : req.ops) {
-            std::optional<Bytes> current = read_user(op.key);
-            OpOutput out;
-            switch (op.type) {
-                case OpType::Put:
-                    writes[op.key] = op.value;
-                    break;
-                case OpType::Del:
-                    writes[op.key] = std::nullopt;
-                    break;
-                case OpType::Cas:
-                    out.ok = current == op.expected;
-                    if (out.ok) writes[op.key] = op.value;
-                    break;
-                case OpType::Get:
-                    break;
-            }
-            out.value = std::move(current);
-            r.outputs.push_back(std::move(out));
-        }
-
-        // Mark the nonce; evict outputs of nonces that leave the window.
-        const Nonce n = req.nonce;
-        if (!entry) {
-            entry = DedupEntry{n, {}};
-        } else if (n > entry->high) {
-            const std::uint64_t d = n - entry->high;
-            const Nonce old_high = entry->high;
-            // Committed nonces m with m <= n - 1024 leave the window.
-            if (d >= kDedupWindow) evicted.insert({req.client, old_high});
-            const std::uint64_t first = d >= 1023 ? 0 : 1023 - d;
-            for (std::uint64_t b = first; b < 1023; ++b)
-                if (test_bit(entry->bits, b)) evicted.insert({req.client, old_high - 1 - b});
-            auto bits = shift_up(entry->bits, d);
-            if (d - 1 < 1023) set_bit(bits, d - 1);  // the old high
-            bits[15] &= ~(std::uint64_t{1} << 63);   // bit 1023 is never used
-            entry->bits = bits;
-            entry->high = n;
-        } else {
-            set_bit(entry->bits, entry->high - 1 - n);
-        }
-        changed.insert(req.client);
-        new_outputs[{req.client, n}] = r.outputs;
-        result.results.push_back(std::move(r));
+        result.results.push_back(apply_request(work, ordered[i], static_cast<std::uint32_t>(i)));
     }
-    for (const auto& id : evicted) new_outputs.erase(id);
+    for (const auto& id : work.evicted) work.new_outputs.erase(id);
 
-    // Digests.
+    const Digest next_digest = next_state_digest(work, result);
+    storage_.commit(epoch_batch(work, epoch, next_digest));
+
+    for (const auto& client : work.changed) cache_[client] = work.entries.at(client);
+    last_applied_ = epoch;
+    state_digest_ = next_digest;
+    result.state_digest = next_digest;
+    return result;
+}
+
+RequestResult KvMachine::apply_request(EpochWork& work, const Request& req,
+                                       std::uint32_t position) const {
+    RequestResult r;
+    r.client = req.client;
+    r.nonce = req.nonce;
+    r.request_digest = digest_of(encode(req));
+    r.position = position;
+    if (malformed(req)) {
+        r.malformed = true;
+        return r;
+    }
+    auto it = work.entries.find(req.client);
+    if (it == work.entries.end())
+        it = work.entries.emplace(req.client, load_entry(req.client)).first;
+    std::optional<DedupEntry>& entry = it->second;
+    if (check(entry, req.nonce) == Seen::Duplicate) {
+        r.duplicate = true;
+        const bool in_window = entry->high < kDedupWindow || req.nonce > entry->high - kDedupWindow;
+        if (in_window) {
+            const auto id = std::make_pair(req.client, req.nonce);
+            if (auto out = work.new_outputs.find(id); out != work.new_outputs.end()) {
+                r.outputs = out->second;
+            } else if (auto stored = stored_outputs(req.client, req.nonce)) {
+                r.outputs = std::move(*stored);
+            }
+        }
+        return r;
+    }
+    r.outputs = apply_ops(work, req.ops);
+    mark_nonce(work, req.client, entry, req.nonce);
+    work.changed.insert(req.client);
+    work.new_outputs[{req.client, req.nonce}] = r.outputs;
+    return r;
+}
+
+std::vector<OpOutput> KvMachine::apply_ops(EpochWork& work, const std::vector<Op>& ops) const {
+    std::vector<OpOutput> outputs;
+    outputs.reserve(ops.size());
+    for (const auto& op : ops) {
+        std::optional<Bytes> current;
+        if (auto it = work.writes.find(op.key); it != work.writes.end()) {
+            current = it->second;
+        } else {
+            current = storage_.get(user_storage_key(op.key));
+        }
+        OpOutput out;
+        switch (op.type) {
+            case OpType::Put:
+                work.writes[op.key] = op.value;
+                break;
+            case OpType::Del:
+                work.writes[op.key] = std::nullopt;
+                break;
+            case OpType::Cas:
+                out.ok = current == op.expected;
+                if (out.ok) work.writes[op.key] = op.value;
+                break;
+            case OpType::Get:
+                break;
+        }
+        out.value = std::move(current);
+        outputs.push_back(std::move(out));
+    }
+    return outputs;
+}
+
+void KvMachine::mark_nonce(EpochWork& work, const PublicKey& client,
+                           std::optional<DedupEntry>& entry, Nonce n) {
+    if (!entry) {
+        entry = DedupEntry{n, {}};
+        return;
+    }
+    if (n <= entry->high) {
+        set_bit(entry->bits, entry->high - 1 - n);
+        return;
+    }
+    const std::uint64_t d = n - entry->high;
+    const Nonce old_high = entry->high;
+    // Committed nonces m with m <= n - 1024 leave the window: their stored
+    // outputs are evicted.
+    if (d >= kDedupWindow) work.evicted.insert({client, old_high});
+    const std::uint64_t first = d >= 1023 ? 0 : 1023 - d;
+    for (std::uint64_t b = first; b < 1023; ++b) {
+        if (test_bit(entry->bits, b)) work.evicted.insert({client, old_high - 1 - b});
+    }
+    auto bits = shift_up(entry->bits, d);
+    if (d - 1 < 1023) set_bit(bits, d - 1);  // the old high
+    bits[15] &= ~(std::uint64_t{1} << 63);   // bit 1023 is never used
+    entry->bits = bits;
+    entry->high = n;
+}
+
+Digest KvMachine::next_state_digest(const EpochWork& work, const EpochResult& result) const {
     crypto::Hasher wh;
-    wh.field(std::string_view("tobd-writes-v1")).u64(writes.size());
-    for (const auto& [key, value] : writes) {
+    wh.field(std::string_view("tobd-writes-v1")).u64(work.writes.size());
+    for (const auto& [key, value] : work.writes) {
         wh.field(key).u64(value ? 1 : 0);
         wh.field(value ? ByteView(*value) : ByteView());
     }
@@ -330,40 +350,37 @@ EpochResult KvMachine::apply_epoch(Epoch epoch, const Digest& output_digest,
     crypto::Hasher sh;
     sh.field(std::string_view("tobd-state-v1"))
         .raw(state_digest_)
-        .raw(output_digest)
+        .raw(result.output_digest)
         .raw(write_digest)
         .raw(outputs_digest);
-    const Digest next_digest = sh.finish();
+    return sh.finish();
+}
 
+KvBatch KvMachine::epoch_batch(const EpochWork& work, Epoch epoch, const Digest& next_digest) {
     // One batch: user writes, dedup entries, outputs, last_applied, digest.
     KvBatch batch;
-    for (const auto& [key, value] : writes) batch[user_storage_key(key)] = value;
-    for (const auto& client : changed) {
-        const auto& e = entries.at(client);
+    for (const auto& [key, value] : work.writes) batch[user_storage_key(key)] = value;
+    for (const auto& client : work.changed) {
+        const auto& e = work.entries.at(client);
         Bytes v;
         v.reserve(8 + 128);
         put_u64(v, e->high);
-        for (std::size_t w = 0; w < 16; ++w)
-            for (std::size_t b = 0; b < 8; ++b)
+        for (std::size_t w = 0; w < 16; ++w) {
+            for (std::size_t b = 0; b < 8; ++b) {
                 v.push_back(static_cast<std::uint8_t>(e->bits[w] >> (8 * b)));
+            }
+        }
         batch[dedup_key(client)] = std::move(v);
     }
-    for (const auto& [client, nonce] : evicted) batch[out_key(client, nonce)] = std::nullopt;
-    for (const auto& [id, outputs] : new_outputs)
+    for (const auto& [client, nonce] : work.evicted) batch[out_key(client, nonce)] = std::nullopt;
+    for (const auto& [id, outputs] : work.new_outputs) {
         batch[out_key(id.first, id.second)] = encode_outputs(outputs);
-    {
-        Bytes v;
-        put_u64(v, epoch);
-        batch[text_bytes(kLastAppliedKey)] = std::move(v);
-        batch[text_bytes(kDigestKey)] = Bytes(next_digest.begin(), next_digest.end());
     }
-    storage_.commit(batch);
-
-    for (const auto& client : changed) cache_[client] = entries.at(client);
-    last_applied_ = epoch;
-    state_digest_ = next_digest;
-    result.state_digest = next_digest;
-    return result;
+    Bytes applied;
+    put_u64(applied, epoch);
+    batch[text_bytes(kLastAppliedKey)] = std::move(applied);
+    batch[text_bytes(kDigestKey)] = Bytes(next_digest.begin(), next_digest.end());
+    return batch;
 }
 
-}  // namespace tob::consensus
+}  // namespace tob::consensus::kv

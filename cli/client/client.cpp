@@ -1,6 +1,6 @@
-// The tobd client library (cli/client_lib.h, docs/client.md).
+// The tobd client library (cli/client/client.h, docs/client.md).
 
-#include "cli/client_lib.h"
+#include "cli/client/client.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -22,7 +22,7 @@
 #include "crypto/hash.h"
 #include "crypto/keyfile.h"
 
-namespace tob::cli {
+namespace tob::client {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -82,14 +82,54 @@ std::string millis_text(Millis d) {
 
 /// Error codes that every honest node would give for this request: once t+1
 /// distinct nodes give one, retrying elsewhere cannot help.
-bool fatal(daemon::ErrorCode code) {
-    return code == daemon::ErrorCode::BadRequest || code == daemon::ErrorCode::ReplyTooLarge;
+bool fatal(ErrorCode code) {
+    return code == ErrorCode::BadRequest || code == ErrorCode::ReplyTooLarge;
 }
 
-std::string describe(NodeId node, const daemon::ErrorMsg& e) {
+std::string describe(NodeId node, const ErrorMsg& e) {
     return "node " + std::to_string(node) + ": " + std::string(to_string(e.code)) +
            (e.text.empty() ? "" : ": " + e.text);
 }
+
+/// The Error answers to one submission: the last one (for the final message)
+/// and, per fatal code, the nodes that gave it.
+class Refusals {
+  public:
+    Refusals(const Digest& request_digest, std::size_t decisive_count)
+        : digest_(request_digest), decisive_count_(decisive_count) {}
+
+    /// Records `error` from node `from`; false when it is about another request
+    /// or only informational (NotVoting), which the caller ignores.
+    bool note(NodeId from, const ErrorMsg& error) {
+        if (error.request_digest && *error.request_digest != digest_) return false;
+        if (error.code == ErrorCode::NotVoting) return false;
+        last_ = error;
+        last_text_ = describe(from, error);
+        if (fatal(error.code)) {
+            auto& by = fatal_by_[error.code];
+            by.insert(from);
+            decisive_size_ = std::max(decisive_size_, by.size());
+        }
+        return true;
+    }
+    /// Enough distinct nodes gave the same fatal error: retrying cannot help.
+    bool decisive() const { return decisive_size_ >= decisive_count_; }
+    std::string decisive_text() const {
+        return "request refused by " + std::to_string(decisive_size_) +
+               " nodes; last: " + last_text_;
+    }
+    /// "; last error: ..." when there was one, else "".
+    std::string last_error_text() const { return last_ ? "; last error: " + last_text_ : ""; }
+    const std::optional<ErrorMsg>& last() const { return last_; }
+
+  private:
+    Digest digest_;
+    std::size_t decisive_count_;
+    std::optional<ErrorMsg> last_;
+    std::string last_text_;
+    std::map<ErrorCode, std::set<NodeId>> fatal_by_;  // nodes that refused for good
+    std::size_t decisive_size_ = 0;
+};
 
 }  // namespace
 
@@ -154,7 +194,7 @@ Result<Nonce> reserve_nonces(const fs::path& counter_file, std::uint64_t count) 
         have += static_cast<std::size_t>(got);
     }
     // A missing, empty or torn counter (a crash between truncate and write)
-    // restarts from the clock; see reserve_nonces in client_lib.h.
+    // restarts from the clock; see reserve_nonces in client.h.
     const std::optional<Nonce> last = parse_counter(std::string_view(buf, have));
     const Nonce first = last ? *last + 1 : time_based_nonce();
     if (first == 0 || first > std::numeric_limits<Nonce>::max() - (count - 1)) {
@@ -164,6 +204,10 @@ Result<Nonce> reserve_nonces(const fs::path& counter_file, std::uint64_t count) 
     if (::ftruncate(fd, 0) != 0) {
         return close_with(R::failure(name + ": truncate: " + errno_text()));
     }
+    // TODO(durable-file): the write loop below is crypto::write_all from
+    // crypto/durable_file.h (being added): use it once it is merged. The counter
+    // is rewritten in place under the lock, not replaced by rename, so
+    // write_file_durably does not apply; a torn counter restarts from the clock.
     std::size_t done = 0;
     while (done < text.size()) {
         const ssize_t wrote =
@@ -188,7 +232,7 @@ Client::Client(const daemon::ClusterConfig& cluster, const crypto::SigningKey& k
         context = own_context_.get();
     }
     context_ = context;
-    // Replies are bounded by message_bytes_max (client_protocol.h) plus the channel frame.
+    // Replies are bounded by message_bytes_max (protocol.h) plus the channel frame.
     const auto max_frame = static_cast<std::int64_t>(cluster_.limits.message_bytes_max) + 64;
     sockets_.reserve(cluster_.members.size());
     for (const daemon::ClusterMember& m : cluster_.members) {
@@ -218,14 +262,14 @@ Client::Prepared Client::prepare(const consensus::Request& request) {
     Prepared p;
     Bytes encoded = consensus::encode(request);
     p.request_digest = consensus::digest_of(encoded);
-    p.body = daemon::encode_client_message(daemon::SubmitMsg{std::move(encoded)});
+    p.body = encode_client_message(SubmitMsg{std::move(encoded)});
     return p;
 }
 
 bool Client::send(NodeId node, const Bytes& body) {
     if (node >= sockets_.size()) return false;
     try {
-        zmq::message_t channel(&daemon::kChannelClient, 1);
+        zmq::message_t channel(&kChannelClient, 1);
         if (!sockets_[node].send(channel, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
             return false;
         }
@@ -237,9 +281,9 @@ bool Client::send(NodeId node, const Bytes& body) {
     }
 }
 
-bool Client::verify(const daemon::ReplyMsg& reply) const {
+bool Client::verify(const ReplyMsg& reply) const {
     return reply.node < cluster_.members.size() &&
-           daemon::verify_reply(cluster_.members[reply.node].public_key, cluster_.chain_id, reply);
+           verify_reply(cluster_.members[reply.node].public_key, cluster_.chain_id, reply);
 }
 
 std::size_t Client::poll(Millis timeout, std::vector<Incoming>& out, std::size_t max) {
@@ -274,18 +318,18 @@ std::size_t Client::poll(Millis timeout, std::vector<Incoming>& out, std::size_t
             if (parts.empty()) break;  // this socket is drained
             ++stats_.received;
             if (parts.size() != 2 || parts[0].size() != 1 ||
-                *static_cast<const std::uint8_t*>(parts[0].data()) != daemon::kChannelClient) {
+                *static_cast<const std::uint8_t*>(parts[0].data()) != kChannelClient) {
                 ++stats_.dropped_frames;
                 continue;
             }
             const consensus::ByteView body(static_cast<const std::uint8_t*>(parts[1].data()),
                                            parts[1].size());
-            auto decoded = daemon::decode_client_message(body, cluster_.limits);
+            auto decoded = decode_client_message(body, cluster_.limits);
             if (!decoded) {
                 ++stats_.undecodable;
                 continue;
             }
-            if (const auto* reply = std::get_if<daemon::ReplyMsg>(&decoded.value())) {
+            if (const auto* reply = std::get_if<ReplyMsg>(&decoded.value())) {
                 if (!verify(*reply)) {
                     ++stats_.bad_signatures;
                     continue;
@@ -298,7 +342,7 @@ std::size_t Client::poll(Millis timeout, std::vector<Incoming>& out, std::size_t
     return added;
 }
 
-bool Client::answers(const daemon::ReplyMsg& reply, const consensus::Request& request,
+bool Client::answers(const ReplyMsg& reply, const consensus::Request& request,
                      const Digest& digest) const {
     return reply.request_digest == digest && reply.client == request.client &&
            reply.nonce == request.nonce;
@@ -324,9 +368,7 @@ Result<Client::Submitted> Client::submit_one(const consensus::Request& request,
     const auto start = Clock::now();
     const auto deadline = start + options.deadline;
     std::vector<NodeId> tried;
-    std::optional<daemon::ErrorMsg> last_error;
-    std::string last_error_text;
-    std::map<daemon::ErrorCode, std::set<NodeId>> fatal_by;  // nodes that refused for good
+    Refusals refusals(prepared.request_digest, static_cast<std::size_t>(cluster_.t) + 1);
     std::uint32_t refusals_in_row = 0;
 
     auto send_to_current = [&] {
@@ -350,26 +392,15 @@ Result<Client::Submitted> Client::submit_one(const consensus::Request& request,
         incoming.clear();
         poll(std::chrono::ceil<Millis>(std::min(attempt_end, deadline) - now), incoming);
         for (Incoming& in : incoming) {
-            if (auto* reply = std::get_if<daemon::ReplyMsg>(&in.message)) {
+            if (auto* reply = std::get_if<ReplyMsg>(&in.message)) {
                 if (!answers(*reply, request, prepared.request_digest)) continue;
                 const NodeId from = reply->node;
                 return R::success(Submitted{std::move(*reply), {from}});
             }
-            if (auto* error = std::get_if<daemon::ErrorMsg>(&in.message)) {
-                if (error->request_digest && *error->request_digest != prepared.request_digest) {
-                    continue;  // about another request
-                }
-                if (error->code == daemon::ErrorCode::NotVoting) continue;  // informational
-                last_error = *error;
-                last_error_text = describe(in.from, *error);
-                if (fatal(error->code)) {
-                    auto& by = fatal_by[error->code];
-                    by.insert(in.from);
-                    if (by.size() >= cluster_.t + 1) {
-                        return R::failure("request refused by " + std::to_string(by.size()) +
-                                              " nodes; last: " + last_error_text,
-                                          last_error);
-                    }
+            if (auto* error = std::get_if<ErrorMsg>(&in.message)) {
+                if (!refusals.note(in.from, *error)) continue;
+                if (refusals.decisive()) {
+                    return R::failure(refusals.decisive_text(), refusals.last());
                 }
                 if (in.from == current) {
                     // Refused here: try the next node at once, unless every node has
@@ -386,9 +417,9 @@ Result<Client::Submitted> Client::submit_one(const consensus::Request& request,
     std::string tried_text;
     for (NodeId t : tried) tried_text += (tried_text.empty() ? "" : ",") + std::to_string(t);
     std::string why = "no verified reply within " + millis_text(options.deadline) +
-                      " (sent to node" + (tried.size() > 1 ? "s " : " ") + tried_text + ")";
-    if (last_error) why += "; last error: " + last_error_text;
-    return R::failure(std::move(why), last_error);
+                      " (sent to node" + (tried.size() > 1 ? "s " : " ") + tried_text + ")" +
+                      refusals.last_error_text();
+    return R::failure(std::move(why), refusals.last());
 }
 
 Result<Client::Submitted> Client::submit_quorum(const consensus::Request& request,
@@ -398,10 +429,8 @@ Result<Client::Submitted> Client::submit_quorum(const consensus::Request& reques
     const std::size_t n_nodes = sockets_.size();
     const std::size_t need = static_cast<std::size_t>(cluster_.t) + 1;
     const auto deadline = Clock::now() + options.deadline;
-    std::map<NodeId, daemon::ReplyMsg> replies;  // first verified reply per signing node
-    std::map<daemon::ErrorCode, std::set<NodeId>> fatal_by;
-    std::optional<daemon::ErrorMsg> last_error;
-    std::string last_error_text;
+    std::map<NodeId, ReplyMsg> replies;  // first verified reply per signing node
+    Refusals refusals(prepared.request_digest, need);
 
     auto send_missing = [&] {
         for (std::size_t i = 0; i < n_nodes; ++i) {
@@ -422,13 +451,13 @@ Result<Client::Submitted> Client::submit_quorum(const consensus::Request& reques
         incoming.clear();
         poll(std::chrono::ceil<Millis>(std::min(attempt_end, deadline) - now), incoming);
         for (Incoming& in : incoming) {
-            if (auto* reply = std::get_if<daemon::ReplyMsg>(&in.message)) {
+            if (auto* reply = std::get_if<ReplyMsg>(&in.message)) {
                 if (!answers(*reply, request, prepared.request_digest)) continue;
                 if (!replies.emplace(reply->node, *reply).second) continue;
                 std::vector<NodeId> agreeing;
-                const daemon::ReplyMsg* best = nullptr;
+                const ReplyMsg* best = nullptr;
                 for (const auto& [node, r] : replies) {
-                    if (!daemon::replies_match(r, *reply)) continue;
+                    if (!replies_match(r, *reply)) continue;
                     agreeing.push_back(node);
                     // Report a reply that names where it committed, if any does.
                     if (best == nullptr || (best->epoch == 0 && r.epoch != 0)) best = &r;
@@ -438,21 +467,9 @@ Result<Client::Submitted> Client::submit_quorum(const consensus::Request& reques
                 }
                 continue;
             }
-            if (auto* error = std::get_if<daemon::ErrorMsg>(&in.message)) {
-                if (error->request_digest && *error->request_digest != prepared.request_digest) {
-                    continue;
-                }
-                if (error->code == daemon::ErrorCode::NotVoting) continue;
-                last_error = *error;
-                last_error_text = describe(in.from, *error);
-                if (fatal(error->code)) {
-                    auto& by = fatal_by[error->code];
-                    by.insert(in.from);
-                    if (by.size() >= need) {
-                        return R::failure("request refused by " + std::to_string(by.size()) +
-                                              " nodes; last: " + last_error_text,
-                                          last_error);
-                    }
+            if (auto* error = std::get_if<ErrorMsg>(&in.message)) {
+                if (refusals.note(in.from, *error) && refusals.decisive()) {
+                    return R::failure(refusals.decisive_text(), refusals.last());
                 }
             }
         }
@@ -463,11 +480,11 @@ Result<Client::Submitted> Client::submit_quorum(const consensus::Request& reques
                       " verified repl" + (replies.size() == 1 ? "y" : "ies");
     if (!replies.empty()) {
         // Size of each group of matching replies.
-        std::vector<const daemon::ReplyMsg*> reps;
+        std::vector<const ReplyMsg*> reps;
         std::vector<std::size_t> sizes;
         for (const auto& [node, r] : replies) {
             std::size_t k = 0;
-            while (k < reps.size() && !daemon::replies_match(*reps[k], r)) ++k;
+            while (k < reps.size() && !replies_match(*reps[k], r)) ++k;
             if (k == reps.size()) {
                 reps.push_back(&r);
                 sizes.push_back(0);
@@ -479,17 +496,16 @@ Result<Client::Submitted> Client::submit_quorum(const consensus::Request& reques
         why += " in " + std::to_string(reps.size()) + " distinct outcome" +
                (reps.size() == 1 ? "" : "s") + ": " + groups;
     }
-    why += ")";
-    if (last_error) why += "; last error: " + last_error_text;
-    return R::failure(std::move(why), last_error);
+    why += ")" + refusals.last_error_text();
+    return R::failure(std::move(why), refusals.last());
 }
 
-std::vector<Result<daemon::StatusMsg>> Client::status_all(const std::vector<NodeId>& nodes,
-                                                          Millis timeout) {
-    using R = Result<daemon::StatusMsg>;
+std::vector<Result<StatusMsg>> Client::status_all(const std::vector<NodeId>& nodes,
+                                                  Millis timeout) {
+    using R = Result<StatusMsg>;
     std::vector<R> results(nodes.size(), R::failure("no answer within " + millis_text(timeout)));
     std::vector<bool> done(nodes.size(), false);
-    const Bytes query = daemon::encode_client_message(daemon::StatusQueryMsg{});
+    const Bytes query = encode_client_message(StatusQueryMsg{});
     std::size_t pending = 0;
     for (std::size_t k = 0; k < nodes.size(); ++k) {
         if (nodes[k] >= sockets_.size()) {
@@ -512,9 +528,9 @@ std::vector<Result<daemon::StatusMsg>> Client::status_all(const std::vector<Node
         for (Incoming& in : incoming) {
             for (std::size_t k = 0; k < nodes.size(); ++k) {
                 if (done[k] || nodes[k] != in.from) continue;
-                if (auto* status = std::get_if<daemon::StatusMsg>(&in.message)) {
+                if (auto* status = std::get_if<StatusMsg>(&in.message)) {
                     results[k] = R::success(*status);
-                } else if (auto* error = std::get_if<daemon::ErrorMsg>(&in.message)) {
+                } else if (auto* error = std::get_if<ErrorMsg>(&in.message)) {
                     results[k] = R::failure(describe(in.from, *error), *error);
                 } else {
                     continue;
@@ -527,12 +543,12 @@ std::vector<Result<daemon::StatusMsg>> Client::status_all(const std::vector<Node
     return results;
 }
 
-Result<daemon::StatusMsg> Client::status(NodeId node, Millis timeout) {
+Result<StatusMsg> Client::status(NodeId node, Millis timeout) {
     return std::move(status_all({node}, timeout).front());
 }
 
-Result<daemon::LocalValueMsg> Client::local_get(NodeId node, const Bytes& key, Millis timeout) {
-    using R = Result<daemon::LocalValueMsg>;
+Result<LocalValueMsg> Client::local_get(NodeId node, const Bytes& key, Millis timeout) {
+    using R = Result<LocalValueMsg>;
     if (node >= sockets_.size()) {
         return R::failure("node " + std::to_string(node) + " is not a member");
     }
@@ -540,7 +556,7 @@ Result<daemon::LocalValueMsg> Client::local_get(NodeId node, const Bytes& key, M
         return R::failure("key of " + std::to_string(key.size()) + " bytes exceeds key_bytes_max " +
                           std::to_string(cluster_.limits.key_bytes_max));
     }
-    if (!send(node, daemon::encode_client_message(daemon::LocalGetMsg{key}))) {
+    if (!send(node, encode_client_message(LocalGetMsg{key}))) {
         return R::failure("node " + std::to_string(node) + ": cannot queue the query");
     }
     const auto deadline = Clock::now() + timeout;
@@ -552,10 +568,10 @@ Result<daemon::LocalValueMsg> Client::local_get(NodeId node, const Bytes& key, M
         poll(std::chrono::ceil<Millis>(deadline - now), incoming);
         for (Incoming& in : incoming) {
             if (in.from != node) continue;
-            if (auto* value = std::get_if<daemon::LocalValueMsg>(&in.message)) {
+            if (auto* value = std::get_if<LocalValueMsg>(&in.message)) {
                 return R::success(std::move(*value));
             }
-            if (auto* error = std::get_if<daemon::ErrorMsg>(&in.message)) {
+            if (auto* error = std::get_if<ErrorMsg>(&in.message)) {
                 return R::failure(describe(in.from, *error), *error);
             }
         }
@@ -564,143 +580,4 @@ Result<daemon::LocalValueMsg> Client::local_get(NodeId node, const Bytes& key, M
                       millis_text(timeout));
 }
 
-// ---- formatting helpers ------------------------------------------------------------
-
-namespace {
-
-/// Length of the valid UTF-8 sequence at s[i], or 0 if it is invalid.
-std::size_t utf8_sequence(std::string_view s, std::size_t i) {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    if (b0 < 0x80) return 1;
-    std::size_t len = 0;
-    std::uint32_t cp = 0;
-    if ((b0 & 0xe0) == 0xc0) {
-        len = 2;
-        cp = b0 & 0x1f;
-    } else if ((b0 & 0xf0) == 0xe0) {
-        len = 3;
-        cp = b0 & 0x0f;
-    } else if ((b0 & 0xf8) == 0xf0) {
-        len = 4;
-        cp = b0 & 0x07;
-    } else {
-        return 0;
-    }
-    if (i + len > s.size()) return 0;
-    for (std::size_t k = 1; k < len; ++k) {
-        const auto b = static_cast<unsigned char>(s[i + k]);
-        if ((b & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (b & 0x3f);
-    }
-    static constexpr std::uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    return len;
-}
-
-std::string_view as_text(const Bytes& bytes) {
-    return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
-}
-
-}  // namespace
-
-std::string json_string(std::string_view text) {
-    std::string out = "\"";
-    for (std::size_t i = 0; i < text.size();) {
-        const std::size_t len = utf8_sequence(text, i);
-        if (len == 0) {
-            out += "\\ufffd";
-            ++i;
-            continue;
-        }
-        if (len > 1) {
-            out.append(text.substr(i, len));
-            i += len;
-            continue;
-        }
-        const char c = text[i++];
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-                    static constexpr char kHex[] = "0123456789abcdef";
-                    const auto u = static_cast<unsigned char>(c);
-                    out += "\\u00";
-                    out += kHex[u >> 4];
-                    out += kHex[u & 0xf];
-                } else {
-                    out += c;
-                }
-        }
-    }
-    out += '"';
-    return out;
-}
-
-bool printable_text(const Bytes& bytes) {
-    const std::string_view s = as_text(bytes);
-    for (std::size_t i = 0; i < s.size();) {
-        const std::size_t len = utf8_sequence(s, i);
-        if (len == 0) return false;
-        if (len == 1) {
-            const auto c = static_cast<unsigned char>(s[i]);
-            if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) return false;
-        }
-        i += len;
-    }
-    return true;
-}
-
-std::string display_bytes(const Bytes& bytes) {
-    if (printable_text(bytes)) return std::string(as_text(bytes));
-    return "0x" + crypto::to_hex(bytes);
-}
-
-std::string json_value(const std::optional<Bytes>& value) {
-    if (!value) return "null";
-    if (printable_text(*value)) return json_string(as_text(*value));
-    return "{\"hex\": \"" + crypto::to_hex(*value) + "\"}";
-}
-
-std::string_view to_string(daemon::ReplyStatus status) {
-    switch (status) {
-        case daemon::ReplyStatus::Committed:
-            return "committed";
-        case daemon::ReplyStatus::Duplicate:
-            return "duplicate";
-        case daemon::ReplyStatus::Malformed:
-            return "malformed";
-    }
-    return "unknown";
-}
-
-std::string_view to_string(daemon::ErrorCode code) {
-    switch (code) {
-        case daemon::ErrorCode::BadRequest:
-            return "bad request";
-        case daemon::ErrorCode::Overloaded:
-            return "overloaded";
-        case daemon::ErrorCode::NotVoting:
-            return "not voting";
-        case daemon::ErrorCode::Halted:
-            return "halted";
-        case daemon::ErrorCode::ReplyTooLarge:
-            return "reply too large";
-    }
-    return "unknown error";
-}
-
-}  // namespace tob::cli
+}  // namespace tob::client

@@ -1,4 +1,4 @@
-// Canonical msgpack codec of the client plane (daemon/client_protocol.h).
+// Canonical msgpack codec of the client plane (cli/client/protocol.h).
 //
 // The same scheme as consensus/codec.cpp, with its building blocks
 // (consensus/msgpack_wire.h):
@@ -11,22 +11,24 @@
 //   3. the object is converted with strict checks (message type, exact arity,
 //      exact bin sizes, integer ranges, per-type size limits);
 //   4. the value is encoded again and must equal the input byte for byte.
-// A rejection inside the conversion throws the private Reject type; every
-// exception is caught in decode_client_message, which therefore never throws.
+// A rejection inside the conversion throws the private Reject type; the decode
+// driver shared with the wire codec (wire::decode_canonical) catches every
+// exception, so decode_client_message never throws.
 
-#include "daemon/client_protocol.h"
+#include "cli/client/protocol.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <iterator>
 #include <limits>
 #include <msgpack.hpp>
 #include <span>
 
 #include "consensus/msgpack_wire.h"
 
-namespace tob::daemon {
+namespace tob::client {
 namespace {
 
 using consensus::OpOutput;
@@ -261,53 +263,17 @@ Bytes encode_client_message(const ClientMessage& message) {
 }
 
 Decoded<ClientMessage> decode_client_message(ByteView bytes, const consensus::Limits& lim) {
-    auto fail = [](std::string_view problem) {
-        return Decoded<ClientMessage>::fail("client message: " + std::string(problem));
-    };
-    if (bytes.size() > lim.message_bytes_max) {
-        return fail(std::to_string(bytes.size()) + " bytes, limit is " +
-                    std::to_string(lim.message_bytes_max));
-    }
-    if (bytes.empty()) return fail("empty input");
-    try {
-        // Bins stay in `bytes` (the handle dies before this function returns).
-        msgpack::unpack_reference_func refer = [](msgpack::type::object_type, std::size_t, void*) {
-            return true;
-        };
-        // Longest array: a reply's outputs (or the 12 fields of Status); longest
-        // bin: a submitted request, a value, a key, a text; deepest nesting:
-        // message -> outputs -> output.
-        const std::size_t arrays = std::max<std::size_t>(lim.request_ops_max, 12);
-        const std::size_t bins =
-            std::max<std::size_t>({lim.request_bytes_max, lim.value_bytes_max, lim.key_bytes_max,
-                                   kClientTextBytesMax, 64});
-        const msgpack::unpack_limit limit(arrays, /*map=*/0, /*str=*/0, bins, /*ext=*/0,
-                                          /*depth=*/3);
-        std::size_t offset = 0;
-        msgpack::object_handle handle =
-            msgpack::unpack(reinterpret_cast<const char*>(bytes.data()), bytes.size(), offset,
-                            refer, nullptr, limit);
-        if (offset != bytes.size()) {
-            return fail("trailing bytes after the message (" +
-                        std::to_string(bytes.size() - offset) + ")");
-        }
-        ClientMessage value = to_message(handle.get(), lim);
-        const Bytes again = encode_client_message(value);
-        if (!std::equal(again.begin(), again.end(), bytes.begin(), bytes.end())) {
-            return fail("not in canonical form");
-        }
-        return Decoded<ClientMessage>(std::move(value));
-    } catch (const Reject& r) {
-        return fail(r.why);
-    } catch (const msgpack::insufficient_bytes&) {
-        return fail("truncated");
-    } catch (const std::bad_alloc&) {
-        return fail("out of memory");
-    } catch (const std::exception& e) {
-        return fail(std::string("malformed msgpack (") + e.what() + ")");
-    } catch (...) {
-        return fail("malformed msgpack");
-    }
+    // Longest array: a reply's outputs (or the 12 fields of Status); longest bin:
+    // a submitted request, a value, a key, a text; deepest nesting: message ->
+    // outputs -> output.
+    const Shape shape{"client message", lim.message_bytes_max,
+                      std::max<std::size_t>(lim.request_ops_max, 12),
+                      std::max<std::size_t>({lim.request_bytes_max, lim.value_bytes_max,
+                                             lim.key_bytes_max, kClientTextBytesMax, 64}),
+                      3};
+    return decode_canonical<ClientMessage>(
+        bytes, shape, [&lim](const msgpack::object& o) { return to_message(o, lim); },
+        [](const ClientMessage& m) { return encode_client_message(m); });
 }
 
 Bytes reply_sign_payload(const Digest& chain_id, const ReplyMsg& reply) {
@@ -339,4 +305,21 @@ bool verify_reply(const PublicKey& node_key, const Digest& chain_id, const Reply
     return crypto::verify(node_key, kReplyTag, reply_sign_payload(chain_id, reply), reply.sig);
 }
 
-}  // namespace tob::daemon
+// The tables below are indexed by the wire values of the enums.
+static_assert(static_cast<int>(ReplyStatus::Malformed) == 3);
+static_assert(static_cast<int>(ErrorCode::ReplyTooLarge) == 5);
+
+std::string_view to_string(ReplyStatus status) {
+    static constexpr std::string_view kNames[] = {"unknown", "committed", "duplicate", "malformed"};
+    const auto i = static_cast<std::size_t>(status);
+    return i < std::size(kNames) ? kNames[i] : kNames[0];
+}
+
+std::string_view to_string(ErrorCode code) {
+    static constexpr std::string_view kNames[] = {
+        "unknown error", "bad request", "overloaded", "not voting", "halted", "reply too large"};
+    const auto i = static_cast<std::size_t>(code);
+    return i < std::size(kNames) ? kNames[i] : kNames[0];
+}
+
+}  // namespace tob::client

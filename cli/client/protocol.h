@@ -1,5 +1,7 @@
 #pragma once
-// The client/admin protocol on a node's ROUTER socket (DESIGN.md §3, §4).
+// The client/admin protocol on a node's ROUTER socket (docs/client.md; the
+// requests themselves: docs/protocol.md, "Client requests"). Part of the client
+// library (target tob_client): the daemon and every client link the same codec.
 //
 // Every ZeroMQ message on the ROUTER is multipart: [routing id] [channel] [body].
 // The routing id is added/stripped by ZeroMQ. The channel frame is one byte:
@@ -32,7 +34,7 @@
 // status and outputs are equal (epoch/position are informational: a node that
 // answers a retry from its dedup table reports epoch 0).
 //
-// Layouts (daemon/client_protocol.cpp; docs/client.md). Booleans are the
+// Layouts (cli/client/protocol.cpp; docs/client.md). Booleans are the
 // integers 0/1 and text is bin (UTF-8), since bool and str never appear on the
 // wire. Every client message is at most Limits::message_bytes_max bytes.
 //   [1, request bin<=request_bytes_max]
@@ -60,7 +62,7 @@
 #include "consensus/state_machine.h"
 #include "crypto/sign.h"
 
-namespace tob::daemon {
+namespace tob::client {
 
 using consensus::Bytes;
 using consensus::ByteView;
@@ -183,4 +185,8 @@ Signature sign_reply(const crypto::SigningKey& key, const Digest& chain_id, cons
 /// True iff reply.sig is `node_key`'s signature over reply_sign_payload(chain_id, reply).
 bool verify_reply(const PublicKey& node_key, const Digest& chain_id, const ReplyMsg& reply);
 
-}  // namespace tob::daemon
+/// Short English names: "committed", "duplicate", "malformed"; "bad request", ...
+std::string_view to_string(ReplyStatus status);
+std::string_view to_string(ErrorCode code);
+
+}  // namespace tob::client

@@ -1,5 +1,5 @@
 #pragma once
-// The storage backend under the replicated key-value machine (consensus/kv_machine.h).
+// The storage backend under the replicated key-value machine (consensus/kv/kv_machine.h).
 //
 // The machine reads single keys and writes exactly one batch per applied epoch;
 // the batch holds the user writes, the dedup table changes, the stored outputs,
@@ -15,7 +15,7 @@
 
 #include "consensus/types.h"
 
-namespace tob::consensus {
+namespace tob::consensus::kv {
 
 /// Ordered changes: key -> new value, or nullopt to delete the key. Ordered so
 /// that a backend applies (and a test inspects) them in one canonical order.
@@ -49,4 +49,4 @@ class MemoryKvStorage final : public KvStorage {
     std::uint64_t commits_ = 0;
 };
 
-}  // namespace tob::consensus
+}  // namespace tob::consensus::kv

@@ -1,6 +1,8 @@
 #pragma once
-// KvMachine: the default replicated application (DESIGN.md §3), a key-value store
-// with PUT, DEL, CAS and GET behind the total order.
+// KvMachine: the default replicated application (docs/protocol.md, "Replicated
+// database"), a key-value store with PUT, DEL, CAS and GET behind the total order.
+// It sits behind the StateMachine interface (consensus/state_machine.h); the core
+// knows nothing of it, and another deterministic application can replace it.
 //
 // Semantics of one request (client, nonce, ops[1..m]):
 //  - The ops apply in order, each seeing the effects of the ops before it (in the
@@ -39,7 +41,8 @@
 //   "\x00tob/out/" ‖ client pk ‖ u64 BE n  the outputs of (client, n), kept while
 //                                         n is inside the window
 //
-// State digest (DESIGN.md §2.7), with Hasher::field length prefixes:
+// State digest (docs/protocol.md, "Replicated database"), with Hasher::field
+// length prefixes:
 //   state_digest(e) = H(field("tobd-state-v1"), prev state_digest, output_digest(e),
 //                       H(write-set), H(outputs))
 //   H(write-set) = H(field("tobd-writes-v1"), u64 count, for each user key in
@@ -54,10 +57,10 @@
 #include <map>
 #include <optional>
 
-#include "consensus/kv_storage.h"
+#include "consensus/kv/kv_storage.h"
 #include "consensus/state_machine.h"
 
-namespace tob::consensus {
+namespace tob::consensus::kv {
 
 class KvMachine final : public StateMachine {
   public:
@@ -92,9 +95,23 @@ class KvMachine final : public StateMachine {
     };
     enum class Seen { Fresh, Duplicate };
 
+    /// The working state of one epoch, layered over the committed store
+    /// (kv_machine.cpp).
+    struct EpochWork;
+
     std::optional<DedupEntry> load_entry(const PublicKey& client) const;
     static Seen check(const std::optional<DedupEntry>& entry, Nonce nonce);
     bool malformed(const Request& request) const;
+
+    // The steps of apply_epoch: one request at a time into `work`, then the
+    // digest and the single storage batch.
+    RequestResult apply_request(EpochWork& work, const Request& request,
+                                std::uint32_t position) const;
+    std::vector<OpOutput> apply_ops(EpochWork& work, const std::vector<Op>& ops) const;
+    static void mark_nonce(EpochWork& work, const PublicKey& client,
+                           std::optional<DedupEntry>& entry, Nonce nonce);
+    Digest next_state_digest(const EpochWork& work, const EpochResult& result) const;
+    static KvBatch epoch_batch(const EpochWork& work, Epoch epoch, const Digest& next_digest);
 
     KvStorage& storage_;
     Digest chain_id_;
@@ -106,4 +123,4 @@ class KvMachine final : public StateMachine {
     mutable std::map<PublicKey, std::optional<DedupEntry>> cache_;
 };
 
-}  // namespace tob::consensus
+}  // namespace tob::consensus::kv

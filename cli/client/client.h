@@ -1,8 +1,10 @@
 #pragma once
-// The tobd client library (docs/client.md): client keys, nonces, and a Client
-// that talks to every node of a cluster over ZeroMQ DEALER sockets using the
-// client plane of daemon/client_protocol.h. Used by the tobctl commands and by
-// test harnesses.
+// The tobd client library (docs/client.md; CMake target tob_client): client keys,
+// nonces, and a Client that talks to every node of a cluster over ZeroMQ DEALER
+// sockets using the client plane of cli/client/protocol.h. Used by the tobctl
+// commands, by test harnesses and by applications. It links the codec
+// (tob_consensus), tob_crypto, the cluster-file loader (tob_config) and ZeroMQ;
+// no RocksDB, HTTP server or systemd.
 //
 // A Client is single-threaded (ZeroMQ sockets are not thread safe): use one per
 // thread. Several Clients may share one zmq::context_t.
@@ -17,12 +19,12 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "cli/client/protocol.h"
 #include "consensus/messages.h"
 #include "crypto/sign.h"
-#include "daemon/client_protocol.h"
 #include "daemon/config.h"
 
-namespace tob::cli {
+namespace tob::client {
 
 using consensus::Bytes;
 using consensus::Digest;
@@ -36,12 +38,11 @@ struct Result {
     std::optional<T> value;
     std::string error;
     /// When the failure is a node's Error answer, that answer (the last one seen).
-    std::optional<daemon::ErrorMsg> node_error;
+    std::optional<ErrorMsg> node_error;
 
     bool ok() const { return value.has_value(); }
     static Result success(T v) { return Result{std::move(v), {}, std::nullopt}; }
-    static Result failure(std::string why,
-                          std::optional<daemon::ErrorMsg> node_error = std::nullopt) {
+    static Result failure(std::string why, std::optional<ErrorMsg> node_error = std::nullopt) {
         return Result{std::nullopt, std::move(why), std::move(node_error)};
     }
 };
@@ -68,7 +69,8 @@ std::filesystem::path nonce_file_for(const std::filesystem::path& key_path);
 /// averaged more than 1000 requests per ms since its counter was created.
 ///
 /// Why consecutive: a node keeps, per client, the highest committed nonce h and
-/// a bitmap of the 1024 nonces below it (DESIGN.md §3); a nonce <= h - 1024 is
+/// a bitmap of the 1024 nonces below it (docs/protocol.md, "Replicated database");
+/// a nonce <= h - 1024 is
 /// skipped as a duplicate. Nonces handed out in a tight sequence stay inside that
 /// window even when the requests commit out of order.
 Result<Nonce> reserve_nonces(const std::filesystem::path& counter_file, std::uint64_t count = 1);
@@ -86,7 +88,7 @@ struct SubmitOptions {
 /// verifies under members[reply.node].public_key with the cluster chain id.
 struct Incoming {
     NodeId from = 0;  // the node whose socket it arrived on
-    daemon::ClientMessage message;
+    ClientMessage message;
 };
 
 /// Counters of what the client received and discarded.
@@ -120,7 +122,7 @@ class Client {
     /// the caller decides what Malformed means to it) and the nodes whose
     /// verified replies matched it (one node without quorum, >= t+1 with).
     struct Submitted {
-        daemon::ReplyMsg reply;
+        ReplyMsg reply;
         std::vector<NodeId> nodes;
     };
 
@@ -130,12 +132,11 @@ class Client {
 
     /// Asks each node in `nodes` for its status at once; waits up to `timeout`.
     /// One result per entry of `nodes`, in that order.
-    std::vector<Result<daemon::StatusMsg>> status_all(const std::vector<NodeId>& nodes,
-                                                      Millis timeout);
-    Result<daemon::StatusMsg> status(NodeId node, Millis timeout);
+    std::vector<Result<StatusMsg>> status_all(const std::vector<NodeId>& nodes, Millis timeout);
+    Result<StatusMsg> status(NodeId node, Millis timeout);
 
     /// Reads `key` from one node's committed state.
-    Result<daemon::LocalValueMsg> local_get(NodeId node, const Bytes& key, Millis timeout);
+    Result<LocalValueMsg> local_get(NodeId node, const Bytes& key, Millis timeout);
 
     // ---- pipelined use ----------------------------------------------------------
 
@@ -157,14 +158,14 @@ class Client {
     std::size_t poll(Millis timeout, std::vector<Incoming>& out, std::size_t max = 4096);
 
     /// True iff reply.node is a member and reply.sig is its signature.
-    bool verify(const daemon::ReplyMsg& reply) const;
+    bool verify(const ReplyMsg& reply) const;
 
   private:
     Result<Submitted> submit_one(const consensus::Request& request, const SubmitOptions& options);
     Result<Submitted> submit_quorum(const consensus::Request& request,
                                     const SubmitOptions& options);
     /// True when a reply from poll() answers this request (digest, client, nonce).
-    bool answers(const daemon::ReplyMsg& reply, const consensus::Request& request,
+    bool answers(const ReplyMsg& reply, const consensus::Request& request,
                  const Digest& digest) const;
 
     daemon::ClusterConfig cluster_;
@@ -175,18 +176,4 @@ class Client {
     ClientStats stats_;
 };
 
-// ---- formatting helpers for the commands -----------------------------------------------
-
-/// A JSON string literal (quotes included) of UTF-8 text; invalid UTF-8 is
-/// replaced by U+FFFD.
-std::string json_string(std::string_view text);
-/// True iff `bytes` is valid UTF-8 without control characters other than \t \n \r.
-bool printable_text(const Bytes& bytes);
-/// Bytes as text when printable_text, else "0x" + hex.
-std::string display_bytes(const Bytes& bytes);
-/// JSON for an optional value: null, a string (printable text) or {"hex": "..."}.
-std::string json_value(const std::optional<Bytes>& value);
-std::string_view to_string(daemon::ReplyStatus status);
-std::string_view to_string(daemon::ErrorCode code);
-
-}  // namespace tob::cli
+}  // namespace tob::client

@@ -1,6 +1,6 @@
-#include "consensus/kv_storage.h"
+#include "consensus/kv/kv_storage.h"
 
-namespace tob::consensus {
+namespace tob::consensus::kv {
 
 std::optional<Bytes> MemoryKvStorage::get(ByteView key) const {
     auto it = data_.find(Bytes(key.begin(), key.end()));
@@ -18,4 +18,4 @@ void MemoryKvStorage::commit(const KvBatch& batch) {
     ++commits_;
 }
 
-}  // namespace tob::consensus
+}  // namespace tob::consensus::kv
