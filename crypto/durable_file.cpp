@@ -135,10 +135,16 @@ std::optional<SmallFileError> read_small_file(const fs::path& path, std::size_t 
                               "too large (" + std::to_string(size) + " bytes, at most " +
                                   std::to_string(max_bytes) + ")"};
     }
-    // One byte past the limit, to see a file that grew after fstat.
-    out.assign(max_bytes + 1, '\0');
+    // Sized from fstat, plus one byte to see a file that grew since; it grows (never
+    // past max_bytes + 1, which a caller may have reserved) while it fills up.
+    const std::size_t cap = max_bytes + 1;
+    out.assign(static_cast<std::size_t>(size) + 1, '\0');
     std::size_t used = 0;
-    while (used < out.size()) {
+    for (;;) {
+        if (used == out.size()) {
+            if (out.size() == cap) break;
+            out.resize(out.size() > cap / 2 ? cap : out.size() * 2);
+        }
         const ssize_t n = ::read(fd, out.data() + used, out.size() - used);
         if (n < 0) {
             if (errno == EINTR) continue;

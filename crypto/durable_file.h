@@ -75,10 +75,11 @@ struct SmallFileError {
 /// must be 0600"): a returned text refuses the file (Kind::Refused).
 using StatCheck = std::function<std::optional<std::string>(const struct stat&)>;
 
-/// Reads the regular file `path` into `out`. `out` is resized to max_bytes + 1
-/// before reading (so it never reallocates while holding file bytes) and then
-/// shrunk to the file's size; on an error its contents are unspecified but its
-/// capacity is still the only buffer that held them.
+/// Reads the regular file `path` into `out`, which ends up holding exactly the
+/// file's bytes. `out` is sized from the file's size and never grows past
+/// max_bytes + 1: a caller that reserved that much beforehand (e.g. for secrets
+/// it wipes) gets no reallocation, so no copy of the bytes is left behind. On an
+/// error its contents are unspecified.
 std::optional<SmallFileError> read_small_file(const std::filesystem::path& path,
                                               std::size_t max_bytes, std::string& out,
                                               const StatCheck& check = {});
