@@ -396,23 +396,12 @@ fs::path resolve_path(const fs::path& base_dir, const fs::path& path) {
 
 // ---- cluster file --------------------------------------------------------------
 
-Outcome<ClusterConfig> parse_cluster_config(std::string_view bytes, const fs::path& source) {
-    Outcome<ClusterConfig> out;
-    Reporter report(source, out.errors);
-    auto parsed = parse_toml(bytes, source, out.errors);
-    if (!parsed) return out;
-    const toml::table& root = *parsed;
+namespace {
 
-    ClusterConfig cluster;
-    cluster.path = source;
-    cluster.chain_id = crypto::blake2b256(crypto::view(bytes));
-
-    check_known_keys(report, root, "",
-                     {"genesis_nonce", "n", "t", "allow_unsafe", "limits", "protocol", "node"});
-
-    if (auto nonce = get_hex<32>(report, root, "", "genesis_nonce")) cluster.genesis_nonce = *nonce;
+// n, t and allow_unsafe, and whether they fit together. False when n is absent or
+// invalid (the [[node]] count is then not checked against it).
+bool parse_size(Reporter& report, const toml::table& root, ClusterConfig& cluster) {
     cluster.allow_unsafe = get_bool(report, root, "", "allow_unsafe").value_or(false);
-
     const auto n = get_uint(report, root, "", "n", true, 1, kMembersMax);
     const auto t = get_uint(report, root, "", "t", true, 0, kMembersMax);
     if (n) cluster.n = static_cast<std::uint32_t>(*n);
@@ -433,84 +422,117 @@ Outcome<ClusterConfig> parse_cluster_config(std::string_view bytes, const fs::pa
                                  "(set allow_unsafe = true to run anyway)");
         }
     }
+    return n.has_value();
+}
 
-    parse_limits(report, root, cluster.limits);
-    parse_protocol(report, root, cluster.protocol);
-    check_limit_relations(report, cluster.limits, cluster.n);
+// What must be unique across [[node]] entries. Coin keys may repeat: with t = 0
+// the polynomial is a constant and every share equals the secret.
+struct SeenMembers {
+    std::map<crypto::PublicKey, std::size_t> keys;
+    std::map<std::string, std::string> endpoints;
+};
 
-    // [[node]] entries: ids dense and in file order.
+void parse_member_endpoints(Reporter& report, const toml::table& entry, const std::string& prefix,
+                            SeenMembers& seen, ClusterMember& member) {
+    for (auto [key, field] : {std::pair{"pub_endpoint", &ClusterMember::pub_endpoint},
+                              std::pair{"router_endpoint", &ClusterMember::router_endpoint}}) {
+        auto endpoint = get_string(report, entry, prefix, key, true);
+        if (!endpoint) continue;
+        const std::string name = join_key(prefix, key);
+        if (!valid_endpoint(*endpoint)) {
+            report.fail(name,
+                        "expected tcp://HOST:PORT or ipc://PATH, got " + in_quotes(*endpoint));
+            continue;
+        }
+        auto [it, fresh] = seen.endpoints.emplace(*endpoint, name);
+        if (!fresh) report.fail(name, in_quotes(*endpoint) + " is also " + it->second);
+        member.*field = *endpoint;
+    }
+}
+
+// The i-th [[node]] entry.
+ClusterMember parse_member(Reporter& report, const toml::table& entry, std::size_t i,
+                           SeenMembers& seen) {
+    const std::string prefix = "node[" + std::to_string(i) + "]";
+    check_known_keys(report, entry, prefix,
+                     {"id", "public_key", "coin_key", "pub_endpoint", "router_endpoint"});
+    ClusterMember member;
+    member.id = static_cast<consensus::NodeId>(i);
+    if (auto id = get_uint(report, entry, prefix, "id", true, 0, kMembersMax - 1)) {
+        if (*id != i) {
+            report.fail(prefix + ".id", std::to_string(*id) +
+                                            " is out of order: ids are dense, start at 0 and "
+                                            "follow file order, so this entry must be " +
+                                            std::to_string(i));
+        }
+    }
+    if (auto pk = get_hex<32>(report, entry, prefix, "public_key")) {
+        member.public_key = *pk;
+        auto [it, fresh] = seen.keys.emplace(*pk, i);
+        if (!fresh) {
+            report.fail(prefix + ".public_key", "same key as node[" + std::to_string(it->second) +
+                                                    "]: every member needs its own key");
+        }
+    }
+    if (auto y = get_hex<32>(report, entry, prefix, "coin_key")) {
+        member.coin_key = *y;
+        if (*y == crypto::Point{}) {
+            report.fail(prefix + ".coin_key", "is the identity element, never a valid coin key");
+        } else if (crypto_core_ristretto255_is_valid_point(y->data()) != 1) {
+            report.fail(prefix + ".coin_key", "not a valid ristretto255 point");
+        }
+    }
+    parse_member_endpoints(report, entry, prefix, seen, member);
+    return member;
+}
+
+// The [[node]] entries: one per member, ids dense and in file order.
+void parse_members(Reporter& report, const toml::table& root, bool n_given,
+                   ClusterConfig& cluster) {
     const toml::node* nodes_node = root.get("node");
     if (nodes_node == nullptr) {
         report.fail("node", "missing: the file needs one [[node]] table per member");
-    } else if (const auto* nodes = nodes_node->as_array();
-               nodes == nullptr || !nodes->is_array_of_tables()) {
+        return;
+    }
+    const auto* nodes = nodes_node->as_array();
+    if (nodes == nullptr || !nodes->is_array_of_tables()) {
         report.fail(
             "node",
             nodes == nullptr
                 ? "expected [[node]] tables, got " + std::string(type_name(*nodes_node))
                 : "expected [[node]] tables, got an empty array or one with non-table elements");
-    } else {
-        if (n && nodes->size() != cluster.n) {
-            report.fail("node", std::to_string(nodes->size()) +
-                                    " [[node]] entries, but n = " + std::to_string(cluster.n));
-        }
-        std::map<crypto::PublicKey, std::size_t> seen_keys;
-        // Coin keys may repeat: with t = 0 the polynomial is a constant and
-        // every share equals the secret.
-        std::map<std::string, std::string> seen_endpoints;
-        for (std::size_t i = 0; i < nodes->size() && i < kMembersMax; ++i) {
-            const auto& entry = *nodes->get(i)->as_table();
-            const std::string prefix = "node[" + std::to_string(i) + "]";
-            check_known_keys(report, entry, prefix,
-                             {"id", "public_key", "coin_key", "pub_endpoint", "router_endpoint"});
-            ClusterMember member;
-            member.id = static_cast<consensus::NodeId>(i);
-            if (auto id = get_uint(report, entry, prefix, "id", true, 0, kMembersMax - 1)) {
-                if (*id != i) {
-                    report.fail(prefix + ".id",
-                                std::to_string(*id) +
-                                    " is out of order: ids are dense, "
-                                    "start at 0 and follow file order, so this entry must be " +
-                                    std::to_string(i));
-                }
-            }
-            if (auto pk = get_hex<32>(report, entry, prefix, "public_key")) {
-                member.public_key = *pk;
-                auto [it, fresh] = seen_keys.emplace(*pk, i);
-                if (!fresh) {
-                    report.fail(prefix + ".public_key", "same key as node[" +
-                                                            std::to_string(it->second) +
-                                                            "]: every member needs its own key");
-                }
-            }
-            if (auto y = get_hex<32>(report, entry, prefix, "coin_key")) {
-                member.coin_key = *y;
-                if (*y == crypto::Point{}) {
-                    report.fail(prefix + ".coin_key",
-                                "is the identity element, never a valid coin key");
-                } else if (crypto_core_ristretto255_is_valid_point(y->data()) != 1) {
-                    report.fail(prefix + ".coin_key", "not a valid ristretto255 point");
-                }
-            }
-            for (auto [key, field] :
-                 {std::pair{"pub_endpoint", &ClusterMember::pub_endpoint},
-                  std::pair{"router_endpoint", &ClusterMember::router_endpoint}}) {
-                auto endpoint = get_string(report, entry, prefix, key, true);
-                if (!endpoint) continue;
-                const std::string name = join_key(prefix, key);
-                if (!valid_endpoint(*endpoint)) {
-                    report.fail(name, "expected tcp://HOST:PORT or ipc://PATH, got " +
-                                          in_quotes(*endpoint));
-                    continue;
-                }
-                auto [it, fresh] = seen_endpoints.emplace(*endpoint, name);
-                if (!fresh) report.fail(name, in_quotes(*endpoint) + " is also " + it->second);
-                member.*field = *endpoint;
-            }
-            cluster.members.push_back(std::move(member));
-        }
+        return;
     }
+    if (n_given && nodes->size() != cluster.n) {
+        report.fail("node", std::to_string(nodes->size()) +
+                                " [[node]] entries, but n = " + std::to_string(cluster.n));
+    }
+    SeenMembers seen;
+    for (std::size_t i = 0; i < nodes->size() && i < kMembersMax; ++i) {
+        cluster.members.push_back(parse_member(report, *nodes->get(i)->as_table(), i, seen));
+    }
+}
 
+}  // namespace
+
+Outcome<ClusterConfig> parse_cluster_config(std::string_view bytes, const fs::path& source) {
+    Outcome<ClusterConfig> out;
+    Reporter report(source, out.errors);
+    auto parsed = parse_toml(bytes, source, out.errors);
+    if (!parsed) return out;
+    const toml::table& root = *parsed;
+
+    ClusterConfig cluster;
+    cluster.path = source;
+    cluster.chain_id = crypto::blake2b256(crypto::view(bytes));
+    check_known_keys(report, root, "",
+                     {"genesis_nonce", "n", "t", "allow_unsafe", "limits", "protocol", "node"});
+    if (auto nonce = get_hex<32>(report, root, "", "genesis_nonce")) cluster.genesis_nonce = *nonce;
+    const bool n_given = parse_size(report, root, cluster);
+    parse_limits(report, root, cluster.limits);
+    parse_protocol(report, root, cluster.protocol);
+    check_limit_relations(report, cluster.limits, cluster.n);
+    parse_members(report, root, n_given, cluster);
     if (out.errors.empty()) out.value = std::move(cluster);
     return out;
 }
