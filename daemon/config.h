@@ -117,10 +117,10 @@ struct NodeConfig {
     std::filesystem::path key_file;       // Ed25519 key (tobd-key-v1, mode 0600)
     std::filesystem::path coin_key_file;  // coin share x_i (tobd-key-v1, mode 0600)
     std::filesystem::path data_dir;
-    // The signing high-water mark (DESIGN.md, daemon/high_water.h). Kept apart
-    // from data_dir so that it survives losing it. Default (when absent from the
-    // file): key_file's directory / "sign-high-water"; parse_node_config always
-    // sets it. Empty in a NodeConfig built in code means that default too.
+    // The signing high-water mark (docs/protocol.md "Safety rules", daemon/high_water.h). Kept
+    // apart from data_dir so that it survives losing it. Default (when absent from the file):
+    // key_file's directory / "sign-high-water"; parse_node_config always sets it. Empty in a
+    // NodeConfig built in code means that default too.
     std::filesystem::path high_water_file;
     LogLevel log_level = LogLevel::Info;
     std::string metrics_address;  // "host:port" for Prometheus/health over HTTP; empty = off

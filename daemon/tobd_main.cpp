@@ -5,10 +5,11 @@
 //   tobd --version                     "tobd <version>"
 //
 // Test-only options (refused unless the node config says testing = true):
-//   --test-byzantine BEHAVIOUR   equivocate | conflicting-seen | lying-aba | bad-coin | silent |
-//   replay
+//   --test-byzantine BEHAVIOUR   equivocate | conflicting-seen | collude | lying-aba |
+//                                bad-coin | silent | replay
 //   --test-drop P --test-duplicate P --test-delay P --test-delay-ms MS --test-seed S
-//                                the fault-injecting transport layer (FAULTS.md rows 8-10)
+//                                the fault layer (docs/fault-model.md rows 8-10)
+//   --test-twin OFFSET, --test-crash-at N   a twin of this node; a fail-point
 //
 // Exit codes: 0 clean shutdown (SIGTERM/SIGINT), 1 bad config / keys / data dir /
 // port in use (every problem is logged), 3 fail-stop on a failed durable write.
