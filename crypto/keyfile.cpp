@@ -1,17 +1,16 @@
 #include "crypto/keyfile.h"
 
-#include <fcntl.h>
 #include <sodium.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <initializer_list>
 #include <string_view>
 #include <vector>
+
+#include "crypto/durable_file.h"
 
 namespace tob::crypto {
 
@@ -22,7 +21,7 @@ constexpr std::string_view kTypeEd25519 = "ed25519";
 constexpr std::string_view kTypeCoinShare = "coin-share";
 // A key file is a few hundred bytes; anything much larger is not one (and is not
 // read into memory).
-constexpr off_t kKeyFileBytesMax = 4096;
+constexpr std::size_t kKeyFileBytesMax = 4096;
 
 // A std::string that holds secret material: wiped on destruction. Reserve enough
 // up front so that appending never reallocates (which would leave a copy behind).
@@ -49,8 +48,6 @@ KeyFileError error(const std::filesystem::path& path, const std::string& problem
     return KeyFileError{path.string() + ": " + problem};
 }
 
-std::string errno_text(int err) { return std::strerror(err); }
-
 std::string mode_text(mode_t mode) {
     char buf[8];
     std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
@@ -75,80 +72,20 @@ void append_check(std::string& out) {
     append_field(out, "check", digest);
 }
 
-bool write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        const ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-}
-
-std::optional<KeyFileError> sync_directory(const std::filesystem::path& path) {
-    std::filesystem::path dir = path.parent_path();
-    if (dir.empty()) dir = ".";
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return error(dir, "cannot open directory to sync it: " + errno_text(errno));
-    const int rc = ::fsync(fd);
-    const int err = errno;
-    ::close(fd);
-    if (rc != 0) return error(dir, "fsync of directory failed: " + errno_text(err));
-    return std::nullopt;
-}
-
-// Writes, forces mode 0600 (whatever the umask), syncs and closes fd. On failure
-// the caller removes the file it created.
-std::optional<KeyFileError> finish_file(int fd, const std::filesystem::path& shown,
-                                        std::string_view contents) {
-    std::optional<KeyFileError> problem;
-    if (!write_all(fd, contents)) {
-        problem = error(shown, "write failed: " + errno_text(errno));
-    } else if (::fchmod(fd, 0600) != 0) {
-        problem = error(shown, "chmod 600 failed: " + errno_text(errno));
-    } else if (::fsync(fd) != 0) {
-        problem = error(shown, "fsync failed: " + errno_text(errno));
-    }
-    if (::close(fd) != 0 && !problem) problem = error(shown, "close failed: " + errno_text(errno));
-    return problem;
-}
-
 std::optional<KeyFileError> write_key_file(const std::filesystem::path& path,
                                            std::string_view contents, bool overwrite) {
-    if (!overwrite) {
-        // O_EXCL: never replace an existing key (nor follow a symlink planted there).
-        const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            if (errno == EEXIST) {
-                return error(path, "already exists; refusing to overwrite an existing key file");
-            }
-            return error(path, "cannot create: " + errno_text(errno));
-        }
-        if (auto problem = finish_file(fd, path, contents)) {
-            ::unlink(path.c_str());
-            return problem;
-        }
-        return sync_directory(path);
+    // CreateNew uses O_EXCL: never replace an existing key (nor follow a symlink
+    // planted there). Replace goes through a temp file and a rename.
+    DurableWriteOptions options;
+    options.mode =
+        overwrite ? DurableWriteOptions::Mode::Replace : DurableWriteOptions::Mode::CreateNew;
+    options.permissions = 0600;
+    auto problem = write_file_durably(path, contents, options);
+    if (!problem) return std::nullopt;
+    if (!overwrite && problem->err == EEXIST) {
+        return error(path, "already exists; refusing to overwrite an existing key file");
     }
-
-    // Replace atomically: temp file in the same directory, sync, rename, sync dir.
-    std::filesystem::path temp = path;
-    temp += ".tmp-XXXXXX";
-    std::string temp_name = temp.string();
-    const int fd = ::mkostemp(temp_name.data(), O_CLOEXEC);  // created with mode 0600
-    if (fd < 0) return error(temp, "cannot create temporary file: " + errno_text(errno));
-    if (auto problem = finish_file(fd, temp_name, contents)) {
-        ::unlink(temp_name.c_str());
-        return problem;
-    }
-    if (::rename(temp_name.c_str(), path.c_str()) != 0) {
-        const int err = errno;
-        ::unlink(temp_name.c_str());
-        return error(path, "cannot replace (rename from " + temp_name + "): " + errno_text(err));
-    }
-    return sync_directory(path);
+    return KeyFileError{problem->message};
 }
 
 // A parsed, checksum-verified key file: its type and its "name hex" fields.
@@ -157,58 +94,34 @@ struct ParsedKeyFile {
     std::vector<std::pair<std::string, SecretBytes>> fields;
 };
 
-// Reads and checks everything that does not depend on the key type: the file's
-// mode, size, magic line, final newline, check line and checksum.
-std::optional<KeyFileError> read_key_file(const std::filesystem::path& path, ParsedKeyFile& out) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT) return error(path, "no such key file");
-        return error(path, "cannot open: " + errno_text(errno));
+// Reads the file into `file` (wiped by its owner): refuses a missing file, one
+// that group or others may read or write, one that is not regular, and one
+// larger than any key file, before reading it.
+std::optional<KeyFileError> read_key_bytes(const std::filesystem::path& path, SecretText& file) {
+    const auto private_only = [&path](const struct stat& st) -> std::optional<std::string> {
+        if ((st.st_mode & 077) == 0) return std::nullopt;
+        return "mode " + mode_text(st.st_mode) +
+               " is readable or writable by group or others; a secret key must be private: "
+               "chmod 600 " +
+               path.string();
+    };
+    auto problem = read_small_file(path, kKeyFileBytesMax, file.text, private_only);
+    if (!problem) return std::nullopt;
+    switch (problem->kind) {
+        case SmallFileError::Kind::Missing:
+            return error(path, "no such key file");
+        case SmallFileError::Kind::TooLarge:
+            return error(path, "too large to be a tobd key file (" + problem->problem + ")");
+        default:
+            return error(path, problem->problem);
     }
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-        const int err = errno;
-        ::close(fd);
-        return error(path, "cannot stat: " + errno_text(err));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        ::close(fd);
-        return error(path, "not a regular file");
-    }
-    if ((st.st_mode & 077) != 0) {
-        ::close(fd);
-        return error(path, "mode " + mode_text(st.st_mode) +
-                               " is readable or writable by group or others; a secret key "
-                               "must be private: chmod 600 " +
-                               path.string());
-    }
-    if (st.st_size > kKeyFileBytesMax) {
-        ::close(fd);
-        return error(path,
-                     "too large to be a tobd key file (" + std::to_string(st.st_size) + " bytes)");
-    }
+}
 
-    SecretText file(static_cast<std::size_t>(kKeyFileBytesMax) + 1);
-    file.text.resize(static_cast<std::size_t>(kKeyFileBytesMax) + 1);
-    std::size_t used = 0;
-    for (;;) {
-        const ssize_t n = ::read(fd, file.text.data() + used, file.text.size() - used);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            const int err = errno;
-            ::close(fd);
-            return error(path, "read failed: " + errno_text(err));
-        }
-        if (n == 0) break;
-        used += static_cast<std::size_t>(n);
-        if (used == file.text.size()) break;
-    }
-    ::close(fd);
-    if (used > static_cast<std::size_t>(kKeyFileBytesMax)) {
-        return error(path, "too large to be a tobd key file");
-    }
-    const std::string_view text(file.text.data(), used);
-
+// Checks what guards the contents: the magic first line, the final newline, the
+// check line and its checksum. On success `lines` holds every line (without its
+// newline), the check line last.
+std::optional<KeyFileError> check_key_text(const std::filesystem::path& path, std::string_view text,
+                                           std::vector<std::string_view>& lines) {
     if (text.empty()) return error(path, "empty file; the key file is corrupt or truncated");
     const std::string_view first = text.substr(0, text.find('\n'));
     if (first != kMagic) {
@@ -220,9 +133,6 @@ std::optional<KeyFileError> read_key_file(const std::filesystem::path& path, Par
     if (text.back() != '\n') {
         return error(path, "no final newline; the key file is corrupt or truncated");
     }
-
-    // Split into lines (each ends in '\n'); the last must be the check line.
-    std::vector<std::string_view> lines;
     for (std::size_t start = 0; start < text.size();) {
         const std::size_t end = text.find('\n', start);
         lines.push_back(text.substr(start, end - start));
@@ -242,8 +152,14 @@ std::optional<KeyFileError> read_key_file(const std::filesystem::path& path, Par
     if (sodium_memcmp(computed.data(), stored.data(), computed.size()) != 0) {
         return error(path, "checksum mismatch; the key file is corrupt or truncated");
     }
+    return std::nullopt;
+}
 
-    // Checksum good: the rest is structure. lines[0] magic, lines[1] type, then fields.
+// The structure under a good checksum: lines[0] magic, lines[1] "type <t>", then
+// "name hex" fields, the check line last.
+std::optional<KeyFileError> parse_key_fields(const std::filesystem::path& path,
+                                             const std::vector<std::string_view>& lines,
+                                             ParsedKeyFile& out) {
     constexpr std::string_view kTypePrefix = "type ";
     if (lines[1].substr(0, kTypePrefix.size()) != kTypePrefix) {
         return error(path, "second line is not \"type <key type>\"");
@@ -262,6 +178,15 @@ std::optional<KeyFileError> read_key_file(const std::filesystem::path& path, Par
         }
     }
     return std::nullopt;
+}
+
+// Reads and checks everything that does not depend on the key type.
+std::optional<KeyFileError> read_key_file(const std::filesystem::path& path, ParsedKeyFile& out) {
+    SecretText file(static_cast<std::size_t>(kKeyFileBytesMax) + 1);
+    if (auto problem = read_key_bytes(path, file)) return problem;
+    std::vector<std::string_view> lines;
+    if (auto problem = check_key_text(path, file.text, lines)) return problem;
+    return parse_key_fields(path, lines, out);
 }
 
 // Checks the type and that the fields are exactly `names` (in order) with the

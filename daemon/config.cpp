@@ -1,32 +1,26 @@
 #include "daemon/config.h"
 
-#include <fcntl.h>
-#include <net/if.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <sodium.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <toml++/toml.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <initializer_list>
 #include <limits>
 #include <map>
 #include <system_error>
-#include <type_traits>
 #include <utility>
-#include <variant>
 
-#include "crypto/keyfile.h"
+#include "crypto/durable_file.h"
+#include "daemon/config_fields.h"
+#include "daemon/high_water.h"
 
 namespace tob::daemon {
 
 namespace fs = std::filesystem;
 
 namespace {
+
+using config_fields::kLimitFields;
+using config_fields::kProtocolFields;
 
 // ---- small helpers -----------------------------------------------------------
 
@@ -218,12 +212,6 @@ bool valid_host_port(std::string_view text) {
     return parse_port(text.substr(colon + 1), port);
 }
 
-// The mark's default place: beside the node key. daemon/high_water.h's
-// default_high_water_path computes the same.
-fs::path default_high_water_file(const fs::path& key_file) {
-    return key_file.parent_path() / "sign-high-water";
-}
-
 // metrics_address: HOST:PORT where an IPv6 HOST is bracketed ("[::1]:9100"),
 // HOST has no blanks or slashes (so "http://..." is refused), port 1..65535.
 bool valid_metrics_address(std::string_view text) {
@@ -246,51 +234,16 @@ bool valid_endpoint(std::string_view text) {
 // Reads a whole file with clear errors: missing, not a regular file, too large.
 Outcome<std::string> read_file(const fs::path& path) {
     Outcome<std::string> out;
-    const std::string name = path.string();
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        out.errors.push_back(name + ": cannot open: " + std::strerror(errno));
-        return out;
-    }
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-        out.errors.push_back(name + ": cannot stat: " + std::strerror(errno));
-        ::close(fd);
-        return out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        out.errors.push_back(name + ": not a regular file");
-        ::close(fd);
-        return out;
-    }
-    if (static_cast<std::uintmax_t>(st.st_size) > kConfigFileBytesMax) {
-        out.errors.push_back(name + ": " + std::to_string(st.st_size) +
-                             " bytes is larger than the " + std::to_string(kConfigFileBytesMax) +
-                             "-byte limit for config files");
-        ::close(fd);
-        return out;
-    }
     std::string data;
-    char buffer[8192];
-    for (;;) {
-        const ssize_t got = ::read(fd, buffer, sizeof buffer);
-        if (got < 0) {
-            if (errno == EINTR) continue;
-            out.errors.push_back(name + ": read failed: " + std::strerror(errno));
-            ::close(fd);
-            return out;
-        }
-        if (got == 0) break;
-        data.append(buffer, static_cast<std::size_t>(got));
-        if (data.size() > kConfigFileBytesMax) {
-            out.errors.push_back(name + ": larger than the " + std::to_string(kConfigFileBytesMax) +
-                                 "-byte limit for config files");
-            ::close(fd);
-            return out;
-        }
+    auto problem = crypto::read_small_file(path, kConfigFileBytesMax, data);
+    if (!problem) {
+        out.value = std::move(data);
+    } else if (problem->kind == crypto::SmallFileError::Kind::TooLarge) {
+        out.errors.push_back(path.string() + ": " + problem->problem +
+                             ": above the limit for config files");
+    } else {
+        out.errors.push_back(path.string() + ": " + problem->problem);
     }
-    ::close(fd);
-    out.value = std::move(data);
     return out;
 }
 
@@ -311,36 +264,6 @@ std::optional<toml::table> parse_toml(std::string_view bytes, const fs::path& so
 }
 
 // ---- [limits] and [protocol] of the cluster file ----------------------------
-
-struct LimitField {
-    std::string_view name;
-    std::uint32_t consensus::Limits::*member;
-};
-constexpr LimitField kLimitFields[] = {
-    {"message_bytes_max", &consensus::Limits::message_bytes_max},
-    {"block_bytes_max", &consensus::Limits::block_bytes_max},
-    {"block_requests_max", &consensus::Limits::block_requests_max},
-    {"request_ops_max", &consensus::Limits::request_ops_max},
-    {"request_bytes_max", &consensus::Limits::request_bytes_max},
-    {"key_bytes_max", &consensus::Limits::key_bytes_max},
-    {"value_bytes_max", &consensus::Limits::value_bytes_max},
-    {"cert_signatures_max", &consensus::Limits::cert_signatures_max},
-    {"fetch_items_max", &consensus::Limits::fetch_items_max},
-    {"aba_bundle_max", &consensus::Limits::aba_bundle_max},
-    {"batch_requests_max", &consensus::Limits::batch_requests_max},
-};
-
-struct ProtocolField {
-    std::string_view name;
-    std::uint32_t ProtocolParams::*member;
-    std::uint32_t max;
-};
-constexpr ProtocolField kProtocolFields[] = {
-    {"block_timer_ms", &ProtocolParams::block_timer_ms, 60'000},
-    {"window", &ProtocolParams::window, 1024},
-    {"checkpoint_interval", &ProtocolParams::checkpoint_interval, 1'000'000},
-    {"aged_epochs", &ProtocolParams::aged_epochs, 1'000'000},
-};
 
 constexpr std::uint32_t kU32Max = std::numeric_limits<std::uint32_t>::max();
 // NodeId is 16 bits.
@@ -413,28 +336,6 @@ void check_limit_relations(Reporter& report, const consensus::Limits& limits, st
     }
 }
 
-// ---- writing TOML ------------------------------------------------------------
-
-std::string toml_string(std::string_view text) {
-    std::string out = "\"";
-    for (char c : text) {
-        const auto u = static_cast<unsigned char>(c);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (u < 0x20 || u == 0x7f) {
-            static constexpr char kHex[] = "0123456789abcdef";
-            out += "\\u00";
-            out += kHex[u >> 4];
-            out += kHex[u & 15];
-        } else {
-            out += c;
-        }
-    }
-    out += '"';
-    return out;
-}
-
 }  // namespace
 
 // ---- public helpers ------------------------------------------------------------
@@ -495,23 +396,12 @@ fs::path resolve_path(const fs::path& base_dir, const fs::path& path) {
 
 // ---- cluster file --------------------------------------------------------------
 
-Outcome<ClusterConfig> parse_cluster_config(std::string_view bytes, const fs::path& source) {
-    Outcome<ClusterConfig> out;
-    Reporter report(source, out.errors);
-    auto parsed = parse_toml(bytes, source, out.errors);
-    if (!parsed) return out;
-    const toml::table& root = *parsed;
+namespace {
 
-    ClusterConfig cluster;
-    cluster.path = source;
-    cluster.chain_id = crypto::blake2b256(crypto::view(bytes));
-
-    check_known_keys(report, root, "",
-                     {"genesis_nonce", "n", "t", "allow_unsafe", "limits", "protocol", "node"});
-
-    if (auto nonce = get_hex<32>(report, root, "", "genesis_nonce")) cluster.genesis_nonce = *nonce;
+// n, t and allow_unsafe, and whether they fit together. False when n is absent or
+// invalid (the [[node]] count is then not checked against it).
+bool parse_size(Reporter& report, const toml::table& root, ClusterConfig& cluster) {
     cluster.allow_unsafe = get_bool(report, root, "", "allow_unsafe").value_or(false);
-
     const auto n = get_uint(report, root, "", "n", true, 1, kMembersMax);
     const auto t = get_uint(report, root, "", "t", true, 0, kMembersMax);
     if (n) cluster.n = static_cast<std::uint32_t>(*n);
@@ -532,84 +422,117 @@ Outcome<ClusterConfig> parse_cluster_config(std::string_view bytes, const fs::pa
                                  "(set allow_unsafe = true to run anyway)");
         }
     }
+    return n.has_value();
+}
 
-    parse_limits(report, root, cluster.limits);
-    parse_protocol(report, root, cluster.protocol);
-    check_limit_relations(report, cluster.limits, cluster.n);
+// What must be unique across [[node]] entries. Coin keys may repeat: with t = 0
+// the polynomial is a constant and every share equals the secret.
+struct SeenMembers {
+    std::map<crypto::PublicKey, std::size_t> keys;
+    std::map<std::string, std::string> endpoints;
+};
 
-    // [[node]] entries: ids dense and in file order.
+void parse_member_endpoints(Reporter& report, const toml::table& entry, const std::string& prefix,
+                            SeenMembers& seen, ClusterMember& member) {
+    for (auto [key, field] : {std::pair{"pub_endpoint", &ClusterMember::pub_endpoint},
+                              std::pair{"router_endpoint", &ClusterMember::router_endpoint}}) {
+        auto endpoint = get_string(report, entry, prefix, key, true);
+        if (!endpoint) continue;
+        const std::string name = join_key(prefix, key);
+        if (!valid_endpoint(*endpoint)) {
+            report.fail(name,
+                        "expected tcp://HOST:PORT or ipc://PATH, got " + in_quotes(*endpoint));
+            continue;
+        }
+        auto [it, fresh] = seen.endpoints.emplace(*endpoint, name);
+        if (!fresh) report.fail(name, in_quotes(*endpoint) + " is also " + it->second);
+        member.*field = *endpoint;
+    }
+}
+
+// The i-th [[node]] entry.
+ClusterMember parse_member(Reporter& report, const toml::table& entry, std::size_t i,
+                           SeenMembers& seen) {
+    const std::string prefix = "node[" + std::to_string(i) + "]";
+    check_known_keys(report, entry, prefix,
+                     {"id", "public_key", "coin_key", "pub_endpoint", "router_endpoint"});
+    ClusterMember member;
+    member.id = static_cast<consensus::NodeId>(i);
+    if (auto id = get_uint(report, entry, prefix, "id", true, 0, kMembersMax - 1)) {
+        if (*id != i) {
+            report.fail(prefix + ".id", std::to_string(*id) +
+                                            " is out of order: ids are dense, start at 0 and "
+                                            "follow file order, so this entry must be " +
+                                            std::to_string(i));
+        }
+    }
+    if (auto pk = get_hex<32>(report, entry, prefix, "public_key")) {
+        member.public_key = *pk;
+        auto [it, fresh] = seen.keys.emplace(*pk, i);
+        if (!fresh) {
+            report.fail(prefix + ".public_key", "same key as node[" + std::to_string(it->second) +
+                                                    "]: every member needs its own key");
+        }
+    }
+    if (auto y = get_hex<32>(report, entry, prefix, "coin_key")) {
+        member.coin_key = *y;
+        if (*y == crypto::Point{}) {
+            report.fail(prefix + ".coin_key", "is the identity element, never a valid coin key");
+        } else if (crypto_core_ristretto255_is_valid_point(y->data()) != 1) {
+            report.fail(prefix + ".coin_key", "not a valid ristretto255 point");
+        }
+    }
+    parse_member_endpoints(report, entry, prefix, seen, member);
+    return member;
+}
+
+// The [[node]] entries: one per member, ids dense and in file order.
+void parse_members(Reporter& report, const toml::table& root, bool n_given,
+                   ClusterConfig& cluster) {
     const toml::node* nodes_node = root.get("node");
     if (nodes_node == nullptr) {
         report.fail("node", "missing: the file needs one [[node]] table per member");
-    } else if (const auto* nodes = nodes_node->as_array();
-               nodes == nullptr || !nodes->is_array_of_tables()) {
+        return;
+    }
+    const auto* nodes = nodes_node->as_array();
+    if (nodes == nullptr || !nodes->is_array_of_tables()) {
         report.fail(
             "node",
             nodes == nullptr
                 ? "expected [[node]] tables, got " + std::string(type_name(*nodes_node))
                 : "expected [[node]] tables, got an empty array or one with non-table elements");
-    } else {
-        if (n && nodes->size() != cluster.n) {
-            report.fail("node", std::to_string(nodes->size()) +
-                                    " [[node]] entries, but n = " + std::to_string(cluster.n));
-        }
-        std::map<crypto::PublicKey, std::size_t> seen_keys;
-        // Coin keys may repeat: with t = 0 the polynomial is a constant and
-        // every share equals the secret.
-        std::map<std::string, std::string> seen_endpoints;
-        for (std::size_t i = 0; i < nodes->size() && i < kMembersMax; ++i) {
-            const auto& entry = *nodes->get(i)->as_table();
-            const std::string prefix = "node[" + std::to_string(i) + "]";
-            check_known_keys(report, entry, prefix,
-                             {"id", "public_key", "coin_key", "pub_endpoint", "router_endpoint"});
-            ClusterMember member;
-            member.id = static_cast<consensus::NodeId>(i);
-            if (auto id = get_uint(report, entry, prefix, "id", true, 0, kMembersMax - 1)) {
-                if (*id != i) {
-                    report.fail(prefix + ".id",
-                                std::to_string(*id) +
-                                    " is out of order: ids are dense, "
-                                    "start at 0 and follow file order, so this entry must be " +
-                                    std::to_string(i));
-                }
-            }
-            if (auto pk = get_hex<32>(report, entry, prefix, "public_key")) {
-                member.public_key = *pk;
-                auto [it, fresh] = seen_keys.emplace(*pk, i);
-                if (!fresh) {
-                    report.fail(prefix + ".public_key", "same key as node[" +
-                                                            std::to_string(it->second) +
-                                                            "]: every member needs its own key");
-                }
-            }
-            if (auto y = get_hex<32>(report, entry, prefix, "coin_key")) {
-                member.coin_key = *y;
-                if (*y == crypto::Point{}) {
-                    report.fail(prefix + ".coin_key",
-                                "is the identity element, never a valid coin key");
-                } else if (crypto_core_ristretto255_is_valid_point(y->data()) != 1) {
-                    report.fail(prefix + ".coin_key", "not a valid ristretto255 point");
-                }
-            }
-            for (auto [key, field] :
-                 {std::pair{"pub_endpoint", &ClusterMember::pub_endpoint},
-                  std::pair{"router_endpoint", &ClusterMember::router_endpoint}}) {
-                auto endpoint = get_string(report, entry, prefix, key, true);
-                if (!endpoint) continue;
-                const std::string name = join_key(prefix, key);
-                if (!valid_endpoint(*endpoint)) {
-                    report.fail(name, "expected tcp://HOST:PORT or ipc://PATH, got " +
-                                          in_quotes(*endpoint));
-                    continue;
-                }
-                auto [it, fresh] = seen_endpoints.emplace(*endpoint, name);
-                if (!fresh) report.fail(name, in_quotes(*endpoint) + " is also " + it->second);
-                member.*field = *endpoint;
-            }
-            cluster.members.push_back(std::move(member));
-        }
+        return;
     }
+    if (n_given && nodes->size() != cluster.n) {
+        report.fail("node", std::to_string(nodes->size()) +
+                                " [[node]] entries, but n = " + std::to_string(cluster.n));
+    }
+    SeenMembers seen;
+    for (std::size_t i = 0; i < nodes->size() && i < kMembersMax; ++i) {
+        cluster.members.push_back(parse_member(report, *nodes->get(i)->as_table(), i, seen));
+    }
+}
 
+}  // namespace
+
+Outcome<ClusterConfig> parse_cluster_config(std::string_view bytes, const fs::path& source) {
+    Outcome<ClusterConfig> out;
+    Reporter report(source, out.errors);
+    auto parsed = parse_toml(bytes, source, out.errors);
+    if (!parsed) return out;
+    const toml::table& root = *parsed;
+
+    ClusterConfig cluster;
+    cluster.path = source;
+    cluster.chain_id = crypto::blake2b256(crypto::view(bytes));
+    check_known_keys(report, root, "",
+                     {"genesis_nonce", "n", "t", "allow_unsafe", "limits", "protocol", "node"});
+    if (auto nonce = get_hex<32>(report, root, "", "genesis_nonce")) cluster.genesis_nonce = *nonce;
+    const bool n_given = parse_size(report, root, cluster);
+    parse_limits(report, root, cluster.limits);
+    parse_protocol(report, root, cluster.protocol);
+    check_limit_relations(report, cluster.limits, cluster.n);
+    parse_members(report, root, n_given, cluster);
     if (out.errors.empty()) out.value = std::move(cluster);
     return out;
 }
@@ -659,7 +582,7 @@ Outcome<NodeConfig> parse_node_config(std::string_view bytes, const fs::path& so
             node.high_water_file = resolve_path(base, *text);
         }
     } else if (!node.key_file.empty()) {
-        node.high_water_file = default_high_water_file(node.key_file);
+        node.high_water_file = default_high_water_path(node.key_file);
     }
     if (auto level = get_string(report, root, "", "log_level", false)) {
         if (auto parsed_level = parse_log_level(*level)) {
@@ -704,346 +627,6 @@ Outcome<NodeConfig> load_node_config(const fs::path& path) {
     auto bytes = read_file(source);
     if (!bytes.value) return {std::nullopt, std::move(bytes.errors)};
     return parse_node_config(*bytes.value, source);
-}
-
-// ---- checks against the cluster -------------------------------------------------
-
-Outcome<NodeKeys> load_node_keys(const NodeConfig& node, const ClusterConfig& cluster) {
-    Outcome<NodeKeys> out;
-    if (node.node_id >= cluster.members.size()) {
-        out.errors.push_back(node.path.string() + ": node_id: " + std::to_string(node.node_id) +
-                             " is not a member (cluster has n=" + std::to_string(cluster.n) + ")");
-        return out;
-    }
-    const ClusterMember& member = cluster.members[node.node_id];
-    const std::string who = "node[" + std::to_string(node.node_id) + "]";
-
-    auto signing = crypto::load_signing_key(node.key_file);
-    if (const auto* error = std::get_if<crypto::KeyFileError>(&signing)) {
-        out.errors.push_back(error->message);
-    } else if (std::get<crypto::SigningKey>(signing).public_key() != member.public_key) {
-        out.errors.push_back(node.key_file.string() + ": public key " +
-                             crypto::to_hex(std::get<crypto::SigningKey>(signing).public_key()) +
-                             " is not " + who + ".public_key in " + cluster.path.string() + " (" +
-                             crypto::to_hex(member.public_key) + "); wrong key_file or node_id?");
-    }
-
-    auto coin = crypto::load_coin_share(node.coin_key_file);
-    if (const auto* error = std::get_if<crypto::KeyFileError>(&coin)) {
-        out.errors.push_back(error->message);
-    } else {
-        const auto& share = std::get<crypto::CoinSecretShare>(coin);
-        const crypto::Point y = crypto::coin_verification_key(share);
-        if (share.index != node.node_id) {
-            out.errors.push_back(node.coin_key_file.string() + ": coin share is node " +
-                                 std::to_string(share.index) + "'s, but node_id is " +
-                                 std::to_string(node.node_id));
-        } else if (y != member.coin_key) {
-            out.errors.push_back(node.coin_key_file.string() + ": coin share does not match " +
-                                 who + ".coin_key in " + cluster.path.string() + " (g^x differs)");
-        }
-    }
-
-    if (out.errors.empty()) {
-        out.value.emplace(NodeKeys{std::get<crypto::SigningKey>(signing),
-                                   std::get<crypto::CoinSecretShare>(coin)});
-    }
-    return out;
-}
-
-namespace {
-
-// data_dir is an existing writable directory, or its nearest existing ancestor
-// is a writable directory (so tobd can create it). Creates nothing.
-void check_data_dir(const NodeConfig& node, Errors& errors) {
-    Reporter report(node.path, errors);
-    const fs::path& dir = node.data_dir;
-    std::error_code ec;
-    const auto status = fs::status(dir, ec);
-    if (status.type() == fs::file_type::none) {
-        report.fail("data_dir", dir.string() + ": " + ec.message());
-        return;
-    }
-    if (fs::exists(status)) {
-        if (!fs::is_directory(status)) {
-            report.fail("data_dir", dir.string() + " exists and is not a directory");
-        } else if (::access(dir.c_str(), W_OK | X_OK) != 0) {
-            report.fail("data_dir", dir.string() + " is not writable: " + std::strerror(errno));
-        }
-        return;
-    }
-    fs::path ancestor = dir.parent_path();
-    while (!ancestor.empty()) {
-        const auto st = fs::status(ancestor, ec);
-        if (fs::exists(st)) {
-            if (!fs::is_directory(st)) {
-                report.fail("data_dir", dir.string() + " cannot be created: " + ancestor.string() +
-                                            " is not a directory");
-            } else if (::access(ancestor.c_str(), W_OK | X_OK) != 0) {
-                report.fail("data_dir", dir.string() + " does not exist and cannot be created: " +
-                                            ancestor.string() + " is not writable (" +
-                                            std::strerror(errno) + ")");
-            }
-            return;
-        }
-        if (ancestor == ancestor.parent_path()) break;
-        ancestor = ancestor.parent_path();
-    }
-    report.fail("data_dir", dir.string() + " cannot be created: no existing parent directory");
-}
-
-// True when `inner` is `outer` or below it (lexically, after resolving what exists).
-bool is_within(const fs::path& inner, const fs::path& outer) {
-    std::error_code ec;
-    const fs::path a = fs::weakly_canonical(inner, ec);
-    const fs::path b = fs::weakly_canonical(outer, ec);
-    auto ai = a.begin();
-    for (auto bi = b.begin(); bi != b.end(); ++bi, ++ai) {
-        if (bi->empty()) continue;  // a trailing separator
-        if (ai == a.end() || *ai != *bi) return false;
-    }
-    return true;
-}
-
-// The mark is replaced by writing a temp file beside it and renaming, so its
-// directory must exist and be writable; the mark itself, if present, must be a
-// regular file. It must not live in data_dir: it exists to survive losing that.
-void check_high_water_file(const NodeConfig& node, Errors& errors) {
-    Reporter report(node.path, errors);
-    const fs::path file = node.high_water_file.empty() ? default_high_water_file(node.key_file)
-                                                       : node.high_water_file;
-    if (file.empty()) return;
-    std::error_code ec;
-    const auto status = fs::symlink_status(file, ec);
-    if (fs::exists(status) && !fs::is_regular_file(fs::status(file, ec))) {
-        report.fail("high_water_file", file.string() + " exists and is not a regular file");
-    }
-    const fs::path dir = file.parent_path();
-    const auto dir_status = fs::status(dir, ec);
-    if (!fs::exists(dir_status)) {
-        report.fail("high_water_file", file.string() + ": directory " + dir.string() +
-                                           " does not exist (create it, owned by the user tobd "
-                                           "runs as, mode 0700)");
-    } else if (!fs::is_directory(dir_status)) {
-        report.fail("high_water_file", file.string() + ": " + dir.string() + " is not a directory");
-    } else if (::access(dir.c_str(), W_OK | X_OK) != 0) {
-        report.fail("high_water_file", file.string() + ": directory " + dir.string() +
-                                           " is not writable: " + std::strerror(errno));
-    }
-    if (!node.data_dir.empty() && is_within(file, node.data_dir)) {
-        report.fail("high_water_file",
-                    file.string() + " is inside data_dir " + node.data_dir.string() +
-                        ": the mark must survive losing the data directory; keep it beside "
-                        "key_file (the default) or in a directory of its own");
-    }
-}
-
-// One address tobd will listen on.
-struct ListenAddress {
-    std::string file;   // where it is configured
-    std::string key;    // under which key
-    std::string shown;  // as written
-    std::string host;   // brackets removed; "*" = any
-    std::string port;
-};
-
-// Binds and listens on every address at once (SO_REUSEADDR, as ZeroMQ and the
-// HTTP server do), then closes them all: a port another process listens on,
-// or two of this node's own addresses on one port, fail here as they would at
-// start. Hosts that do not resolve are reported; ZeroMQ interface names
-// ("tcp://eth0:7100") are left to ZeroMQ.
-void check_ports(const std::vector<ListenAddress>& addresses, Errors& errors) {
-    std::vector<int> open_fds;
-    for (const auto& address : addresses) {
-        const std::string where = address.file + ": " + address.key + ": " + address.shown;
-        addrinfo hints{};
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-        addrinfo* found = nullptr;
-        const char* host = address.host == "*" ? nullptr : address.host.c_str();
-        if (address.host == "*") hints.ai_family = AF_INET;  // ZeroMQ's "*" is 0.0.0.0
-        if (const int rc = ::getaddrinfo(host, address.port.c_str(), &hints, &found); rc != 0) {
-            if (::if_nametoindex(address.host.c_str()) != 0) continue;  // an interface name
-            errors.push_back(where + ": cannot resolve " + address.host + ": " +
-                             ::gai_strerror(rc));
-            continue;
-        }
-        const int fd =
-            ::socket(found->ai_family, found->ai_socktype | SOCK_CLOEXEC, found->ai_protocol);
-        if (fd < 0) {
-            errors.push_back(where + ": cannot create a socket: " + std::strerror(errno));
-            ::freeaddrinfo(found);
-            continue;
-        }
-        int yes = 1;
-        ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-        if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd, 1) != 0) {
-            const int error = errno;
-            std::string why = std::strerror(error);
-            if (error == EADDRINUSE) {
-                why += " (another process, or another address of this node, listens on port " +
-                       address.port + "; is this node already running?)";
-            } else if (error == EADDRNOTAVAIL) {
-                why += " (" + address.host + " is not an address of this machine)";
-            } else if (error == EACCES) {
-                why += " (ports below 1024 need privileges tobd does not have)";
-            }
-            errors.push_back(where + ": cannot listen: " + why);
-            ::close(fd);
-        } else {
-            open_fds.push_back(fd);
-        }
-        ::freeaddrinfo(found);
-    }
-    for (int fd : open_fds) ::close(fd);
-}
-
-// "tcp://HOST:PORT" or "HOST:PORT" -> host (without brackets) and port.
-bool split_host_port(std::string_view text, std::string& host, std::string& port) {
-    constexpr std::string_view tcp = "tcp://";
-    if (text.substr(0, tcp.size()) == tcp) text.remove_prefix(tcp.size());
-    const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos || colon == 0) return false;
-    host = std::string(text.substr(0, colon));
-    port = std::string(text.substr(colon + 1));
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-        host = host.substr(1, host.size() - 2);
-    return true;
-}
-
-}  // namespace
-
-Errors check_node(const NodeConfig& node, const ClusterConfig& cluster,
-                  const CheckOptions& options) {
-    Errors errors;
-    if (node.node_id >= cluster.n || node.node_id >= cluster.members.size()) {
-        errors.push_back(node.path.string() + ": node_id: " + std::to_string(node.node_id) +
-                         " is not a member (cluster has n=" + std::to_string(cluster.n) + ")");
-    } else {
-        auto keys = load_node_keys(node, cluster);
-        errors.insert(errors.end(), keys.errors.begin(), keys.errors.end());
-    }
-    if (node.limits.message_bytes_max &&
-        *node.limits.message_bytes_max < cluster.limits.message_bytes_max) {
-        errors.push_back(
-            node.path.string() +
-            ": limits.message_bytes_max: " + std::to_string(*node.limits.message_bytes_max) +
-            " is below the cluster's " + std::to_string(cluster.limits.message_bytes_max) + " (" +
-            cluster.path.string() + "): this node would drop envelopes honest peers may send");
-    }
-    check_data_dir(node, errors);
-    check_high_water_file(node, errors);
-    if (options.ports) {
-        std::vector<ListenAddress> addresses;
-        if (node.node_id < cluster.members.size()) {
-            const ClusterMember& member = cluster.members[node.node_id];
-            const std::string prefix = "node[" + std::to_string(node.node_id) + "].";
-            for (auto [key, endpoint] : {std::pair{"pub_endpoint", &member.pub_endpoint},
-                                         std::pair{"router_endpoint", &member.router_endpoint}}) {
-                ListenAddress address{cluster.path.string(), prefix + key, *endpoint, "", ""};
-                if (endpoint->rfind("tcp://", 0) == 0 &&
-                    split_host_port(*endpoint, address.host, address.port)) {
-                    addresses.push_back(std::move(address));
-                }
-            }
-        }
-        if (!node.metrics_address.empty()) {
-            ListenAddress address{node.path.string(), "metrics_address", node.metrics_address, "",
-                                  ""};
-            if (split_host_port(node.metrics_address, address.host, address.port))
-                addresses.push_back(std::move(address));
-        }
-        check_ports(addresses, errors);
-    }
-    return errors;
-}
-
-Outcome<LoadedNode> load_and_check(const fs::path& config_file, const CheckOptions& options) {
-    Outcome<LoadedNode> out;
-    auto node = load_node_config(config_file);
-    if (!node.ok()) {
-        out.errors = std::move(node.errors);
-        return out;
-    }
-    std::error_code ec;
-    if (fs::status(node.value->cluster_file, ec).type() == fs::file_type::not_found) {
-        out.errors.push_back(node.value->path.string() + ": cluster_file: " +
-                             node.value->cluster_file.string() + " does not exist");
-        return out;
-    }
-    auto cluster = load_cluster_config(node.value->cluster_file);
-    if (!cluster.ok()) {
-        out.errors = std::move(cluster.errors);
-        return out;
-    }
-    out.errors = check_node(*node.value, *cluster.value, options);
-    if (out.errors.empty())
-        out.value.emplace(LoadedNode{std::move(*node.value), std::move(*cluster.value)});
-    return out;
-}
-
-// ---- writers ---------------------------------------------------------------------
-
-std::string format_cluster_file(const ClusterConfig& cluster) {
-    std::string out;
-    out += "# tobd cluster file. Every member must hold a byte-identical copy: the chain id\n";
-    out += "# is BLAKE2b-256 of this file's exact bytes, so ANY edit (even to a comment)\n";
-    out += "# makes a new, incompatible chain. See docs/config.md.\n";
-    out += "genesis_nonce = " + toml_string(crypto::to_hex(cluster.genesis_nonce)) + "\n";
-    out += "n = " + std::to_string(cluster.n) + "\n";
-    out += "t = " + std::to_string(cluster.t) + "\n";
-    if (cluster.allow_unsafe) {
-        out += "# This cluster does not follow t = floor((n-1)/3) with n >= 4.\n";
-        out += "allow_unsafe = true\n";
-    }
-    out += "\n[limits]\n";
-    for (const auto& field : kLimitFields) {
-        out +=
-            std::string(field.name) + " = " + std::to_string(cluster.limits.*field.member) + "\n";
-    }
-    out += "\n[protocol]\n";
-    for (const auto& field : kProtocolFields) {
-        out +=
-            std::string(field.name) + " = " + std::to_string(cluster.protocol.*field.member) + "\n";
-    }
-    for (const auto& member : cluster.members) {
-        out += "\n[[node]]\n";
-        out += "id = " + std::to_string(member.id) + "\n";
-        out += "public_key = " + toml_string(crypto::to_hex(member.public_key)) + "\n";
-        out += "coin_key = " + toml_string(crypto::to_hex(member.coin_key)) + "\n";
-        out += "pub_endpoint = " + toml_string(member.pub_endpoint) + "\n";
-        out += "router_endpoint = " + toml_string(member.router_endpoint) + "\n";
-    }
-    return out;
-}
-
-std::string format_node_config(const NodeConfig& node) {
-    std::string out;
-    out += "# tobd node config. Relative paths resolve against this file's directory.\n";
-    out += "# See docs/config.md.\n";
-    out += "node_id = " + std::to_string(node.node_id) + "\n";
-    out += "cluster_file = " + toml_string(node.cluster_file.generic_string()) + "\n";
-    out += "key_file = " + toml_string(node.key_file.generic_string()) + "\n";
-    out += "coin_key_file = " + toml_string(node.coin_key_file.generic_string()) + "\n";
-    out += "data_dir = " + toml_string(node.data_dir.generic_string()) + "\n";
-    if (!node.high_water_file.empty() &&
-        node.high_water_file != default_high_water_file(node.key_file)) {
-        out += "high_water_file = " + toml_string(node.high_water_file.generic_string()) + "\n";
-    }
-    out += "log_level = " + toml_string(to_string(node.log_level)) + "\n";
-    out += "metrics_address = " + toml_string(node.metrics_address) + "\n";
-    out += "testing = " + std::string(node.testing ? "true" : "false") + "\n";
-    out += "\n[limits]\n";
-    out += "pool_requests_max = " + std::to_string(node.limits.pool_requests_max) + "\n";
-    out +=
-        "future_epoch_buffer_max = " + std::to_string(node.limits.future_epoch_buffer_max) + "\n";
-    if (node.limits.message_bytes_max) {
-        out += "message_bytes_max = " + std::to_string(*node.limits.message_bytes_max) + "\n";
-    } else {
-        out += "# message_bytes_max = <unset: the cluster's limits.message_bytes_max>\n";
-    }
-    return out;
 }
 
 }  // namespace tob::daemon

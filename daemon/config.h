@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "consensus/replica.h"
 #include "consensus/types.h"
 #include "crypto/coin.h"
 #include "crypto/hash.h"
@@ -43,14 +44,24 @@ struct Outcome {
     bool ok() const { return value.has_value() && errors.empty(); }
 };
 
+/// The core's defaults (consensus::ReplicaConfig): the daemon's defaults for the
+/// parameters it hands to the core are taken from here, so the two cannot drift
+/// apart (and the simulator tests the values production runs with).
+inline constexpr consensus::ReplicaConfig kCoreDefaults{};
+
 /// Protocol parameters from the cluster file's [protocol] table. They shape what
 /// nodes sign, so every member must use the same values (they are covered by the
 /// chain id like everything else in the file).
 struct ProtocolParams {
-    std::uint32_t block_timer_ms = 20;  // cut a non-full block after this long
-    std::uint32_t window = 4;  // W: epochs in flight; sign only in (delivered, delivered+W]
-    std::uint32_t checkpoint_interval = 64;  // K: COMMIT carries the state root every K epochs
-    std::uint32_t aged_epochs = 8;  // k: a request uncommitted this long gets reserved block space
+    // Cut a non-full block after this long.
+    std::uint32_t block_timer_ms = static_cast<std::uint32_t>(kCoreDefaults.block_timer_ms);
+    // W: epochs in flight; sign only in (delivered, delivered+W].
+    std::uint32_t window = kCoreDefaults.window;
+    // K: reserved for checkpoints (docs/protocol.md "Checkpoints"): parsed, checked
+    // and covered by the chain id, but read by nothing yet (docs/decisions.md).
+    std::uint32_t checkpoint_interval = 64;
+    // k: a request uncommitted this long gets reserved block space.
+    std::uint32_t aged_epochs = kCoreDefaults.aged_epochs;
 };
 
 /// One [[node]] entry of the cluster file.
@@ -89,7 +100,8 @@ std::optional<LogLevel> parse_log_level(std::string_view text);
 /// Local resource bounds from config.toml's [limits] table. These do not affect
 /// what the node signs, so they may differ between members.
 struct LocalLimits {
-    std::uint32_t pool_requests_max = 100000;       // client requests held in the pool
+    std::uint32_t pool_requests_max =
+        kCoreDefaults.pool_requests_max;            // client requests in the pool
     std::uint32_t future_epoch_buffer_max = 10000;  // messages buffered for epochs not yet joined
     // Receive cap on one transport frame. Unset = the cluster's message_bytes_max;
     // check_node refuses a value below it (honest peers may send that much).
@@ -105,10 +117,10 @@ struct NodeConfig {
     std::filesystem::path key_file;       // Ed25519 key (tobd-key-v1, mode 0600)
     std::filesystem::path coin_key_file;  // coin share x_i (tobd-key-v1, mode 0600)
     std::filesystem::path data_dir;
-    // The signing high-water mark (DESIGN.md, daemon/high_water.h). Kept apart
-    // from data_dir so that it survives losing it. Default (when absent from the
-    // file): key_file's directory / "sign-high-water"; parse_node_config always
-    // sets it. Empty in a NodeConfig built in code means that default too.
+    // The signing high-water mark (docs/protocol.md "Safety rules", daemon/high_water.h). Kept
+    // apart from data_dir so that it survives losing it. Default (when absent from the file):
+    // key_file's directory / "sign-high-water"; parse_node_config always sets it. Empty in a
+    // NodeConfig built in code means that default too.
     std::filesystem::path high_water_file;
     LogLevel log_level = LogLevel::Info;
     std::string metrics_address;  // "host:port" for Prometheus/health over HTTP; empty = off

@@ -1,14 +1,9 @@
 #include "daemon/high_water.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <charconv>
-#include <cstring>
 #include <string_view>
 
+#include "crypto/durable_file.h"
 #include "crypto/hash.h"
 
 namespace tob::daemon {
@@ -19,8 +14,6 @@ namespace {
 
 constexpr std::string_view kMagic = "tobd-high-water-v1";
 
-std::string errno_text(int err) { return std::strerror(err); }
-
 std::string check_hex(std::string_view covered) {
     return crypto::to_hex(crypto::blake2b256(crypto::view(covered)));
 }
@@ -30,18 +23,6 @@ MarkRead corrupt(const fs::path& path, const std::string& problem) {
     out.state = MarkState::Corrupt;
     out.error = path.string() + ": " + problem;
     return out;
-}
-
-bool write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        const ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
 }
 
 // Parses "<epoch>" strictly: digits only, no leading zero unless "0", fits in u64.
@@ -67,51 +48,19 @@ fs::path default_high_water_path(const fs::path& key_file) {
 }
 
 MarkRead read_high_water(const fs::path& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        const int err = errno;
-        if (err == ENOENT) {
+    std::string text;
+    if (auto problem = crypto::read_small_file(path, kHighWaterFileBytesMax, text)) {
+        if (problem->kind == crypto::SmallFileError::Kind::Missing) {
             MarkRead out;
             out.state = MarkState::Missing;
             out.error = path.string() + ": no signing high-water mark file";
             return out;
         }
-        return corrupt(path, "cannot open: " + errno_text(err));
-    }
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-        const int err = errno;
-        ::close(fd);
-        return corrupt(path, "cannot stat: " + errno_text(err));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        ::close(fd);
-        return corrupt(path, "not a regular file");
-    }
-    if (static_cast<std::uintmax_t>(st.st_size) > kHighWaterFileBytesMax) {
-        ::close(fd);
-        return corrupt(path, "too large (" + std::to_string(st.st_size) + " bytes, at most " +
-                                 std::to_string(kHighWaterFileBytesMax) +
-                                 "); not a high-water mark file");
-    }
-    // Read at most one byte past the limit, in case the file grew after fstat.
-    std::string text(kHighWaterFileBytesMax + 1, '\0');
-    std::size_t got = 0;
-    while (got < text.size()) {
-        const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            const int err = errno;
-            ::close(fd);
-            return corrupt(path, "read failed: " + errno_text(err));
+        if (problem->kind == crypto::SmallFileError::Kind::TooLarge) {
+            return corrupt(path, problem->problem + "; not a high-water mark file");
         }
-        if (n == 0) break;
-        got += static_cast<std::size_t>(n);
+        return corrupt(path, problem->problem);
     }
-    ::close(fd);
-    if (got > kHighWaterFileBytesMax) return corrupt(path, "too large; not a high-water mark file");
-    text.resize(got);
-
     if (text.empty()) return corrupt(path, "empty (truncated?)");
     if (text.back() != '\n') return corrupt(path, "truncated: does not end in a newline");
     const std::string_view line(text.data(), text.size() - 1);
@@ -140,43 +89,8 @@ MarkRead read_high_water(const fs::path& path) {
 }
 
 std::optional<std::string> write_high_water(const fs::path& path, consensus::Epoch epoch) {
-    const std::string contents = format_high_water(epoch);
-    fs::path dir = path.parent_path();
-    if (dir.empty()) dir = ".";
-
-    std::string temp_name = path.string() + ".tmp-XXXXXX";
-    const int fd = ::mkostemp(temp_name.data(), O_CLOEXEC);  // mode 0600
-    if (fd < 0) return path.string() + ": cannot create temporary file: " + errno_text(errno);
-    std::optional<std::string> problem;
-    if (!write_all(fd, contents)) {
-        problem = temp_name + ": write failed: " + errno_text(errno);
-    } else if (::fchmod(fd, 0600) != 0) {
-        problem = temp_name + ": chmod 600 failed: " + errno_text(errno);
-    } else if (::fsync(fd) != 0) {
-        problem = temp_name + ": fsync failed: " + errno_text(errno);
-    }
-    if (::close(fd) != 0 && !problem) problem = temp_name + ": close failed: " + errno_text(errno);
-    if (problem) {
-        ::unlink(temp_name.c_str());
-        return problem;
-    }
-    if (::rename(temp_name.c_str(), path.c_str()) != 0) {
-        const int err = errno;
-        ::unlink(temp_name.c_str());
-        return path.string() + ": cannot replace (rename from " + temp_name +
-               "): " + errno_text(err);
-    }
-    const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0) {
-        return dir.string() +
-               ": cannot open directory to sync the high-water mark: " + errno_text(errno);
-    }
-    const int rc = ::fsync(dir_fd);
-    const int err = errno;
-    ::close(dir_fd);
-    if (rc != 0) {
-        return dir.string() + ": fsync of directory failed after writing " + path.string() + ": " +
-               errno_text(err);
+    if (auto problem = crypto::write_file_durably(path, format_high_water(epoch))) {
+        return problem->message + " (writing the signing high-water mark)";
     }
     return std::nullopt;
 }

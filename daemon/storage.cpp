@@ -1,10 +1,8 @@
 #include "daemon/storage.h"
 
-#include <fcntl.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +14,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "crypto/durable_file.h"
 #include "crypto/hash.h"
 
 namespace tob::daemon {
@@ -131,61 +130,13 @@ bool is_lock_held(const rocksdb::Status& s) {
            contains(text, "Resource busy");
 }
 
-bool write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        const ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-}
-
-// Writes `text` to `path` atomically and durably (temp file, fsync, rename, fsync dir).
-std::optional<std::string> write_file_synced(const fs::path& path, std::string_view text) {
-    std::string temp_name = path.string() + ".tmp-XXXXXX";
-    const int fd = ::mkostemp(temp_name.data(), O_CLOEXEC);
-    if (fd < 0) return path.string() + ": cannot create temporary file: " + errno_text(errno);
-    std::optional<std::string> problem;
-    if (!write_all(fd, text)) {
-        problem = temp_name + ": write failed: " + errno_text(errno);
-    } else if (::fsync(fd) != 0) {
-        problem = temp_name + ": fsync failed: " + errno_text(errno);
-    }
-    if (::close(fd) != 0 && !problem) problem = temp_name + ": close failed: " + errno_text(errno);
-    if (!problem && ::rename(temp_name.c_str(), path.c_str()) != 0)
-        problem = path.string() + ": rename failed: " + errno_text(errno);
-    if (problem) {
-        ::unlink(temp_name.c_str());
-        return problem;
-    }
-    const int dir_fd = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0)
-        return path.parent_path().string() + ": cannot open to sync: " + errno_text(errno);
-    const int rc = ::fsync(dir_fd);
-    const int err = errno;
-    ::close(dir_fd);
-    if (rc != 0) return path.parent_path().string() + ": fsync failed: " + errno_text(err);
-    return std::nullopt;
-}
-
 // The first line of an existing marker file (bounded read), or the reason it
 // could not be read.
 std::string read_marker(const fs::path& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return "(marker present but unreadable: " + errno_text(errno) + ")";
-    std::string text(kMarkerBytesMax, '\0');
-    std::size_t got = 0;
-    while (got < text.size()) {
-        const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        got += static_cast<std::size_t>(n);
+    std::string text;
+    if (auto problem = crypto::read_small_file(path, kMarkerBytesMax, text)) {
+        return "(marker present but unreadable: " + problem->problem + ")";
     }
-    ::close(fd);
-    text.resize(got);
     const std::size_t nl = text.find('\n');
     if (nl != std::string::npos) text.resize(nl);
     if (text.empty()) text = "(marker present, no reason recorded)";
@@ -347,36 +298,38 @@ NodeStorage::~NodeStorage() {
     }
 }
 
-Outcome<std::unique_ptr<NodeStorage>> NodeStorage::open(const fs::path& data_dir_in) {
-    Outcome<std::unique_ptr<NodeStorage>> out;
-    auto fail = [&](std::string message) {
-        out.errors.push_back(std::move(message));
-        return std::move(out);
-    };
-    if (data_dir_in.empty()) return fail("no data dir given");
-    std::error_code ec;
-    const fs::path data_dir = fs::absolute(data_dir_in, ec).lexically_normal();
-    if (ec) return fail(data_dir_in.string() + ": cannot make the path absolute: " + ec.message());
-    const fs::path db_path = data_dir / "db";
+namespace {
 
-    // The data dir: create it private, or check that it is a writable directory.
+// The data dir made absolute, created private (0700) when missing, or checked to
+// be a writable directory. An error names the dir and the problem.
+std::optional<std::string> prepare_data_dir(const fs::path& data_dir_in, fs::path& data_dir) {
+    if (data_dir_in.empty()) return "no data dir given";
+    std::error_code ec;
+    data_dir = fs::absolute(data_dir_in, ec).lexically_normal();
+    if (ec) return data_dir_in.string() + ": cannot make the path absolute: " + ec.message();
     const auto status = fs::status(data_dir, ec);
     if (status.type() == fs::file_type::not_found) {
         fs::create_directories(data_dir, ec);
-        if (ec) return fail(data_dir.string() + ": cannot create the data dir: " + ec.message());
+        if (ec) return data_dir.string() + ": cannot create the data dir: " + ec.message();
         fs::permissions(data_dir, fs::perms::owner_all, ec);
-        if (ec) return fail(data_dir.string() + ": cannot set mode 0700: " + ec.message());
+        if (ec) return data_dir.string() + ": cannot set mode 0700: " + ec.message();
     } else if (ec) {
-        return fail(data_dir.string() + ": cannot access the data dir: " + ec.message());
+        return data_dir.string() + ": cannot access the data dir: " + ec.message();
     } else if (status.type() != fs::file_type::directory) {
-        return fail(data_dir.string() + ": the data dir exists and is not a directory");
+        return data_dir.string() + ": the data dir exists and is not a directory";
     }
     if (::access(data_dir.c_str(), W_OK | X_OK) != 0)
-        return fail(data_dir.string() + ": the data dir is not writable: " + errno_text(errno));
+        return data_dir.string() + ": the data dir is not writable: " + errno_text(errno);
+    return std::nullopt;
+}
 
-    // Open RocksDB; on Corruption retry with more tolerant WAL recovery modes.
-    std::string recovery_note;
-    OpenAttempt attempt = open_db(db_path, rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords);
+// Opens RocksDB; on Corruption retries with ever more tolerant WAL recovery modes.
+// A reopen that lost writes leaves a note (the store is then marked damaged).
+// An error names the db and says what the operator can do.
+std::optional<std::string> open_db_recovering(const fs::path& data_dir, OpenAttempt& attempt,
+                                              std::string& recovery_note) {
+    const fs::path db_path = data_dir / "db";
+    attempt = open_db(db_path, rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords);
     if (!attempt.status.ok() && attempt.status.IsCorruption()) {
         const std::string first = attempt.status.ToString();
         attempt = open_db(db_path, rocksdb::WALRecoveryMode::kPointInTimeRecovery);
@@ -393,24 +346,35 @@ Outcome<std::unique_ptr<NodeStorage>> NodeStorage::open(const fs::path& data_dir
                                 "); reopened skipping every corrupt WAL record (the replicated "
                                 "state may be missing writes)";
             } else if (attempt.status.IsCorruption()) {
-                return fail(db_path.string() +
-                            ": the data dir is corrupt and RocksDB cannot "
-                            "recover it (" +
-                            attempt.status.ToString() + "). Stop the node, move " +
-                            data_dir.string() +
-                            " aside and start again: the node catches up from its peers, and "
-                            "the high-water mark in its key dir keeps it from signing twice");
+                return db_path.string() +
+                       ": the data dir is corrupt and RocksDB cannot recover it (" +
+                       attempt.status.ToString() + "). Stop the node, move " + data_dir.string() +
+                       " aside and start again: the node catches up from its peers, and the "
+                       "high-water mark in its key dir keeps it from signing twice";
             }
         }
     }
-    if (!attempt.status.ok()) {
-        if (is_lock_held(attempt.status)) {
-            return fail(db_path.string() +
-                        ": data dir is in use by another tobd (RocksDB LOCK held): " +
-                        attempt.status.ToString());
-        }
-        return fail(db_path.string() + ": cannot open RocksDB: " + attempt.status.ToString());
+    if (attempt.status.ok()) return std::nullopt;
+    if (is_lock_held(attempt.status)) {
+        return db_path.string() + ": data dir is in use by another tobd (RocksDB LOCK held): " +
+               attempt.status.ToString();
     }
+    return db_path.string() + ": cannot open RocksDB: " + attempt.status.ToString();
+}
+
+}  // namespace
+
+Outcome<std::unique_ptr<NodeStorage>> NodeStorage::open(const fs::path& data_dir_in) {
+    Outcome<std::unique_ptr<NodeStorage>> out;
+    auto fail = [&](std::string message) {
+        out.errors.push_back(std::move(message));
+        return std::move(out);
+    };
+    fs::path data_dir;
+    if (auto problem = prepare_data_dir(data_dir_in, data_dir)) return fail(*problem);
+    OpenAttempt attempt;
+    std::string recovery_note;
+    if (auto problem = open_db_recovering(data_dir, attempt, recovery_note)) return fail(*problem);
 
     std::unique_ptr<NodeStorage> storage(new NodeStorage());
     storage->data_dir_ = data_dir;
@@ -418,30 +382,38 @@ Outcome<std::unique_ptr<NodeStorage>> NodeStorage::open(const fs::path& data_dir
     storage->default_cf_ = attempt.handles.at(0);
     storage->records_cf_ = attempt.handles.at(1);
     storage->kv_cf_ = attempt.handles.at(2);
-    storage->kv_ = std::make_unique<Kv>(attempt.db, storage->kv_cf_, db_path.string());
+    storage->kv_ = std::make_unique<Kv>(attempt.db, storage->kv_cf_, storage->db_path().string());
 
     std::lock_guard lock(storage->mutex_);
-    const fs::path marker = data_dir / kDamageMarker;
+    storage->load_damage_state_locked(recovery_note);
+    if (auto problem = storage->restore_record_counter_locked()) return fail(*problem);
+    out.value = std::move(storage);
+    return out;
+}
+
+void NodeStorage::load_damage_state_locked(const std::string& recovery_note) {
+    const fs::path marker = data_dir_ / kDamageMarker;
+    std::error_code ec;
     if (fs::exists(fs::symlink_status(marker, ec))) {
-        storage->damaged_ = true;
-        storage->damage_reason_ =
+        damaged_ = true;
+        damage_reason_ =
             "marked damaged by an earlier run (" + marker.string() + "): " + read_marker(marker);
     }
     if (!recovery_note.empty()) {
-        if (auto problem = storage->mark_damaged_locked(recovery_note)) {
-            storage->damage_reason_ += " [" + *problem + "]";
+        if (auto problem = mark_damaged_locked(recovery_note)) {
+            damage_reason_ += " [" + *problem + "]";
         }
     }
+}
 
-    // The records sequence counter: the stored counter, and (defensively) one past
-    // the seq of the largest key. A full key scan only if the counter is missing
-    // while records exist.
+std::optional<std::string> NodeStorage::restore_record_counter_locked() {
+    // The stored counter, and (defensively) one past the seq of the largest key. A
+    // full key scan only if the counter is missing while records exist.
     std::optional<std::uint64_t> stored_seq;
     std::vector<std::string> seq_problems;
     {
         std::string value;
-        const rocksdb::Status s =
-            storage->db_->Get(rocksdb::ReadOptions(), storage->default_cf_, kSeqKey, &value);
+        const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), default_cf_, kSeqKey, &value);
         if (s.ok() && value.size() == 8) {
             stored_seq = get_u64(value.data());
         } else if (s.ok()) {
@@ -454,7 +426,7 @@ Outcome<std::unique_ptr<NodeStorage>> NodeStorage::open(const fs::path& data_dir
     std::uint64_t next = stored_seq.value_or(0);
     {
         std::unique_ptr<rocksdb::Iterator> it(
-            storage->db_->NewIterator(rocksdb::ReadOptions(), storage->records_cf_));
+            db_->NewIterator(rocksdb::ReadOptions(), records_cf_));
         const bool full_scan = !stored_seq.has_value();
         if (full_scan) {
             it->SeekToFirst();
@@ -477,17 +449,14 @@ Outcome<std::unique_ptr<NodeStorage>> NodeStorage::open(const fs::path& data_dir
         for (const auto& p : seq_problems) reason += " " + p + ";";
         if (!stored_seq.has_value()) {
             // Without a counter a new record could overwrite an old one.
-            return fail(db_path.string() + ": " + reason +
-                        " the data dir is corrupt. Stop the node, move " + data_dir.string() +
-                        " aside and start again: the node catches up from its peers");
+            return db_path().string() + ": " + reason +
+                   " the data dir is corrupt. Stop the node, move " + data_dir_.string() +
+                   " aside and start again: the node catches up from its peers";
         }
-        if (auto problem = storage->mark_damaged_locked(reason)) {
-            storage->damage_reason_ += " [" + *problem + "]";
-        }
+        if (auto problem = mark_damaged_locked(reason)) damage_reason_ += " [" + *problem + "]";
     }
-    storage->next_seq_ = next;
-    out.value = std::move(storage);
-    return out;
+    next_seq_ = next;
+    return std::nullopt;
 }
 
 std::optional<std::string> NodeStorage::mark_damaged_locked(const std::string& reason) {
@@ -497,8 +466,8 @@ std::optional<std::string> NodeStorage::mark_damaged_locked(const std::string& r
     const fs::path marker = data_dir_ / kDamageMarker;
     std::error_code ec;
     if (fs::exists(fs::symlink_status(marker, ec))) return std::nullopt;
-    if (auto problem = write_file_synced(marker, one_line(reason) + "\n")) {
-        return "could not write the damage marker: " + *problem;
+    if (auto problem = crypto::write_file_durably(marker, one_line(reason) + "\n")) {
+        return "could not write the damage marker: " + problem->message;
     }
     return std::nullopt;
 }

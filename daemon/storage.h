@@ -145,6 +145,12 @@ class NodeStorage {
     // Sets the damaged flag and writes the marker (if not already there). Returns
     // a problem line if the marker could not be written. Caller holds mutex_.
     std::optional<std::string> mark_damaged_locked(const std::string& reason);
+    // At open: the damage marker of an earlier run, and the note of a WAL recovery
+    // that may have lost writes (which marks the store damaged now).
+    void load_damage_state_locked(const std::string& recovery_note);
+    // At open: next_seq_ from the stored counter and the largest record key. An
+    // error (no counter and unreadable records) means the data dir cannot be used.
+    std::optional<std::string> restore_record_counter_locked();
 
     std::filesystem::path data_dir_;
     std::unique_ptr<rocksdb::DB> db_;

@@ -1,16 +1,14 @@
 #include "daemon/testnet.h"
 
-#include <fcntl.h>
 #include <sodium.h>
-#include <unistd.h>
+#include <sys/types.h>
 
-#include <cerrno>
-#include <cstring>
 #include <optional>
 #include <system_error>
 #include <vector>
 
 #include "crypto/coin.h"
+#include "crypto/durable_file.h"
 #include "crypto/keyfile.h"
 #include "daemon/high_water.h"
 
@@ -20,37 +18,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Writes a new file (never replaces one) and syncs it, so that a testnet that
-// was reported as written survives a crash of the machine.
+// Writes a new file (never replaces one) and syncs it and its directory, so that
+// a testnet that was reported as written survives a crash of the machine.
 std::optional<std::string> write_new_file(const fs::path& path, std::string_view text,
                                           mode_t mode) {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0) return path.string() + ": cannot create: " + std::strerror(errno);
-    std::size_t done = 0;
-    while (done < text.size()) {
-        const ssize_t wrote = ::write(fd, text.data() + done, text.size() - done);
-        if (wrote < 0) {
-            if (errno == EINTR) continue;
-            const std::string why = std::strerror(errno);
-            ::close(fd);
-            return path.string() + ": write failed: " + why;
-        }
-        done += static_cast<std::size_t>(wrote);
-    }
-    if (::fsync(fd) != 0) {
-        const std::string why = std::strerror(errno);
-        ::close(fd);
-        return path.string() + ": fsync failed: " + why;
-    }
-    if (::close(fd) != 0) return path.string() + ": close failed: " + std::strerror(errno);
+    crypto::DurableWriteOptions options;
+    options.mode = crypto::DurableWriteOptions::Mode::CreateNew;
+    options.permissions = mode;
+    if (auto problem = crypto::write_file_durably(path, text, options)) return problem->message;
     return std::nullopt;
-}
-
-void sync_dir(const fs::path& dir) {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return;
-    (void)::fsync(fd);
-    ::close(fd);
 }
 
 // "node" followed by one or more digits: a directory this writer owns.
@@ -102,51 +78,118 @@ std::optional<std::string> prepare_dir(const fs::path& dir, bool force) {
     return std::nullopt;
 }
 
+// The options' problems, before anything is written (nullopt: fine).
+std::optional<std::string> check_options(const TestnetOptions& options) {
+    const std::uint32_t n = options.nodes;
+    const consensus::Limits default_limits;
+    if (n == 0) return "a testnet needs at least one node";
+    if (n < 4 && !options.allow_unsafe) {
+        return "refusing n = " + std::to_string(n) +
+               ": fewer than 4 nodes tolerate no faulty node (t = floor((n-1)/3) = 0); "
+               "use --allow-unsafe to create it anyway";
+    }
+    if (n > default_limits.cert_signatures_max) {
+        return "refusing n = " + std::to_string(n) + ": above limits.cert_signatures_max = " +
+               std::to_string(default_limits.cert_signatures_max);
+    }
+    const std::uint64_t last_port = std::uint64_t{options.base_port} + 2ull * n - 1;
+    if (options.base_port == 0 || last_port > 65535) {
+        return "base port " + std::to_string(options.base_port) + " with " + std::to_string(n) +
+               " nodes needs ports up to " + std::to_string(last_port) + "; ports are 1..65535";
+    }
+    if (!options.hosts.empty() && options.hosts.size() != n) {
+        return "--hosts lists " + std::to_string(options.hosts.size()) + " addresses for " +
+               std::to_string(n) + " nodes";
+    }
+    for (const std::string& host : options.hosts) {
+        if (host.empty() || host.find_first_of(" \t/:\"'") != std::string::npos) {
+            return "bad host address '" + host + "'";
+        }
+    }
+    if (options.dir.empty()) return "no directory given";
+    return std::nullopt;
+}
+
+// Node i's directory, endpoints and key; nothing written yet.
+TestnetNode describe_node(const TestnetOptions& options, const fs::path& dir, std::uint32_t i,
+                          const crypto::SigningKey& key) {
+    TestnetNode node;
+    node.id = static_cast<consensus::NodeId>(i);
+    node.dir = dir / ("node" + std::to_string(i));
+    node.config_file = node.dir / "config.toml";
+    const std::string host = options.hosts.empty() ? "127.0.0.1" : options.hosts[i];
+    node.pub_endpoint = "tcp://" + host + ":" + std::to_string(options.base_port + 2 * i);
+    node.router_endpoint = "tcp://" + host + ":" + std::to_string(options.base_port + 2 * i + 1);
+    node.public_key = key.public_key();
+    return node;
+}
+
+// Writes node<i>/ (mode 0700): its two key files, its signing high-water mark at 0
+// (a node whose key exists but whose mark is missing refuses to sign) and its
+// config, each synced.
+std::optional<std::string> write_node_dir(const TestnetNode& node, const crypto::SigningKey& key,
+                                          const crypto::CoinSecretShare& share) {
+    std::error_code ec;
+    fs::create_directory(node.dir, ec);
+    if (ec) return node.dir.string() + ": cannot create: " + ec.message();
+    fs::permissions(node.dir, fs::perms::owner_all, ec);  // holds secrets: 0700
+    if (auto error = crypto::write_signing_key(node.dir / "node.key", key)) return error->message;
+    if (auto error = crypto::write_coin_share(node.dir / "coin.key", share)) return error->message;
+    if (auto error = write_high_water(default_high_water_path(node.dir / "node.key"), 0)) {
+        return error;
+    }
+    NodeConfig config;
+    config.node_id = node.id;
+    config.cluster_file = "../cluster.toml";
+    config.key_file = "node.key";
+    config.coin_key_file = "coin.key";
+    config.data_dir = "data";
+    config.log_level = LogLevel::Info;
+    config.testing = false;
+    return write_new_file(node.config_file, format_node_config(config), 0644);
+}
+
+// Acts as the dealer: one key and one coin share per node, written to node<i>/.
+// The coin shares exist in memory only until they are written; the DealtCoin
+// wipes them when it goes out of scope.
+std::optional<std::string> deal_nodes(const TestnetOptions& options, Testnet& testnet,
+                                      ClusterConfig& cluster) {
+    const crypto::DealtCoin coin = crypto::deal_coin(testnet.n, testnet.t);
+    for (std::uint32_t i = 0; i < testnet.n; ++i) {
+        const crypto::SigningKey key = crypto::SigningKey::generate();
+        TestnetNode node = describe_node(options, testnet.dir, i, key);
+        if (auto error = write_node_dir(node, key, coin.shares[i])) return error;
+        ClusterMember member;
+        member.id = node.id;
+        member.public_key = node.public_key;
+        member.coin_key = coin.public_key.verification_keys[i];
+        member.pub_endpoint = node.pub_endpoint;
+        member.router_endpoint = node.router_endpoint;
+        cluster.members.push_back(std::move(member));
+        testnet.nodes.push_back(std::move(node));
+    }
+    return std::nullopt;
+}
+
+// Loads every node config back the way tobd will: a testnet we report is one
+// that starts.
+void self_check(const Testnet& testnet, Errors& errors) {
+    for (const auto& node : testnet.nodes) {
+        auto loaded = load_and_check(node.config_file, CheckOptions{.ports = false});
+        for (auto& error : loaded.errors) errors.push_back("self-check: " + error);
+        if (loaded.ok() && loaded.value->cluster.chain_id != testnet.chain_id) {
+            errors.push_back("self-check: " + node.config_file.string() +
+                             ": chain id differs from the one written");
+        }
+    }
+}
+
 }  // namespace
 
 Outcome<Testnet> write_testnet(const TestnetOptions& options) {
     Outcome<Testnet> out;
-    const std::uint32_t n = options.nodes;
-    const consensus::Limits default_limits;
-    if (n == 0) {
-        out.errors.push_back("a testnet needs at least one node");
-        return out;
-    }
-    if (n < 4 && !options.allow_unsafe) {
-        out.errors.push_back(
-            "refusing n = " + std::to_string(n) +
-            ": fewer than 4 nodes tolerate no faulty node (t = floor((n-1)/3) = 0); "
-            "use --allow-unsafe to create it anyway");
-        return out;
-    }
-    if (n > default_limits.cert_signatures_max) {
-        out.errors.push_back("refusing n = " + std::to_string(n) +
-                             ": above limits.cert_signatures_max = " +
-                             std::to_string(default_limits.cert_signatures_max));
-        return out;
-    }
-    if (options.base_port == 0 ||
-        static_cast<std::uint64_t>(options.base_port) + 2ull * n - 1 > 65535) {
-        out.errors.push_back(
-            "base port " + std::to_string(options.base_port) + " with " + std::to_string(n) +
-            " nodes needs ports up to " +
-            std::to_string(static_cast<std::uint64_t>(options.base_port) + 2ull * n - 1) +
-            "; ports are 1..65535");
-        return out;
-    }
-    if (!options.hosts.empty() && options.hosts.size() != n) {
-        out.errors.push_back("--hosts lists " + std::to_string(options.hosts.size()) +
-                             " addresses for " + std::to_string(n) + " nodes");
-        return out;
-    }
-    for (const std::string& host : options.hosts) {
-        if (host.empty() || host.find_first_of(" \t/:\"'") != std::string::npos) {
-            out.errors.push_back("bad host address '" + host + "'");
-            return out;
-        }
-    }
-    if (options.dir.empty()) {
-        out.errors.push_back("no directory given");
+    if (auto error = check_options(options)) {
+        out.errors.push_back(*error);
         return out;
     }
     const fs::path dir = resolve_path(fs::path(), options.dir);
@@ -156,6 +199,7 @@ Outcome<Testnet> write_testnet(const TestnetOptions& options) {
     }
 
     crypto::init();
+    const std::uint32_t n = options.nodes;
     const std::uint32_t t = consensus::max_faulty(n);
     ClusterConfig cluster;
     cluster.n = n;
@@ -169,89 +213,20 @@ Outcome<Testnet> write_testnet(const TestnetOptions& options) {
     testnet.n = n;
     testnet.t = t;
     testnet.q = consensus::quorum(n, t);
-
-    // Dealer: the coin shares exist in memory only until they are written; the
-    // DealtCoin wipes them when it goes out of scope.
-    {
-        const crypto::DealtCoin coin = crypto::deal_coin(n, t);
-        for (std::uint32_t i = 0; i < n; ++i) {
-            const crypto::SigningKey key = crypto::SigningKey::generate();
-            TestnetNode node;
-            node.id = static_cast<consensus::NodeId>(i);
-            node.dir = dir / ("node" + std::to_string(i));
-            node.config_file = node.dir / "config.toml";
-            const std::string host = options.hosts.empty() ? "127.0.0.1" : options.hosts[i];
-            node.pub_endpoint =
-                "tcp://" + host + ":" + std::to_string(options.base_port + 2 * i);
-            node.router_endpoint =
-                "tcp://" + host + ":" + std::to_string(options.base_port + 2 * i + 1);
-            node.public_key = key.public_key();
-
-            std::error_code ec;
-            fs::create_directory(node.dir, ec);
-            if (ec) {
-                out.errors.push_back(node.dir.string() + ": cannot create: " + ec.message());
-                return out;
-            }
-            fs::permissions(node.dir, fs::perms::owner_all, ec);  // holds secrets: 0700
-            if (auto error = crypto::write_signing_key(node.dir / "node.key", key)) {
-                out.errors.push_back(error->message);
-                return out;
-            }
-            if (auto error = crypto::write_coin_share(node.dir / "coin.key", coin.shares[i])) {
-                out.errors.push_back(error->message);
-                return out;
-            }
-            // The signing high-water mark starts at 0 beside the key: a node whose
-            // key exists but whose mark is missing refuses to sign.
-            if (auto error = write_high_water(default_high_water_path(node.dir / "node.key"), 0)) {
-                out.errors.push_back(*error);
-                return out;
-            }
-
-            NodeConfig config;
-            config.node_id = node.id;
-            config.cluster_file = "../cluster.toml";
-            config.key_file = "node.key";
-            config.coin_key_file = "coin.key";
-            config.data_dir = "data";
-            config.log_level = LogLevel::Info;
-            config.testing = false;
-            if (auto error = write_new_file(node.config_file, format_node_config(config), 0644)) {
-                out.errors.push_back(*error);
-                return out;
-            }
-            sync_dir(node.dir);
-
-            ClusterMember member;
-            member.id = node.id;
-            member.public_key = node.public_key;
-            member.coin_key = coin.public_key.verification_keys[i];
-            member.pub_endpoint = node.pub_endpoint;
-            member.router_endpoint = node.router_endpoint;
-            cluster.members.push_back(std::move(member));
-            testnet.nodes.push_back(std::move(node));
-        }
+    if (auto error = deal_nodes(options, testnet, cluster)) {
+        out.errors.push_back(*error);
+        return out;
     }
 
-    // The cluster file is written last: its presence means the testnet is complete.
+    // The cluster file is written last: its presence means the testnet is complete
+    // (writing it syncs dir, and with it the node<i>/ entries).
     const std::string cluster_text = format_cluster_file(cluster);
     if (auto error = write_new_file(testnet.cluster_file, cluster_text, 0644)) {
         out.errors.push_back(*error);
         return out;
     }
-    sync_dir(dir);
     testnet.chain_id = crypto::blake2b256(crypto::view(cluster_text));
-
-    // Load everything back the way tobd will: a testnet we report is one that starts.
-    for (const auto& node : testnet.nodes) {
-        auto loaded = load_and_check(node.config_file, CheckOptions{.ports = false});
-        for (auto& error : loaded.errors) out.errors.push_back("self-check: " + error);
-        if (loaded.ok() && loaded.value->cluster.chain_id != testnet.chain_id) {
-            out.errors.push_back("self-check: " + node.config_file.string() +
-                                 ": chain id differs from the one written");
-        }
-    }
+    self_check(testnet, out.errors);
     if (out.errors.empty()) out.value = std::move(testnet);
     return out;
 }

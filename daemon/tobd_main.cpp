@@ -5,10 +5,11 @@
 //   tobd --version                     "tobd <version>"
 //
 // Test-only options (refused unless the node config says testing = true):
-//   --test-byzantine BEHAVIOUR   equivocate | conflicting-seen | lying-aba | bad-coin | silent |
-//   replay
+//   --test-byzantine BEHAVIOUR   equivocate | conflicting-seen | collude | lying-aba |
+//                                bad-coin | silent | replay
 //   --test-drop P --test-duplicate P --test-delay P --test-delay-ms MS --test-seed S
-//                                the fault-injecting transport layer (FAULTS.md rows 8-10)
+//                                the fault layer (docs/fault-model.md rows 8-10)
+//   --test-twin OFFSET, --test-crash-at N   a twin of this node; a fail-point
 //
 // Exit codes: 0 clean shutdown (SIGTERM/SIGINT), 1 bad config / keys / data dir /
 // port in use (every problem is logged), 3 fail-stop on a failed durable write.
@@ -19,10 +20,13 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <string>
-#include <thread>
 
 #include "consensus/codec.h"
 #include "crypto/hash.h"
@@ -95,77 +99,76 @@ void install_signal_handlers() {
     std::signal(SIGPIPE, SIG_IGN);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    tob::crypto::init();
-
-    CLI::App app{"tobd: one node of a tobd cluster (asynchronous BFT total-order broadcast)"};
+// Everything the command line sets.
+struct Args {
     std::string config_file;
     bool show_version = false;
     bool check_only = false;
-    app.add_option("--config,-c", config_file,
+    bool dump_log = false;
+    bool dump_sign_log = false;
+    unsigned verify_threads = 2;
+    std::string byzantine_name;
+    tob::daemon::FaultLayerOptions faults;
+    std::uint32_t twin_offset = 0;
+    std::uint64_t crash_at = 0;
+
+    bool test_options() const {
+        return faults.enabled() || !byzantine_name.empty() || twin_offset != 0 || crash_at != 0;
+    }
+};
+
+void add_options(CLI::App& app, Args& args) {
+    app.add_option("--config,-c", args.config_file,
                    "Node config file (config.toml); required unless --version");
-    app.add_flag("--version", show_version, "Print the version and exit");
-    app.add_flag("--check-config", check_only,
+    app.add_flag("--version", args.show_version, "Print the version and exit");
+    app.add_flag("--check-config", args.check_only,
                  "Load the config and cluster file, check keys and data_dir; print each problem "
                  "(exit 1) or \"config ok\" (exit 0)");
-    bool dump_log_flag = false;
-    app.add_flag("--dump-log", dump_log_flag,
+    app.add_flag("--dump-log", args.dump_log,
                  "Print the committed log (epochs, requests, outputs; docs/checkers.md) as JSON "
                  "lines, replayed from the node's archive and checked against its COMMITs; the "
                  "node must be stopped");
-    bool dump_sign_log = false;
-    app.add_flag("--dump-sign-log", dump_sign_log,
+    app.add_flag("--dump-sign-log", args.dump_sign_log,
                  "Print the node's sign-log (epoch, kind, payload digest) as JSON lines and exit; "
                  "the node must be stopped");
-    std::string byzantine_name;
-    tob::daemon::FaultLayerOptions faults;
-    unsigned verify_threads = 2;
-    app.add_option("--verify-threads", verify_threads, "Signature verification worker threads")
+    app.add_option("--verify-threads", args.verify_threads, "Signature verification worker threads")
         ->capture_default_str()
         ->check(CLI::Range(1, 64));
-    app.add_option("--test-byzantine", byzantine_name,
-                   "TEST ONLY (needs testing = true): equivocate | conflicting-seen | collude | lying-aba | "
-                   "bad-coin | silent | replay");
-    app.add_option("--test-drop", faults.drop,
-                   "TEST ONLY: drop received peer frames with this "
-                   "probability")
+}
+
+void add_test_options(CLI::App& app, Args& args) {
+    app.add_option("--test-byzantine", args.byzantine_name,
+                   "TEST ONLY (needs testing = true): equivocate | conflicting-seen | collude | "
+                   "lying-aba | bad-coin | silent | replay");
+    app.add_option("--test-drop", args.faults.drop,
+                   "TEST ONLY: drop received peer frames with this probability")
         ->check(CLI::Range(0.0, 1.0));
-    app.add_option("--test-duplicate", faults.duplicate, "TEST ONLY: duplicate received frames")
+    app.add_option("--test-duplicate", args.faults.duplicate,
+                   "TEST ONLY: duplicate received frames")
         ->check(CLI::Range(0.0, 1.0));
-    app.add_option("--test-delay", faults.delay, "TEST ONLY: delay (and so reorder) frames")
+    app.add_option("--test-delay", args.faults.delay, "TEST ONLY: delay (and so reorder) frames")
         ->check(CLI::Range(0.0, 1.0));
-    app.add_option("--test-delay-ms", faults.delay_ms_max, "TEST ONLY: maximum delay");
-    app.add_option("--test-seed", faults.seed, "TEST ONLY: seed of the fault layer");
-    std::uint32_t twin_offset = 0;
-    app.add_option("--test-twin", twin_offset,
+    app.add_option("--test-delay-ms", args.faults.delay_ms_max, "TEST ONLY: maximum delay");
+    app.add_option("--test-seed", args.faults.seed, "TEST ONLY: seed of the fault layer");
+    app.add_option("--test-twin", args.twin_offset,
                    "TEST ONLY: run as a twin of this node (same key, its own data dir and mark "
                    "file in the config): bind at port+OFFSET, send broadcasts to each peer");
-    std::uint64_t crash_at = 0;
-    app.add_option("--test-crash-at", crash_at,
+    app.add_option("--test-crash-at", args.crash_at,
                    "TEST ONLY: abort() at the N-th durable-write boundary (fail-point)");
-    try {
-        app.parse(argc, argv);
-        if (!show_version && config_file.empty()) throw CLI::RequiredError("--config");
-    } catch (const CLI::ParseError& e) {
-        return app.exit(e);
-    }
+}
 
-    if (show_version) {
-        std::cout << "tobd " << tob::daemon::version() << "\n";
-        return 0;
-    }
+int print_errors(const tob::daemon::Errors& errors) {
+    for (const auto& error : errors) std::cerr << error << "\n";
+    return 1;
+}
 
-    // --dump-sign-log runs beside a stopped node only; it never binds the node's ports.
-    // A twin binds other ports than the cluster file's (the original holds those).
-    auto loaded = tob::daemon::load_and_check(
-        config_file,
-        tob::daemon::CheckOptions{.ports = !dump_sign_log && !dump_log_flag && twin_offset == 0});
-
-    if (check_only) {
+// --check-config, --dump-log and --dump-sign-log: they run beside a stopped node
+// (or none) and exit. nullopt: none of them was asked for.
+std::optional<int> run_offline_command(
+    const Args& args, const tob::daemon::Outcome<tob::daemon::LoadedNode>& loaded) {
+    if (args.check_only) {
         if (!loaded.ok()) {
-            for (const auto& error : loaded.errors) std::cerr << error << "\n";
+            print_errors(loaded.errors);
             std::cerr << "config has " << loaded.errors.size() << " problem"
                       << (loaded.errors.size() == 1 ? "" : "s") << "\n";
             return 1;
@@ -173,22 +176,186 @@ int main(int argc, char** argv) {
         std::cout << "config ok\n";
         return 0;
     }
-
-    if (dump_log_flag) {
-        if (!loaded.ok()) {
-            for (const auto& error : loaded.errors) std::cerr << error << "\n";
-            return 1;
-        }
+    if (!args.dump_log && !args.dump_sign_log) return std::nullopt;
+    if (!loaded.ok()) return print_errors(loaded.errors);
+    if (args.dump_log) {
         return tob::daemon::dump_log(loaded.value->node, loaded.value->cluster, std::cout,
                                      std::cerr);
     }
-    if (dump_sign_log) {
-        if (!loaded.ok()) {
-            for (const auto& error : loaded.errors) std::cerr << error << "\n";
-            return 1;
-        }
-        return dump_sign_log_of(loaded.value->node, loaded.value->cluster);
+    return dump_sign_log_of(loaded.value->node, loaded.value->cluster);
+}
+
+void warn_about_unsafe_settings(const tob::daemon::NodeConfig& node,
+                                const tob::daemon::ClusterConfig& cluster) {
+    if (node.testing)
+        spdlog::warn("testing = true in {}: test-only hooks are enabled", node.path.string());
+    if (cluster.allow_unsafe) {
+        spdlog::warn(
+            "cluster file {} sets allow_unsafe: n={} t={} is not a fault-tolerant configuration",
+            cluster.path.string(), cluster.n, cluster.t);
     }
+}
+
+// The node's options from the command line; nullopt (logged) when a test-only
+// option is given without testing = true or names no known behaviour.
+std::optional<tob::daemon::NodeOptions> node_options(const Args& args,
+                                                     const tob::daemon::NodeConfig& node) {
+    tob::daemon::NodeOptions options;
+    options.verify_threads = args.verify_threads;
+    options.twin_port_offset = args.twin_offset;
+    options.crash_at = args.crash_at;
+    if (args.test_options() && !node.testing) {
+        spdlog::error(
+            "tobd: --test-* options need testing = true in {} (they exist only for the "
+            "fault-injection suite)",
+            node.path.string());
+        return std::nullopt;
+    }
+    if (!args.byzantine_name.empty()) {
+        auto b = tob::daemon::parse_byzantine(args.byzantine_name);
+        if (!b) {
+            spdlog::error("tobd: unknown --test-byzantine behaviour '{}'", args.byzantine_name);
+            return std::nullopt;
+        }
+        options.byzantine = *b;
+        spdlog::warn("TEST MODE: this node behaves Byzantine ({})", args.byzantine_name);
+    }
+    options.faults = args.faults;
+    if (args.faults.enabled()) {
+        spdlog::warn("TEST MODE: fault layer drop={} duplicate={} delay={} up to {} ms",
+                     args.faults.drop, args.faults.duplicate, args.faults.delay,
+                     args.faults.delay_ms_max);
+    }
+    return options;
+}
+
+// The metrics and health endpoint, when metrics_address is set. false (logged):
+// it could not listen.
+bool start_http(const tob::daemon::NodeConfig& node, tob::daemon::Node& the_node,
+                std::unique_ptr<tob::daemon::HttpServer>& http) {
+    if (node.metrics_address.empty()) return true;
+    tob::daemon::HttpHandlers handlers;
+    handlers.metrics = [&the_node] { return the_node.metrics().render(); };
+    handlers.ready = [&the_node](std::string& why) { return the_node.ready(why); };
+    auto started = tob::daemon::HttpServer::start(node.metrics_address, handlers);
+    if (auto* err = std::get_if<std::string>(&started)) {
+        spdlog::error("tobd: not starting: metrics_address {}: {}", node.metrics_address, *err);
+        return false;
+    }
+    http = std::move(std::get<std::unique_ptr<tob::daemon::HttpServer>>(started));
+    spdlog::info("metrics and health on http://{}/metrics, /healthz, /readyz",
+                 node.metrics_address);
+    return true;
+}
+
+// What the node loop calls back into: sd_notify (ready, status, watchdog pings at
+// half the watchdog interval) and the SIGHUP reload of log_level.
+class ServiceHooks {
+  public:
+    explicit ServiceHooks(std::filesystem::path config_path)
+        : config_path_(std::move(config_path)),
+          watchdog_(notifier_.watchdog_interval()),
+          next_ping_(std::chrono::steady_clock::now()) {}
+
+    tob::daemon::NodeHooks hooks() {
+        tob::daemon::NodeHooks hooks;
+        hooks.ready = [this] { notifier_.ready(); };
+        hooks.status = [this](const std::string& line) { notifier_.status(line); };
+        hooks.alive = [this] { alive(); };
+        return hooks;
+    }
+    void stopping() { notifier_.stopping(); }
+
+  private:
+    void alive() {
+        const auto now = std::chrono::steady_clock::now();
+        if (watchdog_ && now >= next_ping_) {
+            notifier_.watchdog();
+            next_ping_ = now + *watchdog_ / 2;
+        }
+        if (g_reload.exchange(false)) reload_log_level();
+    }
+
+    void reload_log_level() {
+        notifier_.reloading();
+        auto reread = tob::daemon::load_node_config(config_path_);
+        if (reread.ok()) {
+            spdlog::set_level(spdlog_level(reread.value->log_level));
+            spdlog::info("SIGHUP: log level is now {}",
+                         tob::daemon::to_string(reread.value->log_level));
+        } else {
+            for (const auto& e : reread.errors) spdlog::error("SIGHUP: {} (kept the old level)", e);
+        }
+        notifier_.ready_again();
+    }
+
+    std::filesystem::path config_path_;
+    tob::daemon::Notifier notifier_;
+    std::optional<std::chrono::microseconds> watchdog_;
+    std::chrono::steady_clock::time_point next_ping_;
+};
+
+// Runs the node of a loaded, checked config until SIGTERM/SIGINT or a fatal error.
+int run_node(const Args& args, const tob::daemon::NodeConfig& node,
+             const tob::daemon::ClusterConfig& cluster) {
+    spdlog::set_level(spdlog_level(node.log_level));
+    warn_about_unsafe_settings(node, cluster);
+    auto options = node_options(args, node);
+    if (!options) return 1;
+    auto keys = tob::daemon::load_node_keys(node, cluster);
+    if (!keys.ok()) {
+        for (const auto& error : keys.errors) spdlog::error("{}", error);
+        return 1;
+    }
+    auto opened = tob::daemon::Node::open(node, cluster, std::move(*keys.value), *options);
+    if (auto* err = std::get_if<std::string>(&opened)) {
+        spdlog::error("tobd: not starting: {}", *err);
+        return 1;
+    }
+    auto& the_node = *std::get<std::unique_ptr<tob::daemon::Node>>(opened);
+    install_signal_handlers();
+
+    ServiceHooks service(node.path);
+    std::unique_ptr<tob::daemon::HttpServer> http;
+    if (!start_http(node, the_node, http)) return 1;
+    spdlog::info("tobd {} node {} of n={} (t={}, q={}) chain {}", tob::daemon::version(),
+                 node.node_id, cluster.n, cluster.t, cluster.quorum(),
+                 tob::crypto::to_hex(cluster.chain_id));
+    const int code = the_node.run(g_stop, service.hooks());
+    service.stopping();
+    if (http) http->stop();
+    spdlog::info("tobd stopped (exit {})", code);
+    return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    tob::crypto::init();
+
+    CLI::App app{"tobd: one node of a tobd cluster (asynchronous BFT total-order broadcast)"};
+    Args args;
+    add_options(app, args);
+    add_test_options(app, args);
+    try {
+        app.parse(argc, argv);
+        if (!args.show_version && args.config_file.empty()) throw CLI::RequiredError("--config");
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+    if (args.show_version) {
+        std::cout << "tobd " << tob::daemon::version() << "\n";
+        return 0;
+    }
+
+    // --dump-sign-log and --dump-log run beside a stopped node only; they never bind
+    // the node's ports. A twin binds other ports than the cluster file's (the
+    // original holds those).
+    auto loaded = tob::daemon::load_and_check(
+        args.config_file,
+        tob::daemon::CheckOptions{.ports = !args.dump_sign_log && !args.dump_log &&
+                                           args.twin_offset == 0});
+    if (auto code = run_offline_command(args, loaded)) return *code;
 
     // Logs go to stderr (the journal under systemd); stdout stays free.
     auto logger = spdlog::stderr_color_mt("tobd");
@@ -197,109 +364,8 @@ int main(int argc, char** argv) {
         for (const auto& error : loaded.errors) spdlog::error("{}", error);
         spdlog::error(
             "tobd: not starting: {} config problem{} (tobd --config {} --check-config lists them)",
-            loaded.errors.size(), loaded.errors.size() == 1 ? "" : "s", config_file);
+            loaded.errors.size(), loaded.errors.size() == 1 ? "" : "s", args.config_file);
         return 1;
     }
-    const auto& node = loaded.value->node;
-    const auto& cluster = loaded.value->cluster;
-    spdlog::set_level(spdlog_level(node.log_level));
-    if (node.testing)
-        spdlog::warn("testing = true in {}: test-only hooks are enabled", node.path.string());
-    if (cluster.allow_unsafe) {
-        spdlog::warn(
-            "cluster file {} sets allow_unsafe: n={} t={} is not a fault-tolerant configuration",
-            cluster.path.string(), cluster.n, cluster.t);
-    }
-    tob::daemon::NodeOptions options;
-    options.verify_threads = verify_threads;
-    const bool test_options =
-        faults.enabled() || !byzantine_name.empty() || twin_offset != 0 || crash_at != 0;
-    options.twin_port_offset = twin_offset;
-    options.crash_at = crash_at;
-    if (test_options && !node.testing) {
-        spdlog::error(
-            "tobd: --test-* options need testing = true in {} (they exist only for the "
-            "fault-injection suite)",
-            node.path.string());
-        return 1;
-    }
-    if (!byzantine_name.empty()) {
-        auto b = tob::daemon::parse_byzantine(byzantine_name);
-        if (!b) {
-            spdlog::error("tobd: unknown --test-byzantine behaviour '{}'", byzantine_name);
-            return 1;
-        }
-        options.byzantine = *b;
-        spdlog::warn("TEST MODE: this node behaves Byzantine ({})", byzantine_name);
-    }
-    options.faults = faults;
-    if (faults.enabled()) {
-        spdlog::warn("TEST MODE: fault layer drop={} duplicate={} delay={} up to {} ms",
-                     faults.drop, faults.duplicate, faults.delay, faults.delay_ms_max);
-    }
-
-    auto keys = tob::daemon::load_node_keys(node, cluster);
-    if (!keys.ok()) {
-        for (const auto& error : keys.errors) spdlog::error("{}", error);
-        return 1;
-    }
-    auto opened = tob::daemon::Node::open(node, cluster, std::move(*keys.value), options);
-    if (auto* err = std::get_if<std::string>(&opened)) {
-        spdlog::error("tobd: not starting: {}", *err);
-        return 1;
-    }
-    auto& the_node = *std::get<std::unique_ptr<tob::daemon::Node>>(opened);
-    install_signal_handlers();
-
-    tob::daemon::Notifier notifier;
-    std::unique_ptr<tob::daemon::HttpServer> http;
-    if (!node.metrics_address.empty()) {
-        tob::daemon::HttpHandlers handlers;
-        handlers.metrics = [&the_node] { return the_node.metrics().render(); };
-        handlers.ready = [&the_node](std::string& why) { return the_node.ready(why); };
-        auto started = tob::daemon::HttpServer::start(node.metrics_address, handlers);
-        if (auto* err = std::get_if<std::string>(&started)) {
-            spdlog::error("tobd: not starting: metrics_address {}: {}", node.metrics_address, *err);
-            return 1;
-        }
-        http = std::move(std::get<std::unique_ptr<tob::daemon::HttpServer>>(started));
-        spdlog::info("metrics and health on http://{}/metrics, /healthz, /readyz",
-                     node.metrics_address);
-    }
-
-    spdlog::info("tobd {} node {} of n={} (t={}, q={}) chain {}", tob::daemon::version(),
-                 node.node_id, cluster.n, cluster.t, cluster.quorum(),
-                 tob::crypto::to_hex(cluster.chain_id));
-
-    tob::daemon::NodeHooks hooks;
-    const auto watchdog = notifier.watchdog_interval();
-    auto next_ping = std::chrono::steady_clock::now();
-    const std::filesystem::path config_path = node.path;
-    hooks.ready = [&notifier] { notifier.ready(); };
-    hooks.status = [&notifier](const std::string& line) { notifier.status(line); };
-    hooks.alive = [&] {
-        const auto now = std::chrono::steady_clock::now();
-        if (watchdog && now >= next_ping) {
-            notifier.watchdog();
-            next_ping = now + *watchdog / 2;
-        }
-        if (g_reload.exchange(false)) {
-            notifier.reloading();
-            auto reread = tob::daemon::load_node_config(config_path);
-            if (reread.ok()) {
-                spdlog::set_level(spdlog_level(reread.value->log_level));
-                spdlog::info("SIGHUP: log level is now {}",
-                             tob::daemon::to_string(reread.value->log_level));
-            } else {
-                for (const auto& e : reread.errors)
-                    spdlog::error("SIGHUP: {} (kept the old level)", e);
-            }
-            notifier.ready_again();
-        }
-    };
-    const int code = the_node.run(g_stop, hooks);
-    notifier.stopping();
-    if (http) http->stop();
-    spdlog::info("tobd stopped (exit {})", code);
-    return code;
+    return run_node(args, loaded.value->node, loaded.value->cluster);
 }

@@ -9,6 +9,7 @@ it and print its path).
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,6 +17,31 @@ import subprocess
 import sys
 import tempfile
 import time
+
+
+# The first line of a report by AddressSanitizer, LeakSanitizer, UBSan
+# ("runtime error:") or ThreadSanitizer ("WARNING: ThreadSanitizer: data race").
+SANITIZER_REPORT = re.compile(r"(?:ERROR|WARNING): \w*Sanitizer|runtime error:|SUMMARY: \w*Sanitizer")
+
+
+def sanitizer_report(text):
+    """The line of `text` where a sanitizer report starts, or None."""
+    m = SANITIZER_REPORT.search(text or "")
+    if not m:
+        return None
+    start = text.rfind("\n", 0, m.start()) + 1
+    end = text.find("\n", m.end())
+    return text[start:end if end >= 0 else len(text)]
+
+
+def port_range(start, stop):
+    """TOB_TEST_PORTS=LO-HI narrows the ports test clusters use (e.g. to give runs
+    that share a machine disjoint ranges); else [start, stop)."""
+    spec = os.environ.get("TOB_TEST_PORTS", "")
+    if spec:
+        lo, hi = (int(x) for x in spec.split("-", 1))
+        return lo, hi + 1
+    return start, stop
 
 
 def free_port_block(count, start=21000, stop=31000):
@@ -26,6 +52,7 @@ def free_port_block(count, start=21000, stop=31000):
     some client's outgoing connection (seen once in cluster_late_start)."""
     import random
 
+    start, stop = port_range(start, stop)
     rnd = random.Random(os.getpid() ^ int(time.time() * 1000))
     for _ in range(200):
         base = rnd.randrange(start, stop - count)
@@ -158,6 +185,9 @@ class Cluster:
     def tobctl_raw(self, *args, check=False, timeout=120):
         argv = [os.path.join(self.bin_dir, "tobctl")] + [str(a) for a in args]
         r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        report = sanitizer_report(r.stderr)
+        if report:  # a sanitizer build: a report in tobctl fails the test whatever it returned
+            raise RuntimeError(f"{' '.join(argv)}: sanitizer report: {report}\n{r.stderr[-3000:]}")
         if check and r.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} failed ({r.returncode}):\n{r.stdout}{r.stderr}")
         return r
@@ -232,6 +262,15 @@ class Cluster:
             return None
 
         return self.wait_until(f"nodes {nodes} converging", ok, timeout)
+
+    def sanitizer_reports(self):
+        """(node, first line) of every node log that holds a sanitizer report."""
+        found = []
+        for i in range(self.n):
+            report = sanitizer_report(self.log_text(i))
+            if report:
+                found.append((i, report))
+        return found
 
     def log_text(self, i):
         try:

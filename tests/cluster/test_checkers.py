@@ -817,5 +817,36 @@ class LogcheckTest(unittest.TestCase):
             self.assertEqual(r.returncode, 2)
 
 
+class SanitizerReportTest(unittest.TestCase):
+    """cluster.sanitizer_report: the sanitizer builds (make sanitize, make tsan) fail a
+    cluster test when a node log holds a report; a clean log passes."""
+
+    CLEAN = ("[2024-05-01 10:00:00.000] [tobd] [info] tobd 0.1.0 node 0 of n=4\n"
+             "[2024-05-01 10:00:01.000] [tobd] [warn] fault by node 3: bad envelope signature\n")
+
+    def test_each_sanitizers_report_is_found(self):
+        from cluster import sanitizer_report
+        reports = {
+            "==1234==WARNING: ThreadSanitizer: data race (pid=1234)": "ThreadSanitizer",
+            "==1234==ERROR: AddressSanitizer: heap-use-after-free on address 0x6": "AddressSanitizer",
+            "==1234==ERROR: LeakSanitizer: detected memory leaks": "LeakSanitizer",
+            "daemon/node.cpp:88:5: runtime error: signed integer overflow": "runtime error",
+            "SUMMARY: ThreadSanitizer: data race daemon/metrics.cpp:40 in inc": "ThreadSanitizer",
+        }
+        for line, word in reports.items():
+            text = self.CLEAN + line + "\n    #0 tob::daemon::f() daemon/x.cpp:1\n" + self.CLEAN
+            found = sanitizer_report(text)
+            self.assertIsNotNone(found, line)
+            self.assertIn(word, found)
+            self.assertEqual(found, line)  # the whole first line of the report
+
+    def test_a_clean_log_has_no_report(self):
+        from cluster import sanitizer_report
+        self.assertIsNone(sanitizer_report(self.CLEAN))
+        self.assertIsNone(sanitizer_report(""))
+        # The word alone (e.g. in a path or a help text) is not a report.
+        self.assertIsNone(sanitizer_report("built with -fsanitize=thread (ThreadSanitizer)\n"))
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -262,9 +262,10 @@ def main():
         try:
             TESTS[name](c)
             c.stop_all()
-            for i in range(c.n):
-                if "Sanitizer" in c.log_text(i) or "runtime error:" in c.log_text(i):
-                    raise Failure(f"node {i} log has a sanitizer report")
+            reports = c.sanitizer_reports()
+            if reports:
+                raise Failure("sanitizer report in " + "; ".join(
+                    f"node {i} log: {line}" for i, line in reports))
             ok = True
             print(f"test={name} ok seconds={time.time() - t0:.1f}", flush=True)
         except Exception as e:  # noqa: BLE001 - report any failure with the logs kept
@@ -275,6 +276,8 @@ def main():
             if not ok:
                 for i in range(c.n):
                     print(f"--- node{i} log tail ---\n{c.log_text(i)[-3000:]}")
+                for i, line in c.sanitizer_reports():
+                    print(f"--- node{i} log has a sanitizer report: {line}")
     if failed:
         print(f"FAILED: {' '.join(failed)}")
         return 1

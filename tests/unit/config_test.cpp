@@ -10,8 +10,6 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <variant>
 
@@ -19,41 +17,16 @@
 #include "crypto/hash.h"
 #include "crypto/keyfile.h"
 #include "daemon/testnet.h"
+#include "tests/unit/test_util.h"
 
 namespace tob::daemon {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
-  public:
-    TempDir() {
-        std::string pattern = (fs::temp_directory_path() / "tobd-config-test-XXXXXX").string();
-        const char* made = ::mkdtemp(pattern.data());
-        if (made == nullptr) std::abort();
-        path_ = made;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    const fs::path& path() const { return path_; }
-
-  private:
-    fs::path path_;
-};
-
-std::string read_all(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
-    return buffer.str();
-}
-
-void write_all(const fs::path& path, const std::string& text) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << text;
-}
+using test_util::read_all;
+using test_util::TempDir;
+using test_util::write_all;
 
 // Replaces the first occurrence of `from` (which must exist) with `to`.
 void edit(const fs::path& path, const std::string& from, const std::string& to) {
@@ -188,10 +161,10 @@ TEST_F(ConfigTest, testnet_loads_back_with_matching_keys_and_private_modes) {
     EXPECT_EQ(c.quorum(), 3u);
     EXPECT_EQ(c.members.size(), 4u);
     EXPECT_EQ(c.limits.block_bytes_max, consensus::Limits{}.block_bytes_max);
-    EXPECT_EQ(c.protocol.window, 4u);
-    EXPECT_EQ(c.protocol.block_timer_ms, 20u);
+    EXPECT_EQ(c.protocol.window, consensus::ReplicaConfig{}.window);
+    EXPECT_EQ(c.protocol.block_timer_ms, consensus::ReplicaConfig{}.block_timer_ms);
     EXPECT_EQ(c.protocol.checkpoint_interval, 64u);
-    EXPECT_EQ(c.protocol.aged_epochs, 8u);
+    EXPECT_EQ(c.protocol.aged_epochs, consensus::ReplicaConfig{}.aged_epochs);
 
     for (int i = 0; i < 4; ++i) {
         const fs::path dir = net.dir / ("node" + std::to_string(i));
@@ -212,7 +185,7 @@ TEST_F(ConfigTest, testnet_loads_back_with_matching_keys_and_private_modes) {
         EXPECT_EQ(node.log_level, LogLevel::Info);
         EXPECT_FALSE(node.testing);
         EXPECT_EQ(node.metrics_address, "");
-        EXPECT_EQ(node.limits.pool_requests_max, 100000u);
+        EXPECT_EQ(node.limits.pool_requests_max, consensus::ReplicaConfig{}.pool_requests_max);
         EXPECT_EQ(node.limits.future_epoch_buffer_max, 10000u);
         EXPECT_EQ(node.message_bytes_max(c), c.limits.message_bytes_max);
         EXPECT_EQ(loaded.value->cluster.chain_id, c.chain_id);
@@ -561,7 +534,10 @@ TEST_F(ConfigTest, limits_and_protocol_parameters_override_defaults) {
     auto minimal = parse_cluster_config(text, net.cluster_file);
     ASSERT_TRUE(minimal.ok()) << joined(minimal.errors);
     EXPECT_EQ(minimal.value->limits.message_bytes_max, consensus::Limits{}.message_bytes_max);
-    EXPECT_EQ(minimal.value->protocol.aged_epochs, 8u);
+    // The protocol defaults are the core's (the simulator runs with them too).
+    EXPECT_EQ(minimal.value->protocol.aged_epochs, consensus::ReplicaConfig{}.aged_epochs);
+    EXPECT_EQ(minimal.value->protocol.window, consensus::ReplicaConfig{}.window);
+    EXPECT_EQ(minimal.value->protocol.block_timer_ms, consensus::ReplicaConfig{}.block_timer_ms);
 
     // Limits that contradict each other.
     edit(net.cluster_file, "request_bytes_max = 65536", "request_bytes_max = 2097152");

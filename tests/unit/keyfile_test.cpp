@@ -10,9 +10,9 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
+
+#include "tests/unit/test_util.h"
 
 namespace tob::crypto {
 namespace {
@@ -21,33 +21,17 @@ namespace fs = std::filesystem;
 
 class KeyFileTest : public ::testing::Test {
   protected:
-    void SetUp() override {
-        init();
-        std::string pattern = (fs::temp_directory_path() / "tobd-keyfile-test-XXXXXX").string();
-        ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-        dir_ = pattern;
-    }
-    void TearDown() override {
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
+    void SetUp() override { init(); }
 
-    fs::path dir_;
+    test_util::TempDir tmp_{"tobd-keyfile-test"};
+    const fs::path dir_ = tmp_.path();
 };
 
-std::string read_text(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+using test_util::read_all;
 
 // Replaces the file's contents, keeping mode 0600.
 void write_text(const fs::path& path, const std::string& text) {
-    {
-        std::ofstream out(path, std::ios::binary | std::ios::trunc);
-        out << text;
-    }
+    test_util::write_all(path, text);
     fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
 }
 
@@ -86,7 +70,7 @@ TEST_F(KeyFileTest, signing_key_round_trip) {
     EXPECT_EQ(std::get<SigningKey>(loaded).seed(), key.seed());
 
     // The format is the documented one.
-    const std::string text = read_text(path);
+    const std::string text = read_all(path);
     EXPECT_EQ(text.rfind("tobd-key-v1\ntype ed25519\nseed " + to_hex(key.seed()) + "\npublic " +
                              to_hex(key.public_key()) + "\ncheck ",
                          0),
@@ -105,7 +89,7 @@ TEST_F(KeyFileTest, coin_share_round_trip) {
     EXPECT_EQ(std::get<CoinSecretShare>(loaded).x, dealt.shares[3].x);
     EXPECT_EQ(coin_verification_key(std::get<CoinSecretShare>(loaded)),
               dealt.public_key.verification_keys[3]);
-    EXPECT_NE(read_text(path).find("\nindex 00000003\n"), std::string::npos);
+    EXPECT_NE(read_all(path).find("\nindex 00000003\n"), std::string::npos);
 }
 
 TEST_F(KeyFileTest, written_file_has_mode_0600) {
@@ -149,7 +133,7 @@ TEST_F(KeyFileTest, missing_file_is_refused) {
 TEST_F(KeyFileTest, truncated_file_is_refused) {
     const fs::path path = dir_ / "node.key";
     ASSERT_FALSE(write_signing_key(path, SigningKey::generate()).has_value());
-    const std::string full = read_text(path);
+    const std::string full = read_all(path);
     // Every proper prefix is refused, and (past the empty file) as corrupt or truncated.
     for (std::size_t length = 0; length < full.size(); ++length) {
         write_text(path, full.substr(0, length));
@@ -164,7 +148,7 @@ TEST_F(KeyFileTest, truncated_file_is_refused) {
 TEST_F(KeyFileTest, flipped_hex_digit_is_refused_by_the_checksum) {
     const fs::path path = dir_ / "coin.key";
     ASSERT_FALSE(write_coin_share(path, deal_coin(4, 1).shares[1]).has_value());
-    const std::string good = read_text(path);
+    const std::string good = read_all(path);
     const std::size_t x_at = good.find("\nx ") + 3;
     for (std::size_t at : {x_at, x_at + 17, x_at + 63, good.find("index ") + 13}) {
         std::string bad = good;
@@ -220,16 +204,16 @@ TEST_F(KeyFileTest, existing_file_is_not_overwritten_unless_asked) {
     const SigningKey first = SigningKey::generate();
     const SigningKey second = SigningKey::generate();
     ASSERT_FALSE(write_signing_key(path, first).has_value());
-    const std::string before = read_text(path);
+    const std::string before = read_all(path);
 
     const std::optional<KeyFileError> refused = write_signing_key(path, second);
     ASSERT_TRUE(refused.has_value());
     EXPECT_TRUE(mentions(refused->message, path.string()));
     EXPECT_TRUE(mentions(refused->message, "already exists"));
-    EXPECT_EQ(read_text(path), before);
+    EXPECT_EQ(read_all(path), before);
     const auto coin_refused = write_coin_share(path, deal_coin(4, 1).shares[0]);
     ASSERT_TRUE(coin_refused.has_value());
-    EXPECT_EQ(read_text(path), before);
+    EXPECT_EQ(read_all(path), before);
 
     ASSERT_FALSE(write_signing_key(path, second, /*overwrite=*/true).has_value());
     const KeyResult<SigningKey> loaded = load_signing_key(path);

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/test_util.h"
+
 namespace tob::daemon {
 namespace {
 
@@ -28,9 +30,6 @@ class NotifyTest : public ::testing::Test {
             saved_.push_back({name, value != nullptr, value != nullptr ? value : ""});
             ::unsetenv(name);
         }
-        std::string pattern = (fs::temp_directory_path() / "tobd-notify-test-XXXXXX").string();
-        ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-        dir_ = pattern;
     }
     void TearDown() override {
         if (fd_ >= 0) ::close(fd_);
@@ -41,8 +40,6 @@ class NotifyTest : public ::testing::Test {
                 ::unsetenv(var.name.c_str());
             }
         }
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
     }
 
     // Binds the "service manager" socket and points NOTIFY_SOCKET at it.
@@ -79,7 +76,8 @@ class NotifyTest : public ::testing::Test {
         std::string value;
     };
     std::vector<Saved> saved_;
-    fs::path dir_;
+    test_util::TempDir tmp_{"tobd-notify-test"};
+    const fs::path dir_ = tmp_.path();
     int fd_ = -1;
 };
 

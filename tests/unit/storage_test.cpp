@@ -15,16 +15,15 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "consensus/kv/kv_machine.h"
 #include "daemon/high_water.h"
 #include "daemon/testnet.h"
+#include "tests/unit/test_util.h"
 
 namespace tob::daemon {
 namespace {
@@ -34,35 +33,9 @@ using consensus::Bytes;
 using consensus::DurableRecord;
 using Type = DurableRecord::Type;
 
-class TempDir {
-  public:
-    TempDir() {
-        std::string pattern = (fs::temp_directory_path() / "tobd-storage-test-XXXXXX").string();
-        const char* made = ::mkdtemp(pattern.data());
-        if (made == nullptr) std::abort();
-        path_ = made;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    const fs::path& path() const { return path_; }
-
-  private:
-    fs::path path_;
-};
-
-std::string read_all(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
-    return buffer.str();
-}
-
-void write_all(const fs::path& path, const std::string& text) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << text;
-}
+using test_util::read_all;
+using test_util::TempDir;
+using test_util::write_all;
 
 Bytes b(const std::string& s) { return Bytes(s.begin(), s.end()); }
 
