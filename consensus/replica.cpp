@@ -51,35 +51,14 @@
 #include "consensus/replica.h"
 
 #include <algorithm>
-#include <cassert>
 #include <deque>
 #include <tuple>
 
 #include "consensus/binary_agreement.h"
+#include "consensus/check.h"
 #include "consensus/codec.h"
 
 namespace tob::consensus {
-
-void Step::append(Step&& other) {
-    for (auto& r : other.persist) persist.push_back(std::move(r));
-    for (auto& m : other.messages) messages.push_back(std::move(m));
-    for (auto& c : other.committed) committed.push_back(std::move(c));
-    for (auto& f : other.faults) faults.push_back(std::move(f));
-    for (auto& a : other.alarms) alarms.push_back(std::move(a));
-}
-
-Bytes seal_envelope(const CryptoSuite& crypto, const Digest& chain_id, NodeId sender, Epoch epoch,
-                    Kind kind, Bytes body) {
-    Envelope env;
-    env.chain_id = chain_id;
-    env.sender = sender;
-    env.epoch = epoch;
-    env.kind = kind;
-    env.body = std::move(body);
-    env.sig =
-        crypto.sign(kEnvelopeTag, envelope_sign_payload(chain_id, sender, epoch, kind, env.body));
-    return encode(env);
-}
 
 Decoded<Envelope> open_envelope(ByteView bytes, const CryptoSuite& crypto,
                                 const ReplicaConfig& config) {
@@ -148,7 +127,8 @@ struct Replica::Impl {
         std::map<NodeId, bool> decided;
         bool zeros_input = false;
         // Repair.
-        std::vector<Bytes> republish;  // what this node signed (and certs it holds)
+        std::vector<std::pair<Kind, Bytes>>
+            republish;  // what this node signed (and certs it holds)
         std::uint64_t next_republish_ms = 0;
         std::uint64_t backoff_ms = 0;
         std::map<Digest, std::uint64_t> block_fetch_next_ms;
@@ -255,9 +235,9 @@ struct Replica::Impl {
         return env;
     }
 
-    void broadcast(Step& step, const Bytes& env) { step.messages.push_back({std::nullopt, env}); }
-    void unicast(Step& step, NodeId to, const Bytes& env) {
-        if (to != cfg.self) step.messages.push_back({to, env});
+    void broadcast(Step& step, Kind kind, const Bytes& env) { step.broadcast(kind, env); }
+    void unicast(Step& step, NodeId to, Kind kind, const Bytes& env) {
+        if (to != cfg.self) step.send(to, kind, env);
     }
 
     EpochState& state(Epoch e) {
@@ -269,9 +249,9 @@ struct Replica::Impl {
         return it->second;
     }
 
-    void remember(Epoch e, const Bytes& env) {
+    void remember(Epoch e, Kind kind, const Bytes& env) {
         auto& st = state(e);
-        st.republish.push_back(env);
+        st.republish.push_back({kind, env});
     }
 
     // ---- requests and pool ------------------------------------------------------
@@ -421,11 +401,11 @@ struct Replica::Impl {
         local_since_cut = 0;
         work_since_ms.reset();
         if (has_work()) work_since_ms = now;
-        remember(e, *env);
-        broadcast(step, *env);
+        remember(e, Kind::Block, *env);
+        broadcast(step, Kind::Block, *env);
         ensure_abas(e);
         auto opened = decode_envelope(*env, cfg.limits);
-        assert(opened);
+        TOB_CHECK(opened, "this node's own block envelope decodes");
         on_block(step, opened.value(), *env, /*from_fetch=*/false);
     }
 
@@ -500,7 +480,8 @@ struct Replica::Impl {
         store_block(step, d, raw, std::move(b), e);
         if (first && in_window(e)) {
             st.accepted[j] = d;
-            if (j != cfg.self) broadcast(step, raw);  // relay the original envelope once
+            if (j != cfg.self)
+                broadcast(step, Kind::Block, raw);  // relay the original envelope once
             join_upto(step, e);
             send_seen(step, e, j, d);
         }
@@ -511,8 +492,8 @@ struct Replica::Impl {
         SeenBody sb{j, d};
         auto env = sign(step, e, Kind::Seen, encode(sb), {SlotKey{2, e, j, 0, 0}});
         if (!env) return;
-        remember(e, *env);
-        broadcast(step, *env);
+        remember(e, Kind::Seen, *env);
+        broadcast(step, Kind::Seen, *env);
         auto opened = decode_envelope(*env, cfg.limits);
         on_seen(step, opened.value(), *env);
     }
@@ -597,8 +578,8 @@ struct Replica::Impl {
         step.persist.push_back(DurableRecord{DurableRecord::Type::Cert, c.epoch, cb});
         Bytes env =
             relay ? *relay : seal_envelope(crypto, cfg.chain_id, cfg.self, c.epoch, Kind::Cert, cb);
-        remember(c.epoch, env);
-        broadcast(step, env);
+        remember(c.epoch, Kind::Cert, env);
+        broadcast(step, Kind::Cert, env);
         ensure_abas(c.epoch);
         auto it = st.aba.find(c.proposer);
         if (it != st.aba.end() && !it->second->has_input() && !it->second->terminated()) {
@@ -647,7 +628,7 @@ struct Replica::Impl {
         // Ask the signers in turn (at least one honest signer holds it); rotate by time.
         std::size_t k = (now / std::max<std::uint64_t>(1, cfg.repair_initial_ms)) % c.sigs.size();
         for (std::size_t i = 0; i < std::min<std::size_t>(cfg.t + 1, c.sigs.size()); ++i) {
-            unicast(step, c.sigs[(k + i) % c.sigs.size()].signer, env);
+            unicast(step, c.sigs[(k + i) % c.sigs.size()].signer, Kind::FetchRequest, env);
         }
     }
 
@@ -705,8 +686,8 @@ struct Replica::Impl {
                 // Slots are keyed per message; the log maps each to the bundle digest.
                 auto env = sign(step, e, Kind::Aba, encode(bundle), slots);
                 if (env) {
-                    remember(e, *env);
-                    broadcast(step, *env);
+                    remember(e, Kind::Aba, *env);
+                    broadcast(step, Kind::Aba, *env);
                 }
             }
         }
@@ -774,7 +755,7 @@ struct Replica::Impl {
         FetchRequest fr{FetchType::Cert, j, Digest{}};
         Bytes env =
             seal_envelope(crypto, cfg.chain_id, cfg.self, e, Kind::FetchRequest, encode(fr));
-        broadcast(step, env);
+        broadcast(step, Kind::FetchRequest, env);
     }
 
     void deliver(Step& step, Epoch e, const std::vector<std::pair<NodeId, Digest>>& list) {
@@ -820,8 +801,8 @@ struct Replica::Impl {
         check_commit_conflicts(step, e);
         auto env = sign(step, e, Kind::Commit, encode(cb), {SlotKey{7, e, 0, 0, 0}});
         if (env) {
-            remember(e, *env);
-            broadcast(step, *env);
+            remember(e, Kind::Commit, *env);
+            broadcast(step, Kind::Commit, *env);
             votes.by_body[key][cfg.self] = *env;
             votes.by_sender[cfg.self] = {key, *env};
             check_stable(e);
@@ -895,7 +876,8 @@ struct Replica::Impl {
         if (h.first == e && now < h.second + cfg.repair_max_ms) return;
         h = {e, now};
         auto mine = c->second.by_sender.find(cfg.self);
-        if (mine != c->second.by_sender.end()) unicast(step, peer, mine->second.second);
+        if (mine != c->second.by_sender.end())
+            unicast(step, peer, Kind::Commit, mine->second.second);
     }
 
     void maybe_catch_up(Step& step) {
@@ -928,7 +910,7 @@ struct Replica::Impl {
             if (peer != cfg.self && e >= target) able.push_back(peer);
         }
         NodeId to = able[(now / std::max<std::uint64_t>(1, cfg.repair_initial_ms)) % able.size()];
-        unicast(step, to, env);
+        unicast(step, to, Kind::FetchRequest, env);
     }
 
     void on_fetch_request(Step& step, const Envelope& env) {
@@ -960,7 +942,7 @@ struct Replica::Impl {
             case FetchType::Aba: {
                 auto st = epochs.find(env.epoch);
                 if (st != epochs.end()) {
-                    for (const auto& b : st->second.republish) reply.envelopes.push_back(b);
+                    for (const auto& [k, b] : st->second.republish) reply.envelopes.push_back(b);
                 }
                 break;
             }
@@ -983,7 +965,7 @@ struct Replica::Impl {
         Bytes out = seal_envelope(crypto, cfg.chain_id, cfg.self, env.epoch, Kind::FetchReply,
                                   encode(reply));
         if (out.size() > cfg.limits.message_bytes_max) return;
-        unicast(step, env.sender, out);
+        unicast(step, env.sender, Kind::FetchReply, out);
     }
 
     void on_fetch_reply(Step& step, const Envelope& env) {
@@ -1085,8 +1067,8 @@ struct Replica::Impl {
         pool_remove_committed();
         auto env = sign(step, e, Kind::Commit, encode(*tuple), {SlotKey{7, e, 0, 0, 0}});
         if (env) {
-            remember(e, *env);
-            broadcast(step, *env);
+            remember(e, Kind::Commit, *env);
+            broadcast(step, Kind::Commit, *env);
             v.by_body[*v.mine][cfg.self] = *env;
             v.by_sender[cfg.self] = {*v.mine, *env};
         }
@@ -1150,7 +1132,7 @@ struct Replica::Impl {
         batch.requests = std::move(flood_pending);
         flood_pending.clear();
         Bytes env = seal_envelope(crypto, cfg.chain_id, cfg.self, 0, Kind::Requests, encode(batch));
-        broadcast(step, env);
+        broadcast(step, Kind::Requests, env);
     }
 
     void cut_blocks(Step& step) {
@@ -1180,7 +1162,7 @@ struct Replica::Impl {
             auto c = commits.find(e);
             bool stable = c != commits.end() && c->second.stable;
             if (stable || st.republish.empty() || now < st.next_republish_ms) continue;
-            for (const auto& env : st.republish) broadcast(step, env);
+            for (const auto& [kind, env] : st.republish) broadcast(step, kind, env);
             st.backoff_ms = std::min(cfg.repair_max_ms, st.backoff_ms * 2);
             st.next_republish_ms = now + st.backoff_ms;
         }
@@ -1352,7 +1334,7 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
                         if (e > stats_.delivered) {
                             auto& st = im.state(e);
                             st.accepted[im.cfg.self] = bd;
-                            st.republish.push_back(rec.bytes);
+                            st.republish.push_back({Kind::Block, rec.bytes});
                             auto b = decode_block(env.body, im.cfg.limits);
                             if (b) {
                                 for (const auto& r : b.value().requests) {
@@ -1369,7 +1351,7 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
                         if (e > stats_.delivered) {
                             auto& st = im.state(e);
                             st.accepted[sb.value().proposer] = sb.value().digest;
-                            st.republish.push_back(rec.bytes);
+                            st.republish.push_back({Kind::Seen, rec.bytes});
                             st.seen_from[{sb.value().proposer, im.cfg.self}] = {sb.value().digest,
                                                                                 rec.bytes};
                             st.seen[{sb.value().proposer, sb.value().digest}][im.cfg.self] =
@@ -1385,7 +1367,8 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
                             if (s) im.sign_log[*s] = bd;
                             aba_sent[{e, m.proposer}].push_back(m);
                         }
-                        if (e > stats_.delivered) im.state(e).republish.push_back(rec.bytes);
+                        if (e > stats_.delivered)
+                            im.state(e).republish.push_back({Kind::Aba, rec.bytes});
                         break;
                     }
                     case Kind::Commit: {
@@ -1397,7 +1380,7 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
                         v.by_body[*v.mine][im.cfg.self] = rec.bytes;
                         v.by_sender[im.cfg.self] = {*v.mine, rec.bytes};
                         if (e + im.cfg.window > stats_.delivered) {
-                            im.state(e).republish.push_back(rec.bytes);
+                            im.state(e).republish.push_back({Kind::Commit, rec.bytes});
                         }
                         break;
                     }

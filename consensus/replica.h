@@ -34,7 +34,7 @@ struct ReplicaConfig {
     Digest chain_id{};
     Limits limits;
     std::uint32_t window = 4;           // W: epochs in (delivered, delivered+W] run at once
-    std::uint32_t aged_epochs = 4;      // k: a request older than k delivered epochs is "aged"
+    std::uint32_t aged_epochs = 8;      // k: a request older than k delivered epochs is "aged"
     std::uint64_t block_timer_ms = 20;  // cut a non-full block after this long
     std::uint64_t repair_initial_ms = 200;
     std::uint64_t repair_max_ms = 1000;  // re-publication backoff cap
@@ -43,35 +43,6 @@ struct ReplicaConfig {
     /// Test-only (tobsim --unsafe-quorum): certify with this many SEENs instead of q.
     /// 0 = q. Never set in the daemon.
     std::uint32_t unsafe_cert_quorum = 0;
-};
-
-/// A record the shell makes durable before sending the step's messages.
-struct DurableRecord {
-    enum class Type : std::uint8_t {
-        Signed = 1,     // an envelope this node signed (sign-log); bytes = encoded envelope
-        Block = 2,      // a block envelope accepted or certified; bytes = encoded envelope
-        Cert = 3,       // a verified certificate; bytes = encoded Certificate
-        HighWater = 4,  // the signing high-water mark is raised to `epoch` (synced before signing)
-        Proof = 5,      // a delivered epoch's blocks (encoded FetchReply), to serve catch-up
-        Commit = 6,     // a peer's COMMIT envelope for a tracked epoch, to serve catch-up
-    };
-    Type type = Type::Signed;
-    Epoch epoch = 0;
-    Bytes bytes;
-};
-
-struct Outgoing {
-    std::optional<NodeId> to;  // nullopt: broadcast to every other node
-    Bytes envelope;            // encoded, signed envelope
-};
-
-struct [[nodiscard]] Step {
-    std::vector<DurableRecord> persist;
-    std::vector<Outgoing> messages;
-    std::vector<EpochResult> committed;
-    std::vector<Fault> faults;
-    std::vector<std::string> alarms;  // non-empty: the node must halt (never retry with other data)
-    void append(Step&& other);
 };
 
 /// What a restarted node recovers from its storage.
@@ -100,10 +71,6 @@ struct ReplicaStats {
 /// verified, which it cannot have here).
 Decoded<Envelope> open_envelope(ByteView bytes, const CryptoSuite& crypto,
                                 const ReplicaConfig& config);
-
-/// Encodes and signs an envelope with this node's key.
-Bytes seal_envelope(const CryptoSuite& crypto, const Digest& chain_id, NodeId sender, Epoch epoch,
-                    Kind kind, Bytes body);
 
 class Replica {
   public:

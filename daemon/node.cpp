@@ -673,9 +673,8 @@ struct Node::Impl {
         std::size_t sent = 0;
         for (const auto& m : step.messages) {
             if (durable && ++sent == step.messages.size() / 2 + 1) failpoint("mid-send");
-            if (peek_kind(m.envelope) == static_cast<std::uint8_t>(Kind::Commit) && !m.to)
-                last_own_commit = m.envelope;
-            messages_out[peek_kind(m.envelope)]->inc();
+            if (m.kind == Kind::Commit && !m.to) last_own_commit = m.envelope;
+            messages_out[static_cast<std::uint8_t>(m.kind)]->inc();
             if (m.to) {
                 if (*m.to != node.node_id) transport->send_to(*m.to, m.envelope);
             } else {
