@@ -57,6 +57,7 @@
 #include "consensus/binary_agreement.h"
 #include "consensus/check.h"
 #include "consensus/codec.h"
+#include "consensus/sign_log.h"
 
 namespace tob::consensus {
 
@@ -79,25 +80,6 @@ Decoded<Envelope> open_envelope(ByteView bytes, const CryptoSuite& crypto,
 }
 
 namespace {
-
-// A sign-log slot. kind: 1 block, 2 SEEN, 3 BVAL, 4 AUX, 5 CONF, 6 TERM, 7 COMMIT.
-using SlotKey = std::tuple<std::uint8_t, Epoch, NodeId, Round, std::uint8_t>;
-
-std::optional<SlotKey> aba_slot(Epoch e, const AbaMessage& m) {
-    switch (m.type) {
-        case AbaType::Bval:
-            return SlotKey{3, e, m.proposer, m.round, m.value};
-        case AbaType::Aux:
-            return SlotKey{4, e, m.proposer, m.round, 0};
-        case AbaType::Conf:
-            return SlotKey{5, e, m.proposer, m.round, 0};
-        case AbaType::Term:
-            return SlotKey{6, e, m.proposer, 0, 0};
-        case AbaType::Coin:
-            return std::nullopt;  // deterministic, no slot
-    }
-    return std::nullopt;
-}
 
 Digest commit_key(const CommitBody& body) { return digest_of(encode(body)); }
 
@@ -155,10 +137,7 @@ struct Replica::Impl {
     std::uint32_t q = 0;
 
     // Signing.
-    bool voting = true;
-    Epoch high_water = 0;
-    Epoch sign_floor = 0;  // never sign in epochs <= sign_floor
-    std::map<SlotKey, Digest> sign_log;
+    SignLog signer;
 
     // Stores.
     std::map<Digest, BlockEntry> blocks;
@@ -187,14 +166,14 @@ struct Replica::Impl {
     static constexpr Epoch kProofHistory = 256;
 
     Impl(const ReplicaConfig& c, const CryptoSuite& cr, StateMachine& s, ReplicaStats& st)
-        : cfg(c), crypto(cr), sm(s), stats(st) {
+        : cfg(c), crypto(cr), sm(s), stats(st), signer(c.self, c.chain_id, c.limits, cr) {
         q = cfg.unsafe_cert_quorum ? cfg.unsafe_cert_quorum : quorum(cfg.n, cfg.t);
         stats.delivered = sm.last_applied();
     }
 
     Epoch delivered() const { return stats.delivered; }
     bool in_window(Epoch e) const { return e > delivered() && e <= delivered() + cfg.window; }
-    bool can_sign(Epoch e) const { return voting && !stats.halted && e > sign_floor; }
+    bool can_sign(Epoch e) const { return !stats.halted && signer.may_sign(e); }
 
     void fault(Step& step, NodeId culprit, FaultKind kind, std::string detail,
                std::vector<Bytes> evidence = {}) {
@@ -209,30 +188,10 @@ struct Replica::Impl {
 
     // ---- signing --------------------------------------------------------------
 
-    /// Signs an envelope for `slots` (all must be free or hold this very body).
-    /// Returns nullopt if signing is not allowed or a slot holds another payload.
-    std::optional<Bytes> sign(Step& step, Epoch e, Kind kind, Bytes body,
-                              const std::vector<SlotKey>& slots) {
-        if (!can_sign(e) && kind != Kind::Requests && kind != Kind::Cert &&
-            kind != Kind::FetchRequest && kind != Kind::FetchReply) {
-            return std::nullopt;
-        }
-        if (slots.empty() && kind != Kind::Aba) {
-            return seal_envelope(crypto, cfg.chain_id, cfg.self, e, kind, std::move(body));
-        }
-        Digest d = digest_of(body);
-        for (const auto& s : slots) {
-            auto it = sign_log.find(s);
-            if (it != sign_log.end() && it->second != d) return std::nullopt;
-        }
-        if (e > high_water) {
-            high_water = e;
-            step.persist.push_back(DurableRecord{DurableRecord::Type::HighWater, e, {}});
-        }
-        for (const auto& s : slots) sign_log[s] = d;
-        Bytes env = seal_envelope(crypto, cfg.chain_id, cfg.self, e, kind, std::move(body));
-        step.persist.push_back(DurableRecord{DurableRecord::Type::Signed, e, env});
-        return env;
+    /// Signs a statement through the sign-log; nullopt if not allowed.
+    std::optional<Bytes> sign(Step& step, Epoch e, Kind kind, Bytes body) {
+        if (stats.halted) return std::nullopt;
+        return signer.sign(step, e, kind, std::move(body));
     }
 
     void broadcast(Step& step, Kind kind, const Bytes& env) { step.broadcast(kind, env); }
@@ -394,7 +353,7 @@ struct Replica::Impl {
         b.proposer = cfg.self;
         b.requests = build_block_requests();
         Bytes body = encode(b);
-        auto env = sign(step, e, Kind::Block, body, {SlotKey{1, e, cfg.self, 0, 0}});
+        auto env = sign(step, e, Kind::Block, body);
         proposed_upto = std::max(proposed_upto, e);
         if (!env) return;
         for (const auto& r : b.requests) inflight.insert(digest_of(encode(r)));
@@ -490,7 +449,7 @@ struct Replica::Impl {
 
     void send_seen(Step& step, Epoch e, NodeId j, const Digest& d) {
         SeenBody sb{j, d};
-        auto env = sign(step, e, Kind::Seen, encode(sb), {SlotKey{2, e, j, 0, 0}});
+        auto env = sign(step, e, Kind::Seen, encode(sb));
         if (!env) return;
         remember(e, Kind::Seen, *env);
         broadcast(step, Kind::Seen, *env);
@@ -671,20 +630,15 @@ struct Replica::Impl {
         }
         if (!as.messages.empty()) {
             AbaBundle bundle;
-            std::vector<SlotKey> slots;
             for (auto& m : as.messages) {
+                // A filled slot is never signed again (the restored instance
+                // does not produce a different payload for it).
                 auto s = aba_slot(e, m);
-                if (s) {
-                    // A filled slot is never signed again (the restored instance
-                    // does not produce a different payload for it).
-                    if (sign_log.count(*s)) continue;
-                    slots.push_back(*s);
-                }
+                if (s && signer.filled(*s)) continue;
                 bundle.messages.push_back(std::move(m));
             }
             if (!bundle.messages.empty()) {
-                // Slots are keyed per message; the log maps each to the bundle digest.
-                auto env = sign(step, e, Kind::Aba, encode(bundle), slots);
+                auto env = sign(step, e, Kind::Aba, encode(bundle));
                 if (env) {
                     remember(e, Kind::Aba, *env);
                     broadcast(step, Kind::Aba, *env);
@@ -799,7 +753,7 @@ struct Replica::Impl {
         }
         votes.mine = key;
         check_commit_conflicts(step, e);
-        auto env = sign(step, e, Kind::Commit, encode(cb), {SlotKey{7, e, 0, 0, 0}});
+        auto env = sign(step, e, Kind::Commit, encode(cb));
         if (env) {
             remember(e, Kind::Commit, *env);
             broadcast(step, Kind::Commit, *env);
@@ -1065,7 +1019,7 @@ struct Replica::Impl {
         v.mine = commit_key(*tuple);
         step.committed.push_back(std::move(result));
         pool_remove_committed();
-        auto env = sign(step, e, Kind::Commit, encode(*tuple), {SlotKey{7, e, 0, 0, 0}});
+        auto env = sign(step, e, Kind::Commit, encode(*tuple));
         if (env) {
             remember(e, Kind::Commit, *env);
             broadcast(step, Kind::Commit, *env);
@@ -1169,6 +1123,9 @@ struct Replica::Impl {
     }
 
     void prune() {
+        // Nothing is signed below the delivered epoch but its COMMIT and late ABA
+        // messages; a margin of W epochs keeps the sign-log bounded by the window.
+        if (delivered() > cfg.window) signer.prune_through(delivered() - cfg.window);
         // Epoch states are kept while not stable (re-publication) and not too old.
         for (auto it = epochs.begin(); it != epochs.end();) {
             Epoch e = it->first;
@@ -1264,15 +1221,14 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
     Step step;
     auto& im = *impl_;
     im.now = now_ms;
-    im.high_water = recovery.high_water;
-    im.voting = recovery.sign_log_ok;
-    stats_.voting = im.voting;
-    bool any_signed = false;
+    im.signer.raise_mark(recovery.high_water);
+    im.signer.set_voting(recovery.sign_log_ok);
+    stats_.voting = recovery.sign_log_ok;
     std::map<std::pair<Epoch, NodeId>, std::vector<AbaMessage>> aba_sent;
     for (const auto& rec : recovery.records) {
         switch (rec.type) {
             case DurableRecord::Type::HighWater:
-                im.high_water = std::max(im.high_water, rec.epoch);
+                im.signer.raise_mark(rec.epoch);
                 break;
             case DurableRecord::Type::Block: {
                 auto env = decode_envelope(rec.bytes, im.cfg.limits);
@@ -1316,13 +1272,12 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
             case DurableRecord::Type::Signed: {
                 auto envd = decode_envelope(rec.bytes, im.cfg.limits);
                 if (!envd) break;
-                any_signed = true;
+                im.signer.adopt(rec.bytes);
                 const Envelope& env = envd.value();
                 Epoch e = env.epoch;
                 Digest bd = digest_of(env.body);
                 switch (env.kind) {
                     case Kind::Block: {
-                        im.sign_log[SlotKey{1, e, im.cfg.self, 0, 0}] = bd;
                         im.proposed_upto = std::max(im.proposed_upto, e);
                         if (!im.blocks.count(bd)) {
                             auto ob = decode_block(env.body, im.cfg.limits);
@@ -1347,7 +1302,6 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
                     case Kind::Seen: {
                         auto sb = decode_seen(env.body, im.cfg.limits);
                         if (!sb) break;
-                        im.sign_log[SlotKey{2, e, sb.value().proposer, 0, 0}] = bd;
                         if (e > stats_.delivered) {
                             auto& st = im.state(e);
                             st.accepted[sb.value().proposer] = sb.value().digest;
@@ -1363,8 +1317,6 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
                         auto bundle = decode_aba_bundle(env.body, im.cfg.limits);
                         if (!bundle) break;
                         for (const auto& m : bundle.value().messages) {
-                            auto s = aba_slot(e, m);
-                            if (s) im.sign_log[*s] = bd;
                             aba_sent[{e, m.proposer}].push_back(m);
                         }
                         if (e > stats_.delivered)
@@ -1372,7 +1324,6 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
                         break;
                     }
                     case Kind::Commit: {
-                        im.sign_log[SlotKey{7, e, 0, 0, 0}] = bd;
                         auto cb = decode_commit(env.body, im.cfg.limits);
                         if (!cb) break;
                         auto& v = im.commits[e];
@@ -1392,7 +1343,7 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
         }
     }
     // A lost sign-log with an intact key directory: sign only above the mark.
-    if (!any_signed && im.high_water > 0) im.sign_floor = im.high_water;
+    im.signer.finish_recovery();
     // Rebuild the ABA instances of open epochs from what this node signed.
     for (auto& [e, st] : im.epochs) {
         if (e <= stats_.delivered) continue;
@@ -1412,7 +1363,8 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
     for (auto& [e, st] : im.epochs) {
         if (e <= stats_.delivered) continue;
         auto mine = st.accepted.find(im.cfg.self);
-        if (mine != st.accepted.end() && !im.sign_log.count(SlotKey{2, e, im.cfg.self, 0, 0})) {
+        if (mine != st.accepted.end() &&
+            !im.signer.filled(Slot{SlotKind::Seen, e, im.cfg.self, 0, 0})) {
             own_unseen.push_back({e, mine->second});
         }
     }

@@ -63,6 +63,7 @@
 #include "consensus/fast_crypto.h"
 #include "consensus/kv_machine.h"
 #include "consensus/replica.h"
+#include "consensus/sign_log.h"
 #include "crypto/hash.h"
 #include "tests/sim/real_crypto.h"
 #include "tests/sim/rng.h"
@@ -151,14 +152,12 @@ bool slot_kind(Kind k) {
 }
 
 // Whether an own envelope carries a sign-log slot (coin shares are deterministic
-// and need none, so a bundle of coin shares only is not logged).
+// and need none, so a bundle of coin shares only is not logged). The slots are
+// the core's own (consensus/sign_log.h), so the checker cannot drift from it.
 bool needs_log(const Envelope& env, const Limits& limits) {
-    if (env.kind != Kind::Aba) return slot_kind(env.kind);
-    auto bundle = decode_aba_bundle(env.body, limits);
-    if (!bundle) return true;
-    for (const auto& m : bundle.value().messages)
-        if (m.type != AbaType::Coin) return true;
-    return false;
+    if (!slot_kind(env.kind)) return false;
+    auto claims = slots_of(env, limits);
+    return !claims || !claims->empty();
 }
 
 // One line about an envelope, for --trace-messages.
@@ -328,8 +327,8 @@ struct Later {
     }
 };
 
-// Slot of a signed payload: (node, kind, epoch, proposer, round, aba type).
-using SlotKey = std::tuple<NodeId, std::uint8_t, Epoch, NodeId, Round, std::uint8_t>;
+// A signer's slot (consensus/sign_log.h): (node, slot).
+using SlotKey = std::pair<NodeId, Slot>;
 
 // ---- the world ---------------------------------------------------------------------
 
@@ -381,7 +380,7 @@ class World {
     void persist(Node& node, const DurableRecord& record);
     void check_outgoing(Node& node, const Bytes& bytes, bool nested);
     void check_slots(Node& node, const Envelope& env);
-    void claim_slot(Node& node, const SlotKey& key, const Digest& payload, const char* what);
+    void claim_slot(Node& node, const SlotClaim& claim);
     void on_apply(Node& node, const EpochResult& result);
     void client_hear(NodeId node, const EpochResult& result);
 
@@ -1045,14 +1044,14 @@ void World::persist(Node& node, const DurableRecord& record) {
     }
 }
 
-void World::claim_slot(Node& node, const SlotKey& key, const Digest& payload, const char* what) {
-    auto [it, fresh] = slots_.try_emplace(key, payload);
-    if (!fresh && it->second != payload)
-        violation("self-equivocation", "node " + std::to_string(node.id) + " signed two " + what +
-                                           " payloads for epoch " +
-                                           std::to_string(std::get<2>(key)) + " proposer " +
-                                           std::to_string(std::get<3>(key)) + " round " +
-                                           std::to_string(std::get<4>(key)));
+void World::claim_slot(Node& node, const SlotClaim& claim) {
+    auto [it, fresh] = slots_.try_emplace(SlotKey{node.id, claim.slot}, claim.payload);
+    if (!fresh && it->second != claim.payload)
+        violation("self-equivocation", "node " + std::to_string(node.id) + " signed two " +
+                                           to_string(claim.slot.kind) + " payloads for epoch " +
+                                           std::to_string(claim.slot.epoch) + " proposer " +
+                                           std::to_string(claim.slot.proposer) + " round " +
+                                           std::to_string(claim.slot.round));
 }
 
 void World::check_slots(Node& node, const Envelope& env) {
@@ -1062,69 +1061,35 @@ void World::check_slots(Node& node, const Envelope& env) {
         violation("signed-below-mark", "node " + std::to_string(node.id) + " signed in epoch " +
                                            std::to_string(e) + " after a reformat with mark " +
                                            std::to_string(*node.sign_floor));
-    const auto k = static_cast<std::uint8_t>(env.kind);
-    switch (env.kind) {
-        case Kind::Block:
-            claim_slot(node, {node.id, k, e, node.id, 0, 0}, digest_of(env.body), "block");
-            break;
-        case Kind::Seen: {
-            auto s = decode_seen(env.body, node.config.limits);
-            if (!s) {
-                violation("honest-sent-garbage", "node " + std::to_string(node.id) + " SEEN");
-                return;
-            }
-            Digest payload = s.value().digest;
-            claim_slot(node, {node.id, k, e, s.value().proposer, 0, 0}, payload, "SEEN");
-            break;
+    auto claims = slots_of(env, node.config.limits);
+    if (!claims) {
+        violation("honest-sent-garbage", "node " + std::to_string(node.id) + " signed an " +
+                                             "undecodable statement of epoch " + std::to_string(e));
+        return;
+    }
+    for (const auto& c : *claims) claim_slot(node, c);
+    // Beyond the slots: honest decisions and COMMIT tuples agree across nodes.
+    if (env.kind == Kind::Aba) {
+        const auto bundle = decode_aba_bundle(env.body, node.config.limits);
+        for (const auto& m : bundle.value().messages) {
+            if (m.type != AbaType::Term) continue;
+            auto [it, fresh] = terms_.try_emplace({e, m.proposer}, m.value);
+            if (!fresh && it->second != m.value)
+                violation("aba-agreement", "honest nodes decided differently in ABA(" +
+                                               std::to_string(e) + ", " +
+                                               std::to_string(m.proposer) + ")");
         }
-        case Kind::Aba: {
-            auto b = decode_aba_bundle(env.body, node.config.limits);
-            if (!b) {
-                violation("honest-sent-garbage", "node " + std::to_string(node.id) + " ABA");
-                return;
-            }
-            for (const auto& m : b.value().messages) {
-                Digest payload{};
-                payload[0] = m.value;
-                const auto t = static_cast<std::uint8_t>(m.type);
-                switch (m.type) {
-                    case AbaType::Aux:
-                        claim_slot(node, {node.id, k, e, m.proposer, m.round, t}, payload, "AUX");
-                        break;
-                    case AbaType::Conf:
-                        claim_slot(node, {node.id, k, e, m.proposer, m.round, t}, payload, "CONF");
-                        break;
-                    case AbaType::Term: {
-                        claim_slot(node, {node.id, k, e, m.proposer, 0, t}, payload, "TERM");
-                        auto [it, fresh] = terms_.try_emplace({e, m.proposer}, m.value);
-                        if (!fresh && it->second != m.value)
-                            violation("aba-agreement", "honest nodes decided differently in ABA(" +
-                                                           std::to_string(e) + ", " +
-                                                           std::to_string(m.proposer) + ")");
-                        break;
-                    }
-                    case AbaType::Bval:  // both values are legitimate
-                    case AbaType::Coin:  // deterministic
-                        break;
-                }
-            }
-            break;
+    }
+    if (env.kind == Kind::Commit) {
+        auto c = decode_commit(env.body, node.config.limits);
+        if (!c) {
+            violation("honest-sent-garbage", "node " + std::to_string(node.id) + " COMMIT");
+            return;
         }
-        case Kind::Commit: {
-            claim_slot(node, {node.id, k, e, 0, 0, 0}, digest_of(env.body), "COMMIT");
-            auto c = decode_commit(env.body, node.config.limits);
-            if (!c) {
-                violation("honest-sent-garbage", "node " + std::to_string(node.id) + " COMMIT");
-                return;
-            }
-            auto tuple = std::make_pair(c.value().output_digest, c.value().state_digest);
-            auto [it, fresh] = commits_.try_emplace(e, tuple);
-            if (!fresh && it->second != tuple)
-                violation("agreement", "honest COMMITs of epoch " + std::to_string(e) + " differ");
-            break;
-        }
-        default:
-            break;
+        auto tuple = std::make_pair(c.value().output_digest, c.value().state_digest);
+        auto [it, fresh] = commits_.try_emplace(e, tuple);
+        if (!fresh && it->second != tuple)
+            violation("agreement", "honest COMMITs of epoch " + std::to_string(e) + " differ");
     }
 }
 
