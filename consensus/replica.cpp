@@ -57,6 +57,7 @@
 #include "consensus/binary_agreement.h"
 #include "consensus/check.h"
 #include "consensus/codec.h"
+#include "consensus/request_pool.h"
 #include "consensus/sign_log.h"
 
 namespace tob::consensus {
@@ -83,6 +84,16 @@ namespace {
 
 Digest commit_key(const CommitBody& body) { return digest_of(encode(body)); }
 
+PoolParams pool_params(const ReplicaConfig& c) {
+    PoolParams p;
+    p.chain_id = c.chain_id;
+    p.limits = c.limits;
+    p.aged_epochs = c.aged_epochs;
+    p.pool_requests_max = c.pool_requests_max;
+    p.block_timer_ms = c.block_timer_ms;
+    return p;
+}
+
 }  // namespace
 
 struct Replica::Impl {
@@ -91,13 +102,6 @@ struct Replica::Impl {
         Block block;
         Epoch epoch = 0;
         NodeId proposer = 0;
-    };
-
-    struct PoolEntry {
-        Request request;
-        Epoch added_at = 0;  // delivered epoch when it entered the pool
-        bool local = false;  // submitted to this node by a client
-        std::uint64_t seq = 0;
     };
 
     struct EpochState {
@@ -127,7 +131,6 @@ struct Replica::Impl {
     struct Proof {
         std::vector<Bytes> blocks;  // envelopes of S in delivery order
     };
-    std::uint64_t local_since_cut = 0;  // local requests added since the last proposal
     std::optional<std::pair<Epoch, std::uint64_t>> behind_since;  // (target, first noticed)
 
     ReplicaConfig cfg;
@@ -146,15 +149,7 @@ struct Replica::Impl {
     std::map<Epoch, Proof> proofs;  // delivered epochs, bounded history
     Epoch proposed_upto = 0;
 
-    // Pool.
-    std::map<Digest, PoolEntry> pool;
-    std::map<std::pair<PublicKey, Nonce>, Digest> pool_ids;
-    std::set<Digest> inflight;  // in this node's own undelivered blocks
-    std::set<Digest> verified_requests;
-    std::deque<Digest> verified_order;
-    std::vector<Request> flood_pending;
-    std::uint64_t seq = 0;
-    std::optional<std::uint64_t> work_since_ms;
+    RequestPool pool;
 
     // Catch-up.
     std::map<NodeId, Epoch> commit_hint;  // highest COMMIT epoch seen per sender
@@ -162,11 +157,15 @@ struct Replica::Impl {
     std::map<NodeId, std::pair<Epoch, std::uint64_t>> hinted;  // peer -> (epoch, when)
     std::uint64_t now = 0;
 
-    static constexpr std::size_t kVerifiedCacheMax = 1u << 18;
     static constexpr Epoch kProofHistory = 256;
 
     Impl(const ReplicaConfig& c, const CryptoSuite& cr, StateMachine& s, ReplicaStats& st)
-        : cfg(c), crypto(cr), sm(s), stats(st), signer(c.self, c.chain_id, c.limits, cr) {
+        : cfg(c),
+          crypto(cr),
+          sm(s),
+          stats(st),
+          signer(c.self, c.chain_id, c.limits, cr),
+          pool(pool_params(c), cr) {
         q = cfg.unsafe_cert_quorum ? cfg.unsafe_cert_quorum : quorum(cfg.n, cfg.t);
         stats.delivered = sm.last_applied();
     }
@@ -213,112 +212,11 @@ struct Replica::Impl {
         st.republish.push_back({kind, env});
     }
 
-    // ---- requests and pool ------------------------------------------------------
+    // ---- requests -------------------------------------------------------------------
 
-    bool request_valid(const Request& r, const Digest& d) {
-        if (verified_requests.count(d)) return true;
-        if (r.chain_id != cfg.chain_id || r.ops.empty()) return false;
-        if (!crypto.verify_client(r.client, kRequestTag, request_sign_payload(r), r.sig)) {
-            return false;
-        }
-        verified_requests.insert(d);
-        verified_order.push_back(d);
-        while (verified_order.size() > kVerifiedCacheMax) {
-            verified_requests.erase(verified_order.front());
-            verified_order.pop_front();
-        }
-        return true;
-    }
-
-    void pool_add(const Request& r, const Digest& d, bool local) {
-        if (sm.committed(r.client, r.nonce)) return;
-        auto id = std::make_pair(r.client, r.nonce);
-        if (pool_ids.count(id)) {
-            if (local) {
-                auto it = pool.find(pool_ids[id]);
-                if (it != pool.end()) it->second.local = true;
-            }
-            return;
-        }
-        if (pool.size() >= cfg.pool_requests_max) return;  // bounded; client retries
-        pool_ids[id] = d;
-        pool[d] = PoolEntry{r, delivered(), local, seq++};
-        if (!work_since_ms) work_since_ms = now;
-    }
-
-    void pool_remove_committed() {
-        for (auto it = pool.begin(); it != pool.end();) {
-            if (sm.committed(it->second.request.client, it->second.request.nonce)) {
-                pool_ids.erase({it->second.request.client, it->second.request.nonce});
-                inflight.erase(it->first);
-                it = pool.erase(it);
-            } else {
-                ++it;
-            }
-        }
-    }
-
-    bool aged(const PoolEntry& p) const { return delivered() >= p.added_at + cfg.aged_epochs; }
-
-    /// Builds this node's block: aged requests (round-robin across clients, oldest
-    /// first) in at least a quarter of the space, then local ones, then more aged.
-    std::vector<Request> build_block_requests() {
-        std::size_t max_count = cfg.limits.block_requests_max;
-        std::size_t max_bytes = cfg.limits.block_bytes_max - 1024;
-        std::vector<const PoolEntry*> aged_list, local_list;
-        for (auto& [d, p] : pool) {
-            if (inflight.count(d)) continue;
-            if (aged(p)) {
-                aged_list.push_back(&p);
-            } else if (p.local) {
-                local_list.push_back(&p);
-            }
-        }
-        auto by_seq = [](const PoolEntry* a, const PoolEntry* b) { return a->seq < b->seq; };
-        std::sort(local_list.begin(), local_list.end(), by_seq);
-        // Round-robin across clients, oldest first within each client.
-        std::map<PublicKey, std::vector<const PoolEntry*>> per_client;
-        std::sort(aged_list.begin(), aged_list.end(), by_seq);
-        for (auto* p : aged_list) per_client[p->request.client].push_back(p);
-        std::vector<const PoolEntry*> aged_rr;
-        for (std::size_t i = 0;; ++i) {
-            bool any = false;
-            for (auto& [c, v] : per_client) {
-                if (i < v.size()) {
-                    aged_rr.push_back(v[i]);
-                    any = true;
-                }
-            }
-            if (!any) break;
-        }
-        std::vector<Request> out;
-        std::size_t bytes = 0;
-        auto take = [&](const PoolEntry* p, std::size_t byte_cap) {
-            std::size_t sz = encode(p->request).size();
-            if (out.size() >= max_count || bytes + sz > byte_cap) return false;
-            out.push_back(p->request);
-            bytes += sz;
-            return true;
-        };
-        std::size_t ai = 0;
-        for (; ai < aged_rr.size(); ++ai) {
-            if (!take(aged_rr[ai], max_bytes / 4)) break;
-        }
-        for (auto* p : local_list) {
-            if (!take(p, max_bytes)) break;
-        }
-        for (; ai < aged_rr.size(); ++ai) {
-            if (!take(aged_rr[ai], max_bytes)) break;
-        }
-        return out;
-    }
-
-    bool has_work() const {
-        if (pool.size() > inflight.size()) return true;
-        for (auto& [d, p] : pool) {
-            if (!inflight.count(d)) return true;
-        }
-        return false;
+    /// Pools a request that arrived by flood or in a block (its signature checked).
+    void pool_add(const Request& r, const Digest& d, std::size_t bytes, bool local) {
+        pool.add(r, d, bytes, local, delivered(), now, sm);
     }
 
     // ---- joining and proposing ----------------------------------------------------
@@ -351,15 +249,12 @@ struct Replica::Impl {
         Block b;
         b.epoch = e;
         b.proposer = cfg.self;
-        b.requests = build_block_requests();
+        b.requests = pool.build_block(delivered());
         Bytes body = encode(b);
         auto env = sign(step, e, Kind::Block, body);
         proposed_upto = std::max(proposed_upto, e);
         if (!env) return;
-        for (const auto& r : b.requests) inflight.insert(digest_of(encode(r)));
-        local_since_cut = 0;
-        work_since_ms.reset();
-        if (has_work()) work_since_ms = now;
+        pool.proposed(b.requests, now);
         remember(e, Kind::Block, *env);
         broadcast(step, Kind::Block, *env);
         ensure_abas(e);
@@ -410,17 +305,18 @@ struct Replica::Impl {
             if (e <= delivered()) hint_commit(step, j, e);
             return;
         }
-        std::vector<Digest> digests;
+        std::vector<std::pair<Digest, std::size_t>> digests;
         for (const auto& r : b.requests) {
-            Digest rd = digest_of(encode(r));
-            if (!request_valid(r, rd)) {
+            Bytes enc = encode(r);
+            Digest rd = digest_of(enc);
+            if (!pool.valid(r, rd)) {
                 fault(step, j, FaultKind::InvalidBlock, "block holds an invalid request", {raw});
                 return;
             }
-            digests.push_back(rd);
+            digests.push_back({rd, enc.size()});
         }
         for (std::size_t i = 0; i < b.requests.size(); ++i) {
-            pool_add(b.requests[i], digests[i], /*local=*/false);
+            pool_add(b.requests[i], digests[i].first, digests[i].second, /*local=*/false);
         }
         auto& st = state(e);
         auto acc = st.accepted.find(j);
@@ -728,11 +624,7 @@ struct Replica::Impl {
             auto mine = it->second.accepted.find(cfg.self);
             if (mine != it->second.accepted.end()) {
                 auto b = blocks.find(mine->second);
-                if (b != blocks.end()) {
-                    for (const auto& r : b->second.block.requests) {
-                        inflight.erase(digest_of(encode(r)));
-                    }
-                }
+                if (b != blocks.end()) pool.release(b->second.block.requests);
             }
         }
         step.persist.push_back(
@@ -741,7 +633,7 @@ struct Replica::Impl {
         while (!proofs.empty() && proofs.begin()->first + kProofHistory < e) {
             proofs.erase(proofs.begin());
         }
-        pool_remove_committed();
+        pool.remove_committed(sm);
         CommitBody cb{od, result.state_digest, std::nullopt};
         step.committed.push_back(std::move(result));
         auto& votes = commits[e];
@@ -1018,7 +910,7 @@ struct Replica::Impl {
         auto& v = commits[e];
         v.mine = commit_key(*tuple);
         step.committed.push_back(std::move(result));
-        pool_remove_committed();
+        pool.remove_committed(sm);
         auto env = sign(step, e, Kind::Commit, encode(*tuple));
         if (env) {
             remember(e, Kind::Commit, *env);
@@ -1070,45 +962,32 @@ struct Replica::Impl {
             return;
         }
         for (const auto& r : batch.value().requests) {
-            Digest d = digest_of(encode(r));
-            if (!request_valid(r, d)) {
+            Bytes enc = encode(r);
+            Digest d = digest_of(enc);
+            if (!pool.valid(r, d)) {
                 fault(step, env.sender, FaultKind::InvalidSignature,
                       "flooded a request with an invalid client signature", {raw});
                 continue;
             }
-            pool_add(r, d, /*local=*/false);
+            pool_add(r, d, enc.size(), /*local=*/false);
         }
     }
 
     void flush_flood(Step& step) {
-        if (flood_pending.empty()) return;
-        RequestBatch batch;
-        batch.requests = std::move(flood_pending);
-        flood_pending.clear();
-        Bytes env = seal_envelope(crypto, cfg.chain_id, cfg.self, 0, Kind::Requests, encode(batch));
+        auto batch = pool.take_flood();
+        if (!batch) return;
+        Bytes env =
+            seal_envelope(crypto, cfg.chain_id, cfg.self, 0, Kind::Requests, encode(*batch));
         broadcast(step, Kind::Requests, env);
     }
 
+    /// The join rule for new work: a block is due (full, or the block timer ran)
+    /// and the window has room for the next epoch.
     void cut_blocks(Step& step) {
-        if (!has_work()) return;
-        // The block timer runs whenever there is work. It is reset by propose() and
-        // may find no work then (everything pooled sits in this node's own in-flight
-        // block); when that block is left out of its epoch, deliver() makes those
-        // requests proposable again, and without this line nothing would restart
-        // the timer until a new request arrived (found by the cluster fault suite:
-        // a retried request waited 45 s for an unrelated one).
-        if (!work_since_ms) work_since_ms = now;
+        if (!pool.note_work(now)) return;
         Epoch next = std::max(proposed_upto, delivered()) + 1;
         if (next > delivered() + cfg.window) return;
-        bool full = false;
-        std::size_t proposable = 0;
-        for (auto& [d, p] : pool) {
-            if (!inflight.count(d) && (p.local || aged(p))) ++proposable;
-        }
-        full = proposable >= cfg.limits.block_requests_max;
-        if (full || (work_since_ms && now >= *work_since_ms + cfg.block_timer_ms)) {
-            join_upto(step, next);
-        }
+        if (pool.block_due(now, delivered())) join_upto(step, next);
     }
 
     void republish(Step& step) {
@@ -1194,18 +1073,18 @@ Step Replica::handle_request(const Request& request, std::uint64_t now_ms) {
     auto& im = *impl_;
     im.now = std::max(im.now, now_ms);
     if (stats_.halted) return step;
-    Digest d = digest_of(encode(request));
-    if (request.ops.size() > im.cfg.limits.request_ops_max || !im.request_valid(request, d)) {
+    Bytes enc = encode(request);
+    Digest d = digest_of(enc);
+    if (request.ops.size() > im.cfg.limits.request_ops_max || !im.pool.valid(request, d)) {
         return step;  // the shell answers the client with an error
     }
     if (im.sm.committed(request.client, request.nonce)) return step;
-    bool fresh = !im.pool_ids.count({request.client, request.nonce});
-    im.pool_add(request, d, /*local=*/true);
-    if (fresh && im.pool_ids.count({request.client, request.nonce})) {
-        im.flood_pending.push_back(request);
-        if (im.flood_pending.size() >= 256) im.flush_flood(step);
+    bool fresh = !im.pool.contains(request.client, request.nonce);
+    im.pool_add(request, d, enc.size(), /*local=*/true);
+    if (fresh && im.pool.contains(request.client, request.nonce)) {
+        if (im.pool.queue_flood(request)) im.flush_flood(step);
     }
-    if (++im.local_since_cut >= im.cfg.limits.block_requests_max) im.cut_blocks(step);
+    if (im.pool.count_local()) im.cut_blocks(step);
     stats_.pool = im.pool.size();
     return step;
 }
@@ -1292,9 +1171,7 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
                             st.republish.push_back({Kind::Block, rec.bytes});
                             auto b = decode_block(env.body, im.cfg.limits);
                             if (b) {
-                                for (const auto& r : b.value().requests) {
-                                    im.inflight.insert(digest_of(encode(r)));
-                                }
+                                im.pool.proposed(b.value().requests, im.now);
                             }
                         }
                         break;
@@ -1379,7 +1256,7 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
             }
         }
     }
-    im.pool_remove_committed();
+    im.pool.remove_committed(im.sm);
     stats_.pool = im.pool.size();
     stats_.highest_joined = im.proposed_upto;
     return step;
