@@ -55,6 +55,7 @@
 #include <tuple>
 
 #include "consensus/binary_agreement.h"
+#include "consensus/block_broadcast.h"
 #include "consensus/check.h"
 #include "consensus/codec.h"
 #include "consensus/request_pool.h"
@@ -84,6 +85,18 @@ namespace {
 
 Digest commit_key(const CommitBody& body) { return digest_of(encode(body)); }
 
+BroadcastParams broadcast_params(const ReplicaConfig& c) {
+    BroadcastParams p;
+    p.n = c.n;
+    p.t = c.t;
+    p.self = c.self;
+    p.chain_id = c.chain_id;
+    p.limits = c.limits;
+    p.cert_quorum = c.unsafe_cert_quorum ? c.unsafe_cert_quorum : quorum(c.n, c.t);
+    p.repair_initial_ms = c.repair_initial_ms;
+    return p;
+}
+
 PoolParams pool_params(const ReplicaConfig& c) {
     PoolParams p;
     p.chain_id = c.chain_id;
@@ -97,18 +110,7 @@ PoolParams pool_params(const ReplicaConfig& c) {
 }  // namespace
 
 struct Replica::Impl {
-    struct BlockEntry {
-        Bytes envelope;
-        Block block;
-        Epoch epoch = 0;
-        NodeId proposer = 0;
-    };
-
     struct EpochState {
-        std::map<NodeId, Digest> accepted;  // first valid block per proposer (relayed, SEEN)
-        std::map<std::pair<NodeId, NodeId>, std::pair<Digest, Bytes>> seen_from;  // (j, sender)
-        std::map<std::pair<NodeId, Digest>, std::map<NodeId, Signature>> seen;
-        std::map<NodeId, Certificate> certs;
         std::map<NodeId, std::unique_ptr<BinaryAgreement>> aba;
         std::map<NodeId, bool> decided;
         bool zeros_input = false;
@@ -117,8 +119,6 @@ struct Replica::Impl {
             republish;  // what this node signed (and certs it holds)
         std::uint64_t next_republish_ms = 0;
         std::uint64_t backoff_ms = 0;
-        std::map<Digest, std::uint64_t> block_fetch_next_ms;
-        std::uint64_t cert_fetch_next_ms = 0;
     };
 
     struct CommitVotes {
@@ -139,17 +139,15 @@ struct Replica::Impl {
     ReplicaStats& stats;
     std::uint32_t q = 0;
 
-    // Signing.
+    // The sub-protocols.
     SignLog signer;
+    RequestPool pool;
+    BlockBroadcast blocks;
 
-    // Stores.
-    std::map<Digest, BlockEntry> blocks;
     std::map<Epoch, EpochState> epochs;
     std::map<Epoch, CommitVotes> commits;
     std::map<Epoch, Proof> proofs;  // delivered epochs, bounded history
     Epoch proposed_upto = 0;
-
-    RequestPool pool;
 
     // Catch-up.
     std::map<NodeId, Epoch> commit_hint;  // highest COMMIT epoch seen per sender
@@ -165,7 +163,8 @@ struct Replica::Impl {
           sm(s),
           stats(st),
           signer(c.self, c.chain_id, c.limits, cr),
-          pool(pool_params(c), cr) {
+          pool(pool_params(c), cr),
+          blocks(broadcast_params(c), cr) {
         q = cfg.unsafe_cert_quorum ? cfg.unsafe_cert_quorum : quorum(cfg.n, cfg.t);
         stats.delivered = sm.last_applied();
     }
@@ -176,8 +175,7 @@ struct Replica::Impl {
 
     void fault(Step& step, NodeId culprit, FaultKind kind, std::string detail,
                std::vector<Bytes> evidence = {}) {
-        ++stats.faults;
-        step.faults.push_back(Fault{culprit, kind, std::move(detail), std::move(evidence)});
+        step.fault(culprit, kind, std::move(detail), std::move(evidence));
     }
 
     void alarm(Step& step, std::string why) {
@@ -263,80 +261,37 @@ struct Replica::Impl {
         on_block(step, opened.value(), *env, /*from_fetch=*/false);
     }
 
-    // ---- blocks ---------------------------------------------------------------------
-
-    void store_block(Step& step, const Digest& d, const Bytes& env, Block&& b, Epoch e) {
-        if (blocks.count(d)) return;
-        step.persist.push_back(DurableRecord{DurableRecord::Type::Block, e, env});
-        NodeId j = b.proposer;
-        blocks[d] = BlockEntry{env, std::move(b), e, j};
-    }
-
-    bool certified(Epoch e, NodeId j, const Digest& d) {
-        auto it = epochs.find(e);
-        if (it == epochs.end()) return false;
-        auto c = it->second.certs.find(j);
-        return c != it->second.certs.end() && c->second.digest == d;
-    }
+    // ---- blocks, SEEN, certificates (consensus/block_broadcast.h) ---------------------
 
     void on_block(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch) {
-        Epoch e = env.epoch;
-        NodeId j = env.sender;
-        if (env.body.size() > cfg.limits.block_bytes_max) {
-            fault(step, j, FaultKind::InvalidBlock, "block over block_bytes_max", {raw});
-            return;
-        }
-        auto decoded = decode_block(env.body, cfg.limits);
-        if (!decoded) {
-            fault(step, j, FaultKind::Malformed, "block: " + decoded.error(), {raw});
-            return;
-        }
-        Block& b = decoded.value();
-        if (b.epoch != e || b.proposer != j) {
-            fault(step, j, FaultKind::InvalidBlock, "block epoch/proposer differ from envelope",
-                  {raw});
-            return;
-        }
-        Digest d = digest_of(env.body);
-        if (blocks.count(d)) return;  // already have it
-        bool needed = certified(e, j, d);
-        if (!in_window(e) && !needed) {
+        const Epoch e = env.epoch;
+        const NodeId j = env.sender;
+        auto block = blocks.parse(step, env, raw);
+        if (!block) return;
+        const Digest d = digest_of(env.body);
+        if (blocks.holds(d)) return;  // already have it
+        if (!in_window(e) && !blocks.certified(e, j, d)) {
             if (!from_fetch) ++stats.dropped_out_of_window;
             if (e <= delivered()) hint_commit(step, j, e);
             return;
         }
         std::vector<std::pair<Digest, std::size_t>> digests;
-        for (const auto& r : b.requests) {
+        for (const auto& r : block->requests) {
             Bytes enc = encode(r);
             Digest rd = digest_of(enc);
             if (!pool.valid(r, rd)) {
-                fault(step, j, FaultKind::InvalidBlock, "block holds an invalid request", {raw});
+                step.fault(j, FaultKind::InvalidBlock, "block holds an invalid request", {raw});
                 return;
             }
             digests.push_back({rd, enc.size()});
         }
-        for (std::size_t i = 0; i < b.requests.size(); ++i) {
-            pool_add(b.requests[i], digests[i].first, digests[i].second, /*local=*/false);
+        for (std::size_t i = 0; i < block->requests.size(); ++i) {
+            pool_add(block->requests[i], digests[i].first, digests[i].second, /*local=*/false);
         }
-        auto& st = state(e);
-        auto acc = st.accepted.find(j);
-        if (acc != st.accepted.end() && acc->second != d) {
-            // Equivocation: keep as evidence; store only if certified.
-            auto other = blocks.find(acc->second);
-            std::vector<Bytes> ev{raw};
-            if (other != blocks.end()) ev.push_back(other->second.envelope);
-            fault(step, j, FaultKind::Equivocation, "two blocks for one (epoch, proposer)",
-                  std::move(ev));
-            if (needed) store_block(step, d, raw, std::move(b), e);
-            try_deliver(step);
-            return;
-        }
-        bool first = acc == st.accepted.end();
-        store_block(step, d, raw, std::move(b), e);
-        if (first && in_window(e)) {
-            st.accepted[j] = d;
-            if (j != cfg.self)
-                broadcast(step, Kind::Block, raw);  // relay the original envelope once
+        state(e);
+        if (blocks.accept(step, env, raw, std::move(*block), d, in_window(e)) ==
+            BlockBroadcast::Accept::First) {
+            if (j != cfg.self) broadcast(step, Kind::Block, raw);  // relay the original once
             join_upto(step, e);
             send_seen(step, e, j, d);
         }
@@ -350,22 +305,19 @@ struct Replica::Impl {
         remember(e, Kind::Seen, *env);
         broadcast(step, Kind::Seen, *env);
         auto opened = decode_envelope(*env, cfg.limits);
+        TOB_CHECK(opened, "this node's own SEEN decodes");
         on_seen(step, opened.value(), *env);
     }
 
-    // ---- SEEN and certificates -----------------------------------------------------
-
     void on_seen(Step& step, const Envelope& env, const Bytes& raw) {
-        Epoch e = env.epoch;
+        const Epoch e = env.epoch;
         auto sb = decode_seen(env.body, cfg.limits);
         if (!sb) {
-            fault(step, env.sender, FaultKind::Malformed, "seen: " + sb.error(), {raw});
+            step.fault(env.sender, FaultKind::Malformed, "seen: " + sb.error(), {raw});
             return;
         }
-        NodeId j = sb.value().proposer;
-        const Digest& d = sb.value().digest;
-        if (j >= cfg.n) {
-            fault(step, env.sender, FaultKind::Malformed, "seen: proposer out of range", {raw});
+        if (sb.value().proposer >= cfg.n) {
+            step.fault(env.sender, FaultKind::Malformed, "seen: proposer out of range", {raw});
             return;
         }
         if (!in_window(e)) {
@@ -374,85 +326,49 @@ struct Replica::Impl {
             return;
         }
         join_upto(step, e);
-        auto& st = state(e);
-        auto key = std::make_pair(j, env.sender);
-        auto prev = st.seen_from.find(key);
-        if (prev != st.seen_from.end()) {
-            if (prev->second.first != d) {
-                fault(step, env.sender, FaultKind::Equivocation,
-                      "two SEENs for one (epoch, proposer)", {prev->second.second, raw});
-            }
-            return;
-        }
-        st.seen_from[key] = {d, raw};
-        auto& sigs = st.seen[{j, d}];
-        sigs[env.sender] = env.sig;
-        if (sigs.size() >= q && !st.certs.count(j)) {
-            Certificate c;
-            c.epoch = e;
-            c.proposer = j;
-            c.digest = d;
-            for (const auto& [s, sig] : sigs) c.sigs.push_back({s, sig});
-            adopt_cert(step, c, std::nullopt);
-        }
-    }
-
-    bool cert_valid(const Certificate& c) {
-        if (c.proposer >= cfg.n || c.sigs.size() < q) return false;
-        Bytes body = encode(SeenBody{c.proposer, c.digest});
-        NodeId last = 0;
-        bool first = true;
-        for (const auto& s : c.sigs) {
-            if (s.signer >= cfg.n || (!first && s.signer <= last)) return false;
-            first = false;
-            last = s.signer;
-            if (!crypto.verify(
-                    s.signer, kEnvelopeTag,
-                    envelope_sign_payload(cfg.chain_id, s.signer, c.epoch, Kind::Seen, body),
-                    s.sig)) {
-                return false;
-            }
-        }
-        return true;
+        state(e);
+        auto cert = blocks.count_seen(step, e, env.sender, sb.value(), env.sig, raw);
+        if (cert) adopt_cert(step, *cert, std::nullopt);
     }
 
     /// A verified certificate: store it, flood it, input 1, fetch the block.
     void adopt_cert(Step& step, const Certificate& c, std::optional<Bytes> relay) {
-        auto& st = state(c.epoch);
-        auto existing = st.certs.find(c.proposer);
-        if (existing != st.certs.end()) {
-            if (existing->second.digest != c.digest) {
+        state(c.epoch);
+        switch (blocks.adopt(step, c)) {
+            case BlockBroadcast::Adopt::Known:
+                return;
+            case BlockBroadcast::Adopt::Conflict:
                 alarm(step,
                       "two certificates with different digests for one (epoch, proposer): "
                       "more than t faulty nodes");
-            }
-            return;
+                return;
+            case BlockBroadcast::Adopt::Adopted:
+                break;
         }
-        st.certs[c.proposer] = c;
-        Bytes cb = encode(c);
-        step.persist.push_back(DurableRecord{DurableRecord::Type::Cert, c.epoch, cb});
         Bytes env =
-            relay ? *relay : seal_envelope(crypto, cfg.chain_id, cfg.self, c.epoch, Kind::Cert, cb);
+            relay ? *relay
+                  : seal_envelope(crypto, cfg.chain_id, cfg.self, c.epoch, Kind::Cert, encode(c));
         remember(c.epoch, Kind::Cert, env);
         broadcast(step, Kind::Cert, env);
         ensure_abas(c.epoch);
+        auto& st = state(c.epoch);
         auto it = st.aba.find(c.proposer);
         if (it != st.aba.end() && !it->second->has_input() && !it->second->terminated()) {
             run_aba(step, c.epoch, c.proposer, it->second->handle_input(true));
         }
-        if (!blocks.count(c.digest)) fetch_block(step, c.epoch, c);
+        if (!blocks.holds(c.digest)) blocks.fetch_block(step, c.epoch, c, now);
         try_deliver(step);
     }
 
     void on_cert(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch) {
         auto c = decode_certificate(env.body, cfg.limits);
         if (!c) {
-            fault(step, env.sender, FaultKind::Malformed, "cert: " + c.error(), {raw});
+            step.fault(env.sender, FaultKind::Malformed, "cert: " + c.error(), {raw});
             return;
         }
-        Certificate& cert = c.value();
+        const Certificate& cert = c.value();
         if (cert.epoch != env.epoch) {
-            fault(step, env.sender, FaultKind::InvalidCertificate, "cert epoch differs", {raw});
+            step.fault(env.sender, FaultKind::InvalidCertificate, "cert epoch differs", {raw});
             return;
         }
         if (!in_window(cert.epoch)) {
@@ -460,31 +376,15 @@ struct Replica::Impl {
             if (cert.epoch <= delivered()) hint_commit(step, env.sender, cert.epoch);
             return;
         }
-        auto& st = state(cert.epoch);
-        auto existing = st.certs.find(cert.proposer);
-        if (existing != st.certs.end() && existing->second.digest == cert.digest) return;
-        if (!cert_valid(cert)) {
-            fault(step, env.sender, FaultKind::InvalidCertificate,
-                  "certificate without a quorum of valid distinct SEENs", {raw});
+        state(cert.epoch);
+        if (blocks.certified(cert.epoch, cert.proposer, cert.digest)) return;
+        if (!blocks.cert_valid(cert)) {
+            step.fault(env.sender, FaultKind::InvalidCertificate,
+                       "certificate without a quorum of valid distinct SEENs", {raw});
             return;
         }
         join_upto(step, cert.epoch);
         adopt_cert(step, cert, raw);
-    }
-
-    void fetch_block(Step& step, Epoch e, const Certificate& c) {
-        auto& st = state(e);
-        auto& next = st.block_fetch_next_ms[c.digest];
-        if (now < next) return;
-        next = now + cfg.repair_initial_ms;
-        FetchRequest fr{FetchType::Block, c.proposer, c.digest};
-        Bytes env =
-            seal_envelope(crypto, cfg.chain_id, cfg.self, e, Kind::FetchRequest, encode(fr));
-        // Ask the signers in turn (at least one honest signer holds it); rotate by time.
-        std::size_t k = (now / std::max<std::uint64_t>(1, cfg.repair_initial_ms)) % c.sigs.size();
-        for (std::size_t i = 0; i < std::min<std::size_t>(cfg.t + 1, c.sigs.size()); ++i) {
-            unicast(step, c.sigs[(k + i) % c.sigs.size()].signer, Kind::FetchRequest, env);
-        }
     }
 
     // ---- binary agreement ------------------------------------------------------------
@@ -520,10 +420,7 @@ struct Replica::Impl {
 
     void run_aba(Step& step, Epoch e, NodeId j, AbaStep&& as) {
         auto& st = state(e);
-        for (auto& f : as.faults) {
-            ++stats.faults;
-            step.faults.push_back(std::move(f));
-        }
+        for (auto& f : as.faults) step.faults.push_back(std::move(f));
         if (!as.messages.empty()) {
             AbaBundle bundle;
             for (auto& m : as.messages) {
@@ -580,52 +477,38 @@ struct Replica::Impl {
             for (std::uint32_t k = 0; k < cfg.n; ++k) {
                 NodeId j = static_cast<NodeId>((e + k) % cfg.n);
                 if (!st.decided.at(j)) continue;
-                auto c = st.certs.find(j);
-                if (c == st.certs.end()) {
+                const Certificate* c = blocks.cert(e, j);
+                if (!c) {
                     missing = true;
-                    fetch_cert(step, e, j);
+                    blocks.fetch_cert(step, e, j, now);
                     continue;
                 }
-                if (!blocks.count(c->second.digest)) {
+                if (!blocks.holds(c->digest)) {
                     missing = true;
-                    fetch_block(step, e, c->second);
+                    blocks.fetch_block(step, e, *c, now);
                     continue;
                 }
-                list.push_back({j, c->second.digest});
+                list.push_back({j, c->digest});
             }
             if (missing) return;
             deliver(step, e, list);
         }
     }
 
-    void fetch_cert(Step& step, Epoch e, NodeId j) {
-        auto& st = state(e);
-        if (now < st.cert_fetch_next_ms) return;
-        st.cert_fetch_next_ms = now + cfg.repair_initial_ms;
-        FetchRequest fr{FetchType::Cert, j, Digest{}};
-        Bytes env =
-            seal_envelope(crypto, cfg.chain_id, cfg.self, e, Kind::FetchRequest, encode(fr));
-        broadcast(step, Kind::FetchRequest, env);
-    }
-
     void deliver(Step& step, Epoch e, const std::vector<std::pair<NodeId, Digest>>& list) {
         std::vector<Request> ordered;
         Proof proof;
         for (const auto& [j, d] : list) {
-            const auto& be = blocks.at(d);
-            for (const auto& r : be.block.requests) ordered.push_back(r);
-            proof.blocks.push_back(be.envelope);
+            const auto* be = blocks.block(d);
+            TOB_CHECK(be != nullptr, "every block of a delivered epoch is held");
+            for (const auto& r : be->block.requests) ordered.push_back(r);
+            proof.blocks.push_back(be->envelope);
         }
         Digest od = output_digest(e, list);
         EpochResult result = sm.apply_epoch(e, od, ordered);
         stats.delivered = e;
-        auto it = epochs.find(e);
-        if (it != epochs.end()) {
-            auto mine = it->second.accepted.find(cfg.self);
-            if (mine != it->second.accepted.end()) {
-                auto b = blocks.find(mine->second);
-                if (b != blocks.end()) pool.release(b->second.block.requests);
-            }
+        if (auto mine = blocks.accepted(e, cfg.self)) {
+            if (const auto* b = blocks.block(*mine)) pool.release(b->block.requests);
         }
         step.persist.push_back(
             DurableRecord{DurableRecord::Type::Proof, e, encode(FetchReply{proof.blocks})});
@@ -769,19 +652,12 @@ struct Replica::Impl {
         const auto& req = fr.value();
         switch (req.type) {
             case FetchType::Block: {
-                auto b = blocks.find(req.digest);
-                if (b != blocks.end()) reply.envelopes.push_back(b->second.envelope);
+                if (auto b = blocks.block_envelope(req.digest)) reply.envelopes.push_back(*b);
                 break;
             }
             case FetchType::Cert: {
-                auto st = epochs.find(env.epoch);
-                if (st != epochs.end()) {
-                    auto c = st->second.certs.find(req.proposer);
-                    if (c != st->second.certs.end()) {
-                        reply.envelopes.push_back(seal_envelope(crypto, cfg.chain_id, cfg.self,
-                                                                env.epoch, Kind::Cert,
-                                                                encode(c->second)));
-                    }
+                if (auto c = blocks.cert_envelope(env.epoch, req.proposer)) {
+                    reply.envelopes.push_back(*c);
                 }
                 break;
             }
@@ -1006,16 +882,16 @@ struct Replica::Impl {
         // messages; a margin of W epochs keeps the sign-log bounded by the window.
         if (delivered() > cfg.window) signer.prune_through(delivered() - cfg.window);
         // Epoch states are kept while not stable (re-publication) and not too old.
-        for (auto it = epochs.begin(); it != epochs.end();) {
-            Epoch e = it->first;
+        auto retire = [this](Epoch e) {
             auto c = commits.find(e);
             bool stable = c != commits.end() && c->second.stable;
-            if (e <= delivered() && (stable || e + 4 * cfg.window < delivered())) {
-                it = epochs.erase(it);
-            } else {
-                ++it;
-            }
+            return e <= delivered() && (stable || e + 4 * cfg.window < delivered());
+        };
+        for (auto it = epochs.begin(); it != epochs.end();) {
+            it = retire(it->first) ? epochs.erase(it) : std::next(it);
         }
+        // Blocks of pruned epochs go too (the proof history keeps its own copies).
+        blocks.prune(retire, [this](Epoch e) { return e > delivered() || epochs.count(e) != 0; });
         for (auto it = commits.begin(); it != commits.end();) {
             if (it->first + kProofHistory < delivered()) {
                 it = commits.erase(it);
@@ -1023,14 +899,13 @@ struct Replica::Impl {
                 ++it;
             }
         }
-        // Blocks of pruned epochs (the proof history keeps its own copies).
-        for (auto it = blocks.begin(); it != blocks.end();) {
-            if (it->second.epoch <= delivered() && !epochs.count(it->second.epoch)) {
-                it = blocks.erase(it);
-            } else {
-                ++it;
-            }
-        }
+    }
+
+    /// Bookkeeping at the end of every input: the stats the shell reads.
+    void finish(const Step& step) {
+        stats.faults += step.faults.size();
+        stats.pool = pool.size();
+        stats.highest_joined = proposed_upto;
     }
 
     Step tick(std::uint64_t t_ms) {
@@ -1063,8 +938,7 @@ Step Replica::handle_envelope(const Envelope& envelope, std::uint64_t now_ms) {
     if (envelope.sender == im.cfg.self || envelope.sender >= im.cfg.n) return step;
     Bytes raw = encode(envelope);
     im.dispatch(step, envelope, raw, false);
-    stats_.pool = im.pool.size();
-    stats_.highest_joined = im.proposed_upto;
+    im.finish(step);
     return step;
 }
 
@@ -1085,14 +959,13 @@ Step Replica::handle_request(const Request& request, std::uint64_t now_ms) {
         if (im.pool.queue_flood(request)) im.flush_flood(step);
     }
     if (im.pool.count_local()) im.cut_blocks(step);
-    stats_.pool = im.pool.size();
+    im.finish(step);
     return step;
 }
 
 Step Replica::tick(std::uint64_t now_ms) {
     Step step = impl_->tick(now_ms);
-    stats_.pool = impl_->pool.size();
-    stats_.highest_joined = impl_->proposed_upto;
+    impl_->finish(step);
     return step;
 }
 
@@ -1109,17 +982,9 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
             case DurableRecord::Type::HighWater:
                 im.signer.raise_mark(rec.epoch);
                 break;
-            case DurableRecord::Type::Block: {
-                auto env = decode_envelope(rec.bytes, im.cfg.limits);
-                if (!env) break;
-                auto b = decode_block(env.value().body, im.cfg.limits);
-                if (!b) break;
-                Digest d = digest_of(env.value().body);
-                NodeId j = b.value().proposer;
-                im.blocks[d] =
-                    Impl::BlockEntry{rec.bytes, std::move(b.value()), env.value().epoch, j};
+            case DurableRecord::Type::Block:
+                im.blocks.restore_block(rec.bytes);
                 break;
-            }
             case DurableRecord::Type::Proof: {
                 auto fr = decode_fetch_reply(rec.bytes, im.cfg.limits);
                 if (!fr) break;
@@ -1144,8 +1009,8 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
             case DurableRecord::Type::Cert: {
                 auto c = decode_certificate(rec.bytes, im.cfg.limits);
                 if (!c || c.value().epoch <= stats_.delivered) break;
-                auto& st = im.state(c.value().epoch);
-                st.certs[c.value().proposer] = c.value();
+                im.state(c.value().epoch);
+                im.blocks.restore_cert(c.value());
                 break;
             }
             case DurableRecord::Type::Signed: {
@@ -1158,16 +1023,10 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
                 switch (env.kind) {
                     case Kind::Block: {
                         im.proposed_upto = std::max(im.proposed_upto, e);
-                        if (!im.blocks.count(bd)) {
-                            auto ob = decode_block(env.body, im.cfg.limits);
-                            if (ob) {
-                                im.blocks[bd] = Impl::BlockEntry{rec.bytes, std::move(ob.value()),
-                                                                 e, im.cfg.self};
-                            }
-                        }
+                        if (!im.blocks.holds(bd)) im.blocks.restore_block(rec.bytes);
                         if (e > stats_.delivered) {
                             auto& st = im.state(e);
-                            st.accepted[im.cfg.self] = bd;
+                            im.blocks.restore_own_block(e, bd);
                             st.republish.push_back({Kind::Block, rec.bytes});
                             auto b = decode_block(env.body, im.cfg.limits);
                             if (b) {
@@ -1180,13 +1039,8 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
                         auto sb = decode_seen(env.body, im.cfg.limits);
                         if (!sb) break;
                         if (e > stats_.delivered) {
-                            auto& st = im.state(e);
-                            st.accepted[sb.value().proposer] = sb.value().digest;
-                            st.republish.push_back({Kind::Seen, rec.bytes});
-                            st.seen_from[{sb.value().proposer, im.cfg.self}] = {sb.value().digest,
-                                                                                rec.bytes};
-                            st.seen[{sb.value().proposer, sb.value().digest}][im.cfg.self] =
-                                env.sig;
+                            im.state(e).republish.push_back({Kind::Seen, rec.bytes});
+                            im.blocks.restore_own_seen(e, sb.value(), env.sig, rec.bytes);
                         }
                         break;
                     }
@@ -1239,17 +1093,17 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
     std::vector<std::pair<Epoch, Digest>> own_unseen;
     for (auto& [e, st] : im.epochs) {
         if (e <= stats_.delivered) continue;
-        auto mine = st.accepted.find(im.cfg.self);
-        if (mine != st.accepted.end() &&
-            !im.signer.filled(Slot{SlotKind::Seen, e, im.cfg.self, 0, 0})) {
-            own_unseen.push_back({e, mine->second});
+        auto mine = im.blocks.accepted(e, im.cfg.self);
+        if (mine && !im.signer.filled(Slot{SlotKind::Seen, e, im.cfg.self, 0, 0})) {
+            own_unseen.push_back({e, *mine});
         }
     }
     for (auto& [e, d] : own_unseen) im.send_seen(step, e, im.cfg.self, d);
     for (auto& [e, v] : im.commits) im.check_stable(e);
     for (auto& [e, st] : im.epochs) {
         if (e <= stats_.delivered) continue;
-        for (auto& [j, c] : st.certs) {
+        for (NodeId j = 0; j < im.cfg.n; ++j) {
+            if (!im.blocks.cert(e, j)) continue;
             auto it = st.aba.find(j);
             if (it != st.aba.end() && !it->second->has_input() && !it->second->terminated()) {
                 im.run_aba(step, e, j, it->second->handle_input(true));
@@ -1257,8 +1111,7 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
         }
     }
     im.pool.remove_committed(im.sm);
-    stats_.pool = im.pool.size();
-    stats_.highest_joined = im.proposed_upto;
+    im.finish(step);
     return step;
 }
 
