@@ -89,6 +89,8 @@ class BinaryAgreement {
     bool coin_share_released() const;
     /// Messages dropped because their round was beyond round() + max_rounds_ahead.
     std::uint64_t dropped_messages() const { return dropped_; }
+    /// Round states held (at most max_rounds_ahead + 1), for memory reports.
+    std::size_t rounds_held() const { return rounds_.size(); }
 
   private:
     /// What one sender contributed to one round: flags, never a queue.

@@ -58,6 +58,7 @@
 #include "consensus/block_broadcast.h"
 #include "consensus/check.h"
 #include "consensus/codec.h"
+#include "consensus/epoch_subset.h"
 #include "consensus/request_pool.h"
 #include "consensus/sign_log.h"
 
@@ -111,9 +112,6 @@ PoolParams pool_params(const ReplicaConfig& c) {
 
 struct Replica::Impl {
     struct EpochState {
-        std::map<NodeId, std::unique_ptr<BinaryAgreement>> aba;
-        std::map<NodeId, bool> decided;
-        bool zeros_input = false;
         // Repair.
         std::vector<std::pair<Kind, Bytes>>
             republish;  // what this node signed (and certs it holds)
@@ -143,6 +141,7 @@ struct Replica::Impl {
     SignLog signer;
     RequestPool pool;
     BlockBroadcast blocks;
+    EpochSubset subset;
 
     std::map<Epoch, EpochState> epochs;
     std::map<Epoch, CommitVotes> commits;
@@ -164,7 +163,8 @@ struct Replica::Impl {
           stats(st),
           signer(c.self, c.chain_id, c.limits, cr),
           pool(pool_params(c), cr),
-          blocks(broadcast_params(c), cr) {
+          blocks(broadcast_params(c), cr),
+          subset(SubsetParams{c.n, c.t, c.self, c.chain_id, c.max_rounds_ahead}, cr) {
         q = cfg.unsafe_cert_quorum ? cfg.unsafe_cert_quorum : quorum(cfg.n, cfg.t);
         stats.delivered = sm.last_applied();
     }
@@ -228,19 +228,8 @@ struct Replica::Impl {
     }
 
     void ensure_abas(Epoch e) {
-        auto& st = state(e);
-        if (!st.aba.empty() || !can_sign(e)) return;
-        for (NodeId j = 0; j < cfg.n; ++j) {
-            AbaParams p;
-            p.n = cfg.n;
-            p.t = cfg.t;
-            p.self = cfg.self;
-            p.chain_id = cfg.chain_id;
-            p.epoch = e;
-            p.proposer = j;
-            p.max_rounds_ahead = cfg.max_rounds_ahead;
-            st.aba.emplace(j, std::make_unique<BinaryAgreement>(p, crypto));
-        }
+        state(e);
+        if (!subset.open(e) && can_sign(e)) subset.open_epoch(e);
     }
 
     void propose(Step& step, Epoch e) {
@@ -351,11 +340,7 @@ struct Replica::Impl {
         remember(c.epoch, Kind::Cert, env);
         broadcast(step, Kind::Cert, env);
         ensure_abas(c.epoch);
-        auto& st = state(c.epoch);
-        auto it = st.aba.find(c.proposer);
-        if (it != st.aba.end() && !it->second->has_input() && !it->second->terminated()) {
-            run_aba(step, c.epoch, c.proposer, it->second->handle_input(true));
-        }
+        run_subset(step, c.epoch, subset.input_one(c.epoch, c.proposer));
         if (!blocks.holds(c.digest)) blocks.fetch_block(step, c.epoch, c, now);
         try_deliver(step);
     }
@@ -390,10 +375,10 @@ struct Replica::Impl {
     // ---- binary agreement ------------------------------------------------------------
 
     void on_aba(Step& step, const Envelope& env, const Bytes& raw) {
-        Epoch e = env.epoch;
+        const Epoch e = env.epoch;
         auto bundle = decode_aba_bundle(env.body, cfg.limits);
         if (!bundle) {
-            fault(step, env.sender, FaultKind::Malformed, "aba: " + bundle.error(), {raw});
+            step.fault(env.sender, FaultKind::Malformed, "aba: " + bundle.error(), {raw});
             return;
         }
         if (!in_window(e)) {
@@ -403,57 +388,43 @@ struct Replica::Impl {
         }
         for (const auto& m : bundle.value().messages) {
             if (m.proposer >= cfg.n) {
-                fault(step, env.sender, FaultKind::Malformed, "aba: proposer out of range", {raw});
+                step.fault(env.sender, FaultKind::Malformed, "aba: proposer out of range", {raw});
                 return;
             }
         }
         join_upto(step, e);
         ensure_abas(e);
-        auto& st = state(e);
-        if (st.aba.empty()) return;  // not voting in this epoch
+        if (!subset.open(e)) return;  // not voting in this epoch
         for (const auto& m : bundle.value().messages) {
-            auto& aba = st.aba.at(m.proposer);
-            run_aba(step, e, m.proposer, aba->handle_message(env.sender, m));
+            run_subset(step, e, subset.handle(e, env.sender, m));
             if (stats.halted) return;
         }
     }
 
-    void run_aba(Step& step, Epoch e, NodeId j, AbaStep&& as) {
-        auto& st = state(e);
-        for (auto& f : as.faults) step.faults.push_back(std::move(f));
-        if (!as.messages.empty()) {
+    /// Signs and sends what the agreements produced (one bundle per instance
+    /// step); a decision may complete the epoch.
+    void run_subset(Step& step, Epoch e, EpochSubset::Progress&& progress) {
+        state(e);
+        for (auto& f : progress.faults) step.faults.push_back(std::move(f));
+        for (auto& [j, messages] : progress.sends) {
             AbaBundle bundle;
-            for (auto& m : as.messages) {
+            for (auto& m : messages) {
                 // A filled slot is never signed again (the restored instance
                 // does not produce a different payload for it).
                 auto s = aba_slot(e, m);
                 if (s && signer.filled(*s)) continue;
                 bundle.messages.push_back(std::move(m));
             }
-            if (!bundle.messages.empty()) {
-                auto env = sign(step, e, Kind::Aba, encode(bundle));
-                if (env) {
-                    remember(e, Kind::Aba, *env);
-                    broadcast(step, Kind::Aba, *env);
-                }
+            if (bundle.messages.empty()) continue;
+            if (auto env = sign(step, e, Kind::Aba, encode(bundle))) {
+                remember(e, Kind::Aba, *env);
+                broadcast(step, Kind::Aba, *env);
             }
         }
-        if (as.decision && !st.decided.count(j)) {
-            st.decided[j] = *as.decision;
-            ++stats.aba_instances;
-            stats.aba_rounds_total += st.aba.at(j)->rounds_used();
-            std::size_t ones = 0;
-            for (auto& [k, v] : st.decided) ones += v ? 1 : 0;
-            if (ones >= cfg.n - cfg.t && !st.zeros_input) {
-                st.zeros_input = true;
-                for (auto& [k, aba] : st.aba) {
-                    if (!aba->has_input() && !aba->terminated()) {
-                        run_aba(step, e, k, aba->handle_input(false));
-                    }
-                }
-            }
-            try_deliver(step);
-        }
+        if (progress.decisions == 0) return;
+        stats.aba_instances += progress.decisions;
+        stats.aba_rounds_total += progress.rounds_used;
+        try_deliver(step);
     }
 
     // ---- output ------------------------------------------------------------------------
@@ -470,13 +441,11 @@ struct Replica::Impl {
             Epoch e = delivered() + 1;
             auto it = epochs.find(e);
             if (it == epochs.end()) return;
-            auto& st = it->second;
-            if (st.aba.empty() || st.decided.size() < cfg.n) return;
+            auto order = subset.outcome(e);
+            if (!order) return;
             std::vector<std::pair<NodeId, Digest>> list;
             bool missing = false;
-            for (std::uint32_t k = 0; k < cfg.n; ++k) {
-                NodeId j = static_cast<NodeId>((e + k) % cfg.n);
-                if (!st.decided.at(j)) continue;
+            for (NodeId j : *order) {
                 const Certificate* c = blocks.cert(e, j);
                 if (!c) {
                     missing = true;
@@ -625,7 +594,7 @@ struct Replica::Impl {
         // Let our own agreement finish first unless we are clearly behind.
         if (!behind_since || behind_since->first != target) behind_since = {{target, now}};
         auto st = epochs.find(target);
-        bool own_progress = st != epochs.end() && !st->second.aba.empty();
+        bool own_progress = st != epochs.end() && subset.open(target);
         if (own_progress && best <= target && now < behind_since->second + cfg.repair_initial_ms) {
             return;
         }
@@ -892,6 +861,7 @@ struct Replica::Impl {
         }
         // Blocks of pruned epochs go too (the proof history keeps its own copies).
         blocks.prune(retire, [this](Epoch e) { return e > delivered() || epochs.count(e) != 0; });
+        subset.prune(retire);
         for (auto it = commits.begin(); it != commits.end();) {
             if (it->first + kProofHistory < delivered()) {
                 it = commits.erase(it);
@@ -976,7 +946,7 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
     im.signer.raise_mark(recovery.high_water);
     im.signer.set_voting(recovery.sign_log_ok);
     stats_.voting = recovery.sign_log_ok;
-    std::map<std::pair<Epoch, NodeId>, std::vector<AbaMessage>> aba_sent;
+    std::map<Epoch, std::map<NodeId, std::vector<AbaMessage>>> aba_sent;
     for (const auto& rec : recovery.records) {
         switch (rec.type) {
             case DurableRecord::Type::HighWater:
@@ -1048,7 +1018,7 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
                         auto bundle = decode_aba_bundle(env.body, im.cfg.limits);
                         if (!bundle) break;
                         for (const auto& m : bundle.value().messages) {
-                            aba_sent[{e, m.proposer}].push_back(m);
+                            aba_sent[e][m.proposer].push_back(m);
                         }
                         if (e > stats_.delivered)
                             im.state(e).republish.push_back({Kind::Aba, rec.bytes});
@@ -1079,14 +1049,7 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
     for (auto& [e, st] : im.epochs) {
         if (e <= stats_.delivered) continue;
         im.ensure_abas(e);
-        for (auto& [j, aba] : st.aba) {
-            auto it = aba_sent.find({e, j});
-            if (it != aba_sent.end()) aba->restore(it->second);
-            if (aba->decision()) st.decided[j] = *aba->decision();
-        }
-        std::size_t ones = 0;
-        for (auto& [k, v] : st.decided) ones += v ? 1 : 0;
-        if (ones >= im.cfg.n - im.cfg.t) st.zeros_input = true;
+        im.subset.restore(e, aba_sent[e]);
     }
     // A crash between signing our block and signing its SEEN (a torn step) leaves
     // the block without our SEEN: sign it now (the block itself is durable).
@@ -1100,14 +1063,13 @@ Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
     }
     for (auto& [e, d] : own_unseen) im.send_seen(step, e, im.cfg.self, d);
     for (auto& [e, v] : im.commits) im.check_stable(e);
+    std::vector<Epoch> open;
     for (auto& [e, st] : im.epochs) {
-        if (e <= stats_.delivered) continue;
+        if (e > stats_.delivered) open.push_back(e);
+    }
+    for (Epoch e : open) {
         for (NodeId j = 0; j < im.cfg.n; ++j) {
-            if (!im.blocks.cert(e, j)) continue;
-            auto it = st.aba.find(j);
-            if (it != st.aba.end() && !it->second->has_input() && !it->second->terminated()) {
-                im.run_aba(step, e, j, it->second->handle_input(true));
-            }
+            if (im.blocks.cert(e, j)) im.run_subset(step, e, im.subset.input_one(e, j));
         }
     }
     im.pool.remove_committed(im.sm);
