@@ -56,6 +56,7 @@
 
 #include "consensus/binary_agreement.h"
 #include "consensus/block_broadcast.h"
+#include "consensus/catch_up.h"
 #include "consensus/check.h"
 #include "consensus/codec.h"
 #include "consensus/epoch_subset.h"
@@ -84,7 +85,21 @@ Decoded<Envelope> open_envelope(ByteView bytes, const CryptoSuite& crypto,
 
 namespace {
 
-Digest commit_key(const CommitBody& body) { return digest_of(encode(body)); }
+CatchUpParams catch_up_params(const ReplicaConfig& c) {
+    CatchUpParams p;
+    p.n = c.n;
+    p.t = c.t;
+    p.self = c.self;
+    p.chain_id = c.chain_id;
+    p.limits = c.limits;
+    p.window = c.window;
+    p.stable_quorum = c.unsafe_cert_quorum ? c.unsafe_cert_quorum : quorum(c.n, c.t);
+    p.repair_initial_ms = c.repair_initial_ms;
+    p.repair_max_ms = c.repair_max_ms;
+    p.proof_history_epochs = std::max<Epoch>(1, c.proof_history_epochs);
+    p.commit_heartbeat_ms = c.commit_heartbeat_ms;
+    return p;
+}
 
 BroadcastParams broadcast_params(const ReplicaConfig& c) {
     BroadcastParams p;
@@ -119,18 +134,6 @@ struct Replica::Impl {
         std::uint64_t backoff_ms = 0;
     };
 
-    struct CommitVotes {
-        std::map<Digest, std::map<NodeId, Bytes>> by_body;  // commit_key -> signer -> envelope
-        std::map<NodeId, std::pair<Digest, Bytes>> by_sender;
-        std::optional<Digest> mine;
-        bool stable = false;
-    };
-
-    struct Proof {
-        std::vector<Bytes> blocks;  // envelopes of S in delivery order
-    };
-    std::optional<std::pair<Epoch, std::uint64_t>> behind_since;  // (target, first noticed)
-
     ReplicaConfig cfg;
     const CryptoSuite& crypto;
     StateMachine& sm;
@@ -142,21 +145,15 @@ struct Replica::Impl {
     RequestPool pool;
     BlockBroadcast blocks;
     EpochSubset subset;
+    CatchUp catchup;
 
     std::map<Epoch, EpochState> epochs;
-    std::map<Epoch, CommitVotes> commits;
-    std::map<Epoch, Proof> proofs;  // delivered epochs, bounded history
     Epoch proposed_upto = 0;
 
-    // Catch-up.
-    std::map<NodeId, Epoch> commit_hint;  // highest COMMIT epoch seen per sender
-    std::uint64_t catchup_next_ms = 0;
-    std::map<NodeId, std::pair<Epoch, std::uint64_t>> hinted;  // peer -> (epoch, when)
     std::uint64_t now = 0;
 
-    static constexpr Epoch kProofHistory = 256;
-
-    Impl(const ReplicaConfig& c, const CryptoSuite& cr, StateMachine& s, ReplicaStats& st)
+    Impl(const ReplicaConfig& c, const CryptoSuite& cr, StateMachine& s, ReplicaStats& st,
+         const ProofArchive* archive)
         : cfg(c),
           crypto(cr),
           sm(s),
@@ -164,7 +161,8 @@ struct Replica::Impl {
           signer(c.self, c.chain_id, c.limits, cr),
           pool(pool_params(c), cr),
           blocks(broadcast_params(c), cr),
-          subset(SubsetParams{c.n, c.t, c.self, c.chain_id, c.max_rounds_ahead}, cr) {
+          subset(SubsetParams{c.n, c.t, c.self, c.chain_id, c.max_rounds_ahead}, cr),
+          catchup(catch_up_params(c), cr, archive) {
         q = cfg.unsafe_cert_quorum ? cfg.unsafe_cert_quorum : quorum(cfg.n, cfg.t);
         stats.delivered = sm.last_applied();
     }
@@ -181,6 +179,11 @@ struct Replica::Impl {
     void alarm(Step& step, std::string why) {
         stats.halted = true;
         step.alarms.push_back(std::move(why));
+    }
+
+    /// A unit raised an alarm in `step`: the node halts at once (it signs nothing more).
+    void sync_halt(const Step& step) {
+        if (!step.alarms.empty()) stats.halted = true;
     }
 
     // ---- signing --------------------------------------------------------------
@@ -427,20 +430,12 @@ struct Replica::Impl {
         try_deliver(step);
     }
 
-    // ---- output ------------------------------------------------------------------------
-
-    Digest output_digest(Epoch e, const std::vector<std::pair<NodeId, Digest>>& list) const {
-        crypto::Hasher h;
-        h.field(std::string_view("tobd-output-v1")).raw(cfg.chain_id).u64(e).u64(list.size());
-        for (const auto& [j, d] : list) h.u64(j).raw(d);
-        return h.finish();
-    }
+    // ---- output (docs/protocol.md "Output" and "Commit proof") --------------------------
 
     void try_deliver(Step& step) {
         while (!stats.halted) {
-            Epoch e = delivered() + 1;
-            auto it = epochs.find(e);
-            if (it == epochs.end()) return;
+            const Epoch e = delivered() + 1;
+            if (!epochs.count(e)) return;
             auto order = subset.outcome(e);
             if (!order) return;
             std::vector<std::pair<NodeId, Digest>> list;
@@ -464,191 +459,94 @@ struct Replica::Impl {
         }
     }
 
-    void deliver(Step& step, Epoch e, const std::vector<std::pair<NodeId, Digest>>& list) {
-        std::vector<Request> ordered;
-        Proof proof;
-        for (const auto& [j, d] : list) {
-            const auto* be = blocks.block(d);
-            TOB_CHECK(be != nullptr, "every block of a delivered epoch is held");
-            for (const auto& r : be->block.requests) ordered.push_back(r);
-            proof.blocks.push_back(be->envelope);
-        }
-        Digest od = output_digest(e, list);
+    /// Applies epoch e = delivered + 1; this node's own block of e no longer holds
+    /// its requests in flight (those left out become proposable again).
+    EpochResult apply(Epoch e, const Digest& od, const std::vector<Request>& ordered) {
+        TOB_CHECK(e == delivered() + 1, "epochs are delivered strictly in order");
         EpochResult result = sm.apply_epoch(e, od, ordered);
         stats.delivered = e;
         if (auto mine = blocks.accepted(e, cfg.self)) {
             if (const auto* b = blocks.block(*mine)) pool.release(b->block.requests);
         }
-        step.persist.push_back(
-            DurableRecord{DurableRecord::Type::Proof, e, encode(FetchReply{proof.blocks})});
-        proofs[e] = std::move(proof);
-        while (!proofs.empty() && proofs.begin()->first + kProofHistory < e) {
-            proofs.erase(proofs.begin());
+        return result;
+    }
+
+    void deliver(Step& step, Epoch e, const std::vector<std::pair<NodeId, Digest>>& list) {
+        std::vector<Request> ordered;
+        std::vector<Bytes> proof;
+        for (const auto& [j, d] : list) {
+            const auto* be = blocks.block(d);
+            TOB_CHECK(be != nullptr, "every block of a delivered epoch is held");
+            for (const auto& r : be->block.requests) ordered.push_back(r);
+            proof.push_back(be->envelope);
         }
+        const Digest od = output_digest(cfg.chain_id, e, list);
+        EpochResult result = apply(e, od, ordered);
+        catchup.keep_proof(step, e, std::move(proof), e);
         pool.remove_committed(sm);
         CommitBody cb{od, result.state_digest, std::nullopt};
         step.committed.push_back(std::move(result));
-        auto& votes = commits[e];
-        Digest key = commit_key(cb);
-        if (votes.mine && *votes.mine != key) {
-            alarm(step, "applied epoch " + std::to_string(e) +
-                            " differs from this node's earlier COMMIT: nondeterminism");
-            return;
-        }
-        votes.mine = key;
-        check_commit_conflicts(step, e);
+        const bool ok = catchup.own_result(step, e, cb);
+        sync_halt(step);
+        if (ok) sign_commit(step, e, cb);
+    }
+
+    void sign_commit(Step& step, Epoch e, const CommitBody& cb) {
         auto env = sign(step, e, Kind::Commit, encode(cb));
-        if (env) {
-            remember(e, Kind::Commit, *env);
-            broadcast(step, Kind::Commit, *env);
-            votes.by_body[key][cfg.self] = *env;
-            votes.by_sender[cfg.self] = {key, *env};
-            check_stable(e);
-        }
+        if (!env) return;
+        remember(e, Kind::Commit, *env);
+        broadcast(step, Kind::Commit, *env);
+        catchup.signed_commit(e, *env);
     }
 
-    // ---- COMMIT, stability, catch-up -----------------------------------------------------
-
-    void check_commit_conflicts(Step& step, Epoch e) {
-        auto& v = commits[e];
-        std::size_t provable = 0;
-        for (auto& [k, signers] : v.by_body) {
-            if (signers.size() >= cfg.t + 1) {
-                ++provable;
-                if (v.mine && *v.mine != k) {
-                    alarm(step, "t+1 COMMITs for epoch " + std::to_string(e) +
-                                    " differ from this node's result: nondeterminism or more "
-                                    "than t faults");
-                    return;
-                }
-            }
-        }
-        if (provable > 1) {
-            alarm(step, "two provable COMMIT tuples for epoch " + std::to_string(e));
-        }
-    }
-
-    void check_stable(Epoch e) {
-        auto& v = commits[e];
-        if (v.stable || !v.mine) return;
-        auto it = v.by_body.find(*v.mine);
-        if (it != v.by_body.end() && it->second.size() >= q) v.stable = true;
-    }
+    // ---- COMMIT and catch-up (consensus/catch_up.h) --------------------------------------
 
     void on_commit(Step& step, const Envelope& env, const Bytes& raw) {
-        Epoch e = env.epoch;
         auto cb = decode_commit(env.body, cfg.limits);
         if (!cb) {
-            fault(step, env.sender, FaultKind::Malformed, "commit: " + cb.error(), {raw});
+            step.fault(env.sender, FaultKind::Malformed, "commit: " + cb.error(), {raw});
             return;
         }
-        auto& hint = commit_hint[env.sender];
-        hint = std::max(hint, e);
-        if (e + kProofHistory <= delivered() || e > delivered() + cfg.window + kProofHistory) {
-            return;  // outside what we track; the hint above is enough
-        }
-        auto& v = commits[e];
-        Digest key = commit_key(cb.value());
-        auto prev = v.by_sender.find(env.sender);
-        if (prev != v.by_sender.end()) {
-            if (prev->second.first != key) {
-                fault(step, env.sender, FaultKind::Equivocation, "two COMMITs for one epoch",
-                      {prev->second.second, raw});
-            }
-            return;
-        }
-        v.by_sender[env.sender] = {key, raw};
-        v.by_body[key][env.sender] = raw;
-        step.persist.push_back(DurableRecord{DurableRecord::Type::Commit, e, raw});
-        check_commit_conflicts(step, e);
-        check_stable(e);
-        if (e > delivered()) maybe_catch_up(step);
+        const bool counted = catchup.on_commit(step, env, raw, cb.value(), delivered(), now);
+        sync_halt(step);
+        if (counted && env.epoch > delivered()) maybe_catch_up(step);
     }
 
     /// Tells a peer that is still working on epoch e (which we delivered) to catch up.
     void hint_commit(Step& step, NodeId peer, Epoch e) {
-        if (peer == cfg.self) return;
-        auto c = commits.find(e);
-        if (c == commits.end() || !c->second.mine) return;
-        auto& h = hinted[peer];
-        if (h.first == e && now < h.second + cfg.repair_max_ms) return;
-        h = {e, now};
-        auto mine = c->second.by_sender.find(cfg.self);
-        if (mine != c->second.by_sender.end())
-            unicast(step, peer, Kind::Commit, mine->second.second);
+        catchup.hint(step, peer, e, delivered(), now);
     }
 
     void maybe_catch_up(Step& step) {
-        if (now < catchup_next_ms) return;
-        Epoch target = delivered() + 1;
-        // A peer that committed `target` or later can prove it.
-        std::optional<NodeId> ask;
-        Epoch best = 0;
-        for (auto& [peer, e] : commit_hint) {
-            if (peer != cfg.self && e >= target && e > best) {
-                best = e;
-                ask = peer;
-            }
-        }
-        if (!ask) return;
-        // Let our own agreement finish first unless we are clearly behind.
-        if (!behind_since || behind_since->first != target) behind_since = {{target, now}};
-        auto st = epochs.find(target);
-        bool own_progress = st != epochs.end() && subset.open(target);
-        if (own_progress && best <= target && now < behind_since->second + cfg.repair_initial_ms) {
-            return;
-        }
-        catchup_next_ms = now + cfg.repair_initial_ms;
-        FetchRequest fr{FetchType::EpochProof, 0, Digest{}};
-        Bytes env =
-            seal_envelope(crypto, cfg.chain_id, cfg.self, target, Kind::FetchRequest, encode(fr));
-        // Rotate among peers that can answer, so one silent peer cannot stall us.
-        std::vector<NodeId> able;
-        for (auto& [peer, e] : commit_hint) {
-            if (peer != cfg.self && e >= target) able.push_back(peer);
-        }
-        NodeId to = able[(now / std::max<std::uint64_t>(1, cfg.repair_initial_ms)) % able.size()];
-        unicast(step, to, Kind::FetchRequest, env);
+        const Epoch target = delivered() + 1;
+        catchup.maybe_fetch(step, delivered(), epochs.count(target) && subset.open(target), now);
     }
 
     void on_fetch_request(Step& step, const Envelope& env) {
         auto fr = decode_fetch_request(env.body, cfg.limits);
         if (!fr) {
-            fault(step, env.sender, FaultKind::Malformed, "fetch: " + fr.error());
+            step.fault(env.sender, FaultKind::Malformed, "fetch: " + fr.error());
             return;
         }
         FetchReply reply;
         const auto& req = fr.value();
         switch (req.type) {
-            case FetchType::Block: {
+            case FetchType::Block:
                 if (auto b = blocks.block_envelope(req.digest)) reply.envelopes.push_back(*b);
                 break;
-            }
-            case FetchType::Cert: {
+            case FetchType::Cert:
                 if (auto c = blocks.cert_envelope(env.epoch, req.proposer)) {
                     reply.envelopes.push_back(*c);
                 }
                 break;
-            }
-            case FetchType::Aba: {
-                auto st = epochs.find(env.epoch);
-                if (st != epochs.end()) {
+            case FetchType::Aba:
+                if (auto st = epochs.find(env.epoch); st != epochs.end()) {
                     for (const auto& [k, b] : st->second.republish) reply.envelopes.push_back(b);
                 }
                 break;
-            }
-            case FetchType::EpochProof: {
-                auto p = proofs.find(env.epoch);
-                auto c = commits.find(env.epoch);
-                if (p == proofs.end() || c == commits.end() || !c->second.mine) break;
-                auto signers = c->second.by_body.find(*c->second.mine);
-                if (signers == c->second.by_body.end() || signers->second.size() < cfg.t + 1) {
-                    break;  // not provable yet
-                }
-                for (auto& [s, e] : signers->second) reply.envelopes.push_back(e);
-                for (auto& b : p->second.blocks) reply.envelopes.push_back(b);
+            case FetchType::EpochProof:
+                reply.envelopes = catchup.proof_envelopes(env.epoch, delivered());
                 break;
-            }
         }
         if (reply.envelopes.empty() || reply.envelopes.size() > cfg.limits.fetch_items_max) {
             return;
@@ -662,7 +560,7 @@ struct Replica::Impl {
     void on_fetch_reply(Step& step, const Envelope& env) {
         auto fr = decode_fetch_reply(env.body, cfg.limits);
         if (!fr) {
-            fault(step, env.sender, FaultKind::Malformed, "fetch reply: " + fr.error());
+            step.fault(env.sender, FaultKind::Malformed, "fetch reply: " + fr.error());
             return;
         }
         std::vector<Envelope> commits_in;
@@ -701,70 +599,21 @@ struct Replica::Impl {
     /// blocks must hash to the output digest in delivery order.
     void apply_proof(Step& step, Epoch e, const std::vector<Envelope>& commit_envs,
                      const std::vector<std::pair<Envelope, Bytes>>& block_envs) {
-        std::map<Digest, std::set<NodeId>> votes;
-        std::map<Digest, CommitBody> bodies;
-        for (const auto& ce : commit_envs) {
-            auto cb = decode_commit(ce.body, cfg.limits);
-            if (!cb) continue;
-            Digest k = commit_key(cb.value());
-            votes[k].insert(ce.sender);
-            bodies[k] = cb.value();
-        }
-        const CommitBody* tuple = nullptr;
-        for (auto& [k, s] : votes) {
-            if (s.size() >= cfg.t + 1) tuple = &bodies[k];
-        }
-        if (!tuple) return;
-        std::map<NodeId, std::pair<Digest, const Envelope*>> by_proposer;
-        for (const auto& [be, raw] : block_envs) {
-            by_proposer[be.sender] = {digest_of(be.body), &be};
-        }
-        std::vector<std::pair<NodeId, Digest>> list;
-        std::vector<Request> ordered;
-        for (std::uint32_t k = 0; k < cfg.n; ++k) {
-            NodeId j = static_cast<NodeId>((e + k) % cfg.n);
-            auto it = by_proposer.find(j);
-            if (it == by_proposer.end()) continue;
-            list.push_back({j, it->second.first});
-        }
-        if (output_digest(e, list) != tuple->output_digest) return;  // incomplete or bogus reply
-        for (const auto& [j, d] : list) {
-            auto b = decode_block(by_proposer.at(j).second->body, cfg.limits);
-            if (!b) return;
-            for (auto& r : b.value().requests) ordered.push_back(std::move(r));
-        }
-        EpochResult result = sm.apply_epoch(e, tuple->output_digest, ordered);
-        if (result.state_digest != tuple->state_digest) {
-            stats.delivered = e;
+        auto proof = catchup.check_proof(e, commit_envs, block_envs);
+        if (!proof) return;
+        EpochResult result = apply(e, proof->tuple.output_digest, proof->ordered);
+        if (result.state_digest != proof->tuple.state_digest) {
             alarm(step, "catch-up of epoch " + std::to_string(e) +
                             ": state digest differs from t+1 COMMITs — nondeterminism or more "
                             "than t faults; halting");
             return;
         }
-        stats.delivered = e;
-        Proof proof;
-        for (const auto& [j, d] : list) {
-            const auto& [dd, envp] = by_proposer.at(j);
-            for (const auto& [be, raw] : block_envs) {
-                if (&be == envp) proof.blocks.push_back(raw);
-            }
-        }
-        step.persist.push_back(
-            DurableRecord{DurableRecord::Type::Proof, e, encode(FetchReply{proof.blocks})});
-        proofs[e] = std::move(proof);
-        auto& v = commits[e];
-        v.mine = commit_key(*tuple);
+        catchup.keep_proof(step, e, std::move(proof->blocks), e);
+        catchup.proven_result(e, proof->tuple);
         step.committed.push_back(std::move(result));
         pool.remove_committed(sm);
-        auto env = sign(step, e, Kind::Commit, encode(*tuple));
-        if (env) {
-            remember(e, Kind::Commit, *env);
-            broadcast(step, Kind::Commit, *env);
-            v.by_body[*v.mine][cfg.self] = *env;
-            v.by_sender[cfg.self] = {*v.mine, *env};
-        }
-        check_stable(e);
-        catchup_next_ms = 0;
+        sign_commit(step, e, proof->tuple);
+        catchup.applied_proof();
         try_deliver(step);
         maybe_catch_up(step);
     }
@@ -837,9 +686,7 @@ struct Replica::Impl {
 
     void republish(Step& step) {
         for (auto& [e, st] : epochs) {
-            auto c = commits.find(e);
-            bool stable = c != commits.end() && c->second.stable;
-            if (stable || st.republish.empty() || now < st.next_republish_ms) continue;
+            if (catchup.stable(e) || st.republish.empty() || now < st.next_republish_ms) continue;
             for (const auto& [kind, env] : st.republish) broadcast(step, kind, env);
             st.backoff_ms = std::min(cfg.repair_max_ms, st.backoff_ms * 2);
             st.next_republish_ms = now + st.backoff_ms;
@@ -852,9 +699,7 @@ struct Replica::Impl {
         if (delivered() > cfg.window) signer.prune_through(delivered() - cfg.window);
         // Epoch states are kept while not stable (re-publication) and not too old.
         auto retire = [this](Epoch e) {
-            auto c = commits.find(e);
-            bool stable = c != commits.end() && c->second.stable;
-            return e <= delivered() && (stable || e + 4 * cfg.window < delivered());
+            return e <= delivered() && (catchup.stable(e) || e + 4 * cfg.window < delivered());
         };
         for (auto it = epochs.begin(); it != epochs.end();) {
             it = retire(it->first) ? epochs.erase(it) : std::next(it);
@@ -862,11 +707,128 @@ struct Replica::Impl {
         // Blocks of pruned epochs go too (the proof history keeps its own copies).
         blocks.prune(retire, [this](Epoch e) { return e > delivered() || epochs.count(e) != 0; });
         subset.prune(retire);
-        for (auto it = commits.begin(); it != commits.end();) {
-            if (it->first + kProofHistory < delivered()) {
-                it = commits.erase(it);
-            } else {
-                ++it;
+        catchup.prune(delivered());
+    }
+
+    // ---- recovery (docs/protocol.md "Safety rules": the sign-log) --------------------------
+
+    using SentAba = std::map<Epoch, std::map<NodeId, std::vector<AbaMessage>>>;
+
+    Step recover(const Recovery& recovery, std::uint64_t now_ms) {
+        Step step;
+        now = now_ms;
+        signer.raise_mark(recovery.high_water);
+        signer.set_voting(recovery.sign_log_ok);
+        stats.voting = recovery.sign_log_ok;
+        SentAba aba_sent;
+        for (const auto& rec : recovery.records) recover_record(rec, aba_sent);
+        // A lost sign-log with an intact key directory: sign only above the mark.
+        signer.finish_recovery();
+        catchup.finish_recovery();
+        resume(step, aba_sent);
+        pool.remove_committed(sm);
+        finish(step);
+        return step;
+    }
+
+    void recover_record(const DurableRecord& rec, SentAba& aba_sent) {
+        switch (rec.type) {
+            case DurableRecord::Type::HighWater:
+                signer.raise_mark(rec.epoch);
+                break;
+            case DurableRecord::Type::Block:
+                blocks.restore_block(rec.bytes);
+                break;
+            case DurableRecord::Type::Proof:
+                if (auto fr = decode_fetch_reply(rec.bytes, cfg.limits)) {
+                    catchup.restore_proof(rec.epoch, std::move(fr.value().envelopes), delivered());
+                }
+                break;
+            case DurableRecord::Type::Commit:
+                catchup.restore_commit(rec.bytes);
+                break;
+            case DurableRecord::Type::Cert: {
+                auto c = decode_certificate(rec.bytes, cfg.limits);
+                if (!c || c.value().epoch <= delivered()) break;
+                state(c.value().epoch);
+                blocks.restore_cert(c.value());
+                break;
+            }
+            case DurableRecord::Type::Signed:
+                recover_signed(rec.bytes, aba_sent);
+                break;
+        }
+    }
+
+    /// Adopts what this node signed: its slots, its block, SEENs, ABA messages and
+    /// COMMITs, re-published as they were (never signed anew).
+    void recover_signed(const Bytes& raw, SentAba& aba_sent) {
+        auto decoded = decode_envelope(raw, cfg.limits);
+        if (!decoded) return;
+        signer.adopt(raw);
+        const Envelope& env = decoded.value();
+        const Epoch e = env.epoch;
+        const bool open = e > delivered();
+        switch (env.kind) {
+            case Kind::Block: {
+                const Digest d = digest_of(env.body);
+                proposed_upto = std::max(proposed_upto, e);
+                if (!blocks.holds(d)) blocks.restore_block(raw);
+                if (!open) break;
+                remember(e, Kind::Block, raw);
+                blocks.restore_own_block(e, d);
+                if (auto b = decode_block(env.body, cfg.limits)) {
+                    pool.proposed(b.value().requests, now);  // in flight again
+                }
+                break;
+            }
+            case Kind::Seen:
+                if (auto sb = decode_seen(env.body, cfg.limits); sb && open) {
+                    remember(e, Kind::Seen, raw);
+                    blocks.restore_own_seen(e, sb.value(), env.sig, raw);
+                }
+                break;
+            case Kind::Aba:
+                if (auto bundle = decode_aba_bundle(env.body, cfg.limits)) {
+                    for (const auto& m : bundle.value().messages) {
+                        aba_sent[e][m.proposer].push_back(m);
+                    }
+                    if (open) remember(e, Kind::Aba, raw);
+                }
+                break;
+            case Kind::Commit:
+                if (auto cb = decode_commit(env.body, cfg.limits)) {
+                    catchup.restore_own_commit(e, cb.value(), raw);
+                    if (e + cfg.window > delivered()) remember(e, Kind::Commit, raw);
+                }
+                break;
+            default:
+                break;
+        }
+    }
+
+    /// After the records: the open epochs' agreements continue where they were.
+    void resume(Step& step, SentAba& aba_sent) {
+        std::vector<Epoch> open;
+        for (const auto& [e, st] : epochs) {
+            if (e > delivered()) open.push_back(e);
+        }
+        // Rebuild the ABA instances of open epochs from what this node signed.
+        for (Epoch e : open) {
+            ensure_abas(e);
+            subset.restore(e, aba_sent[e]);
+        }
+        // A crash between signing our block and signing its SEEN (a torn step)
+        // leaves the block without our SEEN: sign it now (the block is durable).
+        for (Epoch e : open) {
+            auto mine = blocks.accepted(e, cfg.self);
+            if (mine && !signer.filled(Slot{SlotKind::Seen, e, cfg.self, 0, 0})) {
+                send_seen(step, e, cfg.self, *mine);
+            }
+        }
+        for (Epoch e : open) {
+            for (NodeId j = 0; j < cfg.n; ++j) {
+                if (blocks.cert(e, j)) run_subset(step, e, subset.input_one(e, j));
             }
         }
     }
@@ -876,6 +838,7 @@ struct Replica::Impl {
         stats.faults += step.faults.size();
         stats.pool = pool.size();
         stats.highest_joined = proposed_upto;
+        stats.archive_proofs_served = catchup.archive_served();
     }
 
     Step tick(std::uint64_t t_ms) {
@@ -889,14 +852,16 @@ struct Replica::Impl {
         // Re-request what output is waiting for.
         try_deliver(step);
         maybe_catch_up(step);
+        catchup.heartbeat(step, now);
         return step;
     }
 };
 
 // ---- Replica ----------------------------------------------------------------------------
 
-Replica::Replica(const ReplicaConfig& config, const CryptoSuite& crypto, StateMachine& state)
-    : impl_(std::make_unique<Impl>(config, crypto, state, stats_)) {}
+Replica::Replica(const ReplicaConfig& config, const CryptoSuite& crypto, StateMachine& state,
+                 const ProofArchive* archive)
+    : impl_(std::make_unique<Impl>(config, crypto, state, stats_, archive)) {}
 
 Replica::~Replica() = default;
 
@@ -939,142 +904,10 @@ Step Replica::tick(std::uint64_t now_ms) {
     return step;
 }
 
+std::optional<Bytes> Replica::latest_commit() const { return impl_->catchup.latest_commit(); }
+
 Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
-    Step step;
-    auto& im = *impl_;
-    im.now = now_ms;
-    im.signer.raise_mark(recovery.high_water);
-    im.signer.set_voting(recovery.sign_log_ok);
-    stats_.voting = recovery.sign_log_ok;
-    std::map<Epoch, std::map<NodeId, std::vector<AbaMessage>>> aba_sent;
-    for (const auto& rec : recovery.records) {
-        switch (rec.type) {
-            case DurableRecord::Type::HighWater:
-                im.signer.raise_mark(rec.epoch);
-                break;
-            case DurableRecord::Type::Block:
-                im.blocks.restore_block(rec.bytes);
-                break;
-            case DurableRecord::Type::Proof: {
-                auto fr = decode_fetch_reply(rec.bytes, im.cfg.limits);
-                if (!fr) break;
-                im.proofs[rec.epoch] = Impl::Proof{std::move(fr.value().envelopes)};
-                while (im.proofs.size() > Impl::kProofHistory) im.proofs.erase(im.proofs.begin());
-                break;
-            }
-            case DurableRecord::Type::Commit: {
-                auto env = decode_envelope(rec.bytes, im.cfg.limits);
-                if (!env) break;
-                auto cb = decode_commit(env.value().body, im.cfg.limits);
-                if (!cb) break;
-                auto& v = im.commits[env.value().epoch];
-                Digest k = commit_key(cb.value());
-                if (v.by_sender.count(env.value().sender)) break;
-                v.by_sender[env.value().sender] = {k, rec.bytes};
-                v.by_body[k][env.value().sender] = rec.bytes;
-                auto& hint = im.commit_hint[env.value().sender];
-                hint = std::max(hint, env.value().epoch);
-                break;
-            }
-            case DurableRecord::Type::Cert: {
-                auto c = decode_certificate(rec.bytes, im.cfg.limits);
-                if (!c || c.value().epoch <= stats_.delivered) break;
-                im.state(c.value().epoch);
-                im.blocks.restore_cert(c.value());
-                break;
-            }
-            case DurableRecord::Type::Signed: {
-                auto envd = decode_envelope(rec.bytes, im.cfg.limits);
-                if (!envd) break;
-                im.signer.adopt(rec.bytes);
-                const Envelope& env = envd.value();
-                Epoch e = env.epoch;
-                Digest bd = digest_of(env.body);
-                switch (env.kind) {
-                    case Kind::Block: {
-                        im.proposed_upto = std::max(im.proposed_upto, e);
-                        if (!im.blocks.holds(bd)) im.blocks.restore_block(rec.bytes);
-                        if (e > stats_.delivered) {
-                            auto& st = im.state(e);
-                            im.blocks.restore_own_block(e, bd);
-                            st.republish.push_back({Kind::Block, rec.bytes});
-                            auto b = decode_block(env.body, im.cfg.limits);
-                            if (b) {
-                                im.pool.proposed(b.value().requests, im.now);
-                            }
-                        }
-                        break;
-                    }
-                    case Kind::Seen: {
-                        auto sb = decode_seen(env.body, im.cfg.limits);
-                        if (!sb) break;
-                        if (e > stats_.delivered) {
-                            im.state(e).republish.push_back({Kind::Seen, rec.bytes});
-                            im.blocks.restore_own_seen(e, sb.value(), env.sig, rec.bytes);
-                        }
-                        break;
-                    }
-                    case Kind::Aba: {
-                        auto bundle = decode_aba_bundle(env.body, im.cfg.limits);
-                        if (!bundle) break;
-                        for (const auto& m : bundle.value().messages) {
-                            aba_sent[e][m.proposer].push_back(m);
-                        }
-                        if (e > stats_.delivered)
-                            im.state(e).republish.push_back({Kind::Aba, rec.bytes});
-                        break;
-                    }
-                    case Kind::Commit: {
-                        auto cb = decode_commit(env.body, im.cfg.limits);
-                        if (!cb) break;
-                        auto& v = im.commits[e];
-                        v.mine = commit_key(cb.value());
-                        v.by_body[*v.mine][im.cfg.self] = rec.bytes;
-                        v.by_sender[im.cfg.self] = {*v.mine, rec.bytes};
-                        if (e + im.cfg.window > stats_.delivered) {
-                            im.state(e).republish.push_back({Kind::Commit, rec.bytes});
-                        }
-                        break;
-                    }
-                    default:
-                        break;
-                }
-                break;
-            }
-        }
-    }
-    // A lost sign-log with an intact key directory: sign only above the mark.
-    im.signer.finish_recovery();
-    // Rebuild the ABA instances of open epochs from what this node signed.
-    for (auto& [e, st] : im.epochs) {
-        if (e <= stats_.delivered) continue;
-        im.ensure_abas(e);
-        im.subset.restore(e, aba_sent[e]);
-    }
-    // A crash between signing our block and signing its SEEN (a torn step) leaves
-    // the block without our SEEN: sign it now (the block itself is durable).
-    std::vector<std::pair<Epoch, Digest>> own_unseen;
-    for (auto& [e, st] : im.epochs) {
-        if (e <= stats_.delivered) continue;
-        auto mine = im.blocks.accepted(e, im.cfg.self);
-        if (mine && !im.signer.filled(Slot{SlotKind::Seen, e, im.cfg.self, 0, 0})) {
-            own_unseen.push_back({e, *mine});
-        }
-    }
-    for (auto& [e, d] : own_unseen) im.send_seen(step, e, im.cfg.self, d);
-    for (auto& [e, v] : im.commits) im.check_stable(e);
-    std::vector<Epoch> open;
-    for (auto& [e, st] : im.epochs) {
-        if (e > stats_.delivered) open.push_back(e);
-    }
-    for (Epoch e : open) {
-        for (NodeId j = 0; j < im.cfg.n; ++j) {
-            if (im.blocks.cert(e, j)) im.run_subset(step, e, im.subset.input_one(e, j));
-        }
-    }
-    im.pool.remove_committed(im.sm);
-    im.finish(step);
-    return step;
+    return impl_->recover(recovery, now_ms);
 }
 
 }  // namespace tob::consensus

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "consensus/catch_up.h"
 #include "consensus/codec.h"
 #include "consensus/crypto_suite.h"
 #include "consensus/messages.h"
@@ -38,6 +39,12 @@ struct ReplicaConfig {
     std::uint64_t block_timer_ms = 20;  // cut a non-full block after this long
     std::uint64_t repair_initial_ms = 200;
     std::uint64_t repair_max_ms = 1000;  // re-publication backoff cap
+    /// Delivered epochs whose proofs (blocks and COMMITs) stay in memory to answer
+    /// catch-up; older ones come from the ProofArchive, if the shell gives one.
+    Epoch proof_history_epochs = 256;
+    /// Re-broadcast the latest own COMMIT this often (0: never), so that a node
+    /// that starts late or returns while the cluster is idle learns it is behind.
+    std::uint64_t commit_heartbeat_ms = 2000;
     std::uint32_t pool_requests_max = 100000;
     Round max_rounds_ahead = 16;
     /// Test-only (tobsim --unsafe-quorum): certify with this many SEENs instead of q.
@@ -60,6 +67,7 @@ struct ReplicaStats {
     std::uint64_t dropped_out_of_window = 0;
     std::uint64_t aba_rounds_total = 0;  // sum over decided ABA instances of rounds used
     std::uint64_t aba_instances = 0;
+    std::uint64_t archive_proofs_served = 0;  // EpochProof fetches answered from the archive
     bool voting = true;
     bool halted = false;
 };
@@ -74,7 +82,10 @@ Decoded<Envelope> open_envelope(ByteView bytes, const CryptoSuite& crypto,
 
 class Replica {
   public:
-    Replica(const ReplicaConfig& config, const CryptoSuite& crypto, StateMachine& state);
+    /// `archive` (may be null) answers catch-up beyond the in-memory proof history;
+    /// it must outlive the Replica.
+    Replica(const ReplicaConfig& config, const CryptoSuite& crypto, StateMachine& state,
+            const ProofArchive* archive = nullptr);
     ~Replica();
 
     /// Rebuilds from durable records after a restart. Call once, before any input.
@@ -91,6 +102,8 @@ class Replica {
     const ReplicaStats& stats() const { return stats_; }
     Epoch delivered() const { return stats_.delivered; }
     bool halted() const { return stats_.halted; }
+    /// The latest COMMIT envelope this node signed (re-sent by the heartbeat).
+    std::optional<Bytes> latest_commit() const;
 
   private:
     struct Impl;
