@@ -120,6 +120,7 @@ PoolParams pool_params(const ReplicaConfig& c) {
     p.aged_epochs = c.aged_epochs;
     p.pool_requests_max = c.pool_requests_max;
     p.block_timer_ms = c.block_timer_ms;
+    p.verified_epochs = Epoch{c.aged_epochs} + 2 * Epoch{c.window};
     return p;
 }
 
@@ -138,7 +139,6 @@ struct Replica::Impl {
     const CryptoSuite& crypto;
     StateMachine& sm;
     ReplicaStats& stats;
-    std::uint32_t q = 0;
 
     // The sub-protocols.
     SignLog signer;
@@ -163,8 +163,8 @@ struct Replica::Impl {
           blocks(broadcast_params(c), cr),
           subset(SubsetParams{c.n, c.t, c.self, c.chain_id, c.max_rounds_ahead}, cr),
           catchup(catch_up_params(c), cr, archive) {
-        q = cfg.unsafe_cert_quorum ? cfg.unsafe_cert_quorum : quorum(cfg.n, cfg.t);
         stats.delivered = sm.last_applied();
+        pool.delivered(stats.delivered);
     }
 
     Epoch delivered() const { return stats.delivered; }
@@ -465,6 +465,7 @@ struct Replica::Impl {
         TOB_CHECK(e == delivered() + 1, "epochs are delivered strictly in order");
         EpochResult result = sm.apply_epoch(e, od, ordered);
         stats.delivered = e;
+        pool.delivered(e);
         if (auto mine = blocks.accepted(e, cfg.self)) {
             if (const auto* b = blocks.block(*mine)) pool.release(b->block.requests);
         }
@@ -905,6 +906,35 @@ Step Replica::tick(std::uint64_t now_ms) {
 }
 
 std::optional<Bytes> Replica::latest_commit() const { return impl_->catchup.latest_commit(); }
+
+ReplicaMemory Replica::memory() const {
+    const Impl& im = *impl_;
+    ReplicaMemory m;
+    m.sign_log_slots = im.signer.slots();
+    m.sign_log_epochs = im.signer.epochs();
+    m.pool_requests = im.pool.size();
+    m.pool_bytes = im.pool.bytes();
+    m.pool_in_flight = im.pool.in_flight();
+    m.verified_cached = im.pool.verified_cached();
+    m.blocks = im.blocks.blocks();
+    m.block_bytes = im.blocks.bytes();
+    m.broadcast_epochs = im.blocks.epochs();
+    m.certs = im.blocks.certs();
+    m.seen_votes = im.blocks.seen_votes();
+    m.agreement_epochs = im.subset.epochs();
+    m.aba_instances = im.subset.instances();
+    m.aba_rounds = im.subset.rounds_held();
+    m.commit_epochs = im.catchup.commit_epochs();
+    m.commit_votes = im.catchup.commit_votes();
+    m.proofs = im.catchup.proofs();
+    m.proof_bytes = im.catchup.proof_bytes();
+    m.window_epochs = im.epochs.size();
+    for (const auto& [e, st] : im.epochs) {
+        m.republish_envelopes += st.republish.size();
+        for (const auto& [kind, env] : st.republish) m.republish_bytes += env.size();
+    }
+    return m;
+}
 
 Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
     return impl_->recover(recovery, now_ms);

@@ -72,6 +72,38 @@ struct ReplicaStats {
     bool halted = false;
 };
 
+/// What the core holds in memory, per unit (counts and bytes), for tests and for
+/// tobsim's --sizes-every. Each unit's header states the bound these stay under.
+struct ReplicaMemory {
+    // sign_log.h
+    std::size_t sign_log_slots = 0;
+    std::size_t sign_log_epochs = 0;
+    // request_pool.h
+    std::size_t pool_requests = 0;
+    std::size_t pool_bytes = 0;
+    std::size_t pool_in_flight = 0;
+    std::size_t verified_cached = 0;
+    // block_broadcast.h
+    std::size_t blocks = 0;
+    std::size_t block_bytes = 0;
+    std::size_t broadcast_epochs = 0;
+    std::size_t certs = 0;
+    std::size_t seen_votes = 0;
+    // epoch_subset.h
+    std::size_t agreement_epochs = 0;
+    std::size_t aba_instances = 0;
+    std::size_t aba_rounds = 0;
+    // catch_up.h
+    std::size_t commit_epochs = 0;
+    std::size_t commit_votes = 0;
+    std::size_t proofs = 0;
+    std::size_t proof_bytes = 0;
+    // the Replica's window: what it re-publishes until an epoch is stable
+    std::size_t window_epochs = 0;
+    std::size_t republish_envelopes = 0;
+    std::size_t republish_bytes = 0;
+};
+
 /// The shell-side check of inbound bytes (the daemon runs it in worker threads,
 /// the simulator inline): size limit, canonical decoding, chain id, sender is a
 /// member, envelope signature. On failure the reason is returned; the bytes must
@@ -104,6 +136,8 @@ class Replica {
     bool halted() const { return stats_.halted; }
     /// The latest COMMIT envelope this node signed (re-sent by the heartbeat).
     std::optional<Bytes> latest_commit() const;
+    /// Current sizes of every unit (walks the per-epoch state: not for hot paths).
+    ReplicaMemory memory() const;
 
   private:
     struct Impl;

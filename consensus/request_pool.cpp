@@ -18,12 +18,21 @@ bool RequestPool::valid(const Request& r, const Digest& d) {
         return false;
     }
     verified_.insert(d);
-    verified_order_.push_back(d);
+    verified_order_.push_back({delivered_, d});
     while (verified_order_.size() > params_.verified_cache_max) {
-        verified_.erase(verified_order_.front());
+        verified_.erase(verified_order_.front().second);
         verified_order_.pop_front();
     }
     return true;
+}
+
+void RequestPool::delivered(Epoch delivered) {
+    delivered_ = std::max(delivered_, delivered);
+    while (!verified_order_.empty() &&
+           verified_order_.front().first + params_.verified_epochs < delivered_) {
+        verified_.erase(verified_order_.front().second);
+        verified_order_.pop_front();
+    }
 }
 
 bool RequestPool::add(const Request& r, const Digest& d, std::size_t encoded_bytes, bool local,

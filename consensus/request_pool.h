@@ -47,7 +47,11 @@
 //    encoded size actually held;
 //  - in flight: digests of the requests of this node's blocks in the window, at
 //    most W · block_requests_max;
-//  - the verification cache: verified_cache_max digests (FIFO), 32 bytes each;
+//  - the verification cache: digests of the requests checked in the last
+//    verified_epochs delivered epochs (copies of one request arrive within a few
+//    epochs: by flood, in blocks, and in aged blocks k epochs later), and never
+//    more than verified_cache_max (oldest dropped first); a dropped entry only
+//    costs one more signature check;
 //  - flood batch: at most flood_batch_max requests between two ticks.
 
 #include <cstdint>
@@ -70,6 +74,7 @@ struct PoolParams {
     std::uint32_t pool_requests_max = 100000;
     std::uint64_t block_timer_ms = 20;
     std::size_t verified_cache_max = std::size_t{1} << 18;
+    Epoch verified_epochs = 16;  // the Replica uses aged_epochs + 2·W
     std::size_t flood_batch_max = 256;
 };
 
@@ -90,6 +95,9 @@ class RequestPool {
     }
     /// Drops every pooled request the state machine reports committed.
     void remove_committed(const StateMachine& state);
+    /// Epoch `delivered` was delivered: verification results older than
+    /// verified_epochs expire.
+    void delivered(Epoch delivered);
 
     // ---- proposing ---------------------------------------------------------------
     /// The requests of this node's next block (see the header comment).
@@ -141,7 +149,8 @@ class RequestPool {
     std::size_t bytes_ = 0;
     std::set<Digest> inflight_;  // in this node's own undelivered blocks
     std::set<Digest> verified_;
-    std::deque<Digest> verified_order_;
+    std::deque<std::pair<Epoch, Digest>> verified_order_;  // in checking order
+    Epoch delivered_ = 0;
     std::vector<Request> flood_;
     std::uint64_t seq_ = 0;
     std::optional<std::uint64_t> work_since_ms_;

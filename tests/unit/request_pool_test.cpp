@@ -183,5 +183,19 @@ TEST_F(RequestPoolTest, verification_cache_is_bounded) {
     EXPECT_EQ(pool.verified_cached(), 4u);
 }
 
+TEST_F(RequestPoolTest, verification_results_expire_with_delivered_epochs) {
+    params_.verified_epochs = 3;
+    RequestPool pool(params_, crypto_);
+    ASSERT_TRUE(pool.valid(request(1, 1), digest_of(encode(request(1, 1)))));
+    pool.delivered(2);
+    ASSERT_TRUE(pool.valid(request(1, 2), digest_of(encode(request(1, 2)))));
+    pool.delivered(3);
+    EXPECT_EQ(pool.verified_cached(), 2u);
+    pool.delivered(4);  // the first was checked at epoch 0: 0 + 3 < 4
+    EXPECT_EQ(pool.verified_cached(), 1u);
+    pool.delivered(6);
+    EXPECT_EQ(pool.verified_cached(), 0u);
+}
+
 }  // namespace
 }  // namespace tob::consensus
