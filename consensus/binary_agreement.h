@@ -1,7 +1,7 @@
 #pragma once
 // Asynchronous binary agreement (ABA) for one (epoch, proposer) instance:
 // Mostéfaoui–Moumen–Raynal with the CONF phase (see the essay in
-// binary_agreement.cpp and DESIGN.md §2 "Binary agreement").
+// binary_agreement.cpp and docs/protocol.md, "Binary agreement").
 //
 // The instance is pure: inputs in, an AbaStep out. Messages in the step are to be
 // broadcast to every other node; the instance has already counted its own copy.

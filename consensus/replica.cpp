@@ -1,53 +1,3 @@
-// Replica — asynchronous Byzantine total-order broadcast for one node.
-//
-// The protocol (DESIGN.md §2), as this file implements it:
-//
-// Epochs e = 1, 2, ... run while there is work; at most W at once, and a node
-// signs only for epochs in (delivered, delivered + W]. A node *joins* epoch e by
-// proposing its block B(e, self) (possibly empty); joining e joins every earlier
-// epoch first. It joins when it has work and a block is due (full, or the block
-// timer fired), or when a valid block, SEEN, CERT or ABA message for e arrives.
-//
-//  1. Propose: a block from the pool — a quarter of the space reserved for aged
-//     requests (uncommitted for more than k delivered epochs, oldest first,
-//     round-robin across clients), then requests clients gave to this node, then
-//     the rest of the aged ones. Requests learnt only by flooding are proposed
-//     once aged (docs/decisions.md: each node carries its own clients' load, the
-//     aged rule guarantees nobody is starved).
-//  2. Flood: the first valid block of (e, j) is stored, relayed once (the
-//     original envelope) and SEEN. Later different blocks of (e, j) are kept as
-//     equivocation evidence only — unless a certificate names their digest.
-//  3. SEEN(e, j, d) is signed only for the first valid block of (e, j), after the
-//     block is durable (the Block record precedes the Signed record in `persist`).
-//  4. q = ceil((n+t+1)/2) SEEN signatures on one (e, j, d) form CERT(e, j, d):
-//     at least q - t >= t+1 honest signers hold the block; two certificates of one
-//     (e, j) would need 2q - n >= t+1 common signers, one of them honest, who
-//     never SEENs twice. So each (e, j) has at most one certified digest.
-//  5. A certificate makes the node input 1 to ABA(e, j); once n - t ABAs of the
-//     epoch decided 1, it inputs 0 to every ABA it has not input to.
-//  6. When all n ABAs decided, S = {j : decided 1}; the output is the blocks of S
-//     (each exactly the certified digest; fetched from the certificate's signers
-//     when missing) in proposer order rotated by e, requests in block order; the
-//     state machine skips duplicates. Epochs are delivered strictly in order.
-//  7. After applying e the node signs COMMIT(e, output_digest, state_digest).
-//     t+1 matching COMMITs make an epoch *provable*: a node behind fetches the
-//     blocks and COMMITs, checks them and applies them (catch-up); q matching
-//     COMMITs make it *stable*, which ends re-publication for it.
-//
-// Repair: until an epoch is stable the node re-publishes everything it signed
-// for it and every certificate it holds, with exponential backoff capped at
-// repair_max_ms. Missing blocks and certificates are fetched. A node that hears
-// from a peer still working on an epoch this node has delivered answers with
-// its COMMIT for that epoch, which tells the peer to catch up.
-//
-// Sign-log: every signed payload has a slot (block (e,i), SEEN (e,j), BVAL
-// (e,j,r,v), AUX (e,j,r), CONF (e,j,r), TERM (e,j), COMMIT (e)); a slot is
-// signed at most once, and re-signing returns the logged bytes. Before the first
-// signature in a new epoch the signing high-water mark is raised (a HighWater
-// record precedes the Signed record). After a restart the core adopts its
-// logged block, SEENs and ABA messages and never signs a different payload;
-// with a lost sign-log (reformatted data dir) it signs only above the mark.
-
 #include "consensus/replica.h"
 
 #include <algorithm>
@@ -60,6 +10,7 @@
 #include "consensus/check.h"
 #include "consensus/codec.h"
 #include "consensus/epoch_subset.h"
+#include "consensus/replica_impl.h"
 #include "consensus/request_pool.h"
 #include "consensus/sign_log.h"
 
@@ -126,737 +77,529 @@ PoolParams pool_params(const ReplicaConfig& c) {
 
 }  // namespace
 
-struct Replica::Impl {
-    struct EpochState {
-        // Repair.
-        std::vector<std::pair<Kind, Bytes>>
-            republish;  // what this node signed (and certs it holds)
-        std::uint64_t next_republish_ms = 0;
-        std::uint64_t backoff_ms = 0;
-    };
+Replica::Impl::Impl(const ReplicaConfig& c, const CryptoSuite& cr, StateMachine& s,
+                    ReplicaStats& st, const ProofArchive* archive)
+    : cfg(c),
+      crypto(cr),
+      sm(s),
+      stats(st),
+      signer(c.self, c.chain_id, c.limits, cr),
+      pool(pool_params(c), cr),
+      blocks(broadcast_params(c), cr),
+      subset(SubsetParams{c.n, c.t, c.self, c.chain_id, c.max_rounds_ahead}, cr),
+      catchup(catch_up_params(c), cr, archive) {
+    stats.delivered = sm.last_applied();
+    pool.delivered(stats.delivered);
+}
 
-    ReplicaConfig cfg;
-    const CryptoSuite& crypto;
-    StateMachine& sm;
-    ReplicaStats& stats;
-
-    // The sub-protocols.
-    SignLog signer;
-    RequestPool pool;
-    BlockBroadcast blocks;
-    EpochSubset subset;
-    CatchUp catchup;
-
-    std::map<Epoch, EpochState> epochs;
-    Epoch proposed_upto = 0;
-
-    std::uint64_t now = 0;
-
-    Impl(const ReplicaConfig& c, const CryptoSuite& cr, StateMachine& s, ReplicaStats& st,
-         const ProofArchive* archive)
-        : cfg(c),
-          crypto(cr),
-          sm(s),
-          stats(st),
-          signer(c.self, c.chain_id, c.limits, cr),
-          pool(pool_params(c), cr),
-          blocks(broadcast_params(c), cr),
-          subset(SubsetParams{c.n, c.t, c.self, c.chain_id, c.max_rounds_ahead}, cr),
-          catchup(catch_up_params(c), cr, archive) {
-        stats.delivered = sm.last_applied();
-        pool.delivered(stats.delivered);
+Replica::Impl::EpochState& Replica::Impl::state(Epoch e) {
+    auto [it, fresh] = epochs.try_emplace(e);
+    if (fresh) {
+        it->second.backoff_ms = cfg.repair_initial_ms;
+        it->second.next_republish_ms = now + cfg.repair_initial_ms;
     }
+    return it->second;
+}
 
-    Epoch delivered() const { return stats.delivered; }
-    bool in_window(Epoch e) const { return e > delivered() && e <= delivered() + cfg.window; }
-    bool can_sign(Epoch e) const { return !stats.halted && signer.may_sign(e); }
+void Replica::Impl::remember(Epoch e, Kind kind, const Bytes& env) {
+    auto& st = state(e);
+    st.republish.push_back({kind, env});
+}
 
-    void fault(Step& step, NodeId culprit, FaultKind kind, std::string detail,
-               std::vector<Bytes> evidence = {}) {
-        step.fault(culprit, kind, std::move(detail), std::move(evidence));
+void Replica::Impl::pool_add(const Request& r, const Digest& d, std::size_t bytes, bool local) {
+    pool.add(r, d, bytes, local, delivered(), now, sm);
+}
+
+void Replica::Impl::join_upto(Step& step, Epoch e) {
+    e = std::min<Epoch>(e, delivered() + cfg.window);
+    for (Epoch x = std::max<Epoch>(proposed_upto, delivered()) + 1; x <= e; ++x) {
+        if (!can_sign(x)) continue;
+        propose(step, x);
     }
+}
 
-    void alarm(Step& step, std::string why) {
-        stats.halted = true;
-        step.alarms.push_back(std::move(why));
+void Replica::Impl::ensure_abas(Epoch e) {
+    state(e);
+    if (!subset.open(e) && can_sign(e)) subset.open_epoch(e);
+}
+
+void Replica::Impl::propose(Step& step, Epoch e) {
+    Block b;
+    b.epoch = e;
+    b.proposer = cfg.self;
+    b.requests = pool.build_block(delivered());
+    Bytes body = encode(b);
+    auto env = sign(step, e, Kind::Block, body);
+    proposed_upto = std::max(proposed_upto, e);
+    if (!env) return;
+    pool.proposed(b.requests, now);
+    remember(e, Kind::Block, *env);
+    broadcast(step, Kind::Block, *env);
+    ensure_abas(e);
+    auto opened = decode_envelope(*env, cfg.limits);
+    TOB_CHECK(opened, "this node's own block envelope decodes");
+    on_block(step, opened.value(), *env, /*from_fetch=*/false);
+}
+
+void Replica::Impl::on_block(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch) {
+    const Epoch e = env.epoch;
+    const NodeId j = env.sender;
+    auto block = blocks.parse(step, env, raw);
+    if (!block) return;
+    const Digest d = digest_of(env.body);
+    if (blocks.holds(d)) return;  // already have it
+    if (!in_window(e) && !blocks.certified(e, j, d)) {
+        if (!from_fetch) ++stats.dropped_out_of_window;
+        if (e <= delivered()) hint_commit(step, j, e);
+        return;
     }
-
-    /// A unit raised an alarm in `step`: the node halts at once (it signs nothing more).
-    void sync_halt(const Step& step) {
-        if (!step.alarms.empty()) stats.halted = true;
-    }
-
-    // ---- signing --------------------------------------------------------------
-
-    /// Signs a statement through the sign-log; nullopt if not allowed.
-    std::optional<Bytes> sign(Step& step, Epoch e, Kind kind, Bytes body) {
-        if (stats.halted) return std::nullopt;
-        return signer.sign(step, e, kind, std::move(body));
-    }
-
-    void broadcast(Step& step, Kind kind, const Bytes& env) { step.broadcast(kind, env); }
-    void unicast(Step& step, NodeId to, Kind kind, const Bytes& env) {
-        if (to != cfg.self) step.send(to, kind, env);
-    }
-
-    EpochState& state(Epoch e) {
-        auto [it, fresh] = epochs.try_emplace(e);
-        if (fresh) {
-            it->second.backoff_ms = cfg.repair_initial_ms;
-            it->second.next_republish_ms = now + cfg.repair_initial_ms;
-        }
-        return it->second;
-    }
-
-    void remember(Epoch e, Kind kind, const Bytes& env) {
-        auto& st = state(e);
-        st.republish.push_back({kind, env});
-    }
-
-    // ---- requests -------------------------------------------------------------------
-
-    /// Pools a request that arrived by flood or in a block (its signature checked).
-    void pool_add(const Request& r, const Digest& d, std::size_t bytes, bool local) {
-        pool.add(r, d, bytes, local, delivered(), now, sm);
-    }
-
-    // ---- joining and proposing ----------------------------------------------------
-
-    void join_upto(Step& step, Epoch e) {
-        e = std::min<Epoch>(e, delivered() + cfg.window);
-        for (Epoch x = std::max<Epoch>(proposed_upto, delivered()) + 1; x <= e; ++x) {
-            if (!can_sign(x)) continue;
-            propose(step, x);
-        }
-    }
-
-    void ensure_abas(Epoch e) {
-        state(e);
-        if (!subset.open(e) && can_sign(e)) subset.open_epoch(e);
-    }
-
-    void propose(Step& step, Epoch e) {
-        Block b;
-        b.epoch = e;
-        b.proposer = cfg.self;
-        b.requests = pool.build_block(delivered());
-        Bytes body = encode(b);
-        auto env = sign(step, e, Kind::Block, body);
-        proposed_upto = std::max(proposed_upto, e);
-        if (!env) return;
-        pool.proposed(b.requests, now);
-        remember(e, Kind::Block, *env);
-        broadcast(step, Kind::Block, *env);
-        ensure_abas(e);
-        auto opened = decode_envelope(*env, cfg.limits);
-        TOB_CHECK(opened, "this node's own block envelope decodes");
-        on_block(step, opened.value(), *env, /*from_fetch=*/false);
-    }
-
-    // ---- blocks, SEEN, certificates (consensus/block_broadcast.h) ---------------------
-
-    void on_block(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch) {
-        const Epoch e = env.epoch;
-        const NodeId j = env.sender;
-        auto block = blocks.parse(step, env, raw);
-        if (!block) return;
-        const Digest d = digest_of(env.body);
-        if (blocks.holds(d)) return;  // already have it
-        if (!in_window(e) && !blocks.certified(e, j, d)) {
-            if (!from_fetch) ++stats.dropped_out_of_window;
-            if (e <= delivered()) hint_commit(step, j, e);
+    std::vector<std::pair<Digest, std::size_t>> digests;
+    for (const auto& r : block->requests) {
+        Bytes enc = encode(r);
+        Digest rd = digest_of(enc);
+        if (!pool.valid(r, rd)) {
+            step.fault(j, FaultKind::InvalidBlock, "block holds an invalid request", {raw});
             return;
         }
-        std::vector<std::pair<Digest, std::size_t>> digests;
-        for (const auto& r : block->requests) {
-            Bytes enc = encode(r);
-            Digest rd = digest_of(enc);
-            if (!pool.valid(r, rd)) {
-                step.fault(j, FaultKind::InvalidBlock, "block holds an invalid request", {raw});
-                return;
-            }
-            digests.push_back({rd, enc.size()});
-        }
-        for (std::size_t i = 0; i < block->requests.size(); ++i) {
-            pool_add(block->requests[i], digests[i].first, digests[i].second, /*local=*/false);
-        }
-        state(e);
-        if (blocks.accept(step, env, raw, std::move(*block), d, in_window(e)) ==
-            BlockBroadcast::Accept::First) {
-            if (j != cfg.self) broadcast(step, Kind::Block, raw);  // relay the original once
-            join_upto(step, e);
-            send_seen(step, e, j, d);
-        }
-        try_deliver(step);
+        digests.push_back({rd, enc.size()});
     }
-
-    void send_seen(Step& step, Epoch e, NodeId j, const Digest& d) {
-        SeenBody sb{j, d};
-        auto env = sign(step, e, Kind::Seen, encode(sb));
-        if (!env) return;
-        remember(e, Kind::Seen, *env);
-        broadcast(step, Kind::Seen, *env);
-        auto opened = decode_envelope(*env, cfg.limits);
-        TOB_CHECK(opened, "this node's own SEEN decodes");
-        on_seen(step, opened.value(), *env);
+    for (std::size_t i = 0; i < block->requests.size(); ++i) {
+        pool_add(block->requests[i], digests[i].first, digests[i].second, /*local=*/false);
     }
-
-    void on_seen(Step& step, const Envelope& env, const Bytes& raw) {
-        const Epoch e = env.epoch;
-        auto sb = decode_seen(env.body, cfg.limits);
-        if (!sb) {
-            step.fault(env.sender, FaultKind::Malformed, "seen: " + sb.error(), {raw});
-            return;
-        }
-        if (sb.value().proposer >= cfg.n) {
-            step.fault(env.sender, FaultKind::Malformed, "seen: proposer out of range", {raw});
-            return;
-        }
-        if (!in_window(e)) {
-            ++stats.dropped_out_of_window;
-            if (e <= delivered()) hint_commit(step, env.sender, e);
-            return;
-        }
+    state(e);
+    if (blocks.accept(step, env, raw, std::move(*block), d, in_window(e)) ==
+        BlockBroadcast::Accept::First) {
+        if (j != cfg.self) broadcast(step, Kind::Block, raw);  // relay the original once
         join_upto(step, e);
-        state(e);
-        auto cert = blocks.count_seen(step, e, env.sender, sb.value(), env.sig, raw);
-        if (cert) adopt_cert(step, *cert, std::nullopt);
+        send_seen(step, e, j, d);
     }
+    try_deliver(step);
+}
 
-    /// A verified certificate: store it, flood it, input 1, fetch the block.
-    void adopt_cert(Step& step, const Certificate& c, std::optional<Bytes> relay) {
-        state(c.epoch);
-        switch (blocks.adopt(step, c)) {
-            case BlockBroadcast::Adopt::Known:
-                return;
-            case BlockBroadcast::Adopt::Conflict:
-                alarm(step,
-                      "two certificates with different digests for one (epoch, proposer): "
-                      "more than t faulty nodes");
-                return;
-            case BlockBroadcast::Adopt::Adopted:
-                break;
-        }
-        Bytes env =
-            relay ? *relay
-                  : seal_envelope(crypto, cfg.chain_id, cfg.self, c.epoch, Kind::Cert, encode(c));
-        remember(c.epoch, Kind::Cert, env);
-        broadcast(step, Kind::Cert, env);
-        ensure_abas(c.epoch);
-        run_subset(step, c.epoch, subset.input_one(c.epoch, c.proposer));
-        if (!blocks.holds(c.digest)) blocks.fetch_block(step, c.epoch, c, now);
-        try_deliver(step);
+void Replica::Impl::send_seen(Step& step, Epoch e, NodeId j, const Digest& d) {
+    SeenBody sb{j, d};
+    auto env = sign(step, e, Kind::Seen, encode(sb));
+    if (!env) return;
+    remember(e, Kind::Seen, *env);
+    broadcast(step, Kind::Seen, *env);
+    auto opened = decode_envelope(*env, cfg.limits);
+    TOB_CHECK(opened, "this node's own SEEN decodes");
+    on_seen(step, opened.value(), *env);
+}
+
+void Replica::Impl::on_seen(Step& step, const Envelope& env, const Bytes& raw) {
+    const Epoch e = env.epoch;
+    auto sb = decode_seen(env.body, cfg.limits);
+    if (!sb) {
+        step.fault(env.sender, FaultKind::Malformed, "seen: " + sb.error(), {raw});
+        return;
     }
+    if (sb.value().proposer >= cfg.n) {
+        step.fault(env.sender, FaultKind::Malformed, "seen: proposer out of range", {raw});
+        return;
+    }
+    if (!in_window(e)) {
+        ++stats.dropped_out_of_window;
+        if (e <= delivered()) hint_commit(step, env.sender, e);
+        return;
+    }
+    join_upto(step, e);
+    state(e);
+    auto cert = blocks.count_seen(step, e, env.sender, sb.value(), env.sig, raw);
+    if (cert) adopt_cert(step, *cert, std::nullopt);
+}
 
-    void on_cert(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch) {
-        auto c = decode_certificate(env.body, cfg.limits);
-        if (!c) {
-            step.fault(env.sender, FaultKind::Malformed, "cert: " + c.error(), {raw});
+void Replica::Impl::adopt_cert(Step& step, const Certificate& c, std::optional<Bytes> relay) {
+    state(c.epoch);
+    switch (blocks.adopt(step, c)) {
+        case BlockBroadcast::Adopt::Known:
+            return;
+        case BlockBroadcast::Adopt::Conflict:
+            alarm(step,
+                  "two certificates with different digests for one (epoch, proposer): "
+                  "more than t faulty nodes");
+            return;
+        case BlockBroadcast::Adopt::Adopted:
+            break;
+    }
+    Bytes env = relay
+                    ? *relay
+                    : seal_envelope(crypto, cfg.chain_id, cfg.self, c.epoch, Kind::Cert, encode(c));
+    remember(c.epoch, Kind::Cert, env);
+    broadcast(step, Kind::Cert, env);
+    ensure_abas(c.epoch);
+    run_subset(step, c.epoch, subset.input_one(c.epoch, c.proposer));
+    if (!blocks.holds(c.digest)) blocks.fetch_block(step, c.epoch, c, now);
+    try_deliver(step);
+}
+
+void Replica::Impl::on_cert(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch) {
+    auto c = decode_certificate(env.body, cfg.limits);
+    if (!c) {
+        step.fault(env.sender, FaultKind::Malformed, "cert: " + c.error(), {raw});
+        return;
+    }
+    const Certificate& cert = c.value();
+    if (cert.epoch != env.epoch) {
+        step.fault(env.sender, FaultKind::InvalidCertificate, "cert epoch differs", {raw});
+        return;
+    }
+    if (!in_window(cert.epoch)) {
+        if (!from_fetch) ++stats.dropped_out_of_window;
+        if (cert.epoch <= delivered()) hint_commit(step, env.sender, cert.epoch);
+        return;
+    }
+    state(cert.epoch);
+    if (blocks.certified(cert.epoch, cert.proposer, cert.digest)) return;
+    if (!blocks.cert_valid(cert)) {
+        step.fault(env.sender, FaultKind::InvalidCertificate,
+                   "certificate without a quorum of valid distinct SEENs", {raw});
+        return;
+    }
+    join_upto(step, cert.epoch);
+    adopt_cert(step, cert, raw);
+}
+
+void Replica::Impl::on_aba(Step& step, const Envelope& env, const Bytes& raw) {
+    const Epoch e = env.epoch;
+    auto bundle = decode_aba_bundle(env.body, cfg.limits);
+    if (!bundle) {
+        step.fault(env.sender, FaultKind::Malformed, "aba: " + bundle.error(), {raw});
+        return;
+    }
+    if (!in_window(e)) {
+        ++stats.dropped_out_of_window;
+        if (e <= delivered()) hint_commit(step, env.sender, e);
+        return;
+    }
+    for (const auto& m : bundle.value().messages) {
+        if (m.proposer >= cfg.n) {
+            step.fault(env.sender, FaultKind::Malformed, "aba: proposer out of range", {raw});
             return;
         }
-        const Certificate& cert = c.value();
-        if (cert.epoch != env.epoch) {
-            step.fault(env.sender, FaultKind::InvalidCertificate, "cert epoch differs", {raw});
-            return;
-        }
-        if (!in_window(cert.epoch)) {
-            if (!from_fetch) ++stats.dropped_out_of_window;
-            if (cert.epoch <= delivered()) hint_commit(step, env.sender, cert.epoch);
-            return;
-        }
-        state(cert.epoch);
-        if (blocks.certified(cert.epoch, cert.proposer, cert.digest)) return;
-        if (!blocks.cert_valid(cert)) {
-            step.fault(env.sender, FaultKind::InvalidCertificate,
-                       "certificate without a quorum of valid distinct SEENs", {raw});
-            return;
-        }
-        join_upto(step, cert.epoch);
-        adopt_cert(step, cert, raw);
     }
+    join_upto(step, e);
+    ensure_abas(e);
+    if (!subset.open(e)) return;  // not voting in this epoch
+    for (const auto& m : bundle.value().messages) {
+        run_subset(step, e, subset.handle(e, env.sender, m));
+        if (stats.halted) return;
+    }
+}
 
-    // ---- binary agreement ------------------------------------------------------------
-
-    void on_aba(Step& step, const Envelope& env, const Bytes& raw) {
-        const Epoch e = env.epoch;
-        auto bundle = decode_aba_bundle(env.body, cfg.limits);
-        if (!bundle) {
-            step.fault(env.sender, FaultKind::Malformed, "aba: " + bundle.error(), {raw});
-            return;
+void Replica::Impl::run_subset(Step& step, Epoch e, EpochSubset::Progress&& progress) {
+    state(e);
+    for (auto& f : progress.faults) step.faults.push_back(std::move(f));
+    for (auto& [j, messages] : progress.sends) {
+        AbaBundle bundle;
+        for (auto& m : messages) {
+            // A filled slot is never signed again (the restored instance
+            // does not produce a different payload for it).
+            auto s = aba_slot(e, m);
+            if (s && signer.filled(*s)) continue;
+            bundle.messages.push_back(std::move(m));
         }
-        if (!in_window(e)) {
-            ++stats.dropped_out_of_window;
-            if (e <= delivered()) hint_commit(step, env.sender, e);
-            return;
-        }
-        for (const auto& m : bundle.value().messages) {
-            if (m.proposer >= cfg.n) {
-                step.fault(env.sender, FaultKind::Malformed, "aba: proposer out of range", {raw});
-                return;
-            }
-        }
-        join_upto(step, e);
-        ensure_abas(e);
-        if (!subset.open(e)) return;  // not voting in this epoch
-        for (const auto& m : bundle.value().messages) {
-            run_subset(step, e, subset.handle(e, env.sender, m));
-            if (stats.halted) return;
+        if (bundle.messages.empty()) continue;
+        if (auto env = sign(step, e, Kind::Aba, encode(bundle))) {
+            remember(e, Kind::Aba, *env);
+            broadcast(step, Kind::Aba, *env);
         }
     }
+    if (progress.decisions == 0) return;
+    stats.aba_instances += progress.decisions;
+    stats.aba_rounds_total += progress.rounds_used;
+    try_deliver(step);
+}
 
-    /// Signs and sends what the agreements produced (one bundle per instance
-    /// step); a decision may complete the epoch.
-    void run_subset(Step& step, Epoch e, EpochSubset::Progress&& progress) {
-        state(e);
-        for (auto& f : progress.faults) step.faults.push_back(std::move(f));
-        for (auto& [j, messages] : progress.sends) {
-            AbaBundle bundle;
-            for (auto& m : messages) {
-                // A filled slot is never signed again (the restored instance
-                // does not produce a different payload for it).
-                auto s = aba_slot(e, m);
-                if (s && signer.filled(*s)) continue;
-                bundle.messages.push_back(std::move(m));
-            }
-            if (bundle.messages.empty()) continue;
-            if (auto env = sign(step, e, Kind::Aba, encode(bundle))) {
-                remember(e, Kind::Aba, *env);
-                broadcast(step, Kind::Aba, *env);
-            }
-        }
-        if (progress.decisions == 0) return;
-        stats.aba_instances += progress.decisions;
-        stats.aba_rounds_total += progress.rounds_used;
-        try_deliver(step);
-    }
-
-    // ---- output (docs/protocol.md "Output" and "Commit proof") --------------------------
-
-    void try_deliver(Step& step) {
-        while (!stats.halted) {
-            const Epoch e = delivered() + 1;
-            if (!epochs.count(e)) return;
-            auto order = subset.outcome(e);
-            if (!order) return;
-            std::vector<std::pair<NodeId, Digest>> list;
-            bool missing = false;
-            for (NodeId j : *order) {
-                const Certificate* c = blocks.cert(e, j);
-                if (!c) {
-                    missing = true;
-                    blocks.fetch_cert(step, e, j, now);
-                    continue;
-                }
-                if (!blocks.holds(c->digest)) {
-                    missing = true;
-                    blocks.fetch_block(step, e, *c, now);
-                    continue;
-                }
-                list.push_back({j, c->digest});
-            }
-            if (missing) return;
-            deliver(step, e, list);
-        }
-    }
-
-    /// Applies epoch e = delivered + 1; this node's own block of e no longer holds
-    /// its requests in flight (those left out become proposable again).
-    EpochResult apply(Epoch e, const Digest& od, const std::vector<Request>& ordered) {
-        TOB_CHECK(e == delivered() + 1, "epochs are delivered strictly in order");
-        EpochResult result = sm.apply_epoch(e, od, ordered);
-        stats.delivered = e;
-        pool.delivered(e);
-        if (auto mine = blocks.accepted(e, cfg.self)) {
-            if (const auto* b = blocks.block(*mine)) pool.release(b->block.requests);
-        }
-        return result;
-    }
-
-    void deliver(Step& step, Epoch e, const std::vector<std::pair<NodeId, Digest>>& list) {
-        std::vector<Request> ordered;
-        std::vector<Bytes> proof;
-        for (const auto& [j, d] : list) {
-            const auto* be = blocks.block(d);
-            TOB_CHECK(be != nullptr, "every block of a delivered epoch is held");
-            for (const auto& r : be->block.requests) ordered.push_back(r);
-            proof.push_back(be->envelope);
-        }
-        const Digest od = output_digest(cfg.chain_id, e, list);
-        EpochResult result = apply(e, od, ordered);
-        catchup.keep_proof(step, e, std::move(proof), e);
-        pool.remove_committed(sm);
-        CommitBody cb{od, result.state_digest, std::nullopt};
-        step.committed.push_back(std::move(result));
-        const bool ok = catchup.own_result(step, e, cb);
-        sync_halt(step);
-        if (ok) sign_commit(step, e, cb);
-    }
-
-    void sign_commit(Step& step, Epoch e, const CommitBody& cb) {
-        auto env = sign(step, e, Kind::Commit, encode(cb));
-        if (!env) return;
-        remember(e, Kind::Commit, *env);
-        broadcast(step, Kind::Commit, *env);
-        catchup.signed_commit(e, *env);
-    }
-
-    // ---- COMMIT and catch-up (consensus/catch_up.h) --------------------------------------
-
-    void on_commit(Step& step, const Envelope& env, const Bytes& raw) {
-        auto cb = decode_commit(env.body, cfg.limits);
-        if (!cb) {
-            step.fault(env.sender, FaultKind::Malformed, "commit: " + cb.error(), {raw});
-            return;
-        }
-        const bool counted = catchup.on_commit(step, env, raw, cb.value(), delivered(), now);
-        sync_halt(step);
-        if (counted && env.epoch > delivered()) maybe_catch_up(step);
-    }
-
-    /// Tells a peer that is still working on epoch e (which we delivered) to catch up.
-    void hint_commit(Step& step, NodeId peer, Epoch e) {
-        catchup.hint(step, peer, e, delivered(), now);
-    }
-
-    void maybe_catch_up(Step& step) {
-        const Epoch target = delivered() + 1;
-        catchup.maybe_fetch(step, delivered(), epochs.count(target) && subset.open(target), now);
-    }
-
-    void on_fetch_request(Step& step, const Envelope& env) {
-        auto fr = decode_fetch_request(env.body, cfg.limits);
-        if (!fr) {
-            step.fault(env.sender, FaultKind::Malformed, "fetch: " + fr.error());
-            return;
-        }
-        FetchReply reply;
-        const auto& req = fr.value();
-        switch (req.type) {
-            case FetchType::Block:
-                if (auto b = blocks.block_envelope(req.digest)) reply.envelopes.push_back(*b);
-                break;
-            case FetchType::Cert:
-                if (auto c = blocks.cert_envelope(env.epoch, req.proposer)) {
-                    reply.envelopes.push_back(*c);
-                }
-                break;
-            case FetchType::Aba:
-                if (auto st = epochs.find(env.epoch); st != epochs.end()) {
-                    for (const auto& [k, b] : st->second.republish) reply.envelopes.push_back(b);
-                }
-                break;
-            case FetchType::EpochProof:
-                reply.envelopes = catchup.proof_envelopes(env.epoch, delivered());
-                break;
-        }
-        if (reply.envelopes.empty() || reply.envelopes.size() > cfg.limits.fetch_items_max) {
-            return;
-        }
-        Bytes out = seal_envelope(crypto, cfg.chain_id, cfg.self, env.epoch, Kind::FetchReply,
-                                  encode(reply));
-        if (out.size() > cfg.limits.message_bytes_max) return;
-        unicast(step, env.sender, Kind::FetchReply, out);
-    }
-
-    void on_fetch_reply(Step& step, const Envelope& env) {
-        auto fr = decode_fetch_reply(env.body, cfg.limits);
-        if (!fr) {
-            step.fault(env.sender, FaultKind::Malformed, "fetch reply: " + fr.error());
-            return;
-        }
-        std::vector<Envelope> commits_in;
-        std::vector<std::pair<Envelope, Bytes>> blocks_in;
-        for (const auto& raw : fr.value().envelopes) {
-            auto inner = open_envelope(raw, crypto, cfg);
-            if (!inner) continue;  // cannot blame: the relayer may be honest
-            Envelope& ie = inner.value();
-            switch (ie.kind) {
-                case Kind::Commit:
-                    if (ie.epoch == env.epoch) commits_in.push_back(ie);
-                    dispatch(step, ie, raw, true);
-                    break;
-                case Kind::Block:
-                    if (ie.epoch == env.epoch && env.epoch == delivered() + 1) {
-                        blocks_in.push_back({ie, raw});
-                    }
-                    dispatch(step, ie, raw, true);
-                    break;
-                case Kind::Cert:
-                case Kind::Aba:
-                case Kind::Seen:
-                    dispatch(step, ie, raw, true);
-                    break;
-                default:
-                    break;
-            }
-            if (stats.halted) return;
-        }
-        if (env.epoch == delivered() + 1 && !commits_in.empty()) {
-            apply_proof(step, env.epoch, commits_in, blocks_in);
-        }
-    }
-
-    /// Catch-up: t+1 matching COMMITs vouch for (output_digest, state_digest); the
-    /// blocks must hash to the output digest in delivery order.
-    void apply_proof(Step& step, Epoch e, const std::vector<Envelope>& commit_envs,
-                     const std::vector<std::pair<Envelope, Bytes>>& block_envs) {
-        auto proof = catchup.check_proof(e, commit_envs, block_envs);
-        if (!proof) return;
-        EpochResult result = apply(e, proof->tuple.output_digest, proof->ordered);
-        if (result.state_digest != proof->tuple.state_digest) {
-            alarm(step, "catch-up of epoch " + std::to_string(e) +
-                            ": state digest differs from t+1 COMMITs — nondeterminism or more "
-                            "than t faults; halting");
-            return;
-        }
-        catchup.keep_proof(step, e, std::move(proof->blocks), e);
-        catchup.proven_result(e, proof->tuple);
-        step.committed.push_back(std::move(result));
-        pool.remove_committed(sm);
-        sign_commit(step, e, proof->tuple);
-        catchup.applied_proof();
-        try_deliver(step);
-        maybe_catch_up(step);
-    }
-
-    // ---- dispatch, tick, prune ---------------------------------------------------------------
-
-    void dispatch(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch) {
-        switch (env.kind) {
-            case Kind::Block:
-                on_block(step, env, raw, from_fetch);
-                break;
-            case Kind::Seen:
-                on_seen(step, env, raw);
-                break;
-            case Kind::Cert:
-                on_cert(step, env, raw, from_fetch);
-                break;
-            case Kind::Aba:
-                on_aba(step, env, raw);
-                break;
-            case Kind::Commit:
-                on_commit(step, env, raw);
-                break;
-            case Kind::Requests:
-                on_requests(step, env, raw);
-                break;
-            case Kind::FetchRequest:
-                if (!from_fetch) on_fetch_request(step, env);
-                break;
-            case Kind::FetchReply:
-                if (!from_fetch) on_fetch_reply(step, env);
-                break;
-        }
-    }
-
-    void on_requests(Step& step, const Envelope& env, const Bytes& raw) {
-        auto batch = decode_request_batch(env.body, cfg.limits);
-        if (!batch) {
-            fault(step, env.sender, FaultKind::Malformed, "requests: " + batch.error(), {raw});
-            return;
-        }
-        for (const auto& r : batch.value().requests) {
-            Bytes enc = encode(r);
-            Digest d = digest_of(enc);
-            if (!pool.valid(r, d)) {
-                fault(step, env.sender, FaultKind::InvalidSignature,
-                      "flooded a request with an invalid client signature", {raw});
+void Replica::Impl::try_deliver(Step& step) {
+    while (!stats.halted) {
+        const Epoch e = delivered() + 1;
+        if (!epochs.count(e)) return;
+        auto order = subset.outcome(e);
+        if (!order) return;
+        std::vector<std::pair<NodeId, Digest>> list;
+        bool missing = false;
+        for (NodeId j : *order) {
+            const Certificate* c = blocks.cert(e, j);
+            if (!c) {
+                missing = true;
+                blocks.fetch_cert(step, e, j, now);
                 continue;
             }
-            pool_add(r, d, enc.size(), /*local=*/false);
-        }
-    }
-
-    void flush_flood(Step& step) {
-        auto batch = pool.take_flood();
-        if (!batch) return;
-        Bytes env =
-            seal_envelope(crypto, cfg.chain_id, cfg.self, 0, Kind::Requests, encode(*batch));
-        broadcast(step, Kind::Requests, env);
-    }
-
-    /// The join rule for new work: a block is due (full, or the block timer ran)
-    /// and the window has room for the next epoch.
-    void cut_blocks(Step& step) {
-        if (!pool.note_work(now)) return;
-        Epoch next = std::max(proposed_upto, delivered()) + 1;
-        if (next > delivered() + cfg.window) return;
-        if (pool.block_due(now, delivered())) join_upto(step, next);
-    }
-
-    void republish(Step& step) {
-        for (auto& [e, st] : epochs) {
-            if (catchup.stable(e) || st.republish.empty() || now < st.next_republish_ms) continue;
-            for (const auto& [kind, env] : st.republish) broadcast(step, kind, env);
-            st.backoff_ms = std::min(cfg.repair_max_ms, st.backoff_ms * 2);
-            st.next_republish_ms = now + st.backoff_ms;
-        }
-    }
-
-    void prune() {
-        // Nothing is signed below the delivered epoch but its COMMIT and late ABA
-        // messages; a margin of W epochs keeps the sign-log bounded by the window.
-        if (delivered() > cfg.window) signer.prune_through(delivered() - cfg.window);
-        // Epoch states are kept while not stable (re-publication) and not too old.
-        auto retire = [this](Epoch e) {
-            return e <= delivered() && (catchup.stable(e) || e + 4 * cfg.window < delivered());
-        };
-        for (auto it = epochs.begin(); it != epochs.end();) {
-            it = retire(it->first) ? epochs.erase(it) : std::next(it);
-        }
-        // Blocks of pruned epochs go too (the proof history keeps its own copies).
-        blocks.prune(retire, [this](Epoch e) { return e > delivered() || epochs.count(e) != 0; });
-        subset.prune(retire);
-        catchup.prune(delivered());
-    }
-
-    // ---- recovery (docs/protocol.md "Safety rules": the sign-log) --------------------------
-
-    using SentAba = std::map<Epoch, std::map<NodeId, std::vector<AbaMessage>>>;
-
-    Step recover(const Recovery& recovery, std::uint64_t now_ms) {
-        Step step;
-        now = now_ms;
-        signer.raise_mark(recovery.high_water);
-        signer.set_voting(recovery.sign_log_ok);
-        stats.voting = recovery.sign_log_ok;
-        SentAba aba_sent;
-        for (const auto& rec : recovery.records) recover_record(rec, aba_sent);
-        // A lost sign-log with an intact key directory: sign only above the mark.
-        signer.finish_recovery();
-        catchup.finish_recovery();
-        resume(step, aba_sent);
-        pool.remove_committed(sm);
-        finish(step);
-        return step;
-    }
-
-    void recover_record(const DurableRecord& rec, SentAba& aba_sent) {
-        switch (rec.type) {
-            case DurableRecord::Type::HighWater:
-                signer.raise_mark(rec.epoch);
-                break;
-            case DurableRecord::Type::Block:
-                blocks.restore_block(rec.bytes);
-                break;
-            case DurableRecord::Type::Proof:
-                if (auto fr = decode_fetch_reply(rec.bytes, cfg.limits)) {
-                    catchup.restore_proof(rec.epoch, std::move(fr.value().envelopes), delivered());
-                }
-                break;
-            case DurableRecord::Type::Commit:
-                catchup.restore_commit(rec.bytes);
-                break;
-            case DurableRecord::Type::Cert: {
-                auto c = decode_certificate(rec.bytes, cfg.limits);
-                if (!c || c.value().epoch <= delivered()) break;
-                state(c.value().epoch);
-                blocks.restore_cert(c.value());
-                break;
+            if (!blocks.holds(c->digest)) {
+                missing = true;
+                blocks.fetch_block(step, e, *c, now);
+                continue;
             }
-            case DurableRecord::Type::Signed:
-                recover_signed(rec.bytes, aba_sent);
-                break;
+            list.push_back({j, c->digest});
         }
+        if (missing) return;
+        deliver(step, e, list);
     }
+}
 
-    /// Adopts what this node signed: its slots, its block, SEENs, ABA messages and
-    /// COMMITs, re-published as they were (never signed anew).
-    void recover_signed(const Bytes& raw, SentAba& aba_sent) {
-        auto decoded = decode_envelope(raw, cfg.limits);
-        if (!decoded) return;
-        signer.adopt(raw);
-        const Envelope& env = decoded.value();
-        const Epoch e = env.epoch;
-        const bool open = e > delivered();
-        switch (env.kind) {
-            case Kind::Block: {
-                const Digest d = digest_of(env.body);
-                proposed_upto = std::max(proposed_upto, e);
-                if (!blocks.holds(d)) blocks.restore_block(raw);
-                if (!open) break;
-                remember(e, Kind::Block, raw);
-                blocks.restore_own_block(e, d);
-                if (auto b = decode_block(env.body, cfg.limits)) {
-                    pool.proposed(b.value().requests, now);  // in flight again
-                }
-                break;
+EpochResult Replica::Impl::apply(Epoch e, const Digest& od, const std::vector<Request>& ordered) {
+    TOB_CHECK(e == delivered() + 1, "epochs are delivered strictly in order");
+    EpochResult result = sm.apply_epoch(e, od, ordered);
+    stats.delivered = e;
+    pool.delivered(e);
+    if (auto mine = blocks.accepted(e, cfg.self)) {
+        if (const auto* b = blocks.block(*mine)) pool.release(b->block.requests);
+    }
+    return result;
+}
+
+void Replica::Impl::deliver(Step& step, Epoch e,
+                            const std::vector<std::pair<NodeId, Digest>>& list) {
+    std::vector<Request> ordered;
+    std::vector<Bytes> proof;
+    for (const auto& [j, d] : list) {
+        const auto* be = blocks.block(d);
+        TOB_CHECK(be != nullptr, "every block of a delivered epoch is held");
+        for (const auto& r : be->block.requests) ordered.push_back(r);
+        proof.push_back(be->envelope);
+    }
+    const Digest od = output_digest(cfg.chain_id, e, list);
+    EpochResult result = apply(e, od, ordered);
+    catchup.keep_proof(step, e, std::move(proof), e);
+    pool.remove_committed(sm);
+    CommitBody cb{od, result.state_digest, std::nullopt};
+    step.committed.push_back(std::move(result));
+    const bool ok = catchup.own_result(step, e, cb);
+    sync_halt(step);
+    if (ok) sign_commit(step, e, cb);
+}
+
+void Replica::Impl::sign_commit(Step& step, Epoch e, const CommitBody& cb) {
+    auto env = sign(step, e, Kind::Commit, encode(cb));
+    if (!env) return;
+    remember(e, Kind::Commit, *env);
+    broadcast(step, Kind::Commit, *env);
+    catchup.signed_commit(e, *env);
+}
+
+void Replica::Impl::on_commit(Step& step, const Envelope& env, const Bytes& raw) {
+    auto cb = decode_commit(env.body, cfg.limits);
+    if (!cb) {
+        step.fault(env.sender, FaultKind::Malformed, "commit: " + cb.error(), {raw});
+        return;
+    }
+    const bool counted = catchup.on_commit(step, env, raw, cb.value(), delivered(), now);
+    sync_halt(step);
+    if (counted && env.epoch > delivered()) maybe_catch_up(step);
+}
+
+void Replica::Impl::hint_commit(Step& step, NodeId peer, Epoch e) {
+    catchup.hint(step, peer, e, delivered(), now);
+}
+
+void Replica::Impl::maybe_catch_up(Step& step) {
+    const Epoch target = delivered() + 1;
+    catchup.maybe_fetch(step, delivered(), epochs.count(target) && subset.open(target), now);
+}
+
+void Replica::Impl::on_fetch_request(Step& step, const Envelope& env) {
+    auto fr = decode_fetch_request(env.body, cfg.limits);
+    if (!fr) {
+        step.fault(env.sender, FaultKind::Malformed, "fetch: " + fr.error());
+        return;
+    }
+    FetchReply reply;
+    const auto& req = fr.value();
+    switch (req.type) {
+        case FetchType::Block:
+            if (auto b = blocks.block_envelope(req.digest)) reply.envelopes.push_back(*b);
+            break;
+        case FetchType::Cert:
+            if (auto c = blocks.cert_envelope(env.epoch, req.proposer)) {
+                reply.envelopes.push_back(*c);
             }
-            case Kind::Seen:
-                if (auto sb = decode_seen(env.body, cfg.limits); sb && open) {
-                    remember(e, Kind::Seen, raw);
-                    blocks.restore_own_seen(e, sb.value(), env.sig, raw);
-                }
-                break;
-            case Kind::Aba:
-                if (auto bundle = decode_aba_bundle(env.body, cfg.limits)) {
-                    for (const auto& m : bundle.value().messages) {
-                        aba_sent[e][m.proposer].push_back(m);
-                    }
-                    if (open) remember(e, Kind::Aba, raw);
-                }
-                break;
+            break;
+        case FetchType::Aba:
+            if (auto st = epochs.find(env.epoch); st != epochs.end()) {
+                for (const auto& [k, b] : st->second.republish) reply.envelopes.push_back(b);
+            }
+            break;
+        case FetchType::EpochProof:
+            reply.envelopes = catchup.proof_envelopes(env.epoch, delivered());
+            break;
+    }
+    if (reply.envelopes.empty() || reply.envelopes.size() > cfg.limits.fetch_items_max) {
+        return;
+    }
+    Bytes out =
+        seal_envelope(crypto, cfg.chain_id, cfg.self, env.epoch, Kind::FetchReply, encode(reply));
+    if (out.size() > cfg.limits.message_bytes_max) return;
+    unicast(step, env.sender, Kind::FetchReply, out);
+}
+
+void Replica::Impl::on_fetch_reply(Step& step, const Envelope& env) {
+    auto fr = decode_fetch_reply(env.body, cfg.limits);
+    if (!fr) {
+        step.fault(env.sender, FaultKind::Malformed, "fetch reply: " + fr.error());
+        return;
+    }
+    std::vector<Envelope> commits_in;
+    std::vector<std::pair<Envelope, Bytes>> blocks_in;
+    for (const auto& raw : fr.value().envelopes) {
+        auto inner = open_envelope(raw, crypto, cfg);
+        if (!inner) continue;  // cannot blame: the relayer may be honest
+        Envelope& ie = inner.value();
+        switch (ie.kind) {
             case Kind::Commit:
-                if (auto cb = decode_commit(env.body, cfg.limits)) {
-                    catchup.restore_own_commit(e, cb.value(), raw);
-                    if (e + cfg.window > delivered()) remember(e, Kind::Commit, raw);
+                if (ie.epoch == env.epoch) commits_in.push_back(ie);
+                dispatch(step, ie, raw, true);
+                break;
+            case Kind::Block:
+                if (ie.epoch == env.epoch && env.epoch == delivered() + 1) {
+                    blocks_in.push_back({ie, raw});
                 }
+                dispatch(step, ie, raw, true);
+                break;
+            case Kind::Cert:
+            case Kind::Aba:
+            case Kind::Seen:
+                dispatch(step, ie, raw, true);
                 break;
             default:
                 break;
         }
+        if (stats.halted) return;
     }
+    if (env.epoch == delivered() + 1 && !commits_in.empty()) {
+        apply_proof(step, env.epoch, commits_in, blocks_in);
+    }
+}
 
-    /// After the records: the open epochs' agreements continue where they were.
-    void resume(Step& step, SentAba& aba_sent) {
-        std::vector<Epoch> open;
-        for (const auto& [e, st] : epochs) {
-            if (e > delivered()) open.push_back(e);
-        }
-        // Rebuild the ABA instances of open epochs from what this node signed.
-        for (Epoch e : open) {
-            ensure_abas(e);
-            subset.restore(e, aba_sent[e]);
-        }
-        // A crash between signing our block and signing its SEEN (a torn step)
-        // leaves the block without our SEEN: sign it now (the block is durable).
-        for (Epoch e : open) {
-            auto mine = blocks.accepted(e, cfg.self);
-            if (mine && !signer.filled(Slot{SlotKind::Seen, e, cfg.self, 0, 0})) {
-                send_seen(step, e, cfg.self, *mine);
-            }
-        }
-        for (Epoch e : open) {
-            for (NodeId j = 0; j < cfg.n; ++j) {
-                if (blocks.cert(e, j)) run_subset(step, e, subset.input_one(e, j));
-            }
-        }
+void Replica::Impl::apply_proof(Step& step, Epoch e, const std::vector<Envelope>& commit_envs,
+                                const std::vector<std::pair<Envelope, Bytes>>& block_envs) {
+    auto proof = catchup.check_proof(e, commit_envs, block_envs);
+    if (!proof) return;
+    EpochResult result = apply(e, proof->tuple.output_digest, proof->ordered);
+    if (result.state_digest != proof->tuple.state_digest) {
+        alarm(step, "catch-up of epoch " + std::to_string(e) +
+                        ": state digest differs from t+1 COMMITs — nondeterminism or more "
+                        "than t faults; halting");
+        return;
     }
+    catchup.keep_proof(step, e, std::move(proof->blocks), e);
+    catchup.proven_result(e, proof->tuple);
+    step.committed.push_back(std::move(result));
+    pool.remove_committed(sm);
+    sign_commit(step, e, proof->tuple);
+    catchup.applied_proof();
+    try_deliver(step);
+    maybe_catch_up(step);
+}
 
-    /// Bookkeeping at the end of every input: the stats the shell reads.
-    void finish(const Step& step) {
-        stats.faults += step.faults.size();
-        stats.pool = pool.size();
-        stats.highest_joined = proposed_upto;
-        stats.archive_proofs_served = catchup.archive_served();
+void Replica::Impl::dispatch(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch) {
+    switch (env.kind) {
+        case Kind::Block:
+            on_block(step, env, raw, from_fetch);
+            break;
+        case Kind::Seen:
+            on_seen(step, env, raw);
+            break;
+        case Kind::Cert:
+            on_cert(step, env, raw, from_fetch);
+            break;
+        case Kind::Aba:
+            on_aba(step, env, raw);
+            break;
+        case Kind::Commit:
+            on_commit(step, env, raw);
+            break;
+        case Kind::Requests:
+            on_requests(step, env, raw);
+            break;
+        case Kind::FetchRequest:
+            if (!from_fetch) on_fetch_request(step, env);
+            break;
+        case Kind::FetchReply:
+            if (!from_fetch) on_fetch_reply(step, env);
+            break;
     }
+}
 
-    Step tick(std::uint64_t t_ms) {
-        now = std::max(now, t_ms);
-        Step step;
-        if (stats.halted) return step;
-        prune();  // only here: handlers hold references into `epochs`
-        flush_flood(step);
-        cut_blocks(step);
-        republish(step);
-        // Re-request what output is waiting for.
-        try_deliver(step);
-        maybe_catch_up(step);
-        catchup.heartbeat(step, now);
-        return step;
+void Replica::Impl::on_requests(Step& step, const Envelope& env, const Bytes& raw) {
+    auto batch = decode_request_batch(env.body, cfg.limits);
+    if (!batch) {
+        step.fault(env.sender, FaultKind::Malformed, "requests: " + batch.error(), {raw});
+        return;
     }
-};
+    for (const auto& r : batch.value().requests) {
+        Bytes enc = encode(r);
+        Digest d = digest_of(enc);
+        if (!pool.valid(r, d)) {
+            step.fault(env.sender, FaultKind::InvalidSignature,
+                       "flooded a request with an invalid client signature", {raw});
+            continue;
+        }
+        pool_add(r, d, enc.size(), /*local=*/false);
+    }
+}
+
+void Replica::Impl::flush_flood(Step& step) {
+    auto batch = pool.take_flood();
+    if (!batch) return;
+    Bytes env = seal_envelope(crypto, cfg.chain_id, cfg.self, 0, Kind::Requests, encode(*batch));
+    broadcast(step, Kind::Requests, env);
+}
+
+void Replica::Impl::cut_blocks(Step& step) {
+    if (!pool.note_work(now)) return;
+    Epoch next = std::max(proposed_upto, delivered()) + 1;
+    if (next > delivered() + cfg.window) return;
+    if (pool.block_due(now, delivered())) join_upto(step, next);
+}
+
+void Replica::Impl::republish(Step& step) {
+    for (auto& [e, st] : epochs) {
+        if (catchup.stable(e) || st.republish.empty() || now < st.next_republish_ms) continue;
+        for (const auto& [kind, env] : st.republish) broadcast(step, kind, env);
+        st.backoff_ms = std::min(cfg.repair_max_ms, st.backoff_ms * 2);
+        st.next_republish_ms = now + st.backoff_ms;
+    }
+}
+
+void Replica::Impl::prune() {
+    // Nothing is signed below the delivered epoch but its COMMIT and late ABA
+    // messages; a margin of W epochs keeps the sign-log bounded by the window.
+    if (delivered() > cfg.window) signer.prune_through(delivered() - cfg.window);
+    // Epoch states are kept while not stable (re-publication) and not too old.
+    auto retire = [this](Epoch e) {
+        return e <= delivered() && (catchup.stable(e) || e + 4 * cfg.window < delivered());
+    };
+    for (auto it = epochs.begin(); it != epochs.end();) {
+        it = retire(it->first) ? epochs.erase(it) : std::next(it);
+    }
+    // Blocks of pruned epochs go too (the proof history keeps its own copies).
+    blocks.prune(retire, [this](Epoch e) { return e > delivered() || epochs.count(e) != 0; });
+    subset.prune(retire);
+    catchup.prune(delivered());
+}
+
+void Replica::Impl::finish(const Step& step) {
+    stats.faults += step.faults.size();
+    stats.pool = pool.size();
+    stats.highest_joined = proposed_upto;
+    stats.archive_proofs_served = catchup.archive_served();
+}
+
+Step Replica::Impl::tick(std::uint64_t t_ms) {
+    now = std::max(now, t_ms);
+    Step step;
+    if (stats.halted) return step;
+    prune();  // only here: handlers hold references into `epochs`
+    flush_flood(step);
+    cut_blocks(step);
+    republish(step);
+    // Re-request what output is waiting for.
+    try_deliver(step);
+    maybe_catch_up(step);
+    catchup.heartbeat(step, now);
+    return step;
+}
 
 // ---- Replica ----------------------------------------------------------------------------
 
@@ -906,38 +649,5 @@ Step Replica::tick(std::uint64_t now_ms) {
 }
 
 std::optional<Bytes> Replica::latest_commit() const { return impl_->catchup.latest_commit(); }
-
-ReplicaMemory Replica::memory() const {
-    const Impl& im = *impl_;
-    ReplicaMemory m;
-    m.sign_log_slots = im.signer.slots();
-    m.sign_log_epochs = im.signer.epochs();
-    m.pool_requests = im.pool.size();
-    m.pool_bytes = im.pool.bytes();
-    m.pool_in_flight = im.pool.in_flight();
-    m.verified_cached = im.pool.verified_cached();
-    m.blocks = im.blocks.blocks();
-    m.block_bytes = im.blocks.bytes();
-    m.broadcast_epochs = im.blocks.epochs();
-    m.certs = im.blocks.certs();
-    m.seen_votes = im.blocks.seen_votes();
-    m.agreement_epochs = im.subset.epochs();
-    m.aba_instances = im.subset.instances();
-    m.aba_rounds = im.subset.rounds_held();
-    m.commit_epochs = im.catchup.commit_epochs();
-    m.commit_votes = im.catchup.commit_votes();
-    m.proofs = im.catchup.proofs();
-    m.proof_bytes = im.catchup.proof_bytes();
-    m.window_epochs = im.epochs.size();
-    for (const auto& [e, st] : im.epochs) {
-        m.republish_envelopes += st.republish.size();
-        for (const auto& [kind, env] : st.republish) m.republish_bytes += env.size();
-    }
-    return m;
-}
-
-Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
-    return impl_->recover(recovery, now_ms);
-}
 
 }  // namespace tob::consensus

@@ -1,16 +1,57 @@
 #pragma once
-// Replica: the asynchronous total-order broadcast of DESIGN.md §2 for one node, as
-// a pure deterministic state machine. Inputs: verified envelopes from peers, client
-// requests, ticks carrying a logical time. Output of each input: a Step listing
-// records to make durable (before any message of the same step leaves), messages
-// to send, epochs committed (already applied to the StateMachine), faults, and
-// alarms (a halt: nondeterminism or more than t faults detected).
+// Replica: asynchronous Byzantine total-order broadcast for one node
+// (docs/protocol.md), as a pure deterministic state machine. Inputs: verified
+// envelopes from peers, client requests, ticks carrying a logical time. Output of
+// each input: a Step (consensus/step.h) listing records to make durable (before
+// any message of the same step leaves), messages to send, epochs committed
+// (already applied to the StateMachine), faults, and alarms (a halt:
+// nondeterminism or more than t faults detected).
 //
 // The shell (daemon or simulator) verifies each envelope's signature and sender
-// before calling handle_envelope, and executes a Step in this order:
-//   1. persist `persist` (one synced write), 2. send `messages`,
-//   3. report `committed` to clients, 4. record `faults`.
-// See consensus/replica.cpp for the protocol essay.
+// before calling handle_envelope (open_envelope below), and executes a Step in
+// this order: 1. persist `persist` (one synced write), 2. send `messages`,
+// 3. report `committed` to clients, 4. record `faults`.
+//
+// The sub-protocols
+// -----------------
+// The Replica routes each input to the unit it concerns and assembles their
+// outputs; each unit has its own state, rules, bounds and tests:
+//   sign_log.h         slots, the signing high-water mark and its floor (Safety rules)
+//   request_pool.h     the pool, aging, block building, flooding (Client requests, Propose)
+//   block_broadcast.h  per (e, j): block, relay, SEEN, certificate at q (Flood, Seen, Certify)
+//   epoch_subset.h     the n agreements of an epoch and the output order (Agree, Output)
+//   binary_agreement.h one agreement (Binary agreement, Common coin)
+//   catch_up.h         COMMIT votes, proofs, fetches, hints, heartbeat (Commit proof, Repair)
+//
+// What the Replica itself decides
+// -------------------------------
+//  - The window. Epochs e = 1, 2, ... run while there is work, at most W at once:
+//    a node signs only for epochs in (delivered, delivered + W], and drops (and
+//    counts, but never blames: honest nodes sit at different epochs) messages
+//    outside it; catch-up replies are exempt. Epochs are delivered strictly in
+//    order, each exactly once.
+//  - The join rule. A node joins epoch e by proposing its block B(e, self)
+//    (possibly empty); joining e joins every earlier epoch first. It joins when
+//    it has work and a block is due (full, or the block timer ran), or when a
+//    valid block, SEEN, certificate or ABA message for e arrives inside the
+//    window. New work goes into the lowest epoch it has not proposed in.
+//  - Delivery. When EpochSubset knows S for delivered + 1 and every block of S
+//    is held by its certified digest (fetched otherwise), the epoch is applied,
+//    its proof kept, and COMMIT signed; or a checked commit proof (catch_up.h)
+//    applies it, and the state digest must then match the proof's (else alarm).
+//  - Repair. Until an epoch is stable the node re-publishes everything it signed
+//    for it and every certificate it holds, with backoff doubling from
+//    repair_initial_ms up to repair_max_ms; its state is kept while not stable and
+//    at most 4·W epochs below the delivered one.
+//  - Restart. recover() refills the sign-log and every unit from the durable
+//    records and resumes the open epochs where they were, re-publishing what was
+//    signed and never signing it differently.
+//  - Invariants of its own code are TOB_CHECKs (consensus/check.h): they stop
+//    the process even in release builds.
+//
+// Memory: every unit is bounded by the window (or by proof_history_epochs for
+// catch-up), never by the number of epochs run; memory() reports the sizes and
+// tobsim --sizes-every prints them over long runs.
 
 #include <map>
 #include <memory>

@@ -534,7 +534,7 @@ void World::derive() {
     p_.clients = opt_.clients ? opt_.clients : static_cast<std::uint32_t>(r.range(1, 4));
     p_.safety_ms = r.range(800, 3000);
     if (opt_.safety_ms) p_.safety_ms = opt_.safety_ms;
-    // Partition episodes in the safety phase (FAULTS.md #7): isolate one node,
+    // Partition episodes in the safety phase (docs/fault-model.md, row 7): isolate one node,
     // random halves, or a one-way cut; messages across the cut are lost.
     if (opt_.partitions && r.chance(0.5)) {
         const std::uint64_t count = r.range(1, 3);
@@ -552,7 +552,8 @@ void World::derive() {
             p_.partitions.push_back(part);
         }
     }
-    // Slow nodes (FAULTS.md #17): everything to them takes longer in the safety phase.
+    // Slow nodes (docs/fault-model.md, row 17): everything to them takes longer in the safety
+    // phase.
     for (std::uint32_t i = 0; i < p_.n; ++i)
         if (r.chance(0.15)) p_.slow_nodes.push_back(static_cast<NodeId>(i));
     report_.params = p_;

@@ -1,4 +1,4 @@
-// Scripted scenarios for the Replica (DESIGN.md §2): a small in-process network
+// Scripted scenarios for the Replica (docs/protocol.md): a small in-process network
 // with a seeded delivery order, crash/restart from durable records, and hooks to
 // drop or inject envelopes. tobsim sweeps seeds; these tests pin specific schedules.
 
