@@ -59,13 +59,20 @@ void Replica::Impl::recover_signed(const Bytes& raw, SentAba& aba_sent) {
     const Envelope& env = decoded.value();
     const Epoch e = env.epoch;
     const bool open = e > delivered();
+    // Re-published as before the restart: the open epochs, and delivered ones that
+    // may not be stable yet (prune() keeps those for up to 4W epochs and drops the
+    // stable ones at the next tick). Peers that have not finished such an epoch may
+    // need exactly these messages: without them, a node that delivered an epoch and
+    // restarted left the others unable to finish it when another node could not
+    // sign there (a reformatted one) — found by tobsim --crash 0.3, seed 91.
+    const bool kept = open || e + 4 * Epoch{cfg.window} >= delivered();
     switch (env.kind) {
         case Kind::Block: {
             const Digest d = digest_of(env.body);
             proposed_upto = std::max(proposed_upto, e);
             if (!blocks.holds(d)) blocks.restore_block(raw);
+            if (kept) remember(e, Kind::Block, raw);
             if (!open) break;
-            remember(e, Kind::Block, raw);
             blocks.restore_own_block(e, d);
             if (auto b = decode_block(env.body, cfg.limits)) {
                 pool.proposed(b.value().requests, now);  // in flight again
@@ -73,9 +80,9 @@ void Replica::Impl::recover_signed(const Bytes& raw, SentAba& aba_sent) {
             break;
         }
         case Kind::Seen:
-            if (auto sb = decode_seen(env.body, cfg.limits); sb && open) {
+            if (auto sb = decode_seen(env.body, cfg.limits); sb && kept) {
                 remember(e, Kind::Seen, raw);
-                blocks.restore_own_seen(e, sb.value(), env.sig, raw);
+                if (open) blocks.restore_own_seen(e, sb.value(), env.sig, raw);
             }
             break;
         case Kind::Aba:
@@ -83,13 +90,13 @@ void Replica::Impl::recover_signed(const Bytes& raw, SentAba& aba_sent) {
                 for (const auto& m : bundle.value().messages) {
                     aba_sent[e][m.proposer].push_back(m);
                 }
-                if (open) remember(e, Kind::Aba, raw);
+                if (kept) remember(e, Kind::Aba, raw);
             }
             break;
         case Kind::Commit:
             if (auto cb = decode_commit(env.body, cfg.limits)) {
                 catchup.restore_own_commit(e, cb.value(), raw);
-                if (e + cfg.window > delivered()) remember(e, Kind::Commit, raw);
+                if (kept) remember(e, Kind::Commit, raw);
             }
             break;
         default:
