@@ -66,9 +66,7 @@ int dump_log(const NodeConfig& node, const ClusterConfig& cluster, std::ostream&
         if (!cb) continue;
         const Epoch e = env.value().epoch;
         if (env.value().sender == node.node_id) own[e] = cb.value();
-        crypto::Hasher h;
-        h.raw(cb.value().output_digest).raw(cb.value().state_digest);
-        auto& t = tuples[e][h.finish()];
+        auto& t = tuples[e][commit_key(cb.value())];  // grouped as the core groups them
         t.body = cb.value();
         t.signers.insert(env.value().sender);
     }
