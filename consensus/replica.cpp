@@ -1,18 +1,13 @@
+// Replica: routing inputs to the sub-protocols, the window and join rule,
+// delivery, repair and Step assembly. The rules are in consensus/replica.h.
+
 #include "consensus/replica.h"
 
 #include <algorithm>
-#include <deque>
-#include <tuple>
 
-#include "consensus/binary_agreement.h"
-#include "consensus/block_broadcast.h"
-#include "consensus/catch_up.h"
 #include "consensus/check.h"
 #include "consensus/codec.h"
-#include "consensus/epoch_subset.h"
 #include "consensus/replica_impl.h"
-#include "consensus/request_pool.h"
-#include "consensus/sign_log.h"
 
 namespace tob::consensus {
 
