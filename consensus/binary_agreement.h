@@ -1,7 +1,7 @@
 #pragma once
 // Asynchronous binary agreement (ABA) for one (epoch, proposer) instance:
 // Mostéfaoui–Moumen–Raynal with the CONF phase (see the essay in
-// binary_agreement.cpp and DESIGN.md §2 "Binary agreement").
+// binary_agreement.cpp and docs/protocol.md, "Binary agreement").
 //
 // The instance is pure: inputs in, an AbaStep out. Messages in the step are to be
 // broadcast to every other node; the instance has already counted its own copy.
@@ -89,6 +89,8 @@ class BinaryAgreement {
     bool coin_share_released() const;
     /// Messages dropped because their round was beyond round() + max_rounds_ahead.
     std::uint64_t dropped_messages() const { return dropped_; }
+    /// Round states held (at most max_rounds_ahead + 1), for memory reports.
+    std::size_t rounds_held() const { return rounds_.size(); }
 
   private:
     /// What one sender contributed to one round: flags, never a queue.

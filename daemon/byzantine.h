@@ -55,7 +55,7 @@ class ByzantineShim {
     const consensus::CryptoSuite& suite_;
     consensus::ReplicaConfig config_;
     std::mt19937_64 rng_;
-    std::deque<consensus::Bytes> replayable_;         // bounded
+    std::deque<consensus::Outgoing> replayable_;      // bounded
     std::vector<consensus::Request> spare_requests_;  // bounded
     std::uint64_t last_replay_ms_ = 0;
     std::set<std::pair<consensus::Epoch, consensus::Digest>> seen_signed_;  // collude

@@ -16,6 +16,7 @@
 #include "daemon/byzantine.h"
 #include "daemon/high_water.h"
 #include "daemon/metrics.h"
+#include "daemon/proof_archive.h"
 #include "daemon/storage.h"
 #include "daemon/verify_pool.h"
 #include "daemon/version.h"
@@ -73,50 +74,6 @@ const char* kind_name(std::uint8_t k) {
     return k <= kKindMax ? kNames[k] : kNames[0];
 }
 
-// The sender, epoch and kind of an encoded envelope without decoding or
-// verifying it: [chain_id bin32, sender, epoch, kind, ...]. nullopt if the bytes
-// do not look like an envelope. Only for decisions that are harmless when the
-// header is forged (metrics labels, catch-up hints).
-struct Header {
-    NodeId sender = 0;
-    Epoch epoch = 0;
-    std::uint8_t kind = 0;
-};
-std::optional<Header> peek_header(ByteView b) {
-    std::size_t i = 0;
-    if (b.size() < 40 || b[i++] != 0x96 || b[i++] != 0xc4 || b[i++] != 0x20) return std::nullopt;
-    i += 32;
-    auto read_uint = [&](std::uint64_t& v) -> bool {
-        if (i >= b.size()) return false;
-        const std::uint8_t c = b[i++];
-        std::size_t len = 0;
-        if (c < 0x80) return v = c, true;
-        if (c == 0xcc)
-            len = 1;
-        else if (c == 0xcd)
-            len = 2;
-        else if (c == 0xce)
-            len = 4;
-        else if (c == 0xcf)
-            len = 8;
-        else
-            return false;
-        if (i + len > b.size()) return false;
-        v = 0;
-        for (std::size_t k = 0; k < len; ++k) v = (v << 8) | b[i++];
-        return true;
-    };
-    std::uint64_t sender = 0, epoch = 0;
-    if (!read_uint(sender) || !read_uint(epoch) || i >= b.size()) return std::nullopt;
-    if (b[i] > kKindMax || sender > 0xffff) return std::nullopt;
-    return Header{static_cast<NodeId>(sender), epoch, b[i]};
-}
-
-std::uint8_t peek_kind(ByteView b) {
-    auto h = peek_header(b);
-    return h ? h->kind : 0;
-}
-
 struct PendingKey {
     PublicKey client;
     Nonce nonce;
@@ -133,13 +90,13 @@ struct Pending {
 }  // namespace
 
 // Records of the last kRecoverEpochs applied epochs are loaded into the core at
-// start (it keeps 256 epochs of proofs in memory); records of the last
-// kArchiveEpochs stay on disk so a node that was down for longer can still catch
-// up epoch by epoch (serve_archive). Beyond that a node needs a snapshot
-// (checkpoints are not implemented yet: docs/status.md).
+// start (it keeps the proofs of its last proof_history_epochs in memory); records
+// of the last kArchiveEpochs stay on disk, and the core reads older proofs from
+// them through the StorageProofArchive, so a node that was down for longer can
+// still catch up epoch by epoch. Beyond that a node needs a snapshot (checkpoints
+// are not implemented yet: docs/status.md).
 constexpr Epoch kRecoverEpochs = 512;
 constexpr Epoch kArchiveEpochs = 100000;
-constexpr Epoch kCoreProofEpochs = 200;  // below applied - this, the archive answers
 
 struct Node::Impl {
     Impl(const NodeConfig& n, const ClusterConfig& c, NodeKeys k, const NodeOptions& o)
@@ -156,6 +113,7 @@ struct Node::Impl {
     VerifyCache cache;
     std::unique_ptr<CachingCryptoSuite> suite;
     ReplicaConfig rcfg;
+    std::unique_ptr<StorageProofArchive> archive;  // before replica: it must outlive it
     std::unique_ptr<Replica> replica;
     std::unique_ptr<VerifyPool> pool;
     std::unique_ptr<Transport> transport;
@@ -208,10 +166,8 @@ struct Node::Impl {
     // message, so the loop must not look the series up by label each time.
     std::array<Counter*, kKindMax + 1> messages_in{};
     std::array<Counter*, kKindMax + 1> messages_out{};
-    std::optional<Bytes> last_own_commit;
     std::uint64_t failpoints_passed = 0;
-    std::uint64_t heartbeat_seconds = 0;
-    std::map<NodeId, std::uint64_t> last_hint_ms;
+    std::uint64_t last_archive_served = 0;
     Gauge* verify_queue_depth = nullptr;
     Gauge* pool_requests = nullptr;
     Gauge* peers_connected = nullptr;
@@ -324,7 +280,8 @@ struct Node::Impl {
         rcfg.aged_epochs = cluster.protocol.aged_epochs;
         rcfg.block_timer_ms = cluster.protocol.block_timer_ms;
         rcfg.pool_requests_max = node.limits.pool_requests_max;
-        replica = std::make_unique<Replica>(rcfg, *suite, *kv);
+        archive = std::make_unique<StorageProofArchive>(*storage, cluster.t, cluster.limits);
+        replica = std::make_unique<Replica>(rcfg, *suite, *kv, archive.get());
 
         TransportOptions topt;
         topt.self = node.node_id;
@@ -348,10 +305,10 @@ struct Node::Impl {
     void recover() {
         // The core needs the records of the epochs it still works on and of the
         // catch-up horizon it serves from memory; older ones stay on disk as the
-        // archive (serve_archive) until pruned.
+        // proof archive until pruned.
         const Epoch applied = kv->last_applied();
-        auto loaded =
-            storage->load_records(applied > kRecoverEpochs ? applied - kRecoverEpochs : 0);
+        const Epoch horizon = std::max<Epoch>(kRecoverEpochs, rcfg.proof_history_epochs);
+        auto loaded = storage->load_records(applied > horizon ? applied - horizon : 0);
         for (const auto& p : loaded.problems) spdlog::error("storage: {}", p);
         if (loaded.dropped > 0)
             spdlog::warn(
@@ -393,14 +350,6 @@ struct Node::Impl {
                 storage->damaged() ? storage->damage_reason() : "records failed their checksums");
         }
         high_water = rec.high_water;
-        Epoch last_commit_epoch = 0;
-        for (const auto& r : rec.records) {
-            if (r.type != DurableRecord::Type::Signed || r.epoch < last_commit_epoch ||
-                peek_kind(r.bytes) != static_cast<std::uint8_t>(Kind::Commit))
-                continue;
-            last_commit_epoch = r.epoch;
-            last_own_commit = r.bytes;
-        }
         const std::size_t n_records = rec.records.size();
         Step step = replica->recover(rec, now_ms());
         voting = replica->stats().voting;
@@ -424,13 +373,6 @@ struct Node::Impl {
         }
         if (recent_now.count(d) || recent_before.count(d)) {
             duplicates_dropped->inc();
-            // A peer re-publishing what it signed long ago is far behind (typically
-            // restarted after a long outage); its copies are dropped here unverified,
-            // so the hint must be decided here too.
-            auto h = peek_header(in.body);
-            if (h && h->sender < cluster.n && h->sender != node.node_id && h->epoch != 0 &&
-                h->epoch + kCoreProofEpochs <= kv->last_applied())
-                hint_far_behind(h->sender);
             return;
         }
         const auto source = in.source == Inbound::Source::PubSub ? VerifyResult::Source::PubSub
@@ -537,70 +479,7 @@ struct Node::Impl {
         if (env.kind == Kind::Commit && env.sender != node.node_id)
             peer_commit_max = std::max(peer_commit_max, env.epoch);
         if (byzantine) byzantine->observe(env, r.bytes);
-        if (env.sender != node.node_id && env.epoch != 0 &&
-            env.epoch + kCoreProofEpochs <= kv->last_applied()) {
-            if (env.kind == Kind::FetchRequest) {
-                serve_archive(env);
-                return;
-            }
-            hint_far_behind(env.sender);
-        }
         if (!halted) step.append(replica->handle_envelope(env, now_ms()));
-    }
-
-    /// A peer still working on an epoch older than the core remembers: the core's own
-    /// hint (its COMMIT for that epoch) no longer exists, so send our latest COMMIT
-    /// instead — it tells the peer that we can prove every epoch up to it, and the
-    /// peer then fetches them one by one (served by serve_archive).
-    void hint_far_behind(NodeId peer) {
-        if (!last_own_commit) return;
-        auto& last = last_hint_ms[peer];
-        const std::uint64_t now = now_ms();
-        if (last != 0 && now < last + 1000) return;
-        last = now;
-        transport->send_to(peer, *last_own_commit);
-    }
-
-    /// A committed-epoch proof older than the core keeps in memory, from the records
-    /// on disk: t+1 matching COMMIT envelopes and the epoch's blocks (the same reply
-    /// the core builds, checked the same way by the receiver).
-    void serve_archive(const Envelope& env) {
-        auto fr = decode_fetch_request(env.body, cluster.limits);
-        if (!fr || fr.value().type != FetchType::EpochProof) return;
-        auto loaded = storage->load_records(env.epoch, env.epoch + 1);
-        std::map<Digest, std::map<NodeId, Bytes>> commits;  // by (output, state) tuple
-        std::optional<Bytes> blocks;
-        for (const auto& rec : loaded.records) {
-            if (rec.type == DurableRecord::Type::Proof) {
-                blocks = rec.bytes;
-                continue;
-            }
-            if (rec.type != DurableRecord::Type::Commit && rec.type != DurableRecord::Type::Signed)
-                continue;
-            auto ce = decode_envelope(rec.bytes, cluster.limits);
-            if (!ce || ce.value().kind != Kind::Commit || ce.value().epoch != env.epoch) continue;
-            auto cb = decode_commit(ce.value().body, cluster.limits);
-            if (!cb) continue;
-            crypto::Hasher h;
-            h.raw(cb.value().output_digest).raw(cb.value().state_digest);
-            commits[h.finish()].emplace(ce.value().sender, rec.bytes);
-        }
-        if (!blocks) return;
-        auto proof_blocks = decode_fetch_reply(*blocks, cluster.limits);
-        if (!proof_blocks) return;
-        for (const auto& [key, by_sender] : commits) {
-            if (by_sender.size() < cluster.t + 1) continue;
-            FetchReply reply;
-            for (const auto& [s, e] : by_sender) reply.envelopes.push_back(e);
-            for (const auto& b : proof_blocks.value().envelopes) reply.envelopes.push_back(b);
-            if (reply.envelopes.size() > cluster.limits.fetch_items_max) return;
-            Bytes out = seal_envelope(*suite, cluster.chain_id, node.node_id, env.epoch,
-                                      Kind::FetchReply, encode(reply));
-            if (out.size() > cluster.limits.message_bytes_max) return;
-            archive_served->inc();
-            transport->send_to(env.sender, out);
-            return;
-        }
     }
 
     static std::string reject_reason(const std::string& e) {
@@ -675,9 +554,7 @@ struct Node::Impl {
         std::size_t sent = 0;
         for (const auto& m : step.messages) {
             if (durable && ++sent == step.messages.size() / 2 + 1) failpoint("mid-send");
-            if (peek_kind(m.envelope) == static_cast<std::uint8_t>(Kind::Commit) && !m.to)
-                last_own_commit = m.envelope;
-            messages_out[peek_kind(m.envelope)]->inc();
+            messages_out[static_cast<std::uint8_t>(m.kind)]->inc();
             if (m.to) {
                 if (*m.to != node.node_id) transport->send_to(*m.to, m.envelope);
             } else {
@@ -764,6 +641,8 @@ struct Node::Impl {
             last_aba_instances = st.aba_instances;
             last_aba_rounds = st.aba_rounds_total;
         }
+        archive_served->inc(static_cast<double>(st.archive_proofs_served - last_archive_served));
+        last_archive_served = st.archive_proofs_served;
         const auto& ts = transport->stats();
         bytes_in->inc(static_cast<double>(ts.bytes_in - last_tstats.bytes_in));
         bytes_out->inc(static_cast<double>(ts.bytes_out - last_tstats.bytes_out));
@@ -835,13 +714,6 @@ struct Node::Impl {
             note_joined();
             if (now >= next_second) {
                 next_second = now + std::chrono::seconds(1);
-                // Heartbeat: re-send our latest COMMIT every 2 s. A node that started
-                // late or was down while the cluster went idle hears nothing else, and
-                // a COMMIT above its applied epoch is what starts its catch-up
-                // (found by cluster_late_start: an idle cluster never told the late
-                // node it was behind). Re-sending logged bytes signs nothing new.
-                if (last_own_commit && ++heartbeat_seconds % 2 == 0)
-                    transport->broadcast(*last_own_commit);
                 refresh_gauges();
                 rocksdb_size->set(static_cast<double>(storage->approximate_size_bytes()));
                 expire_pending();

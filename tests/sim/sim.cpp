@@ -63,6 +63,7 @@
 #include "consensus/fast_crypto.h"
 #include "consensus/kv/kv_machine.h"
 #include "consensus/replica.h"
+#include "consensus/sign_log.h"
 #include "crypto/hash.h"
 #include "tests/sim/real_crypto.h"
 #include "tests/sim/rng.h"
@@ -153,14 +154,12 @@ bool slot_kind(Kind k) {
 }
 
 // Whether an own envelope carries a sign-log slot (coin shares are deterministic
-// and need none, so a bundle of coin shares only is not logged).
+// and need none, so a bundle of coin shares only is not logged). The slots are
+// the core's own (consensus/sign_log.h), so the checker cannot drift from it.
 bool needs_log(const Envelope& env, const Limits& limits) {
-    if (env.kind != Kind::Aba) return slot_kind(env.kind);
-    auto bundle = decode_aba_bundle(env.body, limits);
-    if (!bundle) return true;
-    for (const auto& m : bundle.value().messages)
-        if (m.type != AbaType::Coin) return true;
-    return false;
+    if (!slot_kind(env.kind)) return false;
+    auto claims = slots_of(env, limits);
+    return !claims || !claims->empty();
 }
 
 // One line about an envelope, for --trace-messages.
@@ -258,6 +257,52 @@ class ObservedMachine final : public StateMachine {
 
 // ---- nodes and clients ------------------------------------------------------------
 
+/// What a node's data directory holds: the core's durable records by epoch, in
+/// append order within an epoch (the order the daemon's storage returns them in).
+struct Disk {
+    std::map<Epoch, std::vector<DurableRecord>> by_epoch;
+    std::size_t records = 0;
+
+    void append(const DurableRecord& r) {
+        by_epoch[r.epoch].push_back(r);
+        ++records;
+    }
+    std::vector<DurableRecord> all() const {
+        std::vector<DurableRecord> out;
+        out.reserve(records);
+        for (const auto& [e, rs] : by_epoch) out.insert(out.end(), rs.begin(), rs.end());
+        return out;
+    }
+    void clear() {
+        by_epoch.clear();
+        records = 0;
+    }
+    void prune_below(Epoch e) {
+        while (!by_epoch.empty() && by_epoch.begin()->first < e) {
+            records -= by_epoch.begin()->second.size();
+            by_epoch.erase(by_epoch.begin());
+        }
+    }
+};
+
+/// The simulated node's proof archive: its own durable records, as tobd's
+/// StorageProofArchive reads them from RocksDB (consensus/catch_up.h).
+class DiskArchive final : public ProofArchive {
+  public:
+    DiskArchive(const Disk& disk, std::uint32_t t, const Limits& limits)
+        : disk_(disk), t_(t), limits_(limits) {}
+    std::optional<ArchivedProof> proof(Epoch e) const override {
+        auto it = disk_.by_epoch.find(e);
+        if (it == disk_.by_epoch.end()) return std::nullopt;
+        return proof_from_records(it->second, e, t_ + 1, limits_);
+    }
+
+  private:
+    const Disk& disk_;
+    std::uint32_t t_;
+    Limits limits_;
+};
+
 struct Node {
     NodeId id = 0;
     bool byzantine = false;
@@ -270,16 +315,20 @@ struct Node {
     std::unique_ptr<Replica> replica;
 
     // Durable (survive crashes).
-    std::vector<DurableRecord> records;
-    std::set<Digest> ever_signed;           // digests of every Signed record, kept across reformats
-    std::set<Digest> fresh_after_reformat;  // Signed records first written after a reformat
-    Epoch high_water = 0;                   // the key-directory file
+    Disk disk;
+    std::unique_ptr<DiskArchive> archive;  // over `disk`, for the node's Replica
+    // Digests of every Signed record (kept across reformats), with their epoch.
+    std::map<Digest, Epoch> ever_signed;
+    std::map<Digest, Epoch> fresh_after_reformat;  // Signed records first written after a reformat
+    Epoch high_water = 0;                          // the key-directory file
+    Epoch pruned_below = 0;                        // --archive-epochs: records below are gone
 
     bool up = true;
     bool crash_midstep = false;  // crash inside the next step
     bool reformat_on_restart = false;
     std::optional<Epoch> sign_floor;  // set by a reformat: never sign at or below
-    std::uint64_t aba_rounds_total = 0, aba_instances = 0;
+    std::uint64_t aba_rounds_total = 0, aba_instances = 0, archive_served = 0;
+    ReplicaMemory sizes_max;  // --sizes-every: largest sizes since the last report
 
     NodeLog log;
     std::set<Digest> effective;  // request digests that took effect (from the log)
@@ -330,8 +379,8 @@ struct Later {
     }
 };
 
-// Slot of a signed payload: (node, kind, epoch, proposer, round, aba type).
-using SlotKey = std::tuple<NodeId, std::uint8_t, Epoch, NodeId, Round, std::uint8_t>;
+// A signer's slot (consensus/sign_log.h): (node, slot).
+using SlotKey = std::pair<NodeId, Slot>;
 
 // ---- the world ---------------------------------------------------------------------
 
@@ -369,6 +418,8 @@ class World {
     void crash(Node& node);
     void restart(Node& node);
     void check_progress();
+    void sample_sizes();
+    void prune_history();
     void begin_fair();
     bool converged() const;
 
@@ -383,7 +434,7 @@ class World {
     void persist(Node& node, const DurableRecord& record);
     void check_outgoing(Node& node, const Bytes& bytes, bool nested);
     void check_slots(Node& node, const Envelope& env);
-    void claim_slot(Node& node, const SlotKey& key, const Digest& payload, const char* what);
+    void claim_slot(Node& node, const SlotClaim& claim);
     void on_apply(Node& node, const EpochResult& result);
     void client_hear(NodeId node, const EpochResult& result);
 
@@ -437,11 +488,13 @@ class World {
     bool done_ = false;
 
     // Global invariant state.
-    std::map<SlotKey, Digest> slots_;
+    std::map<Epoch, std::map<SlotKey, Digest>> slots_;
     std::map<std::pair<Epoch, NodeId>, Digest> certs_;
     std::map<std::pair<Epoch, NodeId>, std::uint8_t> terms_;
     std::map<Epoch, std::pair<Digest, Digest>> commits_;
     std::map<Epoch, AppliedEpoch> applied_;
+    Epoch next_sizes_epoch_ = 0;  // --sizes-every: the next epoch to report at
+    Epoch pruned_below_ = 0;      // --archive-epochs: checker state below is gone
 };
 
 // ---- setup -----------------------------------------------------------------------------
@@ -482,7 +535,8 @@ void World::derive() {
     p_.block_timer_ms = r.range(5, 40);
     p_.clients = opt_.clients ? opt_.clients : static_cast<std::uint32_t>(r.range(1, 4));
     p_.safety_ms = r.range(800, 3000);
-    // Partition episodes in the safety phase (FAULTS.md #7): isolate one node,
+    if (opt_.safety_ms) p_.safety_ms = opt_.safety_ms;
+    // Partition episodes in the safety phase (docs/fault-model.md, row 7): isolate one node,
     // random halves, or a one-way cut; messages across the cut are lost.
     if (opt_.partitions && r.chance(0.5)) {
         const std::uint64_t count = r.range(1, 3);
@@ -500,7 +554,8 @@ void World::derive() {
             p_.partitions.push_back(part);
         }
     }
-    // Slow nodes (FAULTS.md #17): everything to them takes longer in the safety phase.
+    // Slow nodes (docs/fault-model.md, row 17): everything to them takes longer in the safety
+    // phase.
     for (std::uint32_t i = 0; i < p_.n; ++i)
         if (r.chance(0.15)) p_.slow_nodes.push_back(static_cast<NodeId>(i));
     report_.params = p_;
@@ -536,6 +591,9 @@ void World::build() {
         c.window = p_.window;
         c.block_timer_ms = p_.block_timer_ms;
         c.unsafe_cert_quorum = opt_.unsafe_quorum;
+        if (opt_.proof_history_epochs) c.proof_history_epochs = opt_.proof_history_epochs;
+        if (opt_.commit_heartbeat_ms) c.commit_heartbeat_ms = *opt_.commit_heartbeat_ms;
+        node->archive = std::make_unique<DiskArchive>(node->disk, p_.t, c.limits);
         node->log.node = i;
         nodes_.push_back(std::move(node));
     }
@@ -614,11 +672,12 @@ void World::start_node(Node& node, bool recovering) {
             if (!np->byzantine)
                 violation("apply-order", "node " + std::to_string(np->id) + ": " + why);
         });
-    node.replica = std::make_unique<Replica>(node.config, *node.crypto, *node.machine);
+    node.replica =
+        std::make_unique<Replica>(node.config, *node.crypto, *node.machine, node.archive.get());
     node.up = true;
     if (recovering) {
         Recovery rec;
-        rec.records = node.records;
+        rec.records = node.disk.all();
         rec.high_water = node.high_water;
         rec.sign_log_ok = true;
         Step step = node.replica->recover(rec, now_);
@@ -651,9 +710,11 @@ SeedReport World::run() {
         if (node.kv) finals.push_back({node.id, node.kv->last_applied(), node.kv->state_digest()});
         report_.aba_rounds_total += node.aba_rounds_total;
         report_.aba_instances += node.aba_instances;
+        report_.archive_proofs_served += node.archive_served;
         if (node.replica) {
             report_.aba_rounds_total += node.replica->stats().aba_rounds_total;
             report_.aba_instances += node.replica->stats().aba_instances;
+            report_.archive_proofs_served += node.replica->stats().archive_proofs_served;
         }
         report_.epochs = std::max<std::uint64_t>(report_.epochs, node.log.epochs.size());
     }
@@ -752,6 +813,7 @@ void World::crash(Node& node) {
     if (node.replica) {
         node.aba_rounds_total += node.replica->stats().aba_rounds_total;
         node.aba_instances += node.replica->stats().aba_instances;
+        node.archive_served += node.replica->stats().archive_proofs_served;
     }
     node.replica.reset();
     node.machine.reset();
@@ -765,7 +827,7 @@ void World::restart(Node& node) {
     if (node.reformat_on_restart) {
         // Data directory lost, key directory (and its high-water mark) intact.
         ++report_.reformats;
-        node.records.clear();
+        node.disk.clear();
         node.storage.clear();
         node.sign_floor = node.high_water;
         node.reformat_on_restart = false;
@@ -773,13 +835,13 @@ void World::restart(Node& node) {
     if (opt_.plant == Plant::Amnesia) {
         // Checker self-test: the node forgets its sign-log AND its mark, so it may
         // sign other payloads for slots it already filled. Only I5 should notice.
-        node.records.clear();
+        node.disk.clear();
         node.storage.clear();
         node.high_water = 0;
     }
     if (opt_.trace)
         std::fprintf(stderr, "[%llu] restart node %u (records=%zu high_water=%llu)\n",
-                     static_cast<unsigned long long>(now_), node.id, node.records.size(),
+                     static_cast<unsigned long long>(now_), node.id, node.disk.records,
                      static_cast<unsigned long long>(node.high_water));
     start_node(node, true);
 }
@@ -816,6 +878,8 @@ bool World::converged() const {
 }
 
 void World::check_progress() {
+    sample_sizes();
+    prune_history();
     if (!fair_) {
         Epoch best = 0;
         for (auto& np : nodes_)
@@ -850,6 +914,92 @@ void World::check_progress() {
                                   " ms into the fair phase: " + std::to_string(missing) +
                                   " txs not applied everywhere; epochs" + levels);
     }
+}
+
+/// --sizes-every N: the largest sizes of each honest node's units since the last
+/// report, printed whenever the best honest node passes a multiple of N epochs.
+void World::sample_sizes() {
+    if (!opt_.sizes_every) return;
+    Epoch best = 0;
+    for (auto& np : nodes_) {
+        Node& node = *np;
+        if (node.byzantine || !node.replica) continue;
+        best = std::max<Epoch>(best, node.log.epochs.size());
+        const ReplicaMemory m = node.replica->memory();
+        ReplicaMemory& x = node.sizes_max;
+        auto most = [](std::size_t& a, std::size_t b) { a = std::max(a, b); };
+        most(x.sign_log_slots, m.sign_log_slots);
+        most(x.sign_log_epochs, m.sign_log_epochs);
+        most(x.pool_requests, m.pool_requests);
+        most(x.pool_bytes, m.pool_bytes);
+        most(x.pool_in_flight, m.pool_in_flight);
+        most(x.verified_cached, m.verified_cached);
+        most(x.blocks, m.blocks);
+        most(x.block_bytes, m.block_bytes);
+        most(x.broadcast_epochs, m.broadcast_epochs);
+        most(x.certs, m.certs);
+        most(x.seen_votes, m.seen_votes);
+        most(x.agreement_epochs, m.agreement_epochs);
+        most(x.aba_instances, m.aba_instances);
+        most(x.aba_rounds, m.aba_rounds);
+        most(x.commit_epochs, m.commit_epochs);
+        most(x.commit_votes, m.commit_votes);
+        most(x.proofs, m.proofs);
+        most(x.proof_bytes, m.proof_bytes);
+        most(x.window_epochs, m.window_epochs);
+        most(x.republish_envelopes, m.republish_envelopes);
+        most(x.republish_bytes, m.republish_bytes);
+    }
+    if (next_sizes_epoch_ == 0) next_sizes_epoch_ = opt_.sizes_every;
+    if (best < next_sizes_epoch_) return;
+    next_sizes_epoch_ = (best / opt_.sizes_every + 1) * opt_.sizes_every;
+    for (auto& np : nodes_) {
+        Node& node = *np;
+        if (node.byzantine || !node.replica) continue;
+        const ReplicaMemory& x = node.sizes_max;
+        std::printf(
+            "sizes seed=%llu epoch=%llu node=%u sign_log=%zu/%zu pool=%zu/%zuB inflight=%zu "
+            "verified=%zu blocks=%zu/%zuB bb_epochs=%zu certs=%zu seen=%zu agreements=%zu/%zu/%zu "
+            "commits=%zu/%zu proofs=%zu/%zuB window=%zu/%zu/%zuB disk=%zu\n",
+            static_cast<unsigned long long>(seed_), static_cast<unsigned long long>(best), node.id,
+            x.sign_log_slots, x.sign_log_epochs, x.pool_requests, x.pool_bytes, x.pool_in_flight,
+            x.verified_cached, x.blocks, x.block_bytes, x.broadcast_epochs, x.certs, x.seen_votes,
+            x.agreement_epochs, x.aba_instances, x.aba_rounds, x.commit_epochs, x.commit_votes,
+            x.proofs, x.proof_bytes, x.window_epochs, x.republish_envelopes, x.republish_bytes,
+            node.disk.records);
+        node.sizes_max = ReplicaMemory{};
+    }
+    std::fflush(stdout);
+}
+
+/// --archive-epochs A: records, and the checkers' per-epoch state, of epochs more
+/// than A below the lowest honest applied epoch are dropped (tobd prunes its
+/// archive the same way). No honest node can sign there any more: the sign-log
+/// refuses epochs at or below delivered − W, and a reformatted node's applied
+/// epoch restarts at 0, which holds the pruning back until it caught up.
+void World::prune_history() {
+    if (!opt_.archive_epochs) return;
+    Epoch lowest = ~Epoch{0};
+    for (auto& np : nodes_) {
+        if (np->byzantine) continue;
+        lowest = std::min<Epoch>(lowest, np->kv ? np->kv->last_applied() : 0);
+    }
+    if (lowest <= opt_.archive_epochs) return;
+    const Epoch below = lowest - opt_.archive_epochs;
+    if (below < pruned_below_ + 256) return;  // in batches
+    pruned_below_ = below;
+    for (auto& np : nodes_) {
+        Node& node = *np;
+        node.disk.prune_below(below);
+        std::erase_if(node.ever_signed, [below](const auto& kv) { return kv.second < below; });
+        std::erase_if(node.fresh_after_reformat,
+                      [below](const auto& kv) { return kv.second < below; });
+    }
+    slots_.erase(slots_.begin(), slots_.lower_bound(below));
+    certs_.erase(certs_.begin(), certs_.lower_bound({below, 0}));
+    terms_.erase(terms_.begin(), terms_.lower_bound({below, 0}));
+    commits_.erase(commits_.begin(), commits_.lower_bound(below));
+    applied_.erase(applied_.begin(), applied_.lower_bound(below));
 }
 
 // ---- network -------------------------------------------------------------------------
@@ -1000,15 +1150,16 @@ void World::execute(Node& node, Step&& step) {
 }
 
 void World::persist(Node& node, const DurableRecord& record) {
-    node.records.push_back(record);
+    node.disk.append(record);
     switch (record.type) {
         case DurableRecord::Type::HighWater:
             node.high_water = std::max(node.high_water, record.epoch);
             break;
         case DurableRecord::Type::Signed: {
             const Digest d = digest_of(record.bytes);
-            if (node.sign_floor && !node.ever_signed.count(d)) node.fresh_after_reformat.insert(d);
-            node.ever_signed.insert(d);
+            if (node.sign_floor && !node.ever_signed.count(d))
+                node.fresh_after_reformat.emplace(d, record.epoch);
+            node.ever_signed.emplace(d, record.epoch);
             auto env = decode_envelope(record.bytes, node.config.limits);
             if (!env) {
                 violation("sign-log", "node " + std::to_string(node.id) +
@@ -1047,14 +1198,15 @@ void World::persist(Node& node, const DurableRecord& record) {
     }
 }
 
-void World::claim_slot(Node& node, const SlotKey& key, const Digest& payload, const char* what) {
-    auto [it, fresh] = slots_.try_emplace(key, payload);
-    if (!fresh && it->second != payload)
-        violation("self-equivocation", "node " + std::to_string(node.id) + " signed two " + what +
-                                           " payloads for epoch " +
-                                           std::to_string(std::get<2>(key)) + " proposer " +
-                                           std::to_string(std::get<3>(key)) + " round " +
-                                           std::to_string(std::get<4>(key)));
+void World::claim_slot(Node& node, const SlotClaim& claim) {
+    auto [it, fresh] =
+        slots_[claim.slot.epoch].try_emplace(SlotKey{node.id, claim.slot}, claim.payload);
+    if (!fresh && it->second != claim.payload)
+        violation("self-equivocation", "node " + std::to_string(node.id) + " signed two " +
+                                           to_string(claim.slot.kind) + " payloads for epoch " +
+                                           std::to_string(claim.slot.epoch) + " proposer " +
+                                           std::to_string(claim.slot.proposer) + " round " +
+                                           std::to_string(claim.slot.round));
 }
 
 void World::check_slots(Node& node, const Envelope& env) {
@@ -1064,69 +1216,35 @@ void World::check_slots(Node& node, const Envelope& env) {
         violation("signed-below-mark", "node " + std::to_string(node.id) + " signed in epoch " +
                                            std::to_string(e) + " after a reformat with mark " +
                                            std::to_string(*node.sign_floor));
-    const auto k = static_cast<std::uint8_t>(env.kind);
-    switch (env.kind) {
-        case Kind::Block:
-            claim_slot(node, {node.id, k, e, node.id, 0, 0}, digest_of(env.body), "block");
-            break;
-        case Kind::Seen: {
-            auto s = decode_seen(env.body, node.config.limits);
-            if (!s) {
-                violation("honest-sent-garbage", "node " + std::to_string(node.id) + " SEEN");
-                return;
-            }
-            Digest payload = s.value().digest;
-            claim_slot(node, {node.id, k, e, s.value().proposer, 0, 0}, payload, "SEEN");
-            break;
+    auto claims = slots_of(env, node.config.limits);
+    if (!claims) {
+        violation("honest-sent-garbage", "node " + std::to_string(node.id) + " signed an " +
+                                             "undecodable statement of epoch " + std::to_string(e));
+        return;
+    }
+    for (const auto& c : *claims) claim_slot(node, c);
+    // Beyond the slots: honest decisions and COMMIT tuples agree across nodes.
+    if (env.kind == Kind::Aba) {
+        const auto bundle = decode_aba_bundle(env.body, node.config.limits);
+        for (const auto& m : bundle.value().messages) {
+            if (m.type != AbaType::Term) continue;
+            auto [it, fresh] = terms_.try_emplace({e, m.proposer}, m.value);
+            if (!fresh && it->second != m.value)
+                violation("aba-agreement", "honest nodes decided differently in ABA(" +
+                                               std::to_string(e) + ", " +
+                                               std::to_string(m.proposer) + ")");
         }
-        case Kind::Aba: {
-            auto b = decode_aba_bundle(env.body, node.config.limits);
-            if (!b) {
-                violation("honest-sent-garbage", "node " + std::to_string(node.id) + " ABA");
-                return;
-            }
-            for (const auto& m : b.value().messages) {
-                Digest payload{};
-                payload[0] = m.value;
-                const auto t = static_cast<std::uint8_t>(m.type);
-                switch (m.type) {
-                    case AbaType::Aux:
-                        claim_slot(node, {node.id, k, e, m.proposer, m.round, t}, payload, "AUX");
-                        break;
-                    case AbaType::Conf:
-                        claim_slot(node, {node.id, k, e, m.proposer, m.round, t}, payload, "CONF");
-                        break;
-                    case AbaType::Term: {
-                        claim_slot(node, {node.id, k, e, m.proposer, 0, t}, payload, "TERM");
-                        auto [it, fresh] = terms_.try_emplace({e, m.proposer}, m.value);
-                        if (!fresh && it->second != m.value)
-                            violation("aba-agreement", "honest nodes decided differently in ABA(" +
-                                                           std::to_string(e) + ", " +
-                                                           std::to_string(m.proposer) + ")");
-                        break;
-                    }
-                    case AbaType::Bval:  // both values are legitimate
-                    case AbaType::Coin:  // deterministic
-                        break;
-                }
-            }
-            break;
+    }
+    if (env.kind == Kind::Commit) {
+        auto c = decode_commit(env.body, node.config.limits);
+        if (!c) {
+            violation("honest-sent-garbage", "node " + std::to_string(node.id) + " COMMIT");
+            return;
         }
-        case Kind::Commit: {
-            claim_slot(node, {node.id, k, e, 0, 0, 0}, digest_of(env.body), "COMMIT");
-            auto c = decode_commit(env.body, node.config.limits);
-            if (!c) {
-                violation("honest-sent-garbage", "node " + std::to_string(node.id) + " COMMIT");
-                return;
-            }
-            auto tuple = std::make_pair(c.value().output_digest, c.value().state_digest);
-            auto [it, fresh] = commits_.try_emplace(e, tuple);
-            if (!fresh && it->second != tuple)
-                violation("agreement", "honest COMMITs of epoch " + std::to_string(e) + " differ");
-            break;
-        }
-        default:
-            break;
+        auto tuple = std::make_pair(c.value().output_digest, c.value().state_digest);
+        auto [it, fresh] = commits_.try_emplace(e, tuple);
+        if (!fresh && it->second != tuple)
+            violation("agreement", "honest COMMITs of epoch " + std::to_string(e) + " differ");
     }
 }
 

@@ -75,6 +75,16 @@ struct SimOptions {
     bool atomic_persist = false;  // a step's records survive a crash all or none (else a prefix)
     bool safety_only = false;     // beyond the bound: check safety, not liveness
     std::uint64_t safety_only_fair_ms = 3000;  // how long the fair phase runs then
+    std::uint64_t safety_ms = 0;               // length of the safety phase (0: from the seed)
+    std::uint64_t proof_history_epochs = 0;    // the replicas' in-memory proof history (0: default)
+    std::optional<std::uint64_t> commit_heartbeat_ms;  // the replicas' heartbeat (unset: default)
+    /// Keep only the durable records (and the checkers' per-epoch state) of the last
+    /// this many epochs below the lowest honest applied epoch (0: keep everything),
+    /// as tobd keeps its archive; for long runs.
+    std::uint64_t archive_epochs = 0;
+    /// Every this many epochs, print each honest node's largest in-memory sizes
+    /// (Replica::memory()) since the previous report (0: never).
+    std::uint64_t sizes_every = 0;
 };
 
 /// The parameters one seed derived (printed first in text mode).
@@ -103,7 +113,8 @@ struct SeedReport {
     std::uint64_t aba_rounds_total = 0;
     std::uint64_t aba_instances = 0;
     std::uint64_t crashes = 0, reformats = 0;
-    std::uint64_t faults_on_byzantine = 0;  // faults honest nodes reported against Byzantine ones
+    std::uint64_t faults_on_byzantine = 0;    // faults honest nodes reported against Byzantine ones
+    std::uint64_t archive_proofs_served = 0;  // honest catch-up answers read from an archive
     std::uint64_t logical_ms = 0;
     std::uint64_t fair_ms = 0;  // logical time the fair phase needed
     Digest fingerprint{};       // hash of the run's outcome (replay check)

@@ -111,6 +111,19 @@ int main(int argc, char** argv) {
                  "i.e. torn tails of an append-only log)");
     app.add_flag("--safety-only", opt.safety_only,
                  "check safety only (for runs beyond the fault bound, where progress may stall)");
+    app.add_option("--safety-ms", opt.safety_ms,
+                   "length of the safety phase in logical ms (default: 800-3000 from the seed); "
+                   "transactions are submitted over it");
+    app.add_option("--proof-history", opt.proof_history_epochs,
+                   "epochs of proofs each replica keeps in memory (default 256); older ones "
+                   "come from the node's archive of durable records");
+    app.add_option("--commit-heartbeat-ms", opt.commit_heartbeat_ms,
+                   "how often each replica re-sends its latest COMMIT (default 2000; 0: never)");
+    app.add_option("--archive-epochs", opt.archive_epochs,
+                   "drop durable records and checker state this many epochs below the lowest "
+                   "honest applied epoch (default: keep all; for long runs)");
+    app.add_option("--sizes-every", opt.sizes_every,
+                   "every N epochs print each honest node's largest in-memory sizes");
     app.add_flag("--json", json, "print one JSON object for the sweep");
     app.add_flag("--trace", opt.trace, "print events to stderr");
     app.add_flag("--trace-messages", opt.trace_messages,
@@ -166,11 +179,16 @@ int main(int argc, char** argv) {
     if (no_partitions) replay << " --no-partitions";
     if (opt.safety_only) replay << " --safety-only";
     if (opt.atomic_persist) replay << " --atomic-persist";
+    if (opt.safety_ms) replay << " --safety-ms " << opt.safety_ms;
+    if (opt.proof_history_epochs) replay << " --proof-history " << opt.proof_history_epochs;
+    if (opt.archive_epochs) replay << " --archive-epochs " << opt.archive_epochs;
+    if (opt.commit_heartbeat_ms) replay << " --commit-heartbeat-ms " << *opt.commit_heartbeat_ms;
 
     const auto start = std::chrono::steady_clock::now();
     std::uint64_t seeds_run = 0, failing = 0, total_violations = 0;
     std::uint64_t committed = 0, submitted = 0, epochs = 0, messages = 0;
     std::uint64_t aba_rounds = 0, aba_instances = 0, crashes = 0, reformats = 0, byz_faults = 0;
+    std::uint64_t archive_served = 0;
     std::optional<std::uint64_t> first_seed;
     tob::crypto::Hasher fingerprint;
     std::string first_check, first_detail;
@@ -192,6 +210,7 @@ int main(int argc, char** argv) {
         crashes += r.crashes;
         reformats += r.reformats;
         byz_faults += r.faults_on_byzantine;
+        archive_served += r.archive_proofs_served;
         fingerprint.raw(r.fingerprint);
         if (!r.violations.empty()) {
             ++failing;
@@ -208,7 +227,8 @@ int main(int argc, char** argv) {
                       << " committed=" << r.committed_txs << "/" << r.submitted_txs
                       << " messages=" << r.messages << " crashes=" << r.crashes
                       << " reformats=" << r.reformats << " byz_faults=" << r.faults_on_byzantine
-                      << " logical_ms=" << r.logical_ms << " fair_ms=" << r.fair_ms << "\n";
+                      << " archive=" << r.archive_proofs_served << " logical_ms=" << r.logical_ms
+                      << " fair_ms=" << r.fair_ms << "\n";
             for (const auto& v : r.violations)
                 std::cout << "  violation [" << v.check << "] " << v.detail << "\n";
             if (!r.violations.empty())
@@ -243,7 +263,8 @@ int main(int argc, char** argv) {
            << ",\"epochs\":" << epochs << ",\"aba_rounds_mean\":" << aba_mean
            << ",\"messages\":" << messages << ",\"crashes\":" << crashes
            << ",\"reformats\":" << reformats << ",\"faults_on_byzantine\":" << byz_faults
-           << ",\"fingerprint\":\"" << tob::crypto::to_hex(fingerprint.finish()) << "\""
+           << ",\"archive_proofs_served\":" << archive_served << ",\"fingerprint\":\""
+           << tob::crypto::to_hex(fingerprint.finish()) << "\""
            << ",\"wall_ms\":" << wall_ms << "}";
         std::cout << os.str() << std::endl;
     } else {
