@@ -4,6 +4,7 @@
 #include "consensus/catch_up.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "consensus/check.h"
 #include "consensus/codec.h"
@@ -104,13 +105,13 @@ bool CatchUp::on_commit(Step& step, const Envelope& env, const Bytes& raw, const
     const Epoch e = env.epoch;
     auto& highest = highest_[env.sender];
     highest = std::max(highest, e);
-    if (e + votes_horizon() <= delivered) {
+    if (epoch_add(e, votes_horizon()) <= delivered) {
         // A COMMIT older than our history: its signer is far behind (or restarted
         // after a long outage and re-publishes). Tell it how far we can prove.
         send_latest(step, env.sender, now_ms);
         return false;
     }
-    if (e > delivered + params_.window + params_.proof_history_epochs) {
+    if (e > epoch_add(delivered, epoch_add(params_.window, params_.proof_history_epochs))) {
         return false;  // the hint above is enough
     }
     const Digest key = commit_key(body);
@@ -269,7 +270,7 @@ void CatchUp::hint(Step& step, NodeId peer, Epoch e, Epoch delivered, std::uint6
     }
     // Older than the history: our COMMIT for e is gone; the latest one tells the
     // peer that we can prove every epoch up to it (the archive serves them).
-    if (e + votes_horizon() <= delivered) send_latest(step, peer, now);
+    if (epoch_add(e, votes_horizon()) <= delivered) send_latest(step, peer, now);
 }
 
 void CatchUp::send_latest(Step& step, NodeId peer, std::uint64_t now) {
@@ -341,6 +342,16 @@ void CatchUp::prune(Epoch delivered) {
         votes_.erase(votes_.begin());
     }
     trim_proofs(delivered);
+}
+
+Epoch CatchUp::peers_epoch() const {
+    std::vector<Epoch> claims;
+    for (const auto& [peer, e] : highest_) {
+        if (peer != params_.self) claims.push_back(e);
+    }
+    if (claims.size() < params_.t + 1) return 0;
+    std::sort(claims.begin(), claims.end(), std::greater<>());
+    return claims[params_.t];
 }
 
 std::size_t CatchUp::commit_votes() const {

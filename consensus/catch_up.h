@@ -187,6 +187,10 @@ class CatchUp {
     std::size_t proofs() const { return proofs_.size(); }
     std::size_t proof_bytes() const { return proof_bytes_; }
     std::uint64_t archive_served() const { return archive_served_; }
+    /// The highest epoch that at least t + 1 peers sent a COMMIT for (so at least
+    /// one honest peer reached it); 0 until t + 1 peers did. One liar's COMMIT for
+    /// 2^64 - 1 cannot raise it (what "am I caught up?" compares with).
+    Epoch peers_epoch() const;
 
   private:
     struct Votes {

@@ -106,7 +106,7 @@ void Replica::Impl::pool_add(const Request& r, const Digest& d, std::size_t byte
 }
 
 void Replica::Impl::join_upto(Step& step, Epoch e) {
-    e = std::min<Epoch>(e, delivered() + cfg.window);
+    e = std::min<Epoch>(e, window_end());
     for (Epoch x = std::max<Epoch>(proposed_upto, delivered()) + 1; x <= e; ++x) {
         if (!can_sign(x)) continue;
         propose(step, x);
@@ -544,7 +544,7 @@ void Replica::Impl::flush_flood(Step& step) {
 void Replica::Impl::cut_blocks(Step& step) {
     if (!pool.note_work(now)) return;
     Epoch next = std::max(proposed_upto, delivered()) + 1;
-    if (next > delivered() + cfg.window) return;
+    if (next > window_end()) return;
     if (pool.block_due(now, delivered())) join_upto(step, next);
 }
 
@@ -563,7 +563,8 @@ void Replica::Impl::prune() {
     if (delivered() > cfg.window) signer.prune_through(delivered() - cfg.window);
     // Epoch states are kept while not stable (re-publication) and not too old.
     auto retire = [this](Epoch e) {
-        return e <= delivered() && (catchup.stable(e) || e + 4 * cfg.window < delivered());
+        return e <= delivered() &&
+               (catchup.stable(e) || epoch_add(e, 4 * Epoch{cfg.window}) < delivered());
     };
     for (auto it = epochs.begin(); it != epochs.end();) {
         it = retire(it->first) ? epochs.erase(it) : std::next(it);
@@ -579,6 +580,7 @@ void Replica::Impl::finish(const Step& step) {
     stats.pool = pool.size();
     stats.highest_joined = proposed_upto;
     stats.archive_proofs_served = catchup.archive_served();
+    stats.peers_epoch = catchup.peers_epoch();
 }
 
 Step Replica::Impl::tick(std::uint64_t t_ms) {

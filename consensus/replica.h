@@ -109,6 +109,9 @@ struct ReplicaStats {
     std::uint64_t aba_rounds_total = 0;  // sum over decided ABA instances of rounds used
     std::uint64_t aba_instances = 0;
     std::uint64_t archive_proofs_served = 0;  // EpochProof fetches answered from the archive
+    /// The highest epoch t + 1 peers sent a COMMIT for (CatchUp::peers_epoch): at
+    /// least one honest peer reached it, whatever the liars claim.
+    Epoch peers_epoch = 0;
     bool voting = true;
     bool halted = false;
 };

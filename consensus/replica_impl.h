@@ -50,7 +50,8 @@ struct Replica::Impl {
          const ProofArchive* archive);
 
     Epoch delivered() const { return stats.delivered; }
-    bool in_window(Epoch e) const { return e > delivered() && e <= delivered() + cfg.window; }
+    Epoch window_end() const { return epoch_add(delivered(), cfg.window); }
+    bool in_window(Epoch e) const { return e > delivered() && e <= window_end(); }
     bool can_sign(Epoch e) const { return !stats.halted && signer.may_sign(e); }
 
     void alarm(Step& step, std::string why) {

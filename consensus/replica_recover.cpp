@@ -65,7 +65,7 @@ void Replica::Impl::recover_signed(const Bytes& raw, SentAba& aba_sent) {
     // need exactly these messages: without them, a node that delivered an epoch and
     // restarted left the others unable to finish it when another node could not
     // sign there (a reformatted one) — found by tobsim --crash 0.3, seed 91.
-    const bool kept = open || e + 4 * Epoch{cfg.window} >= delivered();
+    const bool kept = open || epoch_add(e, 4 * Epoch{cfg.window}) >= delivered();
     switch (env.kind) {
         case Kind::Block: {
             const Digest d = digest_of(env.body);

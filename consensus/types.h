@@ -21,6 +21,10 @@ using Digest = crypto::Digest;
 using PublicKey = crypto::PublicKey;
 using Signature = crypto::Signature;
 
+/// a + b, or the largest epoch when the sum would wrap. Every sum in which a
+/// peer supplies an epoch (a COMMIT for 2^64 - 1, say) goes through it.
+constexpr Epoch epoch_add(Epoch a, Epoch b) { return a > ~Epoch{0} - b ? ~Epoch{0} : a + b; }
+
 /// t = floor((n-1)/3): the number of faulty nodes tolerated.
 constexpr std::uint32_t max_faulty(std::uint32_t n) { return n == 0 ? 0 : (n - 1) / 3; }
 /// q = ceil((n+t+1)/2): two quorums intersect in at least t+1 nodes, hence in an honest one.

@@ -133,7 +133,6 @@ struct Node::Impl {
     Clock::time_point started = Clock::now();
     Epoch high_water = 0;
     Epoch last_pruned = 0;
-    Epoch peer_commit_max = 0;
     std::map<PendingKey, Pending> pending;
     std::map<Epoch, std::uint64_t> epoch_started_ms;  // joined epochs not yet delivered
     Epoch joined_noted = 0;
@@ -476,8 +475,6 @@ struct Node::Impl {
         if (recent_now.size() < 200000) recent_now.insert(r.raw_digest);
         const Envelope& env = *r.envelope;
         messages_in[static_cast<std::uint8_t>(env.kind)]->inc();
-        if (env.kind == Kind::Commit && env.sender != node.node_id)
-            peer_commit_max = std::max(peer_commit_max, env.epoch);
         if (byzantine) byzantine->observe(env, r.bytes);
         if (!halted) step.append(replica->handle_envelope(env, now_ms()));
     }
@@ -649,7 +646,9 @@ struct Node::Impl {
         pubsub_drops->inc(static_cast<double>(ts.pubsub_gaps - last_tstats.pubsub_gaps));
         send_drops->inc(static_cast<double>(ts.send_drops - last_tstats.send_drops));
         last_tstats = ts;
-        caught_up = kv->last_applied() + rcfg.window >= peer_commit_max;
+        // t + 1 peers' COMMITs, so one liar's COMMIT for 2^64 - 1 cannot keep a node
+        // "catching up" for good (issue 11, finding 9).
+        caught_up = epoch_add(kv->last_applied(), rcfg.window) >= st.peers_epoch;
     }
 
     void note_joined() {

@@ -243,6 +243,38 @@ TEST_F(CatchUpTest, peer_still_working_on_an_old_epoch_gets_a_commit) {
     EXPECT_TRUE(self.messages.empty());
 }
 
+// Issue 11, finding 9: epochs a peer names are added to with saturation.
+TEST_F(CatchUpTest, commit_for_the_last_epoch_is_not_taken_for_a_far_behind_peer) {
+    CatchUp cu(params_, suites_[0], nullptr);
+    Step step;
+    for (Epoch e = 1; e <= 40; ++e) {
+        own(cu, step, e, body(static_cast<std::uint8_t>(e)), e);
+        cu.prune(e);
+    }
+    const Epoch last = ~Epoch{0};
+    Step s;
+    EXPECT_FALSE(peer(cu, s, 3, last, body(7), 40, 5000));
+    // e + history wrapped to a small number: the node took the liar for a peer far
+    // behind and sent it its latest COMMIT.
+    EXPECT_TRUE(s.messages.empty());
+    EXPECT_TRUE(s.persist.empty());
+    Step h;
+    cu.hint(h, 3, last, 40, 6000);
+    EXPECT_TRUE(h.messages.empty());
+}
+
+TEST_F(CatchUpTest, peers_epoch_needs_t_plus_one_peers_so_one_liar_cannot_raise_it) {
+    CatchUp cu(params_, suites_[0], nullptr);
+    Step step;
+    const Epoch last = ~Epoch{0};
+    peer(cu, step, 3, last, body(7), 4);
+    EXPECT_EQ(cu.peers_epoch(), 0u);  // one claim (t = 1) proves nothing
+    peer(cu, step, 1, 9, body(1), 4);
+    EXPECT_EQ(cu.peers_epoch(), 9u);  // t + 1 = 2 peers reached at least 9
+    peer(cu, step, 2, 12, body(1), 4);
+    EXPECT_EQ(cu.peers_epoch(), 12u);
+}
+
 TEST_F(CatchUpTest, heartbeat_resends_the_latest_commit_periodically) {
     params_.commit_heartbeat_ms = 2000;
     CatchUp cu(params_, suites_[0], nullptr);
