@@ -102,6 +102,7 @@ bool SignLog::adopt(const Bytes& signed_envelope) {
     auto env = decode_envelope(signed_envelope, limits_);
     if (!env) return false;
     adopted_any_ = true;
+    highest_adopted_ = std::max(highest_adopted_, env.value().epoch);
     auto claims = slots_of(env.value(), limits_);
     if (!claims) return true;  // logged, but carries no readable slot
     for (const auto& c : *claims) {
@@ -111,7 +112,12 @@ bool SignLog::adopt(const Bytes& signed_envelope) {
 }
 
 void SignLog::finish_recovery() {
-    if (!adopted_any_ && high_water_ > 0) floor_ = high_water_;
+    // Nothing loaded (the data directory was lost), or the highest loaded
+    // signature below the mark (restored from an older backup): what was signed
+    // after the loaded records is unknown, so the mark is a floor.
+    if (high_water_ > 0 && (!adopted_any_ || highest_adopted_ < high_water_)) {
+        floor_ = high_water_;
+    }
 }
 
 bool SignLog::filled(const Slot& slot) const {

@@ -36,8 +36,12 @@
 //  - Before the first signature in an epoch above the high-water mark, a HighWater
 //    record precedes the Signed record in `persist`: the shell writes the mark
 //    (synced) before the signature can leave.
-//  - A node whose sign-log was lost (no Signed record loaded) but whose mark M
-//    survived signs only in epochs > M: whatever it signed before is at or below M.
+//  - A node whose sign-log was lost (no Signed record loaded), or whose highest
+//    loaded Signed record is below its mark M (a data directory restored from an
+//    older backup), signs only in epochs > M: whatever it signed after the loaded
+//    records is at or below M. (A backup taken inside the mark's own epoch M has
+//    records at M and is not detected: the mark file would need a count of
+//    signatures per epoch for that.)
 //  - A non-voting node (corrupt sign-log or missing mark) signs nothing.
 //
 // Memory bound
@@ -112,8 +116,9 @@ class SignLog {
     bool adopt(const Bytes& signed_envelope);
     /// A corrupt sign-log or a missing mark: sign nothing.
     void set_voting(bool voting) { voting_ = voting; }
-    /// After every record was adopted: with none adopted and a mark M > 0 the
-    /// sign-log was lost, and the node signs only above M.
+    /// After every record was adopted: with none adopted, or none at the mark
+    /// M > 0, the sign-log was lost or is older than M, and the node signs only
+    /// above M.
     void finish_recovery();
 
     // ---- signing ------------------------------------------------------------------
@@ -144,6 +149,7 @@ class SignLog {
     const CryptoSuite& crypto_;
     bool voting_ = true;
     bool adopted_any_ = false;
+    Epoch highest_adopted_ = 0;  // highest epoch of an adopted Signed record
     Epoch high_water_ = 0;
     Epoch floor_ = 0;           // lost sign-log: never sign at or below (the mark)
     Epoch pruned_through_ = 0;  // slots at or below are forgotten: never sign there

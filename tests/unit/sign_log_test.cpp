@@ -184,6 +184,30 @@ TEST_F(SignLogTest, lost_sign_log_signs_only_above_the_mark) {
     EXPECT_TRUE(log.sign(step, 11, Kind::Commit, commit_body(1)));
 }
 
+// Issue 11, finding 8: a data directory restored from an older backup still
+// holds older signed records; the mark must be a floor all the same.
+TEST_F(SignLogTest, restored_backup_signs_only_above_the_mark) {
+    SignLog before = fresh();
+    Step old_step;
+    ASSERT_TRUE(before.sign(old_step, 3, Kind::Commit, commit_body(3)));
+    Step new_step;
+    ASSERT_TRUE(before.sign(new_step, 8, Kind::Seen, seen_body(1, 0xaa)));
+    ASSERT_EQ(before.high_water(), 8u);
+    // The backup holds the records of epoch 3 only; the mark file says 8.
+    SignLog after = fresh();
+    for (const auto& r : old_step.persist) {
+        if (r.type == DurableRecord::Type::Signed) ASSERT_TRUE(after.adopt(r.bytes));
+    }
+    after.raise_mark(before.high_water());
+    after.finish_recovery();
+    EXPECT_EQ(after.floor(), 8u);
+    Step s;
+    EXPECT_FALSE(after.sign(s, 8, Kind::Seen, seen_body(1, 0xbb)));  // would equivocate
+    EXPECT_FALSE(after.sign(s, 5, Kind::Commit, commit_body(5)));
+    EXPECT_TRUE(s.persist.empty());
+    EXPECT_TRUE(after.sign(s, 9, Kind::Commit, commit_body(9)));
+}
+
 TEST_F(SignLogTest, non_voting_node_signs_nothing) {
     SignLog log = fresh();
     log.set_voting(false);
