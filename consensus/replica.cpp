@@ -284,7 +284,7 @@ void Replica::Impl::on_aba(Step& step, const Envelope& env, const Bytes& raw) {
 
 void Replica::Impl::run_subset(Step& step, Epoch e, EpochSubset::Progress&& progress) {
     state(e);
-    for (auto& f : progress.faults) step.faults.push_back(std::move(f));
+    for (auto& f : progress.faults) step.add_fault(std::move(f));
     for (auto& [j, messages] : progress.sends) {
         AbaBundle bundle;
         for (auto& m : messages) {
@@ -522,15 +522,24 @@ void Replica::Impl::on_requests(Step& step, const Envelope& env, const Bytes& ra
         step.fault(env.sender, FaultKind::Malformed, "requests: " + batch.error(), {raw});
         return;
     }
+    // One fault per envelope, however many of its requests are bad: the
+    // evidence is the envelope, once (issue 11, finding 1).
+    std::size_t invalid = 0;
     for (const auto& r : batch.value().requests) {
         Bytes enc = encode(r);
         Digest d = digest_of(enc);
         if (!pool.valid(r, d)) {
-            step.fault(env.sender, FaultKind::InvalidSignature,
-                       "flooded a request with an invalid client signature", {raw});
+            ++invalid;
             continue;
         }
         pool_add(r, d, enc.size(), /*local=*/false);
+    }
+    if (invalid > 0) {
+        step.fault(env.sender, FaultKind::InvalidSignature,
+                   "flooded " + std::to_string(invalid) + " of " +
+                       std::to_string(batch.value().requests.size()) +
+                       " requests with a foreign chain id or an invalid client signature",
+                   {raw});
     }
 }
 
@@ -576,7 +585,7 @@ void Replica::Impl::prune() {
 }
 
 void Replica::Impl::finish(const Step& step) {
-    stats.faults += step.faults.size();
+    stats.faults += step.faults.size() + step.faults_dropped;
     stats.pool = pool.size();
     stats.highest_joined = proposed_upto;
     stats.archive_proofs_served = catchup.archive_served();

@@ -6,8 +6,25 @@ void Step::append(Step&& other) {
     for (auto& r : other.persist) persist.push_back(std::move(r));
     for (auto& m : other.messages) messages.push_back(std::move(m));
     for (auto& c : other.committed) committed.push_back(std::move(c));
-    for (auto& f : other.faults) faults.push_back(std::move(f));
+    faults_dropped += other.faults_dropped;
+    for (auto& f : other.faults) add_fault(std::move(f));
     for (auto& a : other.alarms) alarms.push_back(std::move(a));
+}
+
+void Step::add_fault(Fault&& f) {
+    if (faults.size() >= kStepFaultsMax) {
+        ++faults_dropped;
+        return;
+    }
+    std::size_t bytes = 0;
+    for (const auto& e : f.evidence) bytes += e.size();
+    if (bytes > kStepEvidenceBytesMax - evidence_bytes) {
+        f.evidence.clear();
+        f.detail += " (evidence left out: over the step's bound)";
+        bytes = 0;
+    }
+    evidence_bytes += bytes;
+    faults.push_back(std::move(f));
 }
 
 const char* to_string(FaultKind kind) {

@@ -38,6 +38,14 @@ struct Fault {
     std::vector<Bytes> evidence;  // signed envelopes proving it, when there are any
 };
 
+/// What one Step may carry about faults (issue 11, finding 1): a peer that packs
+/// many bad items into one envelope must not make the node copy that envelope
+/// once per item. Faults beyond kStepFaultsMax are only counted
+/// (Step::faults_dropped); evidence beyond kStepEvidenceBytesMax in one Step is
+/// left out (the fault is still recorded, its detail says so).
+inline constexpr std::size_t kStepFaultsMax = 64;
+inline constexpr std::size_t kStepEvidenceBytesMax = std::size_t{32} << 20;
+
 /// A record the shell makes durable before sending the step's messages.
 struct DurableRecord {
     enum class Type : std::uint8_t {
@@ -67,6 +75,8 @@ struct [[nodiscard]] Step {
     std::vector<EpochResult> committed;
     std::vector<Fault> faults;
     std::vector<std::string> alarms;  // non-empty: the node must halt (never retry with other data)
+    std::uint64_t faults_dropped = 0;  // faults over kStepFaultsMax: counted, not recorded
+    std::size_t evidence_bytes = 0;    // evidence held by `faults`, <= kStepEvidenceBytesMax
 
     void append(Step&& other);
 
@@ -77,10 +87,13 @@ struct [[nodiscard]] Step {
     void send(NodeId to, Kind kind, const Bytes& envelope) {
         messages.push_back(Outgoing{to, envelope, kind});
     }
+    /// Records a fault within the bounds above. Every fault goes through here
+    /// (sub-protocols' own fault lists are added with add_fault).
     void fault(NodeId culprit, FaultKind kind, std::string detail,
                std::vector<Bytes> evidence = {}) {
-        faults.push_back(Fault{culprit, kind, std::move(detail), std::move(evidence)});
+        add_fault(Fault{culprit, kind, std::move(detail), std::move(evidence)});
     }
+    void add_fault(Fault&& f);
     void durable(DurableRecord::Type type, Epoch epoch, Bytes bytes) {
         persist.push_back(DurableRecord{type, epoch, std::move(bytes)});
     }

@@ -505,5 +505,51 @@ TEST(Replica, restored_backup_never_signs_below_the_mark) {
     net.expect_agreement();
 }
 
+// Issue 11, finding 1: a batch of N invalid requests was N faults, each holding a
+// copy of the whole envelope (quadratic in the batch).
+TEST(Replica, batch_of_invalid_requests_is_one_fault_with_one_copy_of_the_envelope) {
+    Net net(4, 23);
+    RequestBatch batch;
+    for (int k = 0; k < 300; ++k) {
+        Request r = net.request(5, k, "f" + std::to_string(k), std::string(200, 'x'));
+        r.chain_id[0] ^= 1;  // foreign chain: refused before any signature check
+        batch.requests.push_back(r);
+    }
+    const Bytes raw =
+        seal_envelope(*net.node(3).crypto, net.chain(), 3, 0, Kind::Requests, encode(batch));
+    auto env = open_envelope(raw, *net.node(0).crypto, net.config(0));
+    ASSERT_TRUE(env);
+    Step step = net.node(0).replica->handle_envelope(env.value(), 0);
+    ASSERT_EQ(step.faults.size(), 1u);
+    EXPECT_EQ(step.faults[0].culprit, 3);
+    std::size_t evidence = 0;
+    for (const auto& f : step.faults) {
+        for (const auto& e : f.evidence) evidence += e.size();
+    }
+    EXPECT_LE(evidence, raw.size());
+    EXPECT_NE(step.faults[0].detail.find("300"), std::string::npos) << step.faults[0].detail;
+    EXPECT_EQ(net.node(0).replica->stats().faults, 1u);
+}
+
+TEST(Step, faults_and_their_evidence_are_bounded_per_step) {
+    Step step;
+    const Bytes big(1u << 20, 0xab);
+    for (int k = 0; k < 1000; ++k) step.fault(1, FaultKind::Malformed, "bad", {big, big});
+    EXPECT_EQ(step.faults.size(), kStepFaultsMax);
+    EXPECT_EQ(step.faults_dropped, 1000u - kStepFaultsMax);
+    std::size_t evidence = 0;
+    for (const auto& f : step.faults) {
+        for (const auto& e : f.evidence) evidence += e.size();
+    }
+    EXPECT_LE(evidence, kStepEvidenceBytesMax);
+    EXPECT_GT(evidence, 0u);
+    // Appending respects the same bounds.
+    Step other;
+    other.fault(2, FaultKind::Malformed, "more", {big});
+    step.append(std::move(other));
+    EXPECT_EQ(step.faults.size(), kStepFaultsMax);
+    EXPECT_EQ(step.faults_dropped, 1001u - kStepFaultsMax);
+}
+
 }  // namespace
 }  // namespace tob::consensus
