@@ -193,17 +193,22 @@ std::optional<Bytes> BlockBroadcast::cert_envelope(Epoch e, NodeId j) const {
 
 // ---- recovery ---------------------------------------------------------------------------------
 
-void BlockBroadcast::restore_block(const Bytes& envelope) {
+std::optional<Digest> BlockBroadcast::restore_block(const Bytes& envelope) {
     auto env = decode_envelope(envelope, params_.limits);
-    if (!env) return;
+    if (!env) return std::nullopt;
     auto b = decode_block(env.value().body, params_.limits);
-    if (!b) return;
+    if (!b) return std::nullopt;
     const Digest d = digest_of(env.value().body);
     if (auto old = blocks_.find(d); old != blocks_.end()) {
         bytes_ -= old->second.envelope.size();
         blocks_.erase(old);
     }
     store(nullptr, d, envelope, std::move(b.value()), env.value().epoch);
+    return d;
+}
+
+void BlockBroadcast::restore_accepted(Epoch e, NodeId j, const Digest& digest) {
+    state(e).accepted.try_emplace(j, digest);
 }
 
 void BlockBroadcast::restore_cert(const Certificate& cert) {

@@ -124,8 +124,12 @@ class BlockBroadcast {
     std::optional<Bytes> cert_envelope(Epoch e, NodeId j) const;
 
     // ---- recovery -----------------------------------------------------------------------
-    /// A stored Block record (an accepted, certified or own block).
-    void restore_block(const Bytes& envelope);
+    /// A stored Block record (an accepted, certified or own block). Returns its
+    /// digest, or nullopt if it does not decode.
+    std::optional<Digest> restore_block(const Bytes& envelope);
+    /// After a restart: the first stored block of (e, j) was the accepted one
+    /// (a node may have accepted it without SEENing it yet: the join rule).
+    void restore_accepted(Epoch e, NodeId j, const Digest& digest);
     void restore_cert(const Certificate& cert);
     /// This node's own block of e (a Signed record): it was accepted.
     void restore_own_block(Epoch e, const Digest& digest);

@@ -65,6 +65,7 @@ PoolParams pool_params(const ReplicaConfig& c) {
     p.limits = c.limits;
     p.aged_epochs = c.aged_epochs;
     p.pool_requests_max = c.pool_requests_max;
+    p.pool_bytes_max = c.pool_bytes_max;
     p.block_timer_ms = c.block_timer_ms;
     p.verified_epochs = Epoch{c.aged_epochs} + 2 * Epoch{c.window};
     return p;
@@ -101,8 +102,9 @@ void Replica::Impl::remember(Epoch e, Kind kind, const Bytes& env) {
     st.republish.push_back({kind, env});
 }
 
-void Replica::Impl::pool_add(const Request& r, const Digest& d, std::size_t bytes, bool local) {
-    pool.add(r, d, bytes, local, delivered(), now, sm);
+Admission Replica::Impl::pool_add(const Request& r, const Digest& d, std::size_t bytes,
+                                  bool local) {
+    return pool.add(r, d, bytes, local, delivered(), now, sm);
 }
 
 void Replica::Impl::join_upto(Step& step, Epoch e) {
@@ -110,6 +112,28 @@ void Replica::Impl::join_upto(Step& step, Epoch e) {
     for (Epoch x = std::max<Epoch>(proposed_upto, delivered()) + 1; x <= e; ++x) {
         if (!can_sign(x)) continue;
         propose(step, x);
+        seen_accepted(step, x);
+    }
+}
+
+void Replica::Impl::heard_from(Step& step, Epoch e, NodeId sender) {
+    if (sender == cfg.self || sender >= cfg.n || !in_window(e)) return;
+    if (!heard[e].insert(sender).second || joined(e)) return;
+    std::set<NodeId> speakers;
+    for (auto it = heard.rbegin(); it != heard.rend(); ++it) {
+        if (it->first <= delivered()) break;
+        speakers.insert(it->second.begin(), it->second.end());
+        if (speakers.size() >= cfg.t + 1) {
+            join_upto(step, it->first);
+            return;
+        }
+    }
+}
+
+void Replica::Impl::seen_accepted(Step& step, Epoch e) {
+    for (NodeId j = 0; j < cfg.n; ++j) {
+        if (j == cfg.self || signer.filled(Slot{SlotKind::Seen, e, j, 0, 0})) continue;
+        if (auto d = blocks.accepted(e, j)) send_seen(step, e, j, *d);
     }
 }
 
@@ -158,15 +182,23 @@ void Replica::Impl::on_block(Step& step, const Envelope& env, const Bytes& raw, 
         }
         digests.push_back({rd, enc.size()});
     }
-    for (std::size_t i = 0; i < block->requests.size(); ++i) {
-        pool_add(block->requests[i], digests[i].first, digests[i].second, /*local=*/false);
-    }
     state(e);
-    if (blocks.accept(step, env, raw, std::move(*block), d, in_window(e)) ==
-        BlockBroadcast::Accept::First) {
+    const auto accepted = blocks.accept(step, env, raw, std::move(*block), d, in_window(e));
+    // Only after the equivocation check: a second block of (e, j) brings nothing
+    // into the pool (issue 11, finding 7), unless a certificate names it.
+    if (const auto* stored = blocks.block(d); stored != nullptr) {
+        for (std::size_t i = 0; i < stored->block.requests.size(); ++i) {
+            pool_add(stored->block.requests[i], digests[i].first, digests[i].second,
+                     /*local=*/false);
+        }
+    }
+    if (accepted == BlockBroadcast::Accept::First) {
         if (j != cfg.self) broadcast(step, Kind::Block, raw);  // relay the original once
-        join_upto(step, e);
-        send_seen(step, e, j, d);
+        // SEEN only in an epoch this node joined (the join rule): otherwise one
+        // member's empty block for a far epoch would get certified and pull every
+        // honest node into it. seen_accepted() SEENs it on joining.
+        heard_from(step, e, j);
+        if (joined(e)) send_seen(step, e, j, d);
     }
     try_deliver(step);
 }
@@ -198,8 +230,8 @@ void Replica::Impl::on_seen(Step& step, const Envelope& env, const Bytes& raw) {
         if (e <= delivered()) hint_commit(step, env.sender, e);
         return;
     }
-    join_upto(step, e);
     state(e);
+    heard_from(step, e, env.sender);
     auto cert = blocks.count_seen(step, e, env.sender, sb.value(), env.sig, raw);
     if (cert) adopt_cert(step, *cert, std::nullopt);
 }
@@ -217,6 +249,7 @@ void Replica::Impl::adopt_cert(Step& step, const Certificate& c, std::optional<B
         case BlockBroadcast::Adopt::Adopted:
             break;
     }
+    join_upto(step, c.epoch);  // a certificate: q SEENs, so honest nodes are in c.epoch
     Bytes env = relay
                     ? *relay
                     : seal_envelope(crypto, cfg.chain_id, cfg.self, c.epoch, Kind::Cert, encode(c));
@@ -251,7 +284,6 @@ void Replica::Impl::on_cert(Step& step, const Envelope& env, const Bytes& raw, b
                    "certificate without a quorum of valid distinct SEENs", {raw});
         return;
     }
-    join_upto(step, cert.epoch);
     adopt_cert(step, cert, raw);
 }
 
@@ -273,7 +305,7 @@ void Replica::Impl::on_aba(Step& step, const Envelope& env, const Bytes& raw) {
             return;
         }
     }
-    join_upto(step, e);
+    heard_from(step, e, env.sender);
     ensure_abas(e);
     if (!subset.open(e)) return;  // not voting in this epoch
     for (const auto& m : bundle.value().messages) {
@@ -582,6 +614,7 @@ void Replica::Impl::prune() {
     blocks.prune(retire, [this](Epoch e) { return e > delivered() || epochs.count(e) != 0; });
     subset.prune(retire);
     catchup.prune(delivered());
+    heard.erase(heard.begin(), heard.upper_bound(delivered()));
 }
 
 void Replica::Impl::finish(const Step& step) {
@@ -627,20 +660,21 @@ Step Replica::handle_envelope(const Envelope& envelope, std::uint64_t now_ms) {
     return step;
 }
 
-Step Replica::handle_request(const Request& request, std::uint64_t now_ms) {
+Step Replica::handle_request(const Request& request, std::uint64_t now_ms, Admission* admission) {
     Step step;
     auto& im = *impl_;
     im.now = std::max(im.now, now_ms);
+    Admission dummy = Admission::Invalid;
+    Admission& out = admission ? *admission : dummy;
+    out = Admission::Invalid;
     if (stats_.halted) return step;
     Bytes enc = encode(request);
     Digest d = digest_of(enc);
     if (request.ops.size() > im.cfg.limits.request_ops_max || !im.pool.valid(request, d)) {
         return step;  // the shell answers the client with an error
     }
-    if (im.sm.committed(request.client, request.nonce)) return step;
-    bool fresh = !im.pool.contains(request.client, request.nonce);
-    im.pool_add(request, d, enc.size(), /*local=*/true);
-    if (fresh && im.pool.contains(request.client, request.nonce)) {
+    out = im.pool_add(request, d, enc.size(), /*local=*/true);
+    if (out == Admission::Added) {
         if (im.pool.queue_flood(request)) im.flush_flood(step);
     }
     if (im.pool.count_local()) im.cut_blocks(step);

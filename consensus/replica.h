@@ -64,6 +64,7 @@
 #include "consensus/codec.h"
 #include "consensus/crypto_suite.h"
 #include "consensus/messages.h"
+#include "consensus/request_pool.h"
 #include "consensus/state_machine.h"
 #include "consensus/step.h"
 
@@ -87,6 +88,7 @@ struct ReplicaConfig {
     /// that starts late or returns while the cluster is idle learns it is behind.
     std::uint64_t commit_heartbeat_ms = 2000;
     std::uint32_t pool_requests_max = 100000;
+    std::size_t pool_bytes_max = std::size_t{256} << 20;  // and a fair share per client
     Round max_rounds_ahead = 16;
     /// Test-only (tobsim --unsafe-quorum): certify with this many SEENs instead of q.
     /// 0 = q. Never set in the daemon.
@@ -171,7 +173,10 @@ class Replica {
     /// An envelope whose signature and sender the shell verified.
     [[nodiscard]] Step handle_envelope(const Envelope& envelope, std::uint64_t now_ms);
     /// A client request submitted to this node (signature checked here).
-    [[nodiscard]] Step handle_request(const Request& request, std::uint64_t now_ms);
+    /// `admission` (if given) says what became of it: the shell answers a client
+    /// whose request was Invalid or Overloaded at once (consensus/request_pool.h).
+    [[nodiscard]] Step handle_request(const Request& request, std::uint64_t now_ms,
+                                      Admission* admission = nullptr);
     /// Logical time advanced: cut blocks, re-publish, re-request.
     [[nodiscard]] Step tick(std::uint64_t now_ms);
 

@@ -7,6 +7,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,6 +44,9 @@ struct Replica::Impl {
 
     std::map<Epoch, EpochState> epochs;
     Epoch proposed_upto = 0;
+    /// The join rule: members other than this node heard from (a valid block,
+    /// SEEN or agreement message) per epoch of the window.
+    std::map<Epoch, std::set<NodeId>> heard;
 
     std::uint64_t now = 0;
 
@@ -83,11 +87,18 @@ struct Replica::Impl {
     // ---- requests -------------------------------------------------------------------
 
     /// Pools a request that arrived by flood or in a block (its signature checked).
-    void pool_add(const Request& r, const Digest& d, std::size_t bytes, bool local);
+    Admission pool_add(const Request& r, const Digest& d, std::size_t bytes, bool local);
 
     // ---- joining and proposing ----------------------------------------------------
 
     void join_upto(Step& step, Epoch e);
+    bool joined(Epoch e) const { return proposed_upto >= e; }
+    /// A valid block, SEEN or agreement message of epoch e from `sender`: joins
+    /// the highest epoch x for which t + 1 distinct members spoke in epochs >= x
+    /// (one of them is honest, and an honest node in an epoch >= x joined x).
+    void heard_from(Step& step, Epoch e, NodeId sender);
+    /// SEENs the blocks of e accepted before this node joined e.
+    void seen_accepted(Step& step, Epoch e);
     void ensure_abas(Epoch e);
     void propose(Step& step, Epoch e);
 

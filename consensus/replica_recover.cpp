@@ -29,7 +29,10 @@ void Replica::Impl::recover_record(const DurableRecord& rec, SentAba& aba_sent) 
             signer.raise_mark(rec.epoch);
             break;
         case DurableRecord::Type::Block:
-            blocks.restore_block(rec.bytes);
+            if (auto d = blocks.restore_block(rec.bytes)) {
+                const auto* b = blocks.block(*d);
+                if (b->epoch > delivered()) blocks.restore_accepted(b->epoch, b->proposer, *d);
+            }
             break;
         case DurableRecord::Type::Proof:
             if (auto fr = decode_fetch_reply(rec.bytes, cfg.limits)) {
@@ -121,6 +124,8 @@ void Replica::Impl::resume(Step& step, SentAba& aba_sent) {
         if (mine && !signer.filled(Slot{SlotKind::Seen, e, cfg.self, 0, 0})) {
             send_seen(step, e, cfg.self, *mine);
         }
+        // Blocks accepted before this node joined e were not SEENed then.
+        if (joined(e)) seen_accepted(step, e);
     }
     for (Epoch e : open) {
         for (NodeId j = 0; j < cfg.n; ++j) {

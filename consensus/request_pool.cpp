@@ -35,36 +35,103 @@ void RequestPool::delivered(Epoch delivered) {
     }
 }
 
-bool RequestPool::add(const Request& r, const Digest& d, std::size_t encoded_bytes, bool local,
-                      Epoch delivered, std::uint64_t now_ms, const StateMachine& state) {
-    if (state.committed(r.client, r.nonce)) return false;
+const char* to_string(Admission a) {
+    switch (a) {
+        case Admission::Added:
+            return "added";
+        case Admission::Known:
+            return "known";
+        case Admission::Committed:
+            return "committed";
+        case Admission::Overloaded:
+            return "overloaded";
+        case Admission::Invalid:
+            return "invalid";
+    }
+    return "?";
+}
+
+Admission RequestPool::add(const Request& r, const Digest& d, std::size_t encoded_bytes, bool local,
+                           Epoch delivered, std::uint64_t now_ms, const StateMachine& state) {
+    if (state.committed(r.client, r.nonce)) return Admission::Committed;
     auto id = std::make_pair(r.client, r.nonce);
     if (auto known = ids_.find(id); known != ids_.end()) {
         if (local) {
             auto it = entries_.find(known->second);
             if (it != entries_.end()) it->second.local = true;
         }
-        return false;
+        return Admission::Known;
     }
-    if (entries_.size() >= params_.pool_requests_max) return false;  // bounded; client retries
+    if (!make_room(r.client, encoded_bytes)) return Admission::Overloaded;
     ids_[id] = d;
-    entries_[d] = Entry{r, encoded_bytes, delivered, local, seq_++};
+    const std::uint64_t seq = seq_++;
+    entries_[d] = Entry{r, encoded_bytes, delivered, local, seq};
     bytes_ += encoded_bytes;
+    auto& use = clients_[r.client];
+    by_use_.erase({use.bytes, r.client});
+    use.bytes += encoded_bytes;
+    use.by_seq.emplace(seq, d);
+    by_use_.insert({use.bytes, r.client});
     if (!work_since_ms_) work_since_ms_ = now_ms;
+    return Admission::Added;
+}
+
+std::size_t RequestPool::client_bytes(const PublicKey& client) const {
+    auto it = clients_.find(client);
+    return it == clients_.end() ? 0 : it->second.bytes;
+}
+
+bool RequestPool::make_room(const PublicKey& client, std::size_t bytes) {
+    auto fits = [&] {
+        return entries_.size() < params_.pool_requests_max &&
+               bytes_ + bytes <= params_.pool_bytes_max;
+    };
+    if (bytes > params_.pool_bytes_max) return false;
+    const std::size_t mine = client_bytes(client) + bytes;
+    while (!fits()) {
+        // The biggest holder that holds more than `client` would, and has an
+        // entry that is not in flight (those are in this node's own blocks).
+        std::optional<std::map<Digest, Entry>::iterator> victim;
+        for (auto it = by_use_.rbegin(); it != by_use_.rend() && it->first > mine; ++it) {
+            const auto& seqs = clients_.at(it->second).by_seq;
+            for (auto s = seqs.rbegin(); s != seqs.rend(); ++s) {
+                if (!inflight_.count(s->second)) {
+                    victim = entries_.find(s->second);
+                    break;
+                }
+            }
+            if (victim) break;
+        }
+        if (!victim) return false;
+        erase(*victim);
+        ++evicted_;
+    }
     return true;
+}
+
+void RequestPool::erase(std::map<Digest, Entry>::iterator it) {
+    const Request& r = it->second.request;
+    auto use = clients_.find(r.client);
+    by_use_.erase({use->second.bytes, r.client});
+    use->second.bytes -= it->second.bytes;
+    use->second.by_seq.erase(it->second.seq);
+    if (use->second.by_seq.empty()) {
+        clients_.erase(use);
+    } else {
+        by_use_.insert({use->second.bytes, r.client});
+    }
+    ids_.erase({r.client, r.nonce});
+    inflight_.erase(it->first);
+    bytes_ -= it->second.bytes;
+    entries_.erase(it);
 }
 
 void RequestPool::remove_committed(const StateMachine& state) {
     for (auto it = entries_.begin(); it != entries_.end();) {
         const Request& r = it->second.request;
-        if (state.committed(r.client, r.nonce)) {
-            ids_.erase({r.client, r.nonce});
-            inflight_.erase(it->first);
-            bytes_ -= it->second.bytes;
-            it = entries_.erase(it);
-        } else {
-            ++it;
-        }
+        auto next = std::next(it);
+        if (state.committed(r.client, r.nonce)) erase(it);
+        it = next;
     }
 }
 

@@ -39,12 +39,18 @@
 // timer starts when work appears; a block is due when block_requests_max requests
 // are proposable (local or aged) or the timer ran block_timer_ms.
 //
-// Bounds
-// ------
-//  - at most pool_requests_max requests (beyond: dropped; the client retries),
-//    each at most request_bytes_max bytes (the codec's limit), so the pool holds
-//    at most pool_requests_max · request_bytes_max bytes; bytes() reports the
-//    encoded size actually held;
+// Bounds and fairness
+// --------------------
+//  - at most pool_requests_max requests and pool_bytes_max encoded bytes
+//    (bytes() reports what is held). When a new request does not fit, the
+//    client holding the most bytes gives way if it holds more than the
+//    newcomer's client would after adding it: its newest request that is not in
+//    flight is evicted, until the new one fits (max-min fairness: one client, or
+//    a few, cannot crowd the others out, however many requests they send). If
+//    no such client is left, the new request is refused with
+//    Admission::Overloaded, which the shell turns into an answer to the client
+//    (never a silent drop). An evicted request is only forgotten by this node:
+//    its client retries, and copies in blocks are untouched;
 //  - in flight: digests of the requests of this node's blocks in the window, at
 //    most W · block_requests_max;
 //  - the verification cache: digests of the requests checked in the last
@@ -72,11 +78,22 @@ struct PoolParams {
     Limits limits;
     std::uint32_t aged_epochs = 8;  // k
     std::uint32_t pool_requests_max = 100000;
+    std::size_t pool_bytes_max = std::size_t{256} << 20;
     std::uint64_t block_timer_ms = 20;
     std::size_t verified_cache_max = std::size_t{1} << 18;
     Epoch verified_epochs = 16;  // the Replica uses aged_epochs + 2·W
     std::size_t flood_batch_max = 256;
 };
+
+/// What became of a request offered to the pool.
+enum class Admission : std::uint8_t {
+    Added = 1,       // new in the pool
+    Known = 2,       // already pooled (a copy; a local one marks the entry local)
+    Committed = 3,   // the state machine reports it committed
+    Overloaded = 4,  // full, and its client already holds at least a fair share
+    Invalid = 5,     // (Replica::handle_request) bad signature, chain id or limits
+};
+const char* to_string(Admission a);
 
 class RequestPool {
   public:
@@ -87,9 +104,9 @@ class RequestPool {
 
     /// Adds an uncommitted request (local: a client submitted it to this node; a
     /// pooled copy learnt by flood becomes local too). `delivered` dates it for
-    /// aging. False if it was already pooled, is committed, or the pool is full.
-    bool add(const Request& request, const Digest& digest, std::size_t encoded_bytes, bool local,
-             Epoch delivered, std::uint64_t now_ms, const StateMachine& state);
+    /// aging. May evict other clients' requests (see "Bounds and fairness").
+    Admission add(const Request& request, const Digest& digest, std::size_t encoded_bytes,
+                  bool local, Epoch delivered, std::uint64_t now_ms, const StateMachine& state);
     bool contains(const PublicKey& client, Nonce nonce) const {
         return ids_.count({client, nonce}) != 0;
     }
@@ -129,6 +146,9 @@ class RequestPool {
     std::size_t bytes() const { return bytes_; }
     std::size_t in_flight() const { return inflight_.size(); }
     std::size_t verified_cached() const { return verified_order_.size(); }
+    /// Encoded bytes `client` holds in the pool.
+    std::size_t client_bytes(const PublicKey& client) const;
+    std::uint64_t evicted() const { return evicted_; }
 
   private:
     struct Entry {
@@ -142,9 +162,22 @@ class RequestPool {
         return delivered >= e.added_at + params_.aged_epochs;
     }
 
+    /// Frees room for `bytes` more of `client`'s requests by evicting from
+    /// clients that hold more (see the header comment); false if it cannot.
+    bool make_room(const PublicKey& client, std::size_t bytes);
+    void erase(std::map<Digest, Entry>::iterator it);
+
+    struct ClientUse {
+        std::size_t bytes = 0;
+        std::map<std::uint64_t, Digest> by_seq;  // the client's entries, oldest first
+    };
+
     PoolParams params_;
     const CryptoSuite& crypto_;
     std::map<Digest, Entry> entries_;
+    std::map<PublicKey, ClientUse> clients_;
+    std::set<std::pair<std::size_t, PublicKey>> by_use_;  // (bytes held, client)
+    std::uint64_t evicted_ = 0;
     std::map<std::pair<PublicKey, Nonce>, Digest> ids_;
     std::size_t bytes_ = 0;
     std::set<Digest> inflight_;  // in this node's own undelivered blocks

@@ -459,7 +459,18 @@ struct Node::Impl {
                 p.ops = req.ops.size();
             }
             if (p.routing_ids.size() < 16) p.routing_ids.push_back(r.routing_id);
-            if (!halted) step.append(replica->handle_request(req, now_ms()));
+            if (halted) return;
+            consensus::Admission admitted = consensus::Admission::Invalid;
+            step.append(replica->handle_request(req, now_ms(), &admitted));
+            if (admitted == consensus::Admission::Overloaded) {
+                // The pool is full and this client holds its fair share: say so now
+                // rather than letting the client wait for a reply that never comes.
+                for (const auto& id : p.routing_ids) {
+                    reply_client(id, ErrorMsg{ErrorCode::Overloaded,
+                                              "pool full: this client holds its share", rd});
+                }
+                pending.erase(PendingKey{req.client, req.nonce});
+            }
             return;
         }
         if (!r.envelope) {

@@ -50,7 +50,7 @@ class RequestPoolTest : public ::testing::Test {
         Bytes enc = encode(r);
         Digest d = digest_of(enc);
         EXPECT_TRUE(pool.valid(r, d));
-        return pool.add(r, d, enc.size(), local, delivered, 0, state_);
+        return pool.add(r, d, enc.size(), local, delivered, 0, state_) == Admission::Added;
     }
 
     std::shared_ptr<const FastWorld> world_;
@@ -147,13 +147,62 @@ TEST_F(RequestPoolTest, pool_is_bounded_and_counts_bytes) {
     EXPECT_FALSE(add(pool, request(1, 1), true, 0));
 }
 
+// Issue 11, finding 7: bounded in bytes, with a fair share per client and an
+// explicit Overloaded outcome instead of a silent drop.
+TEST_F(RequestPoolTest, pool_is_bounded_in_bytes_and_fair_among_clients) {
+    const std::size_t one = encode(request(1, 1, 1000)).size();
+    params_.pool_bytes_max = 10 * one;
+    RequestPool pool(params_, crypto_);
+    auto offer = [&](std::uint8_t client, Nonce n) {
+        const Request r = request(client, n, 1000);
+        const Bytes enc = encode(r);
+        EXPECT_TRUE(pool.valid(r, digest_of(enc)));
+        return pool.add(r, digest_of(enc), enc.size(), true, 0, 0, state_);
+    };
+    for (Nonce n = 1; n <= 10; ++n) ASSERT_EQ(offer(1, n), Admission::Added);
+    // Client 1 alone fills the pool; it may not push further...
+    EXPECT_EQ(offer(1, 11), Admission::Overloaded);
+    EXPECT_LE(pool.bytes(), params_.pool_bytes_max);
+    // ...but another client still gets in: client 1's newest request gives way.
+    EXPECT_EQ(offer(2, 1), Admission::Added);
+    EXPECT_EQ(pool.evicted(), 1u);
+    EXPECT_FALSE(pool.contains(request(1, 10).client, 10));
+    EXPECT_TRUE(pool.contains(request(1, 1).client, 1));
+    for (Nonce n = 2; n <= 5; ++n) EXPECT_EQ(offer(2, n), Admission::Added);
+    // Now both hold 5: neither gives way to the other.
+    EXPECT_EQ(pool.client_bytes(request(1, 1).client), 5 * one);
+    EXPECT_EQ(pool.client_bytes(request(2, 1).client), 5 * one);
+    EXPECT_EQ(offer(2, 6), Admission::Overloaded);
+    EXPECT_EQ(offer(1, 12), Admission::Overloaded);
+    // A third client gets in at the expense of one of the two.
+    EXPECT_EQ(offer(3, 1), Admission::Added);
+    EXPECT_LE(pool.bytes(), params_.pool_bytes_max);
+    EXPECT_EQ(pool.size(), 10u);
+    EXPECT_EQ(offer(2, 1), Admission::Known);
+}
+
+TEST_F(RequestPoolTest, requests_in_flight_are_never_evicted) {
+    const std::size_t one = encode(request(1, 1, 1000)).size();
+    params_.pool_bytes_max = 4 * one;
+    RequestPool pool(params_, crypto_);
+    for (Nonce n = 1; n <= 4; ++n) ASSERT_TRUE(add(pool, request(1, n, 1000), true, 0));
+    pool.proposed(pool.build_block(0), 0);  // all four in this node's own block
+    EXPECT_EQ(pool.in_flight(), 4u);
+    const Request r = request(2, 1, 1000);
+    const Bytes enc = encode(r);
+    ASSERT_TRUE(pool.valid(r, digest_of(enc)));
+    EXPECT_EQ(pool.add(r, digest_of(enc), enc.size(), true, 0, 0, state_), Admission::Overloaded);
+    EXPECT_EQ(pool.size(), 4u);
+}
+
 TEST_F(RequestPoolTest, block_is_due_when_timer_runs_out_or_block_is_full) {
     params_.block_timer_ms = 20;
     params_.limits.block_requests_max = 3;
     RequestPool pool(params_, crypto_);
     EXPECT_FALSE(pool.note_work(0));  // no work: no timer
     Bytes enc = encode(request(1, 1));
-    ASSERT_TRUE(pool.add(request(1, 1), digest_of(enc), enc.size(), true, 0, 100, state_));
+    ASSERT_EQ(pool.add(request(1, 1), digest_of(enc), enc.size(), true, 0, 100, state_),
+              Admission::Added);
     EXPECT_TRUE(pool.note_work(105));
     EXPECT_FALSE(pool.block_due(119, 0));
     EXPECT_TRUE(pool.block_due(120, 0));

@@ -196,7 +196,9 @@ TEST_F(SignLogTest, restored_backup_signs_only_above_the_mark) {
     // The backup holds the records of epoch 3 only; the mark file says 8.
     SignLog after = fresh();
     for (const auto& r : old_step.persist) {
-        if (r.type == DurableRecord::Type::Signed) ASSERT_TRUE(after.adopt(r.bytes));
+        if (r.type == DurableRecord::Type::Signed) {
+            ASSERT_TRUE(after.adopt(r.bytes));
+        }
     }
     after.raise_mark(before.high_water());
     after.finish_recovery();
