@@ -28,7 +28,7 @@ std::optional<ArchivedProof> proof_from_records(const std::vector<DurableRecord>
     for (const auto& rec : records) {
         if (rec.epoch != e) continue;
         if (rec.type == DurableRecord::Type::Proof) {
-            auto blocks = decode_fetch_reply(rec.bytes, limits);
+            auto blocks = decode_proof_record(rec.bytes, limits);
             if (!blocks) continue;
             if (!out) out.emplace();
             out->blocks = std::move(blocks.value().envelopes);
@@ -59,7 +59,7 @@ CatchUp::CatchUp(const CatchUpParams& params, const CryptoSuite& crypto,
 // ---- this node's results ------------------------------------------------------------------
 
 void CatchUp::keep_proof(Step& step, Epoch e, std::vector<Bytes> blocks, Epoch delivered) {
-    step.durable(DurableRecord::Type::Proof, e, encode(FetchReply{blocks}));
+    step.durable(DurableRecord::Type::Proof, e, encode(FetchReply{blocks, {}}));
     restore_proof(e, std::move(blocks), delivered);
 }
 
@@ -180,18 +180,25 @@ void CatchUp::maybe_fetch(Step& step, Epoch delivered, bool own_progress, std::u
         return;
     }
     fetch_next_ms_ = now + params_.repair_initial_ms;
-    FetchRequest fr{FetchType::EpochProof, 0, Digest{}};
-    Bytes env = seal_envelope(crypto_, params_.chain_id, params_.self, target, Kind::FetchRequest,
-                              encode(fr));
     // Rotate among the peers that can answer, so one silent peer cannot stall us.
     const NodeId to =
         able[(now / std::max<std::uint64_t>(1, params_.repair_initial_ms)) % able.size()];
-    step.send(to, Kind::FetchRequest, env);
+    auto ask = [&](const FetchRequest& fr) {
+        step.send(to, Kind::FetchRequest,
+                  seal_envelope(crypto_, params_.chain_id, params_.self, target, Kind::FetchRequest,
+                                encode(fr)));
+    };
+    // A proof in progress lacks blocks that did not fit in its first reply: ask
+    // for them by digest, each answered in a message of its own.
+    if (auto missing = missing_blocks(target); !missing.empty()) {
+        for (const auto& ref : missing)
+            ask(FetchRequest{FetchType::Block, ref.proposer, ref.digest});
+        return;
+    }
+    ask(FetchRequest{FetchType::EpochProof, 0, Digest{}});
 }
 
-std::optional<CatchUp::CheckedProof> CatchUp::check_proof(
-    Epoch e, const std::vector<Envelope>& commits,
-    const std::vector<std::pair<Envelope, Bytes>>& blocks) const {
+std::optional<CommitBody> CatchUp::proven_tuple(const std::vector<Envelope>& commits) const {
     std::map<Digest, std::set<NodeId>> signers;
     std::map<Digest, CommitBody> bodies;
     for (const auto& ce : commits) {
@@ -201,56 +208,192 @@ std::optional<CatchUp::CheckedProof> CatchUp::check_proof(
         signers[key].insert(ce.sender);
         bodies[key] = body.value();
     }
-    const CommitBody* tuple = nullptr;
     for (const auto& [key, who] : signers) {
-        if (who.size() >= params_.t + 1) tuple = &bodies[key];
+        if (who.size() >= params_.t + 1) return bodies[key];
     }
-    if (!tuple) return std::nullopt;
-    std::map<NodeId, std::size_t> by_proposer;  // index into `blocks`
-    for (std::size_t i = 0; i < blocks.size(); ++i) by_proposer[blocks[i].first.sender] = i;
-    std::vector<std::pair<NodeId, Digest>> list;
+    return std::nullopt;
+}
+
+bool CatchUp::list_matches(Epoch e, const CommitBody& tuple,
+                           const std::vector<BlockRef>& list) const {
+    if (list.empty() || list.size() > params_.n) return false;
+    std::vector<std::pair<NodeId, Digest>> pairs;
+    for (const auto& r : list) pairs.push_back({r.proposer, r.digest});
+    return output_digest(params_.chain_id, e, pairs) == tuple.output_digest;
+}
+
+std::optional<CatchUp::CheckedProof> CatchUp::assemble(const PendingProof& p) const {
     CheckedProof out;
-    out.tuple = *tuple;
-    for (std::uint32_t k = 0; k < params_.n; ++k) {
-        const auto j = static_cast<NodeId>((e + k) % params_.n);
-        auto it = by_proposer.find(j);
-        if (it == by_proposer.end()) continue;
-        list.push_back({j, digest_of(blocks[it->second].first.body)});
-        out.blocks.push_back(blocks[it->second].second);
-    }
-    if (output_digest(params_.chain_id, e, list) != tuple->output_digest) {
-        return std::nullopt;  // incomplete or bogus reply
-    }
-    for (const auto& [j, d] : list) {
-        auto b = decode_block(blocks[by_proposer.at(j)].first.body, params_.limits);
+    out.tuple = p.tuple;
+    for (const auto& ref : p.list) {
+        auto raw = p.blocks.find(ref.digest);
+        if (raw == p.blocks.end()) return std::nullopt;
+        auto env = decode_envelope(raw->second, params_.limits);
+        if (!env || digest_of(env.value().body) != ref.digest) return std::nullopt;
+        auto b = decode_block(env.value().body, params_.limits);
         if (!b) return std::nullopt;
         for (auto& r : b.value().requests) out.ordered.push_back(std::move(r));
+        out.blocks.push_back(raw->second);
     }
     return out;
 }
 
-std::vector<Bytes> CatchUp::proof_envelopes(Epoch e, Epoch delivered) {
-    std::vector<Bytes> out;
-    if (e == 0 || e > delivered) return out;
-    auto p = proofs_.find(e);
-    if (p != proofs_.end()) {
+std::optional<CatchUp::CheckedProof> CatchUp::check_proof(
+    Epoch e, const std::vector<Envelope>& commits,
+    const std::vector<std::pair<Envelope, Bytes>>& blocks) const {
+    auto tuple = proven_tuple(commits);
+    if (!tuple) return std::nullopt;
+    // The list in delivery order: S rotated by e.
+    std::map<NodeId, std::size_t> by_proposer;  // index into `blocks`
+    for (std::size_t i = 0; i < blocks.size(); ++i) by_proposer[blocks[i].first.sender] = i;
+    PendingProof p;
+    p.epoch = e;
+    p.tuple = *tuple;
+    for (std::uint32_t k = 0; k < params_.n; ++k) {
+        const auto j = static_cast<NodeId>((e + k) % params_.n);
+        auto it = by_proposer.find(j);
+        if (it == by_proposer.end()) continue;
+        const Digest d = digest_of(blocks[it->second].first.body);
+        p.list.push_back({j, d});
+        p.blocks[d] = blocks[it->second].second;
+    }
+    if (!list_matches(e, p.tuple, p.list)) return std::nullopt;  // incomplete or bogus
+    return assemble(p);
+}
+
+bool CatchUp::proof_reply(Epoch e, const std::vector<Envelope>& commits,
+                          const std::vector<BlockRef>& list,
+                          const std::vector<std::pair<Envelope, Bytes>>& blocks) {
+    if (pending_ && pending_->epoch == e) return true;
+    if (list.empty()) {
+        auto whole = check_proof(e, commits, blocks);
+        if (!whole) return false;
+        PendingProof p;
+        p.epoch = e;
+        p.tuple = whole->tuple;
+        for (const auto& raw : whole->blocks) {
+            auto env = decode_envelope(raw, params_.limits);
+            const Digest d = digest_of(env.value().body);
+            p.list.push_back({env.value().sender, d});
+            p.blocks[d] = raw;
+        }
+        pending_ = std::move(p);
+        return true;
+    }
+    auto tuple = proven_tuple(commits);
+    if (!tuple || !list_matches(e, *tuple, list)) return false;
+    pending_ = PendingProof{e, *tuple, list, {}};
+    for (const auto& [env, raw] : blocks) offer_block(e, digest_of(env.body), raw);
+    return true;
+}
+
+void CatchUp::offer_block(Epoch e, const Digest& digest, const Bytes& raw) {
+    if (!pending_ || pending_->epoch != e) return;
+    for (const auto& r : pending_->list) {
+        if (r.digest == digest) {
+            pending_->blocks.emplace(digest, raw);
+            return;
+        }
+    }
+}
+
+std::vector<BlockRef> CatchUp::missing_blocks(Epoch e) const {
+    std::vector<BlockRef> out;
+    if (!pending_ || pending_->epoch != e) return out;
+    for (const auto& r : pending_->list) {
+        if (!pending_->blocks.count(r.digest)) out.push_back(r);
+    }
+    return out;
+}
+
+std::optional<CatchUp::CheckedProof> CatchUp::take_proof(Epoch delivered) {
+    if (!pending_ || pending_->epoch != delivered + 1) return std::nullopt;
+    if (!missing_blocks(pending_->epoch).empty()) return std::nullopt;
+    auto out = assemble(*pending_);
+    pending_.reset();  // a proof whose blocks do not decode is dropped and fetched again
+    return out;
+}
+
+namespace {
+
+/// The list of blocks (proposer, digest) of stored block envelopes.
+std::vector<BlockRef> list_of_blocks(const std::vector<Bytes>& blocks, const Limits& limits) {
+    std::vector<BlockRef> list;
+    for (const auto& raw : blocks) {
+        auto env = decode_envelope(raw, limits);
+        if (!env) return {};
+        list.push_back({env.value().sender, digest_of(env.value().body)});
+    }
+    return list;
+}
+
+}  // namespace
+
+std::optional<ArchivedProof> CatchUp::archived(Epoch e) const {
+    if (!archive_) return std::nullopt;
+    auto a = archive_->proof(e);
+    if (!a || a->commits.size() < params_.t + 1) return std::nullopt;
+    return a;
+}
+
+std::optional<FetchReply> CatchUp::proof_reply_for(Epoch e, Epoch delivered) {
+    if (e == 0 || e > delivered) return std::nullopt;
+    std::vector<Bytes> commits;
+    const std::vector<Bytes>* blocks = nullptr;
+    std::vector<BlockRef> list;
+    std::optional<ArchivedProof> from_archive;
+    if (auto p = proofs_.find(e); p != proofs_.end()) {
         auto v = votes_.find(e);
-        if (v == votes_.end() || !v->second.mine) return out;
+        if (v == votes_.end() || !v->second.mine) return std::nullopt;
         auto signers = v->second.by_tuple.find(*v->second.mine);
         if (signers == v->second.by_tuple.end() || signers->second.size() < params_.t + 1) {
-            return out;  // not provable yet
+            return std::nullopt;  // not provable yet
         }
-        for (const auto& [s, env] : signers->second) out.push_back(env);
-        for (const auto& b : p->second) out.push_back(b);
-        return out;
+        for (const auto& [s, env] : signers->second) commits.push_back(env);
+        blocks = &p->second.blocks;
+        list = p->second.list;
+    } else {
+        from_archive = archived(e);
+        if (!from_archive) return std::nullopt;
+        ++archive_served_;
+        commits = std::move(from_archive->commits);
+        blocks = &from_archive->blocks;
+        list = list_of_blocks(*blocks, params_.limits);
     }
-    if (!archive_) return out;
-    auto archived = archive_->proof(e);
-    if (!archived || archived->commits.size() < params_.t + 1) return out;
-    ++archive_served_;
-    out = std::move(archived->commits);
-    for (auto& b : archived->blocks) out.push_back(std::move(b));
-    return out;
+    if (list.empty()) return std::nullopt;
+    // What fits in one message: every COMMIT and the list always (the config
+    // check guarantees room for them), then the blocks in order while they fit.
+    std::size_t used = kEnvelopeOverhead + 16 + list.size() * 40;
+    FetchReply reply;
+    for (auto& c : commits) {
+        used += c.size() + 5;
+        reply.envelopes.push_back(std::move(c));
+    }
+    reply.blocks = std::move(list);
+    for (const auto& b : *blocks) {
+        if (used + b.size() + 5 > params_.limits.message_bytes_max) break;
+        if (reply.envelopes.size() >= params_.limits.fetch_items_max) break;
+        used += b.size() + 5;
+        reply.envelopes.push_back(b);
+    }
+    return reply;
+}
+
+std::optional<Bytes> CatchUp::proof_block(Epoch e, const Digest& digest, Epoch delivered) const {
+    if (e == 0 || e > delivered) return std::nullopt;
+    if (auto p = proofs_.find(e); p != proofs_.end()) {
+        for (std::size_t i = 0; i < p->second.list.size(); ++i) {
+            if (p->second.list[i].digest == digest) return p->second.blocks[i];
+        }
+        return std::nullopt;
+    }
+    auto a = archived(e);
+    if (!a) return std::nullopt;
+    for (const auto& raw : a->blocks) {
+        auto env = decode_envelope(raw, params_.limits);
+        if (env && digest_of(env.value().body) == digest) return raw;
+    }
+    return std::nullopt;
 }
 
 // ---- telling others -----------------------------------------------------------------------
@@ -295,9 +438,10 @@ void CatchUp::heartbeat(Step& step, std::uint64_t now) {
 
 void CatchUp::restore_proof(Epoch e, std::vector<Bytes> blocks, Epoch delivered) {
     auto& slot = proofs_[e];
-    for (const auto& b : slot) proof_bytes_ -= b.size();
+    for (const auto& b : slot.blocks) proof_bytes_ -= b.size();
     for (const auto& b : blocks) proof_bytes_ += b.size();
-    slot = std::move(blocks);
+    slot.list = list_of_blocks(blocks, params_.limits);
+    slot.blocks = std::move(blocks);
     trim_proofs(std::max(delivered, e));
 }
 
@@ -332,12 +476,13 @@ void CatchUp::finish_recovery() {
 
 void CatchUp::trim_proofs(Epoch delivered) {
     while (!proofs_.empty() && proofs_.begin()->first + params_.proof_history_epochs <= delivered) {
-        for (const auto& b : proofs_.begin()->second) proof_bytes_ -= b.size();
+        for (const auto& b : proofs_.begin()->second.blocks) proof_bytes_ -= b.size();
         proofs_.erase(proofs_.begin());
     }
 }
 
 void CatchUp::prune(Epoch delivered) {
+    if (pending_ && pending_->epoch <= delivered) pending_.reset();
     while (!votes_.empty() && votes_.begin()->first + votes_horizon() <= delivered) {
         votes_.erase(votes_.begin());
     }

@@ -24,7 +24,10 @@
 // --------
 // A COMMIT(e') from a peer with e' > delivered says that peer can prove every
 // epoch up to e'. The node then asks for the proof of delivered + 1 (a
-// FetchRequest(EpochProof)), one peer at a time, rotating every
+// FetchRequest(EpochProof); the answer holds t + 1 COMMITs, the list of the
+// epoch's blocks — checked against their output digest — and the blocks that
+// fit in one message; the others are fetched by digest, each in a reply of its
+// own, so no answer exceeds message_bytes_max), one peer at a time, rotating every
 // repair_initial_ms among the peers whose highest COMMIT is high enough (one
 // silent peer cannot stall it). When it is only one epoch behind it first gives
 // its own agreement repair_initial_ms to finish. Each applied proof immediately
@@ -57,6 +60,7 @@
 //    by sender);
 //  - proofs of the last H delivered epochs, each at most n blocks of
 //    block_bytes_max (bytes() reports what is held);
+//  - one proof in progress (of delivered + 1): at most n blocks;
 //  - per peer: its highest COMMIT epoch and its last hint time (n entries each).
 
 #include <algorithm>
@@ -155,14 +159,37 @@ class CatchUp {
     void maybe_fetch(Step& step, Epoch delivered, bool own_progress, std::uint64_t now_ms);
     /// A proof was applied: ask for the next one at once.
     void applied_proof() { fetch_next_ms_ = 0; }
-    /// Checks a proof of epoch e: t + 1 matching COMMITs, and blocks whose digests
-    /// in delivery order give the tuple's output digest.
+    /// Checks a complete proof of epoch e: t + 1 matching COMMITs, and blocks
+    /// whose digests in delivery order give the tuple's output digest.
     std::optional<CheckedProof> check_proof(
         Epoch e, const std::vector<Envelope>& commits,
         const std::vector<std::pair<Envelope, Bytes>>& blocks) const;
-    /// The envelopes answering FetchRequest(EpochProof) for e: from memory, else
-    /// from the archive (counted in archive_served()). Empty if not provable here.
-    std::vector<Bytes> proof_envelopes(Epoch e, Epoch delivered);
+
+    // A proof larger than one message comes in parts: the EpochProof reply holds
+    // the COMMITs, the list of blocks and the blocks that fit; the others are
+    // fetched by digest (FetchType::Block) and arrive in replies of their own.
+    /// An EpochProof reply for e (the node is at e - 1): t + 1 matching COMMITs
+    /// and a list that gives their output digest start the proof in progress (the
+    /// list is taken from `blocks` when the reply has none). False if it does not
+    /// check out.
+    bool proof_reply(Epoch e, const std::vector<Envelope>& commits,
+                     const std::vector<BlockRef>& list,
+                     const std::vector<std::pair<Envelope, Bytes>>& blocks);
+    /// A block envelope (raw, with the digest of its body) for the proof in progress.
+    void offer_block(Epoch e, const Digest& digest, const Bytes& raw);
+    /// The blocks the proof in progress of e still lacks.
+    std::vector<BlockRef> missing_blocks(Epoch e) const;
+    /// The proof of delivered + 1 once every block is there (and then forgets it).
+    std::optional<CheckedProof> take_proof(Epoch delivered);
+
+    /// The FetchReply answering FetchRequest(EpochProof) for e: the COMMITs, the
+    /// list of blocks and as many blocks as fit in one message; from memory,
+    /// else from the archive (counted in archive_served()). nullopt if e is not
+    /// provable here.
+    std::optional<FetchReply> proof_reply_for(Epoch e, Epoch delivered);
+    /// A block of delivered epoch e by digest (FetchType::Block for a proof's
+    /// block): from memory, else from the archive.
+    std::optional<Bytes> proof_block(Epoch e, const Digest& digest, Epoch delivered) const;
 
     // ---- telling others ------------------------------------------------------------------
     /// A peer still works on epoch e <= delivered: send it a COMMIT (see "hint").
@@ -214,7 +241,23 @@ class CatchUp {
     const CryptoSuite& crypto_;
     const ProofArchive* archive_;
     std::map<Epoch, Votes> votes_;
-    std::map<Epoch, std::vector<Bytes>> proofs_;  // delivered epochs: blocks of S in order
+    struct StoredProof {
+        std::vector<Bytes> blocks;  // the block envelopes of S in delivery order
+        std::vector<BlockRef> list;
+    };
+    struct PendingProof {
+        Epoch epoch = 0;
+        CommitBody tuple;
+        std::vector<BlockRef> list;
+        std::map<Digest, Bytes> blocks;  // received so far
+    };
+    std::optional<CommitBody> proven_tuple(const std::vector<Envelope>& commits) const;
+    bool list_matches(Epoch e, const CommitBody& tuple, const std::vector<BlockRef>& list) const;
+    std::optional<CheckedProof> assemble(const PendingProof& p) const;
+    std::optional<ArchivedProof> archived(Epoch e) const;
+
+    std::map<Epoch, StoredProof> proofs_;  // delivered epochs
+    std::optional<PendingProof> pending_;  // the proof of delivered + 1 being fetched
     std::size_t proof_bytes_ = 0;
     std::map<NodeId, Epoch> highest_;                              // highest COMMIT epoch per peer
     std::map<NodeId, std::pair<Epoch, std::uint64_t>> hinted_;     // peer -> (epoch, when)

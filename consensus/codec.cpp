@@ -137,9 +137,15 @@ void put(Packer& p, const FetchRequest& v) {
 }
 
 void put(Packer& p, const FetchReply& v) {
-    put_array(p, 1);
+    put_array(p, 2);
     put_array(p, v.envelopes.size());
     for (const Bytes& e : v.envelopes) put_bin(p, e);
+    put_array(p, v.blocks.size());
+    for (const BlockRef& b : v.blocks) {
+        put_array(p, 2);
+        put_uint(p, b.proposer);
+        put_bin(p, b.digest);
+    }
 }
 
 /// The first five envelope fields, shared by encode(Envelope) and the sign payload.
@@ -366,12 +372,19 @@ FetchRequest to_fetch_request(const msgpack::object& o, const Limits&) {
 }
 
 FetchReply to_fetch_reply(const msgpack::object& o, const Limits& lim) {
-    Items f = fields_of(o, 1, "fetch reply");
+    Items f = fields_of(o, 2, "fetch reply");
     Items items = list_of(f[0], 0, lim.fetch_items_max, "fetch reply.envelopes");
     FetchReply v;
     v.envelopes.reserve(items.size());
     for (const msgpack::object& e : items) {
         v.envelopes.push_back(bin_up_to(e, lim.message_bytes_max, "fetch reply.envelopes[]"));
+    }
+    Items refs = list_of(f[1], 0, lim.fetch_items_max, "fetch reply.blocks");
+    v.blocks.reserve(refs.size());
+    for (const msgpack::object& r : refs) {
+        Items g = fields_of(r, 2, "fetch reply.blocks[]");
+        v.blocks.push_back(BlockRef{uint_of<NodeId>(g[0], "fetch reply.blocks[].proposer"),
+                                    bin_exact<32>(g[1], "fetch reply.blocks[].digest")});
     }
     return v;
 }
@@ -474,8 +487,21 @@ Decoded<FetchRequest> decode_fetch_request(ByteView bytes, const Limits& lim) {
 
 Decoded<FetchReply> decode_fetch_reply(ByteView bytes, const Limits& lim) {
     const Shape shape{"fetch reply", lim.message_bytes_max,
-                      std::max<std::size_t>(lim.fetch_items_max, 1), lim.message_bytes_max, 2};
+                      std::max<std::size_t>(lim.fetch_items_max, 2),
+                      std::max<std::size_t>(lim.message_bytes_max, 32), 3};
     return decode_with<FetchReply>(bytes, lim, shape, to_fetch_reply);
+}
+
+Decoded<FetchReply> decode_proof_record(ByteView bytes, const Limits& lim) {
+    // A node's own record of a delivered epoch's blocks: n blocks of up to
+    // block_bytes_max may exceed one message, so the record bounds itself (its
+    // size was checked by the storage's checksum, not by a peer).
+    Limits own = lim;
+    const std::size_t size = std::min<std::size_t>(bytes.size(), 0xffffffffu);
+    own.message_bytes_max =
+        std::max<std::uint32_t>(lim.message_bytes_max, static_cast<std::uint32_t>(size));
+    own.fetch_items_max = std::max<std::uint32_t>(lim.fetch_items_max, 1u << 16);
+    return decode_fetch_reply(bytes, own);
 }
 
 Bytes envelope_sign_payload(const Digest& chain_id, NodeId sender, Epoch epoch, Kind kind,
@@ -500,5 +526,45 @@ Bytes request_sign_payload(const Request& r) {
 }
 
 Digest digest_of(ByteView encoded) { return crypto::blake2b256(encoded); }
+
+std::vector<std::pair<std::string, std::string>> limit_problems(const Limits& l, std::uint32_t n) {
+    std::vector<std::pair<std::string, std::string>> out;
+    auto fail = [&](std::string key, std::string why) {
+        out.emplace_back("limits." + std::move(key), std::move(why));
+    };
+    const auto str = [](std::uint64_t v) { return std::to_string(v); };
+    const std::uint64_t msg = l.message_bytes_max;
+    if (std::uint64_t{l.block_bytes_max} + kEnvelopeOverhead > msg) {
+        fail("block_bytes_max", str(l.block_bytes_max) + " + " + str(kEnvelopeOverhead) +
+                                    " bytes of envelope exceed message_bytes_max (" + str(msg) +
+                                    "): a full block could not be sent");
+    }
+    if (std::uint64_t{l.request_bytes_max} + kBlockOverhead > l.block_bytes_max) {
+        fail("request_bytes_max", str(l.request_bytes_max) + " + " + str(kBlockOverhead) +
+                                      " bytes of block fields exceed limits.block_bytes_max (" +
+                                      str(l.block_bytes_max) +
+                                      "): such a request could never be proposed");
+    }
+    if (n != 0 && l.cert_signatures_max < n) {
+        fail("cert_signatures_max", str(l.cert_signatures_max) + " is below n = " + str(n) +
+                                        ": certificates of q signatures would be rejected");
+    }
+    // A certificate of n signatures, and a proof reply's COMMITs (t + 1 of about
+    // 230 bytes each) and block list (n entries of 36 bytes), fit in one message.
+    const std::uint64_t t = max_faulty(n);
+    if (std::uint64_t{n} * 72 + 64 + kEnvelopeOverhead > msg) {
+        fail("message_bytes_max",
+             str(msg) + " cannot hold a certificate of n = " + str(n) + " signatures");
+    }
+    if ((t + 1) * 256 + std::uint64_t{n} * 40 + 64 + kEnvelopeOverhead > msg) {
+        fail("message_bytes_max",
+             str(msg) + " cannot hold a commit proof's t + 1 COMMITs and its list of blocks");
+    }
+    if (l.fetch_items_max < n + t + 1) {
+        fail("fetch_items_max", str(l.fetch_items_max) + " is below n + t + 1 = " + str(n + t + 1) +
+                                    ": a commit proof would be rejected");
+    }
+    return out;
+}
 
 }  // namespace tob::consensus

@@ -16,6 +16,7 @@
 #include <string>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "consensus/messages.h"
 
@@ -63,6 +64,27 @@ Decoded<AbaBundle> decode_aba_bundle(ByteView bytes, const Limits& limits);
 Decoded<CommitBody> decode_commit(ByteView bytes, const Limits& limits);
 Decoded<FetchRequest> decode_fetch_request(ByteView bytes, const Limits& limits);
 Decoded<FetchReply> decode_fetch_reply(ByteView bytes, const Limits& limits);
+/// A Proof record (DurableRecord::Proof: a FetchReply holding a delivered epoch's
+/// blocks), which may be larger than one message.
+Decoded<FetchReply> decode_proof_record(ByteView bytes, const Limits& limits);
+
+/// The most bytes an Envelope's encoding adds to its body (array header, chain
+/// id, sender, epoch, kind, the body's bin header, signature: 119), rounded up.
+/// Everything sent is built to fit message_bytes_max with this much room.
+inline constexpr std::size_t kEnvelopeOverhead = 160;
+/// Room a block's fields take beside its requests, rounded up (RequestPool
+/// fills blocks to block_bytes_max - kBlockOverhead).
+inline constexpr std::size_t kBlockOverhead = 1024;
+/// The most bytes one output adds to a reply beside its value (array header,
+/// ok flag, bin header), rounded up; the output caps count it per output.
+inline constexpr std::size_t kOutputOverhead = 8;
+
+/// Relations between the limits that the protocol relies on (a block fits in a
+/// message, a request in a block, a proof's skeleton and a reply in a message,
+/// ...). Each problem is (key, why); empty when they all hold. The daemon refuses
+/// a cluster file with any.
+std::vector<std::pair<std::string, std::string>> limit_problems(const Limits& limits,
+                                                                std::uint32_t n);
 
 /// Bytes an envelope signature covers (after the "tobd-envelope-v1" tag):
 /// canonical [chain_id, sender, epoch, kind, body].

@@ -1,5 +1,5 @@
 #pragma once
-// The messages of DESIGN.md §2 as plain values. consensus/codec.h turns them into
+// The messages of docs/protocol.md as plain values. consensus/codec.h turns them into
 // canonical msgpack bytes and back.
 //
 // Every message between nodes travels in a signed Envelope
@@ -145,9 +145,20 @@ struct FetchRequest {
     bool operator==(const FetchRequest&) const = default;
 };
 
-/// Original signed envelopes (each encoded), each verified on its own by the receiver.
+/// One block of an epoch's output: its proposer and digest.
+struct BlockRef {
+    NodeId proposer = 0;
+    Digest digest{};
+    bool operator==(const BlockRef&) const = default;
+};
+
+/// Original signed envelopes (each encoded), each verified on its own by the
+/// receiver. An EpochProof answer also lists the epoch's blocks (S in delivery
+/// order, checked against the COMMITs' output digest); blocks that do not fit in
+/// the same reply are fetched by digest (FetchType::Block). Empty otherwise.
 struct FetchReply {
     std::vector<Bytes> envelopes;
+    std::vector<BlockRef> blocks;
     bool operator==(const FetchReply&) const = default;
 };
 

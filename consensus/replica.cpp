@@ -435,7 +435,11 @@ void Replica::Impl::on_fetch_request(Step& step, const Envelope& env) {
     const auto& req = fr.value();
     switch (req.type) {
         case FetchType::Block:
-            if (auto b = blocks.block_envelope(req.digest)) reply.envelopes.push_back(*b);
+            if (auto b = blocks.block_envelope(req.digest)) {
+                reply.envelopes.push_back(*b);
+            } else if (auto p = catchup.proof_block(env.epoch, req.digest, delivered())) {
+                reply.envelopes.push_back(*p);  // a block of a proof too large for one reply
+            }
             break;
         case FetchType::Cert:
             if (auto c = blocks.cert_envelope(env.epoch, req.proposer)) {
@@ -448,7 +452,7 @@ void Replica::Impl::on_fetch_request(Step& step, const Envelope& env) {
             }
             break;
         case FetchType::EpochProof:
-            reply.envelopes = catchup.proof_envelopes(env.epoch, delivered());
+            if (auto r = catchup.proof_reply_for(env.epoch, delivered())) reply = std::move(*r);
             break;
     }
     if (reply.envelopes.empty() || reply.envelopes.size() > cfg.limits.fetch_items_max) {
@@ -493,15 +497,25 @@ void Replica::Impl::on_fetch_reply(Step& step, const Envelope& env) {
         }
         if (stats.halted) return;
     }
-    if (env.epoch == delivered() + 1 && !commits_in.empty()) {
-        apply_proof(step, env.epoch, commits_in, blocks_in);
-    }
+    if (env.epoch != delivered() + 1) return;
+    if (!commits_in.empty())
+        catchup.proof_reply(env.epoch, commits_in, fr.value().blocks, blocks_in);
+    for (const auto& [ie, raw] : blocks_in) catchup.offer_block(env.epoch, digest_of(ie.body), raw);
+    try_proof(step);
 }
 
-void Replica::Impl::apply_proof(Step& step, Epoch e, const std::vector<Envelope>& commit_envs,
-                                const std::vector<std::pair<Envelope, Bytes>>& block_envs) {
-    auto proof = catchup.check_proof(e, commit_envs, block_envs);
-    if (!proof) return;
+void Replica::Impl::try_proof(Step& step) {
+    const Epoch e = delivered() + 1;
+    for (const auto& ref : catchup.missing_blocks(e)) {
+        if (const auto* held = blocks.block(ref.digest)) {
+            catchup.offer_block(e, ref.digest, held->envelope);
+        }
+    }
+    if (auto proof = catchup.take_proof(delivered())) apply_proof(step, e, std::move(*proof));
+}
+
+void Replica::Impl::apply_proof(Step& step, Epoch e, CatchUp::CheckedProof&& proof_in) {
+    CatchUp::CheckedProof* proof = &proof_in;
     EpochResult result = apply(e, proof->tuple.output_digest, proof->ordered);
     if (result.state_digest != proof->tuple.state_digest) {
         alarm(step, "catch-up of epoch " + std::to_string(e) +
@@ -576,10 +590,11 @@ void Replica::Impl::on_requests(Step& step, const Envelope& env, const Bytes& ra
 }
 
 void Replica::Impl::flush_flood(Step& step) {
-    auto batch = pool.take_flood();
-    if (!batch) return;
-    Bytes env = seal_envelope(crypto, cfg.chain_id, cfg.self, 0, Kind::Requests, encode(*batch));
-    broadcast(step, Kind::Requests, env);
+    while (auto batch = pool.take_flood()) {
+        Bytes env =
+            seal_envelope(crypto, cfg.chain_id, cfg.self, 0, Kind::Requests, encode(*batch));
+        broadcast(step, Kind::Requests, env);
+    }
 }
 
 void Replica::Impl::cut_blocks(Step& step) {
@@ -675,7 +690,7 @@ Step Replica::handle_request(const Request& request, std::uint64_t now_ms, Admis
     }
     out = im.pool_add(request, d, enc.size(), /*local=*/true);
     if (out == Admission::Added) {
-        if (im.pool.queue_flood(request)) im.flush_flood(step);
+        if (im.pool.queue_flood(request, enc.size())) im.flush_flood(step);
     }
     if (im.pool.count_local()) im.cut_blocks(step);
     im.finish(step);

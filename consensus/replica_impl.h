@@ -142,8 +142,10 @@ struct Replica::Impl {
 
     /// Catch-up: t+1 matching COMMITs vouch for (output_digest, state_digest); the
     /// blocks must hash to the output digest in delivery order.
-    void apply_proof(Step& step, Epoch e, const std::vector<Envelope>& commit_envs,
-                     const std::vector<std::pair<Envelope, Bytes>>& block_envs);
+    void apply_proof(Step& step, Epoch e, CatchUp::CheckedProof&& proof);
+    /// Completes the proof in progress of delivered + 1 with blocks this node
+    /// holds, and applies it once every block is there.
+    void try_proof(Step& step);
 
     // ---- dispatch, tick, prune ---------------------------------------------------------------
 

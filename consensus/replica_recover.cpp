@@ -35,7 +35,7 @@ void Replica::Impl::recover_record(const DurableRecord& rec, SentAba& aba_sent) 
             }
             break;
         case DurableRecord::Type::Proof:
-            if (auto fr = decode_fetch_reply(rec.bytes, cfg.limits)) {
+            if (auto fr = decode_proof_record(rec.bytes, cfg.limits)) {
                 catchup.restore_proof(rec.epoch, std::move(fr.value().envelopes), delivered());
             }
             break;

@@ -137,7 +137,9 @@ void RequestPool::remove_committed(const StateMachine& state) {
 
 std::vector<Request> RequestPool::build_block(Epoch delivered) const {
     const std::size_t max_count = params_.limits.block_requests_max;
-    const std::size_t max_bytes = params_.limits.block_bytes_max - 1024;  // room for the frame
+    const std::size_t max_bytes = params_.limits.block_bytes_max > kBlockOverhead
+                                      ? params_.limits.block_bytes_max - kBlockOverhead
+                                      : 0;  // room for the block's own fields
     std::vector<const Entry*> aged_list, local_list;
     for (const auto& [d, p] : entries_) {
         if (inflight_.count(d)) continue;
@@ -225,16 +227,33 @@ bool RequestPool::block_due(std::uint64_t now_ms, Epoch delivered) const {
     return work_since_ms_ && now_ms >= *work_since_ms_ + params_.block_timer_ms;
 }
 
-bool RequestPool::queue_flood(const Request& request) {
-    flood_.push_back(request);
-    return flood_.size() >= params_.flood_batch_max;
+std::size_t RequestPool::flood_budget() const {
+    // The batch's own array headers take at most 6 bytes.
+    const std::size_t room = kEnvelopeOverhead + 16;
+    return params_.limits.message_bytes_max > room ? params_.limits.message_bytes_max - room : 0;
+}
+
+bool RequestPool::queue_flood(const Request& request, std::size_t encoded_bytes) {
+    flood_.push_back({request, encoded_bytes});
+    flood_bytes_ += encoded_bytes;
+    return flood_.size() >= params_.flood_batch_max || flood_bytes_ >= flood_budget();
 }
 
 std::optional<RequestBatch> RequestPool::take_flood() {
     if (flood_.empty()) return std::nullopt;
     RequestBatch batch;
-    batch.requests = std::move(flood_);
-    flood_.clear();
+    std::size_t bytes = 0;
+    std::size_t taken = 0;
+    for (; taken < flood_.size() && batch.requests.size() < params_.flood_batch_max; ++taken) {
+        const std::size_t b = flood_[taken].second;
+        // One request always goes (request_bytes_max fits in a message: the
+        // config check); more only while the batch stays under the budget.
+        if (!batch.requests.empty() && bytes + b > flood_budget()) break;
+        bytes += b;
+        batch.requests.push_back(std::move(flood_[taken].first));
+    }
+    flood_.erase(flood_.begin(), flood_.begin() + static_cast<std::ptrdiff_t>(taken));
+    flood_bytes_ -= bytes;
     return batch;
 }
 

@@ -58,7 +58,9 @@
 //    epochs: by flood, in blocks, and in aged blocks k epochs later), and never
 //    more than verified_cache_max (oldest dropped first); a dropped entry only
 //    costs one more signature check;
-//  - flood batch: at most flood_batch_max requests between two ticks.
+//  - flood batch: at most flood_batch_max requests between two ticks, and
+//    never more bytes than fit in one message (message_bytes_max less the
+//    envelope): a larger batch is split, since peers refuse bigger frames.
 
 #include <cstdint>
 #include <deque>
@@ -135,10 +137,12 @@ class RequestPool {
     bool count_local() { return ++local_since_cut_ >= params_.limits.block_requests_max; }
 
     // ---- flooding -----------------------------------------------------------------
-    /// Queues a new local request for the next flooded batch; true when the
-    /// batch is full and should be sent now.
-    bool queue_flood(const Request& request);
-    /// The queued batch (nullopt if empty).
+    /// Queues a new local request for the next flooded batch; true when a
+    /// batch is full (by count or bytes) and should be sent now.
+    bool queue_flood(const Request& request, std::size_t encoded_bytes);
+    /// The next batch of queued requests (nullopt if none): at most
+    /// flood_batch_max requests whose batch fits in one message with its
+    /// envelope; call until nullopt to send them all.
     std::optional<RequestBatch> take_flood();
 
     // ---- views --------------------------------------------------------------------
@@ -184,7 +188,9 @@ class RequestPool {
     std::set<Digest> verified_;
     std::deque<std::pair<Epoch, Digest>> verified_order_;  // in checking order
     Epoch delivered_ = 0;
-    std::vector<Request> flood_;
+    std::size_t flood_budget() const;
+    std::vector<std::pair<Request, std::size_t>> flood_;  // (request, encoded bytes)
+    std::size_t flood_bytes_ = 0;
     std::uint64_t seq_ = 0;
     std::optional<std::uint64_t> work_since_ms_;
     std::uint64_t local_since_cut_ = 0;  // local requests added since the last proposal

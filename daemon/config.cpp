@@ -9,6 +9,7 @@
 #include <system_error>
 #include <utility>
 
+#include "consensus/codec.h"
 #include "crypto/durable_file.h"
 #include "daemon/config_fields.h"
 #include "daemon/high_water.h"
@@ -315,25 +316,11 @@ void parse_protocol(Reporter& report, const toml::table& root, ProtocolParams& p
     }
 }
 
-// Relations between limits that every validator relies on.
+// Relations between limits that every validator relies on (consensus::limit_problems:
+// a block fits in a message, a request in a block, a proof's skeleton and a reply in
+// a message, ...).
 void check_limit_relations(Reporter& report, const consensus::Limits& limits, std::uint32_t n) {
-    if (limits.block_bytes_max >= limits.message_bytes_max) {
-        report.fail("limits.block_bytes_max", std::to_string(limits.block_bytes_max) +
-                                                  " must be below limits.message_bytes_max (" +
-                                                  std::to_string(limits.message_bytes_max) +
-                                                  "): a block travels inside an envelope");
-    }
-    if (limits.request_bytes_max > limits.block_bytes_max) {
-        report.fail("limits.request_bytes_max", std::to_string(limits.request_bytes_max) +
-                                                    " exceeds limits.block_bytes_max (" +
-                                                    std::to_string(limits.block_bytes_max) +
-                                                    "): such a request could never be proposed");
-    }
-    if (n != 0 && limits.cert_signatures_max < n) {
-        report.fail("limits.cert_signatures_max",
-                    std::to_string(limits.cert_signatures_max) + " is below n = " +
-                        std::to_string(n) + ": certificates of q signatures would be rejected");
-    }
+    for (const auto& [key, why] : consensus::limit_problems(limits, n)) report.fail(key, why);
 }
 
 }  // namespace

@@ -155,7 +155,7 @@ int replay(const Archive& archive, const ClusterConfig& cluster, std::ostream& o
             err << "dump-log: no COMMIT tuple for epoch " << e << "\n";
             return 2;
         }
-        auto reply = decode_fetch_reply(bytes, cluster.limits);
+        auto reply = decode_proof_record(bytes, cluster.limits);
         if (!reply) {
             err << "dump-log: epoch " << e << ": undecodable proof: " << reply.error() << "\n";
             return 2;

@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
     write(dir, "fuzz_commit", 1, encode(CommitBody{filled<32>(1), filled<32>(2), std::nullopt}));
     write(dir, "fuzz_fetch_request", 0, encode(FetchRequest{FetchType::Block, 2, seen.digest}));
     write(dir, "fuzz_fetch_request", 1, encode(FetchRequest{FetchType::EpochProof, 0, {}}));
-    write(dir, "fuzz_fetch_reply", 0, encode(FetchReply{{envelopes[0], envelopes[1]}}));
+    write(dir, "fuzz_fetch_reply", 0, encode(FetchReply{{envelopes[0], envelopes[1]}, {}}));
     write(dir, "fuzz_fetch_reply", 1, encode(FetchReply{}));
     return 0;
 }

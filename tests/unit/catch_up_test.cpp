@@ -186,11 +186,15 @@ TEST_F(CatchUpTest, proof_comes_from_memory_then_from_the_archive) {
     }
     archive.records = step.persist;  // the shell made every record durable
     // In memory: the last H = 8 epochs.
-    auto recent = cu.proof_envelopes(20, 20);
-    EXPECT_EQ(recent.size(), 3u);  // two COMMITs, one block
+    auto recent = cu.proof_reply_for(20, 20);
+    ASSERT_TRUE(recent);
+    EXPECT_EQ(recent->envelopes.size(), 3u);  // two COMMITs, one block
+    EXPECT_EQ(recent->blocks.size(), 1u);     // and the list
     EXPECT_EQ(archive.asked, 0);
     // Older: from the archive, the same shape.
-    auto old = cu.proof_envelopes(3, 20);
+    auto old_reply = cu.proof_reply_for(3, 20);
+    ASSERT_TRUE(old_reply);
+    const auto& old = old_reply->envelopes;
     ASSERT_EQ(old.size(), 3u);
     EXPECT_EQ(archive.asked, 1);
     EXPECT_EQ(cu.archive_served(), 1u);
@@ -198,16 +202,17 @@ TEST_F(CatchUpTest, proof_comes_from_memory_then_from_the_archive) {
     EXPECT_EQ(env.kind, Kind::Commit);
     EXPECT_EQ(env.epoch, 3u);
     // Not delivered yet: nothing.
-    EXPECT_TRUE(cu.proof_envelopes(21, 20).empty());
+    EXPECT_FALSE(cu.proof_reply_for(21, 20));
 }
 
 TEST_F(CatchUpTest, epoch_with_only_our_commit_is_not_served) {
     CatchUp cu(params_, suites_[0], nullptr);
     Step step;
     own(cu, step, 3, body(3), 3);
-    EXPECT_TRUE(cu.proof_envelopes(3, 3).empty());  // t + 1 = 2 needed
+    EXPECT_FALSE(cu.proof_reply_for(3, 3));  // t + 1 = 2 needed
     peer(cu, step, 2, 3, body(3), 3);
-    EXPECT_EQ(cu.proof_envelopes(3, 3).size(), 3u);
+    ASSERT_TRUE(cu.proof_reply_for(3, 3));
+    EXPECT_EQ(cu.proof_reply_for(3, 3)->envelopes.size(), 3u);
 }
 
 TEST_F(CatchUpTest, peer_still_working_on_an_old_epoch_gets_a_commit) {
@@ -335,7 +340,7 @@ TEST(ProofFromRecords, needs_a_proof_record_and_t_plus_one_matching_commits) {
     recs.push_back({DurableRecord::Type::Commit, 4, commit(1, bad)});
     recs.push_back({DurableRecord::Type::Signed, 4, commit(0, good)});
     EXPECT_FALSE(proof_from_records(recs, 4, 2, Limits{}));  // no Proof record
-    recs.push_back({DurableRecord::Type::Proof, 4, encode(FetchReply{{Bytes{1, 2}}})});
+    recs.push_back({DurableRecord::Type::Proof, 4, encode(FetchReply{{Bytes{1, 2}}, {}})});
     EXPECT_FALSE(proof_from_records(recs, 4, 2, Limits{}));  // no tuple with 2 signers
     recs.push_back({DurableRecord::Type::Commit, 4, commit(2, good)});
     recs.push_back({DurableRecord::Type::Commit, 5, commit(3, good)});  // another epoch

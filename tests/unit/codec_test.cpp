@@ -247,7 +247,8 @@ std::vector<Sample> all_samples() {
     s.push_back({"fetch_reply",
                  encode(FetchReply{
                      {encode(block_env),
-                      encode(sample_envelope(g, Kind::Commit, encode(sample_commit(g, true))))}}),
+                      encode(sample_envelope(g, Kind::Commit, encode(sample_commit(g, true))))},
+                     {BlockRef{2, g.fixed<32>()}, BlockRef{0, g.fixed<32>()}}}),
                  reencoder(decode_fetch_reply)});
     return s;
 }
@@ -311,7 +312,7 @@ TEST(Codec, round_trip_every_message_type) {
     }
     expect_round_trip(sample_envelope(g, Kind::Seen, {}), decode_envelope);
     const Bytes env = encode(sample_envelope(g, Kind::Block, encode(block)));
-    expect_round_trip(FetchReply{{env, env}}, decode_fetch_reply);
+    expect_round_trip(FetchReply{{env, env}, {}}, decode_fetch_reply);
     expect_round_trip(FetchReply{}, decode_fetch_reply);
 }
 
@@ -759,8 +760,8 @@ TEST(Codec, commit_and_fetch_rules) {
     Limits l;
     l.fetch_items_max = 2;
     const Bytes env = encode(sample_envelope(g, Kind::Seen, {}));
-    expect_round_trip(FetchReply{{env, env}}, decode_fetch_reply, l);
-    expect_rejected(encode(FetchReply{{env, env, env}}), decode_fetch_reply, l);
+    expect_round_trip(FetchReply{{env, env}, {}}, decode_fetch_reply, l);
+    expect_rejected(encode(FetchReply{{env, env, env}, {}}), decode_fetch_reply, l);
     expect_rejected(raw::array({raw::array({raw::str8(env)})}), decode_fetch_reply);
     expect_rejected(raw::array({raw::array({env})}), decode_fetch_reply);  // not wrapped in bin
 }

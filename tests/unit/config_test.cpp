@@ -13,6 +13,7 @@
 #include <string>
 #include <variant>
 
+#include "consensus/codec.h"
 #include "crypto/coin.h"
 #include "crypto/hash.h"
 #include "crypto/keyfile.h"
@@ -545,10 +546,31 @@ TEST_F(ConfigTest, limits_and_protocol_parameters_override_defaults) {
     cluster = load_cluster_config(net.cluster_file);
     ASSERT_FALSE(cluster.ok());
     EXPECT_TRUE(any_contains(cluster.errors,
-                             "limits.request_bytes_max: 2097152 exceeds limits.block_bytes_max"))
+                             "limits.request_bytes_max: 2097152 + 1024 bytes of block fields "
+                             "exceed limits.block_bytes_max"))
         << joined(cluster.errors);
     EXPECT_TRUE(any_contains(cluster.errors, "limits.cert_signatures_max: 3 is below n = 4"))
         << joined(cluster.errors);
+}
+
+// Issue 11, finding 5: limits that cannot all hold are refused (a full block
+// that no envelope can carry, a proof reply that cannot hold its COMMITs).
+TEST_F(ConfigTest, limits_that_cannot_all_hold_are_refused) {
+    const Testnet net = make_testnet();
+    edit(net.cluster_file, "message_bytes_max = 16777216", "message_bytes_max = 4194400");
+    edit(net.cluster_file, "fetch_items_max = 4096", "fetch_items_max = 5");
+    auto cluster = load_cluster_config(net.cluster_file);
+    ASSERT_FALSE(cluster.ok());
+    EXPECT_TRUE(any_contains(cluster.errors,
+                             "limits.block_bytes_max: 4194304 + 160 bytes of envelope exceed "
+                             "message_bytes_max (4194400)"))
+        << joined(cluster.errors);
+    EXPECT_TRUE(any_contains(cluster.errors, "limits.fetch_items_max: 5 is below n + t + 1 = 6"))
+        << joined(cluster.errors);
+    // Every default holds, for any n the cluster file allows.
+    for (std::uint32_t n : {1u, 4u, 100u, 1024u}) {
+        EXPECT_TRUE(consensus::limit_problems(consensus::Limits{}, n).empty()) << "n = " << n;
+    }
 }
 
 TEST_F(ConfigTest, node_local_limits_and_options) {

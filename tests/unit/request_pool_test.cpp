@@ -215,13 +215,40 @@ TEST_F(RequestPoolTest, flood_batches_are_bounded) {
     params_.flood_batch_max = 3;
     RequestPool pool(params_, crypto_);
     EXPECT_FALSE(pool.take_flood());
-    EXPECT_FALSE(pool.queue_flood(request(1, 1)));
-    EXPECT_FALSE(pool.queue_flood(request(1, 2)));
-    EXPECT_TRUE(pool.queue_flood(request(1, 3)));
+    EXPECT_FALSE(pool.queue_flood(request(1, 1), 100));
+    EXPECT_FALSE(pool.queue_flood(request(1, 2), 100));
+    EXPECT_TRUE(pool.queue_flood(request(1, 3), 100));
     auto batch = pool.take_flood();
     ASSERT_TRUE(batch);
     EXPECT_EQ(batch->requests.size(), 3u);
     EXPECT_FALSE(pool.take_flood());
+}
+
+// Issue 11, finding 5: a flood batch packed up to flood_batch_max requests of up
+// to request_bytes_max each into one envelope, over the peers' receive limit.
+TEST_F(RequestPoolTest, flood_batches_fit_in_one_message) {
+    params_.limits.message_bytes_max = 64u << 10;
+    params_.limits.block_bytes_max = 48u << 10;
+    params_.limits.request_bytes_max = 24u << 10;
+    RequestPool pool(params_, crypto_);
+    std::size_t queued = 0;
+    for (Nonce n = 1; n <= 10; ++n) {
+        const Request r = request(1, n, 20u << 10);
+        ASSERT_LE(encode(r).size(), params_.limits.request_bytes_max);
+        pool.queue_flood(r, encode(r).size());
+        ++queued;
+    }
+    std::size_t sent = 0;
+    int batches = 0;
+    while (auto batch = pool.take_flood()) {
+        ++batches;
+        ASSERT_FALSE(batch->requests.empty());
+        sent += batch->requests.size();
+        EXPECT_LE(encode(*batch).size() + kEnvelopeOverhead, params_.limits.message_bytes_max);
+        ASSERT_LT(batches, 100);
+    }
+    EXPECT_EQ(sent, queued);
+    EXPECT_GE(batches, 4);
 }
 
 TEST_F(RequestPoolTest, verification_cache_is_bounded) {
