@@ -28,9 +28,11 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 
+#include "consensus/byzantine_catalogue.h"
 #include "daemon/config.h"
 #include "daemon/transport.h"
 
@@ -38,28 +40,14 @@ namespace tob::daemon {
 
 class Registry;
 
-/// Test-only behaviours (`tobd --test-byzantine`, refused unless testing = true).
-enum class Byzantine : std::uint8_t {
-    None,
-    Equivocate,       // propose a different block to each half of the peers
-    ConflictingSeen,  // sign SEEN for every block, also a second digest of one (e, j)
-    LyingAba,         // flip the value of every BVAL/AUX it sends; CONF {0,1}
-    BadCoin,          // send corrupted coin shares
-    Silent,           // receive, never send
-    Replay,           // re-send old envelopes of earlier epochs, repeatedly
-    Collude,          // equivocate its blocks AND sign SEEN for every block version it
-                      // sees: with more than t colluders, two versions get certified
-                      // (the fault suite's over-bound self-test)
-};
-std::optional<Byzantine> parse_byzantine(std::string_view name);
-std::string_view to_string(Byzantine b);
-
 struct NodeOptions {
     unsigned verify_threads = 2;
     std::uint32_t tick_ms = 5;
-    FaultLayerOptions faults;               // test-only, needs testing = true
-    Byzantine byzantine = Byzantine::None;  // test-only, needs testing = true
-    std::uint32_t twin_port_offset = 0;     // test-only: run as a twin (transport.h)
+    FaultLayerOptions faults;  // test-only, needs testing = true
+    // Test-only (needs testing = true): a Byzantine behaviour of the catalogue that
+    // tobd implements (consensus/byzantine_catalogue.h, daemon/byzantine.h).
+    std::optional<consensus::Byzantine> byzantine;
+    std::uint32_t twin_port_offset = 0;  // test-only: run as a twin (transport.h)
     // Test-only fail-point (FAULTS.md row 4, like Tendermint's FAIL_TEST_INDEX):
     // abort() at the N-th durable-write boundary of this process (0 = off). The
     // boundaries, counted in order in every flush that persists something: before
