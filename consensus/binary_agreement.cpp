@@ -1,5 +1,5 @@
 // Asynchronous binary agreement: Mostéfaoui–Moumen–Raynal (MMR) with the CONF
-// phase and TERM messages, as in DESIGN.md §2 "Binary agreement (ABA)".
+// phase and TERM messages, as in docs/protocol.md, "Binary agreement".
 //
 // The algorithm
 // -------------
@@ -69,8 +69,9 @@
 //    a Byzantine node that ALSO sends CONF({0,1}) to the two "A" nodes completes
 //    their CONF quorum without the third honest node, learns s, and keeps the
 //    issue-#59 split going round after round; the counting is the same for any
-//    n = 3t+1. Taking vals from the CONF quorum would close this; DESIGN.md rules
-//    that variant out for now. See docs/aba.md.
+//    n = 3t+1. Taking vals from the CONF quorum would close this: docs/protocol.md
+//    ("Binary agreement") specifies that rule; this file does not implement it
+//    yet. See docs/aba.md.
 //  - TERM messages for termination (MMR's follow-up; hbbft's Term).
 //  - No rounds with a fixed coin value: every round uses the threshold coin.
 //  - Messages for rounds beyond round + max_rounds_ahead are dropped instead of

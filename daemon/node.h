@@ -48,7 +48,7 @@ struct NodeOptions {
     // tobd implements (consensus/byzantine_catalogue.h, daemon/byzantine.h).
     std::optional<consensus::Byzantine> byzantine;
     std::uint32_t twin_port_offset = 0;  // test-only: run as a twin (transport.h)
-    // Test-only fail-point (FAULTS.md row 4, like Tendermint's FAIL_TEST_INDEX):
+    // Test-only fail-point (docs/fault-model.md row 4, like Tendermint's FAIL_TEST_INDEX):
     // abort() at the N-th durable-write boundary of this process (0 = off). The
     // boundaries, counted in order in every flush that persists something: before
     // the mark file, before the records batch, after it (before any send), and

@@ -1297,7 +1297,7 @@ TEST(BinaryAgreement, aba_lowered_conf_quorum_reopens_issue59) {
 }
 
 // The stronger adversary (x also sends CONF) against the own-vals decision rule of
-// DESIGN.md. This documents a measured limitation rather than a design goal: see
+// hbbft. This documents a measured limitation rather than a design goal: see
 // the essay in consensus/binary_agreement.cpp and docs/aba.md.
 TEST(BinaryAgreement, aba_issue59_adversary_that_also_sends_conf) {
     std::uint32_t stalled = 0;
