@@ -118,12 +118,11 @@ class CountingSuite : public FastCryptoSuite {
 };
 
 struct Solo {
-    explicit Solo(std::uint32_t n, AbaParams::TestKnobs knobs = {}, Epoch epoch = 0,
-                  Round window = 16)
+    explicit Solo(std::uint32_t n, AbaParams::TestKnobs knobs = {}, Epoch e = 0, Round window = 16)
         : world(FastWorld::make(n, max_faulty(n), 7)),
           crypto(world, 0),
-          epoch(epoch),
-          aba(params_for(n, 0, epoch, knobs, window), crypto) {}
+          epoch(e),
+          aba(params_for(n, 0, e, knobs, window), crypto) {}
     AbaStep from(NodeId j, const AbaMessage& m) { return aba.handle_message(j, m); }
     AbaStep share_from(NodeId j, Round r = 0) {
         return aba.handle_message(j, coin_msg(*world, j, epoch, r));
@@ -351,7 +350,7 @@ auto from_to(std::set<NodeId> from, std::set<NodeId> to, std::function<bool(cons
 }
 
 #define EXPECT_NO_VIOLATIONS(net) \
-    for (const std::string& v : (net).violations()) ADD_FAILURE() << v
+    for (const std::string& violation_ : (net).violations()) ADD_FAILURE() << violation_
 
 // =============================================================================
 // One test per threshold
@@ -796,10 +795,11 @@ RunStats run_random(std::uint32_t n, Faulty faulty, std::uint64_t seed, bool res
         bool v = mode == 0 ? false : mode == 1 ? true : (rng() & 1) != 0;
         pending.push_back({i, v});
     }
-    std::optional<bool> common = pending.front().second;
-    for (const auto& [i, v] : pending) {
-        if (v != *common) common.reset();
-    }
+    const bool first_input = pending.front().second;
+    const bool all_equal = std::all_of(pending.begin(), pending.end(),
+                                       [&](const auto& p) { return p.second == first_input; });
+    const std::optional<bool> common =
+        all_equal ? std::optional<bool>(first_input) : std::optional<bool>();
     std::shuffle(pending.begin(), pending.end(), rng);
 
     int restarts_left = restarts ? 2 : 0;
