@@ -2,19 +2,21 @@
 // Node: one running tobd node — the IO shell around the consensus core.
 //
 // It owns the RocksDB storage (daemon/storage.h), the replicated KV machine on
-// top of it (consensus/kv_machine.h), the Replica (consensus/replica.h), the
+// top of it (consensus/kv/kv_machine.h), the Replica (consensus/replica.h), the
 // ZeroMQ transport (daemon/transport.h) and the verification workers
 // (daemon/verify_pool.h), and runs the event loop on the calling thread:
 //
 //   wait for a frame, a verified result or the next tick
 //   -> frames: drop duplicates of already-verified envelopes by digest, hand the
-//      rest to the verification workers; answer status/local reads at once
+//      rest to the verification workers; client frames go to the client service
+//      (daemon/client_service.h), which answers status and local reads at once
 //   -> verified envelopes and client requests: into the Replica
 //   -> every tick_ms: Replica::tick (cut blocks, re-publish, re-request)
-//   -> flush the accumulated Steps: (1) raise the signing high-water mark file,
-//      synced, (2) append every durable record in ONE synced RocksDB write batch,
-//      (3) only then send the messages, (4) answer clients whose requests
-//      committed, (5) count faults.
+//   -> execute the accumulated Steps (daemon/step_executor.h): (1) raise the
+//      signing high-water mark file, synced, (2) append every durable record in
+//      ONE synced RocksDB write batch, (3) only then send the messages, (4) answer
+//      clients whose requests committed, (5) count faults, halt on an alarm
+//   -> once a second: metrics (daemon/node_metrics.h), expiry, status line.
 //
 // Persist-before-send holds per flush (a group commit over the inputs handled
 // since the last flush). A failed durable write is fail-stop: nothing of that
