@@ -358,6 +358,8 @@ class World final : public AdversaryWorld {
     // setup
     void derive();
     void build();
+    void make_transactions();
+    void schedule();
     void start_node(Node& node, bool recovering);
 
     // events
@@ -577,7 +579,12 @@ void World::build() {
         start_node(*node, false);
     }
 
-    // Clients and their transactions.
+    make_transactions();
+    schedule();
+}
+
+// Clients and their signed transactions, each with its submission time.
+void World::make_transactions() {
     for (std::uint32_t c = 0; c < p_.clients; ++c) {
         Client cl;
         if (fast_world_) {
@@ -625,8 +632,10 @@ void World::build() {
     }
     for (std::uint32_t i = 0; i < txs_.size(); ++i)
         push(EvType::Submit, txs_[i].submit_at, 0, 0, i);
+}
 
-    // Ticks, checks, crashes.
+// The first ticks and check, and the crash schedule of the safety phase.
+void World::schedule() {
     for (NodeId i = 0; i < p_.n; ++i) push(EvType::Tick, 1 + sched_.below(kTickMs), 0, i);
     push(EvType::Check, kCheckMs);
     if (p_.crash > 0) {
