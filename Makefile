@@ -13,7 +13,7 @@ DEB_PACKAGES := build-essential cmake pkg-config libsodium-dev libzmq3-dev cppzm
   libtomlplusplus-dev libcpp-httplib-dev libsystemd-dev python3 dpkg-dev systemd \
   iproute2 nftables iptables python3-zmq
 
-.PHONY: all deps build test test-known-failing sanitize demo deb clean format soak
+.PHONY: all deps build test test-known-failing sanitize demo deb clean format soak fuzz
 
 all: build
 
@@ -61,6 +61,13 @@ MINUTES ?= 60
 soak: build
 	python3 tests/cluster/faults.py $(BUILD)/bin soak --minutes $(MINUTES)
 
+# Every libFuzzer target (tests/fuzz) for SECONDS seconds each, built with clang into
+# build-fuzz; one line per target with its exec count; fails on a crash.
+SECONDS ?= 60
+FUZZ_BUILD ?= build-fuzz
+fuzz: deps
+	bash tests/fuzz/run_fuzz.sh $(CURDIR) $(FUZZ_BUILD) $(SECONDS)
+
 # The Debian package (CPack; docs/operations.md): build/tobd_<version>_<arch>.deb.
 deb: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS) --target tobd tobctl
@@ -71,4 +78,4 @@ format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)

@@ -53,6 +53,7 @@ struct Common {
     bool sink_router = false;     // member: bind the ROUTER endpoint and never read it
     std::string endpoint;         // stranger squat: the endpoint to take
     std::string variant;          // attack-specific variant
+    double delay = 0;             // member: bind the sockets, wait this long, then attack
     std::string nonce_file;       // client replay: where the held request is kept
 };
 

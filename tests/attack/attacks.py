@@ -57,7 +57,12 @@ import lincheck  # noqa: E402
 import logcheck  # noqa: E402
 import netns as netns_mod  # noqa: E402
 
-PORTS = (35000, 37000)  # this suite's port range (clusters of parallel CTests pick distinct blocks)
+# The suite's port range: TOB_ATTACK_PORTS=LOW-HIGH, default 35000-36999. Clusters of
+# parallel CTests pick distinct random blocks in it. Note: a range inside the kernel's
+# ephemeral range (32768-60999 by default) lets a connection to a STOPPED node's
+# endpoint get that very port as its local port (a TCP self-connect), after which the
+# node cannot bind it: start_node retries, and member attackers bind early.
+PORTS = tuple(int(x) for x in os.environ.get("TOB_ATTACK_PORTS", "35000-36999").split("-"))
 BASE_S = 20  # baseline phase
 ATTACK_S = 30  # attack phase
 MIB = 1 << 20
@@ -160,7 +165,7 @@ class AttackCluster(FaultCluster):
         self.metrics_ports = {}
 
     def create(self):
-        self.base_port = free_port_block(3 * self.n + 2, start=PORTS[0], stop=PORTS[1])
+        self.base_port = free_port_block(3 * self.n + 2, start=PORTS[0], stop=PORTS[1] + 1)
         self.tobctl_raw("testnet", "--nodes", str(self.n), "--dir", self.dir, "--base-port",
                         str(self.base_port), "--force", check=True)
         for i in range(self.n):
@@ -306,6 +311,14 @@ class AttackRun(Run):
                 self._kill_proc(p)
         return a
 
+    def wait_attacker(self, a, timeout=30):
+        try:
+            a["proc"].wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._kill_proc(a["proc"])
+        for line in self.attacker_output(a).splitlines()[-3:]:
+            log(f"  {line}")
+
     def attacker_output(self, a):
         try:
             return open(a["out"]).read()
@@ -373,8 +386,18 @@ class AttackRun(Run):
         self.c.sigkill(i)
 
     def start_node(self, i, *args):
+        """Restarts node i; retries while its port is taken (see PORTS)."""
         self.stopped.discard(i)
-        self.c.start(i, *args)
+        for attempt in range(8):
+            p = self.c.start(i, *args)
+            try:
+                p.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                return
+            if "in use" not in self.c.log_text(i)[-600:]:
+                return
+            self.notes.append(f"node {i}: port in use at restart (attempt {attempt + 1})")
+            time.sleep(1)
 
     def fail(self, why):
         self.reasons.append(why)
@@ -438,15 +461,23 @@ class AttackRun(Run):
 BYZ = 3  # the Byzantine member of the member scenarios (not started; tobattack has its keys)
 
 
+def early_member(a, attack, *extra, after, seconds):
+    """Starts tobattack as member BYZ now: it binds the member's endpoints at once and
+    attacks `after` seconds later for `seconds` (binding only after a long baseline
+    risks finding a port taken: see PORTS)."""
+    return a.tobattack(*a.member_args(BYZ, attack, *extra), "--delay", str(after), "--seconds",
+                       str(seconds))
+
+
 def member_scenario(attack, *extra, seconds=ATTACK_S, sink=False):
     def run(a):
         a.setup(down=[BYZ])
         a.byzantine = {BYZ}
+        att = early_member(a, attack, *extra, *(["--sink-router"] if sink else []),
+                           after=BASE_S + 1.5, seconds=seconds - 2)
         a.baseline()
-        args = a.member_args(BYZ, attack, *extra)
-        if sink:
-            args.append("--sink-router")
-        a.attack(args, seconds=seconds)
+        a.phase("attack", seconds)
+        a.wait_attacker(att)
     return run
 
 
@@ -454,7 +485,7 @@ sc_fault_copies = member_scenario("bad-chain-batch", "--size", "4000", "--rate",
 sc_coin_flood = member_scenario("coin-flood", "--rate", "10")
 sc_bad_sig_blocks = member_scenario("bad-sig-blocks", "--rate", "4")
 sc_fetch_reply_flood = member_scenario("fetch-reply-flood", "--rate", "1")
-sc_fetch_request_flood = member_scenario("fetch-request-flood", "--rate", "300", sink=True)
+sc_fetch_request_flood = member_scenario("fetch-request-flood", "--rate", "3000", sink=True)
 
 
 def client_scenario(attack, *extra):
@@ -521,12 +552,12 @@ def sc_join_rule(a):
     a.setup(down=[BYZ])
     a.byzantine = {BYZ}
     honest = [0, 1, 2]
+    att = early_member(a, "join-rule", after=BASE_S + 11, seconds=ATTACK_S + 12)
     a.baseline()
     base_idle = a.idle(10, honest)
-    att = a.tobattack(*a.member_args(BYZ, "join-rule", "--seconds", str(ATTACK_S + 15)))
     a.phase("attack", ATTACK_S)
     att_idle = a.idle(10, honest)
-    a._kill_proc(att["proc"])
+    a.wait_attacker(att)
     a.extra["idle_epochs"] = f"{att_idle}/{base_idle}"
     if att_idle > base_idle + 2 * 4:
         a.fail(f"honest nodes ran {att_idle} epochs in 10 s without client work "
@@ -538,9 +569,11 @@ def sc_commit_max_epoch(a):
     report 'catching up' on /readyz forever."""
     a.setup(down=[BYZ])
     a.byzantine = {BYZ}
+    att = early_member(a, "commit-max", "--variant", "fetch", "--count", "5",
+                       after=BASE_S + 1.5, seconds=10)
     a.baseline()
-    a.attack(a.member_args(BYZ, "commit-max", "--variant", "fetch", "--count", "5"))
-    time.sleep(3)
+    a.phase("attack", ATTACK_S)
+    a.wait_attacker(att)
     not_ready = {}
     for i in a.honest():
         if a.c.running(i):

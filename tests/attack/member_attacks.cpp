@@ -226,6 +226,11 @@ int run_member(const std::string& attack, const std::string& config, const Commo
     Member m(config, opt);
     report("member=" + std::to_string(m.self()) +
            " pub_bound=" + (m.link->pub_bound() ? "1" : "0"));
+    if (opt.delay > 0) {
+        // Bound early (before the harness's baseline phase): the endpoints of a stopped
+        // member may otherwise be taken by the local port of some connection to them.
+        std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(opt.delay * 1000)));
+    }
     if (attack == "bad-chain-batch") return bad_chain_batch(m, opt);
     if (attack == "coin-flood") return coin_flood(m, opt);
     if (attack == "bad-sig-blocks") return bad_sig_blocks(m, opt);

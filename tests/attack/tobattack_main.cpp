@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
     member->add_flag("--no-pub", opt.no_pub, "Do not bind the member's PUB endpoint");
     member->add_flag("--sink-router", opt.sink_router,
                      "Bind the member's ROUTER endpoint and never read it");
+    member->add_option("--delay", opt.delay, "Bind the sockets, wait this long, then attack");
     add_common(member, opt);
     member->callback([&] { rc = tob::attack::run_member(attack, config, opt); });
 
