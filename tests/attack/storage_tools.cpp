@@ -9,6 +9,7 @@
 //               --variant out truncates every stored-outputs entry, --variant user
 //               flips one byte of every user value (finding 11).
 //   kv-count    counts the kv column family's entries: dedup, out, user.
+//   proof-sizes the size of every stored epoch proof (finding 5).
 //
 // RocksDB is opened directly (not through NodeStorage) so the tools can iterate and
 // write what the daemon never would.
@@ -135,11 +136,32 @@ int kv_tool(const MemberIdentity& m, const std::string& tool, const Common& opt)
     return 0;
 }
 
+// The size of each stored epoch proof (its blocks, as the catch-up reply carries
+// them), to compare with message_bytes_max: "proof EPOCH BYTES".
+int proof_sizes(const MemberIdentity& m) {
+    auto storage = daemon::NodeStorage::open(m.node.data_dir);
+    if (!storage.ok()) {
+        for (const auto& e : storage.errors) std::cerr << "tobattack: " << e << "\n";
+        return 1;
+    }
+    auto loaded = (*storage.value)->load_records();
+    std::uint64_t largest = 0;
+    for (const auto& rec : loaded.records) {
+        if (rec.type != DurableRecord::Type::Proof) continue;
+        std::cout << "proof " << rec.epoch << " " << rec.bytes.size() << "\n";
+        largest = std::max<std::uint64_t>(largest, rec.bytes.size());
+    }
+    report("largest_proof_bytes=" + std::to_string(largest) +
+           " message_bytes_max=" + std::to_string(m.cluster.limits.message_bytes_max));
+    return 0;
+}
+
 }  // namespace
 
 int run_storage(const std::string& tool, const std::string& config, const Common& opt) {
     const MemberIdentity m = load_member(config);
     if (tool == "signlog") return signlog(m);
+    if (tool == "proof-sizes") return proof_sizes(m);
     if (tool == "corrupt-kv" || tool == "kv-count") return kv_tool(m, tool, opt);
     report("error=unknown-storage-tool name=" + tool);
     return 2;

@@ -4,7 +4,7 @@
 //   tobattack member   --config NODE.toml   --attack NAME [options]  (a member's real keys)
 //   tobattack client   --cluster CLUSTER    --attack NAME [options]  (fresh client keys)
 //   tobattack stranger --cluster CLUSTER    --attack NAME [options]  (no key)
-//   tobattack storage  --config NODE.toml   --tool signlog|corrupt-kv|kv-count
+//   tobattack storage  --config NODE.toml   --tool signlog|corrupt-kv|kv-count|proof-sizes
 //
 // Each prints "tobattack: ..." lines; the last one names the attack and its totals.
 
@@ -68,7 +68,8 @@ int main(int argc, char** argv) {
 
     auto* storage = app.add_subcommand("storage", "Tools on a stopped node's data dir");
     storage->add_option("--config", config, "The node's config")->required();
-    storage->add_option("--tool", tool, "signlog | corrupt-kv | kv-count")->required();
+    storage->add_option("--tool", tool, "signlog | corrupt-kv | kv-count | proof-sizes")
+        ->required();
     add_common(storage, opt);
     storage->callback([&] { rc = tob::attack::run_storage(tool, config, opt); });
 
