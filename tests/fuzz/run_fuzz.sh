@@ -47,7 +47,11 @@ for bin in "$out"/fuzz_*; do
   name=$(basename "$bin")
   mkdir -p "$out/corpus/$name"
   log=$out/logs/$name.log
-  "$bin" -max_total_time="$seconds" -max_len=8192 -dict="$src/tests/fuzz/msgpack.dict" \
+  extra=()
+  # RocksDB keeps allocations across inputs: leak checks would scan the heap after
+  # every input (90 % of the time); the target's own data is freed per input.
+  [ "$name" = fuzz_storage_records ] && extra=(-detect_leaks=0)
+  "$bin" "${extra[@]}" -max_total_time="$seconds" -max_len=8192 -dict="$src/tests/fuzz/msgpack.dict" \
     -error_exitcode=3 -timeout_exitcode=4 -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$out/artifacts/$name-" "$out/corpus/$name" >"$log" 2>&1
   rc=$?

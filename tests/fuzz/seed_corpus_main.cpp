@@ -99,12 +99,24 @@ int main(int argc, char** argv) {
 
     // Client plane (daemon/client_protocol.h): one message of every type.
     using namespace tob::daemon;
-    ReplyMsg reply{2, filled<32>(0x42), 9, filled<32>(7), ReplyStatus::Committed, 300, 1,
-                   {OpOutput{true, text("v")}, OpOutput{false, std::nullopt}}, filled<64>(3)};
+    ReplyMsg reply{2,
+                   filled<32>(0x42),
+                   9,
+                   filled<32>(7),
+                   ReplyStatus::Committed,
+                   300,
+                   1,
+                   {OpOutput{true, text("v")}, OpOutput{false, std::nullopt}},
+                   filled<64>(3)};
     StatusMsg status{1, "0.1.0", 300, 299, 3, 12, 0, filled<32>(5), true, false, 77};
     const std::vector<ClientMessage> client = {
-        SubmitMsg{encode(request(9))}, reply, StatusQueryMsg{}, status, LocalGetMsg{text("a/1")},
-        LocalValueMsg{299, text("hello")}, LocalValueMsg{0, std::nullopt},
+        SubmitMsg{encode(request(9))},
+        reply,
+        StatusQueryMsg{},
+        status,
+        LocalGetMsg{text("a/1")},
+        LocalValueMsg{299, text("hello")},
+        LocalValueMsg{0, std::nullopt},
         ErrorMsg{ErrorCode::Overloaded, "pool full", filled<32>(7)},
         ErrorMsg{ErrorCode::BadRequest, "undecodable", std::nullopt}};
     i = 0;
