@@ -283,6 +283,7 @@ class AttackRun(Run):
         self.extra = {}  # extra fields of the result line
         self.reasons = []  # scenario-specific failures
         self.rates = {}
+        self.dump_failed = []  # honest nodes whose committed log could not be dumped
 
     # ---- setup and teardown
     def setup(self, down=(), start=True, args=None):
@@ -485,6 +486,7 @@ class AttackRun(Run):
             if r.returncode != 0:
                 self.notes.append(f"node {i}: --dump-log failed ({r.returncode}): "
                                   f"{r.stderr.strip()[-300:]}")
+                self.dump_failed.append(i)
                 continue
             logs[f"node{i}"] = logcheck.load_log(out)
         ops = self.history()
@@ -622,7 +624,7 @@ def sc_oversized_proof(a):
         top = now
         time.sleep(1)
     a.start_node(victim)
-    deadline = time.monotonic() + 25
+    deadline = time.monotonic() + 45
     got = 0
     while time.monotonic() < deadline:
         got = a.c.applied([victim]).get(victim, got)
@@ -631,7 +633,7 @@ def sc_oversized_proof(a):
         time.sleep(1)
     a.extra["caught_up"] = f"{got}/{top}"
     if got < top:
-        a.fail(f"node {victim} stuck at epoch {got}, the others at {top}, 25 s after restart")
+        a.fail(f"node {victim} stuck at epoch {got}, the others at {top}, 45 s after restart")
     a.after_finish = lambda: proof_sizes(a, 0, got + 1)
 
 
@@ -655,6 +657,9 @@ def proof_sizes(a, node, epoch):
         a.extra["proofs_over_limit"] = sum(1 for v in sizes.values() if v > limit)
     if epoch in sizes:
         a.extra["stuck_epoch_proof_mb"] = f"{sizes[epoch] / MIB:.1f}"
+        if sizes[epoch] <= limit:
+            a.notes.append(f"the victim stopped below epoch {epoch}, whose proof fits "
+                           f"({sizes[epoch]} bytes): catch-up too slow on this machine?")
 
 
 def sc_join_rule(a):
@@ -919,6 +924,10 @@ def run_scenario(bin_dir, name, budget_mb, cgroup_mb, keep=False):
             reasons.append(f"{len(violations)} violations")
             for v in violations[:10]:
                 log(f"  violation: {v}")
+        if a.dump_failed:
+            a.extra["dump_failed"] = ",".join(map(str, a.dump_failed))
+            reasons.append(f"tobd --dump-log failed on nodes {a.dump_failed}: violations and "
+                           "lost ops are counted from the other nodes' logs only")
         if lost:
             reasons.append(f"{lost} acknowledged ops lost")
         if dead:

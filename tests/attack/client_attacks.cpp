@@ -149,7 +149,9 @@ int replay(ClientSide& c, const Common& opt) {
     if (r) outcome = r->status == daemon::ReplyStatus::Committed ? "committed" : "refused";
     // What does the key hold now?
     std::string now = "?";
-    c.link->send(c.targets[0], daemon::encode_client_message(daemon::LocalGetMsg{text("replay")}));
+    // Read it from the node that answered (it has applied the epoch).
+    const NodeId from = r ? r->node : c.targets[0];
+    c.link->send(from, daemon::encode_client_message(daemon::LocalGetMsg{text("replay")}));
     const auto end = Clock::now() + std::chrono::seconds(3);
     while (Clock::now() < end && now == "?") {
         for (auto& [from, msg] : c.link->poll(std::chrono::milliseconds(200)))
