@@ -54,7 +54,6 @@ struct Common {
     std::string endpoint;         // stranger squat: the endpoint to take
     std::string variant;          // attack-specific variant
     double delay = 0;             // member: bind the sockets, wait this long, then attack
-    std::string nonce_file;       // client replay: where the held request is kept
 };
 
 /// Paces a loop at `rate` units per second (0 = unpaced) until `seconds` pass or

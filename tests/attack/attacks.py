@@ -36,7 +36,6 @@ space, 4x the limit) instead. Cgroups, processes and (unless a scenario fails
 or --keep) the cluster files are removed in `finally`.
 """
 
-import json
 import os
 import shutil
 import signal
@@ -51,7 +50,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "cluster"))
 from cluster import free_port_block  # noqa: E402
-from faults import FaultCluster, Run, ScenarioFailure, check, log  # noqa: E402
+from faults import FaultCluster, Run, log  # noqa: E402
 from history import read_history, write_history  # noqa: E402
 import lincheck  # noqa: E402
 import logcheck  # noqa: E402
