@@ -48,7 +48,16 @@ struct Store {
 
     Store() {
         const char* base = fs::exists("/dev/shm") ? "/dev/shm" : std::getenv("TMPDIR");
-        dir = fs::path(base ? base : "/tmp") / ("tob-fuzz-storage-" + std::to_string(getpid()));
+        const fs::path root(base ? base : "/tmp");
+        dir = root / ("tob-fuzz-storage-" + std::to_string(getpid()));
+        // Stores left by earlier runs that crashed (a finding aborts the process).
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator(root, ec)) {
+            const std::string name = e.path().filename().string();
+            if (name.rfind("tob-fuzz-storage-", 0) != 0) continue;
+            const std::string pid = name.substr(17);
+            if (!fs::exists(fs::path("/proc") / pid)) fs::remove_all(e.path(), ec);
+        }
         fs::remove_all(dir);
         reopen();
     }
