@@ -1,5 +1,5 @@
 // libFuzzer target: client::decode_client_message, the client plane of the ROUTER
-// socket (daemon/client_protocol.h; it moves to cli/client/ in a parallel change,
+// socket (cli/client/protocol.h; it moves to cli/client/ in a parallel change,
 // only the include path changes). Like the codec targets (fuzz_common.h) each input
 // is decoded under the default and under tiny Limits, and:
 //   - the decoder returns (no crash, no exception, no sanitizer report);
@@ -10,7 +10,7 @@
 //     whatever the decoder accepted).
 
 #include "crypto/hash.h"
-#include "daemon/client_protocol.h"
+#include "cli/client/protocol.h"
 #include "tests/fuzz/fuzz_common.h"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {

@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
     write(dir, "fuzz_fetch_reply", 1, encode(FetchReply{}));
 
     // Client plane (cli/client/protocol.h): one message of every type.
-    using namespace tob::daemon;
+    using namespace tob::client;
     ReplyMsg reply{2,
                    filled<32>(0x42),
                    9,
