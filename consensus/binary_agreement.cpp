@@ -129,6 +129,11 @@ std::uint8_t BinaryAgreement::vals() const {
     return it == rounds_.end() ? 0 : it->second.vals;
 }
 
+std::uint8_t BinaryAgreement::decision_vals() const {
+    auto it = rounds_.find(round_);
+    return it == rounds_.end() ? 0 : it->second.conf_vals;
+}
+
 bool BinaryAgreement::coin_share_released() const {
     auto it = rounds_.find(round_);
     return it != rounds_.end() && it->second.share_sent;
@@ -269,8 +274,9 @@ void BinaryAgreement::restore(const std::vector<AbaMessage>& sent_in_order) {
                 break;
         }
     }
-    // A share leaves only after the CONF wait finished.
-    if (rs.share_sent && rs.vals != 0) rs.conf_done = true;
+    // A logged share means the CONF wait had finished, but the quorum that ended
+    // it (and so the decision set) is not logged: the wait runs again on the CONFs
+    // the peers re-publish (Repair). The share is not sent a second time.
 }
 
 // ---- per-round bookkeeping ---------------------------------------------------
@@ -439,20 +445,19 @@ void BinaryAgreement::progress(AbaStep& step) {
                 changed = true;
                 if (p_.knobs.skip_conf) {
                     rs.conf_done = true;
+                    rs.conf_vals = rs.vals;  // no CONF quorum: the own set
                 } else if (rs.conf_sent == 0) {
                     send(rs, AbaType::Conf,
                          p_.knobs.conf_sends_bin_values ? rs.bin_values : rs.vals, step);
                 }
             }
         }
-        // n−t CONF(S) with S ⊆ bin_values (bin_values may have grown since).
+        // n−t CONF(S) with S ⊆ bin_values (bin_values may have grown since). The
+        // quorum that ends the wait fixes the decision set.
         if (rs.vals != 0 && !rs.conf_done) {
-            std::uint32_t count = 0;
-            for (const SenderVotes& sv : rs.votes) {
-                if (sv.conf != 0 && (sv.conf & ~rs.bin_values) == 0) ++count;
-            }
-            if (count >= conf_quorum_) {
+            if (const auto quorum = conf_quorum_vals(rs)) {
                 rs.conf_done = true;
+                rs.conf_vals = p_.knobs.own_vals_decision ? rs.vals : *quorum;
                 changed = true;
             }
         }
@@ -465,7 +470,7 @@ void BinaryAgreement::progress(AbaStep& step) {
             if (!rs.coin) try_coin(rs, step);
             if (rs.coin) {
                 const bool s = *rs.coin;
-                const std::optional<bool> b = definite(rs.vals);
+                const std::optional<bool> b = definite(rs.conf_vals);
                 if (b && *b == s) {
                     est_ = s;
                     decide(s, step);
@@ -479,6 +484,27 @@ void BinaryAgreement::progress(AbaStep& step) {
         }
         if (!changed) break;
     }
+}
+
+std::optional<std::uint8_t> BinaryAgreement::conf_quorum_vals(const RoundState& rs) const {
+    // The CONFs that count: one per sender (first only), each a subset of
+    // bin_values. At least conf_quorum_ of them end the wait; n−t of them all {b}
+    // give {b}, otherwise the union of all counted sets (several may start to
+    // count at once when bin_values grows; a larger union is just as safe).
+    std::uint32_t count = 0;
+    std::array<std::uint32_t, 2> singles{};
+    std::uint8_t all = 0;
+    for (const SenderVotes& sv : rs.votes) {
+        if (sv.conf == 0 || (sv.conf & ~rs.bin_values) != 0) continue;
+        ++count;
+        all |= sv.conf;
+        if (const auto b = definite(sv.conf)) ++singles[*b];
+    }
+    if (count < conf_quorum_) return std::nullopt;
+    for (bool b : {false, true}) {
+        if (singles[b] >= conf_quorum_) return bit(b);
+    }
+    return all;
 }
 
 void BinaryAgreement::try_coin(RoundState& rs, AbaStep& step) {
