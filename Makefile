@@ -11,9 +11,9 @@ CTEST_ARGS ?=
 DEB_PACKAGES := build-essential cmake pkg-config libsodium-dev libzmq3-dev cppzmq-dev \
   libmsgpack-cxx-dev libspdlog-dev libgtest-dev librocksdb-dev libcli11-dev \
   libtomlplusplus-dev libcpp-httplib-dev libsystemd-dev python3 dpkg-dev systemd \
-  iproute2 nftables iptables python3-zmq
+  iproute2 nftables iptables python3-zmq spin
 
-.PHONY: all deps build test test-known-failing sanitize demo deb clean format soak
+.PHONY: all deps build test test-known-failing sanitize demo deb clean format soak model
 
 all: build
 
@@ -55,6 +55,12 @@ sanitize: deps
 
 demo: build
 	bash tests/cluster/demo.sh $(BUILD)/bin
+
+# The spin model of the binary agreement (docs/aba.md, "The model"): the real rules
+# must give errors: 0, a weakened threshold a counterexample (printed).
+# VARIANTS=1 also runs every weakening switch of the model.
+model: deps
+	bash tests/model/run_model.sh $(if $(VARIANTS),--variants)
 
 # Random fault scenarios on real clusters for MINUTES minutes (docs/faults.md).
 MINUTES ?= 60
