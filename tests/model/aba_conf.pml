@@ -457,12 +457,13 @@ inline use_coin(j) {
 #define BVAL_STEPS(j, b) \
     :: d_step { LIVE(j) && (sbv[SR(j, rnd[j])] & BIT(b)) == 0 && BV_COUNT(j, b) >= RELAY -> \
            sbv[SR(j, rnd[j])] = sbv[SR(j, rnd[j])] | BIT(b); \
-           printf("MSC: node %d round %d: relays BVAL(%d)\n", j, rnd[j], b); \
+           printf("MSC: node %d round %d: relays BVAL(%d), offered by %d of 4\n", j, rnd[j], b, \
+                  BV_COUNT(j, b)); \
            ACCEPT_AFTER_RELAY(j, b); skip } \
     :: d_step { LIVE(j) && BIN_MATTERS(j) && (bin[j] & BIT(b)) == 0 && BV_COUNT(j, b) >= ACCEPT -> \
            bin[j] = bin[j] | BIT(b); AUX_ON_ACCEPT(j, b); \
-           printf("MSC: node %d round %d: bin_values %d, AUX sent %d\n", j, rnd[j], bin[j], \
-                  saux[SR(j, rnd[j])]); skip }
+           printf("MSC: node %d round %d: BVAL(%d) offered by %d of 4: bin_values %d, AUX sent %d\n", \
+                  j, rnd[j], b, BV_COUNT(j, b), bin[j], saux[SR(j, rnd[j])]); skip }
 
 #ifdef CONF_BIN
 #define CONF_CONTENT(j) bin[j]
@@ -512,8 +513,9 @@ init {
 #endif
     if :: inp[2] = 0 :: inp[2] = 1 fi;
     d_step {
-        printf("MSC: inputs %d %d %d; sets are masks: 1 = {0}, 2 = {1}, 3 = {0,1}\n", inp[0],
-               inp[1], inp[2]);
+        printf("MSC: inputs %d %d %d (nodes 0-2; node 3 is Byzantine and offers whatever a\n",
+               inp[0], inp[1], inp[2]);
+        printf("MSC:   step needs; sets are masks: 1 = {0}, 2 = {1}, 3 = {0,1})\n");
         inputs = BIT(inp[0]) | BIT(inp[1]) | BIT(inp[2]);
         est[0] = 2;
         est[1] = 2;

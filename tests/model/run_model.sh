@@ -10,23 +10,13 @@
 # Exit status: 0 when all come out as expected, 1 otherwise, 77 (skip) when spin
 # or a C compiler is missing.
 #
-# Usage: run_model.sh [--rounds R] [--variants]
-#   --rounds R   rounds to explore (default 3; the weakened and witness runs use
-#                the same bound)
-#   --variants   also run every weakening switch of the model (at R = 2, to keep
-#                it short) and print which ones break agreement or validity
+# Usage: run_model.sh [--rounds R] [--variants] [--variant-rounds V]
+#   --rounds R          rounds to explore (default 3; the weakened and witness runs
+#                       use the same bound)
+#   --variants          also run every weakening switch of the model and print
+#                       which ones break agreement or validity
+#   --variant-rounds V  rounds for --variants (default 2, to keep it short)
 set -euo pipefail
-
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-rounds=3
-variants=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --rounds) rounds=$2; shift 2 ;;
-        --variants) variants=1; shift ;;
-        *) echo "usage: $0 [--rounds R] [--variants]" >&2; exit 2 ;;
-    esac
-done
 
 if ! command -v spin >/dev/null 2>&1; then
     echo "SKIP: spin is not installed (Debian package spin)"
@@ -37,6 +27,19 @@ if ! command -v "$cc" >/dev/null 2>&1; then
     echo "SKIP: no C compiler ($cc) to build spin's verifier"
     exit 77
 fi
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+rounds=3
+variants=0
+variant_rounds=2
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rounds) rounds=$2; shift 2 ;;
+        --variants) variants=1; shift ;;
+        --variant-rounds) variant_rounds=$2; shift 2 ;;
+        *) echo "usage: $0 [--rounds R] [--variants] [--variant-rounds V]" >&2; exit 2 ;;
+    esac
+done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/aba_model.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -61,8 +64,8 @@ verify() {
 # reported; the first and the last (shortest) one are enough.
 summary() {
     {
-        grep -m1 "assertion violated" "$1" || true
-        grep "assertion violated" "$1" | tail -n +2 | tail -n 1 || true
+        grep -m1 "assertion violated" "$1" | sed 's/^/first: /' || true
+        grep "assertion violated" "$1" | tail -n +2 | tail -n 1 | sed 's/^/shortest: /' || true
         grep -E "error: max search depth|Search not completed|errors:|states, stored|elapsed time" "$1"
     } | sed 's/^/    /'
 }
@@ -111,16 +114,19 @@ fi
 
 if [ "$variants" = 1 ]; then
     echo
-    echo "== weakening switches, one at a time and in pairs (R = 2)"
+    echo "== weakening switches, one at a time and in pairs (R = $variant_rounds)"
     # switch, expected outcome (0 = spin finds no violation, 1 = counterexample)
     while read -r defs expect; do
         [ -n "$defs" ] || continue
         flags=${defs//,/ }
-        verify variant "-DR=2 $flags" ""
+        verify variant "-DR=$variant_rounds $flags" ""
         e=$(errors_of variant.out)
         got=$([ "${e:-0}" = "0" ] && echo 0 || echo 1)
-        what=$(grep -m1 -oE "assertion violated .*\(at" variant.out | sed 's/ (at$//' || true)
-        printf '    %-26s errors: %-3s %s\n' "$flags" "${e:-?}" "${what:-}"
+        what=""
+        if grep -q "assertion violated ((decided|tdv)!=3)" variant.out; then what="agreement broken"; fi
+        if grep -q "assertion violated ((tdv&inputs)==tdv)" variant.out; then what="validity broken"; fi
+        states=$(sed -n 's/^ *\([0-9]*\) states, stored.*/\1/p' variant.out | head -n 1)
+        printf '    %-26s errors: %-3s %-17s %10s states\n' "$flags" "${e:-?}" "$what" "${states:-?}"
         if [ "$got" != "$expect" ]; then
             echo "    FAIL: expected $([ "$expect" = 1 ] && echo a counterexample || echo errors: 0)"
             status=1
