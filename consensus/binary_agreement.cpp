@@ -74,9 +74,9 @@
 // and only b can be decided. Validity: a decision set lies inside bin_values, whose
 // values are honest estimates (see 2t+1 BVAL).
 // Only the TERM case leans on the one-AUX rule. The spin model (tests/model) finds
-// agreement intact for n = 4 when either the one-AUX rule or the full n−t CONF
-// quorum is broken alone, and a schedule that breaks agreement when both are
-// (replayed in aba_aux_first_only_or_full_conf_quorum_keeps_agreement).
+// agreement intact for n = 4 and up to 3 rounds when either the one-AUX rule or
+// the full n−t CONF quorum is broken alone, and a schedule that breaks agreement
+// when both are (replayed in aba_aux_first_only_or_full_conf_quorum_keeps_agreement).
 //
 // Why the adversary cannot keep the nodes split
 // ---------------------------------------------
