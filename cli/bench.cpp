@@ -138,7 +138,7 @@ void take_incoming(std::vector<Incoming>& incoming, Window& window, const Public
                 reply->nonce != it->second.nonce) {
                 continue;  // a late answer to a request already answered
             }
-            if (reply->status == ReplyStatus::Malformed) {
+            if (skipped(reply->status)) {
                 ++res.errors;
             } else {
                 ++res.committed;

@@ -10,7 +10,8 @@
 // nodes. `get --local` reads one node's committed state instead of ordering a GET.
 //
 // Output (one line; --json prints one JSON object instead):
-//   put, del  ok (previous: <value>|absent) epoch E position P
+//   put, del  ok epoch E position P; with --previous:
+//             ok (previous: <value>|absent) epoch E position P
 //   get       the value, or "(absent)" (exit code 0 in both cases)
 //   cas       ok | failed (current: <value>|absent)     (exit code 3 when failed)
 // A value that is not printable UTF-8 is shown as 0x<hex> ({"hex": ...} in JSON).
@@ -55,6 +56,7 @@ struct ClientArgs {
     std::string expected;
     std::string new_value;
     bool expect_absent = false;  // cas only
+    bool previous = false;       // put/del: ask for the previous value
 };
 
 void add_request_options(CLI::App* cmd, ClientArgs& args) {
@@ -121,6 +123,10 @@ int print_outcome(std::string_view command, const ClientArgs& args, const consen
                   << ": the cluster skipped the request as malformed (limits, chain id)\n";
         return 1;
     }
+    if (skipped(reply.status)) {
+        std::cerr << "tobctl " << command << ": the cluster " << to_string(reply.status) << "\n";
+        return 1;
+    }
     if (reply.outputs.size() != request.ops.size()) {
         if (reply.status == ReplyStatus::Duplicate && reply.outputs.empty()) {
             std::cerr << "tobctl " << command << ": nonce " << request.nonce
@@ -154,7 +160,7 @@ int print_outcome(std::string_view command, const ClientArgs& args, const consen
                   << ", \"previous\": " << json_value(out.value);
                 break;
             default:
-                j << ", \"previous\": " << json_value(out.value);
+                if (op.previous) j << ", \"previous\": " << json_value(out.value);
         }
         j << "}";
         std::cout << j.str() << "\n";
@@ -170,7 +176,8 @@ int print_outcome(std::string_view command, const ClientArgs& args, const consen
             line = out.ok ? "ok" : "failed (current: " + prev_text(out.value) + ")";
             break;
         default:
-            line = "ok (previous: " + prev_text(out.value) + ") epoch " +
+            line = (op.previous ? "ok (previous: " + prev_text(out.value) + ") epoch "
+                                : std::string("ok epoch ")) +
                    std::to_string(reply.epoch) + " position " + std::to_string(reply.position);
     }
     std::cout << line << "\n";
@@ -297,13 +304,14 @@ void add_client_commands(CLI::App& app, const CommonOptions& common, int& exit_c
     add_request_options(put, *args);
     put->add_option("key", args->key, "Key")->required();
     put->add_option("value", args->value, "Value")->required();
+    put->add_flag("--previous", args->previous, "Also print the value KEY held before");
     put->callback([args, &common, &exit_code] {
         if (!merge_common("put", *args, common)) {
             exit_code = 1;
             return;
         }
         consensus::Op op{consensus::OpType::Put, to_bytes(args->key), to_bytes(args->value),
-                         std::nullopt};
+                         std::nullopt, args->previous};
         exit_code = run_request("put", *args, common, std::move(op));
     });
 
@@ -334,12 +342,14 @@ void add_client_commands(CLI::App& app, const CommonOptions& common, int& exit_c
     CLI::App* del = app.add_subcommand("del", "Delete KEY");
     add_request_options(del, *args);
     del->add_option("key", args->key, "Key")->required();
+    del->add_flag("--previous", args->previous, "Also print the value KEY held before");
     del->callback([args, &common, &exit_code] {
         if (!merge_common("del", *args, common)) {
             exit_code = 1;
             return;
         }
-        consensus::Op op{consensus::OpType::Del, to_bytes(args->key), {}, std::nullopt};
+        consensus::Op op{
+            consensus::OpType::Del, to_bytes(args->key), {}, std::nullopt, args->previous};
         exit_code = run_request("del", *args, common, std::move(op));
     });
 

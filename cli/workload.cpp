@@ -162,6 +162,7 @@ PlannedOp plan_op(std::mt19937_64& rng, const WorkloadArgs& args, const std::str
     if (roll < args.put_pct) {
         p.op.type = consensus::OpType::Put;
         p.op.value = bytes(p.value);
+        p.op.previous = true;  // the history checkers use the previous value
     } else if (roll < args.put_pct + args.get_pct) {
         p.op.type = consensus::OpType::Get;
     } else if (roll < args.put_pct + args.get_pct + args.cas_pct) {
@@ -171,6 +172,7 @@ PlannedOp plan_op(std::mt19937_64& rng, const WorkloadArgs& args, const std::str
         if (it != known.end() && it->second) p.op.expected = bytes(*it->second);
     } else {
         p.op.type = consensus::OpType::Del;
+        p.op.previous = true;
     }
     return p;
 }
@@ -226,7 +228,7 @@ OpOutcome await_outcome(Client& client, const std::vector<NodeId>& nodes, std::s
                 if (reply->request_digest != prepared.request_digest || reply->nonce != nonce ||
                     reply->client != client.public_key())
                     continue;
-                if (reply->status == ReplyStatus::Malformed) {
+                if (skipped(reply->status)) {
                     return {"fail", mono_s(arrived), std::nullopt};
                 }
                 if (reply->outputs.size() == 1) {

@@ -42,7 +42,7 @@ using namespace wire;
 // ---- encoding --------------------------------------------------------------
 
 void put(Packer& p, const Op& v) {
-    put_array(p, 4);
+    put_array(p, v.previous ? 5 : 4);
     put_uint(p, static_cast<std::uint8_t>(v.type));
     put_bin(p, v.key);
     put_bin(p, v.value);
@@ -51,6 +51,7 @@ void put(Packer& p, const Op& v) {
     } else {
         p.pack_nil();
     }
+    if (v.previous) put_uint(p, 1);
 }
 
 void put_ops(Packer& p, const std::vector<Op>& ops) {
@@ -189,7 +190,7 @@ std::size_t bin_size(std::size_t n) { return n + (n <= 0xff ? 2 : n <= 0xffff ? 
 std::size_t encoded_size(const Op& v) {
     return array_header_size(4) + uint_size(static_cast<std::uint8_t>(v.type)) +
            bin_size(v.key.size()) + bin_size(v.value.size()) +
-           (v.expected ? bin_size(v.expected->size()) : 1);
+           (v.expected ? bin_size(v.expected->size()) : 1) + (v.previous ? 1 : 0);
 }
 
 std::size_t encoded_size(const Request& v) {
@@ -222,7 +223,12 @@ Items list_of(const msgpack::object& o, std::size_t min, std::size_t max, std::s
 }
 
 Op to_op(const msgpack::object& o, const Limits& lim) {
-    Items f = fields_of(o, 4, "op");
+    // Four fields, or five when the client asks for the previous value: the
+    // fifth is then 1 (one encoding per op).
+    Items f = array_items(o, "op");
+    if (f.size() != 4 && f.size() != 5) {
+        reject("op", "expected 4 or 5 fields, got " + std::to_string(f.size()));
+    }
     Op v;
     v.type = static_cast<OpType>(uint_in(f[0], 1, 4, "op.type"));
     v.key = bin_up_to(f[1], lim.key_bytes_max, "op.key");
@@ -233,6 +239,13 @@ Op to_op(const msgpack::object& o, const Limits& lim) {
     }
     if ((v.type == OpType::Del || v.type == OpType::Get) && !v.value.empty()) {
         reject("op.value", "must be empty for DEL and GET");
+    }
+    if (f.size() == 5) {
+        uint_in(f[4], 1, 1, "op.previous");
+        if (v.type != OpType::Put && v.type != OpType::Del) {
+            reject("op.previous", "only PUT and DEL return a previous value on request");
+        }
+        v.previous = true;
     }
     return v;
 }
@@ -559,6 +572,25 @@ std::vector<std::pair<std::string, std::string>> limit_problems(const Limits& l,
     if ((t + 1) * 256 + std::uint64_t{n} * 40 + 64 + kEnvelopeOverhead > msg) {
         fail("message_bytes_max",
              str(msg) + " cannot hold a commit proof's t + 1 COMMITs and its list of blocks");
+    }
+    // Output caps: a reply with the most outputs one request may have fits in a
+    // message; the epoch's cap holds one such request; a request of
+    // request_ops_max ops without values stays under the request's cap.
+    if (std::uint64_t{l.request_output_bytes_max} + kReplyOverhead > msg) {
+        fail("request_output_bytes_max", str(l.request_output_bytes_max) + " + " +
+                                             str(kReplyOverhead) +
+                                             " bytes of reply exceed message_bytes_max (" +
+                                             str(msg) + "): a reply could not be sent");
+    }
+    if (l.epoch_output_bytes_max < l.request_output_bytes_max) {
+        fail("epoch_output_bytes_max", str(l.epoch_output_bytes_max) +
+                                           " is below request_output_bytes_max (" +
+                                           str(l.request_output_bytes_max) + ")");
+    }
+    if (l.request_output_bytes_max < std::uint64_t{l.request_ops_max} * kOutputOverhead) {
+        fail("request_output_bytes_max",
+             str(l.request_output_bytes_max) + " is below request_ops_max * " +
+                 str(kOutputOverhead) + ": a request of request_ops_max PUTs would be skipped");
     }
     if (l.fetch_items_max < n + t + 1) {
         fail("fetch_items_max", str(l.fetch_items_max) + " is below n + t + 1 = " + str(n + t + 1) +

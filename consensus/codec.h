@@ -78,6 +78,10 @@ inline constexpr std::size_t kBlockOverhead = 1024;
 /// The most bytes one output adds to a reply beside its value (array header,
 /// ok flag, bin header), rounded up; the output caps count it per output.
 inline constexpr std::size_t kOutputOverhead = 8;
+/// The most bytes a client Reply adds to its outputs (fields, signature, array
+/// headers), rounded up: request_output_bytes_max + kReplyOverhead fits in a
+/// message (limit_problems).
+inline constexpr std::size_t kReplyOverhead = 512;
 
 /// Relations between the limits that the protocol relies on (a block fits in a
 /// message, a request in a block, a proof's skeleton and a reply in a message,

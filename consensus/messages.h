@@ -52,6 +52,9 @@ struct Op {
     Bytes key;
     Bytes value;                    // Put: new value; Cas: new value; else empty
     std::optional<Bytes> expected;  // Cas only: expected current value (nullopt = key absent)
+    // Put/Del only: the output carries the key's previous value (else none). On
+    // the wire an op has a fifth field, 1, exactly when this is set.
+    bool previous = false;
     bool operator==(const Op&) const = default;
 };
 

@@ -8,6 +8,7 @@
 //                     H(outputs of e))       (docs/protocol.md, "Commit proof")
 
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "consensus/messages.h"
@@ -22,6 +23,14 @@ struct OpOutput {
 };
 
 /// The fate of one request in the epoch's order.
+/// Why a request was skipped as malformed (the same on every node).
+enum class Skip : std::uint8_t {
+    None = 0,         // not skipped
+    Invalid = 1,      // chain id, op count, key/value sizes, unused fields
+    OutputsOver = 2,  // its outputs exceed Limits::request_output_bytes_max
+    EpochFull = 3,    // the epoch's outputs would exceed Limits::epoch_output_bytes_max
+};
+
 struct RequestResult {
     PublicKey client{};
     Nonce nonce = 0;
@@ -29,6 +38,7 @@ struct RequestResult {
     std::uint32_t position = 0;  // index in the epoch's ordered output
     bool duplicate = false;      // skipped by the dedup table (outputs = stored ones if known)
     bool malformed = false;      // skipped the same way on every node
+    Skip skip = Skip::None;      // why, when malformed
     std::vector<OpOutput> outputs;
 };
 
@@ -51,6 +61,10 @@ class StateMachine {
                                     const std::vector<Request>& ordered) = 0;
     /// True if (client, nonce) has committed (dedup table), for pool pruning.
     virtual bool committed(const PublicKey& client, Nonce nonce) const = 0;
+    /// What of the stored state was found damaged (nullopt: nothing). A damaged
+    /// machine keeps going, but its results may differ from the cluster's: the
+    /// core then signs nothing more (a non-voting follower) and the node alarms.
+    virtual std::optional<std::string> damage() const { return std::nullopt; }
 };
 
 }  // namespace tob::consensus

@@ -43,6 +43,10 @@ struct Limits {
     std::uint32_t fetch_items_max = 4096;      // envelopes in one fetch reply
     std::uint32_t aba_bundle_max = 4096;       // ABA messages in one bundle
     std::uint32_t batch_requests_max = 20000;  // requests in one flooded batch
+    // The state machine's outputs (deterministic, the same on every node): one
+    // request's, and one epoch's in total; a request over either is skipped.
+    std::uint32_t request_output_bytes_max = 1u << 20;
+    std::uint32_t epoch_output_bytes_max = 32u << 20;
 };
 
 }  // namespace tob::consensus

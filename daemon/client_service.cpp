@@ -130,7 +130,9 @@ ReplyMsg ClientService::committed_reply(const EpochResult& epoch, const RequestR
     out.epoch = epoch.epoch;
     out.position = r.position;
     if (r.malformed) {
-        out.status = ReplyStatus::Malformed;
+        out.status = r.skip == Skip::OutputsOver ? ReplyStatus::OutputsOver
+                     : r.skip == Skip::EpochFull ? ReplyStatus::EpochFull
+                                                 : ReplyStatus::Malformed;
     } else if (r.duplicate) {
         // A retry's second copy was ordered: answer with the stored outcome of the
         // first, exactly as a node answering from its dedup table would.

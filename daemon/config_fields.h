@@ -27,6 +27,8 @@ inline constexpr LimitField kLimitFields[] = {
     {"fetch_items_max", &consensus::Limits::fetch_items_max},
     {"aba_bundle_max", &consensus::Limits::aba_bundle_max},
     {"batch_requests_max", &consensus::Limits::batch_requests_max},
+    {"request_output_bytes_max", &consensus::Limits::request_output_bytes_max},
+    {"epoch_output_bytes_max", &consensus::Limits::epoch_output_bytes_max},
 };
 
 struct ProtocolField {

@@ -76,6 +76,7 @@ struct Node::Impl {
     Clock::time_point started = Clock::now();
     Epoch last_pruned = 0;
     std::atomic<bool> voting{true};
+    bool kv_damage_told = false;  // the KV damage alarm was logged
     std::atomic<bool> halted{false};
     std::atomic<bool> caught_up{false};
     std::atomic<bool> serving{false};
@@ -313,6 +314,17 @@ struct Node::Impl {
 
     void refresh_gauges() {
         const auto& st = replica->stats();
+        if (!kv_damage_told) {
+            if (auto d = kv->damage()) {
+                kv_damage_told = true;
+                spdlog::critical(
+                    "ALARM: KV STATE DAMAGED in {} ({}): this node runs as a NON-VOTING FOLLOWER "
+                    "(it keeps applying epochs, its results may differ from the cluster's, it "
+                    "never signs). To rejoin as a voter, stop it and move the data dir aside: it "
+                    "then catches up from peers.",
+                    node.data_dir.string(), *d);
+            }
+        }
         voting = st.voting && !st.halted;
         metrics->refresh(NodeSample{st, kv->last_applied(), transport->peers_connected(),
                                     pool->queue_depth(), voting && !halted, transport->stats()});

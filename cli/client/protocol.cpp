@@ -167,7 +167,7 @@ ReplyMsg to_reply(Items f, const consensus::Limits& lim) {
     v.client = bin_exact<32>(f[2], "reply.client");
     v.nonce = uint_of<Nonce>(f[3], "reply.nonce");
     v.request_digest = bin_exact<32>(f[4], "reply.request_digest");
-    v.status = static_cast<ReplyStatus>(uint_in(f[5], 1, 3, "reply.status"));
+    v.status = static_cast<ReplyStatus>(uint_in(f[5], 1, 5, "reply.status"));
     v.epoch = uint_of<Epoch>(f[6], "reply.epoch");
     v.position = uint_of<std::uint32_t>(f[7], "reply.position");
     Items outputs = array_items(f[8], "reply.outputs");
@@ -306,11 +306,17 @@ bool verify_reply(const PublicKey& node_key, const Digest& chain_id, const Reply
 }
 
 // The tables below are indexed by the wire values of the enums.
-static_assert(static_cast<int>(ReplyStatus::Malformed) == 3);
+static_assert(static_cast<int>(ReplyStatus::EpochFull) == 5);
 static_assert(static_cast<int>(ErrorCode::ReplyTooLarge) == 5);
 
 std::string_view to_string(ReplyStatus status) {
-    static constexpr std::string_view kNames[] = {"unknown", "committed", "duplicate", "malformed"};
+    static constexpr std::string_view kNames[] = {
+        "unknown",
+        "committed",
+        "duplicate",
+        "malformed",
+        "skipped: its outputs exceed request_output_bytes_max",
+        "skipped: the epoch's outputs reached epoch_output_bytes_max (submit it again)"};
     const auto i = static_cast<std::size_t>(status);
     return i < std::size(kNames) ? kNames[i] : kNames[0];
 }

@@ -38,7 +38,7 @@
 // integers 0/1 and text is bin (UTF-8), since bool and str never appear on the
 // wire. Every client message is at most Limits::message_bytes_max bytes.
 //   [1, request bin<=request_bytes_max]
-//   [2, node u16, client bin[32], nonce u64, request_digest bin[32], status 1..3,
+//   [2, node u16, client bin[32], nonce u64, request_digest bin[32], status 1..5,
 //       epoch u64, position u32, outputs [[ok 0..1, value nil|bin]...], sig bin[64]]
 //       outputs: 0..request_ops_max entries, values <= value_bytes_max
 //   [3]
@@ -95,7 +95,13 @@ enum class ReplyStatus : std::uint8_t {
     Duplicate = 2,  // an earlier copy committed; outputs are the stored ones (may be empty
                     // when the nonce left the dedup window)
     Malformed = 3,  // skipped on every node (wrong chain id, limits, unused fields)
+    // Also skipped on every node, with the nonce kept (consensus::Skip):
+    OutputsOver = 4,  // its outputs exceed limits.request_output_bytes_max (ask for less)
+    EpochFull = 5,    // its epoch's outputs reached limits.epoch_output_bytes_max (resubmit)
 };
+
+/// True for the statuses of a request skipped on every node (nothing applied).
+inline bool skipped(ReplyStatus s) { return s >= ReplyStatus::Malformed; }
 
 struct SubmitMsg {
     Bytes request;  // encoded consensus::Request

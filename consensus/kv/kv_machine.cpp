@@ -69,27 +69,38 @@ Bytes encode_outputs(const std::vector<OpOutput>& outputs) {
     return out;
 }
 
-// Our own storage: anything that does not parse is corruption, a local error.
-std::vector<OpOutput> decode_outputs(ByteView in) {
+// Our own storage: anything that does not parse is damage (nullopt), which the
+// machine reports (KvMachine::damage) instead of aborting.
+std::optional<std::vector<OpOutput>> decode_outputs(ByteView in) {
     std::size_t at = 0;
-    KV_CHECK(in.size() >= 4);
+    if (in.size() < 4) return std::nullopt;
     const std::uint64_t count = get_be(in, 0, 4);
     at = 4;
     std::vector<OpOutput> outputs;
     for (std::uint64_t i = 0; i < count; ++i) {
-        KV_CHECK(in.size() - at >= 6);
+        if (in.size() - at < 6) return std::nullopt;
         OpOutput o;
         o.ok = in[at] != 0;
         const bool present = in[at + 1] != 0;
         const std::uint64_t len = get_be(in, at + 2, 4);
         at += 6;
-        KV_CHECK(in.size() - at >= len);
+        if (in.size() - at < len) return std::nullopt;
         if (present) o.value = Bytes(in.begin() + at, in.begin() + at + len);
         at += len;
         outputs.push_back(std::move(o));
     }
-    KV_CHECK(at == in.size());
+    if (at != in.size()) return std::nullopt;
     return outputs;
+}
+
+std::string hex_prefix(const PublicKey& client) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string s;
+    for (std::size_t i = 0; i < 8; ++i) {
+        s += kHex[client[i] >> 4];
+        s += kHex[client[i] & 15];
+    }
+    return s;
 }
 
 bool test_bit(const std::array<std::uint64_t, 16>& bits, std::uint64_t i) {
@@ -127,6 +138,10 @@ KvMachine::KvMachine(KvStorage& storage, const Digest& chain_id, const Limits& l
     KV_CHECK((last_applied_ == 0) == (state_digest_ == Digest{}));
 }
 
+void KvMachine::note_damage(std::string what) const {
+    if (!damage_) damage_ = std::move(what);
+}
+
 Bytes KvMachine::user_storage_key(ByteView user_key) {
     Bytes k;
     k.reserve(user_key.size() + 1);
@@ -138,8 +153,12 @@ Bytes KvMachine::user_storage_key(ByteView user_key) {
 std::optional<KvMachine::DedupEntry> KvMachine::load_entry(const PublicKey& client) const {
     if (auto it = cache_.find(client); it != cache_.end()) return it->second;
     std::optional<DedupEntry> entry;
-    if (auto v = storage_.get(dedup_key(client))) {
-        KV_CHECK(v->size() == 8 + 128);
+    if (auto v = storage_.get(dedup_key(client)); v && v->size() != 8 + 128) {
+        // Damaged: read as "no entry" (this node may now apply a duplicate the
+        // cluster skips, so it stops voting: damage()).
+        note_damage("dedup entry of client " + hex_prefix(client) + "… has " +
+                    std::to_string(v->size()) + " bytes, not 136");
+    } else if (v) {
         DedupEntry e;
         e.high = get_be(*v, 0, 8);
         for (std::size_t w = 0; w < 16; ++w) {
@@ -180,10 +199,12 @@ bool KvMachine::malformed(const Request& r) const {
                 if (op.expected) return true;
                 break;
             case OpType::Cas:
+                if (op.previous) return true;
                 break;
             case OpType::Del:
             case OpType::Get:
                 if (op.expected || !op.value.empty()) return true;
+                if (op.type == OpType::Get && op.previous) return true;
                 break;
             default:
                 return true;
@@ -200,7 +221,12 @@ std::optional<std::vector<OpOutput>> KvMachine::stored_outputs(const PublicKey& 
                                                                Nonce nonce) const {
     auto v = storage_.get(out_key(client, nonce));
     if (!v) return std::nullopt;
-    return decode_outputs(*v);
+    auto outputs = decode_outputs(*v);
+    if (!outputs) {
+        note_damage("stored outputs of client " + hex_prefix(client) + "… nonce " +
+                    std::to_string(nonce) + " do not parse");
+    }
+    return outputs;
 }
 
 struct KvMachine::EpochWork {
@@ -209,7 +235,17 @@ struct KvMachine::EpochWork {
     std::set<PublicKey> changed;  // clients whose dedup entry this epoch changed
     std::map<std::pair<PublicKey, Nonce>, std::vector<OpOutput>> new_outputs;
     std::set<std::pair<PublicKey, Nonce>> evicted;  // stored outputs that leave the window
+    std::uint64_t output_bytes = 0;                 // outputs of the epoch so far
 };
+
+namespace {
+
+// What one output adds to the caps: its value and kOutputOverhead.
+std::uint64_t output_bytes(const OpOutput& o) {
+    return kOutputOverhead + (o.value ? o.value->size() : 0);
+}
+
+}  // namespace
 
 EpochResult KvMachine::apply_epoch(Epoch epoch, const Digest& output_digest,
                                    const std::vector<Request>& ordered) {
@@ -243,6 +279,7 @@ RequestResult KvMachine::apply_request(EpochWork& work, const Request& req,
     r.position = position;
     if (malformed(req)) {
         r.malformed = true;
+        r.skip = Skip::Invalid;
         return r;
     }
     auto it = work.entries.find(req.client);
@@ -260,41 +297,77 @@ RequestResult KvMachine::apply_request(EpochWork& work, const Request& req,
                 r.outputs = std::move(*stored);
             }
         }
+        // A copy of stored outputs counts towards the epoch's cap too; past it the
+        // duplicate is answered without them (as when they left the window).
+        std::uint64_t bytes = 0;
+        for (const auto& o : r.outputs) bytes += output_bytes(o);
+        if (work.output_bytes + bytes > limits_.epoch_output_bytes_max) {
+            r.outputs.clear();
+        } else {
+            work.output_bytes += bytes;
+        }
         return r;
     }
-    r.outputs = apply_ops(work, req.ops);
+    // The ops run against a layer of their own, kept only when the outputs fit
+    // both caps; the first op past a cap stops the run, so at most one value
+    // beyond the cap is ever held.
+    const std::uint64_t epoch_room = limits_.epoch_output_bytes_max > work.output_bytes
+                                         ? limits_.epoch_output_bytes_max - work.output_bytes
+                                         : 0;
+    std::map<Bytes, std::optional<Bytes>> mine;
+    std::uint64_t bytes = 0;
+    auto outputs =
+        apply_ops(work, req.ops, mine,
+                  std::min<std::uint64_t>(limits_.request_output_bytes_max, epoch_room), bytes);
+    if (!outputs) {
+        r.malformed = true;
+        r.skip = bytes > limits_.request_output_bytes_max ? Skip::OutputsOver : Skip::EpochFull;
+        return r;  // like any malformed request: nothing written, the nonce kept
+    }
+    r.outputs = std::move(*outputs);
+    work.output_bytes += bytes;
+    for (auto& [key, value] : mine) work.writes[key] = std::move(value);
     mark_nonce(work, req.client, entry, req.nonce);
     work.changed.insert(req.client);
     work.new_outputs[{req.client, req.nonce}] = r.outputs;
     return r;
 }
 
-std::vector<OpOutput> KvMachine::apply_ops(EpochWork& work, const std::vector<Op>& ops) const {
+std::optional<std::vector<OpOutput>> KvMachine::apply_ops(
+    const EpochWork& work, const std::vector<Op>& ops, std::map<Bytes, std::optional<Bytes>>& mine,
+    std::uint64_t cap, std::uint64_t& bytes) const {
     std::vector<OpOutput> outputs;
     outputs.reserve(ops.size());
     for (const auto& op : ops) {
         std::optional<Bytes> current;
-        if (auto it = work.writes.find(op.key); it != work.writes.end()) {
+        if (auto it = mine.find(op.key); it != mine.end()) {
             current = it->second;
+        } else if (auto w = work.writes.find(op.key); w != work.writes.end()) {
+            current = w->second;
         } else {
             current = storage_.get(user_storage_key(op.key));
         }
         OpOutput out;
+        bool keep = true;  // whether the output carries `current`
         switch (op.type) {
             case OpType::Put:
-                work.writes[op.key] = op.value;
+                mine[op.key] = op.value;
+                keep = op.previous;
                 break;
             case OpType::Del:
-                work.writes[op.key] = std::nullopt;
+                mine[op.key] = std::nullopt;
+                keep = op.previous;
                 break;
             case OpType::Cas:
                 out.ok = current == op.expected;
-                if (out.ok) work.writes[op.key] = op.value;
+                if (out.ok) mine[op.key] = op.value;
                 break;
             case OpType::Get:
                 break;
         }
-        out.value = std::move(current);
+        if (keep) out.value = std::move(current);
+        bytes += output_bytes(out);
+        if (bytes > cap) return std::nullopt;
         outputs.push_back(std::move(out));
     }
     return outputs;

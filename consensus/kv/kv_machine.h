@@ -11,7 +11,8 @@
 //    a client that wants "all or nothing" reads the CAS output and compensates.
 //    Atomicity is per epoch: the whole epoch is one storage batch, so no reader
 //    and no crash ever sees half a request.
-//  - Outputs: PUT -> {ok, previous value}; DEL -> {ok, previous value};
+//  - Outputs: PUT -> {ok, previous value if the op asks for it (Op::previous),
+//    else none}; DEL -> the same;
 //    CAS(key, expected, new) -> {ok = (current == expected), previous value}, and
 //    the swap happens iff ok (expected = nullopt means "key absent");
 //    GET -> {ok, value at this position in the order}.
@@ -19,7 +20,14 @@
 // Skipped requests (applied nowhere, identical on every honest node):
 //  - malformed: chain_id is not this cluster's, zero ops, more ops than
 //    Limits::request_ops_max, a key or value over its limit, or fields that the
-//    op type does not use (expected on a non-CAS op, a value on GET/DEL).
+//    op type does not use (expected on a non-CAS op, a value on GET/DEL,
+//    `previous` on GET/CAS) (Skip::Invalid);
+//  - over an output cap: the request's outputs (each counted as its value plus
+//    kOutputOverhead) exceed Limits::request_output_bytes_max (Skip::OutputsOver),
+//    or would take the epoch's outputs past Limits::epoch_output_bytes_max
+//    (Skip::EpochFull: submit it again). The ops stop at the first output past
+//    the cap and nothing they wrote is kept. A duplicate's stored outputs count
+//    towards the epoch's cap; past it the duplicate is answered without them.
 //    A malformed request does NOT consume its nonce: a request signed for another
 //    cluster, replayed here by a Byzantine proposer, must not burn the nonce of
 //    the client's real request. Client signatures are not re-checked here: the
@@ -56,6 +64,7 @@
 #include <array>
 #include <map>
 #include <optional>
+#include <string>
 
 #include "consensus/kv/kv_storage.h"
 #include "consensus/state_machine.h"
@@ -84,6 +93,11 @@ class KvMachine final : public StateMachine {
     /// inside the window.
     std::optional<std::vector<OpOutput>> stored_outputs(const PublicKey& client, Nonce nonce) const;
 
+    /// The first damaged entry found in storage (a dedup entry of the wrong size,
+    /// stored outputs that do not parse), if any: the machine reads it as absent
+    /// and keeps going, and the core stops voting (StateMachine::damage).
+    std::optional<std::string> damage() const override { return damage_; }
+
     /// Storage key of a user key (exposed for tests and tools).
     static Bytes user_storage_key(ByteView user_key);
 
@@ -107,7 +121,12 @@ class KvMachine final : public StateMachine {
     // digest and the single storage batch.
     RequestResult apply_request(EpochWork& work, const Request& request,
                                 std::uint32_t position) const;
-    std::vector<OpOutput> apply_ops(EpochWork& work, const std::vector<Op>& ops) const;
+    /// The outputs of `ops`, their writes into `mine` (over the epoch's writes);
+    /// nullopt as soon as `bytes` (the outputs' size so far) exceeds `cap`.
+    std::optional<std::vector<OpOutput>> apply_ops(const EpochWork& work,
+                                                   const std::vector<Op>& ops,
+                                                   std::map<Bytes, std::optional<Bytes>>& mine,
+                                                   std::uint64_t cap, std::uint64_t& bytes) const;
     static void mark_nonce(EpochWork& work, const PublicKey& client,
                            std::optional<DedupEntry>& entry, Nonce nonce);
     Digest next_state_digest(const EpochWork& work, const EpochResult& result) const;
@@ -121,6 +140,8 @@ class KvMachine final : public StateMachine {
     // Cache of dedup entries read from or written to storage (committed state).
     // std::nullopt caches "no entry". Cleared when it grows past a bound.
     mutable std::map<PublicKey, std::optional<DedupEntry>> cache_;
+    mutable std::optional<std::string> damage_;
+    void note_damage(std::string what) const;
 };
 
 }  // namespace tob::consensus::kv

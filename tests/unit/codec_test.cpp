@@ -569,6 +569,33 @@ TEST(Codec, op_rules) {
     }
 }
 
+// Issue 11, finding 2: PUT and DEL ask for the previous value with a fifth
+// field, 1; four fields mean "not asked" (one encoding per op).
+TEST(Codec, op_previous_flag) {
+    const Bytes k = text("key");
+    const Bytes v = text("value");
+    auto with = [&](std::uint8_t type, const Bytes& value, const Bytes& fifth) {
+        return raw::array({raw::uint(type), raw::bin(k), raw::bin(value), raw::nil, fifth});
+    };
+    for (const Bytes& op : {with(1, v, raw::uint(1)), with(2, {}, raw::uint(1))}) {
+        Decoded<Request> d = decode_request(request_with_op(op), Limits{});
+        ASSERT_TRUE(d) << hex(op) << ": " << d.error();
+        EXPECT_TRUE(d.value().ops[0].previous);
+        EXPECT_EQ(encode(d.value()), request_with_op(op));
+    }
+    for (const Bytes& op : {with(1, v, raw::uint(0)), with(1, v, raw::uint(2)),
+                            with(4, {}, raw::uint(1)), with(1, v, Bytes{0xc3})}) {
+        expect_rejected(request_with_op(op), decode_request);
+    }
+    Op put{OpType::Put, k, v, std::nullopt, true};
+    Op plain = put;
+    plain.previous = false;
+    EXPECT_EQ(encode(put).size(), encode(plain).size() + 1);
+    Request r;
+    r.ops = {put, plain};
+    EXPECT_EQ(decode_request(encode(r), Limits{}).value(), r);
+}
+
 TEST(Codec, key_value_and_op_count_limits) {
     Gen g(17);
     Limits l;

@@ -567,6 +567,21 @@ TEST_F(ConfigTest, limits_that_cannot_all_hold_are_refused) {
         << joined(cluster.errors);
     EXPECT_TRUE(any_contains(cluster.errors, "limits.fetch_items_max: 5 is below n + t + 1 = 6"))
         << joined(cluster.errors);
+    // Output caps (finding 2): a reply that cannot be sent, an epoch cap below
+    // one request's.
+    edit(net.cluster_file, "request_output_bytes_max = 1048576",
+         "request_output_bytes_max = 4194304");
+    edit(net.cluster_file, "epoch_output_bytes_max = 33554432", "epoch_output_bytes_max = 4000000");
+    cluster = load_cluster_config(net.cluster_file);
+    ASSERT_FALSE(cluster.ok());
+    EXPECT_TRUE(any_contains(cluster.errors,
+                             "limits.request_output_bytes_max: 4194304 + 512 bytes of reply "
+                             "exceed message_bytes_max (4194400)"))
+        << joined(cluster.errors);
+    EXPECT_TRUE(any_contains(cluster.errors,
+                             "limits.epoch_output_bytes_max: 4000000 is below "
+                             "request_output_bytes_max (4194304)"))
+        << joined(cluster.errors);
     // Every default holds, for any n the cluster file allows.
     for (std::uint32_t n : {1u, 4u, 100u, 1024u}) {
         EXPECT_TRUE(consensus::limit_problems(consensus::Limits{}, n).empty()) << "n = " << n;

@@ -25,8 +25,9 @@ PublicKey client(std::uint8_t id) {
     return pk;
 }
 
-Op put(const std::string& k, const std::string& v) { return Op{OpType::Put, b(k), b(v), {}}; }
-Op del(const std::string& k) { return Op{OpType::Del, b(k), {}, {}}; }
+// PUT and DEL that ask for the previous value (most tests check it).
+Op put(const std::string& k, const std::string& v) { return Op{OpType::Put, b(k), b(v), {}, true}; }
+Op del(const std::string& k) { return Op{OpType::Del, b(k), {}, {}, true}; }
 Op get(const std::string& k) { return Op{OpType::Get, b(k), {}, {}}; }
 Op cas(const std::string& k, std::optional<std::string> expected, const std::string& v) {
     Op op{OpType::Cas, b(k), b(v), {}};
@@ -92,6 +93,131 @@ TEST(KvMachine, put_get_del_cas_outputs) {
     EXPECT_EQ(f.kv.read(b("b")), b("new"));
     EXPECT_EQ(f.kv.last_applied(), 1u);
     EXPECT_EQ(f.storage.commits(), 1u);  // one batch per epoch
+}
+
+// Issue 11, finding 2: PUT and DEL returned the previous value always, so one
+// write of a large value echoed it back; now only when the op asks.
+TEST(KvMachine, put_and_del_return_the_previous_value_only_when_asked) {
+    Fixture f;
+    const std::string big(1000, 'v');
+    auto r = f.apply({req(1, 1, {put("a", big)}),
+                      req(1, 2, {Op{OpType::Put, b("a"), b("x"), {}}}),  // not asked
+                      req(1, 3, {Op{OpType::Del, b("a"), {}, {}}}),      // not asked
+                      req(1, 4, {put("a", "y")}), req(1, 5, {del("a")})});
+    ASSERT_EQ(r.results.size(), 5u);
+    EXPECT_EQ(r.results[1].outputs, (std::vector{out(true, std::nullopt)}));
+    EXPECT_EQ(r.results[2].outputs, (std::vector{out(true, std::nullopt)}));
+    EXPECT_EQ(r.results[3].outputs, (std::vector{out(true, std::nullopt)}));  // absent before
+    EXPECT_EQ(r.results[4].outputs, (std::vector{out(true, "y")}));
+    // `previous` means nothing on GET and CAS: such a request is malformed.
+    Op get_prev{OpType::Get, b("a"), {}, {}, true};
+    Op cas_prev{OpType::Cas, b("a"), b("z"), {}, true};
+    auto m = f.apply({req(1, 6, {get_prev}), req(1, 7, {cas_prev})});
+    for (const auto& x : m.results) {
+        EXPECT_TRUE(x.malformed);
+        EXPECT_EQ(x.skip, Skip::Invalid);
+    }
+}
+
+// Issue 11, finding 2: one ~8 KB request of GETs on a large value made outputs
+// of hundreds of MiB on every node. Over the request's cap it is skipped, on
+// every node alike, nothing it wrote is kept, and its nonce stays usable.
+TEST(KvMachine, request_over_the_output_cap_is_skipped_and_writes_nothing) {
+    Limits lim;
+    lim.request_output_bytes_max = 4096;
+    lim.epoch_output_bytes_max = 1u << 20;
+    MemoryKvStorage storage;
+    KvMachine kv(storage, chain(), lim);
+    const std::string big(1500, 'v');
+    (void)kv.apply_epoch(1, od(1), {req(1, 1, {put("big", big)})});
+    // 3 GETs of 1,500 bytes = 4,524 bytes of outputs (> 4,096), after a PUT.
+    Request amp = req(2, 1, {put("side", "effect"), get("big"), get("big"), get("big")});
+    auto r = kv.apply_epoch(2, od(2), {amp, req(2, 2, {get("big"), get("big")})});
+    ASSERT_EQ(r.results.size(), 2u);
+    EXPECT_TRUE(r.results[0].malformed);
+    EXPECT_EQ(r.results[0].skip, Skip::OutputsOver);
+    EXPECT_TRUE(r.results[0].outputs.empty());
+    EXPECT_FALSE(r.results[1].malformed);  // 3,016 bytes: under the cap
+    EXPECT_EQ(r.results[1].outputs.size(), 2u);
+    EXPECT_EQ(kv.read(b("side")), std::nullopt);  // the skipped request's PUT is not kept
+    EXPECT_FALSE(kv.committed(client(2), 1));
+    EXPECT_TRUE(kv.committed(client(2), 2));
+}
+
+// Issue 11, finding 2: a block of such requests multiplied it again. The epoch's
+// outputs stop at their cap: the request that would pass it is skipped (it may
+// be submitted again), later small ones still fit, a duplicate's stored outputs
+// count too.
+TEST(KvMachine, epoch_outputs_stop_at_their_cap) {
+    Limits lim;
+    lim.request_output_bytes_max = 4096;
+    lim.epoch_output_bytes_max = 5000;
+    MemoryKvStorage storage;
+    KvMachine kv(storage, chain(), lim);
+    const std::string big(2000, 'v');
+    (void)kv.apply_epoch(1, od(1), {req(1, 1, {put("big", big)})});
+    auto r = kv.apply_epoch(2, od(2),
+                            {req(2, 1, {get("big")}), req(3, 1, {get("big")}),
+                             req(4, 1, {get("big")}),      // 6,024 > 5,000: skipped
+                             req(5, 1, {get("small")})});  // 8 bytes: fits
+    ASSERT_EQ(r.results.size(), 4u);
+    EXPECT_FALSE(r.results[0].malformed);
+    EXPECT_FALSE(r.results[1].malformed);
+    EXPECT_TRUE(r.results[2].malformed);
+    EXPECT_EQ(r.results[2].skip, Skip::EpochFull);
+    EXPECT_FALSE(r.results[3].malformed);
+    EXPECT_FALSE(kv.committed(client(4), 1));
+    // Resubmitted next epoch it commits; two duplicates follow, whose stored
+    // outputs fill the epoch.
+    auto r3 = kv.apply_epoch(
+        3, od(3), {req(4, 1, {get("big")}), req(2, 1, {get("big")}), req(3, 1, {get("big")})});
+    EXPECT_FALSE(r3.results[0].malformed);
+    EXPECT_TRUE(kv.committed(client(4), 1));
+    EXPECT_TRUE(r3.results[1].duplicate);
+    EXPECT_EQ(r3.results[1].outputs.size(), 1u);
+    EXPECT_TRUE(r3.results[2].duplicate);
+    EXPECT_TRUE(r3.results[2].outputs.empty());  // past the cap: answered without them
+    // Every node computes the same: a second machine on the same inputs agrees.
+    MemoryKvStorage s2;
+    KvMachine kv2(s2, chain(), lim);
+    (void)kv2.apply_epoch(1, od(1), {req(1, 1, {put("big", big)})});
+    auto again = kv2.apply_epoch(2, od(2),
+                                 {req(2, 1, {get("big")}), req(3, 1, {get("big")}),
+                                  req(4, 1, {get("big")}), req(5, 1, {get("small")})});
+    EXPECT_EQ(again.state_digest, r.state_digest);
+}
+
+// Issue 11, finding 11: a damaged dedup entry or stored outputs aborted the
+// node. Now the machine reports the damage and keeps going.
+TEST(KvMachine, damaged_stored_entries_are_reported_not_fatal) {
+    MemoryKvStorage storage;
+    {
+        KvMachine kv(storage, chain());
+        (void)kv.apply_epoch(1, od(1), {req(1, 1, {put("a", "1")}), req(2, 1, {get("a")})});
+        EXPECT_FALSE(kv.damage());
+    }
+    // Truncate client 1's dedup entry and client 2's stored outputs.
+    KvBatch damage;
+    for (const auto& [key, value] : storage.data()) {
+        const std::string k(key.begin(), key.end());
+        if (k.rfind(std::string("\x00tob/dedup/", 11), 0) == 0 && key.back() == 0 && key[11] == 1) {
+            damage[key] = Bytes(value.begin(), value.begin() + 10);
+        }
+        if (k.rfind(std::string("\x00tob/out/", 9), 0) == 0 && key[9] == 2) {
+            damage[key] = Bytes{0, 0, 0, 9};
+        }
+    }
+    ASSERT_EQ(damage.size(), 2u);
+    storage.commit(damage);
+    KvMachine kv(storage, chain());
+    EXPECT_FALSE(kv.damage());  // nothing read yet
+    EXPECT_FALSE(kv.stored_outputs(client(2), 1));
+    ASSERT_TRUE(kv.damage());
+    EXPECT_NE(kv.damage()->find("stored outputs"), std::string::npos) << *kv.damage();
+    auto r = kv.apply_epoch(2, od(2), {req(1, 2, {put("a", "2")})});
+    EXPECT_FALSE(r.results[0].malformed);
+    EXPECT_EQ(kv.read(b("a")), b("2"));
+    EXPECT_EQ(kv.last_applied(), 2u);
 }
 
 TEST(KvMachine, multi_op_request_applies_in_order_and_cas_failure_does_not_abort) {

@@ -676,5 +676,56 @@ TEST(Replica, node_behind_catches_up_through_proofs_larger_than_a_message) {
     EXPECT_EQ(net.node(3).kv->state_digest(), net.node(0).kv->state_digest());
 }
 
+// Issue 11, finding 11: a damaged dedup entry aborted the node. Now the node
+// keeps running as a non-voting follower (it signs no COMMIT from then on) and
+// the others go on.
+TEST(Replica, damaged_kv_entry_makes_a_non_voting_follower) {
+    Net net(4, 57);
+    std::vector<Request> first;
+    for (int k = 0; k < 4; ++k) {
+        first.push_back(net.request(1, k + 1, "a" + std::to_string(k), "x"));
+        net.submit(0, first.back());
+    }
+    ASSERT_TRUE(net.run([&] { return net.all_committed(first, all_nodes(4)); }));
+    ASSERT_TRUE(net.settle());
+    net.crash(3);
+    kv::KvBatch damage;
+    for (const auto& [key, value] : net.node(3).storage->data()) {
+        if (key.size() > 11 && std::equal(key.begin(), key.begin() + 11, "\x00tob/dedup/")) {
+            damage[key] = Bytes(value.begin(), value.begin() + 5);
+        }
+    }
+    ASSERT_FALSE(damage.empty());
+    net.node(3).storage->commit(damage);
+    net.restart(3);
+    const Epoch restarted_at = net.node(3).kv->last_applied();
+    std::vector<Request> second;
+    for (int k = 0; k < 4; ++k) {
+        second.push_back(net.request(1, k + 10, "b" + std::to_string(k), "y"));
+        net.submit(k % 3, second.back());
+    }
+    int later_commits_by_3 = 0;  // COMMITs node 3 signs for epochs after the damage
+    auto count = [&](const Msg& m) {
+        auto env = decode_envelope(m.bytes, Limits{});
+        if (env && env.value().sender == 3 && env.value().kind == Kind::Commit &&
+            env.value().epoch > restarted_at) {
+            ++later_commits_by_3;
+        }
+        return true;
+    };
+    ASSERT_TRUE(net.run(
+        [&] {
+            return net.all_committed(second, {0, 1, 2});
+        },
+        net.now() + 60000, count));
+    net.run([&] { return net.node(3).kv->last_applied() > restarted_at + 2; }, net.now() + 5000,
+            count);
+    EXPECT_TRUE(net.node(3).up);
+    ASSERT_TRUE(net.node(3).kv->damage());
+    EXPECT_FALSE(net.node(3).replica->stats().voting);
+    EXPECT_GT(net.node(3).kv->last_applied(), restarted_at);  // it still follows
+    EXPECT_EQ(later_commits_by_3, 0);
+}
+
 }  // namespace
 }  // namespace tob::consensus
