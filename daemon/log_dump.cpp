@@ -103,7 +103,7 @@ void print_ops(std::ostream& out, const Request& req) {
             << crypto::to_hex(op.key)
             << "\", \"value\": " << (has_value ? hex_or_null(op.value) : "null")
             << ", \"expected\": " << (op.type == OpType::Cas ? hex_or_null(op.expected) : "null")
-            << "}";
+            << (op.previous ? ", \"previous\": true" : "") << "}";
     }
 }
 

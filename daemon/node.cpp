@@ -318,7 +318,7 @@ struct Node::Impl {
             if (auto d = kv->damage()) {
                 kv_damage_told = true;
                 spdlog::critical(
-                    "ALARM: KV STATE DAMAGED in {} ({}): this node runs as a NON-VOTING FOLLOWER "
+                    "KV STATE DAMAGED in {} ({}): this node runs as a NON-VOTING FOLLOWER "
                     "(it keeps applying epochs, its results may differ from the cluster's, it "
                     "never signs). To rejoin as a voter, stop it and move the data dir aside: it "
                     "then catches up from peers.",

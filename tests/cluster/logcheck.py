@@ -128,6 +128,7 @@ def _check_request(r: dict, where: str) -> dict:
             "key": o["key"].lower() if isinstance(o.get("key"), str) else o.get("key"),
             "value": o["value"].lower() if isinstance(o.get("value"), str) else o.get("value"),
             "expected": o["expected"].lower() if isinstance(o.get("expected"), str) else o.get("expected"),
+            "previous": o.get("previous") is True,
         })
     norm_outs = []
     for j, o in enumerate(outs):
@@ -310,11 +311,13 @@ def check_logs(logs: "dict[str, Sequence[Epoch]]", history: Optional[Sequence[Op
             for op in r["ops"]:
                 k = op["key"]
                 cur = kv.get(k)
+                # PUT and DEL return the previous value only when the op asks.
+                prev = cur if op.get("previous") else None
                 if op["op"] == "put":
-                    expect.append({"ok": True, "value": cur})
+                    expect.append({"ok": True, "value": prev})
                     kv[k] = op["value"]
                 elif op["op"] == "del":
-                    expect.append({"ok": True, "value": cur})
+                    expect.append({"ok": True, "value": prev})
                     kv.pop(k, None)
                 elif op["op"] == "cas":
                     sw = cur == op["expected"]
@@ -409,7 +412,7 @@ def _match_op(add, o: Op, found: tuple, idx: int, check_output: bool) -> None:
         add("once", f"{o.describe()}: op_index {idx} but the committed request at {where} "
             f"has {len(r['ops'])} ops")
         return
-    lop = r["ops"][idx]
+    lop = {k: v for k, v in r["ops"][idx].items() if k != "previous"}
     want = {"op": o.op, "key": _hex(o.key), "value": _hex(o.value), "expected": _hex(o.expected)}
     if lop != want:
         add("once", f"{o.describe()}: the committed request at {where} holds a different op "

@@ -123,7 +123,9 @@ def log_request(op: Op, status: str = "committed", outputs=None) -> dict:
     """A committed-log request (docs/checkers.md) for a one-op request."""
     return {
         "client": op.client_key, "nonce": op.nonce, "status": status,
-        "ops": [{"op": op.op, "key": _h(op.key), "value": _h(op.value), "expected": _h(op.expected)}],
+        # The workload's PUT and DEL ask for the previous value (docs/checkers.md).
+        "ops": [{"op": op.op, "key": _h(op.key), "value": _h(op.value), "expected": _h(op.expected),
+                 **({"previous": True} if op.op in ("put", "del") else {})}],
         "outputs": [] if outputs is None else outputs,
     }
 

@@ -299,13 +299,13 @@ TEST(ClientCodec, RejectsUnknownTypesAndEnums) {
     EXPECT_FALSE(decode_client_message(Bytes{0x90}, kLimits));  // no type at all
     EXPECT_FALSE(decode_client_message(Bytes{0x03}, kLimits));  // not an array
     EXPECT_FALSE(decode_client_message(Bytes{}, kLimits));
-    // Reply status 0 and 4, error code 0 and 6.
+    // Reply status 0 and 6, error code 0 and 6.
     ReplyMsg r = sample_reply();
     Bytes b = encode_client_message(r);
     // status is the 6th element: after header(1) type(1) node(1) client(34) nonce(9) digest(34).
     const std::size_t at = 1 + 1 + 1 + 34 + 9 + 34;
     ASSERT_EQ(b[at], 0x01);
-    for (std::uint8_t v : {0, 4}) {
+    for (std::uint8_t v : {0, 6}) {
         Bytes c = b;
         c[at] = v;
         EXPECT_FALSE(decode_client_message(c, kLimits));
