@@ -112,8 +112,52 @@ def test_squat_recovery(c):
     check(caught_up_s <= 20, f"node 3 took {caught_up_s:.1f} s to catch up")
 
 
+def test_stranger_first(c):
+    """Strangers connect first to every member endpoint under the names members
+    once used as ROUTER identities ("node-0" .. "node-3"), send junk and stay
+    connected; a member that was down while the others committed restarts and
+    must catch up, which needs the others' point-to-point answers (fetches,
+    proofs) to reach it: nothing a stranger claims changes that."""
+    c.start_all()
+    c.wait_serving()
+    for k in range(3):
+        check(c.tobctl("put", f"warm{k}", "x", check=False).returncode == 0, "warm-up put")
+    c.stop(3)
+    time.sleep(2)  # the members drop node 3's old connections first
+    ctx = zmq.Context.instance()
+    strangers = []
+    targets = endpoints(c, "router_endpoint")[:3] + endpoints(c, "client_endpoint")[:3]
+    for ep in targets:
+        for name in [f"node-{i}" for i in range(c.n)]:
+            s = ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            s.setsockopt(zmq.ROUTING_ID, name.encode())
+            s.connect(ep)
+            strangers.append(s)
+    time.sleep(1)
+    for s in strangers:
+        for frame in ([b"P", os.urandom(100)], [b"C", os.urandom(50)]):
+            try:
+                s.send_multipart(frame, zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+    with Writer(c, "sf", [0, 1, 2]) as w:
+        time.sleep(8)
+    check(len(w.acked) >= 3, f"the others committed only {len(w.acked)} writes")
+    target = max(applied(c, i) or 0 for i in range(3))
+    c.start(3)
+    restarted = time.time()
+    c.wait_until(f"node 3 to reach applied epoch {target}",
+                 lambda: (applied(c, 3) or 0) >= target, timeout=30, interval=0.5)
+    print(f"  strangers={len(strangers)} writes={len(w.acked)} target_epoch={target} "
+          f"caught_up_s={time.time() - restarted:.1f}")
+    for s in strangers:
+        s.close()
+
+
 TESTS = {
     "squat_recovery": test_squat_recovery,
+    "stranger_first": test_stranger_first,
 }
 
 
