@@ -14,6 +14,7 @@
 #include "consensus/replica.h"
 #include "crypto/hash.h"
 #include "daemon/byzantine.h"
+#include "daemon/client_access.h"
 #include "daemon/high_water.h"
 #include "daemon/metrics.h"
 #include "daemon/storage.h"
@@ -308,7 +309,8 @@ struct Node::Impl {
         }
         storage = std::move(*opened.value);
         storage->set_group_commit(true);
-        kv = std::make_unique<KvMachine>(storage->kv(), cluster.chain_id, cluster.limits);
+        kv = std::make_unique<KvMachine>(storage->kv(), cluster.chain_id, cluster.limits,
+                                         cluster.permissions);
 
         std::vector<PublicKey> members;
         for (const auto& m : cluster.members) members.push_back(m.public_key);
@@ -326,13 +328,7 @@ struct Node::Impl {
         rcfg.pool_requests_max = node.limits.pool_requests_max;
         replica = std::make_unique<Replica>(rcfg, *suite, *kv);
 
-        TransportOptions topt;
-        topt.self = node.node_id;
-        topt.members = cluster.members;
-        topt.message_bytes_max = node.message_bytes_max(cluster);
-        topt.faults = options.faults;
-        topt.twin_port_offset = options.twin_port_offset;
-        auto t = Transport::open(topt);
+        auto t = Transport::open(transport_options(node, cluster, keys, options));
         if (auto* err = std::get_if<std::string>(&t)) return "cannot listen: " + *err;
         transport = std::move(std::get<std::unique_ptr<Transport>>(t));
         pool = std::make_unique<VerifyPool>(*suite, rcfg, options.verify_threads,
@@ -413,7 +409,7 @@ struct Node::Impl {
 
     void on_inbound(Inbound in) {
         if (in.source == Inbound::Source::Client) {
-            on_client(in.routing_id, in.body);
+            on_client(in.routing_id, in.peer_key, in.body);
             return;
         }
         const Digest d = digest_of(in.body);
@@ -442,7 +438,7 @@ struct Node::Impl {
         transport->send_client(id, encode_client_message(m));
     }
 
-    void on_client(const std::string& id, const Bytes& body) {
+    void on_client(const std::string& id, const std::string& peer_key, const Bytes& body) {
         auto msg = decode_client_message(body, cluster.limits);
         if (!msg) {
             client_rejected->inc();
@@ -467,6 +463,11 @@ struct Node::Impl {
             return;
         }
         if (auto* get = std::get_if<LocalGetMsg>(&msg.value())) {
+            if (auto refused = local_get_refusal(*get, peer_key, cluster)) {
+                client_rejected->inc();
+                reply_client(id, ErrorMsg{ErrorCode::Forbidden, *refused, {}});
+                return;
+            }
             reply_client(id, LocalValueMsg{kv->last_applied(), kv->read(get->key)});
             return;
         }
@@ -709,7 +710,7 @@ struct Node::Impl {
         epoch_started_ms.erase(epoch_started_ms.begin(), epoch_started_ms.upper_bound(c.epoch));
         for (const auto& r : c.results) {
             if (r.duplicate) requests_duplicate->inc();
-            if (!r.duplicate && !r.malformed) {
+            if (!r.duplicate && !r.malformed && !r.forbidden) {
                 requests_committed->inc();
                 ops_committed->inc(static_cast<double>(r.outputs.size()));
             }
@@ -724,6 +725,8 @@ struct Node::Impl {
             reply.position = r.position;
             if (r.malformed) {
                 reply.status = ReplyStatus::Malformed;
+            } else if (r.forbidden) {
+                reply.status = ReplyStatus::Forbidden;
             } else if (r.duplicate) {
                 // A retry's second copy was ordered: answer with the stored outcome of
                 // the first, exactly as a node answering from its dedup table would.
@@ -770,6 +773,7 @@ struct Node::Impl {
         pubsub_drops->inc(static_cast<double>(ts.pubsub_gaps - last_tstats.pubsub_gaps));
         send_drops->inc(static_cast<double>(ts.send_drops - last_tstats.send_drops));
         last_tstats = ts;
+        transport->publish(registry);
         caught_up = kv->last_applied() + rcfg.window >= peer_commit_max;
     }
 
@@ -809,9 +813,11 @@ struct Node::Impl {
         serving = true;
         refresh_gauges();
         if (hooks.ready) hooks.ready();
-        spdlog::info("node {} serving: pub {} router {}", node.node_id,
+        spdlog::info("node {} serving: pub {} router {} client {}{}", node.node_id,
                      cluster.members[node.node_id].pub_endpoint,
-                     cluster.members[node.node_id].router_endpoint);
+                     cluster.members[node.node_id].router_endpoint,
+                     cluster.members[node.node_id].client_endpoint,
+                     transport->curve() ? "" : " (CURVE OFF: plaintext, test only)");
         const auto tick = std::chrono::milliseconds(options.tick_ms);
         auto next_tick = Clock::now();
         auto next_second = Clock::now();

@@ -60,6 +60,7 @@ struct NodeOptions {
     FaultLayerOptions faults;               // test-only, needs testing = true
     Byzantine byzantine = Byzantine::None;  // test-only, needs testing = true
     std::uint32_t twin_port_offset = 0;     // test-only: run as a twin (transport.h)
+    bool test_no_curve = false;             // test-only: plaintext sockets, no ZAP (security.md)
     // Test-only fail-point (FAULTS.md row 4, like Tendermint's FAIL_TEST_INDEX):
     // abort() at the N-th durable-write boundary of this process (0 = off). The
     // boundaries, counted in order in every flush that persists something: before

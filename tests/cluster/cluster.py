@@ -91,7 +91,7 @@ class Cluster:
     # ---- setup ---------------------------------------------------------------------
 
     def create(self):
-        self.base_port = free_port_block(2 * self.n)
+        self.base_port = free_port_block(3 * self.n)
         out = self.tobctl_raw(
             "testnet", "--nodes", str(self.n), "--dir", self.dir, "--base-port",
             str(self.base_port), "--force", check=True)

@@ -76,7 +76,7 @@ class FaultCluster(Cluster):
         self.mounts = []
 
     def create(self):
-        self.base_port = free_port_block(2 * self.n + 2)
+        self.base_port = free_port_block(3 * self.n + 2)
         args = ["testnet", "--nodes", str(self.n), "--dir", self.dir, "--base-port",
                 str(self.base_port), "--force"]
         if self.in_ns:
