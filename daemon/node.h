@@ -61,7 +61,7 @@ struct NodeOptions {
     Byzantine byzantine = Byzantine::None;  // test-only, needs testing = true
     std::uint32_t twin_port_offset = 0;     // test-only: run as a twin (transport.h)
     bool test_no_curve = false;             // test-only: plaintext sockets, no ZAP (security.md)
-    // Test-only fail-point (FAULTS.md row 4, like Tendermint's FAIL_TEST_INDEX):
+    // Test-only fail-point (docs/fault-model.md row 4, like Tendermint's FAIL_TEST_INDEX):
     // abort() at the N-th durable-write boundary of this process (0 = off). The
     // boundaries, counted in order in every flush that persists something: before
     // the mark file, before the records batch, after it (before any send), and
