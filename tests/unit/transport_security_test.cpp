@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <random>
 #include <thread>
 #include <zmq.hpp>
 
@@ -26,17 +27,26 @@ using namespace std::chrono_literals;
 using crypto::CurveKeyPair;
 using crypto::CurvePublicKey;
 
-// A TCP port free on 127.0.0.1 right now (bound to port 0, then released).
+// A TCP port free on 127.0.0.1 right now, below the kernel's ephemeral range: a
+// node dials peers that are not up yet, and a port from that range could be the
+// local end of such an attempt (a TCP self-connect) or taken by one.
 int free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
+    static std::mt19937 rng(static_cast<unsigned>(::getpid()) ^ std::random_device{}());
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+        const int port = 20000 + static_cast<int>(rng() % 12000);
+        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        const int yes = 1;
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(static_cast<std::uint16_t>(port));
+        const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+        ::close(fd);
+        if (ok) return port;
+    }
+    ADD_FAILURE() << "no free port in 20000..31999";
+    return 20000;
 }
 
 std::string endpoint() { return "tcp://127.0.0.1:" + std::to_string(free_port()); }
