@@ -315,7 +315,16 @@ def test_permissions(c):
     check(r.returncode == 1 and "v1" not in r.stdout, f"a stranger read: {r.stdout}{r.stderr}")
     r = as_client("stranger", "put", "app/orders/1", "x", "--timeout", "3")
     check(r.returncode == 1, "a stranger wrote")
-    print("  writer committed, reader forbidden on every node, stranger refused at the handshake")
+    # The committed log replays under the same permissions (tobd --dump-log checks
+    # every epoch's state digest against the COMMITs): the forbidden requests are in it.
+    c.stop_all()
+    r = subprocess.run([os.path.join(c.bin_dir, "tobd"), "--config", c.config_path(0),
+                        "--dump-log"], capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0, f"--dump-log failed: {r.stderr[-1500:]}")
+    forbidden = r.stdout.count('"status": "forbidden"')
+    check(forbidden >= c.n + 2, f"{forbidden} forbidden requests in the dumped log")
+    print(f"  writer committed, reader forbidden on every node ({forbidden} in the log), "
+          "stranger refused at the handshake")
 
 
 BENCH_CLIENTS = 8
