@@ -381,6 +381,16 @@ def run_stranger(c, seconds, label):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def nodes_cpu_s(c):
+    """CPU seconds (user + system) the running nodes have used so far."""
+    total = 0.0
+    for p in c.procs.values():
+        if p.poll() is None:
+            fields = open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 DECODED = ("tobd_frames_dropped_total", "tobd_client_requests_rejected_total",
            "tobd_envelopes_rejected_total")
 
@@ -398,10 +408,14 @@ def test_stranger_flood(c):
     ports = enable_metrics(c)
     c.start_all()
     c.wait_serving()
+    cpu0 = nodes_cpu_s(c)
     baseline = bench_rate(c, flood_s, key_dir)
+    cpu1 = nodes_cpu_s(c)
     stranger = run_stranger(c, flood_s + 2, "curve")
     time.sleep(1)
+    cpu2 = nodes_cpu_s(c)
     flooded = bench_rate(c, flood_s, key_dir)
+    cpu3 = nodes_cpu_s(c)
     out, err = stranger.communicate(timeout=flood_s + 60)
     check(stranger.returncode == 0, f"stranger failed: {err[-2000:]}")
     counts = json.loads(out.strip().splitlines()[-1])
@@ -423,6 +437,9 @@ def test_stranger_flood(c):
     print(f"  flood_s={flood_s:.0f} stranger={counts}")
     print(f"  refused_handshakes={ {f'{i}/{s}': int(v) for (i, s), v in refused.items()} }")
     print(f"  baseline_rate={baseline:.0f} req/s flood_rate={flooded:.0f} req/s ratio={ratio:.2f}")
+    print(f"  nodes' CPU: {cpu1 - cpu0:.1f} s in the baseline window, {cpu3 - cpu2:.1f} s in the "
+          f"flood window; the stranger itself used {counts.get('cpu_s', 0)} s of CPU on this "
+          f"machine ({os.cpu_count()} cores)")
     check(ratio >= 0.5, f"the honest commit rate fell to {ratio:.2f} of the baseline")
 
     # Control: the same stranger against the same cluster without Curve is seen.
