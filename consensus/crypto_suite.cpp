@@ -2,6 +2,8 @@
 
 #include <string_view>
 
+#include "consensus/codec.h"
+
 namespace tob::consensus {
 
 namespace {
@@ -27,6 +29,19 @@ Bytes coin_name(const Digest& chain_id, Epoch epoch, NodeId proposer, Round roun
     put_be(out, proposer, 2);
     put_be(out, round, 4);
     return out;
+}
+
+Bytes seal_envelope(const CryptoSuite& crypto, const Digest& chain_id, NodeId sender, Epoch epoch,
+                    Kind kind, Bytes body) {
+    Envelope env;
+    env.chain_id = chain_id;
+    env.sender = sender;
+    env.epoch = epoch;
+    env.kind = kind;
+    env.body = std::move(body);
+    env.sig =
+        crypto.sign(kEnvelopeTag, envelope_sign_payload(chain_id, sender, epoch, kind, env.body));
+    return encode(env);
 }
 
 }  // namespace tob::consensus

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string_view>
 
+#include "consensus/messages.h"
 #include "consensus/types.h"
 
 namespace tob::consensus {
@@ -36,5 +37,9 @@ class CryptoSuite {
 
 /// The coin name of ABA(epoch, proposer) round r: ("tobd-coin-v1", chain_id, e, j, r).
 Bytes coin_name(const Digest& chain_id, Epoch epoch, NodeId proposer, Round round);
+
+/// Encodes an envelope and signs it with this node's key (`crypto`).
+Bytes seal_envelope(const CryptoSuite& crypto, const Digest& chain_id, NodeId sender, Epoch epoch,
+                    Kind kind, Bytes body);
 
 }  // namespace tob::consensus

@@ -1,85 +1,15 @@
-// Replica — asynchronous Byzantine total-order broadcast for one node.
-//
-// The protocol (DESIGN.md §2), as this file implements it:
-//
-// Epochs e = 1, 2, ... run while there is work; at most W at once, and a node
-// signs only for epochs in (delivered, delivered + W]. A node *joins* epoch e by
-// proposing its block B(e, self) (possibly empty); joining e joins every earlier
-// epoch first. It joins when it has work and a block is due (full, or the block
-// timer fired), or when a valid block, SEEN, CERT or ABA message for e arrives.
-//
-//  1. Propose: a block from the pool — a quarter of the space reserved for aged
-//     requests (uncommitted for more than k delivered epochs, oldest first,
-//     round-robin across clients), then requests clients gave to this node, then
-//     the rest of the aged ones. Requests learnt only by flooding are proposed
-//     once aged (docs/decisions.md: each node carries its own clients' load, the
-//     aged rule guarantees nobody is starved).
-//  2. Flood: the first valid block of (e, j) is stored, relayed once (the
-//     original envelope) and SEEN. Later different blocks of (e, j) are kept as
-//     equivocation evidence only — unless a certificate names their digest.
-//  3. SEEN(e, j, d) is signed only for the first valid block of (e, j), after the
-//     block is durable (the Block record precedes the Signed record in `persist`).
-//  4. q = ceil((n+t+1)/2) SEEN signatures on one (e, j, d) form CERT(e, j, d):
-//     at least q - t >= t+1 honest signers hold the block; two certificates of one
-//     (e, j) would need 2q - n >= t+1 common signers, one of them honest, who
-//     never SEENs twice. So each (e, j) has at most one certified digest.
-//  5. A certificate makes the node input 1 to ABA(e, j); once n - t ABAs of the
-//     epoch decided 1, it inputs 0 to every ABA it has not input to.
-//  6. When all n ABAs decided, S = {j : decided 1}; the output is the blocks of S
-//     (each exactly the certified digest; fetched from the certificate's signers
-//     when missing) in proposer order rotated by e, requests in block order; the
-//     state machine skips duplicates. Epochs are delivered strictly in order.
-//  7. After applying e the node signs COMMIT(e, output_digest, state_digest).
-//     t+1 matching COMMITs make an epoch *provable*: a node behind fetches the
-//     blocks and COMMITs, checks them and applies them (catch-up); q matching
-//     COMMITs make it *stable*, which ends re-publication for it.
-//
-// Repair: until an epoch is stable the node re-publishes everything it signed
-// for it and every certificate it holds, with exponential backoff capped at
-// repair_max_ms. Missing blocks and certificates are fetched. A node that hears
-// from a peer still working on an epoch this node has delivered answers with
-// its COMMIT for that epoch, which tells the peer to catch up.
-//
-// Sign-log: every signed payload has a slot (block (e,i), SEEN (e,j), BVAL
-// (e,j,r,v), AUX (e,j,r), CONF (e,j,r), TERM (e,j), COMMIT (e)); a slot is
-// signed at most once, and re-signing returns the logged bytes. Before the first
-// signature in a new epoch the signing high-water mark is raised (a HighWater
-// record precedes the Signed record). After a restart the core adopts its
-// logged block, SEENs and ABA messages and never signs a different payload;
-// with a lost sign-log (reformatted data dir) it signs only above the mark.
+// Replica: routing inputs to the sub-protocols, the window and join rule,
+// delivery, repair and Step assembly. The rules are in consensus/replica.h.
 
 #include "consensus/replica.h"
 
 #include <algorithm>
-#include <cassert>
-#include <deque>
-#include <tuple>
 
-#include "consensus/binary_agreement.h"
+#include "consensus/check.h"
 #include "consensus/codec.h"
+#include "consensus/replica_impl.h"
 
 namespace tob::consensus {
-
-void Step::append(Step&& other) {
-    for (auto& r : other.persist) persist.push_back(std::move(r));
-    for (auto& m : other.messages) messages.push_back(std::move(m));
-    for (auto& c : other.committed) committed.push_back(std::move(c));
-    for (auto& f : other.faults) faults.push_back(std::move(f));
-    for (auto& a : other.alarms) alarms.push_back(std::move(a));
-}
-
-Bytes seal_envelope(const CryptoSuite& crypto, const Digest& chain_id, NodeId sender, Epoch epoch,
-                    Kind kind, Bytes body) {
-    Envelope env;
-    env.chain_id = chain_id;
-    env.sender = sender;
-    env.epoch = epoch;
-    env.kind = kind;
-    env.body = std::move(body);
-    env.sig =
-        crypto.sign(kEnvelopeTag, envelope_sign_payload(chain_id, sender, epoch, kind, env.body));
-    return encode(env);
-}
 
 Decoded<Envelope> open_envelope(ByteView bytes, const CryptoSuite& crypto,
                                 const ReplicaConfig& config) {
@@ -101,1139 +31,576 @@ Decoded<Envelope> open_envelope(ByteView bytes, const CryptoSuite& crypto,
 
 namespace {
 
-// A sign-log slot. kind: 1 block, 2 SEEN, 3 BVAL, 4 AUX, 5 CONF, 6 TERM, 7 COMMIT.
-using SlotKey = std::tuple<std::uint8_t, Epoch, NodeId, Round, std::uint8_t>;
-
-std::optional<SlotKey> aba_slot(Epoch e, const AbaMessage& m) {
-    switch (m.type) {
-        case AbaType::Bval:
-            return SlotKey{3, e, m.proposer, m.round, m.value};
-        case AbaType::Aux:
-            return SlotKey{4, e, m.proposer, m.round, 0};
-        case AbaType::Conf:
-            return SlotKey{5, e, m.proposer, m.round, 0};
-        case AbaType::Term:
-            return SlotKey{6, e, m.proposer, 0, 0};
-        case AbaType::Coin:
-            return std::nullopt;  // deterministic, no slot
-    }
-    return std::nullopt;
+CatchUpParams catch_up_params(const ReplicaConfig& c) {
+    CatchUpParams p;
+    p.n = c.n;
+    p.t = c.t;
+    p.self = c.self;
+    p.chain_id = c.chain_id;
+    p.limits = c.limits;
+    p.window = c.window;
+    p.stable_quorum = c.unsafe_cert_quorum ? c.unsafe_cert_quorum : quorum(c.n, c.t);
+    p.repair_initial_ms = c.repair_initial_ms;
+    p.repair_max_ms = c.repair_max_ms;
+    p.proof_history_epochs = std::max<Epoch>(1, c.proof_history_epochs);
+    p.commit_heartbeat_ms = c.commit_heartbeat_ms;
+    return p;
 }
 
-Digest commit_key(const CommitBody& body) { return digest_of(encode(body)); }
+BroadcastParams broadcast_params(const ReplicaConfig& c) {
+    BroadcastParams p;
+    p.n = c.n;
+    p.t = c.t;
+    p.self = c.self;
+    p.chain_id = c.chain_id;
+    p.limits = c.limits;
+    p.cert_quorum = c.unsafe_cert_quorum ? c.unsafe_cert_quorum : quorum(c.n, c.t);
+    p.repair_initial_ms = c.repair_initial_ms;
+    return p;
+}
+
+PoolParams pool_params(const ReplicaConfig& c) {
+    PoolParams p;
+    p.chain_id = c.chain_id;
+    p.limits = c.limits;
+    p.aged_epochs = c.aged_epochs;
+    p.pool_requests_max = c.pool_requests_max;
+    p.block_timer_ms = c.block_timer_ms;
+    p.verified_epochs = Epoch{c.aged_epochs} + 2 * Epoch{c.window};
+    return p;
+}
 
 }  // namespace
 
-struct Replica::Impl {
-    struct BlockEntry {
-        Bytes envelope;
-        Block block;
-        Epoch epoch = 0;
-        NodeId proposer = 0;
-    };
+Replica::Impl::Impl(const ReplicaConfig& c, const CryptoSuite& cr, StateMachine& s,
+                    ReplicaStats& st, const ProofArchive* archive)
+    : cfg(c),
+      crypto(cr),
+      sm(s),
+      stats(st),
+      signer(c.self, c.chain_id, c.limits, cr),
+      pool(pool_params(c), cr),
+      blocks(broadcast_params(c), cr),
+      subset(SubsetParams{c.n, c.t, c.self, c.chain_id, c.max_rounds_ahead}, cr),
+      catchup(catch_up_params(c), cr, archive) {
+    stats.delivered = sm.last_applied();
+    pool.delivered(stats.delivered);
+}
 
-    struct PoolEntry {
-        Request request;
-        Epoch added_at = 0;  // delivered epoch when it entered the pool
-        bool local = false;  // submitted to this node by a client
-        std::uint64_t seq = 0;
-    };
-
-    struct EpochState {
-        std::map<NodeId, Digest> accepted;  // first valid block per proposer (relayed, SEEN)
-        std::map<std::pair<NodeId, NodeId>, std::pair<Digest, Bytes>> seen_from;  // (j, sender)
-        std::map<std::pair<NodeId, Digest>, std::map<NodeId, Signature>> seen;
-        std::map<NodeId, Certificate> certs;
-        std::map<NodeId, std::unique_ptr<BinaryAgreement>> aba;
-        std::map<NodeId, bool> decided;
-        bool zeros_input = false;
-        // Repair.
-        std::vector<Bytes> republish;  // what this node signed (and certs it holds)
-        std::uint64_t next_republish_ms = 0;
-        std::uint64_t backoff_ms = 0;
-        std::map<Digest, std::uint64_t> block_fetch_next_ms;
-        std::uint64_t cert_fetch_next_ms = 0;
-    };
-
-    struct CommitVotes {
-        std::map<Digest, std::map<NodeId, Bytes>> by_body;  // commit_key -> signer -> envelope
-        std::map<NodeId, std::pair<Digest, Bytes>> by_sender;
-        std::optional<Digest> mine;
-        bool stable = false;
-    };
-
-    struct Proof {
-        std::vector<Bytes> blocks;  // envelopes of S in delivery order
-    };
-    std::uint64_t local_since_cut = 0;  // local requests added since the last proposal
-    std::optional<std::pair<Epoch, std::uint64_t>> behind_since;  // (target, first noticed)
-
-    ReplicaConfig cfg;
-    const CryptoSuite& crypto;
-    StateMachine& sm;
-    ReplicaStats& stats;
-    std::uint32_t q = 0;
-
-    // Signing.
-    bool voting = true;
-    Epoch high_water = 0;
-    Epoch sign_floor = 0;  // never sign in epochs <= sign_floor
-    std::map<SlotKey, Digest> sign_log;
-
-    // Stores.
-    std::map<Digest, BlockEntry> blocks;
-    std::map<Epoch, EpochState> epochs;
-    std::map<Epoch, CommitVotes> commits;
-    std::map<Epoch, Proof> proofs;  // delivered epochs, bounded history
-    Epoch proposed_upto = 0;
-
-    // Pool.
-    std::map<Digest, PoolEntry> pool;
-    std::map<std::pair<PublicKey, Nonce>, Digest> pool_ids;
-    std::set<Digest> inflight;  // in this node's own undelivered blocks
-    std::set<Digest> verified_requests;
-    std::deque<Digest> verified_order;
-    std::vector<Request> flood_pending;
-    std::uint64_t seq = 0;
-    std::optional<std::uint64_t> work_since_ms;
-
-    // Catch-up.
-    std::map<NodeId, Epoch> commit_hint;  // highest COMMIT epoch seen per sender
-    std::uint64_t catchup_next_ms = 0;
-    std::map<NodeId, std::pair<Epoch, std::uint64_t>> hinted;  // peer -> (epoch, when)
-    std::uint64_t now = 0;
-
-    static constexpr std::size_t kVerifiedCacheMax = 1u << 18;
-    static constexpr Epoch kProofHistory = 256;
-
-    Impl(const ReplicaConfig& c, const CryptoSuite& cr, StateMachine& s, ReplicaStats& st)
-        : cfg(c), crypto(cr), sm(s), stats(st) {
-        q = cfg.unsafe_cert_quorum ? cfg.unsafe_cert_quorum : quorum(cfg.n, cfg.t);
-        stats.delivered = sm.last_applied();
+Replica::Impl::EpochState& Replica::Impl::state(Epoch e) {
+    auto [it, fresh] = epochs.try_emplace(e);
+    if (fresh) {
+        it->second.backoff_ms = cfg.repair_initial_ms;
+        it->second.next_republish_ms = now + cfg.repair_initial_ms;
     }
+    return it->second;
+}
 
-    Epoch delivered() const { return stats.delivered; }
-    bool in_window(Epoch e) const { return e > delivered() && e <= delivered() + cfg.window; }
-    bool can_sign(Epoch e) const { return voting && !stats.halted && e > sign_floor; }
+void Replica::Impl::remember(Epoch e, Kind kind, const Bytes& env) {
+    auto& st = state(e);
+    st.republish.push_back({kind, env});
+}
 
-    void fault(Step& step, NodeId culprit, FaultKind kind, std::string detail,
-               std::vector<Bytes> evidence = {}) {
-        ++stats.faults;
-        step.faults.push_back(Fault{culprit, kind, std::move(detail), std::move(evidence)});
+void Replica::Impl::pool_add(const Request& r, const Digest& d, std::size_t bytes, bool local) {
+    pool.add(r, d, bytes, local, delivered(), now, sm);
+}
+
+void Replica::Impl::join_upto(Step& step, Epoch e) {
+    e = std::min<Epoch>(e, delivered() + cfg.window);
+    for (Epoch x = std::max<Epoch>(proposed_upto, delivered()) + 1; x <= e; ++x) {
+        if (!can_sign(x)) continue;
+        propose(step, x);
     }
+}
 
-    void alarm(Step& step, std::string why) {
-        stats.halted = true;
-        step.alarms.push_back(std::move(why));
+void Replica::Impl::ensure_abas(Epoch e) {
+    state(e);
+    if (!subset.open(e) && can_sign(e)) subset.open_epoch(e);
+}
+
+void Replica::Impl::propose(Step& step, Epoch e) {
+    Block b;
+    b.epoch = e;
+    b.proposer = cfg.self;
+    b.requests = pool.build_block(delivered());
+    Bytes body = encode(b);
+    auto env = sign(step, e, Kind::Block, body);
+    proposed_upto = std::max(proposed_upto, e);
+    if (!env) return;
+    pool.proposed(b.requests, now);
+    remember(e, Kind::Block, *env);
+    broadcast(step, Kind::Block, *env);
+    ensure_abas(e);
+    auto opened = decode_envelope(*env, cfg.limits);
+    TOB_CHECK(opened, "this node's own block envelope decodes");
+    on_block(step, opened.value(), *env, /*from_fetch=*/false);
+}
+
+void Replica::Impl::on_block(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch) {
+    const Epoch e = env.epoch;
+    const NodeId j = env.sender;
+    auto block = blocks.parse(step, env, raw);
+    if (!block) return;
+    const Digest d = digest_of(env.body);
+    if (blocks.holds(d)) return;  // already have it
+    if (!in_window(e) && !blocks.certified(e, j, d)) {
+        if (!from_fetch) ++stats.dropped_out_of_window;
+        if (e <= delivered()) hint_commit(step, j, e);
+        return;
     }
-
-    // ---- signing --------------------------------------------------------------
-
-    /// Signs an envelope for `slots` (all must be free or hold this very body).
-    /// Returns nullopt if signing is not allowed or a slot holds another payload.
-    std::optional<Bytes> sign(Step& step, Epoch e, Kind kind, Bytes body,
-                              const std::vector<SlotKey>& slots) {
-        if (!can_sign(e) && kind != Kind::Requests && kind != Kind::Cert &&
-            kind != Kind::FetchRequest && kind != Kind::FetchReply) {
-            return std::nullopt;
-        }
-        if (slots.empty() && kind != Kind::Aba) {
-            return seal_envelope(crypto, cfg.chain_id, cfg.self, e, kind, std::move(body));
-        }
-        Digest d = digest_of(body);
-        for (const auto& s : slots) {
-            auto it = sign_log.find(s);
-            if (it != sign_log.end() && it->second != d) return std::nullopt;
-        }
-        if (e > high_water) {
-            high_water = e;
-            step.persist.push_back(DurableRecord{DurableRecord::Type::HighWater, e, {}});
-        }
-        for (const auto& s : slots) sign_log[s] = d;
-        Bytes env = seal_envelope(crypto, cfg.chain_id, cfg.self, e, kind, std::move(body));
-        step.persist.push_back(DurableRecord{DurableRecord::Type::Signed, e, env});
-        return env;
-    }
-
-    void broadcast(Step& step, const Bytes& env) { step.messages.push_back({std::nullopt, env}); }
-    void unicast(Step& step, NodeId to, const Bytes& env) {
-        if (to != cfg.self) step.messages.push_back({to, env});
-    }
-
-    EpochState& state(Epoch e) {
-        auto [it, fresh] = epochs.try_emplace(e);
-        if (fresh) {
-            it->second.backoff_ms = cfg.repair_initial_ms;
-            it->second.next_republish_ms = now + cfg.repair_initial_ms;
-        }
-        return it->second;
-    }
-
-    void remember(Epoch e, const Bytes& env) {
-        auto& st = state(e);
-        st.republish.push_back(env);
-    }
-
-    // ---- requests and pool ------------------------------------------------------
-
-    bool request_valid(const Request& r, const Digest& d) {
-        if (verified_requests.count(d)) return true;
-        if (r.chain_id != cfg.chain_id || r.ops.empty()) return false;
-        if (!crypto.verify_client(r.client, kRequestTag, request_sign_payload(r), r.sig)) {
-            return false;
-        }
-        verified_requests.insert(d);
-        verified_order.push_back(d);
-        while (verified_order.size() > kVerifiedCacheMax) {
-            verified_requests.erase(verified_order.front());
-            verified_order.pop_front();
-        }
-        return true;
-    }
-
-    void pool_add(const Request& r, const Digest& d, bool local) {
-        if (sm.committed(r.client, r.nonce)) return;
-        auto id = std::make_pair(r.client, r.nonce);
-        if (pool_ids.count(id)) {
-            if (local) {
-                auto it = pool.find(pool_ids[id]);
-                if (it != pool.end()) it->second.local = true;
-            }
+    std::vector<std::pair<Digest, std::size_t>> digests;
+    for (const auto& r : block->requests) {
+        Bytes enc = encode(r);
+        Digest rd = digest_of(enc);
+        if (!pool.valid(r, rd)) {
+            step.fault(j, FaultKind::InvalidBlock, "block holds an invalid request", {raw});
             return;
         }
-        if (pool.size() >= cfg.pool_requests_max) return;  // bounded; client retries
-        pool_ids[id] = d;
-        pool[d] = PoolEntry{r, delivered(), local, seq++};
-        if (!work_since_ms) work_since_ms = now;
+        digests.push_back({rd, enc.size()});
     }
-
-    void pool_remove_committed() {
-        for (auto it = pool.begin(); it != pool.end();) {
-            if (sm.committed(it->second.request.client, it->second.request.nonce)) {
-                pool_ids.erase({it->second.request.client, it->second.request.nonce});
-                inflight.erase(it->first);
-                it = pool.erase(it);
-            } else {
-                ++it;
-            }
-        }
+    for (std::size_t i = 0; i < block->requests.size(); ++i) {
+        pool_add(block->requests[i], digests[i].first, digests[i].second, /*local=*/false);
     }
-
-    bool aged(const PoolEntry& p) const { return delivered() >= p.added_at + cfg.aged_epochs; }
-
-    /// Builds this node's block: aged requests (round-robin across clients, oldest
-    /// first) in at least a quarter of the space, then local ones, then more aged.
-    std::vector<Request> build_block_requests() {
-        std::size_t max_count = cfg.limits.block_requests_max;
-        std::size_t max_bytes = cfg.limits.block_bytes_max - 1024;
-        std::vector<const PoolEntry*> aged_list, local_list;
-        for (auto& [d, p] : pool) {
-            if (inflight.count(d)) continue;
-            if (aged(p)) {
-                aged_list.push_back(&p);
-            } else if (p.local) {
-                local_list.push_back(&p);
-            }
-        }
-        auto by_seq = [](const PoolEntry* a, const PoolEntry* b) { return a->seq < b->seq; };
-        std::sort(local_list.begin(), local_list.end(), by_seq);
-        // Round-robin across clients, oldest first within each client.
-        std::map<PublicKey, std::vector<const PoolEntry*>> per_client;
-        std::sort(aged_list.begin(), aged_list.end(), by_seq);
-        for (auto* p : aged_list) per_client[p->request.client].push_back(p);
-        std::vector<const PoolEntry*> aged_rr;
-        for (std::size_t i = 0;; ++i) {
-            bool any = false;
-            for (auto& [c, v] : per_client) {
-                if (i < v.size()) {
-                    aged_rr.push_back(v[i]);
-                    any = true;
-                }
-            }
-            if (!any) break;
-        }
-        std::vector<Request> out;
-        std::size_t bytes = 0;
-        auto take = [&](const PoolEntry* p, std::size_t byte_cap) {
-            std::size_t sz = encode(p->request).size();
-            if (out.size() >= max_count || bytes + sz > byte_cap) return false;
-            out.push_back(p->request);
-            bytes += sz;
-            return true;
-        };
-        std::size_t ai = 0;
-        for (; ai < aged_rr.size(); ++ai) {
-            if (!take(aged_rr[ai], max_bytes / 4)) break;
-        }
-        for (auto* p : local_list) {
-            if (!take(p, max_bytes)) break;
-        }
-        for (; ai < aged_rr.size(); ++ai) {
-            if (!take(aged_rr[ai], max_bytes)) break;
-        }
-        return out;
-    }
-
-    bool has_work() const {
-        if (pool.size() > inflight.size()) return true;
-        for (auto& [d, p] : pool) {
-            if (!inflight.count(d)) return true;
-        }
-        return false;
-    }
-
-    // ---- joining and proposing ----------------------------------------------------
-
-    void join_upto(Step& step, Epoch e) {
-        e = std::min<Epoch>(e, delivered() + cfg.window);
-        for (Epoch x = std::max<Epoch>(proposed_upto, delivered()) + 1; x <= e; ++x) {
-            if (!can_sign(x)) continue;
-            propose(step, x);
-        }
-    }
-
-    void ensure_abas(Epoch e) {
-        auto& st = state(e);
-        if (!st.aba.empty() || !can_sign(e)) return;
-        for (NodeId j = 0; j < cfg.n; ++j) {
-            AbaParams p;
-            p.n = cfg.n;
-            p.t = cfg.t;
-            p.self = cfg.self;
-            p.chain_id = cfg.chain_id;
-            p.epoch = e;
-            p.proposer = j;
-            p.max_rounds_ahead = cfg.max_rounds_ahead;
-            st.aba.emplace(j, std::make_unique<BinaryAgreement>(p, crypto));
-        }
-    }
-
-    void propose(Step& step, Epoch e) {
-        Block b;
-        b.epoch = e;
-        b.proposer = cfg.self;
-        b.requests = build_block_requests();
-        Bytes body = encode(b);
-        auto env = sign(step, e, Kind::Block, body, {SlotKey{1, e, cfg.self, 0, 0}});
-        proposed_upto = std::max(proposed_upto, e);
-        if (!env) return;
-        for (const auto& r : b.requests) inflight.insert(digest_of(encode(r)));
-        local_since_cut = 0;
-        work_since_ms.reset();
-        if (has_work()) work_since_ms = now;
-        remember(e, *env);
-        broadcast(step, *env);
-        ensure_abas(e);
-        auto opened = decode_envelope(*env, cfg.limits);
-        assert(opened);
-        on_block(step, opened.value(), *env, /*from_fetch=*/false);
-    }
-
-    // ---- blocks ---------------------------------------------------------------------
-
-    void store_block(Step& step, const Digest& d, const Bytes& env, Block&& b, Epoch e) {
-        if (blocks.count(d)) return;
-        step.persist.push_back(DurableRecord{DurableRecord::Type::Block, e, env});
-        NodeId j = b.proposer;
-        blocks[d] = BlockEntry{env, std::move(b), e, j};
-    }
-
-    bool certified(Epoch e, NodeId j, const Digest& d) {
-        auto it = epochs.find(e);
-        if (it == epochs.end()) return false;
-        auto c = it->second.certs.find(j);
-        return c != it->second.certs.end() && c->second.digest == d;
-    }
-
-    void on_block(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch) {
-        Epoch e = env.epoch;
-        NodeId j = env.sender;
-        if (env.body.size() > cfg.limits.block_bytes_max) {
-            fault(step, j, FaultKind::InvalidBlock, "block over block_bytes_max", {raw});
-            return;
-        }
-        auto decoded = decode_block(env.body, cfg.limits);
-        if (!decoded) {
-            fault(step, j, FaultKind::Malformed, "block: " + decoded.error(), {raw});
-            return;
-        }
-        Block& b = decoded.value();
-        if (b.epoch != e || b.proposer != j) {
-            fault(step, j, FaultKind::InvalidBlock, "block epoch/proposer differ from envelope",
-                  {raw});
-            return;
-        }
-        Digest d = digest_of(env.body);
-        if (blocks.count(d)) return;  // already have it
-        bool needed = certified(e, j, d);
-        if (!in_window(e) && !needed) {
-            if (!from_fetch) ++stats.dropped_out_of_window;
-            if (e <= delivered()) hint_commit(step, j, e);
-            return;
-        }
-        std::vector<Digest> digests;
-        for (const auto& r : b.requests) {
-            Digest rd = digest_of(encode(r));
-            if (!request_valid(r, rd)) {
-                fault(step, j, FaultKind::InvalidBlock, "block holds an invalid request", {raw});
-                return;
-            }
-            digests.push_back(rd);
-        }
-        for (std::size_t i = 0; i < b.requests.size(); ++i) {
-            pool_add(b.requests[i], digests[i], /*local=*/false);
-        }
-        auto& st = state(e);
-        auto acc = st.accepted.find(j);
-        if (acc != st.accepted.end() && acc->second != d) {
-            // Equivocation: keep as evidence; store only if certified.
-            auto other = blocks.find(acc->second);
-            std::vector<Bytes> ev{raw};
-            if (other != blocks.end()) ev.push_back(other->second.envelope);
-            fault(step, j, FaultKind::Equivocation, "two blocks for one (epoch, proposer)",
-                  std::move(ev));
-            if (needed) store_block(step, d, raw, std::move(b), e);
-            try_deliver(step);
-            return;
-        }
-        bool first = acc == st.accepted.end();
-        store_block(step, d, raw, std::move(b), e);
-        if (first && in_window(e)) {
-            st.accepted[j] = d;
-            if (j != cfg.self) broadcast(step, raw);  // relay the original envelope once
-            join_upto(step, e);
-            send_seen(step, e, j, d);
-        }
-        try_deliver(step);
-    }
-
-    void send_seen(Step& step, Epoch e, NodeId j, const Digest& d) {
-        SeenBody sb{j, d};
-        auto env = sign(step, e, Kind::Seen, encode(sb), {SlotKey{2, e, j, 0, 0}});
-        if (!env) return;
-        remember(e, *env);
-        broadcast(step, *env);
-        auto opened = decode_envelope(*env, cfg.limits);
-        on_seen(step, opened.value(), *env);
-    }
-
-    // ---- SEEN and certificates -----------------------------------------------------
-
-    void on_seen(Step& step, const Envelope& env, const Bytes& raw) {
-        Epoch e = env.epoch;
-        auto sb = decode_seen(env.body, cfg.limits);
-        if (!sb) {
-            fault(step, env.sender, FaultKind::Malformed, "seen: " + sb.error(), {raw});
-            return;
-        }
-        NodeId j = sb.value().proposer;
-        const Digest& d = sb.value().digest;
-        if (j >= cfg.n) {
-            fault(step, env.sender, FaultKind::Malformed, "seen: proposer out of range", {raw});
-            return;
-        }
-        if (!in_window(e)) {
-            ++stats.dropped_out_of_window;
-            if (e <= delivered()) hint_commit(step, env.sender, e);
-            return;
-        }
+    state(e);
+    if (blocks.accept(step, env, raw, std::move(*block), d, in_window(e)) ==
+        BlockBroadcast::Accept::First) {
+        if (j != cfg.self) broadcast(step, Kind::Block, raw);  // relay the original once
         join_upto(step, e);
-        auto& st = state(e);
-        auto key = std::make_pair(j, env.sender);
-        auto prev = st.seen_from.find(key);
-        if (prev != st.seen_from.end()) {
-            if (prev->second.first != d) {
-                fault(step, env.sender, FaultKind::Equivocation,
-                      "two SEENs for one (epoch, proposer)", {prev->second.second, raw});
-            }
+        send_seen(step, e, j, d);
+    }
+    try_deliver(step);
+}
+
+void Replica::Impl::send_seen(Step& step, Epoch e, NodeId j, const Digest& d) {
+    SeenBody sb{j, d};
+    auto env = sign(step, e, Kind::Seen, encode(sb));
+    if (!env) return;
+    remember(e, Kind::Seen, *env);
+    broadcast(step, Kind::Seen, *env);
+    auto opened = decode_envelope(*env, cfg.limits);
+    TOB_CHECK(opened, "this node's own SEEN decodes");
+    on_seen(step, opened.value(), *env);
+}
+
+void Replica::Impl::on_seen(Step& step, const Envelope& env, const Bytes& raw) {
+    const Epoch e = env.epoch;
+    auto sb = decode_seen(env.body, cfg.limits);
+    if (!sb) {
+        step.fault(env.sender, FaultKind::Malformed, "seen: " + sb.error(), {raw});
+        return;
+    }
+    if (sb.value().proposer >= cfg.n) {
+        step.fault(env.sender, FaultKind::Malformed, "seen: proposer out of range", {raw});
+        return;
+    }
+    if (!in_window(e)) {
+        ++stats.dropped_out_of_window;
+        if (e <= delivered()) hint_commit(step, env.sender, e);
+        return;
+    }
+    join_upto(step, e);
+    state(e);
+    auto cert = blocks.count_seen(step, e, env.sender, sb.value(), env.sig, raw);
+    if (cert) adopt_cert(step, *cert, std::nullopt);
+}
+
+void Replica::Impl::adopt_cert(Step& step, const Certificate& c, std::optional<Bytes> relay) {
+    state(c.epoch);
+    switch (blocks.adopt(step, c)) {
+        case BlockBroadcast::Adopt::Known:
+            return;
+        case BlockBroadcast::Adopt::Conflict:
+            alarm(step,
+                  "two certificates with different digests for one (epoch, proposer): "
+                  "more than t faulty nodes");
+            return;
+        case BlockBroadcast::Adopt::Adopted:
+            break;
+    }
+    Bytes env = relay
+                    ? *relay
+                    : seal_envelope(crypto, cfg.chain_id, cfg.self, c.epoch, Kind::Cert, encode(c));
+    remember(c.epoch, Kind::Cert, env);
+    broadcast(step, Kind::Cert, env);
+    ensure_abas(c.epoch);
+    run_subset(step, c.epoch, subset.input_one(c.epoch, c.proposer));
+    if (!blocks.holds(c.digest)) blocks.fetch_block(step, c.epoch, c, now);
+    try_deliver(step);
+}
+
+void Replica::Impl::on_cert(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch) {
+    auto c = decode_certificate(env.body, cfg.limits);
+    if (!c) {
+        step.fault(env.sender, FaultKind::Malformed, "cert: " + c.error(), {raw});
+        return;
+    }
+    const Certificate& cert = c.value();
+    if (cert.epoch != env.epoch) {
+        step.fault(env.sender, FaultKind::InvalidCertificate, "cert epoch differs", {raw});
+        return;
+    }
+    if (!in_window(cert.epoch)) {
+        if (!from_fetch) ++stats.dropped_out_of_window;
+        if (cert.epoch <= delivered()) hint_commit(step, env.sender, cert.epoch);
+        return;
+    }
+    state(cert.epoch);
+    if (blocks.certified(cert.epoch, cert.proposer, cert.digest)) return;
+    if (!blocks.cert_valid(cert)) {
+        step.fault(env.sender, FaultKind::InvalidCertificate,
+                   "certificate without a quorum of valid distinct SEENs", {raw});
+        return;
+    }
+    join_upto(step, cert.epoch);
+    adopt_cert(step, cert, raw);
+}
+
+void Replica::Impl::on_aba(Step& step, const Envelope& env, const Bytes& raw) {
+    const Epoch e = env.epoch;
+    auto bundle = decode_aba_bundle(env.body, cfg.limits);
+    if (!bundle) {
+        step.fault(env.sender, FaultKind::Malformed, "aba: " + bundle.error(), {raw});
+        return;
+    }
+    if (!in_window(e)) {
+        ++stats.dropped_out_of_window;
+        if (e <= delivered()) hint_commit(step, env.sender, e);
+        return;
+    }
+    for (const auto& m : bundle.value().messages) {
+        if (m.proposer >= cfg.n) {
+            step.fault(env.sender, FaultKind::Malformed, "aba: proposer out of range", {raw});
             return;
         }
-        st.seen_from[key] = {d, raw};
-        auto& sigs = st.seen[{j, d}];
-        sigs[env.sender] = env.sig;
-        if (sigs.size() >= q && !st.certs.count(j)) {
-            Certificate c;
-            c.epoch = e;
-            c.proposer = j;
-            c.digest = d;
-            for (const auto& [s, sig] : sigs) c.sigs.push_back({s, sig});
-            adopt_cert(step, c, std::nullopt);
+    }
+    join_upto(step, e);
+    ensure_abas(e);
+    if (!subset.open(e)) return;  // not voting in this epoch
+    for (const auto& m : bundle.value().messages) {
+        run_subset(step, e, subset.handle(e, env.sender, m));
+        if (stats.halted) return;
+    }
+}
+
+void Replica::Impl::run_subset(Step& step, Epoch e, EpochSubset::Progress&& progress) {
+    state(e);
+    for (auto& f : progress.faults) step.faults.push_back(std::move(f));
+    for (auto& [j, messages] : progress.sends) {
+        AbaBundle bundle;
+        for (auto& m : messages) {
+            // A filled slot is never signed again (the restored instance
+            // does not produce a different payload for it).
+            auto s = aba_slot(e, m);
+            if (s && signer.filled(*s)) continue;
+            bundle.messages.push_back(std::move(m));
+        }
+        if (bundle.messages.empty()) continue;
+        if (auto env = sign(step, e, Kind::Aba, encode(bundle))) {
+            remember(e, Kind::Aba, *env);
+            broadcast(step, Kind::Aba, *env);
         }
     }
+    if (progress.decisions == 0) return;
+    stats.aba_instances += progress.decisions;
+    stats.aba_rounds_total += progress.rounds_used;
+    try_deliver(step);
+}
 
-    bool cert_valid(const Certificate& c) {
-        if (c.proposer >= cfg.n || c.sigs.size() < q) return false;
-        Bytes body = encode(SeenBody{c.proposer, c.digest});
-        NodeId last = 0;
-        bool first = true;
-        for (const auto& s : c.sigs) {
-            if (s.signer >= cfg.n || (!first && s.signer <= last)) return false;
-            first = false;
-            last = s.signer;
-            if (!crypto.verify(
-                    s.signer, kEnvelopeTag,
-                    envelope_sign_payload(cfg.chain_id, s.signer, c.epoch, Kind::Seen, body),
-                    s.sig)) {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    /// A verified certificate: store it, flood it, input 1, fetch the block.
-    void adopt_cert(Step& step, const Certificate& c, std::optional<Bytes> relay) {
-        auto& st = state(c.epoch);
-        auto existing = st.certs.find(c.proposer);
-        if (existing != st.certs.end()) {
-            if (existing->second.digest != c.digest) {
-                alarm(step,
-                      "two certificates with different digests for one (epoch, proposer): "
-                      "more than t faulty nodes");
-            }
-            return;
-        }
-        st.certs[c.proposer] = c;
-        Bytes cb = encode(c);
-        step.persist.push_back(DurableRecord{DurableRecord::Type::Cert, c.epoch, cb});
-        Bytes env =
-            relay ? *relay : seal_envelope(crypto, cfg.chain_id, cfg.self, c.epoch, Kind::Cert, cb);
-        remember(c.epoch, env);
-        broadcast(step, env);
-        ensure_abas(c.epoch);
-        auto it = st.aba.find(c.proposer);
-        if (it != st.aba.end() && !it->second->has_input() && !it->second->terminated()) {
-            run_aba(step, c.epoch, c.proposer, it->second->handle_input(true));
-        }
-        if (!blocks.count(c.digest)) fetch_block(step, c.epoch, c);
-        try_deliver(step);
-    }
-
-    void on_cert(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch) {
-        auto c = decode_certificate(env.body, cfg.limits);
-        if (!c) {
-            fault(step, env.sender, FaultKind::Malformed, "cert: " + c.error(), {raw});
-            return;
-        }
-        Certificate& cert = c.value();
-        if (cert.epoch != env.epoch) {
-            fault(step, env.sender, FaultKind::InvalidCertificate, "cert epoch differs", {raw});
-            return;
-        }
-        if (!in_window(cert.epoch)) {
-            if (!from_fetch) ++stats.dropped_out_of_window;
-            if (cert.epoch <= delivered()) hint_commit(step, env.sender, cert.epoch);
-            return;
-        }
-        auto& st = state(cert.epoch);
-        auto existing = st.certs.find(cert.proposer);
-        if (existing != st.certs.end() && existing->second.digest == cert.digest) return;
-        if (!cert_valid(cert)) {
-            fault(step, env.sender, FaultKind::InvalidCertificate,
-                  "certificate without a quorum of valid distinct SEENs", {raw});
-            return;
-        }
-        join_upto(step, cert.epoch);
-        adopt_cert(step, cert, raw);
-    }
-
-    void fetch_block(Step& step, Epoch e, const Certificate& c) {
-        auto& st = state(e);
-        auto& next = st.block_fetch_next_ms[c.digest];
-        if (now < next) return;
-        next = now + cfg.repair_initial_ms;
-        FetchRequest fr{FetchType::Block, c.proposer, c.digest};
-        Bytes env =
-            seal_envelope(crypto, cfg.chain_id, cfg.self, e, Kind::FetchRequest, encode(fr));
-        // Ask the signers in turn (at least one honest signer holds it); rotate by time.
-        std::size_t k = (now / std::max<std::uint64_t>(1, cfg.repair_initial_ms)) % c.sigs.size();
-        for (std::size_t i = 0; i < std::min<std::size_t>(cfg.t + 1, c.sigs.size()); ++i) {
-            unicast(step, c.sigs[(k + i) % c.sigs.size()].signer, env);
-        }
-    }
-
-    // ---- binary agreement ------------------------------------------------------------
-
-    void on_aba(Step& step, const Envelope& env, const Bytes& raw) {
-        Epoch e = env.epoch;
-        auto bundle = decode_aba_bundle(env.body, cfg.limits);
-        if (!bundle) {
-            fault(step, env.sender, FaultKind::Malformed, "aba: " + bundle.error(), {raw});
-            return;
-        }
-        if (!in_window(e)) {
-            ++stats.dropped_out_of_window;
-            if (e <= delivered()) hint_commit(step, env.sender, e);
-            return;
-        }
-        for (const auto& m : bundle.value().messages) {
-            if (m.proposer >= cfg.n) {
-                fault(step, env.sender, FaultKind::Malformed, "aba: proposer out of range", {raw});
-                return;
-            }
-        }
-        join_upto(step, e);
-        ensure_abas(e);
-        auto& st = state(e);
-        if (st.aba.empty()) return;  // not voting in this epoch
-        for (const auto& m : bundle.value().messages) {
-            auto& aba = st.aba.at(m.proposer);
-            run_aba(step, e, m.proposer, aba->handle_message(env.sender, m));
-            if (stats.halted) return;
-        }
-    }
-
-    void run_aba(Step& step, Epoch e, NodeId j, AbaStep&& as) {
-        auto& st = state(e);
-        for (auto& f : as.faults) {
-            ++stats.faults;
-            step.faults.push_back(std::move(f));
-        }
-        if (!as.messages.empty()) {
-            AbaBundle bundle;
-            std::vector<SlotKey> slots;
-            for (auto& m : as.messages) {
-                auto s = aba_slot(e, m);
-                if (s) {
-                    // A filled slot is never signed again (the restored instance
-                    // does not produce a different payload for it).
-                    if (sign_log.count(*s)) continue;
-                    slots.push_back(*s);
-                }
-                bundle.messages.push_back(std::move(m));
-            }
-            if (!bundle.messages.empty()) {
-                // Slots are keyed per message; the log maps each to the bundle digest.
-                auto env = sign(step, e, Kind::Aba, encode(bundle), slots);
-                if (env) {
-                    remember(e, *env);
-                    broadcast(step, *env);
-                }
-            }
-        }
-        if (as.decision && !st.decided.count(j)) {
-            st.decided[j] = *as.decision;
-            ++stats.aba_instances;
-            stats.aba_rounds_total += st.aba.at(j)->rounds_used();
-            std::size_t ones = 0;
-            for (auto& [k, v] : st.decided) ones += v ? 1 : 0;
-            if (ones >= cfg.n - cfg.t && !st.zeros_input) {
-                st.zeros_input = true;
-                for (auto& [k, aba] : st.aba) {
-                    if (!aba->has_input() && !aba->terminated()) {
-                        run_aba(step, e, k, aba->handle_input(false));
-                    }
-                }
-            }
-            try_deliver(step);
-        }
-    }
-
-    // ---- output ------------------------------------------------------------------------
-
-    Digest output_digest(Epoch e, const std::vector<std::pair<NodeId, Digest>>& list) const {
-        crypto::Hasher h;
-        h.field(std::string_view("tobd-output-v1")).raw(cfg.chain_id).u64(e).u64(list.size());
-        for (const auto& [j, d] : list) h.u64(j).raw(d);
-        return h.finish();
-    }
-
-    void try_deliver(Step& step) {
-        while (!stats.halted) {
-            Epoch e = delivered() + 1;
-            auto it = epochs.find(e);
-            if (it == epochs.end()) return;
-            auto& st = it->second;
-            if (st.aba.empty() || st.decided.size() < cfg.n) return;
-            std::vector<std::pair<NodeId, Digest>> list;
-            bool missing = false;
-            for (std::uint32_t k = 0; k < cfg.n; ++k) {
-                NodeId j = static_cast<NodeId>((e + k) % cfg.n);
-                if (!st.decided.at(j)) continue;
-                auto c = st.certs.find(j);
-                if (c == st.certs.end()) {
-                    missing = true;
-                    fetch_cert(step, e, j);
-                    continue;
-                }
-                if (!blocks.count(c->second.digest)) {
-                    missing = true;
-                    fetch_block(step, e, c->second);
-                    continue;
-                }
-                list.push_back({j, c->second.digest});
-            }
-            if (missing) return;
-            deliver(step, e, list);
-        }
-    }
-
-    void fetch_cert(Step& step, Epoch e, NodeId j) {
-        auto& st = state(e);
-        if (now < st.cert_fetch_next_ms) return;
-        st.cert_fetch_next_ms = now + cfg.repair_initial_ms;
-        FetchRequest fr{FetchType::Cert, j, Digest{}};
-        Bytes env =
-            seal_envelope(crypto, cfg.chain_id, cfg.self, e, Kind::FetchRequest, encode(fr));
-        broadcast(step, env);
-    }
-
-    void deliver(Step& step, Epoch e, const std::vector<std::pair<NodeId, Digest>>& list) {
-        std::vector<Request> ordered;
-        Proof proof;
-        for (const auto& [j, d] : list) {
-            const auto& be = blocks.at(d);
-            for (const auto& r : be.block.requests) ordered.push_back(r);
-            proof.blocks.push_back(be.envelope);
-        }
-        Digest od = output_digest(e, list);
-        EpochResult result = sm.apply_epoch(e, od, ordered);
-        stats.delivered = e;
-        auto it = epochs.find(e);
-        if (it != epochs.end()) {
-            auto mine = it->second.accepted.find(cfg.self);
-            if (mine != it->second.accepted.end()) {
-                auto b = blocks.find(mine->second);
-                if (b != blocks.end()) {
-                    for (const auto& r : b->second.block.requests) {
-                        inflight.erase(digest_of(encode(r)));
-                    }
-                }
-            }
-        }
-        step.persist.push_back(
-            DurableRecord{DurableRecord::Type::Proof, e, encode(FetchReply{proof.blocks})});
-        proofs[e] = std::move(proof);
-        while (!proofs.empty() && proofs.begin()->first + kProofHistory < e) {
-            proofs.erase(proofs.begin());
-        }
-        pool_remove_committed();
-        CommitBody cb{od, result.state_digest, std::nullopt};
-        step.committed.push_back(std::move(result));
-        auto& votes = commits[e];
-        Digest key = commit_key(cb);
-        if (votes.mine && *votes.mine != key) {
-            alarm(step, "applied epoch " + std::to_string(e) +
-                            " differs from this node's earlier COMMIT: nondeterminism");
-            return;
-        }
-        votes.mine = key;
-        check_commit_conflicts(step, e);
-        auto env = sign(step, e, Kind::Commit, encode(cb), {SlotKey{7, e, 0, 0, 0}});
-        if (env) {
-            remember(e, *env);
-            broadcast(step, *env);
-            votes.by_body[key][cfg.self] = *env;
-            votes.by_sender[cfg.self] = {key, *env};
-            check_stable(e);
-        }
-    }
-
-    // ---- COMMIT, stability, catch-up -----------------------------------------------------
-
-    void check_commit_conflicts(Step& step, Epoch e) {
-        auto& v = commits[e];
-        std::size_t provable = 0;
-        for (auto& [k, signers] : v.by_body) {
-            if (signers.size() >= cfg.t + 1) {
-                ++provable;
-                if (v.mine && *v.mine != k) {
-                    alarm(step, "t+1 COMMITs for epoch " + std::to_string(e) +
-                                    " differ from this node's result: nondeterminism or more "
-                                    "than t faults");
-                    return;
-                }
-            }
-        }
-        if (provable > 1) {
-            alarm(step, "two provable COMMIT tuples for epoch " + std::to_string(e));
-        }
-    }
-
-    void check_stable(Epoch e) {
-        auto& v = commits[e];
-        if (v.stable || !v.mine) return;
-        auto it = v.by_body.find(*v.mine);
-        if (it != v.by_body.end() && it->second.size() >= q) v.stable = true;
-    }
-
-    void on_commit(Step& step, const Envelope& env, const Bytes& raw) {
-        Epoch e = env.epoch;
-        auto cb = decode_commit(env.body, cfg.limits);
-        if (!cb) {
-            fault(step, env.sender, FaultKind::Malformed, "commit: " + cb.error(), {raw});
-            return;
-        }
-        auto& hint = commit_hint[env.sender];
-        hint = std::max(hint, e);
-        if (e + kProofHistory <= delivered() || e > delivered() + cfg.window + kProofHistory) {
-            return;  // outside what we track; the hint above is enough
-        }
-        auto& v = commits[e];
-        Digest key = commit_key(cb.value());
-        auto prev = v.by_sender.find(env.sender);
-        if (prev != v.by_sender.end()) {
-            if (prev->second.first != key) {
-                fault(step, env.sender, FaultKind::Equivocation, "two COMMITs for one epoch",
-                      {prev->second.second, raw});
-            }
-            return;
-        }
-        v.by_sender[env.sender] = {key, raw};
-        v.by_body[key][env.sender] = raw;
-        step.persist.push_back(DurableRecord{DurableRecord::Type::Commit, e, raw});
-        check_commit_conflicts(step, e);
-        check_stable(e);
-        if (e > delivered()) maybe_catch_up(step);
-    }
-
-    /// Tells a peer that is still working on epoch e (which we delivered) to catch up.
-    void hint_commit(Step& step, NodeId peer, Epoch e) {
-        if (peer == cfg.self) return;
-        auto c = commits.find(e);
-        if (c == commits.end() || !c->second.mine) return;
-        auto& h = hinted[peer];
-        if (h.first == e && now < h.second + cfg.repair_max_ms) return;
-        h = {e, now};
-        auto mine = c->second.by_sender.find(cfg.self);
-        if (mine != c->second.by_sender.end()) unicast(step, peer, mine->second.second);
-    }
-
-    void maybe_catch_up(Step& step) {
-        if (now < catchup_next_ms) return;
-        Epoch target = delivered() + 1;
-        // A peer that committed `target` or later can prove it.
-        std::optional<NodeId> ask;
-        Epoch best = 0;
-        for (auto& [peer, e] : commit_hint) {
-            if (peer != cfg.self && e >= target && e > best) {
-                best = e;
-                ask = peer;
-            }
-        }
-        if (!ask) return;
-        // Let our own agreement finish first unless we are clearly behind.
-        if (!behind_since || behind_since->first != target) behind_since = {{target, now}};
-        auto st = epochs.find(target);
-        bool own_progress = st != epochs.end() && !st->second.aba.empty();
-        if (own_progress && best <= target && now < behind_since->second + cfg.repair_initial_ms) {
-            return;
-        }
-        catchup_next_ms = now + cfg.repair_initial_ms;
-        FetchRequest fr{FetchType::EpochProof, 0, Digest{}};
-        Bytes env =
-            seal_envelope(crypto, cfg.chain_id, cfg.self, target, Kind::FetchRequest, encode(fr));
-        // Rotate among peers that can answer, so one silent peer cannot stall us.
-        std::vector<NodeId> able;
-        for (auto& [peer, e] : commit_hint) {
-            if (peer != cfg.self && e >= target) able.push_back(peer);
-        }
-        NodeId to = able[(now / std::max<std::uint64_t>(1, cfg.repair_initial_ms)) % able.size()];
-        unicast(step, to, env);
-    }
-
-    void on_fetch_request(Step& step, const Envelope& env) {
-        auto fr = decode_fetch_request(env.body, cfg.limits);
-        if (!fr) {
-            fault(step, env.sender, FaultKind::Malformed, "fetch: " + fr.error());
-            return;
-        }
-        FetchReply reply;
-        const auto& req = fr.value();
-        switch (req.type) {
-            case FetchType::Block: {
-                auto b = blocks.find(req.digest);
-                if (b != blocks.end()) reply.envelopes.push_back(b->second.envelope);
-                break;
-            }
-            case FetchType::Cert: {
-                auto st = epochs.find(env.epoch);
-                if (st != epochs.end()) {
-                    auto c = st->second.certs.find(req.proposer);
-                    if (c != st->second.certs.end()) {
-                        reply.envelopes.push_back(seal_envelope(crypto, cfg.chain_id, cfg.self,
-                                                                env.epoch, Kind::Cert,
-                                                                encode(c->second)));
-                    }
-                }
-                break;
-            }
-            case FetchType::Aba: {
-                auto st = epochs.find(env.epoch);
-                if (st != epochs.end()) {
-                    for (const auto& b : st->second.republish) reply.envelopes.push_back(b);
-                }
-                break;
-            }
-            case FetchType::EpochProof: {
-                auto p = proofs.find(env.epoch);
-                auto c = commits.find(env.epoch);
-                if (p == proofs.end() || c == commits.end() || !c->second.mine) break;
-                auto signers = c->second.by_body.find(*c->second.mine);
-                if (signers == c->second.by_body.end() || signers->second.size() < cfg.t + 1) {
-                    break;  // not provable yet
-                }
-                for (auto& [s, e] : signers->second) reply.envelopes.push_back(e);
-                for (auto& b : p->second.blocks) reply.envelopes.push_back(b);
-                break;
-            }
-        }
-        if (reply.envelopes.empty() || reply.envelopes.size() > cfg.limits.fetch_items_max) {
-            return;
-        }
-        Bytes out = seal_envelope(crypto, cfg.chain_id, cfg.self, env.epoch, Kind::FetchReply,
-                                  encode(reply));
-        if (out.size() > cfg.limits.message_bytes_max) return;
-        unicast(step, env.sender, out);
-    }
-
-    void on_fetch_reply(Step& step, const Envelope& env) {
-        auto fr = decode_fetch_reply(env.body, cfg.limits);
-        if (!fr) {
-            fault(step, env.sender, FaultKind::Malformed, "fetch reply: " + fr.error());
-            return;
-        }
-        std::vector<Envelope> commits_in;
-        std::vector<std::pair<Envelope, Bytes>> blocks_in;
-        for (const auto& raw : fr.value().envelopes) {
-            auto inner = open_envelope(raw, crypto, cfg);
-            if (!inner) continue;  // cannot blame: the relayer may be honest
-            Envelope& ie = inner.value();
-            switch (ie.kind) {
-                case Kind::Commit:
-                    if (ie.epoch == env.epoch) commits_in.push_back(ie);
-                    dispatch(step, ie, raw, true);
-                    break;
-                case Kind::Block:
-                    if (ie.epoch == env.epoch && env.epoch == delivered() + 1) {
-                        blocks_in.push_back({ie, raw});
-                    }
-                    dispatch(step, ie, raw, true);
-                    break;
-                case Kind::Cert:
-                case Kind::Aba:
-                case Kind::Seen:
-                    dispatch(step, ie, raw, true);
-                    break;
-                default:
-                    break;
-            }
-            if (stats.halted) return;
-        }
-        if (env.epoch == delivered() + 1 && !commits_in.empty()) {
-            apply_proof(step, env.epoch, commits_in, blocks_in);
-        }
-    }
-
-    /// Catch-up: t+1 matching COMMITs vouch for (output_digest, state_digest); the
-    /// blocks must hash to the output digest in delivery order.
-    void apply_proof(Step& step, Epoch e, const std::vector<Envelope>& commit_envs,
-                     const std::vector<std::pair<Envelope, Bytes>>& block_envs) {
-        std::map<Digest, std::set<NodeId>> votes;
-        std::map<Digest, CommitBody> bodies;
-        for (const auto& ce : commit_envs) {
-            auto cb = decode_commit(ce.body, cfg.limits);
-            if (!cb) continue;
-            Digest k = commit_key(cb.value());
-            votes[k].insert(ce.sender);
-            bodies[k] = cb.value();
-        }
-        const CommitBody* tuple = nullptr;
-        for (auto& [k, s] : votes) {
-            if (s.size() >= cfg.t + 1) tuple = &bodies[k];
-        }
-        if (!tuple) return;
-        std::map<NodeId, std::pair<Digest, const Envelope*>> by_proposer;
-        for (const auto& [be, raw] : block_envs) {
-            by_proposer[be.sender] = {digest_of(be.body), &be};
-        }
+void Replica::Impl::try_deliver(Step& step) {
+    while (!stats.halted) {
+        const Epoch e = delivered() + 1;
+        if (!epochs.count(e)) return;
+        auto order = subset.outcome(e);
+        if (!order) return;
         std::vector<std::pair<NodeId, Digest>> list;
-        std::vector<Request> ordered;
-        for (std::uint32_t k = 0; k < cfg.n; ++k) {
-            NodeId j = static_cast<NodeId>((e + k) % cfg.n);
-            auto it = by_proposer.find(j);
-            if (it == by_proposer.end()) continue;
-            list.push_back({j, it->second.first});
-        }
-        if (output_digest(e, list) != tuple->output_digest) return;  // incomplete or bogus reply
-        for (const auto& [j, d] : list) {
-            auto b = decode_block(by_proposer.at(j).second->body, cfg.limits);
-            if (!b) return;
-            for (auto& r : b.value().requests) ordered.push_back(std::move(r));
-        }
-        EpochResult result = sm.apply_epoch(e, tuple->output_digest, ordered);
-        if (result.state_digest != tuple->state_digest) {
-            stats.delivered = e;
-            alarm(step, "catch-up of epoch " + std::to_string(e) +
-                            ": state digest differs from t+1 COMMITs — nondeterminism or more "
-                            "than t faults; halting");
-            return;
-        }
-        stats.delivered = e;
-        Proof proof;
-        for (const auto& [j, d] : list) {
-            const auto& [dd, envp] = by_proposer.at(j);
-            for (const auto& [be, raw] : block_envs) {
-                if (&be == envp) proof.blocks.push_back(raw);
-            }
-        }
-        step.persist.push_back(
-            DurableRecord{DurableRecord::Type::Proof, e, encode(FetchReply{proof.blocks})});
-        proofs[e] = std::move(proof);
-        auto& v = commits[e];
-        v.mine = commit_key(*tuple);
-        step.committed.push_back(std::move(result));
-        pool_remove_committed();
-        auto env = sign(step, e, Kind::Commit, encode(*tuple), {SlotKey{7, e, 0, 0, 0}});
-        if (env) {
-            remember(e, *env);
-            broadcast(step, *env);
-            v.by_body[*v.mine][cfg.self] = *env;
-            v.by_sender[cfg.self] = {*v.mine, *env};
-        }
-        check_stable(e);
-        catchup_next_ms = 0;
-        try_deliver(step);
-        maybe_catch_up(step);
-    }
-
-    // ---- dispatch, tick, prune ---------------------------------------------------------------
-
-    void dispatch(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch) {
-        switch (env.kind) {
-            case Kind::Block:
-                on_block(step, env, raw, from_fetch);
-                break;
-            case Kind::Seen:
-                on_seen(step, env, raw);
-                break;
-            case Kind::Cert:
-                on_cert(step, env, raw, from_fetch);
-                break;
-            case Kind::Aba:
-                on_aba(step, env, raw);
-                break;
-            case Kind::Commit:
-                on_commit(step, env, raw);
-                break;
-            case Kind::Requests:
-                on_requests(step, env, raw);
-                break;
-            case Kind::FetchRequest:
-                if (!from_fetch) on_fetch_request(step, env);
-                break;
-            case Kind::FetchReply:
-                if (!from_fetch) on_fetch_reply(step, env);
-                break;
-        }
-    }
-
-    void on_requests(Step& step, const Envelope& env, const Bytes& raw) {
-        auto batch = decode_request_batch(env.body, cfg.limits);
-        if (!batch) {
-            fault(step, env.sender, FaultKind::Malformed, "requests: " + batch.error(), {raw});
-            return;
-        }
-        for (const auto& r : batch.value().requests) {
-            Digest d = digest_of(encode(r));
-            if (!request_valid(r, d)) {
-                fault(step, env.sender, FaultKind::InvalidSignature,
-                      "flooded a request with an invalid client signature", {raw});
+        bool missing = false;
+        for (NodeId j : *order) {
+            const Certificate* c = blocks.cert(e, j);
+            if (!c) {
+                missing = true;
+                blocks.fetch_cert(step, e, j, now);
                 continue;
             }
-            pool_add(r, d, /*local=*/false);
-        }
-    }
-
-    void flush_flood(Step& step) {
-        if (flood_pending.empty()) return;
-        RequestBatch batch;
-        batch.requests = std::move(flood_pending);
-        flood_pending.clear();
-        Bytes env = seal_envelope(crypto, cfg.chain_id, cfg.self, 0, Kind::Requests, encode(batch));
-        broadcast(step, env);
-    }
-
-    void cut_blocks(Step& step) {
-        if (!has_work()) return;
-        // The block timer runs whenever there is work. It is reset by propose() and
-        // may find no work then (everything pooled sits in this node's own in-flight
-        // block); when that block is left out of its epoch, deliver() makes those
-        // requests proposable again, and without this line nothing would restart
-        // the timer until a new request arrived (found by the cluster fault suite:
-        // a retried request waited 45 s for an unrelated one).
-        if (!work_since_ms) work_since_ms = now;
-        Epoch next = std::max(proposed_upto, delivered()) + 1;
-        if (next > delivered() + cfg.window) return;
-        bool full = false;
-        std::size_t proposable = 0;
-        for (auto& [d, p] : pool) {
-            if (!inflight.count(d) && (p.local || aged(p))) ++proposable;
-        }
-        full = proposable >= cfg.limits.block_requests_max;
-        if (full || (work_since_ms && now >= *work_since_ms + cfg.block_timer_ms)) {
-            join_upto(step, next);
-        }
-    }
-
-    void republish(Step& step) {
-        for (auto& [e, st] : epochs) {
-            auto c = commits.find(e);
-            bool stable = c != commits.end() && c->second.stable;
-            if (stable || st.republish.empty() || now < st.next_republish_ms) continue;
-            for (const auto& env : st.republish) broadcast(step, env);
-            st.backoff_ms = std::min(cfg.repair_max_ms, st.backoff_ms * 2);
-            st.next_republish_ms = now + st.backoff_ms;
-        }
-    }
-
-    void prune() {
-        // Epoch states are kept while not stable (re-publication) and not too old.
-        for (auto it = epochs.begin(); it != epochs.end();) {
-            Epoch e = it->first;
-            auto c = commits.find(e);
-            bool stable = c != commits.end() && c->second.stable;
-            if (e <= delivered() && (stable || e + 4 * cfg.window < delivered())) {
-                it = epochs.erase(it);
-            } else {
-                ++it;
+            if (!blocks.holds(c->digest)) {
+                missing = true;
+                blocks.fetch_block(step, e, *c, now);
+                continue;
             }
+            list.push_back({j, c->digest});
         }
-        for (auto it = commits.begin(); it != commits.end();) {
-            if (it->first + kProofHistory < delivered()) {
-                it = commits.erase(it);
-            } else {
-                ++it;
-            }
-        }
-        // Blocks of pruned epochs (the proof history keeps its own copies).
-        for (auto it = blocks.begin(); it != blocks.end();) {
-            if (it->second.epoch <= delivered() && !epochs.count(it->second.epoch)) {
-                it = blocks.erase(it);
-            } else {
-                ++it;
-            }
-        }
+        if (missing) return;
+        deliver(step, e, list);
     }
+}
 
-    Step tick(std::uint64_t t_ms) {
-        now = std::max(now, t_ms);
-        Step step;
-        if (stats.halted) return step;
-        prune();  // only here: handlers hold references into `epochs`
-        flush_flood(step);
-        cut_blocks(step);
-        republish(step);
-        // Re-request what output is waiting for.
-        try_deliver(step);
-        maybe_catch_up(step);
-        return step;
+EpochResult Replica::Impl::apply(Epoch e, const Digest& od, const std::vector<Request>& ordered) {
+    TOB_CHECK(e == delivered() + 1, "epochs are delivered strictly in order");
+    EpochResult result = sm.apply_epoch(e, od, ordered);
+    stats.delivered = e;
+    pool.delivered(e);
+    if (auto mine = blocks.accepted(e, cfg.self)) {
+        if (const auto* b = blocks.block(*mine)) pool.release(b->block.requests);
     }
-};
+    return result;
+}
+
+void Replica::Impl::deliver(Step& step, Epoch e,
+                            const std::vector<std::pair<NodeId, Digest>>& list) {
+    std::vector<Request> ordered;
+    std::vector<Bytes> proof;
+    for (const auto& [j, d] : list) {
+        const auto* be = blocks.block(d);
+        TOB_CHECK(be != nullptr, "every block of a delivered epoch is held");
+        for (const auto& r : be->block.requests) ordered.push_back(r);
+        proof.push_back(be->envelope);
+    }
+    const Digest od = output_digest(cfg.chain_id, e, list);
+    EpochResult result = apply(e, od, ordered);
+    catchup.keep_proof(step, e, std::move(proof), e);
+    pool.remove_committed(sm);
+    CommitBody cb{od, result.state_digest, std::nullopt};
+    step.committed.push_back(std::move(result));
+    const bool ok = catchup.own_result(step, e, cb);
+    sync_halt(step);
+    if (ok) sign_commit(step, e, cb);
+}
+
+void Replica::Impl::sign_commit(Step& step, Epoch e, const CommitBody& cb) {
+    auto env = sign(step, e, Kind::Commit, encode(cb));
+    if (!env) return;
+    remember(e, Kind::Commit, *env);
+    broadcast(step, Kind::Commit, *env);
+    catchup.signed_commit(e, *env);
+}
+
+void Replica::Impl::on_commit(Step& step, const Envelope& env, const Bytes& raw) {
+    auto cb = decode_commit(env.body, cfg.limits);
+    if (!cb) {
+        step.fault(env.sender, FaultKind::Malformed, "commit: " + cb.error(), {raw});
+        return;
+    }
+    const bool counted = catchup.on_commit(step, env, raw, cb.value(), delivered(), now);
+    sync_halt(step);
+    if (counted && env.epoch > delivered()) maybe_catch_up(step);
+}
+
+void Replica::Impl::hint_commit(Step& step, NodeId peer, Epoch e) {
+    catchup.hint(step, peer, e, delivered(), now);
+}
+
+void Replica::Impl::maybe_catch_up(Step& step) {
+    const Epoch target = delivered() + 1;
+    catchup.maybe_fetch(step, delivered(), epochs.count(target) && subset.open(target), now);
+}
+
+void Replica::Impl::on_fetch_request(Step& step, const Envelope& env) {
+    auto fr = decode_fetch_request(env.body, cfg.limits);
+    if (!fr) {
+        step.fault(env.sender, FaultKind::Malformed, "fetch: " + fr.error());
+        return;
+    }
+    FetchReply reply;
+    const auto& req = fr.value();
+    switch (req.type) {
+        case FetchType::Block:
+            if (auto b = blocks.block_envelope(req.digest)) reply.envelopes.push_back(*b);
+            break;
+        case FetchType::Cert:
+            if (auto c = blocks.cert_envelope(env.epoch, req.proposer)) {
+                reply.envelopes.push_back(*c);
+            }
+            break;
+        case FetchType::Aba:
+            if (auto st = epochs.find(env.epoch); st != epochs.end()) {
+                for (const auto& [k, b] : st->second.republish) reply.envelopes.push_back(b);
+            }
+            break;
+        case FetchType::EpochProof:
+            reply.envelopes = catchup.proof_envelopes(env.epoch, delivered());
+            break;
+    }
+    if (reply.envelopes.empty() || reply.envelopes.size() > cfg.limits.fetch_items_max) {
+        return;
+    }
+    Bytes out =
+        seal_envelope(crypto, cfg.chain_id, cfg.self, env.epoch, Kind::FetchReply, encode(reply));
+    if (out.size() > cfg.limits.message_bytes_max) return;
+    unicast(step, env.sender, Kind::FetchReply, out);
+}
+
+void Replica::Impl::on_fetch_reply(Step& step, const Envelope& env) {
+    auto fr = decode_fetch_reply(env.body, cfg.limits);
+    if (!fr) {
+        step.fault(env.sender, FaultKind::Malformed, "fetch reply: " + fr.error());
+        return;
+    }
+    std::vector<Envelope> commits_in;
+    std::vector<std::pair<Envelope, Bytes>> blocks_in;
+    for (const auto& raw : fr.value().envelopes) {
+        auto inner = open_envelope(raw, crypto, cfg);
+        if (!inner) continue;  // cannot blame: the relayer may be honest
+        Envelope& ie = inner.value();
+        switch (ie.kind) {
+            case Kind::Commit:
+                if (ie.epoch == env.epoch) commits_in.push_back(ie);
+                dispatch(step, ie, raw, true);
+                break;
+            case Kind::Block:
+                if (ie.epoch == env.epoch && env.epoch == delivered() + 1) {
+                    blocks_in.push_back({ie, raw});
+                }
+                dispatch(step, ie, raw, true);
+                break;
+            case Kind::Cert:
+            case Kind::Aba:
+            case Kind::Seen:
+                dispatch(step, ie, raw, true);
+                break;
+            default:
+                break;
+        }
+        if (stats.halted) return;
+    }
+    if (env.epoch == delivered() + 1 && !commits_in.empty()) {
+        apply_proof(step, env.epoch, commits_in, blocks_in);
+    }
+}
+
+void Replica::Impl::apply_proof(Step& step, Epoch e, const std::vector<Envelope>& commit_envs,
+                                const std::vector<std::pair<Envelope, Bytes>>& block_envs) {
+    auto proof = catchup.check_proof(e, commit_envs, block_envs);
+    if (!proof) return;
+    EpochResult result = apply(e, proof->tuple.output_digest, proof->ordered);
+    if (result.state_digest != proof->tuple.state_digest) {
+        alarm(step, "catch-up of epoch " + std::to_string(e) +
+                        ": state digest differs from t+1 COMMITs — nondeterminism or more "
+                        "than t faults; halting");
+        return;
+    }
+    catchup.keep_proof(step, e, std::move(proof->blocks), e);
+    catchup.proven_result(e, proof->tuple);
+    step.committed.push_back(std::move(result));
+    pool.remove_committed(sm);
+    sign_commit(step, e, proof->tuple);
+    catchup.applied_proof();
+    try_deliver(step);
+    maybe_catch_up(step);
+}
+
+void Replica::Impl::dispatch(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch) {
+    switch (env.kind) {
+        case Kind::Block:
+            on_block(step, env, raw, from_fetch);
+            break;
+        case Kind::Seen:
+            on_seen(step, env, raw);
+            break;
+        case Kind::Cert:
+            on_cert(step, env, raw, from_fetch);
+            break;
+        case Kind::Aba:
+            on_aba(step, env, raw);
+            break;
+        case Kind::Commit:
+            on_commit(step, env, raw);
+            break;
+        case Kind::Requests:
+            on_requests(step, env, raw);
+            break;
+        case Kind::FetchRequest:
+            if (!from_fetch) on_fetch_request(step, env);
+            break;
+        case Kind::FetchReply:
+            if (!from_fetch) on_fetch_reply(step, env);
+            break;
+    }
+}
+
+void Replica::Impl::on_requests(Step& step, const Envelope& env, const Bytes& raw) {
+    auto batch = decode_request_batch(env.body, cfg.limits);
+    if (!batch) {
+        step.fault(env.sender, FaultKind::Malformed, "requests: " + batch.error(), {raw});
+        return;
+    }
+    for (const auto& r : batch.value().requests) {
+        Bytes enc = encode(r);
+        Digest d = digest_of(enc);
+        if (!pool.valid(r, d)) {
+            step.fault(env.sender, FaultKind::InvalidSignature,
+                       "flooded a request with an invalid client signature", {raw});
+            continue;
+        }
+        pool_add(r, d, enc.size(), /*local=*/false);
+    }
+}
+
+void Replica::Impl::flush_flood(Step& step) {
+    auto batch = pool.take_flood();
+    if (!batch) return;
+    Bytes env = seal_envelope(crypto, cfg.chain_id, cfg.self, 0, Kind::Requests, encode(*batch));
+    broadcast(step, Kind::Requests, env);
+}
+
+void Replica::Impl::cut_blocks(Step& step) {
+    if (!pool.note_work(now)) return;
+    Epoch next = std::max(proposed_upto, delivered()) + 1;
+    if (next > delivered() + cfg.window) return;
+    if (pool.block_due(now, delivered())) join_upto(step, next);
+}
+
+void Replica::Impl::republish(Step& step) {
+    for (auto& [e, st] : epochs) {
+        if (catchup.stable(e) || st.republish.empty() || now < st.next_republish_ms) continue;
+        for (const auto& [kind, env] : st.republish) broadcast(step, kind, env);
+        st.backoff_ms = std::min(cfg.repair_max_ms, st.backoff_ms * 2);
+        st.next_republish_ms = now + st.backoff_ms;
+    }
+}
+
+void Replica::Impl::prune() {
+    // Nothing is signed below the delivered epoch but its COMMIT and late ABA
+    // messages; a margin of W epochs keeps the sign-log bounded by the window.
+    if (delivered() > cfg.window) signer.prune_through(delivered() - cfg.window);
+    // Epoch states are kept while not stable (re-publication) and not too old.
+    auto retire = [this](Epoch e) {
+        return e <= delivered() && (catchup.stable(e) || e + 4 * cfg.window < delivered());
+    };
+    for (auto it = epochs.begin(); it != epochs.end();) {
+        it = retire(it->first) ? epochs.erase(it) : std::next(it);
+    }
+    // Blocks of pruned epochs go too (the proof history keeps its own copies).
+    blocks.prune(retire, [this](Epoch e) { return e > delivered() || epochs.count(e) != 0; });
+    subset.prune(retire);
+    catchup.prune(delivered());
+}
+
+void Replica::Impl::finish(const Step& step) {
+    stats.faults += step.faults.size();
+    stats.pool = pool.size();
+    stats.highest_joined = proposed_upto;
+    stats.archive_proofs_served = catchup.archive_served();
+}
+
+Step Replica::Impl::tick(std::uint64_t t_ms) {
+    now = std::max(now, t_ms);
+    Step step;
+    if (stats.halted) return step;
+    prune();  // only here: handlers hold references into `epochs`
+    flush_flood(step);
+    cut_blocks(step);
+    republish(step);
+    // Re-request what output is waiting for.
+    try_deliver(step);
+    maybe_catch_up(step);
+    catchup.heartbeat(step, now);
+    return step;
+}
 
 // ---- Replica ----------------------------------------------------------------------------
 
-Replica::Replica(const ReplicaConfig& config, const CryptoSuite& crypto, StateMachine& state)
-    : impl_(std::make_unique<Impl>(config, crypto, state, stats_)) {}
+Replica::Replica(const ReplicaConfig& config, const CryptoSuite& crypto, StateMachine& state,
+                 const ProofArchive* archive)
+    : impl_(std::make_unique<Impl>(config, crypto, state, stats_, archive)) {}
 
 Replica::~Replica() = default;
 
@@ -1245,8 +612,7 @@ Step Replica::handle_envelope(const Envelope& envelope, std::uint64_t now_ms) {
     if (envelope.sender == im.cfg.self || envelope.sender >= im.cfg.n) return step;
     Bytes raw = encode(envelope);
     im.dispatch(step, envelope, raw, false);
-    stats_.pool = im.pool.size();
-    stats_.highest_joined = im.proposed_upto;
+    im.finish(step);
     return step;
 }
 
@@ -1255,199 +621,28 @@ Step Replica::handle_request(const Request& request, std::uint64_t now_ms) {
     auto& im = *impl_;
     im.now = std::max(im.now, now_ms);
     if (stats_.halted) return step;
-    Digest d = digest_of(encode(request));
-    if (request.ops.size() > im.cfg.limits.request_ops_max || !im.request_valid(request, d)) {
+    Bytes enc = encode(request);
+    Digest d = digest_of(enc);
+    if (request.ops.size() > im.cfg.limits.request_ops_max || !im.pool.valid(request, d)) {
         return step;  // the shell answers the client with an error
     }
     if (im.sm.committed(request.client, request.nonce)) return step;
-    bool fresh = !im.pool_ids.count({request.client, request.nonce});
-    im.pool_add(request, d, /*local=*/true);
-    if (fresh && im.pool_ids.count({request.client, request.nonce})) {
-        im.flood_pending.push_back(request);
-        if (im.flood_pending.size() >= 256) im.flush_flood(step);
+    bool fresh = !im.pool.contains(request.client, request.nonce);
+    im.pool_add(request, d, enc.size(), /*local=*/true);
+    if (fresh && im.pool.contains(request.client, request.nonce)) {
+        if (im.pool.queue_flood(request)) im.flush_flood(step);
     }
-    if (++im.local_since_cut >= im.cfg.limits.block_requests_max) im.cut_blocks(step);
-    stats_.pool = im.pool.size();
+    if (im.pool.count_local()) im.cut_blocks(step);
+    im.finish(step);
     return step;
 }
 
 Step Replica::tick(std::uint64_t now_ms) {
     Step step = impl_->tick(now_ms);
-    stats_.pool = impl_->pool.size();
-    stats_.highest_joined = impl_->proposed_upto;
+    impl_->finish(step);
     return step;
 }
 
-Step Replica::recover(const Recovery& recovery, std::uint64_t now_ms) {
-    Step step;
-    auto& im = *impl_;
-    im.now = now_ms;
-    im.high_water = recovery.high_water;
-    im.voting = recovery.sign_log_ok;
-    stats_.voting = im.voting;
-    bool any_signed = false;
-    std::map<std::pair<Epoch, NodeId>, std::vector<AbaMessage>> aba_sent;
-    for (const auto& rec : recovery.records) {
-        switch (rec.type) {
-            case DurableRecord::Type::HighWater:
-                im.high_water = std::max(im.high_water, rec.epoch);
-                break;
-            case DurableRecord::Type::Block: {
-                auto env = decode_envelope(rec.bytes, im.cfg.limits);
-                if (!env) break;
-                auto b = decode_block(env.value().body, im.cfg.limits);
-                if (!b) break;
-                Digest d = digest_of(env.value().body);
-                NodeId j = b.value().proposer;
-                im.blocks[d] =
-                    Impl::BlockEntry{rec.bytes, std::move(b.value()), env.value().epoch, j};
-                break;
-            }
-            case DurableRecord::Type::Proof: {
-                auto fr = decode_fetch_reply(rec.bytes, im.cfg.limits);
-                if (!fr) break;
-                im.proofs[rec.epoch] = Impl::Proof{std::move(fr.value().envelopes)};
-                while (im.proofs.size() > Impl::kProofHistory) im.proofs.erase(im.proofs.begin());
-                break;
-            }
-            case DurableRecord::Type::Commit: {
-                auto env = decode_envelope(rec.bytes, im.cfg.limits);
-                if (!env) break;
-                auto cb = decode_commit(env.value().body, im.cfg.limits);
-                if (!cb) break;
-                auto& v = im.commits[env.value().epoch];
-                Digest k = commit_key(cb.value());
-                if (v.by_sender.count(env.value().sender)) break;
-                v.by_sender[env.value().sender] = {k, rec.bytes};
-                v.by_body[k][env.value().sender] = rec.bytes;
-                auto& hint = im.commit_hint[env.value().sender];
-                hint = std::max(hint, env.value().epoch);
-                break;
-            }
-            case DurableRecord::Type::Cert: {
-                auto c = decode_certificate(rec.bytes, im.cfg.limits);
-                if (!c || c.value().epoch <= stats_.delivered) break;
-                auto& st = im.state(c.value().epoch);
-                st.certs[c.value().proposer] = c.value();
-                break;
-            }
-            case DurableRecord::Type::Signed: {
-                auto envd = decode_envelope(rec.bytes, im.cfg.limits);
-                if (!envd) break;
-                any_signed = true;
-                const Envelope& env = envd.value();
-                Epoch e = env.epoch;
-                Digest bd = digest_of(env.body);
-                switch (env.kind) {
-                    case Kind::Block: {
-                        im.sign_log[SlotKey{1, e, im.cfg.self, 0, 0}] = bd;
-                        im.proposed_upto = std::max(im.proposed_upto, e);
-                        if (!im.blocks.count(bd)) {
-                            auto ob = decode_block(env.body, im.cfg.limits);
-                            if (ob) {
-                                im.blocks[bd] = Impl::BlockEntry{rec.bytes, std::move(ob.value()),
-                                                                 e, im.cfg.self};
-                            }
-                        }
-                        if (e > stats_.delivered) {
-                            auto& st = im.state(e);
-                            st.accepted[im.cfg.self] = bd;
-                            st.republish.push_back(rec.bytes);
-                            auto b = decode_block(env.body, im.cfg.limits);
-                            if (b) {
-                                for (const auto& r : b.value().requests) {
-                                    im.inflight.insert(digest_of(encode(r)));
-                                }
-                            }
-                        }
-                        break;
-                    }
-                    case Kind::Seen: {
-                        auto sb = decode_seen(env.body, im.cfg.limits);
-                        if (!sb) break;
-                        im.sign_log[SlotKey{2, e, sb.value().proposer, 0, 0}] = bd;
-                        if (e > stats_.delivered) {
-                            auto& st = im.state(e);
-                            st.accepted[sb.value().proposer] = sb.value().digest;
-                            st.republish.push_back(rec.bytes);
-                            st.seen_from[{sb.value().proposer, im.cfg.self}] = {sb.value().digest,
-                                                                                rec.bytes};
-                            st.seen[{sb.value().proposer, sb.value().digest}][im.cfg.self] =
-                                env.sig;
-                        }
-                        break;
-                    }
-                    case Kind::Aba: {
-                        auto bundle = decode_aba_bundle(env.body, im.cfg.limits);
-                        if (!bundle) break;
-                        for (const auto& m : bundle.value().messages) {
-                            auto s = aba_slot(e, m);
-                            if (s) im.sign_log[*s] = bd;
-                            aba_sent[{e, m.proposer}].push_back(m);
-                        }
-                        if (e > stats_.delivered) im.state(e).republish.push_back(rec.bytes);
-                        break;
-                    }
-                    case Kind::Commit: {
-                        im.sign_log[SlotKey{7, e, 0, 0, 0}] = bd;
-                        auto cb = decode_commit(env.body, im.cfg.limits);
-                        if (!cb) break;
-                        auto& v = im.commits[e];
-                        v.mine = commit_key(cb.value());
-                        v.by_body[*v.mine][im.cfg.self] = rec.bytes;
-                        v.by_sender[im.cfg.self] = {*v.mine, rec.bytes};
-                        if (e + im.cfg.window > stats_.delivered) {
-                            im.state(e).republish.push_back(rec.bytes);
-                        }
-                        break;
-                    }
-                    default:
-                        break;
-                }
-                break;
-            }
-        }
-    }
-    // A lost sign-log with an intact key directory: sign only above the mark.
-    if (!any_signed && im.high_water > 0) im.sign_floor = im.high_water;
-    // Rebuild the ABA instances of open epochs from what this node signed.
-    for (auto& [e, st] : im.epochs) {
-        if (e <= stats_.delivered) continue;
-        im.ensure_abas(e);
-        for (auto& [j, aba] : st.aba) {
-            auto it = aba_sent.find({e, j});
-            if (it != aba_sent.end()) aba->restore(it->second);
-            if (aba->decision()) st.decided[j] = *aba->decision();
-        }
-        std::size_t ones = 0;
-        for (auto& [k, v] : st.decided) ones += v ? 1 : 0;
-        if (ones >= im.cfg.n - im.cfg.t) st.zeros_input = true;
-    }
-    // A crash between signing our block and signing its SEEN (a torn step) leaves
-    // the block without our SEEN: sign it now (the block itself is durable).
-    std::vector<std::pair<Epoch, Digest>> own_unseen;
-    for (auto& [e, st] : im.epochs) {
-        if (e <= stats_.delivered) continue;
-        auto mine = st.accepted.find(im.cfg.self);
-        if (mine != st.accepted.end() && !im.sign_log.count(SlotKey{2, e, im.cfg.self, 0, 0})) {
-            own_unseen.push_back({e, mine->second});
-        }
-    }
-    for (auto& [e, d] : own_unseen) im.send_seen(step, e, im.cfg.self, d);
-    for (auto& [e, v] : im.commits) im.check_stable(e);
-    for (auto& [e, st] : im.epochs) {
-        if (e <= stats_.delivered) continue;
-        for (auto& [j, c] : st.certs) {
-            auto it = st.aba.find(j);
-            if (it != st.aba.end() && !it->second->has_input() && !it->second->terminated()) {
-                im.run_aba(step, e, j, it->second->handle_input(true));
-            }
-        }
-    }
-    im.pool_remove_committed();
-    stats_.pool = im.pool.size();
-    stats_.highest_joined = im.proposed_upto;
-    return step;
-}
+std::optional<Bytes> Replica::latest_commit() const { return impl_->catchup.latest_commit(); }
 
 }  // namespace tob::consensus

@@ -1,16 +1,57 @@
 #pragma once
-// Replica: the asynchronous total-order broadcast of DESIGN.md §2 for one node, as
-// a pure deterministic state machine. Inputs: verified envelopes from peers, client
-// requests, ticks carrying a logical time. Output of each input: a Step listing
-// records to make durable (before any message of the same step leaves), messages
-// to send, epochs committed (already applied to the StateMachine), faults, and
-// alarms (a halt: nondeterminism or more than t faults detected).
+// Replica: asynchronous Byzantine total-order broadcast for one node
+// (docs/protocol.md), as a pure deterministic state machine. Inputs: verified
+// envelopes from peers, client requests, ticks carrying a logical time. Output of
+// each input: a Step (consensus/step.h) listing records to make durable (before
+// any message of the same step leaves), messages to send, epochs committed
+// (already applied to the StateMachine), faults, and alarms (a halt:
+// nondeterminism or more than t faults detected).
 //
 // The shell (daemon or simulator) verifies each envelope's signature and sender
-// before calling handle_envelope, and executes a Step in this order:
-//   1. persist `persist` (one synced write), 2. send `messages`,
-//   3. report `committed` to clients, 4. record `faults`.
-// See consensus/replica.cpp for the protocol essay.
+// before calling handle_envelope (open_envelope below), and executes a Step in
+// this order: 1. persist `persist` (one synced write), 2. send `messages`,
+// 3. report `committed` to clients, 4. record `faults`.
+//
+// The sub-protocols
+// -----------------
+// The Replica routes each input to the unit it concerns and assembles their
+// outputs; each unit has its own state, rules, bounds and tests:
+//   sign_log.h         slots, the signing high-water mark and its floor (Safety rules)
+//   request_pool.h     the pool, aging, block building, flooding (Client requests, Propose)
+//   block_broadcast.h  per (e, j): block, relay, SEEN, certificate at q (Flood, Seen, Certify)
+//   epoch_subset.h     the n agreements of an epoch and the output order (Agree, Output)
+//   binary_agreement.h one agreement (Binary agreement, Common coin)
+//   catch_up.h         COMMIT votes, proofs, fetches, hints, heartbeat (Commit proof, Repair)
+//
+// What the Replica itself decides
+// -------------------------------
+//  - The window. Epochs e = 1, 2, ... run while there is work, at most W at once:
+//    a node signs only for epochs in (delivered, delivered + W], and drops (and
+//    counts, but never blames: honest nodes sit at different epochs) messages
+//    outside it; catch-up replies are exempt. Epochs are delivered strictly in
+//    order, each exactly once.
+//  - The join rule. A node joins epoch e by proposing its block B(e, self)
+//    (possibly empty); joining e joins every earlier epoch first. It joins when
+//    it has work and a block is due (full, or the block timer ran), or when a
+//    valid block, SEEN, certificate or ABA message for e arrives inside the
+//    window. New work goes into the lowest epoch it has not proposed in.
+//  - Delivery. When EpochSubset knows S for delivered + 1 and every block of S
+//    is held by its certified digest (fetched otherwise), the epoch is applied,
+//    its proof kept, and COMMIT signed; or a checked commit proof (catch_up.h)
+//    applies it, and the state digest must then match the proof's (else alarm).
+//  - Repair. Until an epoch is stable the node re-publishes everything it signed
+//    for it and every certificate it holds, with backoff doubling from
+//    repair_initial_ms up to repair_max_ms; its state is kept while not stable and
+//    at most 4·W epochs below the delivered one.
+//  - Restart. recover() refills the sign-log and every unit from the durable
+//    records and resumes the open epochs where they were, re-publishing what was
+//    signed and never signing it differently.
+//  - Invariants of its own code are TOB_CHECKs (consensus/check.h): they stop
+//    the process even in release builds.
+//
+// Memory: every unit is bounded by the window (or by proof_history_epochs for
+// catch-up), never by the number of epochs run; memory() reports the sizes and
+// tobsim --sizes-every prints them over long runs.
 
 #include <map>
 #include <memory>
@@ -19,6 +60,7 @@
 #include <string>
 #include <vector>
 
+#include "consensus/catch_up.h"
 #include "consensus/codec.h"
 #include "consensus/crypto_suite.h"
 #include "consensus/messages.h"
@@ -34,44 +76,21 @@ struct ReplicaConfig {
     Digest chain_id{};
     Limits limits;
     std::uint32_t window = 4;           // W: epochs in (delivered, delivered+W] run at once
-    std::uint32_t aged_epochs = 4;      // k: a request older than k delivered epochs is "aged"
+    std::uint32_t aged_epochs = 8;      // k: a request older than k delivered epochs is "aged"
     std::uint64_t block_timer_ms = 20;  // cut a non-full block after this long
     std::uint64_t repair_initial_ms = 200;
     std::uint64_t repair_max_ms = 1000;  // re-publication backoff cap
+    /// Delivered epochs whose proofs (blocks and COMMITs) stay in memory to answer
+    /// catch-up; older ones come from the ProofArchive, if the shell gives one.
+    Epoch proof_history_epochs = 256;
+    /// Re-broadcast the latest own COMMIT this often (0: never), so that a node
+    /// that starts late or returns while the cluster is idle learns it is behind.
+    std::uint64_t commit_heartbeat_ms = 2000;
     std::uint32_t pool_requests_max = 100000;
     Round max_rounds_ahead = 16;
     /// Test-only (tobsim --unsafe-quorum): certify with this many SEENs instead of q.
     /// 0 = q. Never set in the daemon.
     std::uint32_t unsafe_cert_quorum = 0;
-};
-
-/// A record the shell makes durable before sending the step's messages.
-struct DurableRecord {
-    enum class Type : std::uint8_t {
-        Signed = 1,     // an envelope this node signed (sign-log); bytes = encoded envelope
-        Block = 2,      // a block envelope accepted or certified; bytes = encoded envelope
-        Cert = 3,       // a verified certificate; bytes = encoded Certificate
-        HighWater = 4,  // the signing high-water mark is raised to `epoch` (synced before signing)
-        Proof = 5,      // a delivered epoch's blocks (encoded FetchReply), to serve catch-up
-        Commit = 6,     // a peer's COMMIT envelope for a tracked epoch, to serve catch-up
-    };
-    Type type = Type::Signed;
-    Epoch epoch = 0;
-    Bytes bytes;
-};
-
-struct Outgoing {
-    std::optional<NodeId> to;  // nullopt: broadcast to every other node
-    Bytes envelope;            // encoded, signed envelope
-};
-
-struct [[nodiscard]] Step {
-    std::vector<DurableRecord> persist;
-    std::vector<Outgoing> messages;
-    std::vector<EpochResult> committed;
-    std::vector<Fault> faults;
-    std::vector<std::string> alarms;  // non-empty: the node must halt (never retry with other data)
-    void append(Step&& other);
 };
 
 /// What a restarted node recovers from its storage.
@@ -89,8 +108,41 @@ struct ReplicaStats {
     std::uint64_t dropped_out_of_window = 0;
     std::uint64_t aba_rounds_total = 0;  // sum over decided ABA instances of rounds used
     std::uint64_t aba_instances = 0;
+    std::uint64_t archive_proofs_served = 0;  // EpochProof fetches answered from the archive
     bool voting = true;
     bool halted = false;
+};
+
+/// What the core holds in memory, per unit (counts and bytes), for tests and for
+/// tobsim's --sizes-every. Each unit's header states the bound these stay under.
+struct ReplicaMemory {
+    // sign_log.h
+    std::size_t sign_log_slots = 0;
+    std::size_t sign_log_epochs = 0;
+    // request_pool.h
+    std::size_t pool_requests = 0;
+    std::size_t pool_bytes = 0;
+    std::size_t pool_in_flight = 0;
+    std::size_t verified_cached = 0;
+    // block_broadcast.h
+    std::size_t blocks = 0;
+    std::size_t block_bytes = 0;
+    std::size_t broadcast_epochs = 0;
+    std::size_t certs = 0;
+    std::size_t seen_votes = 0;
+    // epoch_subset.h
+    std::size_t agreement_epochs = 0;
+    std::size_t aba_instances = 0;
+    std::size_t aba_rounds = 0;
+    // catch_up.h
+    std::size_t commit_epochs = 0;
+    std::size_t commit_votes = 0;
+    std::size_t proofs = 0;
+    std::size_t proof_bytes = 0;
+    // the Replica's window: what it re-publishes until an epoch is stable
+    std::size_t window_epochs = 0;
+    std::size_t republish_envelopes = 0;
+    std::size_t republish_bytes = 0;
 };
 
 /// The shell-side check of inbound bytes (the daemon runs it in worker threads,
@@ -101,13 +153,12 @@ struct ReplicaStats {
 Decoded<Envelope> open_envelope(ByteView bytes, const CryptoSuite& crypto,
                                 const ReplicaConfig& config);
 
-/// Encodes and signs an envelope with this node's key.
-Bytes seal_envelope(const CryptoSuite& crypto, const Digest& chain_id, NodeId sender, Epoch epoch,
-                    Kind kind, Bytes body);
-
 class Replica {
   public:
-    Replica(const ReplicaConfig& config, const CryptoSuite& crypto, StateMachine& state);
+    /// `archive` (may be null) answers catch-up beyond the in-memory proof history;
+    /// it must outlive the Replica.
+    Replica(const ReplicaConfig& config, const CryptoSuite& crypto, StateMachine& state,
+            const ProofArchive* archive = nullptr);
     ~Replica();
 
     /// Rebuilds from durable records after a restart. Call once, before any input.
@@ -124,6 +175,10 @@ class Replica {
     const ReplicaStats& stats() const { return stats_; }
     Epoch delivered() const { return stats_.delivered; }
     bool halted() const { return stats_.halted; }
+    /// The latest COMMIT envelope this node signed (re-sent by the heartbeat).
+    std::optional<Bytes> latest_commit() const;
+    /// Current sizes of every unit (walks the per-epoch state: not for hot paths).
+    ReplicaMemory memory() const;
 
   private:
     struct Impl;

@@ -2,6 +2,14 @@
 
 namespace tob::consensus {
 
+void Step::append(Step&& other) {
+    for (auto& r : other.persist) persist.push_back(std::move(r));
+    for (auto& m : other.messages) messages.push_back(std::move(m));
+    for (auto& c : other.committed) committed.push_back(std::move(c));
+    for (auto& f : other.faults) faults.push_back(std::move(f));
+    for (auto& a : other.alarms) alarms.push_back(std::move(a));
+}
+
 const char* to_string(FaultKind kind) {
     switch (kind) {
         case FaultKind::InvalidSignature:

@@ -1,10 +1,19 @@
 #pragma once
-// What every sub-protocol returns: peer misbehaviour as data (Fault), never an
-// exception. A broken invariant in our own code is an assertion instead.
+// What every sub-protocol returns: records to make durable, messages to send,
+// committed epochs, peer misbehaviour as data (Fault, never an exception) and
+// alarms. A broken invariant in our own code is a TOB_CHECK instead
+// (consensus/check.h): it stops the process.
+//
+// The shell executes a Step in this order: 1. persist `persist` (one synced
+// write), 2. send `messages`, 3. report `committed` to clients, 4. record
+// `faults`; a non-empty `alarms` halts the node (it never retries with other data).
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "consensus/messages.h"
+#include "consensus/state_machine.h"
 #include "consensus/types.h"
 
 namespace tob::consensus {
@@ -27,6 +36,54 @@ struct Fault {
     FaultKind kind = FaultKind::Malformed;
     std::string detail;           // human-readable, for logs
     std::vector<Bytes> evidence;  // signed envelopes proving it, when there are any
+};
+
+/// A record the shell makes durable before sending the step's messages.
+struct DurableRecord {
+    enum class Type : std::uint8_t {
+        Signed = 1,     // an envelope this node signed (sign-log); bytes = encoded envelope
+        Block = 2,      // a block envelope accepted or certified; bytes = encoded envelope
+        Cert = 3,       // a verified certificate; bytes = encoded Certificate
+        HighWater = 4,  // the signing high-water mark is raised to `epoch` (synced before signing)
+        Proof = 5,      // a delivered epoch's blocks (encoded FetchReply), to serve catch-up
+        Commit = 6,     // a peer's COMMIT envelope for a tracked epoch, to serve catch-up
+    };
+    Type type = Type::Signed;
+    Epoch epoch = 0;
+    Bytes bytes;
+};
+
+/// One message to send. `kind` is the envelope's kind, so the shell can label
+/// metrics without parsing the bytes.
+struct Outgoing {
+    std::optional<NodeId> to;  // nullopt: broadcast to every other node
+    Bytes envelope;            // encoded, signed envelope
+    Kind kind = Kind::Block;
+};
+
+struct [[nodiscard]] Step {
+    std::vector<DurableRecord> persist;
+    std::vector<Outgoing> messages;
+    std::vector<EpochResult> committed;
+    std::vector<Fault> faults;
+    std::vector<std::string> alarms;  // non-empty: the node must halt (never retry with other data)
+
+    void append(Step&& other);
+
+    // Helpers for the sub-protocols that fill a step.
+    void broadcast(Kind kind, const Bytes& envelope) {
+        messages.push_back(Outgoing{std::nullopt, envelope, kind});
+    }
+    void send(NodeId to, Kind kind, const Bytes& envelope) {
+        messages.push_back(Outgoing{to, envelope, kind});
+    }
+    void fault(NodeId culprit, FaultKind kind, std::string detail,
+               std::vector<Bytes> evidence = {}) {
+        faults.push_back(Fault{culprit, kind, std::move(detail), std::move(evidence)});
+    }
+    void durable(DurableRecord::Type type, Epoch epoch, Bytes bytes) {
+        persist.push_back(DurableRecord{type, epoch, std::move(bytes)});
+    }
 };
 
 }  // namespace tob::consensus

@@ -29,7 +29,7 @@ void ByzantineShim::observe(const Envelope& env, std::size_t) {
     if (mode_ == Byzantine::Replay && env.sender != config_.self &&
         (env.kind == Kind::Seen || env.kind == Kind::Aba || env.kind == Kind::Block ||
          env.kind == Kind::Commit || env.kind == Kind::Cert)) {
-        replayable_.push_back(encode(env));
+        replayable_.push_back(Outgoing{std::nullopt, encode(env), env.kind});
         if (replayable_.size() > 2000) replayable_.pop_front();
     }
     if ((mode_ == Byzantine::Equivocate || mode_ == Byzantine::Collude) &&
@@ -61,7 +61,7 @@ void ByzantineShim::equivocate(const Envelope& env, std::vector<Outgoing>& out) 
     const Bytes other = reseal(env, encode(alt));
     for (NodeId j = 0; j < config_.n; ++j) {
         if (j == config_.self) continue;
-        out.push_back(Outgoing{j, j < config_.n / 2 ? original : other});
+        out.push_back(Outgoing{j, j < config_.n / 2 ? original : other, Kind::Block});
     }
 }
 
@@ -74,7 +74,7 @@ void ByzantineShim::collude_block(const Envelope& env, std::vector<Outgoing>& ou
     } else if (!alt.requests.empty()) {
         alt.requests.pop_back();
     } else {
-        out.push_back(Outgoing{std::nullopt, encode(env)});
+        out.push_back(Outgoing{std::nullopt, encode(env), Kind::Block});
         return;
     }
     Bytes lo = encode(env);
@@ -90,8 +90,8 @@ void ByzantineShim::collude_block(const Envelope& env, std::vector<Outgoing>& ou
     // (every node but 0 and 1), and SEENs targeted the same way.
     for (NodeId j = 0; j < config_.n; ++j) {
         if (j == config_.self) continue;
-        if (j != 1) out.push_back(Outgoing{j, lo});
-        if (j != 0) out.push_back(Outgoing{j, hi});
+        if (j != 1) out.push_back(Outgoing{j, lo, Kind::Block});
+        if (j != 0) out.push_back(Outgoing{j, hi, Kind::Block});
     }
     seen_signed_.insert({env.epoch, dlo});
     targeted_seens(env.epoch, config_.self, dlo, dhi, out);
@@ -103,8 +103,8 @@ void ByzantineShim::targeted_seens(Epoch e, NodeId proposer, const Digest& lo, c
         return seal_envelope(suite_, config_.chain_id, config_.self, e, Kind::Seen,
                              encode(SeenBody{proposer, d}));
     };
-    out.push_back(Outgoing{NodeId{0}, seen(lo)});
-    out.push_back(Outgoing{NodeId{1}, seen(hi)});
+    out.push_back(Outgoing{NodeId{0}, seen(lo), Kind::Seen});
+    out.push_back(Outgoing{NodeId{1}, seen(hi), Kind::Seen});
 }
 
 void ByzantineShim::rewrite(Step& step, std::uint64_t now_ms) {
@@ -145,7 +145,8 @@ void ByzantineShim::rewrite(Step& step, std::uint64_t now_ms) {
                         SeenBody other = s.value();
                         other.digest[0] ^= 0x5a;
                         out.push_back(std::move(m));
-                        out.push_back(Outgoing{std::nullopt, reseal(env, encode(other))});
+                        out.push_back(
+                            Outgoing{std::nullopt, reseal(env, encode(other)), Kind::Seen});
                         continue;
                     }
                 }
@@ -165,7 +166,7 @@ void ByzantineShim::rewrite(Step& step, std::uint64_t now_ms) {
                             a.coin_share[a.coin_share.size() - 1] ^= 0x01;
                         }
                     }
-                    out.push_back(Outgoing{m.to, reseal(env, encode(bundle.value()))});
+                    out.push_back(Outgoing{m.to, reseal(env, encode(bundle.value())), Kind::Aba});
                     continue;
                 }
                 break;
@@ -176,8 +177,7 @@ void ByzantineShim::rewrite(Step& step, std::uint64_t now_ms) {
     }
     if (mode_ == Byzantine::Replay && now_ms >= last_replay_ms_ + 100 && !replayable_.empty()) {
         last_replay_ms_ = now_ms;
-        for (int i = 0; i < 20; ++i)
-            out.push_back(Outgoing{std::nullopt, replayable_[rng_() % replayable_.size()]});
+        for (int i = 0; i < 20; ++i) out.push_back(replayable_[rng_() % replayable_.size()]);
     }
     step.messages = std::move(out);
 }

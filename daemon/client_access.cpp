@@ -16,8 +16,9 @@ std::set<crypto::CurvePublicKey> permitted_client_curve_keys(
 
 std::optional<std::string> local_get_refusal(const client::LocalGetMsg& get,
                                              const std::string& peer_key,
-                                             const ClusterConfig& cluster) {
-    if (!client::verify_local_get(cluster.chain_id, get)) {
+                                             const consensus::Digest& chain_id,
+                                             const consensus::kv::Permissions& permissions) {
+    if (!client::verify_local_get(chain_id, get)) {
         return std::string("local read: bad signature");
     }
     if (!peer_key.empty()) {
@@ -26,7 +27,7 @@ std::optional<std::string> local_get_refusal(const client::LocalGetMsg& get,
             return std::string("local read: signed by another client than this connection's");
         }
     }
-    if (!cluster.permissions.may_read(get.client, get.key)) {
+    if (!permissions.may_read(get.client, get.key)) {
         return std::string("local read: this client may not read the key");
     }
     return std::nullopt;

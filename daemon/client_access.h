@@ -26,7 +26,8 @@ std::set<crypto::CurvePublicKey> permitted_client_curve_keys(
 /// connection's Curve key in hex (Inbound::peer_key; empty without Curve).
 std::optional<std::string> local_get_refusal(const client::LocalGetMsg& get,
                                              const std::string& peer_key,
-                                             const ClusterConfig& cluster);
+                                             const consensus::Digest& chain_id,
+                                             const consensus::kv::Permissions& permissions);
 
 /// The transport of node `node`: its members, limits, Curve key (unless the
 /// test-only switch turns Curve off), client policy, fault layer and twin offset.

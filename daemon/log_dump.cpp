@@ -3,6 +3,7 @@
 #include <map>
 #include <set>
 
+#include "consensus/catch_up.h"
 #include "consensus/codec.h"
 #include "consensus/kv/kv_machine.h"
 #include "consensus/replica.h"
@@ -74,9 +75,7 @@ Archive collect_archive(const std::vector<DurableRecord>& records, const NodeCon
         if (!cb) continue;
         const Epoch e = env.value().epoch;
         if (env.value().sender == node.node_id) archive.own[e] = cb.value();
-        crypto::Hasher h;
-        h.raw(cb.value().output_digest).raw(cb.value().state_digest);
-        auto& t = archive.tuples[e][h.finish()];
+        auto& t = archive.tuples[e][commit_key(cb.value())];  // grouped as the core groups them
         t.body = cb.value();
         t.signers.insert(env.value().sender);
     }

@@ -4,6 +4,14 @@
   check_sweep.py --expect clean   -- TOBSIM ARGS...   violations == 0 and committed == submitted
   check_sweep.py --expect safe    -- TOBSIM ARGS...   violations == 0 (runs beyond the fault bound)
   check_sweep.py --expect violation -- TOBSIM ARGS... violations > 0 (a checker self-test)
+  check_sweep.py --expect growth -- TOBSIM ARGS...    the --sizes-every report is NOT flat (the
+                                                      flatness check's own self-test)
+
+  --expect-min FIELD=N   (clean/safe) a top-level JSON field must be at least N, e.g.
+                         archive_proofs_served=1 shows that the archive path ran
+  --expect-flat          (clean/safe) the "sizes" lines of --sizes-every must be flat: for
+                         every node and field, the largest value in the second half of the
+                         reports is at most 1.5 x the largest in the first half + 16
 
 The exit status of tobsim itself is not trusted either way: the JSON decides.
 """
@@ -13,9 +21,51 @@ import subprocess
 import sys
 
 
+def sizes_reports(stdout):
+    """{node: [(epoch, {field: value})]} from the "sizes ..." lines of --sizes-every."""
+    out = {}
+    for line in stdout.splitlines():
+        if not line.startswith("sizes "):
+            continue
+        fields = dict(kv.split("=", 1) for kv in line.split()[1:])
+        values = {}
+        for k, v in fields.items():
+            if k in ("seed", "epoch", "node"):
+                continue
+            for i, part in enumerate(v.rstrip("B").split("/")):
+                values["%s[%d]" % (k, i)] = int(part.rstrip("B"))
+        out.setdefault(fields["node"], []).append((int(fields["epoch"]), values))
+    return out
+
+
+def count_reports(stdout):
+    return max((len(r) for r in sizes_reports(stdout).values()), default=0)
+
+
+def not_flat(stdout):
+    """The fields that grow (second half of the reports above 1.5 x the first half
+    + 16), one line each; [] if flat; None if there are too few reports."""
+    reports = sizes_reports(stdout)
+    if not reports or min(len(r) for r in reports.values()) < 4:
+        return None
+    grown = []
+    for node, rs in sorted(reports.items()):
+        half = len(rs) // 2
+        for field in rs[0][1]:
+            first = max(v[field] for _, v in rs[:half])
+            second = max(v[field] for _, v in rs[half:])
+            if second > 1.5 * first + 16:
+                grown.append("node %s %s: %d in epochs <= %d, %d by epoch %d" % (
+                    node, field, first, rs[half - 1][0], second, rs[-1][0]))
+    return grown
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--expect", choices=["clean", "safe", "violation", "deterministic"], required=True)
+    ap.add_argument("--expect", choices=["clean", "safe", "violation", "deterministic", "growth"],
+                    required=True)
+    ap.add_argument("--expect-min", action="append", default=[], metavar="FIELD=N")
+    ap.add_argument("--expect-flat", action="store_true")
     ap.add_argument("--expect-check", action="append", default=[],
                     help="with --expect violation: the first failing check must be one of these")
     ap.add_argument("tobsim")
@@ -58,6 +108,16 @@ def main():
         return 1
     print(json.dumps(res, indent=1))
     v = res["violations"]["count"]
+    if a.expect == "growth":
+        grown = not_flat(proc.stdout)
+        if v != 0:
+            print("FAIL: the run itself failed; the self-test needs a clean run")
+            return 1
+        if not grown:
+            print("FAIL: the flatness check did not notice a size that grows")
+            return 1
+        print("OK: the flatness check caught growth:", grown[0])
+        return 0
     if a.expect in ("clean", "safe"):
         ok = True
         if v != 0:
@@ -72,6 +132,21 @@ def main():
         if res["seeds"] == 0 or res["submitted_txs"] == 0:
             print("FAIL: nothing ran")
             ok = False
+        for item in a.expect_min:
+            field, _, least = item.partition("=")
+            if res.get(field, 0) < float(least):
+                print("FAIL: %s = %s, expected at least %s" % (field, res.get(field), least))
+                ok = False
+        if a.expect_flat:
+            grown = not_flat(proc.stdout)
+            if grown is None:
+                print("FAIL: --expect-flat needs at least 4 sizes reports per node")
+                ok = False
+            elif grown:
+                print("FAIL: sizes grow with the epoch count:\n  " + "\n  ".join(grown))
+                ok = False
+            else:
+                print("OK: sizes are flat over %d reports" % count_reports(proc.stdout))
         return 0 if ok else 1
     if v > 0 and a.expect_check and res["violations"]["first_check"] not in a.expect_check:
         print("FAIL: first violation is %s, expected one of %s" % (

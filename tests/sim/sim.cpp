@@ -26,10 +26,10 @@
 //
 // Up to f Byzantine nodes run an honest Replica underneath (except `silent`),
 // and the harness mutates, re-routes or adds to its output with the node's own,
-// legitimately held keys (byz_forward, byz_tick; behaviours in sim.h and
-// docs/simulator.md). Honest clients submit signed requests to random honest
-// nodes and retry at another honest node, with the same signed request, when the
-// node they used has not reported the commit after a timeout.
+// legitimately held keys (tests/sim/byzantine.h; the names in
+// consensus/byzantine_catalogue.h, the behaviours in docs/simulator.md). Honest clients submit
+// signed requests to random honest nodes and retry at another honest node, with the same signed
+// request, when the node they used has not reported the commit after a timeout.
 //
 // Invariants checked after every step (violations end the seed):
 //  - I5: no honest node ever signs two payloads for one slot (block (e,i), SEEN
@@ -63,7 +63,9 @@
 #include "consensus/fast_crypto.h"
 #include "consensus/kv/kv_machine.h"
 #include "consensus/replica.h"
+#include "consensus/sign_log.h"
 #include "crypto/hash.h"
+#include "tests/sim/byzantine.h"
 #include "tests/sim/real_crypto.h"
 #include "tests/sim/rng.h"
 
@@ -72,43 +74,6 @@ namespace tob::sim {
 using namespace tob::consensus;
 using consensus::kv::KvMachine;
 using consensus::kv::MemoryKvStorage;
-
-// ---- behaviour names ---------------------------------------------------------------
-
-namespace {
-constexpr std::pair<Behaviour, const char*> kBehaviourNames[] = {
-    {Behaviour::Silent, "silent"},
-    {Behaviour::Equivocate, "equivocate"},
-    {Behaviour::ConflictingSeen, "conflicting-seen"},
-    {Behaviour::LyingAba, "lying-aba"},
-    {Behaviour::BadCoin, "bad-coin"},
-    {Behaviour::Forge, "forge"},
-    {Behaviour::Replay, "replay"},
-    {Behaviour::Junk, "junk"},
-    {Behaviour::ForgeRequest, "forge-request"},
-    {Behaviour::WindowEdge, "window-edge"},
-    {Behaviour::Withhold, "withhold"},
-    {Behaviour::LyingCommit, "lying-commit"},
-};
-}  // namespace
-
-const char* to_string(Behaviour b) {
-    for (const auto& [k, name] : kBehaviourNames)
-        if (k == b) return name;
-    return "?";
-}
-
-std::optional<Behaviour> behaviour_from_string(std::string_view name) {
-    for (const auto& [k, n] : kBehaviourNames)
-        if (name == n) return k;
-    return std::nullopt;
-}
-
-std::vector<Behaviour> all_behaviours() {
-    std::vector<Behaviour> out;
-    for (const auto& [k, name] : kBehaviourNames) out.push_back(k);
-    return out;
-}
 
 std::string SeedParams::describe() const {
     std::ostringstream os;
@@ -143,24 +108,17 @@ namespace {
 
 constexpr std::uint64_t kTickMs = 10;
 constexpr std::uint64_t kCheckMs = 50;
-constexpr std::size_t kCapturedMax = 3000;
-constexpr std::size_t kKnownRequestsMax = 256;
-
-using Shared = std::shared_ptr<const Bytes>;
-
 bool slot_kind(Kind k) {
     return k == Kind::Block || k == Kind::Seen || k == Kind::Aba || k == Kind::Commit;
 }
 
 // Whether an own envelope carries a sign-log slot (coin shares are deterministic
-// and need none, so a bundle of coin shares only is not logged).
+// and need none, so a bundle of coin shares only is not logged). The slots are
+// the core's own (consensus/sign_log.h), so the checker cannot drift from it.
 bool needs_log(const Envelope& env, const Limits& limits) {
-    if (env.kind != Kind::Aba) return slot_kind(env.kind);
-    auto bundle = decode_aba_bundle(env.body, limits);
-    if (!bundle) return true;
-    for (const auto& m : bundle.value().messages)
-        if (m.type != AbaType::Coin) return true;
-    return false;
+    if (!slot_kind(env.kind)) return false;
+    auto claims = slots_of(env, limits);
+    return !claims || !claims->empty();
 }
 
 // One line about an envelope, for --trace-messages.
@@ -258,6 +216,52 @@ class ObservedMachine final : public StateMachine {
 
 // ---- nodes and clients ------------------------------------------------------------
 
+/// What a node's data directory holds: the core's durable records by epoch, in
+/// append order within an epoch (the order the daemon's storage returns them in).
+struct Disk {
+    std::map<Epoch, std::vector<DurableRecord>> by_epoch;
+    std::size_t records = 0;
+
+    void append(const DurableRecord& r) {
+        by_epoch[r.epoch].push_back(r);
+        ++records;
+    }
+    std::vector<DurableRecord> all() const {
+        std::vector<DurableRecord> out;
+        out.reserve(records);
+        for (const auto& [e, rs] : by_epoch) out.insert(out.end(), rs.begin(), rs.end());
+        return out;
+    }
+    void clear() {
+        by_epoch.clear();
+        records = 0;
+    }
+    void prune_below(Epoch e) {
+        while (!by_epoch.empty() && by_epoch.begin()->first < e) {
+            records -= by_epoch.begin()->second.size();
+            by_epoch.erase(by_epoch.begin());
+        }
+    }
+};
+
+/// The simulated node's proof archive: its own durable records, as tobd's
+/// StorageProofArchive reads them from RocksDB (consensus/catch_up.h).
+class DiskArchive final : public ProofArchive {
+  public:
+    DiskArchive(const Disk& disk, std::uint32_t t, const Limits& limits)
+        : disk_(disk), t_(t), limits_(limits) {}
+    std::optional<ArchivedProof> proof(Epoch e) const override {
+        auto it = disk_.by_epoch.find(e);
+        if (it == disk_.by_epoch.end()) return std::nullopt;
+        return proof_from_records(it->second, e, t_ + 1, limits_);
+    }
+
+  private:
+    const Disk& disk_;
+    std::uint32_t t_;
+    Limits limits_;
+};
+
 struct Node {
     NodeId id = 0;
     bool byzantine = false;
@@ -270,26 +274,25 @@ struct Node {
     std::unique_ptr<Replica> replica;
 
     // Durable (survive crashes).
-    std::vector<DurableRecord> records;
-    std::set<Digest> ever_signed;           // digests of every Signed record, kept across reformats
-    std::set<Digest> fresh_after_reformat;  // Signed records first written after a reformat
-    Epoch high_water = 0;                   // the key-directory file
+    Disk disk;
+    std::unique_ptr<DiskArchive> archive;  // over `disk`, for the node's Replica
+    // Digests of every Signed record (kept across reformats), with their epoch.
+    std::map<Digest, Epoch> ever_signed;
+    std::map<Digest, Epoch> fresh_after_reformat;  // Signed records first written after a reformat
+    Epoch high_water = 0;                          // the key-directory file
+    Epoch pruned_below = 0;                        // --archive-epochs: records below are gone
 
     bool up = true;
     bool crash_midstep = false;  // crash inside the next step
     bool reformat_on_restart = false;
     std::optional<Epoch> sign_floor;  // set by a reformat: never sign at or below
-    std::uint64_t aba_rounds_total = 0, aba_instances = 0;
+    std::uint64_t aba_rounds_total = 0, aba_instances = 0, archive_served = 0;
+    ReplicaMemory sizes_max;  // --sizes-every: largest sizes since the last report
 
     NodeLog log;
     std::set<Digest> effective;  // request digests that took effect (from the log)
 
-    // Byzantine state.
-    std::deque<Shared> captured;
-    std::deque<Request> known_requests;
-    std::map<Epoch, std::pair<Bytes, Bytes>> alt_blocks;  // epoch -> (alt block env, alt SEEN env)
-    std::map<Epoch, std::set<NodeId>> alt_group;          // receivers of the alternative
-    std::map<std::tuple<Epoch, NodeId>, Digest> known_blocks;
+    AdversaryMemory adversary;  // Byzantine nodes: what their behaviours remember
 
     bool has(Behaviour b) const {
         return std::find(behaviours.begin(), behaviours.end(), b) != behaviours.end();
@@ -330,12 +333,12 @@ struct Later {
     }
 };
 
-// Slot of a signed payload: (node, kind, epoch, proposer, round, aba type).
-using SlotKey = std::tuple<NodeId, std::uint8_t, Epoch, NodeId, Round, std::uint8_t>;
+// A signer's slot (consensus/sign_log.h): (node, slot).
+using SlotKey = std::pair<NodeId, Slot>;
 
 // ---- the world ---------------------------------------------------------------------
 
-class World {
+class World final : public AdversaryWorld {
   public:
     World(const SimOptions& options, std::uint64_t seed)
         : opt_(options),
@@ -355,6 +358,8 @@ class World {
     // setup
     void derive();
     void build();
+    void make_transactions();
+    void schedule();
     void start_node(Node& node, bool recovering);
 
     // events
@@ -369,13 +374,15 @@ class World {
     void crash(Node& node);
     void restart(Node& node);
     void check_progress();
+    void sample_sizes();
+    void prune_history();
     void begin_fair();
     bool converged() const;
 
     // network
     std::uint64_t delay(NodeId to);
     bool cut(NodeId from, NodeId to) const;
-    void send(NodeId from, std::optional<NodeId> to, const Bytes& bytes);
+    void send(NodeId from, std::optional<NodeId> to, const Bytes& bytes) override;
     void send_to(NodeId from, NodeId to, Shared bytes);
 
     // honest shell
@@ -383,23 +390,38 @@ class World {
     void persist(Node& node, const DurableRecord& record);
     void check_outgoing(Node& node, const Bytes& bytes, bool nested);
     void check_slots(Node& node, const Envelope& env);
-    void claim_slot(Node& node, const SlotKey& key, const Digest& payload, const char* what);
+    void claim_slot(Node& node, const SlotClaim& claim);
     void on_apply(Node& node, const EpochResult& result);
     void client_hear(NodeId node, const EpochResult& result);
 
-    // Byzantine nodes
+    // Byzantine nodes (tests/sim/byzantine.h)
+    Adversary adversary(Node& b);
     void byz_receive(Node& b, const Shared& bytes);
     void byz_emit(Node& b, Step&& step);
-    void byz_forward(Node& b, const Outgoing& m);
     void byz_tick(Node& b);
-    Bytes seal(Node& b, Epoch e, Kind k, Bytes body) {
-        return seal_envelope(*b.crypto, chain_id_, b.id, e, k, std::move(body));
-    }
     std::vector<NodeId> others(NodeId self) const;
-    std::vector<NodeId> random_subset(Rng& rng, NodeId self);
-    Epoch byz_delivered(const Node& b) const { return b.replica ? b.replica->delivered() : 0; }
-    Bytes random_bytes(Rng& rng, std::size_t len);
-    Request forged_request(Rng& rng, Node& b);
+
+    // AdversaryWorld
+    std::uint32_t n() const override { return p_.n; }
+    std::uint32_t t() const override { return p_.t; }
+    std::uint32_t window() const override { return p_.window; }
+    const Digest& chain_id() const override { return chain_id_; }
+    const Digest& foreign_chain_id() const override { return foreign_chain_id_; }
+    Rng& rng() override { return net_; }
+    std::size_t clients() const override { return clients_.size(); }
+    const PublicKey& client_key(std::size_t index) const override { return clients_[index].pk; }
+    std::vector<NodeId> byzantine_ids() const override {
+        std::vector<NodeId> out;
+        for (const auto& node : nodes_)
+            if (node->byzantine) out.push_back(node->id);
+        return out;
+    }
+    Bytes seal_as(NodeId signer, Epoch e, Kind k, Bytes body) override {
+        return seal_envelope(*nodes_[signer]->crypto, chain_id_, signer, e, k, std::move(body));
+    }
+    void send_shared(NodeId from, NodeId to, Shared bytes) override {
+        send_to(from, to, std::move(bytes));
+    }
 
     void violation(std::string check, std::string detail) {
         if (opt_.disabled_checks.count(check)) return;
@@ -409,7 +431,7 @@ class World {
         report_.violations.push_back({std::move(check), std::move(detail)});
         stop_ = true;
     }
-    bool honest(NodeId id) const { return id < nodes_.size() && !nodes_[id]->byzantine; }
+    bool honest(NodeId id) const override { return id < nodes_.size() && !nodes_[id]->byzantine; }
 
     const SimOptions& opt_;
     std::uint64_t seed_;
@@ -437,11 +459,13 @@ class World {
     bool done_ = false;
 
     // Global invariant state.
-    std::map<SlotKey, Digest> slots_;
+    std::map<Epoch, std::map<SlotKey, Digest>> slots_;
     std::map<std::pair<Epoch, NodeId>, Digest> certs_;
     std::map<std::pair<Epoch, NodeId>, std::uint8_t> terms_;
     std::map<Epoch, std::pair<Digest, Digest>> commits_;
     std::map<Epoch, AppliedEpoch> applied_;
+    Epoch next_sizes_epoch_ = 0;  // --sizes-every: the next epoch to report at
+    Epoch pruned_below_ = 0;      // --archive-epochs: checker state below is gone
 };
 
 // ---- setup -----------------------------------------------------------------------------
@@ -454,7 +478,10 @@ void World::derive() {
     std::vector<NodeId> ids;
     for (NodeId i = 0; i < p_.n; ++i) ids.push_back(i);
     for (std::size_t i = ids.size(); i > 1; --i) std::swap(ids[i - 1], ids[r.below(i)]);
-    std::vector<Behaviour> menu = opt_.behaviours.empty() ? all_behaviours() : opt_.behaviours;
+    std::vector<Behaviour> menu =
+        opt_.behaviours.empty()
+            ? consensus::byzantine_behaviours(consensus::ByzantineHarness::Tobsim)
+            : opt_.behaviours;
     const std::uint32_t f = std::min<std::uint32_t>(opt_.faulty, p_.n);
     std::vector<NodeId> byz(ids.begin(), ids.begin() + f);
     std::sort(byz.begin(), byz.end());
@@ -482,7 +509,8 @@ void World::derive() {
     p_.block_timer_ms = r.range(5, 40);
     p_.clients = opt_.clients ? opt_.clients : static_cast<std::uint32_t>(r.range(1, 4));
     p_.safety_ms = r.range(800, 3000);
-    // Partition episodes in the safety phase (FAULTS.md #7): isolate one node,
+    if (opt_.safety_ms) p_.safety_ms = opt_.safety_ms;
+    // Partition episodes in the safety phase (docs/fault-model.md, row 7): isolate one node,
     // random halves, or a one-way cut; messages across the cut are lost.
     if (opt_.partitions && r.chance(0.5)) {
         const std::uint64_t count = r.range(1, 3);
@@ -500,7 +528,8 @@ void World::derive() {
             p_.partitions.push_back(part);
         }
     }
-    // Slow nodes (FAULTS.md #17): everything to them takes longer in the safety phase.
+    // Slow nodes (docs/fault-model.md, row 17): everything to them takes longer in the safety
+    // phase.
     for (std::uint32_t i = 0; i < p_.n; ++i)
         if (r.chance(0.15)) p_.slow_nodes.push_back(static_cast<NodeId>(i));
     report_.params = p_;
@@ -536,6 +565,9 @@ void World::build() {
         c.window = p_.window;
         c.block_timer_ms = p_.block_timer_ms;
         c.unsafe_cert_quorum = opt_.unsafe_quorum;
+        if (opt_.proof_history_epochs) c.proof_history_epochs = opt_.proof_history_epochs;
+        if (opt_.commit_heartbeat_ms) c.commit_heartbeat_ms = *opt_.commit_heartbeat_ms;
+        node->archive = std::make_unique<DiskArchive>(node->disk, p_.t, c.limits);
         node->log.node = i;
         nodes_.push_back(std::move(node));
     }
@@ -547,7 +579,12 @@ void World::build() {
         start_node(*node, false);
     }
 
-    // Clients and their transactions.
+    make_transactions();
+    schedule();
+}
+
+// Clients and their signed transactions, each with its submission time.
+void World::make_transactions() {
     for (std::uint32_t c = 0; c < p_.clients; ++c) {
         Client cl;
         if (fast_world_) {
@@ -595,8 +632,10 @@ void World::build() {
     }
     for (std::uint32_t i = 0; i < txs_.size(); ++i)
         push(EvType::Submit, txs_[i].submit_at, 0, 0, i);
+}
 
-    // Ticks, checks, crashes.
+// The first ticks and check, and the crash schedule of the safety phase.
+void World::schedule() {
     for (NodeId i = 0; i < p_.n; ++i) push(EvType::Tick, 1 + sched_.below(kTickMs), 0, i);
     push(EvType::Check, kCheckMs);
     if (p_.crash > 0) {
@@ -614,11 +653,12 @@ void World::start_node(Node& node, bool recovering) {
             if (!np->byzantine)
                 violation("apply-order", "node " + std::to_string(np->id) + ": " + why);
         });
-    node.replica = std::make_unique<Replica>(node.config, *node.crypto, *node.machine);
+    node.replica =
+        std::make_unique<Replica>(node.config, *node.crypto, *node.machine, node.archive.get());
     node.up = true;
     if (recovering) {
         Recovery rec;
-        rec.records = node.records;
+        rec.records = node.disk.all();
         rec.high_water = node.high_water;
         rec.sign_log_ok = true;
         Step step = node.replica->recover(rec, now_);
@@ -651,9 +691,11 @@ SeedReport World::run() {
         if (node.kv) finals.push_back({node.id, node.kv->last_applied(), node.kv->state_digest()});
         report_.aba_rounds_total += node.aba_rounds_total;
         report_.aba_instances += node.aba_instances;
+        report_.archive_proofs_served += node.archive_served;
         if (node.replica) {
             report_.aba_rounds_total += node.replica->stats().aba_rounds_total;
             report_.aba_instances += node.replica->stats().aba_instances;
+            report_.archive_proofs_served += node.replica->stats().archive_proofs_served;
         }
         report_.epochs = std::max<std::uint64_t>(report_.epochs, node.log.epochs.size());
     }
@@ -752,6 +794,7 @@ void World::crash(Node& node) {
     if (node.replica) {
         node.aba_rounds_total += node.replica->stats().aba_rounds_total;
         node.aba_instances += node.replica->stats().aba_instances;
+        node.archive_served += node.replica->stats().archive_proofs_served;
     }
     node.replica.reset();
     node.machine.reset();
@@ -765,7 +808,7 @@ void World::restart(Node& node) {
     if (node.reformat_on_restart) {
         // Data directory lost, key directory (and its high-water mark) intact.
         ++report_.reformats;
-        node.records.clear();
+        node.disk.clear();
         node.storage.clear();
         node.sign_floor = node.high_water;
         node.reformat_on_restart = false;
@@ -773,13 +816,13 @@ void World::restart(Node& node) {
     if (opt_.plant == Plant::Amnesia) {
         // Checker self-test: the node forgets its sign-log AND its mark, so it may
         // sign other payloads for slots it already filled. Only I5 should notice.
-        node.records.clear();
+        node.disk.clear();
         node.storage.clear();
         node.high_water = 0;
     }
     if (opt_.trace)
         std::fprintf(stderr, "[%llu] restart node %u (records=%zu high_water=%llu)\n",
-                     static_cast<unsigned long long>(now_), node.id, node.records.size(),
+                     static_cast<unsigned long long>(now_), node.id, node.disk.records,
                      static_cast<unsigned long long>(node.high_water));
     start_node(node, true);
 }
@@ -816,6 +859,8 @@ bool World::converged() const {
 }
 
 void World::check_progress() {
+    sample_sizes();
+    prune_history();
     if (!fair_) {
         Epoch best = 0;
         for (auto& np : nodes_)
@@ -850,6 +895,92 @@ void World::check_progress() {
                                   " ms into the fair phase: " + std::to_string(missing) +
                                   " txs not applied everywhere; epochs" + levels);
     }
+}
+
+/// --sizes-every N: the largest sizes of each honest node's units since the last
+/// report, printed whenever the best honest node passes a multiple of N epochs.
+void World::sample_sizes() {
+    if (!opt_.sizes_every) return;
+    Epoch best = 0;
+    for (auto& np : nodes_) {
+        Node& node = *np;
+        if (node.byzantine || !node.replica) continue;
+        best = std::max<Epoch>(best, node.log.epochs.size());
+        const ReplicaMemory m = node.replica->memory();
+        ReplicaMemory& x = node.sizes_max;
+        auto most = [](std::size_t& a, std::size_t b) { a = std::max(a, b); };
+        most(x.sign_log_slots, m.sign_log_slots);
+        most(x.sign_log_epochs, m.sign_log_epochs);
+        most(x.pool_requests, m.pool_requests);
+        most(x.pool_bytes, m.pool_bytes);
+        most(x.pool_in_flight, m.pool_in_flight);
+        most(x.verified_cached, m.verified_cached);
+        most(x.blocks, m.blocks);
+        most(x.block_bytes, m.block_bytes);
+        most(x.broadcast_epochs, m.broadcast_epochs);
+        most(x.certs, m.certs);
+        most(x.seen_votes, m.seen_votes);
+        most(x.agreement_epochs, m.agreement_epochs);
+        most(x.aba_instances, m.aba_instances);
+        most(x.aba_rounds, m.aba_rounds);
+        most(x.commit_epochs, m.commit_epochs);
+        most(x.commit_votes, m.commit_votes);
+        most(x.proofs, m.proofs);
+        most(x.proof_bytes, m.proof_bytes);
+        most(x.window_epochs, m.window_epochs);
+        most(x.republish_envelopes, m.republish_envelopes);
+        most(x.republish_bytes, m.republish_bytes);
+    }
+    if (next_sizes_epoch_ == 0) next_sizes_epoch_ = opt_.sizes_every;
+    if (best < next_sizes_epoch_) return;
+    next_sizes_epoch_ = (best / opt_.sizes_every + 1) * opt_.sizes_every;
+    for (auto& np : nodes_) {
+        Node& node = *np;
+        if (node.byzantine || !node.replica) continue;
+        const ReplicaMemory& x = node.sizes_max;
+        std::printf(
+            "sizes seed=%llu epoch=%llu node=%u sign_log=%zu/%zu pool=%zu/%zuB inflight=%zu "
+            "verified=%zu blocks=%zu/%zuB bb_epochs=%zu certs=%zu seen=%zu agreements=%zu/%zu/%zu "
+            "commits=%zu/%zu proofs=%zu/%zuB window=%zu/%zu/%zuB disk=%zu\n",
+            static_cast<unsigned long long>(seed_), static_cast<unsigned long long>(best), node.id,
+            x.sign_log_slots, x.sign_log_epochs, x.pool_requests, x.pool_bytes, x.pool_in_flight,
+            x.verified_cached, x.blocks, x.block_bytes, x.broadcast_epochs, x.certs, x.seen_votes,
+            x.agreement_epochs, x.aba_instances, x.aba_rounds, x.commit_epochs, x.commit_votes,
+            x.proofs, x.proof_bytes, x.window_epochs, x.republish_envelopes, x.republish_bytes,
+            node.disk.records);
+        node.sizes_max = ReplicaMemory{};
+    }
+    std::fflush(stdout);
+}
+
+/// --archive-epochs A: records, and the checkers' per-epoch state, of epochs more
+/// than A below the lowest honest applied epoch are dropped (tobd prunes its
+/// archive the same way). No honest node can sign there any more: the sign-log
+/// refuses epochs at or below delivered − W, and a reformatted node's applied
+/// epoch restarts at 0, which holds the pruning back until it caught up.
+void World::prune_history() {
+    if (!opt_.archive_epochs) return;
+    Epoch lowest = ~Epoch{0};
+    for (auto& np : nodes_) {
+        if (np->byzantine) continue;
+        lowest = std::min<Epoch>(lowest, np->kv ? np->kv->last_applied() : 0);
+    }
+    if (lowest <= opt_.archive_epochs) return;
+    const Epoch below = lowest - opt_.archive_epochs;
+    if (below < pruned_below_ + 256) return;  // in batches
+    pruned_below_ = below;
+    for (auto& np : nodes_) {
+        Node& node = *np;
+        node.disk.prune_below(below);
+        std::erase_if(node.ever_signed, [below](const auto& kv) { return kv.second < below; });
+        std::erase_if(node.fresh_after_reformat,
+                      [below](const auto& kv) { return kv.second < below; });
+    }
+    slots_.erase(slots_.begin(), slots_.lower_bound(below));
+    certs_.erase(certs_.begin(), certs_.lower_bound({below, 0}));
+    terms_.erase(terms_.begin(), terms_.lower_bound({below, 0}));
+    commits_.erase(commits_.begin(), commits_.lower_bound(below));
+    applied_.erase(applied_.begin(), applied_.lower_bound(below));
 }
 
 // ---- network -------------------------------------------------------------------------
@@ -1000,15 +1131,16 @@ void World::execute(Node& node, Step&& step) {
 }
 
 void World::persist(Node& node, const DurableRecord& record) {
-    node.records.push_back(record);
+    node.disk.append(record);
     switch (record.type) {
         case DurableRecord::Type::HighWater:
             node.high_water = std::max(node.high_water, record.epoch);
             break;
         case DurableRecord::Type::Signed: {
             const Digest d = digest_of(record.bytes);
-            if (node.sign_floor && !node.ever_signed.count(d)) node.fresh_after_reformat.insert(d);
-            node.ever_signed.insert(d);
+            if (node.sign_floor && !node.ever_signed.count(d))
+                node.fresh_after_reformat.emplace(d, record.epoch);
+            node.ever_signed.emplace(d, record.epoch);
             auto env = decode_envelope(record.bytes, node.config.limits);
             if (!env) {
                 violation("sign-log", "node " + std::to_string(node.id) +
@@ -1047,14 +1179,15 @@ void World::persist(Node& node, const DurableRecord& record) {
     }
 }
 
-void World::claim_slot(Node& node, const SlotKey& key, const Digest& payload, const char* what) {
-    auto [it, fresh] = slots_.try_emplace(key, payload);
-    if (!fresh && it->second != payload)
-        violation("self-equivocation", "node " + std::to_string(node.id) + " signed two " + what +
-                                           " payloads for epoch " +
-                                           std::to_string(std::get<2>(key)) + " proposer " +
-                                           std::to_string(std::get<3>(key)) + " round " +
-                                           std::to_string(std::get<4>(key)));
+void World::claim_slot(Node& node, const SlotClaim& claim) {
+    auto [it, fresh] =
+        slots_[claim.slot.epoch].try_emplace(SlotKey{node.id, claim.slot}, claim.payload);
+    if (!fresh && it->second != claim.payload)
+        violation("self-equivocation", "node " + std::to_string(node.id) + " signed two " +
+                                           to_string(claim.slot.kind) + " payloads for epoch " +
+                                           std::to_string(claim.slot.epoch) + " proposer " +
+                                           std::to_string(claim.slot.proposer) + " round " +
+                                           std::to_string(claim.slot.round));
 }
 
 void World::check_slots(Node& node, const Envelope& env) {
@@ -1064,69 +1197,35 @@ void World::check_slots(Node& node, const Envelope& env) {
         violation("signed-below-mark", "node " + std::to_string(node.id) + " signed in epoch " +
                                            std::to_string(e) + " after a reformat with mark " +
                                            std::to_string(*node.sign_floor));
-    const auto k = static_cast<std::uint8_t>(env.kind);
-    switch (env.kind) {
-        case Kind::Block:
-            claim_slot(node, {node.id, k, e, node.id, 0, 0}, digest_of(env.body), "block");
-            break;
-        case Kind::Seen: {
-            auto s = decode_seen(env.body, node.config.limits);
-            if (!s) {
-                violation("honest-sent-garbage", "node " + std::to_string(node.id) + " SEEN");
-                return;
-            }
-            Digest payload = s.value().digest;
-            claim_slot(node, {node.id, k, e, s.value().proposer, 0, 0}, payload, "SEEN");
-            break;
+    auto claims = slots_of(env, node.config.limits);
+    if (!claims) {
+        violation("honest-sent-garbage", "node " + std::to_string(node.id) + " signed an " +
+                                             "undecodable statement of epoch " + std::to_string(e));
+        return;
+    }
+    for (const auto& c : *claims) claim_slot(node, c);
+    // Beyond the slots: honest decisions and COMMIT tuples agree across nodes.
+    if (env.kind == Kind::Aba) {
+        const auto bundle = decode_aba_bundle(env.body, node.config.limits);
+        for (const auto& m : bundle.value().messages) {
+            if (m.type != AbaType::Term) continue;
+            auto [it, fresh] = terms_.try_emplace({e, m.proposer}, m.value);
+            if (!fresh && it->second != m.value)
+                violation("aba-agreement", "honest nodes decided differently in ABA(" +
+                                               std::to_string(e) + ", " +
+                                               std::to_string(m.proposer) + ")");
         }
-        case Kind::Aba: {
-            auto b = decode_aba_bundle(env.body, node.config.limits);
-            if (!b) {
-                violation("honest-sent-garbage", "node " + std::to_string(node.id) + " ABA");
-                return;
-            }
-            for (const auto& m : b.value().messages) {
-                Digest payload{};
-                payload[0] = m.value;
-                const auto t = static_cast<std::uint8_t>(m.type);
-                switch (m.type) {
-                    case AbaType::Aux:
-                        claim_slot(node, {node.id, k, e, m.proposer, m.round, t}, payload, "AUX");
-                        break;
-                    case AbaType::Conf:
-                        claim_slot(node, {node.id, k, e, m.proposer, m.round, t}, payload, "CONF");
-                        break;
-                    case AbaType::Term: {
-                        claim_slot(node, {node.id, k, e, m.proposer, 0, t}, payload, "TERM");
-                        auto [it, fresh] = terms_.try_emplace({e, m.proposer}, m.value);
-                        if (!fresh && it->second != m.value)
-                            violation("aba-agreement", "honest nodes decided differently in ABA(" +
-                                                           std::to_string(e) + ", " +
-                                                           std::to_string(m.proposer) + ")");
-                        break;
-                    }
-                    case AbaType::Bval:  // both values are legitimate
-                    case AbaType::Coin:  // deterministic
-                        break;
-                }
-            }
-            break;
+    }
+    if (env.kind == Kind::Commit) {
+        auto c = decode_commit(env.body, node.config.limits);
+        if (!c) {
+            violation("honest-sent-garbage", "node " + std::to_string(node.id) + " COMMIT");
+            return;
         }
-        case Kind::Commit: {
-            claim_slot(node, {node.id, k, e, 0, 0, 0}, digest_of(env.body), "COMMIT");
-            auto c = decode_commit(env.body, node.config.limits);
-            if (!c) {
-                violation("honest-sent-garbage", "node " + std::to_string(node.id) + " COMMIT");
-                return;
-            }
-            auto tuple = std::make_pair(c.value().output_digest, c.value().state_digest);
-            auto [it, fresh] = commits_.try_emplace(e, tuple);
-            if (!fresh && it->second != tuple)
-                violation("agreement", "honest COMMITs of epoch " + std::to_string(e) + " differ");
-            break;
-        }
-        default:
-            break;
+        auto tuple = std::make_pair(c.value().output_digest, c.value().state_digest);
+        auto [it, fresh] = commits_.try_emplace(e, tuple);
+        if (!fresh && it->second != tuple)
+            violation("agreement", "honest COMMITs of epoch " + std::to_string(e) + " differ");
     }
 }
 
@@ -1218,450 +1317,25 @@ void World::client_hear(NodeId node, const EpochResult& result) {
 
 // ---- Byzantine nodes ---------------------------------------------------------------------
 
-std::vector<NodeId> World::random_subset(Rng& rng, NodeId self) {
-    std::vector<NodeId> out;
-    auto all = others(self);
-    for (NodeId i : all)
-        if (rng.chance(0.5)) out.push_back(i);
-    if (out.empty() && !all.empty()) out.push_back(all[rng.below(all.size())]);
-    return out;
-}
+// ---- Byzantine nodes ---------------------------------------------------------------
 
-Bytes World::random_bytes(Rng& rng, std::size_t len) {
-    Bytes out(len);
-    for (auto& b : out) b = static_cast<std::uint8_t>(rng.next());
-    return out;
-}
-
-Request World::forged_request(Rng& rng, Node& b) {
-    Request r;
-    if (!b.known_requests.empty() && rng.chance(0.7)) {
-        // A stolen (client, nonce) with other operations, under the old signature.
-        r = b.known_requests[rng.below(b.known_requests.size())];
-        std::string k = "stolen/" + std::to_string(rng.next() % 1000);
-        r.ops = {Op{OpType::Put, Bytes(k.begin(), k.end()), Bytes{1, 2, 3}, std::nullopt}};
-        if (rng.chance(0.5)) r.sig = Signature{};  // or a garbage signature
-    } else {
-        r.chain_id = chain_id_;
-        r.client = clients_.empty() ? PublicKey{} : clients_[rng.below(clients_.size())].pk;
-        r.nonce = rng.range(1, 50);
-        r.ops = {Op{OpType::Put, Bytes{'f'}, Bytes{'x'}, std::nullopt}};
-        auto sig = random_bytes(rng, 64);
-        std::copy(sig.begin(), sig.end(), r.sig.begin());
-    }
-    return r;
+Adversary World::adversary(Node& b) {
+    const Epoch delivered = b.replica ? b.replica->delivered() : 0;
+    return Adversary(*this, b.id, b.behaviours, *b.crypto, b.config, delivered, b.adversary);
 }
 
 void World::byz_receive(Node& b, const Shared& bytes) {
-    if (b.has(Behaviour::Replay)) {
-        b.captured.push_back(bytes);
-        if (b.captured.size() > kCapturedMax) b.captured.pop_front();
-    }
-    auto opened = open_envelope(*bytes, *b.crypto, b.config);
-    if (!opened) return;
-    const Envelope& env = opened.value();
-    auto remember = [&b](const Request& r) {
-        b.known_requests.push_back(r);
-        if (b.known_requests.size() > kKnownRequestsMax) b.known_requests.pop_front();
-    };
-    if (env.kind == Kind::Requests) {
-        if (auto batch = decode_request_batch(env.body, b.config.limits))
-            for (const auto& r : batch.value().requests) remember(r);
-    } else if (env.kind == Kind::Block) {
-        if (auto blk = decode_block(env.body, b.config.limits)) {
-            for (const auto& r : blk.value().requests) remember(r);
-            b.known_blocks[{env.epoch, env.sender}] = digest_of(env.body);
-        }
-    }
-    if (b.replica) byz_emit(b, b.replica->handle_envelope(env, now_));
+    auto env = adversary(b).observe(bytes);
+    if (env && b.replica) byz_emit(b, b.replica->handle_envelope(*env, now_));
 }
 
 void World::byz_emit(Node& b, Step&& step) {
-    for (const auto& m : step.messages) byz_forward(b, m);
-}
-
-void World::byz_forward(Node& b, const Outgoing& m) {
-    auto opened = decode_envelope(m.envelope, b.config.limits);
-    if (!opened || opened.value().sender != b.id) {
-        send(b.id, m.to, m.envelope);
-        return;
-    }
-    Envelope env = opened.value();
-    Rng& rng = net_;
-    std::vector<NodeId> targets = m.to ? std::vector<NodeId>{*m.to} : others(b.id);
-
-    if (env.kind == Kind::Block && b.has(Behaviour::Equivocate)) {
-        auto it = b.alt_blocks.find(env.epoch);
-        if (it == b.alt_blocks.end()) {
-            auto blk = decode_block(env.body, b.config.limits);
-            if (blk) {
-                Block alt = blk.value();
-                if (alt.requests.size() >= 2 && rng.chance(0.5))
-                    std::reverse(alt.requests.begin(), alt.requests.end());
-                else if (!alt.requests.empty() && rng.chance(0.5))
-                    alt.requests.pop_back();
-                else if (!b.known_requests.empty())
-                    alt.requests.push_back(b.known_requests[rng.below(b.known_requests.size())]);
-                if (alt != blk.value()) {
-                    Bytes body = encode(alt);
-                    SeenBody seen{b.id, digest_of(body)};
-                    Bytes alt_env = seal(b, env.epoch, Kind::Block, std::move(body));
-                    Bytes seen_env = seal(b, env.epoch, Kind::Seen, encode(seen));
-                    it = b.alt_blocks.emplace(env.epoch, std::make_pair(alt_env, seen_env)).first;
-                    std::set<NodeId> group;
-                    for (NodeId i : random_subset(rng, b.id)) group.insert(i);
-                    if (group.size() == p_.n - 1) group.erase(group.begin());
-                    b.alt_group[env.epoch] = group;
-                    // The Byzantine nodes collude (the strongest adversary): every
-                    // other one SEENs the original to one side and the alternative
-                    // to the other, with its own key.
-                    const SeenBody seen_orig{b.id, digest_of(env.body)};
-                    for (auto& other : nodes_) {
-                        if (!other->byzantine || other->id == b.id) continue;
-                        Bytes s_alt = seal(*other, env.epoch, Kind::Seen, encode(seen));
-                        Bytes s_orig = seal(*other, env.epoch, Kind::Seen, encode(seen_orig));
-                        for (NodeId to : others(other->id))
-                            send(other->id, to, group.count(to) ? s_alt : s_orig);
-                    }
-                }
-            }
-        }
-        if (it != b.alt_blocks.end()) {
-            const auto& group = b.alt_group[env.epoch];
-            for (NodeId to : targets) {
-                if (group.count(to)) {
-                    send(b.id, to, it->second.first);
-                    send(b.id, to, it->second.second);
-                } else {
-                    send(b.id, to, m.envelope);
-                }
-            }
-            return;
-        }
-    }
-    if (b.has(Behaviour::Withhold)) {
-        if (env.kind == Kind::FetchReply) return;  // never helps anyone catch up
-        if (env.kind == Kind::Block) {
-            // Only q-1 others get the block: with our own SEEN that is exactly a
-            // certificate, and everyone else must fetch it from the signers.
-            auto& chosen = b.alt_group[env.epoch];
-            if (chosen.empty()) {
-                auto all = others(b.id);
-                for (std::size_t i = all.size(); i > 1; --i)
-                    std::swap(all[i - 1], all[rng.below(i)]);
-                const std::uint32_t q = quorum(p_.n, p_.t);
-                for (std::size_t i = 0; i + 1 < q && i < all.size(); ++i) chosen.insert(all[i]);
-            }
-            for (NodeId to : targets)
-                if (chosen.count(to)) send(b.id, to, m.envelope);
-            return;
-        }
-    }
-    if (env.kind == Kind::Commit && b.has(Behaviour::LyingCommit)) {
-        auto c = decode_commit(env.body, b.config.limits);
-        if (c) {
-            for (NodeId to : targets) {
-                if (rng.chance(0.3)) {
-                    send(b.id, to, m.envelope);
-                    continue;
-                }
-                CommitBody lie = c.value();
-                auto r1 = random_bytes(rng, 32);
-                if (rng.chance(0.5))
-                    std::copy(r1.begin(), r1.end(), lie.state_digest.begin());
-                else
-                    std::copy(r1.begin(), r1.end(), lie.output_digest.begin());
-                send(b.id, to, seal(b, env.epoch, Kind::Commit, encode(lie)));
-            }
-            return;
-        }
-    }
-    if (env.kind == Kind::Seen && b.has(Behaviour::Equivocate)) {
-        auto s = decode_seen(env.body, b.config.limits);
-        if (s && s.value().proposer == b.id && b.alt_blocks.count(env.epoch)) {
-            const auto& group = b.alt_group[env.epoch];
-            for (NodeId to : targets)
-                send(b.id, to, group.count(to) ? b.alt_blocks[env.epoch].second : m.envelope);
-            return;
-        }
-    }
-    if (env.kind == Kind::Seen && b.has(Behaviour::ConflictingSeen) && rng.chance(0.5)) {
-        auto s = decode_seen(env.body, b.config.limits);
-        if (s) {
-            SeenBody other = s.value();
-            auto rnd = random_bytes(rng, 32);
-            std::copy(rnd.begin(), rnd.end(), other.digest.begin());
-            Bytes alt = seal(b, env.epoch, Kind::Seen, encode(other));
-            for (NodeId to : targets) send(b.id, to, rng.chance(0.5) ? alt : m.envelope);
-            return;
-        }
-    }
-    if (env.kind == Kind::Block && b.has(Behaviour::ForgeRequest) && rng.chance(0.3)) {
-        auto blk = decode_block(env.body, b.config.limits);
-        if (blk) {
-            Block bad = blk.value();
-            bad.requests.push_back(forged_request(rng, b));
-            send(b.id, m.to, seal(b, env.epoch, Kind::Block, encode(bad)));
-            return;
-        }
-    }
-    if (env.kind == Kind::Aba && (b.has(Behaviour::LyingAba) || b.has(Behaviour::BadCoin))) {
-        auto bundle = decode_aba_bundle(env.body, b.config.limits);
-        if (bundle) {
-            for (NodeId to : targets) {
-                AbaBundle out = bundle.value();
-                bool changed = false;
-                for (auto& msg : out.messages) {
-                    if (b.has(Behaviour::BadCoin) && msg.type == AbaType::Coin) {
-                        const auto v = rng.below(3);
-                        if (v == 0)
-                            msg.coin_share = random_bytes(rng, msg.coin_share.size());
-                        else if (v == 1)
-                            msg.coin_share = b.crypto->coin_share(
-                                coin_name(chain_id_, env.epoch, msg.proposer, msg.round + 1));
-                        else
-                            msg.coin_share.back() ^= 1;
-                        changed = true;
-                    }
-                    if (b.has(Behaviour::LyingAba) && rng.chance(0.5)) {
-                        if (msg.type == AbaType::Bval || msg.type == AbaType::Aux ||
-                            msg.type == AbaType::Term) {
-                            msg.value ^= 1;
-                            changed = true;
-                        } else if (msg.type == AbaType::Conf) {
-                            msg.value = static_cast<std::uint8_t>(rng.range(1, 3));
-                            changed = true;
-                        }
-                    }
-                }
-                send(b.id, to, changed ? seal(b, env.epoch, Kind::Aba, encode(out)) : m.envelope);
-            }
-            return;
-        }
-    }
-    send(b.id, m.to, m.envelope);
+    for (const auto& m : step.messages) adversary(b).forward(m);
 }
 
 void World::byz_tick(Node& b) {
     if (b.replica) byz_emit(b, b.replica->tick(now_));
-    Rng& rng = net_;
-    const Epoch d = byz_delivered(b);
-    const Epoch w = p_.window;
-    auto pick_epoch = [&]() { return d + rng.range(1, w); };
-    auto to_subset = [&](const Bytes& bytes) {
-        for (NodeId to : random_subset(rng, b.id)) send(b.id, to, bytes);
-    };
-
-    if (b.has(Behaviour::ConflictingSeen) && rng.chance(0.3)) {
-        const Epoch e = pick_epoch();
-        const NodeId j = static_cast<NodeId>(rng.below(p_.n));
-        SeenBody s1{j, {}}, s2{j, {}};
-        auto it = b.known_blocks.find({e, j});
-        auto r1 = random_bytes(rng, 32), r2 = random_bytes(rng, 32);
-        std::copy(r1.begin(), r1.end(), s1.digest.begin());
-        std::copy(r2.begin(), r2.end(), s2.digest.begin());
-        if (it != b.known_blocks.end() && rng.chance(0.5)) s1.digest = it->second;
-        Bytes e1 = seal(b, e, Kind::Seen, encode(s1));
-        Bytes e2 = seal(b, e, Kind::Seen, encode(s2));
-        for (NodeId to : others(b.id)) send(b.id, to, rng.chance(0.5) ? e1 : e2);
-    }
-    if (b.has(Behaviour::LyingAba) && rng.chance(0.3)) {
-        AbaBundle bundle;
-        const Epoch e = pick_epoch();
-        const std::uint64_t count = rng.range(1, 6);
-        for (std::uint64_t i = 0; i < count; ++i) {
-            AbaMessage msg;
-            msg.proposer = static_cast<NodeId>(rng.below(p_.n));
-            msg.round = static_cast<Round>(rng.below(4));
-            msg.type = static_cast<AbaType>(rng.range(1, 4));
-            msg.value = static_cast<std::uint8_t>(msg.type == AbaType::Conf ? rng.range(1, 3)
-                                                                            : rng.below(2));
-            bundle.messages.push_back(msg);
-        }
-        to_subset(seal(b, e, Kind::Aba, encode(bundle)));
-    }
-    if (b.has(Behaviour::BadCoin) && rng.chance(0.2)) {
-        AbaBundle bundle;
-        const Epoch e = pick_epoch();
-        AbaMessage msg;
-        msg.proposer = static_cast<NodeId>(rng.below(p_.n));
-        msg.round = static_cast<Round>(rng.below(4));
-        msg.type = AbaType::Coin;
-        msg.coin_share =
-            rng.chance(0.5)
-                ? random_bytes(rng, 96)
-                : b.crypto->coin_share(coin_name(foreign_chain_id_, e, msg.proposer, msg.round));
-        bundle.messages.push_back(msg);
-        to_subset(seal(b, e, Kind::Aba, encode(bundle)));
-    }
-    if (b.has(Behaviour::Forge) && rng.chance(0.3)) {
-        const Epoch e = pick_epoch();
-        switch (rng.below(6)) {
-            case 0: {  // someone else's name on our signature
-                SeenBody s{static_cast<NodeId>(rng.below(p_.n)), {}};
-                Bytes body = encode(s);
-                Envelope env;
-                env.chain_id = chain_id_;
-                env.sender = static_cast<NodeId>(rng.below(p_.n));
-                env.epoch = e;
-                env.kind = Kind::Seen;
-                env.body = body;
-                env.sig = b.crypto->sign(
-                    kEnvelopeTag, envelope_sign_payload(chain_id_, b.id, e, Kind::Seen, body));
-                to_subset(encode(env));
-                break;
-            }
-            case 1: {  // our envelope, signature flipped
-                Block blk{e, b.id, {}};
-                Bytes env_bytes = seal(b, e, Kind::Block, encode(blk));
-                auto env = decode_envelope(env_bytes, b.config.limits).value();
-                env.sig[rng.below(64)] ^= 0x20;
-                to_subset(encode(env));
-                break;
-            }
-            case 2: {  // another cluster
-                Block blk{e, b.id, {}};
-                to_subset(
-                    seal_envelope(*b.crypto, foreign_chain_id_, b.id, e, Kind::Block, encode(blk)));
-                break;
-            }
-            case 3: {  // a certificate with forged signer signatures
-                Certificate c;
-                c.epoch = e;
-                c.proposer = static_cast<NodeId>(rng.below(p_.n));
-                auto dg = random_bytes(rng, 32);
-                std::copy(dg.begin(), dg.end(), c.digest.begin());
-                for (NodeId s = 0; s < p_.n; ++s) {
-                    SignerSig ss;
-                    ss.signer = s;
-                    if (s == b.id) {
-                        ss.sig = b.crypto->sign(
-                            kEnvelopeTag,
-                            envelope_sign_payload(chain_id_, b.id, e, Kind::Seen,
-                                                  encode(SeenBody{c.proposer, c.digest})));
-                    } else {
-                        auto sg = random_bytes(rng, 64);
-                        std::copy(sg.begin(), sg.end(), ss.sig.begin());
-                    }
-                    c.sigs.push_back(ss);
-                }
-                to_subset(seal(b, e, Kind::Cert, encode(c)));
-                break;
-            }
-            case 4: {  // a fetch reply carrying forged envelopes in honest names
-                FetchReply reply;
-                for (int i = 0; i < 3; ++i) {
-                    Envelope env;
-                    env.chain_id = chain_id_;
-                    env.sender = static_cast<NodeId>(rng.below(p_.n));
-                    env.epoch = e;
-                    env.kind = Kind::Block;
-                    env.body = encode(Block{e, env.sender, {}});
-                    auto sg = random_bytes(rng, 64);
-                    std::copy(sg.begin(), sg.end(), env.sig.begin());
-                    reply.envelopes.push_back(encode(env));
-                }
-                to_subset(seal(b, e, Kind::FetchReply, encode(reply)));
-                break;
-            }
-            default: {  // a non-member sender id
-                Envelope env;
-                env.chain_id = chain_id_;
-                env.sender = static_cast<NodeId>(p_.n + rng.below(5));
-                env.epoch = e;
-                env.kind = Kind::Block;
-                env.body = encode(Block{e, env.sender, {}});
-                env.sig = b.crypto->sign(
-                    kEnvelopeTag,
-                    envelope_sign_payload(chain_id_, env.sender, e, env.kind, env.body));
-                to_subset(encode(env));
-                break;
-            }
-        }
-    }
-    if (b.has(Behaviour::Replay) && !b.captured.empty() && rng.chance(0.4)) {
-        const std::uint64_t count = rng.range(1, 4);
-        for (std::uint64_t i = 0; i < count; ++i) {
-            // Biased towards old captures.
-            const std::size_t k =
-                std::min(rng.below(b.captured.size()), rng.below(b.captured.size()));
-            const Shared& bytes = b.captured[k];
-            const NodeId to = static_cast<NodeId>(rng.below(p_.n));
-            if (to != b.id) send_to(b.id, to, bytes);
-        }
-        if (rng.chance(0.3)) {
-            // One of our own old messages moved to another instance (epoch).
-            const Shared& bytes = b.captured[rng.below(b.captured.size())];
-            auto env = decode_envelope(*bytes, b.config.limits);
-            if (env && env.value().kind != Kind::Requests) {
-                const Epoch e = env.value().epoch + rng.range(1, 3);
-                to_subset(seal(b, e, env.value().kind, env.value().body));
-            }
-        }
-    }
-    if (b.has(Behaviour::Junk) && rng.chance(0.3)) {
-        switch (rng.below(4)) {
-            case 0:
-                to_subset(random_bytes(rng, rng.below(300)));
-                break;
-            case 1: {  // msgpack-looking junk: a big array header, a bin32 with a huge length
-                Bytes j = {0xdd, 0xff, 0x00, 0x00, 0x00};
-                if (rng.chance(0.5)) j = {0x96, 0xc6, 0xff, 0xff, 0xff, 0xff};
-                to_subset(j);
-                break;
-            }
-            case 2: {  // a truncated valid envelope
-                Bytes env =
-                    seal(b, pick_epoch(), Kind::Block, encode(Block{pick_epoch(), b.id, {}}));
-                env.resize(rng.below(env.size()));
-                to_subset(env);
-                break;
-            }
-            default: {  // a properly signed envelope with a junk body
-                const auto kind = static_cast<Kind>(rng.range(1, kKindMax));
-                to_subset(seal(b, kind == Kind::Requests ? 0 : pick_epoch(), kind,
-                               random_bytes(rng, rng.below(120))));
-                break;
-            }
-        }
-    }
-    if (b.has(Behaviour::ForgeRequest) && rng.chance(0.3)) {
-        RequestBatch batch;
-        batch.requests.push_back(forged_request(rng, b));
-        to_subset(seal(b, 0, Kind::Requests, encode(batch)));
-    }
-    if (b.has(Behaviour::LyingCommit) && rng.chance(0.1)) {
-        // A COMMIT for an epoch nobody has reached, or a made-up one for a past epoch.
-        CommitBody lie;
-        auto r1 = random_bytes(rng, 32), r2 = random_bytes(rng, 32);
-        std::copy(r1.begin(), r1.end(), lie.output_digest.begin());
-        std::copy(r2.begin(), r2.end(), lie.state_digest.begin());
-        const Epoch e = rng.chance(0.5) ? d + rng.range(1, w) : (d > 0 ? rng.range(1, d) : 1);
-        to_subset(seal(b, e, Kind::Commit, encode(lie)));
-    }
-    if (b.has(Behaviour::WindowEdge) && rng.chance(0.2)) {
-        const Epoch e = d + w + (rng.chance(0.3) ? 1 : 0);
-        Block blk{e, b.id, {}};
-        if (!b.known_requests.empty())
-            blk.requests.push_back(b.known_requests[rng.below(b.known_requests.size())]);
-        std::vector<NodeId> targets;
-        for (NodeId i : others(b.id))
-            if (honest(i) && rng.chance(0.5)) targets.push_back(i);
-        Bytes block_env = seal(b, e, Kind::Block, encode(blk));
-        AbaBundle bundle;
-        bundle.messages.push_back(AbaMessage{static_cast<NodeId>(rng.below(p_.n)),
-                                             0,
-                                             AbaType::Bval,
-                                             static_cast<std::uint8_t>(rng.below(2)),
-                                             {}});
-        Bytes aba_env = seal(b, e, Kind::Aba, encode(bundle));
-        Bytes seen_env = seal(b, e, Kind::Seen, encode(SeenBody{b.id, digest_of(encode(blk))}));
-        for (NodeId to : targets) {
-            send(b.id, to, block_env);
-            send(b.id, to, aba_env);
-            send(b.id, to, seen_env);
-        }
-    }
+    adversary(b).act();
 }
 
 }  // namespace

@@ -15,29 +15,14 @@
 #include <string_view>
 #include <vector>
 
+#include "consensus/byzantine_catalogue.h"
 #include "tests/sim/checker.h"
 
 namespace tob::sim {
 
-enum class Behaviour : std::uint8_t {
-    Silent,           // sends nothing at all
-    Equivocate,       // different blocks (and SEENs for them) to different nodes
-    ConflictingSeen,  // SEENs for random / two different digests of one (e, j)
-    LyingAba,         // random BVAL/AUX/CONF/TERM, own ABA values flipped per receiver
-    BadCoin,          // invalid coin shares
-    Forge,            // bad signatures, wrong sender, foreign chain id, forged certificates
-    Replay,           // old envelopes from earlier epochs and other instances
-    Junk,             // random bytes, and signed envelopes with junk bodies
-    ForgeRequest,     // requests with bad client signatures / stolen nonces with other ops
-    WindowEdge,       // messages at exactly delivered+W (and +W+1) to some honest nodes only
-    Withhold,         // own block to just enough nodes to certify it; no fetch answers
-    LyingCommit,      // COMMITs with made-up output/state digests, different per receiver
-};
-inline constexpr std::size_t kBehaviourCount = 12;
-
-const char* to_string(Behaviour b);
-std::optional<Behaviour> behaviour_from_string(std::string_view name);
-std::vector<Behaviour> all_behaviours();
+// The Byzantine behaviours: the tobsim column of consensus/byzantine_catalogue.h
+// (implemented in tests/sim/byzantine.cpp).
+using Behaviour = consensus::Byzantine;
 
 enum class CryptoMode : std::uint8_t { Fast, Real };
 
@@ -75,6 +60,16 @@ struct SimOptions {
     bool atomic_persist = false;  // a step's records survive a crash all or none (else a prefix)
     bool safety_only = false;     // beyond the bound: check safety, not liveness
     std::uint64_t safety_only_fair_ms = 3000;  // how long the fair phase runs then
+    std::uint64_t safety_ms = 0;               // length of the safety phase (0: from the seed)
+    std::uint64_t proof_history_epochs = 0;    // the replicas' in-memory proof history (0: default)
+    std::optional<std::uint64_t> commit_heartbeat_ms;  // the replicas' heartbeat (unset: default)
+    /// Keep only the durable records (and the checkers' per-epoch state) of the last
+    /// this many epochs below the lowest honest applied epoch (0: keep everything),
+    /// as tobd keeps its archive; for long runs.
+    std::uint64_t archive_epochs = 0;
+    /// Every this many epochs, print each honest node's largest in-memory sizes
+    /// (Replica::memory()) since the previous report (0: never).
+    std::uint64_t sizes_every = 0;
 };
 
 /// The parameters one seed derived (printed first in text mode).
@@ -103,7 +98,8 @@ struct SeedReport {
     std::uint64_t aba_rounds_total = 0;
     std::uint64_t aba_instances = 0;
     std::uint64_t crashes = 0, reformats = 0;
-    std::uint64_t faults_on_byzantine = 0;  // faults honest nodes reported against Byzantine ones
+    std::uint64_t faults_on_byzantine = 0;    // faults honest nodes reported against Byzantine ones
+    std::uint64_t archive_proofs_served = 0;  // honest catch-up answers read from an archive
     std::uint64_t logical_ms = 0;
     std::uint64_t fair_ms = 0;  // logical time the fair phase needed
     Digest fingerprint{};       // hash of the run's outcome (replay check)

@@ -225,24 +225,25 @@ TEST(ClientAccess, local_reads_need_a_good_signature_the_connections_key_and_rea
     const std::string conn =
         crypto::to_hex(crypto::CurveKeyPair::from_signing_key(reader).public_key());
     auto get = client::make_local_get(reader, cluster.chain_id, b("app/x"));
-    EXPECT_FALSE(local_get_refusal(get, conn, cluster).has_value());
-    EXPECT_FALSE(local_get_refusal(get, "", cluster).has_value());  // Curve off: no binding
+    EXPECT_FALSE(local_get_refusal(get, conn, cluster.chain_id, cluster.permissions).has_value());
+    EXPECT_FALSE(local_get_refusal(get, "", cluster.chain_id, cluster.permissions)
+                     .has_value());  // Curve off: no binding
     // Not readable, signed by an unknown key, replayed on another connection, forged.
     EXPECT_TRUE(local_get_refusal(client::make_local_get(reader, cluster.chain_id, b("other")),
-                                  conn, cluster));
+                                  conn, cluster.chain_id, cluster.permissions));
     auto unknown = client::make_local_get(stranger, cluster.chain_id, b("app/x"));
     EXPECT_TRUE(local_get_refusal(
         unknown, crypto::to_hex(crypto::CurveKeyPair::from_signing_key(stranger).public_key()),
-        cluster));
+        cluster.chain_id, cluster.permissions));
     const std::string other_conn =
         crypto::to_hex(crypto::CurveKeyPair::from_signing_key(stranger).public_key());
-    EXPECT_TRUE(local_get_refusal(get, other_conn, cluster));
+    EXPECT_TRUE(local_get_refusal(get, other_conn, cluster.chain_id, cluster.permissions));
     auto forged = get;
     forged.key = b("app/y");
-    EXPECT_TRUE(local_get_refusal(forged, conn, cluster));
+    EXPECT_TRUE(local_get_refusal(forged, conn, cluster.chain_id, cluster.permissions));
     // Another chain's signature does not verify here.
     auto foreign = client::make_local_get(reader, consensus::Digest{}, b("app/x"));
-    EXPECT_TRUE(local_get_refusal(foreign, conn, cluster));
+    EXPECT_TRUE(local_get_refusal(foreign, conn, cluster.chain_id, cluster.permissions));
     // The client endpoint admits the reader's derived Curve key only.
     const auto keys = permitted_client_curve_keys(cluster.permissions);
     ASSERT_EQ(keys.size(), 1u);

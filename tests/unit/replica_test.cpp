@@ -1,4 +1,4 @@
-// Scripted scenarios for the Replica (DESIGN.md §2): a small in-process network
+// Scripted scenarios for the Replica (docs/protocol.md): a small in-process network
 // with a seeded delivery order, crash/restart from durable records, and hooks to
 // drop or inject envelopes. tobsim sweeps seeds; these tests pin specific schedules.
 
@@ -16,6 +16,7 @@
 #include "consensus/fast_crypto.h"
 #include "consensus/kv/kv_machine.h"
 #include "consensus/kv/kv_storage.h"
+#include "consensus/sign_log.h"
 
 namespace tob::consensus {
 namespace {
@@ -31,7 +32,7 @@ struct Node {
     std::vector<DurableRecord> records;
     Epoch high_water = 0;
     std::vector<std::pair<Epoch, Digest>> log;  // (epoch, state digest)
-    std::map<std::tuple<int, Epoch, NodeId, Round, int>, Digest> signed_slots;
+    std::map<Slot, Digest> signed_slots;
     bool up = true;
     std::vector<Fault> faults;
     std::vector<std::string> alarms;
@@ -133,38 +134,19 @@ class Net {
         for (auto& a : step.alarms) nd.alarms.push_back(a);
     }
 
-    /// I5: a node never signs two payloads for one slot (across restarts too).
+    /// I5: a node never signs two payloads for one slot (across restarts too). The
+    /// slots are the sign-log's (slots_of, pinned by sign_log_test).
     void check_slot(NodeId i, const Bytes& raw) {
         auto env = decode_envelope(raw, Limits{});
         ASSERT_TRUE(env);
-        const Envelope& e = env.value();
-        Digest d = digest_of(e.body);
-        auto put = [&](int kind, NodeId j, Round r, int v) {
-            auto key = std::make_tuple(kind, e.epoch, j, r, v);
-            auto [it, fresh] = nodes_[i].signed_slots.try_emplace(key, d);
-            if (!fresh && it->second != d) {
-                ADD_FAILURE() << "node " << i << " signed two payloads for slot kind " << kind
-                              << " epoch " << e.epoch;
-            }
-        };
-        if (e.kind == Kind::Block) put(1, i, 0, 0);
-        if (e.kind == Kind::Seen) put(2, decode_seen(e.body, Limits{}).value().proposer, 0, 0);
-        if (e.kind == Kind::Commit) put(7, 0, 0, 0);
-        if (e.kind == Kind::Aba) {
-            auto bundle = decode_aba_bundle(e.body, Limits{});
-            for (auto& m : bundle.value().messages) {
-                Bytes one = encode(AbaBundle{{m}});
-                Digest md = digest_of(one);
-                int kind = static_cast<int>(m.type);
-                if (m.type == AbaType::Coin) continue;
-                auto key = std::make_tuple(10 + kind, e.epoch, m.proposer,
-                                           m.type == AbaType::Term ? 0 : m.round,
-                                           m.type == AbaType::Bval ? m.value : 0);
-                auto [it, fresh] = nodes_[i].signed_slots.try_emplace(key, md);
-                if (!fresh && it->second != md) {
-                    ADD_FAILURE() << "node " << i << " signed conflicting ABA message type " << kind
-                                  << " epoch " << e.epoch << " round " << m.round;
-                }
+        auto claims = slots_of(env.value(), Limits{});
+        ASSERT_TRUE(claims);
+        for (const auto& c : *claims) {
+            auto [it, fresh] = nodes_[i].signed_slots.try_emplace(c.slot, c.payload);
+            if (!fresh && it->second != c.payload) {
+                ADD_FAILURE() << "node " << i << " signed two payloads for a "
+                              << to_string(c.slot.kind) << " slot of epoch " << c.slot.epoch
+                              << " round " << c.slot.round;
             }
         }
     }
@@ -282,9 +264,11 @@ class Net {
             std::printf(
                 "node %u delivered=%llu joined=%llu pool=%zu faults=%llu rounds=%llu/%llu "
                 "halted=%d\n",
-                i, (unsigned long long)st.delivered, (unsigned long long)st.highest_joined, st.pool,
-                (unsigned long long)st.faults, (unsigned long long)st.aba_rounds_total,
-                (unsigned long long)st.aba_instances, st.halted);
+                i, static_cast<unsigned long long>(st.delivered),
+                static_cast<unsigned long long>(st.highest_joined), st.pool,
+                static_cast<unsigned long long>(st.faults),
+                static_cast<unsigned long long>(st.aba_rounds_total),
+                static_cast<unsigned long long>(st.aba_instances), st.halted);
             for (auto& f : nodes_[i].faults)
                 std::printf("  fault by %u: %s\n", f.culprit, f.detail.c_str());
         }

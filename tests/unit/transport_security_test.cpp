@@ -293,9 +293,15 @@ TEST(TransportSecurity, LinkRecoversAfterAStrangerHeldThePeersEndpoint) {
     squatter->bind(net.members[1].router_endpoint);
     auto t0 = open_or_fail(net.options(0));
     ASSERT_TRUE(t0);
-    pump(*t0, 1500ms);  // the handshake with the squatter fails
-    EXPECT_GE(t0->stats().link_handshake_failures + t0->stats().link_redials, 1u);
+    // Wait until the handshake with the squatter has failed (libzmq then gives up on
+    // the link); under load that can take longer than a second.
+    const auto failed_by = std::chrono::steady_clock::now() + 8s;
+    while (t0->stats().link_handshake_failures == 0 && std::chrono::steady_clock::now() < failed_by)
+        pump(*t0, 100ms);
+    ASSERT_GE(t0->stats().link_handshake_failures, 1u);
+    pump(*t0, 1500ms);  // the transport dials again (0.5 s, 1 s, ...), still to the squatter
     squatter.reset();
+    ctx.close();  // waits until the squatter's listener is really gone (close is asynchronous)
     auto t1 = open_or_fail(net.options(1));
     ASSERT_TRUE(t1);
     const std::string body = "fetch";
@@ -310,7 +316,10 @@ TEST(TransportSecurity, LinkRecoversAfterAStrangerHeldThePeersEndpoint) {
     }
     EXPECT_TRUE(arrived) << "node 0's link to node 1 never recovered (redials "
                          << t0->stats().link_redials << ")";
-    EXPECT_GE(t0->stats().link_redials, 1u);
+    // Whether the transport had to dial again depends on how the handshake failed:
+    // libzmq retries by itself after some failures (a disconnection during the
+    // greeting) and gives up after others (a protocol error); under load both happen.
+    // The property is the arrival above.
 }
 
 }  // namespace

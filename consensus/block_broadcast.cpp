@@ -1,0 +1,254 @@
+// BlockBroadcast: see consensus/block_broadcast.h for the rules and bounds.
+
+#include "consensus/block_broadcast.h"
+
+#include <algorithm>
+
+#include "consensus/codec.h"
+
+namespace tob::consensus {
+
+BlockBroadcast::BlockBroadcast(const BroadcastParams& params, const CryptoSuite& crypto)
+    : params_(params), crypto_(crypto) {}
+
+const BlockBroadcast::EpochState* BlockBroadcast::find(Epoch e) const {
+    auto it = epochs_.find(e);
+    return it == epochs_.end() ? nullptr : &it->second;
+}
+
+// ---- blocks ------------------------------------------------------------------------
+
+std::optional<Block> BlockBroadcast::parse(Step& step, const Envelope& env,
+                                           const Bytes& raw) const {
+    const NodeId j = env.sender;
+    if (env.body.size() > params_.limits.block_bytes_max) {
+        step.fault(j, FaultKind::InvalidBlock, "block over block_bytes_max", {raw});
+        return std::nullopt;
+    }
+    auto decoded = decode_block(env.body, params_.limits);
+    if (!decoded) {
+        step.fault(j, FaultKind::Malformed, "block: " + decoded.error(), {raw});
+        return std::nullopt;
+    }
+    if (decoded.value().epoch != env.epoch || decoded.value().proposer != j) {
+        step.fault(j, FaultKind::InvalidBlock, "block epoch/proposer differ from envelope", {raw});
+        return std::nullopt;
+    }
+    return std::move(decoded.value());
+}
+
+void BlockBroadcast::store(Step* step, const Digest& d, const Bytes& env, Block&& block, Epoch e) {
+    if (blocks_.count(d)) return;
+    if (step) step->durable(DurableRecord::Type::Block, e, env);
+    const NodeId j = block.proposer;
+    bytes_ += env.size();
+    blocks_[d] = StoredBlock{env, std::move(block), e, j};
+}
+
+BlockBroadcast::Accept BlockBroadcast::accept(Step& step, const Envelope& env, const Bytes& raw,
+                                              Block&& block, const Digest& d, bool in_window) {
+    const Epoch e = env.epoch;
+    const NodeId j = env.sender;
+    auto& st = state(e);
+    auto acc = st.accepted.find(j);
+    if (acc != st.accepted.end() && acc->second != d) {
+        // Equivocation: evidence only; stored only if certified.
+        std::vector<Bytes> evidence{raw};
+        if (auto other = blocks_.find(acc->second); other != blocks_.end()) {
+            evidence.push_back(other->second.envelope);
+        }
+        step.fault(j, FaultKind::Equivocation, "two blocks for one (epoch, proposer)",
+                   std::move(evidence));
+        if (certified(e, j, d)) store(&step, d, raw, std::move(block), e);
+        return Accept::Equivocation;
+    }
+    const bool first = acc == st.accepted.end();
+    store(&step, d, raw, std::move(block), e);
+    if (first && in_window) {
+        st.accepted[j] = d;
+        return Accept::First;
+    }
+    return Accept::Stored;
+}
+
+const BlockBroadcast::StoredBlock* BlockBroadcast::block(const Digest& digest) const {
+    auto it = blocks_.find(digest);
+    return it == blocks_.end() ? nullptr : &it->second;
+}
+
+std::optional<Digest> BlockBroadcast::accepted(Epoch e, NodeId j) const {
+    const auto* st = find(e);
+    if (!st) return std::nullopt;
+    auto it = st->accepted.find(j);
+    if (it == st->accepted.end()) return std::nullopt;
+    return it->second;
+}
+
+// ---- SEEN and certificates ------------------------------------------------------------
+
+std::optional<Certificate> BlockBroadcast::count_seen(Step& step, Epoch e, NodeId sender,
+                                                      const SeenBody& seen, const Signature& sig,
+                                                      const Bytes& raw) {
+    auto& st = state(e);
+    const NodeId j = seen.proposer;
+    const auto key = std::make_pair(j, sender);
+    if (auto prev = st.seen_from.find(key); prev != st.seen_from.end()) {
+        if (prev->second.first != seen.digest) {
+            step.fault(sender, FaultKind::Equivocation, "two SEENs for one (epoch, proposer)",
+                       {prev->second.second, raw});
+        }
+        return std::nullopt;
+    }
+    st.seen_from[key] = {seen.digest, raw};
+    auto& sigs = st.seen[{j, seen.digest}];
+    sigs[sender] = sig;
+    if (sigs.size() < params_.cert_quorum || st.certs.count(j)) return std::nullopt;
+    Certificate c;
+    c.epoch = e;
+    c.proposer = j;
+    c.digest = seen.digest;
+    for (const auto& [s, sg] : sigs) c.sigs.push_back({s, sg});  // std::map: increasing ids
+    return c;
+}
+
+bool BlockBroadcast::cert_valid(const Certificate& c) const {
+    if (c.proposer >= params_.n || c.sigs.size() < params_.cert_quorum) return false;
+    const Bytes body = encode(SeenBody{c.proposer, c.digest});
+    NodeId last = 0;
+    bool first = true;
+    for (const auto& s : c.sigs) {
+        if (s.signer >= params_.n || (!first && s.signer <= last)) return false;
+        first = false;
+        last = s.signer;
+        if (!crypto_.verify(
+                s.signer, kEnvelopeTag,
+                envelope_sign_payload(params_.chain_id, s.signer, c.epoch, Kind::Seen, body),
+                s.sig)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+BlockBroadcast::Adopt BlockBroadcast::adopt(Step& step, const Certificate& c) {
+    auto& st = state(c.epoch);
+    if (auto existing = st.certs.find(c.proposer); existing != st.certs.end()) {
+        return existing->second.digest == c.digest ? Adopt::Known : Adopt::Conflict;
+    }
+    st.certs[c.proposer] = c;
+    step.durable(DurableRecord::Type::Cert, c.epoch, encode(c));
+    return Adopt::Adopted;
+}
+
+const Certificate* BlockBroadcast::cert(Epoch e, NodeId j) const {
+    const auto* st = find(e);
+    if (!st) return nullptr;
+    auto it = st->certs.find(j);
+    return it == st->certs.end() ? nullptr : &it->second;
+}
+
+bool BlockBroadcast::certified(Epoch e, NodeId j, const Digest& d) const {
+    const auto* c = cert(e, j);
+    return c && c->digest == d;
+}
+
+// ---- repair ------------------------------------------------------------------------------
+
+void BlockBroadcast::fetch_block(Step& step, Epoch e, const Certificate& c, std::uint64_t now) {
+    auto& next = state(e).block_fetch_next_ms[c.digest];
+    if (now < next) return;
+    next = now + params_.repair_initial_ms;
+    FetchRequest fr{FetchType::Block, c.proposer, c.digest};
+    Bytes env =
+        seal_envelope(crypto_, params_.chain_id, params_.self, e, Kind::FetchRequest, encode(fr));
+    // Ask t+1 signers in turn (at least one honest signer holds it); rotate by time.
+    const std::size_t k =
+        (now / std::max<std::uint64_t>(1, params_.repair_initial_ms)) % c.sigs.size();
+    for (std::size_t i = 0; i < std::min<std::size_t>(params_.t + 1, c.sigs.size()); ++i) {
+        const NodeId to = c.sigs[(k + i) % c.sigs.size()].signer;
+        if (to != params_.self) step.send(to, Kind::FetchRequest, env);
+    }
+}
+
+void BlockBroadcast::fetch_cert(Step& step, Epoch e, NodeId j, std::uint64_t now) {
+    auto& st = state(e);
+    if (now < st.cert_fetch_next_ms) return;
+    st.cert_fetch_next_ms = now + params_.repair_initial_ms;
+    FetchRequest fr{FetchType::Cert, j, Digest{}};
+    step.broadcast(Kind::FetchRequest, seal_envelope(crypto_, params_.chain_id, params_.self, e,
+                                                     Kind::FetchRequest, encode(fr)));
+}
+
+std::optional<Bytes> BlockBroadcast::block_envelope(const Digest& digest) const {
+    const auto* b = block(digest);
+    if (!b) return std::nullopt;
+    return b->envelope;
+}
+
+std::optional<Bytes> BlockBroadcast::cert_envelope(Epoch e, NodeId j) const {
+    const auto* c = cert(e, j);
+    if (!c) return std::nullopt;
+    return seal_envelope(crypto_, params_.chain_id, params_.self, e, Kind::Cert, encode(*c));
+}
+
+// ---- recovery ---------------------------------------------------------------------------------
+
+void BlockBroadcast::restore_block(const Bytes& envelope) {
+    auto env = decode_envelope(envelope, params_.limits);
+    if (!env) return;
+    auto b = decode_block(env.value().body, params_.limits);
+    if (!b) return;
+    const Digest d = digest_of(env.value().body);
+    if (auto old = blocks_.find(d); old != blocks_.end()) {
+        bytes_ -= old->second.envelope.size();
+        blocks_.erase(old);
+    }
+    store(nullptr, d, envelope, std::move(b.value()), env.value().epoch);
+}
+
+void BlockBroadcast::restore_cert(const Certificate& cert) {
+    state(cert.epoch).certs[cert.proposer] = cert;
+}
+
+void BlockBroadcast::restore_own_block(Epoch e, const Digest& digest) {
+    state(e).accepted[params_.self] = digest;
+}
+
+void BlockBroadcast::restore_own_seen(Epoch e, const SeenBody& seen, const Signature& sig,
+                                      const Bytes& raw) {
+    auto& st = state(e);
+    st.accepted[seen.proposer] = seen.digest;
+    st.seen_from[{seen.proposer, params_.self}] = {seen.digest, raw};
+    st.seen[{seen.proposer, seen.digest}][params_.self] = sig;
+}
+
+// ---- pruning and views ---------------------------------------------------------------------
+
+void BlockBroadcast::prune(const std::function<bool(Epoch)>& retire,
+                           const std::function<bool(Epoch)>& keep_block) {
+    for (auto it = epochs_.begin(); it != epochs_.end();) {
+        it = retire(it->first) ? epochs_.erase(it) : std::next(it);
+    }
+    for (auto it = blocks_.begin(); it != blocks_.end();) {
+        if (keep_block(it->second.epoch)) {
+            ++it;
+        } else {
+            bytes_ -= it->second.envelope.size();
+            it = blocks_.erase(it);
+        }
+    }
+}
+
+std::size_t BlockBroadcast::certs() const {
+    std::size_t n = 0;
+    for (const auto& [e, st] : epochs_) n += st.certs.size();
+    return n;
+}
+
+std::size_t BlockBroadcast::seen_votes() const {
+    std::size_t n = 0;
+    for (const auto& [e, st] : epochs_) n += st.seen_from.size();
+    return n;
+}
+
+}  // namespace tob::consensus

@@ -1,0 +1,166 @@
+#pragma once
+// The Replica's inside, shared by consensus/replica.cpp (routing, the join rule,
+// delivery, Step assembly) and consensus/replica_recover.cpp (rebuilding after a
+// restart, memory reports). Not part of the library's interface: include
+// consensus/replica.h instead. The protocol and the Replica's own rules are in
+// the essay of consensus/replica.h; each sub-protocol's in its header.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "consensus/block_broadcast.h"
+#include "consensus/catch_up.h"
+#include "consensus/epoch_subset.h"
+#include "consensus/replica.h"
+#include "consensus/request_pool.h"
+#include "consensus/sign_log.h"
+
+namespace tob::consensus {
+
+struct Replica::Impl {
+    struct EpochState {
+        // Repair.
+        std::vector<std::pair<Kind, Bytes>>
+            republish;  // what this node signed (and certs it holds)
+        std::uint64_t next_republish_ms = 0;
+        std::uint64_t backoff_ms = 0;
+    };
+
+    ReplicaConfig cfg;
+    const CryptoSuite& crypto;
+    StateMachine& sm;
+    ReplicaStats& stats;
+
+    // The sub-protocols.
+    SignLog signer;
+    RequestPool pool;
+    BlockBroadcast blocks;
+    EpochSubset subset;
+    CatchUp catchup;
+
+    std::map<Epoch, EpochState> epochs;
+    Epoch proposed_upto = 0;
+
+    std::uint64_t now = 0;
+
+    Impl(const ReplicaConfig& c, const CryptoSuite& cr, StateMachine& s, ReplicaStats& st,
+         const ProofArchive* archive);
+
+    Epoch delivered() const { return stats.delivered; }
+    bool in_window(Epoch e) const { return e > delivered() && e <= delivered() + cfg.window; }
+    bool can_sign(Epoch e) const { return !stats.halted && signer.may_sign(e); }
+
+    void alarm(Step& step, std::string why) {
+        stats.halted = true;
+        step.alarms.push_back(std::move(why));
+    }
+
+    /// A unit raised an alarm in `step`: the node halts at once (it signs nothing more).
+    void sync_halt(const Step& step) {
+        if (!step.alarms.empty()) stats.halted = true;
+    }
+
+    // ---- signing --------------------------------------------------------------
+
+    /// Signs a statement through the sign-log; nullopt if not allowed.
+    std::optional<Bytes> sign(Step& step, Epoch e, Kind kind, Bytes body) {
+        if (stats.halted) return std::nullopt;
+        return signer.sign(step, e, kind, std::move(body));
+    }
+
+    void broadcast(Step& step, Kind kind, const Bytes& env) { step.broadcast(kind, env); }
+    void unicast(Step& step, NodeId to, Kind kind, const Bytes& env) {
+        if (to != cfg.self) step.send(to, kind, env);
+    }
+
+    EpochState& state(Epoch e);
+    void remember(Epoch e, Kind kind, const Bytes& env);
+
+    // ---- requests -------------------------------------------------------------------
+
+    /// Pools a request that arrived by flood or in a block (its signature checked).
+    void pool_add(const Request& r, const Digest& d, std::size_t bytes, bool local);
+
+    // ---- joining and proposing ----------------------------------------------------
+
+    void join_upto(Step& step, Epoch e);
+    void ensure_abas(Epoch e);
+    void propose(Step& step, Epoch e);
+
+    // ---- blocks, SEEN, certificates (consensus/block_broadcast.h) ---------------------
+
+    void on_block(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch);
+    void send_seen(Step& step, Epoch e, NodeId j, const Digest& d);
+    void on_seen(Step& step, const Envelope& env, const Bytes& raw);
+
+    /// A verified certificate: store it, flood it, input 1, fetch the block.
+    void adopt_cert(Step& step, const Certificate& c, std::optional<Bytes> relay);
+    void on_cert(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch);
+
+    // ---- binary agreement ------------------------------------------------------------
+
+    void on_aba(Step& step, const Envelope& env, const Bytes& raw);
+
+    /// Signs and sends what the agreements produced (one bundle per instance
+    /// step); a decision may complete the epoch.
+    void run_subset(Step& step, Epoch e, EpochSubset::Progress&& progress);
+
+    // ---- output (docs/protocol.md "Output" and "Commit proof") --------------------------
+
+    void try_deliver(Step& step);
+
+    /// Applies epoch e = delivered + 1; this node's own block of e no longer holds
+    /// its requests in flight (those left out become proposable again).
+    EpochResult apply(Epoch e, const Digest& od, const std::vector<Request>& ordered);
+    void deliver(Step& step, Epoch e, const std::vector<std::pair<NodeId, Digest>>& list);
+    void sign_commit(Step& step, Epoch e, const CommitBody& cb);
+
+    // ---- COMMIT and catch-up (consensus/catch_up.h) --------------------------------------
+
+    void on_commit(Step& step, const Envelope& env, const Bytes& raw);
+
+    /// Tells a peer that is still working on epoch e (which we delivered) to catch up.
+    void hint_commit(Step& step, NodeId peer, Epoch e);
+    void maybe_catch_up(Step& step);
+    void on_fetch_request(Step& step, const Envelope& env);
+    void on_fetch_reply(Step& step, const Envelope& env);
+
+    /// Catch-up: t+1 matching COMMITs vouch for (output_digest, state_digest); the
+    /// blocks must hash to the output digest in delivery order.
+    void apply_proof(Step& step, Epoch e, const std::vector<Envelope>& commit_envs,
+                     const std::vector<std::pair<Envelope, Bytes>>& block_envs);
+
+    // ---- dispatch, tick, prune ---------------------------------------------------------------
+
+    void dispatch(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch);
+    void on_requests(Step& step, const Envelope& env, const Bytes& raw);
+    void flush_flood(Step& step);
+
+    /// The join rule for new work: a block is due (full, or the block timer ran)
+    /// and the window has room for the next epoch.
+    void cut_blocks(Step& step);
+    void republish(Step& step);
+    void prune();
+
+    // ---- recovery (docs/protocol.md "Safety rules": the sign-log) --------------------------
+
+    using SentAba = std::map<Epoch, std::map<NodeId, std::vector<AbaMessage>>>;
+    Step recover(const Recovery& recovery, std::uint64_t now_ms);
+    void recover_record(const DurableRecord& rec, SentAba& aba_sent);
+
+    /// Adopts what this node signed: its slots, its block, SEENs, ABA messages and
+    /// COMMITs, re-published as they were (never signed anew).
+    void recover_signed(const Bytes& raw, SentAba& aba_sent);
+
+    /// After the records: the open epochs' agreements continue where they were.
+    void resume(Step& step, SentAba& aba_sent);
+
+    /// Bookkeeping at the end of every input: the stats the shell reads.
+    void finish(const Step& step);
+    Step tick(std::uint64_t t_ms);
+};
+
+}  // namespace tob::consensus

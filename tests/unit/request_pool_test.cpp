@@ -1,0 +1,201 @@
+// RequestPool (consensus/request_pool.h): validation, aging, the reserved quarter
+// with round-robin across clients, in-flight requests, the bound, flood batches.
+
+#include "consensus/request_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "consensus/codec.h"
+#include "consensus/fast_crypto.h"
+
+namespace tob::consensus {
+namespace {
+
+/// A state machine that only answers committed() from a set.
+class Committed final : public StateMachine {
+  public:
+    Epoch last_applied() const override { return 0; }
+    Digest state_digest() const override { return {}; }
+    EpochResult apply_epoch(Epoch, const Digest&, const std::vector<Request>&) override {
+        return {};
+    }
+    bool committed(const PublicKey& client, Nonce nonce) const override {
+        return done.count({client, nonce}) != 0;
+    }
+    std::set<std::pair<PublicKey, Nonce>> done;
+};
+
+class RequestPoolTest : public ::testing::Test {
+  protected:
+    RequestPoolTest() : world_(FastWorld::make(4, 1, 3)), crypto_(world_, 0) {
+        chain_.fill(4);
+        params_.chain_id = chain_;
+        params_.aged_epochs = 8;
+    }
+
+    Request request(std::uint8_t client, Nonce nonce, std::size_t value_bytes = 10) const {
+        Request r;
+        r.chain_id = chain_;
+        r.client.fill(client);
+        r.nonce = nonce;
+        r.ops.push_back(Op{OpType::Put, Bytes{'k', client}, Bytes(value_bytes, 'v'), std::nullopt});
+        r.sig =
+            FastCryptoSuite::sign_client(*world_, r.client, kRequestTag, request_sign_payload(r));
+        return r;
+    }
+
+    bool add(RequestPool& pool, const Request& r, bool local, Epoch delivered) {
+        Bytes enc = encode(r);
+        Digest d = digest_of(enc);
+        EXPECT_TRUE(pool.valid(r, d));
+        return pool.add(r, d, enc.size(), local, delivered, 0, state_);
+    }
+
+    std::shared_ptr<const FastWorld> world_;
+    FastCryptoSuite crypto_;
+    Digest chain_{};
+    PoolParams params_;
+    Committed state_;
+};
+
+TEST_F(RequestPoolTest, request_with_a_bad_client_signature_is_refused) {
+    RequestPool pool(params_, crypto_);
+    Request r = request(1, 1);
+    r.sig[0] ^= 1;
+    EXPECT_FALSE(pool.valid(r, digest_of(encode(r))));
+    Request other_chain = request(1, 2);
+    other_chain.chain_id[0] ^= 1;
+    EXPECT_FALSE(pool.valid(other_chain, digest_of(encode(other_chain))));
+    EXPECT_TRUE(pool.valid(request(1, 3), digest_of(encode(request(1, 3)))));
+}
+
+TEST_F(RequestPoolTest, flooded_request_waits_until_aged_local_one_goes_first) {
+    RequestPool pool(params_, crypto_);
+    ASSERT_TRUE(add(pool, request(1, 1), /*local=*/false, /*delivered=*/0));
+    ASSERT_TRUE(add(pool, request(2, 1), /*local=*/true, 0));
+    auto block = pool.build_block(/*delivered=*/7);
+    ASSERT_EQ(block.size(), 1u);
+    EXPECT_EQ(block[0].client[0], 2);
+    block = pool.build_block(/*delivered=*/8);  // k = 8 delivered epochs later: aged
+    ASSERT_EQ(block.size(), 2u);
+    EXPECT_EQ(block[0].client[0], 1);  // aged first
+}
+
+TEST_F(RequestPoolTest, aged_requests_share_a_quarter_round_robin_across_clients) {
+    params_.limits.block_bytes_max = 1024 + 4000;
+    RequestPool pool(params_, crypto_);
+    // Client 1 has a deep aged backlog, client 2 one aged request; plenty of local load.
+    for (Nonce n = 1; n <= 40; ++n) ASSERT_TRUE(add(pool, request(1, n, 200), false, 0));
+    ASSERT_TRUE(add(pool, request(2, 1, 200), false, 0));
+    for (Nonce n = 1; n <= 40; ++n) ASSERT_TRUE(add(pool, request(3, n, 200), true, 8));
+    auto block = pool.build_block(8);
+    std::size_t aged_bytes = 0, i = 0;
+    for (; i < block.size() && block[i].client[0] != 3; ++i) aged_bytes += encode(block[i]).size();
+    ASSERT_GE(i, 2u);
+    EXPECT_EQ(block[0].client[0], 1);
+    EXPECT_EQ(block[0].nonce, 1u);     // oldest first within a client
+    EXPECT_EQ(block[1].client[0], 2);  // then the next client, not client 1 again
+    EXPECT_LE(aged_bytes, 4000u / 4);
+    // Local requests fill most of the rest.
+    std::size_t local = 0;
+    for (const auto& r : block) local += r.client[0] == 3 ? 1 : 0;
+    EXPECT_GT(local, 0u);
+}
+
+TEST_F(RequestPoolTest, in_flight_request_is_not_proposed_twice) {
+    RequestPool pool(params_, crypto_);
+    ASSERT_TRUE(add(pool, request(1, 1), true, 0));
+    auto first = pool.build_block(0);
+    ASSERT_EQ(first.size(), 1u);
+    pool.proposed(first, 5);
+    EXPECT_TRUE(pool.build_block(0).empty());
+    EXPECT_FALSE(pool.has_work());
+    // Its block's epoch delivered without it: proposable again.
+    pool.release(first);
+    EXPECT_TRUE(pool.has_work());
+    EXPECT_EQ(pool.build_block(1).size(), 1u);
+}
+
+TEST_F(RequestPoolTest, committed_requests_leave_and_never_enter) {
+    RequestPool pool(params_, crypto_);
+    Request a = request(1, 1), b = request(1, 2);
+    ASSERT_TRUE(add(pool, a, true, 0));
+    ASSERT_TRUE(add(pool, b, true, 0));
+    const std::size_t bytes = pool.bytes();
+    state_.done.insert({a.client, a.nonce});
+    pool.remove_committed(state_);
+    EXPECT_EQ(pool.size(), 1u);
+    EXPECT_EQ(pool.bytes(), bytes - encode(a).size());
+    EXPECT_FALSE(add(pool, a, true, 0));
+    EXPECT_FALSE(pool.contains(a.client, a.nonce));
+}
+
+TEST_F(RequestPoolTest, pool_is_bounded_and_counts_bytes) {
+    params_.pool_requests_max = 3;
+    RequestPool pool(params_, crypto_);
+    std::size_t expected = 0;
+    for (Nonce n = 1; n <= 3; ++n) {
+        ASSERT_TRUE(add(pool, request(1, n), false, 0));
+        expected += encode(request(1, n)).size();
+    }
+    EXPECT_FALSE(add(pool, request(1, 4), false, 0));
+    EXPECT_EQ(pool.size(), 3u);
+    EXPECT_EQ(pool.bytes(), expected);
+    // A duplicate (same client and nonce) is not a second entry.
+    EXPECT_FALSE(add(pool, request(1, 1), true, 0));
+}
+
+TEST_F(RequestPoolTest, block_is_due_when_timer_runs_out_or_block_is_full) {
+    params_.block_timer_ms = 20;
+    params_.limits.block_requests_max = 3;
+    RequestPool pool(params_, crypto_);
+    EXPECT_FALSE(pool.note_work(0));  // no work: no timer
+    Bytes enc = encode(request(1, 1));
+    ASSERT_TRUE(pool.add(request(1, 1), digest_of(enc), enc.size(), true, 0, 100, state_));
+    EXPECT_TRUE(pool.note_work(105));
+    EXPECT_FALSE(pool.block_due(119, 0));
+    EXPECT_TRUE(pool.block_due(120, 0));
+    ASSERT_TRUE(add(pool, request(1, 2), true, 0));
+    ASSERT_TRUE(add(pool, request(1, 3), true, 0));
+    EXPECT_TRUE(pool.block_due(101, 0));  // three proposable: a full block
+}
+
+TEST_F(RequestPoolTest, flood_batches_are_bounded) {
+    params_.flood_batch_max = 3;
+    RequestPool pool(params_, crypto_);
+    EXPECT_FALSE(pool.take_flood());
+    EXPECT_FALSE(pool.queue_flood(request(1, 1)));
+    EXPECT_FALSE(pool.queue_flood(request(1, 2)));
+    EXPECT_TRUE(pool.queue_flood(request(1, 3)));
+    auto batch = pool.take_flood();
+    ASSERT_TRUE(batch);
+    EXPECT_EQ(batch->requests.size(), 3u);
+    EXPECT_FALSE(pool.take_flood());
+}
+
+TEST_F(RequestPoolTest, verification_cache_is_bounded) {
+    params_.verified_cache_max = 4;
+    RequestPool pool(params_, crypto_);
+    for (Nonce n = 1; n <= 10; ++n)
+        ASSERT_TRUE(pool.valid(request(1, n), digest_of(encode(request(1, n)))));
+    EXPECT_EQ(pool.verified_cached(), 4u);
+}
+
+TEST_F(RequestPoolTest, verification_results_expire_with_delivered_epochs) {
+    params_.verified_epochs = 3;
+    RequestPool pool(params_, crypto_);
+    ASSERT_TRUE(pool.valid(request(1, 1), digest_of(encode(request(1, 1)))));
+    pool.delivered(2);
+    ASSERT_TRUE(pool.valid(request(1, 2), digest_of(encode(request(1, 2)))));
+    pool.delivered(3);
+    EXPECT_EQ(pool.verified_cached(), 2u);
+    pool.delivered(4);  // the first was checked at epoch 0: 0 + 3 < 4
+    EXPECT_EQ(pool.verified_cached(), 1u);
+    pool.delivered(6);
+    EXPECT_EQ(pool.verified_cached(), 0u);
+}
+
+}  // namespace
+}  // namespace tob::consensus
