@@ -500,7 +500,9 @@ def measure_curve_cost(c):
                 os.environ["TOBCTL_TEST_NO_CURVE"] = "1"
             try:
                 c.wait_serving()
+                cpu0 = nodes_cpu_s(c)
                 j = bench_once(c, seconds, ops, inflight)
+                j["nodes_cpu_s"] = nodes_cpu_s(c) - cpu0
             finally:
                 os.environ.pop("TOBCTL_TEST_NO_CURVE", None)
             check(j["requests_committed"] > 0, f"nothing committed: {j}")
@@ -508,10 +510,15 @@ def measure_curve_cost(c):
             print(f"  curve={'on' if curve else 'off'} requests_per_s={j['requests_per_s']} "
                   f"ops_per_s={j['ops_per_s']} p50_ms={j['latency_ms']['p50']} "
                   f"p99_ms={j['latency_ms']['p99']} seconds={j['seconds']} "
-                  f"errors={j['errors']}", flush=True)
+                  f"errors={j['errors']} nodes_cpu_s={j['nodes_cpu_s']:.1f} "
+                  f"nodes_cpu_ms_per_op={1000 * j['nodes_cpu_s'] / max(j['ops_committed'], 1):.3f}",
+                  flush=True)
     for curve in (True, False):
-        rates = [j["ops_per_s"] for on, j in rows if on == curve]
-        print(f"  curve={'on' if curve else 'off'} mean_ops_per_s={sum(rates) / len(rates):.0f}")
+        runs = [j for on, j in rows if on == curve]
+        rate = sum(j["ops_per_s"] for j in runs) / len(runs)
+        cpu = sum(j["nodes_cpu_s"] for j in runs) / max(sum(j["ops_committed"] for j in runs), 1)
+        print(f"  curve={'on' if curve else 'off'} mean_ops_per_s={rate:.0f} "
+              f"nodes_cpu_ms_per_op={1000 * cpu:.3f}")
 
 
 TESTS = {
