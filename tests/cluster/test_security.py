@@ -377,8 +377,12 @@ def run_stranger(c, seconds, label):
     spec = os.path.join(c.dir, f"stranger-{label}.json")
     json.dump({"targets": stranger_targets(c)}, open(spec, "w"))
     here = os.path.dirname(os.path.abspath(__file__))
-    return subprocess.Popen([sys.executable, os.path.join(here, "stranger.py"), spec, str(seconds)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # TOB_STRANGER_NICE=N runs it at that niceness: on one machine its CPU competes
+    # with the nodes', which a stranger on another host would not.
+    nice = os.environ.get("TOB_STRANGER_NICE")
+    argv = (["nice", "-n", nice] if nice else []) + [
+        sys.executable, os.path.join(here, "stranger.py"), spec, str(seconds)]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def nodes_cpu_s(c):
