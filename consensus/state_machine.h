@@ -39,6 +39,8 @@ struct RequestResult {
     bool duplicate = false;      // skipped by the dedup table (outputs = stored ones if known)
     bool malformed = false;      // skipped the same way on every node
     Skip skip = Skip::None;      // why, when malformed
+    bool forbidden = false;      // skipped on every node: the client lacks a permission
+                                 // (consensus/kv/permissions.h); never with malformed
     std::vector<OpOutput> outputs;
 };
 

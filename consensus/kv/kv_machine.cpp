@@ -125,8 +125,12 @@ std::array<std::uint64_t, 16> shift_up(const std::array<std::uint64_t, 16>& bits
 
 }  // namespace
 
-KvMachine::KvMachine(KvStorage& storage, const Digest& chain_id, const Limits& limits)
-    : storage_(storage), chain_id_(chain_id), limits_(limits) {
+KvMachine::KvMachine(KvStorage& storage, const Digest& chain_id, const Limits& limits,
+                     Permissions permissions)
+    : storage_(storage),
+      chain_id_(chain_id),
+      limits_(limits),
+      permissions_(std::move(permissions)) {
     if (auto v = storage_.get(crypto::view(kLastAppliedKey))) {
         KV_CHECK(v->size() == 8);
         last_applied_ = get_be(*v, 0, 8);
@@ -308,6 +312,10 @@ RequestResult KvMachine::apply_request(EpochWork& work, const Request& req,
         }
         return r;
     }
+    if (!permissions_.permits(req)) {
+        r.forbidden = true;
+        return r;
+    }
     // The ops run against a layer of their own, kept only when the outputs fit
     // both caps; the first op past a cap stops the run, so at most one value
     // beyond the cap is ever held.
@@ -317,7 +325,7 @@ RequestResult KvMachine::apply_request(EpochWork& work, const Request& req,
     std::map<Bytes, std::optional<Bytes>> mine;
     std::uint64_t bytes = 0;
     auto outputs =
-        apply_ops(work, req.ops, mine,
+        apply_ops(work, req, mine,
                   std::min<std::uint64_t>(limits_.request_output_bytes_max, epoch_room), bytes);
     if (!outputs) {
         r.malformed = true;
@@ -334,8 +342,9 @@ RequestResult KvMachine::apply_request(EpochWork& work, const Request& req,
 }
 
 std::optional<std::vector<OpOutput>> KvMachine::apply_ops(
-    const EpochWork& work, const std::vector<Op>& ops, std::map<Bytes, std::optional<Bytes>>& mine,
+    const EpochWork& work, const Request& request, std::map<Bytes, std::optional<Bytes>>& mine,
     std::uint64_t cap, std::uint64_t& bytes) const {
+    const std::vector<Op>& ops = request.ops;
     std::vector<OpOutput> outputs;
     outputs.reserve(ops.size());
     for (const auto& op : ops) {
@@ -352,11 +361,12 @@ std::optional<std::vector<OpOutput>> KvMachine::apply_ops(
         switch (op.type) {
             case OpType::Put:
                 mine[op.key] = op.value;
-                keep = op.previous;
+                // The previous value only when asked, and never one the client may not read.
+                keep = op.previous && permissions_.may_read(request.client, op.key);
                 break;
             case OpType::Del:
                 mine[op.key] = std::nullopt;
-                keep = op.previous;
+                keep = op.previous && permissions_.may_read(request.client, op.key);
                 break;
             case OpType::Cas:
                 out.ok = current == op.expected;
@@ -412,7 +422,8 @@ Digest KvMachine::next_state_digest(const EpochWork& work, const EpochResult& re
     oh.field(std::string_view("tobd-outputs-v1")).u64(result.results.size());
     for (const auto& r : result.results) {
         oh.raw(r.client).u64(r.nonce).raw(r.request_digest).u64(r.position);
-        oh.u64(r.duplicate ? 1 : 0).u64(r.malformed ? 1 : 0).u64(r.outputs.size());
+        const std::uint64_t skip = r.malformed ? 1 : r.forbidden ? 2 : 0;
+        oh.u64(r.duplicate ? 1 : 0).u64(skip).u64(r.outputs.size());
         for (const auto& o : r.outputs) {
             oh.u64(o.ok ? 1 : 0).u64(o.value ? 1 : 0);
             oh.field(o.value ? ByteView(*o.value) : ByteView());

@@ -41,6 +41,7 @@
 #include "crypto/keyfile.h"
 #include "daemon/config.h"
 #include "daemon/testnet.h"
+#include "tests/unit/msgpack_raw.h"
 
 namespace tob::client {
 namespace {
@@ -51,11 +52,6 @@ using consensus::OpOutput;
 
 Bytes text(std::string_view s) { return Bytes(s.begin(), s.end()); }
 
-Bytes operator+(Bytes a, const Bytes& b) {
-    a.insert(a.end(), b.begin(), b.end());
-    return a;
-}
-
 template <std::size_t N>
 std::array<std::uint8_t, N> filled(std::uint8_t v) {
     std::array<std::uint8_t, N> a;
@@ -63,49 +59,8 @@ std::array<std::uint8_t, N> filled(std::uint8_t v) {
     return a;
 }
 
-/// Hand-written msgpack pieces for exact (also non-canonical) byte strings.
-namespace raw {
-Bytes uint(std::uint64_t v) {
-    if (v < 0x80) return {static_cast<std::uint8_t>(v)};
-    if (v <= 0xff) return {0xcc, static_cast<std::uint8_t>(v)};
-    if (v <= 0xffff) return {0xcd, static_cast<std::uint8_t>(v >> 8), static_cast<std::uint8_t>(v)};
-    if (v <= 0xffffffffu) {
-        return {0xce, static_cast<std::uint8_t>(v >> 24), static_cast<std::uint8_t>(v >> 16),
-                static_cast<std::uint8_t>(v >> 8), static_cast<std::uint8_t>(v)};
-    }
-    Bytes out{0xcf};
-    for (int shift = 56; shift >= 0; shift -= 8)
-        out.push_back(static_cast<std::uint8_t>(v >> shift));
-    return out;
-}
-Bytes bin(ByteView b) {
-    Bytes out;
-    if (b.size() <= 0xff) {
-        out = {0xc4, static_cast<std::uint8_t>(b.size())};
-    } else if (b.size() <= 0xffff) {
-        out = {0xc5, static_cast<std::uint8_t>(b.size() >> 8), static_cast<std::uint8_t>(b.size())};
-    } else {
-        out = {0xc6, static_cast<std::uint8_t>(b.size() >> 24),
-               static_cast<std::uint8_t>(b.size() >> 16), static_cast<std::uint8_t>(b.size() >> 8),
-               static_cast<std::uint8_t>(b.size())};
-    }
-    out.insert(out.end(), b.begin(), b.end());
-    return out;
-}
-Bytes bin(std::size_t size, std::uint8_t fill) { return bin(Bytes(size, fill)); }
-Bytes array(const std::vector<Bytes>& items) {
-    Bytes out;
-    if (items.size() < 16) {
-        out = {static_cast<std::uint8_t>(0x90 | items.size())};
-    } else {
-        out = {0xdc, static_cast<std::uint8_t>(items.size() >> 8),
-               static_cast<std::uint8_t>(items.size())};
-    }
-    for (const Bytes& i : items) out = out + i;
-    return out;
-}
-const Bytes nil{0xc0};
-}  // namespace raw
+namespace raw = test_util::raw;
+using test_util::operator+;
 
 ReplyMsg sample_reply() {
     ReplyMsg r;
@@ -190,7 +145,16 @@ TEST(ClientCodec, RoundTripsEveryMessageType) {
 
 TEST(ClientCodec, ExactLayouts) {
     EXPECT_EQ(encode_client_message(StatusQueryMsg{}), (Bytes{0x91, 0x03}));
-    EXPECT_EQ(encode_client_message(LocalGetMsg{text("k")}), (Bytes{0x92, 0x05, 0xc4, 0x01, 'k'}));
+    {
+        Bytes local_get{0x94, 0x05, 0xc4, 0x01, 'k', 0xc4, 0x20};
+        local_get.insert(local_get.end(), 32, 0x11);  // client
+        local_get.insert(local_get.end(), {0xc4, 0x40});
+        local_get.insert(local_get.end(), 64, 0x22);  // sig
+        LocalGetMsg m{text("k"), {}, {}};
+        m.client.fill(0x11);
+        m.sig.fill(0x22);
+        EXPECT_EQ(encode_client_message(m), local_get);
+    }
     EXPECT_EQ(encode_client_message(LocalValueMsg{5, std::nullopt}),
               (Bytes{0x93, 0x06, 0x05, 0xc0}));
     EXPECT_EQ(encode_client_message(ErrorMsg{ErrorCode::Halted, "x", std::nullopt}),
@@ -299,18 +263,18 @@ TEST(ClientCodec, RejectsUnknownTypesAndEnums) {
     EXPECT_FALSE(decode_client_message(Bytes{0x90}, kLimits));  // no type at all
     EXPECT_FALSE(decode_client_message(Bytes{0x03}, kLimits));  // not an array
     EXPECT_FALSE(decode_client_message(Bytes{}, kLimits));
-    // Reply status 0 and 6, error code 0 and 6.
+    // Reply status 0 and 7, error code 0 and 7.
     ReplyMsg r = sample_reply();
     Bytes b = encode_client_message(r);
     // status is the 6th element: after header(1) type(1) node(1) client(34) nonce(9) digest(34).
     const std::size_t at = 1 + 1 + 1 + 34 + 9 + 34;
     ASSERT_EQ(b[at], 0x01);
-    for (std::uint8_t v : {0, 6}) {
+    for (std::uint8_t v : {0, 7}) {
         Bytes c = b;
         c[at] = v;
         EXPECT_FALSE(decode_client_message(c, kLimits));
     }
-    for (std::uint64_t code : {0ull, 6ull}) {
+    for (std::uint64_t code : {0ull, 7ull}) {
         EXPECT_FALSE(decode_client_message(
             raw::array({raw::uint(7), raw::uint(code), raw::bin(text("x")), raw::nil}), kLimits));
     }
@@ -531,13 +495,19 @@ enum class Mode {
 /// A node's client plane: a ROUTER on 127.0.0.1 answering in a thread.
 class FakeNode {
   public:
-    FakeNode(zmq::context_t& ctx, NodeId id, crypto::SigningKey key, Digest chain_id, Mode mode)
+    FakeNode(zmq::context_t& ctx, NodeId id, crypto::SigningKey key, Digest chain_id, Mode mode,
+             const crypto::CurveKeyPair& curve)
         : id_(id),
           key_(std::move(key)),
           chain_id_(chain_id),
           mode_(mode),
           socket_(ctx, zmq::socket_type::router) {
         socket_.set(zmq::sockopt::linger, 0);
+        // A Curve server with the node's key, as the real client endpoint (no ZAP
+        // handler here: any client key is let in).
+        const int one = 1;
+        zmq_setsockopt(socket_.handle(), ZMQ_CURVE_SERVER, &one, sizeof one);
+        zmq_setsockopt(socket_.handle(), ZMQ_CURVE_SECRETKEY, curve.secret_key().data(), 32);
         socket_.bind("tcp://127.0.0.1:*");
         endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
         thread_ = std::thread([this] { run(); });
@@ -606,6 +576,9 @@ class FakeNode {
         }
         if (const auto* get = std::get_if<LocalGetMsg>(&m)) {
             if (mode_ == Mode::Silent) return std::nullopt;
+            if (!verify_local_get(chain_id_, *get)) {
+                return ErrorMsg{ErrorCode::Forbidden, "bad signature", std::nullopt};
+            }
             Bytes v = get->key;
             v.push_back('=');
             return LocalValueMsg{7, v};
@@ -684,18 +657,20 @@ class FakeCluster {
         cluster = std::move(*loaded.value);
         for (std::size_t i = 0; i < modes.size(); ++i) {
             auto key = crypto::load_signing_key(written.value->nodes[i].dir / "node.key");
-            if (!std::holds_alternative<crypto::SigningKey>(key)) {
+            auto curve = crypto::load_curve_key(written.value->nodes[i].dir / "curve.key");
+            if (!std::holds_alternative<crypto::SigningKey>(key) ||
+                !std::holds_alternative<crypto::CurveKeyPair>(curve)) {
                 ADD_FAILURE() << "node key " << i;
                 return;
             }
             if (modes[i]) {
-                nodes.push_back(std::make_unique<FakeNode>(ctx_, static_cast<NodeId>(i),
-                                                           std::get<crypto::SigningKey>(key),
-                                                           cluster.chain_id, *modes[i]));
-                cluster.members[i].router_endpoint = nodes.back()->endpoint();
+                nodes.push_back(std::make_unique<FakeNode>(
+                    ctx_, static_cast<NodeId>(i), std::get<crypto::SigningKey>(key),
+                    cluster.chain_id, *modes[i], std::get<crypto::CurveKeyPair>(curve)));
+                cluster.members[i].client_endpoint = nodes.back()->endpoint();
             } else {
                 nodes.push_back(nullptr);
-                cluster.members[i].router_endpoint = closed_endpoint();
+                cluster.members[i].client_endpoint = closed_endpoint();
             }
         }
     }
@@ -845,6 +820,17 @@ TEST(Client, QuorumNeedsTPlusOneMatchingReplies) {
     ASSERT_TRUE(result.ok()) << result.error;
     EXPECT_EQ(result.value->nodes, (std::vector<NodeId>{2, 3}));
     EXPECT_EQ(result.value->reply.outputs, FakeNode::outputs_for(r));
+    // The client sent to all four at once and returns on the second matching
+    // reply: a node's thread may record its copy a moment later. Wait for the
+    // four copies (not for a fixed time), then check that none was sent twice.
+    const auto all_arrived = [&] {
+        for (const auto& node : fc.nodes)
+            if (node->submits().empty()) return false;
+        return true;
+    };
+    const auto start = Clock::now();
+    while (!all_arrived() && elapsed_ms(start) < 3000.0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
     for (const auto& node : fc.nodes) EXPECT_EQ(node->submits().size(), 1u);
 }
 
@@ -1048,6 +1034,18 @@ TEST(Formatting, JsonAndDisplay) {
     EXPECT_EQ(to_string(ErrorCode::ReplyTooLarge), "reply too large");
     EXPECT_EQ(to_string(static_cast<ErrorCode>(0)), "unknown error");
     EXPECT_EQ(to_string(static_cast<ReplyStatus>(9)), "unknown");
+}
+
+TEST(Client, TalksOnlyToTheCurveKeyPinnedInTheClusterFile) {
+    FakeCluster fc({Mode::Honest, Mode::Honest, Mode::Honest, Mode::Honest});
+    // The cluster file now names another Curve key for node 1: whatever answers at
+    // node 1's endpoint with its real key cannot complete the handshake.
+    fc.cluster.members[1].curve_key = crypto::CurveKeyPair::generate().public_key();
+    Client client(fc.cluster, crypto::SigningKey::generate());
+    auto results = client.status_all({0, 1}, Millis(700));
+    ASSERT_EQ(results.size(), 2u);
+    EXPECT_TRUE(results[0].ok()) << results[0].error;
+    EXPECT_FALSE(results[1].ok());
 }
 
 }  // namespace
