@@ -164,11 +164,12 @@ class AttackCluster(FaultCluster):
         self.metrics_ports = {}
 
     def create(self):
-        self.base_port = free_port_block(3 * self.n + 2, start=PORTS[0], stop=PORTS[1] + 1)
+        # testnet takes 3 ports per node (pub, router, client endpoint); metrics after them.
+        self.base_port = free_port_block(4 * self.n + 2, start=PORTS[0], stop=PORTS[1] + 1)
         self.tobctl_raw("testnet", "--nodes", str(self.n), "--dir", self.dir, "--base-port",
                         str(self.base_port), "--force", check=True)
         for i in range(self.n):
-            port = self.base_port + 2 * self.n + 2 + i
+            port = self.base_port + 3 * self.n + 2 + i
             self.metrics_ports[i] = port
             cfg = self.config_path(i)
             text = open(cfg).read().replace("testing = false", "testing = true")
