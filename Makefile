@@ -14,7 +14,8 @@ DEB_PACKAGES := build-essential cmake pkg-config libsodium-dev libzmq3-dev cppzm
   libtomlplusplus-dev libcpp-httplib-dev libsystemd-dev python3 dpkg-dev systemd \
   iproute2 nftables iptables python3-zmq clang-format clang libclang-rt-14-dev
 
-.PHONY: all deps build test test-known-failing sanitize tsan demo deb clean format soak fuzz
+.PHONY: all deps build test test-known-failing sanitize tsan demo deb clean format soak fuzz \
+  bench bench-deps bench-record
 
 all: build
 
@@ -74,6 +75,26 @@ tsan: deps
 
 demo: build
 	bash tests/cluster/demo.sh $(BUILD)/bin
+
+# The performance suite (docs/performance.md): fresh 4-node clusters, the targets
+# of the performance issue, results and plot in bench/results/. Each run lasts
+# BENCH_SECONDS (default 60; e.g. `make bench BENCH_SECONDS=10` for a smoke run);
+# BENCH_ARGS go to bench/run_bench.py (--only, --steps, --clients, ...).
+BENCH_PACKAGES := gnuplot-nox
+BENCH_SECONDS ?= 60
+BENCH_ARGS ?=
+bench-deps:
+	@missing=""; for p in $(BENCH_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+bench: build bench-deps
+	python3 bench/run_bench.py $(BUILD)/bin --seconds $(BENCH_SECONDS) $(BENCH_ARGS)
 
 # Random fault scenarios on real clusters for MINUTES minutes (docs/faults.md).
 MINUTES ?= 60
