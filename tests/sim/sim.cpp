@@ -50,6 +50,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <deque>
 #include <functional>
 #include <map>
@@ -471,6 +472,7 @@ class World {
     Digest foreign_chain_id_{};
     std::shared_ptr<const FastWorld> fast_world_;
     std::shared_ptr<const RealWorld> real_world_;
+    std::vector<CryptoCounts> crypto_counts_;  // per node, sized once in build()
 
     std::vector<std::unique_ptr<Node>> nodes_;
     std::vector<Client> clients_;
@@ -567,8 +569,9 @@ void World::build() {
     foreign_chain_id_ = crypto::Hasher().field("tobsim-foreign-chain").u64(seed_).finish();
     if (opt_.crypto == CryptoMode::Fast)
         fast_world_ = FastWorld::make(p_.n, p_.t, seed_);
-    else
+    else if (opt_.crypto == CryptoMode::Real)
         real_world_ = RealWorld::make(p_.n, p_.t, seed_);
+    crypto_counts_.assign(p_.n, CryptoCounts{});
 
     for (NodeId i = 0; i < p_.n; ++i) {
         auto node = std::make_unique<Node>();
@@ -579,10 +582,14 @@ void World::build() {
                 node->behaviours = bs;
             }
         }
+        std::unique_ptr<CryptoSuite> suite;
         if (fast_world_)
-            node->crypto = std::make_unique<FastCryptoSuite>(fast_world_, i);
+            suite = std::make_unique<FastCryptoSuite>(fast_world_, i);
+        else if (real_world_)
+            suite = real_world_->suite(i);
         else
-            node->crypto = real_world_->suite(i);
+            suite = std::make_unique<CountedCryptoSuite>(p_.n, p_.t, i);
+        node->crypto = std::make_unique<CountingSuite>(std::move(suite), &crypto_counts_[i]);
         ReplicaConfig& c = node->config;
         c.n = p_.n;
         c.t = p_.t;
@@ -608,7 +615,7 @@ void World::build() {
     // Clients and their transactions.
     for (std::uint32_t c = 0; c < p_.clients; ++c) {
         Client cl;
-        if (fast_world_) {
+        if (!real_world_) {
             cl.pk = crypto::Hasher().field("tobsim-client-pk").u64(seed_).u64(c).finish();
         } else {
             cl.key = RealWorld::client_key(seed_, c);
@@ -643,8 +650,10 @@ void World::build() {
             if (fast_world_)
                 req.sig =
                     FastCryptoSuite::sign_client(*fast_world_, req.client, kRequestTag, payload);
-            else
+            else if (real_world_)
                 req.sig = clients_[c].key->sign(kRequestTag, payload);
+            else
+                req.sig = CountedCryptoSuite::client_signature(req.client);
             tx.digest = digest_of(encode(req));
             submitted_digests_.insert(tx.digest);
             tx_by_id_[{req.client, req.nonce}] = static_cast<std::uint32_t>(txs_.size());
@@ -746,6 +755,7 @@ SeedReport World::run() {
         report_.fingerprint = h.finish();
     }
     report_.submitted_txs = txs_.size();
+    for (const CryptoCounts& c : crypto_counts_) report_.crypto += c;
     for (const auto& tx : txs_) {
         bool everywhere = true;
         for (auto& np : nodes_)
@@ -1032,6 +1042,8 @@ std::vector<NodeId> World::others(NodeId self) const {
 }
 
 void World::send_to(NodeId from, NodeId to, Shared bytes) {
+    ++report_.messages_sent;
+    report_.bytes_sent += bytes->size();
     if (cut(from, to)) return;
     if (!fair_ && net_.chance(p_.drop)) return;
     push(EvType::Deliver, now_ + delay(to), from, to, 0, bytes);
@@ -1305,6 +1317,12 @@ void World::on_apply(Node& node, const EpochResult& r) {
         return;
     }
     auto [it, fresh] = applied_.try_emplace(r.epoch, a);
+    if (fresh && r.epoch == report_.epoch_marks.size() + 1) {
+        EpochMark mark{r.epoch, now_, report_.messages_sent, report_.bytes_sent, {}, 0};
+        for (const CryptoCounts& c : crypto_counts_) mark.crypto += c;
+        mark.cpu_s = static_cast<double>(std::clock()) / CLOCKS_PER_SEC;
+        report_.epoch_marks.push_back(mark);
+    }
     if (!fresh && !same_epoch(it->second, a, &why))
         violation("agreement", "node " + std::to_string(node.id) + " applied epoch " +
                                    std::to_string(r.epoch) + " unlike another honest node: " + why);

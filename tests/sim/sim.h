@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "tests/sim/checker.h"
+#include "tests/sim/counting_crypto.h"
 
 namespace tob::sim {
 
@@ -39,7 +40,10 @@ const char* to_string(Behaviour b);
 std::optional<Behaviour> behaviour_from_string(std::string_view name);
 std::vector<Behaviour> all_behaviours();
 
-enum class CryptoMode : std::uint8_t { Fast, Real };
+/// Fast: keyed-hash stand-in (consensus/fast_crypto.h). Real: Ed25519 and the
+/// threshold coin. Counted: no cryptography at all, only counted (honest runs;
+/// tests/sim/counting_crypto.h). Every mode counts its operations.
+enum class CryptoMode : std::uint8_t { Fast, Real, Counted };
 
 /// Test-only planted bugs in the harness, to show that a checker catches them.
 enum class Plant : std::uint8_t {
@@ -102,14 +106,28 @@ struct SeedParams {
     std::string describe() const;
 };
 
+/// The run's counters when an honest node first applied an epoch (for figures per
+/// epoch that leave out the start and the quiet end of a run).
+struct EpochMark {
+    Epoch epoch = 0;
+    std::uint64_t logical_ms = 0;
+    std::uint64_t messages_sent = 0, bytes_sent = 0;
+    CryptoCounts crypto;
+    double cpu_s = 0;  // process CPU time (std::clock), a measurement only
+};
+
 struct SeedReport {
     std::uint64_t seed = 0;
     SeedParams params;
     std::vector<Violation> violations;
     std::uint64_t submitted_txs = 0;
-    std::uint64_t committed_txs = 0;  // submitted txs that took effect at every honest node
-    std::uint64_t epochs = 0;         // highest epoch applied by an honest node
-    std::uint64_t messages = 0;       // envelopes delivered
+    std::uint64_t committed_txs = 0;     // submitted txs that took effect at every honest node
+    std::uint64_t epochs = 0;            // highest epoch applied by an honest node
+    std::uint64_t messages = 0;          // envelopes delivered
+    std::uint64_t messages_sent = 0;     // envelopes sent, one per receiver (before losses)
+    std::uint64_t bytes_sent = 0;        // their bytes
+    CryptoCounts crypto;                 // every node's CryptoSuite calls
+    std::vector<EpochMark> epoch_marks;  // [k] when epoch k+1 was first applied
     std::uint64_t aba_rounds_total = 0;
     std::uint64_t aba_instances = 0;
     std::uint64_t crashes = 0, reformats = 0;

@@ -4,6 +4,8 @@
 //
 //   tobsim --protocol naive --seeds 1-1   /   tobsim --compare   (lecture_cli.h)
 //
+//   tobsim --scaling   (scaling_cli.h: messages, bytes, crypto and CPU per node per epoch)
+//
 // Text mode prints each seed's derived parameters first, then its result; --json
 // prints one object for the whole sweep. Exit status 1 if any seed failed.
 
@@ -17,6 +19,7 @@
 #include "consensus/types.h"
 #include "crypto/hash.h"
 #include "tests/sim/lecture_cli.h"
+#include "tests/sim/scaling_cli.h"
 #include "tests/sim/sim.h"
 
 namespace {
@@ -74,7 +77,7 @@ int main(int argc, char** argv) {
     std::string unsafe_quorum;
     bool json = false;
     bool stop_on_fail = false;
-    app.add_option("--nodes", opt.nodes, "cluster size n")->check(CLI::Range(1, 64));
+    app.add_option("--nodes", opt.nodes, "cluster size n")->check(CLI::Range(1, 128));
     app.add_option("--faulty", opt.faulty, "Byzantine nodes (normally at most t)");
     app.add_option("--behaviour,--behaviours", behaviours,
                    "comma-separated Byzantine behaviours, or 'all': silent, equivocate, "
@@ -92,8 +95,9 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(0.0, 0.9));
     app.add_option("--clients", opt.clients, "honest clients (0: 1-4 from the seed)");
     app.add_option("--crypto", crypto,
-                   "fast (keyed-hash stand-in) or real (Ed25519 + threshold coin)")
-        ->check(CLI::IsMember({"fast", "real"}));
+                   "fast (keyed-hash stand-in), real (Ed25519 + threshold coin) or counted (no "
+                   "cryptography, operations only counted; honest runs only)")
+        ->check(CLI::IsMember({"fast", "real", "counted"}));
     app.add_option("--unsafe-quorum", unsafe_quorum,
                    "TEST ONLY: certify with this many SEENs ('t+1' or a number)");
     app.add_option("--fair-ms", opt.fair_ms_max,
@@ -131,7 +135,10 @@ int main(int argc, char** argv) {
     app.add_flag("--stop-on-fail", stop_on_fail, "stop at the first failing seed");
     LectureCli lecture;  // --protocol naive|sync|async, --network, --compare: lecture_cli.h
     add_lecture_options(app, lecture);
+    ScalingCli scaling;  // --scaling: scaling_cli.h
+    add_scaling_options(app, scaling);
     CLI11_PARSE(app, argc, argv);
+    if (scaling.enabled) return run_scaling_cli(scaling, opt, seeds, json);
     if (lecture.selected())
         return run_lecture_cli(lecture, opt, app.count("--txs") > 0, behaviours, seeds, json);
 
@@ -152,7 +159,13 @@ int main(int argc, char** argv) {
         std::cerr << "bad --seeds: " << seeds << "\n";
         return 2;
     }
-    opt.crypto = crypto == "real" ? CryptoMode::Real : CryptoMode::Fast;
+    opt.crypto = crypto == "real"      ? CryptoMode::Real
+                 : crypto == "counted" ? CryptoMode::Counted
+                                       : CryptoMode::Fast;
+    if (opt.crypto == CryptoMode::Counted && opt.faulty > 0) {
+        std::cerr << "--crypto counted checks no signature: it needs --faulty 0\n";
+        return 2;
+    }
     opt.partitions = !no_partitions;
     opt.plant = plant == "amnesia"        ? Plant::Amnesia
                 : plant == "skip-persist" ? Plant::SkipPersist
