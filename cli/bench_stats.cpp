@@ -6,7 +6,7 @@
 namespace tob::cli::bench {
 
 namespace {
-constexpr double kGrowth = 1.02;      // bucket i covers (1µs·g^(i-1), 1µs·g^i]
+constexpr double kGrowth = 1.02;       // bucket i covers (1µs·g^(i-1), 1µs·g^i]
 constexpr double kFirstEdgeMs = 1e-3;  // 1 µs
 const double kLogGrowth = std::log(kGrowth);
 }  // namespace

@@ -225,8 +225,11 @@ class ObservedMachine final : public StateMachine {
   public:
     using OnApply = std::function<void(const EpochResult&)>;
     using OnBad = std::function<void(std::string)>;
-    ObservedMachine(KvMachine& kv, OnApply on_apply, OnBad on_bad)
-        : kv_(kv), on_apply_(std::move(on_apply)), on_bad_(std::move(on_bad)) {}
+    ObservedMachine(KvMachine& kv, OnApply on_apply, OnBad on_bad, std::uint32_t extra_hashes)
+        : kv_(kv),
+          on_apply_(std::move(on_apply)),
+          on_bad_(std::move(on_bad)),
+          extra_hashes_(extra_hashes) {}
 
     Epoch last_applied() const override { return kv_.last_applied(); }
     Digest state_digest() const override { return kv_.state_digest(); }
@@ -243,6 +246,7 @@ class ObservedMachine final : public StateMachine {
             return r;
         }
         EpochResult r = kv_.apply_epoch(epoch, output_digest, ordered);
+        plant_slowdown(ordered);
         on_apply_(r);
         return r;
     }
@@ -251,9 +255,20 @@ class ObservedMachine final : public StateMachine {
     }
 
   private:
+    /// --plant-extra-hashes N (test only): N more BLAKE2b hashes of every applied
+    /// operation's value, a slowdown for the instruction guard to catch.
+    void plant_slowdown(const std::vector<Request>& ordered) {
+        for (const Request& req : ordered)
+            for (const Op& op : req.ops)
+                for (std::uint32_t k = 0; k < extra_hashes_; ++k)
+                    planted_ = crypto::Hasher().raw(planted_).raw(op.value).finish();
+    }
+
     KvMachine& kv_;
     OnApply on_apply_;
     OnBad on_bad_;
+    std::uint32_t extra_hashes_;
+    Digest planted_{};
 };
 
 // ---- nodes and clients ------------------------------------------------------------
@@ -680,7 +695,8 @@ void World::start_node(Node& node, bool recovering) {
         [this, np](std::string why) {
             if (!np->byzantine)
                 violation("apply-order", "node " + std::to_string(np->id) + ": " + why);
-        });
+        },
+        opt_.plant_extra_hashes);
     node.replica =
         std::make_unique<Replica>(node.config, *node.crypto, *node.machine, node.archive.get());
     node.up = true;
@@ -760,7 +776,10 @@ SeedReport World::run() {
         bool everywhere = true;
         for (auto& np : nodes_)
             if (!np->byzantine && !np->effective.count(tx.digest)) everywhere = false;
-        if (everywhere) ++report_.committed_txs;
+        if (everywhere) {
+            ++report_.committed_txs;
+            report_.committed_ops += tx.request.ops.size();
+        }
     }
     return std::move(report_);
 }

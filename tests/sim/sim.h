@@ -75,6 +75,7 @@ struct SimOptions {
     bool trace_messages = false;            // print every honest send and receive to stderr
     std::set<std::string> disabled_checks;  // test-only: checks to ignore (checker self-tests)
     Plant plant = Plant::None;              // test-only: a planted harness bug
+    std::uint32_t plant_extra_hashes = 0;   // test-only: a planted slowdown per applied op
     bool partitions = true;                 // partition episodes in the safety phase
     bool atomic_persist = false;  // a step's records survive a crash all or none (else a prefix)
     bool safety_only = false;     // beyond the bound: check safety, not liveness
@@ -122,6 +123,7 @@ struct SeedReport {
     std::vector<Violation> violations;
     std::uint64_t submitted_txs = 0;
     std::uint64_t committed_txs = 0;     // submitted txs that took effect at every honest node
+    std::uint64_t committed_ops = 0;     // their operations
     std::uint64_t epochs = 0;            // highest epoch applied by an honest node
     std::uint64_t messages = 0;          // envelopes delivered
     std::uint64_t messages_sent = 0;     // envelopes sent, one per receiver (before losses)

@@ -108,6 +108,9 @@ int main(int argc, char** argv) {
     app.add_option("--plant", plant,
                    "TEST ONLY: plant a harness bug the checkers must catch: amnesia, skip-persist")
         ->check(CLI::IsMember({"none", "amnesia", "skip-persist"}));
+    app.add_option("--plant-extra-hashes", opt.plant_extra_hashes,
+                   "TEST ONLY: hash every applied operation's value N more times (a planted "
+                   "slowdown for the instruction guard, bench/instructions.py)");
     bool no_partitions = false;
     app.add_flag("--no-partitions", no_partitions, "no partition episodes");
     app.add_flag("--atomic-persist", opt.atomic_persist,
@@ -189,6 +192,7 @@ int main(int argc, char** argv) {
     if (!unsafe_quorum.empty()) replay << " --unsafe-quorum " << unsafe_quorum;
     for (const auto& c : opt.disabled_checks) replay << " --disable-check " << c;
     if (plant != "none") replay << " --plant " << plant;
+    if (opt.plant_extra_hashes) replay << " --plant-extra-hashes " << opt.plant_extra_hashes;
     if (no_partitions) replay << " --no-partitions";
     if (opt.safety_only) replay << " --safety-only";
     if (opt.atomic_persist) replay << " --atomic-persist";
@@ -199,7 +203,7 @@ int main(int argc, char** argv) {
 
     const auto start = std::chrono::steady_clock::now();
     std::uint64_t seeds_run = 0, failing = 0, total_violations = 0;
-    std::uint64_t committed = 0, submitted = 0, epochs = 0, messages = 0;
+    std::uint64_t committed = 0, committed_ops = 0, submitted = 0, epochs = 0, messages = 0;
     std::uint64_t aba_rounds = 0, aba_instances = 0, crashes = 0, reformats = 0, byz_faults = 0;
     std::uint64_t archive_served = 0;
     std::optional<std::uint64_t> first_seed;
@@ -215,6 +219,7 @@ int main(int argc, char** argv) {
         }
         ++seeds_run;
         committed += r.committed_txs;
+        committed_ops += r.committed_ops;
         submitted += r.submitted_txs;
         epochs += r.epochs;
         messages += r.messages;
@@ -272,10 +277,11 @@ int main(int argc, char** argv) {
         } else {
             os << ",\"first_seed\":null,\"first_check\":null";
         }
-        os << "},\"committed_txs\":" << committed << ",\"submitted_txs\":" << submitted
-           << ",\"epochs\":" << epochs << ",\"aba_rounds_mean\":" << aba_mean
-           << ",\"messages\":" << messages << ",\"crashes\":" << crashes
-           << ",\"reformats\":" << reformats << ",\"faults_on_byzantine\":" << byz_faults
+        os << "},\"committed_txs\":" << committed << ",\"committed_ops\":" << committed_ops
+           << ",\"submitted_txs\":" << submitted << ",\"epochs\":" << epochs
+           << ",\"aba_rounds_mean\":" << aba_mean << ",\"messages\":" << messages
+           << ",\"crashes\":" << crashes << ",\"reformats\":" << reformats
+           << ",\"faults_on_byzantine\":" << byz_faults
            << ",\"archive_proofs_served\":" << archive_served << ",\"fingerprint\":\""
            << tob::crypto::to_hex(fingerprint.finish()) << "\""
            << ",\"wall_ms\":" << wall_ms << "}";
