@@ -12,9 +12,9 @@ CTEST_ARGS ?=
 DEB_PACKAGES := build-essential cmake pkg-config libsodium-dev libzmq3-dev cppzmq-dev \
   libmsgpack-cxx-dev libspdlog-dev libgtest-dev librocksdb-dev libcli11-dev \
   libtomlplusplus-dev libcpp-httplib-dev libsystemd-dev python3 dpkg-dev systemd \
-  iproute2 nftables iptables python3-zmq clang-format clang libclang-rt-14-dev
+  iproute2 nftables iptables python3-zmq clang-format clang libclang-rt-14-dev spin
 
-.PHONY: all deps build test test-known-failing sanitize tsan demo deb clean format soak fuzz \
+.PHONY: all deps build test test-known-failing sanitize tsan demo deb clean format soak fuzz model \
   bench bench-deps bench-record
 
 all: build
@@ -95,6 +95,12 @@ bench-deps:
 
 bench: build bench-deps
 	python3 bench/run_bench.py $(BUILD)/bin --seconds $(BENCH_SECONDS) $(BENCH_ARGS)
+
+# The spin model of the binary agreement (docs/aba.md, "The model"): the real rules
+# must give errors: 0, a weakened threshold a counterexample (printed).
+# VARIANTS=1 also runs every weakening switch of the model.
+model: deps
+	bash tests/model/run_model.sh $(if $(VARIANTS),--variants)
 
 # Random fault scenarios on real clusters for MINUTES minutes (docs/faults.md).
 MINUTES ?= 60

@@ -1,5 +1,5 @@
 #pragma once
-// The messages of DESIGN.md §2 as plain values. consensus/codec.h turns them into
+// The messages of docs/protocol.md as plain values. consensus/codec.h turns them into
 // canonical msgpack bytes and back.
 //
 // Every message between nodes travels in a signed Envelope

@@ -26,10 +26,10 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "cli/client/protocol.h"
 #include "consensus/codec.h"
 #include "consensus/real_crypto.h"
 #include "consensus/replica.h"
-#include "cli/client/protocol.h"
 #include "daemon/config.h"
 
 namespace tob::attack {

@@ -154,7 +154,7 @@ int replay(ClientSide& c, const Common& opt) {
     c.link->send(from, client::encode_client_message(client::LocalGetMsg{text("replay")}));
     const auto end = Clock::now() + std::chrono::seconds(3);
     while (Clock::now() < end && now == "?") {
-        for (auto& [from, msg] : c.link->poll(std::chrono::milliseconds(200)))
+        for (auto& [sender, msg] : c.link->poll(std::chrono::milliseconds(200)))
             if (auto* v = std::get_if<client::LocalValueMsg>(&msg))
                 now = v->value ? std::string(v->value->begin(), v->value->end()) : "(absent)";
     }

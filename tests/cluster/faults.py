@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Fault-injection suite on real tobd clusters (issue 5, ../shared/FAULTS.md,
-docs/faults.md).
+"""Fault-injection suite on real tobd clusters (docs/faults.md; the rows
+and invariants are those of docs/fault-model.md).
 
   python3 faults.py BIN_DIR SCENARIO [SCENARIO ...]   run named scenarios
   python3 faults.py BIN_DIR default                   the default tier

@@ -9,8 +9,8 @@
 //   - a decoded Reply can be checked against a key (verify_reply must not crash on
 //     whatever the decoder accepted).
 
-#include "crypto/hash.h"
 #include "cli/client/protocol.h"
+#include "crypto/hash.h"
 #include "tests/fuzz/fuzz_common.h"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "consensus/codec.h"
 #include "cli/client/protocol.h"
+#include "consensus/codec.h"
 
 namespace {
 
