@@ -12,7 +12,8 @@ CTEST_ARGS ?=
 DEB_PACKAGES := build-essential cmake pkg-config libsodium-dev libzmq3-dev cppzmq-dev \
   libmsgpack-cxx-dev libspdlog-dev libgtest-dev librocksdb-dev libcli11-dev \
   libtomlplusplus-dev libcpp-httplib-dev libsystemd-dev python3 dpkg-dev systemd \
-  iproute2 nftables iptables python3-zmq clang-format clang libclang-rt-14-dev spin
+  iproute2 nftables iptables python3-zmq clang-format clang libclang-rt-14-dev spin \
+  valgrind
 
 .PHONY: all deps build test test-known-failing sanitize tsan demo deb clean format soak fuzz model \
   bench bench-deps bench-record
@@ -95,6 +96,13 @@ bench-deps:
 
 bench: build bench-deps
 	python3 bench/run_bench.py $(BUILD)/bin --seconds $(BENCH_SECONDS) $(BENCH_ARGS)
+
+# Record the instruction guard's reference (bench/instructions.json, checked by the
+# perf tests of `make test`) after a deliberate change of the per-operation cost.
+NOTE ?=
+bench-record: build
+	python3 bench/instructions.py record $(BUILD)/bin/tobsim --note "$(NOTE)" --build-id \
+	  "$$(sed -n 's/^TOB_BUILD_ID:INTERNAL=//p' $(BUILD)/CMakeCache.txt)"
 
 # The spin model of the binary agreement (docs/aba.md, "The model"): the real rules
 # must give errors: 0, a weakened threshold a counterexample (printed).

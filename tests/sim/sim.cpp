@@ -184,11 +184,11 @@ class ObservedMachine final : public StateMachine {
   public:
     using OnApply = std::function<void(const EpochResult&)>;
     using OnBad = std::function<void(std::string)>;
-    ObservedMachine(KvMachine& kv, OnApply on_apply, OnBad on_bad, std::uint32_t extra_hashes)
+    ObservedMachine(KvMachine& kv, OnApply on_apply, OnBad on_bad, std::uint32_t extra_work)
         : kv_(kv),
           on_apply_(std::move(on_apply)),
           on_bad_(std::move(on_bad)),
-          extra_hashes_(extra_hashes) {}
+          extra_work_(extra_work) {}
 
     Epoch last_applied() const override { return kv_.last_applied(); }
     Digest state_digest() const override { return kv_.state_digest(); }
@@ -214,20 +214,21 @@ class ObservedMachine final : public StateMachine {
     }
 
   private:
-    /// --plant-extra-hashes N (test only): N more BLAKE2b hashes of every applied
-    /// operation's value, a slowdown for the instruction guard to catch.
+    /// --plant-extra-work N (test only): N more passes of a byte-wise FNV-1a loop
+    /// over every applied operation's value — plain code, not libsodium — a
+    /// slowdown for the instruction guard (bench/instructions.py) to catch.
     void plant_slowdown(const std::vector<Request>& ordered) {
         for (const Request& req : ordered)
             for (const Op& op : req.ops)
-                for (std::uint32_t k = 0; k < extra_hashes_; ++k)
-                    planted_ = crypto::Hasher().raw(planted_).raw(op.value).finish();
+                for (std::uint32_t k = 0; k < extra_work_; ++k)
+                    for (std::uint8_t b : op.value) planted_ = (planted_ ^ b) * 1099511628211ULL;
     }
 
     KvMachine& kv_;
     OnApply on_apply_;
     OnBad on_bad_;
-    std::uint32_t extra_hashes_;
-    Digest planted_{};
+    std::uint32_t extra_work_;
+    std::uint64_t planted_ = 14695981039346656037ULL;
 };
 
 // ---- nodes and clients ------------------------------------------------------------
@@ -677,7 +678,7 @@ void World::start_node(Node& node, bool recovering) {
             if (!np->byzantine)
                 violation("apply-order", "node " + std::to_string(np->id) + ": " + why);
         },
-        opt_.plant_extra_hashes);
+        opt_.plant_extra_work);
     node.replica =
         std::make_unique<Replica>(node.config, *node.crypto, *node.machine, node.archive.get());
     node.up = true;

@@ -60,7 +60,7 @@ struct SimOptions {
     bool trace_messages = false;            // print every honest send and receive to stderr
     std::set<std::string> disabled_checks;  // test-only: checks to ignore (checker self-tests)
     Plant plant = Plant::None;              // test-only: a planted harness bug
-    std::uint32_t plant_extra_hashes = 0;   // test-only: a planted slowdown per applied op
+    std::uint32_t plant_extra_work = 0;     // test-only: a planted slowdown per applied op
     bool partitions = true;                 // partition episodes in the safety phase
     bool atomic_persist = false;  // a step's records survive a crash all or none (else a prefix)
     bool safety_only = false;     // beyond the bound: check safety, not liveness

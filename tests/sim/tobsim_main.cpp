@@ -141,9 +141,9 @@ void add_test_and_output_options(CLI::App& app, Cli& c) {
     app.add_option("--plant", c.plant,
                    "TEST ONLY: plant a harness bug the checkers must catch: amnesia, skip-persist")
         ->check(CLI::IsMember({"none", "amnesia", "skip-persist"}));
-    app.add_option("--plant-extra-hashes", opt.plant_extra_hashes,
-                   "TEST ONLY: hash every applied operation's value N more times (a planted "
-                   "slowdown for the instruction guard, bench/instructions.py)");
+    app.add_option("--plant-extra-work", opt.plant_extra_work,
+                   "TEST ONLY: N more passes of plain (non-libsodium) work over every applied "
+                   "operation's value (a planted slowdown for bench/instructions.py)");
     app.add_option("--sizes-every", opt.sizes_every,
                    "every N epochs print each honest node's largest in-memory sizes");
     app.add_flag("--json", c.json, "print one JSON object for the sweep");
@@ -208,7 +208,7 @@ std::string replay_command(const Cli& c) {
     if (!c.unsafe_quorum.empty()) replay << " --unsafe-quorum " << c.unsafe_quorum;
     for (const auto& check : opt.disabled_checks) replay << " --disable-check " << check;
     if (c.plant != "none") replay << " --plant " << c.plant;
-    if (opt.plant_extra_hashes) replay << " --plant-extra-hashes " << opt.plant_extra_hashes;
+    if (opt.plant_extra_work) replay << " --plant-extra-work " << opt.plant_extra_work;
     if (c.no_partitions) replay << " --no-partitions";
     if (opt.safety_only) replay << " --safety-only";
     if (opt.atomic_persist) replay << " --atomic-persist";
