@@ -80,7 +80,7 @@ demo: build
 # The performance suite (docs/performance.md): fresh 4-node clusters, the targets
 # of the performance issue, results and plot in bench/results/. Each run lasts
 # BENCH_SECONDS (default 60; e.g. `make bench BENCH_SECONDS=10` for a smoke run);
-# BENCH_ARGS go to bench/run_bench.py (--only, --steps, --clients, ...).
+# BENCH_ARGS go to bench/run_bench.py (--only, --steps, --clients, --base-port P, ...).
 BENCH_PACKAGES := gnuplot-nox
 BENCH_SECONDS ?= 60
 BENCH_ARGS ?=

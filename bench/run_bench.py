@@ -311,12 +311,18 @@ def main():
                     help="open-loop rates as fractions of the 64-op peak request rate")
     ap.add_argument("--only", default="",
                     help="comma-separated scenarios: peak64,peak1,rates,low,idle (default all)")
+    ap.add_argument("--base-port", type=int,
+                    default=int(os.environ.get("BENCH_BASE_PORT", "0")) or None,
+                    help="clusters listen on ports from here on (200 ports; default: "
+                         "$TOB_TEST_PORTS or the cluster harness's range)")
     ap.add_argument("--plot", nargs=2, metavar=("RESULTS_JSON", "OUT"),
                     help="only draw the plot (OUT .svg or .png) of an earlier results file")
     args = ap.parse_args()
     if args.plot:
         with open(args.plot[0]) as f:
             return 0 if plot(json.load(f), args.plot[1]) else 1
+    if args.base_port:
+        os.environ["TOB_TEST_PORTS"] = f"{args.base_port}-{args.base_port + 199}"
     only = set(filter(None, args.only.split(","))) or {"peak64", "peak1", "rates", "low", "idle"}
     secs = args.seconds
     common = ["--clients", args.clients, "--size", args.size]
