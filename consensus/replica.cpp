@@ -165,7 +165,6 @@ void Replica::Impl::on_block(Step& step, const Envelope& env, const Bytes& raw, 
     if (blocks.accept(step, env, raw, std::move(*block), d, in_window(e)) ==
         BlockBroadcast::Accept::First) {
         if (j != cfg.self) broadcast(step, Kind::Block, raw);  // relay the original once
-        if (j != cfg.self) pool.in_block(e, digests);          // in flight elsewhere: not work
         join_upto(step, e);
         send_seen(step, e, j, d);
     }
