@@ -28,15 +28,22 @@
 // --verify-rate measures this machine's Ed25519 verification rate
 // instead (no cluster needed).
 //
-// Nonces of a client start at 1 and stay within 512 of its oldest unanswered
-// request, because a node skips a nonce more than 1024 below the client's
-// highest committed one (docs/protocol.md, "Replicated database").
+// With --key-dir DIR, client c uses the persistent key DIR/bench-<c>.key instead
+// (created on first use, like a client key) and reserves its nonces from that
+// key's counter file: for clusters whose [permissions] are closed, whose client
+// endpoint admits only the keys they list (docs/security.md).
+//
+// Nonces of a client start at 1 (or at its reserved block) and stay within 512 of
+// its oldest unanswered request, because a node skips a nonce more than 1024
+// below the client's highest committed one (docs/protocol.md, "Replicated
+// database").
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <latch>
@@ -74,6 +81,7 @@ struct BenchArgs {
     std::optional<std::uint32_t> node;      // send everything to node I (default: spread)
     std::optional<std::uint32_t> inflight;  // per client
     std::optional<std::uint64_t> keys;      // key space (default: a fresh key per op)
+    std::string key_dir;                    // persistent client keys (default: fresh ones)
     std::optional<double> rate;             // open loop: requests per second, all clients
     std::optional<double> duration_s;       // send for this long instead of --txs
     double drain_s = 10;                    // after --duration: wait this long for answers
@@ -145,8 +153,14 @@ struct Shared {
 class BenchClient {
   public:
     BenchClient(std::uint32_t c, std::uint64_t budget, const Shared& sh, Client& client,
-                ClientResult& res)
-        : c_(c), budget_(budget), sh_(sh), args_(*sh.args), client_(client), res_(res) {
+                ClientResult& res, Nonce first_nonce)
+        : c_(c),
+          budget_(budget),
+          sh_(sh),
+          args_(*sh.args),
+          client_(client),
+          res_(res),
+          next_nonce_(first_nonce) {
         home_ = static_cast<NodeId>(args_.node ? *args_.node : c % client.n());
         attempt_timeout_ = std::chrono::milliseconds(
             static_cast<std::int64_t>(args_.attempt_timeout_s * 1000 + 0.5));
@@ -342,14 +356,31 @@ class BenchClient {
 
 void run_client(std::uint32_t c, std::uint64_t budget, const Shared& sh, ClientResult& res) {
     std::optional<Client> client;
+    Nonce next_nonce = 1;
     try {
-        client.emplace(*sh.cluster, crypto::SigningKey::generate(), sh.context);
+        if (sh.args->key_dir.empty()) {
+            client.emplace(*sh.cluster, crypto::SigningKey::generate(), sh.context);
+        } else {
+            const auto path =
+                std::filesystem::path(sh.args->key_dir) / ("bench-" + std::to_string(c) + ".key");
+            auto key = load_or_create_client_key(path);
+            // With --duration the budget is unlimited: reserve 2^32 nonces then.
+            const std::uint64_t reserve = std::clamp<std::uint64_t>(budget, 1, 1ULL << 32);
+            auto first = key.ok() ? reserve_nonces(nonce_file_for(path), reserve)
+                                  : Result<Nonce>::failure(key.error);
+            if (!first.ok()) {
+                res.fatal = "client " + std::to_string(c) + ": " + first.error;
+            } else {
+                next_nonce = *first.value;
+                client.emplace(*sh.cluster, *key.value, sh.context);
+            }
+        }
     } catch (const std::exception& e) {
         res.fatal = std::string("client ") + std::to_string(c) + ": " + e.what();
     }
     sh.ready->count_down();
     sh.go->wait();
-    if (client) BenchClient(c, budget, sh, *client, res).run();
+    if (client) BenchClient(c, budget, sh, *client, res, next_nonce).run();
     ++*sh.finished;
 }
 
@@ -635,6 +666,9 @@ void add_bench(CLI::App& app, const CommonOptions& common, int& exit_code) {
                     "Working set: draw keys from K shared keys bench-<k> (default: a new key "
                     "per op)")
         ->check(CLI::PositiveNumber);
+    cmd->add_option("--key-dir", args->key_dir,
+                    "Client c uses the key DIR/bench-<c>.key (created if missing) and its nonce "
+                    "counter, instead of a fresh key (for closed [permissions])");
     add_json_flag(cmd, args->json, "Print one JSON object");
     cmd->add_option("--attempt-timeout", args->attempt_timeout_s,
                     "Seconds without a reply before a request goes to the next node")
