@@ -21,6 +21,7 @@
 #include "daemon/proof_archive.h"
 #include "daemon/step_executor.h"
 #include "daemon/storage.h"
+#include "daemon/token_bucket.h"
 #include "daemon/verify_pool.h"
 #include "daemon/version.h"
 
@@ -78,6 +79,7 @@ struct Node::Impl {
     // (found by the fault suite, reorder).
     Clock::time_point started = Clock::now();
     VerifyPoolTotals pool_published;         // pool counters already added to the metrics
+    std::vector<TokenBucket> fetch_answers;  // by member: bytes of fetch/archive answers
     Epoch last_pruned = 0;
     Epoch peer_commit_max = 0;
     std::atomic<bool> voting{true};
@@ -125,6 +127,9 @@ struct Node::Impl {
                                                         options.faults.seed);
         }
         make_services();
+        for (NodeId i = 0; i < cluster.n; ++i)
+            fetch_answers.emplace_back(budget.fetch_answer_bytes_per_s,
+                                       budget.fetch_answer_bytes_per_s);
         return {};
     }
 
@@ -285,7 +290,35 @@ struct Node::Impl {
         if (env.kind == Kind::Commit && env.sender != node.node_id)
             peer_commit_max = std::max(peer_commit_max, env.epoch);
         if (byzantine) byzantine->observe(env, r.bytes);
-        if (!halted) step.append(replica->handle_envelope(env, now_ms()));
+        if (halted) return;
+        if (env.kind == Kind::FetchRequest) {
+            on_fetch_request(env, step);
+            return;
+        }
+        step.append(replica->handle_envelope(env, now_ms()));
+    }
+
+    // Fetch and archive answers at most at the member's byte rate: a request
+    // that finds its bucket empty is dropped before the core reads or signs.
+    void on_fetch_request(const Envelope& env, Step& step) {
+        if (env.sender >= fetch_answers.size()) return;
+        TokenBucket& bucket = fetch_answers[env.sender];
+        const std::uint64_t now = now_ms();
+        if (!bucket.allow(now)) {
+            registry
+                .counter("tobd_fetch_requests_limited_total",
+                         "Fetch requests dropped: the member's answer rate was used up")
+                .inc();
+            return;
+        }
+        Step answer = replica->handle_envelope(env, now);
+        std::uint64_t bytes = 0;
+        for (const auto& m : answer.messages)
+            if (m.kind == Kind::FetchReply && m.to == env.sender) bytes += m.envelope.size();
+        bucket.charge(bytes, now);
+        registry.counter("tobd_fetch_answer_bytes_total", "Bytes of fetch and archive answers sent")
+            .inc(static_cast<double>(bytes));
+        step.append(std::move(answer));
     }
 
     static std::string reject_reason(const std::string& e) {
