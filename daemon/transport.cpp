@@ -52,6 +52,20 @@ Bytes to_bytes(const zmq::message_t& m) {
     return Bytes(p, p + m.size());
 }
 
+// Without Curve (test only) the member ROUTER has no authenticated name for a
+// connection: the envelope's sender field is read instead (canonical encoding:
+// fixarray 6, bin8 of 32 bytes, then the sender as a msgpack uint), unverified.
+NodeId peek_envelope_sender(const zmq::message_t& m) {
+    const auto* p = static_cast<const std::uint8_t*>(m.data());
+    const std::size_t n = m.size();
+    if (n < 36 || p[0] != 0x96 || p[1] != 0xc4 || p[2] != 32) return Inbound::kUnknownMember;
+    const std::uint8_t tag = p[35];
+    if (tag < 0x80) return tag;
+    if (tag == 0xcc && n > 36) return p[36];
+    if (tag == 0xcd && n > 37) return static_cast<NodeId>((p[36] << 8) | p[37]);
+    return Inbound::kUnknownMember;
+}
+
 void set_raw(zmq::socket_t& s, int option, const void* value, std::size_t size) {
     if (zmq_setsockopt(s.handle(), option, value, size) != 0) throw zmq::error_t();
 }
@@ -293,7 +307,7 @@ bool Transport::receive_router(std::vector<zmq::message_t>& parts, std::vector<I
     }
     stats_.bytes_in += parts[2].size();
     // The ZAP handler names a member's connection "member-<id>" (daemon/zap.cpp).
-    NodeId from = Inbound::kUnknownMember;
+    NodeId from = opt_.curve ? Inbound::kUnknownMember : peek_envelope_sender(parts[2]);
     const char* user = zmq_msg_gets(parts[2].handle(), "User-Id");
     if (user != nullptr && std::string_view(user).rfind("member-", 0) == 0) {
         try {
