@@ -377,8 +377,12 @@ def run_stranger(c, seconds, label):
     spec = os.path.join(c.dir, f"stranger-{label}.json")
     json.dump({"targets": stranger_targets(c)}, open(spec, "w"))
     here = os.path.dirname(os.path.abspath(__file__))
-    return subprocess.Popen([sys.executable, os.path.join(here, "stranger.py"), spec, str(seconds)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # TOB_STRANGER_NICE=N runs it at that niceness: on one machine its CPU competes
+    # with the nodes', which a stranger on another host would not.
+    nice = os.environ.get("TOB_STRANGER_NICE")
+    argv = (["nice", "-n", nice] if nice else []) + [
+        sys.executable, os.path.join(here, "stranger.py"), spec, str(seconds)]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def nodes_cpu_s(c):
@@ -403,7 +407,7 @@ def test_stranger_flood(c):
     The cluster's permissions are closed (only the bench's keys), so the stranger is
     a stranger on the client endpoint too. A short control run with Curve off shows
     the same checks see a stranger."""
-    flood_s = float(os.environ.get("TOB_FLOOD_S", "20"))
+    flood_s = float(os.environ.get("TOB_FLOOD_S", "60"))
     key_dir = closed_cluster_for_bench(c)
     ports = enable_metrics(c)
     c.start_all()
@@ -461,12 +465,74 @@ def test_stranger_flood(c):
     check(counts["received"] > 0 or seen > 0, "the checks do not see a stranger even without Curve")
 
 
+def bench_once(c, seconds, ops, inflight):
+    """One `tobctl bench` of `seconds` (open permissions, fresh keys): its JSON."""
+    r = c.tobctl("bench", "--clients", "4", "--txs", "10000000", "--size", "100",
+                 "--ops-per-request", str(ops), "--inflight", str(inflight),
+                 "--deadline", str(seconds), "--json", check=False, timeout=seconds + 120)
+    # It stops at the deadline with requests left (exit code 1 for "not all
+    # committed"): the figure is what committed, over the time it took.
+    try:
+        return json.loads(r.stdout)
+    except ValueError:
+        raise Failure(f"bench failed: {r.stdout}{r.stderr}")
+
+
+def measure_curve_cost(c):
+    """The cost of encryption: `tobctl bench` on the same 4-node cluster with Curve
+    on and with the test-only switch (`tobd --test-no-curve`, TOBCTL_TEST_NO_CURVE=1),
+    alternating ROUNDS times, each on a fresh chain (new testnet, empty data), 4
+    clients with INFLIGHT requests in flight each, BENCH_S seconds, OPS operations
+    per request (TOB_BENCH_S, TOB_BENCH_OPS, TOB_BENCH_INFLIGHT, TOB_BENCH_ROUNDS;
+    30 s, 64, 16, 2). A measurement, not a pass/fail test: it fails only when a
+    bench fails or commits nothing."""
+    seconds = float(os.environ.get("TOB_BENCH_S", "30"))
+    ops = int(os.environ.get("TOB_BENCH_OPS", "64"))
+    inflight = int(os.environ.get("TOB_BENCH_INFLIGHT", "16"))
+    rounds = int(os.environ.get("TOB_BENCH_ROUNDS", "2"))
+    rows = []
+    for _ in range(rounds):
+        for curve in (True, False):
+            c.stop_all()
+            c.create()
+            for i in range(c.n):
+                if curve:
+                    c.start(i)
+                else:
+                    c.start(i, "--test-no-curve")
+            if not curve:
+                os.environ["TOBCTL_TEST_NO_CURVE"] = "1"
+            try:
+                c.wait_serving()
+                cpu0 = nodes_cpu_s(c)
+                j = bench_once(c, seconds, ops, inflight)
+                j["nodes_cpu_s"] = nodes_cpu_s(c) - cpu0
+            finally:
+                os.environ.pop("TOBCTL_TEST_NO_CURVE", None)
+            check(j["requests_committed"] > 0, f"nothing committed: {j}")
+            rows.append((curve, j))
+            print(f"  curve={'on' if curve else 'off'} requests_per_s={j['requests_per_s']} "
+                  f"ops_per_s={j['ops_per_s']} p50_ms={j['latency_ms']['p50']} "
+                  f"p99_ms={j['latency_ms']['p99']} seconds={j['seconds']} "
+                  f"errors={j['errors']} nodes_cpu_s={j['nodes_cpu_s']:.1f} "
+                  f"nodes_cpu_ms_per_op={1000 * j['nodes_cpu_s'] / max(j['ops_committed'], 1):.3f}",
+                  flush=True)
+    for curve in (True, False):
+        runs = [j for on, j in rows if on == curve]
+        rate = sum(j["ops_per_s"] for j in runs) / len(runs)
+        cpu = sum(j["nodes_cpu_s"] for j in runs) / max(sum(j["ops_committed"] for j in runs), 1)
+        print(f"  curve={'on' if curve else 'off'} mean_ops_per_s={rate:.0f} "
+              f"nodes_cpu_ms_per_op={1000 * cpu:.3f}")
+
+
 TESTS = {
     "squat_recovery": test_squat_recovery,
     "stranger_first": test_stranger_first,
     "capture": test_capture,
     "permissions": test_permissions,
     "stranger_flood": test_stranger_flood,
+    # A measurement (docs/security.md, "Cost"), run by hand, not by CTest.
+    "measure_curve_cost": measure_curve_cost,
 }
 
 
