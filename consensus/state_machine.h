@@ -5,7 +5,7 @@
 // and the new state digest.
 //
 // state_digest(e) = H(state_digest(e-1), output_digest(e), H(sorted write-set of e),
-//                     H(outputs of e))                                (DESIGN.md §2.7)
+//                     H(outputs of e))          (docs/protocol.md, "Commit proof")
 
 #include <optional>
 #include <vector>
@@ -37,6 +37,9 @@ struct EpochResult {
     Digest output_digest{};
     Digest state_digest{};
     std::vector<RequestResult> results;
+    /// At checkpoint epochs: the root of the whole state after this epoch, as
+    /// signed in COMMIT (set by the core, consensus/state_transfer.h).
+    std::optional<Digest> checkpoint_root;
 };
 
 class StateMachine {
@@ -51,6 +54,9 @@ class StateMachine {
                                     const std::vector<Request>& ordered) = 0;
     /// True if (client, nonce) has committed (dedup table), for pool pruning.
     virtual bool committed(const PublicKey& client, Nonce nonce) const = 0;
+    /// The stored state was replaced underneath (a snapshot was installed,
+    /// consensus/state_transfer.h): re-read last_applied, the digest, any cache.
+    virtual void reload() {}
 };
 
 }  // namespace tob::consensus

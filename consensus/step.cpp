@@ -1,5 +1,7 @@
 #include "consensus/step.h"
 
+#include <algorithm>
+
 namespace tob::consensus {
 
 void Step::append(Step&& other) {
@@ -8,6 +10,8 @@ void Step::append(Step&& other) {
     for (auto& c : other.committed) committed.push_back(std::move(c));
     for (auto& f : other.faults) faults.push_back(std::move(f));
     for (auto& a : other.alarms) alarms.push_back(std::move(a));
+    prune_below = std::max(prune_below, other.prune_below);
+    for (auto& i : other.installed) installed.push_back(std::move(i));
 }
 
 const char* to_string(FaultKind kind) {
@@ -28,6 +32,8 @@ const char* to_string(FaultKind kind) {
             return "invalid_block";
         case FaultKind::ProtocolViolation:
             return "protocol_violation";
+        case FaultKind::InvalidSnapshot:
+            return "invalid_snapshot";
     }
     return "unknown_fault";
 }

@@ -68,8 +68,18 @@ int dump_sign_log_of(const tob::daemon::NodeConfig& node,
     }
     auto loaded = (*storage.value)->load_records();
     for (const auto& p : loaded.problems) std::cerr << p << "\n";
-    static const char* kKinds[] = {"?",      "block",    "seen",          "cert",       "aba",
-                                   "commit", "requests", "fetch_request", "fetch_reply"};
+    static const char* kKinds[] = {"?",
+                                   "block",
+                                   "seen",
+                                   "cert",
+                                   "aba",
+                                   "commit",
+                                   "requests",
+                                   "fetch_request",
+                                   "fetch_reply",
+                                   "snapshot_request",
+                                   "snapshot_reply"};
+    static_assert(sizeof(kKinds) / sizeof(kKinds[0]) == kKindMax + 1);
     for (const auto& rec : loaded.records) {
         if (rec.type != DurableRecord::Type::Signed) continue;
         auto env = decode_envelope(rec.bytes, cluster.limits);

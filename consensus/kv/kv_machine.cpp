@@ -116,6 +116,13 @@ std::array<std::uint64_t, 16> shift_up(const std::array<std::uint64_t, 16>& bits
 
 KvMachine::KvMachine(KvStorage& storage, const Digest& chain_id, const Limits& limits)
     : storage_(storage), chain_id_(chain_id), limits_(limits) {
+    reload();
+}
+
+void KvMachine::reload() {
+    cache_.clear();
+    last_applied_ = 0;
+    state_digest_ = Digest{};
     if (auto v = storage_.get(crypto::view(kLastAppliedKey))) {
         KV_CHECK(v->size() == 8);
         last_applied_ = get_be(*v, 0, 8);
