@@ -71,6 +71,7 @@ TransferParams transfer_params(const ReplicaConfig& c) {
     p.repair_initial_ms = c.repair_initial_ms;
     p.repair_max_ms = c.repair_max_ms;
     p.chunk_bytes = std::max<std::uint64_t>(1, c.snapshot_chunk_bytes);
+    p.unsafe_trust_chunks = c.unsafe_trust_snapshot_chunks;
     return p;
 }
 

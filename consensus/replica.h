@@ -101,6 +101,9 @@ struct ReplicaConfig {
     /// Test-only (tobsim --unsafe-quorum): certify with this many SEENs instead of q.
     /// 0 = q. Never set in the daemon.
     std::uint32_t unsafe_cert_quorum = 0;
+    /// Test-only (tobsim --plant trust-chunks): install snapshot chunks without
+    /// checking them against the manifest. Never set in the daemon.
+    bool unsafe_trust_snapshot_chunks = false;
 };
 
 /// What a restarted node recovers from its storage.

@@ -149,6 +149,7 @@ struct TransferParams {
     std::uint64_t repair_initial_ms = 200;
     std::uint64_t repair_max_ms = 1000;
     std::uint64_t chunk_bytes = 1u << 20;  // entry bytes per chunk request
+    bool unsafe_trust_chunks = false;      // test-only: skip the chunk check (tobsim's plant)
 };
 
 /// A snapshot that was installed (for the Replica and, through Step, the shell).

@@ -102,8 +102,9 @@ int main(int argc, char** argv) {
                    "TEST ONLY: ignore these checks (to show that the others still catch a fault)");
     std::string plant = "none";
     app.add_option("--plant", plant,
-                   "TEST ONLY: plant a harness bug the checkers must catch: amnesia, skip-persist")
-        ->check(CLI::IsMember({"none", "amnesia", "skip-persist"}));
+                   "TEST ONLY: plant a harness bug the checkers must catch: amnesia, "
+                   "skip-persist, trust-chunks, rot-state")
+        ->check(CLI::IsMember({"none", "amnesia", "skip-persist", "trust-chunks", "rot-state"}));
     bool no_partitions = false;
     app.add_flag("--no-partitions", no_partitions, "no partition episodes");
     app.add_flag("--atomic-persist", opt.atomic_persist,
@@ -124,6 +125,18 @@ int main(int argc, char** argv) {
                    "honest applied epoch (default: keep all; for long runs)");
     app.add_option("--sizes-every", opt.sizes_every,
                    "every N epochs print each honest node's largest in-memory sizes");
+    app.add_option("--checkpoint-interval", opt.checkpoint_interval,
+                   "K: COMMIT carries the state root every K epochs (0: drawn per seed, 2..8)");
+    app.add_option("--checkpoint-retention", opt.checkpoint_retention,
+                   "R: records more than R epochs below a servable checkpoint are pruned "
+                   "(0: drawn per seed, 1..3K)");
+    app.add_option("--chunk-bytes", opt.snapshot_chunk_bytes,
+                   "entry bytes per snapshot chunk request (0: drawn per seed, 64..4096)");
+    app.add_flag("--no-checkpoints", opt.no_checkpoints, "no checkpoints, pruning or snapshots");
+    app.add_option("--outage", opt.outage,
+                   "probability that one honest node is down from early in the safety phase "
+                   "until the fair phase (half of the time with its data directory lost)")
+        ->check(CLI::Range(0.0, 1.0));
     app.add_flag("--json", json, "print one JSON object for the sweep");
     app.add_flag("--trace", opt.trace, "print events to stderr");
     app.add_flag("--trace-messages", opt.trace_messages,
@@ -156,6 +169,8 @@ int main(int argc, char** argv) {
     opt.partitions = !no_partitions;
     opt.plant = plant == "amnesia"        ? Plant::Amnesia
                 : plant == "skip-persist" ? Plant::SkipPersist
+                : plant == "trust-chunks" ? Plant::TrustChunks
+                : plant == "rot-state"    ? Plant::RotState
                                           : Plant::None;
     const std::uint32_t t = tob::consensus::max_faulty(opt.nodes);
     if (!unsafe_quorum.empty()) {
@@ -183,12 +198,17 @@ int main(int argc, char** argv) {
     if (opt.proof_history_epochs) replay << " --proof-history " << opt.proof_history_epochs;
     if (opt.archive_epochs) replay << " --archive-epochs " << opt.archive_epochs;
     if (opt.commit_heartbeat_ms) replay << " --commit-heartbeat-ms " << *opt.commit_heartbeat_ms;
+    if (opt.checkpoint_interval) replay << " --checkpoint-interval " << opt.checkpoint_interval;
+    if (opt.checkpoint_retention) replay << " --checkpoint-retention " << opt.checkpoint_retention;
+    if (opt.snapshot_chunk_bytes) replay << " --chunk-bytes " << opt.snapshot_chunk_bytes;
+    if (opt.no_checkpoints) replay << " --no-checkpoints";
+    if (opt.outage > 0) replay << " --outage " << opt.outage;
 
     const auto start = std::chrono::steady_clock::now();
     std::uint64_t seeds_run = 0, failing = 0, total_violations = 0;
     std::uint64_t committed = 0, submitted = 0, epochs = 0, messages = 0;
     std::uint64_t aba_rounds = 0, aba_instances = 0, crashes = 0, reformats = 0, byz_faults = 0;
-    std::uint64_t archive_served = 0;
+    std::uint64_t archive_served = 0, snapshots = 0, chunks_rejected = 0, pruned = 0;
     std::optional<std::uint64_t> first_seed;
     tob::crypto::Hasher fingerprint;
     std::string first_check, first_detail;
@@ -211,6 +231,9 @@ int main(int argc, char** argv) {
         reformats += r.reformats;
         byz_faults += r.faults_on_byzantine;
         archive_served += r.archive_proofs_served;
+        snapshots += r.snapshots_installed;
+        chunks_rejected += r.chunks_rejected;
+        pruned += r.records_pruned;
         fingerprint.raw(r.fingerprint);
         if (!r.violations.empty()) {
             ++failing;
@@ -227,8 +250,10 @@ int main(int argc, char** argv) {
                       << " committed=" << r.committed_txs << "/" << r.submitted_txs
                       << " messages=" << r.messages << " crashes=" << r.crashes
                       << " reformats=" << r.reformats << " byz_faults=" << r.faults_on_byzantine
-                      << " archive=" << r.archive_proofs_served << " logical_ms=" << r.logical_ms
-                      << " fair_ms=" << r.fair_ms << "\n";
+                      << " archive=" << r.archive_proofs_served
+                      << " snapshots=" << r.snapshots_installed
+                      << " chunks_rejected=" << r.chunks_rejected << " pruned=" << r.records_pruned
+                      << " logical_ms=" << r.logical_ms << " fair_ms=" << r.fair_ms << "\n";
             for (const auto& v : r.violations)
                 std::cout << "  violation [" << v.check << "] " << v.detail << "\n";
             if (!r.violations.empty())
@@ -263,7 +288,9 @@ int main(int argc, char** argv) {
            << ",\"epochs\":" << epochs << ",\"aba_rounds_mean\":" << aba_mean
            << ",\"messages\":" << messages << ",\"crashes\":" << crashes
            << ",\"reformats\":" << reformats << ",\"faults_on_byzantine\":" << byz_faults
-           << ",\"archive_proofs_served\":" << archive_served << ",\"fingerprint\":\""
+           << ",\"archive_proofs_served\":" << archive_served
+           << ",\"snapshots_installed\":" << snapshots << ",\"chunks_rejected\":" << chunks_rejected
+           << ",\"records_pruned\":" << pruned << ",\"fingerprint\":\""
            << tob::crypto::to_hex(fingerprint.finish()) << "\""
            << ",\"wall_ms\":" << wall_ms << "}";
         std::cout << os.str() << std::endl;
