@@ -133,13 +133,14 @@ void StateTransfer::on_request(Step& step, const Envelope& env, std::uint64_t no
         step.fault(env.sender, FaultKind::Malformed, "snapshot request: " + req.error());
         return;
     }
-    // At most 16 answers per peer per repair_initial_ms: serving is the expensive side.
+    // At most 64 answers per peer per repair_initial_ms: serving is the expensive side
+    // (an honest asker has at most kPerPeer chunk requests in flight here).
     auto& [since, count] = served_window_[env.sender];
     if (now >= since + p_.repair_initial_ms) {
         since = now;
         count = 0;
     }
-    if (++count > 16) return;
+    if (++count > 64) return;
     if (req.value().op == SnapshotOp::Offer) {
         serve_offer(step, env, now);
     } else {
