@@ -65,6 +65,36 @@ std::optional<HeldCheckpoint> decode_held(ByteView in) {
     return h;
 }
 
+std::optional<CommitBody> verify_certificate(Epoch e, const std::vector<Bytes>& certificate,
+                                             const CryptoSuite& crypto, std::uint32_t n,
+                                             std::uint32_t t, const Digest& chain_id,
+                                             const Limits& limits) {
+    std::map<Digest, std::set<NodeId>> signers;
+    std::map<Digest, CommitBody> bodies;
+    for (const auto& raw : certificate) {
+        auto env = decode_envelope(raw, limits);
+        if (!env) continue;
+        const Envelope& c = env.value();
+        if (c.chain_id != chain_id || c.kind != Kind::Commit || c.epoch != e || c.sender >= n) {
+            continue;
+        }
+        if (!crypto.verify(c.sender, kEnvelopeTag,
+                           envelope_sign_payload(c.chain_id, c.sender, c.epoch, c.kind, c.body),
+                           c.sig)) {
+            continue;
+        }
+        auto body = decode_commit(c.body, limits);
+        if (!body || !body.value().checkpoint_root) continue;
+        const Digest key = digest_of(encode(body.value()));
+        signers[key].insert(c.sender);
+        bodies[key] = body.value();
+    }
+    for (const auto& [key, who] : signers) {
+        if (who.size() >= t + 1) return bodies[key];
+    }
+    return std::nullopt;
+}
+
 StateTransfer::StateTransfer(const TransferParams& params, const CryptoSuite& crypto,
                              SnapshotStore* store)
     : p_(params), crypto_(crypto), store_(store) {}
@@ -223,36 +253,6 @@ void StateTransfer::maybe_start(Step& step, Epoch delivered, Epoch peers_highest
     }
 }
 
-std::optional<CommitBody> StateTransfer::check_certificate(Epoch e,
-                                                           const std::vector<Bytes>& certificate,
-                                                           NodeId) const {
-    std::map<Digest, std::set<NodeId>> signers;
-    std::map<Digest, CommitBody> bodies;
-    for (const auto& raw : certificate) {
-        auto env = decode_envelope(raw, p_.limits);
-        if (!env) continue;
-        const Envelope& c = env.value();
-        if (c.chain_id != p_.chain_id || c.kind != Kind::Commit || c.epoch != e ||
-            c.sender >= p_.n) {
-            continue;
-        }
-        if (!crypto_.verify(c.sender, kEnvelopeTag,
-                            envelope_sign_payload(c.chain_id, c.sender, c.epoch, c.kind, c.body),
-                            c.sig)) {
-            continue;
-        }
-        auto body = decode_commit(c.body, p_.limits);
-        if (!body || !body.value().checkpoint_root) continue;
-        const Digest key = digest_of(encode(body.value()));
-        signers[key].insert(c.sender);
-        bodies[key] = body.value();
-    }
-    for (const auto& [key, who] : signers) {
-        if (who.size() >= p_.t + 1) return bodies[key];
-    }
-    return std::nullopt;
-}
-
 std::optional<InstalledSnapshot> StateTransfer::on_reply(Step& step, const Envelope& env,
                                                          Epoch delivered, std::uint64_t now) {
     if (!enabled() || env.sender == p_.self) return std::nullopt;
@@ -277,7 +277,8 @@ void StateTransfer::on_offer(Step& step, const Envelope& env, const SnapshotRepl
     if (env.epoch <= delivered || !is_checkpoint(env.epoch)) return;  // nothing for us
     if (!wanted_ && !transfer_) return;
     if (transfer_ && transfer_->liars.count(env.sender)) return;
-    auto tuple = check_certificate(env.epoch, reply.certificate, env.sender);
+    auto tuple = verify_certificate(env.epoch, reply.certificate, crypto_, p_.n, p_.t, p_.chain_id,
+                                    p_.limits);
     auto manifest = decode_manifest(reply.manifest);
     if (!tuple || tuple->checkpoint_root != reply.root || !manifest ||
         state_root(*manifest) != reply.root) {

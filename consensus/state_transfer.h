@@ -97,6 +97,14 @@ struct HeldCheckpoint {
 Bytes encode_held(const HeldCheckpoint& h);
 std::optional<HeldCheckpoint> decode_held(ByteView bytes);
 
+/// The tuple that at least t + 1 of `certificate`'s COMMIT envelopes of epoch e
+/// (checked: chain id, member, signature) agree on with a checkpoint root; nullopt
+/// if none. What makes a checkpoint verifiable (offers, `tobd --import-snapshot`).
+std::optional<CommitBody> verify_certificate(Epoch e, const std::vector<Bytes>& certificate,
+                                             const CryptoSuite& crypto, std::uint32_t n,
+                                             std::uint32_t t, const Digest& chain_id,
+                                             const Limits& limits);
+
 /// What a chunk reply holds (SnapshotStore::read_chunk).
 struct ChunkData {
     std::uint32_t first_bucket = 0;
@@ -242,8 +250,6 @@ class StateTransfer {
     };
 
     // Offers.
-    std::optional<CommitBody> check_certificate(Epoch e, const std::vector<Bytes>& certificate,
-                                                NodeId from) const;
     void on_offer(Step& step, const Envelope& env, const SnapshotReply& reply, Epoch delivered,
                   std::uint64_t now);
     // Chunks.

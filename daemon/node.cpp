@@ -10,10 +10,12 @@
 #include "cli/client/protocol.h"
 #include "consensus/codec.h"
 #include "consensus/kv/kv_machine.h"
+#include "consensus/kv/rooted_storage.h"
 #include "consensus/real_crypto.h"
 #include "consensus/replica.h"
 #include "crypto/hash.h"
 #include "daemon/byzantine.h"
+#include "daemon/checkpoint_monitor.h"
 #include "daemon/high_water.h"
 #include "daemon/metrics.h"
 #include "daemon/proof_archive.h"
@@ -38,6 +40,7 @@ std::optional<Byzantine> parse_byzantine(std::string_view name) {
         {"silent", Byzantine::Silent},
         {"replay", Byzantine::Replay},
         {"collude", Byzantine::Collude},
+        {"corrupt-snapshot", Byzantine::CorruptSnapshot},
     };
     for (const auto& [n, b] : kNames)
         if (n == name) return b;
@@ -62,6 +65,8 @@ std::string_view to_string(Byzantine b) {
             return "replay";
         case Byzantine::Collude:
             return "collude";
+        case Byzantine::CorruptSnapshot:
+            return "corrupt-snapshot";
     }
     return "none";
 }
@@ -93,13 +98,12 @@ struct Pending {
 }  // namespace
 
 // Records of the last kRecoverEpochs applied epochs are loaded into the core at
-// start (it keeps the proofs of its last proof_history_epochs in memory); records
-// of the last kArchiveEpochs stay on disk, and the core reads older proofs from
-// them through the StorageProofArchive, so a node that was down for longer can
-// still catch up epoch by epoch. Beyond that a node needs a snapshot (checkpoints
-// are not implemented yet: docs/status.md).
+// start (it keeps the proofs of its last proof_history_epochs in memory); older
+// records stay on disk until the core prunes them (checkpoint_retention epochs
+// below its newest servable checkpoint, docs/protocol.md "Checkpoints"), and the
+// core reads older proofs from them through the StorageProofArchive. A node
+// further behind than that installs a snapshot.
 constexpr Epoch kRecoverEpochs = 512;
-constexpr Epoch kArchiveEpochs = 100000;
 
 struct Node::Impl {
     Impl(const NodeConfig& n, const ClusterConfig& c, NodeKeys k, const NodeOptions& o)
@@ -112,6 +116,7 @@ struct Node::Impl {
     std::filesystem::path mark_path;
 
     std::unique_ptr<NodeStorage> storage;
+    std::unique_ptr<consensus::kv::RootedStorage> rooted;  // the state root under kv
     std::unique_ptr<KvMachine> kv;
     VerifyCache cache;
     std::unique_ptr<CachingCryptoSuite> suite;
@@ -121,6 +126,7 @@ struct Node::Impl {
     std::unique_ptr<VerifyPool> pool;
     std::unique_ptr<Transport> transport;
     std::unique_ptr<ByzantineShim> byzantine;
+    std::unique_ptr<CheckpointMonitor> checkpoints;
 
     Registry registry;
     // Copies of verified envelopes that arrived in the last 100-200 ms (two
@@ -135,7 +141,6 @@ struct Node::Impl {
     Clock::time_point recent_rotated = Clock::now();
     Clock::time_point started = Clock::now();
     Epoch high_water = 0;
-    Epoch last_pruned = 0;
     Epoch peer_commit_max = 0;
     std::map<PendingKey, Pending> pending;
     std::map<Epoch, std::uint64_t> epoch_started_ms;  // joined epochs not yet delivered
@@ -267,7 +272,11 @@ struct Node::Impl {
         }
         storage = std::move(*opened.value);
         storage->set_group_commit(true);
-        kv = std::make_unique<KvMachine>(storage->kv(), cluster.chain_id, cluster.limits);
+        rooted = std::make_unique<consensus::kv::RootedStorage>(storage->kv());
+        if (rooted->migrated())
+            spdlog::warn("state: moved {} keys of an older data dir into state-root buckets",
+                         rooted->migrated());
+        kv = std::make_unique<KvMachine>(*rooted, cluster.chain_id, cluster.limits);
 
         std::vector<PublicKey> members;
         for (const auto& m : cluster.members) members.push_back(m.public_key);
@@ -283,8 +292,12 @@ struct Node::Impl {
         rcfg.aged_epochs = cluster.protocol.aged_epochs;
         rcfg.block_timer_ms = cluster.protocol.block_timer_ms;
         rcfg.pool_requests_max = node.limits.pool_requests_max;
+        rcfg.checkpoint_interval = cluster.protocol.checkpoint_interval;
+        rcfg.checkpoint_retention = cluster.protocol.checkpoint_retention;
+        rcfg.snapshot_chunk_bytes =
+            std::min<std::uint64_t>(1u << 20, cluster.limits.message_bytes_max / 2);
         archive = std::make_unique<StorageProofArchive>(*storage, cluster.t, cluster.limits);
-        replica = std::make_unique<Replica>(rcfg, *suite, *kv, archive.get());
+        replica = std::make_unique<Replica>(rcfg, *suite, *kv, archive.get(), rooted.get());
 
         TransportOptions topt;
         topt.self = node.node_id;
@@ -302,6 +315,7 @@ struct Node::Impl {
                                                         options.faults.seed);
         }
         register_metrics();
+        checkpoints = std::make_unique<CheckpointMonitor>(registry, *storage);
         return {};
     }
 
@@ -432,6 +446,7 @@ struct Node::Impl {
         s.voting = voting;
         s.halted = halted;
         s.uptime_s = now_ms() / 1000;
+        checkpoints->fill(s);
         return s;
     }
 
@@ -564,8 +579,13 @@ struct Node::Impl {
                 transport->broadcast(m.envelope);
             }
         }
-        // (4) committed epochs
+        // (4) committed epochs, snapshots installed, pruning
         for (const auto& c : step.committed) on_committed(c);
+        for (const auto& snap : step.installed) checkpoints->installed(snap, now_ms());
+        if (step.prune_below > 0) {
+            storage->prune_records_below(step.prune_below);
+            checkpoints->pruned(step.prune_below);
+        }
         // (5) faults and alarms
         for (const auto& f : step.faults) {
             registry
@@ -619,11 +639,6 @@ struct Node::Impl {
             }
             for (const auto& id : it->second.routing_ids) sign_and_send(id, reply);
             pending.erase(it);
-        }
-        const Epoch applied = kv->last_applied();
-        if (applied >= last_pruned + 1024 && applied > kArchiveEpochs) {
-            storage->prune_records_below(applied - kArchiveEpochs);
-            last_pruned = applied;
         }
     }
 
@@ -718,6 +733,7 @@ struct Node::Impl {
             if (now >= next_second) {
                 next_second = now + std::chrono::seconds(1);
                 refresh_gauges();
+                checkpoints->refresh(replica->stats(), now_ms());
                 rocksdb_size->set(static_cast<double>(storage->approximate_size_bytes()));
                 expire_pending();
                 std::string line = status_line();

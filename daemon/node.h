@@ -50,6 +50,7 @@ enum class Byzantine : std::uint8_t {
     Collude,          // equivocate its blocks AND sign SEEN for every block version it
                       // sees: with more than t colluders, two versions get certified
                       // (the fault suite's over-bound self-test)
+    CorruptSnapshot,  // serve snapshot chunks with a value changed in each
 };
 std::optional<Byzantine> parse_byzantine(std::string_view name);
 std::string_view to_string(Byzantine b);

@@ -3,10 +3,14 @@
 //   tobd --config FILE                 run the node (logs to stderr, the journal under systemd)
 //   tobd --config FILE --check-config  print every config problem (exit 1) or "config ok" (exit 0)
 //   tobd --version                     "tobd <version>"
+//   tobd --config FILE --export-snapshot OUT / --import-snapshot IN
+//                                      back up / restore the state at a stable
+//                                      checkpoint (the node must be stopped;
+//                                      daemon/snapshot_tool.h, docs/operations.md)
 //
 // Test-only options (refused unless the node config says testing = true):
 //   --test-byzantine BEHAVIOUR   equivocate | conflicting-seen | collude | lying-aba |
-//                                bad-coin | silent | replay
+//                                bad-coin | silent | replay | corrupt-snapshot
 //   --test-drop P --test-duplicate P --test-delay P --test-delay-ms MS --test-seed S
 //                                the fault layer (docs/fault-model.md rows 8-10)
 //   --test-twin OFFSET, --test-crash-at N   a twin of this node; a fail-point
@@ -36,6 +40,7 @@
 #include "daemon/metrics.h"
 #include "daemon/node.h"
 #include "daemon/notify.h"
+#include "daemon/snapshot_tool.h"
 #include "daemon/storage.h"
 #include "daemon/version.h"
 
@@ -116,6 +121,8 @@ struct Args {
     bool check_only = false;
     bool dump_log = false;
     bool dump_sign_log = false;
+    std::string export_snapshot;
+    std::string import_snapshot;
     unsigned verify_threads = 2;
     std::string byzantine_name;
     tob::daemon::FaultLayerOptions faults;
@@ -141,6 +148,12 @@ void add_options(CLI::App& app, Args& args) {
     app.add_flag("--dump-sign-log", args.dump_sign_log,
                  "Print the node's sign-log (epoch, kind, payload digest) as JSON lines and exit; "
                  "the node must be stopped");
+    app.add_option("--export-snapshot", args.export_snapshot,
+                   "Write the newest stable checkpoint the node holds (state, manifest and the "
+                   "COMMITs that certify it) to FILE and exit; the node must be stopped");
+    app.add_option("--import-snapshot", args.import_snapshot,
+                   "Check FILE (a snapshot of this cluster) against the cluster's keys, install "
+                   "it as the node's state and exit; the node must be stopped");
     app.add_option("--verify-threads", args.verify_threads, "Signature verification worker threads")
         ->capture_default_str()
         ->check(CLI::Range(1, 64));
@@ -149,7 +162,7 @@ void add_options(CLI::App& app, Args& args) {
 void add_test_options(CLI::App& app, Args& args) {
     app.add_option("--test-byzantine", args.byzantine_name,
                    "TEST ONLY (needs testing = true): equivocate | conflicting-seen | collude | "
-                   "lying-aba | bad-coin | silent | replay");
+                   "lying-aba | bad-coin | silent | replay | corrupt-snapshot");
     app.add_option("--test-drop", args.faults.drop,
                    "TEST ONLY: drop received peer frames with this probability")
         ->check(CLI::Range(0.0, 1.0));
@@ -186,8 +199,17 @@ std::optional<int> run_offline_command(
         std::cout << "config ok\n";
         return 0;
     }
-    if (!args.dump_log && !args.dump_sign_log) return std::nullopt;
+    const bool snapshot_command = !args.export_snapshot.empty() || !args.import_snapshot.empty();
+    if (!args.dump_log && !args.dump_sign_log && !snapshot_command) return std::nullopt;
     if (!loaded.ok()) return print_errors(loaded.errors);
+    if (!args.export_snapshot.empty()) {
+        return tob::daemon::export_snapshot(loaded.value->node, loaded.value->cluster,
+                                            args.export_snapshot, std::cout, std::cerr);
+    }
+    if (!args.import_snapshot.empty()) {
+        return tob::daemon::import_snapshot(loaded.value->node, loaded.value->cluster,
+                                            args.import_snapshot, std::cout, std::cerr);
+    }
     if (args.dump_log) {
         return tob::daemon::dump_log(loaded.value->node, loaded.value->cluster, std::cout,
                                      std::cerr);
@@ -364,7 +386,8 @@ int main(int argc, char** argv) {
     auto loaded = tob::daemon::load_and_check(
         args.config_file,
         tob::daemon::CheckOptions{.ports = !args.dump_sign_log && !args.dump_log &&
-                                           args.twin_offset == 0});
+                                           args.export_snapshot.empty() &&
+                                           args.import_snapshot.empty() && args.twin_offset == 0});
     if (auto code = run_offline_command(args, loaded)) return *code;
 
     // Logs go to stderr (the journal under systemd); stdout stays free.
