@@ -12,9 +12,9 @@ CTEST_ARGS ?=
 DEB_PACKAGES := build-essential cmake pkg-config libsodium-dev libzmq3-dev cppzmq-dev \
   libmsgpack-cxx-dev libspdlog-dev libgtest-dev librocksdb-dev libcli11-dev \
   libtomlplusplus-dev libcpp-httplib-dev libsystemd-dev python3 dpkg-dev systemd \
-  iproute2 nftables iptables python3-zmq clang-format
+  iproute2 nftables iptables python3-zmq clang-format clang libclang-rt-14-dev spin
 
-.PHONY: all deps build test test-known-failing sanitize tsan demo deb clean format soak
+.PHONY: all deps build test test-known-failing sanitize tsan demo deb clean format soak fuzz model
 
 all: build
 
@@ -75,10 +75,23 @@ tsan: deps
 demo: build
 	bash tests/cluster/demo.sh $(BUILD)/bin
 
+# The spin model of the binary agreement (docs/aba.md, "The model"): the real rules
+# must give errors: 0, a weakened threshold a counterexample (printed).
+# VARIANTS=1 also runs every weakening switch of the model.
+model: deps
+	bash tests/model/run_model.sh $(if $(VARIANTS),--variants)
+
 # Random fault scenarios on real clusters for MINUTES minutes (docs/faults.md).
 MINUTES ?= 60
 soak: build
 	python3 tests/cluster/faults.py $(BUILD)/bin soak --minutes $(MINUTES)
+
+# Every libFuzzer target (tests/fuzz) for SECONDS seconds each, built with clang into
+# build-fuzz; one line per target with its exec count; fails on a crash.
+SECONDS ?= 60
+FUZZ_BUILD ?= build-fuzz
+fuzz: deps
+	bash tests/fuzz/run_fuzz.sh $(CURDIR) $(FUZZ_BUILD) $(SECONDS)
 
 # The Debian package (CPack; docs/operations.md): build/tobd_<version>_<arch>.deb.
 deb: deps $(BUILD)/CMakeCache.txt
@@ -90,4 +103,4 @@ format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

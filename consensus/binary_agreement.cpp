@@ -1,5 +1,6 @@
 // Asynchronous binary agreement: Mostéfaoui–Moumen–Raynal (MMR) with the CONF
-// phase and TERM messages, as in DESIGN.md §2 "Binary agreement (ABA)".
+// phase and TERM messages, the round outcome taken from the CONF quorum (the
+// protocol: docs/protocol.md, "Binary agreement"; the reference: docs/aba.md).
 //
 // The algorithm
 // -------------
@@ -15,9 +16,11 @@
 //  3. Wait for n−t AUX(r, ·) from distinct nodes whose values lie in bin_values(r);
 //     vals = the set of the values of all such AUX senders at that moment.
 //  4. Send CONF(r, vals) and wait for n−t CONF(r, S) from distinct nodes with
-//     S ⊆ bin_values(r) (re-checked as bin_values grows).
+//     S ⊆ bin_values(r) (re-checked as bin_values grows). The CONFs that end the
+//     wait fix the decision set D: D = {b} if n−t of them are {b}, otherwise the
+//     union of all counted sets.
 //  5. Release the coin share for round r; the coin s is known from t+1 valid shares.
-//  6. vals = {b}: est = b, and decide b if b = s. vals = {0,1}: est = s. Next round.
+//  6. D = {b}: est = b, and decide b if b = s. D = {0,1}: est = s. Next round.
 //
 // A node that decides v sends TERM(v) and takes no further part. t+1 TERM(v)
 // decide v at once. TERM(v) from j stands for j's BVAL(v), AUX(v) and CONF({v}) in
@@ -40,37 +43,73 @@
 //    Two sets of n−t senders share ≥ n−2t ≥ t+1 nodes, at least one honest, and an
 //    honest node sends ONE AUX: so if two honest nodes end with singleton vals
 //    {v} and {w}, then v = w. This is why AUX is "first value only".
-//  - n−t CONF(S), S ⊆ bin_values: delays the coin. No honest node releases its
-//    share, and hence nobody can learn s (threshold t+1 with t shares in the
-//    adversary's hands), before that node has seen n−t nodes — at least t+1 of
-//    them honest — commit to their vals. CONF carries vals, not bin_values: only
-//    vals is limited by the one-AUX-per-node rule.
+//  - n−t CONF(S), S ⊆ bin_values: the same counting one phase later. An honest
+//    node sends one CONF per round and a receiver counts the first one per sender,
+//    so two honest nodes' CONF quorums share at least one honest sender whose set
+//    both counted. The wait also holds the coin back: no honest share leaves, and
+//    so nobody can know s (t+1 shares needed, the adversary holds t), before that
+//    node's decision set is fixed. CONF carries vals, not bin_values: only vals is
+//    limited by the one-AUX-per-node rule.
 //  - coin t+1 shares: t shares (the adversary's) reveal nothing; t+1 always
 //    arrive, because all n−t honest nodes release their share. A higher threshold
 //    can deadlock once decided nodes stop.
 //  - t+1 TERM(v) ⇒ at least one honest node decided v, and v is then the only
 //    value any honest node can decide. t TERMs may all be lies.
 //
-// Why deciding is safe: if an honest node decides b in round r (vals = {b},
-// s = b), every honest node ends round r with vals = {b} or {0,1} (singletons
-// agree, see AUX), so its next estimate is b either way; from round r+1 on no
-// other value can gather t+1 BVAL, so nobody decides anything else.
+// Why deciding is safe
+// --------------------
+// Let an honest node p decide b in round r: s = b, and p counted n−t CONF({b}).
+// Take any honest q that ends its CONF wait of round r, having counted n−t or more
+// CONFs. The two sets of senders overlap in at least n−2t ≥ t+1 senders, so in some
+// honest h. If p and q both counted h's CONF message, they counted the same set (h
+// sends one), so b is in it. If one of them counted h's TERM(v) stand-in instead, h
+// decided v in round r or earlier: in round r, v = s = b, and h's real CONF holds b
+// (h's own decision set {b} rested on t+1 honest CONF({b}), and honest singleton
+// CONFs of one round agree by the one-AUX rule); earlier, by induction over rounds,
+// every honest estimate since is v, so v = b and h sent no CONF in round r. Either
+// way q's decision set contains b: it is {b} (est b) or {0,1} (est s = b), never
+// {¬b}, and if q decides in round r it decides s = b. From round r+1 on every
+// honest estimate is b: BVAL(¬b) comes from at most t nodes, so ¬b reaches neither
+// t+1 (no honest relay) nor 2t+1 (no bin_values), every CONF that counts is {b},
+// and only b can be decided. Validity: a decision set lies inside bin_values, whose
+// values are honest estimates (see 2t+1 BVAL).
+// Only the TERM case leans on the one-AUX rule. The spin model (tests/model) finds
+// agreement intact for n = 4 and up to 3 rounds when either the one-AUX rule or
+// the full n−t CONF quorum is broken alone, and a schedule that breaks agreement
+// when both are (replayed in aba_aux_first_only_or_full_conf_quorum_keeps_agreement).
+//
+// Why the adversary cannot keep the nodes split
+// ---------------------------------------------
+// In round r, let p be the first honest node whose CONF wait ends. Until then no
+// honest share is out, so s is unknown to everybody, and p's counted CONFs, at least
+// t+1 of them honest, are fixed. Every other honest quorum shares an honest sender
+// with p's. If all honest sets in p's quorum are {0,1}, every honest decision set is
+// {0,1} and every honest node ends with est = s. Otherwise one of them is some {w},
+// and by the one-AUX rule every honest singleton CONF of round r is {w}; a decision
+// set {b} needs n−t CONF({b}), t+1 of them honest, so every honest decision set is
+// {w} or {0,1}. Either way the only value a node can carry into round r+1 other than
+// s is w, fixed before s was drawn: with probability at least 1/2 all honest nodes
+// leave round r with the same estimate, whatever the adversary does once it knows
+// s, and the next coin equal to that estimate decides.
+//
+// hbbft's rule, deciding from the node's own AUX-phase vals, lacks this: a lagging
+// node's vals may be fixed after s is known. Without CONF that is issue #59 (below);
+// with CONF a Byzantine node that also sends CONF({0,1}) completes the quorum of the
+// nodes ahead without the lagging node and steers it as before. The test
+// aba_own_vals_rule_stalls_under_adversary_that_also_sends_conf (TestKnobs::
+// own_vals_decision) measures that: 20 of 20 instances undecided in 50 rounds; with
+// the quorum rule, aba_issue59_adversary_that_also_sends_conf_terminates: 20 of 20
+// decide.
 //
 // Differences from the paper (MMR 2014/2015) and from HoneyBadgerBFT
 // ------------------------------------------------------------------
-//  - The CONF phase (Ethan MacBrough's fix for HoneyBadgerBFT issue #59; hbbft's
-//    binary_agreement): with a threshold coin the adversary learns s as soon as one
-//    honest node releases its share, and without CONF it can then still steer
-//    which value lagging honest nodes end the round with. The decision uses the
-//    node's own vals (hbbft's rule), not values taken from the CONF quorum.
-//    Limitation (measured in tests/unit/binary_agreement_test.cpp,
-//    aba_issue59_adversary_that_also_sends_conf): with this rule, CONF defeats the
-//    schedule of issue #59 only while the Byzantine node withholds CONF. For n = 4,
-//    a Byzantine node that ALSO sends CONF({0,1}) to the two "A" nodes completes
-//    their CONF quorum without the third honest node, learns s, and keeps the
-//    issue-#59 split going round after round; the counting is the same for any
-//    n = 3t+1. Taking vals from the CONF quorum would close this; DESIGN.md rules
-//    that variant out for now. See docs/aba.md.
+//  - The CONF phase (Ethan MacBrough's fix for HoneyBadgerBFT issue #59): with a
+//    threshold coin the adversary learns s as soon as one honest node releases its
+//    share, and without CONF it can then still steer which value lagging honest
+//    nodes end the round with.
+//  - The decision set comes from the CONF quorum (as in the HoneyBadgerBFT-Python
+//    fix and the journal version of MMR), not from the own vals (hbbft), for the
+//    reason above.
 //  - TERM messages for termination (MMR's follow-up; hbbft's Term).
 //  - No rounds with a fixed coin value: every round uses the threshold coin.
 //  - Messages for rounds beyond round + max_rounds_ahead are dropped instead of
@@ -78,6 +117,9 @@
 //  - Coin shares are verified lazily, only as many as needed to reach t+1.
 //  - restore(): after a crash the instance resumes from its own sign-log and
 //    never sends a different AUX or CONF in a round in which it already sent one.
+//    The quorum that ended a CONF wait is not logged: a restored node waits for
+//    n−t CONFs again (its peers re-publish theirs) and takes its decision set from
+//    that quorum; any quorum is as safe as the first.
 
 #include "consensus/binary_agreement.h"
 
@@ -127,6 +169,11 @@ std::uint8_t BinaryAgreement::bin_values() const {
 std::uint8_t BinaryAgreement::vals() const {
     auto it = rounds_.find(round_);
     return it == rounds_.end() ? 0 : it->second.vals;
+}
+
+std::uint8_t BinaryAgreement::decision_vals() const {
+    auto it = rounds_.find(round_);
+    return it == rounds_.end() ? 0 : it->second.conf_vals;
 }
 
 bool BinaryAgreement::coin_share_released() const {
@@ -269,8 +316,9 @@ void BinaryAgreement::restore(const std::vector<AbaMessage>& sent_in_order) {
                 break;
         }
     }
-    // A share leaves only after the CONF wait finished.
-    if (rs.share_sent && rs.vals != 0) rs.conf_done = true;
+    // A logged share means the CONF wait had finished, but the quorum that ended
+    // it (and so the decision set) is not logged: the wait runs again on the CONFs
+    // the peers re-publish (Repair). The share is not sent a second time.
 }
 
 // ---- per-round bookkeeping ---------------------------------------------------
@@ -439,20 +487,19 @@ void BinaryAgreement::progress(AbaStep& step) {
                 changed = true;
                 if (p_.knobs.skip_conf) {
                     rs.conf_done = true;
+                    rs.conf_vals = rs.vals;  // no CONF quorum: the own set
                 } else if (rs.conf_sent == 0) {
                     send(rs, AbaType::Conf,
                          p_.knobs.conf_sends_bin_values ? rs.bin_values : rs.vals, step);
                 }
             }
         }
-        // n−t CONF(S) with S ⊆ bin_values (bin_values may have grown since).
+        // n−t CONF(S) with S ⊆ bin_values (bin_values may have grown since). The
+        // quorum that ends the wait fixes the decision set.
         if (rs.vals != 0 && !rs.conf_done) {
-            std::uint32_t count = 0;
-            for (const SenderVotes& sv : rs.votes) {
-                if (sv.conf != 0 && (sv.conf & ~rs.bin_values) == 0) ++count;
-            }
-            if (count >= conf_quorum_) {
+            if (const auto quorum = conf_quorum_vals(rs)) {
                 rs.conf_done = true;
+                rs.conf_vals = p_.knobs.own_vals_decision ? rs.vals : *quorum;
                 changed = true;
             }
         }
@@ -465,7 +512,7 @@ void BinaryAgreement::progress(AbaStep& step) {
             if (!rs.coin) try_coin(rs, step);
             if (rs.coin) {
                 const bool s = *rs.coin;
-                const std::optional<bool> b = definite(rs.vals);
+                const std::optional<bool> b = definite(rs.conf_vals);
                 if (b && *b == s) {
                     est_ = s;
                     decide(s, step);
@@ -479,6 +526,27 @@ void BinaryAgreement::progress(AbaStep& step) {
         }
         if (!changed) break;
     }
+}
+
+std::optional<std::uint8_t> BinaryAgreement::conf_quorum_vals(const RoundState& rs) const {
+    // The CONFs that count: one per sender (first only), each a subset of
+    // bin_values. At least conf_quorum_ of them end the wait; n−t of them all {b}
+    // give {b}, otherwise the union of all counted sets (several may start to
+    // count at once when bin_values grows; a larger union is just as safe).
+    std::uint32_t count = 0;
+    std::array<std::uint32_t, 2> singles{};
+    std::uint8_t all = 0;
+    for (const SenderVotes& sv : rs.votes) {
+        if (sv.conf == 0 || (sv.conf & ~rs.bin_values) != 0) continue;
+        ++count;
+        all |= sv.conf;
+        if (const auto b = definite(sv.conf)) ++singles[*b];
+    }
+    if (count < conf_quorum_) return std::nullopt;
+    for (bool b : {false, true}) {
+        if (singles[b] >= conf_quorum_) return bit(b);
+    }
+    return all;
 }
 
 void BinaryAgreement::try_coin(RoundState& rs, AbaStep& step) {

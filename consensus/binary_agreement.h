@@ -1,7 +1,8 @@
 #pragma once
 // Asynchronous binary agreement (ABA) for one (epoch, proposer) instance:
-// Mostéfaoui–Moumen–Raynal with the CONF phase (see the essay in
-// binary_agreement.cpp and docs/protocol.md, "Binary agreement").
+// Mostéfaoui–Moumen–Raynal with the CONF phase, deciding from the CONF quorum
+// (see the essay in binary_agreement.cpp, docs/aba.md, and docs/protocol.md,
+// "Binary agreement").
 //
 // The instance is pure: inputs in, an AbaStep out. Messages in the step are to be
 // broadcast to every other node; the instance has already counted its own copy.
@@ -45,6 +46,8 @@ struct AbaParams {
             false;                      // the known bug: CONF(bin_values) instead of CONF(vals)
         bool aux_every_value = false;   // send AUX for every value added, not the first only
         bool count_duplicates = false;  // count a second BVAL/AUX from one sender again
+        bool own_vals_decision =
+            false;  // hbbft's rule: decide from the own AUX-phase vals, not the CONF quorum
     } knobs;
 };
 
@@ -83,8 +86,12 @@ class BinaryAgreement {
     std::optional<bool> estimate() const { return est_; }
     /// bin_values of the current round as a mask (bit 0: false, bit 1: true).
     std::uint8_t bin_values() const;
-    /// The AUX-phase set of the current round as a mask; 0 while still waiting.
+    /// The AUX-phase set of the current round as a mask (what this node sends in
+    /// CONF); 0 while still waiting.
     std::uint8_t vals() const;
+    /// The set the round outcome is computed from, taken from the CONF quorum that
+    /// ended the CONF wait; 0 while still waiting.
+    std::uint8_t decision_vals() const;
     /// Whether this node released its coin share for the current round.
     bool coin_share_released() const;
     /// Messages dropped because their round was beyond round() + max_rounds_ahead.
@@ -111,8 +118,9 @@ class BinaryAgreement {
         std::uint8_t aux_sent = 0;                  // mask of AUX values this node sent
         std::uint8_t conf_sent = 0;                 // the CONF set this node sent (0 = none)
         std::uint8_t bin_values = 0;
-        std::uint8_t vals = 0;   // AUX-phase result (0 = still waiting)
-        bool conf_done = false;  // the n-t CONF wait finished
+        std::uint8_t vals = 0;       // AUX-phase result (0 = still waiting)
+        bool conf_done = false;      // the n-t CONF wait finished
+        std::uint8_t conf_vals = 0;  // the decision set, fixed when the CONF wait ended
         bool share_sent = false;
         Bytes coin_name;
         std::map<NodeId, Bytes> shares_pending;  // not verified yet (verified lazily)
@@ -127,6 +135,7 @@ class BinaryAgreement {
     void apply_term(RoundState& rs, NodeId from, bool v);
     void on_term(NodeId from, bool v, AbaStep& step);
     void progress(AbaStep& step);
+    std::optional<std::uint8_t> conf_quorum_vals(const RoundState& rs) const;
     void try_coin(RoundState& rs, AbaStep& step);
     void send(RoundState& rs, AbaType type, std::uint8_t value, AbaStep& step);
     void decide(bool v, AbaStep& step);

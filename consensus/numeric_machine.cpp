@@ -6,41 +6,41 @@ namespace tob::consensus {
 
 namespace {
 
-__int128 abs128(__int128 v) { return v < 0 ? -v : v; }
+Int128 abs128(Int128 v) { return v < 0 ? -v : v; }
 
-__int128 gcd128(__int128 a, __int128 b) {
+Int128 gcd128(Int128 a, Int128 b) {
     a = abs128(a);
     b = abs128(b);
     while (b != 0) {
-        const __int128 r = a % b;
+        const Int128 r = a % b;
         a = b;
         b = r;
     }
     return a;
 }
 
-bool fits64(__int128 v) {
+bool fits64(Int128 v) {
     return v >= std::numeric_limits<std::int64_t>::min() &&
            v <= std::numeric_limits<std::int64_t>::max();
 }
 
-std::string to_string128(__int128 v) {
+std::string to_string128(Int128 v) {
     if (v == 0) return "0";
     const bool negative = v < 0;
     std::string digits;
-    for (__int128 x = abs128(v); x > 0; x /= 10) digits.insert(digits.begin(), char('0' + x % 10));
+    for (Int128 x = abs128(v); x > 0; x /= 10) digits.insert(digits.begin(), char('0' + x % 10));
     return negative ? "-" + digits : digits;
 }
 
 }  // namespace
 
-std::optional<Rational> Rational::make(__int128 num, __int128 den) {
+std::optional<Rational> Rational::make(Int128 num, Int128 den) {
     if (den == 0) return std::nullopt;
     if (den < 0) {
         num = -num;
         den = -den;
     }
-    const __int128 g = num == 0 ? den : gcd128(num, den);
+    const Int128 g = num == 0 ? den : gcd128(num, den);
     num /= g;
     den /= g;
     if (!fits64(num) || !fits64(den)) return std::nullopt;
@@ -67,7 +67,7 @@ std::optional<std::string> Rational::decimal() const {
     if (rest != 1) return std::nullopt;
     const int k = twos > fives ? twos : fives;
     if (k > 30) return std::nullopt;  // keeps the scaled value inside 128 bits
-    __int128 scaled = num;
+    Int128 scaled = num;
     for (int i = twos; i < k; ++i) scaled *= 2;
     for (int i = fives; i < k; ++i) scaled *= 5;
     if (k == 0) return to_string128(scaled);
@@ -116,7 +116,7 @@ std::string NumericOp::str() const {
 }
 
 std::optional<Rational> NumericOp::apply_to(const Rational& x) const {
-    const __int128 n = x.num, d = x.den, k = operand;
+    const Int128 n = x.num, d = x.den, k = operand;
     switch (kind) {
         case NumericOpKind::Add:
             return Rational::make(n + k * d, d);

@@ -31,6 +31,10 @@
 
 namespace tob::consensus {
 
+// A 128-bit integer for exact intermediate products (a GCC/Clang extension;
+// __extension__ keeps -Wpedantic quiet about it).
+__extension__ typedef __int128 Int128;
+
 inline constexpr std::size_t kNumericOpBytesMax = 16;
 inline constexpr std::int64_t kNumericOperandMax = 1'000'000'000;
 
@@ -40,7 +44,7 @@ struct Rational {
     std::int64_t den = 1;
 
     /// num/den reduced; nullopt if den == 0 or the reduced form does not fit.
-    static std::optional<Rational> make(__int128 num, __int128 den);
+    static std::optional<Rational> make(Int128 num, Int128 den);
     static Rational integer(std::int64_t v) { return {v, 1}; }
 
     /// "3/2", or "1" when the denominator is 1.

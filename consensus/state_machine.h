@@ -5,7 +5,7 @@
 // and the new state digest.
 //
 // state_digest(e) = H(state_digest(e-1), output_digest(e), H(sorted write-set of e),
-//                     H(outputs of e))          (docs/protocol.md, "Commit proof")
+//                     H(outputs of e))       (docs/protocol.md, "Commit proof")
 
 #include <optional>
 #include <vector>

@@ -1,8 +1,10 @@
 #pragma once
 // Test-only Byzantine behaviours for `tobd --test-byzantine BEHAVIOUR` (refused
-// unless the node config says testing = true). The node runs the honest core and
-// this shim rewrites what it sends, re-signing with the node's own key — exactly
-// what a compromised member holding its key can do. The fault-injection suite
+// unless the node config says testing = true). Their names, and which of them tobd
+// implements, are in the catalogue shared with the simulator
+// (consensus/byzantine_catalogue.h). The node runs the honest core and this shim
+// rewrites what it sends, re-signing with the node's own key — exactly what a
+// compromised member holding its key can do. The fault-injection suite
 // (tests/cluster) starts up to t (and, for the checker self-test, more than t)
 // nodes in these modes and checks that the honest nodes stay safe and live.
 //
@@ -31,15 +33,16 @@
 #include <random>
 #include <set>
 
+#include "consensus/byzantine_catalogue.h"
 #include "consensus/crypto_suite.h"
 #include "consensus/replica.h"
-#include "daemon/node.h"
 
 namespace tob::daemon {
 
 class ByzantineShim {
   public:
-    ByzantineShim(Byzantine mode, const consensus::CryptoSuite& suite,
+    /// `mode` is one the catalogue marks as implemented by tobd.
+    ByzantineShim(consensus::Byzantine mode, const consensus::CryptoSuite& suite,
                   const consensus::ReplicaConfig& config, std::uint64_t seed);
     /// Every verified envelope this node received (replay material, requests to
     /// build a second block from).
@@ -54,7 +57,7 @@ class ByzantineShim {
     void targeted_seens(consensus::Epoch e, consensus::NodeId proposer, const consensus::Digest& lo,
                         const consensus::Digest& hi, std::vector<consensus::Outgoing>& out);
 
-    Byzantine mode_;
+    consensus::Byzantine mode_;
     const consensus::CryptoSuite& suite_;
     consensus::ReplicaConfig config_;
     std::mt19937_64 rng_;

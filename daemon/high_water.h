@@ -1,5 +1,5 @@
 #pragma once
-// The signing high-water mark (DESIGN.md "Safety rules that hold everywhere"): the
+// The signing high-water mark (docs/protocol.md, "Safety rules"): the
 // highest epoch this node has signed in, kept in a small file beside the node key
 // (default: <key dir>/sign-high-water), so that a node whose data directory was
 // lost but whose key directory survived never signs again in an epoch it may

@@ -2,19 +2,21 @@
 // Node: one running tobd node — the IO shell around the consensus core.
 //
 // It owns the RocksDB storage (daemon/storage.h), the replicated KV machine on
-// top of it (consensus/kv_machine.h), the Replica (consensus/replica.h), the
+// top of it (consensus/kv/kv_machine.h), the Replica (consensus/replica.h), the
 // ZeroMQ transport (daemon/transport.h) and the verification workers
 // (daemon/verify_pool.h), and runs the event loop on the calling thread:
 //
 //   wait for a frame, a verified result or the next tick
 //   -> frames: drop duplicates of already-verified envelopes by digest, hand the
-//      rest to the verification workers; answer status/local reads at once
+//      rest to the verification workers; client frames go to the client service
+//      (daemon/client_service.h), which answers status and local reads at once
 //   -> verified envelopes and client requests: into the Replica
 //   -> every tick_ms: Replica::tick (cut blocks, re-publish, re-request)
-//   -> flush the accumulated Steps: (1) raise the signing high-water mark file,
-//      synced, (2) append every durable record in ONE synced RocksDB write batch,
-//      (3) only then send the messages, (4) answer clients whose requests
-//      committed, (5) count faults.
+//   -> execute the accumulated Steps (daemon/step_executor.h): (1) raise the
+//      signing high-water mark file, synced, (2) append every durable record in
+//      ONE synced RocksDB write batch, (3) only then send the messages, (4) answer
+//      clients whose requests committed, (5) count faults, halt on an alarm
+//   -> once a second: metrics (daemon/node_metrics.h), expiry, status line.
 //
 // Persist-before-send holds per flush (a group commit over the inputs handled
 // since the last flush). A failed durable write is fail-stop: nothing of that
@@ -28,9 +30,11 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 
+#include "consensus/byzantine_catalogue.h"
 #include "daemon/config.h"
 #include "daemon/transport.h"
 
@@ -38,30 +42,15 @@ namespace tob::daemon {
 
 class Registry;
 
-/// Test-only behaviours (`tobd --test-byzantine`, refused unless testing = true).
-enum class Byzantine : std::uint8_t {
-    None,
-    Equivocate,       // propose a different block to each half of the peers
-    ConflictingSeen,  // sign SEEN for every block, also a second digest of one (e, j)
-    LyingAba,         // flip the value of every BVAL/AUX it sends; CONF {0,1}
-    BadCoin,          // send corrupted coin shares
-    Silent,           // receive, never send
-    Replay,           // re-send old envelopes of earlier epochs, repeatedly
-    Collude,          // equivocate its blocks AND sign SEEN for every block version it
-                      // sees: with more than t colluders, two versions get certified
-                      // (the fault suite's over-bound self-test)
-    CorruptSnapshot,  // serve snapshot chunks with a value changed in each
-};
-std::optional<Byzantine> parse_byzantine(std::string_view name);
-std::string_view to_string(Byzantine b);
-
 struct NodeOptions {
     unsigned verify_threads = 2;
     std::uint32_t tick_ms = 5;
-    FaultLayerOptions faults;               // test-only, needs testing = true
-    Byzantine byzantine = Byzantine::None;  // test-only, needs testing = true
-    std::uint32_t twin_port_offset = 0;     // test-only: run as a twin (transport.h)
-    // Test-only fail-point (FAULTS.md row 4, like Tendermint's FAIL_TEST_INDEX):
+    FaultLayerOptions faults;  // test-only, needs testing = true
+    // Test-only (needs testing = true): a Byzantine behaviour of the catalogue that
+    // tobd implements (consensus/byzantine_catalogue.h, daemon/byzantine.h).
+    std::optional<consensus::Byzantine> byzantine;
+    std::uint32_t twin_port_offset = 0;  // test-only: run as a twin (transport.h)
+    // Test-only fail-point (docs/fault-model.md row 4, like Tendermint's FAIL_TEST_INDEX):
     // abort() at the N-th durable-write boundary of this process (0 = off). The
     // boundaries, counted in order in every flush that persists something: before
     // the mark file, before the records batch, after it (before any send), and

@@ -9,8 +9,8 @@
 //                                      daemon/snapshot_tool.h, docs/operations.md)
 //
 // Test-only options (refused unless the node config says testing = true):
-//   --test-byzantine BEHAVIOUR   equivocate | conflicting-seen | collude | lying-aba |
-//                                bad-coin | silent | replay | corrupt-snapshot
+//   --test-byzantine BEHAVIOUR   one the catalogue (consensus/byzantine_catalogue.h)
+//                                says tobd implements; `tobd --help` lists them
 //   --test-drop P --test-duplicate P --test-delay P --test-delay-ms MS --test-seed S
 //                                the fault layer (docs/fault-model.md rows 8-10)
 //   --test-twin OFFSET, --test-crash-at N   a twin of this node; a fail-point
@@ -31,7 +31,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 
+#include "consensus/byzantine_catalogue.h"
 #include "consensus/codec.h"
 #include "crypto/hash.h"
 #include "daemon/config.h"
@@ -160,9 +162,10 @@ void add_options(CLI::App& app, Args& args) {
 }
 
 void add_test_options(CLI::App& app, Args& args) {
-    app.add_option("--test-byzantine", args.byzantine_name,
-                   "TEST ONLY (needs testing = true): equivocate | conflicting-seen | collude | "
-                   "lying-aba | bad-coin | silent | replay | corrupt-snapshot");
+    app.add_option(
+        "--test-byzantine", args.byzantine_name,
+        "TEST ONLY (needs testing = true): behave Byzantine, one of\n" +
+            tob::consensus::byzantine_help(tob::consensus::ByzantineHarness::Tobd, "  "));
     app.add_option("--test-drop", args.faults.drop,
                    "TEST ONLY: drop received peer frames with this probability")
         ->check(CLI::Range(0.0, 1.0));
@@ -243,13 +246,14 @@ std::optional<tob::daemon::NodeOptions> node_options(const Args& args,
             node.path.string());
         return std::nullopt;
     }
-    if (!args.byzantine_name.empty()) {
-        auto b = tob::daemon::parse_byzantine(args.byzantine_name);
-        if (!b) {
-            spdlog::error("tobd: unknown --test-byzantine behaviour '{}'", args.byzantine_name);
+    if (!args.byzantine_name.empty() && args.byzantine_name != "none") {
+        auto b = tob::consensus::parse_byzantine(args.byzantine_name,
+                                                 tob::consensus::ByzantineHarness::Tobd);
+        if (auto* error = std::get_if<std::string>(&b)) {
+            spdlog::error("tobd: --test-byzantine: {}", *error);
             return std::nullopt;
         }
-        options.byzantine = *b;
+        options.byzantine = std::get<tob::consensus::Byzantine>(b);
         spdlog::warn("TEST MODE: this node behaves Byzantine ({})", args.byzantine_name);
     }
     options.faults = args.faults;

@@ -1,5 +1,5 @@
 #pragma once
-// The ZeroMQ transport of one node (DESIGN.md §1, "Performance notes").
+// The ZeroMQ transport of one node (docs/daemon.md, "Transport").
 //
 // Sockets:
 //  - PUB (bind, the node's pub_endpoint): the flooding plane. Every broadcast is
@@ -20,7 +20,7 @@
 // that sends a frame over the limit before it is buffered. Every send is
 // non-blocking; a send that would block is dropped and counted (repair resends).
 //
-// Test-only fault layer (FAULTS.md "fault-injecting transport"): when enabled,
+// Test-only fault layer (docs/fault-model.md, "Where faults are injected"): when enabled,
 // frames received on the peer planes are dropped, duplicated, and delayed (which
 // also reorders them) with the configured probabilities. It exists only when the
 // node config says testing = true and the option is given.
@@ -59,7 +59,7 @@ struct TransportOptions {
     int send_hwm = 20000;
     int recv_hwm = 20000;
     FaultLayerOptions faults;
-    // Test-only "twin" (FAULTS.md row 11: two daemons with one key): bind PUB and
+    // Test-only "twin" (docs/fault-model.md row 11: two daemons with one key): bind PUB and
     // ROUTER at port + twin_port_offset instead of the cluster file's ports (which
     // the original holds) and also send every broadcast point to point to each
     // peer, since peers subscribe only to the original's PUB. 0 = off.

@@ -1,6 +1,6 @@
 #pragma once
-// Signature verification off the event loop (DESIGN.md §1: "threads: event loop +
-// signature-verification workers").
+// Signature verification off the event loop (docs/daemon.md, "Threads and the
+// loop": one event-loop thread plus signature-verification workers).
 //
 // The consensus core verifies what it needs through a CryptoSuite, synchronously.
 // To keep that work off the event loop, the daemon gives the core a

@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "consensus/codec.h"
+#include "crypto/durable_file.h"
 #include "crypto/hash.h"
 #include "crypto/keyfile.h"
 
@@ -204,19 +205,11 @@ Result<Nonce> reserve_nonces(const fs::path& counter_file, std::uint64_t count) 
     if (::ftruncate(fd, 0) != 0) {
         return close_with(R::failure(name + ": truncate: " + errno_text()));
     }
-    // TODO(durable-file): the write loop below is crypto::write_all from
-    // crypto/durable_file.h (being added): use it once it is merged. The counter
-    // is rewritten in place under the lock, not replaced by rename, so
-    // write_file_durably does not apply; a torn counter restarts from the clock.
-    std::size_t done = 0;
-    while (done < text.size()) {
-        const ssize_t wrote =
-            ::pwrite(fd, text.data() + done, text.size() - done, static_cast<off_t>(done));
-        if (wrote < 0) {
-            if (errno == EINTR) continue;
-            return close_with(R::failure(name + ": write: " + errno_text()));
-        }
-        done += static_cast<std::size_t>(wrote);
+    // The counter is rewritten in place under the lock (the file offset is still 0:
+    // pread does not move it), not replaced by rename, so write_file_durably does
+    // not apply; a torn counter restarts from the clock.
+    if (!crypto::write_all(fd, text)) {
+        return close_with(R::failure(name + ": write: " + errno_text()));
     }
     if (::fsync(fd) != 0) return close_with(R::failure(name + ": fsync: " + errno_text()));
     return close_with(R::success(first));

@@ -17,8 +17,9 @@ Checks:
       other; each log is contiguous.
   (d) digests: state digests are equal at equal epochs (reported separately).
   (c) replay:  the union of the logs, from epoch 1, replayed through the KV
-      model and the dedup rule of DESIGN.md §3 reproduces every recorded output
-      and status; every acknowledged op's output in the history equals the log's.
+      model and the dedup rule (docs/protocol.md, "Replicated database")
+      reproduces every recorded output and status; every acknowledged op's
+      output in the history equals the log's.
   (b) once:    every acknowledged op (result ok, with a nonce) appears exactly
       once among committed requests, identified by (client, nonce, op_index),
       and with the same op; no (client, nonce) commits twice; an op whose

@@ -205,8 +205,8 @@ def test_bad_config(c):
     """Bad configs, 0644 keys, a port in use: clear errors, non-zero exit."""
     tobd = os.path.join(c.bin_dir, "tobd")
 
-    def run(i):
-        return subprocess.run([tobd, "--config", c.config_path(i)], capture_output=True,
+    def run(i, *extra):
+        return subprocess.run([tobd, "--config", c.config_path(i), *extra], capture_output=True,
                               text=True, timeout=30)
 
     key = os.path.join(c.node_dir(0), "node.key")
@@ -233,6 +233,14 @@ def test_bad_config(c):
               f"port in use: {r.returncode} {r.stderr}")
     finally:
         s.close()
+    # --test-byzantine takes the names of the shared catalogue: a behaviour only the
+    # simulator implements and an unknown name are refused, saying why
+    r = run(0, "--test-byzantine", "forge")
+    check(r.returncode == 1 and "'forge' is implemented by tobsim only" in r.stderr,
+          f"tobsim-only behaviour: {r.returncode} {r.stderr}")
+    r = run(0, "--test-byzantine", "no-such-thing")
+    check(r.returncode == 1 and "unknown Byzantine behaviour 'no-such-thing'" in r.stderr
+          and "collude" in r.stderr, f"unknown behaviour: {r.returncode} {r.stderr}")
     # unwritable data dir: a regular file where the data dir should be
     open(c.data_dir(3), "w").write("not a dir")
     r = run(3)

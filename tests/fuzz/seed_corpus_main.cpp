@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/client/protocol.h"
 #include "consensus/codec.h"
 
 namespace {
@@ -95,5 +96,49 @@ int main(int argc, char** argv) {
     write(dir, "fuzz_fetch_request", 1, encode(FetchRequest{FetchType::EpochProof, 0, {}}));
     write(dir, "fuzz_fetch_reply", 0, encode(FetchReply{{envelopes[0], envelopes[1]}}));
     write(dir, "fuzz_fetch_reply", 1, encode(FetchReply{}));
+
+    // Client plane (cli/client/protocol.h): one message of every type.
+    using namespace tob::client;
+    ReplyMsg reply{2,
+                   filled<32>(0x42),
+                   9,
+                   filled<32>(7),
+                   ReplyStatus::Committed,
+                   300,
+                   1,
+                   {OpOutput{true, text("v")}, OpOutput{false, std::nullopt}},
+                   filled<64>(3)};
+    StatusMsg status{1, "0.1.0", 300, 299, 3, 12, 0, filled<32>(5), true, false, 77};
+    const std::vector<ClientMessage> client = {
+        SubmitMsg{encode(request(9))},
+        reply,
+        StatusQueryMsg{},
+        status,
+        LocalGetMsg{text("a/1")},
+        LocalValueMsg{299, text("hello")},
+        LocalValueMsg{0, std::nullopt},
+        ErrorMsg{ErrorCode::Overloaded, "pool full", filled<32>(7)},
+        ErrorMsg{ErrorCode::BadRequest, "undecodable", std::nullopt}};
+    i = 0;
+    for (const auto& m : client) write(dir, "fuzz_client_message", i++, encode_client_message(m));
+
+    // Storage records (format in fuzz_storage_records.cpp): appended records of
+    // each storable type, a raw one, then damage to the first.
+    auto rec = [](std::uint8_t op, std::uint8_t epoch, const std::string& payload) {
+        Bytes b{op, epoch, static_cast<std::uint8_t>(payload.size() >> 8),
+                static_cast<std::uint8_t>(payload.size())};
+        b.insert(b.end(), payload.begin(), payload.end());
+        return b;
+    };
+    Bytes store;
+    for (std::uint8_t t = 0; t < 5; ++t) {
+        const Bytes r = rec(t, static_cast<std::uint8_t>(3 + t), "record-" + std::to_string(t));
+        store.insert(store.end(), r.begin(), r.end());
+    }
+    write(dir, "fuzz_storage_records", 0, store);
+    const Bytes raw = rec(0x09, 4, std::string(1, '\x01') + std::string(16, 'c') + "raw");
+    store.insert(store.end(), raw.begin(), raw.end());
+    store.insert(store.end(), {0xff, 0, 5, 0x10});
+    write(dir, "fuzz_storage_records", 1, store);
     return 0;
 }

@@ -26,10 +26,10 @@
 //
 // Up to f Byzantine nodes run an honest Replica underneath (except `silent`),
 // and the harness mutates, re-routes or adds to its output with the node's own,
-// legitimately held keys (byz_forward, byz_tick; behaviours in sim.h and
-// docs/simulator.md). Honest clients submit signed requests to random honest
-// nodes and retry at another honest node, with the same signed request, when the
-// node they used has not reported the commit after a timeout.
+// legitimately held keys (tests/sim/byzantine.h; the names in
+// consensus/byzantine_catalogue.h, the behaviours in docs/simulator.md). Honest clients submit
+// signed requests to random honest nodes and retry at another honest node, with the same signed
+// request, when the node they used has not reported the commit after a timeout.
 //
 // Invariants checked after every step (violations end the seed):
 //  - I5: no honest node ever signs two payloads for one slot (block (e,i), SEEN
@@ -67,6 +67,7 @@
 #include "consensus/sign_log.h"
 #include "consensus/snapshot_wire.h"
 #include "crypto/hash.h"
+#include "tests/sim/byzantine.h"
 #include "tests/sim/real_crypto.h"
 #include "tests/sim/rng.h"
 
@@ -76,44 +77,6 @@ using namespace tob::consensus;
 using consensus::kv::KvMachine;
 using consensus::kv::MemoryKvStorage;
 using consensus::kv::RootedStorage;
-
-// ---- behaviour names ---------------------------------------------------------------
-
-namespace {
-constexpr std::pair<Behaviour, const char*> kBehaviourNames[] = {
-    {Behaviour::Silent, "silent"},
-    {Behaviour::Equivocate, "equivocate"},
-    {Behaviour::ConflictingSeen, "conflicting-seen"},
-    {Behaviour::LyingAba, "lying-aba"},
-    {Behaviour::BadCoin, "bad-coin"},
-    {Behaviour::Forge, "forge"},
-    {Behaviour::Replay, "replay"},
-    {Behaviour::Junk, "junk"},
-    {Behaviour::ForgeRequest, "forge-request"},
-    {Behaviour::WindowEdge, "window-edge"},
-    {Behaviour::Withhold, "withhold"},
-    {Behaviour::LyingCommit, "lying-commit"},
-    {Behaviour::CorruptSnapshot, "corrupt-snapshot"},
-};
-}  // namespace
-
-const char* to_string(Behaviour b) {
-    for (const auto& [k, name] : kBehaviourNames)
-        if (k == b) return name;
-    return "?";
-}
-
-std::optional<Behaviour> behaviour_from_string(std::string_view name) {
-    for (const auto& [k, n] : kBehaviourNames)
-        if (name == n) return k;
-    return std::nullopt;
-}
-
-std::vector<Behaviour> all_behaviours() {
-    std::vector<Behaviour> out;
-    for (const auto& [k, name] : kBehaviourNames) out.push_back(k);
-    return out;
-}
 
 std::string SeedParams::describe() const {
     std::ostringstream os;
@@ -154,11 +117,6 @@ namespace {
 
 constexpr std::uint64_t kTickMs = 10;
 constexpr std::uint64_t kCheckMs = 50;
-constexpr std::size_t kCapturedMax = 3000;
-constexpr std::size_t kKnownRequestsMax = 256;
-
-using Shared = std::shared_ptr<const Bytes>;
-
 bool slot_kind(Kind k) {
     return k == Kind::Block || k == Kind::Seen || k == Kind::Aba || k == Kind::Commit;
 }
@@ -371,12 +329,7 @@ struct Node {
     NodeLog log;
     std::set<Digest> effective;  // request digests that took effect (from the log)
 
-    // Byzantine state.
-    std::deque<Shared> captured;
-    std::deque<Request> known_requests;
-    std::map<Epoch, std::pair<Bytes, Bytes>> alt_blocks;  // epoch -> (alt block env, alt SEEN env)
-    std::map<Epoch, std::set<NodeId>> alt_group;          // receivers of the alternative
-    std::map<std::tuple<Epoch, NodeId>, Digest> known_blocks;
+    AdversaryMemory adversary;  // Byzantine nodes: what their behaviours remember
 
     bool has(Behaviour b) const {
         return std::find(behaviours.begin(), behaviours.end(), b) != behaviours.end();
@@ -422,7 +375,7 @@ using SlotKey = std::pair<NodeId, Slot>;
 
 // ---- the world ---------------------------------------------------------------------
 
-class World {
+class World final : public AdversaryWorld {
   public:
     World(const SimOptions& options, std::uint64_t seed)
         : opt_(options),
@@ -442,6 +395,8 @@ class World {
     // setup
     void derive();
     void build();
+    void make_transactions();
+    void schedule();
     void start_node(Node& node, bool recovering);
 
     // events
@@ -464,7 +419,7 @@ class World {
     // network
     std::uint64_t delay(NodeId to);
     bool cut(NodeId from, NodeId to) const;
-    void send(NodeId from, std::optional<NodeId> to, const Bytes& bytes);
+    void send(NodeId from, std::optional<NodeId> to, const Bytes& bytes) override;
     void send_to(NodeId from, NodeId to, Shared bytes);
 
     // honest shell
@@ -477,21 +432,34 @@ class World {
     void on_installed(Node& node, const SnapshotInstalled& snap);
     void client_hear(NodeId node, const EpochResult& result);
 
-    // Byzantine nodes
+    // Byzantine nodes (tests/sim/byzantine.h)
+    Adversary adversary(Node& b);
     void byz_receive(Node& b, const Shared& bytes);
     void byz_emit(Node& b, Step&& step);
-    void byz_forward(Node& b, const Outgoing& m);
     void byz_tick(Node& b);
-    void corrupt_snapshot(Node& b, const Envelope& env, SnapshotReply reply,
-                          const std::vector<NodeId>& targets);
-    Bytes seal(Node& b, Epoch e, Kind k, Bytes body) {
-        return seal_envelope(*b.crypto, chain_id_, b.id, e, k, std::move(body));
-    }
     std::vector<NodeId> others(NodeId self) const;
-    std::vector<NodeId> random_subset(Rng& rng, NodeId self);
-    Epoch byz_delivered(const Node& b) const { return b.replica ? b.replica->delivered() : 0; }
-    Bytes random_bytes(Rng& rng, std::size_t len);
-    Request forged_request(Rng& rng, Node& b);
+
+    // AdversaryWorld
+    std::uint32_t n() const override { return p_.n; }
+    std::uint32_t t() const override { return p_.t; }
+    std::uint32_t window() const override { return p_.window; }
+    const Digest& chain_id() const override { return chain_id_; }
+    const Digest& foreign_chain_id() const override { return foreign_chain_id_; }
+    Rng& rng() override { return net_; }
+    std::size_t clients() const override { return clients_.size(); }
+    const PublicKey& client_key(std::size_t index) const override { return clients_[index].pk; }
+    std::vector<NodeId> byzantine_ids() const override {
+        std::vector<NodeId> out;
+        for (const auto& node : nodes_)
+            if (node->byzantine) out.push_back(node->id);
+        return out;
+    }
+    Bytes seal_as(NodeId signer, Epoch e, Kind k, Bytes body) override {
+        return seal_envelope(*nodes_[signer]->crypto, chain_id_, signer, e, k, std::move(body));
+    }
+    void send_shared(NodeId from, NodeId to, Shared bytes) override {
+        send_to(from, to, std::move(bytes));
+    }
 
     void violation(std::string check, std::string detail) {
         if (opt_.disabled_checks.count(check)) return;
@@ -501,7 +469,7 @@ class World {
         report_.violations.push_back({std::move(check), std::move(detail)});
         stop_ = true;
     }
-    bool honest(NodeId id) const { return id < nodes_.size() && !nodes_[id]->byzantine; }
+    bool honest(NodeId id) const override { return id < nodes_.size() && !nodes_[id]->byzantine; }
 
     const SimOptions& opt_;
     std::uint64_t seed_;
@@ -548,7 +516,10 @@ void World::derive() {
     std::vector<NodeId> ids;
     for (NodeId i = 0; i < p_.n; ++i) ids.push_back(i);
     for (std::size_t i = ids.size(); i > 1; --i) std::swap(ids[i - 1], ids[r.below(i)]);
-    std::vector<Behaviour> menu = opt_.behaviours.empty() ? all_behaviours() : opt_.behaviours;
+    std::vector<Behaviour> menu =
+        opt_.behaviours.empty()
+            ? consensus::byzantine_behaviours(consensus::ByzantineHarness::Tobsim)
+            : opt_.behaviours;
     const std::uint32_t f = std::min<std::uint32_t>(opt_.faulty, p_.n);
     std::vector<NodeId> byz(ids.begin(), ids.begin() + f);
     std::sort(byz.begin(), byz.end());
@@ -673,7 +644,12 @@ void World::build() {
         start_node(*node, false);
     }
 
-    // Clients and their transactions.
+    make_transactions();
+    schedule();
+}
+
+// Clients and their signed transactions, each with its submission time.
+void World::make_transactions() {
     for (std::uint32_t c = 0; c < p_.clients; ++c) {
         Client cl;
         if (fast_world_) {
@@ -721,8 +697,10 @@ void World::build() {
     }
     for (std::uint32_t i = 0; i < txs_.size(); ++i)
         push(EvType::Submit, txs_[i].submit_at, 0, 0, i);
+}
 
-    // Ticks, checks, crashes.
+// The first ticks and check, and the crash schedule of the safety phase.
+void World::schedule() {
     for (NodeId i = 0; i < p_.n; ++i) push(EvType::Tick, 1 + sched_.below(kTickMs), 0, i);
     push(EvType::Check, kCheckMs);
     if (p_.outage_node) push(EvType::Outage, p_.outage_ms, 0, *p_.outage_node);
@@ -1529,501 +1507,25 @@ void World::client_hear(NodeId node, const EpochResult& result) {
 
 // ---- Byzantine nodes ---------------------------------------------------------------------
 
-std::vector<NodeId> World::random_subset(Rng& rng, NodeId self) {
-    std::vector<NodeId> out;
-    auto all = others(self);
-    for (NodeId i : all)
-        if (rng.chance(0.5)) out.push_back(i);
-    if (out.empty() && !all.empty()) out.push_back(all[rng.below(all.size())]);
-    return out;
-}
+// ---- Byzantine nodes ---------------------------------------------------------------
 
-Bytes World::random_bytes(Rng& rng, std::size_t len) {
-    Bytes out(len);
-    for (auto& b : out) b = static_cast<std::uint8_t>(rng.next());
-    return out;
-}
-
-Request World::forged_request(Rng& rng, Node& b) {
-    Request r;
-    if (!b.known_requests.empty() && rng.chance(0.7)) {
-        // A stolen (client, nonce) with other operations, under the old signature.
-        r = b.known_requests[rng.below(b.known_requests.size())];
-        std::string k = "stolen/" + std::to_string(rng.next() % 1000);
-        r.ops = {Op{OpType::Put, Bytes(k.begin(), k.end()), Bytes{1, 2, 3}, std::nullopt}};
-        if (rng.chance(0.5)) r.sig = Signature{};  // or a garbage signature
-    } else {
-        r.chain_id = chain_id_;
-        r.client = clients_.empty() ? PublicKey{} : clients_[rng.below(clients_.size())].pk;
-        r.nonce = rng.range(1, 50);
-        r.ops = {Op{OpType::Put, Bytes{'f'}, Bytes{'x'}, std::nullopt}};
-        auto sig = random_bytes(rng, 64);
-        std::copy(sig.begin(), sig.end(), r.sig.begin());
-    }
-    return r;
+Adversary World::adversary(Node& b) {
+    const Epoch delivered = b.replica ? b.replica->delivered() : 0;
+    return Adversary(*this, b.id, b.behaviours, *b.crypto, b.config, delivered, b.adversary);
 }
 
 void World::byz_receive(Node& b, const Shared& bytes) {
-    if (b.has(Behaviour::Replay)) {
-        b.captured.push_back(bytes);
-        if (b.captured.size() > kCapturedMax) b.captured.pop_front();
-    }
-    auto opened = open_envelope(*bytes, *b.crypto, b.config);
-    if (!opened) return;
-    const Envelope& env = opened.value();
-    auto remember = [&b](const Request& r) {
-        b.known_requests.push_back(r);
-        if (b.known_requests.size() > kKnownRequestsMax) b.known_requests.pop_front();
-    };
-    if (env.kind == Kind::Requests) {
-        if (auto batch = decode_request_batch(env.body, b.config.limits))
-            for (const auto& r : batch.value().requests) remember(r);
-    } else if (env.kind == Kind::Block) {
-        if (auto blk = decode_block(env.body, b.config.limits)) {
-            for (const auto& r : blk.value().requests) remember(r);
-            b.known_blocks[{env.epoch, env.sender}] = digest_of(env.body);
-        }
-    }
-    if (b.replica) byz_emit(b, b.replica->handle_envelope(env, now_));
+    auto env = adversary(b).observe(bytes);
+    if (env && b.replica) byz_emit(b, b.replica->handle_envelope(*env, now_));
 }
 
 void World::byz_emit(Node& b, Step&& step) {
-    for (const auto& m : step.messages) byz_forward(b, m);
-}
-
-void World::byz_forward(Node& b, const Outgoing& m) {
-    auto opened = decode_envelope(m.envelope, b.config.limits);
-    if (!opened || opened.value().sender != b.id) {
-        send(b.id, m.to, m.envelope);
-        return;
-    }
-    Envelope env = opened.value();
-    Rng& rng = net_;
-    std::vector<NodeId> targets = m.to ? std::vector<NodeId>{*m.to} : others(b.id);
-
-    if (env.kind == Kind::Block && b.has(Behaviour::Equivocate)) {
-        auto it = b.alt_blocks.find(env.epoch);
-        if (it == b.alt_blocks.end()) {
-            auto blk = decode_block(env.body, b.config.limits);
-            if (blk) {
-                Block alt = blk.value();
-                if (alt.requests.size() >= 2 && rng.chance(0.5))
-                    std::reverse(alt.requests.begin(), alt.requests.end());
-                else if (!alt.requests.empty() && rng.chance(0.5))
-                    alt.requests.pop_back();
-                else if (!b.known_requests.empty())
-                    alt.requests.push_back(b.known_requests[rng.below(b.known_requests.size())]);
-                if (alt != blk.value()) {
-                    Bytes body = encode(alt);
-                    SeenBody seen{b.id, digest_of(body)};
-                    Bytes alt_env = seal(b, env.epoch, Kind::Block, std::move(body));
-                    Bytes seen_env = seal(b, env.epoch, Kind::Seen, encode(seen));
-                    it = b.alt_blocks.emplace(env.epoch, std::make_pair(alt_env, seen_env)).first;
-                    std::set<NodeId> group;
-                    for (NodeId i : random_subset(rng, b.id)) group.insert(i);
-                    if (group.size() == p_.n - 1) group.erase(group.begin());
-                    b.alt_group[env.epoch] = group;
-                    // The Byzantine nodes collude (the strongest adversary): every
-                    // other one SEENs the original to one side and the alternative
-                    // to the other, with its own key.
-                    const SeenBody seen_orig{b.id, digest_of(env.body)};
-                    for (auto& other : nodes_) {
-                        if (!other->byzantine || other->id == b.id) continue;
-                        Bytes s_alt = seal(*other, env.epoch, Kind::Seen, encode(seen));
-                        Bytes s_orig = seal(*other, env.epoch, Kind::Seen, encode(seen_orig));
-                        for (NodeId to : others(other->id))
-                            send(other->id, to, group.count(to) ? s_alt : s_orig);
-                    }
-                }
-            }
-        }
-        if (it != b.alt_blocks.end()) {
-            const auto& group = b.alt_group[env.epoch];
-            for (NodeId to : targets) {
-                if (group.count(to)) {
-                    send(b.id, to, it->second.first);
-                    send(b.id, to, it->second.second);
-                } else {
-                    send(b.id, to, m.envelope);
-                }
-            }
-            return;
-        }
-    }
-    if (env.kind == Kind::SnapshotReply && b.has(Behaviour::CorruptSnapshot)) {
-        if (auto reply = decode_snapshot_reply(env.body, b.config.limits); reply) {
-            corrupt_snapshot(b, env, reply.value(), targets);
-            return;
-        }
-    }
-    if (b.has(Behaviour::Withhold)) {
-        // never helps anyone catch up
-        if (env.kind == Kind::FetchReply || env.kind == Kind::SnapshotReply) return;
-        if (env.kind == Kind::Block) {
-            // Only q-1 others get the block: with our own SEEN that is exactly a
-            // certificate, and everyone else must fetch it from the signers.
-            auto& chosen = b.alt_group[env.epoch];
-            if (chosen.empty()) {
-                auto all = others(b.id);
-                for (std::size_t i = all.size(); i > 1; --i)
-                    std::swap(all[i - 1], all[rng.below(i)]);
-                const std::uint32_t q = quorum(p_.n, p_.t);
-                for (std::size_t i = 0; i + 1 < q && i < all.size(); ++i) chosen.insert(all[i]);
-            }
-            for (NodeId to : targets)
-                if (chosen.count(to)) send(b.id, to, m.envelope);
-            return;
-        }
-    }
-    if (env.kind == Kind::Commit && b.has(Behaviour::LyingCommit)) {
-        auto c = decode_commit(env.body, b.config.limits);
-        if (c) {
-            for (NodeId to : targets) {
-                if (rng.chance(0.3)) {
-                    send(b.id, to, m.envelope);
-                    continue;
-                }
-                CommitBody lie = c.value();
-                auto r1 = random_bytes(rng, 32);
-                if (lie.checkpoint_root && rng.chance(0.5)) {
-                    // A lying checkpoint vote: the right tuple with a made-up root.
-                    std::copy(r1.begin(), r1.end(), lie.checkpoint_root->begin());
-                } else if (rng.chance(0.5)) {
-                    std::copy(r1.begin(), r1.end(), lie.state_digest.begin());
-                } else {
-                    std::copy(r1.begin(), r1.end(), lie.output_digest.begin());
-                }
-                send(b.id, to, seal(b, env.epoch, Kind::Commit, encode(lie)));
-            }
-            return;
-        }
-    }
-    if (env.kind == Kind::Seen && b.has(Behaviour::Equivocate)) {
-        auto s = decode_seen(env.body, b.config.limits);
-        if (s && s.value().proposer == b.id && b.alt_blocks.count(env.epoch)) {
-            const auto& group = b.alt_group[env.epoch];
-            for (NodeId to : targets)
-                send(b.id, to, group.count(to) ? b.alt_blocks[env.epoch].second : m.envelope);
-            return;
-        }
-    }
-    if (env.kind == Kind::Seen && b.has(Behaviour::ConflictingSeen) && rng.chance(0.5)) {
-        auto s = decode_seen(env.body, b.config.limits);
-        if (s) {
-            SeenBody other = s.value();
-            auto rnd = random_bytes(rng, 32);
-            std::copy(rnd.begin(), rnd.end(), other.digest.begin());
-            Bytes alt = seal(b, env.epoch, Kind::Seen, encode(other));
-            for (NodeId to : targets) send(b.id, to, rng.chance(0.5) ? alt : m.envelope);
-            return;
-        }
-    }
-    if (env.kind == Kind::Block && b.has(Behaviour::ForgeRequest) && rng.chance(0.3)) {
-        auto blk = decode_block(env.body, b.config.limits);
-        if (blk) {
-            Block bad = blk.value();
-            bad.requests.push_back(forged_request(rng, b));
-            send(b.id, m.to, seal(b, env.epoch, Kind::Block, encode(bad)));
-            return;
-        }
-    }
-    if (env.kind == Kind::Aba && (b.has(Behaviour::LyingAba) || b.has(Behaviour::BadCoin))) {
-        auto bundle = decode_aba_bundle(env.body, b.config.limits);
-        if (bundle) {
-            for (NodeId to : targets) {
-                AbaBundle out = bundle.value();
-                bool changed = false;
-                for (auto& msg : out.messages) {
-                    if (b.has(Behaviour::BadCoin) && msg.type == AbaType::Coin) {
-                        const auto v = rng.below(3);
-                        if (v == 0)
-                            msg.coin_share = random_bytes(rng, msg.coin_share.size());
-                        else if (v == 1)
-                            msg.coin_share = b.crypto->coin_share(
-                                coin_name(chain_id_, env.epoch, msg.proposer, msg.round + 1));
-                        else
-                            msg.coin_share.back() ^= 1;
-                        changed = true;
-                    }
-                    if (b.has(Behaviour::LyingAba) && rng.chance(0.5)) {
-                        if (msg.type == AbaType::Bval || msg.type == AbaType::Aux ||
-                            msg.type == AbaType::Term) {
-                            msg.value ^= 1;
-                            changed = true;
-                        } else if (msg.type == AbaType::Conf) {
-                            msg.value = static_cast<std::uint8_t>(rng.range(1, 3));
-                            changed = true;
-                        }
-                    }
-                }
-                send(b.id, to, changed ? seal(b, env.epoch, Kind::Aba, encode(out)) : m.envelope);
-            }
-            return;
-        }
-    }
-    send(b.id, m.to, m.envelope);
-}
-
-/// corrupt-snapshot: a chunk with a changed value, a dropped or an added entry, or
-/// an offer whose manifest is not the signed root's; re-signed with the node's key.
-void World::corrupt_snapshot(Node& b, const Envelope& env, SnapshotReply reply,
-                             const std::vector<NodeId>& targets) {
-    Rng& rng = net_;
-    if (rng.chance(0.2)) {
-        for (NodeId to : targets) send(b.id, to, encode(env));  // honest, now and then
-        return;
-    }
-    if (reply.op == SnapshotOp::Offer) {
-        if (!reply.manifest.empty()) reply.manifest[rng.below(reply.manifest.size())] ^= 0x01;
-    } else if (!reply.entries.empty()) {
-        auto& e = reply.entries[rng.below(reply.entries.size())];
-        switch (rng.below(3)) {
-            case 0:
-                e.value.push_back(static_cast<std::uint8_t>(rng.next()));
-                break;
-            case 1:
-                reply.entries.erase(reply.entries.begin() +
-                                    static_cast<std::ptrdiff_t>(rng.below(reply.entries.size())));
-                break;
-            default: {
-                StateEntry fake = e;  // a new key right after e, in its bucket or not
-                fake.key.push_back(static_cast<std::uint8_t>(rng.next()));
-                reply.entries.push_back(fake);
-                std::sort(reply.entries.begin(), reply.entries.end(),
-                          [](const StateEntry& x, const StateEntry& y) {
-                              const auto bx = state_bucket(x.key), by = state_bucket(y.key);
-                              return bx != by ? bx < by : x.key < y.key;
-                          });
-                break;
-            }
-        }
-    } else {
-        reply.entries.push_back({Bytes{'x'}, Bytes{'y'}});
-    }
-    const Bytes out = seal(b, env.epoch, Kind::SnapshotReply, encode(reply));
-    for (NodeId to : targets) send(b.id, to, out);
+    for (const auto& m : step.messages) adversary(b).forward(m);
 }
 
 void World::byz_tick(Node& b) {
     if (b.replica) byz_emit(b, b.replica->tick(now_));
-    Rng& rng = net_;
-    const Epoch d = byz_delivered(b);
-    const Epoch w = p_.window;
-    auto pick_epoch = [&]() { return d + rng.range(1, w); };
-    auto to_subset = [&](const Bytes& bytes) {
-        for (NodeId to : random_subset(rng, b.id)) send(b.id, to, bytes);
-    };
-
-    if (b.has(Behaviour::ConflictingSeen) && rng.chance(0.3)) {
-        const Epoch e = pick_epoch();
-        const NodeId j = static_cast<NodeId>(rng.below(p_.n));
-        SeenBody s1{j, {}}, s2{j, {}};
-        auto it = b.known_blocks.find({e, j});
-        auto r1 = random_bytes(rng, 32), r2 = random_bytes(rng, 32);
-        std::copy(r1.begin(), r1.end(), s1.digest.begin());
-        std::copy(r2.begin(), r2.end(), s2.digest.begin());
-        if (it != b.known_blocks.end() && rng.chance(0.5)) s1.digest = it->second;
-        Bytes e1 = seal(b, e, Kind::Seen, encode(s1));
-        Bytes e2 = seal(b, e, Kind::Seen, encode(s2));
-        for (NodeId to : others(b.id)) send(b.id, to, rng.chance(0.5) ? e1 : e2);
-    }
-    if (b.has(Behaviour::LyingAba) && rng.chance(0.3)) {
-        AbaBundle bundle;
-        const Epoch e = pick_epoch();
-        const std::uint64_t count = rng.range(1, 6);
-        for (std::uint64_t i = 0; i < count; ++i) {
-            AbaMessage msg;
-            msg.proposer = static_cast<NodeId>(rng.below(p_.n));
-            msg.round = static_cast<Round>(rng.below(4));
-            msg.type = static_cast<AbaType>(rng.range(1, 4));
-            msg.value = static_cast<std::uint8_t>(msg.type == AbaType::Conf ? rng.range(1, 3)
-                                                                            : rng.below(2));
-            bundle.messages.push_back(msg);
-        }
-        to_subset(seal(b, e, Kind::Aba, encode(bundle)));
-    }
-    if (b.has(Behaviour::BadCoin) && rng.chance(0.2)) {
-        AbaBundle bundle;
-        const Epoch e = pick_epoch();
-        AbaMessage msg;
-        msg.proposer = static_cast<NodeId>(rng.below(p_.n));
-        msg.round = static_cast<Round>(rng.below(4));
-        msg.type = AbaType::Coin;
-        msg.coin_share =
-            rng.chance(0.5)
-                ? random_bytes(rng, 96)
-                : b.crypto->coin_share(coin_name(foreign_chain_id_, e, msg.proposer, msg.round));
-        bundle.messages.push_back(msg);
-        to_subset(seal(b, e, Kind::Aba, encode(bundle)));
-    }
-    if (b.has(Behaviour::Forge) && rng.chance(0.3)) {
-        const Epoch e = pick_epoch();
-        switch (rng.below(6)) {
-            case 0: {  // someone else's name on our signature
-                SeenBody s{static_cast<NodeId>(rng.below(p_.n)), {}};
-                Bytes body = encode(s);
-                Envelope env;
-                env.chain_id = chain_id_;
-                env.sender = static_cast<NodeId>(rng.below(p_.n));
-                env.epoch = e;
-                env.kind = Kind::Seen;
-                env.body = body;
-                env.sig = b.crypto->sign(
-                    kEnvelopeTag, envelope_sign_payload(chain_id_, b.id, e, Kind::Seen, body));
-                to_subset(encode(env));
-                break;
-            }
-            case 1: {  // our envelope, signature flipped
-                Block blk{e, b.id, {}};
-                Bytes env_bytes = seal(b, e, Kind::Block, encode(blk));
-                auto env = decode_envelope(env_bytes, b.config.limits).value();
-                env.sig[rng.below(64)] ^= 0x20;
-                to_subset(encode(env));
-                break;
-            }
-            case 2: {  // another cluster
-                Block blk{e, b.id, {}};
-                to_subset(
-                    seal_envelope(*b.crypto, foreign_chain_id_, b.id, e, Kind::Block, encode(blk)));
-                break;
-            }
-            case 3: {  // a certificate with forged signer signatures
-                Certificate c;
-                c.epoch = e;
-                c.proposer = static_cast<NodeId>(rng.below(p_.n));
-                auto dg = random_bytes(rng, 32);
-                std::copy(dg.begin(), dg.end(), c.digest.begin());
-                for (NodeId s = 0; s < p_.n; ++s) {
-                    SignerSig ss;
-                    ss.signer = s;
-                    if (s == b.id) {
-                        ss.sig = b.crypto->sign(
-                            kEnvelopeTag,
-                            envelope_sign_payload(chain_id_, b.id, e, Kind::Seen,
-                                                  encode(SeenBody{c.proposer, c.digest})));
-                    } else {
-                        auto sg = random_bytes(rng, 64);
-                        std::copy(sg.begin(), sg.end(), ss.sig.begin());
-                    }
-                    c.sigs.push_back(ss);
-                }
-                to_subset(seal(b, e, Kind::Cert, encode(c)));
-                break;
-            }
-            case 4: {  // a fetch reply carrying forged envelopes in honest names
-                FetchReply reply;
-                for (int i = 0; i < 3; ++i) {
-                    Envelope env;
-                    env.chain_id = chain_id_;
-                    env.sender = static_cast<NodeId>(rng.below(p_.n));
-                    env.epoch = e;
-                    env.kind = Kind::Block;
-                    env.body = encode(Block{e, env.sender, {}});
-                    auto sg = random_bytes(rng, 64);
-                    std::copy(sg.begin(), sg.end(), env.sig.begin());
-                    reply.envelopes.push_back(encode(env));
-                }
-                to_subset(seal(b, e, Kind::FetchReply, encode(reply)));
-                break;
-            }
-            default: {  // a non-member sender id
-                Envelope env;
-                env.chain_id = chain_id_;
-                env.sender = static_cast<NodeId>(p_.n + rng.below(5));
-                env.epoch = e;
-                env.kind = Kind::Block;
-                env.body = encode(Block{e, env.sender, {}});
-                env.sig = b.crypto->sign(
-                    kEnvelopeTag,
-                    envelope_sign_payload(chain_id_, env.sender, e, env.kind, env.body));
-                to_subset(encode(env));
-                break;
-            }
-        }
-    }
-    if (b.has(Behaviour::Replay) && !b.captured.empty() && rng.chance(0.4)) {
-        const std::uint64_t count = rng.range(1, 4);
-        for (std::uint64_t i = 0; i < count; ++i) {
-            // Biased towards old captures.
-            const std::size_t k =
-                std::min(rng.below(b.captured.size()), rng.below(b.captured.size()));
-            const Shared& bytes = b.captured[k];
-            const NodeId to = static_cast<NodeId>(rng.below(p_.n));
-            if (to != b.id) send_to(b.id, to, bytes);
-        }
-        if (rng.chance(0.3)) {
-            // One of our own old messages moved to another instance (epoch).
-            const Shared& bytes = b.captured[rng.below(b.captured.size())];
-            auto env = decode_envelope(*bytes, b.config.limits);
-            if (env && env.value().kind != Kind::Requests) {
-                const Epoch e = env.value().epoch + rng.range(1, 3);
-                to_subset(seal(b, e, env.value().kind, env.value().body));
-            }
-        }
-    }
-    if (b.has(Behaviour::Junk) && rng.chance(0.3)) {
-        switch (rng.below(4)) {
-            case 0:
-                to_subset(random_bytes(rng, rng.below(300)));
-                break;
-            case 1: {  // msgpack-looking junk: a big array header, a bin32 with a huge length
-                Bytes j = {0xdd, 0xff, 0x00, 0x00, 0x00};
-                if (rng.chance(0.5)) j = {0x96, 0xc6, 0xff, 0xff, 0xff, 0xff};
-                to_subset(j);
-                break;
-            }
-            case 2: {  // a truncated valid envelope
-                Bytes env =
-                    seal(b, pick_epoch(), Kind::Block, encode(Block{pick_epoch(), b.id, {}}));
-                env.resize(rng.below(env.size()));
-                to_subset(env);
-                break;
-            }
-            default: {  // a properly signed envelope with a junk body
-                const auto kind = static_cast<Kind>(rng.range(1, kKindMax));
-                to_subset(seal(b, kind == Kind::Requests ? 0 : pick_epoch(), kind,
-                               random_bytes(rng, rng.below(120))));
-                break;
-            }
-        }
-    }
-    if (b.has(Behaviour::ForgeRequest) && rng.chance(0.3)) {
-        RequestBatch batch;
-        batch.requests.push_back(forged_request(rng, b));
-        to_subset(seal(b, 0, Kind::Requests, encode(batch)));
-    }
-    if (b.has(Behaviour::LyingCommit) && rng.chance(0.1)) {
-        // A COMMIT for an epoch nobody has reached, or a made-up one for a past epoch.
-        CommitBody lie;
-        auto r1 = random_bytes(rng, 32), r2 = random_bytes(rng, 32);
-        std::copy(r1.begin(), r1.end(), lie.output_digest.begin());
-        std::copy(r2.begin(), r2.end(), lie.state_digest.begin());
-        const Epoch e = rng.chance(0.5) ? d + rng.range(1, w) : (d > 0 ? rng.range(1, d) : 1);
-        to_subset(seal(b, e, Kind::Commit, encode(lie)));
-    }
-    if (b.has(Behaviour::WindowEdge) && rng.chance(0.2)) {
-        const Epoch e = d + w + (rng.chance(0.3) ? 1 : 0);
-        Block blk{e, b.id, {}};
-        if (!b.known_requests.empty())
-            blk.requests.push_back(b.known_requests[rng.below(b.known_requests.size())]);
-        std::vector<NodeId> targets;
-        for (NodeId i : others(b.id))
-            if (honest(i) && rng.chance(0.5)) targets.push_back(i);
-        Bytes block_env = seal(b, e, Kind::Block, encode(blk));
-        AbaBundle bundle;
-        bundle.messages.push_back(AbaMessage{static_cast<NodeId>(rng.below(p_.n)),
-                                             0,
-                                             AbaType::Bval,
-                                             static_cast<std::uint8_t>(rng.below(2)),
-                                             {}});
-        Bytes aba_env = seal(b, e, Kind::Aba, encode(bundle));
-        Bytes seen_env = seal(b, e, Kind::Seen, encode(SeenBody{b.id, digest_of(encode(blk))}));
-        for (NodeId to : targets) {
-            send(b.id, to, block_env);
-            send(b.id, to, aba_env);
-            send(b.id, to, seen_env);
-        }
-    }
+    adversary(b).act();
 }
 
 }  // namespace

@@ -15,30 +15,14 @@
 #include <string_view>
 #include <vector>
 
+#include "consensus/byzantine_catalogue.h"
 #include "tests/sim/checker.h"
 
 namespace tob::sim {
 
-enum class Behaviour : std::uint8_t {
-    Silent,           // sends nothing at all
-    Equivocate,       // different blocks (and SEENs for them) to different nodes
-    ConflictingSeen,  // SEENs for random / two different digests of one (e, j)
-    LyingAba,         // random BVAL/AUX/CONF/TERM, own ABA values flipped per receiver
-    BadCoin,          // invalid coin shares
-    Forge,            // bad signatures, wrong sender, foreign chain id, forged certificates
-    Replay,           // old envelopes from earlier epochs and other instances
-    Junk,             // random bytes, and signed envelopes with junk bodies
-    ForgeRequest,     // requests with bad client signatures / stolen nonces with other ops
-    WindowEdge,       // messages at exactly delivered+W (and +W+1) to some honest nodes only
-    Withhold,         // own block to just enough nodes to certify it; no fetch answers
-    LyingCommit,      // COMMITs with made-up output/state digests and checkpoint roots
-    CorruptSnapshot,  // snapshot chunks with changed, dropped or added entries; bad manifests
-};
-inline constexpr std::size_t kBehaviourCount = 13;
-
-const char* to_string(Behaviour b);
-std::optional<Behaviour> behaviour_from_string(std::string_view name);
-std::vector<Behaviour> all_behaviours();
+// The Byzantine behaviours: the tobsim column of consensus/byzantine_catalogue.h
+// (implemented in tests/sim/byzantine.cpp).
+using Behaviour = consensus::Byzantine;
 
 enum class CryptoMode : std::uint8_t { Fast, Real };
 

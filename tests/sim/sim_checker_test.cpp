@@ -1,5 +1,5 @@
-// The simulator's checkers must fail on planted bugs (STYLE.md: "a checker is
-// trusted only after it has caught a planted bug").
+// The simulator's checkers must fail on planted bugs: "a checker is trusted only
+// after it has caught a planted bug" (docs/fault-model.md, "Checking the checkers").
 
 #include <gtest/gtest.h>
 

@@ -13,7 +13,9 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <variant>
 
+#include "consensus/byzantine_catalogue.h"
 #include "consensus/types.h"
 #include "crypto/hash.h"
 #include "tests/sim/lecture_cli.h"
@@ -62,25 +64,34 @@ bool parse_range(const std::string& text, std::uint64_t& a, std::uint64_t& b) {
     return a <= b;
 }
 
-}  // namespace
+using namespace tob::sim;
+using tob::consensus::ByzantineHarness;
 
-int main(int argc, char** argv) {
-    using namespace tob::sim;
-    CLI::App app{"tobsim: deterministic simulation of tobd's total-order broadcast"};
+// Everything the command line sets.
+struct Cli {
     SimOptions opt;
     std::string behaviours = "all";
     std::string seeds = "1-10";
     std::string crypto = "fast";
     std::string unsafe_quorum;
+    std::string plant = "none";
+    bool no_partitions = false;
     bool json = false;
     bool stop_on_fail = false;
+    std::uint64_t first = 0, last = 0;  // the seed range
+    LectureCli lecture;  // --protocol naive|sync|async, --network, --compare: lecture_cli.h
+};
+
+// The run's shape: cluster, adversary, network, phases.
+void add_run_options(CLI::App& app, Cli& c) {
+    SimOptions& opt = c.opt;
     app.add_option("--nodes", opt.nodes, "cluster size n")->check(CLI::Range(1, 64));
     app.add_option("--faulty", opt.faulty, "Byzantine nodes (normally at most t)");
-    app.add_option("--behaviour,--behaviours", behaviours,
-                   "comma-separated Byzantine behaviours, or 'all': silent, equivocate, "
-                   "conflicting-seen, lying-aba, bad-coin, forge, replay, junk, forge-request, "
-                   "window-edge, withhold, lying-commit");
-    app.add_option("--seeds", seeds, "seed range A-B (inclusive) or one seed S");
+    app.add_option("--behaviour,--behaviours", c.behaviours,
+                   "comma-separated Byzantine behaviours, or 'all': " +
+                       tob::consensus::byzantine_names(ByzantineHarness::Tobsim) +
+                       " (consensus/byzantine_catalogue.h)");
+    app.add_option("--seeds", c.seeds, "seed range A-B (inclusive) or one seed S");
     app.add_option("--epochs", opt.epochs,
                    "the safety phase ends once an honest node applied this many epochs");
     app.add_option("--txs", opt.txs, "transactions per seed (from honest clients)");
@@ -91,22 +102,12 @@ int main(int argc, char** argv) {
     app.add_option("--dup", opt.dup, "max message duplication probability")
         ->check(CLI::Range(0.0, 0.9));
     app.add_option("--clients", opt.clients, "honest clients (0: 1-4 from the seed)");
-    app.add_option("--crypto", crypto,
+    app.add_option("--crypto", c.crypto,
                    "fast (keyed-hash stand-in) or real (Ed25519 + threshold coin)")
         ->check(CLI::IsMember({"fast", "real"}));
-    app.add_option("--unsafe-quorum", unsafe_quorum,
-                   "TEST ONLY: certify with this many SEENs ('t+1' or a number)");
     app.add_option("--fair-ms", opt.fair_ms_max,
                    "liveness bound (logical ms) after the fair phase starts");
-    app.add_option("--disable-check", opt.disabled_checks,
-                   "TEST ONLY: ignore these checks (to show that the others still catch a fault)");
-    std::string plant = "none";
-    app.add_option("--plant", plant,
-                   "TEST ONLY: plant a harness bug the checkers must catch: amnesia, "
-                   "skip-persist, trust-chunks, rot-state")
-        ->check(CLI::IsMember({"none", "amnesia", "skip-persist", "trust-chunks", "rot-state"}));
-    bool no_partitions = false;
-    app.add_flag("--no-partitions", no_partitions, "no partition episodes");
+    app.add_flag("--no-partitions", c.no_partitions, "no partition episodes");
     app.add_flag("--atomic-persist", opt.atomic_persist,
                  "a crash inside a step keeps all or none of its records (default: a prefix, "
                  "i.e. torn tails of an append-only log)");
@@ -123,6 +124,19 @@ int main(int argc, char** argv) {
     app.add_option("--archive-epochs", opt.archive_epochs,
                    "drop durable records and checker state this many epochs below the lowest "
                    "honest applied epoch (default: keep all; for long runs)");
+}
+
+// Test-only knobs and the output.
+void add_test_and_output_options(CLI::App& app, Cli& c) {
+    SimOptions& opt = c.opt;
+    app.add_option("--unsafe-quorum", c.unsafe_quorum,
+                   "TEST ONLY: certify with this many SEENs ('t+1' or a number)");
+    app.add_option("--disable-check", opt.disabled_checks,
+                   "TEST ONLY: ignore these checks (to show that the others still catch a fault)");
+    app.add_option("--plant", c.plant,
+                   "TEST ONLY: plant a harness bug the checkers must catch: amnesia, "
+                   "skip-persist, trust-chunks, rot-state")
+        ->check(CLI::IsMember({"none", "amnesia", "skip-persist", "trust-chunks", "rot-state"}));
     app.add_option("--sizes-every", opt.sizes_every,
                    "every N epochs print each honest node's largest in-memory sizes");
     app.add_option("--checkpoint-interval", opt.checkpoint_interval,
@@ -137,61 +151,64 @@ int main(int argc, char** argv) {
                    "probability that one honest node is down from early in the safety phase "
                    "until the fair phase (half of the time with its data directory lost)")
         ->check(CLI::Range(0.0, 1.0));
-    app.add_flag("--json", json, "print one JSON object for the sweep");
+    app.add_flag("--json", c.json, "print one JSON object for the sweep");
     app.add_flag("--trace", opt.trace, "print events to stderr");
     app.add_flag("--trace-messages", opt.trace_messages,
                  "print every honest send/receive to stderr");
-    app.add_flag("--stop-on-fail", stop_on_fail, "stop at the first failing seed");
-    LectureCli lecture;  // --protocol naive|sync|async, --network, --compare: lecture_cli.h
-    add_lecture_options(app, lecture);
-    CLI11_PARSE(app, argc, argv);
-    if (lecture.selected())
-        return run_lecture_cli(lecture, opt, app.count("--txs") > 0, behaviours, seeds, json);
+    app.add_flag("--stop-on-fail", c.stop_on_fail, "stop at the first failing seed");
+    add_lecture_options(app, c.lecture);
+}
 
-    if (behaviours != "all" && !behaviours.empty()) {
-        std::stringstream ss(behaviours);
+// The options that need more than CLI11's parsing. False: an error was printed.
+bool finish_options(Cli& c) {
+    SimOptions& opt = c.opt;
+    if (c.behaviours != "all" && !c.behaviours.empty()) {
+        std::stringstream ss(c.behaviours);
         std::string item;
         while (std::getline(ss, item, ',')) {
-            auto b = behaviour_from_string(item);
-            if (!b) {
-                std::cerr << "unknown behaviour: " << item << "\n";
-                return 2;
+            auto b = tob::consensus::parse_byzantine(item, ByzantineHarness::Tobsim);
+            if (auto* error = std::get_if<std::string>(&b)) {
+                std::cerr << "tobsim: --behaviour: " << *error << "\n";
+                return false;
             }
-            opt.behaviours.push_back(*b);
+            opt.behaviours.push_back(std::get<tob::consensus::Byzantine>(b));
         }
     }
-    std::uint64_t first = 0, last = 0;
-    if (!parse_range(seeds, first, last)) {
-        std::cerr << "bad --seeds: " << seeds << "\n";
-        return 2;
+    if (!parse_range(c.seeds, c.first, c.last)) {
+        std::cerr << "bad --seeds: " << c.seeds << "\n";
+        return false;
     }
-    opt.crypto = crypto == "real" ? CryptoMode::Real : CryptoMode::Fast;
-    opt.partitions = !no_partitions;
-    opt.plant = plant == "amnesia"        ? Plant::Amnesia
-                : plant == "skip-persist" ? Plant::SkipPersist
-                : plant == "trust-chunks" ? Plant::TrustChunks
-                : plant == "rot-state"    ? Plant::RotState
-                                          : Plant::None;
+    opt.crypto = c.crypto == "real" ? CryptoMode::Real : CryptoMode::Fast;
+    opt.partitions = !c.no_partitions;
+    opt.plant = c.plant == "amnesia"        ? Plant::Amnesia
+                : c.plant == "skip-persist" ? Plant::SkipPersist
+                : c.plant == "trust-chunks" ? Plant::TrustChunks
+                : c.plant == "rot-state"    ? Plant::RotState
+                                            : Plant::None;
     const std::uint32_t t = tob::consensus::max_faulty(opt.nodes);
-    if (!unsafe_quorum.empty()) {
-        if (unsafe_quorum == "t+1")
+    if (!c.unsafe_quorum.empty()) {
+        if (c.unsafe_quorum == "t+1")
             opt.unsafe_quorum = t + 1;
         else
-            opt.unsafe_quorum = static_cast<std::uint32_t>(std::stoul(unsafe_quorum));
+            opt.unsafe_quorum = static_cast<std::uint32_t>(std::stoul(c.unsafe_quorum));
     }
-    if (opt.faulty > t && !json)
+    if (opt.faulty > t && !c.json)
         std::cerr << "warning: --faulty " << opt.faulty << " exceeds t = " << t << "\n";
+    return true;
+}
 
-    // The replay command of a seed: everything but --seeds and --json.
+// The replay command of a seed: everything but --seeds and --json.
+std::string replay_command(const Cli& c) {
+    const SimOptions& opt = c.opt;
     std::ostringstream replay;
     replay << "tobsim --nodes " << opt.nodes << " --faulty " << opt.faulty << " --behaviour "
-           << behaviours << " --epochs " << opt.epochs << " --txs " << opt.txs << " --drop "
+           << c.behaviours << " --epochs " << opt.epochs << " --txs " << opt.txs << " --drop "
            << opt.drop << " --crash " << opt.crash << " --dup " << opt.dup << " --clients "
-           << opt.clients << " --crypto " << crypto << " --fair-ms " << opt.fair_ms_max;
-    if (!unsafe_quorum.empty()) replay << " --unsafe-quorum " << unsafe_quorum;
-    for (const auto& c : opt.disabled_checks) replay << " --disable-check " << c;
-    if (plant != "none") replay << " --plant " << plant;
-    if (no_partitions) replay << " --no-partitions";
+           << opt.clients << " --crypto " << c.crypto << " --fair-ms " << opt.fair_ms_max;
+    if (!c.unsafe_quorum.empty()) replay << " --unsafe-quorum " << c.unsafe_quorum;
+    for (const auto& check : opt.disabled_checks) replay << " --disable-check " << check;
+    if (c.plant != "none") replay << " --plant " << c.plant;
+    if (c.no_partitions) replay << " --no-partitions";
     if (opt.safety_only) replay << " --safety-only";
     if (opt.atomic_persist) replay << " --atomic-persist";
     if (opt.safety_ms) replay << " --safety-ms " << opt.safety_ms;
@@ -203,23 +220,20 @@ int main(int argc, char** argv) {
     if (opt.snapshot_chunk_bytes) replay << " --chunk-bytes " << opt.snapshot_chunk_bytes;
     if (opt.no_checkpoints) replay << " --no-checkpoints";
     if (opt.outage > 0) replay << " --outage " << opt.outage;
+    return replay.str();
+}
 
-    const auto start = std::chrono::steady_clock::now();
+// The sweep's sums over its seeds.
+struct Totals {
     std::uint64_t seeds_run = 0, failing = 0, total_violations = 0;
     std::uint64_t committed = 0, submitted = 0, epochs = 0, messages = 0;
     std::uint64_t aba_rounds = 0, aba_instances = 0, crashes = 0, reformats = 0, byz_faults = 0;
     std::uint64_t archive_served = 0, snapshots = 0, chunks_rejected = 0, pruned = 0;
-    std::optional<std::uint64_t> first_seed;
-    tob::crypto::Hasher fingerprint;
+    std::optional<std::uint64_t> first_seed;  // the first failing seed
     std::string first_check, first_detail;
-    for (std::uint64_t seed = first; seed <= last; ++seed) {
-        SeedReport r;
-        try {
-            r = run_seed(opt, seed);
-        } catch (const std::exception& e) {
-            r.seed = seed;
-            r.violations.push_back({"exception", e.what()});
-        }
+    tob::crypto::Hasher fingerprint;
+
+    void add(const SeedReport& r) {
         ++seeds_run;
         committed += r.committed_txs;
         submitted += r.submitted_txs;
@@ -235,69 +249,107 @@ int main(int argc, char** argv) {
         chunks_rejected += r.chunks_rejected;
         pruned += r.records_pruned;
         fingerprint.raw(r.fingerprint);
-        if (!r.violations.empty()) {
-            ++failing;
-            total_violations += r.violations.size();
-            if (!first_seed) {
-                first_seed = seed;
-                first_check = r.violations.front().check;
-                first_detail = r.violations.front().detail;
-            }
+        if (r.violations.empty()) return;
+        ++failing;
+        total_violations += r.violations.size();
+        if (!first_seed) {
+            first_seed = r.seed;
+            first_check = r.violations.front().check;
+            first_detail = r.violations.front().detail;
         }
-        if (!json) {
-            std::cout << "seed " << seed << ": " << r.params.describe() << "\n";
-            std::cout << "  " << (r.violations.empty() ? "ok" : "FAIL") << ": epochs=" << r.epochs
-                      << " committed=" << r.committed_txs << "/" << r.submitted_txs
-                      << " messages=" << r.messages << " crashes=" << r.crashes
-                      << " reformats=" << r.reformats << " byz_faults=" << r.faults_on_byzantine
-                      << " archive=" << r.archive_proofs_served
-                      << " snapshots=" << r.snapshots_installed
-                      << " chunks_rejected=" << r.chunks_rejected << " pruned=" << r.records_pruned
-                      << " logical_ms=" << r.logical_ms << " fair_ms=" << r.fair_ms << "\n";
-            for (const auto& v : r.violations)
-                std::cout << "  violation [" << v.check << "] " << v.detail << "\n";
-            if (!r.violations.empty())
-                std::cout << "  replay: " << replay.str() << " --seeds " << seed << "-" << seed
-                          << "\n";
-            std::cout.flush();
+    }
+    double aba_mean() const {
+        return aba_instances ? static_cast<double>(aba_rounds) / static_cast<double>(aba_instances)
+                             : 0.0;
+    }
+};
+
+void print_seed(const SeedReport& r, const std::string& replay) {
+    std::cout << "seed " << r.seed << ": " << r.params.describe() << "\n";
+    std::cout << "  " << (r.violations.empty() ? "ok" : "FAIL") << ": epochs=" << r.epochs
+              << " committed=" << r.committed_txs << "/" << r.submitted_txs
+              << " messages=" << r.messages << " crashes=" << r.crashes
+              << " reformats=" << r.reformats << " byz_faults=" << r.faults_on_byzantine
+              << " archive=" << r.archive_proofs_served << " snapshots=" << r.snapshots_installed
+              << " chunks_rejected=" << r.chunks_rejected << " pruned=" << r.records_pruned
+              << " logical_ms=" << r.logical_ms << " fair_ms=" << r.fair_ms << "\n";
+    for (const auto& v : r.violations)
+        std::cout << "  violation [" << v.check << "] " << v.detail << "\n";
+    if (!r.violations.empty())
+        std::cout << "  replay: " << replay << " --seeds " << r.seed << "-" << r.seed << "\n";
+    std::cout.flush();
+}
+
+void print_json(const Cli& c, Totals& s, const std::string& replay, std::int64_t wall_ms) {
+    std::ostringstream os;
+    os << "{\"seeds\":" << s.seeds_run << ",\"seed_range\":\"" << c.first << "-" << c.last << "\""
+       << ",\"nodes\":" << c.opt.nodes << ",\"faulty\":" << c.opt.faulty << ",\"behaviours\":\""
+       << json_escape(c.behaviours) << "\",\"crypto\":\"" << c.crypto << "\""
+       << ",\"unsafe_quorum\":" << c.opt.unsafe_quorum << ",\"violations\":{\"count\":" << s.failing
+       << ",\"total\":" << s.total_violations;
+    if (s.first_seed) {
+        os << ",\"first_seed\":" << *s.first_seed << ",\"first_check\":\""
+           << json_escape(s.first_check) << "\",\"first_detail\":\"" << json_escape(s.first_detail)
+           << "\",\"replay\":\"" << json_escape(replay) << " --seeds " << *s.first_seed << "-"
+           << *s.first_seed << "\"";
+    } else {
+        os << ",\"first_seed\":null,\"first_check\":null";
+    }
+    os << "},\"committed_txs\":" << s.committed << ",\"submitted_txs\":" << s.submitted
+       << ",\"epochs\":" << s.epochs << ",\"aba_rounds_mean\":" << s.aba_mean()
+       << ",\"messages\":" << s.messages << ",\"crashes\":" << s.crashes
+       << ",\"reformats\":" << s.reformats << ",\"faults_on_byzantine\":" << s.byz_faults
+       << ",\"archive_proofs_served\":" << s.archive_served
+       << ",\"snapshots_installed\":" << s.snapshots << ",\"chunks_rejected\":" << s.chunks_rejected
+       << ",\"records_pruned\":" << s.pruned << ",\"fingerprint\":\""
+       << tob::crypto::to_hex(s.fingerprint.finish()) << "\""
+       << ",\"wall_ms\":" << wall_ms << "}";
+    std::cout << os.str() << std::endl;
+}
+
+// Runs every seed of the range; the exit status (1 if any seed failed).
+int run_sweep(const Cli& c) {
+    const std::string replay = replay_command(c);
+    const auto start = std::chrono::steady_clock::now();
+    Totals totals;
+    for (std::uint64_t seed = c.first; seed <= c.last; ++seed) {
+        SeedReport r;
+        try {
+            r = run_seed(c.opt, seed);
+        } catch (const std::exception& e) {
+            r.seed = seed;
+            r.violations.push_back({"exception", e.what()});
         }
-        if (stop_on_fail && !r.violations.empty()) break;
-        if (seed == last) break;  // seed range may end at UINT64_MAX
+        totals.add(r);
+        if (!c.json) print_seed(r, replay);
+        if (c.stop_on_fail && !r.violations.empty()) break;
+        if (seed == c.last) break;  // seed range may end at UINT64_MAX
     }
     const auto wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::steady_clock::now() - start)
                              .count();
-    const double aba_mean =
-        aba_instances ? static_cast<double>(aba_rounds) / static_cast<double>(aba_instances) : 0.0;
-    if (json) {
-        std::ostringstream os;
-        os << "{\"seeds\":" << seeds_run << ",\"seed_range\":\"" << first << "-" << last << "\""
-           << ",\"nodes\":" << opt.nodes << ",\"faulty\":" << opt.faulty << ",\"behaviours\":\""
-           << json_escape(behaviours) << "\",\"crypto\":\"" << crypto << "\""
-           << ",\"unsafe_quorum\":" << opt.unsafe_quorum << ",\"violations\":{\"count\":" << failing
-           << ",\"total\":" << total_violations;
-        if (first_seed) {
-            os << ",\"first_seed\":" << *first_seed << ",\"first_check\":\""
-               << json_escape(first_check) << "\",\"first_detail\":\"" << json_escape(first_detail)
-               << "\",\"replay\":\"" << json_escape(replay.str()) << " --seeds " << *first_seed
-               << "-" << *first_seed << "\"";
-        } else {
-            os << ",\"first_seed\":null,\"first_check\":null";
-        }
-        os << "},\"committed_txs\":" << committed << ",\"submitted_txs\":" << submitted
-           << ",\"epochs\":" << epochs << ",\"aba_rounds_mean\":" << aba_mean
-           << ",\"messages\":" << messages << ",\"crashes\":" << crashes
-           << ",\"reformats\":" << reformats << ",\"faults_on_byzantine\":" << byz_faults
-           << ",\"archive_proofs_served\":" << archive_served
-           << ",\"snapshots_installed\":" << snapshots << ",\"chunks_rejected\":" << chunks_rejected
-           << ",\"records_pruned\":" << pruned << ",\"fingerprint\":\""
-           << tob::crypto::to_hex(fingerprint.finish()) << "\""
-           << ",\"wall_ms\":" << wall_ms << "}";
-        std::cout << os.str() << std::endl;
+    if (c.json) {
+        print_json(c, totals, replay, wall_ms);
     } else {
-        std::cout << "seeds=" << seeds_run << " failing=" << failing << " committed=" << committed
-                  << "/" << submitted << " epochs=" << epochs << " aba_rounds_mean=" << aba_mean
-                  << " messages=" << messages << " wall_ms=" << wall_ms << "\n";
+        std::cout << "seeds=" << totals.seeds_run << " failing=" << totals.failing
+                  << " committed=" << totals.committed << "/" << totals.submitted
+                  << " epochs=" << totals.epochs << " aba_rounds_mean=" << totals.aba_mean()
+                  << " messages=" << totals.messages << " wall_ms=" << wall_ms << "\n";
     }
-    return failing == 0 ? 0 : 1;
+    return totals.failing == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"tobsim: deterministic simulation of tobd's total-order broadcast"};
+    Cli c;
+    add_run_options(app, c);
+    add_test_and_output_options(app, c);
+    CLI11_PARSE(app, argc, argv);
+    if (c.lecture.selected())
+        return run_lecture_cli(c.lecture, c.opt, app.count("--txs") > 0, c.behaviours, c.seeds,
+                               c.json);
+    if (!finish_options(c)) return 2;
+    return run_sweep(c);
 }

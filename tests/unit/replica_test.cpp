@@ -264,9 +264,11 @@ class Net {
             std::printf(
                 "node %u delivered=%llu joined=%llu pool=%zu faults=%llu rounds=%llu/%llu "
                 "halted=%d\n",
-                i, (unsigned long long)st.delivered, (unsigned long long)st.highest_joined, st.pool,
-                (unsigned long long)st.faults, (unsigned long long)st.aba_rounds_total,
-                (unsigned long long)st.aba_instances, st.halted);
+                i, static_cast<unsigned long long>(st.delivered),
+                static_cast<unsigned long long>(st.highest_joined), st.pool,
+                static_cast<unsigned long long>(st.faults),
+                static_cast<unsigned long long>(st.aba_rounds_total),
+                static_cast<unsigned long long>(st.aba_instances), st.halted);
             for (auto& f : nodes_[i].faults)
                 std::printf("  fault by %u: %s\n", f.culprit, f.detail.c_str());
         }

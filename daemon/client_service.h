@@ -1,0 +1,94 @@
+#pragma once
+// ClientService: the client plane of one tobd node (cli/client/protocol.h,
+// docs/client.md), on the event-loop thread.
+//
+//   on_frame      a client frame from the transport: a Submit goes to the
+//                 verification workers (its signature is checked off the loop);
+//                 a status query or a local read is answered at once; anything
+//                 else is refused with an error and counted
+//   on_verified   a checked request: a (client, nonce) the dedup table already
+//                 holds is answered from it; otherwise it is remembered as pending
+//                 and the node hands it to the core
+//   on_committed  a delivered epoch: every pending request it ordered is
+//                 answered with a signed reply (committed, malformed, or the
+//                 stored outcome of a retry's first copy)
+//   expire        pending requests older than five minutes are forgotten (the
+//                 client retries elsewhere; a late commit is then not answered
+//                 here)
+//
+// Bounds: at most pending_max (the pool's limit) pending requests, each with at
+// most 16 client connections to answer; beyond that a new request is refused
+// as overloaded.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "cli/client/protocol.h"
+#include "consensus/kv/kv_machine.h"
+#include "daemon/config.h"
+#include "daemon/node_metrics.h"
+#include "daemon/transport.h"
+#include "daemon/verify_pool.h"
+
+namespace tob::daemon {
+
+class ClientService {
+  public:
+    struct Options {
+        consensus::NodeId self = 0;
+        consensus::Digest chain_id{};
+        consensus::Limits limits;     // decoding client messages
+        std::size_t pending_max = 0;  // requests waiting for their outcome
+    };
+    /// Every reference must outlive the service. `status` builds the answer to a
+    /// status query; `halted` refuses submissions while the node is halted.
+    ClientService(Options options, const crypto::SigningKey& key, consensus::kv::KvMachine& kv,
+                  Transport& transport, VerifyPool& pool, NodeMetrics& metrics,
+                  const std::atomic<bool>& halted, std::function<client::StatusMsg()> status);
+
+    void on_frame(const std::string& routing_id, const consensus::Bytes& body);
+    /// A client request back from verification. True if the node must hand
+    /// `*r.request` to the core (checked, not yet committed, now pending).
+    bool on_verified(const VerifyResult& r, std::uint64_t now_ms);
+    void on_committed(const consensus::EpochResult& epoch, std::uint64_t now_ms);
+    void expire(std::uint64_t now_ms);
+
+    std::size_t pending() const { return pending_.size(); }
+
+  private:
+    struct Key {
+        consensus::PublicKey client;
+        consensus::Nonce nonce;
+        auto operator<=>(const Key&) const = default;
+    };
+    struct Pending {
+        std::vector<std::string> routing_ids;
+        consensus::Digest request_digest{};
+        std::uint64_t since_ms = 0;
+        std::size_t ops = 0;
+    };
+
+    void reply(const std::string& id, const client::ClientMessage& m);
+    void sign_and_send(const std::string& id, client::ReplyMsg& reply);
+    void answer_from_table(const std::string& id, const consensus::Request& req,
+                           const consensus::Digest& rd);
+    client::ReplyMsg committed_reply(const consensus::EpochResult& epoch,
+                                     const consensus::RequestResult& r, const Pending& p,
+                                     std::uint64_t now_ms);
+
+    Options options_;
+    const crypto::SigningKey& key_;
+    consensus::kv::KvMachine& kv_;
+    Transport& transport_;
+    VerifyPool& pool_;
+    NodeMetrics& metrics_;
+    const std::atomic<bool>& halted_;
+    std::function<client::StatusMsg()> status_;
+    std::map<Key, Pending> pending_;
+};
+
+}  // namespace tob::daemon

@@ -1,0 +1,206 @@
+// tobattack client: hostile clients with valid keys (freshly generated: tobd does not
+// register clients, so anyone can make one). docs/attacks.md names the findings.
+
+#include <map>
+#include <thread>
+
+#include "tests/attack/attacks.h"
+
+namespace tob::attack {
+
+using namespace tob::consensus;
+
+namespace {
+
+struct ClientSide {
+    daemon::ClusterConfig cluster;
+    zmq::context_t ctx{1};
+    std::unique_ptr<ClientLink> link;
+    std::vector<NodeId> targets;
+    std::mt19937_64 rng;
+    std::map<std::string, std::uint64_t> outcomes;  // reply status / error code -> count
+
+    ClientSide(const std::string& path, const Common& opt)
+        : cluster(load_cluster(path)), rng(make_rng(opt.seed)) {
+        link = std::make_unique<ClientLink>(ctx, cluster);
+        targets = opt.targets;
+        if (targets.empty())
+            for (NodeId i = 0; i < cluster.n; ++i) targets.push_back(i);
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+    void submit_all(const Request& r) {
+        const Bytes body = submit_body(r);
+        for (NodeId t : targets) link->send(t, body);
+    }
+    // Counts what came back; returns the reply to (client, nonce) if one arrived.
+    std::optional<client::ReplyMsg> drain(std::chrono::milliseconds timeout,
+                                          const PublicKey* client = nullptr, Nonce nonce = 0) {
+        std::optional<client::ReplyMsg> found;
+        for (auto& [from, msg] : link->poll(timeout)) {
+            if (auto* r = std::get_if<client::ReplyMsg>(&msg)) {
+                ++outcomes["reply_" + std::to_string(static_cast<int>(r->status))];
+                if (client && r->client == *client && r->nonce == nonce) found = *r;
+            } else if (auto* e = std::get_if<client::ErrorMsg>(&msg)) {
+                ++outcomes["error_" + std::to_string(static_cast<int>(e->code))];
+            }
+        }
+        return found;
+    }
+    std::optional<client::ReplyMsg> wait_reply(const PublicKey& client, Nonce nonce,
+                                               double seconds) {
+        const auto end = Clock::now() + std::chrono::milliseconds(static_cast<int>(seconds * 1000));
+        while (Clock::now() < end) {
+            if (auto r = drain(std::chrono::milliseconds(200), &client, nonce)) return r;
+        }
+        return std::nullopt;
+    }
+    std::string summary() const {
+        std::string s = "sent_bytes=" + std::to_string(link->bytes());
+        for (const auto& [k, v] : outcomes) s += " " + k + "=" + std::to_string(v);
+        return s;
+    }
+};
+
+Bytes text(const std::string& s) { return Bytes(s.begin(), s.end()); }
+
+// Finding 2: one 256 KiB value, then requests of request_ops_max GETs on it: every
+// GET's output carries the whole value, on every node, with no cap.
+int big_outputs(ClientSide& c, const Common& opt) {
+    const auto key = crypto::SigningKey::generate();
+    const Bytes value = random_bytes(c.rng, c.cluster.limits.value_bytes_max);
+    Nonce nonce = 1;
+    c.submit_all(signed_request(key, c.cluster.chain_id, nonce,
+                                {Op{OpType::Put, text("amp"), value, std::nullopt}}));
+    auto put = c.wait_reply(key.public_key(), nonce, 20);
+    report(std::string("put_256k=") + (put ? "committed" : "no-reply"));
+    std::vector<Op> gets(c.cluster.limits.request_ops_max,
+                         Op{OpType::Get, text("amp"), {}, std::nullopt});
+    const Bytes probe = encode(signed_request(key, c.cluster.chain_id, 2, gets));
+    report("request_bytes=" + std::to_string(probe.size()) +
+           " outputs_bytes_per_request=" + std::to_string(gets.size() * value.size()));
+    Pacer pace(opt.rate > 0 ? opt.rate : 0.5, opt.seconds, opt.count ? opt.count : 8);
+    while (pace.next()) {
+        c.submit_all(signed_request(key, c.cluster.chain_id, ++nonce, gets));
+        c.drain(std::chrono::milliseconds(0));
+    }
+    c.drain(std::chrono::milliseconds(2000));
+    report("attack=big-outputs requests=" + std::to_string(nonce - 1) + " " + c.summary());
+    return 0;
+}
+
+// Finding 7: one client key fills the pool with large valid requests (1,024 GETs of
+// ~1 KB keys each, ~1 MiB), every one with a fresh nonce, sent to every node.
+int pool_flood(ClientSide& c, const Common& opt) {
+    const auto key = crypto::SigningKey::generate();
+    const std::size_t key_bytes = std::min<std::size_t>(c.cluster.limits.key_bytes_max, 1000);
+    std::size_t ops = c.cluster.limits.request_ops_max;
+    const std::size_t want = opt.size ? opt.size : c.cluster.limits.request_bytes_max - 8192;
+    ops = std::min(ops, want / (key_bytes + 8));
+    std::vector<Op> base;
+    for (std::size_t i = 0; i < ops; ++i)
+        base.push_back(Op{OpType::Get, random_bytes(c.rng, key_bytes), {}, std::nullopt});
+    const Bytes probe = encode(signed_request(key, c.cluster.chain_id, 1, base));
+    report("request_bytes=" + std::to_string(probe.size()));
+    Pacer pace(opt.rate > 0 ? opt.rate : 40, opt.seconds, opt.count);
+    while (pace.next()) {
+        c.submit_all(signed_request(key, c.cluster.chain_id, pace.done(), base));
+        c.drain(std::chrono::milliseconds(0));
+    }
+    report("attack=pool-flood requests=" + std::to_string(pace.done()) + " " + c.summary());
+    return 0;
+}
+
+// Finding 10: many client keys, one tiny request each: one dedup entry per key,
+// forever.
+int dedup_growth(ClientSide& c, const Common& opt) {
+    Pacer pace(opt.rate > 0 ? opt.rate : 500, opt.seconds, opt.count ? opt.count : 20000);
+    while (pace.next()) {
+        const auto key = crypto::SigningKey::generate();
+        const Request r = signed_request(key, c.cluster.chain_id, 1,
+                                         {Op{OpType::Get, text("d"), {}, std::nullopt}});
+        c.link->send(c.targets[pace.done() % c.targets.size()], submit_body(r));
+        c.drain(std::chrono::milliseconds(0));
+    }
+    c.drain(std::chrono::milliseconds(3000));
+    report("attack=dedup-growth keys=" + std::to_string(pace.done()) + " " + c.summary());
+    return 0;
+}
+
+// Finding 10: a request signed long ago and never delivered (abandoned) still commits
+// when someone replays it later, as long as its nonce is in the 1,024 window: it
+// overwrites newer writes of the same client.
+int replay(ClientSide& c, const Common& opt) {
+    const auto key = crypto::SigningKey::generate();
+    const Request stale = signed_request(
+        key, c.cluster.chain_id, 1, {Op{OpType::Put, text("replay"), text("stale"), std::nullopt}});
+    const auto signed_at = Clock::now();
+    int fresh_ok = 0;
+    for (Nonce n = 2; n <= 6; ++n) {
+        c.submit_all(signed_request(
+            key, c.cluster.chain_id, n,
+            {Op{OpType::Put, text("replay"), text("fresh-" + std::to_string(n)), std::nullopt}}));
+        if (c.wait_reply(key.public_key(), n, 15)) ++fresh_ok;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(opt.seconds * 1000)));
+    const double age = std::chrono::duration<double>(Clock::now() - signed_at).count();
+    c.submit_all(stale);
+    auto r = c.wait_reply(key.public_key(), 1, 20);
+    std::string outcome = "no-reply";
+    if (r) outcome = r->status == client::ReplyStatus::Committed ? "committed" : "refused";
+    // What does the key hold now?
+    std::string now = "?";
+    // Read it from the node that answered (it has applied the epoch).
+    const NodeId from = r ? r->node : c.targets[0];
+    c.link->send(from, client::encode_client_message(client::LocalGetMsg{text("replay")}));
+    const auto end = Clock::now() + std::chrono::seconds(3);
+    while (Clock::now() < end && now == "?") {
+        for (auto& [sender, msg] : c.link->poll(std::chrono::milliseconds(200)))
+            if (auto* v = std::get_if<client::LocalValueMsg>(&msg))
+                now = v->value ? std::string(v->value->begin(), v->value->end()) : "(absent)";
+    }
+    report("attack=replay fresh_committed=" + std::to_string(fresh_ok) + " replay=" + outcome +
+           " age_s=" + std::to_string(static_cast<int>(age)) + " value_now=" + now);
+    return 0;
+}
+
+// Finding 5: bursts of near-limit requests to one node: its next flood batch (up to
+// 256 requests, no byte check) is larger than the peers' receive limit.
+int big_burst(ClientSide& c, const Common& opt) {
+    const auto key = crypto::SigningKey::generate();
+    const std::size_t vmax = c.cluster.limits.value_bytes_max;
+    const std::size_t per_req = (c.cluster.limits.request_bytes_max - 4096) / vmax;  // values
+    std::vector<Op> ops;
+    for (std::size_t i = 0; i < per_req; ++i)
+        ops.push_back(Op{OpType::Put, text("big" + std::to_string(i)),
+                         random_bytes(c.rng, vmax - 64), std::nullopt});
+    const std::size_t burst = opt.size ? opt.size : 24;
+    Nonce nonce = 0;
+    Pacer pace(opt.rate > 0 ? opt.rate : 0.5, opt.seconds, opt.count);
+    while (pace.next()) {
+        for (NodeId t : c.targets) {
+            for (std::size_t i = 0; i < burst; ++i) {
+                const Request r = signed_request(key, c.cluster.chain_id, ++nonce, ops);
+                c.link->send(t, submit_body(r));
+            }
+        }
+        c.drain(std::chrono::milliseconds(0));
+    }
+    c.drain(std::chrono::milliseconds(1000));
+    report("attack=big-burst requests=" + std::to_string(nonce) + " " + c.summary());
+    return 0;
+}
+
+}  // namespace
+
+int run_client(const std::string& attack, const std::string& cluster, const Common& opt) {
+    ClientSide c(cluster, opt);
+    if (attack == "big-outputs") return big_outputs(c, opt);
+    if (attack == "pool-flood") return pool_flood(c, opt);
+    if (attack == "dedup-growth") return dedup_growth(c, opt);
+    if (attack == "replay") return replay(c, opt);
+    if (attack == "big-burst") return big_burst(c, opt);
+    report("error=unknown-client-attack name=" + attack);
+    return 2;
+}
+
+}  // namespace tob::attack
