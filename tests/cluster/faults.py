@@ -317,7 +317,12 @@ class Run:
         self.heal_time = time.monotonic()
 
     # ---- the end of every scenario
-    def finish(self, expect_violation=False):
+    def finish(self, expect_violation=False, pruned=False):
+        """pruned: the nodes pruned their archives (the snapshot scenarios), so
+        `tobd --dump-log` cannot replay them from epoch 1: the log checker is left
+        out, and the run is judged by the state digests agreeing at one applied
+        epoch, the liveness workload, the linearizability checker on the client
+        history and the ALARM scan."""
         self.wait_workloads()
         if self.heal_time is None:
             self.heal_time = time.monotonic()
@@ -349,7 +354,9 @@ class Run:
         # Crash everything (real SIGKILLs), then dump the honest logs.
         self.c.kill_all()
         logs = {}
-        for i in self.honest():
+        if pruned:
+            self.notes.append("archives pruned: no log dumps, the log checker is left out")
+        for i in ([] if pruned else self.honest()):
             out = os.path.join(self.dir, f"dump-node{i}.jsonl")
             r = self.c.dump_log(i, out)
             if r.returncode != 0:
@@ -362,7 +369,7 @@ class Run:
             logs[f"node{i}"] = logcheck.load_log(out)
         ops = self.history()
         write_history(os.path.join(self.dir, "history.jsonl"), ops)
-        rep = logcheck.check_logs(logs, ops)
+        rep = logcheck.check_logs(logs, None if pruned else ops)
         lost = sum(1 for c, _ in rep.violations if c == "lost")
         violations = [f"{c}: {m}" for c, m in rep.violations if c != "lost"]
         lin = lincheck.check_history(ops)
@@ -379,7 +386,8 @@ class Run:
         violations += alarms
         acked = sum(1 for o in ops if o.result == "ok")
         rec = "-" if recovered is None else f"{recovered:.1f}"
-        line = (f"scenario={self.name} ops={len(ops)} acked={acked} lost={lost} "
+        line = (f"scenario={self.name} ops={len(ops)} acked={acked} "
+                f"lost={'-' if pruned else lost} "
                 f"violations={len(violations)} recovered_s={rec}")
         if expect_violation:
             line += " expected=violation"
@@ -742,7 +750,10 @@ def sc_byzantine_modes(r):
 
 # ---- checkpoints, pruning and snapshot transfer -------------------------------------------
 
-SNAPSHOT_PROTOCOL = {"checkpoint_interval": 32, "checkpoint_retention": 512}
+# Small enough that a scenario prunes within a minute of load, large enough that the
+# history workload's epochs are still on disk at the end (the log checker matches
+# every acknowledged op to the dumped logs).
+SNAPSHOT_PROTOCOL = {"checkpoint_interval": 16, "checkpoint_retention": 192}
 
 
 def background_load(r, seconds):
@@ -794,9 +805,10 @@ def sc_wipe_under_load(r):
     r.setup(protocol=SNAPSHOT_PROTOCOL)
     load = background_load(r, 300)
     try:
-        wait_pruned_beyond(r, [0, 1, 2, 3], 0, timeout=150)
-        r.workload(25, clients=3)
-        time.sleep(3)
+        wait_pruned_beyond(r, [0, 1, 2, 3], 0, timeout=200)
+        r.notes.append(f"applied before the wipe: {r.c.applied(r.honest())}")
+        r.workload(10, clients=2)
+        time.sleep(2)
         r.c.sigkill(3)
         shutil.rmtree(r.c.data_dir(3), ignore_errors=True)
         t0 = time.monotonic()
@@ -818,8 +830,9 @@ def sc_beyond_retention(r):
     behind = r.c.applied([0]).get(0, 0)
     load = background_load(r, 300)
     try:
-        wait_pruned_beyond(r, [0, 1, 2], behind + 1, timeout=150)
-        r.workload(20, clients=3, nodes=[0, 1, 2])
+        wait_pruned_beyond(r, [0, 1, 2], behind + 1, timeout=200)
+        r.notes.append(f"applied before the restart: {r.c.applied([0, 1, 2])}")
+        r.workload(10, clients=2, nodes=[0, 1, 2])
         t0 = time.monotonic()
         r.c.start(3)
         secs = wait_snapshot_rejoin(r, 3, t0)
@@ -973,6 +986,9 @@ SCENARIOS = {
 DEFAULT_TIER = list(SCENARIOS)
 
 
+PRUNED_SCENARIOS = {"wipe_under_load", "beyond_retention"}
+
+
 def run_scenario(bin_dir, name, keep_always=False):
     fn, n, expect_violation = SCENARIOS[name]
     r = Run(bin_dir, name, n=n)
@@ -981,7 +997,7 @@ def run_scenario(bin_dir, name, keep_always=False):
     line = f"scenario={name} ops=0 acked=0 lost=? violations=? recovered_s=- FAILED"
     try:
         fn(r)
-        res = r.finish(expect_violation=expect_violation)
+        res = r.finish(expect_violation=expect_violation, pruned=name in PRUNED_SCENARIOS)
         line = res["line"]
         if expect_violation:
             passed = len(res["violations"]) > 0 or res["lost"] > 0
