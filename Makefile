@@ -14,7 +14,7 @@ DEB_PACKAGES := build-essential cmake pkg-config libsodium-dev libzmq3-dev cppzm
   libtomlplusplus-dev libcpp-httplib-dev libsystemd-dev python3 dpkg-dev systemd \
   iproute2 nftables iptables python3-zmq clang-format clang libclang-rt-14-dev spin
 
-.PHONY: all deps build test test-known-failing sanitize tsan demo deb clean format soak fuzz model
+.PHONY: all deps build test test-slow test-known-failing sanitize tsan demo deb clean format soak fuzz model
 
 all: build
 
@@ -35,9 +35,13 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 # Tests labelled known-failing (docs/status.md) are excluded until they pass;
-# run them with `make test-known-failing`.
+# run them with `make test-known-failing`. Tests labelled slow (the long
+# simulation runs and soaks, minutes each) run with `make test-slow`.
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE known-failing $(CTEST_ARGS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE 'known-failing|slow' $(CTEST_ARGS)
+
+test-slow: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L slow -LE known-failing $(CTEST_ARGS)
 
 test-known-failing: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L known-failing $(CTEST_ARGS)

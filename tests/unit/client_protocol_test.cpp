@@ -41,6 +41,7 @@
 #include "crypto/keyfile.h"
 #include "daemon/config.h"
 #include "daemon/testnet.h"
+#include "tests/unit/msgpack_raw.h"
 
 namespace tob::client {
 namespace {
@@ -51,11 +52,6 @@ using consensus::OpOutput;
 
 Bytes text(std::string_view s) { return Bytes(s.begin(), s.end()); }
 
-Bytes operator+(Bytes a, const Bytes& b) {
-    a.insert(a.end(), b.begin(), b.end());
-    return a;
-}
-
 template <std::size_t N>
 std::array<std::uint8_t, N> filled(std::uint8_t v) {
     std::array<std::uint8_t, N> a;
@@ -63,49 +59,8 @@ std::array<std::uint8_t, N> filled(std::uint8_t v) {
     return a;
 }
 
-/// Hand-written msgpack pieces for exact (also non-canonical) byte strings.
-namespace raw {
-Bytes uint(std::uint64_t v) {
-    if (v < 0x80) return {static_cast<std::uint8_t>(v)};
-    if (v <= 0xff) return {0xcc, static_cast<std::uint8_t>(v)};
-    if (v <= 0xffff) return {0xcd, static_cast<std::uint8_t>(v >> 8), static_cast<std::uint8_t>(v)};
-    if (v <= 0xffffffffu) {
-        return {0xce, static_cast<std::uint8_t>(v >> 24), static_cast<std::uint8_t>(v >> 16),
-                static_cast<std::uint8_t>(v >> 8), static_cast<std::uint8_t>(v)};
-    }
-    Bytes out{0xcf};
-    for (int shift = 56; shift >= 0; shift -= 8)
-        out.push_back(static_cast<std::uint8_t>(v >> shift));
-    return out;
-}
-Bytes bin(ByteView b) {
-    Bytes out;
-    if (b.size() <= 0xff) {
-        out = {0xc4, static_cast<std::uint8_t>(b.size())};
-    } else if (b.size() <= 0xffff) {
-        out = {0xc5, static_cast<std::uint8_t>(b.size() >> 8), static_cast<std::uint8_t>(b.size())};
-    } else {
-        out = {0xc6, static_cast<std::uint8_t>(b.size() >> 24),
-               static_cast<std::uint8_t>(b.size() >> 16), static_cast<std::uint8_t>(b.size() >> 8),
-               static_cast<std::uint8_t>(b.size())};
-    }
-    out.insert(out.end(), b.begin(), b.end());
-    return out;
-}
-Bytes bin(std::size_t size, std::uint8_t fill) { return bin(Bytes(size, fill)); }
-Bytes array(const std::vector<Bytes>& items) {
-    Bytes out;
-    if (items.size() < 16) {
-        out = {static_cast<std::uint8_t>(0x90 | items.size())};
-    } else {
-        out = {0xdc, static_cast<std::uint8_t>(items.size() >> 8),
-               static_cast<std::uint8_t>(items.size())};
-    }
-    for (const Bytes& i : items) out = out + i;
-    return out;
-}
-const Bytes nil{0xc0};
-}  // namespace raw
+namespace raw = test_util::raw;
+using test_util::operator+;
 
 ReplyMsg sample_reply() {
     ReplyMsg r;
@@ -857,6 +812,17 @@ TEST(Client, QuorumNeedsTPlusOneMatchingReplies) {
     ASSERT_TRUE(result.ok()) << result.error;
     EXPECT_EQ(result.value->nodes, (std::vector<NodeId>{2, 3}));
     EXPECT_EQ(result.value->reply.outputs, FakeNode::outputs_for(r));
+    // The client sent to all four at once and returns on the second matching
+    // reply: a node's thread may record its copy a moment later. Wait for the
+    // four copies (not for a fixed time), then check that none was sent twice.
+    const auto all_arrived = [&] {
+        for (const auto& node : fc.nodes)
+            if (node->submits().empty()) return false;
+        return true;
+    };
+    const auto start = Clock::now();
+    while (!all_arrived() && elapsed_ms(start) < 3000.0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
     for (const auto& node : fc.nodes) EXPECT_EQ(node->submits().size(), 1u);
 }
 

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "crypto/hash.h"
+#include "tests/unit/msgpack_raw.h"
 
 namespace tob::consensus {
 namespace {
@@ -27,61 +28,10 @@ namespace {
 
 Bytes text(std::string_view s) { return Bytes(s.begin(), s.end()); }
 
-Bytes operator+(Bytes a, const Bytes& b) {
-    a.insert(a.end(), b.begin(), b.end());
-    return a;
-}
-
 std::string hex(ByteView b) { return crypto::to_hex(b); }
 
-/// Hand-written msgpack pieces, so that tests can build exact byte strings
-/// (including non-canonical ones) without going through the encoder.
-namespace raw {
-Bytes uint(std::uint64_t v) {
-    if (v < 0x80) return {static_cast<std::uint8_t>(v)};
-    if (v <= 0xff) return {0xcc, static_cast<std::uint8_t>(v)};
-    if (v <= 0xffff) return {0xcd, static_cast<std::uint8_t>(v >> 8), static_cast<std::uint8_t>(v)};
-    if (v <= 0xffffffffu) {
-        return {0xce, static_cast<std::uint8_t>(v >> 24), static_cast<std::uint8_t>(v >> 16),
-                static_cast<std::uint8_t>(v >> 8), static_cast<std::uint8_t>(v)};
-    }
-    Bytes out{0xcf};
-    for (int shift = 56; shift >= 0; shift -= 8)
-        out.push_back(static_cast<std::uint8_t>(v >> shift));
-    return out;
-}
-Bytes bin(ByteView b) {
-    Bytes out;
-    if (b.size() <= 0xff) {
-        out = {0xc4, static_cast<std::uint8_t>(b.size())};
-    } else if (b.size() <= 0xffff) {
-        out = {0xc5, static_cast<std::uint8_t>(b.size() >> 8), static_cast<std::uint8_t>(b.size())};
-    } else {
-        out = {0xc6, static_cast<std::uint8_t>(b.size() >> 24),
-               static_cast<std::uint8_t>(b.size() >> 16), static_cast<std::uint8_t>(b.size() >> 8),
-               static_cast<std::uint8_t>(b.size())};
-    }
-    out.insert(out.end(), b.begin(), b.end());
-    return out;
-}
-Bytes str8(ByteView b) {
-    Bytes out{0xd9, static_cast<std::uint8_t>(b.size())};
-    out.insert(out.end(), b.begin(), b.end());
-    return out;
-}
-Bytes array(const std::vector<Bytes>& items) {
-    Bytes out;
-    if (items.size() < 16) {
-        out = {static_cast<std::uint8_t>(0x90 | items.size())};
-    } else {
-        out = {0xdc, static_cast<std::uint8_t>(items.size() >> 8),
-               static_cast<std::uint8_t>(items.size())};
-    }
-    for (const Bytes& i : items) out = out + i;
-    return out;
-}
-const Bytes nil{0xc0};
-}  // namespace raw
+namespace raw = test_util::raw;
+using test_util::operator+;
 
 /// Deterministic test data: everything derives from one seed.
 class Gen {
