@@ -162,6 +162,11 @@ OpenAttempt open_db(const fs::path& db_path, rocksdb::WALRecoveryMode mode) {
     options.db_write_buffer_size = 96u << 20;  // all memtables together
     options.keep_log_file_num = 5;             // RocksDB's own LOG files
     options.max_log_file_size = 8u << 20;
+    // The "default" family (one counter) is written by every step but hardly ever
+    // fills a memtable, so it would pin every WAL file until the WALs reach RocksDB's
+    // default cap (4x all write buffers): beyond 64 MiB of WAL the families holding
+    // the oldest one are flushed, which keeps the disk flat.
+    options.max_total_wal_size = 64u << 20;
 
     rocksdb::ColumnFamilyOptions cf;
     cf.write_buffer_size = 32u << 20;

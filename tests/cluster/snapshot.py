@@ -321,13 +321,19 @@ def measure(c, minutes, target_ops):
             st = status_map(c)
             for i in range(c.n):
                 row[f"dir{i}"] = dir_bytes(c.node_dir(i) + "/data")
+                db = os.path.join(c.node_dir(i), "data", "db")
+                row[f"wal{i}"] = sum(os.path.getsize(os.path.join(db, f))
+                                     for f in os.listdir(db) if f.endswith(".log"))
+                row[f"sst{i}"] = sum(os.path.getsize(os.path.join(db, f))
+                                     for f in os.listdir(db) if f.endswith(".sst"))
                 row[f"rss{i}"] = rss_bytes(c.procs[i].pid)
             ops = c.metric(0, "tobd_operations_committed_total")
             row["ops"] = int(ops)
             row["applied"] = st.get(0, {}).get("applied", 0)
             rows.append(row)
             log(f"minute {minute}: ops {row['ops']} applied {row['applied']} " + " ".join(
-                f"node{i} dir {row[f'dir{i}'] / 1e6:.1f} MB rss {row[f'rss{i}'] / 1e6:.1f} MB"
+                f"node{i} dir {row[f'dir{i}'] / 1e6:.1f} MB (wal {row[f'wal{i}'] / 1e6:.0f}, "
+                f"sst {row[f'sst{i}'] / 1e6:.0f}) rss {row[f'rss{i}'] / 1e6:.1f} MB"
                 for i in range(c.n)))
         first = rows[min(4, len(rows) - 1)] if len(rows) >= 5 else rows[0]
         base = "minute 5" if len(rows) >= 5 else "minute 1"

@@ -209,13 +209,25 @@ TEST(ClientCodec, RejectsNonCanonicalForms) {
     Bytes good = encode_client_message(s);
     ASSERT_TRUE(decode_client_message(good, kLimits));
     auto status_with = [&](const Bytes& voting) {
-        return raw::array({raw::uint(4), raw::uint(s.node), raw::bin(text(s.version)),
-                           raw::uint(s.epoch), raw::uint(s.applied), raw::uint(s.peers_connected),
-                           raw::uint(s.pool), raw::uint(s.faults), raw::bin(s.state_digest), voting,
-                           raw::uint(1), raw::uint(s.uptime_s), raw::uint(s.checkpoint),
-                           raw::uint(s.pruned_below), raw::uint(s.snapshot_active ? 1 : 0),
-                           raw::uint(s.snapshot_epoch), raw::uint(s.snapshot_bytes_total),
-                           raw::uint(s.snapshot_bytes_done), raw::uint(s.snapshot_eta_s),
+        return raw::array({raw::uint(4),
+                           raw::uint(s.node),
+                           raw::bin(text(s.version)),
+                           raw::uint(s.epoch),
+                           raw::uint(s.applied),
+                           raw::uint(s.peers_connected),
+                           raw::uint(s.pool),
+                           raw::uint(s.faults),
+                           raw::bin(s.state_digest),
+                           voting,
+                           raw::uint(1),
+                           raw::uint(s.uptime_s),
+                           raw::uint(s.checkpoint),
+                           raw::uint(s.pruned_below),
+                           raw::uint(s.snapshot_active ? 1 : 0),
+                           raw::uint(s.snapshot_epoch),
+                           raw::uint(s.snapshot_bytes_total),
+                           raw::uint(s.snapshot_bytes_done),
+                           raw::uint(s.snapshot_eta_s),
                            raw::uint(s.snapshot_chunks_rejected)});
     };
     EXPECT_EQ(status_with(raw::uint(0)), good);
