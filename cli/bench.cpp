@@ -13,15 +13,21 @@
 // verified reply for it (signature checked against the node's key). Throughput
 // is counted over the time from the first send to the last reply of the run.
 //
-// Nonces of a client start at 1 and stay within 512 of its oldest unanswered
-// request, because a node skips a nonce more than 1024 below the client's
-// highest committed one (docs/protocol.md, "Replicated database").
+// With --key-dir DIR, client c uses the persistent key DIR/bench-<c>.key instead
+// (created on first use, like a client key) and reserves its nonces from that
+// key's counter file: for clusters whose [permissions] are closed, whose client
+// endpoint admits only the keys they list (docs/security.md).
+//
+// Nonces of a client start at 1 (or at its reserved block) and stay within 512 of its oldest
+// unanswered request, because a node skips a nonce more than 1024 below the client's highest
+// committed one (docs/protocol.md, "Replicated database").
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <latch>
@@ -56,6 +62,7 @@ struct BenchArgs {
     std::optional<std::uint32_t> node;      // send everything to node I (default: spread)
     std::optional<std::uint32_t> inflight;  // per client (default: ~1024 in total, <= 512)
     std::optional<std::uint64_t> keys;      // key space (default: a fresh key per op)
+    std::string key_dir;                    // persistent client keys (default: fresh ones)
     bool json = false;
     double attempt_timeout_s = 3;
     double deadline_s = 600;
@@ -168,8 +175,24 @@ void run_client(std::uint32_t c, std::uint64_t budget, const Shared& sh, ClientR
     const daemon::ClusterConfig& cluster = *sh.cluster;
     const auto n = static_cast<NodeId>(cluster.n);
     std::optional<Client> client;
+    Nonce next_nonce = 1;
     try {
-        client.emplace(cluster, crypto::SigningKey::generate(), sh.context);
+        if (args.key_dir.empty()) {
+            client.emplace(cluster, crypto::SigningKey::generate(), sh.context);
+        } else {
+            const auto path =
+                std::filesystem::path(args.key_dir) / ("bench-" + std::to_string(c) + ".key");
+            auto key = load_or_create_client_key(path);
+            auto first =
+                key.ok() ? reserve_nonces(nonce_file_for(path), std::max<std::uint64_t>(budget, 1))
+                         : Result<Nonce>::failure(key.error);
+            if (!first.ok()) {
+                res.fatal = "client " + std::to_string(c) + ": " + first.error;
+            } else {
+                next_nonce = *first.value;
+                client.emplace(cluster, *key.value, sh.context);
+            }
+        }
     } catch (const std::exception& e) {
         res.fatal = std::string("client ") + std::to_string(c) + ": " + e.what();
     }
@@ -185,7 +208,6 @@ void run_client(std::uint32_t c, std::uint64_t budget, const Shared& sh, ClientR
     for (auto& b : value) b = static_cast<std::uint8_t>(rng());
 
     Window window;
-    Nonce next_nonce = 1;
     std::uint64_t issued = 0;
     std::uint64_t counter = 0;
     std::vector<Incoming> incoming;
@@ -415,6 +437,9 @@ void add_bench(CLI::App& app, const CommonOptions& common, int& exit_code) {
     cmd->add_option("--keys", args->keys,
                     "Draw keys from K shared keys bench-<k> (default: a new key per op)")
         ->check(CLI::PositiveNumber);
+    cmd->add_option("--key-dir", args->key_dir,
+                    "Client c uses the key DIR/bench-<c>.key (created if missing) and its nonce "
+                    "counter, instead of a fresh key (for closed [permissions])");
     add_json_flag(cmd, args->json, "Print one JSON object");
     cmd->add_option("--attempt-timeout", args->attempt_timeout_s,
                     "Seconds without a reply before a request goes to the next node")

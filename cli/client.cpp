@@ -33,6 +33,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "consensus/codec.h"
+#include "crypto/hash.h"
 #include "crypto/sign.h"
 
 namespace tob::cli {
@@ -116,6 +117,20 @@ std::optional<std::string> check_limits(const consensus::Op& op, const consensus
 int print_outcome(std::string_view command, const ClientArgs& args, const consensus::Op& op,
                   const consensus::Request& request, const Client::Submitted& done) {
     const ReplyMsg& reply = done.reply;
+    if (reply.status == ReplyStatus::Forbidden) {
+        if (args.json) {
+            std::cout << "{\"command\": " << json_string(command)
+                      << ", \"key\": " << json_value(op.key)
+                      << ", \"status\": \"forbidden\", \"nonce\": " << request.nonce
+                      << ", \"node\": " << reply.node << ", \"nodes\": " << json_nodes(done.nodes)
+                      << "}\n";
+        }
+        std::cerr << "tobctl " << command
+                  << ": forbidden: the cluster's permissions do not let client key "
+                  << crypto::to_hex(request.client) << " " << command << " this key (nothing "
+                  << "was applied; docs/security.md)\n";
+        return 1;
+    }
     if (reply.status == ReplyStatus::Malformed) {
         std::cerr << "tobctl " << command
                   << ": the cluster skipped the request as malformed (limits, chain id)\n";
@@ -263,8 +278,16 @@ int run_local_get(const ClientArgs& args, const CommonOptions& common) {
             order.push_back(static_cast<NodeId>((first + k) % cluster->n));
         }
     }
-    // A local read needs no client key: nothing is signed.
-    Client client(*cluster, crypto::SigningKey::generate());
+    // A local read is signed with the client key: a node answers only a client that
+    // may read the key.
+    auto path = key_path("get", args);
+    if (!path) return 1;
+    auto client_key = load_or_create_client_key(*path);
+    if (!client_key.ok()) {
+        std::cerr << "tobctl get: " << client_key.error << "\n";
+        return 1;
+    }
+    Client client(*cluster, *client_key.value);
     const Bytes key = to_bytes(args.key);
     std::string errors;
     for (NodeId node : order) {

@@ -28,6 +28,7 @@ namespace {
 
 struct StatusArgs {
     std::string cluster;
+    std::string key_file;               // client key (only read, never created)
     std::optional<std::uint32_t> node;  // default: every node
     bool json = false;
     double timeout_s = 1.0;
@@ -145,8 +146,30 @@ int run_status(StatusArgs args, const CommonOptions& common) {
     } else {
         for (std::uint32_t i = 0; i < cluster->n; ++i) nodes.push_back(static_cast<NodeId>(i));
     }
-    // Status queries are not signed; the client key is only needed by the class.
-    Client client(*cluster, crypto::SigningKey::generate());
+    // Status queries are not signed, but the client endpoint admits only the keys the
+    // cluster's permissions allow (any key when they are open): use the client key
+    // when there is one (--key-file, else the default path), never creating it.
+    const Chosen key_file = choose("--key-file", args.key_file, common.key_file);
+    if (!key_file.ok()) {
+        std::cerr << "tobctl status: " << key_file.error << "\n";
+        return 1;
+    }
+    std::optional<std::filesystem::path> path;
+    if (!key_file.value.empty()) {
+        path = key_file.value;
+    } else {
+        path = default_client_key_path();
+    }
+    std::optional<crypto::SigningKey> key;
+    if (path) {
+        auto loaded = load_client_key_if_present(*path);
+        if (!loaded.ok()) {
+            std::cerr << "tobctl status: " << loaded.error << "\n";
+            return 1;
+        }
+        key = *loaded.value;
+    }
+    Client client(*cluster, key ? *key : crypto::SigningKey::generate());
     const auto results =
         client.status_all(nodes, Millis(static_cast<std::int64_t>(args.timeout_s * 1000 + 0.5)));
     if (args.json) {
@@ -167,6 +190,7 @@ void add_status(CLI::App& app, const CommonOptions& common, int& exit_code) {
     CLI::App* cmd = app.add_subcommand(
         "status", "Epoch, applied epoch, peers, pool, faults, voting and state digest, per node");
     add_cluster_option(cmd, args->cluster);
+    add_key_file_option(cmd, args->key_file);
     cmd->add_option("--node", args->node, "Ask only node I (default: every node)");
     add_json_flag(cmd, args->json, "Print JSON (an array with one object per node)");
     cmd->add_option("--timeout", args->timeout_s, "Seconds to wait for answers")

@@ -20,7 +20,8 @@ struct TestnetArgs {
     std::uint32_t base_port = 7100;
     bool allow_unsafe = false;
     bool force = false;
-    std::string hosts;  // "IP0,IP1,..." (default: 127.0.0.1 for every node)
+    std::string hosts;        // "IP0,IP1,..." (default: 127.0.0.1 for every node)
+    std::string permissions;  // a permissions file (default: open)
 };
 
 int run_testnet(const TestnetArgs& args) {
@@ -41,6 +42,15 @@ int run_testnet(const TestnetArgs& args) {
             }
         }
     }
+    if (!args.permissions.empty()) {
+        auto permissions = daemon::load_permissions_file(args.permissions);
+        if (!permissions.ok()) {
+            for (const auto& error : permissions.errors)
+                std::cerr << "tobctl testnet: " << error << "\n";
+            return 1;
+        }
+        options.permissions = std::move(*permissions.value);
+    }
     auto written = daemon::write_testnet(options);
     if (!written.ok()) {
         for (const auto& error : written.errors) std::cerr << "tobctl testnet: " << error << "\n";
@@ -51,9 +61,17 @@ int run_testnet(const TestnetArgs& args) {
               << "  chain id  " << crypto::to_hex(net.chain_id) << "\n"
               << "  n = " << net.n << ", t = " << net.t << ", q = " << net.q << "\n"
               << "  cluster   " << net.cluster_file.string() << "\n";
+    if (net.permissions.open) {
+        std::cout << "  permissions: OPEN: any client key may read and write every key (a test "
+                     "network; --permissions FILE writes a closed table)\n";
+    } else {
+        std::cout << "  permissions: closed: " << net.permissions.clients.size()
+                  << " client key(s) from " << args.permissions << ", each on its key prefixes\n";
+    }
     for (const auto& node : net.nodes) {
         std::cout << "  node " << node.id << "    " << node.dir.string() << "  pub "
-                  << node.pub_endpoint << "  router " << node.router_endpoint << "\n";
+                  << node.pub_endpoint << "  router " << node.router_endpoint << "  client "
+                  << node.client_endpoint << "\n";
     }
     if (net.n < 4) std::cout << "  WARNING: n < 4 tolerates no faulty node (allow_unsafe)\n";
     std::cout << "start node i with: tobd --config "
@@ -72,12 +90,17 @@ void add_testnet(CLI::App& app, int& exit_code) {
         ->check(CLI::Range(1, 1024));
     cmd->add_option("--dir,-d", args->dir, "Output directory (created if missing)")->required();
     cmd->add_option("--base-port", args->base_port,
-                    "Node i uses ports P+2i (PUB) and P+2i+1 (ROUTER) on 127.0.0.1")
+                    "Node i uses ports P+2i (PUB), P+2i+1 (member ROUTER) and P+2N+i (client "
+                    "ROUTER) on 127.0.0.1")
         ->capture_default_str()
         ->check(CLI::Range(1, 65535));
     cmd->add_option("--hosts", args->hosts,
                     "Comma-separated address of each node (one per node) instead of 127.0.0.1, "
                     "e.g. for one network namespace per node");
+    cmd->add_option("--permissions", args->permissions,
+                    "A TOML file with a [permissions] table (open = false and "
+                    "[[permissions.client]] grants) for the cluster file; default: open")
+        ->check(CLI::ExistingFile);
     cmd->add_flag(
         "--allow-unsafe", args->allow_unsafe,
         "Allow N < 4 (t = 0: no fault tolerated); the cluster file records allow_unsafe = true");

@@ -29,6 +29,8 @@ struct RequestResult {
     std::uint32_t position = 0;  // index in the epoch's ordered output
     bool duplicate = false;      // skipped by the dedup table (outputs = stored ones if known)
     bool malformed = false;      // skipped the same way on every node
+    bool forbidden = false;      // skipped on every node: the client lacks a permission
+                                 // (consensus/kv/permissions.h); never with malformed
     std::vector<OpOutput> outputs;
 };
 

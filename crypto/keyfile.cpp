@@ -19,6 +19,7 @@ namespace {
 constexpr std::string_view kMagic = "tobd-key-v1";
 constexpr std::string_view kTypeEd25519 = "ed25519";
 constexpr std::string_view kTypeCoinShare = "coin-share";
+constexpr std::string_view kTypeCurve = "curve25519";
 // A key file is a few hundred bytes; anything much larger is not one (and is not
 // read into memory).
 constexpr std::size_t kKeyFileBytesMax = 4096;
@@ -195,7 +196,8 @@ std::optional<KeyFileError> expect_layout(
     const std::filesystem::path& path, const ParsedKeyFile& parsed, std::string_view type,
     std::initializer_list<std::pair<std::string_view, std::size_t>> layout) {
     if (parsed.type != type) {
-        if (parsed.type == kTypeEd25519 || parsed.type == kTypeCoinShare) {
+        if (parsed.type == kTypeEd25519 || parsed.type == kTypeCoinShare ||
+            parsed.type == kTypeCurve) {
             return error(path, "holds a key of type " + parsed.type + ", expected type " +
                                    std::string(type));
         }
@@ -289,6 +291,35 @@ KeyResult<CoinSecretShare> load_coin_share(const std::filesystem::path& path) {
         return error(path, "x is zero, which no dealer produces; the key file is corrupt");
     }
     return share;
+}
+
+std::optional<KeyFileError> write_curve_key(const std::filesystem::path& path,
+                                            const CurveKeyPair& key, bool overwrite) {
+    SecretText contents(512);
+    contents.text.append(kMagic).append("\n");
+    contents.text.append("type ").append(kTypeCurve).append("\n");
+    append_field(contents.text, "secret", key.secret_key());
+    append_field(contents.text, "public", key.public_key());
+    append_check(contents.text);
+    return write_key_file(path, contents.text, overwrite);
+}
+
+KeyResult<CurveKeyPair> load_curve_key(const std::filesystem::path& path) {
+    ParsedKeyFile parsed;
+    if (auto problem = read_key_file(path, parsed)) return *problem;
+    if (auto problem = expect_layout(path, parsed, kTypeCurve, {{"secret", 32}, {"public", 32}})) {
+        return *problem;
+    }
+    CurveSecretKey secret{};
+    std::copy(parsed.fields[0].second.bytes.begin(), parsed.fields[0].second.bytes.end(),
+              secret.begin());
+    CurveKeyPair key = CurveKeyPair::from_secret(secret);
+    sodium_memzero(secret.data(), secret.size());
+    const Bytes& stored_public = parsed.fields[1].second.bytes;
+    if (!std::equal(stored_public.begin(), stored_public.end(), key.public_key().begin())) {
+        return error(path, "the public key does not match the secret; the key file is corrupt");
+    }
+    return key;
 }
 
 }  // namespace tob::crypto

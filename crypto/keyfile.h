@@ -7,7 +7,7 @@
 //
 // Format (text, one field per line):
 //   tobd-key-v1
-//   type <ed25519|coin-share>
+//   type <ed25519|coin-share|curve25519>
 //   <type-specific fields as "name hex">
 //   check <hex BLAKE2b-256 of all previous lines>
 //
@@ -17,6 +17,9 @@
 //                the seed derives the public key)
 //   coin-share:  "index <4 bytes, big endian>" then "x <32 bytes>" (loading checks
 //                that x is a canonical, non-zero scalar)
+//   curve25519:  "secret <32 bytes>" then "public <32 bytes>" (a node's transport
+//                key, crypto/curve.h; loading checks that the secret derives the
+//                public key)
 // Files larger than 4096 bytes are refused unread.
 
 #include <filesystem>
@@ -25,6 +28,7 @@
 #include <variant>
 
 #include "crypto/coin.h"
+#include "crypto/curve.h"
 #include "crypto/sign.h"
 
 namespace tob::crypto {
@@ -45,5 +49,9 @@ KeyResult<SigningKey> load_signing_key(const std::filesystem::path& path);
 std::optional<KeyFileError> write_coin_share(const std::filesystem::path& path,
                                              const CoinSecretShare& share, bool overwrite = false);
 KeyResult<CoinSecretShare> load_coin_share(const std::filesystem::path& path);
+
+std::optional<KeyFileError> write_curve_key(const std::filesystem::path& path,
+                                            const CurveKeyPair& key, bool overwrite = false);
+KeyResult<CurveKeyPair> load_curve_key(const std::filesystem::path& path);
 
 }  // namespace tob::crypto

@@ -3,6 +3,7 @@
 #include "daemon/client_service.h"
 
 #include "crypto/hash.h"
+#include "daemon/client_access.h"
 
 namespace tob::daemon {
 
@@ -39,7 +40,8 @@ void ClientService::sign_and_send(const std::string& id, ReplyMsg& r) {
     reply(id, r);
 }
 
-void ClientService::on_frame(const std::string& id, const Bytes& body) {
+void ClientService::on_frame(const std::string& id, const std::string& peer_key,
+                             const Bytes& body) {
     auto msg = decode_client_message(body, options_.limits);
     if (!msg) {
         metrics_.client_rejected.inc();
@@ -63,6 +65,12 @@ void ClientService::on_frame(const std::string& id, const Bytes& body) {
         return;
     }
     if (auto* get = std::get_if<LocalGetMsg>(&msg.value())) {
+        if (auto refused =
+                local_get_refusal(*get, peer_key, options_.chain_id, options_.permissions)) {
+            metrics_.client_rejected.inc();
+            reply(id, ErrorMsg{ErrorCode::Forbidden, *refused, {}});
+            return;
+        }
         reply(id, LocalValueMsg{kv_.last_applied(), kv_.read(get->key)});
         return;
     }
@@ -121,6 +129,8 @@ ReplyMsg ClientService::committed_reply(const EpochResult& epoch, const RequestR
     out.position = r.position;
     if (r.malformed) {
         out.status = ReplyStatus::Malformed;
+    } else if (r.forbidden) {
+        out.status = ReplyStatus::Forbidden;
     } else if (r.duplicate) {
         // A retry's second copy was ordered: answer with the stored outcome of the
         // first, exactly as a node answering from its dedup table would.

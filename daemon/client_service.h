@@ -4,14 +4,16 @@
 //
 //   on_frame      a client frame from the transport: a Submit goes to the
 //                 verification workers (its signature is checked off the loop);
-//                 a status query or a local read is answered at once; anything
-//                 else is refused with an error and counted
+//                 a status query is answered at once, a local read too when
+//                 it is signed by a client that may read the key over its own
+//                 connection (daemon/client_access.h); anything else is
+//                 refused with an error and counted
 //   on_verified   a checked request: a (client, nonce) the dedup table already
 //                 holds is answered from it; otherwise it is remembered as pending
 //                 and the node hands it to the core
 //   on_committed  a delivered epoch: every pending request it ordered is
-//                 answered with a signed reply (committed, malformed, or the
-//                 stored outcome of a retry's first copy)
+//                 answered with a signed reply (committed, malformed,
+//                 forbidden, or the stored outcome of a retry's first copy)
 //   expire        pending requests older than five minutes are forgotten (the
 //                 client retries elsewhere; a late commit is then not answered
 //                 here)
@@ -43,6 +45,8 @@ class ClientService {
         consensus::Digest chain_id{};
         consensus::Limits limits;     // decoding client messages
         std::size_t pending_max = 0;  // requests waiting for their outcome
+        // Who may read what (local reads); from the cluster file.
+        consensus::kv::Permissions permissions = consensus::kv::Permissions::open_to_all();
     };
     /// Every reference must outlive the service. `status` builds the answer to a
     /// status query; `halted` refuses submissions while the node is halted.
@@ -50,7 +54,9 @@ class ClientService {
                   Transport& transport, VerifyPool& pool, NodeMetrics& metrics,
                   const std::atomic<bool>& halted, std::function<client::StatusMsg()> status);
 
-    void on_frame(const std::string& routing_id, const consensus::Bytes& body);
+    /// `peer_key`: the connection's Curve key in hex (empty without Curve).
+    void on_frame(const std::string& routing_id, const std::string& peer_key,
+                  const consensus::Bytes& body);
     /// A client request back from verification. True if the node must hand
     /// `*r.request` to the core (checked, not yet committed, now pending).
     bool on_verified(const VerifyResult& r, std::uint64_t now_ms);

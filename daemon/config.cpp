@@ -11,6 +11,7 @@
 
 #include "crypto/durable_file.h"
 #include "daemon/config_fields.h"
+#include "daemon/config_permissions.h"
 #include "daemon/high_water.h"
 
 namespace tob::daemon {
@@ -394,6 +395,10 @@ fs::path resolve_path(const fs::path& base_dir, const fs::path& path) {
     return dir / name;
 }
 
+fs::path default_curve_key_path(const fs::path& key_file) {
+    return key_file.parent_path() / "curve.key";
+}
+
 // ---- cluster file --------------------------------------------------------------
 
 namespace {
@@ -429,13 +434,15 @@ bool parse_size(Reporter& report, const toml::table& root, ClusterConfig& cluste
 // the polynomial is a constant and every share equals the secret.
 struct SeenMembers {
     std::map<crypto::PublicKey, std::size_t> keys;
+    std::map<crypto::CurvePublicKey, std::size_t> curve_keys;
     std::map<std::string, std::string> endpoints;
 };
 
 void parse_member_endpoints(Reporter& report, const toml::table& entry, const std::string& prefix,
                             SeenMembers& seen, ClusterMember& member) {
     for (auto [key, field] : {std::pair{"pub_endpoint", &ClusterMember::pub_endpoint},
-                              std::pair{"router_endpoint", &ClusterMember::router_endpoint}}) {
+                              std::pair{"router_endpoint", &ClusterMember::router_endpoint},
+                              std::pair{"client_endpoint", &ClusterMember::client_endpoint}}) {
         auto endpoint = get_string(report, entry, prefix, key, true);
         if (!endpoint) continue;
         const std::string name = join_key(prefix, key);
@@ -455,7 +462,8 @@ ClusterMember parse_member(Reporter& report, const toml::table& entry, std::size
                            SeenMembers& seen) {
     const std::string prefix = "node[" + std::to_string(i) + "]";
     check_known_keys(report, entry, prefix,
-                     {"id", "public_key", "coin_key", "pub_endpoint", "router_endpoint"});
+                     {"id", "public_key", "coin_key", "curve_key", "pub_endpoint",
+                      "router_endpoint", "client_endpoint"});
     ClusterMember member;
     member.id = static_cast<consensus::NodeId>(i);
     if (auto id = get_uint(report, entry, prefix, "id", true, 0, kMembersMax - 1)) {
@@ -480,6 +488,16 @@ ClusterMember parse_member(Reporter& report, const toml::table& entry, std::size
             report.fail(prefix + ".coin_key", "is the identity element, never a valid coin key");
         } else if (crypto_core_ristretto255_is_valid_point(y->data()) != 1) {
             report.fail(prefix + ".coin_key", "not a valid ristretto255 point");
+        }
+    }
+    if (auto curve = get_hex<32>(report, entry, prefix, "curve_key")) {
+        member.curve_key = *curve;
+        auto [it, fresh] = seen.curve_keys.emplace(*curve, i);
+        if (*curve == crypto::CurvePublicKey{}) {
+            report.fail(prefix + ".curve_key", "is all zero, never a Curve public key");
+        } else if (!fresh) {
+            report.fail(prefix + ".curve_key", "same key as node[" + std::to_string(it->second) +
+                                                   "]: every member needs its own Curve key");
         }
     }
     parse_member_endpoints(report, entry, prefix, seen, member);
@@ -525,14 +543,16 @@ Outcome<ClusterConfig> parse_cluster_config(std::string_view bytes, const fs::pa
     ClusterConfig cluster;
     cluster.path = source;
     cluster.chain_id = crypto::blake2b256(crypto::view(bytes));
-    check_known_keys(report, root, "",
-                     {"genesis_nonce", "n", "t", "allow_unsafe", "limits", "protocol", "node"});
+    check_known_keys(
+        report, root, "",
+        {"genesis_nonce", "n", "t", "allow_unsafe", "limits", "protocol", "permissions", "node"});
     if (auto nonce = get_hex<32>(report, root, "", "genesis_nonce")) cluster.genesis_nonce = *nonce;
     const bool n_given = parse_size(report, root, cluster);
     parse_limits(report, root, cluster.limits);
     parse_protocol(report, root, cluster.protocol);
     check_limit_relations(report, cluster.limits, cluster.n);
     parse_members(report, root, n_given, cluster);
+    config_permissions::parse(root, source.string(), out.errors, cluster.permissions);
     if (out.errors.empty()) out.value = std::move(cluster);
     return out;
 }
@@ -556,9 +576,10 @@ Outcome<NodeConfig> parse_node_config(std::string_view bytes, const fs::path& so
 
     NodeConfig node;
     node.path = source;
-    check_known_keys(report, root, "",
-                     {"node_id", "cluster_file", "key_file", "coin_key_file", "data_dir",
-                      "high_water_file", "log_level", "metrics_address", "testing", "limits"});
+    check_known_keys(
+        report, root, "",
+        {"node_id", "cluster_file", "key_file", "coin_key_file", "curve_key_file", "data_dir",
+         "high_water_file", "log_level", "metrics_address", "testing", "limits"});
 
     if (auto id = get_uint(report, root, "", "node_id", true, 0, kMembersMax - 1)) {
         node.node_id = static_cast<consensus::NodeId>(*id);
@@ -574,6 +595,15 @@ Outcome<NodeConfig> parse_node_config(std::string_view bytes, const fs::path& so
             continue;
         }
         node.*field = resolve_path(base, *text);
+    }
+    if (auto text = get_string(report, root, "", "curve_key_file", false)) {
+        if (text->empty() || text->find('\0') != std::string::npos) {
+            report.fail("curve_key_file", "expected a path, got " + in_quotes(*text));
+        } else {
+            node.curve_key_file = resolve_path(base, *text);
+        }
+    } else if (!node.key_file.empty()) {
+        node.curve_key_file = default_curve_key_path(node.key_file);
     }
     if (auto text = get_string(report, root, "", "high_water_file", false)) {
         if (text->empty() || text->find('\0') != std::string::npos) {

@@ -26,9 +26,11 @@
 #include <string_view>
 #include <vector>
 
+#include "consensus/kv/permissions.h"
 #include "consensus/replica.h"
 #include "consensus/types.h"
 #include "crypto/coin.h"
+#include "crypto/curve.h"
 #include "crypto/hash.h"
 #include "crypto/sign.h"
 
@@ -69,10 +71,12 @@ struct ProtocolParams {
 /// One [[node]] entry of the cluster file.
 struct ClusterMember {
     consensus::NodeId id = 0;
-    crypto::PublicKey public_key{};  // Ed25519, signs envelopes
-    crypto::Point coin_key{};        // y_i = g^{x_i} on ristretto255
-    std::string pub_endpoint;        // ZeroMQ PUB bind address, e.g. tcp://127.0.0.1:7100
-    std::string router_endpoint;     // ZeroMQ ROUTER bind address (requests, fetches)
+    crypto::PublicKey public_key{};      // Ed25519, signs envelopes
+    crypto::Point coin_key{};            // y_i = g^{x_i} on ristretto255
+    crypto::CurvePublicKey curve_key{};  // X25519, the member's CurveZMQ server/client key
+    std::string pub_endpoint;            // ZeroMQ PUB bind address, e.g. tcp://127.0.0.1:7100
+    std::string router_endpoint;         // member ROUTER bind address (fetches, catch-up)
+    std::string client_endpoint;         // client ROUTER bind address (requests, status, reads)
 };
 
 /// The parsed cluster file.
@@ -86,6 +90,9 @@ struct ClusterConfig {
     consensus::Limits limits;
     ProtocolParams protocol;
     std::vector<ClusterMember> members;  // members[i].id == i
+    // [permissions]: which client keys may read and write which keys (enforced by
+    // the KV state machine; docs/security.md).
+    consensus::kv::Permissions permissions;
 
     /// q = ceil((n+t+1)/2).
     std::uint32_t quorum() const { return consensus::quorum(n, t); }
@@ -118,6 +125,9 @@ struct NodeConfig {
     std::filesystem::path cluster_file;
     std::filesystem::path key_file;       // Ed25519 key (tobd-key-v1, mode 0600)
     std::filesystem::path coin_key_file;  // coin share x_i (tobd-key-v1, mode 0600)
+    // The node's Curve key pair (tobd-key-v1 type curve25519, mode 0600). Default (when
+    // absent from the file): key_file's directory / "curve.key"; parse_node_config sets it.
+    std::filesystem::path curve_key_file;
     std::filesystem::path data_dir;
     // The signing high-water mark (docs/protocol.md "Safety rules", daemon/high_water.h). Kept
     // apart from data_dir so that it survives losing it. Default (when absent from the file):
@@ -154,17 +164,19 @@ Outcome<NodeConfig> load_node_config(const std::filesystem::path& path);
 struct NodeKeys {
     crypto::SigningKey signing;
     crypto::CoinSecretShare coin;
+    crypto::CurveKeyPair curve;
 };
 
 /// Loads the key files named by `node` (crypto refuses group/other-accessible or
 /// corrupt files, naming them) and checks them against the cluster: the Ed25519
 /// public key equals members[node_id].public_key, the coin share's index equals
-/// node_id and g^{x} equals members[node_id].coin_key.
+/// node_id and g^{x} equals members[node_id].coin_key, the Curve key's public key
+/// equals members[node_id].curve_key.
 Outcome<NodeKeys> load_node_keys(const NodeConfig& node, const ClusterConfig& cluster);
 
 /// What check_node checks besides the files themselves.
 struct CheckOptions {
-    /// The node's own tcp:// PUB and ROUTER endpoints (from the cluster file)
+    /// The node's own tcp:// PUB, member ROUTER and client ROUTER endpoints (from the cluster file)
     /// and metrics_address can be bound right now. Off for a config that is
     /// written for later (the testnet writer's self-check) rather than started.
     bool ports = true;
@@ -196,6 +208,15 @@ std::string format_cluster_file(const ClusterConfig& cluster);
 /// Renders a node config; paths are written exactly as they are held (so a
 /// caller can write relative ones such as "../cluster.toml").
 std::string format_node_config(const NodeConfig& node);
+
+/// The default curve_key_file of a node whose key_file is `key_file`.
+std::filesystem::path default_curve_key_path(const std::filesystem::path& key_file);
+
+/// Reads a permissions file: a TOML file holding one [permissions] table in the
+/// cluster file's format (`tobctl testnet --permissions FILE`).
+Outcome<consensus::kv::Permissions> load_permissions_file(const std::filesystem::path& path);
+/// The [permissions] table as format_cluster_file writes it.
+std::string format_permissions(const consensus::kv::Permissions& permissions);
 
 /// Makes a path absolute against `base_dir` (if relative) and normalises it.
 std::filesystem::path resolve_path(const std::filesystem::path& base_dir,

@@ -77,9 +77,22 @@ Outcome<NodeKeys> load_node_keys(const NodeConfig& node, const ClusterConfig& cl
         }
     }
 
+    const fs::path curve_path =
+        node.curve_key_file.empty() ? default_curve_key_path(node.key_file) : node.curve_key_file;
+    auto curve = crypto::load_curve_key(curve_path);
+    if (const auto* error = std::get_if<crypto::KeyFileError>(&curve)) {
+        out.errors.push_back(error->message);
+    } else if (std::get<crypto::CurveKeyPair>(curve).public_key() != member.curve_key) {
+        out.errors.push_back(curve_path.string() + ": Curve public key " +
+                             crypto::to_hex(std::get<crypto::CurveKeyPair>(curve).public_key()) +
+                             " is not " + who + ".curve_key in " + cluster.path.string() + " (" +
+                             crypto::to_hex(member.curve_key) + ")");
+    }
+
     if (out.errors.empty()) {
         out.value.emplace(NodeKeys{std::get<crypto::SigningKey>(signing),
-                                   std::get<crypto::CoinSecretShare>(coin)});
+                                   std::get<crypto::CoinSecretShare>(coin),
+                                   std::get<crypto::CurveKeyPair>(curve)});
     }
     return out;
 }
@@ -273,7 +286,8 @@ Errors check_node(const NodeConfig& node, const ClusterConfig& cluster,
             const ClusterMember& member = cluster.members[node.node_id];
             const std::string prefix = "node[" + std::to_string(node.node_id) + "].";
             for (auto [key, endpoint] : {std::pair{"pub_endpoint", &member.pub_endpoint},
-                                         std::pair{"router_endpoint", &member.router_endpoint}}) {
+                                         std::pair{"router_endpoint", &member.router_endpoint},
+                                         std::pair{"client_endpoint", &member.client_endpoint}}) {
                 ListenAddress address{cluster.path.string(), prefix + key, *endpoint, "", ""};
                 if (endpoint->rfind("tcp://", 0) == 0 &&
                     split_host_port(*endpoint, address.host, address.port)) {

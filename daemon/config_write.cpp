@@ -67,13 +67,16 @@ std::string format_cluster_file(const ClusterConfig& cluster) {
         out +=
             std::string(field.name) + " = " + std::to_string(cluster.protocol.*field.member) + "\n";
     }
+    out += format_permissions(cluster.permissions);
     for (const auto& member : cluster.members) {
         out += "\n[[node]]\n";
         out += "id = " + std::to_string(member.id) + "\n";
         out += "public_key = " + toml_string(crypto::to_hex(member.public_key)) + "\n";
         out += "coin_key = " + toml_string(crypto::to_hex(member.coin_key)) + "\n";
+        out += "curve_key = " + toml_string(crypto::to_hex(member.curve_key)) + "\n";
         out += "pub_endpoint = " + toml_string(member.pub_endpoint) + "\n";
         out += "router_endpoint = " + toml_string(member.router_endpoint) + "\n";
+        out += "client_endpoint = " + toml_string(member.client_endpoint) + "\n";
     }
     return out;
 }
@@ -86,6 +89,10 @@ std::string format_node_config(const NodeConfig& node) {
     out += "cluster_file = " + toml_string(node.cluster_file.generic_string()) + "\n";
     out += "key_file = " + toml_string(node.key_file.generic_string()) + "\n";
     out += "coin_key_file = " + toml_string(node.coin_key_file.generic_string()) + "\n";
+    if (!node.curve_key_file.empty() &&
+        node.curve_key_file != default_curve_key_path(node.key_file)) {
+        out += "curve_key_file = " + toml_string(node.curve_key_file.generic_string()) + "\n";
+    }
     out += "data_dir = " + toml_string(node.data_dir.generic_string()) + "\n";
     if (!node.high_water_file.empty() &&
         node.high_water_file != default_high_water_path(node.key_file)) {

@@ -118,6 +118,7 @@ void print_epoch(std::ostream& out, Epoch e, const CommitBody& tuple, const Epoc
         out << (i ? ", " : "") << "{\"client\": \"" << crypto::to_hex(r.client)
             << "\", \"nonce\": " << r.nonce << ", \"status\": \""
             << (r.malformed   ? "malformed"
+                : r.forbidden ? "forbidden"
                 : r.duplicate ? "duplicate"
                               : "committed")
             << "\", \"ops\": [";
@@ -142,7 +143,7 @@ int replay(const Archive& archive, const ClusterConfig& cluster, std::ostream& o
         return 2;
     }
     kv::MemoryKvStorage memory;
-    kv::KvMachine machine(memory, cluster.chain_id, cluster.limits);
+    kv::KvMachine machine(memory, cluster.chain_id, cluster.limits, cluster.permissions);
     Epoch expected = 1;
     for (const auto& [e, bytes] : archive.proofs) {
         if (e != expected) {

@@ -14,6 +14,7 @@
 #include "crypto/hash.h"
 #include "daemon/byzantine.h"
 #include "daemon/checkpoint_monitor.h"
+#include "daemon/client_access.h"
 #include "daemon/client_service.h"
 #include "daemon/high_water.h"
 #include "daemon/metrics.h"
@@ -106,15 +107,10 @@ struct Node::Impl {
         if (rooted->migrated())
             spdlog::warn("state: moved {} keys of an older data dir into state-root buckets",
                          rooted->migrated());
-        kv = std::make_unique<KvMachine>(*rooted, cluster.chain_id, cluster.limits);
+        kv = std::make_unique<KvMachine>(*rooted, cluster.chain_id, cluster.limits,
+                                         cluster.permissions);
         make_core();
-        TransportOptions topt;
-        topt.self = node.node_id;
-        topt.members = cluster.members;
-        topt.message_bytes_max = node.message_bytes_max(cluster);
-        topt.faults = options.faults;
-        topt.twin_port_offset = options.twin_port_offset;
-        auto t = Transport::open(topt);
+        auto t = Transport::open(transport_options(node, cluster, keys, options));
         if (auto* err = std::get_if<std::string>(&t)) return "cannot listen: " + *err;
         transport = std::move(std::get<std::unique_ptr<Transport>>(t));
         pool = std::make_unique<VerifyPool>(*suite, rcfg, options.verify_threads,
@@ -159,6 +155,7 @@ struct Node::Impl {
         copt.chain_id = cluster.chain_id;
         copt.limits = cluster.limits;
         copt.pending_max = node.limits.pool_requests_max;
+        copt.permissions = cluster.permissions;
         clients =
             std::make_unique<ClientService>(copt, keys.signing, *kv, *transport, *pool, *metrics,
                                             halted, [this] { return status_msg(); });
@@ -238,7 +235,7 @@ struct Node::Impl {
 
     void on_inbound(Inbound in) {
         if (in.source == Inbound::Source::Client) {
-            clients->on_frame(in.routing_id, in.body);
+            clients->on_frame(in.routing_id, in.peer_key, in.body);
             return;
         }
         const Digest d = digest_of(in.body);
@@ -332,6 +329,7 @@ struct Node::Impl {
         voting = st.voting && !st.halted;
         metrics->refresh(NodeSample{st, kv->last_applied(), transport->peers_connected(),
                                     pool->queue_depth(), voting && !halted, transport->stats()});
+        transport->publish(registry);
         caught_up = kv->last_applied() + rcfg.window >= peer_commit_max;
     }
 
@@ -366,9 +364,11 @@ struct Node::Impl {
         serving = true;
         refresh_gauges();
         if (hooks.ready) hooks.ready();
-        spdlog::info("node {} serving: pub {} router {}", node.node_id,
+        spdlog::info("node {} serving: pub {} router {} client {}{}", node.node_id,
                      cluster.members[node.node_id].pub_endpoint,
-                     cluster.members[node.node_id].router_endpoint);
+                     cluster.members[node.node_id].router_endpoint,
+                     cluster.members[node.node_id].client_endpoint,
+                     transport->curve() ? "" : " (CURVE OFF: plaintext, test only)");
         const auto tick = std::chrono::milliseconds(options.tick_ms);
         auto next_tick = Clock::now();
         auto next_second = Clock::now();

@@ -50,6 +50,7 @@ struct NodeOptions {
     // tobd implements (consensus/byzantine_catalogue.h, daemon/byzantine.h).
     std::optional<consensus::Byzantine> byzantine;
     std::uint32_t twin_port_offset = 0;  // test-only: run as a twin (transport.h)
+    bool test_no_curve = false;          // test-only: plaintext sockets, no ZAP (security.md)
     // Test-only fail-point (docs/fault-model.md row 4, like Tendermint's FAIL_TEST_INDEX):
     // abort() at the N-th durable-write boundary of this process (0 = off). The
     // boundaries, counted in order in every flush that persists something: before

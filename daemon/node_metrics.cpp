@@ -131,7 +131,7 @@ void NodeMetrics::on_delivered(const EpochResult& epoch, std::uint64_t now_ms) {
     epoch_started_ms_.erase(epoch_started_ms_.begin(), epoch_started_ms_.upper_bound(epoch.epoch));
     for (const auto& r : epoch.results) {
         if (r.duplicate) requests_duplicate_.inc();
-        if (!r.duplicate && !r.malformed) {
+        if (!r.duplicate && !r.malformed && !r.forbidden) {
             requests_committed_.inc();
             ops_committed_.inc(to_double(r.outputs.size()));
         }

@@ -92,7 +92,7 @@ std::optional<std::string> check_options(const TestnetOptions& options) {
         return "refusing n = " + std::to_string(n) + ": above limits.cert_signatures_max = " +
                std::to_string(default_limits.cert_signatures_max);
     }
-    const std::uint64_t last_port = std::uint64_t{options.base_port} + 2ull * n - 1;
+    const std::uint64_t last_port = std::uint64_t{options.base_port} + 3ull * n - 1;
     if (options.base_port == 0 || last_port > 65535) {
         return "base port " + std::to_string(options.base_port) + " with " + std::to_string(n) +
                " nodes needs ports up to " + std::to_string(last_port) + "; ports are 1..65535";
@@ -112,7 +112,7 @@ std::optional<std::string> check_options(const TestnetOptions& options) {
 
 // Node i's directory, endpoints and key; nothing written yet.
 TestnetNode describe_node(const TestnetOptions& options, const fs::path& dir, std::uint32_t i,
-                          const crypto::SigningKey& key) {
+                          const crypto::SigningKey& key, const crypto::CurveKeyPair& curve) {
     TestnetNode node;
     node.id = static_cast<consensus::NodeId>(i);
     node.dir = dir / ("node" + std::to_string(i));
@@ -120,21 +120,26 @@ TestnetNode describe_node(const TestnetOptions& options, const fs::path& dir, st
     const std::string host = options.hosts.empty() ? "127.0.0.1" : options.hosts[i];
     node.pub_endpoint = "tcp://" + host + ":" + std::to_string(options.base_port + 2 * i);
     node.router_endpoint = "tcp://" + host + ":" + std::to_string(options.base_port + 2 * i + 1);
+    node.client_endpoint =
+        "tcp://" + host + ":" + std::to_string(options.base_port + 2 * options.nodes + i);
     node.public_key = key.public_key();
+    node.curve_key = curve.public_key();
     return node;
 }
 
-// Writes node<i>/ (mode 0700): its two key files, its signing high-water mark at 0
+// Writes node<i>/ (mode 0700): its three key files, its signing high-water mark at 0
 // (a node whose key exists but whose mark is missing refuses to sign) and its
 // config, each synced.
 std::optional<std::string> write_node_dir(const TestnetNode& node, const crypto::SigningKey& key,
-                                          const crypto::CoinSecretShare& share) {
+                                          const crypto::CoinSecretShare& share,
+                                          const crypto::CurveKeyPair& curve) {
     std::error_code ec;
     fs::create_directory(node.dir, ec);
     if (ec) return node.dir.string() + ": cannot create: " + ec.message();
     fs::permissions(node.dir, fs::perms::owner_all, ec);  // holds secrets: 0700
     if (auto error = crypto::write_signing_key(node.dir / "node.key", key)) return error->message;
     if (auto error = crypto::write_coin_share(node.dir / "coin.key", share)) return error->message;
+    if (auto error = crypto::write_curve_key(node.dir / "curve.key", curve)) return error->message;
     if (auto error = write_high_water(default_high_water_path(node.dir / "node.key"), 0)) {
         return error;
     }
@@ -157,14 +162,17 @@ std::optional<std::string> deal_nodes(const TestnetOptions& options, Testnet& te
     const crypto::DealtCoin coin = crypto::deal_coin(testnet.n, testnet.t);
     for (std::uint32_t i = 0; i < testnet.n; ++i) {
         const crypto::SigningKey key = crypto::SigningKey::generate();
-        TestnetNode node = describe_node(options, testnet.dir, i, key);
-        if (auto error = write_node_dir(node, key, coin.shares[i])) return error;
+        const crypto::CurveKeyPair curve = crypto::CurveKeyPair::generate();
+        TestnetNode node = describe_node(options, testnet.dir, i, key, curve);
+        if (auto error = write_node_dir(node, key, coin.shares[i], curve)) return error;
         ClusterMember member;
         member.id = node.id;
         member.public_key = node.public_key;
         member.coin_key = coin.public_key.verification_keys[i];
+        member.curve_key = node.curve_key;
         member.pub_endpoint = node.pub_endpoint;
         member.router_endpoint = node.router_endpoint;
+        member.client_endpoint = node.client_endpoint;
         cluster.members.push_back(std::move(member));
         testnet.nodes.push_back(std::move(node));
     }
@@ -206,6 +214,7 @@ Outcome<Testnet> write_testnet(const TestnetOptions& options) {
     cluster.t = t;
     cluster.allow_unsafe = n < 4;
     randombytes_buf(cluster.genesis_nonce.data(), cluster.genesis_nonce.size());
+    cluster.permissions = options.permissions.value_or(consensus::kv::Permissions::open_to_all());
 
     Testnet testnet;
     testnet.dir = dir;
@@ -213,6 +222,7 @@ Outcome<Testnet> write_testnet(const TestnetOptions& options) {
     testnet.n = n;
     testnet.t = t;
     testnet.q = consensus::quorum(n, t);
+    testnet.permissions = cluster.permissions;
     if (auto error = deal_nodes(options, testnet, cluster)) {
         out.errors.push_back(*error);
         return out;

@@ -14,6 +14,8 @@
 //   --test-drop P --test-duplicate P --test-delay P --test-delay-ms MS --test-seed S
 //                                the fault layer (docs/fault-model.md rows 8-10)
 //   --test-twin OFFSET, --test-crash-at N   a twin of this node; a fail-point
+//   --test-no-curve              plaintext sockets, no ZAP (docs/security.md; the whole
+//                                cluster and its clients must then run without Curve)
 //
 // Exit codes: 0 clean shutdown (SIGTERM/SIGINT), 1 bad config / keys / data dir /
 // port in use (every problem is logged), 3 fail-stop on a failed durable write.
@@ -130,9 +132,11 @@ struct Args {
     tob::daemon::FaultLayerOptions faults;
     std::uint32_t twin_offset = 0;
     std::uint64_t crash_at = 0;
+    bool no_curve = false;
 
     bool test_options() const {
-        return faults.enabled() || !byzantine_name.empty() || twin_offset != 0 || crash_at != 0;
+        return faults.enabled() || !byzantine_name.empty() || twin_offset != 0 || crash_at != 0 ||
+               no_curve;
     }
 };
 
@@ -181,6 +185,9 @@ void add_test_options(CLI::App& app, Args& args) {
                    "file in the config): bind at port+OFFSET, send broadcasts to each peer");
     app.add_option("--test-crash-at", args.crash_at,
                    "TEST ONLY: abort() at the N-th durable-write boundary (fail-point)");
+    app.add_flag("--test-no-curve", args.no_curve,
+                 "TEST ONLY: no CurveZMQ and no ZAP: every socket in plaintext, anyone may "
+                 "connect (clients need TOBCTL_TEST_NO_CURVE=1)");
 }
 
 int print_errors(const tob::daemon::Errors& errors) {
@@ -239,6 +246,7 @@ std::optional<tob::daemon::NodeOptions> node_options(const Args& args,
     options.verify_threads = args.verify_threads;
     options.twin_port_offset = args.twin_offset;
     options.crash_at = args.crash_at;
+    options.test_no_curve = args.no_curve;
     if (args.test_options() && !node.testing) {
         spdlog::error(
             "tobd: --test-* options need testing = true in {} (they exist only for the "
@@ -255,6 +263,9 @@ std::optional<tob::daemon::NodeOptions> node_options(const Args& args,
         }
         options.byzantine = std::get<tob::consensus::Byzantine>(b);
         spdlog::warn("TEST MODE: this node behaves Byzantine ({})", args.byzantine_name);
+    }
+    if (args.no_curve) {
+        spdlog::warn("TEST MODE: CurveZMQ OFF: plaintext sockets, no authentication");
     }
     options.faults = args.faults;
     if (args.faults.enabled()) {

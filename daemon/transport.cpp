@@ -3,6 +3,14 @@
 #include <zmq_addon.hpp>
 
 #include "cli/client/protocol.h"
+#include "crypto/hash.h"
+
+// libzmq (4.2.2 and later) implements ZMQ_ZAP_ENFORCE_DOMAIN but declares it only
+// for draft builds; setup_server reads it back, so a library without it refuses to
+// start rather than run without the enforcement.
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93
+#endif
 
 namespace tob::daemon {
 
@@ -15,7 +23,9 @@ using consensus::NodeId;
 namespace {
 
 constexpr std::size_t kHeaderBytes = 10;
-constexpr const char* kMonitorEndpoint = "inproc://tobd-sub-monitor";
+// A stranger that opens a connection and says nothing holds it this long at most.
+constexpr int kHandshakeMs = 5000;
+constexpr auto kZapProbeTimeout = std::chrono::milliseconds(2000);
 
 // "tcp://host:port" with port + offset (test-only twin); unchanged if offset is 0
 // or the endpoint has no port.
@@ -42,6 +52,10 @@ Bytes to_bytes(const zmq::message_t& m) {
     return Bytes(p, p + m.size());
 }
 
+void set_raw(zmq::socket_t& s, int option, const void* value, std::size_t size) {
+    if (zmq_setsockopt(s.handle(), option, value, size) != 0) throw zmq::error_t();
+}
+
 }  // namespace
 
 Transport::Transport(TransportOptions options)
@@ -49,16 +63,64 @@ Transport::Transport(TransportOptions options)
       pub_(ctx_, zmq::socket_type::pub),
       sub_(ctx_, zmq::socket_type::sub),
       router_(ctx_, zmq::socket_type::router),
-      monitor_(ctx_, zmq::socket_type::pair),
+      client_(ctx_, zmq::socket_type::router),
       rng_(opt_.faults.seed) {}
 
 Transport::~Transport() {
-    // Close every socket before the context terminates (linger 0 everywhere).
+    // Close every socket (linger 0 everywhere), then the ZAP handler, before the
+    // context terminates.
     dealers_.clear();
-    monitor_.close();
+    monitors_.clear();
     pub_.close();
     sub_.close();
     router_.close();
+    client_.close();
+    zap_.reset();
+}
+
+std::optional<std::string> Transport::start_zap() {
+    ZapPolicy policy;
+    for (const auto& m : opt_.members) policy.members.emplace(m.curve_key, m.id);
+    policy.clients_open = opt_.clients_open;
+    policy.clients = opt_.client_keys;
+    if (!opt_.test_skip_zap) {
+        auto started = ZapHandler::start(ctx_, std::move(policy));
+        if (auto* error = std::get_if<std::string>(&started)) return "ZAP handler: " + *error;
+        zap_ = std::move(std::get<std::unique_ptr<ZapHandler>>(started));
+    }
+    if (!ZapHandler::probe(ctx_, kZapProbeTimeout)) {
+        return std::string("no ZAP handler answers at ") + std::string(kZapEndpoint) +
+               ": refusing to bind any socket without authentication (fail closed)";
+    }
+    return std::nullopt;
+}
+
+void Transport::setup_server(zmq::socket_t& s, std::string_view domain) {
+    s.set(zmq::sockopt::linger, 0);
+    s.set(zmq::sockopt::handshake_ivl, kHandshakeMs);
+    if (!opt_.curve) return;
+    const int one = 1;
+    set_raw(s, ZMQ_CURVE_SERVER, &one, sizeof one);
+    set_raw(s, ZMQ_CURVE_SECRETKEY, opt_.curve->secret_key().data(), 32);
+    s.set(zmq::sockopt::zap_domain, std::string(domain));
+    // No handler answering = no connection (libzmq would otherwise let CURVE
+    // clients in unauthenticated when the handler is missing).
+    set_raw(s, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof one);
+    int enforced = 0;
+    std::size_t size = sizeof enforced;
+    if (zmq_getsockopt(s.handle(), ZMQ_ZAP_ENFORCE_DOMAIN, &enforced, &size) != 0 ||
+        enforced != 1) {
+        throw zmq::error_t();  // refuse to bind a socket that would admit without ZAP
+    }
+}
+
+void Transport::setup_client(zmq::socket_t& s, const crypto::CurvePublicKey& server_key) {
+    s.set(zmq::sockopt::linger, 0);
+    s.set(zmq::sockopt::handshake_ivl, kHandshakeMs);
+    if (!opt_.curve) return;
+    set_raw(s, ZMQ_CURVE_SERVERKEY, server_key.data(), 32);
+    set_raw(s, ZMQ_CURVE_PUBLICKEY, opt_.curve->public_key().data(), 32);
+    set_raw(s, ZMQ_CURVE_SECRETKEY, opt_.curve->secret_key().data(), 32);
 }
 
 std::variant<std::unique_ptr<Transport>, std::string> Transport::open(TransportOptions options) {
@@ -69,42 +131,60 @@ std::variant<std::unique_ptr<Transport>, std::string> Transport::open(TransportO
     const std::int64_t max_frame = static_cast<std::int64_t>(opt.message_bytes_max) + 64;
     std::string where;
     try {
-        for (auto* s : {&t->pub_, &t->sub_, &t->router_}) s->set(zmq::sockopt::linger, 0);
+        // Fail closed: the handler answers before any socket binds.
+        if (opt.curve) {
+            if (auto error = t->start_zap()) return *error;
+        }
+        t->setup_server(t->pub_, kZapDomainMember);
+        t->setup_server(t->router_, kZapDomainMember);
+        t->setup_server(t->client_, kZapDomainClient);
+        t->sub_.set(zmq::sockopt::linger, 0);
         t->pub_.set(zmq::sockopt::sndhwm, opt.send_hwm);
         t->sub_.set(zmq::sockopt::rcvhwm, opt.recv_hwm);
         t->sub_.set(zmq::sockopt::maxmsgsize, max_frame);
         t->sub_.set(zmq::sockopt::subscribe, "");
-        t->router_.set(zmq::sockopt::maxmsgsize, max_frame);
+        for (auto* r : {&t->router_, &t->client_}) {
+            r->set(zmq::sockopt::maxmsgsize, max_frame);
+            r->set(zmq::sockopt::router_mandatory, 1);
+        }
         t->router_.set(zmq::sockopt::rcvhwm, opt.recv_hwm);
         t->router_.set(zmq::sockopt::sndhwm, opt.send_hwm);
-        t->router_.set(zmq::sockopt::router_mandatory, 1);
+        t->client_.set(zmq::sockopt::rcvhwm, opt.client_hwm);
+        t->client_.set(zmq::sockopt::sndhwm, opt.client_hwm);
+
+        where = "socket monitors";
+        t->add_monitor(t->pub_, MonitorRole::Server, ServerSocket::MemberPub, 0);
+        t->add_monitor(t->router_, MonitorRole::Server, ServerSocket::MemberRouter, 0);
+        t->add_monitor(t->client_, MonitorRole::Server, ServerSocket::Client, 0);
+        t->add_monitor(t->sub_, MonitorRole::Sub, ServerSocket::MemberPub, 0);
+
         where = shift_port(me.pub_endpoint, opt.twin_port_offset);
         t->pub_.bind(where);
         where = shift_port(me.router_endpoint, opt.twin_port_offset);
         t->router_.bind(where);
-
-        where = kMonitorEndpoint;
-        if (zmq_socket_monitor(t->sub_.handle(), kMonitorEndpoint,
-                               ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0) {
-            throw zmq::error_t();
-        }
-        t->monitor_.set(zmq::sockopt::linger, 0);
-        t->monitor_.connect(kMonitorEndpoint);
+        where = shift_port(me.client_endpoint, opt.twin_port_offset);
+        t->client_.bind(where);
 
         for (const auto& m : opt.members) {
             if (m.id == opt.self) continue;
-            where = m.pub_endpoint;
-            t->pub_endpoint_to_peer_[m.pub_endpoint] = m.id;
-            t->sub_.connect(m.pub_endpoint);
+            where = m.router_endpoint;
             zmq::socket_t dealer(t->ctx_, zmq::socket_type::dealer);
-            dealer.set(zmq::sockopt::linger, 0);
+            t->setup_client(dealer, m.curve_key);
             dealer.set(zmq::sockopt::immediate, 1);
             dealer.set(zmq::sockopt::sndhwm, opt.send_hwm);
-            dealer.set(zmq::sockopt::routing_id, "node-" + std::to_string(opt.self));
-            where = m.router_endpoint;
-            dealer.connect(m.router_endpoint);
+            t->add_monitor(dealer, MonitorRole::Dealer, ServerSocket::MemberRouter, m.id);
             t->dealers_.emplace(m.id, std::move(dealer));
+            t->pub_endpoint_to_peer_[m.pub_endpoint] = m.id;
+            for (auto [role, endpoint] : {std::pair{MonitorRole::Sub, &m.pub_endpoint},
+                                          std::pair{MonitorRole::Dealer, &m.router_endpoint}}) {
+                Link& link = t->links_[{role, m.id}];
+                link.kind = role;
+                link.peer = m.id;
+                link.endpoint = *endpoint;
+            }
         }
+        where = "peers";
+        t->connect_peers();
     } catch (const zmq::error_t& e) {
         return where + ": " + e.what();
     }
@@ -115,36 +195,30 @@ std::vector<bool> Transport::wait(std::chrono::milliseconds timeout, const std::
     std::vector<zmq::pollitem_t> items;
     items.push_back({sub_.handle(), 0, ZMQ_POLLIN, 0});
     items.push_back({router_.handle(), 0, ZMQ_POLLIN, 0});
-    items.push_back({monitor_.handle(), 0, ZMQ_POLLIN, 0});
+    items.push_back({client_.handle(), 0, ZMQ_POLLIN, 0});
+    const std::size_t first_monitor = items.size();
+    for (const auto& m : monitors_) items.push_back({m->socket.handle(), 0, ZMQ_POLLIN, 0});
+    const std::size_t first_fd = items.size();
     for (int fd : fds) items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
     if (!held_.empty()) {
         auto until = std::chrono::duration_cast<std::chrono::milliseconds>(
             held_.front().release - std::chrono::steady_clock::now());
         if (until < timeout) timeout = std::max(until, std::chrono::milliseconds(0));
     }
+    timeout = until_next_redial(timeout);
     try {
         zmq::poll(items, timeout);
     } catch (const zmq::error_t&) {
         // EINTR (a signal): the caller checks its stop flag and comes back.
     }
-    if (items[2].revents & ZMQ_POLLIN) drain_monitor();
-    std::vector<bool> ready(fds.size());
-    for (std::size_t i = 0; i < fds.size(); ++i) ready[i] = items[3 + i].revents & ZMQ_POLLIN;
-    return ready;
-}
-
-void Transport::drain_monitor() {
-    for (;;) {
-        std::vector<zmq::message_t> parts;
-        if (!recv_multipart(monitor_, parts)) return;
-        if (parts.size() != 2 || parts[0].size() < 6) continue;
-        std::uint16_t event;
-        std::memcpy(&event, parts[0].data(), sizeof event);
-        auto it = pub_endpoint_to_peer_.find(parts[1].to_string());
-        if (it == pub_endpoint_to_peer_.end()) continue;
-        if (event == ZMQ_EVENT_CONNECTED) connected_.insert(it->second);
-        if (event == ZMQ_EVENT_DISCONNECTED) connected_.erase(it->second);
+    for (std::size_t i = 0; i < monitors_.size(); ++i) {
+        if (items[first_monitor + i].revents & ZMQ_POLLIN) drain_monitor(*monitors_[i]);
     }
+    redial_due();
+    std::vector<bool> ready(fds.size());
+    for (std::size_t i = 0; i < fds.size(); ++i)
+        ready[i] = items[first_fd + i].revents & ZMQ_POLLIN;
+    return ready;
 }
 
 bool Transport::recv_multipart(zmq::socket_t& socket, std::vector<zmq::message_t>& parts) {
@@ -187,6 +261,57 @@ void Transport::admit(Inbound in, std::vector<Inbound>& out) {
     }
 }
 
+bool Transport::receive_sub(std::vector<zmq::message_t>& parts, std::vector<Inbound>& out) {
+    if (!recv_multipart(sub_, parts)) return false;
+    ++stats_.frames_in;
+    if (parts.size() != 2 || parts[0].size() != kHeaderBytes) {
+        ++stats_.bad_frames;
+        ++stats_.frames_dropped[static_cast<std::size_t>(ServerSocket::MemberPub)];
+        return true;
+    }
+    const auto* h = static_cast<const std::uint8_t*>(parts[0].data());
+    NodeId sender = static_cast<NodeId>((h[0] << 8) | h[1]);
+    std::uint64_t seq = 0;
+    for (int i = 0; i < 8; ++i) seq = (seq << 8) | h[2 + i];
+    auto& last = last_seq_[sender];
+    if (seq > last + 1 && last != 0) stats_.pubsub_gaps += seq - last - 1;
+    last = seq;  // a restarted sender starts again at 1: resync
+    stats_.bytes_in += parts[1].size();
+    admit(Inbound{Inbound::Source::PubSub, {}, {}, to_bytes(parts[1])}, out);
+    return true;
+}
+
+bool Transport::receive_router(std::vector<zmq::message_t>& parts, std::vector<Inbound>& out) {
+    if (!recv_multipart(router_, parts)) return false;
+    ++stats_.frames_in;
+    if (parts.size() != 3 || parts[1].size() != 1 ||
+        *static_cast<const std::uint8_t*>(parts[1].data()) != kChannelPeer) {
+        ++stats_.bad_frames;
+        ++stats_.frames_dropped[static_cast<std::size_t>(ServerSocket::MemberRouter)];
+        return true;
+    }
+    stats_.bytes_in += parts[2].size();
+    admit(Inbound{Inbound::Source::Peer, {}, {}, to_bytes(parts[2])}, out);
+    return true;
+}
+
+bool Transport::receive_client(std::vector<zmq::message_t>& parts, std::vector<Inbound>& out) {
+    if (!recv_multipart(client_, parts)) return false;
+    ++stats_.frames_in;
+    if (parts.size() != 3 || parts[1].size() != 1 ||
+        *static_cast<const std::uint8_t*>(parts[1].data()) != kChannelClient) {
+        ++stats_.bad_frames;
+        ++stats_.frames_dropped[static_cast<std::size_t>(ServerSocket::Client)];
+        return true;
+    }
+    stats_.bytes_in += parts[2].size();
+    // The ZAP handler's user id for this connection: the client's Curve key.
+    const char* user = zmq_msg_gets(parts[2].handle(), "User-Id");
+    out.push_back(Inbound{Inbound::Source::Client, parts[0].to_string(),
+                          user != nullptr ? std::string(user) : std::string(), to_bytes(parts[2])});
+    return true;
+}
+
 std::vector<Inbound> Transport::receive(std::size_t max) {
     std::vector<Inbound> out;
     const auto now = std::chrono::steady_clock::now();
@@ -196,44 +321,12 @@ std::vector<Inbound> Transport::receive(std::size_t max) {
     }
     std::vector<zmq::message_t> parts;
     bool progress = true;
+    // One frame of each socket in turn: a busy client connection cannot starve
+    // the members, nor the reverse.
     while (out.size() < max && progress) {
-        progress = false;
-        if (recv_multipart(sub_, parts)) {
-            progress = true;
-            ++stats_.frames_in;
-            if (parts.size() != 2 || parts[0].size() != kHeaderBytes) {
-                ++stats_.bad_frames;
-            } else {
-                const auto* h = static_cast<const std::uint8_t*>(parts[0].data());
-                NodeId sender = static_cast<NodeId>((h[0] << 8) | h[1]);
-                std::uint64_t seq = 0;
-                for (int i = 0; i < 8; ++i) seq = (seq << 8) | h[2 + i];
-                auto& last = last_seq_[sender];
-                if (seq > last + 1 && last != 0) stats_.pubsub_gaps += seq - last - 1;
-                last = seq;  // a restarted sender starts again at 1: resync
-                stats_.bytes_in += parts[1].size();
-                admit(Inbound{Inbound::Source::PubSub, {}, to_bytes(parts[1])}, out);
-            }
-        }
-        if (out.size() >= max) break;
-        if (recv_multipart(router_, parts)) {
-            progress = true;
-            ++stats_.frames_in;
-            if (parts.size() != 3 || parts[1].size() != 1) {
-                ++stats_.bad_frames;
-                continue;
-            }
-            const std::uint8_t channel = *static_cast<const std::uint8_t*>(parts[1].data());
-            stats_.bytes_in += parts[2].size();
-            if (channel == kChannelPeer) {
-                admit(Inbound{Inbound::Source::Peer, {}, to_bytes(parts[2])}, out);
-            } else if (channel == kChannelClient) {
-                out.push_back(
-                    Inbound{Inbound::Source::Client, parts[0].to_string(), to_bytes(parts[2])});
-            } else {
-                ++stats_.bad_frames;
-            }
-        }
+        progress = receive_sub(parts, out);
+        if (out.size() < max) progress = receive_router(parts, out) || progress;
+        if (out.size() < max) progress = receive_client(parts, out) || progress;
     }
     return out;
 }
@@ -280,13 +373,13 @@ void Transport::send_to(NodeId peer, ByteView envelope) {
 void Transport::send_client(const std::string& routing_id, ByteView body) {
     const std::uint8_t channel = kChannelClient;
     try {
-        if (!router_.send(zmq::buffer(routing_id),
+        if (!client_.send(zmq::buffer(routing_id),
                           zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
             ++stats_.send_drops;
             return;
         }
-        router_.send(zmq::buffer(&channel, 1), zmq::send_flags::sndmore);
-        router_.send(zmq::buffer(body.data(), body.size()), zmq::send_flags::none);
+        client_.send(zmq::buffer(&channel, 1), zmq::send_flags::sndmore);
+        client_.send(zmq::buffer(body.data(), body.size()), zmq::send_flags::none);
     } catch (const zmq::error_t&) {
         // EHOSTUNREACH: the client went away.
         ++stats_.send_drops;

@@ -1,7 +1,7 @@
 #pragma once
-// The ZeroMQ transport of one node (docs/daemon.md, "Transport").
+// The ZeroMQ transport of one node (docs/architecture.md; docs/security.md).
 //
-// Sockets:
+// Sockets, every one CurveZMQ-encrypted and authenticated (below):
 //  - PUB (bind, the node's pub_endpoint): the flooding plane. Every broadcast is
 //    two frames: a 10-byte header [sender id u16 BE][sequence u64 BE] and the
 //    signed envelope. The header is not signed and means nothing to the protocol:
@@ -9,22 +9,43 @@
 //    (ZeroMQ drops silently at its high-water mark; repair recovers them, the
 //    gap counter makes the loss visible).
 //  - SUB (connect to every other member's PUB): receives the flood.
-//  - ROUTER (bind, router_endpoint): point-to-point envelopes from peers
-//    ([id]['P'][envelope]) and client/admin messages ([id]['C'][body], see
-//    cli/client/protocol.h).
-//  - DEALER per peer (connect to the peer's ROUTER, ZMQ_IMMEDIATE so nothing
+//  - member ROUTER (bind, router_endpoint): point-to-point envelopes from peers,
+//    [id]['P'][envelope]. Nothing else is accepted on it.
+//  - DEALER per peer (connect to the peer's member ROUTER, ZMQ_IMMEDIATE so nothing
 //    queues for a peer that is down): point-to-point sends (fetches, catch-up).
-//  - a socket monitor on SUB: which peers' PUB sockets this node is connected to.
+//    No fixed routing id: the ROUTER names each connection itself, so there is no
+//    name a stranger could take first.
+//  - client ROUTER (bind, client_endpoint): the client plane, [id]['C'][body]
+//    (cli/client/protocol.h), with small per-connection queues (client_hwm); its
+//    frames never share a queue with member traffic.
+//  - socket monitors on all of them: which peers' PUB sockets this node is
+//    connected to, refused handshakes (counted), and lost links (below).
 //
-// ZMQ_MAXMSGSIZE on SUB and ROUTER makes ZeroMQ drop the connection of a peer
-// that sends a frame over the limit before it is buffered. Every send is
+// Curve: the node's Curve key pair is the server key of its three bound sockets
+// and the client key of its SUB and DEALERs, which pin each peer's public key from
+// the cluster file. A ZAP handler (daemon/zap.h) in the transport's context
+// admits exactly the members' keys on the PUB and the member ROUTER and the
+// cluster's client policy on the client ROUTER; ZMQ_ZAP_ENFORCE_DOMAIN makes a
+// handshake fail when no handler answers, and open() binds nothing until the
+// handler has answered a probe (fail closed). Without a Curve key (the test-only
+// switch `tobd --test-no-curve`) every socket is plaintext.
+//
+// Links recover from every failure: libzmq gives up on an outgoing connection
+// whose handshake failed (another socket type or a stranger on the endpoint, a
+// Curve key it refuses) and never dials it again. The monitors see the
+// disconnection; when libzmq does not announce a retry itself, the transport
+// dials the endpoint again after 0.5-2 s (issue 11, finding 12).
+//
+// ZMQ_MAXMSGSIZE on SUB and the ROUTERs makes ZeroMQ drop the connection of a
+// peer that sends a frame over the limit before it is buffered. Every send is
 // non-blocking; a send that would block is dropped and counted (repair resends).
 //
-// Test-only fault layer (docs/fault-model.md, "Where faults are injected"): when enabled,
-// frames received on the peer planes are dropped, duplicated, and delayed (which
-// also reorders them) with the configured probabilities. It exists only when the
-// node config says testing = true and the option is given.
+// Test-only fault layer (docs/fault-model.md): when enabled, frames received on
+// the peer planes are dropped, duplicated, and delayed (which also reorders them)
+// with the configured probabilities. It exists only when the node config says
+// testing = true and the option is given.
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -39,9 +60,13 @@
 #include <zmq.hpp>
 
 #include "consensus/types.h"
+#include "crypto/curve.h"
 #include "daemon/config.h"
+#include "daemon/zap.h"
 
 namespace tob::daemon {
+
+class Registry;
 
 struct FaultLayerOptions {
     double drop = 0;                 // probability a received peer frame is discarded
@@ -58,20 +83,34 @@ struct TransportOptions {
     std::uint32_t message_bytes_max = 16u << 20;
     int send_hwm = 20000;
     int recv_hwm = 20000;
+    // Per client connection, both directions (a ROUTER's HWMs are per connection).
+    int client_hwm = 1024;
+    // The node's Curve key pair; nullopt = plaintext (test only).
+    std::optional<crypto::CurveKeyPair> curve;
+    // Who may connect to the client ROUTER (with curve).
+    bool clients_open = true;
+    std::set<crypto::CurvePublicKey> client_keys;
+    // Test only: do not start the ZAP handler (open() must then refuse to bind).
+    bool test_skip_zap = false;
     FaultLayerOptions faults;
-    // Test-only "twin" (docs/fault-model.md row 11: two daemons with one key): bind PUB and
-    // ROUTER at port + twin_port_offset instead of the cluster file's ports (which
-    // the original holds) and also send every broadcast point to point to each
-    // peer, since peers subscribe only to the original's PUB. 0 = off.
+    // Test-only "twin" (docs/fault-model.md, row 11: two daemons with one key): bind
+    // the three sockets at port + twin_port_offset instead of the cluster file's ports
+    // (which the original holds) and also send every broadcast point to point to
+    // each peer, since peers subscribe only to the original's PUB. 0 = off.
     std::uint32_t twin_port_offset = 0;
 };
 
 struct Inbound {
     enum class Source : std::uint8_t { PubSub, Peer, Client };
     Source source = Source::PubSub;
-    std::string routing_id;  // ROUTER frames: the sender's id (to answer clients)
+    std::string routing_id;  // client frames: the connection's id (to answer it)
+    std::string peer_key;    // client frames: the connection's Curve key, hex (empty: no Curve)
     consensus::Bytes body;   // the envelope (PubSub, Peer) or the client message
 };
+
+/// The server sockets, for counters by socket.
+enum class ServerSocket : std::uint8_t { MemberPub, MemberRouter, Client };
+inline constexpr std::size_t kServerSockets = 3;
 
 struct TransportStats {
     std::uint64_t frames_in = 0;
@@ -80,16 +119,47 @@ struct TransportStats {
     std::uint64_t bytes_out = 0;
     std::uint64_t send_drops = 0;     // sends that would have blocked
     std::uint64_t pubsub_gaps = 0;    // frames lost on PUB/SUB, from sequence gaps
-    std::uint64_t bad_frames = 0;     // wrong frame count / unknown channel
+    std::uint64_t bad_frames = 0;     // wrong frame count / channel (all sockets)
     std::uint64_t fault_dropped = 0;  // test fault layer
     std::uint64_t fault_duplicated = 0;
     std::uint64_t fault_delayed = 0;
+    // By ServerSocket: handshakes the socket refused (monitor events) and frames
+    // of the wrong shape or channel it dropped.
+    std::array<std::uint64_t, kServerSockets> handshakes_refused{};
+    std::array<std::uint64_t, kServerSockets> frames_dropped{};
+    std::uint64_t link_handshake_failures = 0;  // our outgoing handshakes that failed
+    std::uint64_t link_redials = 0;             // links the transport dialled again
 };
+
+namespace transport_detail {
+
+enum class MonitorRole : std::uint8_t { Server, Sub, Dealer };
+
+/// A socket monitor (a PAIR connected to zmq_socket_monitor's endpoint).
+struct Monitor {
+    zmq::socket_t socket;
+    MonitorRole role = MonitorRole::Server;
+    ServerSocket server = ServerSocket::MemberPub;  // role Server
+    consensus::NodeId peer = 0;                     // role Dealer
+};
+
+/// One outgoing connection: SUB -> a peer's PUB, or DEALER -> a peer's ROUTER.
+struct Link {
+    MonitorRole kind = MonitorRole::Sub;
+    consensus::NodeId peer = 0;
+    std::string endpoint;
+    bool up = false;  // handshake succeeded, not disconnected since
+    std::optional<std::chrono::steady_clock::time_point> redial_at;
+    unsigned failures = 0;  // redials since the last successful handshake
+};
+
+}  // namespace transport_detail
 
 class Transport {
   public:
-    /// Binds PUB and ROUTER, connects SUB and the DEALERs. An error names the
-    /// endpoint, e.g. "tcp://127.0.0.1:7100: Address already in use".
+    /// Starts the ZAP handler and checks it answers (with curve), binds PUB and the
+    /// two ROUTERs, connects SUB and the DEALERs. An error names the endpoint, e.g.
+    /// "tcp://127.0.0.1:7100: Address already in use".
     static std::variant<std::unique_ptr<Transport>, std::string> open(TransportOptions options);
     ~Transport();
 
@@ -104,23 +174,49 @@ class Transport {
     void send_client(const std::string& routing_id, consensus::ByteView body);
 
     std::uint32_t peers_connected() const { return static_cast<std::uint32_t>(connected_.size()); }
+    bool curve() const { return opt_.curve.has_value(); }
     const TransportStats& stats() const { return stats_; }
+    /// Adds what changed since the last call to the transport's counters in
+    /// `registry` (handshakes refused, ZAP answers, dropped frames, redials).
+    void publish(Registry& registry);
 
   private:
+    using Monitor = transport_detail::Monitor;
+    using MonitorRole = transport_detail::MonitorRole;
+    using Link = transport_detail::Link;
     explicit Transport(TransportOptions options);
-    void drain_monitor();
+    std::optional<std::string> start_zap();
+    void setup_server(zmq::socket_t& s, std::string_view domain);
+    void setup_client(zmq::socket_t& s, const crypto::CurvePublicKey& server_key);
+    void add_monitor(zmq::socket_t& socket, MonitorRole role, ServerSocket server,
+                     consensus::NodeId peer);
+    void connect_peers();
+    void drain_monitor(Monitor& monitor);
+    void on_link_event(Link& link, std::uint16_t event);
+    void redial(Link& link);
+    void redial_due();
+    std::chrono::milliseconds until_next_redial(std::chrono::milliseconds cap) const;
     bool recv_multipart(zmq::socket_t& socket, std::vector<zmq::message_t>& parts);
     void admit(Inbound in, std::vector<Inbound>& out);
+    bool receive_sub(std::vector<zmq::message_t>& parts, std::vector<Inbound>& out);
+    bool receive_router(std::vector<zmq::message_t>& parts, std::vector<Inbound>& out);
+    bool receive_client(std::vector<zmq::message_t>& parts, std::vector<Inbound>& out);
 
     TransportOptions opt_;
     zmq::context_t ctx_{1};
-    zmq::socket_t pub_, sub_, router_, monitor_;
+    std::unique_ptr<ZapHandler> zap_;
+    zmq::socket_t pub_, sub_, router_, client_;
     std::map<consensus::NodeId, zmq::socket_t> dealers_;
+    std::vector<std::unique_ptr<Monitor>> monitors_;
+    std::map<std::pair<MonitorRole, consensus::NodeId>, Link> links_;
     std::map<std::string, consensus::NodeId> pub_endpoint_to_peer_;
     std::set<consensus::NodeId> connected_;
     std::map<consensus::NodeId, std::uint64_t> last_seq_;
     std::uint64_t seq_ = 0;
     TransportStats stats_;
+    // What publish() last added to the registry.
+    TransportStats published_;
+    std::array<std::uint64_t, 5> zap_published_{};
     // Fault layer.
     std::mt19937_64 rng_;
     struct Held {

@@ -215,6 +215,17 @@ Result<Nonce> reserve_nonces(const fs::path& counter_file, std::uint64_t count) 
     return close_with(R::success(first));
 }
 
+Result<std::optional<crypto::SigningKey>> load_client_key_if_present(const fs::path& path) {
+    using R = Result<std::optional<crypto::SigningKey>>;
+    std::error_code ec;
+    if (!fs::exists(path, ec)) return R::success(std::nullopt);
+    auto loaded = crypto::load_signing_key(path);
+    if (auto* error = std::get_if<crypto::KeyFileError>(&loaded)) return R::failure(error->message);
+    return R::success(std::get<crypto::SigningKey>(loaded));
+}
+
+bool test_plaintext_requested() { return env("TOBCTL_TEST_NO_CURVE") == "1"; }
+
 // ---- the client --------------------------------------------------------------------
 
 Client::Client(const daemon::ClusterConfig& cluster, const crypto::SigningKey& key,
@@ -228,13 +239,20 @@ Client::Client(const daemon::ClusterConfig& cluster, const crypto::SigningKey& k
     // Replies are bounded by message_bytes_max (protocol.h) plus the channel frame.
     const auto max_frame = static_cast<std::int64_t>(cluster_.limits.message_bytes_max) + 64;
     sockets_.reserve(cluster_.members.size());
+    const bool curve = !test_plaintext_requested();
+    const crypto::CurveKeyPair curve_key = crypto::CurveKeyPair::from_signing_key(key_);
     for (const daemon::ClusterMember& m : cluster_.members) {
         zmq::socket_t s(*context_, zmq::socket_type::dealer);
         s.set(zmq::sockopt::linger, 0);
         s.set(zmq::sockopt::sndhwm, 100000);
         s.set(zmq::sockopt::rcvhwm, 100000);
         s.set(zmq::sockopt::maxmsgsize, max_frame);
-        s.connect(m.router_endpoint);
+        if (curve) {
+            zmq_setsockopt(s.handle(), ZMQ_CURVE_SERVERKEY, m.curve_key.data(), 32);
+            zmq_setsockopt(s.handle(), ZMQ_CURVE_PUBLICKEY, curve_key.public_key().data(), 32);
+            zmq_setsockopt(s.handle(), ZMQ_CURVE_SECRETKEY, curve_key.secret_key().data(), 32);
+        }
+        s.connect(m.client_endpoint);
         sockets_.push_back(std::move(s));
     }
 }
@@ -549,7 +567,7 @@ Result<LocalValueMsg> Client::local_get(NodeId node, const Bytes& key, Millis ti
         return R::failure("key of " + std::to_string(key.size()) + " bytes exceeds key_bytes_max " +
                           std::to_string(cluster_.limits.key_bytes_max));
     }
-    if (!send(node, encode_client_message(LocalGetMsg{key}))) {
+    if (!send(node, encode_client_message(make_local_get(key_, cluster_.chain_id, key)))) {
         return R::failure("node " + std::to_string(node) + ": cannot queue the query");
     }
     const auto deadline = Clock::now() + timeout;

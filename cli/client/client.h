@@ -1,7 +1,7 @@
 #pragma once
 // The tobd client library (docs/client.md; CMake target tob_client): client keys,
 // nonces, and a Client that talks to every node of a cluster over ZeroMQ DEALER
-// sockets using the client plane of cli/client/protocol.h. Used by the tobctl
+// sockets, CurveZMQ-encrypted, using the client plane of cli/client/protocol.h. Used by the tobctl
 // commands, by test harnesses and by applications. It links the codec
 // (tob_consensus), tob_crypto, the cluster-file loader (tob_config) and ZeroMQ;
 // no RocksDB, HTTP server or systemd.
@@ -58,6 +58,17 @@ std::optional<std::filesystem::path> default_client_key_path();
 /// Refuses a key file that group or others can access (crypto/keyfile.h).
 Result<crypto::SigningKey> load_or_create_client_key(const std::filesystem::path& path);
 
+/// Loads the Ed25519 client key at `path` when the file exists (nullopt when it
+/// does not; nothing is created); an error for a file that exists but cannot be used.
+Result<std::optional<crypto::SigningKey>> load_client_key_if_present(
+    const std::filesystem::path& path);
+
+/// True when $TOBCTL_TEST_NO_CURVE=1: connect in plaintext, to a test cluster whose
+/// nodes run with `tobd --test-no-curve` (docs/security.md). A plaintext client
+/// cannot complete a handshake with a node that uses Curve, so the switch can
+/// break a connection but never weaken one.
+bool test_plaintext_requested();
+
 /// The nonce counter file of a key: "<key>.nonce".
 std::filesystem::path nonce_file_for(const std::filesystem::path& key_path);
 
@@ -101,7 +112,10 @@ struct ClientStats {
 
 class Client {
   public:
-    /// One DEALER socket per member, connected to its router_endpoint. `context`
+    /// One DEALER socket per member, connected to its client_endpoint as a CurveZMQ
+    /// client: the server key is the member's curve_key from the cluster file, the
+    /// client's Curve key pair is derived from `key` (crypto/curve.h), so a node
+    /// whose permissions are closed admits exactly the clients it lists. `context`
     /// may be shared between clients (it must outlive them); nullptr = own context.
     Client(const daemon::ClusterConfig& cluster, const crypto::SigningKey& key,
            zmq::context_t* context = nullptr);
@@ -135,7 +149,8 @@ class Client {
     std::vector<Result<StatusMsg>> status_all(const std::vector<NodeId>& nodes, Millis timeout);
     Result<StatusMsg> status(NodeId node, Millis timeout);
 
-    /// Reads `key` from one node's committed state.
+    /// Reads `key` from one node's committed state (a LocalGet signed with the client
+    /// key; the node answers only a client that may read the key).
     Result<LocalValueMsg> local_get(NodeId node, const Bytes& key, Millis timeout);
 
     // ---- pipelined use ----------------------------------------------------------

@@ -110,9 +110,11 @@ void put(Packer& p, const StatusMsg& v) {
 }
 
 void put(Packer& p, const LocalGetMsg& v) {
-    put_array(p, 2);
+    put_array(p, 4);
     put_type(p, ClientMsgType::LocalGet);
     put_bin(p, v.key);
+    put_bin(p, v.client);
+    put_bin(p, v.sig);
 }
 
 void put(Packer& p, const LocalValueMsg& v) {
@@ -175,7 +177,7 @@ ReplyMsg to_reply(Items f, const consensus::Limits& lim) {
     v.client = bin_exact<32>(f[2], "reply.client");
     v.nonce = uint_of<Nonce>(f[3], "reply.nonce");
     v.request_digest = bin_exact<32>(f[4], "reply.request_digest");
-    v.status = static_cast<ReplyStatus>(uint_in(f[5], 1, 3, "reply.status"));
+    v.status = static_cast<ReplyStatus>(uint_in(f[5], 1, 4, "reply.status"));
     v.epoch = uint_of<Epoch>(f[6], "reply.epoch");
     v.position = uint_of<std::uint32_t>(f[7], "reply.position");
     Items outputs = array_items(f[8], "reply.outputs");
@@ -221,8 +223,12 @@ StatusMsg to_status(Items f, const consensus::Limits&) {
 }
 
 LocalGetMsg to_local_get(Items f, const consensus::Limits& lim) {
-    fields_of(f, 2, "local get");
-    return LocalGetMsg{bin_up_to(f[1], lim.key_bytes_max, "local get.key")};
+    fields_of(f, 4, "local get");
+    LocalGetMsg v;
+    v.key = bin_up_to(f[1], lim.key_bytes_max, "local get.key");
+    v.client = bin_exact<32>(f[2], "local get.client");
+    v.sig = bin_exact<64>(f[3], "local get.sig");
+    return v;
 }
 
 LocalValueMsg to_local_value(Items f, const consensus::Limits& lim) {
@@ -236,7 +242,7 @@ LocalValueMsg to_local_value(Items f, const consensus::Limits& lim) {
 ErrorMsg to_error(Items f, const consensus::Limits&) {
     fields_of(f, 4, "error");
     ErrorMsg v;
-    v.code = static_cast<ErrorCode>(uint_in(f[1], 1, 5, "error.code"));
+    v.code = static_cast<ErrorCode>(uint_in(f[1], 1, 6, "error.code"));
     v.text = text_of(f[2], "error.text");
     if (f[3].type != msgpack::type::NIL) {
         v.request_digest = bin_exact<32>(f[3], "error.request_digest");
@@ -309,6 +315,29 @@ Bytes reply_sign_payload(const Digest& chain_id, const ReplyMsg& reply) {
     return out;
 }
 
+Bytes local_get_sign_payload(const Digest& chain_id, const LocalGetMsg& get) {
+    Bytes out;
+    ByteSink sink{out};
+    Packer p(sink);
+    put_array(p, 3);
+    put_bin(p, chain_id);
+    put_bin(p, get.client);
+    put_bin(p, get.key);
+    return out;
+}
+
+LocalGetMsg make_local_get(const crypto::SigningKey& client, const Digest& chain_id, Bytes key) {
+    LocalGetMsg get;
+    get.key = std::move(key);
+    get.client = client.public_key();
+    get.sig = client.sign(kLocalGetTag, local_get_sign_payload(chain_id, get));
+    return get;
+}
+
+bool verify_local_get(const Digest& chain_id, const LocalGetMsg& get) {
+    return crypto::verify(get.client, kLocalGetTag, local_get_sign_payload(chain_id, get), get.sig);
+}
+
 bool replies_match(const ReplyMsg& a, const ReplyMsg& b) {
     return a.request_digest == b.request_digest && a.status == b.status && a.outputs == b.outputs;
 }
@@ -322,18 +351,20 @@ bool verify_reply(const PublicKey& node_key, const Digest& chain_id, const Reply
 }
 
 // The tables below are indexed by the wire values of the enums.
-static_assert(static_cast<int>(ReplyStatus::Malformed) == 3);
-static_assert(static_cast<int>(ErrorCode::ReplyTooLarge) == 5);
+static_assert(static_cast<int>(ReplyStatus::Forbidden) == 4);
+static_assert(static_cast<int>(ErrorCode::Forbidden) == 6);
 
 std::string_view to_string(ReplyStatus status) {
-    static constexpr std::string_view kNames[] = {"unknown", "committed", "duplicate", "malformed"};
+    static constexpr std::string_view kNames[] = {"unknown", "committed", "duplicate", "malformed",
+                                                  "forbidden"};
     const auto i = static_cast<std::size_t>(status);
     return i < std::size(kNames) ? kNames[i] : kNames[0];
 }
 
 std::string_view to_string(ErrorCode code) {
-    static constexpr std::string_view kNames[] = {
-        "unknown error", "bad request", "overloaded", "not voting", "halted", "reply too large"};
+    static constexpr std::string_view kNames[] = {"unknown error", "bad request", "overloaded",
+                                                  "not voting",    "halted",      "reply too large",
+                                                  "forbidden"};
     const auto i = static_cast<std::size_t>(code);
     return i < std::size(kNames) ? kNames[i] : kNames[0];
 }

@@ -3,13 +3,17 @@
 // requests themselves: docs/protocol.md, "Client requests"). Part of the client
 // library (target tob_client): the daemon and every client link the same codec.
 //
-// Every ZeroMQ message on the ROUTER is multipart: [routing id] [channel] [body].
-// The routing id is added/stripped by ZeroMQ. The channel frame is one byte:
-//   'P'  peer plane: body = an encoded, signed consensus::Envelope sent point to
-//        point by another node (fetch requests and replies, catch-up answers)
-//   'C'  client plane: body = one ClientMessage encoded below
-// Anything else (wrong frame count, unknown channel, undecodable body, oversized)
-// is dropped and counted; it never reaches the core.
+// Every ZeroMQ message on a node's ROUTER sockets is multipart: [routing id]
+// [channel] [body]. The routing id is added/stripped by ZeroMQ. The channel frame
+// is one byte:
+//   'P'  peer plane, on the member ROUTER (router_endpoint) only: body = an
+//        encoded, signed consensus::Envelope sent point to point by another node
+//        (fetch requests and replies, catch-up answers)
+//   'C'  client plane, on the client ROUTER (client_endpoint) only: body = one
+//        ClientMessage encoded below
+// Anything else (wrong frame count, wrong channel for the socket, undecodable
+// body, oversized) is dropped and counted; it never reaches the core. Both
+// sockets are CurveZMQ servers with the node's Curve key (docs/security.md).
 //
 // Client messages are canonical msgpack arrays [type, ...fields] (the same rules
 // as consensus/codec.h: fixed arrays, shortest integers, exact-size bin for keys,
@@ -19,7 +23,7 @@
 //   Reply       node -> client  [2, reply fields...]    the committed outcome, signed by the node
 //   StatusQuery client -> node  [3]
 //   Status      node -> client  [4, status fields...]
-//   LocalGet    client -> node  [5, key]                read the node's committed state
+//   LocalGet    client -> node  [5, key, client, sig]   read the node's committed state
 //   LocalValue  node -> client  [6, applied epoch, value or nil]
 //   Error       node -> client  [7, code, text, digest] request refused (bad signature, pool full)
 //
@@ -38,16 +42,18 @@
 // integers 0/1 and text is bin (UTF-8), since bool and str never appear on the
 // wire. Every client message is at most Limits::message_bytes_max bytes.
 //   [1, request bin<=request_bytes_max]
-//   [2, node u16, client bin[32], nonce u64, request_digest bin[32], status 1..3,
+//   [2, node u16, client bin[32], nonce u64, request_digest bin[32], status 1..4,
 //       epoch u64, position u32, outputs [[ok 0..1, value nil|bin]...], sig bin[64]]
 //       outputs: 0..request_ops_max entries, values <= value_bytes_max
 //   [3]
 //   [4, node u16, version bin<=kClientTextBytesMax, epoch u64, applied u64,
 //       peers_connected u32, pool u64, faults u64, state_digest bin[32],
 //       voting 0..1, halted 0..1, uptime_s u64]
-//   [5, key bin<=key_bytes_max]
+//   [5, key bin<=key_bytes_max, client bin[32], sig bin[64]]
+//       sig: the client's Ed25519 signature with kLocalGetTag over
+//       local_get_sign_payload (the node answers only a client that may read key)
 //   [6, applied u64, value nil|bin<=value_bytes_max]
-//   [7, code 1..5, text bin<=kClientTextBytesMax, request_digest nil|bin[32]]
+//   [7, code 1..6, text bin<=kClientTextBytesMax, request_digest nil|bin[32]]
 
 #include <cstddef>
 #include <cstdint>
@@ -77,6 +83,7 @@ using consensus::Signature;
 inline constexpr std::uint8_t kChannelPeer = 'P';
 inline constexpr std::uint8_t kChannelClient = 'C';
 inline constexpr std::string_view kReplyTag = "tobd-reply-v1";
+inline constexpr std::string_view kLocalGetTag = "tobd-local-get-v1";
 /// Longest StatusMsg::version and ErrorMsg::text; the encoder truncates longer text.
 inline constexpr std::size_t kClientTextBytesMax = 1024;
 
@@ -95,6 +102,8 @@ enum class ReplyStatus : std::uint8_t {
     Duplicate = 2,  // an earlier copy committed; outputs are the stored ones (may be empty
                     // when the nonce left the dedup window)
     Malformed = 3,  // skipped on every node (wrong chain id, limits, unused fields)
+    Forbidden = 4,  // skipped on every node: the client lacks a permission for an
+                    // operation (the cluster file's [permissions], docs/security.md)
 };
 
 struct SubmitMsg {
@@ -141,6 +150,8 @@ struct StatusMsg {
 
 struct LocalGetMsg {
     Bytes key;
+    PublicKey client{};  // the reading client's Ed25519 key
+    Signature sig{};     // by `client`: kLocalGetTag over local_get_sign_payload
     bool operator==(const LocalGetMsg&) const = default;
 };
 
@@ -156,6 +167,8 @@ enum class ErrorCode : std::uint8_t {
     NotVoting = 3,      // informational: this node is a follower (it still floods requests)
     Halted = 4,         // the node halted with an alarm
     ReplyTooLarge = 5,  // the outcome is known but its Reply would exceed message_bytes_max
+    Forbidden = 6,      // a LocalGet whose signature does not verify, whose client may not
+                        // read the key, or that came over another client's connection
 };
 
 struct ErrorMsg {
@@ -185,6 +198,14 @@ Decoded<ClientMessage> decode_client_message(ByteView bytes, const consensus::Li
 /// [chain_id, node, client, nonce, request_digest, status, epoch, position, outputs].
 Bytes reply_sign_payload(const Digest& chain_id, const ReplyMsg& reply);
 
+/// The bytes a client signs for a LocalGet (after kLocalGetTag): canonical
+/// [chain_id, client, key].
+Bytes local_get_sign_payload(const Digest& chain_id, const LocalGetMsg& get);
+/// A LocalGet for `key` signed by `client`.
+LocalGetMsg make_local_get(const crypto::SigningKey& client, const Digest& chain_id, Bytes key);
+/// True iff get.sig is get.client's signature over local_get_sign_payload.
+bool verify_local_get(const Digest& chain_id, const LocalGetMsg& get);
+
 /// True when two replies report the same outcome (request_digest, status, outputs).
 bool replies_match(const ReplyMsg& a, const ReplyMsg& b);
 
@@ -194,7 +215,7 @@ Signature sign_reply(const crypto::SigningKey& key, const Digest& chain_id, cons
 /// True iff reply.sig is `node_key`'s signature over reply_sign_payload(chain_id, reply).
 bool verify_reply(const PublicKey& node_key, const Digest& chain_id, const ReplyMsg& reply);
 
-/// Short English names: "committed", "duplicate", "malformed"; "bad request", ...
+/// Short English names: "committed", "duplicate", "malformed", "forbidden"; "bad request", ...
 std::string_view to_string(ReplyStatus status);
 std::string_view to_string(ErrorCode code);
 

@@ -114,8 +114,12 @@ std::array<std::uint64_t, 16> shift_up(const std::array<std::uint64_t, 16>& bits
 
 }  // namespace
 
-KvMachine::KvMachine(KvStorage& storage, const Digest& chain_id, const Limits& limits)
-    : storage_(storage), chain_id_(chain_id), limits_(limits) {
+KvMachine::KvMachine(KvStorage& storage, const Digest& chain_id, const Limits& limits,
+                     Permissions permissions)
+    : storage_(storage),
+      chain_id_(chain_id),
+      limits_(limits),
+      permissions_(std::move(permissions)) {
     reload();
 }
 
@@ -269,14 +273,19 @@ RequestResult KvMachine::apply_request(EpochWork& work, const Request& req,
         }
         return r;
     }
-    r.outputs = apply_ops(work, req.ops);
+    if (!permissions_.permits(req)) {
+        r.forbidden = true;
+        return r;
+    }
+    r.outputs = apply_ops(work, req);
     mark_nonce(work, req.client, entry, req.nonce);
     work.changed.insert(req.client);
     work.new_outputs[{req.client, req.nonce}] = r.outputs;
     return r;
 }
 
-std::vector<OpOutput> KvMachine::apply_ops(EpochWork& work, const std::vector<Op>& ops) const {
+std::vector<OpOutput> KvMachine::apply_ops(EpochWork& work, const Request& request) const {
+    const std::vector<Op>& ops = request.ops;
     std::vector<OpOutput> outputs;
     outputs.reserve(ops.size());
     for (const auto& op : ops) {
@@ -290,9 +299,11 @@ std::vector<OpOutput> KvMachine::apply_ops(EpochWork& work, const std::vector<Op
         switch (op.type) {
             case OpType::Put:
                 work.writes[op.key] = op.value;
+                if (!permissions_.may_read(request.client, op.key)) current.reset();  // withheld
                 break;
             case OpType::Del:
                 work.writes[op.key] = std::nullopt;
+                if (!permissions_.may_read(request.client, op.key)) current.reset();
                 break;
             case OpType::Cas:
                 out.ok = current == op.expected;
@@ -346,7 +357,8 @@ Digest KvMachine::next_state_digest(const EpochWork& work, const EpochResult& re
     oh.field(std::string_view("tobd-outputs-v1")).u64(result.results.size());
     for (const auto& r : result.results) {
         oh.raw(r.client).u64(r.nonce).raw(r.request_digest).u64(r.position);
-        oh.u64(r.duplicate ? 1 : 0).u64(r.malformed ? 1 : 0).u64(r.outputs.size());
+        const std::uint64_t skip = r.malformed ? 1 : r.forbidden ? 2 : 0;
+        oh.u64(r.duplicate ? 1 : 0).u64(skip).u64(r.outputs.size());
         for (const auto& o : r.outputs) {
             oh.u64(o.ok ? 1 : 0).u64(o.value ? 1 : 0);
             oh.field(o.value ? ByteView(*o.value) : ByteView());

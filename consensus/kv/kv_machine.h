@@ -30,6 +30,11 @@
 //    in the same epoch). A duplicate's result carries the outputs stored for that
 //    nonce when they are still kept (nonces in (h_c - 1024, h_c]), else none.
 //    Nonces may commit out of order inside the window.
+//  - forbidden: a well-formed, fresh request with an operation its client may
+//    not perform (consensus/kv/permissions.h, from the cluster file). Nothing of
+//    it applies and, like a malformed request, it does not consume its nonce.
+//    Checked after the dedup table, so a retry of a committed request is still
+//    answered as a duplicate.
 //
 // Storage layout (KvStorage keys):
 //   "\x01" ‖ user key                     user data (the prefix keeps users away
@@ -49,7 +54,8 @@
 //                    sorted order: field(key), u64 present, field(value or empty))
 //   H(outputs)   = H(field("tobd-outputs-v1"), u64 count, for each result in
 //                    order: client, nonce, request digest, position, duplicate,
-//                    malformed, u64 count, per output: ok, present, field(value))
+//                    skip (0; 1 malformed; 2 forbidden), u64 count, per output:
+//                    ok, present, field(value))
 // Only ordered containers are iterated, so the digest is a function of the
 // ordered requests and the previous state alone.
 
@@ -58,6 +64,7 @@
 #include <optional>
 
 #include "consensus/kv/kv_storage.h"
+#include "consensus/kv/permissions.h"
 #include "consensus/state_machine.h"
 
 namespace tob::consensus::kv {
@@ -68,7 +75,10 @@ class KvMachine final : public StateMachine {
 
     /// Loads last_applied and the state digest from `storage` (zero for an empty
     /// store); dedup entries are read from storage on demand and cached.
-    KvMachine(KvStorage& storage, const Digest& chain_id, const Limits& limits = {});
+    /// `permissions` come from the cluster file (the default lets every client key
+    /// read and write every key).
+    KvMachine(KvStorage& storage, const Digest& chain_id, const Limits& limits = {},
+              Permissions permissions = Permissions::open_to_all());
 
     Epoch last_applied() const override { return last_applied_; }
     Digest state_digest() const override { return state_digest_; }
@@ -110,7 +120,7 @@ class KvMachine final : public StateMachine {
     // digest and the single storage batch.
     RequestResult apply_request(EpochWork& work, const Request& request,
                                 std::uint32_t position) const;
-    std::vector<OpOutput> apply_ops(EpochWork& work, const std::vector<Op>& ops) const;
+    std::vector<OpOutput> apply_ops(EpochWork& work, const Request& request) const;
     static void mark_nonce(EpochWork& work, const PublicKey& client,
                            std::optional<DedupEntry>& entry, Nonce nonce);
     Digest next_state_digest(const EpochWork& work, const EpochResult& result) const;
@@ -119,6 +129,7 @@ class KvMachine final : public StateMachine {
     KvStorage& storage_;
     Digest chain_id_;
     Limits limits_;
+    Permissions permissions_;
     Epoch last_applied_ = 0;
     Digest state_digest_{};
     // Cache of dedup entries read from or written to storage (committed state).

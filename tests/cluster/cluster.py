@@ -90,11 +90,13 @@ class Cluster:
 
     # ---- setup ---------------------------------------------------------------------
 
-    def create(self):
-        self.base_port = free_port_block(2 * self.n)
+    def create(self, *testnet_args):
+        """Writes the testnet (node i: PUB P+2i, member ROUTER P+2i+1, client ROUTER
+        P+2n+i); `testnet_args` go to tobctl testnet (e.g. --permissions FILE)."""
+        self.base_port = free_port_block(3 * self.n)
         out = self.tobctl_raw(
             "testnet", "--nodes", str(self.n), "--dir", self.dir, "--base-port",
-            str(self.base_port), "--force", check=True)
+            str(self.base_port), "--force", *testnet_args, check=True)
         if self.testing:
             for i in range(self.n):
                 cfg = self.config_path(i)
@@ -197,7 +199,7 @@ class Cluster:
         cmd = args[0]
         rest = list(args[1:])
         extra = ["--cluster", self.cluster_file]
-        if cmd in ("put", "get", "del", "cas"):
+        if cmd in ("put", "get", "del", "cas", "status"):
             extra += ["--key-file", self.client_key]
         return self.tobctl_raw(cmd, *extra, *rest, check=check, timeout=timeout)
 

@@ -82,7 +82,7 @@ class FaultCluster(Cluster):
     DEFAULT_PROTOCOL = {"checkpoint_interval": 64, "checkpoint_retention": 100_000_000}
 
     def create(self, protocol=None):
-        self.base_port = free_port_block(2 * self.n + 2)
+        self.base_port = free_port_block(3 * self.n + 2)
         args = ["testnet", "--nodes", str(self.n), "--dir", self.dir, "--base-port",
                 str(self.base_port), "--force"]
         if self.in_ns:
@@ -405,12 +405,33 @@ except ImportError:  # python3-zmq (Debian) while python3 is another interpreter
             sys.path.append(_p)
 
 
-def zmq_capture(endpoint, seconds, limit=2000):
-    """Frames of a node's PUB flood: list of (header, envelope)."""
+def member_curve(c, node, member):
+    """CurveZMQ settings to reach `node` as `member` (a Byzantine member with its
+    real key: a stranger cannot complete a handshake, docs/security.md):
+    (node's server key, member's public key, member's secret key), raw bytes."""
+    fields = {}
+    for line in open(os.path.join(c.node_dir(member), "curve.key")).read().splitlines():
+        name, _, value = line.partition(" ")
+        fields[name] = value
+    server = [line.split("=", 1)[1].strip().strip('"')
+              for line in open(c.cluster_file).read().splitlines()
+              if line.strip().startswith("curve_key")][node]
+    return bytes.fromhex(server), bytes.fromhex(fields["public"]), bytes.fromhex(fields["secret"])
+
+
+def set_curve(s, curve):
+    if curve:
+        s.curve_serverkey, s.curve_publickey, s.curve_secretkey = curve
+
+
+def zmq_capture(endpoint, seconds, limit=2000, curve=None):
+    """Frames of a node's PUB flood: list of (header, envelope). `curve`: see
+    member_curve."""
     import zmq
 
     ctx = zmq.Context.instance()
     s = ctx.socket(zmq.SUB)
+    set_curve(s, curve)
     s.setsockopt(zmq.SUBSCRIBE, b"")
     s.setsockopt(zmq.LINGER, 0)
     s.connect(endpoint)
@@ -425,13 +446,14 @@ def zmq_capture(endpoint, seconds, limit=2000):
     return frames
 
 
-def zmq_send_router(endpoint, frames, maxmsg=None):
+def zmq_send_router(endpoint, frames, maxmsg=None, curve=None):
     """Sends each frame list (without identity) on a fresh DEALER to a node's
-    ROUTER; returns the number sent."""
+    ROUTER; returns the number sent. `curve`: see member_curve."""
     import zmq
 
     ctx = zmq.Context.instance()
     s = ctx.socket(zmq.DEALER)
+    set_curve(s, curve)
     s.setsockopt(zmq.LINGER, 200)
     s.setsockopt(zmq.SNDHWM, 100000)
     s.setsockopt(zmq.SNDTIMEO, 2000)
@@ -844,13 +866,15 @@ def sc_beyond_retention(r):
 
 
 def sc_junk_peer(r):
-    """Rows 13/15: a raw ZeroMQ peer sends garbage, oversized frames, forged
-    and mutated envelopes, replays, and another cluster's frames to every
-    node's ROUTER ('P' channel); nodes keep running and committing."""
+    """Rows 13/15: a raw ZeroMQ peer with a member's Curve key (node 3's: a
+    stranger cannot complete the handshake at all, docs/security.md) sends
+    garbage, oversized frames, forged and mutated envelopes, replays, and another
+    cluster's frames to every node's ROUTER ('P' channel); nodes keep running and
+    committing."""
     r.setup()
     pubs, routers = cluster_endpoints(r.c)
     r.workload(25)
-    captured = zmq_capture(pubs[0], 3)
+    captured = zmq_capture(pubs[0], 3, curve=member_curve(r.c, 0, 3))
     check(len(captured) > 10, f"captured only {len(captured)} frames from node 0")
     # Frames of another cluster (another chain id): one node of a second testnet.
     other = FaultCluster(r.bin_dir, 4, netns_mod.LoopbackNet(4), os.path.join(r.dir, "other"),
@@ -861,7 +885,7 @@ def sc_junk_peer(r):
         other.create()
         other.start(0)
         opubs, _ = cluster_endpoints(other)
-        foreign = zmq_capture(opubs[0], 3)
+        foreign = zmq_capture(opubs[0], 3, curve=member_curve(other, 0, 1))
     finally:
         other.teardown(keep=True)
     rnd = random.Random()
@@ -876,8 +900,10 @@ def sc_junk_peer(r):
             junk += [[b"P", mutate(env, rnd)] for _, env in captured]  # forged / mutated
             junk += [[b"P", env] for _, env in foreign]  # another cluster
             junk += [[b"C", os.urandom(200)] for _ in range(50)]  # client plane garbage
-            sent += zmq_send_router(ep, junk)
-            sent += zmq_send_router(ep, [[b"P", b"\x00" * (maxmsg + 1024)]])  # oversized
+            curve = member_curve(r.c, i, 3 if i != 3 else 2)
+            sent += zmq_send_router(ep, junk, curve=curve)
+            sent += zmq_send_router(ep, [[b"P", b"\x00" * (maxmsg + 1024)]],
+                                    curve=curve)  # oversized
         time.sleep(2)
     r.notes.append(f"sent {sent} junk frames ({len(captured)} captured, {len(foreign)} foreign)")
     r.wait_workloads()
@@ -894,14 +920,15 @@ def sc_far_future(r):
     r.c.sigkill(3)
     r.workload(12, nodes=[0, 1, 2])
     time.sleep(5)
-    captured = zmq_capture(pubs[0], 6, limit=5000)
+    captured = zmq_capture(pubs[0], 6, limit=5000, curve=member_curve(r.c, 0, 1))
     r.wait_workloads()
     check(len(captured) > 10, f"captured only {len(captured)} frames")
     r.c.start(3)
     time.sleep(0.5)
     sent = 0
     for _ in range(5):
-        sent += zmq_send_router(routers[3], [[b"P", env] for _, env in captured])
+        sent += zmq_send_router(routers[3], [[b"P", env] for _, env in captured],
+                                curve=member_curve(r.c, 3, 1))
     r.notes.append(f"flooded node 3 with {sent} far-future frames")
     r.heal_time = time.monotonic()
     time.sleep(2)

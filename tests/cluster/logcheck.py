@@ -44,7 +44,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from history import HistoryError, Op, read_history  # noqa: E402
 
 DEDUP_WINDOW = 1024
-STATUSES = ("committed", "duplicate", "malformed")
+# forbidden: skipped on every node by the cluster's [permissions] (docs/security.md);
+# like malformed it applies nothing and keeps its nonce.
+STATUSES = ("committed", "duplicate", "malformed", "forbidden")
 OP_TYPES = ("put", "del", "cas", "get")
 
 
@@ -112,7 +114,7 @@ def _check_request(r: dict, where: str) -> dict:
     for j, o in enumerate(ops):
         if not isinstance(o, dict):
             raise LogError(f"{where} op {j}: must be an object")
-        if r["status"] != "malformed":
+        if r["status"] not in ("malformed", "forbidden"):
             if o.get("op") not in OP_TYPES:
                 raise LogError(f"{where} op {j}: unknown op {o.get('op')!r}")
             for k in ("key", "value", "expected"):
@@ -287,9 +289,9 @@ def check_logs(logs: "dict[str, Sequence[Epoch]]", history: Optional[Sequence[Op
                     add("replay", f"{where}: {len(r['ops'])} ops but {len(r['outputs'])} outputs")
             if not replayable:
                 continue
-            if status == "malformed":
+            if status in ("malformed", "forbidden"):
                 if r["outputs"]:
-                    add("replay", f"{where}: malformed request has outputs")
+                    add("replay", f"{where}: {status} request has outputs")
                 continue
             d = dedup.get(cid)
             dup = d is not None and (nonce in d[1] or nonce == d[0]

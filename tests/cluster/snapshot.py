@@ -66,7 +66,12 @@ class SnapCluster(Cluster):
                                 f"checkpoint_interval = {interval}\n"
                                 f"checkpoint_retention = {retention}\n")
         open(self.cluster_file, "w").write(text)
-        self.metrics_base = free_port_block(self.n)
+        # Not inside the block the testnet's ports came from (they are not bound yet).
+        while True:
+            self.metrics_base = free_port_block(self.n)
+            if (self.metrics_base + self.n <= self.base_port
+                    or self.metrics_base >= self.base_port + 4 * self.n):
+                break
         for i in range(self.n):
             cfg = self.config_path(i)
             text = open(cfg).read()

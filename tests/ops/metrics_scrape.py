@@ -194,7 +194,7 @@ def free_ports(count, avoid):
 
 def run(c, sample_file):
     c.create()
-    node_ports = set(range(c.base_port, c.base_port + 2 * c.n))
+    node_ports = set(range(c.base_port, c.base_port + 3 * c.n))
     ports = free_ports(c.n, node_ports)
     for i in range(c.n):
         cfg = c.config_path(i)

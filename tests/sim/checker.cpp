@@ -15,7 +15,7 @@ std::string node_pair(NodeId a, NodeId b) {
     return "nodes " + std::to_string(a) + " and " + std::to_string(b);
 }
 
-bool takes_effect(const RequestResult& r) { return !r.duplicate && !r.malformed; }
+bool takes_effect(const RequestResult& r) { return !r.duplicate && !r.malformed && !r.forbidden; }
 
 }  // namespace
 
@@ -41,7 +41,7 @@ bool same_epoch(const AppliedEpoch& a, const AppliedEpoch& b, std::string* why) 
         const auto& y = b.results[i];
         if (x.request_digest != y.request_digest || x.client != y.client || x.nonce != y.nonce ||
             x.position != y.position || x.duplicate != y.duplicate || x.malformed != y.malformed ||
-            x.outputs != y.outputs)
+            x.forbidden != y.forbidden || x.outputs != y.outputs)
             return say("result " + std::to_string(i) + " differs");
     }
     return true;

@@ -153,7 +153,16 @@ TEST(ClientCodec, RoundTripsEveryMessageType) {
 
 TEST(ClientCodec, ExactLayouts) {
     EXPECT_EQ(encode_client_message(StatusQueryMsg{}), (Bytes{0x91, 0x03}));
-    EXPECT_EQ(encode_client_message(LocalGetMsg{text("k")}), (Bytes{0x92, 0x05, 0xc4, 0x01, 'k'}));
+    {
+        Bytes local_get{0x94, 0x05, 0xc4, 0x01, 'k', 0xc4, 0x20};
+        local_get.insert(local_get.end(), 32, 0x11);  // client
+        local_get.insert(local_get.end(), {0xc4, 0x40});
+        local_get.insert(local_get.end(), 64, 0x22);  // sig
+        LocalGetMsg m{text("k"), {}, {}};
+        m.client.fill(0x11);
+        m.sig.fill(0x22);
+        EXPECT_EQ(encode_client_message(m), local_get);
+    }
     EXPECT_EQ(encode_client_message(LocalValueMsg{5, std::nullopt}),
               (Bytes{0x93, 0x06, 0x05, 0xc0}));
     EXPECT_EQ(encode_client_message(ErrorMsg{ErrorCode::Halted, "x", std::nullopt}),
@@ -278,18 +287,18 @@ TEST(ClientCodec, RejectsUnknownTypesAndEnums) {
     EXPECT_FALSE(decode_client_message(Bytes{0x90}, kLimits));  // no type at all
     EXPECT_FALSE(decode_client_message(Bytes{0x03}, kLimits));  // not an array
     EXPECT_FALSE(decode_client_message(Bytes{}, kLimits));
-    // Reply status 0 and 4, error code 0 and 6.
+    // Reply status 0 and 5, error code 0 and 7.
     ReplyMsg r = sample_reply();
     Bytes b = encode_client_message(r);
     // status is the 6th element: after header(1) type(1) node(1) client(34) nonce(9) digest(34).
     const std::size_t at = 1 + 1 + 1 + 34 + 9 + 34;
     ASSERT_EQ(b[at], 0x01);
-    for (std::uint8_t v : {0, 4}) {
+    for (std::uint8_t v : {0, 5}) {
         Bytes c = b;
         c[at] = v;
         EXPECT_FALSE(decode_client_message(c, kLimits));
     }
-    for (std::uint64_t code : {0ull, 6ull}) {
+    for (std::uint64_t code : {0ull, 7ull}) {
         EXPECT_FALSE(decode_client_message(
             raw::array({raw::uint(7), raw::uint(code), raw::bin(text("x")), raw::nil}), kLimits));
     }
@@ -510,13 +519,19 @@ enum class Mode {
 /// A node's client plane: a ROUTER on 127.0.0.1 answering in a thread.
 class FakeNode {
   public:
-    FakeNode(zmq::context_t& ctx, NodeId id, crypto::SigningKey key, Digest chain_id, Mode mode)
+    FakeNode(zmq::context_t& ctx, NodeId id, crypto::SigningKey key, Digest chain_id, Mode mode,
+             const crypto::CurveKeyPair& curve)
         : id_(id),
           key_(std::move(key)),
           chain_id_(chain_id),
           mode_(mode),
           socket_(ctx, zmq::socket_type::router) {
         socket_.set(zmq::sockopt::linger, 0);
+        // A Curve server with the node's key, as the real client endpoint (no ZAP
+        // handler here: any client key is let in).
+        const int one = 1;
+        zmq_setsockopt(socket_.handle(), ZMQ_CURVE_SERVER, &one, sizeof one);
+        zmq_setsockopt(socket_.handle(), ZMQ_CURVE_SECRETKEY, curve.secret_key().data(), 32);
         socket_.bind("tcp://127.0.0.1:*");
         endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
         thread_ = std::thread([this] { run(); });
@@ -585,6 +600,9 @@ class FakeNode {
         }
         if (const auto* get = std::get_if<LocalGetMsg>(&m)) {
             if (mode_ == Mode::Silent) return std::nullopt;
+            if (!verify_local_get(chain_id_, *get)) {
+                return ErrorMsg{ErrorCode::Forbidden, "bad signature", std::nullopt};
+            }
             Bytes v = get->key;
             v.push_back('=');
             return LocalValueMsg{7, v};
@@ -663,18 +681,20 @@ class FakeCluster {
         cluster = std::move(*loaded.value);
         for (std::size_t i = 0; i < modes.size(); ++i) {
             auto key = crypto::load_signing_key(written.value->nodes[i].dir / "node.key");
-            if (!std::holds_alternative<crypto::SigningKey>(key)) {
+            auto curve = crypto::load_curve_key(written.value->nodes[i].dir / "curve.key");
+            if (!std::holds_alternative<crypto::SigningKey>(key) ||
+                !std::holds_alternative<crypto::CurveKeyPair>(curve)) {
                 ADD_FAILURE() << "node key " << i;
                 return;
             }
             if (modes[i]) {
-                nodes.push_back(std::make_unique<FakeNode>(ctx_, static_cast<NodeId>(i),
-                                                           std::get<crypto::SigningKey>(key),
-                                                           cluster.chain_id, *modes[i]));
-                cluster.members[i].router_endpoint = nodes.back()->endpoint();
+                nodes.push_back(std::make_unique<FakeNode>(
+                    ctx_, static_cast<NodeId>(i), std::get<crypto::SigningKey>(key),
+                    cluster.chain_id, *modes[i], std::get<crypto::CurveKeyPair>(curve)));
+                cluster.members[i].client_endpoint = nodes.back()->endpoint();
             } else {
                 nodes.push_back(nullptr);
-                cluster.members[i].router_endpoint = closed_endpoint();
+                cluster.members[i].client_endpoint = closed_endpoint();
             }
         }
     }
@@ -1038,6 +1058,18 @@ TEST(Formatting, JsonAndDisplay) {
     EXPECT_EQ(to_string(ErrorCode::ReplyTooLarge), "reply too large");
     EXPECT_EQ(to_string(static_cast<ErrorCode>(0)), "unknown error");
     EXPECT_EQ(to_string(static_cast<ReplyStatus>(9)), "unknown");
+}
+
+TEST(Client, TalksOnlyToTheCurveKeyPinnedInTheClusterFile) {
+    FakeCluster fc({Mode::Honest, Mode::Honest, Mode::Honest, Mode::Honest});
+    // The cluster file now names another Curve key for node 1: whatever answers at
+    // node 1's endpoint with its real key cannot complete the handshake.
+    fc.cluster.members[1].curve_key = crypto::CurveKeyPair::generate().public_key();
+    Client client(fc.cluster, crypto::SigningKey::generate());
+    auto results = client.status_all({0, 1}, Millis(700));
+    ASSERT_EQ(results.size(), 2u);
+    EXPECT_TRUE(results[0].ok()) << results[0].error;
+    EXPECT_FALSE(results[1].ok());
 }
 
 }  // namespace

@@ -529,8 +529,8 @@ TEST_F(ConfigTest, limits_and_protocol_parameters_override_defaults) {
     // A minimal file takes every default.
     std::string text = read_all(net.cluster_file);
     const auto limits_at = text.find("[limits]");
-    const auto node_at = text.find("[[node]]");
-    text.erase(limits_at, node_at - limits_at);
+    const auto permissions_at = text.find("[permissions]");
+    text.erase(limits_at, permissions_at - limits_at);
     auto minimal = parse_cluster_config(text, net.cluster_file);
     ASSERT_TRUE(minimal.ok()) << joined(minimal.errors);
     EXPECT_EQ(minimal.value->limits.message_bytes_max, consensus::Limits{}.message_bytes_max);
@@ -629,10 +629,18 @@ TEST_F(ConfigTest, format_and_parse_round_trip) {
         member.id = static_cast<consensus::NodeId>(i);
         member.public_key = crypto::SigningKey::generate().public_key();
         member.coin_key = coin.public_key.verification_keys[i];
+        member.curve_key = crypto::CurveKeyPair::generate().public_key();
         member.pub_endpoint = "ipc:///run/tobd/pub" + std::to_string(i);
         member.router_endpoint = "tcp://[::1]:" + std::to_string(8000 + i);
+        member.client_endpoint = "tcp://[::1]:" + std::to_string(9000 + i);
         cluster.members.push_back(member);
     }
+    cluster.permissions.open = false;
+    consensus::kv::ClientGrant grant;
+    grant.read = {consensus::Bytes{'a', 'p', 'p', '/'}, consensus::Bytes{}};
+    grant.write = {consensus::Bytes{'a', '"', '\\', '\n'}};
+    cluster.permissions.clients[crypto::SigningKey::generate().public_key()] = grant;
+    cluster.permissions.clients[crypto::SigningKey::generate().public_key()] = {};
     const std::string text = format_cluster_file(cluster);
     auto parsed = parse_cluster_config(text, tmp_.path() / "c.toml");
     ASSERT_TRUE(parsed.ok()) << joined(parsed.errors);
@@ -647,7 +655,10 @@ TEST_F(ConfigTest, format_and_parse_round_trip) {
         EXPECT_EQ(back.members[i].coin_key, cluster.members[i].coin_key);
         EXPECT_EQ(back.members[i].pub_endpoint, cluster.members[i].pub_endpoint);
         EXPECT_EQ(back.members[i].router_endpoint, cluster.members[i].router_endpoint);
+        EXPECT_EQ(back.members[i].curve_key, cluster.members[i].curve_key);
+        EXPECT_EQ(back.members[i].client_endpoint, cluster.members[i].client_endpoint);
     }
+    EXPECT_EQ(back.permissions, cluster.permissions);
     EXPECT_EQ(back.coin_public_key().verification_keys, coin.public_key.verification_keys);
 
     NodeConfig node;

@@ -237,6 +237,39 @@ TEST_F(KeyFileTest, public_key_must_match_seed) {
     EXPECT_TRUE(mentions(message, "does not match"));
 }
 
+TEST_F(KeyFileTest, curve_key_round_trip_and_checks) {
+    const fs::path path = dir_ / "curve.key";
+    const CurveKeyPair key = CurveKeyPair::generate();
+    ASSERT_FALSE(write_curve_key(path, key).has_value());
+    EXPECT_EQ(mode_of(path), 0600u);
+    auto loaded = load_curve_key(path);
+    ASSERT_TRUE(std::holds_alternative<CurveKeyPair>(loaded)) << error_of(loaded);
+    EXPECT_EQ(std::get<CurveKeyPair>(loaded).public_key(), key.public_key());
+    EXPECT_EQ(std::get<CurveKeyPair>(loaded).secret_key(), key.secret_key());
+    EXPECT_TRUE(write_curve_key(path, key).has_value());  // never replaced silently
+    // A public key that is not the secret's, and another key type, are refused.
+    const CurveKeyPair other = CurveKeyPair::generate();
+    write_text(path, with_check("tobd-key-v1\ntype curve25519\nsecret " + to_hex(key.secret_key()) +
+                                "\npublic " + to_hex(other.public_key()) + "\n"));
+    EXPECT_TRUE(mentions(error_of(load_curve_key(path)), "does not match"));
+    ASSERT_FALSE(write_signing_key(dir_ / "node.key", SigningKey::generate()).has_value());
+    EXPECT_TRUE(mentions(error_of(load_curve_key(dir_ / "node.key")), "expected type curve25519"));
+}
+
+TEST(CurveKeys, client_key_derived_from_the_signing_key_matches_its_public_key) {
+    const SigningKey key = SigningKey::generate();
+    const CurveKeyPair derived = CurveKeyPair::from_signing_key(key);
+    auto from_public = curve_public_from_ed25519(key.public_key());
+    ASSERT_TRUE(from_public.has_value());
+    EXPECT_EQ(*from_public, derived.public_key());
+    EXPECT_EQ(curve_public_of(derived.secret_key()), derived.public_key());
+    EXPECT_NE(derived.public_key(),
+              CurveKeyPair::from_signing_key(SigningKey::generate()).public_key());
+    PublicKey not_a_point{};
+    not_a_point.fill(0xff);
+    EXPECT_FALSE(curve_public_from_ed25519(not_a_point).has_value());
+}
+
 TEST_F(KeyFileTest, field_layout_is_strict) {
     const fs::path path = dir_ / "node.key";
     const SigningKey key = SigningKey::generate();

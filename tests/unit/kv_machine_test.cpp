@@ -261,6 +261,91 @@ TEST(KvMachine, malformed_requests_are_skipped_and_keep_their_nonce) {
     EXPECT_EQ(f.kv.read(b("a")), b("ok"));
 }
 
+// A closed table: client 1 reads app/ and writes app/orders/; client 2 reads
+// everything; client 3 is not listed.
+Permissions closed_table() {
+    Permissions p;
+    p.open = false;
+    p.clients[client(1)] = ClientGrant{{b("app/")}, {b("app/orders/")}};
+    p.clients[client(2)] = ClientGrant{{b("")}, {}};
+    return p;
+}
+
+TEST(Permissions, prefixes_decide_each_operation) {
+    const Permissions p = closed_table();
+    EXPECT_TRUE(p.permits(client(1), get("app/x")));
+    EXPECT_FALSE(p.permits(client(1), get("apx")));
+    EXPECT_TRUE(p.permits(client(1), put("app/orders/7", "v")));
+    EXPECT_FALSE(p.permits(client(1), put("app/other", "v")));  // reads it, may not write it
+    EXPECT_TRUE(p.permits(client(1), del("app/orders/")));      // the prefix itself
+    EXPECT_FALSE(p.permits(client(1), del("app/orders")));
+    EXPECT_TRUE(p.permits(client(1), cas("app/orders/1", std::nullopt, "v")));
+    EXPECT_FALSE(p.permits(client(2), cas("app/orders/1", std::nullopt, "v")));  // no write
+    EXPECT_TRUE(p.permits(client(2), get("")));
+    EXPECT_FALSE(p.permits(client(3), get("app/x")));  // not listed: nothing
+    // A request is permitted only when every operation is.
+    EXPECT_TRUE(p.permits(req(1, 1, {get("app/a"), put("app/orders/a", "v")})));
+    EXPECT_FALSE(p.permits(req(1, 1, {put("app/orders/a", "v"), put("app/b", "v")})));
+    EXPECT_TRUE(Permissions::open_to_all().permits(req(3, 1, {put("anything", "v")})));
+}
+
+TEST(KvMachine, forbidden_requests_are_skipped_whole_and_keep_their_nonce) {
+    MemoryKvStorage storage;
+    KvMachine kv(storage, chain(), Limits{}, closed_table());
+    auto r =
+        kv.apply_epoch(1, od(1),
+                       {req(1, 1, {put("app/orders/1", "ok")}),
+                        req(1, 2, {put("app/orders/2", "x"), put("app/other", "x")}),
+                        req(3, 1, {put("app/orders/3", "x")}), req(2, 1, {get("app/orders/1")}),
+                        req(2, 2, {put("app/orders/1", "no")})});
+    ASSERT_EQ(r.results.size(), 5u);
+    EXPECT_FALSE(r.results[0].forbidden);
+    EXPECT_TRUE(r.results[1].forbidden);  // one operation denied: nothing of it applies
+    EXPECT_TRUE(r.results[2].forbidden);
+    EXPECT_FALSE(r.results[3].forbidden);
+    EXPECT_EQ(r.results[3].outputs, (std::vector{out(true, "ok")}));
+    EXPECT_TRUE(r.results[4].forbidden);
+    for (std::size_t i : {1u, 2u, 4u}) {
+        EXPECT_TRUE(r.results[i].outputs.empty());
+        EXPECT_FALSE(r.results[i].malformed);
+        EXPECT_FALSE(r.results[i].duplicate);
+    }
+    EXPECT_EQ(kv.read(b("app/orders/1")), b("ok"));
+    EXPECT_EQ(kv.read(b("app/orders/2")), std::nullopt);
+    EXPECT_EQ(kv.read(b("app/other")), std::nullopt);
+    EXPECT_FALSE(kv.committed(client(1), 2));  // the nonce is not consumed
+    EXPECT_TRUE(kv.committed(client(1), 1));
+}
+
+TEST(KvMachine, put_withholds_the_previous_value_from_a_client_that_may_not_read_it) {
+    Permissions p;
+    p.clients[client(1)] = ClientGrant{{b("a")}, {b("a"), b("w")}};  // writes w/, never reads it
+    MemoryKvStorage storage;
+    KvMachine kv(storage, chain(), Limits{}, p);
+    (void)kv.apply_epoch(1, od(1), {req(1, 1, {put("w/1", "secret"), put("a", "1")})});
+    auto r = kv.apply_epoch(2, od(2), {req(1, 2, {put("w/1", "new"), put("a", "2")})});
+    EXPECT_EQ(r.results[0].outputs, (std::vector{out(true, std::nullopt), out(true, "1")}));
+    EXPECT_EQ(kv.read(b("w/1")), b("new"));
+}
+
+TEST(KvMachine, permission_check_is_deterministic_and_in_the_state_digest) {
+    // The same epochs under the same table give the same digest; a forbidden request
+    // and the same request permitted give different digests.
+    std::vector<Request> epoch = {req(1, 1, {put("app/orders/1", "v")}),
+                                  req(3, 1, {put("x", "v")})};
+    MemoryKvStorage s1, s2, s3;
+    KvMachine a(s1, chain(), Limits{}, closed_table());
+    KvMachine b2(s2, chain(), Limits{}, closed_table());
+    KvMachine open(s3, chain(), Limits{}, Permissions::open_to_all());
+    const auto ra = a.apply_epoch(1, od(1), epoch);
+    const auto rb = b2.apply_epoch(1, od(1), epoch);
+    const auto ro = open.apply_epoch(1, od(1), epoch);
+    EXPECT_EQ(ra.state_digest, rb.state_digest);
+    EXPECT_NE(ra.state_digest, ro.state_digest);
+    EXPECT_TRUE(ra.results[1].forbidden);
+    EXPECT_FALSE(ro.results[1].forbidden);
+}
+
 TEST(KvMachine, same_epochs_give_same_digest_and_order_matters) {
     std::vector<std::vector<Request>> epochs = {
         {req(1, 1, {put("a", "1")}), req(2, 1, {put("a", "2")})},

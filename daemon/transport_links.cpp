@@ -1,0 +1,190 @@
+// The transport's socket monitors: refused handshakes on the server sockets,
+// connected peers, and the links (SUB -> peer PUB, DEALER -> peer ROUTER) that
+// libzmq gave up on and the transport dials again (daemon/transport.h).
+
+#include "daemon/metrics.h"
+#include "daemon/transport.h"
+
+namespace tob::daemon {
+
+using consensus::NodeId;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto kRedialFirst = std::chrono::milliseconds(500);
+constexpr auto kRedialMax = std::chrono::milliseconds(2000);
+constexpr int kServerEvents = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                              ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+constexpr int kLinkEvents = kServerEvents | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                            ZMQ_EVENT_CONNECT_RETRIED;
+
+bool handshake_failed(std::uint16_t event) {
+    return event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
+           event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+}
+
+std::chrono::milliseconds redial_delay(unsigned failures) {
+    auto d = kRedialFirst * (1u << std::min(failures, 4u));
+    return std::min<std::chrono::milliseconds>(d, kRedialMax);
+}
+
+}  // namespace
+
+void Transport::add_monitor(zmq::socket_t& socket, MonitorRole role, ServerSocket server,
+                            NodeId peer) {
+    const std::string endpoint = "inproc://tobd-monitor-" + std::to_string(monitors_.size());
+    const int events = role == MonitorRole::Server ? kServerEvents : kLinkEvents;
+    if (zmq_socket_monitor(socket.handle(), endpoint.c_str(), events) != 0) throw zmq::error_t();
+    auto m = std::make_unique<Monitor>(
+        Monitor{zmq::socket_t(ctx_, zmq::socket_type::pair), role, server, peer});
+    m->socket.set(zmq::sockopt::linger, 0);
+    m->socket.connect(endpoint);
+    monitors_.push_back(std::move(m));
+}
+
+void Transport::connect_peers() {
+    for (auto& [key, link] : links_) {
+        const auto& member = opt_.members[link.peer];
+        if (link.kind == MonitorRole::Sub) {
+            // The server key is a socket option read at connect time: set it for
+            // each peer just before dialling that peer.
+            setup_client(sub_, member.curve_key);
+            sub_.connect(link.endpoint);
+        } else {
+            dealers_.at(link.peer).connect(link.endpoint);
+        }
+    }
+}
+
+void Transport::drain_monitor(Monitor& monitor) {
+    for (;;) {
+        std::vector<zmq::message_t> parts;
+        if (!recv_multipart(monitor.socket, parts)) return;
+        if (parts.size() != 2 || parts[0].size() < 6) continue;
+        std::uint16_t event = 0;
+        std::memcpy(&event, parts[0].data(), sizeof event);
+        if (monitor.role == MonitorRole::Server) {
+            if (handshake_failed(event))
+                ++stats_.handshakes_refused[static_cast<std::size_t>(monitor.server)];
+            continue;
+        }
+        NodeId peer = monitor.peer;
+        if (monitor.role == MonitorRole::Sub) {
+            auto it = pub_endpoint_to_peer_.find(parts[1].to_string());
+            if (it == pub_endpoint_to_peer_.end()) continue;
+            peer = it->second;
+        }
+        auto link = links_.find({monitor.role, peer});
+        if (link != links_.end()) on_link_event(link->second, event);
+    }
+}
+
+void Transport::on_link_event(Link& link, std::uint16_t event) {
+    const auto now = Clock::now();
+    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        link.up = true;
+        link.failures = 0;
+        link.redial_at.reset();
+        if (link.kind == MonitorRole::Sub) connected_.insert(link.peer);
+        return;
+    }
+    if (event == ZMQ_EVENT_CONNECT_RETRIED) {
+        // libzmq dials again by itself (the peer went away after a good handshake,
+        // or is not listening): nothing to do.
+        link.redial_at.reset();
+        return;
+    }
+    if (handshake_failed(event)) ++stats_.link_handshake_failures;
+    if (event == ZMQ_EVENT_DISCONNECTED || handshake_failed(event)) {
+        link.up = false;
+        if (link.kind == MonitorRole::Sub) connected_.erase(link.peer);
+        // Unless a CONNECT_RETRIED follows at once, libzmq has given up on this
+        // endpoint (a failed handshake): dial it again ourselves.
+        if (!link.redial_at) link.redial_at = now + redial_delay(link.failures);
+    }
+}
+
+void Transport::redial(Link& link) {
+    ++stats_.link_redials;
+    ++link.failures;
+    link.redial_at.reset();
+    zmq::socket_t& socket = link.kind == MonitorRole::Sub ? sub_ : dealers_.at(link.peer);
+    try {
+        socket.disconnect(link.endpoint);
+    } catch (const zmq::error_t&) {
+        // ENOENT: libzmq already forgot the endpoint.
+    }
+    try {
+        if (link.kind == MonitorRole::Sub) setup_client(sub_, opt_.members[link.peer].curve_key);
+        socket.connect(link.endpoint);
+    } catch (const zmq::error_t&) {
+        link.redial_at = Clock::now() + redial_delay(link.failures);
+    }
+}
+
+void Transport::redial_due() {
+    const auto now = Clock::now();
+    for (auto& [key, link] : links_) {
+        if (link.redial_at && *link.redial_at <= now) redial(link);
+    }
+}
+
+std::chrono::milliseconds Transport::until_next_redial(std::chrono::milliseconds cap) const {
+    const auto now = Clock::now();
+    for (const auto& [key, link] : links_) {
+        if (!link.redial_at) continue;
+        auto d = std::chrono::duration_cast<std::chrono::milliseconds>(*link.redial_at - now);
+        cap = std::min(cap, std::max(d, std::chrono::milliseconds(0)));
+    }
+    return cap;
+}
+
+void Transport::publish(Registry& registry) {
+    static constexpr const char* kSocket[kServerSockets] = {"member_pub", "member_router",
+                                                            "client"};
+    for (std::size_t i = 0; i < kServerSockets; ++i) {
+        registry
+            .counter("tobd_handshakes_refused_total",
+                     "Handshakes a server socket refused (ZAP denial, another mechanism or socket "
+                     "type, junk)",
+                     {{"socket", kSocket[i]}})
+            .inc(static_cast<double>(stats_.handshakes_refused[i] -
+                                     published_.handshakes_refused[i]));
+        registry
+            .counter("tobd_frames_dropped_total",
+                     "Frames of the wrong shape or channel dropped before decoding",
+                     {{"socket", kSocket[i]}})
+            .inc(static_cast<double>(stats_.frames_dropped[i] - published_.frames_dropped[i]));
+    }
+    registry
+        .counter("tobd_link_handshake_failures_total",
+                 "Handshakes of this node's outgoing links (to peers) that failed")
+        .inc(static_cast<double>(stats_.link_handshake_failures -
+                                 published_.link_handshake_failures));
+    registry
+        .counter("tobd_link_redials_total",
+                 "Outgoing links dialled again after libzmq gave up on them")
+        .inc(static_cast<double>(stats_.link_redials - published_.link_redials));
+    published_ = stats_;
+    if (!zap_) return;
+    const auto& c = zap_->counts();
+    const std::array<std::uint64_t, 5> now{c.member_accepted.load(), c.member_denied.load(),
+                                           c.client_accepted.load(), c.client_denied.load(),
+                                           c.other_denied.load()};
+    static constexpr std::array<std::pair<const char*, const char*>, 5> kLabels{
+        {{"member", "accepted"},
+         {"member", "denied"},
+         {"client", "accepted"},
+         {"client", "denied"},
+         {"other", "denied"}}};
+    for (std::size_t i = 0; i < now.size(); ++i) {
+        registry
+            .counter("tobd_zap_requests_total", "Curve handshakes the ZAP handler answered",
+                     {{"domain", kLabels[i].first}, {"result", kLabels[i].second}})
+            .inc(static_cast<double>(now[i] - zap_published_[i]));
+    }
+    zap_published_ = now;
+}
+
+}  // namespace tob::daemon

@@ -1,0 +1,326 @@
+// The transport's authentication and encryption (daemon/transport.h, daemon/zap.h,
+// docs/security.md): the ZAP policy, failing closed, who may connect to which
+// socket, and links that recover from failed handshakes.
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <random>
+#include <thread>
+#include <zmq.hpp>
+
+#include "crypto/hash.h"
+#include "daemon/transport.h"
+#include "daemon/zap.h"
+
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93
+#endif
+
+namespace tob::daemon {
+namespace {
+
+using namespace std::chrono_literals;
+using crypto::CurveKeyPair;
+using crypto::CurvePublicKey;
+
+// A TCP port free on 127.0.0.1 right now, below the kernel's ephemeral range: a
+// node dials peers that are not up yet, and a port from that range could be the
+// local end of such an attempt (a TCP self-connect) or taken by one.
+int free_port() {
+    static std::mt19937 rng(static_cast<unsigned>(::getpid()) ^ std::random_device{}());
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+        const int port = 20000 + static_cast<int>(rng() % 12000);
+        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        const int yes = 1;
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(static_cast<std::uint16_t>(port));
+        const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+        ::close(fd);
+        if (ok) return port;
+    }
+    ADD_FAILURE() << "no free port in 20000..31999";
+    return 20000;
+}
+
+std::string endpoint() { return "tcp://127.0.0.1:" + std::to_string(free_port()); }
+
+std::string key_text(const CurvePublicKey& k) { return std::string(k.begin(), k.end()); }
+
+void curve_client(zmq::socket_t& s, const CurvePublicKey& server, const CurveKeyPair& own) {
+    zmq_setsockopt(s.handle(), ZMQ_CURVE_SERVERKEY, server.data(), 32);
+    zmq_setsockopt(s.handle(), ZMQ_CURVE_PUBLICKEY, own.public_key().data(), 32);
+    zmq_setsockopt(s.handle(), ZMQ_CURVE_SECRETKEY, own.secret_key().data(), 32);
+    s.set(zmq::sockopt::linger, 0);
+}
+
+// A cluster of `n` members with fresh Curve keys and free endpoints.
+struct Net {
+    std::vector<CurveKeyPair> keys;
+    std::vector<ClusterMember> members;
+    explicit Net(int n) {
+        for (int i = 0; i < n; ++i) {
+            keys.push_back(CurveKeyPair::generate());
+            ClusterMember m;
+            m.id = static_cast<consensus::NodeId>(i);
+            m.curve_key = keys.back().public_key();
+            m.pub_endpoint = endpoint();
+            m.router_endpoint = endpoint();
+            m.client_endpoint = endpoint();
+            members.push_back(m);
+        }
+    }
+    TransportOptions options(consensus::NodeId self) const {
+        TransportOptions o;
+        o.self = self;
+        o.members = members;
+        o.curve = keys[self];
+        return o;
+    }
+};
+
+std::unique_ptr<Transport> open_or_fail(TransportOptions options) {
+    auto t = Transport::open(std::move(options));
+    if (auto* error = std::get_if<std::string>(&t)) {
+        ADD_FAILURE() << *error;
+        return nullptr;
+    }
+    return std::move(std::get<std::unique_ptr<Transport>>(t));
+}
+
+// Runs the transport's loop for `d`, collecting what arrives.
+std::vector<Inbound> pump(Transport& t, std::chrono::milliseconds d) {
+    std::vector<Inbound> all;
+    const auto end = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < end) {
+        t.wait(20ms, {});
+        for (auto& in : t.receive(100)) all.push_back(std::move(in));
+    }
+    return all;
+}
+
+// ---- the ZAP policy ------------------------------------------------------------------
+
+TEST(ZapPolicy, MemberSocketsAdmitExactlyTheMembersCurveKeys) {
+    ZapPolicy p;
+    const auto member = CurveKeyPair::generate().public_key();
+    const auto stranger = CurveKeyPair::generate().public_key();
+    p.members[member] = 2;
+    p.clients_open = true;
+    auto ok = zap_decide(p, kZapDomainMember, "CURVE", {key_text(member)});
+    EXPECT_TRUE(ok.allow);
+    EXPECT_EQ(ok.user_id, "member-2");
+    EXPECT_FALSE(zap_decide(p, kZapDomainMember, "CURVE", {key_text(stranger)}).allow);
+    // Another mechanism, a malformed key, an unknown domain: denied.
+    EXPECT_FALSE(zap_decide(p, kZapDomainMember, "NULL", {}).allow);
+    EXPECT_FALSE(zap_decide(p, kZapDomainMember, "PLAIN", {"node-0", "x"}).allow);
+    EXPECT_FALSE(zap_decide(p, kZapDomainMember, "CURVE", {"short"}).allow);
+    EXPECT_FALSE(zap_decide(p, "", "CURVE", {key_text(member)}).allow);
+    EXPECT_FALSE(zap_decide(p, "other", "CURVE", {key_text(member)}).allow);
+}
+
+TEST(ZapPolicy, ClientSocketFollowsThePermissions) {
+    ZapPolicy p;
+    const auto listed = CurveKeyPair::generate().public_key();
+    const auto other = CurveKeyPair::generate().public_key();
+    p.clients.insert(listed);
+    p.clients_open = false;
+    auto ok = zap_decide(p, kZapDomainClient, "CURVE", {key_text(listed)});
+    EXPECT_TRUE(ok.allow);
+    EXPECT_EQ(ok.user_id, crypto::to_hex(listed));
+    EXPECT_FALSE(zap_decide(p, kZapDomainClient, "CURVE", {key_text(other)}).allow);
+    p.clients_open = true;
+    EXPECT_TRUE(zap_decide(p, kZapDomainClient, "CURVE", {key_text(other)}).allow);
+    EXPECT_FALSE(zap_decide(p, kZapDomainClient, "NULL", {}).allow);
+}
+
+TEST(ZapHandler, ProbeSeesWhetherAHandlerAnswers) {
+    zmq::context_t ctx(1);
+    EXPECT_FALSE(ZapHandler::probe(ctx, 300ms));  // nobody bound the ZAP endpoint
+    auto started = ZapHandler::start(ctx, ZapPolicy{});
+    ASSERT_TRUE(std::holds_alternative<std::unique_ptr<ZapHandler>>(started));
+    EXPECT_TRUE(ZapHandler::probe(ctx, 2000ms));
+    // A second handler cannot take the endpoint.
+    EXPECT_TRUE(std::holds_alternative<std::string>(ZapHandler::start(ctx, ZapPolicy{})));
+}
+
+// ---- failing closed ----------------------------------------------------------------------
+
+TEST(TransportSecurity, RefusesToBindWithoutAZapHandler) {
+    Net net(2);
+    TransportOptions o = net.options(0);
+    o.test_skip_zap = true;
+    auto t = Transport::open(o);
+    ASSERT_TRUE(std::holds_alternative<std::string>(t)) << "a transport came up without ZAP";
+    EXPECT_NE(std::get<std::string>(t).find("ZAP"), std::string::npos) << std::get<std::string>(t);
+    // Nothing was bound: the member endpoints are still free.
+    zmq::context_t ctx(1);
+    zmq::socket_t s(ctx, zmq::socket_type::router);
+    s.set(zmq::sockopt::linger, 0);
+    EXPECT_NO_THROW(s.bind(net.members[0].router_endpoint));
+    EXPECT_NO_THROW(s.bind(net.members[0].pub_endpoint));
+}
+
+// What ZMQ_ZAP_ENFORCE_DOMAIN is for: without a handler, libzmq lets every CURVE
+// client in (no authentication at all) unless the option is set.
+TEST(TransportSecurity, LibzmqAdmitsEveryCurveClientWithoutAHandlerUnlessEnforced) {
+    for (const bool enforce : {false, true}) {
+        zmq::context_t ctx(1);
+        const auto server_key = CurveKeyPair::generate();
+        zmq::socket_t server(ctx, zmq::socket_type::router);
+        server.set(zmq::sockopt::linger, 0);
+        const int one = 1;
+        zmq_setsockopt(server.handle(), ZMQ_CURVE_SERVER, &one, sizeof one);
+        zmq_setsockopt(server.handle(), ZMQ_CURVE_SECRETKEY, server_key.secret_key().data(), 32);
+        server.set(zmq::sockopt::zap_domain, "tobd-member");
+        if (enforce) zmq_setsockopt(server.handle(), ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof one);
+        const std::string ep = endpoint();
+        server.bind(ep);
+        zmq::socket_t stranger(ctx, zmq::socket_type::dealer);
+        curve_client(stranger, server_key.public_key(), CurveKeyPair::generate());
+        stranger.connect(ep);
+        stranger.send(zmq::str_buffer("hello"), zmq::send_flags::dontwait);
+        zmq::pollitem_t item{server.handle(), 0, ZMQ_POLLIN, 0};
+        zmq::poll(&item, 1, 1000ms);
+        EXPECT_EQ(static_cast<bool>(item.revents & ZMQ_POLLIN), !enforce)
+            << (enforce ? "enforced domain let a client in without a handler"
+                        : "libzmq behaviour changed: the test no longer shows the gap");
+    }
+}
+
+// ---- who may connect -----------------------------------------------------------------
+
+TEST(TransportSecurity, MemberRouterAdmitsMembersOnlyAndCountsRefusals) {
+    Net net(2);
+    auto t = open_or_fail(net.options(0));
+    ASSERT_TRUE(t);
+    zmq::context_t ctx(1);
+    zmq::socket_t member(ctx, zmq::socket_type::dealer);
+    curve_client(member, net.keys[0].public_key(), net.keys[1]);
+    member.connect(net.members[0].router_endpoint);
+    zmq::socket_t stranger(ctx, zmq::socket_type::dealer);
+    curve_client(stranger, net.keys[0].public_key(), CurveKeyPair::generate());
+    stranger.set(zmq::sockopt::routing_id, "node-1");  // a name means nothing
+    stranger.connect(net.members[0].router_endpoint);
+    zmq::socket_t plain(ctx, zmq::socket_type::dealer);  // no Curve at all
+    plain.set(zmq::sockopt::linger, 0);
+    plain.connect(net.members[0].router_endpoint);
+    const std::uint8_t p = 'P';
+    for (auto* s : {&stranger, &plain, &member}) {
+        const std::string body = s == &member ? "from-member" : "from-stranger";
+        s->send(zmq::buffer(&p, 1), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+        s->send(zmq::buffer(body), zmq::send_flags::dontwait);
+    }
+    const auto got = pump(*t, 1500ms);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].source, Inbound::Source::Peer);
+    EXPECT_EQ(std::string(got[0].body.begin(), got[0].body.end()), "from-member");
+    const auto refused =
+        t->stats().handshakes_refused[static_cast<std::size_t>(ServerSocket::MemberRouter)];
+    EXPECT_GE(refused, 2u);
+    EXPECT_EQ(t->stats().bad_frames, 0u);  // no stranger frame reached the decoder
+}
+
+TEST(TransportSecurity, ClientRouterAppliesTheClientPolicyAndNamesTheKey) {
+    Net net(1);
+    const auto allowed = CurveKeyPair::generate();
+    TransportOptions o = net.options(0);
+    o.clients_open = false;
+    o.client_keys = {allowed.public_key()};
+    auto t = open_or_fail(o);
+    ASSERT_TRUE(t);
+    zmq::context_t ctx(1);
+    zmq::socket_t good(ctx, zmq::socket_type::dealer);
+    curve_client(good, net.keys[0].public_key(), allowed);
+    good.connect(net.members[0].client_endpoint);
+    zmq::socket_t bad(ctx, zmq::socket_type::dealer);
+    curve_client(bad, net.keys[0].public_key(), CurveKeyPair::generate());
+    bad.connect(net.members[0].client_endpoint);
+    const std::uint8_t c = 'C';
+    for (auto* s : {&bad, &good}) {
+        s->send(zmq::buffer(&c, 1), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+        s->send(zmq::str_buffer("body"), zmq::send_flags::dontwait);
+    }
+    // The member ROUTER does not take client frames.
+    zmq::socket_t wrong(ctx, zmq::socket_type::dealer);
+    curve_client(wrong, net.keys[0].public_key(), net.keys[0]);
+    wrong.connect(net.members[0].router_endpoint);
+    wrong.send(zmq::buffer(&c, 1), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    wrong.send(zmq::str_buffer("body"), zmq::send_flags::dontwait);
+    const auto got = pump(*t, 1500ms);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].source, Inbound::Source::Client);
+    EXPECT_EQ(got[0].peer_key, crypto::to_hex(allowed.public_key()));
+    EXPECT_GE(t->stats().handshakes_refused[static_cast<std::size_t>(ServerSocket::Client)], 1u);
+    EXPECT_EQ(t->stats().frames_dropped[static_cast<std::size_t>(ServerSocket::MemberRouter)], 1u);
+}
+
+TEST(TransportSecurity, PlaintextSwitchTurnsCurveOff) {
+    Net net(1);
+    TransportOptions o = net.options(0);
+    o.curve.reset();
+    auto t = open_or_fail(o);
+    ASSERT_TRUE(t);
+    EXPECT_FALSE(t->curve());
+    zmq::context_t ctx(1);
+    zmq::socket_t plain(ctx, zmq::socket_type::dealer);
+    plain.set(zmq::sockopt::linger, 0);
+    plain.connect(net.members[0].client_endpoint);
+    const std::uint8_t c = 'C';
+    plain.send(zmq::buffer(&c, 1), zmq::send_flags::sndmore);
+    plain.send(zmq::str_buffer("body"));
+    const auto got = pump(*t, 800ms);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_TRUE(got[0].peer_key.empty());
+}
+
+// ---- links recover (issue 11, finding 12) ---------------------------------------------
+
+// Node 1's ROUTER endpoint is held by a PUB while node 0 dials it: the handshake
+// fails and libzmq never dials again. Once the squatter leaves and node 1 is
+// back, node 0's point-to-point sends must reach it.
+TEST(TransportSecurity, LinkRecoversAfterAStrangerHeldThePeersEndpoint) {
+    Net net(2);
+    zmq::context_t ctx(1);
+    auto squatter = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::pub);
+    squatter->set(zmq::sockopt::linger, 0);
+    squatter->bind(net.members[1].router_endpoint);
+    auto t0 = open_or_fail(net.options(0));
+    ASSERT_TRUE(t0);
+    // Wait until the handshake with the squatter has failed (libzmq then gives up on
+    // the link); under load that can take longer than a second.
+    const auto failed_by = std::chrono::steady_clock::now() + 8s;
+    while (t0->stats().link_handshake_failures == 0 && std::chrono::steady_clock::now() < failed_by)
+        pump(*t0, 100ms);
+    ASSERT_GE(t0->stats().link_handshake_failures, 1u);
+    pump(*t0, 1500ms);  // the transport dials again (0.5 s, 1 s, ...), still to the squatter
+    squatter.reset();
+    ctx.close();  // waits until the squatter's listener is really gone (close is asynchronous)
+    auto t1 = open_or_fail(net.options(1));
+    ASSERT_TRUE(t1);
+    const std::string body = "fetch";
+    bool arrived = false;
+    const auto end = std::chrono::steady_clock::now() + 8s;
+    while (!arrived && std::chrono::steady_clock::now() < end) {
+        t0->send_to(1, consensus::ByteView(reinterpret_cast<const std::uint8_t*>(body.data()),
+                                           body.size()));
+        pump(*t0, 100ms);
+        for (const auto& in : pump(*t1, 100ms))
+            arrived = arrived || in.source == Inbound::Source::Peer;
+    }
+    EXPECT_TRUE(arrived) << "node 0's link to node 1 never recovered (redials "
+                         << t0->stats().link_redials << ")";
+    // Whether the transport had to dial again depends on how the handshake failed:
+    // libzmq retries by itself after some failures (a disconnection during the
+    // greeting) and gives up after others (a protocol error); under load both happen.
+    // The property is the arrival above.
+}
+
+}  // namespace
+}  // namespace tob::daemon
