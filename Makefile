@@ -12,9 +12,11 @@ CTEST_ARGS ?=
 DEB_PACKAGES := build-essential cmake pkg-config libsodium-dev libzmq3-dev cppzmq-dev \
   libmsgpack-cxx-dev libspdlog-dev libgtest-dev librocksdb-dev libcli11-dev \
   libtomlplusplus-dev libcpp-httplib-dev libsystemd-dev python3 dpkg-dev systemd \
-  iproute2 nftables iptables python3-zmq clang-format clang libclang-rt-14-dev spin tcpdump
+  iproute2 nftables iptables python3-zmq clang-format clang libclang-rt-14-dev spin tcpdump \
+  valgrind
 
-.PHONY: all deps build test test-slow test-known-failing sanitize tsan demo deb clean format soak fuzz model
+.PHONY: all deps build test test-slow test-known-failing sanitize tsan demo deb clean format soak \
+  fuzz model bench bench-deps bench-record
 
 all: build
 
@@ -78,6 +80,33 @@ tsan: deps
 
 demo: build
 	bash tests/cluster/demo.sh $(BUILD)/bin
+
+# The performance suite (docs/performance.md): fresh 4-node clusters, the targets
+# of the performance issue, results and plot in bench/results/. Each run lasts
+# BENCH_SECONDS (default 60; e.g. `make bench BENCH_SECONDS=10` for a smoke run);
+# BENCH_ARGS go to bench/run_bench.py (--only, --steps, --clients, --base-port P, ...).
+BENCH_PACKAGES := gnuplot-nox
+BENCH_SECONDS ?= 60
+BENCH_ARGS ?=
+bench-deps:
+	@missing=""; for p in $(BENCH_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+bench: build bench-deps
+	python3 bench/run_bench.py $(BUILD)/bin --seconds $(BENCH_SECONDS) $(BENCH_ARGS)
+
+# Record the instruction guard's reference (bench/instructions.json, checked by the
+# perf tests of `make test`) after a deliberate change of the per-operation cost.
+NOTE ?=
+bench-record: build
+	python3 bench/instructions.py record $(BUILD)/bin/tobsim --note "$(NOTE)" --build-id \
+	  "$$(sed -n 's/^TOB_BUILD_ID:INTERNAL=//p' $(BUILD)/CMakeCache.txt)"
 
 # The spin model of the binary agreement (docs/aba.md, "The model"): the real rules
 # must give errors: 0, a weakened threshold a counterexample (printed).

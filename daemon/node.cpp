@@ -358,6 +358,15 @@ struct Node::Impl {
         }
     }
 
+    // Whether the core has work in progress that its tick drives (cutting blocks,
+    // re-publishing, re-requesting): requests in its pool, an epoch joined but not
+    // applied, or a catch-up. Without any, the loop ticks every idle_tick_ms (for
+    // the COMMIT heartbeat) instead of every tick_ms: timers, not polling.
+    bool has_work() const {
+        const auto& st = replica->stats();
+        return st.pool > 0 || st.highest_joined > kv->last_applied() || !caught_up;
+    }
+
     int run(const std::atomic<bool>& stop, NodeHooks& hooks) {
         recover();
         if (fatal) return fatal;
@@ -370,6 +379,8 @@ struct Node::Impl {
                      cluster.members[node.node_id].client_endpoint,
                      transport->curve() ? "" : " (CURVE OFF: plaintext, test only)");
         const auto tick = std::chrono::milliseconds(options.tick_ms);
+        const auto idle_tick =
+            std::chrono::milliseconds(std::max(options.idle_tick_ms, options.tick_ms));
         auto next_tick = Clock::now();
         auto next_second = Clock::now();
         while (!stop.load()) {
@@ -379,12 +390,24 @@ struct Node::Impl {
             if (timeout.count() < 0) timeout = std::chrono::milliseconds(0);
             (void)transport->wait(timeout, {pool->wake_fd()});
             Step step;
-            for (auto& in : transport->receive(1024)) on_inbound(std::move(in));
-            for (auto& r : pool->take_results()) on_result(std::move(r), step);
+            bool input = false;
+            for (auto& in : transport->receive(1024)) {
+                on_inbound(std::move(in));
+                input = true;
+            }
+            for (auto& r : pool->take_results()) {
+                on_result(std::move(r), step);
+                input = true;
+            }
             now = Clock::now();
+            // Any input brings the fast tick back (an idle node sleeps up to idle_tick).
+            if (input) next_tick = std::min(next_tick, now + tick);
             if (now >= next_tick && !halted) {
-                step.append(replica->tick(now_ms()));
-                next_tick = now + tick;
+                Step ticked = replica->tick(now_ms());
+                const bool busy = !ticked.messages.empty() || !ticked.persist.empty() ||
+                                  !ticked.committed.empty() || has_work();
+                step.append(std::move(ticked));
+                next_tick = now + (busy ? tick : idle_tick);
             } else if (halted) {
                 next_tick = now + std::chrono::milliseconds(100);
             }

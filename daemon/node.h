@@ -11,7 +11,9 @@
 //      rest to the verification workers; client frames go to the client service
 //      (daemon/client_service.h), which answers status and local reads at once
 //   -> verified envelopes and client requests: into the Replica
-//   -> every tick_ms: Replica::tick (cut blocks, re-publish, re-request)
+//   -> every tick_ms: Replica::tick (cut blocks, re-publish, re-request); every
+//      idle_tick_ms instead while the core has no work in progress and no input
+//      arrives (an idle cluster sleeps in poll: timers, not polling)
 //   -> execute the accumulated Steps (daemon/step_executor.h): (1) raise the
 //      signing high-water mark file, synced, (2) append every durable record in
 //      ONE synced RocksDB write batch, (3) only then send the messages, (4) answer
@@ -45,6 +47,9 @@ class Registry;
 struct NodeOptions {
     unsigned verify_threads = 2;
     std::uint32_t tick_ms = 5;
+    // With no work in progress (Node::Impl::has_work) the loop ticks this often
+    // instead (the COMMIT heartbeat); any input brings tick_ms back.
+    std::uint32_t idle_tick_ms = 100;
     FaultLayerOptions faults;  // test-only, needs testing = true
     // Test-only (needs testing = true): a Byzantine behaviour of the catalogue that
     // tobd implements (consensus/byzantine_catalogue.h, daemon/byzantine.h).

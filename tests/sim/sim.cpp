@@ -50,6 +50,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <deque>
 #include <functional>
 #include <map>
@@ -207,12 +208,13 @@ class ObservedMachine final : public StateMachine {
   public:
     using OnApply = std::function<void(const EpochResult&)>;
     using OnBad = std::function<void(std::string)>;
-    using OnReload = std::function<void()>;
-    ObservedMachine(KvMachine& kv, OnApply on_apply, OnBad on_bad, OnReload on_reload)
+    ObservedMachine(KvMachine& kv, OnApply on_apply, OnBad on_bad, OnReload on_reload,
+                    std::uint32_t extra_work)
         : kv_(kv),
           on_apply_(std::move(on_apply)),
           on_bad_(std::move(on_bad)),
-          on_reload_(std::move(on_reload)) {}
+          on_reload_(std::move(on_reload)),
+          extra_work_(extra_work) {}
 
     Epoch last_applied() const override { return kv_.last_applied(); }
     Digest state_digest() const override { return kv_.state_digest(); }
@@ -229,6 +231,7 @@ class ObservedMachine final : public StateMachine {
             return r;
         }
         EpochResult r = kv_.apply_epoch(epoch, output_digest, ordered);
+        plant_slowdown(ordered);
         on_apply_(r);
         return r;
     }
@@ -242,10 +245,22 @@ class ObservedMachine final : public StateMachine {
     }
 
   private:
+    /// --plant-extra-work N (test only): N more passes of a byte-wise FNV-1a loop
+    /// over every applied operation's value — plain code, not libsodium — a
+    /// slowdown for the instruction guard (bench/instructions.py) to catch.
+    void plant_slowdown(const std::vector<Request>& ordered) {
+        for (const Request& req : ordered)
+            for (const Op& op : req.ops)
+                for (std::uint32_t k = 0; k < extra_work_; ++k)
+                    for (std::uint8_t b : op.value) planted_ = (planted_ ^ b) * 1099511628211ULL;
+    }
+
     KvMachine& kv_;
     OnApply on_apply_;
     OnBad on_bad_;
     OnReload on_reload_;
+    std::uint32_t extra_work_;
+    std::uint64_t planted_ = 14695981039346656037ULL;
 };
 
 // ---- nodes and clients ------------------------------------------------------------
@@ -480,6 +495,7 @@ class World final : public AdversaryWorld {
     Digest foreign_chain_id_{};
     std::shared_ptr<const FastWorld> fast_world_;
     std::shared_ptr<const RealWorld> real_world_;
+    std::vector<CryptoCounts> crypto_counts_;  // per node, sized once in build()
 
     std::vector<std::unique_ptr<Node>> nodes_;
     std::vector<Client> clients_;
@@ -602,8 +618,9 @@ void World::build() {
     foreign_chain_id_ = crypto::Hasher().field("tobsim-foreign-chain").u64(seed_).finish();
     if (opt_.crypto == CryptoMode::Fast)
         fast_world_ = FastWorld::make(p_.n, p_.t, seed_);
-    else
+    else if (opt_.crypto == CryptoMode::Real)
         real_world_ = RealWorld::make(p_.n, p_.t, seed_);
+    crypto_counts_.assign(p_.n, CryptoCounts{});
 
     for (NodeId i = 0; i < p_.n; ++i) {
         auto node = std::make_unique<Node>();
@@ -614,10 +631,14 @@ void World::build() {
                 node->behaviours = bs;
             }
         }
+        std::unique_ptr<CryptoSuite> suite;
         if (fast_world_)
-            node->crypto = std::make_unique<FastCryptoSuite>(fast_world_, i);
+            suite = std::make_unique<FastCryptoSuite>(fast_world_, i);
+        else if (real_world_)
+            suite = real_world_->suite(i);
         else
-            node->crypto = real_world_->suite(i);
+            suite = std::make_unique<CountedCryptoSuite>(p_.n, p_.t, i);
+        node->crypto = std::make_unique<CountingSuite>(std::move(suite), &crypto_counts_[i]);
         ReplicaConfig& c = node->config;
         c.n = p_.n;
         c.t = p_.t;
@@ -652,7 +673,7 @@ void World::build() {
 void World::make_transactions() {
     for (std::uint32_t c = 0; c < p_.clients; ++c) {
         Client cl;
-        if (fast_world_) {
+        if (!real_world_) {
             cl.pk = crypto::Hasher().field("tobsim-client-pk").u64(seed_).u64(c).finish();
         } else {
             cl.key = RealWorld::client_key(seed_, c);
@@ -687,8 +708,10 @@ void World::make_transactions() {
             if (fast_world_)
                 req.sig =
                     FastCryptoSuite::sign_client(*fast_world_, req.client, kRequestTag, payload);
-            else
+            else if (real_world_)
                 req.sig = clients_[c].key->sign(kRequestTag, payload);
+            else
+                req.sig = CountedCryptoSuite::client_signature(req.client);
             tx.digest = digest_of(encode(req));
             submitted_digests_.insert(tx.digest);
             tx_by_id_[{req.client, req.nonce}] = static_cast<std::uint32_t>(txs_.size());
@@ -722,7 +745,8 @@ void World::start_node(Node& node, bool recovering) {
         },
         [this, np]() {
             on_installed(*np, SnapshotInstalled{np->kv->last_applied(), np->kv->state_digest()});
-        });
+        },
+        opt_.plant_extra_work);
     node.replica = std::make_unique<Replica>(node.config, *node.crypto, *node.machine,
                                              node.archive.get(), node.rooted.get());
     node.up = true;
@@ -834,11 +858,15 @@ SeedReport World::run() {
         report_.fingerprint = h.finish();
     }
     report_.submitted_txs = txs_.size();
+    for (const CryptoCounts& c : crypto_counts_) report_.crypto += c;
     for (const auto& tx : txs_) {
         bool everywhere = true;
         for (auto& np : nodes_)
             if (!np->byzantine && !np->effective.count(tx.digest)) everywhere = false;
-        if (everywhere) ++report_.committed_txs;
+        if (everywhere) {
+            ++report_.committed_txs;
+            report_.committed_ops += tx.request.ops.size();
+        }
     }
     return std::move(report_);
 }
@@ -1159,6 +1187,8 @@ std::vector<NodeId> World::others(NodeId self) const {
 }
 
 void World::send_to(NodeId from, NodeId to, Shared bytes) {
+    ++report_.messages_sent;
+    report_.bytes_sent += bytes->size();
     if (cut(from, to)) return;
     if (!fair_ && net_.chance(p_.drop)) return;
     push(EvType::Deliver, now_ + delay(to), from, to, 0, bytes);
@@ -1438,6 +1468,12 @@ void World::on_apply(Node& node, const EpochResult& r) {
         return;
     }
     auto [it, fresh] = applied_.try_emplace(r.epoch, a);
+    if (fresh && r.epoch == report_.epoch_marks.size() + 1) {
+        EpochMark mark{r.epoch, now_, report_.messages_sent, report_.bytes_sent, {}, 0};
+        for (const CryptoCounts& c : crypto_counts_) mark.crypto += c;
+        mark.cpu_s = static_cast<double>(std::clock()) / CLOCKS_PER_SEC;
+        report_.epoch_marks.push_back(mark);
+    }
     if (!fresh && !same_epoch(it->second, a, &why))
         violation("agreement", "node " + std::to_string(node.id) + " applied epoch " +
                                    std::to_string(r.epoch) + " unlike another honest node: " + why);

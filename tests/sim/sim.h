@@ -17,6 +17,7 @@
 
 #include "consensus/byzantine_catalogue.h"
 #include "tests/sim/checker.h"
+#include "tests/sim/counting_crypto.h"
 
 namespace tob::sim {
 
@@ -24,7 +25,10 @@ namespace tob::sim {
 // (implemented in tests/sim/byzantine.cpp).
 using Behaviour = consensus::Byzantine;
 
-enum class CryptoMode : std::uint8_t { Fast, Real };
+/// Fast: keyed-hash stand-in (consensus/fast_crypto.h). Real: Ed25519 and the
+/// threshold coin. Counted: no cryptography at all, only counted (honest runs;
+/// tests/sim/counting_crypto.h). Every mode counts its operations.
+enum class CryptoMode : std::uint8_t { Fast, Real, Counted };
 
 /// Test-only planted bugs in the harness, to show that a checker catches them.
 enum class Plant : std::uint8_t {
@@ -58,6 +62,7 @@ struct SimOptions {
     bool trace_messages = false;            // print every honest send and receive to stderr
     std::set<std::string> disabled_checks;  // test-only: checks to ignore (checker self-tests)
     Plant plant = Plant::None;              // test-only: a planted harness bug
+    std::uint32_t plant_extra_work = 0;     // test-only: a planted slowdown per applied op
     bool partitions = true;                 // partition episodes in the safety phase
     bool atomic_persist = false;  // a step's records survive a crash all or none (else a prefix)
     bool safety_only = false;     // beyond the bound: check safety, not liveness
@@ -106,14 +111,29 @@ struct SeedParams {
     std::string describe() const;
 };
 
+/// The run's counters when an honest node first applied an epoch (for figures per
+/// epoch that leave out the start and the quiet end of a run).
+struct EpochMark {
+    Epoch epoch = 0;
+    std::uint64_t logical_ms = 0;
+    std::uint64_t messages_sent = 0, bytes_sent = 0;
+    CryptoCounts crypto;
+    double cpu_s = 0;  // process CPU time (std::clock), a measurement only
+};
+
 struct SeedReport {
     std::uint64_t seed = 0;
     SeedParams params;
     std::vector<Violation> violations;
     std::uint64_t submitted_txs = 0;
-    std::uint64_t committed_txs = 0;  // submitted txs that took effect at every honest node
-    std::uint64_t epochs = 0;         // highest epoch applied by an honest node
-    std::uint64_t messages = 0;       // envelopes delivered
+    std::uint64_t committed_txs = 0;     // submitted txs that took effect at every honest node
+    std::uint64_t committed_ops = 0;     // their operations
+    std::uint64_t epochs = 0;            // highest epoch applied by an honest node
+    std::uint64_t messages = 0;          // envelopes delivered
+    std::uint64_t messages_sent = 0;     // envelopes sent, one per receiver (before losses)
+    std::uint64_t bytes_sent = 0;        // their bytes
+    CryptoCounts crypto;                 // every node's CryptoSuite calls
+    std::vector<EpochMark> epoch_marks;  // [k] when epoch k+1 was first applied
     std::uint64_t aba_rounds_total = 0;
     std::uint64_t aba_instances = 0;
     std::uint64_t crashes = 0, reformats = 0;

@@ -4,6 +4,8 @@
 //
 //   tobsim --protocol naive --seeds 1-1   /   tobsim --compare   (lecture_cli.h)
 //
+//   tobsim --scaling   (scaling_cli.h: messages, bytes, crypto and CPU per node per epoch)
+//
 // Text mode prints each seed's derived parameters first, then its result; --json
 // prints one object for the whole sweep. Exit status 1 if any seed failed.
 
@@ -19,6 +21,7 @@
 #include "consensus/types.h"
 #include "crypto/hash.h"
 #include "tests/sim/lecture_cli.h"
+#include "tests/sim/scaling_cli.h"
 #include "tests/sim/sim.h"
 
 namespace {
@@ -80,12 +83,13 @@ struct Cli {
     bool stop_on_fail = false;
     std::uint64_t first = 0, last = 0;  // the seed range
     LectureCli lecture;  // --protocol naive|sync|async, --network, --compare: lecture_cli.h
+    ScalingCli scaling;  // --scaling: scaling_cli.h
 };
 
 // The run's shape: cluster, adversary, network, phases.
 void add_run_options(CLI::App& app, Cli& c) {
     SimOptions& opt = c.opt;
-    app.add_option("--nodes", opt.nodes, "cluster size n")->check(CLI::Range(1, 64));
+    app.add_option("--nodes", opt.nodes, "cluster size n")->check(CLI::Range(1, 128));
     app.add_option("--faulty", opt.faulty, "Byzantine nodes (normally at most t)");
     app.add_option("--behaviour,--behaviours", c.behaviours,
                    "comma-separated Byzantine behaviours, or 'all': " +
@@ -103,8 +107,9 @@ void add_run_options(CLI::App& app, Cli& c) {
         ->check(CLI::Range(0.0, 0.9));
     app.add_option("--clients", opt.clients, "honest clients (0: 1-4 from the seed)");
     app.add_option("--crypto", c.crypto,
-                   "fast (keyed-hash stand-in) or real (Ed25519 + threshold coin)")
-        ->check(CLI::IsMember({"fast", "real"}));
+                   "fast (keyed-hash stand-in), real (Ed25519 + threshold coin) or counted (no "
+                   "cryptography, operations only counted; honest runs only)")
+        ->check(CLI::IsMember({"fast", "real", "counted"}));
     app.add_option("--fair-ms", opt.fair_ms_max,
                    "liveness bound (logical ms) after the fair phase starts");
     app.add_flag("--no-partitions", c.no_partitions, "no partition episodes");
@@ -137,6 +142,9 @@ void add_test_and_output_options(CLI::App& app, Cli& c) {
                    "TEST ONLY: plant a harness bug the checkers must catch: amnesia, "
                    "skip-persist, trust-chunks, rot-state")
         ->check(CLI::IsMember({"none", "amnesia", "skip-persist", "trust-chunks", "rot-state"}));
+    app.add_option("--plant-extra-work", opt.plant_extra_work,
+                   "TEST ONLY: N more passes of plain (non-libsodium) work over every applied "
+                   "operation's value (a planted slowdown for bench/instructions.py)");
     app.add_option("--sizes-every", opt.sizes_every,
                    "every N epochs print each honest node's largest in-memory sizes");
     app.add_option("--checkpoint-interval", opt.checkpoint_interval,
@@ -157,6 +165,7 @@ void add_test_and_output_options(CLI::App& app, Cli& c) {
                  "print every honest send/receive to stderr");
     app.add_flag("--stop-on-fail", c.stop_on_fail, "stop at the first failing seed");
     add_lecture_options(app, c.lecture);
+    add_scaling_options(app, c.scaling);
 }
 
 // The options that need more than CLI11's parsing. False: an error was printed.
@@ -178,7 +187,13 @@ bool finish_options(Cli& c) {
         std::cerr << "bad --seeds: " << c.seeds << "\n";
         return false;
     }
-    opt.crypto = c.crypto == "real" ? CryptoMode::Real : CryptoMode::Fast;
+    opt.crypto = c.crypto == "real"      ? CryptoMode::Real
+                 : c.crypto == "counted" ? CryptoMode::Counted
+                                         : CryptoMode::Fast;
+    if (opt.crypto == CryptoMode::Counted && opt.faulty > 0) {
+        std::cerr << "--crypto counted checks no signature: it needs --faulty 0\n";
+        return false;
+    }
     opt.partitions = !c.no_partitions;
     opt.plant = c.plant == "amnesia"        ? Plant::Amnesia
                 : c.plant == "skip-persist" ? Plant::SkipPersist
@@ -208,6 +223,7 @@ std::string replay_command(const Cli& c) {
     if (!c.unsafe_quorum.empty()) replay << " --unsafe-quorum " << c.unsafe_quorum;
     for (const auto& check : opt.disabled_checks) replay << " --disable-check " << check;
     if (c.plant != "none") replay << " --plant " << c.plant;
+    if (opt.plant_extra_work) replay << " --plant-extra-work " << opt.plant_extra_work;
     if (c.no_partitions) replay << " --no-partitions";
     if (opt.safety_only) replay << " --safety-only";
     if (opt.atomic_persist) replay << " --atomic-persist";
@@ -226,7 +242,7 @@ std::string replay_command(const Cli& c) {
 // The sweep's sums over its seeds.
 struct Totals {
     std::uint64_t seeds_run = 0, failing = 0, total_violations = 0;
-    std::uint64_t committed = 0, submitted = 0, epochs = 0, messages = 0;
+    std::uint64_t committed = 0, committed_ops = 0, submitted = 0, epochs = 0, messages = 0;
     std::uint64_t aba_rounds = 0, aba_instances = 0, crashes = 0, reformats = 0, byz_faults = 0;
     std::uint64_t archive_served = 0, snapshots = 0, chunks_rejected = 0, pruned = 0;
     std::optional<std::uint64_t> first_seed;  // the first failing seed
@@ -236,6 +252,7 @@ struct Totals {
     void add(const SeedReport& r) {
         ++seeds_run;
         committed += r.committed_txs;
+        committed_ops += r.committed_ops;
         submitted += r.submitted_txs;
         epochs += r.epochs;
         messages += r.messages;
@@ -295,10 +312,11 @@ void print_json(const Cli& c, Totals& s, const std::string& replay, std::int64_t
     } else {
         os << ",\"first_seed\":null,\"first_check\":null";
     }
-    os << "},\"committed_txs\":" << s.committed << ",\"submitted_txs\":" << s.submitted
-       << ",\"epochs\":" << s.epochs << ",\"aba_rounds_mean\":" << s.aba_mean()
-       << ",\"messages\":" << s.messages << ",\"crashes\":" << s.crashes
-       << ",\"reformats\":" << s.reformats << ",\"faults_on_byzantine\":" << s.byz_faults
+    os << "},\"committed_txs\":" << s.committed << ",\"committed_ops\":" << s.committed_ops
+       << ",\"submitted_txs\":" << s.submitted << ",\"epochs\":" << s.epochs
+       << ",\"aba_rounds_mean\":" << s.aba_mean() << ",\"messages\":" << s.messages
+       << ",\"crashes\":" << s.crashes << ",\"reformats\":" << s.reformats
+       << ",\"faults_on_byzantine\":" << s.byz_faults
        << ",\"archive_proofs_served\":" << s.archive_served
        << ",\"snapshots_installed\":" << s.snapshots << ",\"chunks_rejected\":" << s.chunks_rejected
        << ",\"records_pruned\":" << s.pruned << ",\"fingerprint\":\""
@@ -347,6 +365,7 @@ int main(int argc, char** argv) {
     add_run_options(app, c);
     add_test_and_output_options(app, c);
     CLI11_PARSE(app, argc, argv);
+    if (c.scaling.enabled) return run_scaling_cli(c.scaling, c.opt, c.seeds, c.json);
     if (c.lecture.selected())
         return run_lecture_cli(c.lecture, c.opt, app.count("--txs") > 0, c.behaviours, c.seeds,
                                c.json);
