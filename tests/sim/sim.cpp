@@ -208,6 +208,7 @@ class ObservedMachine final : public StateMachine {
   public:
     using OnApply = std::function<void(const EpochResult&)>;
     using OnBad = std::function<void(std::string)>;
+    using OnReload = std::function<void()>;
     ObservedMachine(KvMachine& kv, OnApply on_apply, OnBad on_bad, OnReload on_reload,
                     std::uint32_t extra_work)
         : kv_(kv),
