@@ -1,6 +1,7 @@
 #include "daemon/client_access.h"
 
 #include "crypto/hash.h"
+#include "daemon/memory_budget.h"
 
 namespace tob::daemon {
 
@@ -39,6 +40,14 @@ TransportOptions transport_options(const NodeConfig& node, const ClusterConfig& 
     topt.self = node.node_id;
     topt.members = cluster.members;
     topt.message_bytes_max = node.message_bytes_max(cluster);
+    // Receive queues within the memory budget (daemon/memory_budget.h); check_node
+    // refuses a budget that cannot be derived, so the fallback is never used by tobd.
+    const auto derived = derive_memory_budget(memory_budget_input(node, cluster));
+    if (const auto* budget = std::get_if<MemoryBudget>(&derived)) {
+        topt.recv_hwm = budget->member_recv_hwm;
+        topt.client_hwm = budget->client_hwm;
+        topt.client_frame_max = budget->client_frame_max;
+    }
     if (!options.test_no_curve) topt.curve = keys.curve;
     topt.clients_open = cluster.permissions.open;
     topt.client_keys = permitted_client_curve_keys(cluster.permissions);

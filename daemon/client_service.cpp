@@ -4,6 +4,7 @@
 
 #include "crypto/hash.h"
 #include "daemon/client_access.h"
+#include "daemon/memory_budget.h"
 
 namespace tob::daemon {
 
@@ -40,31 +41,24 @@ void ClientService::sign_and_send(const std::string& id, ReplyMsg& r) {
     reply(id, r);
 }
 
-void ClientService::on_frame(const std::string& id, const std::string& peer_key,
-                             const Bytes& body) {
-    auto msg = decode_client_message(body, options_.limits);
-    if (!msg) {
-        metrics_.client_rejected.inc();
-        reply(id, ErrorMsg{ErrorCode::BadRequest, "undecodable message: " + msg.error(), {}});
-        return;
+void ClientService::on_frame(const std::string& id, const std::string& peer_key, Bytes body) {
+    // Decoding and checking happen on the verification workers, in this
+    // client's own bounded queue; a full queue is answered, not dropped.
+    if (!pool_.submit_client(id, peer_key, std::move(body))) {
+        metrics_.verify_queue_full.inc();
+        reply(id, ErrorMsg{ErrorCode::Overloaded,
+                           "this client's verification queue is full: retry later",
+                           {}});
     }
-    if (auto* submit = std::get_if<SubmitMsg>(&msg.value())) {
-        const Digest rd = digest_of(submit->request);
-        if (halted_) {
-            reply(id, ErrorMsg{ErrorCode::Halted, "node halted with an alarm", rd});
-            return;
-        }
-        if (!pool_.submit_request(id, std::move(submit->request))) {
-            metrics_.verify_queue_full.inc();
-            reply(id, ErrorMsg{ErrorCode::Overloaded, "verification queue full", rd});
-        }
-        return;
-    }
-    if (std::holds_alternative<StatusQueryMsg>(msg.value())) {
+}
+
+void ClientService::on_message(const std::string& id, const std::string& peer_key,
+                               const ClientMessage& msg) {
+    if (std::holds_alternative<StatusQueryMsg>(msg)) {
         reply(id, status_());
         return;
     }
-    if (auto* get = std::get_if<LocalGetMsg>(&msg.value())) {
+    if (auto* get = std::get_if<LocalGetMsg>(&msg)) {
         if (auto refused =
                 local_get_refusal(*get, peer_key, options_.chain_id, options_.permissions)) {
             metrics_.client_rejected.inc();
@@ -91,30 +85,46 @@ void ClientService::answer_from_table(const std::string& id, const Request& req,
 }
 
 bool ClientService::on_verified(const VerifyResult& r, std::uint64_t now_ms) {
+    if (r.message) {
+        on_message(r.routing_id, r.peer_key, *r.message);
+        return false;
+    }
     if (!r.request) {
         metrics_.client_rejected.inc();
-        reply(r.routing_id, ErrorMsg{ErrorCode::BadRequest, r.error, digest_of(r.request_bytes)});
+        reply(r.routing_id, ErrorMsg{ErrorCode::BadRequest, r.error, r.raw_digest});
         return false;
     }
     const Request& req = *r.request;
-    const Digest rd = digest_of(r.request_bytes);
+    const Digest rd = r.raw_digest;  // digest of the request bytes (verify_pool.cpp)
+    if (halted_) {
+        reply(r.routing_id, ErrorMsg{ErrorCode::Halted, "node halted with an alarm", rd});
+        return false;
+    }
     if (kv_.committed(req.client, req.nonce)) {
         answer_from_table(r.routing_id, req, rd);
         return false;
     }
     const Key key{req.client, req.nonce};
-    if (pending_.size() >= options_.pending_max && !pending_.count(key)) {
+    const bool known = pending_.count(key) > 0;
+    const std::uint64_t cost = (known ? 0 : kPendingEntryBytes) + r.routing_id.size();
+    if (!known && (pending_.size() >= options_.pending_max ||
+                   pending_bytes_ + cost > options_.pending_bytes_max)) {
         reply(r.routing_id,
               ErrorMsg{ErrorCode::Overloaded, "too many requests waiting for their outcome", rd});
         return false;
     }
     auto& p = pending_[key];
-    if (p.routing_ids.empty()) {
+    if (!known) {
         p.since_ms = now_ms;
         p.request_digest = rd;
         p.ops = req.ops.size();
+        pending_bytes_ += kPendingEntryBytes;
     }
-    if (p.routing_ids.size() < kRoutingIdsMax) p.routing_ids.push_back(r.routing_id);
+    if (p.routing_ids.size() < kRoutingIdsMax &&
+        pending_bytes_ + r.routing_id.size() <= options_.pending_bytes_max) {
+        p.routing_ids.push_back(r.routing_id);
+        pending_bytes_ += r.routing_id.size();
+    }
     return true;
 }
 
@@ -153,14 +163,22 @@ void ClientService::on_committed(const EpochResult& epoch, std::uint64_t now_ms)
         if (it == pending_.end()) continue;
         ReplyMsg out = committed_reply(epoch, r, it->second, now_ms);
         for (const auto& id : it->second.routing_ids) sign_and_send(id, out);
-        pending_.erase(it);
+        forget(it);
     }
+}
+
+std::map<ClientService::Key, ClientService::Pending>::iterator ClientService::forget(
+    std::map<Key, Pending>::iterator it) {
+    std::uint64_t cost = kPendingEntryBytes;
+    for (const auto& id : it->second.routing_ids) cost += id.size();
+    pending_bytes_ -= std::min(cost, pending_bytes_);
+    return pending_.erase(it);
 }
 
 void ClientService::expire(std::uint64_t now_ms) {
     for (auto it = pending_.begin(); it != pending_.end();) {
         if (now_ms - it->second.since_ms > kPendingExpiryMs)
-            it = pending_.erase(it);
+            it = forget(it);
         else
             ++it;
     }

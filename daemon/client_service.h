@@ -2,12 +2,14 @@
 // ClientService: the client plane of one tobd node (cli/client/protocol.h,
 // docs/client.md), on the event-loop thread.
 //
-//   on_frame      a client frame from the transport: a Submit goes to the
-//                 verification workers (its signature is checked off the loop);
-//                 a status query is answered at once, a local read too when
-//                 it is signed by a client that may read the key over its own
-//                 connection (daemon/client_access.h); anything else is
-//                 refused with an error and counted
+//   on_frame      a client frame from the transport goes to the verification
+//                 workers, in the client's own bounded queue (decoded there; a
+//                 Submit's signature checked there); a full queue is answered
+//                 Overloaded. Back from the workers, a status query is
+//                 answered, a local read too when it is signed by a client
+//                 that may read the key over its own connection
+//                 (daemon/client_access.h); anything else is refused with an
+//                 error and counted
 //   on_verified   a checked request: a (client, nonce) the dedup table already
 //                 holds is answered from it; otherwise it is remembered as pending
 //                 and the node hands it to the core
@@ -18,9 +20,9 @@
 //                 client retries elsewhere; a late commit is then not answered
 //                 here)
 //
-// Bounds: at most pending_max (the pool's limit) pending requests, each with at
-// most 16 client connections to answer; beyond that a new request is refused
-// as overloaded.
+// Bounds: at most pending_max pending requests and pending_bytes_max bytes of
+// them (both from the memory budget), each with at most 16 client connections
+// to answer; beyond that a new request is refused as overloaded.
 
 #include <atomic>
 #include <cstdint>
@@ -45,6 +47,8 @@ class ClientService {
         consensus::Digest chain_id{};
         consensus::Limits limits;     // decoding client messages
         std::size_t pending_max = 0;  // requests waiting for their outcome
+        // Bytes of the pending table (memory budget, daemon/memory_budget.h).
+        std::uint64_t pending_bytes_max = 16u << 20;
         // Who may read what (local reads); from the cluster file.
         consensus::kv::Permissions permissions = consensus::kv::Permissions::open_to_all();
     };
@@ -55,8 +59,10 @@ class ClientService {
                   const std::atomic<bool>& halted, std::function<client::StatusMsg()> status);
 
     /// `peer_key`: the connection's Curve key in hex (empty without Curve).
+    /// The frame goes to the verification workers (decoded there); a full
+    /// queue is answered Overloaded at once.
     void on_frame(const std::string& routing_id, const std::string& peer_key,
-                  const consensus::Bytes& body);
+                  consensus::Bytes body);
     /// A client request back from verification. True if the node must hand
     /// `*r.request` to the core (checked, not yet committed, now pending).
     bool on_verified(const VerifyResult& r, std::uint64_t now_ms);
@@ -64,6 +70,7 @@ class ClientService {
     void expire(std::uint64_t now_ms);
 
     std::size_t pending() const { return pending_.size(); }
+    std::uint64_t pending_bytes() const { return pending_bytes_; }
 
   private:
     struct Key {
@@ -79,6 +86,9 @@ class ClientService {
     };
 
     void reply(const std::string& id, const client::ClientMessage& m);
+    void on_message(const std::string& id, const std::string& peer_key,
+                    const client::ClientMessage& msg);
+    std::map<Key, Pending>::iterator forget(std::map<Key, Pending>::iterator it);
     void sign_and_send(const std::string& id, client::ReplyMsg& reply);
     void answer_from_table(const std::string& id, const consensus::Request& req,
                            const consensus::Digest& rd);
@@ -95,6 +105,7 @@ class ClientService {
     const std::atomic<bool>& halted_;
     std::function<client::StatusMsg()> status_;
     std::map<Key, Pending> pending_;
+    std::uint64_t pending_bytes_ = 0;  // kPendingEntryBytes per entry + its routing ids
 };
 
 }  // namespace tob::daemon

@@ -634,8 +634,9 @@ Outcome<NodeConfig> parse_node_config(std::string_view bytes, const fs::path& so
     node.testing = get_bool(report, root, "", "testing").value_or(false);
 
     if (const toml::table* limits = get_table(report, root, "limits")) {
-        check_known_keys(report, *limits, "limits",
-                         {"pool_requests_max", "future_epoch_buffer_max", "message_bytes_max"});
+        check_known_keys(
+            report, *limits, "limits",
+            {"pool_requests_max", "future_epoch_buffer_max", "message_bytes_max", "memory_max_mb"});
         if (auto v = get_uint(report, *limits, "limits", "pool_requests_max", false, 1, kU32Max)) {
             node.limits.pool_requests_max = static_cast<std::uint32_t>(*v);
         }
@@ -645,6 +646,9 @@ Outcome<NodeConfig> parse_node_config(std::string_view bytes, const fs::path& so
         }
         if (auto v = get_uint(report, *limits, "limits", "message_bytes_max", false, 1, kU32Max)) {
             node.limits.message_bytes_max = static_cast<std::uint32_t>(*v);
+        }
+        if (auto v = get_uint(report, *limits, "limits", "memory_max_mb", false, 64, 1u << 22)) {
+            node.limits.memory_max_mb = static_cast<std::uint32_t>(*v);
         }
     }
 

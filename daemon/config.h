@@ -115,6 +115,9 @@ struct LocalLimits {
     // Receive cap on one transport frame. Unset = the cluster's message_bytes_max;
     // check_node refuses a value below it (honest peers may send that much).
     std::optional<std::uint32_t> message_bytes_max;
+    // The memory budget of the node in MiB: every daemon queue, cache and table
+    // gets a bound in bytes derived from it (daemon/memory_budget.h, docs/memory.md).
+    std::uint32_t memory_max_mb = 1024;
 };
 
 /// The parsed node config. Every path is absolute (resolved against the

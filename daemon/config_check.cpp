@@ -21,6 +21,7 @@
 #include "crypto/keyfile.h"
 #include "daemon/config.h"
 #include "daemon/high_water.h"
+#include "daemon/memory_budget.h"
 
 namespace tob::daemon {
 
@@ -277,6 +278,10 @@ Errors check_node(const NodeConfig& node, const ClusterConfig& cluster,
             ": limits.message_bytes_max: " + std::to_string(*node.limits.message_bytes_max) +
             " is below the cluster's " + std::to_string(cluster.limits.message_bytes_max) + " (" +
             cluster.path.string() + "): this node would drop envelopes honest peers may send");
+    }
+    const auto budget = derive_memory_budget(memory_budget_input(node, cluster));
+    if (const auto* why = std::get_if<std::string>(&budget)) {
+        errors.push_back(node.path.string() + ": limits." + *why);
     }
     check_data_dir(node, errors);
     check_high_water_file(node, errors);

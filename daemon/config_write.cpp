@@ -110,6 +110,7 @@ std::string format_node_config(const NodeConfig& node) {
     } else {
         out += "# message_bytes_max = <unset: the cluster's limits.message_bytes_max>\n";
     }
+    out += "memory_max_mb = " + std::to_string(node.limits.memory_max_mb) + "\n";
     return out;
 }
 

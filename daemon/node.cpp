@@ -17,11 +17,13 @@
 #include "daemon/client_access.h"
 #include "daemon/client_service.h"
 #include "daemon/high_water.h"
+#include "daemon/memory_budget.h"
 #include "daemon/metrics.h"
 #include "daemon/node_metrics.h"
 #include "daemon/proof_archive.h"
 #include "daemon/step_executor.h"
 #include "daemon/storage.h"
+#include "daemon/token_bucket.h"
 #include "daemon/verify_pool.h"
 #include "daemon/version.h"
 
@@ -39,6 +41,8 @@ using Clock = std::chrono::steady_clock;
 // core reads older proofs from them through the StorageProofArchive. A node
 // further behind than that installs a snapshot.
 constexpr Epoch kRecoverEpochs = 512;
+// A member's fetch replies are taken this long after the node last asked it.
+constexpr std::uint64_t kSolicitedMs = 10000;
 
 struct Node::Impl {
     Impl(const NodeConfig& n, const ClusterConfig& c, NodeKeys k, const NodeOptions& o)
@@ -50,10 +54,11 @@ struct Node::Impl {
     NodeOptions options;
     std::filesystem::path mark_path;
 
+    MemoryBudget budget;
     std::unique_ptr<NodeStorage> storage;
     std::unique_ptr<consensus::kv::RootedStorage> rooted;  // the state root under kv
     std::unique_ptr<KvMachine> kv;
-    VerifyCache cache;
+    std::unique_ptr<VerifyCache> cache;
     std::unique_ptr<CachingCryptoSuite> suite;
     ReplicaConfig rcfg;
     std::unique_ptr<StorageProofArchive> archive;  // before replica: it must outlive it
@@ -67,17 +72,17 @@ struct Node::Impl {
     std::unique_ptr<NodeMetrics> metrics;
     std::unique_ptr<ClientService> clients;
     std::unique_ptr<StepExecutor> executor;
-    // Copies of verified envelopes that arrived in the last 100-200 ms (two
-    // generations of digests, rotated every 100 ms). Only these are dropped before
-    // verification: relayed copies of one flood arrive within milliseconds of each
-    // other, while re-publications come at least repair_initial_ms (200 ms) apart
-    // and must reach the core again — it may have set aside the first copy (an ABA
-    // message for a round it had not reached, a certificate before its block), and
-    // repair is how it gets another chance. Dropping every copy forever stalled a
-    // cluster whose frames were only delayed (found by the fault suite, reorder).
-    std::set<Digest> recent_now, recent_before;
-    Clock::time_point recent_rotated = Clock::now();
+    // The verification workers drop copies of envelopes verified in the last
+    // 100-200 ms (daemon/verify_pool.cpp). Only these: relayed copies of one flood
+    // arrive within milliseconds of each other, while re-publications come at least
+    // repair_initial_ms (200 ms) apart and must reach the core again — it may have
+    // set aside the first copy (an ABA message for a round it had not reached, a
+    // certificate before its block), and repair is how it gets another chance.
+    // Dropping every copy forever stalled a cluster whose frames were only delayed
+    // (found by the fault suite, reorder).
     Clock::time_point started = Clock::now();
+    VerifyPoolTotals pool_published;         // pool counters already added to the metrics
+    std::vector<TokenBucket> fetch_answers;  // by member: bytes of fetch/archive answers
     Epoch peer_commit_max = 0;
     std::atomic<bool> voting{true};
     std::atomic<bool> halted{false};
@@ -95,6 +100,9 @@ struct Node::Impl {
 
     std::string open_all() {
         mark_path = node.high_water_file;  // default: beside key_file
+        auto derived = derive_memory_budget(memory_budget_input(node, cluster));
+        if (auto* why = std::get_if<std::string>(&derived)) return "limits." + *why;
+        budget = std::get<MemoryBudget>(derived);
         auto opened = NodeStorage::open(node.data_dir);
         if (!opened.ok()) {
             std::string all;
@@ -113,14 +121,22 @@ struct Node::Impl {
         auto t = Transport::open(transport_options(node, cluster, keys, options));
         if (auto* err = std::get_if<std::string>(&t)) return "cannot listen: " + *err;
         transport = std::move(std::get<std::unique_ptr<Transport>>(t));
-        pool = std::make_unique<VerifyPool>(*suite, rcfg, options.verify_threads,
-                                            node.limits.future_epoch_buffer_max);
+        VerifyPoolBounds bounds;
+        bounds.member_bytes = budget.verify_member_bytes;
+        bounds.clients_bytes = budget.verify_clients_bytes;
+        bounds.client_each_bytes = budget.verify_client_each_bytes;
+        bounds.failed_entries = budget.failed_entries / 2;  // the other half: the cache's
+        bounds.recent_generation = budget.recent_generation;
+        pool = std::make_unique<VerifyPool>(*suite, rcfg, options.verify_threads, bounds);
         if (options.byzantine) {
             byzantine = std::make_unique<ByzantineShim>(*options.byzantine, *suite, rcfg,
                                                         options.faults.seed);
         }
         make_services();
         checkpoints = std::make_unique<CheckpointMonitor>(registry, *storage);
+        for (NodeId i = 0; i < cluster.n; ++i)
+            fetch_answers.emplace_back(budget.fetch_answer_bytes_per_s,
+                                       budget.fetch_answer_bytes_per_s);
         return {};
     }
 
@@ -128,8 +144,10 @@ struct Node::Impl {
     void make_core() {
         std::vector<PublicKey> members;
         for (const auto& m : cluster.members) members.push_back(m.public_key);
+        cache = std::make_unique<VerifyCache>(budget.verify_cache_generation,
+                                              budget.failed_entries / 2);
         suite = std::make_unique<CachingCryptoSuite>(
-            RealCryptoSuite(members, cluster.coin_public_key(), keys.signing, keys.coin), cache);
+            RealCryptoSuite(members, cluster.coin_public_key(), keys.signing, keys.coin), *cache);
         rcfg.n = cluster.n;
         rcfg.t = cluster.t;
         rcfg.self = node.node_id;
@@ -154,7 +172,8 @@ struct Node::Impl {
         copt.self = node.node_id;
         copt.chain_id = cluster.chain_id;
         copt.limits = cluster.limits;
-        copt.pending_max = node.limits.pool_requests_max;
+        copt.pending_max = budget.pending_max;
+        copt.pending_bytes_max = budget.pending_bytes;
         copt.permissions = cluster.permissions;
         clients =
             std::make_unique<ClientService>(copt, keys.signing, *kv, *transport, *pool, *metrics,
@@ -233,24 +252,17 @@ struct Node::Impl {
 
     // ---- inputs ---------------------------------------------------------------------
 
+    // Nothing is hashed or decoded here: every frame goes to its source's queue
+    // of the verification workers (daemon/verify_pool.h).
     void on_inbound(Inbound in) {
         if (in.source == Inbound::Source::Client) {
-            clients->on_frame(in.routing_id, in.peer_key, in.body);
-            return;
-        }
-        const Digest d = digest_of(in.body);
-        if (const auto t = Clock::now(); t - recent_rotated >= std::chrono::milliseconds(100)) {
-            recent_before = std::move(recent_now);
-            recent_now.clear();
-            recent_rotated = t;
-        }
-        if (recent_now.count(d) || recent_before.count(d)) {
-            metrics->duplicates_dropped.inc();
+            clients->on_frame(in.routing_id, in.peer_key, std::move(in.body));
             return;
         }
         const auto source = in.source == Inbound::Source::PubSub ? VerifyResult::Source::PubSub
                                                                  : VerifyResult::Source::Peer;
-        if (!pool->submit_envelope(source, std::move(in.body), d)) metrics->verify_queue_full.inc();
+        if (!pool->submit_envelope(source, in.from, std::move(in.body)))
+            metrics->verify_queue_full.inc();
     }
 
     StatusMsg status_msg() const {
@@ -281,13 +293,44 @@ struct Node::Impl {
             spdlog::debug("dropped a frame: {}", r.error);
             return;
         }
-        if (recent_now.size() < 200000) recent_now.insert(r.raw_digest);
         const Envelope& env = *r.envelope;
+        if (env.kind == Kind::FetchReply && !pool->solicited(env.sender)) {
+            metrics->envelope_rejected("unsolicited");  // the core would open every envelope
+            return;
+        }
         metrics->message_in(env.kind);
         if (env.kind == Kind::Commit && env.sender != node.node_id)
             peer_commit_max = std::max(peer_commit_max, env.epoch);
         if (byzantine) byzantine->observe(env, r.bytes);
-        if (!halted) step.append(replica->handle_envelope(env, now_ms()));
+        if (halted) return;
+        if (env.kind == Kind::FetchRequest) {
+            on_fetch_request(env, step);
+            return;
+        }
+        step.append(replica->handle_envelope(env, now_ms()));
+    }
+
+    // Fetch and archive answers at most at the member's byte rate: a request
+    // that finds its bucket empty is dropped before the core reads or signs.
+    void on_fetch_request(const Envelope& env, Step& step) {
+        if (env.sender >= fetch_answers.size()) return;
+        TokenBucket& bucket = fetch_answers[env.sender];
+        const std::uint64_t now = now_ms();
+        if (!bucket.allow(now)) {
+            registry
+                .counter("tobd_fetch_requests_limited_total",
+                         "Fetch requests dropped: the member's answer rate was used up")
+                .inc();
+            return;
+        }
+        Step answer = replica->handle_envelope(env, now);
+        std::uint64_t bytes = 0;
+        for (const auto& m : answer.messages)
+            if (m.kind == Kind::FetchReply && m.to == env.sender) bytes += m.envelope.size();
+        bucket.charge(bytes, now);
+        registry.counter("tobd_fetch_answer_bytes_total", "Bytes of fetch and archive answers sent")
+            .inc(static_cast<double>(bytes));
+        step.append(std::move(answer));
     }
 
     static std::string reject_reason(const std::string& e) {
@@ -305,6 +348,12 @@ struct Node::Impl {
         // Snapshots installed and pruning: after the step's records are written.
         const auto installed = std::move(step.installed);
         const Epoch prune_below = step.prune_below;
+        // Fetch replies are taken from a member only for a while after asking it.
+        for (const auto& m : step.messages) {
+            if (m.kind != Kind::FetchRequest) continue;
+            for (NodeId p = 0; p < cluster.n; ++p)
+                if (!m.to || *m.to == p) pool->solicit(p, kSolicitedMs);
+        }
         const bool ok = executor->execute(std::move(step), now_ms());
         if (!ok) fatal = executor->fatal();
         if (ok) {
@@ -330,7 +379,43 @@ struct Node::Impl {
         metrics->refresh(NodeSample{st, kv->last_applied(), transport->peers_connected(),
                                     pool->queue_depth(), voting && !halted, transport->stats()});
         transport->publish(registry);
+        publish_bounds();
         caught_up = kv->last_applied() + rcfg.window >= peer_commit_max;
+    }
+
+    // Every memory bound and its fill level (tobd_bound_bytes, tobd_bound_used_bytes),
+    // and the workers' counters.
+    void publish_bounds() {
+        const std::map<std::string, std::uint64_t> used = {
+            {"zmq_receive", 0},  // inside libzmq: not observable; the bound is its HWM x frame
+            {"verify_queue_members", pool->member_bytes_max_used()},
+            {"verify_queue_clients", pool->clients_bytes_used()},
+            {"verify_cache", cache->size() * kDigestEntryBytes},
+            {"failed_digests", (pool->failed_size() + cache->failed().size()) * kFailedEntryBytes},
+            {"recent_digests", pool->recent_size() * kDigestEntryBytes},
+            {"client_pending", clients->pending_bytes()},
+        };
+        for (const auto& b : budget.named()) {
+            const Labels labels{{"bound", b.name}};
+            registry.gauge("tobd_bound_bytes", "Memory bound in bytes (from memory_max_mb)", labels)
+                .set(static_cast<double>(b.bytes));
+            auto it = used.find(b.name);
+            registry
+                .gauge("tobd_bound_used_bytes", "Bytes held now under each memory bound", labels)
+                .set(static_cast<double>(it == used.end() ? 0 : it->second));
+        }
+        const VerifyPoolTotals now = pool->totals();
+        metrics->duplicates_dropped.inc(
+            static_cast<double>(now.duplicates - pool_published.duplicates));
+        registry
+            .counter("tobd_verify_failed_repeats_total",
+                     "Frames dropped unchecked: their digest failed a check before")
+            .inc(static_cast<double>(now.failed_repeats - pool_published.failed_repeats));
+        registry
+            .counter("tobd_verify_checks_skipped_total",
+                     "Envelopes whose checks the filters spared (window, round, solicitation)")
+            .inc(static_cast<double>(now.checks_skipped - pool_published.checks_skipped));
+        pool_published = now;
     }
 
     std::string status_line() const {
@@ -390,6 +475,7 @@ struct Node::Impl {
             if (timeout.count() < 0) timeout = std::chrono::milliseconds(0);
             (void)transport->wait(timeout, {pool->wake_fd()});
             Step step;
+            pool->set_applied(kv->last_applied());
             bool input = false;
             for (auto& in : transport->receive(1024)) {
                 on_inbound(std::move(in));

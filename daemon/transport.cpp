@@ -52,6 +52,20 @@ Bytes to_bytes(const zmq::message_t& m) {
     return Bytes(p, p + m.size());
 }
 
+// Without Curve (test only) the member ROUTER has no authenticated name for a
+// connection: the envelope's sender field is read instead (canonical encoding:
+// fixarray 6, bin8 of 32 bytes, then the sender as a msgpack uint), unverified.
+NodeId peek_envelope_sender(const zmq::message_t& m) {
+    const auto* p = static_cast<const std::uint8_t*>(m.data());
+    const std::size_t n = m.size();
+    if (n < 36 || p[0] != 0x96 || p[1] != 0xc4 || p[2] != 32) return Inbound::kUnknownMember;
+    const std::uint8_t tag = p[35];
+    if (tag < 0x80) return tag;
+    if (tag == 0xcc && n > 36) return p[36];
+    if (tag == 0xcd && n > 37) return static_cast<NodeId>((p[36] << 8) | p[37]);
+    return Inbound::kUnknownMember;
+}
+
 void set_raw(zmq::socket_t& s, int option, const void* value, std::size_t size) {
     if (zmq_setsockopt(s.handle(), option, value, size) != 0) throw zmq::error_t();
 }
@@ -143,14 +157,15 @@ std::variant<std::unique_ptr<Transport>, std::string> Transport::open(TransportO
         t->sub_.set(zmq::sockopt::rcvhwm, opt.recv_hwm);
         t->sub_.set(zmq::sockopt::maxmsgsize, max_frame);
         t->sub_.set(zmq::sockopt::subscribe, "");
-        for (auto* r : {&t->router_, &t->client_}) {
-            r->set(zmq::sockopt::maxmsgsize, max_frame);
-            r->set(zmq::sockopt::router_mandatory, 1);
-        }
+        for (auto* r : {&t->router_, &t->client_}) r->set(zmq::sockopt::router_mandatory, 1);
+        t->router_.set(zmq::sockopt::maxmsgsize, max_frame);
+        t->client_.set(zmq::sockopt::maxmsgsize,
+                       opt.client_frame_max != 0 ? static_cast<std::int64_t>(opt.client_frame_max)
+                                                 : max_frame);
         t->router_.set(zmq::sockopt::rcvhwm, opt.recv_hwm);
         t->router_.set(zmq::sockopt::sndhwm, opt.send_hwm);
         t->client_.set(zmq::sockopt::rcvhwm, opt.client_hwm);
-        t->client_.set(zmq::sockopt::sndhwm, opt.client_hwm);
+        t->client_.set(zmq::sockopt::sndhwm, opt.client_send_hwm);
 
         where = "socket monitors";
         t->add_monitor(t->pub_, MonitorRole::Server, ServerSocket::MemberPub, 0);
@@ -277,7 +292,7 @@ bool Transport::receive_sub(std::vector<zmq::message_t>& parts, std::vector<Inbo
     if (seq > last + 1 && last != 0) stats_.pubsub_gaps += seq - last - 1;
     last = seq;  // a restarted sender starts again at 1: resync
     stats_.bytes_in += parts[1].size();
-    admit(Inbound{Inbound::Source::PubSub, {}, {}, to_bytes(parts[1])}, out);
+    admit(Inbound{Inbound::Source::PubSub, {}, {}, to_bytes(parts[1]), sender}, out);
     return true;
 }
 
@@ -291,7 +306,17 @@ bool Transport::receive_router(std::vector<zmq::message_t>& parts, std::vector<I
         return true;
     }
     stats_.bytes_in += parts[2].size();
-    admit(Inbound{Inbound::Source::Peer, {}, {}, to_bytes(parts[2])}, out);
+    // The ZAP handler names a member's connection "member-<id>" (daemon/zap.cpp).
+    NodeId from = opt_.curve ? Inbound::kUnknownMember : peek_envelope_sender(parts[2]);
+    const char* user = zmq_msg_gets(parts[2].handle(), "User-Id");
+    if (user != nullptr && std::string_view(user).rfind("member-", 0) == 0) {
+        try {
+            from = static_cast<NodeId>(std::stoul(std::string(user + 7)));
+        } catch (const std::exception&) {
+            from = Inbound::kUnknownMember;
+        }
+    }
+    admit(Inbound{Inbound::Source::Peer, {}, {}, to_bytes(parts[2]), from}, out);
     return true;
 }
 

@@ -83,8 +83,12 @@ struct TransportOptions {
     std::uint32_t message_bytes_max = 16u << 20;
     int send_hwm = 20000;
     int recv_hwm = 20000;
-    // Per client connection, both directions (a ROUTER's HWMs are per connection).
+    // Per client connection (a ROUTER's HWMs are per connection): receive (from
+    // the memory budget) and send.
     int client_hwm = 1024;
+    int client_send_hwm = 1024;
+    // Receive cap on one client frame (a Submit carries one request); 0 = message_bytes_max.
+    std::uint64_t client_frame_max = 0;
     // The node's Curve key pair; nullopt = plaintext (test only).
     std::optional<crypto::CurveKeyPair> curve;
     // Who may connect to the client ROUTER (with curve).
@@ -106,6 +110,11 @@ struct Inbound {
     std::string routing_id;  // client frames: the connection's id (to answer it)
     std::string peer_key;    // client frames: the connection's Curve key, hex (empty: no Curve)
     consensus::Bytes body;   // the envelope (PubSub, Peer) or the client message
+    // The member whose connection carried the frame: the ZAP user id on the
+    // member ROUTER (authenticated by Curve), the frame header's sender on the
+    // SUB; kUnknownMember when neither says (plaintext test mode on the ROUTER).
+    consensus::NodeId from = kUnknownMember;
+    static constexpr consensus::NodeId kUnknownMember = static_cast<consensus::NodeId>(-1);
 };
 
 /// The server sockets, for counters by socket.

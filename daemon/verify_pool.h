@@ -15,31 +15,50 @@
 //
 // The cache only ever holds "this exact signature verified": a hit returns the
 // same answer as a fresh verification would, so the core stays deterministic and
-// a forged input is still rejected (it was never inserted). Only positives are
-// cached; it is bounded (two generations, the older dropped when the newer fills).
+// a forged input is still rejected (it was never inserted). Positives are cached
+// in two generations (the older dropped when the newer fills); failures are
+// remembered too, in a bounded least-recently-used memory, so that a resent
+// forgery is refused without a second check: a failed verification is as
+// deterministic as a successful one. Both bounds come from the memory budget.
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <list>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "cli/client/protocol.h"
 #include "consensus/codec.h"
 #include "consensus/real_crypto.h"
 #include "consensus/replica.h"
 
 namespace tob::daemon {
 
+class FailedDigests;
+
 class VerifyCache {
   public:
-    explicit VerifyCache(std::size_t generation_max = 1u << 18) : generation_max_(generation_max) {}
+    explicit VerifyCache(std::size_t generation_max = 1u << 18, std::size_t failed_max = 32768);
+    ~VerifyCache();
+    void set_generation_max(std::size_t entries);
     bool contains(const consensus::Digest& key) const;
     void insert(const consensus::Digest& key);
+    /// Entries held now (both generations).
+    std::size_t size() const;
+    /// A negative memory: verifications that failed (bounded, least recent
+    /// dropped first), so the loop never repeats a failed check.
+    FailedDigests& failed() { return *failed_; }
     std::uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
 
   private:
@@ -50,6 +69,7 @@ class VerifyCache {
     std::size_t generation_max_;
     std::unordered_set<consensus::Digest, DigestHash> current_, previous_;
     mutable std::atomic<std::uint64_t> hits_{0};
+    std::unique_ptr<FailedDigests> failed_;
 };
 
 /// RealCryptoSuite with a positive-result cache in front of every verification.
@@ -81,61 +101,161 @@ class CachingCryptoSuite final : public consensus::CryptoSuite {
     VerifyCache& cache_;
 };
 
+/// Bounded memory of digests whose check failed (least recently used dropped
+/// first): a resend of the same bytes costs a hash and a lookup.
+class FailedDigests {
+  public:
+    explicit FailedDigests(std::size_t entries_max) : max_(entries_max) {}
+    bool contains(const consensus::Digest& d);  // refreshes its place
+    void insert(const consensus::Digest& d);
+    std::size_t size() const;
+
+  private:
+    struct DigestHash {
+        std::size_t operator()(const consensus::Digest& d) const;
+    };
+    mutable std::mutex mu_;
+    std::size_t max_;
+    std::list<consensus::Digest> order_;  // most recent first
+    std::unordered_map<consensus::Digest, std::list<consensus::Digest>::iterator, DigestHash>
+        where_;
+};
+
 /// What a worker hands back to the loop.
 struct VerifyResult {
     enum class Source : std::uint8_t { PubSub, Peer, Client };
     Source source = Source::PubSub;
     consensus::Digest raw_digest{};  // digest of the raw frame (duplicate suppression)
     std::string routing_id;          // Client: where to answer
+    std::string peer_key;            // Client: the connection's Curve key (hex)
     // Envelope frames: the opened envelope or the reason it was refused.
     std::optional<consensus::Envelope> envelope;
+    // Client frames other than Submit, decoded (status query, local read, ...).
+    std::optional<client::ClientMessage> message;
     // Client submissions: the decoded request (its signature checked) or the reason.
     std::optional<consensus::Request> request;
     consensus::Bytes request_bytes;
     std::string error;
     std::size_t bytes = 0;
+    std::size_t source_index = 0;  // internal: the queue its bytes are charged to
 };
 
-/// A fixed pool of worker threads. submit_* never blocks (the queue is bounded:
-/// beyond `queue_max` jobs the frame is refused and the caller counts the drop).
-/// Results are collected with take_results(); `wake_fd()` (an eventfd) becomes
-/// readable whenever results are waiting, so the loop can poll it with ZeroMQ.
+/// The byte bounds of the pool's queues (daemon/memory_budget.h).
+struct VerifyPoolBounds {
+    std::uint64_t member_bytes = 64u << 20;      // per member
+    std::uint64_t clients_bytes = 128u << 20;    // all clients together
+    std::uint64_t client_each_bytes = 8u << 20;  // one client connection
+    std::size_t failed_entries = 32768;          // failed-digest memory
+    std::size_t recent_generation = 65536;       // recent verified digests, per generation
+};
+
+/// Counters of the pool (running totals, read by the loop for /metrics).
+struct VerifyPoolCounters {
+    std::atomic<std::uint64_t> duplicates{0};      // copies of recently verified frames
+    std::atomic<std::uint64_t> failed_repeats{0};  // resends of frames that failed before
+    std::atomic<std::uint64_t> checks_skipped{0};  // checks the filters spared
+    std::atomic<std::uint64_t> refused_full{0};    // frames refused: their source's queue full
+};
+
+/// A snapshot of the counters.
+struct VerifyPoolTotals {
+    std::uint64_t duplicates = 0, failed_repeats = 0, checks_skipped = 0, refused_full = 0;
+};
+
+/// A fixed pool of worker threads. submit_* never blocks: every source has a
+/// queue bounded in bytes (each member its own, every client connection its
+/// own within the clients' total); a frame over its source's bound is refused
+/// and the caller counts the drop (a client is answered Overloaded). Workers
+/// serve members before clients (three turns of four go to the members while
+/// any waits), members in turn and clients in turn (round robin), so no source
+/// can hold back the others. A job's bytes stay charged until the loop takes
+/// its result. Results are collected with take_results(); `wake_fd()` (an
+/// eventfd) becomes readable whenever results are waiting.
+///
+/// Hashing and decoding happen on the workers: a frame's digest is computed
+/// there, copies of recently verified frames and resends of failed ones are
+/// dropped there, and client messages are decoded there.
 class VerifyPool {
   public:
     VerifyPool(const consensus::CryptoSuite& suite, const consensus::ReplicaConfig& config,
-               unsigned threads, std::size_t queue_max);
+               unsigned threads, VerifyPoolBounds bounds);
     ~VerifyPool();
     VerifyPool(const VerifyPool&) = delete;
     VerifyPool& operator=(const VerifyPool&) = delete;
 
-    /// A raw envelope frame from the PUB/SUB plane or a peer's point-to-point send.
-    bool submit_envelope(VerifyResult::Source source, consensus::Bytes raw,
-                         const consensus::Digest& raw_digest);
-    /// A client's encoded request (from a Submit message).
-    bool submit_request(std::string routing_id, consensus::Bytes request_bytes);
+    /// A raw envelope frame from the PUB/SUB plane or a peer's point-to-point
+    /// send; `from`: the member whose connection carried it (>= n: unknown).
+    bool submit_envelope(VerifyResult::Source source, consensus::NodeId from, consensus::Bytes raw);
+    /// A client frame (any client message; a Submit's request is verified).
+    bool submit_client(std::string routing_id, std::string peer_key, consensus::Bytes frame);
+
+    /// The loop's view of where the core is (for the window filters).
+    void set_applied(consensus::Epoch applied) { applied_.store(applied); }
+    /// The node asked `peer` for something: its fetch replies are checked for a while.
+    void solicit(consensus::NodeId peer, std::uint64_t for_ms);
+    bool solicited(consensus::NodeId peer) const;
 
     std::vector<VerifyResult> take_results();
     int wake_fd() const { return wake_fd_; }
     std::size_t queue_depth() const;
+    /// Bytes charged now: the fullest member's queue and the clients' total.
+    std::uint64_t member_bytes_max_used() const;
+    std::uint64_t clients_bytes_used() const;
+    std::size_t failed_size() const { return failed_.size(); }
+    std::size_t recent_size() const;
+    VerifyPoolTotals totals() const {
+        return {counters_.duplicates.load(), counters_.failed_repeats.load(),
+                counters_.checks_skipped.load(), counters_.refused_full.load()};
+    }
 
   private:
     struct Job {
         VerifyResult::Source source;
         consensus::Bytes raw;
-        consensus::Digest raw_digest;
         std::string routing_id;
+        std::string peer_key;
+        std::size_t source_index = 0;
     };
+    struct Queue {
+        std::deque<Job> jobs;
+        std::uint64_t bytes = 0;  // queued plus results not yet taken
+        std::string key;          // clients: the key in client_index_
+    };
+    void release(std::size_t index, std::uint64_t bytes);
+    std::optional<Job> next_job();
+    std::optional<Job> next_member_job();
+    std::optional<Job> next_client_job();
     void run();
-    VerifyResult work(Job& job);
-    void preverify(const consensus::Envelope& env, int depth);
+    std::optional<VerifyResult> work(Job& job);
+    void work_client(VerifyResult& r, consensus::Bytes frame);
+    bool seen_recently(const consensus::Digest& d);
+    void remember_verified(const consensus::Digest& d);
+    bool preverify(const consensus::Envelope& env, int depth);
+    bool preverify_requests(const std::vector<consensus::Request>& requests);
+    void preverify_aba(const consensus::Envelope& env);
+    bool in_window(consensus::Epoch e) const;
 
     const consensus::CryptoSuite& suite_;
     consensus::ReplicaConfig config_;
-    std::size_t queue_max_;
+    VerifyPoolBounds bounds_;
+    std::atomic<consensus::Epoch> applied_{0};
+    VerifyPoolCounters counters_;
+    FailedDigests failed_;
     mutable std::mutex mu_;
     std::condition_variable cv_;
-    std::deque<Job> jobs_;
+    // Queues: 0..n-1 the members, n the unknown sender, n+1.. clients (by connection).
+    std::vector<Queue> member_queues_;
+    std::map<std::string, std::size_t> client_index_;
+    std::map<std::size_t, Queue> client_queues_;
+    std::deque<std::size_t> client_turns_;  // client queues with jobs, in turn order
+    std::size_t next_client_index_ = 0;
+    std::uint64_t clients_bytes_ = 0;
+    std::size_t member_turn_ = 0, turn_ = 0, jobs_queued_ = 0;
     std::vector<VerifyResult> results_;
+    std::vector<std::uint64_t> solicited_until_;  // by member, ms since started_
+    std::set<consensus::Digest> recent_now_, recent_before_;
+    std::chrono::steady_clock::time_point recent_rotated_ = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     bool stop_ = false;
     int wake_fd_ = -1;
     std::vector<std::thread> threads_;

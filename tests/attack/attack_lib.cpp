@@ -184,7 +184,7 @@ ClientLink::ClientLink(zmq::context_t& ctx, const daemon::ClusterConfig& cluster
         s.set(zmq::sockopt::linger, 0);
         s.set(zmq::sockopt::sndhwm, sndhwm);
         s.set(zmq::sockopt::rcvhwm, 100000);
-        s.connect(m.router_endpoint);
+        s.connect(m.client_endpoint);  // the client plane (daemon/transport.h)
         sockets_.push_back(std::move(s));
     }
 }

@@ -62,6 +62,12 @@ import netns as netns_mod  # noqa: E402
 # endpoint get that very port as its local port (a TCP self-connect), after which the
 # node cannot bind it: start_node retries, and member attackers bind early.
 PORTS = tuple(int(x) for x in os.environ.get("TOB_ATTACK_PORTS", "31000-32700").split("-"))
+# TOB_ATTACK_NO_CURVE=1: the nodes run plaintext (tobd --test-no-curve, tobctl with
+# TOBCTL_TEST_NO_CURVE=1), so that tobattack, which speaks plaintext ZeroMQ, reaches
+# them as a member or a client would; with Curve the handshake refuses it first.
+NO_CURVE = os.environ.get("TOB_ATTACK_NO_CURVE") == "1"
+if NO_CURVE:
+    os.environ["TOBCTL_TEST_NO_CURVE"] = "1"
 BASE_S = 20  # baseline phase
 ATTACK_S = 30  # attack phase
 MIB = 1 << 20
@@ -164,16 +170,23 @@ class AttackCluster(FaultCluster):
         self.metrics_ports = {}
 
     def create(self):
-        self.base_port = free_port_block(3 * self.n + 2, start=PORTS[0], stop=PORTS[1] + 1)
+        # testnet: pub and router at base + 2i, + 2i + 1, client at base + 2n + i;
+        # the metrics addresses follow at base + 3n + 2 + i.
+        self.base_port = free_port_block(4 * self.n + 2, start=PORTS[0], stop=PORTS[1] + 1)
         self.tobctl_raw("testnet", "--nodes", str(self.n), "--dir", self.dir, "--base-port",
                         str(self.base_port), "--force", check=True)
         for i in range(self.n):
-            port = self.base_port + 2 * self.n + 2 + i
+            port = self.base_port + 3 * self.n + 2 + i
             self.metrics_ports[i] = port
             cfg = self.config_path(i)
             text = open(cfg).read().replace("testing = false", "testing = true")
             text = text.replace('metrics_address = ""', f'metrics_address = "127.0.0.1:{port}"')
             open(cfg, "w").write(text)
+
+    def start(self, i, *args):
+        if NO_CURVE:
+            args = ("--test-no-curve",) + (tuple(args) or tuple(self.extra_args.get(i, [])))
+        return super().start(i, *args)
 
     def _popen(self, i, argv, key):
         logf = open(os.path.join(self.dir, f"{key}.log"), "ab")

@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "crypto/coin.h"
@@ -62,6 +63,10 @@ Request signed_request(const crypto::SigningKey& client, const Digest& chain_id,
     return r;
 }
 
+Bytes submit(const Request& r) {
+    return client::encode_client_message(client::SubmitMsg{encode(r)});
+}
+
 // Waits on the pool's eventfd and collects results until `count` arrived (or 20 s).
 std::vector<VerifyResult> collect(VerifyPool& pool, std::size_t count) {
     std::vector<VerifyResult> all;
@@ -78,7 +83,7 @@ TEST(VerifyPool, every_frame_comes_back_once_with_its_verdict_from_many_workers)
     const Members m;
     VerifyCache cache;
     const CachingCryptoSuite suite(m.verifier(), cache);
-    VerifyPool pool(suite, m.config, 4, 10000);
+    VerifyPool pool(suite, m.config, 4, VerifyPoolBounds{});
 
     // 60 good envelopes from node 1 (SEENs of distinct epochs) and every 5th with a
     // flipped signature bit; the raw digest tells them apart in the results.
@@ -91,7 +96,7 @@ TEST(VerifyPool, every_frame_comes_back_once_with_its_verdict_from_many_workers)
         if (forge) raw[raw.size() - 1] ^= 1;  // the signature is the last field
         const Digest id = digest_of(raw);
         expect_ok[id] = !forge;
-        ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::PubSub, std::move(raw), id));
+        ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::PubSub, 1, std::move(raw)));
     }
     const auto results = collect(pool, expect_ok.size());
     ASSERT_EQ(results.size(), expect_ok.size());
@@ -111,7 +116,7 @@ TEST(VerifyPool, requests_the_workers_verified_are_cache_hits_for_the_core) {
     const Members m;
     VerifyCache cache;
     const CachingCryptoSuite suite(m.verifier(), cache);
-    VerifyPool pool(suite, m.config, 3, 10000);
+    VerifyPool pool(suite, m.config, 3, VerifyPoolBounds{});
 
     // Client requests both alone (Submit) and inside a flooded batch envelope.
     const crypto::SigningKey client = crypto::SigningKey::generate();
@@ -121,14 +126,13 @@ TEST(VerifyPool, requests_the_workers_verified_are_cache_hits_for_the_core) {
     }
     const RealCryptoSuite node2 = m.signer(2);
     Bytes raw = seal_envelope(node2, m.config.chain_id, 2, 0, Kind::Requests, encode(batch));
-    const Digest batch_id = digest_of(raw);
-    ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, std::move(raw), batch_id));
+    ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 2, std::move(raw)));
     for (Nonce nonce = 21; nonce <= 30; ++nonce) {
-        ASSERT_TRUE(pool.submit_request("client-" + std::to_string(nonce),
-                                        encode(signed_request(client, m.config.chain_id, nonce))));
+        ASSERT_TRUE(pool.submit_client("client-" + std::to_string(nonce), "",
+                                       submit(signed_request(client, m.config.chain_id, nonce))));
     }
     Request foreign = signed_request(client, Digest{}, 31);  // another chain id
-    ASSERT_TRUE(pool.submit_request("foreign", encode(foreign)));
+    ASSERT_TRUE(pool.submit_client("foreign", "", submit(foreign)));
     const auto results = collect(pool, 12);
     ASSERT_EQ(results.size(), 12u);
     for (const auto& r : results) {
@@ -152,6 +156,193 @@ TEST(VerifyPool, requests_the_workers_verified_are_cache_hits_for_the_core) {
     EXPECT_FALSE(
         suite.verify_client(forged.client, kRequestTag, request_sign_payload(forged), forged.sig));
     EXPECT_EQ(cache.hits() - hits_before, batch.requests.size());
+}
+
+}  // namespace
+}  // namespace tob::daemon
+
+namespace tob::daemon {
+namespace {
+
+using namespace tob::consensus;
+
+// An ABA bundle of `count` coin shares of node `from` for `epoch`, rounds 1..count,
+// every share a real share of another coin name (well-formed, fails its check).
+Bytes coin_bundle(const Members& m, NodeId from, Epoch epoch, std::size_t count) {
+    const RealCryptoSuite node = m.signer(from);
+    AbaBundle bundle;
+    for (std::size_t i = 1; i <= count; ++i) {
+        AbaMessage msg;
+        msg.proposer = 0;
+        msg.round = static_cast<Round>(i);
+        msg.type = AbaType::Coin;
+        msg.coin_share = node.coin_share(coin_name(Digest{}, epoch, 0, msg.round));
+        bundle.messages.push_back(msg);
+    }
+    return seal_envelope(node, m.config.chain_id, from, epoch, Kind::Aba, encode(bundle));
+}
+
+TEST(VerifyPool, a_members_queue_is_bounded_in_bytes_until_the_loop_takes_its_results) {
+    const Members m;
+    VerifyCache cache;
+    const CachingCryptoSuite suite(m.verifier(), cache);
+    VerifyPoolBounds bounds;
+    bounds.member_bytes = 1000;
+    VerifyPool pool(suite, m.config, 2, bounds);
+    const RealCryptoSuite node1 = m.signer(1);
+    auto seen = [&](Epoch e) {
+        return seal_envelope(node1, m.config.chain_id, 1, e, Kind::Seen,
+                             encode(SeenBody{2, Digest{}}));
+    };
+    std::size_t accepted = 0;
+    for (Epoch e = 1; e <= 40; ++e)
+        accepted += pool.submit_envelope(VerifyResult::Source::Peer, 1, seen(e));
+    const std::size_t frame = seen(1).size();
+    EXPECT_EQ(accepted, 1000 / frame);  // the rest refused, although the workers are idle
+    EXPECT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 2, seen(50)))
+        << "another member's queue is its own";
+    EXPECT_EQ(collect(pool, accepted + 1).size(), accepted + 1);
+    EXPECT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, seen(60)))
+        << "taking the results frees the bytes";
+}
+
+TEST(VerifyPool, a_flooding_client_delays_neither_a_member_nor_another_client) {
+    const Members m;
+    VerifyCache cache;
+    const CachingCryptoSuite suite(m.verifier(), cache);
+    VerifyPool pool(suite, m.config, 1, VerifyPoolBounds{});
+    const crypto::SigningKey flooder = crypto::SigningKey::generate();
+    const crypto::SigningKey other = crypto::SigningKey::generate();
+    // The flooder's 60 requests first, then one of another client and one
+    // envelope of member 1: both come back among the first results.
+    std::vector<Bytes> flood;
+    for (Nonce nonce = 1; nonce <= 60; ++nonce)
+        flood.push_back(submit(signed_request(flooder, m.config.chain_id, nonce)));
+    Bytes lone = submit(signed_request(other, m.config.chain_id, 1));
+    const RealCryptoSuite node1 = m.signer(1);
+    Bytes env =
+        seal_envelope(node1, m.config.chain_id, 1, 1, Kind::Seen, encode(SeenBody{2, Digest{}}));
+    for (auto& f : flood) ASSERT_TRUE(pool.submit_client("flood", "flooder-key", std::move(f)));
+    ASSERT_TRUE(pool.submit_client("other", "other-key", std::move(lone)));
+    ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, std::move(env)));
+    std::vector<VerifyResult> order;
+    while (order.size() < 62) {
+        auto got = collect(pool, 1);
+        ASSERT_FALSE(got.empty());
+        for (auto& r : got) order.push_back(std::move(r));
+    }
+    std::size_t member_at = 0, other_at = 0;
+    for (std::size_t i = 0; i < order.size(); ++i) {
+        if (order[i].source == VerifyResult::Source::Peer) member_at = i;
+        if (order[i].routing_id == "other") other_at = i;
+    }
+    EXPECT_LE(member_at, 5u) << "the member waited behind the client's flood";
+    EXPECT_LE(other_at, 6u) << "the other client waited behind the flood";
+}
+
+TEST(VerifyPool, coin_shares_outside_the_window_or_over_the_cap_are_not_checked) {
+    const Members m;
+    VerifyCache cache;
+    const CachingCryptoSuite suite(m.verifier(), cache);
+    VerifyPool pool(suite, m.config, 1, VerifyPoolBounds{});
+    pool.set_applied(10);
+    // Epoch 1000: far beyond the window; only the envelope signature is checked.
+    ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, coin_bundle(m, 1, 1000, 200)));
+    ASSERT_EQ(collect(pool, 1).size(), 1u);
+    EXPECT_EQ(cache.size(), 1u);
+    EXPECT_EQ(cache.failed().size(), 0u);
+    EXPECT_GE(pool.totals().checks_skipped, 1u);
+    // Epoch 11 (in the window): at most 2n of its 200 failing shares are checked.
+    ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, coin_bundle(m, 1, 11, 200)));
+    ASSERT_EQ(collect(pool, 1).size(), 1u);
+    EXPECT_GE(cache.failed().size(), 1u);
+    EXPECT_LE(cache.failed().size(), 2u * m.config.n);
+}
+
+TEST(VerifyPool, a_failed_frame_resent_costs_no_second_check) {
+    const Members m;
+    VerifyCache cache;
+    const CachingCryptoSuite suite(m.verifier(), cache);
+    VerifyPool pool(suite, m.config, 1, VerifyPoolBounds{});
+    const RealCryptoSuite node1 = m.signer(1);
+    Bytes forged =
+        seal_envelope(node1, m.config.chain_id, 1, 3, Kind::Seen, encode(SeenBody{2, Digest{}}));
+    forged.back() ^= 1;
+    ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, forged));
+    ASSERT_EQ(collect(pool, 1).size(), 1u);
+    for (int i = 0; i < 5; ++i)
+        ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, forged));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (pool.totals().failed_repeats < 5 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_EQ(pool.totals().failed_repeats, 5u);
+    EXPECT_TRUE(pool.take_results().empty()) << "a remembered failure is dropped, not re-checked";
+
+    // The suite remembers failed signatures too: the core's repeat is refused from memory.
+    const crypto::SigningKey client = crypto::SigningKey::generate();
+    Request bad = signed_request(client, m.config.chain_id, 1);
+    bad.sig[0] ^= 1;
+    EXPECT_FALSE(suite.verify_client(bad.client, kRequestTag, request_sign_payload(bad), bad.sig));
+    const std::size_t failed = cache.failed().size();
+    EXPECT_FALSE(suite.verify_client(bad.client, kRequestTag, request_sign_payload(bad), bad.sig));
+    EXPECT_EQ(cache.failed().size(), failed);
+}
+
+TEST(VerifyPool, blocks_with_an_invalid_request_are_refused_only_inside_the_window) {
+    const Members m;
+    VerifyCache cache;
+    const CachingCryptoSuite suite(m.verifier(), cache);
+    VerifyPool pool(suite, m.config, 1, VerifyPoolBounds{});
+    const crypto::SigningKey client = crypto::SigningKey::generate();
+    Block block;
+    for (Nonce nonce = 1; nonce <= 50; ++nonce) {
+        Request r = signed_request(client, m.config.chain_id, nonce);
+        r.sig[0] ^= 1;
+        block.requests.push_back(r);
+    }
+    const RealCryptoSuite node1 = m.signer(1);
+    // Far beyond the window: no client signature is checked (the core drops it).
+    ASSERT_TRUE(pool.submit_envelope(
+        VerifyResult::Source::Peer, 1,
+        seal_envelope(node1, m.config.chain_id, 1, 500, Kind::Block, encode(block))));
+    auto far = collect(pool, 1);
+    ASSERT_EQ(far.size(), 1u);
+    EXPECT_TRUE(far[0].envelope.has_value());
+    EXPECT_EQ(cache.failed().size(), 0u);
+    // In the window: refused at the first invalid request (one check, not 50).
+    ASSERT_TRUE(pool.submit_envelope(
+        VerifyResult::Source::Peer, 1,
+        seal_envelope(node1, m.config.chain_id, 1, 1, Kind::Block, encode(block))));
+    auto near = collect(pool, 1);
+    ASSERT_EQ(near.size(), 1u);
+    EXPECT_FALSE(near[0].envelope.has_value());
+    EXPECT_EQ(cache.failed().size(), 1u);
+}
+
+TEST(VerifyPool, inner_envelopes_of_a_fetch_reply_are_checked_only_when_solicited) {
+    const Members m;
+    VerifyCache cache;
+    const CachingCryptoSuite suite(m.verifier(), cache);
+    VerifyPool pool(suite, m.config, 1, VerifyPoolBounds{});
+    pool.set_applied(0);
+    const RealCryptoSuite node1 = m.signer(1);
+    FetchReply reply;
+    for (Epoch e = 1; e <= 20; ++e)
+        reply.envelopes.push_back(seal_envelope(node1, m.config.chain_id, 1, e, Kind::Seen,
+                                                encode(SeenBody{2, Digest{}})));
+    const Bytes raw =
+        seal_envelope(node1, m.config.chain_id, 1, 1, Kind::FetchReply, encode(reply));
+    ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, raw));
+    ASSERT_EQ(collect(pool, 1).size(), 1u);
+    EXPECT_EQ(cache.size(), 1u) << "only the outer envelope of an unsolicited reply";
+    pool.solicit(1, 10000);
+    EXPECT_TRUE(pool.solicited(1));
+    EXPECT_FALSE(pool.solicited(2));
+    ASSERT_TRUE(pool.submit_envelope(
+        VerifyResult::Source::PubSub, 1,
+        seal_envelope(node1, m.config.chain_id, 1, 2, Kind::FetchReply, encode(reply))));
+    ASSERT_EQ(collect(pool, 1).size(), 1u);
+    EXPECT_EQ(cache.size(), 22u);
 }
 
 }  // namespace

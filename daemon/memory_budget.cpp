@@ -1,0 +1,89 @@
+// MemoryBudget: the daemon's byte bounds from memory_max_mb (memory_budget.h).
+
+#include "daemon/memory_budget.h"
+
+#include <algorithm>
+
+#include "daemon/config.h"
+
+namespace tob::daemon {
+
+namespace {
+
+std::string mib(std::uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
+
+}  // namespace
+
+std::vector<NamedBound> MemoryBudget::named() const {
+    return {
+        {"zmq_receive", zmq_receive_bytes},
+        {"verify_queue_members", verify_member_bytes},  // per member; used = the fullest
+        {"verify_queue_clients", verify_clients_bytes},
+        {"verify_cache", verify_cache_bytes},
+        {"failed_digests", failed_cache_bytes},
+        {"recent_digests", recent_bytes},
+        {"client_pending", pending_bytes},
+    };
+}
+
+std::variant<MemoryBudget, std::string> derive_memory_budget(const MemoryBudgetInput& in) {
+    MemoryBudget b;
+    if (in.memory_max_mb < 64) return std::string("memory_max_mb: at least 64 (MiB)");
+    const std::uint64_t m = in.memory_max_mb << 20;
+    const std::uint64_t peers = in.n > 1 ? in.n - 1 : 1;
+    b.total_bytes = m;
+    b.frame_max = std::uint64_t{in.message_bytes_max} + kFrameOverhead;
+
+    // ZeroMQ receive side: one pipe per peer on the SUB and on the member ROUTER.
+    const std::uint64_t hwm = (m / 4) / (2 * peers * b.frame_max);
+    if (hwm < 1) {
+        return "memory_max_mb: " + std::to_string(in.memory_max_mb) +
+               " MiB cannot hold one frame of message_bytes_max (" +
+               std::to_string(in.message_bytes_max) + " bytes) per peer connection (" +
+               std::to_string(2 * peers) + " connections in a quarter of the budget); raise " +
+               "memory_max_mb to at least " + mib(8 * peers * b.frame_max + (1u << 20)) +
+               " or lower message_bytes_max";
+    }
+    b.member_recv_hwm = static_cast<int>(std::min<std::uint64_t>(hwm, 20000));
+    b.zmq_receive_bytes = std::uint64_t(b.member_recv_hwm) * 2 * peers * b.frame_max;
+    b.client_frame_max = std::uint64_t{in.request_bytes_max} + kClientFrameOverhead;
+
+    // Verification queues: a quarter, half of it for the members.
+    b.verify_member_bytes = (m / 8) / peers;
+    if (b.verify_member_bytes < b.frame_max) {
+        return "memory_max_mb: " + std::to_string(in.memory_max_mb) + " MiB leaves each of the " +
+               std::to_string(peers) + " peers " + mib(b.verify_member_bytes) +
+               " of verification queue, less than one frame of " +
+               "message_bytes_max; raise memory_max_mb or lower message_bytes_max";
+    }
+    b.verify_clients_bytes = m / 8;
+    b.verify_client_each_bytes = std::max(b.client_frame_max, b.verify_clients_bytes / 16);
+    if (b.verify_clients_bytes < b.client_frame_max) {
+        return std::string(
+            "memory_max_mb: the clients' verification queue cannot hold one request");
+    }
+
+    b.verify_cache_bytes = m / 64;
+    b.verify_cache_generation = b.verify_cache_bytes / (2 * kDigestEntryBytes);
+    b.failed_cache_bytes = m / 256;
+    b.failed_entries = b.failed_cache_bytes / kFailedEntryBytes;
+    b.recent_bytes = m / 128;
+    b.recent_generation = b.recent_bytes / (2 * kDigestEntryBytes);
+    b.pending_bytes = m / 64;
+    b.pending_max =
+        std::min<std::size_t>(in.pool_requests_max, b.pending_bytes / (kPendingEntryBytes + 64));
+    b.fetch_answer_bytes_per_s = std::max<std::uint64_t>(b.frame_max, m / 32);
+    return b;
+}
+
+MemoryBudgetInput memory_budget_input(const NodeConfig& node, const ClusterConfig& cluster) {
+    MemoryBudgetInput in;
+    in.memory_max_mb = node.limits.memory_max_mb;
+    in.n = cluster.n;
+    in.message_bytes_max = node.message_bytes_max(cluster);
+    in.request_bytes_max = cluster.limits.request_bytes_max;
+    in.pool_requests_max = node.limits.pool_requests_max;
+    return in;
+}
+
+}  // namespace tob::daemon

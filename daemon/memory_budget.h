@@ -1,0 +1,90 @@
+#pragma once
+// MemoryBudget: every bound of the daemon's own queues, caches and tables, in
+// bytes, derived from one number, the node config's `memory_max_mb`
+// (docs/memory.md has the table; issue 11, "a memory budget per node").
+//
+// The daemon's share of the budget (the rest is left to the core's pool, its
+// future-epoch buffer, the proofs it keeps, and RocksDB):
+//
+//   ZeroMQ receive queues   1/4   SUB and member ROUTER: HWM (messages) x frame max
+//   verification queues     1/4   half per member (split evenly), half for clients
+//   positive verify cache   1/64
+//   failed-digest memory    1/256
+//   recent-duplicate set    1/128
+//   client pending table    1/64
+//
+// derive_memory_budget refuses a budget in which a bound cannot hold one frame
+// of the size honest peers may send (the error says what to change).
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace tob::daemon {
+
+struct NodeConfig;
+struct ClusterConfig;
+
+struct MemoryBudgetInput {
+    std::uint64_t memory_max_mb = 1024;
+    std::uint32_t n = 4;                          // members
+    std::uint32_t message_bytes_max = 16u << 20;  // the node's receive cap on one frame
+    std::uint32_t request_bytes_max = 1u << 20;   // one client request
+    std::uint32_t pool_requests_max = 100000;     // the node's pool limit (count)
+};
+
+/// One named bound, for /metrics (tobd_bound_bytes{bound="..."}).
+struct NamedBound {
+    std::string name;
+    std::uint64_t bytes = 0;
+};
+
+struct MemoryBudget {
+    std::uint64_t total_bytes = 0;
+    // ZeroMQ: receive HWM (messages) per connection of the SUB and the member
+    // ROUTER; frames on them are at most frame_max bytes.
+    int member_recv_hwm = 1;
+    std::uint64_t frame_max = 0;
+    std::uint64_t zmq_receive_bytes = 0;  // HWM x frame_max x 2 sockets x (n-1) connections
+    // The client ROUTER: frame cap and HWM per connection.
+    std::uint64_t client_frame_max = 0;
+    int client_hwm = 4;
+    // Verification queues (jobs queued plus results not yet taken by the loop).
+    std::uint64_t verify_member_bytes = 0;       // per member
+    std::uint64_t verify_clients_bytes = 0;      // all clients together
+    std::uint64_t verify_client_each_bytes = 0;  // one client connection
+    // Caches and tables (entry counts derived from bytes with a per-entry cost).
+    std::uint64_t verify_cache_bytes = 0;
+    std::size_t verify_cache_generation = 0;  // entries per generation (two kept)
+    std::uint64_t failed_cache_bytes = 0;
+    std::size_t failed_entries = 0;
+    std::uint64_t recent_bytes = 0;
+    std::size_t recent_generation = 0;  // entries per generation (two kept)
+    std::uint64_t pending_bytes = 0;
+    std::size_t pending_max = 0;  // client requests waiting for their outcome
+    // Fetch and archive answers per member (bandwidth, not memory).
+    std::uint64_t fetch_answer_bytes_per_s = 0;
+
+    /// Every memory bound with its name, for /metrics.
+    std::vector<NamedBound> named() const;
+};
+
+// Per-entry costs used to turn byte bounds into entry counts: a 32-byte digest
+// plus the container's node and bucket overhead (std::set / unordered_set /
+// list + map), rounded up.
+inline constexpr std::uint64_t kDigestEntryBytes = 64;
+inline constexpr std::uint64_t kFailedEntryBytes = 128;
+// One pending client request without its routing ids (key, digest, times, map node).
+inline constexpr std::uint64_t kPendingEntryBytes = 192;
+// What a Submit message adds around the request it carries, at most.
+inline constexpr std::uint64_t kClientFrameOverhead = 1024;
+// ZeroMQ's frame envelope allowance on top of message_bytes_max.
+inline constexpr std::uint64_t kFrameOverhead = 64;
+
+/// The budget, or why these settings cannot all hold.
+std::variant<MemoryBudget, std::string> derive_memory_budget(const MemoryBudgetInput& in);
+/// The input as a node's two config files give it.
+MemoryBudgetInput memory_budget_input(const NodeConfig& node, const ClusterConfig& cluster);
+
+}  // namespace tob::daemon

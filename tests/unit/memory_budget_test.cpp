@@ -1,0 +1,70 @@
+// The memory budget (daemon/memory_budget.h): every bound derived from
+// memory_max_mb fits in it, scales with it, and a budget that cannot hold one
+// frame an honest peer may send is refused with what to change.
+
+#include "daemon/memory_budget.h"
+
+#include <gtest/gtest.h>
+
+#include <variant>
+
+namespace tob::daemon {
+namespace {
+
+MemoryBudget derive_ok(const MemoryBudgetInput& in) {
+    auto b = derive_memory_budget(in);
+    if (auto* why = std::get_if<std::string>(&b)) ADD_FAILURE() << *why;
+    return std::get<MemoryBudget>(b);
+}
+
+TEST(MemoryBudget, every_daemon_bound_together_fits_in_memory_max_mb) {
+    for (std::uint32_t n : {4u, 7u}) {
+        MemoryBudgetInput in;
+        in.n = n;
+        const MemoryBudget b = derive_ok(in);
+        EXPECT_EQ(b.total_bytes, 1024ull << 20);
+        // ZeroMQ: HWM x frame over every peer pipe of the SUB and the member ROUTER.
+        const std::uint64_t zmq = std::uint64_t(b.member_recv_hwm) * b.frame_max * 2 * (n - 1);
+        EXPECT_EQ(zmq, b.zmq_receive_bytes);
+        EXPECT_LE(zmq, b.total_bytes / 4);
+        EXPECT_GE(b.member_recv_hwm, 1);
+        // Every member's queue holds at least one frame; all of them and the
+        // clients' queue fit in a quarter.
+        EXPECT_GE(b.verify_member_bytes, b.frame_max);
+        EXPECT_LE(b.verify_member_bytes * (n - 1) + b.verify_clients_bytes, b.total_bytes / 4);
+        EXPECT_GE(b.verify_client_each_bytes, b.client_frame_max);
+        // The daemon's bounds leave at least 40 % to the core and storage.
+        std::uint64_t daemon = b.verify_member_bytes * (n - 1);
+        for (const auto& nb : b.named())
+            if (nb.name != "verify_queue_members") daemon += nb.bytes;
+        EXPECT_LE(daemon, b.total_bytes * 6 / 10);
+        // Entry counts come from bytes.
+        EXPECT_LE(b.verify_cache_generation * 2 * kDigestEntryBytes, b.verify_cache_bytes);
+        EXPECT_LE(b.failed_entries * kFailedEntryBytes, b.failed_cache_bytes);
+        EXPECT_LE(b.pending_max * kPendingEntryBytes, b.pending_bytes);
+    }
+}
+
+TEST(MemoryBudget, bounds_scale_with_memory_max_mb) {
+    MemoryBudgetInput small, large;
+    small.memory_max_mb = 1024;
+    large.memory_max_mb = 4096;
+    const MemoryBudget a = derive_ok(small), b = derive_ok(large);
+    EXPECT_EQ(b.verify_clients_bytes, 4 * a.verify_clients_bytes);
+    EXPECT_EQ(b.verify_cache_bytes, 4 * a.verify_cache_bytes);
+    EXPECT_GT(b.member_recv_hwm, a.member_recv_hwm);
+    EXPECT_GT(b.failed_entries, a.failed_entries);
+}
+
+TEST(MemoryBudget, a_budget_that_cannot_hold_one_frame_per_peer_is_refused) {
+    MemoryBudgetInput in;
+    in.n = 16;  // 30 pipes of 16 MiB frames do not fit in 256 MiB
+    auto b = derive_memory_budget(in);
+    ASSERT_TRUE(std::holds_alternative<std::string>(b));
+    EXPECT_NE(std::get<std::string>(b).find("raise memory_max_mb"), std::string::npos);
+    in.message_bytes_max = 4u << 20;  // smaller frames fit
+    EXPECT_TRUE(std::holds_alternative<MemoryBudget>(derive_memory_budget(in)));
+}
+
+}  // namespace
+}  // namespace tob::daemon
