@@ -6,6 +6,7 @@
 // 0 when at least one node answered, 1 otherwise.
 
 #include <cstdint>
+#include <cstdio>
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -35,7 +36,20 @@ struct StatusArgs {
 
 std::string short_digest(const Digest& d) { return crypto::to_hex(d).substr(0, 16); }
 
-std::string state_of(const StatusMsg& s) { return s.halted ? "halted" : "up"; }
+std::string state_of(const StatusMsg& s) {
+    return s.halted ? "halted" : s.snapshot_active ? "snapshot" : "up";
+}
+
+std::uint64_t snapshot_percent(const StatusMsg& s) {
+    if (s.snapshot_bytes_total == 0) return s.snapshot_epoch ? 100 : 0;
+    return s.snapshot_bytes_done * 100 / s.snapshot_bytes_total;
+}
+
+std::string mb(std::uint64_t bytes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(bytes) / 1e6);
+    return buf;
+}
 
 void print_json(const std::vector<NodeId>& nodes, const std::vector<Result<StatusMsg>>& results) {
     std::ostringstream j;
@@ -54,6 +68,12 @@ void print_json(const std::vector<NodeId>& nodes, const std::vector<Result<Statu
           << ", \"pool\": " << s.pool << ", \"faults\": " << s.faults
           << ", \"voting\": " << (s.voting ? "true" : "false")
           << ", \"halted\": " << (s.halted ? "true" : "false") << ", \"uptime_s\": " << s.uptime_s
+          << ", \"checkpoint\": " << s.checkpoint << ", \"pruned_below\": " << s.pruned_below
+          << ", \"snapshot\": {\"active\": " << (s.snapshot_active ? "true" : "false")
+          << ", \"epoch\": " << s.snapshot_epoch << ", \"bytes_total\": " << s.snapshot_bytes_total
+          << ", \"bytes_done\": " << s.snapshot_bytes_done
+          << ", \"percent\": " << snapshot_percent(s) << ", \"eta_s\": " << s.snapshot_eta_s
+          << ", \"chunks_rejected\": " << s.snapshot_chunks_rejected << "}"
           << ", \"state_digest\": \"" << crypto::to_hex(s.state_digest) << "\"}";
     }
     j << "]";
@@ -62,21 +82,34 @@ void print_json(const std::vector<NodeId>& nodes, const std::vector<Result<Statu
 
 void print_table(const std::vector<NodeId>& nodes, const std::vector<Result<StatusMsg>>& results) {
     std::vector<std::vector<std::string>> rows;
-    rows.push_back(
-        {"node", "state", "epoch", "applied", "peers", "pool", "faults", "voting", "state digest"});
+    rows.push_back({"node", "state", "epoch", "applied", "checkpoint", "peers", "pool", "faults",
+                    "voting", "state digest"});
     std::vector<std::string> notes;
     for (std::size_t k = 0; k < nodes.size(); ++k) {
         const auto& r = results[k];
         if (!r.ok()) {
-            rows.push_back({std::to_string(nodes[k]), "down", "-", "-", "-", "-", "-", "-", "-"});
+            rows.push_back(
+                {std::to_string(nodes[k]), "down", "-", "-", "-", "-", "-", "-", "-", "-"});
             notes.push_back("node " + std::to_string(nodes[k]) + ": " + r.error);
             continue;
         }
         const StatusMsg& s = *r.value;
         rows.push_back({std::to_string(nodes[k]), state_of(s), std::to_string(s.epoch),
-                        std::to_string(s.applied), std::to_string(s.peers_connected),
-                        std::to_string(s.pool), std::to_string(s.faults), s.voting ? "yes" : "no",
+                        std::to_string(s.applied), std::to_string(s.checkpoint),
+                        std::to_string(s.peers_connected), std::to_string(s.pool),
+                        std::to_string(s.faults), s.voting ? "yes" : "no",
                         short_digest(s.state_digest)});
+        if (s.snapshot_active) {
+            notes.push_back("node " + std::to_string(nodes[k]) + ": installing a snapshot" +
+                            (s.snapshot_epoch
+                                 ? " of checkpoint " + std::to_string(s.snapshot_epoch) + ": " +
+                                       std::to_string(snapshot_percent(s)) + "% (" +
+                                       mb(s.snapshot_bytes_done) + " of " +
+                                       mb(s.snapshot_bytes_total) + " MB), ETA " +
+                                       (s.snapshot_eta_s ? std::to_string(s.snapshot_eta_s) + " s"
+                                                         : std::string("unknown"))
+                                 : std::string(": asking peers for a checkpoint")));
+        }
         if (s.node != nodes[k]) {
             notes.push_back("node " + std::to_string(nodes[k]) + ": reports itself as node " +
                             std::to_string(s.node) + " (configuration mismatch?)");

@@ -36,6 +36,9 @@ const std::vector<ByzantineInfo>& table() {
          H::Tobsim},
         {Byzantine::Collude, "collude",
          "with the other colluders, two block versions certified (needs more than t)", H::Tobd},
+        {Byzantine::CorruptSnapshot, "corrupt-snapshot",
+         "snapshot chunks with changed, dropped or added entries; offers with bad manifests",
+         H::Both},
     };
     return kTable;
 }

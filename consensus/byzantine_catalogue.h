@@ -36,6 +36,7 @@ enum class Byzantine : std::uint8_t {
     Withhold,
     LyingCommit,
     Collude,
+    CorruptSnapshot,
 };
 
 /// Which programs implement a behaviour (a bit set).

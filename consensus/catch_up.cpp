@@ -160,6 +160,24 @@ bool CatchUp::stable(Epoch e) const {
     return it != votes_.end() && it->second.stable;
 }
 
+std::vector<Bytes> CatchUp::matching_commits(Epoch e) const {
+    std::vector<Bytes> out;
+    auto v = votes_.find(e);
+    if (v == votes_.end() || !v->second.mine) return out;
+    auto signers = v->second.by_tuple.find(*v->second.mine);
+    if (signers == v->second.by_tuple.end()) return out;
+    for (const auto& [s, env] : signers->second) out.push_back(env);
+    return out;
+}
+
+Epoch CatchUp::highest_peer() const {
+    Epoch best = 0;
+    for (const auto& [peer, e] : highest_) {
+        if (peer != params_.self) best = std::max(best, e);
+    }
+    return best;
+}
+
 // ---- catching up ------------------------------------------------------------------------
 
 void CatchUp::maybe_fetch(Step& step, Epoch delivered, bool own_progress, std::uint64_t now) {

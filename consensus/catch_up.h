@@ -152,6 +152,11 @@ class CatchUp {
     bool on_commit(Step& step, const Envelope& env, const Bytes& raw, const CommitBody& body,
                    Epoch delivered, std::uint64_t now_ms);
     bool stable(Epoch e) const;
+    /// The COMMIT envelopes that agree with this node's own result for e (empty if
+    /// e is not tracked or this node has no result): a checkpoint's certificate.
+    std::vector<Bytes> matching_commits(Epoch e) const;
+    /// The highest epoch any peer has sent a COMMIT for (0: none).
+    Epoch highest_peer() const;
 
     // ---- catching up ---------------------------------------------------------------------
     /// Asks a peer for the proof of delivered + 1 if one can prove it (see the

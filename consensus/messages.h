@@ -22,16 +22,18 @@
 namespace tob::consensus {
 
 enum class Kind : std::uint8_t {
-    Block = 1,         // body: Block — a proposal, signed by its proposer
-    Seen = 2,          // body: SeenBody — "I hold block d of (epoch, proposer)"
-    Cert = 3,          // body: Certificate — q SEEN signatures, flooded by anyone
-    Aba = 4,           // body: AbaBundle — binary agreement messages of one epoch
-    Commit = 5,        // body: CommitBody — output and state digest after applying epoch
-    Requests = 6,      // body: RequestBatch — client requests flooded by a node (epoch 0)
-    FetchRequest = 7,  // body: FetchRequest — repair: ask one peer for something
-    FetchReply = 8,    // body: FetchReply — original signed envelopes answering a fetch
+    Block = 1,            // body: Block — a proposal, signed by its proposer
+    Seen = 2,             // body: SeenBody — "I hold block d of (epoch, proposer)"
+    Cert = 3,             // body: Certificate — q SEEN signatures, flooded by anyone
+    Aba = 4,              // body: AbaBundle — binary agreement messages of one epoch
+    Commit = 5,           // body: CommitBody — output and state digest after applying epoch
+    Requests = 6,         // body: RequestBatch — client requests flooded by a node (epoch 0)
+    FetchRequest = 7,     // body: FetchRequest — repair: ask one peer for something
+    FetchReply = 8,       // body: FetchReply — original signed envelopes answering a fetch
+    SnapshotRequest = 9,  // body: SnapshotRequest (consensus/snapshot_wire.h) — offer or chunk
+    SnapshotReply = 10,   // body: SnapshotReply — a checkpoint offer or a chunk of its state
 };
-inline constexpr std::uint8_t kKindMax = 8;
+inline constexpr std::uint8_t kKindMax = 10;
 
 struct Envelope {
     Digest chain_id{};

@@ -59,6 +59,22 @@ BroadcastParams broadcast_params(const ReplicaConfig& c) {
     return p;
 }
 
+TransferParams transfer_params(const ReplicaConfig& c) {
+    TransferParams p;
+    p.n = c.n;
+    p.t = c.t;
+    p.self = c.self;
+    p.chain_id = c.chain_id;
+    p.limits = c.limits;
+    p.checkpoint_interval = c.checkpoint_interval;
+    p.retention = c.checkpoint_retention;
+    p.repair_initial_ms = c.repair_initial_ms;
+    p.repair_max_ms = c.repair_max_ms;
+    p.chunk_bytes = std::max<std::uint64_t>(1, c.snapshot_chunk_bytes);
+    p.unsafe_trust_chunks = c.unsafe_trust_snapshot_chunks;
+    return p;
+}
+
 PoolParams pool_params(const ReplicaConfig& c) {
     PoolParams p;
     p.chain_id = c.chain_id;
@@ -74,7 +90,7 @@ PoolParams pool_params(const ReplicaConfig& c) {
 }  // namespace
 
 Replica::Impl::Impl(const ReplicaConfig& c, const CryptoSuite& cr, StateMachine& s,
-                    ReplicaStats& st, const ProofArchive* archive)
+                    ReplicaStats& st, const ProofArchive* archive, SnapshotStore* snapshots)
     : cfg(c),
       crypto(cr),
       sm(s),
@@ -83,7 +99,8 @@ Replica::Impl::Impl(const ReplicaConfig& c, const CryptoSuite& cr, StateMachine&
       pool(pool_params(c), cr),
       blocks(broadcast_params(c), cr),
       subset(SubsetParams{c.n, c.t, c.self, c.chain_id, c.max_rounds_ahead}, cr),
-      catchup(catch_up_params(c), cr, archive) {
+      catchup(catch_up_params(c), cr, archive),
+      transfer(transfer_params(c), cr, snapshots) {
     stats.delivered = sm.last_applied();
     pool.delivered(stats.delivered);
 }
@@ -374,6 +391,7 @@ EpochResult Replica::Impl::apply(Epoch e, const Digest& od, const std::vector<Re
         signer.set_voting(false);
         stats.voting = false;
     }
+    result.checkpoint_root = transfer.applied(e);
     stats.delivered = e;
     pool.delivered(e);
     if (auto mine = blocks.accepted(e, cfg.self)) {
@@ -396,7 +414,7 @@ void Replica::Impl::deliver(Step& step, Epoch e,
     EpochResult result = apply(e, od, ordered);
     catchup.keep_proof(step, e, std::move(proof), e);
     pool.remove_committed(sm);
-    CommitBody cb{od, result.state_digest, std::nullopt};
+    CommitBody cb{od, result.state_digest, result.checkpoint_root};
     step.committed.push_back(std::move(result));
     const bool ok = catchup.own_result(step, e, cb);
     sync_halt(step);
@@ -436,6 +454,12 @@ void Replica::Impl::dispatch(Step& step, const Envelope& env, const Bytes& raw, 
             break;
         case Kind::FetchReply:
             if (!from_fetch) on_fetch_reply(step, env);
+            break;
+        case Kind::SnapshotRequest:
+            if (!from_fetch) transfer.on_request(step, env, now);
+            break;
+        case Kind::SnapshotReply:
+            if (!from_fetch) on_snapshot_reply(step, env);
             break;
     }
 }
@@ -516,6 +540,12 @@ void Replica::Impl::finish(const Step& step) {
     stats.highest_joined = proposed_upto;
     stats.archive_proofs_served = catchup.archive_served();
     stats.peers_epoch = catchup.peers_epoch();
+    stats.checkpoint_servable = transfer.newest_servable().value_or(0);
+    stats.pruned_below = transfer.pruned_below();
+    stats.snapshot = transfer.progress();
+    stats.snapshot_chunks_rejected = transfer.chunks_rejected();
+    stats.snapshot_chunks_served = transfer.chunks_served();
+    stats.snapshots_installed = transfer.installed();
 }
 
 Step Replica::Impl::tick(std::uint64_t t_ms) {
@@ -530,14 +560,15 @@ Step Replica::Impl::tick(std::uint64_t t_ms) {
     try_deliver(step);
     maybe_catch_up(step);
     catchup.heartbeat(step, now);
+    checkpoints(step);
     return step;
 }
 
 // ---- Replica ----------------------------------------------------------------------------
 
 Replica::Replica(const ReplicaConfig& config, const CryptoSuite& crypto, StateMachine& state,
-                 const ProofArchive* archive)
-    : impl_(std::make_unique<Impl>(config, crypto, state, stats_, archive)) {}
+                 const ProofArchive* archive, SnapshotStore* snapshots)
+    : impl_(std::make_unique<Impl>(config, crypto, state, stats_, archive, snapshots)) {}
 
 Replica::~Replica() = default;
 

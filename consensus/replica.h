@@ -22,6 +22,7 @@
 //   epoch_subset.h     the n agreements of an epoch and the output order (Agree, Output)
 //   binary_agreement.h one agreement (Binary agreement, Common coin)
 //   catch_up.h         COMMIT votes, proofs, fetches, hints, heartbeat (Commit proof, Repair)
+//   state_transfer.h   checkpoint roots, pruning, snapshot offers and chunks (Checkpoints)
 //
 // What the Replica itself decides
 // -------------------------------
@@ -66,6 +67,7 @@
 #include "consensus/messages.h"
 #include "consensus/request_pool.h"
 #include "consensus/state_machine.h"
+#include "consensus/state_transfer.h"
 #include "consensus/step.h"
 
 namespace tob::consensus {
@@ -90,9 +92,20 @@ struct ReplicaConfig {
     std::uint32_t pool_requests_max = 100000;
     std::size_t pool_bytes_max = std::size_t{256} << 20;  // and a fair share per client
     Round max_rounds_ahead = 16;
+    /// K: COMMIT carries the state root every K epochs (0: no checkpoints; also
+    /// none without a SnapshotStore). docs/protocol.md, "Checkpoints".
+    Epoch checkpoint_interval = 0;
+    /// R: durable records of epochs more than R below the newest servable
+    /// checkpoint are pruned; a node more than R behind fetches a snapshot.
+    Epoch checkpoint_retention = 256;
+    /// Entry bytes asked for in one snapshot chunk (capped by message_bytes_max).
+    std::uint64_t snapshot_chunk_bytes = 1u << 20;
     /// Test-only (tobsim --unsafe-quorum): certify with this many SEENs instead of q.
     /// 0 = q. Never set in the daemon.
     std::uint32_t unsafe_cert_quorum = 0;
+    /// Test-only (tobsim --plant trust-chunks): install snapshot chunks without
+    /// checking them against the manifest. Never set in the daemon.
+    bool unsafe_trust_snapshot_chunks = false;
 };
 
 /// What a restarted node recovers from its storage.
@@ -114,6 +127,13 @@ struct ReplicaStats {
     /// The highest epoch t + 1 peers sent a COMMIT for (CatchUp::peers_epoch): at
     /// least one honest peer reached it, whatever the liars claim.
     Epoch peers_epoch = 0;
+    // Checkpoints and snapshots (consensus/state_transfer.h).
+    Epoch checkpoint_servable = 0;  // newest checkpoint this node can serve (0: none)
+    Epoch pruned_below = 0;         // records below this epoch may be gone
+    TransferProgress snapshot;      // the transfer in progress, if any
+    std::uint64_t snapshot_chunks_rejected = 0;
+    std::uint64_t snapshot_chunks_served = 0;
+    std::uint64_t snapshots_installed = 0;
     bool voting = true;
     bool halted = false;
 };
@@ -161,9 +181,10 @@ Decoded<Envelope> open_envelope(ByteView bytes, const CryptoSuite& crypto,
 class Replica {
   public:
     /// `archive` (may be null) answers catch-up beyond the in-memory proof history;
-    /// it must outlive the Replica.
+    /// `snapshots` (may be null: no checkpoints) holds the state's checkpoints and
+    /// installs peers' ones. Both must outlive the Replica.
     Replica(const ReplicaConfig& config, const CryptoSuite& crypto, StateMachine& state,
-            const ProofArchive* archive = nullptr);
+            const ProofArchive* archive = nullptr, SnapshotStore* snapshots = nullptr);
     ~Replica();
 
     /// Rebuilds from durable records after a restart. Call once, before any input.

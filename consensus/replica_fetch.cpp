@@ -121,10 +121,11 @@ void Replica::Impl::try_proof(Step& step) {
 void Replica::Impl::apply_proof(Step& step, Epoch e, CatchUp::CheckedProof&& proof_in) {
     CatchUp::CheckedProof* proof = &proof_in;
     EpochResult result = apply(e, proof->tuple.output_digest, proof->ordered);
-    if (result.state_digest != proof->tuple.state_digest) {
+    if (result.state_digest != proof->tuple.state_digest ||
+        result.checkpoint_root != proof->tuple.checkpoint_root) {
         alarm(step, "catch-up of epoch " + std::to_string(e) +
-                        ": state digest differs from t+1 COMMITs — nondeterminism or more "
-                        "than t faults; halting");
+                        ": state digest or checkpoint root differs from t+1 COMMITs — "
+                        "nondeterminism or more than t faults; halting");
         return;
     }
     catchup.keep_proof(step, e, std::move(proof->blocks), e);

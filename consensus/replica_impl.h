@@ -18,6 +18,7 @@
 #include "consensus/replica.h"
 #include "consensus/request_pool.h"
 #include "consensus/sign_log.h"
+#include "consensus/state_transfer.h"
 
 namespace tob::consensus {
 
@@ -41,6 +42,7 @@ struct Replica::Impl {
     BlockBroadcast blocks;
     EpochSubset subset;
     CatchUp catchup;
+    StateTransfer transfer;
 
     std::map<Epoch, EpochState> epochs;
     Epoch proposed_upto = 0;
@@ -51,7 +53,7 @@ struct Replica::Impl {
     std::uint64_t now = 0;
 
     Impl(const ReplicaConfig& c, const CryptoSuite& cr, StateMachine& s, ReplicaStats& st,
-         const ProofArchive* archive);
+         const ProofArchive* archive, SnapshotStore* snapshots);
 
     Epoch delivered() const { return stats.delivered; }
     Epoch window_end() const { return epoch_add(delivered(), cfg.window); }
@@ -147,6 +149,12 @@ struct Replica::Impl {
     /// holds, and applies it once every block is there.
     void try_proof(Step& step);
 
+    // ---- checkpoints and snapshots (consensus/state_transfer.h) ---------------------------
+
+    void on_snapshot_reply(Step& step, const Envelope& env);
+    /// The state jumped to a peer's checkpoint: the core follows it.
+    void installed(Step& step, InstalledSnapshot&& snap);
+
     // ---- dispatch, tick, prune ---------------------------------------------------------------
 
     void dispatch(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch);
@@ -158,6 +166,8 @@ struct Replica::Impl {
     void cut_blocks(Step& step);
     void republish(Step& step);
     void prune();
+    /// Checkpoints become servable, pruning, and snapshot transfer (per tick).
+    void checkpoints(Step& step);
 
     // ---- recovery (docs/protocol.md "Safety rules": the sign-log) --------------------------
 

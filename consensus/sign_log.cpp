@@ -87,6 +87,8 @@ std::optional<std::vector<SlotClaim>> slots_of(const Envelope& env, const Limits
         case Kind::Requests:
         case Kind::FetchRequest:
         case Kind::FetchReply:
+        case Kind::SnapshotRequest:
+        case Kind::SnapshotReply:
             break;
     }
     return out;

@@ -49,6 +49,9 @@ struct EpochResult {
     Digest output_digest{};
     Digest state_digest{};
     std::vector<RequestResult> results;
+    /// At checkpoint epochs: the root of the whole state after this epoch, as
+    /// signed in COMMIT (set by the core, consensus/state_transfer.h).
+    std::optional<Digest> checkpoint_root;
 };
 
 class StateMachine {
@@ -67,6 +70,9 @@ class StateMachine {
     /// machine keeps going, but its results may differ from the cluster's: the
     /// core then signs nothing more (a non-voting follower) and the node alarms.
     virtual std::optional<std::string> damage() const { return std::nullopt; }
+    /// The stored state was replaced underneath (a snapshot was installed,
+    /// consensus/state_transfer.h): re-read last_applied, the digest, any cache.
+    virtual void reload() {}
 };
 
 }  // namespace tob::consensus

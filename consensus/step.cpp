@@ -1,5 +1,7 @@
 #include "consensus/step.h"
 
+#include <algorithm>
+
 namespace tob::consensus {
 
 void Step::append(Step&& other) {
@@ -9,6 +11,8 @@ void Step::append(Step&& other) {
     faults_dropped += other.faults_dropped;
     for (auto& f : other.faults) add_fault(std::move(f));
     for (auto& a : other.alarms) alarms.push_back(std::move(a));
+    prune_below = std::max(prune_below, other.prune_below);
+    for (auto& i : other.installed) installed.push_back(std::move(i));
 }
 
 void Step::add_fault(Fault&& f) {
@@ -45,6 +49,8 @@ const char* to_string(FaultKind kind) {
             return "invalid_block";
         case FaultKind::ProtocolViolation:
             return "protocol_violation";
+        case FaultKind::InvalidSnapshot:
+            return "invalid_snapshot";
     }
     return "unknown_fault";
 }

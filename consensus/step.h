@@ -27,6 +27,7 @@ enum class FaultKind : std::uint8_t {
     InvalidCertificate = 6,  // too few / duplicate / non-member / bad signers
     InvalidBlock = 7,        // limits exceeded, bad request inside, wrong epoch/proposer
     ProtocolViolation = 8,  // a message the protocol forbids (e.g. AUX value not in a possible set)
+    InvalidSnapshot = 9,    // a snapshot chunk that does not match the signed checkpoint root
 };
 
 const char* to_string(FaultKind kind);
@@ -69,6 +70,15 @@ struct Outgoing {
     Kind kind = Kind::Block;
 };
 
+/// A snapshot the core installed (consensus/state_transfer.h): the state jumped to
+/// the end of `epoch` without applying the epochs up to it.
+struct SnapshotInstalled {
+    Epoch epoch = 0;
+    Digest state_digest{};
+    std::uint64_t bytes = 0;    // entry bytes installed
+    std::uint64_t entries = 0;  // entries installed
+};
+
 struct [[nodiscard]] Step {
     std::vector<DurableRecord> persist;
     std::vector<Outgoing> messages;
@@ -77,6 +87,10 @@ struct [[nodiscard]] Step {
     std::vector<std::string> alarms;  // non-empty: the node must halt (never retry with other data)
     std::uint64_t faults_dropped = 0;  // faults over kStepFaultsMax: counted, not recorded
     std::size_t evidence_bytes = 0;    // evidence held by `faults`, <= kStepEvidenceBytesMax
+    /// Durable records of epochs below this may be deleted (0: nothing), after
+    /// `persist` is written (consensus/state_transfer.h, "Pruning").
+    Epoch prune_below = 0;
+    std::vector<SnapshotInstalled> installed;
 
     void append(Step&& other);
 

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "consensus/codec.h"
+#include "consensus/snapshot_wire.h"
 
 namespace tob::daemon {
 
@@ -168,6 +169,17 @@ void ByzantineShim::rewrite(Step& step, std::uint64_t now_ms) {
                     }
                     out.push_back(Outgoing{m.to, reseal(env, encode(bundle.value())), Kind::Aba});
                     continue;
+                }
+                break;
+            case Byzantine::CorruptSnapshot:
+                if (env.kind == Kind::SnapshotReply) {
+                    auto reply = decode_snapshot_reply(env.body, config_.limits);
+                    if (reply && !reply.value().entries.empty()) {
+                        auto& e = reply.value().entries[rng_() % reply.value().entries.size()];
+                        e.value.push_back(0x21);
+                        out.push_back(Outgoing{m.to, reseal(env, encode(reply.value())), env.kind});
+                        continue;
+                    }
                 }
                 break;
             default:

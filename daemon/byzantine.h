@@ -23,6 +23,9 @@
 //                     and to node 1 for the higher. With more than t colluders both
 //                     versions reach q SEENs: honest nodes must raise an ALARM (or
 //                     diverge), which the over-bound fault scenario expects
+//   corrupt-snapshot  every snapshot chunk it serves has one value changed (the
+//                     receiver must reject it against the signed root, blame this
+//                     node and fetch the buckets from another peer)
 
 #include <cstdint>
 #include <deque>

@@ -59,9 +59,11 @@ struct ProtocolParams {
     std::uint32_t block_timer_ms = static_cast<std::uint32_t>(kCoreDefaults.block_timer_ms);
     // W: epochs in flight; sign only in (delivered, delivered+W].
     std::uint32_t window = kCoreDefaults.window;
-    // K: reserved for checkpoints (docs/protocol.md "Checkpoints"): parsed, checked
-    // and covered by the chain id, but read by nothing yet (docs/decisions.md).
+    // K: COMMIT carries the state root every K epochs (docs/protocol.md "Checkpoints").
     std::uint32_t checkpoint_interval = 64;
+    // R: records more than R epochs below the newest servable checkpoint are
+    // pruned; a node further behind than that installs a snapshot.
+    std::uint32_t checkpoint_retention = 256;
     // k: a request uncommitted this long gets reserved block space.
     std::uint32_t aged_epochs = kCoreDefaults.aged_epochs;
 };

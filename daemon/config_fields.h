@@ -40,6 +40,7 @@ inline constexpr ProtocolField kProtocolFields[] = {
     {"block_timer_ms", &ProtocolParams::block_timer_ms, 60'000},
     {"window", &ProtocolParams::window, 1024},
     {"checkpoint_interval", &ProtocolParams::checkpoint_interval, 1'000'000},
+    {"checkpoint_retention", &ProtocolParams::checkpoint_retention, 100'000'000},
     {"aged_epochs", &ProtocolParams::aged_epochs, 1'000'000},
 };
 

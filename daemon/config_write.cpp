@@ -60,7 +60,9 @@ std::string format_cluster_file(const ClusterConfig& cluster) {
     out += "\n[protocol]\n";
     for (const auto& field : kProtocolFields) {
         if (field.name == "checkpoint_interval") {
-            out += "# reserved for checkpoints; no effect yet (docs/config.md)\n";
+            out +=
+                "# checkpoints: the state root every K epochs; records kept R epochs below\n"
+                "# the newest servable checkpoint (docs/protocol.md \"Checkpoints\")\n";
         }
         out +=
             std::string(field.name) + " = " + std::to_string(cluster.protocol.*field.member) + "\n";

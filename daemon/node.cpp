@@ -8,10 +8,12 @@
 #include "cli/client/protocol.h"
 #include "consensus/codec.h"
 #include "consensus/kv/kv_machine.h"
+#include "consensus/kv/rooted_storage.h"
 #include "consensus/real_crypto.h"
 #include "consensus/replica.h"
 #include "crypto/hash.h"
 #include "daemon/byzantine.h"
+#include "daemon/checkpoint_monitor.h"
 #include "daemon/client_access.h"
 #include "daemon/client_service.h"
 #include "daemon/high_water.h"
@@ -33,13 +35,12 @@ using consensus::kv::KvMachine;
 using Clock = std::chrono::steady_clock;
 
 // Records of the last kRecoverEpochs applied epochs are loaded into the core at
-// start (it keeps the proofs of its last proof_history_epochs in memory); records
-// of the last kArchiveEpochs stay on disk, and the core reads older proofs from
-// them through the StorageProofArchive, so a node that was down for longer can
-// still catch up epoch by epoch. Beyond that a node needs a snapshot (checkpoints
-// are not implemented yet: docs/status.md).
+// start (it keeps the proofs of its last proof_history_epochs in memory); older
+// records stay on disk until the core prunes them (checkpoint_retention epochs
+// below its newest servable checkpoint, docs/protocol.md "Checkpoints"), and the
+// core reads older proofs from them through the StorageProofArchive. A node
+// further behind than that installs a snapshot.
 constexpr Epoch kRecoverEpochs = 512;
-constexpr Epoch kArchiveEpochs = 100000;
 // A member's fetch replies are taken this long after the node last asked it.
 constexpr std::uint64_t kSolicitedMs = 10000;
 
@@ -55,6 +56,7 @@ struct Node::Impl {
 
     MemoryBudget budget;
     std::unique_ptr<NodeStorage> storage;
+    std::unique_ptr<consensus::kv::RootedStorage> rooted;  // the state root under kv
     std::unique_ptr<KvMachine> kv;
     std::unique_ptr<VerifyCache> cache;
     std::unique_ptr<CachingCryptoSuite> suite;
@@ -64,6 +66,7 @@ struct Node::Impl {
     std::unique_ptr<VerifyPool> pool;
     std::unique_ptr<Transport> transport;
     std::unique_ptr<ByzantineShim> byzantine;
+    std::unique_ptr<CheckpointMonitor> checkpoints;
 
     Registry registry;
     std::unique_ptr<NodeMetrics> metrics;
@@ -80,7 +83,6 @@ struct Node::Impl {
     Clock::time_point started = Clock::now();
     VerifyPoolTotals pool_published;         // pool counters already added to the metrics
     std::vector<TokenBucket> fetch_answers;  // by member: bytes of fetch/archive answers
-    Epoch last_pruned = 0;
     std::atomic<bool> voting{true};
     bool kv_damage_told = false;  // the KV damage alarm was logged
     std::atomic<bool> halted{false};
@@ -109,7 +111,11 @@ struct Node::Impl {
         }
         storage = std::move(*opened.value);
         storage->set_group_commit(true);
-        kv = std::make_unique<KvMachine>(storage->kv(), cluster.chain_id, cluster.limits,
+        rooted = std::make_unique<consensus::kv::RootedStorage>(storage->kv());
+        if (rooted->migrated())
+            spdlog::warn("state: moved {} keys of an older data dir into state-root buckets",
+                         rooted->migrated());
+        kv = std::make_unique<KvMachine>(*rooted, cluster.chain_id, cluster.limits,
                                          cluster.permissions);
         make_core();
         auto t = Transport::open(transport_options(node, cluster, keys, options));
@@ -127,6 +133,7 @@ struct Node::Impl {
                                                         options.faults.seed);
         }
         make_services();
+        checkpoints = std::make_unique<CheckpointMonitor>(registry, *storage);
         for (NodeId i = 0; i < cluster.n; ++i)
             fetch_answers.emplace_back(budget.fetch_answer_bytes_per_s,
                                        budget.fetch_answer_bytes_per_s);
@@ -150,8 +157,12 @@ struct Node::Impl {
         rcfg.aged_epochs = cluster.protocol.aged_epochs;
         rcfg.block_timer_ms = cluster.protocol.block_timer_ms;
         rcfg.pool_requests_max = node.limits.pool_requests_max;
+        rcfg.checkpoint_interval = cluster.protocol.checkpoint_interval;
+        rcfg.checkpoint_retention = cluster.protocol.checkpoint_retention;
+        rcfg.snapshot_chunk_bytes =
+            std::min<std::uint64_t>(1u << 20, cluster.limits.message_bytes_max / 2);
         archive = std::make_unique<StorageProofArchive>(*storage, cluster.t, cluster.limits);
-        replica = std::make_unique<Replica>(rcfg, *suite, *kv, archive.get());
+        replica = std::make_unique<Replica>(rcfg, *suite, *kv, archive.get(), rooted.get());
     }
 
     // The metrics, the client service and the step executor, over the open parts.
@@ -267,6 +278,7 @@ struct Node::Impl {
         s.voting = voting;
         s.halted = halted;
         s.uptime_s = now_ms() / 1000;
+        checkpoints->fill(s);
         return s;
     }
 
@@ -335,6 +347,9 @@ struct Node::Impl {
 
     /// Executes a Step (step_executor.h). Returns false on a fatal error.
     bool flush(Step step) {
+        // Snapshots installed and pruning: after the step's records are written.
+        const auto installed = std::move(step.installed);
+        const Epoch prune_below = step.prune_below;
         // Fetch replies are taken from a member only for a while after asking it.
         for (const auto& m : step.messages) {
             if (m.kind != Kind::FetchRequest) continue;
@@ -343,6 +358,13 @@ struct Node::Impl {
         }
         const bool ok = executor->execute(std::move(step), now_ms());
         if (!ok) fatal = executor->fatal();
+        if (ok) {
+            for (const auto& snap : installed) checkpoints->installed(snap, now_ms());
+            if (prune_below > 0) {
+                storage->prune_records_below(prune_below);
+                checkpoints->pruned(prune_below);
+            }
+        }
         if (executor->alarmed() || replica->halted()) halted = true;
         return ok;
     }
@@ -351,11 +373,6 @@ struct Node::Impl {
         const std::uint64_t now = now_ms();
         metrics->on_delivered(c, now);
         clients->on_committed(c, now);
-        const Epoch applied = kv->last_applied();
-        if (applied >= last_pruned + 1024 && applied > kArchiveEpochs) {
-            storage->prune_records_below(applied - kArchiveEpochs);
-            last_pruned = applied;
-        }
     }
 
     void refresh_gauges() {
@@ -431,6 +448,7 @@ struct Node::Impl {
     // service manager's status line.
     void every_second(NodeHooks& hooks) {
         refresh_gauges();
+        checkpoints->refresh(replica->stats(), now_ms());
         metrics->rocksdb_size(storage->approximate_size_bytes());
         clients->expire(now_ms());
         std::string line = status_line();

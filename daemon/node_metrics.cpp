@@ -14,8 +14,11 @@ using namespace tob::consensus;
 namespace {
 
 const char* kind_name(std::uint8_t k) {
-    static const char* kNames[] = {"unknown", "block",    "seen",          "cert",       "aba",
-                                   "commit",  "requests", "fetch_request", "fetch_reply"};
+    static const char* kNames[] = {
+        "unknown",       "block",    "seen",          "cert",        "aba",
+        "commit",        "requests", "fetch_request", "fetch_reply", "snapshot_request",
+        "snapshot_reply"};
+    static_assert(sizeof(kNames) / sizeof(kNames[0]) == kKindMax + 1);
     return k <= kKindMax ? kNames[k] : kNames[0];
 }
 

@@ -8,11 +8,13 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
 #include <system_error>
+#include <utility>
 
 #include "crypto/durable_file.h"
 #include "crypto/hash.h"
@@ -160,6 +162,11 @@ OpenAttempt open_db(const fs::path& db_path, rocksdb::WALRecoveryMode mode) {
     options.db_write_buffer_size = 96u << 20;  // all memtables together
     options.keep_log_file_num = 5;             // RocksDB's own LOG files
     options.max_log_file_size = 8u << 20;
+    // The "default" family (one counter) is written by every step but hardly ever
+    // fills a memtable, so it would pin every WAL file until the WALs reach RocksDB's
+    // default cap (4x all write buffers): beyond 64 MiB of WAL the families holding
+    // the oldest one are flushed, which keeps the disk flat.
+    options.max_total_wal_size = 64u << 20;
 
     rocksdb::ColumnFamilyOptions cf;
     cf.write_buffer_size = 32u << 20;
@@ -179,101 +186,6 @@ OpenAttempt open_db(const fs::path& db_path, rocksdb::WALRecoveryMode mode) {
 
 }  // namespace
 
-// --- KV backend ---------------------------------------------------------------
-
-class NodeStorage::Kv final : public consensus::kv::KvStorage {
-  public:
-    bool group_commit_ = false;
-    consensus::kv::KvBatch staged_;  // group commit: applied epochs not yet written
-
-    /// Adds the staged changes to `wb` (the caller writes it synced) and clears them.
-    rocksdb::Status take_staged(rocksdb::WriteBatch& wb) {
-        rocksdb::Status s;
-        for (const auto& [key, value] : staged_) {
-            const rocksdb::Slice k(reinterpret_cast<const char*>(key.data()), key.size());
-            s = value ? wb.Put(cf_, k,
-                               rocksdb::Slice(reinterpret_cast<const char*>(value->data()),
-                                              value->size()))
-                      : wb.Delete(cf_, k);
-            if (!s.ok()) return s;
-        }
-        staged_.clear();
-        return s;
-    }
-
-    Kv(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string where)
-        : db_(db), cf_(cf), where_(std::move(where)) {}
-
-    std::optional<consensus::Bytes> get(consensus::ByteView key) const override {
-        if (!staged_.empty()) {
-            auto it = staged_.find(consensus::Bytes(key.begin(), key.end()));
-            if (it != staged_.end()) return it->second;
-        }
-        rocksdb::PinnableSlice value;
-        const rocksdb::Status s =
-            db_->Get(rocksdb::ReadOptions(), cf_,
-                     rocksdb::Slice(reinterpret_cast<const char*>(key.data()), key.size()), &value);
-        if (s.IsNotFound()) return std::nullopt;
-        if (!s.ok()) {
-            // Never read an error as "absent": this node would compute a state
-            // that differs from every other node's.
-            std::fprintf(stderr,
-                         "tobd: FATAL: %s: reading the replicated state (column family kv) "
-                         "failed: %s. The state machine cannot continue; stopping. If this "
-                         "repeats, move the data dir aside and restart: the node catches up "
-                         "from its peers.\n",
-                         where_.c_str(), s.ToString().c_str());
-            std::fflush(stderr);
-            std::abort();
-        }
-        const auto* p = reinterpret_cast<const std::uint8_t*>(value.data());
-        return consensus::Bytes(p, p + value.size());
-    }
-
-    void commit(const consensus::kv::KvBatch& batch) override {
-        if (batch.empty()) return;
-        if (group_commit_) {
-            // Staged: visible to get() at once, made durable by the next
-            // NodeStorage::append in the same synced batch as that step's records.
-            for (const auto& [key, value] : batch) staged_[key] = value;
-            return;
-        }
-        rocksdb::WriteBatch wb;
-        rocksdb::Status s;
-        for (const auto& [key, value] : batch) {
-            const rocksdb::Slice k(reinterpret_cast<const char*>(key.data()), key.size());
-            if (value) {
-                s = wb.Put(
-                    cf_, k,
-                    rocksdb::Slice(reinterpret_cast<const char*>(value->data()), value->size()));
-            } else {
-                s = wb.Delete(cf_, k);
-            }
-            if (!s.ok()) break;
-        }
-        if (s.ok()) {
-            rocksdb::WriteOptions options;
-            options.sync = true;
-            s = db_->Write(options, &wb);
-        }
-        if (!s.ok()) {
-            std::fprintf(stderr,
-                         "tobd: FATAL: %s: writing an epoch of the replicated state (column "
-                         "family kv, %zu keys, synced) failed: %s. The state machine cannot "
-                         "continue from a half-written epoch; stopping. Free disk space or fix "
-                         "the I/O error, then restart.\n",
-                         where_.c_str(), batch.size(), s.ToString().c_str());
-            std::fflush(stderr);
-            std::abort();
-        }
-    }
-
-  private:
-    rocksdb::DB* db_;
-    rocksdb::ColumnFamilyHandle* cf_;
-    std::string where_;
-};
-
 // --- NodeStorage -------------------------------------------------------------
 
 std::string NodeStorage::record_key(consensus::Epoch epoch, std::uint64_t seq) {
@@ -288,6 +200,13 @@ std::string NodeStorage::record_key(consensus::Epoch epoch, std::uint64_t seq) {
 NodeStorage::NodeStorage() = default;
 
 NodeStorage::~NodeStorage() {
+    {
+        std::lock_guard lock(compact_mutex_);
+        compact_stop_ = true;
+    }
+    compact_cv_.notify_all();
+    if (db_) db_->DisableManualCompaction();
+    if (compactor_.joinable()) compactor_.join();
     kv_.reset();
     if (db_) {
         for (auto* cf : {default_cf_, records_cf_, kv_cf_}) {
@@ -382,11 +301,17 @@ Outcome<std::unique_ptr<NodeStorage>> NodeStorage::open(const fs::path& data_dir
     storage->default_cf_ = attempt.handles.at(0);
     storage->records_cf_ = attempt.handles.at(1);
     storage->kv_cf_ = attempt.handles.at(2);
-    storage->kv_ = std::make_unique<Kv>(attempt.db, storage->kv_cf_, storage->db_path().string());
+    storage->kv_ = std::make_unique<KvBackend>(attempt.db, storage->kv_cf_,
+                                               storage->db_path().string() + " (state)",
+                                               data_dir / "snapshots");
 
-    std::lock_guard lock(storage->mutex_);
-    storage->load_damage_state_locked(recovery_note);
-    if (auto problem = storage->restore_record_counter_locked()) return fail(*problem);
+    {
+        std::lock_guard lock(storage->mutex_);
+        storage->load_damage_state_locked(recovery_note);
+        if (auto problem = storage->restore_record_counter_locked()) return fail(*problem);
+    }
+    NodeStorage* raw = storage.get();
+    storage->compactor_ = std::thread([raw] { raw->compact_loop(); });
     out.value = std::move(storage);
     return out;
 }
@@ -474,12 +399,12 @@ std::optional<std::string> NodeStorage::mark_damaged_locked(const std::string& r
 
 void NodeStorage::set_group_commit(bool on) {
     std::lock_guard lock(mutex_);
-    kv_->group_commit_ = on;
+    kv_->set_group_commit(on);
 }
 
 bool NodeStorage::has_staged() const {
     std::lock_guard lock(mutex_);
-    return !kv_->staged_.empty();
+    return kv_->has_staged();
 }
 
 std::optional<std::string> NodeStorage::append(const std::vector<DurableRecord>& records) {
@@ -497,7 +422,7 @@ std::optional<std::string> NodeStorage::append(const std::vector<DurableRecord>&
         }
         ++seq;
     }
-    const bool kv_staged = kv_ && !kv_->staged_.empty();
+    const bool kv_staged = kv_ && kv_->has_staged();
     if (seq == next_seq_ && !kv_staged) return std::nullopt;  // nothing to store
     std::string counter;
     put_u64(counter, seq);
@@ -611,13 +536,57 @@ LoadedRecords NodeStorage::load_records(consensus::Epoch from_epoch, consensus::
 
 void NodeStorage::prune_records_below(consensus::Epoch e) {
     if (e == 0) return;
-    std::lock_guard lock(mutex_);
-    // Not synced: a lost prune only keeps records that are no longer needed.
-    (void)db_->DeleteRange(rocksdb::WriteOptions(), records_cf_, record_key(0, 0),
-                           record_key(e, 0));
+    std::vector<std::pair<std::string, std::string>> erased;
+    {
+        std::lock_guard lock(mutex_);
+        // Not synced: a lost prune only keeps records that are no longer needed.
+        (void)db_->DeleteRange(rocksdb::WriteOptions(), records_cf_, record_key(0, 0),
+                               record_key(e, 0));
+        erased = kv_->take_erased();
+    }
+    {
+        std::lock_guard lock(compact_mutex_);
+        compact_records_below_ = std::max(compact_records_below_, e);
+        for (auto& r : erased) compact_kv_.push_back(std::move(r));
+    }
+    compact_cv_.notify_all();
 }
 
-consensus::kv::KvStorage& NodeStorage::kv() { return *kv_; }
+void NodeStorage::compact_loop() {
+    std::unique_lock lock(compact_mutex_);
+    for (;;) {
+        compact_cv_.wait(lock, [&] {
+            return compact_stop_ || compact_records_below_ > compacted_records_below_ ||
+                   !compact_kv_.empty();
+        });
+        if (compact_stop_) return;
+        const consensus::Epoch below = compact_records_below_;
+        auto kv_ranges = std::exchange(compact_kv_, {});
+        lock.unlock();
+        rocksdb::CompactRangeOptions options;
+        options.exclusive_manual_compaction = false;
+        options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+        const std::string lo = record_key(0, 0), hi = record_key(below, 0);
+        rocksdb::Slice from(lo), to(hi);
+        (void)db_->CompactRange(options, records_cf_, &from, &to);
+        for (const auto& [a, b] : kv_ranges) {
+            rocksdb::Slice ka(a), kb(b);
+            (void)db_->CompactRange(options, kv_cf_, &ka, &kb);
+        }
+        lock.lock();
+        compacted_records_below_ = below;
+        ++compactions_;
+        // At most one round every 30 s: pruning moves a little at every checkpoint.
+        compact_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return compact_stop_; });
+    }
+}
+
+std::uint64_t NodeStorage::compactions() const {
+    std::lock_guard lock(compact_mutex_);
+    return compactions_;
+}
+
+KvBackend& NodeStorage::kv() { return *kv_; }
 
 bool NodeStorage::damaged() const {
     std::lock_guard lock(mutex_);

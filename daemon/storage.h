@@ -4,7 +4,10 @@
 // Column families:
 //   "records"  the consensus core's durable records (consensus::DurableRecord):
 //              sign-log, blocks, certificates, proofs, peers' COMMITs
-//   "kv"       the replicated key-value state (consensus::kv::KvStorage for KvMachine)
+//   "kv"       the replicated key-value state: daemon/kv_backend.h, under
+//              consensus::kv::RootedStorage (bucketed keys, the state root) and
+//              KvMachine; snapshot files of stable checkpoints live beside the
+//              database in <data_dir>/snapshots (daemon/snapshot_files.h)
 //   "default"  bookkeeping: the records sequence counter
 //
 // Records. Key = 'r' ‖ epoch (u64 BE) ‖ seq (u64 BE), where seq is a per-store
@@ -31,6 +34,8 @@
 //     restarted by its supervisor; if the data dir is corrupt, the operator moves
 //     it aside and the node catches up from peers.
 //   - prune_records_below() is not synced: losing a prune only keeps extra data.
+//     RocksDB gives the space back when it compacts the deleted range: a background
+//     thread compacts it (and ranges the state erased) at most every 30 s.
 //
 // Damage (the sign-log cannot be trusted, so the node must not vote):
 //   - RocksDB is opened with wal_recovery_mode = kTolerateCorruptedTailRecords
@@ -54,17 +59,20 @@
 // LoadedRecords::problems) for the caller to log. Thread safety: all methods may be
 // called from any thread; append/load/prune are serialized internally.
 
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "consensus/kv/kv_storage.h"
 #include "consensus/replica.h"
 #include "daemon/config.h"
+#include "daemon/kv_backend.h"
 
 namespace rocksdb {
 class DB;
@@ -113,11 +121,14 @@ class NodeStorage {
     LoadedRecords load_records(consensus::Epoch from_epoch = 0,
                                consensus::Epoch to_epoch = ~consensus::Epoch{0});
 
-    /// Deletes every record with epoch < e (DeleteRange; not synced).
+    /// Deletes every record with epoch < e (DeleteRange; not synced), and has the
+    /// range (and what the state erased) compacted in the background.
     void prune_records_below(consensus::Epoch e);
+    /// Background compactions run so far (metrics, tests).
+    std::uint64_t compactions() const;
 
     /// The replicated state's backend (column family "kv"). Aborts on errors.
-    consensus::kv::KvStorage& kv();
+    KvBackend& kv();
 
     /// True if the sign-log is known or suspected damaged (now or in an earlier run).
     bool damaged() const;
@@ -139,8 +150,8 @@ class NodeStorage {
     static std::string record_key(consensus::Epoch epoch, std::uint64_t seq);
 
   private:
-    class Kv;
     NodeStorage();
+    void compact_loop();
 
     // Sets the damaged flag and writes the marker (if not already there). Returns
     // a problem line if the marker could not be written. Caller holds mutex_.
@@ -157,7 +168,17 @@ class NodeStorage {
     rocksdb::ColumnFamilyHandle* default_cf_ = nullptr;
     rocksdb::ColumnFamilyHandle* records_cf_ = nullptr;
     rocksdb::ColumnFamilyHandle* kv_cf_ = nullptr;
-    std::unique_ptr<Kv> kv_;
+    std::unique_ptr<KvBackend> kv_;
+
+    // Background compaction of pruned ranges.
+    mutable std::mutex compact_mutex_;
+    std::condition_variable compact_cv_;
+    bool compact_stop_ = false;
+    consensus::Epoch compact_records_below_ = 0;  // requested
+    consensus::Epoch compacted_records_below_ = 0;
+    std::vector<std::pair<std::string, std::string>> compact_kv_;
+    std::uint64_t compactions_ = 0;
+    std::thread compactor_;
 
     mutable std::mutex mutex_;
     std::uint64_t next_seq_ = 0;

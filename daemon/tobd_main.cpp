@@ -3,6 +3,10 @@
 //   tobd --config FILE                 run the node (logs to stderr, the journal under systemd)
 //   tobd --config FILE --check-config  print every config problem (exit 1) or "config ok" (exit 0)
 //   tobd --version                     "tobd <version>"
+//   tobd --config FILE --export-snapshot OUT / --import-snapshot IN
+//                                      back up / restore the state at a stable
+//                                      checkpoint (the node must be stopped;
+//                                      daemon/snapshot_tool.h, docs/operations.md)
 //
 // Test-only options (refused unless the node config says testing = true):
 //   --test-byzantine BEHAVIOUR   one the catalogue (consensus/byzantine_catalogue.h)
@@ -40,6 +44,7 @@
 #include "daemon/metrics.h"
 #include "daemon/node.h"
 #include "daemon/notify.h"
+#include "daemon/snapshot_tool.h"
 #include "daemon/storage.h"
 #include "daemon/version.h"
 
@@ -72,8 +77,18 @@ int dump_sign_log_of(const tob::daemon::NodeConfig& node,
     }
     auto loaded = (*storage.value)->load_records();
     for (const auto& p : loaded.problems) std::cerr << p << "\n";
-    static const char* kKinds[] = {"?",      "block",    "seen",          "cert",       "aba",
-                                   "commit", "requests", "fetch_request", "fetch_reply"};
+    static const char* kKinds[] = {"?",
+                                   "block",
+                                   "seen",
+                                   "cert",
+                                   "aba",
+                                   "commit",
+                                   "requests",
+                                   "fetch_request",
+                                   "fetch_reply",
+                                   "snapshot_request",
+                                   "snapshot_reply"};
+    static_assert(sizeof(kKinds) / sizeof(kKinds[0]) == kKindMax + 1);
     for (const auto& rec : loaded.records) {
         if (rec.type != DurableRecord::Type::Signed) continue;
         auto env = decode_envelope(rec.bytes, cluster.limits);
@@ -110,6 +125,8 @@ struct Args {
     bool check_only = false;
     bool dump_log = false;
     bool dump_sign_log = false;
+    std::string export_snapshot;
+    std::string import_snapshot;
     unsigned verify_threads = 2;
     std::string byzantine_name;
     tob::daemon::FaultLayerOptions faults;
@@ -137,6 +154,12 @@ void add_options(CLI::App& app, Args& args) {
     app.add_flag("--dump-sign-log", args.dump_sign_log,
                  "Print the node's sign-log (epoch, kind, payload digest) as JSON lines and exit; "
                  "the node must be stopped");
+    app.add_option("--export-snapshot", args.export_snapshot,
+                   "Write the newest stable checkpoint the node holds (state, manifest and the "
+                   "COMMITs that certify it) to FILE and exit; the node must be stopped");
+    app.add_option("--import-snapshot", args.import_snapshot,
+                   "Check FILE (a snapshot of this cluster) against the cluster's keys, install "
+                   "it as the node's state and exit; the node must be stopped");
     app.add_option("--verify-threads", args.verify_threads, "Signature verification worker threads")
         ->capture_default_str()
         ->check(CLI::Range(1, 64));
@@ -186,8 +209,17 @@ std::optional<int> run_offline_command(
         std::cout << "config ok\n";
         return 0;
     }
-    if (!args.dump_log && !args.dump_sign_log) return std::nullopt;
+    const bool snapshot_command = !args.export_snapshot.empty() || !args.import_snapshot.empty();
+    if (!args.dump_log && !args.dump_sign_log && !snapshot_command) return std::nullopt;
     if (!loaded.ok()) return print_errors(loaded.errors);
+    if (!args.export_snapshot.empty()) {
+        return tob::daemon::export_snapshot(loaded.value->node, loaded.value->cluster,
+                                            args.export_snapshot, std::cout, std::cerr);
+    }
+    if (!args.import_snapshot.empty()) {
+        return tob::daemon::import_snapshot(loaded.value->node, loaded.value->cluster,
+                                            args.import_snapshot, std::cout, std::cerr);
+    }
     if (args.dump_log) {
         return tob::daemon::dump_log(loaded.value->node, loaded.value->cluster, std::cout,
                                      std::cerr);
@@ -369,7 +401,8 @@ int main(int argc, char** argv) {
     auto loaded = tob::daemon::load_and_check(
         args.config_file,
         tob::daemon::CheckOptions{.ports = !args.dump_sign_log && !args.dump_log &&
-                                           args.twin_offset == 0});
+                                           args.export_snapshot.empty() &&
+                                           args.import_snapshot.empty() && args.twin_offset == 0});
     if (auto code = run_offline_command(args, loaded)) return *code;
 
     // Logs go to stderr (the journal under systemd); stdout stays free.

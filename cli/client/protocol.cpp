@@ -86,7 +86,7 @@ void put(Packer& p, const StatusQueryMsg&) {
 }
 
 void put(Packer& p, const StatusMsg& v) {
-    put_array(p, 12);
+    put_array(p, 20);
     put_type(p, ClientMsgType::Status);
     put_uint(p, v.node);
     put_text(p, v.version);
@@ -99,6 +99,14 @@ void put(Packer& p, const StatusMsg& v) {
     put_bool(p, v.voting);
     put_bool(p, v.halted);
     put_uint(p, v.uptime_s);
+    put_uint(p, v.checkpoint);
+    put_uint(p, v.pruned_below);
+    put_bool(p, v.snapshot_active);
+    put_uint(p, v.snapshot_epoch);
+    put_uint(p, v.snapshot_bytes_total);
+    put_uint(p, v.snapshot_bytes_done);
+    put_uint(p, v.snapshot_eta_s);
+    put_uint(p, v.snapshot_chunks_rejected);
 }
 
 void put(Packer& p, const LocalGetMsg& v) {
@@ -190,7 +198,7 @@ ReplyMsg to_reply(Items f, const consensus::Limits& lim) {
 }
 
 StatusMsg to_status(Items f, const consensus::Limits&) {
-    fields_of(f, 12, "status");
+    fields_of(f, 20, "status");
     StatusMsg v;
     v.node = uint_of<NodeId>(f[1], "status.node");
     v.version = text_of(f[2], "status.version");
@@ -203,6 +211,14 @@ StatusMsg to_status(Items f, const consensus::Limits&) {
     v.voting = bool_of(f[9], "status.voting");
     v.halted = bool_of(f[10], "status.halted");
     v.uptime_s = uint_of<std::uint64_t>(f[11], "status.uptime_s");
+    v.checkpoint = uint_of<Epoch>(f[12], "status.checkpoint");
+    v.pruned_below = uint_of<Epoch>(f[13], "status.pruned_below");
+    v.snapshot_active = bool_of(f[14], "status.snapshot_active");
+    v.snapshot_epoch = uint_of<Epoch>(f[15], "status.snapshot_epoch");
+    v.snapshot_bytes_total = uint_of<std::uint64_t>(f[16], "status.snapshot_bytes_total");
+    v.snapshot_bytes_done = uint_of<std::uint64_t>(f[17], "status.snapshot_bytes_done");
+    v.snapshot_eta_s = uint_of<std::uint64_t>(f[18], "status.snapshot_eta_s");
+    v.snapshot_chunks_rejected = uint_of<std::uint64_t>(f[19], "status.snapshot_chunks_rejected");
     return v;
 }
 
@@ -269,11 +285,11 @@ Bytes encode_client_message(const ClientMessage& message) {
 }
 
 Decoded<ClientMessage> decode_client_message(ByteView bytes, const consensus::Limits& lim) {
-    // Longest array: a reply's outputs (or the 12 fields of Status); longest bin:
+    // Longest array: a reply's outputs (or the 20 fields of Status); longest bin:
     // a submitted request, a value, a key, a text; deepest nesting: message ->
     // outputs -> output.
     const Shape shape{"client message", lim.message_bytes_max,
-                      std::max<std::size_t>(lim.request_ops_max, 12),
+                      std::max<std::size_t>(lim.request_ops_max, 20),
                       std::max<std::size_t>({lim.request_bytes_max, lim.value_bytes_max,
                                              lim.key_bytes_max, kClientTextBytesMax, 64}),
                       3};

@@ -142,6 +142,15 @@ struct StatusMsg {
     bool voting = true;  // false: non-voting follower (sign-log damaged or mark missing)
     bool halted = false;
     std::uint64_t uptime_s = 0;
+    // Checkpoints and snapshot transfer (docs/protocol.md, "Checkpoints").
+    Epoch checkpoint = 0;          // newest checkpoint this node serves (0: none)
+    Epoch pruned_below = 0;        // its records below this epoch are deleted
+    bool snapshot_active = false;  // installing a peer's checkpoint
+    Epoch snapshot_epoch = 0;      // which one (0: still asking for offers)
+    std::uint64_t snapshot_bytes_total = 0;
+    std::uint64_t snapshot_bytes_done = 0;
+    std::uint64_t snapshot_eta_s = 0;  // 0: unknown
+    std::uint64_t snapshot_chunks_rejected = 0;
     bool operator==(const StatusMsg&) const = default;
 };
 

@@ -131,6 +131,13 @@ KvMachine::KvMachine(KvStorage& storage, const Digest& chain_id, const Limits& l
       chain_id_(chain_id),
       limits_(limits),
       permissions_(std::move(permissions)) {
+    reload();
+}
+
+void KvMachine::reload() {
+    cache_.clear();
+    last_applied_ = 0;
+    state_digest_ = Digest{};
     if (auto v = storage_.get(crypto::view(kLastAppliedKey))) {
         KV_CHECK(v->size() == 8);
         last_applied_ = get_be(*v, 0, 8);

@@ -96,6 +96,9 @@ class KvMachine final : public StateMachine {
     EpochResult apply_epoch(Epoch epoch, const Digest& output_digest,
                             const std::vector<Request>& ordered) override;
     bool committed(const PublicKey& client, Nonce nonce) const override;
+    /// Re-reads last_applied and the digest and drops the dedup cache (a snapshot
+    /// was installed into the storage underneath).
+    void reload() override;
 
     /// A committed user value (local read, not linearizable).
     std::optional<Bytes> read(ByteView user_key) const;

@@ -8,6 +8,8 @@
 
 #include "consensus/codec.h"
 #include "consensus/replica.h"
+#include "consensus/snapshot_wire.h"
+#include "consensus/state_root.h"
 
 namespace tob::sim {
 
@@ -135,9 +137,9 @@ void Adversary::forward(const Outgoing& m) {
     const Targets targets = m.to ? Targets{*m.to} : others(self_);
     using Rule = bool (Adversary::*)(const Envelope&, const Outgoing&, const Targets&);
     static constexpr Rule kRules[] = {
-        &Adversary::equivocate_block, &Adversary::withhold,         &Adversary::lie_in_commit,
-        &Adversary::equivocate_seen,  &Adversary::conflict_in_seen, &Adversary::forge_in_block,
-        &Adversary::lie_in_aba,
+        &Adversary::equivocate_block, &Adversary::corrupt_snapshot, &Adversary::withhold,
+        &Adversary::lie_in_commit,    &Adversary::equivocate_seen,  &Adversary::conflict_in_seen,
+        &Adversary::forge_in_block,   &Adversary::lie_in_aba,
     };
     for (Rule rule : kRules)
         if ((this->*rule)(env, m, targets)) return;
@@ -197,11 +199,56 @@ bool Adversary::equivocate_block(const Envelope& env, const Outgoing& m, const T
     return true;
 }
 
+// corrupt-snapshot: a chunk with a changed value, a dropped or an added entry, or
+// an offer whose manifest is not the signed root's; re-signed with the node's key.
+// Now and then the reply goes out honestly.
+bool Adversary::corrupt_snapshot(const Envelope& env, const Outgoing&, const Targets& targets) {
+    if (env.kind != Kind::SnapshotReply || !has(Behaviour::CorruptSnapshot)) return false;
+    auto decoded = decode_snapshot_reply(env.body, config_.limits);
+    if (!decoded) return false;
+    SnapshotReply reply = decoded.value();
+    if (rng_.chance(0.2)) {
+        for (NodeId to : targets) send(to, encode(env));
+        return true;
+    }
+    if (reply.op == SnapshotOp::Offer) {
+        if (!reply.manifest.empty()) reply.manifest[rng_.below(reply.manifest.size())] ^= 0x01;
+    } else if (!reply.entries.empty()) {
+        auto& e = reply.entries[rng_.below(reply.entries.size())];
+        switch (rng_.below(3)) {
+            case 0:
+                e.value.push_back(static_cast<std::uint8_t>(rng_.next()));
+                break;
+            case 1:
+                reply.entries.erase(reply.entries.begin() +
+                                    static_cast<std::ptrdiff_t>(rng_.below(reply.entries.size())));
+                break;
+            default: {
+                StateEntry fake = e;  // a new key right after e, in its bucket or not
+                fake.key.push_back(static_cast<std::uint8_t>(rng_.next()));
+                reply.entries.push_back(fake);
+                std::sort(reply.entries.begin(), reply.entries.end(),
+                          [](const StateEntry& x, const StateEntry& y) {
+                              const auto bx = state_bucket(x.key), by = state_bucket(y.key);
+                              return bx != by ? bx < by : x.key < y.key;
+                          });
+                break;
+            }
+        }
+    } else {
+        reply.entries.push_back({Bytes{'x'}, Bytes{'y'}});
+    }
+    const Bytes out = seal(env.epoch, Kind::SnapshotReply, encode(reply));
+    for (NodeId to : targets) send(to, out);
+    return true;
+}
+
 // withhold: the own block to q-1 others only (with the own SEEN exactly a
 // certificate: everyone else must fetch it from the signers); no fetch answers.
 bool Adversary::withhold(const Envelope& env, const Outgoing& m, const Targets& targets) {
     if (!has(Behaviour::Withhold)) return false;
-    if (env.kind == Kind::FetchReply) return true;  // never helps anyone catch up
+    // never helps anyone catch up
+    if (env.kind == Kind::FetchReply || env.kind == Kind::SnapshotReply) return true;
     if (env.kind != Kind::Block) return false;
     auto& chosen = memory_.alt_group[env.epoch];
     if (chosen.empty()) {
@@ -227,7 +274,9 @@ bool Adversary::lie_in_commit(const Envelope& env, const Outgoing& m, const Targ
         }
         CommitBody lie = c.value();
         const Digest r1 = random_digest();
-        if (rng_.chance(0.5))
+        if (lie.checkpoint_root && rng_.chance(0.5))
+            lie.checkpoint_root = r1;  // a lying checkpoint vote: right tuple, made-up root
+        else if (rng_.chance(0.5))
             lie.state_digest = r1;
         else
             lie.output_digest = r1;

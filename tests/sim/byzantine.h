@@ -109,6 +109,8 @@ class Adversary {
                           const Targets& targets);
     const std::pair<consensus::Bytes, consensus::Bytes>* make_alternative(
         const consensus::Envelope& env);
+    bool corrupt_snapshot(const consensus::Envelope& env, const consensus::Outgoing& m,
+                          const Targets& targets);
     bool withhold(const consensus::Envelope& env, const consensus::Outgoing& m,
                   const Targets& targets);
     bool lie_in_commit(const consensus::Envelope& env, const consensus::Outgoing& m,

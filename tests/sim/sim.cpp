@@ -63,8 +63,10 @@
 #include "consensus/codec.h"
 #include "consensus/fast_crypto.h"
 #include "consensus/kv/kv_machine.h"
+#include "consensus/kv/rooted_storage.h"
 #include "consensus/replica.h"
 #include "consensus/sign_log.h"
+#include "consensus/snapshot_wire.h"
 #include "crypto/hash.h"
 #include "tests/sim/byzantine.h"
 #include "tests/sim/real_crypto.h"
@@ -75,6 +77,7 @@ namespace tob::sim {
 using namespace tob::consensus;
 using consensus::kv::KvMachine;
 using consensus::kv::MemoryKvStorage;
+using consensus::kv::RootedStorage;
 
 std::string SeedParams::describe() const {
     std::ostringstream os;
@@ -90,6 +93,12 @@ std::string SeedParams::describe() const {
        << " delay_max=" << delay_ms_max << "ms long_delay=" << long_delay << " window=" << window
        << " block_timer=" << block_timer_ms << "ms clients=" << clients << " safety=" << safety_ms
        << "ms";
+    if (checkpoint_interval)
+        os << " checkpoints=" << checkpoint_interval << "/" << checkpoint_retention
+           << " chunk=" << chunk_bytes;
+    if (outage_node)
+        os << " outage=" << *outage_node << "@" << outage_ms << "ms"
+           << (outage_reformat ? "+reformat" : "");
     for (const auto& part : partitions) {
         os << " partition[" << part.start_ms << "-" << part.end_ms << "ms"
            << (part.one_way ? " one-way" : "") << ":";
@@ -126,10 +135,10 @@ bool needs_log(const Envelope& env, const Limits& limits) {
 std::string describe(const Decoded<Envelope>& d, const Bytes& raw) {
     if (!d) return "undecodable (" + std::to_string(raw.size()) + " bytes): " + d.error();
     const Envelope& env = d.value();
-    static const char* kinds[] = {"?",      "BLOCK",    "SEEN",  "CERT", "ABA",
-                                  "COMMIT", "REQUESTS", "FETCH", "REPLY"};
+    static const char* kinds[] = {"?",        "BLOCK", "SEEN",  "CERT",  "ABA",      "COMMIT",
+                                  "REQUESTS", "FETCH", "REPLY", "SNAPQ", "SNAPREPLY"};
     std::string out =
-        std::string(kinds[static_cast<int>(env.kind) <= 8 ? static_cast<int>(env.kind) : 0]) +
+        std::string(kinds[static_cast<int>(env.kind) <= 10 ? static_cast<int>(env.kind) : 0]) +
         " from " + std::to_string(env.sender) + " e=" + std::to_string(env.epoch);
     Limits lim;
     switch (env.kind) {
@@ -163,6 +172,21 @@ std::string describe(const Decoded<Envelope>& d, const Bytes& raw) {
                        " j=" + std::to_string(f.value().proposer) +
                        " d=" + hex_prefix(f.value().digest);
             break;
+        case Kind::SnapshotRequest:
+            if (auto q = decode_snapshot_request(env.body, lim))
+                out += " op=" + std::to_string(static_cast<int>(q.value().op)) +
+                       " b=" + std::to_string(q.value().first_bucket) + "+" +
+                       std::to_string(q.value().bucket_count) +
+                       " after=" + std::to_string(q.value().after_key.size());
+            break;
+        case Kind::SnapshotReply:
+            if (auto q = decode_snapshot_reply(env.body, lim))
+                out += " op=" + std::to_string(static_cast<int>(q.value().op)) +
+                       " b=" + std::to_string(q.value().first_bucket) + ".." +
+                       std::to_string(q.value().last_bucket) +
+                       (q.value().last_complete ? "" : "(part)") +
+                       " entries=" + std::to_string(q.value().entries.size());
+            break;
         case Kind::FetchReply:
             if (auto f = decode_fetch_reply(env.body, lim)) {
                 out += " [";
@@ -184,10 +208,13 @@ class ObservedMachine final : public StateMachine {
   public:
     using OnApply = std::function<void(const EpochResult&)>;
     using OnBad = std::function<void(std::string)>;
-    ObservedMachine(KvMachine& kv, OnApply on_apply, OnBad on_bad, std::uint32_t extra_work)
+    using OnReload = std::function<void()>;
+    ObservedMachine(KvMachine& kv, OnApply on_apply, OnBad on_bad, OnReload on_reload,
+                    std::uint32_t extra_work)
         : kv_(kv),
           on_apply_(std::move(on_apply)),
           on_bad_(std::move(on_bad)),
+          on_reload_(std::move(on_reload)),
           extra_work_(extra_work) {}
 
     Epoch last_applied() const override { return kv_.last_applied(); }
@@ -212,6 +239,11 @@ class ObservedMachine final : public StateMachine {
     bool committed(const PublicKey& client, Nonce nonce) const override {
         return kv_.committed(client, nonce);
     }
+    /// A snapshot was installed underneath: the log jumps (World::on_installed).
+    void reload() override {
+        kv_.reload();
+        on_reload_();
+    }
 
   private:
     /// --plant-extra-work N (test only): N more passes of a byte-wise FNV-1a loop
@@ -227,6 +259,7 @@ class ObservedMachine final : public StateMachine {
     KvMachine& kv_;
     OnApply on_apply_;
     OnBad on_bad_;
+    OnReload on_reload_;
     std::uint32_t extra_work_;
     std::uint64_t planted_ = 14695981039346656037ULL;
 };
@@ -285,7 +318,8 @@ struct Node {
     std::vector<Behaviour> behaviours;
     std::unique_ptr<CryptoSuite> crypto;
     ReplicaConfig config;
-    MemoryKvStorage storage;
+    MemoryKvStorage storage;                // the data directory's state (and its views)
+    std::unique_ptr<RootedStorage> rooted;  // the state root over it (rebuilt at each start)
     std::unique_ptr<KvMachine> kv;
     std::unique_ptr<ObservedMachine> machine;
     std::unique_ptr<Replica> replica;
@@ -300,10 +334,12 @@ struct Node {
     Epoch pruned_below = 0;                        // --archive-epochs: records below are gone
 
     bool up = true;
+    bool held_down = false;      // a long outage: no restart until the fair phase
     bool crash_midstep = false;  // crash inside the next step
     bool reformat_on_restart = false;
     std::optional<Epoch> sign_floor;  // set by a reformat: never sign at or below
     std::uint64_t aba_rounds_total = 0, aba_instances = 0, archive_served = 0;
+    std::uint64_t snapshots_installed = 0, chunks_rejected = 0, records_pruned = 0;
     ReplicaMemory sizes_max;  // --sizes-every: largest sizes since the last report
 
     NodeLog log;
@@ -332,7 +368,7 @@ struct Client {
     std::optional<crypto::SigningKey> key;  // real crypto only
 };
 
-enum class EvType : std::uint8_t { Deliver, Tick, Submit, Retry, Crash, Restart, Check };
+enum class EvType : std::uint8_t { Deliver, Tick, Submit, Retry, Crash, Restart, Check, Outage };
 
 struct Event {
     std::uint64_t at = 0;
@@ -409,6 +445,7 @@ class World final : public AdversaryWorld {
     void check_slots(Node& node, const Envelope& env);
     void claim_slot(Node& node, const SlotClaim& claim);
     void on_apply(Node& node, const EpochResult& result);
+    void on_installed(Node& node, const SnapshotInstalled& snap);
     void client_hear(NodeId node, const EpochResult& result);
 
     // Byzantine nodes (tests/sim/byzantine.h)
@@ -480,7 +517,7 @@ class World final : public AdversaryWorld {
     std::map<Epoch, std::map<SlotKey, Digest>> slots_;
     std::map<std::pair<Epoch, NodeId>, Digest> certs_;
     std::map<std::pair<Epoch, NodeId>, std::uint8_t> terms_;
-    std::map<Epoch, std::pair<Digest, Digest>> commits_;
+    std::map<Epoch, std::tuple<Digest, Digest, std::optional<Digest>>> commits_;
     std::map<Epoch, AppliedEpoch> applied_;
     Epoch next_sizes_epoch_ = 0;  // --sizes-every: the next epoch to report at
     Epoch pruned_below_ = 0;      // --archive-epochs: checker state below is gone
@@ -550,6 +587,29 @@ void World::derive() {
     // phase.
     for (std::uint32_t i = 0; i < p_.n; ++i)
         if (r.chance(0.15)) p_.slow_nodes.push_back(static_cast<NodeId>(i));
+    // Checkpoints: small K and R, so that pruning and snapshots happen within a seed;
+    // small chunks, so that buckets come in parts.
+    if (!opt_.no_checkpoints) {
+        p_.checkpoint_interval =
+            opt_.checkpoint_interval ? opt_.checkpoint_interval : r.range(2, 8);
+        p_.checkpoint_retention = opt_.checkpoint_retention
+                                      ? opt_.checkpoint_retention
+                                      : r.range(1, 3 * p_.checkpoint_interval);
+        p_.chunk_bytes = opt_.snapshot_chunk_bytes ? opt_.snapshot_chunk_bytes : r.range(64, 4096);
+    }
+    if (opt_.outage > 0 && r.chance(opt_.outage)) {
+        std::vector<NodeId> honest_ids;
+        for (NodeId i = 0; i < p_.n; ++i) {
+            bool byz = false;
+            for (const auto& [id, bs] : p_.byzantine) byz = byz || id == i;
+            if (!byz) honest_ids.push_back(i);
+        }
+        if (!honest_ids.empty()) {
+            p_.outage_node = honest_ids[r.below(honest_ids.size())];
+            p_.outage_ms = r.range(50, p_.safety_ms / 3 + 50);
+            p_.outage_reformat = r.chance(0.5) && p_.byzantine.size() < p_.t;
+        }
+    }
     report_.params = p_;
 }
 
@@ -590,6 +650,10 @@ void World::build() {
         c.unsafe_cert_quorum = opt_.unsafe_quorum;
         if (opt_.proof_history_epochs) c.proof_history_epochs = opt_.proof_history_epochs;
         if (opt_.commit_heartbeat_ms) c.commit_heartbeat_ms = *opt_.commit_heartbeat_ms;
+        c.checkpoint_interval = p_.checkpoint_interval;
+        c.unsafe_trust_snapshot_chunks = opt_.plant == Plant::TrustChunks;
+        c.checkpoint_retention = p_.checkpoint_retention;
+        if (p_.chunk_bytes) c.snapshot_chunk_bytes = p_.chunk_bytes;
         node->archive = std::make_unique<DiskArchive>(node->disk, p_.t, c.limits);
         node->log.node = i;
         nodes_.push_back(std::move(node));
@@ -663,6 +727,7 @@ void World::make_transactions() {
 void World::schedule() {
     for (NodeId i = 0; i < p_.n; ++i) push(EvType::Tick, 1 + sched_.below(kTickMs), 0, i);
     push(EvType::Check, kCheckMs);
+    if (p_.outage_node) push(EvType::Outage, p_.outage_ms, 0, *p_.outage_node);
     if (p_.crash > 0) {
         for (std::uint64_t at = 100; at < p_.safety_ms; at += 100)
             if (sched_.chance(p_.crash)) push(EvType::Crash, at + sched_.below(100));
@@ -670,7 +735,8 @@ void World::schedule() {
 }
 
 void World::start_node(Node& node, bool recovering) {
-    node.kv = std::make_unique<KvMachine>(node.storage, chain_id_, node.config.limits);
+    node.rooted = std::make_unique<RootedStorage>(node.storage);
+    node.kv = std::make_unique<KvMachine>(*node.rooted, chain_id_, node.config.limits);
     Node* np = &node;
     node.machine = std::make_unique<ObservedMachine>(
         *node.kv, [this, np](const EpochResult& r) { on_apply(*np, r); },
@@ -678,9 +744,12 @@ void World::start_node(Node& node, bool recovering) {
             if (!np->byzantine)
                 violation("apply-order", "node " + std::to_string(np->id) + ": " + why);
         },
+        [this, np]() {
+            on_installed(*np, SnapshotInstalled{np->kv->last_applied(), np->kv->state_digest()});
+        },
         opt_.plant_extra_work);
-    node.replica =
-        std::make_unique<Replica>(node.config, *node.crypto, *node.machine, node.archive.get());
+    node.replica = std::make_unique<Replica>(node.config, *node.crypto, *node.machine,
+                                             node.archive.get(), node.rooted.get());
     node.up = true;
     if (recovering) {
         Recovery rec;
@@ -718,28 +787,65 @@ SeedReport World::run() {
         report_.aba_rounds_total += node.aba_rounds_total;
         report_.aba_instances += node.aba_instances;
         report_.archive_proofs_served += node.archive_served;
+        report_.snapshots_installed += node.snapshots_installed;
+        report_.chunks_rejected += node.chunks_rejected;
+        report_.records_pruned += node.records_pruned;
         if (node.replica) {
             report_.aba_rounds_total += node.replica->stats().aba_rounds_total;
             report_.aba_instances += node.replica->stats().aba_instances;
             report_.archive_proofs_served += node.replica->stats().archive_proofs_served;
+            report_.snapshots_installed += node.replica->stats().snapshots_installed;
+            report_.chunks_rejected += node.replica->stats().snapshot_chunks_rejected;
         }
         report_.epochs = std::max<std::uint64_t>(report_.epochs, node.log.epochs.size());
     }
     if (done_) {
         // The stores themselves, not only their digests, must be equal (user data,
         // dedup table, stored outputs, metadata), as in TigerBeetle's storage checker.
+        // The logical state (what RootedStorage holds in its buckets) and the chain
+        // metadata; the physical layout may differ (a node that installed a
+        // snapshot keeps its state under the other prefix).
+        auto state_of = [](const Node& node) {
+            std::map<Bytes, Bytes> out;
+            node.rooted->for_each_entry([&](ByteView k, ByteView v) {
+                out.emplace(Bytes(k.begin(), k.end()), Bytes(v.begin(), v.end()));
+                return true;
+            });
+            for (const auto& [k, v] : node.storage.data())
+                if (RootedStorage::is_chain_metadata(k)) out.emplace(k, v);
+            return out;
+        };
         const Node* first = nullptr;
+        std::map<Bytes, Bytes> first_state;
         for (auto& np : nodes_) {
-            if (np->byzantine) continue;
+            if (np->byzantine || !np->rooted) continue;
             if (!first) {
                 first = np.get();
-            } else if (np->storage.data() != first->storage.data()) {
+                first_state = state_of(*np);
+            } else if (state_of(*np) != first_state) {
                 report_.violations.push_back(
                     {"storage", "nodes " + std::to_string(first->id) + " and " +
                                     std::to_string(np->id) + " hold different KV stores at epoch " +
                                     std::to_string(np->kv ? np->kv->last_applied() : 0)});
                 break;
             }
+        }
+    }
+    // Every honest node's incrementally kept state root equals the root recomputed
+    // from its entries.
+    for (auto& np : nodes_) {
+        if (np->byzantine || !np->rooted) continue;
+        Manifest fresh(kStateBuckets);
+        std::vector<BucketHash> hashes(kStateBuckets);
+        np->rooted->for_each_entry([&](ByteView k, ByteView v) {
+            hashes[state_bucket(k)].add(k, v);
+            return true;
+        });
+        for (std::uint32_t b = 0; b < kStateBuckets; ++b) fresh[b] = hashes[b].summary();
+        if (fresh != np->rooted->manifest()) {
+            report_.violations.push_back(
+                {"state-root", "node " + std::to_string(np->id) +
+                                   ": the kept bucket hashes differ from its entries'"});
         }
     }
     for (auto& v : check_all(logs, submitted, finals, done_))
@@ -790,7 +896,8 @@ void World::handle(const Event& ev) {
             if (fair_) break;
             std::vector<NodeId> candidates;
             for (auto& np : nodes_)
-                if (!np->byzantine && np->up && !np->crash_midstep) candidates.push_back(np->id);
+                if (!np->byzantine && np->up && !np->crash_midstep && !np->held_down)
+                    candidates.push_back(np->id);
             if (candidates.empty()) break;
             Node& node = *nodes_[candidates[sched_.below(candidates.size())]];
             // A reformatted node cannot vote at or below its mark until the cluster
@@ -806,7 +913,19 @@ void World::handle(const Event& ev) {
         }
         case EvType::Restart: {
             Node& node = *nodes_[ev.to];
-            if (!node.up) restart(node);
+            if (!node.up && !node.held_down) restart(node);
+            break;
+        }
+        case EvType::Outage: {
+            Node& node = *nodes_[ev.to];
+            if (fair_ || !node.up || node.crash_midstep) break;
+            if (p_.outage_reformat && !node.reformat_on_restart &&
+                p_.byzantine.size() + reformat_budget_used_ < p_.t) {
+                node.reformat_on_restart = true;
+                ++reformat_budget_used_;
+            }
+            node.held_down = true;
+            crash(node);
             break;
         }
         case EvType::Check:
@@ -826,9 +945,15 @@ void World::crash(Node& node) {
         node.aba_instances += node.replica->stats().aba_instances;
         node.archive_served += node.replica->stats().archive_proofs_served;
     }
+    if (node.replica) {
+        node.snapshots_installed += node.replica->stats().snapshots_installed;
+        node.chunks_rejected += node.replica->stats().snapshot_chunks_rejected;
+    }
     node.replica.reset();
     node.machine.reset();
     node.kv.reset();
+    node.rooted.reset();
+    node.storage.drop_unpersisted();  // views lived in the process's memory
     node.up = false;
     node.crash_midstep = false;
     push(EvType::Restart, now_ + sched_.range(20, 1500), 0, node.id);
@@ -862,10 +987,30 @@ void World::begin_fair() {
     fair_start_ = now_;
     if (opt_.trace)
         std::fprintf(stderr, "[%llu] fair phase\n", static_cast<unsigned long long>(now_));
+    if (opt_.plant == Plant::RotState) {
+        // Checker self-test: a stored value of the honest node holding the most keys
+        // changes behind the state root's back (bit rot, a bad disk); state-root and
+        // storage must see it.
+        Node* victim = nullptr;
+        for (auto& np : nodes_) {
+            if (np->byzantine || !np->up) continue;
+            if (!victim || np->storage.data().size() > victim->storage.data().size())
+                victim = np.get();
+        }
+        for (const auto& [k, v] : victim ? victim->storage.data() : std::map<Bytes, Bytes>{}) {
+            // A user key (the machine's 0x01 prefix inside a bucket): never rewritten.
+            if (k.size() < 4 || (k[0] != 0x10 && k[0] != 0x20) || k[3] != 0x01) continue;
+            Bytes rotten = v;
+            rotten.push_back('!');
+            victim->storage.commit({{k, rotten}});
+            break;
+        }
+    }
     for (auto& np : nodes_) {
         Node& node = *np;
         if (node.byzantine) continue;
         if (node.crash_midstep) node.crash_midstep = false;
+        node.held_down = false;
         if (!node.up) restart(node);
     }
 }
@@ -1147,6 +1292,11 @@ void World::execute(Node& node, Step&& step) {
         check_outgoing(node, m.envelope, false);
         send(node.id, m.to, m.envelope);
     }
+    if (step.prune_below > 0) {
+        const std::size_t before = node.disk.records;
+        node.disk.prune_below(step.prune_below);
+        node.records_pruned += before - node.disk.records;
+    }
     for (const auto& c : step.committed) {
         if (c.epoch == 0 || c.epoch > node.log.epochs.size()) {
             violation("apply-order", "node " + std::to_string(node.id) + " reported epoch " +
@@ -1254,7 +1404,8 @@ void World::check_slots(Node& node, const Envelope& env) {
             violation("honest-sent-garbage", "node " + std::to_string(node.id) + " COMMIT");
             return;
         }
-        auto tuple = std::make_pair(c.value().output_digest, c.value().state_digest);
+        auto tuple = std::make_tuple(c.value().output_digest, c.value().state_digest,
+                                     c.value().checkpoint_root);
         auto [it, fresh] = commits_.try_emplace(e, tuple);
         if (!fresh && it->second != tuple)
             violation("agreement", "honest COMMITs of epoch " + std::to_string(e) + " differ");
@@ -1341,6 +1492,44 @@ void World::on_apply(Node& node, const EpochResult& r) {
                      static_cast<unsigned long long>(r.epoch), r.results.size(),
                      hex_prefix(r.state_digest).c_str());
     log.push_back(std::move(a));
+}
+
+/// A node installed a snapshot of epoch C: its log jumps to C. The epochs it did
+/// not apply are filled in from another honest node's application (they are the
+/// state it now holds: the root it verified), and the digest must be theirs.
+void World::on_installed(Node& node, const SnapshotInstalled& snap) {
+    if (node.byzantine) return;
+    auto& log = node.log.epochs;
+    if (opt_.trace)
+        std::fprintf(stderr, "[%llu] node %u installed a snapshot of epoch %llu (%llu bytes)\n",
+                     static_cast<unsigned long long>(now_), node.id,
+                     static_cast<unsigned long long>(snap.epoch),
+                     static_cast<unsigned long long>(snap.bytes));
+    auto reference = [&](Epoch e) -> const AppliedEpoch* {
+        if (auto it = applied_.find(e); it != applied_.end()) return &it->second;
+        for (auto& np : nodes_)
+            if (!np->byzantine && np->log.epochs.size() >= e) return &np->log.epochs[e - 1];
+        return nullptr;
+    };
+    const AppliedEpoch* at = reference(snap.epoch);
+    if (!at) {
+        violation("snapshot", "node " + std::to_string(node.id) + " installed epoch " +
+                                  std::to_string(snap.epoch) + " that no honest node applied");
+        return;
+    }
+    if (at->state_digest != snap.state_digest)
+        violation("agreement", "node " + std::to_string(node.id) + " installed epoch " +
+                                   std::to_string(snap.epoch) + " with another state digest");
+    for (Epoch e = log.size() + 1; e <= snap.epoch; ++e) {
+        const AppliedEpoch* a = reference(e);
+        if (!a) {
+            violation("snapshot", "no honest application of epoch " + std::to_string(e));
+            return;
+        }
+        for (const auto& res : a->results)
+            if (!res.duplicate && !res.malformed) node.effective.insert(res.request_digest);
+        log.push_back(*a);
+    }
 }
 
 void World::client_hear(NodeId node, const EpochResult& result) {

@@ -35,6 +35,8 @@ enum class Plant : std::uint8_t {
     None,
     Amnesia,      // a restarted node loses its sign-log and its high-water mark (-> I5)
     SkipPersist,  // some Signed records are not persisted before sending (-> persist-before-send)
+    TrustChunks,  // snapshot chunks are installed unchecked (-> storage, state-root, agreement)
+    RotState,  // a value in one honest node's stored state changes behind the root (-> state-root)
 };
 
 struct Partition {
@@ -75,6 +77,19 @@ struct SimOptions {
     /// Every this many epochs, print each honest node's largest in-memory sizes
     /// (Replica::memory()) since the previous report (0: never).
     std::uint64_t sizes_every = 0;
+    /// Checkpoints (docs/protocol.md, "Checkpoints"): K and R of the replicas. 0 =
+    /// drawn from the seed (K in 2..8, R in 1..3K), which keeps snapshot transfer
+    /// and pruning busy in a few dozen epochs. no_checkpoints turns them off.
+    std::uint64_t checkpoint_interval = 0;
+    std::uint64_t checkpoint_retention = 0;
+    bool no_checkpoints = false;
+    /// Entry bytes per snapshot chunk request (small, so that chunks split buckets).
+    std::uint64_t snapshot_chunk_bytes = 0;  // 0: drawn from the seed
+    /// Probability that one honest node is down from early in the safety phase until
+    /// the fair phase (a long outage; its data directory is lost half of the time,
+    /// within the reformat budget), so that it comes back further behind than the
+    /// retention and needs a snapshot.
+    double outage = 0;
 };
 
 /// The parameters one seed derived (printed first in text mode).
@@ -87,6 +102,10 @@ struct SeedParams {
     std::uint64_t block_timer_ms = 0;
     std::uint32_t clients = 0;
     std::uint64_t safety_ms = 0;
+    std::uint64_t checkpoint_interval = 0, checkpoint_retention = 0, chunk_bytes = 0;
+    std::optional<NodeId> outage_node;  // down from outage_ms until the fair phase
+    std::uint64_t outage_ms = 0;
+    bool outage_reformat = false;
     std::vector<Partition> partitions;
     std::vector<NodeId> slow_nodes;
     std::string describe() const;
@@ -120,6 +139,9 @@ struct SeedReport {
     std::uint64_t crashes = 0, reformats = 0;
     std::uint64_t faults_on_byzantine = 0;    // faults honest nodes reported against Byzantine ones
     std::uint64_t archive_proofs_served = 0;  // honest catch-up answers read from an archive
+    std::uint64_t snapshots_installed = 0;    // snapshots installed by honest nodes
+    std::uint64_t chunks_rejected = 0;        // snapshot chunks honest nodes refused
+    std::uint64_t records_pruned = 0;         // durable records honest nodes pruned
     std::uint64_t logical_ms = 0;
     std::uint64_t fair_ms = 0;  // logical time the fair phase needed
     Digest fingerprint{};       // hash of the run's outcome (replay check)

@@ -139,13 +139,26 @@ void add_test_and_output_options(CLI::App& app, Cli& c) {
     app.add_option("--disable-check", opt.disabled_checks,
                    "TEST ONLY: ignore these checks (to show that the others still catch a fault)");
     app.add_option("--plant", c.plant,
-                   "TEST ONLY: plant a harness bug the checkers must catch: amnesia, skip-persist")
-        ->check(CLI::IsMember({"none", "amnesia", "skip-persist"}));
+                   "TEST ONLY: plant a harness bug the checkers must catch: amnesia, "
+                   "skip-persist, trust-chunks, rot-state")
+        ->check(CLI::IsMember({"none", "amnesia", "skip-persist", "trust-chunks", "rot-state"}));
     app.add_option("--plant-extra-work", opt.plant_extra_work,
                    "TEST ONLY: N more passes of plain (non-libsodium) work over every applied "
                    "operation's value (a planted slowdown for bench/instructions.py)");
     app.add_option("--sizes-every", opt.sizes_every,
                    "every N epochs print each honest node's largest in-memory sizes");
+    app.add_option("--checkpoint-interval", opt.checkpoint_interval,
+                   "K: COMMIT carries the state root every K epochs (0: drawn per seed, 2..8)");
+    app.add_option("--checkpoint-retention", opt.checkpoint_retention,
+                   "R: records more than R epochs below a servable checkpoint are pruned "
+                   "(0: drawn per seed, 1..3K)");
+    app.add_option("--chunk-bytes", opt.snapshot_chunk_bytes,
+                   "entry bytes per snapshot chunk request (0: drawn per seed, 64..4096)");
+    app.add_flag("--no-checkpoints", opt.no_checkpoints, "no checkpoints, pruning or snapshots");
+    app.add_option("--outage", opt.outage,
+                   "probability that one honest node is down from early in the safety phase "
+                   "until the fair phase (half of the time with its data directory lost)")
+        ->check(CLI::Range(0.0, 1.0));
     app.add_flag("--json", c.json, "print one JSON object for the sweep");
     app.add_flag("--trace", opt.trace, "print events to stderr");
     app.add_flag("--trace-messages", opt.trace_messages,
@@ -184,6 +197,8 @@ bool finish_options(Cli& c) {
     opt.partitions = !c.no_partitions;
     opt.plant = c.plant == "amnesia"        ? Plant::Amnesia
                 : c.plant == "skip-persist" ? Plant::SkipPersist
+                : c.plant == "trust-chunks" ? Plant::TrustChunks
+                : c.plant == "rot-state"    ? Plant::RotState
                                             : Plant::None;
     const std::uint32_t t = tob::consensus::max_faulty(opt.nodes);
     if (!c.unsafe_quorum.empty()) {
@@ -216,6 +231,11 @@ std::string replay_command(const Cli& c) {
     if (opt.proof_history_epochs) replay << " --proof-history " << opt.proof_history_epochs;
     if (opt.archive_epochs) replay << " --archive-epochs " << opt.archive_epochs;
     if (opt.commit_heartbeat_ms) replay << " --commit-heartbeat-ms " << *opt.commit_heartbeat_ms;
+    if (opt.checkpoint_interval) replay << " --checkpoint-interval " << opt.checkpoint_interval;
+    if (opt.checkpoint_retention) replay << " --checkpoint-retention " << opt.checkpoint_retention;
+    if (opt.snapshot_chunk_bytes) replay << " --chunk-bytes " << opt.snapshot_chunk_bytes;
+    if (opt.no_checkpoints) replay << " --no-checkpoints";
+    if (opt.outage > 0) replay << " --outage " << opt.outage;
     return replay.str();
 }
 
@@ -224,7 +244,7 @@ struct Totals {
     std::uint64_t seeds_run = 0, failing = 0, total_violations = 0;
     std::uint64_t committed = 0, committed_ops = 0, submitted = 0, epochs = 0, messages = 0;
     std::uint64_t aba_rounds = 0, aba_instances = 0, crashes = 0, reformats = 0, byz_faults = 0;
-    std::uint64_t archive_served = 0;
+    std::uint64_t archive_served = 0, snapshots = 0, chunks_rejected = 0, pruned = 0;
     std::optional<std::uint64_t> first_seed;  // the first failing seed
     std::string first_check, first_detail;
     tob::crypto::Hasher fingerprint;
@@ -242,6 +262,9 @@ struct Totals {
         reformats += r.reformats;
         byz_faults += r.faults_on_byzantine;
         archive_served += r.archive_proofs_served;
+        snapshots += r.snapshots_installed;
+        chunks_rejected += r.chunks_rejected;
+        pruned += r.records_pruned;
         fingerprint.raw(r.fingerprint);
         if (r.violations.empty()) return;
         ++failing;
@@ -264,8 +287,9 @@ void print_seed(const SeedReport& r, const std::string& replay) {
               << " committed=" << r.committed_txs << "/" << r.submitted_txs
               << " messages=" << r.messages << " crashes=" << r.crashes
               << " reformats=" << r.reformats << " byz_faults=" << r.faults_on_byzantine
-              << " archive=" << r.archive_proofs_served << " logical_ms=" << r.logical_ms
-              << " fair_ms=" << r.fair_ms << "\n";
+              << " archive=" << r.archive_proofs_served << " snapshots=" << r.snapshots_installed
+              << " chunks_rejected=" << r.chunks_rejected << " pruned=" << r.records_pruned
+              << " logical_ms=" << r.logical_ms << " fair_ms=" << r.fair_ms << "\n";
     for (const auto& v : r.violations)
         std::cout << "  violation [" << v.check << "] " << v.detail << "\n";
     if (!r.violations.empty())
@@ -293,7 +317,9 @@ void print_json(const Cli& c, Totals& s, const std::string& replay, std::int64_t
        << ",\"aba_rounds_mean\":" << s.aba_mean() << ",\"messages\":" << s.messages
        << ",\"crashes\":" << s.crashes << ",\"reformats\":" << s.reformats
        << ",\"faults_on_byzantine\":" << s.byz_faults
-       << ",\"archive_proofs_served\":" << s.archive_served << ",\"fingerprint\":\""
+       << ",\"archive_proofs_served\":" << s.archive_served
+       << ",\"snapshots_installed\":" << s.snapshots << ",\"chunks_rejected\":" << s.chunks_rejected
+       << ",\"records_pruned\":" << s.pruned << ",\"fingerprint\":\""
        << tob::crypto::to_hex(s.fingerprint.finish()) << "\""
        << ",\"wall_ms\":" << wall_ms << "}";
     std::cout << os.str() << std::endl;

@@ -52,7 +52,7 @@ TEST(ByzantineCatalogue, EveryEnumeratorHasExactlyOneEntryWithAUniqueName) {
         EXPECT_FALSE(info.summary.empty()) << info.name;
         EXPECT_EQ(info.summary.find('\n'), std::string::npos) << info.name;
     }
-    for (std::uint8_t v = 0; v <= static_cast<std::uint8_t>(Byzantine::Collude); ++v)
+    for (std::uint8_t v = 0; v <= static_cast<std::uint8_t>(Byzantine::CorruptSnapshot); ++v)
         EXPECT_EQ(behaviours.count(static_cast<Byzantine>(v)), 1u) << int(v);
 }
 
@@ -60,22 +60,25 @@ TEST(ByzantineCatalogue, EveryEnumeratorHasExactlyOneEntryWithAUniqueName) {
 // docs/simulator.md lists them) and daemon/byzantine.cpp (as the fault suite runs
 // them: byzantine_modes and byzantine_over_bound).
 TEST(ByzantineCatalogue, HarnessColumnsMatchTheImplementations) {
-    EXPECT_EQ(names_of(ByzantineHarness::Tobsim),
-              (std::set<std::string>{"silent", "equivocate", "conflicting-seen", "lying-aba",
-                                     "bad-coin", "forge", "replay", "junk", "forge-request",
-                                     "window-edge", "withhold", "lying-commit"}));
+    EXPECT_EQ(
+        names_of(ByzantineHarness::Tobsim),
+        (std::set<std::string>{"silent", "equivocate", "conflicting-seen", "lying-aba", "bad-coin",
+                               "forge", "replay", "junk", "forge-request", "window-edge",
+                               "withhold", "lying-commit", "corrupt-snapshot"}));
     EXPECT_EQ(names_of(ByzantineHarness::Tobd),
               (std::set<std::string>{"silent", "equivocate", "conflicting-seen", "lying-aba",
-                                     "bad-coin", "replay", "collude"}));
+                                     "bad-coin", "replay", "collude", "corrupt-snapshot"}));
 }
 
 // tobsim draws each faulty node's behaviours from its list in catalogue order: the
-// order of the first twelve is what old seeds replay with.
+// order of the first twelve is what old seeds replay with; corrupt-snapshot came
+// after them.
 TEST(ByzantineCatalogue, SimulatorOrderIsTheSeedReplayOrder) {
     const auto sim = byzantine_behaviours(ByzantineHarness::Tobsim);
-    ASSERT_EQ(sim.size(), 12u);
+    ASSERT_EQ(sim.size(), 13u);
     EXPECT_EQ(sim.front(), Byzantine::Silent);
-    EXPECT_EQ(sim.back(), Byzantine::LyingCommit);
+    EXPECT_EQ(sim[11], Byzantine::LyingCommit);
+    EXPECT_EQ(sim.back(), Byzantine::CorruptSnapshot);
     EXPECT_TRUE(std::is_sorted(sim.begin(), sim.end()));
 }
 

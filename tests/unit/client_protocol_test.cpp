@@ -90,6 +90,14 @@ StatusMsg sample_status() {
     s.voting = false;
     s.halted = true;
     s.uptime_s = 86400;
+    s.checkpoint = 99968;
+    s.pruned_below = 99712;
+    s.snapshot_active = true;
+    s.snapshot_epoch = 99904;
+    s.snapshot_bytes_total = 15'000'000;
+    s.snapshot_bytes_done = 6'000'000;
+    s.snapshot_eta_s = 3;
+    s.snapshot_chunks_rejected = 2;
     return s;
 }
 
@@ -210,10 +218,26 @@ TEST(ClientCodec, RejectsNonCanonicalForms) {
     Bytes good = encode_client_message(s);
     ASSERT_TRUE(decode_client_message(good, kLimits));
     auto status_with = [&](const Bytes& voting) {
-        return raw::array({raw::uint(4), raw::uint(s.node), raw::bin(text(s.version)),
-                           raw::uint(s.epoch), raw::uint(s.applied), raw::uint(s.peers_connected),
-                           raw::uint(s.pool), raw::uint(s.faults), raw::bin(s.state_digest), voting,
-                           raw::uint(1), raw::uint(s.uptime_s)});
+        return raw::array({raw::uint(4),
+                           raw::uint(s.node),
+                           raw::bin(text(s.version)),
+                           raw::uint(s.epoch),
+                           raw::uint(s.applied),
+                           raw::uint(s.peers_connected),
+                           raw::uint(s.pool),
+                           raw::uint(s.faults),
+                           raw::bin(s.state_digest),
+                           voting,
+                           raw::uint(1),
+                           raw::uint(s.uptime_s),
+                           raw::uint(s.checkpoint),
+                           raw::uint(s.pruned_below),
+                           raw::uint(s.snapshot_active ? 1 : 0),
+                           raw::uint(s.snapshot_epoch),
+                           raw::uint(s.snapshot_bytes_total),
+                           raw::uint(s.snapshot_bytes_done),
+                           raw::uint(s.snapshot_eta_s),
+                           raw::uint(s.snapshot_chunks_rejected)});
     };
     EXPECT_EQ(status_with(raw::uint(0)), good);
     EXPECT_FALSE(decode_client_message(status_with(Bytes{0xc2}), kLimits));

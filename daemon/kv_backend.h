@@ -1,0 +1,84 @@
+#pragma once
+// KvBackend: the replicated state in RocksDB (column family "kv" of NodeStorage),
+// as the StateBackend that consensus::kv::RootedStorage builds the state root and
+// the checkpoints on (consensus/kv/kv_storage.h).
+//
+//  - get/commit: point reads and one WriteBatch per applied epoch. With group
+//    commit (NodeStorage::set_group_commit) a commit is only staged (reads see it)
+//    and NodeStorage::append writes it in the same synced batch as the step's
+//    records. Errors other than NotFound ABORT the process (storage.h explains why).
+//  - scan, erase_range, hold_view: first write what is staged (unsynced: the next
+//    synced batch makes it durable in order), so that they see every commit.
+//  - Views: a held view is a RocksDB snapshot (cheap; lost on restart). When the
+//    core persists a view (the checkpoint is stable), a background thread writes it
+//    to a snapshot file (daemon/snapshot_files.h) and then releases the RocksDB
+//    snapshot; persisted views are the complete files and survive restarts.
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "consensus/kv/kv_storage.h"
+#include "daemon/snapshot_files.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+class Snapshot;
+class WriteBatch;
+class Status;
+}  // namespace rocksdb
+
+namespace tob::daemon {
+
+class KvBackend final : public consensus::kv::StateBackend {
+  public:
+    KvBackend(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string where,
+              const std::filesystem::path& snapshots_dir);
+    ~KvBackend() override;
+    KvBackend(const KvBackend&) = delete;
+    KvBackend& operator=(const KvBackend&) = delete;
+
+    std::optional<consensus::Bytes> get(consensus::ByteView key) const override;
+    void commit(const consensus::kv::KvBatch& batch) override;
+    void scan(consensus::ByteView from, consensus::ByteView to,
+              const consensus::kv::ScanFn& fn) const override;
+    void erase_range(consensus::ByteView from, consensus::ByteView to) override;
+    void hold_view(consensus::Epoch id, consensus::Bytes prefix) override;
+    void persist_view(consensus::Epoch id, consensus::Bytes meta) override;
+    void drop_view(consensus::Epoch id) override;
+    std::vector<consensus::Epoch> persisted_views() const override;
+    std::optional<consensus::Bytes> view_meta(consensus::Epoch id) const override;
+    bool scan_view(consensus::Epoch id, std::uint32_t bucket, consensus::ByteView after,
+                   const consensus::kv::ScanFn& fn) const override;
+
+    // ---- group commit (NodeStorage) ---------------------------------------------
+    void set_group_commit(bool on) { group_commit_ = on; }
+    bool has_staged() const { return !staged_.empty(); }
+    /// Adds the staged changes to `wb` (the caller writes it synced) and clears them.
+    rocksdb::Status take_staged(rocksdb::WriteBatch& wb);
+
+    SnapshotFiles& files() { return *files_; }
+    /// Ranges erased since the last call (for compaction in the background).
+    std::vector<std::pair<std::string, std::string>> take_erased();
+
+  private:
+    void flush_staged() const;
+    [[noreturn]] void fatal(const std::string& what) const;
+
+    rocksdb::DB* db_;
+    rocksdb::ColumnFamilyHandle* cf_;
+    std::string where_;
+    bool group_commit_ = false;
+    mutable consensus::kv::KvBatch staged_;  // group commit: applied epochs not yet written
+    struct Held {
+        const rocksdb::Snapshot* snapshot = nullptr;
+        consensus::Bytes prefix;
+    };
+    std::map<consensus::Epoch, Held> held_;
+    std::vector<std::pair<std::string, std::string>> erased_;
+    std::unique_ptr<SnapshotFiles> files_;
+};
+
+}  // namespace tob::daemon

@@ -1,0 +1,363 @@
+// SnapshotFiles: see daemon/snapshot_files.h for the format and the rules.
+
+#include "daemon/snapshot_files.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <system_error>
+
+namespace tob::daemon {
+
+namespace fs = std::filesystem;
+using consensus::Bytes;
+using consensus::ByteView;
+using consensus::Epoch;
+
+namespace {
+
+constexpr char kMagic[8] = {'T', 'O', 'B', 'S', 'N', 'A', 'P', '1'};
+constexpr char kTrailer[8] = {'T', 'O', 'B', 'S', 'N', 'E', 'N', 'D'};
+constexpr std::uint32_t kMetaBytesMax = 64u << 20;
+
+struct FileCloser {
+    void operator()(std::FILE* f) const {
+        if (f) std::fclose(f);
+    }
+};
+using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
+
+void put_u32(std::FILE* f, std::uint32_t v) {
+    const unsigned char b[4] = {static_cast<unsigned char>(v >> 24),
+                                static_cast<unsigned char>(v >> 16),
+                                static_cast<unsigned char>(v >> 8), static_cast<unsigned char>(v)};
+    std::fwrite(b, 1, 4, f);
+}
+
+bool get_u32(std::FILE* f, std::uint32_t& v) {
+    unsigned char b[4];
+    if (std::fread(b, 1, 4, f) != 4) return false;
+    v = (std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) | (std::uint32_t{b[2]} << 8) |
+        b[3];
+    return true;
+}
+
+bool get_bytes(std::FILE* f, std::uint32_t n, Bytes& out) {
+    out.resize(n);
+    return n == 0 || std::fread(out.data(), 1, n, f) == n;
+}
+
+std::string errno_text() { return std::strerror(errno); }
+
+// Offsets of every bucket (and the end of the last) from the manifest.
+std::optional<std::vector<std::uint64_t>> offsets_of(const consensus::HeldCheckpoint& held,
+                                                     std::uint64_t first) {
+    auto manifest = consensus::decode_manifest(held.manifest);
+    if (!manifest) return std::nullopt;
+    std::vector<std::uint64_t> out;
+    std::uint64_t at = first;
+    for (const auto& s : *manifest) {
+        out.push_back(at);
+        at += s.bytes + 8 * s.count;
+    }
+    out.push_back(at);
+    return out;
+}
+
+// Reads the header; leaves `f` at the first entry.
+std::optional<std::string> read_header(std::FILE* f, consensus::HeldCheckpoint& held, Bytes& meta) {
+    char magic[8];
+    if (std::fread(magic, 1, 8, f) != 8 || std::memcmp(magic, kMagic, 8) != 0) {
+        return "not a tobd snapshot file (bad magic)";
+    }
+    std::uint32_t len = 0;
+    if (!get_u32(f, len) || len > kMetaBytesMax || !get_bytes(f, len, meta)) {
+        return "truncated header";
+    }
+    auto h = consensus::decode_held(meta);
+    if (!h) return "malformed checkpoint description in the header";
+    held = std::move(*h);
+    return std::nullopt;
+}
+
+bool sync_dir(const fs::path& dir) {
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return false;
+    const bool ok = ::fsync(fd) == 0;
+    ::close(fd);
+    return ok;
+}
+
+}  // namespace
+
+// ---- the format ----------------------------------------------------------------------
+
+std::optional<std::string> SnapshotFiles::write_file(const fs::path& path, const Bytes& meta,
+                                                     const Source& source) {
+    const fs::path tmp = path.string() + ".tmp";
+    const int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) return tmp.string() + ": cannot create: " + errno_text();
+    FilePtr f(::fdopen(fd, "wb"));
+    if (!f) {
+        ::close(fd);
+        return tmp.string() + ": fdopen failed: " + errno_text();
+    }
+    std::setvbuf(f.get(), nullptr, _IOFBF, 1 << 20);
+    std::fwrite(kMagic, 1, 8, f.get());
+    put_u32(f.get(), static_cast<std::uint32_t>(meta.size()));
+    std::fwrite(meta.data(), 1, meta.size(), f.get());
+    for (std::uint32_t b = 0; b < consensus::kStateBuckets; ++b) {
+        source(b, [&](ByteView k, ByteView v) {
+            put_u32(f.get(), static_cast<std::uint32_t>(k.size()));
+            std::fwrite(k.data(), 1, k.size(), f.get());
+            put_u32(f.get(), static_cast<std::uint32_t>(v.size()));
+            std::fwrite(v.data(), 1, v.size(), f.get());
+            return true;
+        });
+    }
+    std::fwrite(kTrailer, 1, 8, f.get());
+    if (std::fflush(f.get()) != 0 || std::ferror(f.get()) || ::fsync(::fileno(f.get())) != 0) {
+        const std::string why = errno_text();
+        f.reset();
+        ::unlink(tmp.c_str());
+        return tmp.string() + ": write failed: " + why;
+    }
+    f.reset();
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        const std::string why = errno_text();
+        ::unlink(tmp.c_str());
+        return path.string() + ": rename failed: " + why;
+    }
+    if (!sync_dir(path.parent_path())) return path.parent_path().string() + ": fsync failed";
+    return std::nullopt;
+}
+
+std::optional<std::string> SnapshotFiles::read_file(const fs::path& path,
+                                                    consensus::HeldCheckpoint& held,
+                                                    const EntryFn& fn) {
+    FilePtr f(std::fopen(path.c_str(), "rb"));
+    if (!f) return path.string() + ": cannot open: " + errno_text();
+    Bytes meta;
+    if (auto problem = read_header(f.get(), held, meta)) return path.string() + ": " + *problem;
+    auto manifest = consensus::decode_manifest(held.manifest);
+    if (!manifest) return path.string() + ": malformed manifest";
+    Bytes key, value;
+    for (std::uint32_t b = 0; b < consensus::kStateBuckets; ++b) {
+        for (std::uint64_t i = 0; i < (*manifest)[b].count; ++i) {
+            std::uint32_t kl = 0, vl = 0;
+            if (!get_u32(f.get(), kl) || kl > kMetaBytesMax || !get_bytes(f.get(), kl, key) ||
+                !get_u32(f.get(), vl) || vl > (1u << 30) || !get_bytes(f.get(), vl, value)) {
+                return path.string() + ": truncated in bucket " + std::to_string(b);
+            }
+            if (!fn(b, key, value)) return std::nullopt;
+        }
+    }
+    char trailer[8];
+    if (std::fread(trailer, 1, 8, f.get()) != 8 || std::memcmp(trailer, kTrailer, 8) != 0 ||
+        std::fgetc(f.get()) != EOF) {
+        return path.string() + ": bad trailer (sizes do not match the manifest)";
+    }
+    return std::nullopt;
+}
+
+// ---- the store ----------------------------------------------------------------------
+
+SnapshotFiles::SnapshotFiles(fs::path dir) : dir_(std::move(dir)) {
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    fs::permissions(dir_, fs::perms::owner_all, ec);
+    for (const auto& entry : fs::directory_iterator(dir_, ec)) {
+        const fs::path p = entry.path();
+        if (p.extension() == ".tmp") {
+            fs::remove(p, ec);
+            continue;
+        }
+        if (p.extension() != ".snap") continue;
+        FilePtr f(std::fopen(p.c_str(), "rb"));
+        if (!f) continue;
+        consensus::HeldCheckpoint held;
+        Bytes meta;
+        if (read_header(f.get(), held, meta)) continue;
+        auto offsets = offsets_of(held, 12 + meta.size());
+        if (!offsets || fs::file_size(p, ec) != offsets->back() + 8) continue;
+        if (p.filename() != std::to_string(held.epoch) + ".snap") continue;
+        files_[held.epoch] = File{std::move(meta), std::move(*offsets)};
+    }
+    thread_ = std::thread([this] { run(); });
+}
+
+SnapshotFiles::~SnapshotFiles() {
+    {
+        std::lock_guard lock(mutex_);
+        stop_ = true;
+        cancel_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    for (auto& job : queue_) job.release();
+}
+
+fs::path SnapshotFiles::file_of(Epoch id) const { return dir_ / (std::to_string(id) + ".snap"); }
+
+void SnapshotFiles::write_async(Epoch id, Bytes meta, Source source,
+                                std::function<void()> release) {
+    std::vector<Job> dropped;
+    {
+        std::lock_guard lock(mutex_);
+        queue_.push_back(Job{id, std::move(meta), std::move(source), std::move(release)});
+        while (queue_.size() > 2) {  // only the newest matter
+            dropped.push_back(std::move(queue_.front()));
+            queue_.pop_front();
+        }
+    }
+    for (auto& job : dropped) job.release();
+    cv_.notify_all();
+}
+
+void SnapshotFiles::run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (stop_) return;
+        Job job = std::move(queue_.front());
+        queue_.pop_front();
+        writing_ = job.id;
+        cancel_ = false;
+        lock.unlock();
+        std::atomic<bool> cancelled{false};
+        auto source = [&](std::uint32_t b, const consensus::kv::ScanFn& fn) {
+            {
+                std::lock_guard check(mutex_);
+                if (cancel_) cancelled = true;
+            }
+            if (!cancelled) job.source(b, fn);
+        };
+        auto problem = write_file(file_of(job.id), job.meta, source);
+        job.release();
+        lock.lock();
+        std::error_code ec;
+        consensus::HeldCheckpoint held;
+        auto h = consensus::decode_held(job.meta);
+        auto offsets = h ? offsets_of(*h, 12 + job.meta.size()) : std::nullopt;
+        if (cancelled || cancel_) {
+            fs::remove(file_of(job.id), ec);
+        } else if (problem) {
+            ++failures_;
+            last_failure_ = *problem;
+        } else if (!offsets || fs::file_size(file_of(job.id), ec) != offsets->back() + 8) {
+            ++failures_;
+            last_failure_ = file_of(job.id).string() + ": sizes do not match its manifest";
+            fs::remove(file_of(job.id), ec);
+        } else {
+            files_[job.id] = File{std::move(job.meta), std::move(*offsets)};
+        }
+        writing_.reset();
+        cv_.notify_all();
+    }
+}
+
+void SnapshotFiles::remove(Epoch id) {
+    std::vector<Job> dropped;
+    {
+        std::lock_guard lock(mutex_);
+        if (writing_ == id) cancel_ = true;
+        for (auto it = queue_.begin(); it != queue_.end();) {
+            if (it->id == id) {
+                dropped.push_back(std::move(*it));
+                it = queue_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        if (files_.erase(id)) {
+            std::error_code ec;
+            fs::remove(file_of(id), ec);
+        }
+        std::erase_if(resume_, [id](const auto& r) { return std::get<0>(r.first) == id; });
+    }
+    for (auto& job : dropped) job.release();
+}
+
+std::vector<Epoch> SnapshotFiles::complete() const {
+    std::lock_guard lock(mutex_);
+    std::vector<Epoch> out;
+    for (const auto& [id, f] : files_) out.push_back(id);
+    return out;
+}
+
+std::optional<Bytes> SnapshotFiles::meta(Epoch id) const {
+    std::lock_guard lock(mutex_);
+    auto it = files_.find(id);
+    if (it == files_.end()) return std::nullopt;
+    return it->second.meta;
+}
+
+std::optional<fs::path> SnapshotFiles::path(Epoch id) const {
+    std::lock_guard lock(mutex_);
+    if (!files_.count(id)) return std::nullopt;
+    return file_of(id);
+}
+
+bool SnapshotFiles::scan(Epoch id, std::uint32_t b, ByteView after,
+                         const consensus::kv::ScanFn& fn) const {
+    std::uint64_t at = 0, end = 0;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = files_.find(id);
+        if (it == files_.end() || b >= consensus::kStateBuckets) return false;
+        at = it->second.offsets[b];
+        end = it->second.offsets[b + 1];
+        auto r = resume_.find({id, b, Bytes(after.begin(), after.end())});
+        if (!after.empty() && r != resume_.end()) at = r->second;
+    }
+    FilePtr f(std::fopen(file_of(id).c_str(), "rb"));
+    if (!f || std::fseek(f.get(), static_cast<long>(at), SEEK_SET) != 0) return false;
+    Bytes key, value, accepted;  // accepted: the last key fn took
+    std::uint64_t accepted_end = at;
+    while (at < end) {
+        std::uint32_t kl = 0, vl = 0;
+        if (!get_u32(f.get(), kl) || !get_bytes(f.get(), kl, key) || !get_u32(f.get(), vl) ||
+            !get_bytes(f.get(), vl, value)) {
+            return true;  // a damaged file ends the bucket early; the peer will notice
+        }
+        at += 8 + kl + vl;
+        if (!after.empty() &&
+            !std::lexicographical_compare(after.begin(), after.end(), key.begin(), key.end())) {
+            continue;
+        }
+        if (!fn(key, value)) {
+            // The next chunk of this bucket starts after `accepted`: remember where.
+            if (!accepted.empty()) {
+                std::lock_guard lock(mutex_);
+                if (resume_.size() > 1024) resume_.clear();
+                resume_[{id, b, accepted}] = accepted_end;
+            }
+            break;
+        }
+        accepted = key;
+        accepted_end = at;
+    }
+    return true;
+}
+
+std::uint64_t SnapshotFiles::failures() const {
+    std::lock_guard lock(mutex_);
+    return failures_;
+}
+
+std::string SnapshotFiles::last_failure() const {
+    std::lock_guard lock(mutex_);
+    return last_failure_;
+}
+
+void SnapshotFiles::wait_idle() {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return queue_.empty() && !writing_; });
+}
+
+}  // namespace tob::daemon
