@@ -14,8 +14,12 @@ Step Replica::Impl::recover(const Recovery& recovery, std::uint64_t now_ms) {
     stats.voting = recovery.sign_log_ok;
     SentAba aba_sent;
     for (const auto& rec : recovery.records) recover_record(rec, aba_sent);
-    // A lost sign-log with an intact key directory: sign only above the mark.
-    signer.finish_recovery();
+    // A lost sign-log with an intact key directory: sign only above the mark,
+    // and keep that floor durable before anything is signed (the first record of
+    // this step, persisted before any message leaves).
+    if (auto floor = signer.finish_recovery()) {
+        step.durable(DurableRecord::Type::Floor, *floor, {});
+    }
     catchup.finish_recovery();
     resume(step, aba_sent);
     pool.remove_committed(sm);
@@ -27,6 +31,9 @@ void Replica::Impl::recover_record(const DurableRecord& rec, SentAba& aba_sent) 
     switch (rec.type) {
         case DurableRecord::Type::HighWater:
             signer.raise_mark(rec.epoch);
+            break;
+        case DurableRecord::Type::Floor:
+            signer.raise_floor(rec.epoch);
             break;
         case DurableRecord::Type::Block:
             if (auto d = blocks.restore_block(rec.bytes)) {

@@ -113,13 +113,20 @@ bool SignLog::adopt(const Bytes& signed_envelope) {
     return true;
 }
 
-void SignLog::finish_recovery() {
+void SignLog::raise_floor(Epoch floor) {
+    floor_ = std::max(floor_, floor);
+    recorded_floor_ = std::max(recorded_floor_, floor);
+}
+
+std::optional<Epoch> SignLog::finish_recovery() {
     // Nothing loaded (the data directory was lost), or the highest loaded
     // signature below the mark (restored from an older backup): what was signed
     // after the loaded records is unknown, so the mark is a floor.
     if (high_water_ > 0 && (!adopted_any_ || highest_adopted_ < high_water_)) {
-        floor_ = high_water_;
+        floor_ = std::max(floor_, high_water_);
     }
+    if (floor_ > recorded_floor_) return floor_;
+    return std::nullopt;
 }
 
 bool SignLog::filled(const Slot& slot) const {

@@ -42,6 +42,10 @@
 //    records is at or below M. (A backup taken inside the mark's own epoch M has
 //    records at M and is not detected: the mark file would need a count of
 //    signatures per epoch for that.)
+//  - That floor is itself durable (a Floor record, written at the recovery that
+//    set it, before any signature): after signing above the floor the Signed
+//    records reach the mark, and without the record the next restart would see a
+//    complete-looking log and sign at or below the floor again.
 //  - A non-voting node (corrupt sign-log or missing mark) signs nothing.
 //
 // Memory bound
@@ -116,10 +120,15 @@ class SignLog {
     bool adopt(const Bytes& signed_envelope);
     /// A corrupt sign-log or a missing mark: sign nothing.
     void set_voting(bool voting) { voting_ = voting; }
+    /// A Floor record: a floor set at an earlier recovery (never sign at or below).
+    void raise_floor(Epoch floor);
     /// After every record was adopted: with none adopted, or none at the mark
     /// M > 0, the sign-log was lost or is older than M, and the node signs only
-    /// above M.
-    void finish_recovery();
+    /// above M. Returns a floor that no Floor record holds yet: the caller
+    /// persists it (a Floor record) before the first signature, because the
+    /// Signed records made above the floor would hide the loss at the next
+    /// restart (they reach the mark, and nothing at or below the floor is known).
+    std::optional<Epoch> finish_recovery();
 
     // ---- signing ------------------------------------------------------------------
     /// Whether this node may sign statements in epoch e at all.
@@ -152,6 +161,7 @@ class SignLog {
     Epoch highest_adopted_ = 0;  // highest epoch of an adopted Signed record
     Epoch high_water_ = 0;
     Epoch floor_ = 0;           // lost sign-log: never sign at or below (the mark)
+    Epoch recorded_floor_ = 0;  // the highest floor a Floor record holds
     Epoch pruned_through_ = 0;  // slots at or below are forgotten: never sign there
     std::map<Epoch, std::map<Slot, Digest>> slots_;  // by epoch, so pruning cuts a prefix
     std::size_t slot_count_ = 0;

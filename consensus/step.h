@@ -56,6 +56,8 @@ struct DurableRecord {
         HighWater = 4,  // the signing high-water mark is raised to `epoch` (synced before signing)
         Proof = 5,      // a delivered epoch's blocks (encoded FetchReply), to serve catch-up
         Commit = 6,     // a peer's COMMIT envelope for a tracked epoch, to serve catch-up
+        Floor = 7,      // signing floor `epoch`: the sign-log at or below it was lost (kept
+                        // with the later Signed records, so a restart keeps the floor)
     };
     Type type = Type::Signed;
     Epoch epoch = 0;

@@ -77,6 +77,7 @@ bool storable_type(std::uint8_t type) {
         case DurableRecord::Type::Cert:
         case DurableRecord::Type::Proof:
         case DurableRecord::Type::Commit:
+        case DurableRecord::Type::Floor:
             return true;
         case DurableRecord::Type::HighWater:
             return false;
@@ -86,7 +87,8 @@ bool storable_type(std::uint8_t type) {
 
 // Types whose loss is harmless (they can be fetched from peers again).
 bool refetchable_type(std::uint8_t type) {
-    return storable_type(type) && type != static_cast<std::uint8_t>(DurableRecord::Type::Signed);
+    return storable_type(type) && type != static_cast<std::uint8_t>(DurableRecord::Type::Signed) &&
+           type != static_cast<std::uint8_t>(DurableRecord::Type::Floor);
 }
 
 std::string type_name(std::uint8_t type) {
@@ -103,6 +105,8 @@ std::string type_name(std::uint8_t type) {
             return "Proof";
         case DurableRecord::Type::Commit:
             return "Commit";
+        case DurableRecord::Type::Floor:
+            return "Floor";
     }
     return "unknown type " + std::to_string(type);
 }

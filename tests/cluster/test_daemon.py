@@ -51,8 +51,10 @@ def test_round_trips(c):
     c.wait_serving()
     put(c, "alpha", "1")
     check(get(c, "alpha")["value"] == "1", "get alpha after put")
+    out = put(c, "alpha", "2", "--previous")
+    check(out["previous"] == "1", f"put --previous returns the previous value: {out}")
     out = put(c, "alpha", "2")
-    check(out["previous"] == "1", f"put returns the previous value: {out}")
+    check("previous" not in out, f"put without --previous returns no previous value: {out}")
     r = c.tobctl("cas", "alpha", "1", "3", "--json", check=False)  # stale expected value
     cas = json.loads(r.stdout)
     check(r.returncode == 3 and cas["ok"] is False and cas["previous"] == "2",
@@ -62,8 +64,8 @@ def test_round_trips(c):
     q = get(c, "alpha", "--quorum")
     check(q["value"] == "3", f"quorum get: {q}")
     check(len(q.get("nodes", [])) >= c.t + 1, f"quorum reply names t+1 nodes: {q}")
-    d = c.client_json("del", "alpha")
-    check(d["previous"] == "3", f"del returns previous: {d}")
+    d = c.client_json("del", "alpha", "--previous")
+    check(d["previous"] == "3", f"del --previous returns previous: {d}")
     check(get(c, "alpha")["value"] is None, "absent after del")
     st = c.wait_converged(min_applied=1)
     for i in range(c.n):

@@ -97,7 +97,7 @@ def scenario(c):
     check(got["value"] is None, f"the refused put wrote nothing: {got}")
 
     # The other cluster commands take --cluster before their name too.
-    out = as_json(run(b, ["--cluster", f, "--key-file", k, "--json", "del", "k2"]), "del")
+    out = as_json(run(b, ["--cluster", f, "--key-file", k, "--json", "del", "--previous", "k2"]), "del")
     check(out["previous"] == "v2", f"tobctl --cluster F del: {out}")
     c.wait_converged(min_applied=1)
     loc = as_json(run(b, ["--cluster", f, "--json", "get", "--local", "--node", "0", "k3"]),

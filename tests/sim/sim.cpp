@@ -1357,6 +1357,7 @@ void World::persist(Node& node, const DurableRecord& record) {
         case DurableRecord::Type::Block:
         case DurableRecord::Type::Proof:
         case DurableRecord::Type::Commit:
+        case DurableRecord::Type::Floor:
             break;
     }
 }

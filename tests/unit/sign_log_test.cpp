@@ -184,6 +184,49 @@ TEST_F(SignLogTest, lost_sign_log_signs_only_above_the_mark) {
     EXPECT_TRUE(log.sign(step, 11, Kind::Commit, commit_body(1)));
 }
 
+// A wiped data directory (mark 3), then signatures above the floor, then a
+// plain restart: the Signed records of epochs 4 and 5 reach the mark, so without
+// a durable floor the node would look complete and sign in epoch 3 again, where
+// it signed before the wipe (found by tobsim, crash-heavy seed 12:
+// signed-below-mark). The floor is handed out once, for a Floor record.
+TEST_F(SignLogTest, floor_of_a_lost_sign_log_survives_the_next_restart) {
+    SignLog wiped = fresh();
+    wiped.raise_mark(3);
+    const auto floor = wiped.finish_recovery();
+    ASSERT_EQ(floor, std::optional<Epoch>(3));
+    Step step;
+    step.durable(DurableRecord::Type::Floor, *floor, {});  // what Replica::recover persists
+    ASSERT_TRUE(wiped.sign(step, 4, Kind::Seen, seen_body(1, 0xaa)));
+    ASSERT_TRUE(wiped.sign(step, 5, Kind::Commit, commit_body(5)));
+    ASSERT_EQ(wiped.high_water(), 5u);
+
+    const auto restart = [&](bool with_floor_record) {
+        SignLog log = fresh();
+        log.raise_mark(wiped.high_water());
+        for (const auto& r : step.persist) {
+            if (r.type == DurableRecord::Type::HighWater) log.raise_mark(r.epoch);
+            if (r.type == DurableRecord::Type::Floor && with_floor_record) log.raise_floor(r.epoch);
+            if (r.type == DurableRecord::Type::Signed) {
+                EXPECT_TRUE(log.adopt(r.bytes));
+            }
+        }
+        const auto again = log.finish_recovery();
+        EXPECT_FALSE(again.has_value());  // nothing new to record either way
+        return log;
+    };
+    SignLog kept = restart(true);
+    EXPECT_EQ(kept.floor(), 3u);
+    Step s;
+    EXPECT_FALSE(kept.sign(s, 3, Kind::Seen, seen_body(1, 0xbb)));
+    EXPECT_FALSE(kept.sign(s, 2, Kind::Commit, commit_body(2)));
+    EXPECT_TRUE(s.persist.empty());
+    EXPECT_TRUE(kept.sign(s, 6, Kind::Commit, commit_body(6)));
+    // The hole this closes: the same records without the Floor record.
+    SignLog lost = restart(false);
+    EXPECT_EQ(lost.floor(), 0u);
+    EXPECT_TRUE(lost.may_sign(3));
+}
+
 // Issue 11, finding 8: a data directory restored from an older backup still
 // holds older signed records; the mark must be a floor all the same.
 TEST_F(SignLogTest, restored_backup_signs_only_above_the_mark) {
