@@ -37,6 +37,7 @@ or --keep) the cluster files are removed in `finally`.
 """
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -175,6 +176,14 @@ class AttackCluster(FaultCluster):
         self.base_port = free_port_block(4 * self.n + 2, start=PORTS[0], stop=PORTS[1] + 1)
         self.tobctl_raw("testnet", "--nodes", str(self.n), "--dir", self.dir, "--base-port",
                         str(self.base_port), "--force", check=True)
+        # Nothing pruned within a run, so that every node's whole log replays
+        # (--dump-log) for the violation and lost-op counts (as in the fault suite).
+        text = open(self.cluster_file).read()
+        for key, value in self.DEFAULT_PROTOCOL.items():
+            text, count = re.subn(rf"(?m)^{key} = \d+$", f"{key} = {value}", text)
+            if not count:
+                raise RuntimeError(f"{key} is not in the cluster file tobctl testnet wrote")
+        open(self.cluster_file, "w").write(text)
         for i in range(self.n):
             port = self.base_port + 3 * self.n + 2 + i
             self.metrics_ports[i] = port
