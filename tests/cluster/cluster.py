@@ -283,3 +283,45 @@ class Cluster:
 
 def eprint(*a):
     print(*a, file=sys.stderr, flush=True)
+
+
+def run_named_tests(bin_dir, tests, names, skip=()):
+    """Runs tests[name](cluster) for each name on a fresh 4-node cluster; prints
+    one `test=NAME ok|SKIPPED|FAILED` line each, the node logs' tails of a failed
+    one (whose files are kept) and its sanitizer reports. An exception of a type
+    in `skip` skips the test. Returns the exit code: 1 if any failed, 77 if all
+    were skipped, else 0."""
+    failed = []
+    skipped = []
+    for name in names:
+        c = Cluster(bin_dir, n=4, name=name)
+        c.create()
+        t0 = time.time()
+        ok = False
+        try:
+            tests[name](c)
+            c.stop_all()
+            reports = c.sanitizer_reports()
+            if reports:
+                raise RuntimeError("sanitizer report in " + "; ".join(
+                    f"node {i} log: {line}" for i, line in reports))
+            ok = True
+            print(f"test={name} ok seconds={time.time() - t0:.1f}", flush=True)
+        except tuple(skip) as e:
+            print(f"test={name} SKIPPED: {e}", flush=True)
+            skipped.append(name)
+            ok = True
+        except Exception as e:  # noqa: BLE001 - report any failure with the logs kept
+            print(f"test={name} FAILED: {type(e).__name__}: {e}", flush=True)
+            failed.append(name)
+        finally:
+            c.teardown(keep=not ok)
+            if not ok:
+                for i in range(c.n):
+                    print(f"--- node{i} log tail ---\n{c.log_text(i)[-3000:]}")
+                for i, line in c.sanitizer_reports():
+                    print(f"--- node{i} log has a sanitizer report: {line}")
+    if failed:
+        print(f"FAILED: {' '.join(failed)}")
+        return 1
+    return 77 if skipped and len(skipped) == len(names) else 0

@@ -18,7 +18,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster  # noqa: E402
+from cluster import Cluster, run_named_tests  # noqa: E402
 
 
 class Failure(Exception):
@@ -261,37 +261,8 @@ TESTS = {
 
 
 def main():
-    bin_dir = sys.argv[1]
     names = sys.argv[2:] or list(TESTS)
-    failed = []
-    for name in names:
-        c = Cluster(bin_dir, n=4, name=name)
-        c.create()
-        t0 = time.time()
-        ok = False
-        try:
-            TESTS[name](c)
-            c.stop_all()
-            reports = c.sanitizer_reports()
-            if reports:
-                raise Failure("sanitizer report in " + "; ".join(
-                    f"node {i} log: {line}" for i, line in reports))
-            ok = True
-            print(f"test={name} ok seconds={time.time() - t0:.1f}", flush=True)
-        except Exception as e:  # noqa: BLE001 - report any failure with the logs kept
-            print(f"test={name} FAILED: {type(e).__name__}: {e}", flush=True)
-            failed.append(name)
-        finally:
-            c.teardown(keep=not ok)
-            if not ok:
-                for i in range(c.n):
-                    print(f"--- node{i} log tail ---\n{c.log_text(i)[-3000:]}")
-                for i, line in c.sanitizer_reports():
-                    print(f"--- node{i} log has a sanitizer report: {line}")
-    if failed:
-        print(f"FAILED: {' '.join(failed)}")
-        return 1
-    return 0
+    return run_named_tests(sys.argv[1], TESTS, names, skip=())
 
 
 if __name__ == "__main__":

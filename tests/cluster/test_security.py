@@ -21,7 +21,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster, free_port_block  # noqa: E402
+from cluster import Cluster, run_named_tests, free_port_block  # noqa: E402
 
 try:
     import zmq  # noqa: F401
@@ -537,40 +537,8 @@ TESTS = {
 
 
 def main():
-    bin_dir = sys.argv[1]
     names = sys.argv[2:] or list(TESTS)
-    failed = []
-    skipped = []
-    for name in names:
-        c = Cluster(bin_dir, n=4, name=name)
-        c.create()
-        t0 = time.time()
-        ok = False
-        try:
-            TESTS[name](c)
-            c.stop_all()
-            reports = c.sanitizer_reports()
-            if reports:
-                raise Failure("sanitizer report in " + "; ".join(
-                    f"node {i} log: {line}" for i, line in reports))
-            ok = True
-            print(f"test={name} ok seconds={time.time() - t0:.1f}", flush=True)
-        except Skip as e:
-            print(f"test={name} SKIPPED: {e}", flush=True)
-            skipped.append(name)
-            ok = True
-        except Exception as e:  # noqa: BLE001 - report any failure with the logs kept
-            print(f"test={name} FAILED: {type(e).__name__}: {e}", flush=True)
-            failed.append(name)
-        finally:
-            c.teardown(keep=not ok)
-            if not ok:
-                for i in range(c.n):
-                    print(f"--- node{i} log tail ---\n{c.log_text(i)[-2000:]}")
-    if failed:
-        print(f"FAILED: {' '.join(failed)}")
-        return 1
-    return 77 if skipped and len(skipped) == len(names) else 0
+    return run_named_tests(sys.argv[1], TESTS, names, skip=(Skip,))
 
 
 if __name__ == "__main__":
