@@ -240,7 +240,12 @@ def test_wipe_under_load(c, byzantine=None):
             log(f"snapshot: checkpoint {fig['epoch']}, {fig['entries']} entries, "
                 f"{fig['mb']:.2f} MB transferred")
         rejected = c.metric(victim, "tobd_snapshot_chunks_rejected_total")
+        # The gauges are refreshed once a second: wait for the install to show.
         installs = c.metric(victim, "tobd_snapshots_installed_total")
+        deadline = time.time() + 5
+        while installs < 1 and time.time() < deadline:
+            time.sleep(0.2)
+            installs = c.metric(victim, "tobd_snapshots_installed_total")
         check(installs >= 1, f"/metrics of node {victim}: tobd_snapshots_installed_total "
               f"{installs}")
         return victim, rejected
