@@ -163,17 +163,20 @@ OpenAttempt open_db(const fs::path& db_path, rocksdb::WALRecoveryMode mode) {
     options.wal_recovery_mode = mode;
     options.max_open_files = 256;
     options.max_background_jobs = 2;
-    options.db_write_buffer_size = 96u << 20;  // all memtables together
+    options.db_write_buffer_size = 32u << 20;  // all memtables together
     options.keep_log_file_num = 5;             // RocksDB's own LOG files
     options.max_log_file_size = 8u << 20;
     // The "default" family (one counter) is written by every step but hardly ever
     // fills a memtable, so it would pin every WAL file until the WALs reach RocksDB's
-    // default cap (4x all write buffers): beyond 64 MiB of WAL the families holding
-    // the oldest one are flushed, which keeps the disk flat.
-    options.max_total_wal_size = 64u << 20;
+    // default cap (4x all write buffers): beyond 16 MiB of WAL the families holding
+    // the oldest one are flushed, which keeps the disk flat. Small memtables and WAL
+    // keep the sawtooth small too: with 32 MiB memtables and a 64 MiB WAL cap the data
+    // dir of a node under steady load swung between 0.55x and 1.45x of its mean
+    // (tests/cluster/snapshot.py measure --full; docs/operations.md).
+    options.max_total_wal_size = 16u << 20;
 
     rocksdb::ColumnFamilyOptions cf;
-    cf.write_buffer_size = 32u << 20;
+    cf.write_buffer_size = 8u << 20;
     cf.compression = rocksdb::kNoCompression;
     cf.bottommost_compression = rocksdb::kNoCompression;
 

@@ -356,6 +356,16 @@ def measure(c, minutes, target_ops):
             rss = [r[f"rss{i}"] / max(1, first[f"rss{i}"]) for r in rows[rows.index(first):]]
             log(f"node{i}: data dir {min(dirs):.2f}..{max(dirs):.2f} x, RSS {min(rss):.2f}.."
                 f"{max(rss):.2f} x of {base}")
+        # The figures the issue asks for: minutes 5, 10, 15 and 20 against minute 5.
+        if len(rows) >= 5:
+            marks = [r for r in rows if r["minute"] in (5, 10, 15, 20)]
+            for i in range(c.n):
+                d = [r[f"dir{i}"] / max(1, rows[4][f"dir{i}"]) for r in marks]
+                m = [r[f"rss{i}"] / max(1, rows[4][f"rss{i}"]) for r in marks]
+                ok = all(0.75 <= x <= 1.25 for x in d + m)
+                log(f"node{i} at minutes {','.join(str(r['minute']) for r in marks)}: data dir "
+                    + " ".join(f"{x:.2f}" for x in d) + " x, RSS " + " ".join(f"{x:.2f}" for x in m)
+                    + " x of minute 5: " + ("within" if ok else "OUTSIDE") + " +-25 %")
         while target_ops and c.metric(0, "tobd_operations_committed_total") < target_ops:
             time.sleep(5)
         ops = int(c.metric(0, "tobd_operations_committed_total"))

@@ -600,9 +600,9 @@ void World::derive() {
     if (opt_.outage > 0 && r.chance(opt_.outage)) {
         std::vector<NodeId> honest_ids;
         for (NodeId i = 0; i < p_.n; ++i) {
-            bool byz = false;
-            for (const auto& [id, bs] : p_.byzantine) byz = byz || id == i;
-            if (!byz) honest_ids.push_back(i);
+            bool faulty = false;
+            for (const auto& [id, bs] : p_.byzantine) faulty = faulty || id == i;
+            if (!faulty) honest_ids.push_back(i);
         }
         if (!honest_ids.empty()) {
             p_.outage_node = honest_ids[r.below(honest_ids.size())];
