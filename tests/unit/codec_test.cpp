@@ -66,6 +66,7 @@ Request sample_request(Gen& g, Nonce nonce) {
     r.chain_id = chain_id();
     r.client = g.fixed<32>();
     r.nonce = nonce;
+    r.expires = 70'000 + nonce;  // needs the uint32 form
     r.ops.push_back(Op{OpType::Put, text("accounts/alice"), g.bytes(200), std::nullopt});
     r.ops.push_back(Op{OpType::Cas, text("accounts/bob"), text("balance=90"), text("balance=100")});
     r.ops.push_back(Op{OpType::Cas, text("locks/job-17"), text("owner=alice"), std::nullopt});
@@ -318,8 +319,8 @@ TEST(Codec, sign_payloads_are_the_signed_prefix_of_the_encoding) {
     const Request r = sample_request(g, 77);
     const Bytes rp = request_sign_payload(r);
     const Bytes rf = encode(r);
-    ASSERT_EQ(rp[0], 0x94);
-    ASSERT_EQ(rf[0], 0x95);
+    ASSERT_EQ(rp[0], 0x95);
+    ASSERT_EQ(rf[0], 0x96);
     EXPECT_EQ(Bytes(rf.begin() + 1, rf.end() - 66), Bytes(rp.begin() + 1, rp.end()));
 
     // Every field is covered: changing any one changes the payload.
@@ -329,6 +330,9 @@ TEST(Codec, sign_payloads_are_the_signed_prefix_of_the_encoding) {
     Request r2 = r;
     r2.nonce++;
     EXPECT_NE(rp, request_sign_payload(r2));
+    r2 = r;
+    r2.expires++;
+    EXPECT_NE(rp, request_sign_payload(r2)) << "the expiry is signed";
     r2 = r;
     r2.sig[0] ^= 1;
     EXPECT_EQ(rp, request_sign_payload(r2)) << "the signature must not cover itself";
@@ -487,7 +491,7 @@ Bytes request_with_op(const Bytes& op) {
     Gen g(13);
     const Request r = sample_request(g, 1);
     return raw::array({raw::bin(r.chain_id), raw::bin(r.client), raw::uint(r.nonce),
-                       raw::array({op}), raw::bin(r.sig)});
+                       raw::uint(r.expires), raw::array({op}), raw::bin(r.sig)});
 }
 
 TEST(Codec, op_rules) {
