@@ -550,6 +550,29 @@ TEST(Codec, op_previous_flag) {
     EXPECT_EQ(decode_request(encode(r), Limits{}).value(), r);
 }
 
+// Issue 11, finding 10: the expiry is a field of its own, in one encoding only.
+TEST(Codec, request_expiry_is_canonical_and_required) {
+    Gen g(23);
+    const Request r = sample_request(g, 3);
+    const Bytes op = encode(r.ops.front());
+    auto fields = [&](Bytes expires) {
+        return raw::array({raw::bin(r.chain_id), raw::bin(r.client), raw::uint(r.nonce), expires,
+                           raw::array({op}), raw::bin(r.sig)});
+    };
+    Request one = r;
+    one.ops = {r.ops.front()};
+    EXPECT_EQ(decode_request(fields(raw::uint(r.expires)), Limits{}).value(), one);
+    // r.expires (70,003) needs the uint32 form; the uint64 form is not canonical.
+    Bytes wide{0xcf, 0, 0, 0, 0};
+    for (int i = 3; i >= 0; --i) wide.push_back(static_cast<std::uint8_t>(r.expires >> (8 * i)));
+    expect_rejected(fields(wide), decode_request);
+    expect_rejected(fields(raw::nil), decode_request);
+    // A request without the field (the layout before expiry) does not decode.
+    expect_rejected(raw::array({raw::bin(r.chain_id), raw::bin(r.client), raw::uint(r.nonce),
+                                raw::array({op}), raw::bin(r.sig)}),
+                    decode_request);
+}
+
 TEST(Codec, key_value_and_op_count_limits) {
     Gen g(17);
     Limits l;
