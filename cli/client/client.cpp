@@ -293,23 +293,27 @@ void Client::note_epoch(Epoch epoch) {
 }
 
 Result<Epoch> Client::refresh_epoch(Millis timeout) {
-    // Every member is asked; n - t answers are enough (t+1 of them honest), so a
-    // few stopped nodes cost no wait.
+    // Every member is asked; n - t answers are enough (t+1 of them honest), so up
+    // to t stopped nodes cost at most a short grace for the stragglers (whose
+    // late Status would otherwise surface in the caller's poll()).
     const Bytes query = encode_client_message(StatusQueryMsg{});
     std::vector<bool> asked(sockets_.size(), false);
-    for (NodeId i = 0; i < sockets_.size(); ++i) asked[i] = send(i, query);
+    std::size_t waiting = 0;
+    for (NodeId i = 0; i < sockets_.size(); ++i) waiting += (asked[i] = send(i, query)) ? 1 : 0;
     const std::size_t enough = n() > cluster_.t ? n() - cluster_.t : 1;
     std::vector<Epoch> seen;
-    const auto deadline = Clock::now() + timeout;
+    auto deadline = Clock::now() + timeout;
     std::vector<Incoming> incoming;
-    while (seen.size() < enough && Clock::now() < deadline) {
+    while (waiting > 0 && Clock::now() < deadline) {
         incoming.clear();
         poll(std::chrono::ceil<Millis>(deadline - Clock::now()), incoming);
         for (const Incoming& in : incoming) {
             const auto* status = std::get_if<StatusMsg>(&in.message);
             if (status == nullptr || in.from >= asked.size() || !asked[in.from]) continue;
             asked[in.from] = false;  // one answer per node
+            --waiting;
             seen.push_back(status->applied);
+            if (seen.size() == enough) deadline = std::min(deadline, Clock::now() + Millis(100));
         }
     }
     if (seen.empty()) return Result<Epoch>::failure("no node answered a status query");

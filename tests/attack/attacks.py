@@ -362,7 +362,7 @@ class AttackRun(Run):
                         continue
                     m = proc_memory_mb(p.pid)
                     if m is not None:
-                        self.rss[phase] = max(self.rss[phase], m[0], m[1])
+                        self.rss[phase] = max(self.rss.get(phase, 0.0), m[0], m[1])
             time.sleep(0.5)
 
     # ---- attackers
