@@ -379,10 +379,8 @@ void run_client(std::uint32_t c, std::uint64_t budget, const Shared& sh, ClientR
     } catch (const std::exception& e) {
         res.fatal = std::string("client ") + std::to_string(c) + ": " + e.what();
     }
-    if (client) {  // learn the epoch before the clock starts (requests expire from it)
-        client->set_expiry_horizon(sh.args->expiry_horizon);
-        client->refresh_epoch();
-    }
+    if (client) client->set_expiry_horizon(sh.args->expiry_horizon);
+    if (client) client->refresh_epoch();  // requests expire from it: learn it before the clock
     sh.ready->count_down();
     sh.go->wait();
     if (client) BenchClient(c, budget, sh, *client, res, next_nonce).run();
@@ -680,10 +678,7 @@ void add_bench(CLI::App& app, const CommonOptions& common, int& exit_code) {
                     "Seconds without a reply before a request goes to the next node")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
-    cmd->add_option("--expiry-horizon", args->expiry_horizon,
-                    "Epochs past the applied epoch a request may still commit (capped at the "
-                    "cluster's request_expiry_max_epochs)")
-        ->capture_default_str()
+    cmd->add_option("--expiry-horizon", args->expiry_horizon, "Epochs a request may wait")
         ->check(CLI::PositiveNumber);
     cmd->add_option("--deadline", args->deadline_s,
                     "Stop after this many seconds; unanswered requests count as timeouts")
