@@ -91,6 +91,7 @@ struct BenchArgs {
     double deadline_s = 600;
     bool verify_rate = false;  // measure Ed25519 verifications per second and exit
     double verify_seconds = 2;
+    std::uint64_t expiry_horizon = kDefaultExpiryHorizon;  // epochs a request may wait
 };
 
 /// A client never has more than this many nonces between its oldest unanswered
@@ -378,6 +379,8 @@ void run_client(std::uint32_t c, std::uint64_t budget, const Shared& sh, ClientR
     } catch (const std::exception& e) {
         res.fatal = std::string("client ") + std::to_string(c) + ": " + e.what();
     }
+    if (client) client->set_expiry_horizon(sh.args->expiry_horizon);
+    if (client) client->refresh_epoch();  // requests expire from it: learn it before the clock
     sh.ready->count_down();
     sh.go->wait();
     if (client) BenchClient(c, budget, sh, *client, res, next_nonce).run();
@@ -410,6 +413,7 @@ std::optional<std::string> check_args(const BenchArgs& args, const daemon::Clust
     // The largest request this run builds must fit request_bytes_max.
     consensus::Request probe;
     probe.nonce = ~Nonce{0};
+    probe.expires = ~consensus::Epoch{0};
     probe.ops.assign(args.ops_per_request, consensus::Op{consensus::OpType::Put, Bytes(40, 'k'),
                                                          Bytes(args.size), std::nullopt});
     const std::size_t bytes = consensus::encode(probe).size();
@@ -673,6 +677,8 @@ void add_bench(CLI::App& app, const CommonOptions& common, int& exit_code) {
     cmd->add_option("--attempt-timeout", args->attempt_timeout_s,
                     "Seconds without a reply before a request goes to the next node")
         ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--expiry-horizon", args->expiry_horizon, "Epochs a request may wait")
         ->check(CLI::PositiveNumber);
     cmd->add_option("--deadline", args->deadline_s,
                     "Stop after this many seconds; unanswered requests count as timeouts")

@@ -39,6 +39,7 @@ int run_verify_rate(std::uint32_t size, double seconds, bool json) {
     consensus::Request request;
     request.client = key.public_key();
     request.nonce = 1;
+    request.expires = 1'000'000;
     request.ops.push_back(
         consensus::Op{consensus::OpType::Put, Bytes(16, 'k'), Bytes(size, 7), std::nullopt});
     const Bytes payload = consensus::request_sign_payload(request);

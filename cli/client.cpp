@@ -58,6 +58,8 @@ struct ClientArgs {
     std::string new_value;
     bool expect_absent = false;  // cas only
     bool previous = false;       // put/del: ask for the previous value
+    // Epochs past the newest applied epoch the request may commit (Request::expires).
+    std::uint64_t expiry_horizon = kDefaultExpiryHorizon;
 };
 
 void add_request_options(CLI::App* cmd, ClientArgs& args) {
@@ -72,6 +74,11 @@ void add_request_options(CLI::App* cmd, ClientArgs& args) {
         ->check(CLI::PositiveNumber);
     cmd->add_option("--attempt-timeout", args.attempt_timeout_s,
                     "Seconds without a reply before the request goes to the next node")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--expiry-horizon", args.expiry_horizon,
+                    "Epochs past the nodes' applied epoch the request may still commit "
+                    "(capped at the cluster's request_expiry_max_epochs)")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
 }
@@ -250,6 +257,7 @@ int run_request(std::string_view command, const ClientArgs& args, const CommonOp
         return 1;
     }
     Client client(*cluster, *key.value);
+    client.set_expiry_horizon(args.expiry_horizon);
     const consensus::Request request = client.build_request({op}, *nonce.value);
     SubmitOptions options;
     if (args.node) options.node = static_cast<NodeId>(*args.node);

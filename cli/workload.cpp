@@ -64,6 +64,7 @@ struct WorkloadArgs {
     std::uint32_t put_pct = 35;
     std::uint32_t get_pct = 30;
     std::uint32_t cas_pct = 25;
+    std::uint64_t expiry_horizon = kDefaultExpiryHorizon;  // epochs a request may wait
 };
 
 double mono_s(Clock::time_point t) {
@@ -254,6 +255,7 @@ void run_client(std::uint32_t c, Shared& sh) {
     const WorkloadArgs& args = *sh.args;
     const crypto::SigningKey key = crypto::SigningKey::generate();
     Client client(*sh.cluster, key, sh.context);
+    client.set_expiry_horizon(args.expiry_horizon);
     const std::string name = args.prefix + std::to_string(c);
     const std::string client_key = crypto::to_hex(key.public_key());
     std::mt19937_64 rng(args.seed ? args.seed * 1000003 + c
@@ -384,6 +386,11 @@ void add_workload(CLI::App& app, const CommonOptions& common, int& exit_code) {
         ->check(CLI::PositiveNumber);
     cmd->add_option("--attempt-timeout", args->attempt_timeout_s,
                     "Seconds without a reply before the request goes to the next node of the set")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--expiry-horizon", args->expiry_horizon,
+                    "Epochs past the applied epoch a request may still commit (capped at the "
+                    "cluster's request_expiry_max_epochs)")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
     cmd->add_option("--client-prefix", args->prefix, "Client names: <prefix><c>")

@@ -60,10 +60,11 @@ void put_ops(Packer& p, const std::vector<Op>& ops) {
 }
 
 void put(Packer& p, const Request& v) {
-    put_array(p, 5);
+    put_array(p, 6);
     put_bin(p, v.chain_id);
     put_bin(p, v.client);
     put_uint(p, v.nonce);
+    put_uint(p, v.expires);
     put_ops(p, v.ops);
     put_bin(p, v.sig);
 }
@@ -194,8 +195,9 @@ std::size_t encoded_size(const Op& v) {
 }
 
 std::size_t encoded_size(const Request& v) {
-    std::size_t n = array_header_size(5) + bin_size(v.chain_id.size()) + bin_size(v.client.size()) +
-                    uint_size(v.nonce) + array_header_size(v.ops.size()) + bin_size(v.sig.size());
+    std::size_t n = array_header_size(6) + bin_size(v.chain_id.size()) + bin_size(v.client.size()) +
+                    uint_size(v.nonce) + uint_size(v.expires) + array_header_size(v.ops.size()) +
+                    bin_size(v.sig.size());
     for (const Op& op : v.ops) n += encoded_size(op);
     return n;
 }
@@ -251,15 +253,16 @@ Op to_op(const msgpack::object& o, const Limits& lim) {
 }
 
 Request to_request(const msgpack::object& o, const Limits& lim) {
-    Items f = fields_of(o, 5, "request");
+    Items f = fields_of(o, 6, "request");
     Request v;
     v.chain_id = bin_exact<32>(f[0], "request.chain_id");
     v.client = bin_exact<32>(f[1], "request.client");
     v.nonce = uint_of<Nonce>(f[2], "request.nonce");
-    Items ops = list_of(f[3], 1, lim.request_ops_max, "request.ops");
+    v.expires = uint_of<Epoch>(f[3], "request.expires");
+    Items ops = list_of(f[4], 1, lim.request_ops_max, "request.ops");
     v.ops.reserve(ops.size());
     for (const msgpack::object& op : ops) v.ops.push_back(to_op(op, lim));
-    v.sig = bin_exact<64>(f[4], "request.sig");
+    v.sig = bin_exact<64>(f[5], "request.sig");
     // Inside a block or batch a request has no input size of its own; this bounds
     // it exactly as decode_request bounds a request that arrives alone.
     if (encoded_size(v) > lim.request_bytes_max) {
@@ -453,20 +456,20 @@ Decoded<Envelope> decode_envelope(ByteView bytes, const Limits& lim) {
 
 Decoded<Request> decode_request(ByteView bytes, const Limits& lim) {
     const Shape shape{"request", lim.request_bytes_max,
-                      std::max<std::size_t>(lim.request_ops_max, 5), request_bins(lim), 3};
+                      std::max<std::size_t>(lim.request_ops_max, 6), request_bins(lim), 3};
     return decode_with<Request>(bytes, lim, shape, to_request);
 }
 
 Decoded<RequestBatch> decode_request_batch(ByteView bytes, const Limits& lim) {
     const Shape shape{"request batch", lim.message_bytes_max,
-                      std::max<std::size_t>({lim.batch_requests_max, lim.request_ops_max, 5}),
+                      std::max<std::size_t>({lim.batch_requests_max, lim.request_ops_max, 6}),
                       request_bins(lim), 5};
     return decode_with<RequestBatch>(bytes, lim, shape, to_request_batch);
 }
 
 Decoded<Block> decode_block(ByteView bytes, const Limits& lim) {
     const Shape shape{"block", lim.block_bytes_max,
-                      std::max<std::size_t>({lim.block_requests_max, lim.request_ops_max, 5}),
+                      std::max<std::size_t>({lim.block_requests_max, lim.request_ops_max, 6}),
                       request_bins(lim), 5};
     return decode_with<Block>(bytes, lim, shape, to_block);
 }
@@ -530,10 +533,11 @@ Bytes request_sign_payload(const Request& r) {
     Bytes out;
     ByteSink sink{out};
     Packer p(sink);
-    put_array(p, 4);
+    put_array(p, 5);
     put_bin(p, r.chain_id);
     put_bin(p, r.client);
     put_uint(p, r.nonce);
+    put_uint(p, r.expires);
     put_ops(p, r.ops);
     return out;
 }

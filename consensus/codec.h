@@ -96,9 +96,9 @@ inline constexpr std::string_view kEnvelopeTag = "tobd-envelope-v1";
 Bytes envelope_sign_payload(const Digest& chain_id, NodeId sender, Epoch epoch, Kind kind,
                             ByteView body);
 
-/// Bytes a client request signature covers (after "tobd-request-v1"):
-/// canonical [chain_id, client, nonce, ops].
-inline constexpr std::string_view kRequestTag = "tobd-request-v1";
+/// Bytes a client request signature covers (after "tobd-request-v2"):
+/// canonical [chain_id, client, nonce, expires, ops].
+inline constexpr std::string_view kRequestTag = "tobd-request-v2";
 Bytes request_sign_payload(const Request& r);
 
 /// BLAKE2b-256 of the canonical encoding (for blocks: of the body bytes signed).

@@ -61,11 +61,19 @@ struct Op {
 };
 
 /// A client request: its ops commit atomically and in order. Signed by the
-/// client with tag "tobd-request-v1" over canonical [chain_id, client, nonce, ops].
+/// client with tag "tobd-request-v2" over canonical
+/// [chain_id, client, nonce, expires, ops].
+///
+/// `expires` is the last epoch in which the request may commit: applied in an
+/// epoch e > expires it is skipped as expired, and one whose expires lies more
+/// than the cluster's request_expiry_max_epochs beyond e is skipped too
+/// (docs/protocol.md, "Client requests"), so every committed request dies within
+/// that many epochs and the dedup table can forget idle clients.
 struct Request {
     Digest chain_id{};
     PublicKey client{};
     Nonce nonce = 0;
+    Epoch expires = 0;
     std::vector<Op> ops;
     Signature sig{};
     bool operator==(const Request&) const = default;

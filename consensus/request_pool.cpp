@@ -47,6 +47,8 @@ const char* to_string(Admission a) {
             return "overloaded";
         case Admission::Invalid:
             return "invalid";
+        case Admission::Expired:
+            return "expired";
     }
     return "?";
 }
@@ -54,6 +56,7 @@ const char* to_string(Admission a) {
 Admission RequestPool::add(const Request& r, const Digest& d, std::size_t encoded_bytes, bool local,
                            Epoch delivered, std::uint64_t now_ms, const StateMachine& state) {
     if (state.committed(r.client, r.nonce)) return Admission::Committed;
+    if (state.expired(r)) return Admission::Expired;
     auto id = std::make_pair(r.client, r.nonce);
     if (auto known = ids_.find(id); known != ids_.end()) {
         if (local) {
@@ -130,7 +133,7 @@ void RequestPool::remove_committed(const StateMachine& state) {
     for (auto it = entries_.begin(); it != entries_.end();) {
         const Request& r = it->second.request;
         auto next = std::next(it);
-        if (state.committed(r.client, r.nonce)) erase(it);
+        if (state.committed(r.client, r.nonce) || state.expired(r)) erase(it);
         it = next;
     }
 }

@@ -9,8 +9,9 @@
 // a peer floods it in a request batch, or when it sits in any valid block. Its
 // client signature is checked once (valid(), cached by request digest, so the
 // copies that arrive by flood, in blocks and in re-publications cost one check);
-// a request that the state machine reports committed never enters, and committed
-// ones leave after every delivered epoch. Requests submitted here are flooded to
+// a request that the state machine reports committed or expired (its expiry
+// rules out the next epoch) never enters, and such ones leave after every
+// delivered epoch. Requests submitted here are flooded to
 // every peer in batches (at most flood_batch_max per envelope, and at every tick),
 // so that a request given to one honest node reaches every honest pool.
 //
@@ -94,6 +95,7 @@ enum class Admission : std::uint8_t {
     Committed = 3,   // the state machine reports it committed
     Overloaded = 4,  // full, and its client already holds at least a fair share
     Invalid = 5,     // (Replica::handle_request) bad signature, chain id or limits
+    Expired = 6,     // its expiry rules out the next epoch (StateMachine::expired)
 };
 const char* to_string(Admission a);
 
@@ -112,7 +114,8 @@ class RequestPool {
     bool contains(const PublicKey& client, Nonce nonce) const {
         return ids_.count({client, nonce}) != 0;
     }
-    /// Drops every pooled request the state machine reports committed.
+    /// Drops every pooled request the state machine reports committed, or
+    /// expired (it can no longer commit in the next epoch).
     void remove_committed(const StateMachine& state);
     /// Epoch `delivered` was delivered: verification results older than
     /// verified_epochs expire.

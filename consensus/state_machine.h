@@ -25,11 +25,18 @@ struct OpOutput {
 /// The fate of one request in the epoch's order.
 /// Why a request was skipped as malformed (the same on every node).
 enum class Skip : std::uint8_t {
-    None = 0,         // not skipped
-    Invalid = 1,      // chain id, op count, key/value sizes, unused fields
-    OutputsOver = 2,  // its outputs exceed Limits::request_output_bytes_max
-    EpochFull = 3,    // the epoch's outputs would exceed Limits::epoch_output_bytes_max
+    None = 0,           // not skipped
+    Invalid = 1,        // chain id, op count, key/value sizes, unused fields
+    OutputsOver = 2,    // its outputs exceed Limits::request_output_bytes_max
+    EpochFull = 3,      // the epoch's outputs would exceed Limits::epoch_output_bytes_max
+    Expired = 4,        // applied in an epoch after Request::expires: it can never commit
+    ExpiresTooFar = 5,  // Request::expires lies more than the cluster's
+                        // request_expiry_max_epochs beyond the epoch
 };
+
+/// The default of the cluster file's request_expiry_max_epochs (H, [protocol]):
+/// a request applied in epoch e is skipped unless e <= expires <= e + H.
+inline constexpr Epoch kRequestExpiryMaxEpochsDefault = 100'000;
 
 struct RequestResult {
     PublicKey client{};
@@ -66,6 +73,9 @@ class StateMachine {
                                     const std::vector<Request>& ordered) = 0;
     /// True if (client, nonce) has committed (dedup table), for pool pruning.
     virtual bool committed(const PublicKey& client, Nonce nonce) const = 0;
+    /// True if `request` would be skipped by its expiry in the next epoch
+    /// (last_applied() + 1), for pool pruning (a machine without expiry: never).
+    virtual bool expired(const Request&) const { return false; }
     /// What of the stored state was found damaged (nullopt: nothing). A damaged
     /// machine keeps going, but its results may differ from the cluster's: the
     /// core then signs nothing more (a non-voting follower) and the node alarms.

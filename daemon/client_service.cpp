@@ -104,6 +104,14 @@ bool ClientService::on_verified(const VerifyResult& r, std::uint64_t now_ms) {
         answer_from_table(r.routing_id, req, rd);
         return false;
     }
+    if (kv_.expired(req)) {  // the pool would drop it: say so now
+        reply(r.routing_id, ErrorMsg{ErrorCode::Expired,
+                                     "request expires at epoch " + std::to_string(req.expires) +
+                                         ", outside what may commit after epoch " +
+                                         std::to_string(kv_.last_applied()) + " here",
+                                     rd});
+        return false;
+    }
     const Key key{req.client, req.nonce};
     const bool known = pending_.count(key) > 0;
     const std::uint64_t cost = (known ? 0 : kPendingEntryBytes) + r.routing_id.size();
@@ -148,9 +156,11 @@ ReplyMsg ClientService::committed_reply(const EpochResult& epoch, const RequestR
     out.epoch = epoch.epoch;
     out.position = r.position;
     if (r.malformed) {
-        out.status = r.skip == Skip::OutputsOver ? ReplyStatus::OutputsOver
-                     : r.skip == Skip::EpochFull ? ReplyStatus::EpochFull
-                                                 : ReplyStatus::Malformed;
+        out.status = r.skip == Skip::OutputsOver     ? ReplyStatus::OutputsOver
+                     : r.skip == Skip::EpochFull     ? ReplyStatus::EpochFull
+                     : r.skip == Skip::Expired       ? ReplyStatus::Expired
+                     : r.skip == Skip::ExpiresTooFar ? ReplyStatus::ExpiresTooFar
+                                                     : ReplyStatus::Malformed;
     } else if (r.forbidden) {
         out.status = ReplyStatus::Forbidden;
     } else if (r.duplicate) {

@@ -66,6 +66,11 @@ struct ProtocolParams {
     std::uint32_t checkpoint_retention = 256;
     // k: a request uncommitted this long gets reserved block space.
     std::uint32_t aged_epochs = kCoreDefaults.aged_epochs;
+    // H: a request applied in epoch e is skipped unless e <= expires <= e + H
+    // (docs/protocol.md "Client requests"); dedup entries last at most H epochs
+    // after their client's last commit.
+    std::uint32_t request_expiry_max_epochs =
+        static_cast<std::uint32_t>(consensus::kRequestExpiryMaxEpochsDefault);
 };
 
 /// One [[node]] entry of the cluster file.

@@ -42,6 +42,7 @@ inline constexpr ProtocolField kProtocolFields[] = {
     {"checkpoint_interval", &ProtocolParams::checkpoint_interval, 1'000'000},
     {"checkpoint_retention", &ProtocolParams::checkpoint_retention, 100'000'000},
     {"aged_epochs", &ProtocolParams::aged_epochs, 1'000'000},
+    {"request_expiry_max_epochs", &ProtocolParams::request_expiry_max_epochs, 1'000'000'000},
 };
 
 }  // namespace tob::daemon::config_fields

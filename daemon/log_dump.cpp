@@ -143,7 +143,8 @@ int replay(const Archive& archive, const ClusterConfig& cluster, std::ostream& o
         return 2;
     }
     kv::MemoryKvStorage memory;
-    kv::KvMachine machine(memory, cluster.chain_id, cluster.limits, cluster.permissions);
+    kv::KvMachine machine(memory, cluster.chain_id, cluster.limits, cluster.permissions,
+                          cluster.protocol.request_expiry_max_epochs);
     Epoch expected = 1;
     for (const auto& [e, bytes] : archive.proofs) {
         if (e != expected) {

@@ -116,7 +116,8 @@ struct Node::Impl {
             spdlog::warn("state: moved {} keys of an older data dir into state-root buckets",
                          rooted->migrated());
         kv = std::make_unique<KvMachine>(*rooted, cluster.chain_id, cluster.limits,
-                                         cluster.permissions);
+                                         cluster.permissions,
+                                         cluster.protocol.request_expiry_max_epochs);
         make_core();
         auto t = Transport::open(transport_options(node, cluster, keys, options));
         if (auto* err = std::get_if<std::string>(&t)) return "cannot listen: " + *err;

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <map>
 #include <random>
@@ -83,8 +84,11 @@ std::string millis_text(Millis d) {
 
 /// Error codes that every honest node would give for this request: once t+1
 /// distinct nodes give one, retrying elsewhere cannot help.
+// Expired too: once t+1 nodes say so, an honest node has applied past the expiry
+// (or sees it too far ahead), and the same signed bytes cannot commit now.
 bool fatal(ErrorCode code) {
-    return code == ErrorCode::BadRequest || code == ErrorCode::ReplyTooLarge;
+    return code == ErrorCode::BadRequest || code == ErrorCode::ReplyTooLarge ||
+           code == ErrorCode::Expired;
 }
 
 std::string describe(NodeId node, const ErrorMsg& e) {
@@ -231,6 +235,7 @@ bool test_plaintext_requested() { return env("TOBCTL_TEST_NO_CURVE") == "1"; }
 Client::Client(const daemon::ClusterConfig& cluster, const crypto::SigningKey& key,
                zmq::context_t* context)
     : cluster_(cluster), key_(key) {
+    set_expiry_horizon(kDefaultExpiryHorizon);
     if (context == nullptr) {
         own_context_ = std::make_unique<zmq::context_t>(1);
         context = own_context_.get();
@@ -259,14 +264,68 @@ Client::Client(const daemon::ClusterConfig& cluster, const crypto::SigningKey& k
 
 Client::~Client() = default;
 
-consensus::Request Client::build_request(std::vector<consensus::Op> ops, Nonce nonce) const {
+consensus::Request Client::build_request(std::vector<consensus::Op> ops, Nonce nonce) {
+    const Epoch expires = next_expiry();
+    return build_request(std::move(ops), nonce, expires);
+}
+
+consensus::Request Client::build_request(std::vector<consensus::Op> ops, Nonce nonce,
+                                         Epoch expires) const {
     consensus::Request r;
     r.chain_id = cluster_.chain_id;
     r.client = key_.public_key();
     r.nonce = nonce;
+    r.expires = expires;
     r.ops = std::move(ops);
     r.sig = key_.sign(consensus::kRequestTag, consensus::request_sign_payload(r));
     return r;
+}
+
+void Client::set_expiry_horizon(Epoch epochs) {
+    const Epoch cap = std::max<Epoch>(cluster_.protocol.request_expiry_max_epochs, 1);
+    horizon_ = std::clamp<Epoch>(epochs, 1, cap);
+}
+
+void Client::note_epoch(Epoch epoch) {
+    if (!known_epoch_) return;  // only a Status quorum sets the first one
+    if (epoch > *known_epoch_ && epoch <= consensus::epoch_add(*known_epoch_, horizon_))
+        known_epoch_ = epoch;
+}
+
+Result<Epoch> Client::refresh_epoch(Millis timeout) {
+    // Every member is asked; n - t answers are enough (t+1 of them honest), so up
+    // to t stopped nodes cost at most a short grace for the stragglers (whose
+    // late Status would otherwise surface in the caller's poll()).
+    const Bytes query = encode_client_message(StatusQueryMsg{});
+    std::vector<bool> asked(sockets_.size(), false);
+    std::size_t waiting = 0;
+    for (NodeId i = 0; i < sockets_.size(); ++i) waiting += (asked[i] = send(i, query)) ? 1 : 0;
+    const std::size_t enough = n() > cluster_.t ? n() - cluster_.t : 1;
+    std::vector<Epoch> seen;
+    auto deadline = Clock::now() + timeout;
+    std::vector<Incoming> incoming;
+    while (waiting > 0 && Clock::now() < deadline) {
+        incoming.clear();
+        poll(std::chrono::ceil<Millis>(deadline - Clock::now()), incoming);
+        for (const Incoming& in : incoming) {
+            const auto* status = std::get_if<StatusMsg>(&in.message);
+            if (status == nullptr || in.from >= asked.size() || !asked[in.from]) continue;
+            asked[in.from] = false;  // one answer per node
+            --waiting;
+            seen.push_back(status->applied);
+            if (seen.size() == enough) deadline = std::min(deadline, Clock::now() + Millis(100));
+        }
+    }
+    if (seen.empty()) return Result<Epoch>::failure("no node answered a status query");
+    std::sort(seen.begin(), seen.end(), std::greater<>());
+    const Epoch pick = seen[std::min<std::size_t>(cluster_.t, seen.size() - 1)];
+    known_epoch_ = std::max(known_epoch_.value_or(0), pick);
+    return Result<Epoch>::success(*known_epoch_);
+}
+
+Epoch Client::next_expiry() {
+    if (!known_epoch_) refresh_epoch();
+    return consensus::epoch_add(known_epoch_.value_or(0), horizon_);
 }
 
 Client::Prepared Client::prepare(const consensus::Request& request) {
@@ -345,6 +404,7 @@ std::size_t Client::poll(Millis timeout, std::vector<Incoming>& out, std::size_t
                     ++stats_.bad_signatures;
                     continue;
                 }
+                note_epoch(reply->epoch);
             }
             out.push_back(Incoming{static_cast<NodeId>(i), std::move(decoded.value())});
             ++added;

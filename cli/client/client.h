@@ -31,6 +31,12 @@ using consensus::Digest;
 using consensus::NodeId;
 using consensus::Nonce;
 using Millis = std::chrono::milliseconds;
+using consensus::Epoch;
+
+/// How many epochs past the newest epoch it knows a client lets its requests
+/// live by default (Request::expires; docs/client.md, "Expiry"). Well below the
+/// cluster's request_expiry_max_epochs (default 100,000), which caps it.
+inline constexpr Epoch kDefaultExpiryHorizon = 10'000;
 
 /// A value or a message saying why there is none. Exactly one side is set.
 template <class T>
@@ -128,9 +134,31 @@ class Client {
     const crypto::PublicKey& public_key() const { return key_.public_key(); }
     const ClientStats& stats() const { return stats_; }
 
-    /// A request {chain_id, client, nonce, ops} signed (consensus::kRequestTag over
-    /// consensus::request_sign_payload).
-    consensus::Request build_request(std::vector<consensus::Op> ops, Nonce nonce) const;
+    /// A request {chain_id, client, nonce, expires, ops} signed (consensus::kRequestTag
+    /// over consensus::request_sign_payload), with expires = next_expiry().
+    consensus::Request build_request(std::vector<consensus::Op> ops, Nonce nonce);
+    /// The same with an expiry of the caller's choice.
+    consensus::Request build_request(std::vector<consensus::Op> ops, Nonce nonce,
+                                     Epoch expires) const;
+
+    // ---- expiry --------------------------------------------------------------------
+    /// The horizon: how many epochs past the newest known epoch a request may
+    /// commit (default kDefaultExpiryHorizon, at least 1, capped at the cluster's
+    /// request_expiry_max_epochs).
+    void set_expiry_horizon(Epoch epochs);
+    Epoch expiry_horizon() const { return horizon_; }
+    /// The newest epoch this client knows (nullopt before it learnt one).
+    std::optional<Epoch> known_epoch() const { return known_epoch_; }
+    /// Asks every node for its Status (waiting up to `timeout`) and learns the
+    /// (t+1)-th highest applied epoch of the answers: never above what some
+    /// honest node applied, so a node reporting a bogus high epoch moves nothing
+    /// (a bogus low one can only make a request expire early, which the client sees).
+    Result<Epoch> refresh_epoch(Millis timeout = Millis(2000));
+    /// Learns `epoch` if it is newer (and at most one horizon past the known one).
+    void note_epoch(Epoch epoch);
+    /// known_epoch() + horizon (saturating); asks the nodes first if no epoch is known
+    /// (an epoch 0 when none answers).
+    Epoch next_expiry();
 
     /// The outcome of submit(): a verified reply for the request (any ReplyStatus;
     /// the caller decides what Malformed means to it) and the nodes whose
@@ -189,6 +217,8 @@ class Client {
     zmq::context_t* context_;
     std::vector<zmq::socket_t> sockets_;
     ClientStats stats_;
+    Epoch horizon_ = kDefaultExpiryHorizon;
+    std::optional<Epoch> known_epoch_;
 };
 
 }  // namespace tob::client

@@ -177,7 +177,7 @@ ReplyMsg to_reply(Items f, const consensus::Limits& lim) {
     v.client = bin_exact<32>(f[2], "reply.client");
     v.nonce = uint_of<Nonce>(f[3], "reply.nonce");
     v.request_digest = bin_exact<32>(f[4], "reply.request_digest");
-    v.status = static_cast<ReplyStatus>(uint_in(f[5], 1, 6, "reply.status"));
+    v.status = static_cast<ReplyStatus>(uint_in(f[5], 1, 8, "reply.status"));
     v.epoch = uint_of<Epoch>(f[6], "reply.epoch");
     v.position = uint_of<std::uint32_t>(f[7], "reply.position");
     Items outputs = array_items(f[8], "reply.outputs");
@@ -242,7 +242,7 @@ LocalValueMsg to_local_value(Items f, const consensus::Limits& lim) {
 ErrorMsg to_error(Items f, const consensus::Limits&) {
     fields_of(f, 4, "error");
     ErrorMsg v;
-    v.code = static_cast<ErrorCode>(uint_in(f[1], 1, 6, "error.code"));
+    v.code = static_cast<ErrorCode>(uint_in(f[1], 1, 7, "error.code"));
     v.text = text_of(f[2], "error.text");
     if (f[3].type != msgpack::type::NIL) {
         v.request_digest = bin_exact<32>(f[3], "error.request_digest");
@@ -351,8 +351,8 @@ bool verify_reply(const PublicKey& node_key, const Digest& chain_id, const Reply
 }
 
 // The tables below are indexed by the wire values of the enums.
-static_assert(static_cast<int>(ReplyStatus::EpochFull) == 6);
-static_assert(static_cast<int>(ErrorCode::Forbidden) == 6);
+static_assert(static_cast<int>(ReplyStatus::ExpiresTooFar) == 8);
+static_assert(static_cast<int>(ErrorCode::Expired) == 7);
 
 std::string_view to_string(ReplyStatus status) {
     static constexpr std::string_view kNames[] = {
@@ -362,7 +362,9 @@ std::string_view to_string(ReplyStatus status) {
         "malformed",
         "forbidden",
         "skipped: its outputs exceed request_output_bytes_max",
-        "skipped: the epoch's outputs reached epoch_output_bytes_max (submit it again)"};
+        "skipped: the epoch's outputs reached epoch_output_bytes_max (submit it again)",
+        "expired: applied after its expiry epoch (sign it again with a later expiry)",
+        "skipped: its expiry lies more than request_expiry_max_epochs ahead"};
     const auto i = static_cast<std::size_t>(status);
     return i < std::size(kNames) ? kNames[i] : kNames[0];
 }
@@ -370,7 +372,7 @@ std::string_view to_string(ReplyStatus status) {
 std::string_view to_string(ErrorCode code) {
     static constexpr std::string_view kNames[] = {"unknown error", "bad request", "overloaded",
                                                   "not voting",    "halted",      "reply too large",
-                                                  "forbidden"};
+                                                  "forbidden",     "expired"};
     const auto i = static_cast<std::size_t>(code);
     return i < std::size(kNames) ? kNames[i] : kNames[0];
 }

@@ -42,7 +42,7 @@
 // integers 0/1 and text is bin (UTF-8), since bool and str never appear on the
 // wire. Every client message is at most Limits::message_bytes_max bytes.
 //   [1, request bin<=request_bytes_max]
-//   [2, node u16, client bin[32], nonce u64, request_digest bin[32], status 1..6,
+//   [2, node u16, client bin[32], nonce u64, request_digest bin[32], status 1..8,
 //       epoch u64, position u32, outputs [[ok 0..1, value nil|bin]...], sig bin[64]]
 //       outputs: 0..request_ops_max entries, values <= value_bytes_max
 //   [3]
@@ -53,7 +53,7 @@
 //       sig: the client's Ed25519 signature with kLocalGetTag over
 //       local_get_sign_payload (the node answers only a client that may read key)
 //   [6, applied u64, value nil|bin<=value_bytes_max]
-//   [7, code 1..6, text bin<=kClientTextBytesMax, request_digest nil|bin[32]]
+//   [7, code 1..7, text bin<=kClientTextBytesMax, request_digest nil|bin[32]]
 
 #include <cstddef>
 #include <cstdint>
@@ -107,6 +107,12 @@ enum class ReplyStatus : std::uint8_t {
     // Also skipped on every node, with the nonce kept (consensus::Skip):
     OutputsOver = 5,  // its outputs exceed limits.request_output_bytes_max (ask for less)
     EpochFull = 6,    // its epoch's outputs reached limits.epoch_output_bytes_max (resubmit)
+    // Skipped by the expiry rules (consensus::Skip), the nonce kept: sign the ops
+    // again (same nonce or a new one) with a fresh expiry. An expired request has
+    // not taken effect in this epoch; whether an earlier copy did is known only
+    // while the cluster still remembers it (a retry then gets Committed/Duplicate).
+    Expired = 7,        // applied after its expiry epoch
+    ExpiresTooFar = 8,  // its expiry lies more than request_expiry_max_epochs ahead
 };
 
 /// True for the statuses of a request skipped on every node (nothing applied).
@@ -175,6 +181,8 @@ enum class ErrorCode : std::uint8_t {
     ReplyTooLarge = 5,  // the outcome is known but its Reply would exceed message_bytes_max
     Forbidden = 6,      // a LocalGet whose signature does not verify, whose client may not
                         // read the key, or that came over another client's connection
+    Expired = 7,        // a Submit whose expiry is outside [next epoch, next epoch + H] at this
+                        // node: it cannot commit now (sign it again, or ask another node)
 };
 
 struct ErrorMsg {
@@ -221,7 +229,8 @@ Signature sign_reply(const crypto::SigningKey& key, const Digest& chain_id, cons
 /// True iff reply.sig is `node_key`'s signature over reply_sign_payload(chain_id, reply).
 bool verify_reply(const PublicKey& node_key, const Digest& chain_id, const ReplyMsg& reply);
 
-/// Short English names: "committed", "duplicate", "malformed", "forbidden"; "bad request", ...
+/// Short English names: "committed", "duplicate", "malformed", "forbidden", "expired: ...";
+/// "bad request", ...
 std::string_view to_string(ReplyStatus status);
 std::string_view to_string(ErrorCode code);
 

@@ -26,6 +26,10 @@ constexpr std::string_view kLastAppliedKey = std::string_view("\x00tob/last_appl
 constexpr std::string_view kDigestKey = std::string_view("\x00tob/state_digest", 17);
 constexpr std::string_view kDedupPrefix = std::string_view("\x00tob/dedup/", 11);
 constexpr std::string_view kOutPrefix = std::string_view("\x00tob/out/", 9);
+constexpr std::string_view kExpiryCountPrefix = std::string_view("\x00tob/xqn/", 9);
+constexpr std::string_view kExpiryChunkPrefix = std::string_view("\x00tob/xq/", 8);
+constexpr std::string_view kSweepCursorKey = std::string_view("\x00tob/xcur", 9);
+constexpr std::size_t kEntryBytes = 8 + 128 + 8;
 constexpr std::uint8_t kUserPrefix = 0x01;
 constexpr std::size_t kCacheEntriesMax = 1u << 16;
 
@@ -53,6 +57,19 @@ Bytes out_key(const PublicKey& client, Nonce nonce) {
     Bytes k = text_bytes(kOutPrefix);
     k.insert(k.end(), client.begin(), client.end());
     put_u64(k, nonce);
+    return k;
+}
+
+Bytes expiry_count_key(Epoch x) {
+    Bytes k = text_bytes(kExpiryCountPrefix);
+    put_u64(k, x);
+    return k;
+}
+
+Bytes expiry_chunk_key(Epoch x, std::uint32_t chunk) {
+    Bytes k = text_bytes(kExpiryChunkPrefix);
+    put_u64(k, x);
+    put_u32(k, chunk);
     return k;
 }
 
@@ -126,11 +143,12 @@ std::array<std::uint64_t, 16> shift_up(const std::array<std::uint64_t, 16>& bits
 }  // namespace
 
 KvMachine::KvMachine(KvStorage& storage, const Digest& chain_id, const Limits& limits,
-                     Permissions permissions)
+                     Permissions permissions, Epoch expiry_max_epochs)
     : storage_(storage),
       chain_id_(chain_id),
       limits_(limits),
-      permissions_(std::move(permissions)) {
+      permissions_(std::move(permissions)),
+      expiry_max_epochs_(expiry_max_epochs) {
     reload();
 }
 
@@ -164,11 +182,11 @@ Bytes KvMachine::user_storage_key(ByteView user_key) {
 std::optional<KvMachine::DedupEntry> KvMachine::load_entry(const PublicKey& client) const {
     if (auto it = cache_.find(client); it != cache_.end()) return it->second;
     std::optional<DedupEntry> entry;
-    if (auto v = storage_.get(dedup_key(client)); v && v->size() != 8 + 128) {
+    if (auto v = storage_.get(dedup_key(client)); v && v->size() != kEntryBytes) {
         // Damaged: read as "no entry" (this node may now apply a duplicate the
         // cluster skips, so it stops voting: damage()).
         note_damage("dedup entry of client " + hex_prefix(client) + "… has " +
-                    std::to_string(v->size()) + " bytes, not 136");
+                    std::to_string(v->size()) + " bytes, not " + std::to_string(kEntryBytes));
     } else if (v) {
         DedupEntry e;
         e.high = get_be(*v, 0, 8);
@@ -178,6 +196,7 @@ std::optional<KvMachine::DedupEntry> KvMachine::load_entry(const PublicKey& clie
                 word |= std::uint64_t{(*v)[8 + w * 8 + b]} << (8 * b);
             e.bits[w] = word;
         }
+        e.expiry = get_be(*v, 8 + 128, 8);
         entry = e;
     }
     if (cache_.size() >= kCacheEntriesMax) cache_.clear();
@@ -196,6 +215,17 @@ KvMachine::Seen KvMachine::check(const std::optional<DedupEntry>& entry, Nonce n
 
 bool KvMachine::committed(const PublicKey& client, Nonce nonce) const {
     return check(load_entry(client), nonce) == Seen::Duplicate;
+}
+
+bool KvMachine::expired(const Request& r) const {
+    const Epoch next = epoch_add(last_applied_, 1);
+    return r.expires < next || r.expires > epoch_add(next, expiry_max_epochs_);
+}
+
+std::optional<Epoch> KvMachine::dedup_expiry(const PublicKey& client) const {
+    const auto entry = load_entry(client);
+    if (!entry) return std::nullopt;
+    return entry->expiry;
 }
 
 bool KvMachine::malformed(const Request& r) const {
@@ -247,6 +277,12 @@ struct KvMachine::EpochWork {
     std::map<std::pair<PublicKey, Nonce>, std::vector<OpOutput>> new_outputs;
     std::set<std::pair<PublicKey, Nonce>> evicted;  // stored outputs that leave the window
     std::uint64_t output_bytes = 0;                 // outputs of the epoch so far
+    // Stored outputs of the entries the sweep dropped (deleted before this
+    // epoch's own outputs are written: a dropped client may commit again).
+    std::set<std::pair<PublicKey, Nonce>> dropped_outputs;
+    std::map<Epoch, std::vector<PublicKey>> expiry_appends;  // X -> clients whose x_c became X
+    KvBatch index;                                           // expiry lists and the sweep cursor
+    Epoch epoch = 0;
 };
 
 namespace {
@@ -266,10 +302,13 @@ EpochResult KvMachine::apply_epoch(Epoch epoch, const Digest& output_digest,
     result.epoch = epoch;
     result.output_digest = output_digest;
     result.results.reserve(ordered.size());
+    sweep_expired(work, epoch, kSweepUnitsBase + 2 * std::uint64_t{ordered.size()});
+    work.epoch = epoch;
     for (std::size_t i = 0; i < ordered.size(); ++i) {
         result.results.push_back(apply_request(work, ordered[i], static_cast<std::uint32_t>(i)));
     }
     for (const auto& id : work.evicted) work.new_outputs.erase(id);
+    write_expiry_lists(work);
 
     const Digest next_digest = next_state_digest(work, result);
     storage_.commit(epoch_batch(work, epoch, next_digest));
@@ -293,10 +332,7 @@ RequestResult KvMachine::apply_request(EpochWork& work, const Request& req,
         r.skip = Skip::Invalid;
         return r;
     }
-    auto it = work.entries.find(req.client);
-    if (it == work.entries.end())
-        it = work.entries.emplace(req.client, load_entry(req.client)).first;
-    std::optional<DedupEntry>& entry = it->second;
+    std::optional<DedupEntry>& entry = work_entry(work, req.client);
     if (check(entry, req.nonce) == Seen::Duplicate) {
         r.duplicate = true;
         const bool in_window = entry->high < kDedupWindow || req.nonce > entry->high - kDedupWindow;
@@ -318,6 +354,11 @@ RequestResult KvMachine::apply_request(EpochWork& work, const Request& req,
             work.output_bytes += bytes;
         }
         return r;
+    }
+    if (req.expires < work.epoch || req.expires > epoch_add(work.epoch, expiry_max_epochs_)) {
+        r.malformed = true;
+        r.skip = req.expires < work.epoch ? Skip::Expired : Skip::ExpiresTooFar;
+        return r;  // the nonce kept: the client may sign it again with a valid expiry
     }
     if (!permissions_.permits(req)) {
         r.forbidden = true;
@@ -342,7 +383,12 @@ RequestResult KvMachine::apply_request(EpochWork& work, const Request& req,
     r.outputs = std::move(*outputs);
     work.output_bytes += bytes;
     for (auto& [key, value] : mine) work.writes[key] = std::move(value);
+    const bool had_entry = entry.has_value();
     mark_nonce(work, req.client, entry, req.nonce);
+    if (!had_entry || req.expires > entry->expiry) {
+        entry->expiry = req.expires;
+        work.expiry_appends[req.expires].push_back(req.client);
+    }
     work.changed.insert(req.client);
     work.new_outputs[{req.client, req.nonce}] = r.outputs;
     return r;
@@ -453,16 +499,23 @@ KvBatch KvMachine::epoch_batch(const EpochWork& work, Epoch epoch, const Digest&
     for (const auto& [key, value] : work.writes) batch[user_storage_key(key)] = value;
     for (const auto& client : work.changed) {
         const auto& e = work.entries.at(client);
+        if (!e) {  // dropped by the sweep
+            batch[dedup_key(client)] = std::nullopt;
+            continue;
+        }
         Bytes v;
-        v.reserve(8 + 128);
+        v.reserve(kEntryBytes);
         put_u64(v, e->high);
         for (std::size_t w = 0; w < 16; ++w) {
             for (std::size_t b = 0; b < 8; ++b) {
                 v.push_back(static_cast<std::uint8_t>(e->bits[w] >> (8 * b)));
             }
         }
+        put_u64(v, e->expiry);
         batch[dedup_key(client)] = std::move(v);
     }
+    for (const auto& id : work.dropped_outputs) batch[out_key(id.first, id.second)] = std::nullopt;
+    for (const auto& [key, value] : work.index) batch[key] = value;
     for (const auto& [client, nonce] : work.evicted) batch[out_key(client, nonce)] = std::nullopt;
     for (const auto& [id, outputs] : work.new_outputs) {
         batch[out_key(id.first, id.second)] = encode_outputs(outputs);
@@ -472,6 +525,91 @@ KvBatch KvMachine::epoch_batch(const EpochWork& work, Epoch epoch, const Digest&
     batch[text_bytes(kLastAppliedKey)] = std::move(applied);
     batch[text_bytes(kDigestKey)] = Bytes(next_digest.begin(), next_digest.end());
     return batch;
+}
+
+std::optional<KvMachine::DedupEntry>& KvMachine::work_entry(EpochWork& work,
+                                                            const PublicKey& client) const {
+    auto it = work.entries.find(client);
+    if (it == work.entries.end()) it = work.entries.emplace(client, load_entry(client)).first;
+    return it->second;
+}
+
+void KvMachine::sweep_expired(EpochWork& work, Epoch epoch, std::uint64_t budget) const {
+    // The cursor: the next expiry epoch X to sweep and the next chunk of its list.
+    // A store without one starts at the epoch before this one (nothing older can
+    // be listed: the first epoch that lists a client also writes the cursor).
+    Epoch x = epoch - 1;
+    std::uint64_t chunk = 0;
+    if (auto v = storage_.get(text_bytes(kSweepCursorKey)); v && v->size() == 12) {
+        x = get_be(*v, 0, 8);
+        chunk = get_be(*v, 8, 4);
+    } else if (v) {
+        note_damage("the expiry sweep cursor has " + std::to_string(v->size()) + " bytes, not 12");
+    }
+    std::uint64_t spent = 0;
+    while (x < epoch && spent < budget) {
+        std::uint64_t chunks = 0;
+        if (auto v = storage_.get(expiry_count_key(x)); v && v->size() == 4)
+            chunks = get_be(*v, 0, 4);
+        if (chunk < chunks) {
+            const Bytes key = expiry_chunk_key(x, static_cast<std::uint32_t>(chunk));
+            const auto list = storage_.get(key);
+            if (!list || list->size() % 32 != 0) note_damage("an expiry list chunk is damaged");
+            for (std::size_t at = 0; list && at + 32 <= list->size(); at += 32) {
+                PublicKey client;
+                std::copy(list->begin() + at, list->begin() + at + 32, client.begin());
+                ++spent;
+                std::optional<DedupEntry>& entry = work_entry(work, client);
+                if (!entry || entry->expiry != x) continue;  // dropped, or listed again later
+                const Nonce high = entry->high;
+                work.dropped_outputs.insert({client, high});
+                for (std::uint64_t b = 0; b < kDedupWindow - 1 && b < high; ++b) {
+                    if (test_bit(entry->bits, b))
+                        work.dropped_outputs.insert({client, high - 1 - b});
+                }
+                entry.reset();
+                work.changed.insert(client);
+            }
+            work.index[key] = std::nullopt;
+            ++chunk;
+            continue;
+        }
+        if (chunks > 0) work.index[expiry_count_key(x)] = std::nullopt;
+        ++x;
+        chunk = 0;
+        ++spent;
+    }
+    Bytes cursor;
+    put_u64(cursor, x);
+    put_u32(cursor, static_cast<std::uint32_t>(chunk));
+    work.index[text_bytes(kSweepCursorKey)] = std::move(cursor);
+}
+
+void KvMachine::write_expiry_lists(EpochWork& work) const {
+    for (const auto& [x, clients] : work.expiry_appends) {
+        std::uint32_t chunks = 0;
+        if (auto v = storage_.get(expiry_count_key(x)); v && v->size() == 4)
+            chunks = static_cast<std::uint32_t>(get_be(*v, 0, 4));
+        Bytes tail;  // the last chunk, while it has room
+        if (chunks > 0) {
+            if (auto v = storage_.get(expiry_chunk_key(x, chunks - 1));
+                v && v->size() < kExpiryChunkClients * 32) {
+                tail = std::move(*v);
+                --chunks;
+            }
+        }
+        for (const auto& client : clients) {
+            tail.insert(tail.end(), client.begin(), client.end());
+            if (tail.size() == kExpiryChunkClients * 32) {
+                work.index[expiry_chunk_key(x, chunks++)] = std::move(tail);
+                tail.clear();
+            }
+        }
+        if (!tail.empty()) work.index[expiry_chunk_key(x, chunks++)] = std::move(tail);
+        Bytes count;
+        put_u32(count, chunks);
+        work.index[expiry_count_key(x)] = std::move(count);
+    }
 }
 
 }  // namespace tob::consensus::kv

@@ -38,6 +38,13 @@
 //    in the same epoch). A duplicate's result carries the outputs stored for that
 //    nonce when they are still kept (nonces in (h_c - 1024, h_c]), else none.
 //    Nonces may commit out of order inside the window.
+//  - expired: a request applied in epoch e with expires < e (it may commit only
+//    up to its expiry epoch: Skip::Expired), or with expires > e + H, H the
+//    cluster's request_expiry_max_epochs (Skip::ExpiresTooFar), so that no
+//    committed request can be replayed more than H epochs after it committed.
+//    Checked after the dedup table (a retry of a committed request is answered
+//    as a duplicate while its client's entry lasts) and, like a malformed
+//    request, it does not consume its nonce.
 //  - forbidden: a well-formed, fresh request with an operation its client may
 //    not perform (consensus/kv/permissions.h, from the cluster file). Nothing of
 //    it applies and, like a malformed request, it does not consume its nonce.
@@ -51,8 +58,29 @@
 //   "\x00tob/state_digest"                32 bytes
 //   "\x00tob/dedup/" ‖ client pk           u64 BE h_c ‖ 128-byte bitmap
 //                                         (bit i of byte i/8, LSB first, marks h_c-1-i)
+//                                         ‖ u64 BE x_c, the largest expires of the
+//                                         client's committed requests
 //   "\x00tob/out/" ‖ client pk ‖ u64 BE n  the outputs of (client, n), kept while
 //                                         n is inside the window
+//   "\x00tob/xqn/" ‖ u64 BE X             u32 BE: chunks in the expiry list of X
+//   "\x00tob/xq/" ‖ u64 BE X ‖ u32 BE i    chunk i of that list: up to
+//                                         kExpiryChunkClients client keys whose x_c
+//                                         became X (appended when x_c grows)
+//   "\x00tob/xcur"                        u64 BE X ‖ u32 BE chunk: where the sweep
+//                                         of expired entries stands
+//
+// Dedup pruning. Every committed request of client c has expires <= x_c, so once
+// the epoch passes x_c the expiry rule refuses every one of them before the
+// dedup table is asked: the entry and its stored outputs can go. At the start of
+// each epoch e the machine sweeps the expiry lists X < e in order, dropping each
+// listed client whose entry still has x_c == X (a client whose x_c grew since
+// was listed again under the larger X). The sweep does at most
+// kSweepUnitsBase + 2 · (requests in the epoch) units of work (a client looked
+// at, or one list opened), continuing where it stopped in the next epoch, so the
+// work is amortized over the commits that created the lists and no epoch scans
+// the table. Entries, lists and cursor are state like the rest (the state root
+// and snapshots carry them); the table holds the clients that committed within
+// the last H epochs, plus what the sweep has not reached yet.
 //
 // State digest (docs/protocol.md, "Replicated database"), with Hasher::field
 // length prefixes:
@@ -62,7 +90,8 @@
 //                    sorted order: field(key), u64 present, field(value or empty))
 //   H(outputs)   = H(field("tobd-outputs-v1"), u64 count, for each result in
 //                    order: client, nonce, request digest, position, duplicate,
-//                    skip (0; 1 malformed; 2 forbidden), u64 count, per output:
+//                    skip (0; 1 malformed, expiry skips included; 2 forbidden),
+//                    u64 count, per output:
 //                    ok, present, field(value))
 // Only ordered containers are iterated, so the digest is a function of the
 // ordered requests and the previous state alone.
@@ -81,13 +110,17 @@ namespace tob::consensus::kv {
 class KvMachine final : public StateMachine {
   public:
     static constexpr Nonce kDedupWindow = 1024;
+    static constexpr std::size_t kExpiryChunkClients = 64;
+    static constexpr std::uint64_t kSweepUnitsBase = 1024;
 
     /// Loads last_applied and the state digest from `storage` (zero for an empty
     /// store); dedup entries are read from storage on demand and cached.
     /// `permissions` come from the cluster file (the default lets every client key
     /// read and write every key).
+    /// `expiry_max_epochs` is H (the cluster file's request_expiry_max_epochs).
     KvMachine(KvStorage& storage, const Digest& chain_id, const Limits& limits = {},
-              Permissions permissions = Permissions::open_to_all());
+              Permissions permissions = Permissions::open_to_all(),
+              Epoch expiry_max_epochs = kRequestExpiryMaxEpochsDefault);
 
     Epoch last_applied() const override { return last_applied_; }
     Digest state_digest() const override { return state_digest_; }
@@ -96,6 +129,8 @@ class KvMachine final : public StateMachine {
     EpochResult apply_epoch(Epoch epoch, const Digest& output_digest,
                             const std::vector<Request>& ordered) override;
     bool committed(const PublicKey& client, Nonce nonce) const override;
+    /// expires < last_applied()+1, or expires > last_applied()+1+H.
+    bool expired(const Request& request) const override;
     /// Re-reads last_applied and the digest and drops the dedup cache (a snapshot
     /// was installed into the storage underneath).
     void reload() override;
@@ -113,11 +148,15 @@ class KvMachine final : public StateMachine {
 
     /// Storage key of a user key (exposed for tests and tools).
     static Bytes user_storage_key(ByteView user_key);
+    /// Whether `client` has a dedup entry, and the largest expires it remembers
+    /// (tests and tools).
+    std::optional<Epoch> dedup_expiry(const PublicKey& client) const;
 
   private:
     struct DedupEntry {
         Nonce high = 0;                        // h_c
         std::array<std::uint64_t, 16> bits{};  // bit i marks nonce high-1-i
+        Epoch expiry = 0;                      // x_c: largest expires committed
         bool operator==(const DedupEntry&) const = default;
     };
     enum class Seen { Fresh, Duplicate };
@@ -141,6 +180,12 @@ class KvMachine final : public StateMachine {
                                                    std::uint64_t cap, std::uint64_t& bytes) const;
     static void mark_nonce(EpochWork& work, const PublicKey& client,
                            std::optional<DedupEntry>& entry, Nonce nonce);
+    /// The entry of `client` in this epoch's working state (loaded on first use).
+    std::optional<DedupEntry>& work_entry(EpochWork& work, const PublicKey& client) const;
+    /// Drops the entries whose expiry passed (see "Dedup pruning"), within `budget`.
+    void sweep_expired(EpochWork& work, Epoch epoch, std::uint64_t budget) const;
+    /// Appends the clients whose x_c grew this epoch to the expiry lists.
+    void write_expiry_lists(EpochWork& work) const;
     Digest next_state_digest(const EpochWork& work, const EpochResult& result) const;
     static KvBatch epoch_batch(const EpochWork& work, Epoch epoch, const Digest& next_digest);
 
@@ -148,6 +193,7 @@ class KvMachine final : public StateMachine {
     Digest chain_id_;
     Limits limits_;
     Permissions permissions_;
+    Epoch expiry_max_epochs_;
     Epoch last_applied_ = 0;
     Digest state_digest_{};
     // Cache of dedup entries read from or written to storage (committed state).

@@ -255,11 +255,13 @@ std::optional<Epoch> ClientLink::applied(const std::vector<NodeId>& nodes,
 }
 
 consensus::Request signed_request(const crypto::SigningKey& key, const Digest& chain_id,
-                                  consensus::Nonce nonce, std::vector<consensus::Op> ops) {
+                                  consensus::Nonce nonce, std::vector<consensus::Op> ops,
+                                  Epoch expires) {
     consensus::Request r;
     r.chain_id = chain_id;
     r.client = key.public_key();
     r.nonce = nonce;
+    r.expires = expires;
     r.ops = std::move(ops);
     r.sig = key.sign(consensus::kRequestTag, consensus::request_sign_payload(r));
     return r;

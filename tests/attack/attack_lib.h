@@ -54,6 +54,9 @@ struct Common {
     std::string endpoint;         // stranger squat: the endpoint to take
     std::string variant;          // attack-specific variant
     double delay = 0;             // member: bind the sockets, wait this long, then attack
+    // client: requests expire this many epochs after the applied epoch the nodes
+    // report (0: the cluster's request_expiry_max_epochs, the longest allowed)
+    std::uint64_t horizon = 0;
 };
 
 /// Paces a loop at `rate` units per second (0 = unpaced) until `seconds` pass or
@@ -137,9 +140,10 @@ class ClientLink {
     std::uint64_t bytes_ = 0;
 };
 
-/// A request signed by `key` (1 <= ops).
+/// A request signed by `key` (1 <= ops) that may commit up to epoch `expires`.
 consensus::Request signed_request(const crypto::SigningKey& key, const Digest& chain_id,
-                                  consensus::Nonce nonce, std::vector<consensus::Op> ops);
+                                  consensus::Nonce nonce, std::vector<consensus::Op> ops,
+                                  Epoch expires);
 /// Encoded SubmitMsg body for `request`.
 Bytes submit_body(const consensus::Request& request);
 

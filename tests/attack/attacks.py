@@ -170,7 +170,7 @@ class AttackCluster(FaultCluster):
         self.cgroups = cgroups
         self.metrics_ports = {}
 
-    def create(self):
+    def create(self, protocol=None):
         # testnet: pub and router at base + 2i, + 2i + 1, client at base + 2n + i;
         # the metrics addresses follow at base + 3n + 2 + i.
         self.base_port = free_port_block(4 * self.n + 2, start=PORTS[0], stop=PORTS[1] + 1)
@@ -179,7 +179,7 @@ class AttackCluster(FaultCluster):
         # Nothing pruned within a run, so that every node's whole log replays
         # (--dump-log) for the violation and lost-op counts (as in the fault suite).
         text = open(self.cluster_file).read()
-        for key, value in self.DEFAULT_PROTOCOL.items():
+        for key, value in {**self.DEFAULT_PROTOCOL, **(protocol or {})}.items():
             text, count = re.subn(rf"(?m)^{key} = \d+$", f"{key} = {value}", text)
             if not count:
                 raise RuntimeError(f"{key} is not in the cluster file tobctl testnet wrote")
@@ -307,14 +307,15 @@ class AttackRun(Run):
         self.dump_failed = []  # honest nodes whose committed log could not be dumped
 
     # ---- setup and teardown
-    def setup(self, down=(), start=True, args=None):
+    def setup(self, down=(), start=True, args=None, protocol=None):
         """A fresh cluster; nodes in `down` are not started (a Byzantine member whose
-        keys tobattack uses, or a node that joins later)."""
+        keys tobattack uses, or a node that joins later); `protocol` overrides keys of
+        the cluster file's [protocol]."""
         self.c = AttackCluster(self.bin_dir, self.n, os.path.join(self.dir, "cluster"), self.name,
                                self.cgroups)
         self.net = self.c.net
         os.makedirs(self.c.dir, exist_ok=True)
-        self.c.create()
+        self.c.create(protocol)
         self.stopped |= set(down)
         if start:
             up = [i for i in range(self.n) if i not in down]
@@ -361,7 +362,7 @@ class AttackRun(Run):
                         continue
                     m = proc_memory_mb(p.pid)
                     if m is not None:
-                        self.rss[phase] = max(self.rss[phase], m[0], m[1])
+                        self.rss[phase] = max(self.rss.get(phase, 0.0), m[0], m[1])
             time.sleep(0.5)
 
     # ---- attackers
@@ -783,24 +784,47 @@ def sc_corrupt_kv(a):
         a.fail(f"node {v} exited {p.returncode}: {tail[-1] if tail else ''}")
 
 
+DEDUP_H = 50  # request_expiry_max_epochs of the finding-10 clusters
+
+
 def sc_dedup_growth(a):
-    """Finding 10: 20,000 client keys, one tiny request each; every key keeps a dedup
-    entry forever (the replicated state grows with the number of clients)."""
-    a.setup()
+    """Finding 10: 20,000 client keys, one tiny request each; every key kept a dedup
+    entry forever (the replicated state grew with the number of clients). Requests
+    now expire: the attacker gives each the longest expiry the cluster accepts
+    (request_expiry_max_epochs = DEDUP_H, small so the run can pass it), and after
+    the attack the workload runs until the cluster applied DEDUP_H more epochs. Then
+    only clients active in the last DEDUP_H epochs may keep an entry."""
+    a.setup(protocol={"request_expiry_max_epochs": DEDUP_H})
     a.baseline()
     a.attack(a.client_args("dedup-growth", "--rate", "600", "--count", "20000"), seconds=40)
+    honest = [i for i in a.honest() if i not in a.stopped]
+    start = max(a.c.applied(honest).values(), default=0)
+    target = start + DEDUP_H + 2
+    top = start
+    for _ in range(8):  # an idle cluster sits still: epochs pass only with work
+        a.phase("drain", 10)
+        top = max(a.c.applied(honest).values(), default=0)
+        if top >= target:
+            break
+    a.extra["drain_epochs"] = top - start
+    if top < target:
+        a.fail(f"the cluster applied only {top - start} epochs after the attack, not "
+               f"{DEDUP_H + 2}: the entries' expiry did not pass")
     a.dedup_check = True
 
 
 def sc_replay_abandoned(a):
-    """Finding 10: a request signed and abandoned is replayed 25 s later: it still
-    commits and overwrites newer writes."""
+    """Finding 10: a request signed and abandoned was replayed 25 s later: it still
+    committed and overwrote newer writes. Requests now expire: the held request gets
+    the expiry of an honest client with a 20-epoch horizon, and the replay waits (at
+    least 5 s) until the cluster applied past it; it must not commit."""
     a.setup()
     a.baseline()
     out = {}
 
     def replay(run):
-        r = run.tobattack(*run.client_args("replay", "--seconds", "20"), wait=True, timeout=120)
+        r = run.tobattack(*run.client_args("replay", "--seconds", "5", "--horizon", "20"),
+                          wait=True, timeout=120)
         out["text"] = run.attacker_output(r)
 
     a.phase("attack", ATTACK_S, during=replay)

@@ -19,6 +19,9 @@ struct ClientSide {
     std::vector<NodeId> targets;
     std::mt19937_64 rng;
     std::map<std::string, std::uint64_t> outcomes;  // reply status / error code -> count
+    Epoch horizon = 0;  // epochs past the applied epoch a request may commit
+    Epoch applied = 0;  // the highest applied epoch the targets reported
+    Clock::time_point applied_at{};
 
     ClientSide(const std::string& path, const Common& opt)
         : cluster(load_cluster(path)), rng(make_rng(opt.seed)) {
@@ -26,7 +29,22 @@ struct ClientSide {
         targets = opt.targets;
         if (targets.empty())
             for (NodeId i = 0; i < cluster.n; ++i) targets.push_back(i);
+        const Epoch h = cluster.protocol.request_expiry_max_epochs;
+        horizon = opt.horizon == 0 ? h : std::min<Epoch>(opt.horizon, h);
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        refresh();
+    }
+    void refresh() {
+        applied =
+            std::max(applied, link->applied(targets, std::chrono::milliseconds(1000)).value_or(0));
+        applied_at = Clock::now();
+    }
+    // The expiry of a request built now: the applied epoch (asked again once a
+    // second) plus the horizon; with the default horizon, the longest the cluster
+    // accepts.
+    Epoch expires() {
+        if (Clock::now() - applied_at > std::chrono::seconds(1)) refresh();
+        return epoch_add(applied, horizon);
     }
     void submit_all(const Request& r) {
         const Bytes body = submit_body(r);
@@ -70,17 +88,17 @@ int big_outputs(ClientSide& c, const Common& opt) {
     const Bytes value = random_bytes(c.rng, c.cluster.limits.value_bytes_max);
     Nonce nonce = 1;
     c.submit_all(signed_request(key, c.cluster.chain_id, nonce,
-                                {Op{OpType::Put, text("amp"), value, std::nullopt}}));
+                                {Op{OpType::Put, text("amp"), value, std::nullopt}}, c.expires()));
     auto put = c.wait_reply(key.public_key(), nonce, 20);
     report(std::string("put_256k=") + (put ? "committed" : "no-reply"));
     std::vector<Op> gets(c.cluster.limits.request_ops_max,
                          Op{OpType::Get, text("amp"), {}, std::nullopt});
-    const Bytes probe = encode(signed_request(key, c.cluster.chain_id, 2, gets));
+    const Bytes probe = encode(signed_request(key, c.cluster.chain_id, 2, gets, c.expires()));
     report("request_bytes=" + std::to_string(probe.size()) +
            " outputs_bytes_per_request=" + std::to_string(gets.size() * value.size()));
     Pacer pace(opt.rate > 0 ? opt.rate : 0.5, opt.seconds, opt.count ? opt.count : 8);
     while (pace.next()) {
-        c.submit_all(signed_request(key, c.cluster.chain_id, ++nonce, gets));
+        c.submit_all(signed_request(key, c.cluster.chain_id, ++nonce, gets, c.expires()));
         c.drain(std::chrono::milliseconds(0));
     }
     c.drain(std::chrono::milliseconds(2000));
@@ -99,11 +117,11 @@ int pool_flood(ClientSide& c, const Common& opt) {
     std::vector<Op> base;
     for (std::size_t i = 0; i < ops; ++i)
         base.push_back(Op{OpType::Get, random_bytes(c.rng, key_bytes), {}, std::nullopt});
-    const Bytes probe = encode(signed_request(key, c.cluster.chain_id, 1, base));
+    const Bytes probe = encode(signed_request(key, c.cluster.chain_id, 1, base, c.expires()));
     report("request_bytes=" + std::to_string(probe.size()));
     Pacer pace(opt.rate > 0 ? opt.rate : 40, opt.seconds, opt.count);
     while (pace.next()) {
-        c.submit_all(signed_request(key, c.cluster.chain_id, pace.done(), base));
+        c.submit_all(signed_request(key, c.cluster.chain_id, pace.done(), base, c.expires()));
         c.drain(std::chrono::milliseconds(0));
     }
     report("attack=pool-flood requests=" + std::to_string(pace.done()) + " " + c.summary());
@@ -116,8 +134,9 @@ int dedup_growth(ClientSide& c, const Common& opt) {
     Pacer pace(opt.rate > 0 ? opt.rate : 500, opt.seconds, opt.count ? opt.count : 20000);
     while (pace.next()) {
         const auto key = crypto::SigningKey::generate();
-        const Request r = signed_request(key, c.cluster.chain_id, 1,
-                                         {Op{OpType::Get, text("d"), {}, std::nullopt}});
+        const Request r =
+            signed_request(key, c.cluster.chain_id, 1,
+                           {Op{OpType::Get, text("d"), {}, std::nullopt}}, c.expires());
         c.link->send(c.targets[pace.done() % c.targets.size()], submit_body(r));
         c.drain(std::chrono::milliseconds(0));
     }
@@ -126,32 +145,49 @@ int dedup_growth(ClientSide& c, const Common& opt) {
     return 0;
 }
 
-// Finding 10: a request signed long ago and never delivered (abandoned) still commits
-// when someone replays it later, as long as its nonce is in the 1,024 window: it
-// overwrites newer writes of the same client.
+// Finding 10: a request signed and never delivered (abandoned) is replayed later.
+// Before requests expired it still committed as long as its nonce was in the 1,024
+// window, overwriting newer writes of the same client. Now it carries the expiry an
+// honest client gives it (--horizon epochs past the applied epoch), and the replay
+// waits, at least --seconds, until the cluster has applied past that expiry.
 int replay(ClientSide& c, const Common& opt) {
     const auto key = crypto::SigningKey::generate();
-    const Request stale = signed_request(
-        key, c.cluster.chain_id, 1, {Op{OpType::Put, text("replay"), text("stale"), std::nullopt}});
+    const Request stale =
+        signed_request(key, c.cluster.chain_id, 1,
+                       {Op{OpType::Put, text("replay"), text("stale"), std::nullopt}}, c.expires());
     const auto signed_at = Clock::now();
     int fresh_ok = 0;
     for (Nonce n = 2; n <= 6; ++n) {
         c.submit_all(signed_request(
             key, c.cluster.chain_id, n,
-            {Op{OpType::Put, text("replay"), text("fresh-" + std::to_string(n)), std::nullopt}}));
+            {Op{OpType::Put, text("replay"), text("fresh-" + std::to_string(n)), std::nullopt}},
+            c.expires()));
         if (c.wait_reply(key.public_key(), n, 15)) ++fresh_ok;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(opt.seconds * 1000)));
+    const auto wait_end = Clock::now() + std::chrono::seconds(60);
+    while (c.applied <= stale.expires && Clock::now() < wait_end) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        c.refresh();
+    }
     const double age = std::chrono::duration<double>(Clock::now() - signed_at).count();
+    c.outcomes.clear();
     c.submit_all(stale);
     auto r = c.wait_reply(key.public_key(), 1, 20);
     std::string outcome = "no-reply";
-    if (r) outcome = r->status == client::ReplyStatus::Committed ? "committed" : "refused";
-    // What does the key hold now?
+    if (r) {
+        outcome = r->status == client::ReplyStatus::Committed ? "committed"
+                  : r->status == client::ReplyStatus::Expired ? "expired"
+                                                              : "refused";
+    } else if (c.outcomes.count("error_" +
+                                std::to_string(static_cast<int>(client::ErrorCode::Expired)))) {
+        outcome = "refused-expired";  // the nodes refused it at once
+    }
+    // What does the key hold now? Read it from the node that answered.
     std::string now = "?";
-    // Read it from the node that answered (it has applied the epoch).
     const NodeId from = r ? r->node : c.targets[0];
-    c.link->send(from, client::encode_client_message(client::LocalGetMsg{text("replay")}));
+    c.link->send(from, client::encode_client_message(
+                           client::make_local_get(key, c.cluster.chain_id, text("replay"))));
     const auto end = Clock::now() + std::chrono::seconds(3);
     while (Clock::now() < end && now == "?") {
         for (auto& [sender, msg] : c.link->poll(std::chrono::milliseconds(200)))
@@ -159,7 +195,9 @@ int replay(ClientSide& c, const Common& opt) {
                 now = v->value ? std::string(v->value->begin(), v->value->end()) : "(absent)";
     }
     report("attack=replay fresh_committed=" + std::to_string(fresh_ok) + " replay=" + outcome +
-           " age_s=" + std::to_string(static_cast<int>(age)) + " value_now=" + now);
+           " age_s=" + std::to_string(static_cast<int>(age)) +
+           " expires=" + std::to_string(stale.expires) + " applied=" + std::to_string(c.applied) +
+           " value_now=" + now);
     return 0;
 }
 
@@ -179,7 +217,8 @@ int big_burst(ClientSide& c, const Common& opt) {
     while (pace.next()) {
         for (NodeId t : c.targets) {
             for (std::size_t i = 0; i < burst; ++i) {
-                const Request r = signed_request(key, c.cluster.chain_id, ++nonce, ops);
+                const Request r =
+                    signed_request(key, c.cluster.chain_id, ++nonce, ops, c.expires());
                 c.link->send(t, submit_body(r));
             }
         }

@@ -24,6 +24,9 @@ void add_common(CLI::App* cmd, tob::attack::Common& o) {
     cmd->add_option("--targets", o.targets, "Nodes attacked (default: all others)")->delimiter(',');
     cmd->add_option("--seed", o.seed, "Random seed (0: random)");
     cmd->add_option("--variant", o.variant, "Attack-specific variant");
+    cmd->add_option("--horizon", o.horizon,
+                    "client: requests expire this many epochs after the applied epoch "
+                    "(0: request_expiry_max_epochs)");
 }
 
 }  // namespace

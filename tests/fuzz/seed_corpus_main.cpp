@@ -31,6 +31,7 @@ Request request(Nonce nonce) {
     r.chain_id = filled<32>(0xc1);
     r.client = filled<32>(0x42);
     r.nonce = nonce;
+    r.expires = 100'000 + nonce;
     r.ops = {Op{OpType::Put, text("a/1"), text("hello"), std::nullopt},
              Op{OpType::Cas, text("a/2"), text("new"), text("old")},
              Op{OpType::Cas, text("a/3"), text("x"), std::nullopt},

@@ -92,6 +92,7 @@ Request Adversary::forged_request() {
         const std::size_t clients = world_.clients();
         r.client = clients == 0 ? PublicKey{} : world_.client_key(rng_.below(clients));
         r.nonce = rng_.range(1, 50);
+        r.expires = delivered_ + rng_.range(0, 100);
         r.ops = {Op{OpType::Put, Bytes{'f'}, Bytes{'x'}, std::nullopt}};
         auto sig = random_bytes(64);
         std::copy(sig.begin(), sig.end(), r.sig.begin());

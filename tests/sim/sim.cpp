@@ -697,6 +697,9 @@ void World::make_transactions() {
             req.chain_id = chain_id_;
             req.client = clients_[c].pk;
             req.nonce = nonce;
+            // Built before the run, so no epoch is known: the longest expiry the
+            // cluster accepts from epoch 0 (runs stay far below it).
+            req.expires = consensus::kRequestExpiryMaxEpochsDefault;
             const std::uint64_t ops = clients_rng_.chance(0.3) ? clients_rng_.range(2, 4) : 1;
             for (std::uint64_t o = 0; o < ops; ++o) {
                 std::string key = "c" + std::to_string(c) + "/n" + std::to_string(nonce) + "/" +

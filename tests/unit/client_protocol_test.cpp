@@ -287,18 +287,18 @@ TEST(ClientCodec, RejectsUnknownTypesAndEnums) {
     EXPECT_FALSE(decode_client_message(Bytes{0x90}, kLimits));  // no type at all
     EXPECT_FALSE(decode_client_message(Bytes{0x03}, kLimits));  // not an array
     EXPECT_FALSE(decode_client_message(Bytes{}, kLimits));
-    // Reply status 0 and 7, error code 0 and 7.
+    // Reply status 0 and 9, error code 0 and 8.
     ReplyMsg r = sample_reply();
     Bytes b = encode_client_message(r);
     // status is the 6th element: after header(1) type(1) node(1) client(34) nonce(9) digest(34).
     const std::size_t at = 1 + 1 + 1 + 34 + 9 + 34;
     ASSERT_EQ(b[at], 0x01);
-    for (std::uint8_t v : {0, 7}) {
+    for (std::uint8_t v : {0, 9}) {
         Bytes c = b;
         c[at] = v;
         EXPECT_FALSE(decode_client_message(c, kLimits));
     }
-    for (std::uint64_t code : {0ull, 7ull}) {
+    for (std::uint64_t code : {0ull, 8ull}) {
         EXPECT_FALSE(decode_client_message(
             raw::array({raw::uint(7), raw::uint(code), raw::bin(text("x")), raw::nil}), kLimits));
     }
@@ -596,6 +596,7 @@ class FakeNode {
             s.version = "fake";
             s.epoch = 10 + id_;
             s.applied = 9;
+            if (mode_ == Mode::Lie) s.applied = 1'000'000'000;  // a bogus epoch
             return s;
         }
         if (const auto* get = std::get_if<LocalGetMsg>(&m)) {
@@ -723,6 +724,32 @@ double elapsed_ms(Clock::time_point since) {
     return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
 }
 
+TEST(Client, RequestsExpireOneHorizonAfterTheEpochOfTheNodesStatus) {
+    FakeCluster fc({Mode::Honest, Mode::Honest, Mode::Honest, Mode::Honest});
+    Client client(fc.cluster, crypto::SigningKey::generate());
+    EXPECT_EQ(client.expiry_horizon(), kDefaultExpiryHorizon);
+    client.set_expiry_horizon(50);
+    EXPECT_EQ(client.build_request({put("a", "1")}, 1).expires, 9u + 50u);  // applied 9
+    client.note_epoch(30);  // a verified reply of a later epoch
+    EXPECT_EQ(client.build_request({put("a", "1")}, 2).expires, 30u + 50u);
+    client.note_epoch(30 + 51);  // more than one horizon ahead: ignored
+    EXPECT_EQ(client.known_epoch(), 30u);
+    // The horizon never exceeds the cluster's request_expiry_max_epochs.
+    client.set_expiry_horizon(~Epoch{0});
+    EXPECT_EQ(client.expiry_horizon(), fc.cluster.protocol.request_expiry_max_epochs);
+    EXPECT_EQ(client.build_request({put("a", "1")}, 3, 77).expires, 77u);
+}
+
+TEST(Client, OneNodeReportingABogusEpochDoesNotMoveTheExpiry) {
+    // t = 1: the second highest answer is never above what an honest node applied.
+    FakeCluster fc({Mode::Lie, Mode::Honest, Mode::Honest, Mode::Honest});
+    Client client(fc.cluster, crypto::SigningKey::generate());
+    auto e = client.refresh_epoch(Millis(2000));
+    ASSERT_TRUE(e.ok()) << e.error;
+    EXPECT_EQ(*e.value, 9u);
+    EXPECT_EQ(client.next_expiry(), 9u + kDefaultExpiryHorizon);
+}
+
 TEST(Client, BuildsSignedRequests) {
     FakeCluster fc({Mode::Honest, Mode::Honest, Mode::Honest, Mode::Honest});
     const auto key = crypto::SigningKey::generate();
@@ -811,8 +838,10 @@ TEST(Client, BadRequestFromTPlusOneNodesFails) {
     options.node = 0;
     options.attempt_timeout = Millis(2000);
     options.deadline = Millis(4000);
+    // Built first: with two silent nodes, learning the epoch waits its timeout.
+    const consensus::Request request = client.build_request({put("k", "v")}, 10);
     const auto start = Clock::now();
-    auto result = client.submit(client.build_request({put("k", "v")}, 10), options);
+    auto result = client.submit(request, options);
     ASSERT_FALSE(result.ok());
     EXPECT_LT(elapsed_ms(start), 1000.0);
     EXPECT_NE(result.error.find("refused by 2 nodes"), std::string::npos) << result.error;

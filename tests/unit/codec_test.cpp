@@ -66,6 +66,7 @@ Request sample_request(Gen& g, Nonce nonce) {
     r.chain_id = chain_id();
     r.client = g.fixed<32>();
     r.nonce = nonce;
+    r.expires = 70'000 + nonce;  // needs the uint32 form
     r.ops.push_back(Op{OpType::Put, text("accounts/alice"), g.bytes(200), std::nullopt});
     r.ops.push_back(Op{OpType::Cas, text("accounts/bob"), text("balance=90"), text("balance=100")});
     r.ops.push_back(Op{OpType::Cas, text("locks/job-17"), text("owner=alice"), std::nullopt});
@@ -318,8 +319,8 @@ TEST(Codec, sign_payloads_are_the_signed_prefix_of_the_encoding) {
     const Request r = sample_request(g, 77);
     const Bytes rp = request_sign_payload(r);
     const Bytes rf = encode(r);
-    ASSERT_EQ(rp[0], 0x94);
-    ASSERT_EQ(rf[0], 0x95);
+    ASSERT_EQ(rp[0], 0x95);
+    ASSERT_EQ(rf[0], 0x96);
     EXPECT_EQ(Bytes(rf.begin() + 1, rf.end() - 66), Bytes(rp.begin() + 1, rp.end()));
 
     // Every field is covered: changing any one changes the payload.
@@ -329,6 +330,9 @@ TEST(Codec, sign_payloads_are_the_signed_prefix_of_the_encoding) {
     Request r2 = r;
     r2.nonce++;
     EXPECT_NE(rp, request_sign_payload(r2));
+    r2 = r;
+    r2.expires++;
+    EXPECT_NE(rp, request_sign_payload(r2)) << "the expiry is signed";
     r2 = r;
     r2.sig[0] ^= 1;
     EXPECT_EQ(rp, request_sign_payload(r2)) << "the signature must not cover itself";
@@ -487,7 +491,7 @@ Bytes request_with_op(const Bytes& op) {
     Gen g(13);
     const Request r = sample_request(g, 1);
     return raw::array({raw::bin(r.chain_id), raw::bin(r.client), raw::uint(r.nonce),
-                       raw::array({op}), raw::bin(r.sig)});
+                       raw::uint(r.expires), raw::array({op}), raw::bin(r.sig)});
 }
 
 TEST(Codec, op_rules) {
@@ -544,6 +548,29 @@ TEST(Codec, op_previous_flag) {
     Request r;
     r.ops = {put, plain};
     EXPECT_EQ(decode_request(encode(r), Limits{}).value(), r);
+}
+
+// Issue 11, finding 10: the expiry is a field of its own, in one encoding only.
+TEST(Codec, request_expiry_is_canonical_and_required) {
+    Gen g(23);
+    const Request r = sample_request(g, 3);
+    const Bytes op = encode(r.ops.front());
+    auto fields = [&](Bytes expires) {
+        return raw::array({raw::bin(r.chain_id), raw::bin(r.client), raw::uint(r.nonce), expires,
+                           raw::array({op}), raw::bin(r.sig)});
+    };
+    Request one = r;
+    one.ops = {r.ops.front()};
+    EXPECT_EQ(decode_request(fields(raw::uint(r.expires)), Limits{}).value(), one);
+    // r.expires (70,003) needs the uint32 form; the uint64 form is not canonical.
+    Bytes wide{0xcf, 0, 0, 0, 0};
+    for (int i = 3; i >= 0; --i) wide.push_back(static_cast<std::uint8_t>(r.expires >> (8 * i)));
+    expect_rejected(fields(wide), decode_request);
+    expect_rejected(fields(raw::nil), decode_request);
+    // A request without the field (the layout before expiry) does not decode.
+    expect_rejected(raw::array({raw::bin(r.chain_id), raw::bin(r.client), raw::uint(r.nonce),
+                                raw::array({op}), raw::bin(r.sig)}),
+                    decode_request);
 }
 
 TEST(Codec, key_value_and_op_count_limits) {

@@ -40,6 +40,7 @@ Request req(std::uint8_t c, Nonce nonce, std::vector<Op> ops) {
     r.chain_id = chain();
     r.client = client(c);
     r.nonce = nonce;
+    r.expires = 1000;  // valid in every epoch these tests apply (<= 1000, >= 1000 - H)
     r.ops = std::move(ops);
     return r;
 }
@@ -544,6 +545,161 @@ TEST(KvMachineDeathTest, applying_out_of_order_aborts) {
     GTEST_FLAG_SET(death_test_style, "threadsafe");
     Fixture f;
     EXPECT_DEATH((void)f.kv.apply_epoch(2, od(2), {}), "epoch == last_applied_");
+}
+
+// ---- expiry (issue 11, finding 10) ---------------------------------------------------
+
+Request req_until(std::uint8_t c, Nonce nonce, Epoch expires, std::vector<Op> ops) {
+    Request r = req(c, nonce, std::move(ops));
+    r.expires = expires;
+    return r;
+}
+
+// Entries of the machine's metadata whose key starts with `prefix` ("dedup/", ...).
+std::size_t stored_with(const MemoryKvStorage& s, const std::string& prefix) {
+    const Bytes p = b(std::string("\x00tob/", 5) + prefix);
+    std::size_t n = 0;
+    for (const auto& [k, v] : s.data())
+        if (k.size() >= p.size() && std::equal(p.begin(), p.end(), k.begin())) ++n;
+    return n;
+}
+
+TEST(KvMachineExpiry, a_request_applied_after_its_expiry_is_skipped_and_keeps_its_nonce) {
+    MemoryKvStorage storage;
+    KvMachine kv(storage, chain(), Limits{}, Permissions::open_to_all(), 100);
+    (void)kv.apply_epoch(1, od(1), {});
+    (void)kv.apply_epoch(2, od(2), {});
+    // Epoch 3: expires 2 is past; expires 3 (this very epoch) is the last one allowed.
+    auto r = kv.apply_epoch(
+        3, od(3), {req_until(1, 1, 2, {put("a", "late")}), req_until(2, 1, 3, {put("b", "ok")})});
+    ASSERT_EQ(r.results.size(), 2u);
+    EXPECT_TRUE(r.results[0].malformed);
+    EXPECT_EQ(r.results[0].skip, Skip::Expired);
+    EXPECT_TRUE(r.results[0].outputs.empty());
+    EXPECT_EQ(kv.read(b("a")), std::nullopt);
+    EXPECT_FALSE(kv.committed(client(1), 1));
+    EXPECT_FALSE(r.results[1].malformed);
+    EXPECT_EQ(kv.read(b("b")), b("ok"));
+    // The nonce was not consumed: signed again with a later expiry, it commits.
+    auto again = kv.apply_epoch(4, od(4), {req_until(1, 1, 9, {put("a", "again")})});
+    EXPECT_FALSE(again.results[0].malformed);
+    EXPECT_EQ(kv.read(b("a")), b("again"));
+    // The pool's view: expired for the next epoch (5), or not.
+    EXPECT_TRUE(kv.expired(req_until(1, 2, 4, {get("a")})));
+    EXPECT_FALSE(kv.expired(req_until(1, 2, 5, {get("a")})));
+}
+
+TEST(KvMachineExpiry, a_request_expiring_more_than_H_epochs_ahead_is_skipped) {
+    MemoryKvStorage storage;
+    KvMachine kv(storage, chain(), Limits{}, Permissions::open_to_all(), 10);
+    auto r = kv.apply_epoch(
+        1, od(1), {req_until(1, 1, 11, {put("a", "1")}), req_until(2, 1, 12, {put("b", "1")})});
+    EXPECT_FALSE(r.results[0].malformed);  // 1 + H: allowed
+    EXPECT_TRUE(r.results[1].malformed);   // 1 + H + 1: too far
+    EXPECT_EQ(r.results[1].skip, Skip::ExpiresTooFar);
+    EXPECT_EQ(kv.read(b("b")), std::nullopt);
+    EXPECT_FALSE(kv.committed(client(2), 1));
+    EXPECT_TRUE(kv.expired(req_until(2, 1, 13, {get("b")})));  // next epoch 2: 2 + 10 < 13
+    EXPECT_FALSE(kv.expired(req_until(2, 1, 12, {get("b")})));
+    // And the largest expiry u64 allows does not wrap around.
+    auto far = kv.apply_epoch(2, od(2), {req_until(3, 1, ~Epoch{0}, {put("c", "1")})});
+    EXPECT_EQ(far.results[0].skip, Skip::ExpiresTooFar);
+    // H shapes the results, so the state digest: a node with another H disagrees
+    // (the cluster file, hence the chain id, fixes it for every member).
+    MemoryKvStorage s2;
+    KvMachine other(s2, chain(), Limits{}, Permissions::open_to_all(), 11);
+    auto r2 = other.apply_epoch(
+        1, od(1), {req_until(1, 1, 11, {put("a", "1")}), req_until(2, 1, 12, {put("b", "1")})});
+    EXPECT_NE(r2.state_digest, r.state_digest);
+}
+
+TEST(KvMachineExpiry, a_dedup_entry_goes_exactly_when_its_largest_expiry_passes) {
+    MemoryKvStorage storage;
+    KvMachine kv(storage, chain(), Limits{}, Permissions::open_to_all(), 100);
+    (void)kv.apply_epoch(1, od(1), {req_until(1, 1, 5, {put("k", "v1")})});
+    (void)kv.apply_epoch(2, od(2), {req_until(1, 2, 8, {put("k", "v2")})});
+    // A later commit with a smaller expiry does not shorten the entry's life.
+    (void)kv.apply_epoch(3, od(3), {req_until(1, 3, 6, {put("k", "v3")})});
+    EXPECT_EQ(kv.dedup_expiry(client(1)), 8u);
+    for (Epoch e = 4; e <= 8; ++e) {
+        (void)kv.apply_epoch(e, od(e), {});
+        EXPECT_EQ(kv.dedup_expiry(client(1)), 8u) << "epoch " << e;
+        EXPECT_TRUE(kv.committed(client(1), 2));
+        EXPECT_TRUE(kv.stored_outputs(client(1), 1).has_value());
+    }
+    // Epoch 9: no committed request of the client can commit any more.
+    (void)kv.apply_epoch(9, od(9), {});
+    EXPECT_EQ(kv.dedup_expiry(client(1)), std::nullopt);
+    EXPECT_FALSE(kv.committed(client(1), 2));
+    EXPECT_EQ(stored_with(storage, "dedup/"), 0u);
+    EXPECT_EQ(stored_with(storage, "out/"), 0u);  // its stored outputs went too
+    EXPECT_EQ(stored_with(storage, "xq"), 0u);    // and its expiry lists
+    EXPECT_EQ(kv.read(b("k")), b("v3"));          // user data stays
+    // A restarted machine reads the same (nothing of the drop was only cached).
+    KvMachine reloaded(storage, chain(), Limits{}, Permissions::open_to_all(), 100);
+    EXPECT_EQ(reloaded.dedup_expiry(client(1)), std::nullopt);
+}
+
+TEST(KvMachineExpiry, a_replay_after_the_entry_was_dropped_is_refused_by_its_expiry) {
+    MemoryKvStorage storage;
+    KvMachine kv(storage, chain(), Limits{}, Permissions::open_to_all(), 100);
+    const Request first = req_until(1, 1, 3, {put("k", "old")});
+    (void)kv.apply_epoch(1, od(1), {first});
+    (void)kv.apply_epoch(2, od(2), {req_until(2, 1, 50, {put("k", "new")})});
+    // While the entry lasts, a retry is answered as a duplicate.
+    auto dup = kv.apply_epoch(3, od(3), {first});
+    EXPECT_TRUE(dup.results[0].duplicate);
+    (void)kv.apply_epoch(4, od(4), {});
+    ASSERT_EQ(kv.dedup_expiry(client(1)), std::nullopt);
+    // The entry is gone; the replay is refused by its expiry, not applied again.
+    auto replay = kv.apply_epoch(5, od(5), {first});
+    EXPECT_FALSE(replay.results[0].duplicate);
+    EXPECT_EQ(replay.results[0].skip, Skip::Expired);
+    EXPECT_EQ(kv.read(b("k")), b("new"));
+}
+
+TEST(KvMachineExpiry, a_client_dropped_and_back_in_one_epoch_keeps_its_new_outputs) {
+    MemoryKvStorage storage;
+    KvMachine kv(storage, chain(), Limits{}, Permissions::open_to_all(), 100);
+    (void)kv.apply_epoch(1, od(1), {req_until(1, 7, 1, {put("k", "a")})});
+    // Epoch 2 drops the entry (expiry 1) first, then the same nonce commits anew.
+    auto r = kv.apply_epoch(2, od(2), {req_until(1, 7, 20, {put("k", "b")})});
+    EXPECT_FALSE(r.results[0].malformed);
+    EXPECT_FALSE(r.results[0].duplicate);
+    EXPECT_EQ(kv.dedup_expiry(client(1)), 20u);
+    auto outs = kv.stored_outputs(client(1), 7);
+    ASSERT_TRUE(outs.has_value());
+    ASSERT_EQ(outs->size(), 1u);
+    EXPECT_EQ(outs->front().value, b("a"));  // the previous value of this commit
+}
+
+TEST(KvMachineExpiry, the_sweep_is_bounded_per_epoch_and_catches_up) {
+    MemoryKvStorage storage;
+    KvMachine kv(storage, chain(), Limits{}, Permissions::open_to_all(), 100);
+    const std::size_t clients = 3000;
+    std::vector<Request> many;
+    for (std::size_t c = 0; c < clients; ++c) {
+        Request r = req_until(1, 1, 1, {get("x")});
+        r.client[1] = static_cast<std::uint8_t>(c >> 8);
+        r.client[2] = static_cast<std::uint8_t>(c);
+        many.push_back(r);
+    }
+    (void)kv.apply_epoch(1, od(1), many);
+    ASSERT_EQ(stored_with(storage, "dedup/"), clients);
+    // Empty epochs: each drops at most kSweepUnitsBase clients (plus one chunk).
+    std::size_t left = clients;
+    Epoch e = 2;
+    while (left > 0 && e < 10) {
+        (void)kv.apply_epoch(e, od(e), {});
+        const std::size_t now = stored_with(storage, "dedup/");
+        EXPECT_LE(left - now, KvMachine::kSweepUnitsBase + KvMachine::kExpiryChunkClients);
+        EXPECT_LT(now, left) << "the sweep made no progress in epoch " << e;
+        left = now;
+        ++e;
+    }
+    EXPECT_EQ(left, 0u);
+    EXPECT_GE(e, 5u);  // it took several epochs
+    EXPECT_EQ(stored_with(storage, "xq"), 0u);
 }
 
 }  // namespace

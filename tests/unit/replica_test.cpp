@@ -114,6 +114,7 @@ class Net {
         r.client.fill(0);
         for (int b = 0; b < 8; ++b) r.client[b] = static_cast<std::uint8_t>(client >> (8 * b));
         r.nonce = nonce;
+        r.expires = 10'000;
         Op op;
         op.type = OpType::Put;
         op.key.assign(key.begin(), key.end());

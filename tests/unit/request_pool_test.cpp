@@ -13,10 +13,11 @@
 namespace tob::consensus {
 namespace {
 
-/// A state machine that only answers committed() from a set.
+/// A state machine that only answers committed() from a set, and expired() for
+/// requests whose expiry is below `next`.
 class Committed final : public StateMachine {
   public:
-    Epoch last_applied() const override { return 0; }
+    Epoch last_applied() const override { return next - 1; }
     Digest state_digest() const override { return {}; }
     EpochResult apply_epoch(Epoch, const Digest&, const std::vector<Request>&) override {
         return {};
@@ -24,7 +25,9 @@ class Committed final : public StateMachine {
     bool committed(const PublicKey& client, Nonce nonce) const override {
         return done.count({client, nonce}) != 0;
     }
+    bool expired(const Request& r) const override { return r.expires < next; }
     std::set<std::pair<PublicKey, Nonce>> done;
+    Epoch next = 1;
 };
 
 class RequestPoolTest : public ::testing::Test {
@@ -40,6 +43,7 @@ class RequestPoolTest : public ::testing::Test {
         r.chain_id = chain_;
         r.client.fill(client);
         r.nonce = nonce;
+        r.expires = 100;
         r.ops.push_back(Op{OpType::Put, Bytes{'k', client}, Bytes(value_bytes, 'v'), std::nullopt});
         r.sig =
             FastCryptoSuite::sign_client(*world_, r.client, kRequestTag, request_sign_payload(r));
@@ -130,6 +134,24 @@ TEST_F(RequestPoolTest, committed_requests_leave_and_never_enter) {
     EXPECT_EQ(pool.bytes(), bytes - encode(a).size());
     EXPECT_FALSE(add(pool, a, true, 0));
     EXPECT_FALSE(pool.contains(a.client, a.nonce));
+}
+
+// Issue 11, finding 10: a request its expiry keeps out of the next epoch never
+// enters, and leaves once the epochs pass its expiry.
+TEST_F(RequestPoolTest, expired_requests_leave_and_never_enter) {
+    RequestPool pool(params_, crypto_);
+    Request a = request(1, 1), b = request(1, 2);
+    a.expires = 5;
+    a.sig = FastCryptoSuite::sign_client(*world_, a.client, kRequestTag, request_sign_payload(a));
+    ASSERT_TRUE(add(pool, a, true, 0));
+    ASSERT_TRUE(add(pool, b, true, 0));
+    state_.next = 6;  // epoch 5 was applied
+    pool.remove_committed(state_);
+    EXPECT_EQ(pool.size(), 1u);
+    EXPECT_FALSE(pool.contains(a.client, a.nonce));
+    const Bytes enc = encode(a);
+    EXPECT_EQ(pool.add(a, digest_of(enc), enc.size(), true, 5, 0, state_), Admission::Expired);
+    EXPECT_TRUE(pool.contains(b.client, b.nonce));
 }
 
 TEST_F(RequestPoolTest, pool_is_bounded_and_counts_bytes) {

@@ -296,6 +296,47 @@ TEST(RootedStorage, a_store_from_before_checkpoints_is_migrated_into_buckets) {
     for (const auto& [k, v] : backend.data()) EXPECT_NE(k[0], 0x01);  // nothing left behind
 }
 
+// Issue 11, finding 10: dropping expired dedup entries goes through the same
+// write path as every other change, so the kept root follows it, two machines
+// applying the same epochs agree, and the root equals a recount of the state.
+TEST(RootedStorage, dropping_expired_dedup_entries_keeps_the_root_right_on_every_node) {
+    MemoryKvStorage backend_a, backend_b;
+    RootedStorage a(backend_a), b_store(backend_b);
+    Digest chain{};
+    kv::KvMachine ma(a, chain, Limits{}, kv::Permissions::open_to_all(), 100);
+    kv::KvMachine mb(b_store, chain, Limits{}, kv::Permissions::open_to_all(), 100);
+    auto request = [&](std::uint8_t c, Nonce n, Epoch expires) {
+        Request r;
+        r.chain_id = chain;
+        r.client[0] = c;
+        r.nonce = n;
+        r.expires = expires;
+        r.ops.push_back(Op{OpType::Put, b("k" + std::to_string(c)), b("v"), std::nullopt});
+        return r;
+    };
+    auto dedup_entries = [](const RootedStorage& s) {
+        const std::string prefix("\x00tob/dedup/", 11);
+        std::size_t n = 0;
+        s.for_each_entry([&](ByteView k, ByteView) {
+            if (k.size() >= prefix.size() && std::equal(prefix.begin(), prefix.end(), k.begin()))
+                ++n;
+            return true;
+        });
+        return n;
+    };
+    for (Epoch e = 1; e <= 8; ++e) {
+        std::vector<Request> ordered;
+        if (e <= 3) ordered = {request(1, e, 4), request(2, e, 40)};
+        (void)ma.apply_epoch(e, Digest{}, ordered);
+        (void)mb.apply_epoch(e, Digest{}, ordered);
+        ASSERT_EQ(a.root(), b_store.root()) << "epoch " << e;
+        ASSERT_EQ(a.manifest(), recount(a)) << "epoch " << e;
+        // Client 1's entry (expiry 4) goes in epoch 5, from the state itself.
+        EXPECT_EQ(dedup_entries(a), e <= 4 ? 2u : 1u) << "epoch " << e;
+        EXPECT_EQ(ma.dedup_expiry(PublicKey{1}), e <= 4 ? std::optional<Epoch>(4) : std::nullopt);
+    }
+}
+
 TEST(RootedStorage, the_machine_computes_the_same_results_over_it) {
     MemoryKvStorage plain_backend, rooted_backend;
     RootedStorage rooted(rooted_backend);
@@ -306,6 +347,7 @@ TEST(RootedStorage, the_machine_computes_the_same_results_over_it) {
         r.chain_id = chain;
         r.client[0] = 1;
         r.nonce = e;
+        r.expires = e;
         r.ops.push_back(Op{OpType::Put, b("key"), b("v" + std::to_string(e)), std::nullopt});
         r.ops.push_back(Op{OpType::Get, b("key"), {}, std::nullopt});
         auto a = plain.apply_epoch(e, Digest{}, {r});

@@ -421,6 +421,7 @@ consensus::Request request(std::uint8_t client, consensus::Nonce nonce,
     r.chain_id = chain;
     r.client[0] = client;
     r.nonce = nonce;
+    r.expires = 10'000;
     r.ops = std::move(ops);
     return r;
 }

@@ -54,6 +54,7 @@ Request signed_request(const crypto::SigningKey& client, const Digest& chain_id,
     r.chain_id = chain_id;
     r.client = client.public_key();
     r.nonce = nonce;
+    r.expires = 10'000;
     Op op;
     op.type = OpType::Put;
     op.key = Bytes{'k'};
