@@ -227,7 +227,11 @@ void StateTransfer::serve_chunk(Step& step, const Envelope& env, const SnapshotR
 void StateTransfer::maybe_start(Step& step, Epoch delivered, Epoch peers_highest,
                                 std::uint64_t now) {
     if (!enabled()) return;
-    if (delivered != last_delivered_ || delivered_since_ms_ == 0) {
+    // The stall clock runs only while a peer is known to be ahead: a node that was cut
+    // off (and so saw no progress) gets kStallMs of catch-up by proofs after it hears
+    // of newer epochs, before it asks for a snapshot.
+    const bool behind = peers_highest > delivered + 1;
+    if (delivered != last_delivered_ || !behind || delivered_since_ms_ == 0) {
         last_delivered_ = delivered;
         delivered_since_ms_ = now;
     }
@@ -236,7 +240,7 @@ void StateTransfer::maybe_start(Step& step, Epoch delivered, Epoch peers_highest
         progress_ = {};
     }
     const bool far = peers_highest > delivered + std::max<Epoch>(1, p_.retention);
-    const bool stalled = peers_highest > delivered + 1 && now >= delivered_since_ms_ + kStallMs;
+    const bool stalled = behind && now >= delivered_since_ms_ + kStallMs;
     const bool orphaned = transfer_ && transfer_->sources.empty();
     wanted_ = (!transfer_ && (far || stalled)) || orphaned;
     if (!wanted_ && !transfer_) progress_ = {};

@@ -161,6 +161,10 @@ struct Node::Impl {
         rcfg.checkpoint_retention = cluster.protocol.checkpoint_retention;
         rcfg.snapshot_chunk_bytes =
             std::min<std::uint64_t>(1u << 20, cluster.limits.message_bytes_max / 2);
+        if (options.snapshot_chunk_bytes != 0) {
+            rcfg.snapshot_chunk_bytes =
+                std::min(rcfg.snapshot_chunk_bytes, options.snapshot_chunk_bytes);
+        }
         archive = std::make_unique<StorageProofArchive>(*storage, cluster.t, cluster.limits);
         replica = std::make_unique<Replica>(rcfg, *suite, *kv, archive.get(), rooted.get());
     }

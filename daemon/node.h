@@ -62,6 +62,10 @@ struct NodeOptions {
     // the mark file, before the records batch, after it (before any send), and
     // after the first half of the messages.
     std::uint64_t crash_at = 0;
+    // Test-only: entry bytes per snapshot chunk request (0: the default, the smaller
+    // of 1 MiB and half of message_bytes_max); small chunks spread a transfer over
+    // every peer that offers.
+    std::uint64_t snapshot_chunk_bytes = 0;
 };
 
 /// Callbacks into the service manager (sd_notify) — any may be empty.

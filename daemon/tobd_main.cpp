@@ -14,6 +14,7 @@
 //   --test-drop P --test-duplicate P --test-delay P --test-delay-ms MS --test-seed S
 //                                the fault layer (docs/fault-model.md rows 8-10)
 //   --test-twin OFFSET, --test-crash-at N   a twin of this node; a fail-point
+//   --test-snapshot-chunk-bytes N  smaller snapshot chunks (a transfer asks every peer)
 //   --test-no-curve              plaintext sockets, no ZAP (docs/security.md; the whole
 //                                cluster and its clients must then run without Curve)
 //
@@ -133,10 +134,11 @@ struct Args {
     std::uint32_t twin_offset = 0;
     std::uint64_t crash_at = 0;
     bool no_curve = false;
+    std::uint64_t snapshot_chunk_bytes = 0;
 
     bool test_options() const {
         return faults.enabled() || !byzantine_name.empty() || twin_offset != 0 || crash_at != 0 ||
-               no_curve;
+               no_curve || snapshot_chunk_bytes != 0;
     }
 };
 
@@ -185,6 +187,9 @@ void add_test_options(CLI::App& app, Args& args) {
                    "file in the config): bind at port+OFFSET, send broadcasts to each peer");
     app.add_option("--test-crash-at", args.crash_at,
                    "TEST ONLY: abort() at the N-th durable-write boundary (fail-point)");
+    app.add_option("--test-snapshot-chunk-bytes", args.snapshot_chunk_bytes,
+                   "TEST ONLY: at most this many entry bytes per snapshot chunk request")
+        ->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 20));
     app.add_flag("--test-no-curve", args.no_curve,
                  "TEST ONLY: no CurveZMQ and no ZAP: every socket in plaintext, anyone may "
                  "connect (clients need TOBCTL_TEST_NO_CURVE=1)");
@@ -247,6 +252,7 @@ std::optional<tob::daemon::NodeOptions> node_options(const Args& args,
     options.twin_port_offset = args.twin_offset;
     options.crash_at = args.crash_at;
     options.test_no_curve = args.no_curve;
+    options.snapshot_chunk_bytes = args.snapshot_chunk_bytes;
     if (args.test_options() && !node.testing) {
         spdlog::error(
             "tobd: --test-* options need testing = true in {} (they exist only for the "

@@ -167,14 +167,14 @@ def wait_pruned(c, node, timeout):
                         timeout=timeout, interval=1.0)
 
 
-def wipe_and_rejoin(c, victim, timeout=120):
+def wipe_and_rejoin(c, victim, timeout=120, args=()):
     """Deletes the victim's data dir (key and mark kept), restarts it, and returns
     (seconds until it votes again, the installed line of its log)."""
     c.kill(victim)
     before = max(s["applied"] for s in status_map(c).values())
     shutil.rmtree(c.data_dir(victim))
     t0 = time.monotonic()
-    c.start(victim)
+    c.start(victim, *args)
 
     def rejoined():
         s = status_map(c).get(victim)
@@ -216,7 +216,7 @@ def installed_figures(line):
 # ---- tests -----------------------------------------------------------------------------
 
 
-def test_wipe_under_load(c, byzantine=None):
+def test_wipe_under_load(c, byzantine=None, victim_args=()):
     c.setup(interval=16, retention=32)
     for i in range(c.n):
         if byzantine and i in byzantine:
@@ -231,7 +231,7 @@ def test_wipe_under_load(c, byzantine=None):
         log(f"before the wipe: applied {st[0]['applied']}, checkpoint {st[0]['checkpoint']}, "
             f"pruned below {st[0]['pruned_below']}")
         victim = 3
-        secs, installed, vst = wipe_and_rejoin(c, victim)
+        secs, installed, vst = wipe_and_rejoin(c, victim, args=victim_args)
         check(installed, f"node {victim} rejoined without installing a snapshot")
         fig = installed_figures(installed[-1])
         log(f"wiped node {victim} voting again after {secs:.1f} s "
@@ -256,7 +256,11 @@ def test_wipe_under_load(c, byzantine=None):
 
 
 def test_corrupt_peer(c):
-    victim, rejected = test_wipe_under_load(c, byzantine={1: "corrupt-snapshot"})
+    # 64 KiB chunks: a transfer of a few MB is spread over every peer that offers, so
+    # the corrupting peer is asked for some of it (with 1 MiB chunks the first honest
+    # source could serve the whole state before node 1's offer arrived).
+    victim, rejected = test_wipe_under_load(c, byzantine={1: "corrupt-snapshot"},
+                                            victim_args=("--test-snapshot-chunk-bytes", "65536"))
     text = c.log_text(victim)
     lines = [ln for ln in text.splitlines() if "fault by node 1" in ln and "snapshot chunk" in ln]
     log(f"tobd_snapshot_chunks_rejected_total on node {victim}: {rejected:.0f}")

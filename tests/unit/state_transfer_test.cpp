@@ -254,6 +254,29 @@ TEST_F(TransferTest, nothing_is_offered_to_a_node_already_at_the_checkpoint) {
     EXPECT_TRUE(step.messages.empty());
 }
 
+// A node cut off from its peers sees no progress and no newer epoch; when it hears of
+// one (the partition heals), catch-up by proofs gets kStallMs before a snapshot is
+// asked for. (It once asked at once, and its archive then had a gap below the
+// installed checkpoint although every peer still held the proofs.)
+TEST_F(TransferTest, the_stall_clock_starts_when_a_peer_is_first_seen_ahead) {
+    make_transfers();
+    auto asks = [&](Epoch delivered, Epoch peers, std::uint64_t now) {
+        Step step;
+        peers_[0]->transfer->maybe_start(step, delivered, peers, now);
+        return !step.messages.empty();
+    };
+    const std::uint64_t stall = StateTransfer::kStallMs;
+    const std::uint64_t heal = 1000 + 3 * stall;
+    EXPECT_FALSE(asks(5, 5, 1000));              // up to date
+    EXPECT_FALSE(asks(5, 6, heal - 1));          // cut off for a long time; one epoch is not behind
+    EXPECT_FALSE(asks(5, 7, heal));              // heard of epoch 7: behind from now on
+    EXPECT_FALSE(asks(5, 7, heal + stall - 2));  // the clock started at the last tick not behind
+    EXPECT_TRUE(asks(5, 7, heal + stall));       // no progress for kStallMs while behind
+    // Progress restarts the clock.
+    EXPECT_FALSE(asks(6, 8, heal + 2 * stall));
+    EXPECT_FALSE(asks(6, 8, heal + 3 * stall - 1));
+}
+
 TEST(SnapshotWire, messages_round_trip_and_reject_non_canonical_forms) {
     SnapshotRequest q{SnapshotOp::Chunk, Digest{}, 3, 5, b("after"), 4096};
     q.root[0] = 9;
