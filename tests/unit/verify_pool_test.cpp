@@ -230,7 +230,7 @@ TEST(VerifyPool, a_members_request_batches_neither_fill_its_queue_nor_go_first) 
     const crypto::SigningKey client = crypto::SigningKey::generate();
     auto batch = [&](Nonce first) {
         RequestBatch b;
-        for (Nonce n = first; n < first + 20; ++n)
+        for (Nonce n = first; n < first + 200; ++n)  // ~15 ms of checks per batch
             b.requests.push_back(signed_request(client, m.config.chain_id, n));
         return seal_envelope(node1, m.config.chain_id, 1, 0, Kind::Requests, encode(b));
     };
@@ -242,7 +242,7 @@ TEST(VerifyPool, a_members_request_batches_neither_fill_its_queue_nor_go_first) 
     bounds.member_bytes = 8 * batch(1).size();
     VerifyPool pool(suite, m.config, 1, bounds);
     std::vector<Bytes> batch_frames, seen_frames;  // signed first: submitted at once
-    for (Nonce n = 1; n < 400; n += 20) batch_frames.push_back(batch(n));
+    for (Nonce n = 1; n < 2000; n += 200) batch_frames.push_back(batch(n));
     for (Epoch e = 1; e <= 4; ++e) seen_frames.push_back(seen(e));
     std::size_t batches = 0;
     for (auto& f : batch_frames)
