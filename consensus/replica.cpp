@@ -474,6 +474,11 @@ void Replica::Impl::on_requests(Step& step, const Envelope& env, const Bytes& ra
     // evidence is the envelope, once (issue 11, finding 1).
     std::size_t invalid = 0;
     for (const auto& r : batch.value().requests) {
+        // A copy of a request this pool holds (same client, nonce and signature)
+        // costs no encoding and hashing: every honest node floods what its
+        // clients send, so each request arrives once per member (issue 11,
+        // pool_flood: a client's 1 MiB requests kept the loop busy hashing copies).
+        if (pool.holds_copy(r)) continue;
         Bytes enc = encode(r);
         Digest d = digest_of(enc);
         if (!pool.valid(r, d)) {

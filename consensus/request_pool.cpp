@@ -79,6 +79,13 @@ Admission RequestPool::add(const Request& r, const Digest& d, std::size_t encode
     return Admission::Added;
 }
 
+bool RequestPool::holds_copy(const Request& r) const {
+    auto id = ids_.find({r.client, r.nonce});
+    if (id == ids_.end()) return false;
+    auto it = entries_.find(id->second);
+    return it != entries_.end() && it->second.request.sig == r.sig;
+}
+
 std::size_t RequestPool::client_bytes(const PublicKey& client) const {
     auto it = clients_.find(client);
     return it == clients_.end() ? 0 : it->second.bytes;
@@ -138,6 +145,28 @@ void RequestPool::remove_committed(const StateMachine& state) {
     }
 }
 
+// Round-robin across clients (each client's requests oldest first; clients in
+// the order of their oldest request): the i-th round takes every client's i-th
+// request. `list` is sorted by seq.
+std::vector<const RequestPool::Entry*> RequestPool::round_robin(
+    const std::vector<const Entry*>& list) {
+    std::map<PublicKey, std::vector<const Entry*>> per_client;
+    std::vector<const std::vector<const Entry*>*> order;  // by each client's oldest
+    for (const auto* p : list) {
+        auto [it, fresh] = per_client.try_emplace(p->request.client);
+        if (fresh) order.push_back(&it->second);
+        it->second.push_back(p);
+    }
+    std::vector<const Entry*> out;
+    out.reserve(list.size());
+    for (std::size_t i = 0; out.size() < list.size(); ++i) {
+        for (const auto* v : order) {
+            if (i < v->size()) out.push_back((*v)[i]);
+        }
+    }
+    return out;
+}
+
 std::vector<Request> RequestPool::build_block(Epoch delivered) const {
     const std::size_t max_count = params_.limits.block_requests_max;
     const std::size_t max_bytes = params_.limits.block_bytes_max > kBlockOverhead
@@ -155,20 +184,8 @@ std::vector<Request> RequestPool::build_block(Epoch delivered) const {
     auto by_seq = [](const Entry* a, const Entry* b) { return a->seq < b->seq; };
     std::sort(local_list.begin(), local_list.end(), by_seq);
     std::sort(aged_list.begin(), aged_list.end(), by_seq);
-    // Round-robin across clients, oldest first within each client.
-    std::map<PublicKey, std::vector<const Entry*>> per_client;
-    for (const auto* p : aged_list) per_client[p->request.client].push_back(p);
-    std::vector<const Entry*> aged_rr;
-    for (std::size_t i = 0;; ++i) {
-        bool any = false;
-        for (const auto& [c, v] : per_client) {
-            if (i < v.size()) {
-                aged_rr.push_back(v[i]);
-                any = true;
-            }
-        }
-        if (!any) break;
-    }
+    const std::vector<const Entry*> aged_rr = round_robin(aged_list);
+    const std::vector<const Entry*> local_rr = round_robin(local_list);
     std::vector<Request> out;
     std::size_t bytes = 0;
     auto take = [&](const Entry* p, std::size_t byte_cap) {
@@ -181,8 +198,11 @@ std::vector<Request> RequestPool::build_block(Epoch delivered) const {
     for (; ai < aged_rr.size(); ++ai) {
         if (!take(aged_rr[ai], max_bytes / 4)) break;
     }
-    for (const auto* p : local_list) {
-        if (!take(p, max_bytes)) break;
+    // Local requests: one client's backlog must not push the others' requests
+    // out of the block, so one that does not fit is passed over, not an end.
+    for (const auto* p : local_rr) {
+        if (out.size() >= max_count) break;
+        take(p, max_bytes);
     }
     for (; ai < aged_rr.size(); ++ai) {
         if (!take(aged_rr[ai], max_bytes)) break;

@@ -21,7 +21,9 @@
 //   1. *aged* requests — in the pool for more than k = aged_epochs delivered
 //      epochs — round-robin across clients, oldest first, in up to a quarter of
 //      the byte budget;
-//   2. local requests, oldest first;
+//   2. local requests, round-robin across clients (each client's oldest first;
+//      one that does not fit the byte budget is passed over), so that one
+//      client's deep backlog cannot keep the others' requests out of every block;
 //   3. more aged requests, round-robin, in the rest of the budget.
 // Requests learnt only by flooding wait until they are aged. Why this starves no
 // request: the adversary may keep up to t honest blocks out of every epoch (S
@@ -114,6 +116,9 @@ class RequestPool {
     bool contains(const PublicKey& client, Nonce nonce) const {
         return ids_.count({client, nonce}) != 0;
     }
+    /// Holds a request of the same client and nonce with the same signature
+    /// (a flooded copy; checked without hashing the request).
+    bool holds_copy(const Request& request) const;
     /// Drops every pooled request the state machine reports committed, or
     /// expired (it can no longer commit in the next epoch).
     void remove_committed(const StateMachine& state);
@@ -165,6 +170,7 @@ class RequestPool {
         bool local = false;  // submitted to this node by a client
         std::uint64_t seq = 0;
     };
+    static std::vector<const Entry*> round_robin(const std::vector<const Entry*>& list);
     bool aged(const Entry& e, Epoch delivered) const {
         return delivered >= e.added_at + params_.aged_epochs;
     }

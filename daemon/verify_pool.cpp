@@ -32,6 +32,44 @@ constexpr std::size_t kCoinChecksPerMember = 2;
 // The recent-duplicate set rotates its generations this often.
 constexpr std::uint64_t kRecentRotateMs = 100;
 
+// Skips one msgpack unsigned integer at `at`; false if there is none.
+bool skip_uint(ByteView raw, std::size_t& at) {
+    if (at >= raw.size()) return false;
+    const std::uint8_t b = raw[at];
+    std::size_t len = 0;
+    if (b <= 0x7f)
+        len = 1;
+    else if (b == 0xcc)
+        len = 2;
+    else if (b == 0xcd)
+        len = 3;
+    else if (b == 0xce)
+        len = 5;
+    else if (b == 0xcf)
+        len = 9;
+    else
+        return false;
+    at += len;
+    return at <= raw.size();
+}
+
+}  // namespace
+
+// The kind field of an encoded envelope (array of 6: chain id as bin 8 of 32
+// bytes, sender, epoch, kind, ...), read without decoding or checking anything:
+// it only sorts a frame into its member's queues. A frame that claims another
+// kind than it has is refused by the worker like any forgery.
+std::optional<Kind> peek_envelope_kind(ByteView raw) {
+    if (raw.size() < 3 || raw[0] != 0x96 || raw[1] != 0xc4 || raw[2] != 32) return std::nullopt;
+    std::size_t at = 3 + 32;
+    if (!skip_uint(raw, at) || !skip_uint(raw, at) || at >= raw.size()) return std::nullopt;
+    const std::uint8_t kind = raw[at];
+    if (kind == 0 || kind > kKindMax) return std::nullopt;
+    return static_cast<Kind>(kind);
+}
+
+namespace {
+
 ByteView view_of(NodeId id, std::array<std::uint8_t, 2>& buf) {
     buf = {static_cast<std::uint8_t>(id >> 8), static_cast<std::uint8_t>(id)};
     return ByteView(buf.data(), buf.size());
@@ -177,15 +215,28 @@ VerifyPool::~VerifyPool() {
 bool VerifyPool::submit_envelope(VerifyResult::Source source, NodeId from, Bytes raw) {
     const std::size_t index = from < config_.n ? from : config_.n;
     const std::uint64_t size = raw.size();
+    // Flooded request batches are relayed client load: they wait in their own
+    // queue, served after the member's protocol messages, and never take more
+    // than half of the member's bytes (one batch always fits when none waits),
+    // so a client's flood relayed by honest members cannot crowd out their
+    // blocks, SEENs and agreement messages (attack pool_flood, docs/attacks.md).
+    const bool bulk = peek_envelope_kind(raw) == Kind::Requests;
     {
         std::lock_guard lock(mu_);
         Queue& q = member_queues_[index];
-        if (q.bytes + size > bounds_.member_bytes) {
+        const bool bulk_full =
+            bulk && q.bulk_bytes > 0 && q.bulk_bytes + size > bounds_.member_bytes / 2;
+        if (q.bytes + size > bounds_.member_bytes || bulk_full) {
             counters_.refused_full.fetch_add(1);
             return false;
         }
         q.bytes += size;
-        q.jobs.push_back(Job{source, std::move(raw), {}, {}, index});
+        if (bulk) {
+            q.bulk_bytes += size;
+            q.bulk.push_back(Job{source, std::move(raw), {}, {}, index, true});
+        } else {
+            q.jobs.push_back(Job{source, std::move(raw), {}, {}, index});
+        }
         ++jobs_queued_;
     }
     cv_.notify_one();
@@ -244,9 +295,11 @@ bool VerifyPool::solicited(NodeId peer) const {
     return peer < solicited_until_.size() && solicited_until_[peer] > now;
 }
 
-void VerifyPool::release(std::size_t index, std::uint64_t bytes) {
+void VerifyPool::release(std::size_t index, std::uint64_t bytes, bool bulk) {
     if (index <= config_.n) {
-        member_queues_[index].bytes -= std::min(bytes, member_queues_[index].bytes);
+        Queue& q = member_queues_[index];
+        q.bytes -= std::min(bytes, q.bytes);
+        if (bulk) q.bulk_bytes -= std::min(bytes, q.bulk_bytes);
         return;
     }
     auto it = client_queues_.find(index);
@@ -266,7 +319,7 @@ std::vector<VerifyResult> VerifyPool::take_results() {
     std::lock_guard lock(mu_);
     std::vector<VerifyResult> out;
     out.swap(results_);
-    for (const auto& r : out) release(r.source_index, r.bytes);
+    for (const auto& r : out) release(r.source_index, r.bytes, r.bulk);
     return out;
 }
 
@@ -297,23 +350,27 @@ std::size_t VerifyPool::recent_size() const {
 std::optional<VerifyPool::Job> VerifyPool::next_job() {
     if (jobs_queued_ == 0) return std::nullopt;
     bool members_waiting = false;
-    for (const auto& q : member_queues_) members_waiting = members_waiting || !q.jobs.empty();
+    for (const auto& q : member_queues_)
+        members_waiting = members_waiting || !q.jobs.empty() || !q.bulk.empty();
     const bool clients_waiting = !client_turns_.empty();
     const bool members_turn = members_waiting && (!clients_waiting || (turn_++ % 4) != 3);
     --jobs_queued_;
     return members_turn ? next_member_job() : next_client_job();
 }
 
+// Protocol messages of every member before any member's request batches.
 std::optional<VerifyPool::Job> VerifyPool::next_member_job() {
     const std::size_t count = member_queues_.size();
-    for (std::size_t i = 0; i < count; ++i) {
-        const std::size_t index = (member_turn_ + i) % count;
-        auto& jobs = member_queues_[index].jobs;
-        if (jobs.empty()) continue;
-        Job job = std::move(jobs.front());
-        jobs.pop_front();
-        member_turn_ = index + 1;
-        return job;
+    for (const bool bulk : {false, true}) {
+        for (std::size_t i = 0; i < count; ++i) {
+            const std::size_t index = (member_turn_ + i) % count;
+            auto& jobs = bulk ? member_queues_[index].bulk : member_queues_[index].jobs;
+            if (jobs.empty()) continue;
+            Job job = std::move(jobs.front());
+            jobs.pop_front();
+            member_turn_ = index + 1;
+            return job;
+        }
     }
     return std::nullopt;
 }
@@ -339,14 +396,16 @@ void VerifyPool::run() {
         }
         const std::size_t index = job.source_index;
         const std::uint64_t bytes = job.raw.size();
+        const bool bulk = job.bulk;
         std::optional<VerifyResult> result = work(job);
         {
             std::lock_guard lock(mu_);
             if (!result) {
-                release(index, bytes);
+                release(index, bytes, bulk);
                 continue;
             }
             result->source_index = index;
+            result->bulk = bulk;
             results_.push_back(std::move(*result));
         }
         const std::uint64_t one = 1;

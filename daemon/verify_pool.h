@@ -138,7 +138,12 @@ struct VerifyResult {
     std::string error;
     std::size_t bytes = 0;
     std::size_t source_index = 0;  // internal: the queue its bytes are charged to
+    bool bulk = false;             // internal: charged to the member's batch queue
 };
+
+/// The kind an encoded envelope claims (nothing checked; nullopt if the head is
+/// not an envelope's).
+std::optional<consensus::Kind> peek_envelope_kind(consensus::ByteView raw);
 
 /// The byte bounds of the pool's queues (daemon/memory_budget.h).
 struct VerifyPoolBounds {
@@ -168,9 +173,11 @@ struct VerifyPoolTotals {
 /// and the caller counts the drop (a client is answered Overloaded). Workers
 /// serve members before clients (three turns of four go to the members while
 /// any waits), members in turn and clients in turn (round robin), so no source
-/// can hold back the others. A job's bytes stay charged until the loop takes
-/// its result. Results are collected with take_results(); `wake_fd()` (an
-/// eventfd) becomes readable whenever results are waiting.
+/// can hold back the others. A member's flooded request batches (relayed
+/// client load) wait apart from its protocol messages, in at most half of its
+/// bytes, and are served after every member's protocol messages. A job's bytes stay charged until
+/// the loop takes its result. Results are collected with take_results(); `wake_fd()` (an eventfd)
+/// becomes readable whenever results are waiting.
 ///
 /// Hashing and decoding happen on the workers: a frame's digest is computed
 /// there, copies of recently verified frames and resends of failed ones are
@@ -215,13 +222,16 @@ class VerifyPool {
         std::string routing_id;
         std::string peer_key;
         std::size_t source_index = 0;
+        bool bulk = false;  // a member's flooded request batch
     };
     struct Queue {
         std::deque<Job> jobs;
-        std::uint64_t bytes = 0;  // queued plus results not yet taken
-        std::string key;          // clients: the key in client_index_
+        std::deque<Job> bulk;          // members: flooded request batches
+        std::uint64_t bytes = 0;       // queued plus results not yet taken (bulk included)
+        std::uint64_t bulk_bytes = 0;  // of which request batches
+        std::string key;               // clients: the key in client_index_
     };
-    void release(std::size_t index, std::uint64_t bytes);
+    void release(std::size_t index, std::uint64_t bytes, bool bulk);
     std::optional<Job> next_job();
     std::optional<Job> next_member_job();
     std::optional<Job> next_client_job();

@@ -108,6 +108,44 @@ TEST_F(RequestPoolTest, aged_requests_share_a_quarter_round_robin_across_clients
     EXPECT_GT(local, 0u);
 }
 
+TEST_F(RequestPoolTest, one_clients_local_backlog_leaves_room_for_other_clients) {
+    // Issue 11, pool_flood: one client key submits large requests faster than
+    // blocks carry them; a client that submits later must still find its request
+    // in the very next block, not behind the whole backlog.
+    params_.limits.block_bytes_max = 1024 + 4000;
+    RequestPool pool(params_, crypto_);
+    for (Nonce n = 1; n <= 20; ++n) ASSERT_TRUE(add(pool, request(1, n, 900), true, 0));
+    ASSERT_TRUE(add(pool, request(2, 1, 10), true, 0));
+    ASSERT_TRUE(add(pool, request(3, 1, 10), true, 0));
+    auto block = pool.build_block(0);
+    std::set<std::uint8_t> clients;
+    std::size_t bytes = 0;
+    for (const auto& r : block) {
+        clients.insert(r.client[0]);
+        bytes += encode(r).size();
+    }
+    EXPECT_TRUE(clients.count(1));
+    EXPECT_TRUE(clients.count(2));
+    EXPECT_TRUE(clients.count(3));
+    EXPECT_LE(bytes, 4000u);
+    // The backlog still gets the rest of the block, oldest first.
+    EXPECT_EQ(block[0].client[0], 1);
+    EXPECT_EQ(block[0].nonce, 1u);
+}
+
+TEST_F(RequestPoolTest, a_flooded_copy_is_recognised_only_with_the_same_signature) {
+    RequestPool pool(params_, crypto_);
+    const Request r = request(1, 1);
+    EXPECT_FALSE(pool.holds_copy(r));
+    ASSERT_TRUE(add(pool, r, true, 0));
+    EXPECT_TRUE(pool.holds_copy(r));
+    Request forged = r;  // same client and nonce, other content: not a copy
+    forged.sig[0] ^= 1;
+    EXPECT_FALSE(pool.holds_copy(forged));
+    EXPECT_FALSE(pool.holds_copy(request(1, 2)));
+    EXPECT_FALSE(pool.holds_copy(request(2, 1)));
+}
+
 TEST_F(RequestPoolTest, in_flight_request_is_not_proposed_twice) {
     RequestPool pool(params_, crypto_);
     ASSERT_TRUE(add(pool, request(1, 1), true, 0));

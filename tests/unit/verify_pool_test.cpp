@@ -207,6 +207,68 @@ TEST(VerifyPool, a_members_queue_is_bounded_in_bytes_until_the_loop_takes_its_re
         << "taking the results frees the bytes";
 }
 
+TEST(VerifyPool, the_kind_of_an_envelope_is_read_without_decoding_it) {
+    const Members m;
+    const RealCryptoSuite node1 = m.signer(1);
+    for (Epoch e : {Epoch{0}, Epoch{7}, Epoch{300}, Epoch{1} << 20, ~Epoch{0}}) {
+        for (Kind k : {Kind::Block, Kind::Seen, Kind::Requests, Kind::SnapshotReply}) {
+            const Bytes raw = seal_envelope(node1, m.config.chain_id, 1, e, k, Bytes{1, 2, 3});
+            EXPECT_EQ(peek_envelope_kind(raw), k) << "epoch " << e;
+        }
+    }
+    EXPECT_EQ(peek_envelope_kind(Bytes{}), std::nullopt);
+    EXPECT_EQ(peek_envelope_kind(Bytes(64, 0x96)), std::nullopt);
+}
+
+TEST(VerifyPool, a_members_request_batches_neither_fill_its_queue_nor_go_first) {
+    // Issue 11, pool_flood: a client's flood, relayed by an honest member in
+    // request batches, must not crowd that member's SEENs, blocks and agreement
+    // messages out of its queue, nor delay them.
+    const Members m;
+    VerifyCache cache;
+    const CachingCryptoSuite suite(m.verifier(), cache);
+    const RealCryptoSuite node1 = m.signer(1);
+    const crypto::SigningKey client = crypto::SigningKey::generate();
+    auto batch = [&](Nonce first) {
+        RequestBatch b;
+        for (Nonce n = first; n < first + 200; ++n)  // ~15 ms of checks per batch
+            b.requests.push_back(signed_request(client, m.config.chain_id, n));
+        return seal_envelope(node1, m.config.chain_id, 1, 0, Kind::Requests, encode(b));
+    };
+    auto seen = [&](Epoch e) {
+        return seal_envelope(node1, m.config.chain_id, 1, e, Kind::Seen,
+                             encode(SeenBody{2, Digest{}}));
+    };
+    VerifyPoolBounds bounds;
+    bounds.member_bytes = 8 * batch(1).size();
+    VerifyPool pool(suite, m.config, 1, bounds);
+    std::vector<Bytes> batch_frames, seen_frames;  // signed first: submitted at once
+    for (Nonce n = 1; n < 2000; n += 200) batch_frames.push_back(batch(n));
+    for (Epoch e = 1; e <= 4; ++e) seen_frames.push_back(seen(e));
+    std::size_t batches = 0;
+    for (auto& f : batch_frames)
+        batches += pool.submit_envelope(VerifyResult::Source::PubSub, 1, std::move(f));
+    EXPECT_GE(batches, 1u);
+    EXPECT_LE(batches, 5u) << "request batches took more than half of the member's bytes";
+    std::size_t seens = 0;
+    for (auto& f : seen_frames)
+        seens += pool.submit_envelope(VerifyResult::Source::PubSub, 1, std::move(f));
+    EXPECT_EQ(seens, 4u) << "the member's SEENs were refused behind its request batches";
+    std::vector<VerifyResult> order;
+    while (order.size() < batches + seens) {
+        auto got = collect(pool, 1);
+        ASSERT_FALSE(got.empty());
+        for (auto& r : got) order.push_back(std::move(r));
+    }
+    std::size_t last_seen = 0;
+    for (std::size_t i = 0; i < order.size(); ++i) {
+        ASSERT_TRUE(order[i].envelope) << order[i].error;
+        if (order[i].envelope->kind == Kind::Seen) last_seen = i;
+    }
+    // One batch may be in a worker's hands already; the SEENs come next.
+    EXPECT_LE(last_seen, seens) << "the SEENs waited behind the request batches";
+}
+
 TEST(VerifyPool, a_flooding_client_delays_neither_a_member_nor_another_client) {
     const Members m;
     VerifyCache cache;
