@@ -167,6 +167,7 @@ void Replica::Impl::propose(Step& step, Epoch e) {
     Bytes body = encode(b);
     auto env = sign(step, e, Kind::Block, body);
     proposed_upto = std::max(proposed_upto, e);
+    pool.joined(proposed_upto);
     if (!env) return;
     pool.proposed(b.requests, now);
     remember(e, Kind::Block, *env);
@@ -214,6 +215,7 @@ void Replica::Impl::on_block(Step& step, const Envelope& env, const Bytes& raw, 
         // SEEN only in an epoch this node joined (the join rule): otherwise one
         // member's empty block for a far epoch would get certified and pull every
         // honest node into it. seen_accepted() SEENs it on joining.
+        if (j != cfg.self) pool.in_block(e, digests);  // in flight elsewhere: not work
         heard_from(step, e, j);
         if (joined(e)) send_seen(step, e, j, d);
     }
@@ -505,6 +507,7 @@ void Replica::Impl::flush_flood(Step& step) {
 }
 
 void Replica::Impl::cut_blocks(Step& step) {
+    pool.joined(proposed_upto);
     if (!pool.note_work(now)) return;
     Epoch next = std::max(proposed_upto, delivered()) + 1;
     if (next > window_end()) return;

@@ -28,6 +28,8 @@ bool RequestPool::valid(const Request& r, const Digest& d) {
 
 void RequestPool::delivered(Epoch delivered) {
     delivered_ = std::max(delivered_, delivered);
+    for (auto it = in_others_.begin(); it != in_others_.end();)
+        it = it->second <= delivered_ ? in_others_.erase(it) : std::next(it);
     while (!verified_order_.empty() &&
            verified_order_.front().first + params_.verified_epochs < delivered_) {
         verified_.erase(verified_order_.front().second);
@@ -221,10 +223,20 @@ void RequestPool::release(const std::vector<Request>& requests) {
     for (const auto& r : requests) inflight_.erase(digest_of(encode(r)));
 }
 
+void RequestPool::in_block(Epoch e, const std::vector<std::pair<Digest, std::size_t>>& requests) {
+    if (e <= delivered_) return;
+    for (const auto& [d, bytes] : requests) {
+        Epoch& at = in_others_[d];
+        at = std::max(at, e);
+    }
+}
+
 bool RequestPool::has_work() const {
-    if (entries_.size() > inflight_.size()) return true;
+    // A request that is not work is in one of the two sets (stale digests there
+    // only make this bound looser).
+    if (entries_.size() > inflight_.size() + in_others_.size()) return true;
     for (const auto& [d, p] : entries_) {
-        if (!inflight_.count(d)) return true;
+        if (!inflight_.count(d) && !pending_elsewhere(d)) return true;
     }
     return false;
 }

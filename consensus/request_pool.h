@@ -38,9 +38,15 @@
 // proposed again; it becomes proposable when that block's epoch is delivered
 // without it.
 //
-// Work and the block timer: any uncommitted, not-in-flight request is *work*. The
-// timer starts when work appears; a block is due when block_requests_max requests
-// are proposable (local or aged) or the timer ran block_timer_ms.
+// Work and the block timer: any uncommitted request that is neither in flight nor
+// in another node's block of an undelivered epoch this node joined is *work*. The timer starts when
+// work appears; a block is due when block_requests_max requests are proposable
+// (local or aged) or the timer ran block_timer_ms. (Without the second exception,
+// every node that learnt a request by flood cut an empty block 20 ms later, and
+// again after each of its proposals, while the epoch holding the request was still
+// running: about 3.5 epochs per request at low load. A request in another block
+// becomes work again once that epoch is delivered without it, so a block left out
+// of its epoch delays the request by one epoch at most; docs/decisions.md.)
 //
 // Bounds and fairness
 // --------------------
@@ -64,6 +70,8 @@
 //  - flood batch: at most flood_batch_max requests between two ticks, and
 //    never more bytes than fit in one message (message_bytes_max less the
 //    envelope): a larger batch is split, since peers refuse bigger frames.
+//  - in other blocks: digests of requests in other nodes' blocks of undelivered
+//    epochs in the window, at most W · n · block_requests_max, dropped at delivery.
 
 #include <cstdint>
 #include <deque>
@@ -133,6 +141,11 @@ class RequestPool {
     void proposed(const std::vector<Request>& requests, std::uint64_t now_ms);
     /// The epoch of this node's block holding `requests` was delivered.
     void release(const std::vector<Request>& requests);
+    /// Another node's block of undelivered epoch `e` holds these requests (digest,
+    /// encoded size): until `e` is delivered they are not work.
+    void in_block(Epoch e, const std::vector<std::pair<Digest, std::size_t>>& requests);
+    /// This node has joined (proposed in) every epoch up to `e`.
+    void joined(Epoch e) { joined_ = std::max(joined_, e); }
     /// Whether any pooled request is not in flight.
     bool has_work() const;
     /// Starts the block timer if there is work and it is not running; false if
@@ -193,7 +206,15 @@ class RequestPool {
     std::uint64_t evicted_ = 0;
     std::map<std::pair<PublicKey, Nonce>, Digest> ids_;
     std::size_t bytes_ = 0;
-    std::set<Digest> inflight_;  // in this node's own undelivered blocks
+    std::set<Digest> inflight_;          // in this node's own undelivered blocks
+    std::map<Digest, Epoch> in_others_;  // in other nodes' blocks: the highest such epoch
+    // Only in an epoch this node joined: one member's block for an epoch nobody
+    // else runs must not hold a request back (it would wait for that epoch forever).
+    bool pending_elsewhere(const Digest& d) const {
+        auto it = in_others_.find(d);
+        return it != in_others_.end() && it->second > delivered_ && it->second <= joined_;
+    }
+    Epoch joined_ = 0;  // this node proposed in every epoch up to here
     std::set<Digest> verified_;
     std::deque<std::pair<Epoch, Digest>> verified_order_;  // in checking order
     Epoch delivered_ = 0;

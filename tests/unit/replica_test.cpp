@@ -633,6 +633,25 @@ TEST(Replica, idle_cluster_runs_no_epochs_for_one_liar) {
     net.expect_agreement();
 }
 
+// A request in another node's block is not work while that block's epoch runs
+// here (no empty epochs at low load), but one member's block for an epoch nobody
+// joined must not hold a client's request back: it would wait for that epoch forever.
+TEST(Replica, a_liars_block_for_an_unjoined_epoch_does_not_hold_a_request_back) {
+    Net net(4, 41);
+    net.crash(3);  // scripted: it only lies
+    const Epoch far = net.config(0).window;
+    auto r = net.request(1, 1, "k", "v");
+    for (NodeId to = 0; to < 3; ++to) {
+        net.inject(3, to,
+                   seal_envelope(*net.node(3).crypto, net.chain(), 3, far, Kind::Block,
+                                 encode(Block{far, 3, {r}})));
+    }
+    net.run([&] { return net.now() > 100; });
+    net.submit(0, r);
+    ASSERT_TRUE(net.run([&] { return net.all_committed({r}, {0, 1, 2}); }, 20000));
+    net.expect_agreement();
+}
+
 // Issue 11, finding 7: the requests of an equivocating block entered the pool
 // before the equivocation was noticed.
 TEST(Replica, requests_of_an_equivocating_block_stay_out_of_the_pool) {

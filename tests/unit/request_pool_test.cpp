@@ -160,6 +160,35 @@ TEST_F(RequestPoolTest, in_flight_request_is_not_proposed_twice) {
     EXPECT_EQ(pool.build_block(1).size(), 1u);
 }
 
+TEST_F(RequestPoolTest, request_in_another_block_starts_no_timer_until_its_epoch_is_delivered) {
+    RequestPool pool(params_, crypto_);
+    const Request flooded = request(1, 1);
+    ASSERT_TRUE(add(pool, flooded, false, 0));
+    ASSERT_TRUE(add(pool, request(2, 1), false, 0));
+    EXPECT_TRUE(pool.has_work());
+    // Both sit in another node's block of epoch 3 (delivered: 1).
+    pool.delivered(1);
+    std::vector<std::pair<Digest, std::size_t>> both;
+    for (const Request& r : {flooded, request(2, 1)}) {
+        const Bytes enc = encode(r);
+        both.push_back({digest_of(enc), enc.size()});
+    }
+    pool.in_block(3, both);
+    EXPECT_TRUE(pool.has_work()) << "held back by an epoch this node has not joined";
+    pool.joined(3);
+    EXPECT_FALSE(pool.has_work());
+    EXPECT_FALSE(pool.note_work(10));  // no timer: no empty block for them
+    pool.delivered(2);
+    EXPECT_FALSE(pool.has_work());
+    // Epoch 3 delivered without them: work again (they must age and be proposed).
+    pool.delivered(3);
+    EXPECT_TRUE(pool.has_work());
+    EXPECT_TRUE(pool.note_work(20));
+    // A block of an epoch already delivered changes nothing.
+    pool.in_block(3, both);
+    EXPECT_TRUE(pool.has_work());
+}
+
 TEST_F(RequestPoolTest, committed_requests_leave_and_never_enter) {
     RequestPool pool(params_, crypto_);
     Request a = request(1, 1), b = request(1, 2);
