@@ -761,15 +761,25 @@ def sc_restore_backup(a):
 
 def sc_corrupt_kv(a):
     """Finding 11: a damaged dedup-table entry in node 3's KV state: the node must not
-    abort (it should become a non-voting follower with an alarm)."""
+    abort, and it must notice: either it reads a damaged entry (the KV damage alarm,
+    then a non-voting follower) or its state root at the next checkpoint differs
+    from t+1 signed COMMITs (the ALARM, and it halts). Node 3 is the faulty node of
+    this run (its storage was damaged), so its ALARM is not a violation; the
+    others must show none."""
     v = 3
     a.setup()
+    a.byzantine = {v}
     for k in range(3):
         a.c.tobctl("put", f"corrupt-{k}", "x", check=False, timeout=30)
     a.baseline()
     a.stop_node(v)
     r = a.tobattack("storage", "--config", a.c.config_path(v), "--tool", "corrupt-kv", wait=True)
-    log("  " + a.attacker_output(r).strip().splitlines()[-1])
+    line = a.attacker_output(r).strip().splitlines()[-1]
+    log("  " + line)
+    m = re.search(r"corrupted=(\d+)", line)
+    a.extra["corrupted"] = int(m.group(1)) if m else 0
+    if a.extra["corrupted"] == 0:
+        a.fail("the tool damaged no dedup entry (wrong key layout?): nothing was tested")
     a.start_node(v)
 
     def same_client(run):
@@ -782,6 +792,13 @@ def sc_corrupt_kv(a):
     if p is not None and p.poll() is not None:
         tail = [ln for ln in a.c.log_text(v).splitlines() if "invariant" in ln or "abort" in ln]
         a.fail(f"node {v} exited {p.returncode}: {tail[-1] if tail else ''}")
+    else:
+        text = a.c.log_text(v)
+        noticed = "KV STATE DAMAGED" in text or (
+            "ALARM" in text and "differ from this node's result" in text)
+        a.extra["noticed"] = int(noticed)
+        if not noticed:
+            a.fail(f"node {v} runs on damaged dedup entries without any alarm")
 
 
 DEDUP_H = 50  # request_expiry_max_epochs of the finding-10 clusters

@@ -99,9 +99,8 @@ int kv_tool(const MemberIdentity& m, const std::string& tool, const Common& opt)
     std::uint64_t dedup = 0, out = 0, user = 0, changed = 0;
     const std::string variant = opt.variant.empty() ? "dedup" : opt.variant;
     rocksdb::WriteBatch batch;
-    // kv-count reads the state where it lives: under L ‖ bucket u16 ‖ key, L the
+    // Both tools read the state where it lives: under L ‖ bucket u16 ‖ key, L the
     // live prefix ("\x00tobroot/live", absent: 0x10; consensus/kv/rooted_storage.h).
-    // (corrupt-kv still matches only the layout before state-root buckets.)
     char live = 0x10;
     if (std::string v;
         raw.db->Get(rocksdb::ReadOptions(), raw.kv, rocksdb::Slice("\x00tobroot/live", 13), &v)
@@ -112,7 +111,7 @@ int kv_tool(const MemberIdentity& m, const std::string& tool, const Common& opt)
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
         const auto k = it->key();
         rocksdb::Slice logical = k;
-        if (tool == "kv-count" && k.size() >= 3 && k[0] == live)
+        if (k.size() >= 3 && k[0] == live)
             logical = rocksdb::Slice(k.data() + 3, k.size() - 3);
         const bool is_dedup = starts_with(logical, kDedup), is_out = starts_with(logical, kOut);
         const bool is_user = logical.size() > 0 && logical[0] == 0x01;
