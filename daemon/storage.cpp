@@ -174,6 +174,11 @@ OpenAttempt open_db(const fs::path& db_path, rocksdb::WALRecoveryMode mode) {
     // dir of a node under steady load swung between 0.55x and 1.45x of its mean
     // (tests/cluster/snapshot.py measure --full; docs/operations.md).
     options.max_total_wal_size = 16u << 20;
+    // No fallocate: RocksDB preallocates each WAL file (about 1.1x the memtable),
+    // and a node whose disk is full then kept writing into that space for minutes
+    // before its first failed write (faults_disk_full). Appends that fail at once
+    // make the fail-stop prompt; appends to ext4/xfs cost the same without it.
+    options.allow_fallocate = false;
 
     rocksdb::ColumnFamilyOptions cf;
     cf.write_buffer_size = 8u << 20;
