@@ -111,8 +111,7 @@ int kv_tool(const MemberIdentity& m, const std::string& tool, const Common& opt)
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
         const auto k = it->key();
         rocksdb::Slice logical = k;
-        if (k.size() >= 3 && k[0] == live)
-            logical = rocksdb::Slice(k.data() + 3, k.size() - 3);
+        if (k.size() >= 3 && k[0] == live) logical = rocksdb::Slice(k.data() + 3, k.size() - 3);
         const bool is_dedup = starts_with(logical, kDedup), is_out = starts_with(logical, kOut);
         const bool is_user = logical.size() > 0 && logical[0] == 0x01;
         dedup += is_dedup;
