@@ -178,12 +178,7 @@ class AttackCluster(FaultCluster):
                         str(self.base_port), "--force", check=True)
         # Nothing pruned within a run, so that every node's whole log replays
         # (--dump-log) for the violation and lost-op counts (as in the fault suite).
-        text = open(self.cluster_file).read()
-        for key, value in {**self.DEFAULT_PROTOCOL, **(protocol or {})}.items():
-            text, count = re.subn(rf"(?m)^{key} = \d+$", f"{key} = {value}", text)
-            if not count:
-                raise RuntimeError(f"{key} is not in the cluster file tobctl testnet wrote")
-        open(self.cluster_file, "w").write(text)
+        self.write_protocol(protocol)
         for i in range(self.n):
             port = self.base_port + 3 * self.n + 2 + i
             self.metrics_ports[i] = port

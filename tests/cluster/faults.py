@@ -81,6 +81,16 @@ class FaultCluster(Cluster):
     # replay every node's whole log; the snapshot scenarios set small values.
     DEFAULT_PROTOCOL = {"checkpoint_interval": 64, "checkpoint_retention": 100_000_000}
 
+    def write_protocol(self, protocol=None):
+        """DEFAULT_PROTOCOL, then `protocol`, over the [protocol] values of the
+        cluster file tobctl testnet wrote."""
+        text = open(self.cluster_file).read()
+        for key, value in {**self.DEFAULT_PROTOCOL, **(protocol or {})}.items():
+            text, count = re.subn(rf"(?m)^{key} = \d+$", f"{key} = {value}", text)
+            if not count:
+                raise RuntimeError(f"{key} is not in the cluster file tobctl testnet wrote")
+        open(self.cluster_file, "w").write(text)
+
     def create(self, protocol=None):
         self.base_port = free_port_block(3 * self.n + 2)
         args = ["testnet", "--nodes", str(self.n), "--dir", self.dir, "--base-port",
@@ -88,12 +98,7 @@ class FaultCluster(Cluster):
         if self.in_ns:
             args += ["--hosts", ",".join(self.net.addr(i) for i in range(self.n))]
         self.tobctl_raw(*args, check=True)
-        text = open(self.cluster_file).read()
-        for key, value in {**self.DEFAULT_PROTOCOL, **(protocol or {})}.items():
-            text, count = re.subn(rf"(?m)^{key} = \d+$", f"{key} = {value}", text)
-            if not count:
-                raise RuntimeError(f"{key} is not in the cluster file tobctl testnet wrote")
-        open(self.cluster_file, "w").write(text)
+        self.write_protocol(protocol)
         for i in range(self.n):
             cfg = self.config_path(i)
             text = open(cfg).read().replace("testing = false", "testing = true")
