@@ -111,7 +111,7 @@
 //    fix and the journal version of MMR), not from the own vals (hbbft), for the
 //    reason above.
 //  - TERM messages for termination (MMR's follow-up; hbbft's Term).
-//  - No rounds with a fixed coin value: every round uses the threshold coin.
+//  - Rounds with a fixed coin value, as in hbbft (below).
 //  - Messages for rounds beyond round + max_rounds_ahead are dropped instead of
 //    queued, and per-sender state is a flag per (round, type), never a queue.
 //  - Coin shares are verified lazily, only as many as needed to reach t+1.
@@ -120,6 +120,27 @@
 //    The quorum that ended a CONF wait is not logged: a restored node waits for
 //    n−t CONFs again (its peers re-publish theirs) and takes its decision set from
 //    that quorum; any quorum is as safe as the first.
+//
+// Relaying in rounds left behind
+// ------------------------------
+// BVAL totality (2t+1 BVAL(b) at one honest node ⇒ b in every honest bin_values)
+// needs every honest node to relay. A node that decided, or left the round, keeps
+// the round's BVAL flags (at most max_rounds_ahead old rounds) and keeps relaying
+// there, ignoring all else: otherwise nodes that decide early, before they saw
+// t+1 BVAL(¬b), can leave a lagging node without ¬b in bin_values and its AUX wait
+// without end (aba_decided_nodes_keep_relaying_bval). Relaying is always safe.
+//
+// Rounds with a fixed coin
+// ------------------------
+// Round r's coin is 1 if r mod 3 = 0, 0 if r mod 3 = 1, and the threshold coin
+// only if r mod 3 = 2 (hbbft's schedule). A fixed round has no CONF and no shares:
+// its decision set is the own AUX-phase vals (the original MMR round); a CONF or
+// share received for it is a fault. Safety: the argument above never uses the
+// coin's randomness, and without CONF it runs one phase earlier (two n−t AUX
+// quorums share an honest sender, which sent one AUX). Liveness: the adversary
+// owns the fixed rounds, but every third round is a threshold round with CONF,
+// where the argument above holds. The gain: unanimous inputs 1 decide in round 0
+// with BVAL and AUX only, unanimous 0 in round 1 (docs/protocol.md).
 
 #include "consensus/binary_agreement.h"
 
@@ -146,6 +167,17 @@ std::optional<bool> definite(std::uint8_t mask) {
 constexpr std::size_t kCoinShareBytes = 96;
 
 }  // namespace
+
+std::optional<bool> fixed_coin(Round r) {
+    switch (r % 3) {
+        case 0:
+            return true;
+        case 1:
+            return false;
+        default:
+            return std::nullopt;
+    }
+}
 
 BinaryAgreement::BinaryAgreement(const AbaParams& params, const CryptoSuite& crypto)
     : p_(params),
@@ -199,7 +231,7 @@ AbaStep BinaryAgreement::handle_message(NodeId from, const AbaMessage& m) {
         fault(step, from, FaultKind::UnknownSender, "ABA message from a non-member");
         return step;
     }
-    if (from == p_.self || decision_) return step;
+    if (from == p_.self) return step;
     if (m.proposer != p_.proposer) {
         fault(step, from, FaultKind::Malformed, "ABA message for another proposer");
         return step;
@@ -225,15 +257,26 @@ AbaStep BinaryAgreement::handle_message(NodeId from, const AbaMessage& m) {
     }
 
     if (m.type == AbaType::Term) {
-        on_term(from, m.value != 0, step);
+        if (!decision_) on_term(from, m.value != 0, step);
         return step;
     }
-    if (m.round < round_) return step;  // an old round: ignored, not a fault
+    // A round this node has left (or decided in) still gets its BVAL relays: see
+    // "Relaying in rounds left behind" above. Everything else there is ignored.
+    if (decision_ || m.round < round_) {
+        if (m.type == AbaType::Bval && !p_.knobs.no_relay_behind) {
+            relay_behind(from, m.round, m.value != 0, step);
+        }
+        return step;
+    }
     if (m.round - round_ > p_.max_rounds_ahead) {
         ++dropped_;  // too far ahead: dropped and counted, not evidence
         return step;
     }
 
+    if ((m.type == AbaType::Conf || m.type == AbaType::Coin) && coin_of(m.round)) {
+        fault(step, from, FaultKind::Malformed, "CONF or coin share in a round with a fixed coin");
+        return step;
+    }
     RoundState& rs = state(m.round);
     switch (m.type) {
         case AbaType::Bval:
@@ -277,7 +320,18 @@ void BinaryAgreement::restore(const std::vector<AbaMessage>& sent_in_order) {
     }
     if (top) round_ = *top;
     if (any_round0) input_ = first_round0_bval.value_or(false);
-    if (decision_ || !top) return;  // decided: takes no further part
+    if (!top) return;
+    // The BVALs sent in the rounds kept for relaying (relay_behind): not sent again.
+    for (const AbaMessage& m : sent_in_order) {
+        if (m.type != AbaType::Bval || (m.round == round_ && !decision_) ||
+            m.round + p_.max_rounds_ahead < round_) {
+            continue;
+        }
+        RoundState& rs = state(m.round);
+        rs.bval_sent |= bit(m.value != 0);
+        record_bval(rs, p_.self, m.value != 0, true);
+    }
+    if (decision_) return;  // decided: takes no further part but BVAL relays
 
     RoundState& rs = state(round_);
     for (const AbaMessage& m : sent_in_order) {
@@ -407,12 +461,17 @@ void BinaryAgreement::on_term(NodeId from, bool v, AbaStep& step) {
 
 // ---- the round -------------------------------------------------------------------
 
-void BinaryAgreement::send(RoundState& rs, AbaType type, std::uint8_t value, AbaStep& step) {
+AbaMessage BinaryAgreement::message(Round r, AbaType type, std::uint8_t value) const {
     AbaMessage m;
     m.proposer = p_.proposer;
-    m.round = round_;
+    m.round = r;
     m.type = type;
     m.value = value;
+    return m;
+}
+
+void BinaryAgreement::send(RoundState& rs, AbaType type, std::uint8_t value, AbaStep& step) {
+    AbaMessage m = message(round_, type, value);
     SenderVotes& own = rs.votes[p_.self];
     switch (type) {
         case AbaType::Bval:
@@ -485,7 +544,7 @@ void BinaryAgreement::progress(AbaStep& step) {
             if (count >= aux_quorum_) {
                 rs.vals = seen;
                 changed = true;
-                if (p_.knobs.skip_conf) {
+                if (p_.knobs.skip_conf || coin_of(round_)) {
                     rs.conf_done = true;
                     rs.conf_vals = rs.vals;  // no CONF quorum: the own set
                 } else if (rs.conf_sent == 0) {
@@ -504,8 +563,9 @@ void BinaryAgreement::progress(AbaStep& step) {
             }
         }
         if (rs.conf_done) {
+            if (const auto fixed = coin_of(round_)) rs.coin = fixed;
             // Only now may our share leave, and only now may s be used.
-            if (!rs.share_sent) {
+            if (!rs.coin && !rs.share_sent) {
                 send(rs, AbaType::Coin, 0, step);
                 changed = true;
             }
@@ -520,12 +580,17 @@ void BinaryAgreement::progress(AbaStep& step) {
                 }
                 est_ = b ? *b : s;
                 ++round_;
-                rounds_.erase(rounds_.begin(), rounds_.lower_bound(round_));
+                retire_rounds();
                 continue;  // start the next round
             }
         }
         if (!changed) break;
     }
+}
+
+std::optional<bool> BinaryAgreement::coin_of(Round r) const {
+    if (p_.knobs.threshold_coin_every_round) return std::nullopt;
+    return fixed_coin(r);
 }
 
 std::optional<std::uint8_t> BinaryAgreement::conf_quorum_vals(const RoundState& rs) const {
@@ -571,13 +636,39 @@ void BinaryAgreement::decide(bool v, AbaStep& step) {
     if (decision_) return;
     decision_ = v;
     step.decision = v;
-    AbaMessage term;
-    term.proposer = p_.proposer;
-    term.round = round_;
-    term.type = AbaType::Term;
-    term.value = v ? 1 : 0;
-    step.messages.push_back(std::move(term));
-    rounds_.clear();  // takes no further part
+    step.messages.push_back(message(round_, AbaType::Term, v ? 1 : 0));
+    // Takes no further part, except for BVAL relays in this round and the ones
+    // before it; later rounds' state goes.
+    rounds_.erase(rounds_.upper_bound(round_), rounds_.end());
+    retire_rounds();
+    if (auto it = rounds_.find(round_); it != rounds_.end()) drop_coin(it->second);
+}
+
+void BinaryAgreement::retire_rounds() {
+    // Rounds left behind keep their BVAL flags (relay_behind) and nothing of the
+    // coin; at most max_rounds_ahead of them.
+    const Round keep_from = round_ > p_.max_rounds_ahead ? round_ - p_.max_rounds_ahead : 0;
+    rounds_.erase(rounds_.begin(), rounds_.lower_bound(keep_from));
+    for (auto it = rounds_.begin(); it != rounds_.end() && it->first < round_; ++it) {
+        drop_coin(it->second);
+    }
+}
+
+void BinaryAgreement::drop_coin(RoundState& rs) {
+    rs.shares_pending.clear();
+    rs.shares_valid.clear();
+    rs.coin_name.clear();
+    rs.coin_name.shrink_to_fit();
+}
+
+void BinaryAgreement::relay_behind(NodeId from, Round r, bool v, AbaStep& step) {
+    if (r > round_ || r + p_.max_rounds_ahead < round_) return;
+    RoundState& rs = state(r);
+    record_bval(rs, from, v, true);
+    if (rs.bval_count[v] < relay_threshold_ || in_mask(rs.bval_sent, v)) return;
+    rs.bval_sent |= bit(v);
+    record_bval(rs, p_.self, v, true);
+    step.messages.push_back(message(r, AbaType::Bval, v ? 1 : 0));
 }
 
 void BinaryAgreement::fault(AbaStep& step, NodeId culprit, FaultKind kind,

@@ -48,8 +48,17 @@ struct AbaParams {
         bool count_duplicates = false;  // count a second BVAL/AUX from one sender again
         bool own_vals_decision =
             false;  // hbbft's rule: decide from the own AUX-phase vals, not the CONF quorum
+        bool threshold_coin_every_round =
+            false;  // no fixed-coin rounds: CONF and the threshold coin in every round
+        bool no_relay_behind = false;  // no BVAL relays in rounds left behind or decided in
     } knobs;
 };
+
+/// The coin of round r when it is fixed by the protocol, nullopt when round r draws
+/// the threshold coin: rounds 0, 3, 6, … have coin 1, rounds 1, 4, 7, … coin 0, and
+/// rounds 2, 5, 8, … the threshold coin. A fixed round has no CONF phase and no
+/// coin shares (binary_agreement.cpp, "Rounds with a fixed coin").
+std::optional<bool> fixed_coin(Round r);
 
 struct AbaStep {
     std::vector<AbaMessage> messages;  // broadcast to all other nodes, in this order
@@ -96,7 +105,8 @@ class BinaryAgreement {
     bool coin_share_released() const;
     /// Messages dropped because their round was beyond round() + max_rounds_ahead.
     std::uint64_t dropped_messages() const { return dropped_; }
-    /// Round states held (at most max_rounds_ahead + 1), for memory reports.
+    /// Round states held (at most 2 x max_rounds_ahead + 1: the rounds behind keep
+    /// their BVAL flags for relaying), for memory reports.
     std::size_t rounds_held() const { return rounds_.size(); }
 
   private:
@@ -135,10 +145,21 @@ class BinaryAgreement {
     void apply_term(RoundState& rs, NodeId from, bool v);
     void on_term(NodeId from, bool v, AbaStep& step);
     void progress(AbaStep& step);
+    /// The fixed coin of round r, nullopt if it draws the threshold coin.
+    std::optional<bool> coin_of(Round r) const;
     std::optional<std::uint8_t> conf_quorum_vals(const RoundState& rs) const;
     void try_coin(RoundState& rs, AbaStep& step);
+    /// A message of this instance (proposer filled in).
+    AbaMessage message(Round r, AbaType type, std::uint8_t value) const;
     void send(RoundState& rs, AbaType type, std::uint8_t value, AbaStep& step);
     void decide(bool v, AbaStep& step);
+    /// The relay rule (t+1 BVAL(b): send BVAL(b)) in round r ≤ round(), once this
+    /// node has left r or decided.
+    void relay_behind(NodeId from, Round r, bool v, AbaStep& step);
+    /// Drops rounds more than max_rounds_ahead behind and the coin state of the
+    /// rounds behind round().
+    void retire_rounds();
+    static void drop_coin(RoundState& rs);
     void fault(AbaStep& step, NodeId culprit, FaultKind kind, std::string detail) const;
 
     AbaParams p_;
@@ -155,7 +176,8 @@ class BinaryAgreement {
     std::optional<bool> decision_;
     Round round_ = 0;
     std::optional<bool> est_;
-    std::map<Round, RoundState> rounds_;   // only rounds in [round_, round_ + max_rounds_ahead]
+    // Only rounds in [round_ - max_rounds_ahead, round_ + max_rounds_ahead].
+    std::map<Round, RoundState> rounds_;
     std::vector<std::uint8_t> term_from_;  // per sender: 0 none, else the TERM value's mask bit
     std::array<std::uint32_t, 2> term_count_{};
     std::uint64_t dropped_ = 0;

@@ -86,6 +86,13 @@ std::optional<Digest> BlockBroadcast::accepted(Epoch e, NodeId j) const {
 
 // ---- SEEN and certificates ------------------------------------------------------------
 
+bool BlockBroadcast::seen_by(Epoch e, NodeId j, NodeId sender, const Digest& digest) const {
+    const EpochState* st = find(e);
+    if (st == nullptr) return false;
+    auto it = st->seen_from.find({j, sender});
+    return it != st->seen_from.end() && it->second.first == digest;
+}
+
 std::optional<Certificate> BlockBroadcast::count_seen(Step& step, Epoch e, NodeId sender,
                                                       const SeenBody& seen, const Signature& sig,
                                                       const Bytes& raw) {

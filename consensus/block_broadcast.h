@@ -115,6 +115,9 @@ class BlockBroadcast {
     Adopt adopt(Step& step, const Certificate& cert);
     const Certificate* cert(Epoch e, NodeId j) const;
     bool certified(Epoch e, NodeId j, const Digest& digest) const;
+    /// Whether `sender`'s SEEN for `digest` as (e, j)'s block was counted: its
+    /// sender holds that block.
+    bool seen_by(Epoch e, NodeId j, NodeId sender, const Digest& digest) const;
 
     // ---- repair -----------------------------------------------------------------------
     void fetch_block(Step& step, Epoch e, const Certificate& cert, std::uint64_t now_ms);

@@ -40,10 +40,11 @@
 // ------
 // Instances exist for open epochs only (the window and recently delivered, not
 // yet stable epochs: at most 5·W epochs), n per epoch. Each instance keeps rounds
-// [round, round + max_rounds_ahead] only, each round 6 flag bytes per sender and
-// at most 2n coin shares of 96 bytes (pending and verified); so an epoch holds at
-// most n · (R + 1) · (6n + 2n · 96) bytes of votes — about 53 KiB for n = 4 and
-// R = max_rounds_ahead = 16 — and in practice one or two rounds.
+// [round, round + max_rounds_ahead] with 6 flag bytes per sender and at most 2n
+// coin shares of 96 bytes (pending and verified), and the R rounds behind it with
+// their flags only (BVAL relays, binary_agreement.cpp); so an epoch holds at most
+// n · ((R + 1) · (6n + 2n · 96) + R · 6n) bytes of votes — about 54 KiB for n = 4
+// and R = max_rounds_ahead = 16 — and in practice one or two rounds.
 
 #include <cstdint>
 #include <functional>
@@ -98,7 +99,7 @@ class EpochSubset {
     void prune(const std::function<bool(Epoch)>& retire);
     std::size_t epochs() const { return epochs_.size(); }
     std::size_t instances() const;
-    /// Round states held over all instances (each at most max_rounds_ahead + 1).
+    /// Round states held over all instances (each at most 2 max_rounds_ahead + 1).
     std::size_t rounds_held() const;
 
   private:

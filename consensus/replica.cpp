@@ -273,7 +273,11 @@ void Replica::Impl::adopt_cert(Step& step, const Certificate& c, std::optional<B
                     ? *relay
                     : seal_envelope(crypto, cfg.chain_id, cfg.self, c.epoch, Kind::Cert, encode(c));
     remember(c.epoch, Kind::Cert, env);
-    broadcast(step, Kind::Cert, env);
+    // A certificate this node formed is not broadcast now: every member receives
+    // the same SEENs and forms it too. Repair re-publishes it with the rest of the
+    // epoch for a member that missed SEENs (docs/decisions.md). One received from a
+    // peer was needed by someone: it is relayed once.
+    if (relay) broadcast(step, Kind::Cert, env);
     ensure_abas(c.epoch);
     run_subset(step, c.epoch, subset.input_one(c.epoch, c.proposer));
     if (!blocks.holds(c.digest)) blocks.fetch_block(step, c.epoch, c, now);
@@ -337,24 +341,43 @@ void Replica::Impl::run_subset(Step& step, Epoch e, EpochSubset::Progress&& prog
     state(e);
     for (auto& f : progress.faults) step.add_fault(std::move(f));
     for (auto& [j, messages] : progress.sends) {
-        AbaBundle bundle;
-        for (auto& m : messages) {
-            // A filled slot is never signed again (the restored instance
-            // does not produce a different payload for it).
-            auto s = aba_slot(e, m);
-            if (s && signer.filled(*s)) continue;
-            bundle.messages.push_back(std::move(m));
-        }
-        if (bundle.messages.empty()) continue;
-        if (auto env = sign(step, e, Kind::Aba, encode(bundle))) {
-            remember(e, Kind::Aba, *env);
-            broadcast(step, Kind::Aba, *env);
-        }
+        auto& out = aba_out[e];
+        for (auto& m : messages) out.push_back(std::move(m));
     }
     if (progress.decisions == 0) return;
     stats.aba_instances += progress.decisions;
     stats.aba_rounds_total += progress.rounds_used;
     try_deliver(step);
+}
+
+void Replica::Impl::flush_aba(Step& step) {
+    // Everything the instances produced during one input leaves under one signature
+    // per epoch: the ABA traffic of an epoch is many small messages, produced a few
+    // at a time, and a signature per instance step cost more than the rest of the
+    // agreement (docs/performance.md).
+    auto queued = std::move(aba_out);
+    aba_out.clear();
+    for (auto& [epoch, messages] : queued) {
+        const Epoch e = epoch;  // a structured binding is not captured by clang 14
+        AbaBundle bundle;
+        auto send = [&] {
+            if (bundle.messages.empty()) return;
+            if (auto env = sign(step, e, Kind::Aba, encode(bundle))) {
+                remember(e, Kind::Aba, *env);
+                broadcast(step, Kind::Aba, *env);
+            }
+            bundle.messages.clear();
+        };
+        for (auto& m : messages) {
+            // A filled slot is never signed again (the restored instance does not
+            // produce a different payload for it).
+            auto s = aba_slot(e, m);
+            if (s && signer.filled(*s)) continue;
+            bundle.messages.push_back(std::move(m));
+            if (bundle.messages.size() >= cfg.limits.aba_bundle_max) send();
+        }
+        send();
+    }
 }
 
 void Replica::Impl::try_deliver(Step& step) {
@@ -416,6 +439,7 @@ void Replica::Impl::deliver(Step& step, Epoch e,
     EpochResult result = apply(e, od, ordered);
     catchup.keep_proof(step, e, std::move(proof), e);
     pool.remove_committed(sm);
+    pool.settle(result.results);
     CommitBody cb{od, result.state_digest, result.checkpoint_root};
     step.committed.push_back(std::move(result));
     const bool ok = catchup.own_result(step, e, cb);
@@ -517,10 +541,33 @@ void Replica::Impl::cut_blocks(Step& step) {
 void Replica::Impl::republish(Step& step) {
     for (auto& [e, st] : epochs) {
         if (catchup.stable(e) || st.republish.empty() || now < st.next_republish_ms) continue;
-        for (const auto& [kind, env] : st.republish) broadcast(step, kind, env);
+        for (const auto& [kind, env] : st.republish) {
+            if (kind == Kind::Block)
+                republish_block(step, e, env);
+            else
+                broadcast(step, kind, env);
+        }
         st.backoff_ms = std::min(cfg.repair_max_ms, st.backoff_ms * 2);
         st.next_republish_ms = now + st.backoff_ms;
     }
+}
+
+// This node's block goes again only to the members whose SEEN for it has not
+// arrived: a SEEN says its sender holds the block, so sending it again there
+// repairs nothing. With blocks of megabytes and epochs slower than the backoff
+// those copies cost every peer a hash of each (docs/attacks.md, pool_flood).
+// Depends only on the SEENs received, so the core stays deterministic.
+void Replica::Impl::republish_block(Step& step, Epoch e, const Bytes& env) {
+    const auto d = blocks.accepted(e, cfg.self);
+    std::vector<NodeId> missing;
+    for (NodeId p = 0; p < cfg.n; ++p) {
+        if (p != cfg.self && !(d && blocks.seen_by(e, cfg.self, p, *d))) missing.push_back(p);
+    }
+    if (missing.size() + 1 == cfg.n) {
+        broadcast(step, Kind::Block, env);
+        return;
+    }
+    for (NodeId p : missing) step.send(p, Kind::Block, env);
 }
 
 void Replica::Impl::prune() {
@@ -542,7 +589,8 @@ void Replica::Impl::prune() {
     heard.erase(heard.begin(), heard.upper_bound(delivered()));
 }
 
-void Replica::Impl::finish(const Step& step) {
+void Replica::Impl::finish(Step& step) {
+    if (!batching) flush_aba(step);
     stats.faults += step.faults.size() + step.faults_dropped;
     stats.pool = pool.size();
     stats.highest_joined = proposed_upto;
@@ -620,6 +668,19 @@ Step Replica::tick(std::uint64_t now_ms) {
     return step;
 }
 
+void Replica::begin_batch() { impl_->batching = true; }
+
+Step Replica::end_batch() {
+    Step step;
+    impl_->batching = false;
+    impl_->finish(step);
+    return step;
+}
+
 std::optional<Bytes> Replica::latest_commit() const { return impl_->catchup.latest_commit(); }
+
+bool Replica::holds_block(const Digest& body_digest) const {
+    return impl_->blocks.holds(body_digest);
+}
 
 }  // namespace tob::consensus

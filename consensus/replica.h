@@ -200,12 +200,23 @@ class Replica {
                                       Admission* admission = nullptr);
     /// Logical time advanced: cut blocks, re-publish, re-request.
     [[nodiscard]] Step tick(std::uint64_t now_ms);
+    /// Between begin_batch() and end_batch() the agreement messages of every input
+    /// wait; end_batch() signs them as one bundle per epoch, each message under its
+    /// own sign-log slot, and returns that step. A shell that executes the steps of
+    /// several inputs together (persist, then send) brackets them so, and spends one
+    /// signature per epoch where it spent one per input (one per instance step).
+    /// Without begin_batch() every input's messages leave with its own step.
+    void begin_batch();
+    [[nodiscard]] Step end_batch();
 
     const ReplicaStats& stats() const { return stats_; }
     Epoch delivered() const { return stats_.delivered; }
     bool halted() const { return stats_.halted; }
     /// The latest COMMIT envelope this node signed (re-sent by the heartbeat).
     std::optional<Bytes> latest_commit() const;
+    /// Whether the block store holds the block whose envelope body has this
+    /// digest (read only; the shell uses it to drop re-published copies early).
+    bool holds_block(const Digest& body_digest) const;
     /// Current sizes of every unit (walks the per-epoch state: not for hot paths).
     ReplicaMemory memory() const;
 

@@ -130,8 +130,9 @@ void Replica::Impl::apply_proof(Step& step, Epoch e, CatchUp::CheckedProof&& pro
     }
     catchup.keep_proof(step, e, std::move(proof->blocks), e);
     catchup.proven_result(e, proof->tuple);
-    step.committed.push_back(std::move(result));
     pool.remove_committed(sm);
+    pool.settle(result.results);
+    step.committed.push_back(std::move(result));
     sign_commit(step, e, proof->tuple);
     catchup.applied_proof();
     try_deliver(step);

@@ -51,6 +51,10 @@ struct Replica::Impl {
     std::map<Epoch, std::set<NodeId>> heard;
 
     std::uint64_t now = 0;
+    /// Agreement messages produced during the current input, per epoch: signed and
+    /// sent as one bundle per epoch when the input ends (flush_aba).
+    std::map<Epoch, std::vector<AbaMessage>> aba_out;
+    bool batching = false;  // between begin_batch() and end_batch(): aba_out waits
 
     Impl(const ReplicaConfig& c, const CryptoSuite& cr, StateMachine& s, ReplicaStats& st,
          const ProofArchive* archive, SnapshotStore* snapshots);
@@ -118,9 +122,12 @@ struct Replica::Impl {
 
     void on_aba(Step& step, const Envelope& env, const Bytes& raw);
 
-    /// Signs and sends what the agreements produced (one bundle per instance
-    /// step); a decision may complete the epoch.
+    /// Queues what the agreements produced for this input's bundle of epoch e (one
+    /// signature for all instances' messages); a decision may complete the epoch.
     void run_subset(Step& step, Epoch e, EpochSubset::Progress&& progress);
+    /// Signs and sends the queued agreement messages: one bundle per epoch (split at
+    /// aba_bundle_max messages), each message still under its own sign-log slot.
+    void flush_aba(Step& step);
 
     // ---- output (docs/protocol.md "Output" and "Commit proof") --------------------------
 
@@ -165,6 +172,7 @@ struct Replica::Impl {
     /// and the window has room for the next epoch.
     void cut_blocks(Step& step);
     void republish(Step& step);
+    void republish_block(Step& step, Epoch e, const Bytes& env);
     void prune();
     /// Checkpoints become servable, pruning, and snapshot transfer (per tick).
     void checkpoints(Step& step);
@@ -182,8 +190,9 @@ struct Replica::Impl {
     /// After the records: the open epochs' agreements continue where they were.
     void resume(Step& step, SentAba& aba_sent);
 
-    /// Bookkeeping at the end of every input: the stats the shell reads.
-    void finish(const Step& step);
+    /// The end of every input: the queued agreement messages leave, and the stats
+    /// the shell reads.
+    void finish(Step& step);
     Step tick(std::uint64_t t_ms);
 };
 

@@ -35,6 +35,26 @@ void RequestPool::delivered(Epoch delivered) {
         verified_.erase(verified_order_.front().second);
         verified_order_.pop_front();
     }
+    while (!settled_order_.empty() &&
+           settled_order_.front().first + params_.verified_epochs < delivered_) {
+        settled_.erase(settled_order_.front().second);
+        settled_order_.pop_front();
+    }
+}
+
+void RequestPool::settle(const std::vector<RequestResult>& results) {
+    for (const auto& r : results) {
+        const bool final_skip = r.forbidden || (r.malformed && r.skip != Skip::EpochFull &&
+                                                r.skip != Skip::None && !r.duplicate);
+        if (!final_skip) continue;
+        if (auto it = entries_.find(r.request_digest); it != entries_.end()) erase(it);
+        if (!settled_.insert(r.request_digest).second) continue;
+        settled_order_.push_back({delivered_, r.request_digest});
+        while (settled_order_.size() > params_.verified_cache_max) {
+            settled_.erase(settled_order_.front().second);
+            settled_order_.pop_front();
+        }
+    }
 }
 
 const char* to_string(Admission a) {
@@ -59,6 +79,7 @@ Admission RequestPool::add(const Request& r, const Digest& d, std::size_t encode
                            Epoch delivered, std::uint64_t now_ms, const StateMachine& state) {
     if (state.committed(r.client, r.nonce)) return Admission::Committed;
     if (state.expired(r)) return Admission::Expired;
+    if (settled_.count(d)) return Admission::Invalid;  // skipped for good (settle())
     auto id = std::make_pair(r.client, r.nonce);
     if (auto known = ids_.find(id); known != ids_.end()) {
         if (local) {

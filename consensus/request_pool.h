@@ -133,6 +133,15 @@ class RequestPool {
     /// Epoch `delivered` was delivered: verification results older than
     /// verified_epochs expire.
     void delivered(Epoch delivered);
+    /// The results of a delivered epoch: a request skipped for good (malformed
+    /// other than for a full epoch, or forbidden) leaves the pool and its later
+    /// copies are refused (Admission::Invalid) for verified_epochs, as
+    /// committed ones are. Without this such a request stayed, was proposed again
+    /// in every epoch until it expired and cost every node its work each time
+    /// (attack big_outputs, docs/attacks.md). A request skipped because the epoch
+    /// was full stays: it fits a later epoch.
+    void settle(const std::vector<RequestResult>& results);
+    std::size_t settled() const { return settled_order_.size(); }
 
     // ---- proposing ---------------------------------------------------------------
     /// The requests of this node's next block (see the header comment).
@@ -217,6 +226,9 @@ class RequestPool {
     Epoch joined_ = 0;  // this node proposed in every epoch up to here
     std::set<Digest> verified_;
     std::deque<std::pair<Epoch, Digest>> verified_order_;  // in checking order
+    // Requests skipped for good (settle()), dropped like verified_.
+    std::set<Digest> settled_;
+    std::deque<std::pair<Epoch, Digest>> settled_order_;
     Epoch delivered_ = 0;
     std::size_t flood_budget() const;
     std::vector<std::pair<Request, std::size_t>> flood_;  // (request, encoded bytes)

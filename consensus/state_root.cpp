@@ -4,21 +4,12 @@
 
 #include <string_view>
 
+#include "consensus/big_endian.h"
+
 namespace tob::consensus {
 
-namespace {
-
-void put_u64(Bytes& out, std::uint64_t v) {
-    for (int i = 7; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
-}
-
-std::uint64_t get_u64(ByteView in, std::size_t at) {
-    std::uint64_t v = 0;
-    for (std::size_t i = 0; i < 8; ++i) v = (v << 8) | in[at + i];
-    return v;
-}
-
-}  // namespace
+using be::get_u64;
+using be::put_u64;
 
 std::uint32_t state_bucket(ByteView key) {
     const Digest d = crypto::Hasher().field(std::string_view("tobd-bucket-v1")).raw(key).finish();

@@ -4,25 +4,17 @@
 
 #include <algorithm>
 
+#include "consensus/big_endian.h"
 #include "consensus/catch_up.h"
 #include "consensus/check.h"
 #include "consensus/codec.h"
 
 namespace tob::consensus {
 
-namespace {
+using be::put_u32;
+using be::put_u64;
 
-void put_u64(Bytes& out, std::uint64_t v) {
-    for (int i = 7; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
-}
-void put_u32(Bytes& out, std::uint32_t v) {
-    for (int i = 3; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
-}
-std::uint64_t get_be(ByteView in, std::size_t at, std::size_t width) {
-    std::uint64_t v = 0;
-    for (std::size_t i = 0; i < width; ++i) v = (v << 8) | in[at + i];
-    return v;
-}
+namespace {
 
 // What a bucket costs in a chunk request's budget.
 std::uint64_t bucket_cost(const BucketSummary& s) { return s.bytes + 12 * s.count; }
@@ -46,16 +38,16 @@ std::optional<HeldCheckpoint> decode_held(ByteView in) {
     const std::size_t head = 8 + 32 + kManifestBytes + 4;
     if (in.size() < head) return std::nullopt;
     HeldCheckpoint h;
-    h.epoch = get_be(in, 0, 8);
+    h.epoch = be::get(in, 0, 8);
     std::copy(in.begin() + 8, in.begin() + 40, h.root.begin());
     h.manifest.assign(in.begin() + 40, in.begin() + 40 + kManifestBytes);
     std::size_t at = 40 + kManifestBytes;
-    const std::uint64_t count = get_be(in, at, 4);
+    const std::uint64_t count = be::get(in, at, 4);
     at += 4;
     if (count > 4096) return std::nullopt;
     for (std::uint64_t i = 0; i < count; ++i) {
         if (in.size() - at < 4) return std::nullopt;
-        const std::uint64_t len = get_be(in, at, 4);
+        const std::uint64_t len = be::get(in, at, 4);
         at += 4;
         if (in.size() - at < len) return std::nullopt;
         h.certificate.emplace_back(in.begin() + at, in.begin() + at + len);

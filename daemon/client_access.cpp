@@ -48,6 +48,8 @@ TransportOptions transport_options(const NodeConfig& node, const ClusterConfig& 
         topt.client_hwm = budget->client_hwm;
         topt.client_frame_max = budget->client_frame_max;
     }
+    topt.client_connections_max = node.limits.client_connections_max;
+    topt.client_connections_per_address_max = node.limits.client_connections_per_address_max;
     if (!options.test_no_curve) topt.curve = keys.curve;
     topt.clients_open = cluster.permissions.open;
     topt.client_keys = permitted_client_curve_keys(cluster.permissions);

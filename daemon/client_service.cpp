@@ -30,7 +30,23 @@ ClientService::ClientService(Options options, const crypto::SigningKey& key, kv:
       pool_(pool),
       metrics_(metrics),
       halted_(halted),
-      status_(std::move(status)) {}
+      status_(std::move(status)),
+      rates_(options_.client_bytes_per_s, options_.client_burst_bytes, options_.client_rate_entries,
+             options_.client_frame_cost_min,
+             {options_.client_new_keys_per_s, options_.client_new_keys_burst}) {}
+
+namespace {
+// The rate source of a client frame: its Curve key, or its connection without Curve.
+std::string source_of(const std::string& routing_id, const std::string& peer_key) {
+    return peer_key.empty() ? "id:" + routing_id : peer_key;
+}
+}  // namespace
+
+bool ClientService::new_client(const PublicKey& client) const {
+    auto it = pending_.lower_bound(Key{client, 0});
+    if (it != pending_.end() && it->first.client == client) return false;
+    return !kv_.dedup_expiry(client).has_value();
+}
 
 void ClientService::reply(const std::string& id, const ClientMessage& m) {
     transport_.send_client(id, encode_client_message(m));
@@ -41,7 +57,20 @@ void ClientService::sign_and_send(const std::string& id, ReplyMsg& r) {
     reply(id, r);
 }
 
-void ClientService::on_frame(const std::string& id, const std::string& peer_key, Bytes body) {
+void ClientService::on_frame(const std::string& id, const std::string& peer_key, Bytes body,
+                             std::uint64_t now_ms) {
+    // The source's byte rate first: a frame over it costs no decoding, hashing
+    // or check (daemon/client_rate.h).
+    const std::string source = source_of(id, peer_key);
+    if (!rates_.admit(source, body.size(), now_ms)) {
+        metrics_.client_rate_limited.inc();
+        reply(id, ErrorMsg{ErrorCode::Overloaded,
+                           "this client's rate (" + std::to_string(rates_.bytes_per_s()) +
+                               " bytes/s, " + std::to_string(rates_.frames_per_s()) +
+                               " requests/s at this node) is used up: retry later",
+                           {}});
+        return;
+    }
     // Decoding and checking happen on the verification workers, in this
     // client's own bounded queue; a full queue is answered, not dropped.
     if (!pool_.submit_client(id, peer_key, std::move(body))) {
@@ -114,6 +143,16 @@ bool ClientService::on_verified(const VerifyResult& r, std::uint64_t now_ms) {
     }
     const Key key{req.client, req.nonce};
     const bool known = pending_.count(key) > 0;
+    if (!known && new_client(req.client) &&
+        !rates_.admit_new_key(source_of(r.routing_id, r.peer_key), now_ms)) {
+        metrics_.client_new_keys_limited.inc();
+        reply(r.routing_id, ErrorMsg{ErrorCode::Overloaded,
+                                     "this connection brings new client keys faster than " +
+                                         std::to_string(rates_.new_keys_per_s()) +
+                                         " a second at this node: retry later, or keep the key",
+                                     rd});
+        return false;
+    }
     const std::uint64_t cost = (known ? 0 : kPendingEntryBytes) + r.routing_id.size();
     if (!known && (pending_.size() >= options_.pending_max ||
                    pending_bytes_ + cost > options_.pending_bytes_max)) {
@@ -198,6 +237,7 @@ std::map<ClientService::Key, ClientService::Pending>::iterator ClientService::fo
 }
 
 void ClientService::expire(std::uint64_t now_ms) {
+    rates_.expire(now_ms);
     for (auto it = pending_.begin(); it != pending_.end();) {
         if (now_ms - it->second.since_ms > kPendingExpiryMs)
             it = forget(it);

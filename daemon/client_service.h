@@ -2,12 +2,12 @@
 // ClientService: the client plane of one tobd node (cli/client/protocol.h,
 // docs/client.md), on the event-loop thread.
 //
-//   on_frame      a client frame from the transport goes to the verification
-//                 workers, in the client's own bounded queue (decoded there; a
-//                 Submit's signature checked there); a full queue is answered
-//                 Overloaded. Back from the workers, a status query is
-//                 answered, a local read too when it is signed by a client
-//                 that may read the key over its own connection
+//   on_frame      a client frame within its source's byte rate
+//                 (daemon/client_rate.h; beyond it: Overloaded, nothing decoded)
+//                 goes to the verification workers, in the client's own bounded queue (decoded
+//                 there; a Submit's signature checked there); a full queue is answered Overloaded.
+//                 Back from the workers, a status query is answered, a local read too when it is
+//                 signed by a client that may read the key over its own connection
 //                 (daemon/client_access.h); anything else is refused with an
 //                 error and counted
 //   on_verified   a checked request: a (client, nonce) the dedup table already
@@ -33,7 +33,9 @@
 
 #include "cli/client/protocol.h"
 #include "consensus/kv/kv_machine.h"
+#include "daemon/client_rate.h"
 #include "daemon/config.h"
+#include "daemon/memory_budget.h"
 #include "daemon/node_metrics.h"
 #include "daemon/transport.h"
 #include "daemon/verify_pool.h"
@@ -51,6 +53,19 @@ class ClientService {
         std::uint64_t pending_bytes_max = 16u << 20;
         // Who may read what (local reads); from the cluster file.
         consensus::kv::Permissions permissions = consensus::kv::Permissions::open_to_all();
+        // Bytes per second and burst of one client source (node config
+        // limits.client_bytes_per_s), and how many sources are remembered
+        // (memory budget).
+        std::uint64_t client_bytes_per_s = 256u << 10;
+        std::uint64_t client_burst_bytes = 2u << 20;
+        std::size_t client_rate_entries = 16384;
+        // Each frame is charged at least this many bytes of the rate
+        // (client_bytes_per_s / limits.client_requests_per_s).
+        std::uint64_t client_frame_cost_min = 1024;
+        // Client keys the node's state does not know that one source may bring
+        // per second, and its burst (limits.client_new_keys_per_s; 0: no limit).
+        std::uint64_t client_new_keys_per_s = 16;
+        std::uint64_t client_new_keys_burst = 64;
     };
     /// Every reference must outlive the service. `status` builds the answer to a
     /// status query; `halted` refuses submissions while the node is halted.
@@ -59,10 +74,11 @@ class ClientService {
                   const std::atomic<bool>& halted, std::function<client::StatusMsg()> status);
 
     /// `peer_key`: the connection's Curve key in hex (empty without Curve).
-    /// The frame goes to the verification workers (decoded there); a full
-    /// queue is answered Overloaded at once.
-    void on_frame(const std::string& routing_id, const std::string& peer_key,
-                  consensus::Bytes body);
+    /// Within the source's byte rate the frame goes to the verification
+    /// workers (decoded there); over the rate, or with the source's queue
+    /// full, it is answered Overloaded at once.
+    void on_frame(const std::string& routing_id, const std::string& peer_key, consensus::Bytes body,
+                  std::uint64_t now_ms);
     /// A client request back from verification. True if the node must hand
     /// `*r.request` to the core (checked, not yet committed, now pending).
     bool on_verified(const VerifyResult& r, std::uint64_t now_ms);
@@ -75,6 +91,7 @@ class ClientService {
 
     std::size_t pending() const { return pending_.size(); }
     std::uint64_t pending_bytes() const { return pending_bytes_; }
+    std::uint64_t rates_bytes() const { return rates_.size() * kClientRateEntryBytes; }
 
   private:
     struct Key {
@@ -90,6 +107,8 @@ class ClientService {
     };
 
     void reply(const std::string& id, const client::ClientMessage& m);
+    // Whether `client` is unknown here: no dedup entry, no pending request.
+    bool new_client(const consensus::PublicKey& client) const;
     void on_message(const std::string& id, const std::string& peer_key,
                     const client::ClientMessage& msg);
     std::map<Key, Pending>::iterator forget(std::map<Key, Pending>::iterator it);
@@ -108,6 +127,7 @@ class ClientService {
     NodeMetrics& metrics_;
     const std::atomic<bool>& halted_;
     std::function<client::StatusMsg()> status_;
+    ClientRates rates_;
     std::map<Key, Pending> pending_;
     std::uint64_t pending_bytes_ = 0;  // kPendingEntryBytes per entry + its routing ids
 };

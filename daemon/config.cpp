@@ -553,6 +553,56 @@ Outcome<ClusterConfig> load_cluster_config(const fs::path& path) {
 
 // ---- node config ------------------------------------------------------------------
 
+// The node config's [limits] table (local resource bounds).
+static void parse_local_limits(Reporter& report, const toml::table& limits_table,
+                               LocalLimits& out) {
+    check_known_keys(
+        report, limits_table, "limits",
+        {"pool_requests_max", "future_epoch_buffer_max", "message_bytes_max", "memory_max_mb",
+         "client_bytes_per_s", "client_requests_per_s", "client_new_keys_per_s",
+         "client_connections_max", "client_connections_per_address_max"});
+    if (auto v = get_uint(report, limits_table, "limits", "pool_requests_max", false, 1, kU32Max)) {
+        out.pool_requests_max = static_cast<std::uint32_t>(*v);
+    }
+    if (auto v = get_uint(report, limits_table, "limits", "future_epoch_buffer_max", false, 1,
+                          kU32Max)) {
+        out.future_epoch_buffer_max = static_cast<std::uint32_t>(*v);
+    }
+    if (auto v = get_uint(report, limits_table, "limits", "message_bytes_max", false, 1, kU32Max)) {
+        out.message_bytes_max = static_cast<std::uint32_t>(*v);
+    }
+    if (auto v = get_uint(report, limits_table, "limits", "memory_max_mb", false, 64, 1u << 22)) {
+        out.memory_max_mb = static_cast<std::uint32_t>(*v);
+    }
+    if (auto v =
+            get_uint(report, limits_table, "limits", "client_bytes_per_s", false, 1024, kU32Max)) {
+        out.client_bytes_per_s = static_cast<std::uint32_t>(*v);
+    }
+    if (auto v =
+            get_uint(report, limits_table, "limits", "client_requests_per_s", false, 1, kU32Max)) {
+        out.client_requests_per_s = static_cast<std::uint32_t>(*v);
+    }
+    if (auto v =
+            get_uint(report, limits_table, "limits", "client_new_keys_per_s", false, 0, kU32Max)) {
+        out.client_new_keys_per_s = static_cast<std::uint32_t>(*v);
+    }
+    if (auto v = get_uint(report, limits_table, "limits", "client_connections_max", false, 1,
+                          1u << 20)) {
+        out.client_connections_max = static_cast<std::uint32_t>(*v);
+    }
+    if (auto v = get_uint(report, limits_table, "limits", "client_connections_per_address_max",
+                          false, 1, 1u << 20)) {
+        out.client_connections_per_address_max = static_cast<std::uint32_t>(*v);
+    }
+    if (out.client_requests_per_s > out.client_bytes_per_s) {
+        report.fail(
+            "limits.client_requests_per_s",
+            std::to_string(out.client_requests_per_s) +
+                " exceeds limits.client_bytes_per_s = " + std::to_string(out.client_bytes_per_s) +
+                ": every request costs at least one byte of that rate");
+    }
+}
+
 Outcome<NodeConfig> parse_node_config(std::string_view bytes, const fs::path& source) {
     Outcome<NodeConfig> out;
     Reporter report(source, out.errors);
@@ -621,22 +671,7 @@ Outcome<NodeConfig> parse_node_config(std::string_view bytes, const fs::path& so
     node.testing = get_bool(report, root, "", "testing").value_or(false);
 
     if (const toml::table* limits = get_table(report, root, "limits")) {
-        check_known_keys(
-            report, *limits, "limits",
-            {"pool_requests_max", "future_epoch_buffer_max", "message_bytes_max", "memory_max_mb"});
-        if (auto v = get_uint(report, *limits, "limits", "pool_requests_max", false, 1, kU32Max)) {
-            node.limits.pool_requests_max = static_cast<std::uint32_t>(*v);
-        }
-        if (auto v =
-                get_uint(report, *limits, "limits", "future_epoch_buffer_max", false, 1, kU32Max)) {
-            node.limits.future_epoch_buffer_max = static_cast<std::uint32_t>(*v);
-        }
-        if (auto v = get_uint(report, *limits, "limits", "message_bytes_max", false, 1, kU32Max)) {
-            node.limits.message_bytes_max = static_cast<std::uint32_t>(*v);
-        }
-        if (auto v = get_uint(report, *limits, "limits", "memory_max_mb", false, 64, 1u << 22)) {
-            node.limits.memory_max_mb = static_cast<std::uint32_t>(*v);
-        }
+        parse_local_limits(report, *limits, node.limits);
     }
 
     if (out.errors.empty()) out.value = std::move(node);

@@ -123,6 +123,21 @@ struct LocalLimits {
     // The memory budget of the node in MiB: every daemon queue, cache and table
     // gets a bound in bytes derived from it (daemon/memory_budget.h, docs/memory.md).
     std::uint32_t memory_max_mb = 1024;
+    // Bytes per second one client source (Curve key, or connection without Curve)
+    // may send this node; beyond it frames are answered Overloaded before any
+    // check (daemon/client_rate.h). The burst is max(this, request_bytes_max).
+    std::uint32_t client_bytes_per_s = 256u << 10;
+    // Frames (requests, queries) per second one client source may send this node:
+    // each frame is charged at least client_bytes_per_s / client_requests_per_s
+    // bytes of that rate, however small it is (daemon/client_rate.h).
+    std::uint32_t client_requests_per_s = 256;
+    // Client keys this node's state does not know that one client source may
+    // bring per second (burst: four seconds' worth, at least 16); 0 = no limit.
+    std::uint32_t client_new_keys_per_s = 16;
+    // Connections the client ROUTER holds at once, in all and from one remote
+    // address; more are shut down as they arrive (daemon/client_connections.h).
+    std::uint32_t client_connections_max = 50;
+    std::uint32_t client_connections_per_address_max = 25;
 };
 
 /// The parsed node config. Every path is absolute (resolved against the

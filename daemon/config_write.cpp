@@ -111,6 +111,12 @@ std::string format_node_config(const NodeConfig& node) {
         out += "# message_bytes_max = <unset: the cluster's limits.message_bytes_max>\n";
     }
     out += "memory_max_mb = " + std::to_string(node.limits.memory_max_mb) + "\n";
+    out += "client_bytes_per_s = " + std::to_string(node.limits.client_bytes_per_s) + "\n";
+    out += "client_requests_per_s = " + std::to_string(node.limits.client_requests_per_s) + "\n";
+    out += "client_new_keys_per_s = " + std::to_string(node.limits.client_new_keys_per_s) + "\n";
+    out += "client_connections_max = " + std::to_string(node.limits.client_connections_max) + "\n";
+    out += "client_connections_per_address_max = " +
+           std::to_string(node.limits.client_connections_per_address_max) + "\n";
     return out;
 }
 

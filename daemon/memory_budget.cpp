@@ -17,12 +17,14 @@ std::string mib(std::uint64_t bytes) { return std::to_string(bytes >> 20) + " Mi
 std::vector<NamedBound> MemoryBudget::named() const {
     return {
         {"zmq_receive", zmq_receive_bytes},
+        {"zmq_client_receive", zmq_client_receive_bytes},
         {"verify_queue_members", verify_member_bytes},  // per member; used = the fullest
         {"verify_queue_clients", verify_clients_bytes},
         {"verify_cache", verify_cache_bytes},
         {"failed_digests", failed_cache_bytes},
         {"recent_digests", recent_bytes},
         {"client_pending", pending_bytes},
+        {"client_rates", client_rate_bytes},
     };
 }
 
@@ -48,6 +50,22 @@ std::variant<MemoryBudget, std::string> derive_memory_budget(const MemoryBudgetI
     b.zmq_receive_bytes = std::uint64_t(b.member_recv_hwm) * 2 * peers * b.frame_max;
     b.client_frame_max = std::uint64_t{in.request_bytes_max} + kClientFrameOverhead;
 
+    // The client ROUTER: at most client_connections_max connections, each holding
+    // at most client_hwm frames, within an eighth of the budget.
+    const std::uint64_t connections = std::max<std::uint64_t>(in.client_connections_max, 1);
+    const std::uint64_t client_hwm = (m / 8) / (connections * b.client_frame_max);
+    // Two frames at least: libzmq's ROUTER with a receive high-water mark of 1
+    // stopped delivering a Curve client's frames at all (measured).
+    if (client_hwm < 2) {
+        return "memory_max_mb: " + std::to_string(in.memory_max_mb) + " MiB cannot hold two " +
+               "requests of request_bytes_max (" + std::to_string(in.request_bytes_max) +
+               " bytes) per client connection (limits.client_connections_max = " +
+               std::to_string(connections) + ", in an eighth of the budget); raise " +
+               "memory_max_mb, or lower client_connections_max or request_bytes_max";
+    }
+    b.client_hwm = static_cast<int>(std::min<std::uint64_t>(client_hwm, 4));
+    b.zmq_client_receive_bytes = connections * std::uint64_t(b.client_hwm) * b.client_frame_max;
+
     // Verification queues: a quarter, half of it for the members.
     b.verify_member_bytes = (m / 8) / peers;
     if (b.verify_member_bytes < b.frame_max) {
@@ -72,6 +90,8 @@ std::variant<MemoryBudget, std::string> derive_memory_budget(const MemoryBudgetI
     b.pending_bytes = m / 64;
     b.pending_max =
         std::min<std::size_t>(in.pool_requests_max, b.pending_bytes / (kPendingEntryBytes + 64));
+    b.client_rate_bytes = m / 256;
+    b.client_rate_entries = b.client_rate_bytes / kClientRateEntryBytes;
     b.fetch_answer_bytes_per_s = std::max<std::uint64_t>(b.frame_max, m / 32);
     return b;
 }
@@ -83,6 +103,7 @@ MemoryBudgetInput memory_budget_input(const NodeConfig& node, const ClusterConfi
     in.message_bytes_max = node.message_bytes_max(cluster);
     in.request_bytes_max = cluster.limits.request_bytes_max;
     in.pool_requests_max = node.limits.pool_requests_max;
+    in.client_connections_max = node.limits.client_connections_max;
     return in;
 }
 

@@ -12,6 +12,7 @@
 //   failed-digest memory    1/256
 //   recent-duplicate set    1/128
 //   client pending table    1/64
+//   client byte rates       1/256 one token bucket per client source
 //
 // derive_memory_budget refuses a budget in which a bound cannot hold one frame
 // of the size honest peers may send (the error says what to change).
@@ -32,6 +33,7 @@ struct MemoryBudgetInput {
     std::uint32_t message_bytes_max = 16u << 20;  // the node's receive cap on one frame
     std::uint32_t request_bytes_max = 1u << 20;   // one client request
     std::uint32_t pool_requests_max = 100000;     // the node's pool limit (count)
+    std::uint32_t client_connections_max = 50;    // the client ROUTER's connections
 };
 
 /// One named bound, for /metrics (tobd_bound_bytes{bound="..."}).
@@ -49,7 +51,8 @@ struct MemoryBudget {
     std::uint64_t zmq_receive_bytes = 0;  // HWM x frame_max x 2 sockets x (n-1) connections
     // The client ROUTER: frame cap and HWM per connection.
     std::uint64_t client_frame_max = 0;
-    int client_hwm = 4;
+    int client_hwm = 4;                          // min(4, (M/8) / (connections x frame))
+    std::uint64_t zmq_client_receive_bytes = 0;  // connections x client_hwm x frame
     // Verification queues (jobs queued plus results not yet taken by the loop).
     std::uint64_t verify_member_bytes = 0;       // per member
     std::uint64_t verify_clients_bytes = 0;      // all clients together
@@ -63,6 +66,8 @@ struct MemoryBudget {
     std::size_t recent_generation = 0;  // entries per generation (two kept)
     std::uint64_t pending_bytes = 0;
     std::size_t pending_max = 0;  // client requests waiting for their outcome
+    std::uint64_t client_rate_bytes = 0;
+    std::size_t client_rate_entries = 0;  // client sources with a byte-rate bucket
     // Fetch and archive answers per member (bandwidth, not memory).
     std::uint64_t fetch_answer_bytes_per_s = 0;
 
@@ -77,6 +82,9 @@ inline constexpr std::uint64_t kDigestEntryBytes = 64;
 inline constexpr std::uint64_t kFailedEntryBytes = 128;
 // One pending client request without its routing ids (key, digest, times, map node).
 inline constexpr std::uint64_t kPendingEntryBytes = 192;
+// One client source's byte-rate bucket: its key (a Curve key in hex, 64 chars, or a
+// routing id), the bucket and the map node.
+inline constexpr std::uint64_t kClientRateEntryBytes = 256;
 // What a Submit message adds around the request it carries, at most.
 inline constexpr std::uint64_t kClientFrameOverhead = 1024;
 // ZeroMQ's frame envelope allowance on top of message_bytes_max.

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <set>
+#include <thread>
 
 #include "cli/client/protocol.h"
 #include "consensus/codec.h"
@@ -16,6 +17,7 @@
 #include "daemon/checkpoint_monitor.h"
 #include "daemon/client_access.h"
 #include "daemon/client_service.h"
+#include "daemon/fetch_gate.h"
 #include "daemon/high_water.h"
 #include "daemon/memory_budget.h"
 #include "daemon/metrics.h"
@@ -23,7 +25,6 @@
 #include "daemon/proof_archive.h"
 #include "daemon/step_executor.h"
 #include "daemon/storage.h"
-#include "daemon/token_bucket.h"
 #include "daemon/verify_pool.h"
 #include "daemon/version.h"
 
@@ -43,6 +44,19 @@ using Clock = std::chrono::steady_clock;
 constexpr Epoch kRecoverEpochs = 512;
 // A member's fetch replies are taken this long after the node last asked it.
 constexpr std::uint64_t kSolicitedMs = 10000;
+// Fetch requests admitted per member (daemon/fetch_gate.h): a catching-up or
+// repairing node asks a few per missing item every 200 ms.
+constexpr std::uint64_t kFetchRequestsPerS = 128;
+constexpr std::uint64_t kFetchRequestsBurst = 512;
+// While frames are refused at ingress faster than this per 100 ms (a flood), a
+// loop iteration that read nothing but refused frames is followed by a pause of
+// kFloodPollGap before the next poll: ZeroMQ then hands the loop the flood in
+// batches instead of waking it (a poll, an eventfd write and two context
+// switches) for every few frames. An iteration with any other input does not
+// pause, so honest frames wait at most one such pause.
+constexpr std::uint64_t kFloodRefusedPerWindow = 100;
+constexpr auto kFloodWindow = std::chrono::milliseconds(100);
+constexpr auto kFloodPollGap = std::chrono::milliseconds(1);
 
 struct Node::Impl {
     Impl(const NodeConfig& n, const ClusterConfig& c, NodeKeys k, const NodeOptions& o)
@@ -81,8 +95,11 @@ struct Node::Impl {
     // Dropping every copy forever stalled a cluster whose frames were only delayed
     // (found by the fault suite, reorder).
     Clock::time_point started = Clock::now();
-    VerifyPoolTotals pool_published;         // pool counters already added to the metrics
-    std::vector<TokenBucket> fetch_answers;  // by member: bytes of fetch/archive answers
+    VerifyPoolTotals pool_published;        // pool counters already added to the metrics
+    std::unique_ptr<FetchGate> fetch_gate;  // by member: fetch requests and answer bytes
+    Counter* fetch_refused_rate = nullptr;  // fetch requests dropped at ingress, by reason
+    Counter* fetch_refused_answers = nullptr;
+    std::uint64_t refused_in_window = 0;  // frames refused at ingress since window_start
     std::atomic<bool> voting{true};
     bool kv_damage_told = false;  // the KV damage alarm was logged
     std::atomic<bool> halted{false};
@@ -135,9 +152,15 @@ struct Node::Impl {
         }
         make_services();
         checkpoints = std::make_unique<CheckpointMonitor>(registry, *storage);
-        for (NodeId i = 0; i < cluster.n; ++i)
-            fetch_answers.emplace_back(budget.fetch_answer_bytes_per_s,
-                                       budget.fetch_answer_bytes_per_s);
+        fetch_gate = std::make_unique<FetchGate>(cluster.n, budget.fetch_answer_bytes_per_s,
+                                                 kFetchRequestsPerS, kFetchRequestsBurst);
+        const char* help =
+            "Fetch requests dropped at ingress, before any check: the member asked over its "
+            "request rate (rate) or its answer bytes were used up (answers)";
+        fetch_refused_rate =
+            &registry.counter("tobd_fetch_requests_refused_total", help, {{"reason", "rate"}});
+        fetch_refused_answers =
+            &registry.counter("tobd_fetch_requests_refused_total", help, {{"reason", "answers"}});
         return {};
     }
 
@@ -180,6 +203,15 @@ struct Node::Impl {
         copt.pending_max = budget.pending_max;
         copt.pending_bytes_max = budget.pending_bytes;
         copt.permissions = cluster.permissions;
+        copt.client_bytes_per_s = node.limits.client_bytes_per_s;
+        copt.client_burst_bytes =
+            std::max<std::uint64_t>(node.limits.client_bytes_per_s, budget.client_frame_max);
+        copt.client_rate_entries = budget.client_rate_entries;
+        copt.client_frame_cost_min =
+            node.limits.client_bytes_per_s / node.limits.client_requests_per_s;
+        copt.client_new_keys_per_s = node.limits.client_new_keys_per_s;
+        copt.client_new_keys_burst =
+            std::max<std::uint64_t>(16, 4 * std::uint64_t{node.limits.client_new_keys_per_s});
         clients =
             std::make_unique<ClientService>(copt, keys.signing, *kv, *transport, *pool, *metrics,
                                             halted, [this] { return status_msg(); });
@@ -261,13 +293,27 @@ struct Node::Impl {
     // of the verification workers (daemon/verify_pool.h).
     void on_inbound(Inbound in) {
         if (in.source == Inbound::Source::Client) {
-            clients->on_frame(in.routing_id, in.peer_key, std::move(in.body));
+            clients->on_frame(in.routing_id, in.peer_key, std::move(in.body), now_ms());
             return;
         }
+        if (fetch_refused(in)) return;
         const auto source = in.source == Inbound::Source::PubSub ? VerifyResult::Source::PubSub
                                                                  : VerifyResult::Source::Peer;
         if (!pool->submit_envelope(source, in.from, std::move(in.body)))
             metrics->verify_queue_full.inc();
+    }
+
+    // A fetch request of a member over its request rate or without answer bytes
+    // left is dropped here, on its kind alone: before it is queued, hashed or
+    // checked, and before the core looks anything up (daemon/fetch_gate.h).
+    bool fetch_refused(const Inbound& in) {
+        if (peek_envelope_kind(in.body) != Kind::FetchRequest) return false;
+        const auto verdict = fetch_gate->admit(in.from, now_ms());
+        if (verdict == FetchGate::Verdict::Admit) return false;
+        (verdict == FetchGate::Verdict::OverRate ? fetch_refused_rate : fetch_refused_answers)
+            ->inc();
+        ++refused_in_window;
+        return true;
     }
 
     StatusMsg status_msg() const {
@@ -315,15 +361,16 @@ struct Node::Impl {
             return;
         }
         step.append(replica->handle_envelope(env, now_ms()));
+        if (env.kind == Kind::Block && replica->holds_block(r.body_digest))
+            pool->note_held_block(r.raw_digest, env.epoch);
     }
 
     // Fetch and archive answers at most at the member's byte rate: a request
     // that finds its bucket empty is dropped before the core reads or signs.
     void on_fetch_request(const Envelope& env, Step& step) {
-        if (env.sender >= fetch_answers.size()) return;
-        TokenBucket& bucket = fetch_answers[env.sender];
+        if (env.sender >= cluster.n) return;
         const std::uint64_t now = now_ms();
-        if (!bucket.allow(now)) {
+        if (!fetch_gate->may_answer(env.sender, now)) {
             registry
                 .counter("tobd_fetch_requests_limited_total",
                          "Fetch requests dropped: the member's answer rate was used up")
@@ -334,7 +381,7 @@ struct Node::Impl {
         std::uint64_t bytes = 0;
         for (const auto& m : answer.messages)
             if (m.kind == Kind::FetchReply && m.to == env.sender) bytes += m.envelope.size();
-        bucket.charge(bytes, now);
+        fetch_gate->charge_answer(env.sender, bytes, now);
         registry.counter("tobd_fetch_answer_bytes_total", "Bytes of fetch and archive answers sent")
             .inc(static_cast<double>(bytes));
         step.append(std::move(answer));
@@ -414,6 +461,7 @@ struct Node::Impl {
             {"failed_digests", (pool->failed_size() + cache->failed().size()) * kFailedEntryBytes},
             {"recent_digests", pool->recent_size() * kDigestEntryBytes},
             {"client_pending", clients->pending_bytes()},
+            {"client_rates", clients->rates_bytes()},
         };
         for (const auto& b : budget.named()) {
             const Labels labels{{"bound", b.name}};
@@ -431,6 +479,10 @@ struct Node::Impl {
             .counter("tobd_verify_failed_repeats_total",
                      "Frames dropped unchecked: their digest failed a check before")
             .inc(static_cast<double>(now.failed_repeats - pool_published.failed_repeats));
+        registry
+            .counter("tobd_verify_held_block_copies_total",
+                     "Block frames dropped unchecked: the core holds that block")
+            .inc(static_cast<double>(now.held_repeats - pool_published.held_repeats));
         registry
             .counter("tobd_verify_checks_skipped_total",
                      "Envelopes whose checks the filters spared (window, round, solicitation)")
@@ -455,6 +507,7 @@ struct Node::Impl {
         refresh_gauges();
         checkpoints->refresh(replica->stats(), now_ms());
         metrics->rocksdb_size(storage->approximate_size_bytes());
+        metrics->storage_appended(storage->appended_bytes());
         clients->expire(now_ms());
         std::string line = status_line();
         if (line != last_status) {
@@ -488,22 +541,41 @@ struct Node::Impl {
             std::chrono::milliseconds(std::max(options.idle_tick_ms, options.tick_ms));
         auto next_tick = Clock::now();
         auto next_second = Clock::now();
+        auto window_start = Clock::now();
+        bool flood = false, refused_only = false;
         while (!stop.load()) {
             if (hooks.alive) hooks.alive();
             auto now = Clock::now();
+            if (now >= window_start + kFloodWindow) {
+                flood = refused_in_window >= kFloodRefusedPerWindow;
+                refused_in_window = 0;
+                window_start = now;
+            }
+            if (flood && refused_only) {
+                std::this_thread::sleep_for(kFloodPollGap);
+                now = Clock::now();
+            }
             auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - now);
             if (timeout.count() < 0) timeout = std::chrono::milliseconds(0);
             (void)transport->wait(timeout, {pool->wake_fd()});
             Step step;
             pool->set_applied(kv->last_applied());
             bool input = false;
+            std::size_t frames = 0;
+            const std::uint64_t refused_before = refused_in_window;
             for (auto& in : transport->receive(1024)) {
                 on_inbound(std::move(in));
-                input = true;
+                ++frames;
             }
+            refused_only = frames > 0 && refused_in_window - refused_before == frames;
+            input = frames > 0 && !refused_only;
+            // The inputs of one pass share a step (persisted, then sent), so their
+            // agreement messages share a signature too (Replica::begin_batch).
+            replica->begin_batch();
             for (auto& r : pool->take_results()) {
                 on_result(std::move(r), step);
                 input = true;
+                refused_only = false;
             }
             now = Clock::now();
             // Any input brings the fast tick back (an idle node sleeps up to idle_tick).
@@ -517,6 +589,9 @@ struct Node::Impl {
             } else if (halted) {
                 next_tick = now + std::chrono::milliseconds(100);
             }
+            Step batch = replica->end_batch();
+            if (!batch.messages.empty()) next_tick = std::min(next_tick, now + tick);
+            step.append(std::move(batch));
             if (!flush(std::move(step))) return fatal;
             metrics->note_joined(replica->stats().highest_joined, kv->last_applied(), now_ms());
             if (now >= next_second) {

@@ -37,6 +37,13 @@ NodeMetrics::NodeMetrics(Registry& registry)
           "Envelopes refused by verification (bad signature, non-member, malformed, foreign)")),
       client_rejected(registry.counter("tobd_client_requests_rejected_total",
                                        "Client submissions refused (bad signature, malformed)")),
+      client_rate_limited(registry.counter(
+          "tobd_client_rate_limited_total",
+          "Client frames answered Overloaded: the source's byte or request rate was used up")),
+      client_new_keys_limited(registry.counter(
+          "tobd_client_new_keys_limited_total",
+          "Client requests answered Overloaded: their connection brought new client keys "
+          "faster than limits.client_new_keys_per_s")),
       commit_latency(
           registry.histogram("tobd_commit_latency_seconds",
                              "From a client's submission at this node to its request committing",
@@ -88,6 +95,15 @@ NodeMetrics::NodeMetrics(Registry& registry)
         messages_out_[k] = &registry.counter("tobd_messages_out_total", "Envelopes sent, by kind",
                                              {{"kind", kind_name(k)}});
     }
+    static constexpr const char* kStored[8] = {"state",     "Signed", "Block",  "Cert",
+                                               "HighWater", "Proof",  "Commit", "Floor"};
+    for (std::size_t k = 0; k < storage_appended_.size(); ++k) {
+        storage_appended_[k] = &registry.counter(
+            "tobd_storage_appended_bytes_total",
+            "Bytes of records (by type) and state changes written to RocksDB, before its "
+            "own WAL, flush and compaction writes",
+            {{"kind", kStored[k]}});
+    }
     registry.gauge("tobd_build_info", "Build information", {{"version", version()}}).set(1);
 }
 
@@ -114,6 +130,14 @@ void NodeMetrics::refresh(const NodeSample& s) {
     pubsub_drops_.inc(to_double(ts.pubsub_gaps - last_transport_.pubsub_gaps));
     send_drops_.inc(to_double(ts.send_drops - last_transport_.send_drops));
     last_transport_ = ts;
+}
+
+void NodeMetrics::storage_appended(const std::array<std::uint64_t, 8>& totals) {
+    for (std::size_t k = 0; k < totals.size(); ++k) {
+        if (totals[k] > last_storage_appended_[k])
+            storage_appended_[k]->inc(to_double(totals[k] - last_storage_appended_[k]));
+        last_storage_appended_[k] = totals[k];
+    }
 }
 
 void NodeMetrics::note_joined(Epoch joined, Epoch applied, std::uint64_t now_ms) {

@@ -57,12 +57,16 @@ class NodeMetrics {
     void envelope_rejected(std::string_view reason);
     void high_water(consensus::Epoch mark) { high_water_.set(static_cast<double>(mark)); }
     void rocksdb_size(std::uint64_t bytes) { rocksdb_size_.set(static_cast<double>(bytes)); }
+    /// NodeStorage::appended_bytes(): running totals by kind (index 0 = state).
+    void storage_appended(const std::array<std::uint64_t, 8>& totals);
 
     // Counted directly by the loop and the client service.
     Counter& duplicates_dropped;
     Counter& verify_queue_full;
     Counter& verify_rejected;
     Counter& client_rejected;
+    Counter& client_rate_limited;
+    Counter& client_new_keys_limited;
     Histogram& commit_latency;
 
   private:
@@ -95,6 +99,8 @@ class NodeMetrics {
     // By envelope kind (index 0: unknown): these count every message.
     std::array<Counter*, consensus::kKindMax + 1> messages_in_{};
     std::array<Counter*, consensus::kKindMax + 1> messages_out_{};
+    std::array<Counter*, 8> storage_appended_{};
+    std::array<std::uint64_t, 8> last_storage_appended_{};
 
     // Running totals at the previous refresh.
     TransportStats last_transport_;

@@ -12,6 +12,8 @@
 #include <memory>
 #include <system_error>
 
+#include "crypto/durable_file.h"
+
 namespace tob::daemon {
 
 namespace fs = std::filesystem;
@@ -85,14 +87,6 @@ std::optional<std::string> read_header(std::FILE* f, consensus::HeldCheckpoint& 
     return std::nullopt;
 }
 
-bool sync_dir(const fs::path& dir) {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return false;
-    const bool ok = ::fsync(fd) == 0;
-    ::close(fd);
-    return ok;
-}
-
 }  // namespace
 
 // ---- the format ----------------------------------------------------------------------
@@ -133,7 +127,7 @@ std::optional<std::string> SnapshotFiles::write_file(const fs::path& path, const
         ::unlink(tmp.c_str());
         return path.string() + ": rename failed: " + why;
     }
-    if (!sync_dir(path.parent_path())) return path.parent_path().string() + ": fsync failed";
+    if (auto error = crypto::fsync_dir(path.parent_path())) return *error;
     return std::nullopt;
 }
 

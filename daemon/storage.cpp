@@ -3,6 +3,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +19,8 @@
 
 #include "crypto/durable_file.h"
 #include "crypto/hash.h"
+#include "daemon/block_refs.h"
+#include "daemon/storage_open.h"
 
 namespace tob::daemon {
 
@@ -31,11 +34,9 @@ constexpr std::size_t kRecordKeySize = 1 + 8 + 8;
 constexpr std::size_t kChecksumSize = 16;
 constexpr std::size_t kValueHeaderSize = 1 + kChecksumSize;
 constexpr std::string_view kSeqKey = "meta/next_record_seq";
-constexpr std::string_view kRecordsCf = "records";
-constexpr std::string_view kKvCf = "kv";
+// The type byte's high bit: the value body is block_refs' indirect form.
+constexpr std::uint8_t kIndirect = 0x80;
 constexpr std::size_t kMarkerBytesMax = 4096;
-
-std::string errno_text(int err) { return std::strerror(err); }
 
 void put_u64(std::string& out, std::uint64_t v) {
     for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
@@ -58,14 +59,20 @@ std::array<std::uint8_t, kChecksumSize> record_checksum(std::uint8_t type, conse
     return out;
 }
 
-std::string encode_value(const DurableRecord& record) {
+// type ‖ checksum of the record's bytes ‖ body: the bytes themselves, or (the type
+// byte's kIndirect bit set) their indirect form with the block envelopes referenced.
+std::string encode_value(const DurableRecord& record, const std::string* indirect = nullptr) {
     const auto type = static_cast<std::uint8_t>(record.type);
     const auto check = record_checksum(type, record.epoch, record.bytes);
     std::string value;
-    value.reserve(kValueHeaderSize + record.bytes.size());
-    value.push_back(static_cast<char>(type));
+    value.reserve(kValueHeaderSize + (indirect ? indirect->size() : record.bytes.size()));
+    value.push_back(static_cast<char>(indirect ? type | kIndirect : type));
     value.append(reinterpret_cast<const char*>(check.data()), check.size());
-    value.append(reinterpret_cast<const char*>(record.bytes.data()), record.bytes.size());
+    if (indirect) {
+        value.append(*indirect);
+    } else {
+        value.append(reinterpret_cast<const char*>(record.bytes.data()), record.bytes.size());
+    }
     return value;
 }
 
@@ -119,23 +126,6 @@ std::string one_line(std::string text) {
     return text;
 }
 
-bool contains(std::string_view haystack, std::string_view needle) {
-    return haystack.find(needle) != std::string_view::npos;
-}
-
-// RocksDB reports a held LOCK as an IOError: from another process "While lock
-// file: <db>/LOCK: Resource temporarily unavailable" (fcntl F_SETLK -> EAGAIN),
-// from this process "lock hold by current process, acquire time ...: No locks
-// available" (its own table of locked files).
-bool is_lock_held(const rocksdb::Status& s) {
-    if (!s.IsIOError()) return false;
-    const std::string text = s.ToString();
-    if (!contains(text, "lock") && !contains(text, "LOCK")) return false;
-    return contains(text, "Resource temporarily unavailable") ||
-           contains(text, "lock hold by current process") || contains(text, "No locks available") ||
-           contains(text, "Resource busy");
-}
-
 // The first line of an existing marker file (bounded read), or the reason it
 // could not be read.
 std::string read_marker(const fs::path& path) {
@@ -147,53 +137,6 @@ std::string read_marker(const fs::path& path) {
     if (nl != std::string::npos) text.resize(nl);
     if (text.empty()) text = "(marker present, no reason recorded)";
     return text;
-}
-
-struct OpenAttempt {
-    rocksdb::Status status;
-    rocksdb::DB* db = nullptr;
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-};
-
-OpenAttempt open_db(const fs::path& db_path, rocksdb::WALRecoveryMode mode) {
-    rocksdb::DBOptions options;
-    options.create_if_missing = true;
-    options.create_missing_column_families = true;
-    options.paranoid_checks = true;
-    options.wal_recovery_mode = mode;
-    options.max_open_files = 256;
-    options.max_background_jobs = 2;
-    options.db_write_buffer_size = 32u << 20;  // all memtables together
-    options.keep_log_file_num = 5;             // RocksDB's own LOG files
-    options.max_log_file_size = 8u << 20;
-    // The "default" family (one counter) is written by every step but hardly ever
-    // fills a memtable, so it would pin every WAL file until the WALs reach RocksDB's
-    // default cap (4x all write buffers): beyond 16 MiB of WAL the families holding
-    // the oldest one are flushed, which keeps the disk flat. Small memtables and WAL
-    // keep the sawtooth small too: with 32 MiB memtables and a 64 MiB WAL cap the data
-    // dir of a node under steady load swung between 0.55x and 1.45x of its mean
-    // (tests/cluster/snapshot.py measure --full; docs/operations.md).
-    options.max_total_wal_size = 16u << 20;
-    // No fallocate: RocksDB preallocates each WAL file (about 1.1x the memtable),
-    // and a node whose disk is full then kept writing into that space for minutes
-    // before its first failed write (faults_disk_full). Appends that fail at once
-    // make the fail-stop prompt; appends to ext4/xfs cost the same without it.
-    options.allow_fallocate = false;
-
-    rocksdb::ColumnFamilyOptions cf;
-    cf.write_buffer_size = 8u << 20;
-    cf.compression = rocksdb::kNoCompression;
-    cf.bottommost_compression = rocksdb::kNoCompression;
-
-    std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-        {rocksdb::kDefaultColumnFamilyName, cf},
-        {std::string(kRecordsCf), cf},
-        {std::string(kKvCf), cf},
-    };
-    OpenAttempt attempt;
-    attempt.status =
-        rocksdb::DB::Open(options, db_path.string(), families, &attempt.handles, &attempt.db);
-    return attempt;
 }
 
 }  // namespace
@@ -220,80 +163,24 @@ NodeStorage::~NodeStorage() {
     if (db_) db_->DisableManualCompaction();
     if (compactor_.joinable()) compactor_.join();
     kv_.reset();
+    std::uint64_t background_errors = 0;
+    if (db_) (void)db_->GetIntProperty("rocksdb.background-errors", &background_errors);
+    if (db_ && (write_failed_ || background_errors > 0)) {
+        // After a failed write the database is left as a crash leaves it (the WAL
+        // has every synced batch): closing it flushes the WAL file again, which
+        // RocksDB 7.8 does not allow after an error (an assertion aborted the
+        // process after its clean fail-stop in faults_disk_full).
+        (void)db_.release();
+        return;
+    }
     if (db_) {
-        for (auto* cf : {default_cf_, records_cf_, kv_cf_}) {
+        for (auto* cf : {default_cf_, records_cf_, kv_cf_, blocks_cf_}) {
             if (cf) db_->DestroyColumnFamilyHandle(cf);
         }
         (void)db_->Close();
         db_.reset();
     }
 }
-
-namespace {
-
-// The data dir made absolute, created private (0700) when missing, or checked to
-// be a writable directory. An error names the dir and the problem.
-std::optional<std::string> prepare_data_dir(const fs::path& data_dir_in, fs::path& data_dir) {
-    if (data_dir_in.empty()) return "no data dir given";
-    std::error_code ec;
-    data_dir = fs::absolute(data_dir_in, ec).lexically_normal();
-    if (ec) return data_dir_in.string() + ": cannot make the path absolute: " + ec.message();
-    const auto status = fs::status(data_dir, ec);
-    if (status.type() == fs::file_type::not_found) {
-        fs::create_directories(data_dir, ec);
-        if (ec) return data_dir.string() + ": cannot create the data dir: " + ec.message();
-        fs::permissions(data_dir, fs::perms::owner_all, ec);
-        if (ec) return data_dir.string() + ": cannot set mode 0700: " + ec.message();
-    } else if (ec) {
-        return data_dir.string() + ": cannot access the data dir: " + ec.message();
-    } else if (status.type() != fs::file_type::directory) {
-        return data_dir.string() + ": the data dir exists and is not a directory";
-    }
-    if (::access(data_dir.c_str(), W_OK | X_OK) != 0)
-        return data_dir.string() + ": the data dir is not writable: " + errno_text(errno);
-    return std::nullopt;
-}
-
-// Opens RocksDB; on Corruption retries with ever more tolerant WAL recovery modes.
-// A reopen that lost writes leaves a note (the store is then marked damaged).
-// An error names the db and says what the operator can do.
-std::optional<std::string> open_db_recovering(const fs::path& data_dir, OpenAttempt& attempt,
-                                              std::string& recovery_note) {
-    const fs::path db_path = data_dir / "db";
-    attempt = open_db(db_path, rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords);
-    if (!attempt.status.ok() && attempt.status.IsCorruption()) {
-        const std::string first = attempt.status.ToString();
-        attempt = open_db(db_path, rocksdb::WALRecoveryMode::kPointInTimeRecovery);
-        if (attempt.status.ok()) {
-            recovery_note = "RocksDB open failed (" + first +
-                            "); reopened with point-in-time WAL recovery, which drops every "
-                            "write after the first bad WAL record";
-        } else if (attempt.status.IsCorruption()) {
-            const std::string second = attempt.status.ToString();
-            attempt = open_db(db_path, rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords);
-            if (attempt.status.ok()) {
-                recovery_note = "RocksDB open failed (" + first +
-                                "; point-in-time recovery: " + second +
-                                "); reopened skipping every corrupt WAL record (the replicated "
-                                "state may be missing writes)";
-            } else if (attempt.status.IsCorruption()) {
-                return db_path.string() +
-                       ": the data dir is corrupt and RocksDB cannot recover it (" +
-                       attempt.status.ToString() + "). Stop the node, move " + data_dir.string() +
-                       " aside and start again: the node catches up from its peers, and the "
-                       "high-water mark in its key dir keeps it from signing twice";
-            }
-        }
-    }
-    if (attempt.status.ok()) return std::nullopt;
-    if (is_lock_held(attempt.status)) {
-        return db_path.string() + ": data dir is in use by another tobd (RocksDB LOCK held): " +
-               attempt.status.ToString();
-    }
-    return db_path.string() + ": cannot open RocksDB: " + attempt.status.ToString();
-}
-
-}  // namespace
 
 Outcome<std::unique_ptr<NodeStorage>> NodeStorage::open(const fs::path& data_dir_in) {
     Outcome<std::unique_ptr<NodeStorage>> out;
@@ -302,10 +189,11 @@ Outcome<std::unique_ptr<NodeStorage>> NodeStorage::open(const fs::path& data_dir
         return std::move(out);
     };
     fs::path data_dir;
-    if (auto problem = prepare_data_dir(data_dir_in, data_dir)) return fail(*problem);
-    OpenAttempt attempt;
+    if (auto problem = storage_open::prepare_data_dir(data_dir_in, data_dir)) return fail(*problem);
+    storage_open::OpenAttempt attempt;
     std::string recovery_note;
-    if (auto problem = open_db_recovering(data_dir, attempt, recovery_note)) return fail(*problem);
+    if (auto problem = storage_open::open_db_recovering(data_dir, attempt, recovery_note))
+        return fail(*problem);
 
     std::unique_ptr<NodeStorage> storage(new NodeStorage());
     storage->data_dir_ = data_dir;
@@ -313,6 +201,7 @@ Outcome<std::unique_ptr<NodeStorage>> NodeStorage::open(const fs::path& data_dir
     storage->default_cf_ = attempt.handles.at(0);
     storage->records_cf_ = attempt.handles.at(1);
     storage->kv_cf_ = attempt.handles.at(2);
+    storage->blocks_cf_ = attempt.handles.at(3);
     storage->kv_ = std::make_unique<KvBackend>(attempt.db, storage->kv_cf_,
                                                storage->db_path().string() + " (state)",
                                                data_dir / "snapshots");
@@ -423,10 +312,15 @@ std::optional<std::string> NodeStorage::append(const std::vector<DurableRecord>&
     std::lock_guard lock(mutex_);
     rocksdb::WriteBatch batch;
     std::uint64_t seq = next_seq_;
+    auto appended = appended_;
+    std::vector<std::string> new_blocks;  // "blocks" keys this batch writes
     for (const auto& record : records) {
         if (record.type == DurableRecord::Type::HighWater) continue;  // the mark file's job
-        const rocksdb::Status s =
-            batch.Put(records_cf_, record_key(record.epoch, seq), encode_value(record));
+        auto& counted = appended[static_cast<std::uint8_t>(record.type) % kAppendedKinds];
+        const std::size_t before = batch.GetDataSize();
+        const std::string value = stored_value_locked(record, batch, new_blocks);
+        const rocksdb::Status s = batch.Put(records_cf_, record_key(record.epoch, seq), value);
+        counted += batch.GetDataSize() - before;
         if (!s.ok()) {
             return db_path().string() + ": cannot batch a " +
                    type_name(static_cast<std::uint8_t>(record.type)) + " record of epoch " +
@@ -439,8 +333,14 @@ std::optional<std::string> NodeStorage::append(const std::vector<DurableRecord>&
     std::string counter;
     put_u64(counter, seq);
     rocksdb::Status s = batch.Put(default_cf_, kSeqKey, counter);
+    const std::size_t before_kv = batch.GetDataSize();
     if (s.ok() && kv_staged) s = kv_->take_staged(batch);
+    appended[0] += batch.GetDataSize() - before_kv;
     if (s.ok()) {
+        if (auto problem = check_free_space_locked(batch.GetDataSize())) {
+            write_failed_ = true;
+            return problem;
+        }
         rocksdb::WriteOptions options;
         options.sync = true;
         s = db_->Write(options, &batch);
@@ -450,13 +350,74 @@ std::optional<std::string> NodeStorage::append(const std::vector<DurableRecord>&
     const std::uint64_t count = seq - next_seq_;
     next_seq_ = seq;
     if (!s.ok()) {
+        write_failed_ = true;
         return db_path().string() + ": synced write of " + std::to_string(count) +
                " records failed: " + s.ToString();
     }
+    appended_ = appended;
+    stored_blocks_.insert(new_blocks.begin(), new_blocks.end());
     return std::nullopt;
 }
 
+void NodeStorage::set_free_space_probe_for_testing(
+    std::function<std::optional<std::uint64_t>()> probe) {
+    std::lock_guard lock(mutex_);
+    free_space_probe_ = std::move(probe);
+}
+
+std::optional<std::string> NodeStorage::check_free_space_locked(std::size_t batch_bytes) const {
+    std::optional<std::uint64_t> free;
+    if (free_space_probe_) {
+        free = free_space_probe_();
+    } else if (struct statvfs st{}; ::statvfs(data_dir_.c_str(), &st) == 0) {
+        free = std::uint64_t{st.f_bavail} * st.f_frsize;
+    }
+    const std::uint64_t need = kFreeSpaceReserve + 2 * std::uint64_t{batch_bytes};
+    if (!free || *free >= need) return std::nullopt;  // unknown: RocksDB will tell
+    return db_path().string() + ": only " + std::to_string(*free) +
+           " bytes free on its file system, " + std::to_string(need) + " needed for a batch of " +
+           std::to_string(batch_bytes) + " bytes and the reserve: not written (disk full)";
+}
+
+std::string NodeStorage::stored_value_locked(const DurableRecord& record,
+                                             rocksdb::WriteBatch& batch,
+                                             std::vector<std::string>& new_blocks) {
+    const auto pieces = block_refs::pieces(record);
+    if (pieces.empty()) return encode_value(record);
+    for (const auto& p : pieces) {
+        std::string k = block_refs::key(record.epoch, p.hash);
+        if (stored_blocks_.count(k) ||
+            std::find(new_blocks.begin(), new_blocks.end(), k) != new_blocks.end()) {
+            continue;
+        }
+        const rocksdb::Slice envelope(reinterpret_cast<const char*>(record.bytes.data()) + p.offset,
+                                      p.size);
+        if (!batch.Put(blocks_cf_, k, envelope).ok()) return encode_value(record);
+        new_blocks.push_back(std::move(k));
+    }
+    const std::string body = block_refs::encode(record.bytes, pieces);
+    return encode_value(record, &body);
+}
+
+std::optional<consensus::Bytes> NodeStorage::rebuild_locked(consensus::Epoch epoch,
+                                                            consensus::ByteView body,
+                                                            std::string& problem) const {
+    rocksdb::ReadOptions options;
+    options.verify_checksums = true;
+    options.fill_cache = false;
+    auto fetch = [&](const std::string& k) -> std::optional<std::string> {
+        std::string envelope;
+        const rocksdb::Status s = db_->Get(options, blocks_cf_, k, &envelope);
+        if (s.ok()) return envelope;
+        if (!s.IsNotFound()) problem = "reading its block failed: " + s.ToString();
+        return std::nullopt;
+    };
+    auto out = block_refs::rebuild(epoch, body, fetch, problem);
+    return out;
+}
+
 LoadedRecords NodeStorage::load_records(consensus::Epoch from_epoch, consensus::Epoch to_epoch) {
+    constexpr consensus::Epoch kNoUpperBound = ~consensus::Epoch{0};
     std::lock_guard lock(mutex_);
     LoadedRecords out;
     std::vector<std::string> sign_log_problems;
@@ -471,7 +432,7 @@ LoadedRecords NodeStorage::load_records(consensus::Epoch from_epoch, consensus::
         const rocksdb::Slice value = it->value();
         const bool key_ok = key.size() == kRecordKeySize && key[0] == kRecordPrefix;
         const consensus::Epoch epoch = key_ok ? get_u64(key.data() + 1) : 0;
-        if (key_ok && epoch >= to_epoch) break;
+        if (key_ok && epoch >= to_epoch && to_epoch != kNoUpperBound) break;
         const std::string at =
             key_ok ? "record (epoch " + std::to_string(epoch) + ", seq " +
                          std::to_string(get_u64(key.data() + 9)) + ")"
@@ -483,15 +444,21 @@ LoadedRecords NodeStorage::load_records(consensus::Epoch from_epoch, consensus::
         // a Signed record into a droppable one.
         std::optional<std::uint8_t> type;
         std::string problem;
-        if (value.size() >= 1) type = static_cast<std::uint8_t>(value[0]);
+        const auto type_byte = value.size() >= 1 ? static_cast<std::uint8_t>(value[0]) : 0;
+        const bool indirect = (type_byte & kIndirect) != 0;
+        if (value.size() >= 1) type = static_cast<std::uint8_t>(type_byte & ~kIndirect);
+        const consensus::ByteView body(
+            reinterpret_cast<const std::uint8_t*>(value.data()) + kValueHeaderSize,
+            value.size() >= kValueHeaderSize ? value.size() - kValueHeaderSize : 0);
+        std::optional<consensus::Bytes> rebuilt;
         if (!key_ok) {
             problem = "malformed key";
         } else if (value.size() < kValueHeaderSize) {
             problem = "value truncated to " + std::to_string(value.size()) + " bytes";
+        } else if (indirect && !(rebuilt = rebuild_locked(epoch, body, problem))) {
+            // problem says which block is missing
         } else {
-            const consensus::ByteView bytes(
-                reinterpret_cast<const std::uint8_t*>(value.data()) + kValueHeaderSize,
-                value.size() - kValueHeaderSize);
+            const consensus::ByteView bytes = rebuilt ? consensus::ByteView(*rebuilt) : body;
             const auto* stored = reinterpret_cast<const std::uint8_t*>(value.data()) + 1;
             auto matches = [&](std::uint8_t t) {
                 const auto check = record_checksum(t, epoch, bytes);
@@ -551,9 +518,15 @@ void NodeStorage::prune_records_below(consensus::Epoch e) {
     std::vector<std::pair<std::string, std::string>> erased;
     {
         std::lock_guard lock(mutex_);
-        // Not synced: a lost prune only keeps records that are no longer needed.
-        (void)db_->DeleteRange(rocksdb::WriteOptions(), records_cf_, record_key(0, 0),
-                               record_key(e, 0));
+        // Not synced: a lost prune only keeps records that are no longer needed. One
+        // batch, records first: a record is never left without the blocks it refers to
+        // (those are of its own epoch).
+        rocksdb::WriteBatch batch;
+        (void)batch.DeleteRange(records_cf_, record_key(0, 0), record_key(e, 0));
+        (void)batch.DeleteRange(blocks_cf_, block_refs::key(0, {}), block_refs::key(e, {}));
+        (void)db_->Write(rocksdb::WriteOptions(), &batch);
+        stored_blocks_.erase(stored_blocks_.begin(),
+                             stored_blocks_.lower_bound(block_refs::key(e, {})));
         erased = kv_->take_erased();
     }
     {
@@ -581,6 +554,9 @@ void NodeStorage::compact_loop() {
         const std::string lo = record_key(0, 0), hi = record_key(below, 0);
         rocksdb::Slice from(lo), to(hi);
         (void)db_->CompactRange(options, records_cf_, &from, &to);
+        const std::string blo = block_refs::key(0, {}), bhi = block_refs::key(below, {});
+        rocksdb::Slice bfrom(blo), bto(bhi);
+        (void)db_->CompactRange(options, blocks_cf_, &bfrom, &bto);
         for (const auto& [a, b] : kv_ranges) {
             rocksdb::Slice ka(a), kb(b);
             (void)db_->CompactRange(options, kv_cf_, &ka, &kb);
@@ -598,6 +574,11 @@ std::uint64_t NodeStorage::compactions() const {
     return compactions_;
 }
 
+std::array<std::uint64_t, NodeStorage::kAppendedKinds> NodeStorage::appended_bytes() const {
+    std::lock_guard lock(mutex_);
+    return appended_;
+}
+
 KvBackend& NodeStorage::kv() { return *kv_; }
 
 bool NodeStorage::damaged() const {
@@ -612,9 +593,9 @@ std::string NodeStorage::damage_reason() const {
 
 std::uint64_t NodeStorage::approximate_size_bytes() const {
     std::uint64_t total = 0;
-    for (auto* cf : {default_cf_, records_cf_, kv_cf_}) {
-        for (const char* property :
-             {"rocksdb.total-sst-files-size", "rocksdb.size-all-mem-tables"}) {
+    for (auto* cf : {default_cf_, records_cf_, kv_cf_, blocks_cf_}) {
+        for (const char* property : {"rocksdb.total-sst-files-size", "rocksdb.total-blob-file-size",
+                                     "rocksdb.size-all-mem-tables"}) {
             std::uint64_t value = 0;
             if (db_->GetIntProperty(cf, property, &value)) total += value;
         }

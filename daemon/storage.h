@@ -8,6 +8,8 @@
 //              consensus::kv::RootedStorage (bucketed keys, the state root) and
 //              KvMachine; snapshot files of stable checkpoints live beside the
 //              database in <data_dir>/snapshots (daemon/snapshot_files.h)
+//   "blocks"   block envelopes, each stored once and referenced by the records that
+//              hold it (daemon/block_refs.h); pruned with them
 //   "default"  bookkeeping: the records sequence counter
 //
 // Records. Key = 'r' ‖ epoch (u64 BE) ‖ seq (u64 BE), where seq is a per-store
@@ -18,14 +20,23 @@
 // key). load_records() therefore returns records in (epoch, append order) order.
 // Value = type byte ‖ first 16 bytes of BLAKE2b-256(type ‖ epoch u64 BE ‖ bytes) ‖
 // bytes. HighWater records are never stored here: they go to the mark file beside
-// the node key (daemon/high_water.h), which the caller writes.
+// the node key (daemon/high_water.h), which the caller writes. A record holding
+// block envelopes (Block, an own block in Signed, Proof) has the type byte's high
+// bit set and, instead of the bytes, the bytes with each envelope replaced by a
+// reference into "blocks" (written in the same batch unless stored already); the
+// checksum is over the real bytes and is checked on the rebuilt ones, so a lost
+// block is a corrupt record like any other.
 //
 // Durability and failure policy:
 //   - append() writes a step's records in ONE WriteBatch with sync = true, so a
 //     crash keeps all or none. A failed write (disk full, I/O error, RocksDB in
 //     read-only mode after a background error) is returned: the caller must stop
 //     signing (fail-stop) — a signed message may leave only after its record is
-//     durable.
+//     durable. append() also refuses (and returns an error) when the data dir's
+//     file system has less than kFreeSpaceReserve plus twice the batch free, so
+//     the node stops cleanly before RocksDB meets a full disk in the middle of a
+//     WAL record (RocksDB 7.8 then aborted the process once in a while in
+//     faults_disk_full instead of returning the error).
 //   - kv().commit() is one synced WriteBatch per epoch. kv().get() and commit()
 //     ABORT THE PROCESS (after a clear line on stderr) on any RocksDB error other
 //     than NotFound: the state machine cannot continue from a failed write, and a
@@ -59,12 +70,15 @@
 // LoadedRecords::problems) for the caller to log. Thread safety: all methods may be
 // called from any thread; append/load/prune are serialized internally.
 
+#include <array>
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -77,6 +91,7 @@
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+class WriteBatch;
 }  // namespace rocksdb
 
 namespace tob::daemon {
@@ -117,7 +132,9 @@ class NodeStorage {
     bool has_staged() const;
 
     /// Only records with from_epoch <= epoch < to_epoch are read (recovery reads the
-    /// recent ones; the catch-up archive reads one epoch at a time).
+    /// recent ones; the catch-up archive reads one epoch at a time). The default
+    /// to_epoch (the largest epoch) means no upper bound: a record stored at that
+    /// epoch is read too, so a full load sees, and judges, every record.
     LoadedRecords load_records(consensus::Epoch from_epoch = 0,
                                consensus::Epoch to_epoch = ~consensus::Epoch{0});
 
@@ -126,6 +143,12 @@ class NodeStorage {
     void prune_records_below(consensus::Epoch e);
     /// Background compactions run so far (metrics, tests).
     std::uint64_t compactions() const;
+
+    /// Bytes handed to RocksDB by append() since open (keys and values, before
+    /// RocksDB's own WAL, flush and compaction writes): index t = the records of
+    /// DurableRecord::Type t, index 0 = the replicated state's staged changes.
+    static constexpr std::size_t kAppendedKinds = 8;
+    std::array<std::uint64_t, kAppendedKinds> appended_bytes() const;
 
     /// The replicated state's backend (column family "kv"). Aborts on errors.
     KvBackend& kv();
@@ -141,10 +164,16 @@ class NodeStorage {
     const std::filesystem::path& data_dir() const { return data_dir_; }
     std::filesystem::path db_path() const { return data_dir_ / "db"; }
 
+    /// Bytes that must stay free on the data dir's file system (see append()).
+    static constexpr std::uint64_t kFreeSpaceReserve = 64u << 10;
+    /// Test hook: free bytes as append() sees them (nullopt: unknown, not checked).
+    void set_free_space_probe_for_testing(std::function<std::optional<std::uint64_t>()> probe);
+
     /// Test hooks: the raw database and the records / kv column families.
     rocksdb::DB& db_for_testing() { return *db_; }
     rocksdb::ColumnFamilyHandle* records_cf_for_testing() { return records_cf_; }
     rocksdb::ColumnFamilyHandle* kv_cf_for_testing() { return kv_cf_; }
+    rocksdb::ColumnFamilyHandle* blocks_cf_for_testing() { return blocks_cf_; }
 
     /// Record key layout (exposed for tests and tools).
     static std::string record_key(consensus::Epoch epoch, std::uint64_t seq);
@@ -159,6 +188,18 @@ class NodeStorage {
     // At open: the damage marker of an earlier run, and the note of a WAL recovery
     // that may have lost writes (which marks the store damaged now).
     void load_damage_state_locked(const std::string& recovery_note);
+    // The value a record is stored as: its bytes, or with its block envelopes put
+    // into `batch` ("blocks" family, unless stored already) and referenced
+    // (daemon/block_refs.h). Caller holds mutex_.
+    std::string stored_value_locked(const consensus::DurableRecord& record,
+                                    rocksdb::WriteBatch& batch,
+                                    std::vector<std::string>& new_blocks);
+    // An error when fewer than kFreeSpaceReserve + 2 x batch_bytes are free.
+    std::optional<std::string> check_free_space_locked(std::size_t batch_bytes) const;
+    // The bytes of an indirect record body; nullopt with `problem` set when a block
+    // is missing or the body is malformed. Caller holds mutex_.
+    std::optional<consensus::Bytes> rebuild_locked(consensus::Epoch epoch, consensus::ByteView body,
+                                                   std::string& problem) const;
     // At open: next_seq_ from the stored counter and the largest record key. An
     // error (no counter and unreadable records) means the data dir cannot be used.
     std::optional<std::string> restore_record_counter_locked();
@@ -168,6 +209,7 @@ class NodeStorage {
     rocksdb::ColumnFamilyHandle* default_cf_ = nullptr;
     rocksdb::ColumnFamilyHandle* records_cf_ = nullptr;
     rocksdb::ColumnFamilyHandle* kv_cf_ = nullptr;
+    rocksdb::ColumnFamilyHandle* blocks_cf_ = nullptr;
     std::unique_ptr<KvBackend> kv_;
 
     // Background compaction of pruned ranges.
@@ -182,6 +224,14 @@ class NodeStorage {
 
     mutable std::mutex mutex_;
     std::uint64_t next_seq_ = 0;
+    std::array<std::uint64_t, kAppendedKinds> appended_{};
+    // "blocks" keys written by this process and not pruned (a block not in here is
+    // written again: after a restart, at most once more).
+    std::set<std::string> stored_blocks_;
+    std::function<std::optional<std::uint64_t>()> free_space_probe_;
+    // A durable write failed or was refused: the destructor leaves the database
+    // as a crash would (see ~NodeStorage).
+    bool write_failed_ = false;
     bool damaged_ = false;
     std::string damage_reason_;
 };

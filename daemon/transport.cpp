@@ -78,6 +78,7 @@ Transport::Transport(TransportOptions options)
       sub_(ctx_, zmq::socket_type::sub),
       router_(ctx_, zmq::socket_type::router),
       client_(ctx_, zmq::socket_type::router),
+      client_connections_(opt_.client_connections_max, opt_.client_connections_per_address_max),
       rng_(opt_.faults.seed) {}
 
 Transport::~Transport() {

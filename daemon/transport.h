@@ -61,6 +61,7 @@
 
 #include "consensus/types.h"
 #include "crypto/curve.h"
+#include "daemon/client_connections.h"
 #include "daemon/config.h"
 #include "daemon/zap.h"
 
@@ -87,6 +88,10 @@ struct TransportOptions {
     // the memory budget) and send.
     int client_hwm = 1024;
     int client_send_hwm = 1024;
+    // Client connections held at once, in all and per remote address
+    // (daemon/client_connections.h).
+    std::size_t client_connections_max = 50;
+    std::size_t client_connections_per_address_max = 25;
     // Receive cap on one client frame (a Submit carries one request); 0 = message_bytes_max.
     std::uint64_t client_frame_max = 0;
     // The node's Curve key pair; nullopt = plaintext (test only).
@@ -136,8 +141,11 @@ struct TransportStats {
     // of the wrong shape or channel it dropped.
     std::array<std::uint64_t, kServerSockets> handshakes_refused{};
     std::array<std::uint64_t, kServerSockets> frames_dropped{};
-    std::uint64_t link_handshake_failures = 0;  // our outgoing handshakes that failed
-    std::uint64_t link_redials = 0;             // links the transport dialled again
+    std::uint64_t link_handshake_failures = 0;        // our outgoing handshakes that failed
+    std::uint64_t link_redials = 0;                   // links the transport dialled again
+    std::uint64_t client_connections = 0;             // open on the client ROUTER now
+    std::uint64_t client_connections_refused = 0;     // shut down: over a connection limit
+    std::uint64_t client_connections_reconciled = 0;  // gone without a DISCONNECTED event
 };
 
 namespace transport_detail {
@@ -202,6 +210,9 @@ class Transport {
     void connect_peers();
     void drain_monitor(Monitor& monitor);
     void on_link_event(Link& link, std::uint16_t event);
+    void on_client_connection(std::uint16_t event, int fd);
+    void reconcile_client_connections();
+    int client_port();  // the bound client ROUTER's TCP port (-1: not TCP)
     void redial(Link& link);
     void redial_due();
     std::chrono::milliseconds until_next_redial(std::chrono::milliseconds cap) const;
@@ -222,6 +233,8 @@ class Transport {
     std::set<consensus::NodeId> connected_;
     std::map<consensus::NodeId, std::uint64_t> last_seq_;
     std::uint64_t seq_ = 0;
+    ClientConnections client_connections_;
+    int client_port_ = -1;  // cached by client_port()
     TransportStats stats_;
     // What publish() last added to the registry.
     TransportStats published_;

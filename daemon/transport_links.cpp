@@ -2,6 +2,10 @@
 // connected peers, and the links (SUB -> peer PUB, DEALER -> peer ROUTER) that
 // libzmq gave up on and the transport dials again (daemon/transport.h).
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "daemon/metrics.h"
 #include "daemon/transport.h"
 
@@ -24,6 +28,45 @@ bool handshake_failed(std::uint16_t event) {
            event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
 }
 
+constexpr int kClientEvents = kServerEvents | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED;
+
+// The remote address of a connected TCP socket ("" when it is not one).
+std::string remote_address(int fd) {
+    sockaddr_storage sa{};
+    socklen_t len = sizeof sa;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) return {};
+    char text[INET6_ADDRSTRLEN] = {};
+    if (sa.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&sa)->sin_addr, text, sizeof text);
+    } else if (sa.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&sa)->sin6_addr, text, sizeof text);
+    } else {
+        return "local";  // ipc: one address for every local peer
+    }
+    return text;
+}
+
+// The local TCP port of socket `fd` (-1 when it is not a TCP socket).
+int local_port(int fd) {
+    sockaddr_storage sa{};
+    socklen_t len = sizeof sa;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) return -1;
+    if (sa.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&sa)->sin_port);
+    if (sa.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&sa)->sin6_port);
+    return -1;
+}
+
+// The port of a "tcp://host:port" endpoint (-1 otherwise).
+int endpoint_port(const std::string& endpoint) {
+    const auto colon = endpoint.rfind(':');
+    if (endpoint.rfind("tcp://", 0) != 0 || colon == std::string::npos) return -1;
+    try {
+        return std::stoi(endpoint.substr(colon + 1));
+    } catch (const std::exception&) {
+        return -1;
+    }
+}
+
 std::chrono::milliseconds redial_delay(unsigned failures) {
     auto d = kRedialFirst * (1u << std::min(failures, 4u));
     return std::min<std::chrono::milliseconds>(d, kRedialMax);
@@ -34,7 +77,9 @@ std::chrono::milliseconds redial_delay(unsigned failures) {
 void Transport::add_monitor(zmq::socket_t& socket, MonitorRole role, ServerSocket server,
                             NodeId peer) {
     const std::string endpoint = "inproc://tobd-monitor-" + std::to_string(monitors_.size());
-    const int events = role == MonitorRole::Server ? kServerEvents : kLinkEvents;
+    const int events = role != MonitorRole::Server      ? kLinkEvents
+                       : server == ServerSocket::Client ? kClientEvents
+                                                        : kServerEvents;
     if (zmq_socket_monitor(socket.handle(), endpoint.c_str(), events) != 0) throw zmq::error_t();
     auto m = std::make_unique<Monitor>(
         Monitor{zmq::socket_t(ctx_, zmq::socket_type::pair), role, server, peer});
@@ -65,6 +110,13 @@ void Transport::drain_monitor(Monitor& monitor) {
         std::uint16_t event = 0;
         std::memcpy(&event, parts[0].data(), sizeof event);
         if (monitor.role == MonitorRole::Server) {
+            if (monitor.server == ServerSocket::Client &&
+                (event == ZMQ_EVENT_ACCEPTED || event == ZMQ_EVENT_DISCONNECTED)) {
+                std::int32_t fd = -1;
+                std::memcpy(&fd, static_cast<const char*>(parts[0].data()) + 2, sizeof fd);
+                on_client_connection(event, fd);
+                continue;
+            }
             if (handshake_failed(event))
                 ++stats_.handshakes_refused[static_cast<std::size_t>(monitor.server)];
             continue;
@@ -78,6 +130,40 @@ void Transport::drain_monitor(Monitor& monitor) {
         auto link = links_.find({monitor.role, peer});
         if (link != links_.end()) on_link_event(link->second, event);
     }
+}
+
+void Transport::on_client_connection(std::uint16_t event, int fd) {
+    if (event == ZMQ_EVENT_DISCONNECTED) {
+        client_connections_.on_disconnected(fd);
+    } else if (!client_connections_.on_accepted(fd, remote_address(fd))) {
+        // Over a limit: end the stream; libzmq drops the connection (and reports
+        // DISCONNECTED, which frees the slot). shutdown() does not close the
+        // descriptor, so it cannot hit a file libzmq has not closed itself.
+        // The descriptor is checked to still be a connection to the client port:
+        // libzmq may have closed it and the number may name another socket now.
+        ++stats_.client_connections_refused;
+        const int port = client_port();
+        if (port > 0 && local_port(fd) == port) ::shutdown(fd, SHUT_RDWR);
+    }
+    stats_.client_connections = client_connections_.open();
+}
+
+int Transport::client_port() {
+    // Read once the socket is bound (no client connection is accepted before).
+    if (client_port_ <= 0) client_port_ = endpoint_port(client_.get(zmq::sockopt::last_endpoint));
+    return client_port_;
+}
+
+void Transport::reconcile_client_connections() {
+    const int port = client_port();
+    if (port <= 0) return;
+    // Still a connection to the client port, from the address it was accepted
+    // from (a refused one: any address).
+    stats_.client_connections_reconciled +=
+        client_connections_.reconcile([port](int fd, const std::string& address) {
+            return local_port(fd) == port && (address.empty() || remote_address(fd) == address);
+        });
+    stats_.client_connections = client_connections_.open();
 }
 
 void Transport::on_link_event(Link& link, std::uint16_t event) {
@@ -141,6 +227,7 @@ std::chrono::milliseconds Transport::until_next_redial(std::chrono::milliseconds
 }
 
 void Transport::publish(Registry& registry) {
+    reconcile_client_connections();
     static constexpr const char* kSocket[kServerSockets] = {"member_pub", "member_router",
                                                             "client"};
     for (std::size_t i = 0; i < kServerSockets; ++i) {
@@ -162,6 +249,19 @@ void Transport::publish(Registry& registry) {
                  "Handshakes of this node's outgoing links (to peers) that failed")
         .inc(static_cast<double>(stats_.link_handshake_failures -
                                  published_.link_handshake_failures));
+    registry
+        .counter("tobd_client_connections_refused_total",
+                 "Client connections shut down on arrival: over limits.client_connections_max "
+                 "or client_connections_per_address_max")
+        .inc(static_cast<double>(stats_.client_connections_refused -
+                                 published_.client_connections_refused));
+    registry
+        .counter("tobd_client_connections_reconciled_total",
+                 "Client connections found gone without their DISCONNECTED monitor event")
+        .inc(static_cast<double>(stats_.client_connections_reconciled -
+                                 published_.client_connections_reconciled));
+    registry.gauge("tobd_client_connections", "Connections the client ROUTER holds")
+        .set(static_cast<double>(stats_.client_connections));
     registry
         .counter("tobd_link_redials_total",
                  "Outgoing links dialled again after libzmq gave up on them")

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "consensus/binary_agreement.h"
+
 namespace tob::daemon {
 
 using namespace tob::consensus;
@@ -385,12 +387,20 @@ std::optional<VerifyPool::Job> VerifyPool::next_client_job() {
     return job;
 }
 
+void VerifyPool::set_paused(bool paused) {
+    {
+        std::lock_guard lock(mu_);
+        paused_ = paused;
+    }
+    cv_.notify_all();
+}
+
 void VerifyPool::run() {
     for (;;) {
         Job job;
         {
             std::unique_lock lock(mu_);
-            cv_.wait(lock, [this] { return stop_ || jobs_queued_ > 0; });
+            cv_.wait(lock, [this] { return stop_ || (!paused_ && jobs_queued_ > 0); });
             if (stop_) return;
             job = std::move(*next_job());
         }
@@ -427,6 +437,29 @@ bool VerifyPool::seen_recently(const Digest& d) {
     return recent_now_.count(d) || recent_before_.count(d);
 }
 
+// Blocks the core holds, until their epoch is applied: a re-published copy of
+// one costs the core nothing (it drops a body it holds) but cost every check
+// here first; with blocks of megabytes and epochs slower than the
+// re-publication backoff that work kept the workers and the loop busy with
+// copies (docs/attacks.md, pool_flood).
+bool VerifyPool::held_block(const Digest& frame) const {
+    std::lock_guard lock(mu_);
+    auto it = held_.find(frame);
+    return it != held_.end() && it->second > applied_.load();
+}
+
+void VerifyPool::note_held_block(const Digest& frame, Epoch e) {
+    const Epoch applied = applied_.load();
+    if (e <= applied) return;
+    std::lock_guard lock(mu_);
+    if (held_.size() >= kHeldBlocksMax) {
+        for (auto it = held_.begin(); it != held_.end();)
+            it = it->second <= applied ? held_.erase(it) : std::next(it);
+        if (held_.size() >= kHeldBlocksMax) return;
+    }
+    held_.emplace(frame, e);
+}
+
 void VerifyPool::remember_verified(const Digest& d) {
     std::lock_guard lock(mu_);
     if (recent_now_.size() < bounds_.recent_generation) recent_now_.insert(d);
@@ -451,6 +484,10 @@ std::optional<VerifyResult> VerifyPool::work(Job& job) {
         counters_.failed_repeats.fetch_add(1);
         return std::nullopt;
     }
+    if (held_block(r.raw_digest)) {
+        counters_.held_repeats.fetch_add(1);
+        return std::nullopt;
+    }
     auto env = open_envelope(job.raw, suite_, config_);
     if (!env) {
         failed_.insert(r.raw_digest);
@@ -463,6 +500,7 @@ std::optional<VerifyResult> VerifyPool::work(Job& job) {
         return r;
     }
     remember_verified(r.raw_digest);
+    if (env.value().kind == Kind::Block) r.body_digest = digest_of(env.value().body);
     r.envelope = std::move(env.value());
     return r;
 }
@@ -522,7 +560,7 @@ bool VerifyPool::preverify_requests(const std::vector<Request>& requests) {
 }
 
 // Coin shares of an in-window epoch, one per (proposer, round), rounds up to
-// kCoinRoundMax, at most kCoinChecksPerMember x n of them.
+// kCoinRoundMax that draw the threshold coin, at most kCoinChecksPerMember x n of them.
 void VerifyPool::preverify_aba(const Envelope& env) {
     if (!in_window(env.epoch)) {
         counters_.checks_skipped.fetch_add(1);
@@ -534,7 +572,8 @@ void VerifyPool::preverify_aba(const Envelope& env) {
     const std::size_t cap = kCoinChecksPerMember * config_.n;
     for (const auto& m : bundle.value().messages) {
         if (m.type != AbaType::Coin || m.proposer >= config_.n) continue;
-        if (m.round > kCoinRoundMax || done.size() >= cap) {
+        // A share for a round with a fixed coin is a fault the core records unverified.
+        if (m.round > kCoinRoundMax || fixed_coin(m.round) || done.size() >= cap) {
             counters_.checks_skipped.fetch_add(1);
             continue;
         }

@@ -125,9 +125,10 @@ class FailedDigests {
 struct VerifyResult {
     enum class Source : std::uint8_t { PubSub, Peer, Client };
     Source source = Source::PubSub;
-    consensus::Digest raw_digest{};  // digest of the raw frame (duplicate suppression)
-    std::string routing_id;          // Client: where to answer
-    std::string peer_key;            // Client: the connection's Curve key (hex)
+    consensus::Digest raw_digest{};   // digest of the raw frame (duplicate suppression)
+    consensus::Digest body_digest{};  // Block envelopes: digest of the envelope body
+    std::string routing_id;           // Client: where to answer
+    std::string peer_key;             // Client: the connection's Curve key (hex)
     // Envelope frames: the opened envelope or the reason it was refused.
     std::optional<consensus::Envelope> envelope;
     // Client frames other than Submit, decoded (status query, local read, ...).
@@ -157,6 +158,7 @@ struct VerifyPoolBounds {
 /// Counters of the pool (running totals, read by the loop for /metrics).
 struct VerifyPoolCounters {
     std::atomic<std::uint64_t> duplicates{0};      // copies of recently verified frames
+    std::atomic<std::uint64_t> held_repeats{0};    // copies of blocks the core holds
     std::atomic<std::uint64_t> failed_repeats{0};  // resends of frames that failed before
     std::atomic<std::uint64_t> checks_skipped{0};  // checks the filters spared
     std::atomic<std::uint64_t> refused_full{0};    // frames refused: their source's queue full
@@ -164,7 +166,8 @@ struct VerifyPoolCounters {
 
 /// A snapshot of the counters.
 struct VerifyPoolTotals {
-    std::uint64_t duplicates = 0, failed_repeats = 0, checks_skipped = 0, refused_full = 0;
+    std::uint64_t duplicates = 0, failed_repeats = 0, checks_skipped = 0, refused_full = 0,
+                  held_repeats = 0;
 };
 
 /// A fixed pool of worker threads. submit_* never blocks: every source has a
@@ -201,9 +204,19 @@ class VerifyPool {
     /// The node asked `peer` for something: its fetch replies are checked for a while.
     void solicit(consensus::NodeId peer, std::uint64_t for_ms);
     bool solicited(consensus::NodeId peer) const;
+    /// The core holds the block this frame carries (epoch `e`): until the
+    /// applied epoch reaches `e`, further copies of the frame (re-publications,
+    /// late relays) are dropped after one hash, before any check; the core
+    /// would have dropped them on arrival anyway. At most kHeldBlocksMax frames.
+    void note_held_block(const consensus::Digest& frame, consensus::Epoch e);
+    static constexpr std::size_t kHeldBlocksMax = 4096;
 
     std::vector<VerifyResult> take_results();
     int wake_fd() const { return wake_fd_; }
+
+    /// While paused the workers take no job (jobs still queue, within their
+    /// bounds). For tests that must queue several sources before any is served.
+    void set_paused(bool paused);
     std::size_t queue_depth() const;
     /// Bytes charged now: the fullest member's queue and the clients' total.
     std::uint64_t member_bytes_max_used() const;
@@ -212,7 +225,8 @@ class VerifyPool {
     std::size_t recent_size() const;
     VerifyPoolTotals totals() const {
         return {counters_.duplicates.load(), counters_.failed_repeats.load(),
-                counters_.checks_skipped.load(), counters_.refused_full.load()};
+                counters_.checks_skipped.load(), counters_.refused_full.load(),
+                counters_.held_repeats.load()};
     }
 
   private:
@@ -239,6 +253,7 @@ class VerifyPool {
     std::optional<VerifyResult> work(Job& job);
     void work_client(VerifyResult& r, consensus::Bytes frame);
     bool seen_recently(const consensus::Digest& d);
+    bool held_block(const consensus::Digest& frame) const;
     void remember_verified(const consensus::Digest& d);
     bool preverify(const consensus::Envelope& env, int depth);
     bool preverify_requests(const std::vector<consensus::Request>& requests);
@@ -264,8 +279,10 @@ class VerifyPool {
     std::vector<VerifyResult> results_;
     std::vector<std::uint64_t> solicited_until_;  // by member, ms since started_
     std::set<consensus::Digest> recent_now_, recent_before_;
+    std::map<consensus::Digest, consensus::Epoch> held_;  // frame -> block epoch
     std::chrono::steady_clock::time_point recent_rotated_ = std::chrono::steady_clock::now();
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+    bool paused_ = false;  // under mu_
     bool stop_ = false;
     int wake_fd_ = -1;
     std::vector<std::thread> threads_;

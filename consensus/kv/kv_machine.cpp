@@ -5,10 +5,14 @@
 #include <set>
 #include <string_view>
 
+#include "consensus/big_endian.h"
 #include "consensus/codec.h"
 #include "crypto/hash.h"
 
 namespace tob::consensus::kv {
+
+using be::put_u32;
+using be::put_u64;
 
 namespace {
 
@@ -34,18 +38,6 @@ constexpr std::uint8_t kUserPrefix = 0x01;
 constexpr std::size_t kCacheEntriesMax = 1u << 16;
 
 Bytes text_bytes(std::string_view s) { return Bytes(s.begin(), s.end()); }
-
-void put_u64(Bytes& out, std::uint64_t v) {
-    for (int i = 7; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
-}
-void put_u32(Bytes& out, std::uint32_t v) {
-    for (int i = 3; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
-}
-std::uint64_t get_be(ByteView in, std::size_t at, std::size_t width) {
-    std::uint64_t v = 0;
-    for (std::size_t i = 0; i < width; ++i) v = (v << 8) | in[at + i];
-    return v;
-}
 
 Bytes dedup_key(const PublicKey& client) {
     Bytes k = text_bytes(kDedupPrefix);
@@ -91,7 +83,7 @@ Bytes encode_outputs(const std::vector<OpOutput>& outputs) {
 std::optional<std::vector<OpOutput>> decode_outputs(ByteView in) {
     std::size_t at = 0;
     if (in.size() < 4) return std::nullopt;
-    const std::uint64_t count = get_be(in, 0, 4);
+    const std::uint64_t count = be::get(in, 0, 4);
     at = 4;
     std::vector<OpOutput> outputs;
     for (std::uint64_t i = 0; i < count; ++i) {
@@ -99,7 +91,7 @@ std::optional<std::vector<OpOutput>> decode_outputs(ByteView in) {
         OpOutput o;
         o.ok = in[at] != 0;
         const bool present = in[at + 1] != 0;
-        const std::uint64_t len = get_be(in, at + 2, 4);
+        const std::uint64_t len = be::get(in, at + 2, 4);
         at += 6;
         if (in.size() - at < len) return std::nullopt;
         if (present) o.value = Bytes(in.begin() + at, in.begin() + at + len);
@@ -158,7 +150,7 @@ void KvMachine::reload() {
     state_digest_ = Digest{};
     if (auto v = storage_.get(crypto::view(kLastAppliedKey))) {
         KV_CHECK(v->size() == 8);
-        last_applied_ = get_be(*v, 0, 8);
+        last_applied_ = be::get(*v, 0, 8);
     }
     if (auto v = storage_.get(crypto::view(kDigestKey))) {
         KV_CHECK(v->size() == state_digest_.size());
@@ -189,14 +181,14 @@ std::optional<KvMachine::DedupEntry> KvMachine::load_entry(const PublicKey& clie
                     std::to_string(v->size()) + " bytes, not " + std::to_string(kEntryBytes));
     } else if (v) {
         DedupEntry e;
-        e.high = get_be(*v, 0, 8);
+        e.high = be::get(*v, 0, 8);
         for (std::size_t w = 0; w < 16; ++w) {
             std::uint64_t word = 0;
             for (std::size_t b = 0; b < 8; ++b)
                 word |= std::uint64_t{(*v)[8 + w * 8 + b]} << (8 * b);
             e.bits[w] = word;
         }
-        e.expiry = get_be(*v, 8 + 128, 8);
+        e.expiry = be::get(*v, 8 + 128, 8);
         entry = e;
     }
     if (cache_.size() >= kCacheEntriesMax) cache_.clear();
@@ -541,8 +533,8 @@ void KvMachine::sweep_expired(EpochWork& work, Epoch epoch, std::uint64_t budget
     Epoch x = epoch - 1;
     std::uint64_t chunk = 0;
     if (auto v = storage_.get(text_bytes(kSweepCursorKey)); v && v->size() == 12) {
-        x = get_be(*v, 0, 8);
-        chunk = get_be(*v, 8, 4);
+        x = be::get(*v, 0, 8);
+        chunk = be::get(*v, 8, 4);
     } else if (v) {
         note_damage("the expiry sweep cursor has " + std::to_string(v->size()) + " bytes, not 12");
     }
@@ -550,7 +542,7 @@ void KvMachine::sweep_expired(EpochWork& work, Epoch epoch, std::uint64_t budget
     while (x < epoch && spent < budget) {
         std::uint64_t chunks = 0;
         if (auto v = storage_.get(expiry_count_key(x)); v && v->size() == 4)
-            chunks = get_be(*v, 0, 4);
+            chunks = be::get(*v, 0, 4);
         if (chunk < chunks) {
             const Bytes key = expiry_chunk_key(x, static_cast<std::uint32_t>(chunk));
             const auto list = storage_.get(key);
@@ -589,7 +581,7 @@ void KvMachine::write_expiry_lists(EpochWork& work) const {
     for (const auto& [x, clients] : work.expiry_appends) {
         std::uint32_t chunks = 0;
         if (auto v = storage_.get(expiry_count_key(x)); v && v->size() == 4)
-            chunks = static_cast<std::uint32_t>(get_be(*v, 0, 4));
+            chunks = static_cast<std::uint32_t>(be::get(*v, 0, 4));
         Bytes tail;  // the last chunk, while it has room
         if (chunks > 0) {
             if (auto v = storage_.get(expiry_chunk_key(x, chunks - 1));

@@ -7,7 +7,12 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "consensus/big_endian.h"
+
 namespace tob::consensus::kv {
+
+using be::get_u64;
+using be::put_u64;
 
 namespace {
 
@@ -29,15 +34,6 @@ constexpr std::size_t kLanesValueBytes = crypto::LtHash16::kBytes + 16;
 }
 
 Bytes bytes_of(std::string_view s) { return Bytes(s.begin(), s.end()); }
-
-void put_u64(Bytes& out, std::uint64_t v) {
-    for (int i = 7; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
-}
-std::uint64_t get_u64(ByteView in, std::size_t at) {
-    std::uint64_t v = 0;
-    for (std::size_t i = 0; i < 8; ++i) v = (v << 8) | in[at + i];
-    return v;
-}
 
 Bytes bucket_prefix(std::uint8_t prefix, std::uint32_t b) {
     return Bytes{prefix, static_cast<std::uint8_t>(b >> 8), static_cast<std::uint8_t>(b)};

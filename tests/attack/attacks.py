@@ -302,15 +302,26 @@ class AttackRun(Run):
         self.dump_failed = []  # honest nodes whose committed log could not be dumped
 
     # ---- setup and teardown
-    def setup(self, down=(), start=True, args=None, protocol=None):
+    def setup(self, down=(), start=True, args=None, protocol=None, limits=None):
         """A fresh cluster; nodes in `down` are not started (a Byzantine member whose
         keys tobattack uses, or a node that joins later); `protocol` overrides keys of
-        the cluster file's [protocol]."""
+        the cluster file's [protocol], `limits` keys of every node config's [limits]."""
         self.c = AttackCluster(self.bin_dir, self.n, os.path.join(self.dir, "cluster"), self.name,
                                self.cgroups)
         self.net = self.c.net
         os.makedirs(self.c.dir, exist_ok=True)
         self.c.create(protocol)
+        for key, value in (limits or {}).items():
+            for i in range(self.n):
+                path = self.c.config_path(i)
+                with open(path) as f:
+                    text = f.read()
+                line = f"{key} = {value}"
+                text, hits = re.subn(rf"(?m)^{key} = .*$", line, text)
+                if not hits:
+                    text = text.replace("[limits]\n", f"[limits]\n{line}\n", 1)
+                with open(path, "w") as f:
+                    f.write(text)
         self.stopped |= set(down)
         if start:
             up = [i for i in range(self.n) if i not in down]
@@ -623,7 +634,9 @@ def sc_oversized_proof(a):
     # The "attack" is legitimate (if heavy) work that the cluster must commit: its
     # commit rate is no figure of this finding.
     a.rate_check = False
-    a.setup()
+    # Its load is one client's bursts of 1 MiB requests, meant to fill blocks: above
+    # the default byte rate per client (limits.client_bytes_per_s, docs/config.md).
+    a.setup(limits={"client_bytes_per_s": 64 << 20})
     a.baseline(seconds=10)
     a.stop_node(victim)
     others = [i for i in range(a.n) if i != victim]
@@ -651,12 +664,38 @@ def sc_oversized_proof(a):
     a.extra["caught_up"] = f"{got}/{top}"
     if got < top:
         a.fail(f"node {victim} stuck at epoch {got}, the others at {top}, 45 s after restart")
-    a.after_finish = lambda: proof_sizes(a, 0, got + 1)
+    # How the victim caught up: proofs (fetch replies received) and no snapshot.
+    replies = labelled_metric(a, victim, "tobd_messages_in_total", "fetch_reply")
+    snaps = labelled_metric(a, victim, "tobd_snapshots_installed_total")
+    a.extra["victim_fetch_replies"] = int(replies)
+    a.extra["victim_snapshots"] = int(snaps)
+    a.after_finish = lambda: proof_sizes(a, 0, got, snaps)
 
 
-def proof_sizes(a, node, epoch):
-    """Figure for finding 5 (nodes stopped): node's stored proof of `epoch` and the
-    largest one, against message_bytes_max."""
+def labelled_metric(a, i, name, kind=None):
+    """Node i's metric `name` (the series with kind="<kind>" when given; 0 if absent)."""
+    url = f"http://127.0.0.1:{a.c.metrics_ports[i]}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as r:
+            text = r.read().decode(errors="replace")
+    except OSError:
+        return 0.0
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name) or line[len(name):len(name) + 1] not in ("{", " "):
+            continue
+        if kind is not None and f'kind="{kind}"' not in line:
+            continue
+        total += float(line.rpartition(" ")[2])
+    return total
+
+
+def proof_sizes(a, node, caught_up, snapshots):
+    """Finding 5 (nodes stopped): the stored proofs of node `node`. An epoch whose
+    proof (its blocks) is larger than message_bytes_max can only reach a catching-up
+    node in parts (the blocks fetched by digest); the scenario shows that such epochs
+    were made (large_epochs) and that the victim caught up past them through proofs
+    (large_epochs_caught_up, and no snapshot installed)."""
     r = subprocess.run([os.path.join(a.bin_dir, "tobattack"), "storage", "--config",
                         a.c.config_path(node), "--tool", "proof-sizes"],
                        capture_output=True, text=True, timeout=120)
@@ -669,14 +708,17 @@ def proof_sizes(a, node, epoch):
     for tok in r.stdout.split():
         if tok.startswith("message_bytes_max="):
             limit = int(tok.split("=")[1])
-    if sizes:
-        a.extra["largest_proof_mb"] = f"{max(sizes.values()) / MIB:.1f}"
-        a.extra["proofs_over_limit"] = sum(1 for v in sizes.values() if v > limit)
-    if epoch in sizes:
-        a.extra["stuck_epoch_proof_mb"] = f"{sizes[epoch] / MIB:.1f}"
-        if sizes[epoch] <= limit:
-            a.notes.append(f"the victim stopped below epoch {epoch}, whose proof fits "
-                           f"({sizes[epoch]} bytes): catch-up too slow on this machine?")
+    large = sorted(e for e, v in sizes.items() if v > limit)
+    a.extra["largest_proof_mb"] = f"{max(sizes.values(), default=0) / MIB:.1f}"
+    a.extra["large_epochs"] = len(large)
+    a.extra["large_epochs_caught_up"] = sum(1 for e in large if e <= caught_up)
+    if not large:
+        a.fail(f"no stored proof is over message_bytes_max ({limit} bytes): the scenario "
+               "made no epoch that needs a proof in parts")
+    elif any(e > caught_up for e in large):
+        a.fail(f"the victim did not catch up past the large epochs {large}")
+    if snapshots:
+        a.fail("the victim installed a snapshot: the large epochs did not reach it as proofs")
 
 
 def sc_join_rule(a):
@@ -825,6 +867,51 @@ def sc_dedup_growth(a):
     a.dedup_check = True
 
 
+CONNECTIONS_MAX = 50  # limits.client_connections_max, the default (daemon/config.h)
+
+
+def sc_connection_flood(a):
+    """Client connections without end: 400 connections to each node's client ROUTER
+    from 10 local addresses (127.0.0.2-11), each sending ~1 MiB of junk, held through
+    the attack phase. ZeroMQ accepts them all and keeps up to its receive high-water
+    mark of frames on each; the node must hold at most limits.client_connections_max
+    of them (the rest are shut down as they arrive) and stay within its budget. The
+    workload's clients, connected before the flood, keep their connections."""
+    a.setup()
+    a.baseline()
+    peak, tcp = {}, {}
+    # tobctl testnet: PUB and ROUTER ports first (2 per node), then the client ports.
+    ports = {i: a.c.base_port + 2 * a.c.n + i for i in range(a.c.n)}
+
+    def established(port):
+        # The node's side of every established connection to its client port (ss
+        # counts each socket once; the attacker's side has the port as its peer).
+        r = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
+                           capture_output=True, text=True)
+        return len(r.stdout.splitlines())
+
+    def watch(run):
+        end = time.monotonic() + ATTACK_S - 2
+        while time.monotonic() < end:
+            for i in run.honest():
+                m = run.c.metrics(i)
+                peak[i] = max(peak.get(i, 0), int(m.get("tobd_client_connections", 0)))
+                tcp[i] = max(tcp.get(i, 0), established(ports[i]))
+            time.sleep(0.5)
+
+    a.attack(a.client_args("connection-flood", "--count", "400", "--size", "10"), during=watch)
+    refused = sum(int(a.c.metrics(i).get("tobd_client_connections_refused_total", 0))
+                  for i in a.honest())
+    top = max(peak.values(), default=0)
+    a.extra["connections_max"] = top
+    a.extra["tcp_established_max"] = max(tcp.values(), default=0)
+    a.extra["refused"] = refused
+    if top > CONNECTIONS_MAX:
+        a.fail(f"a node held {top} client connections (limit {CONNECTIONS_MAX})")
+    if refused == 0:
+        a.fail("no client connection was refused: the flood did not reach the limit")
+
+
 def sc_replay_abandoned(a):
     """Finding 10: a request signed and abandoned was replayed 25 s later: it still
     committed and overwrote newer writes. Requests now expire: the held request gets
@@ -924,6 +1011,8 @@ SCENARIOS = {
                        "storage: data dir restored from an older backup"),
     "commit_max_epoch": (sc_commit_max_epoch, 4, "9", "member: COMMIT for epoch 2^64-1"),
     "dedup_growth": (sc_dedup_growth, 4, "10", "client: 20,000 client keys"),
+    "connection_flood": (sc_connection_flood, 4, "new",
+                         "client: 400 connections per node with 1 MiB frames"),
     "replay_abandoned": (sc_replay_abandoned, 4, "10",
                          "client: replay of an abandoned request"),
     "corrupt_kv": (sc_corrupt_kv, 4, "11", "storage: damaged dedup entries"),

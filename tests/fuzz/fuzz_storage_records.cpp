@@ -16,6 +16,7 @@
 // Properties checked (a violation aborts = a finding):
 //   P1 the records returned are exactly the undamaged appended records in the
 //      range, in key order, byte for byte;
+//      (to = the largest epoch means no upper bound, as in NodeStorage);
 //   P2 when a damaged or raw record that is not a re-fetchable type (Block, Cert,
 //      Proof, Commit) is in the store, the full load reports sign_log_ok = false:
 //      a damaged sign-log record is never silently dropped (checked on inputs that
@@ -120,7 +121,7 @@ void check_load(NodeStorage& s, const std::vector<Stored>& stored, Epoch from, E
     auto loaded = s.load_records(from, to);
     std::vector<const DurableRecord*> want;
     for (const auto& st : stored)
-        if (!st.damaged && st.record.epoch >= from && st.record.epoch < to)
+        if (!st.damaged && st.record.epoch >= from && (st.record.epoch < to || to == ~Epoch{0}))
             want.push_back(&st.record);
     if (loaded.records.size() != want.size())
         tob::fuzz::finding("load_records returned a different number of records");

@@ -412,7 +412,9 @@ void Adversary::bad_coin_shares() {
     const Epoch e = pick_epoch();
     AbaMessage msg;
     msg.proposer = static_cast<NodeId>(rng_.below(world_.n()));
-    msg.round = static_cast<Round>(rng_.below(4));
+    // Mostly rounds that draw the threshold coin (2, 5), where a share is verified;
+    // a share for a fixed round (0, 1, 3) is refused unverified.
+    msg.round = static_cast<Round>(rng_.chance(0.75) ? 2 + 3 * rng_.below(2) : rng_.below(4));
     msg.type = AbaType::Coin;
     msg.coin_share =
         rng_.chance(0.5)

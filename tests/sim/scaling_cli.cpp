@@ -208,10 +208,15 @@ void print_json(const std::vector<Row>& rows, const std::vector<Growth>& grow) {
 }  // namespace
 
 double fitted_exponent(const std::vector<double>& x, const std::vector<double>& y) {
-    const std::size_t k = std::min(x.size(), y.size());
+    // Points with a zero figure (no coin operation in a benign run whose agreements
+    // all decide in a round with a fixed coin) have no logarithm: they are left out.
+    const std::size_t n = std::min(x.size(), y.size());
+    std::size_t k = 0;
     double sx = 0, sy = 0, sxx = 0, sxy = 0;
-    for (std::size_t i = 0; i < k; ++i) {
+    for (std::size_t i = 0; i < n; ++i) {
+        if (!(x[i] > 0) || !(y[i] > 0)) continue;
         const double lx = std::log(x[i]), ly = std::log(y[i]);
+        ++k;
         sx += lx;
         sy += ly;
         sxx += lx * lx;

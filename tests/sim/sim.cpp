@@ -111,6 +111,7 @@ std::string SeedParams::describe() const {
         for (std::size_t i = 0; i < slow_nodes.size(); ++i) os << (i ? "," : "") << slow_nodes[i];
         os << "}";
     }
+    if (batch_ms) os << " batch=" << batch_ms << "ms";
     return os.str();
 }
 
@@ -343,6 +344,9 @@ struct Node {
     ReplicaMemory sizes_max;  // --sizes-every: largest sizes since the last report
 
     NodeLog log;
+    // Batched delivery (SimOptions::batch_ms): messages waiting for the next pass.
+    std::vector<std::shared_ptr<const Bytes>> inbox;
+    bool pass_due = false;
     std::set<Digest> effective;  // request digests that took effect (from the log)
 
     AdversaryMemory adversary;  // Byzantine nodes: what their behaviours remember
@@ -368,7 +372,17 @@ struct Client {
     std::optional<crypto::SigningKey> key;  // real crypto only
 };
 
-enum class EvType : std::uint8_t { Deliver, Tick, Submit, Retry, Crash, Restart, Check, Outage };
+enum class EvType : std::uint8_t {
+    Deliver,
+    Tick,
+    Submit,
+    Retry,
+    Crash,
+    Restart,
+    Check,
+    Outage,
+    Pass
+};
 
 struct Event {
     std::uint64_t at = 0;
@@ -422,6 +436,7 @@ class World final : public AdversaryWorld {
     }
     void handle(const Event& ev);
     void deliver(const Event& ev);
+    void pass(Node& node);
     void tick(Node& node);
     void submit(std::uint32_t index);
     void crash(Node& node);
@@ -609,6 +624,12 @@ void World::derive() {
             p_.outage_ms = r.range(50, p_.safety_ms / 3 + 50);
             p_.outage_reformat = r.chance(0.5) && p_.byzantine.size() < p_.t;
         }
+    }
+    // Drawn last, so that the parameters above stay those of each seed without it.
+    if (opt_.batch_ms < 0) {
+        p_.batch_ms = r.chance(0.5) ? r.range(1, 5) : 0;
+    } else {
+        p_.batch_ms = static_cast<std::uint64_t>(opt_.batch_ms);
     }
     report_.params = p_;
 }
@@ -880,6 +901,9 @@ void World::handle(const Event& ev) {
         case EvType::Deliver:
             deliver(ev);
             break;
+        case EvType::Pass:
+            pass(*nodes_[ev.to]);
+            break;
         case EvType::Tick: {
             Node& node = *nodes_[ev.to];
             if (node.up) {
@@ -957,6 +981,7 @@ void World::crash(Node& node) {
     node.kv.reset();
     node.rooted.reset();
     node.storage.drop_unpersisted();  // views lived in the process's memory
+    node.inbox.clear();               // received, not yet handled: lost with the process
     node.up = false;
     node.crash_midstep = false;
     push(EvType::Restart, now_ + sched_.range(20, 1500), 0, node.id);
@@ -1217,12 +1242,37 @@ void World::deliver(const Event& ev) {
         return;
     }
     if (node.replica->halted()) return;
+    if (p_.batch_ms > 0) {
+        node.inbox.push_back(ev.bytes);
+        if (!node.pass_due) {
+            node.pass_due = true;
+            push(EvType::Pass, now_ + p_.batch_ms, 0, node.id);
+        }
+        return;
+    }
     auto opened = open_envelope(*ev.bytes, *node.crypto, node.config);
     if (opt_.trace_messages)
         std::fprintf(stderr, "[%llu] %u <- %u: %s\n", static_cast<unsigned long long>(now_),
                      node.id, ev.from, describe(opened, *ev.bytes).c_str());
     if (!opened) return;  // dropped and counted by the shell; not evidence
     execute(node, node.replica->handle_envelope(opened.value(), now_));
+}
+
+// One pass of a node's event loop: everything that arrived since the last one, in
+// one batch whose agreement messages share a signature (Replica::begin_batch).
+void World::pass(Node& node) {
+    node.pass_due = false;
+    auto inbox = std::move(node.inbox);
+    node.inbox.clear();
+    if (!node.up || !node.replica || node.replica->halted()) return;
+    Step step;
+    node.replica->begin_batch();
+    for (const auto& bytes : inbox) {
+        auto opened = open_envelope(*bytes, *node.crypto, node.config);
+        if (opened) step.append(node.replica->handle_envelope(opened.value(), now_));
+    }
+    step.append(node.replica->end_batch());
+    execute(node, std::move(step));
 }
 
 void World::tick(Node& node) {

@@ -90,6 +90,11 @@ struct SimOptions {
     /// within the reformat budget), so that it comes back further behind than the
     /// retention and needs a snapshot.
     double outage = 0;
+    /// Batched delivery, as tobd's event loop hands over what one pass received: an
+    /// honest node collects the messages that reach it for this many logical ms and
+    /// handles them in one batch (Replica::begin_batch / end_batch). 0: one message
+    /// per input; -1: drawn per seed (0 half of the time, else 1..5).
+    std::int64_t batch_ms = 0;
 };
 
 /// The parameters one seed derived (printed first in text mode).
@@ -108,6 +113,7 @@ struct SeedParams {
     bool outage_reformat = false;
     std::vector<Partition> partitions;
     std::vector<NodeId> slow_nodes;
+    std::uint64_t batch_ms = 0;  // SimOptions::batch_ms as drawn
     std::string describe() const;
 };
 

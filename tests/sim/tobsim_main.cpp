@@ -118,6 +118,11 @@ void add_run_options(CLI::App& app, Cli& c) {
                  "i.e. torn tails of an append-only log)");
     app.add_flag("--safety-only", opt.safety_only,
                  "check safety only (for runs beyond the fault bound, where progress may stall)");
+    app.add_option("--batch-ms", opt.batch_ms,
+                   "honest nodes handle what reached them over this many logical ms as one "
+                   "batch, like tobd's event loop (0: one message at a time; -1: drawn per "
+                   "seed, off half of the time, else 1-5 ms)")
+        ->capture_default_str();
     app.add_option("--safety-ms", opt.safety_ms,
                    "length of the safety phase in logical ms (default: 800-3000 from the seed); "
                    "transactions are submitted over it");
@@ -228,6 +233,7 @@ std::string replay_command(const Cli& c) {
     if (opt.safety_only) replay << " --safety-only";
     if (opt.atomic_persist) replay << " --atomic-persist";
     if (opt.safety_ms) replay << " --safety-ms " << opt.safety_ms;
+    if (opt.batch_ms) replay << " --batch-ms " << opt.batch_ms;
     if (opt.proof_history_epochs) replay << " --proof-history " << opt.proof_history_epochs;
     if (opt.archive_epochs) replay << " --archive-epochs " << opt.archive_epochs;
     if (opt.commit_heartbeat_ms) replay << " --commit-heartbeat-ms " << *opt.commit_heartbeat_ms;

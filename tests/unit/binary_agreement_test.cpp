@@ -90,6 +90,14 @@ bool has_fault(const AbaStep& s, NodeId culprit, FaultKind kind) {
                        [&](const Fault& f) { return f.culprit == culprit && f.kind == kind; });
 }
 
+/// The knobs of the tests written for CONF and the threshold coin in every round:
+/// they script rounds 0 and 1, which the protocol's schedule fixes (fixed_coin).
+/// The rules they check are those of every threshold-coin round.
+AbaParams::TestKnobs every_round(AbaParams::TestKnobs k = {}) {
+    k.threshold_coin_every_round = true;
+    return k;
+}
+
 AbaParams params_for(std::uint32_t n, NodeId self, Epoch epoch, AbaParams::TestKnobs knobs = {},
                      Round window = 16) {
     AbaParams p;
@@ -118,7 +126,8 @@ class CountingSuite : public FastCryptoSuite {
 };
 
 struct Solo {
-    explicit Solo(std::uint32_t n, AbaParams::TestKnobs knobs = {}, Epoch e = 0, Round window = 16)
+    explicit Solo(std::uint32_t n, AbaParams::TestKnobs knobs = every_round(), Epoch e = 0,
+                  Round window = 16)
         : world(FastWorld::make(n, max_faulty(n), 7)),
           crypto(world, 0),
           epoch(e),
@@ -147,7 +156,7 @@ struct Packet {
 /// honest nodes never blame honest nodes.
 class Net {
   public:
-    Net(std::uint32_t n, std::set<NodeId> byzantine, AbaParams::TestKnobs knobs = {},
+    Net(std::uint32_t n, std::set<NodeId> byzantine, AbaParams::TestKnobs knobs = every_round(),
         Epoch epoch = 0, Round window = 16, std::uint64_t world_seed = 7)
         : n_(n),
           knobs_(knobs),
@@ -435,7 +444,7 @@ TEST(BinaryAgreement, aba_coin_needs_t_plus_1_shares) {
     }
     {
         // Even an instance told to combine with t shares cannot: the coin refuses.
-        AbaParams::TestKnobs k;
+        AbaParams::TestKnobs k = every_round();
         k.coin_threshold = 2;
         Solo s(7, k);
         drive_to_coin(s);
@@ -489,7 +498,7 @@ TEST(BinaryAgreement, aba_term_needs_t_plus_1) {
 
 TEST(BinaryAgreement, aba_aux_for_first_bin_value_only) {
     for (bool every : {false, true}) {
-        AbaParams::TestKnobs k;
+        AbaParams::TestKnobs k = every_round();
         k.aux_every_value = every;
         Solo s(4, k);
         (void)s.aba.handle_input(false);
@@ -536,7 +545,7 @@ TEST(BinaryAgreement, aba_second_conf_from_one_sender_ignored) {
 
 TEST(BinaryAgreement, aba_duplicate_bval_not_counted_twice) {
     for (bool dup : {false, true}) {
-        AbaParams::TestKnobs k;
+        AbaParams::TestKnobs k = every_round();
         k.count_duplicates = dup;
         Solo s(4, k);  // relay at t+1 = 2
         (void)s.from(1, bval(0, true));
@@ -548,7 +557,7 @@ TEST(BinaryAgreement, aba_duplicate_bval_not_counted_twice) {
 
 TEST(BinaryAgreement, aba_conf_carries_vals_not_bin_values) {
     for (bool bug : {false, true}) {
-        AbaParams::TestKnobs k;
+        AbaParams::TestKnobs k = every_round();
         k.conf_sends_bin_values = bug;
         Solo s(4, k);
         (void)s.aba.handle_input(true);
@@ -590,7 +599,7 @@ TEST(BinaryAgreement, aba_term_counts_as_bval_aux_conf_in_later_rounds) {
     auto world = FastWorld::make(4, 1, 7);
     const Epoch e = find_epoch(world, [](const std::vector<bool>& c) { return !c[0]; });
     for (bool with_term : {true, false}) {
-        Solo s(4, {}, e);
+        Solo s(4, every_round(), e);
         (void)s.aba.handle_input(true);
         if (with_term) (void)s.from(3, term(true));  // one TERM: t, no decision
         (void)s.from(1, bval(0, true));
@@ -613,7 +622,7 @@ TEST(BinaryAgreement, aba_term_counts_as_bval_aux_conf_in_later_rounds) {
 }
 
 TEST(BinaryAgreement, aba_messages_beyond_max_rounds_ahead_dropped) {
-    Solo s(4, {}, 0, /*window=*/2);
+    Solo s(4, every_round(), 0, /*window=*/2);
     (void)s.from(1, bval(3, true));
     EXPECT_EQ(s.aba.dropped_messages(), 1u);
     (void)s.from(1, bval(2, true));
@@ -625,7 +634,7 @@ TEST(BinaryAgreement, aba_messages_beyond_max_rounds_ahead_dropped) {
 TEST(BinaryAgreement, aba_moves_without_input_and_ignores_late_input) {
     auto world = FastWorld::make(4, 1, 7);
     const Epoch e = find_epoch(world, [](const std::vector<bool>& c) { return !c[0]; });
-    Solo s(4, {}, e);
+    Solo s(4, every_round(), e);
     AbaStep st = s.from(1, bval(0, true));
     st = s.from(2, bval(0, true));  // relays without input
     EXPECT_TRUE(has(st, AbaType::Bval, 0, 1));
@@ -693,7 +702,7 @@ TEST(BinaryAgreement, aba_restore_never_sends_a_conflicting_aux) {
 TEST(BinaryAgreement, aba_restore_never_sends_a_conflicting_conf_and_keeps_its_vals) {
     auto world = FastWorld::make(4, 1, 7);
     const Epoch e = find_epoch(world, [](const std::vector<bool>& c) { return !c[0]; });
-    Solo before(4, {}, e);
+    Solo before(4, every_round(), e);
     std::vector<AbaMessage> log;
     auto keep = [&](AbaStep st) { log.insert(log.end(), st.messages.begin(), st.messages.end()); };
     keep(before.aba.handle_input(true));
@@ -703,7 +712,7 @@ TEST(BinaryAgreement, aba_restore_never_sends_a_conflicting_conf_and_keeps_its_v
     keep(before.from(2, aux(0, true)));  // CONF(0, {1})
     ASSERT_EQ(log.back().type, AbaType::Conf);
 
-    Solo after(4, {}, e);
+    Solo after(4, every_round(), e);
     after.aba.restore(log);
     EXPECT_EQ(after.aba.vals(), mask(true));
     // A fresh node fed this would compute vals = {0,1} and send CONF({0,1}).
@@ -782,14 +791,15 @@ struct RunStats {
     std::vector<std::string> violations;
 };
 
-RunStats run_random(std::uint32_t n, Faulty faulty, std::uint64_t seed, bool restarts) {
+RunStats run_random(std::uint32_t n, Faulty faulty, std::uint64_t seed, bool restarts,
+                    AbaParams::TestKnobs knobs) {
     std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + n * 131 + static_cast<int>(faulty));
     const std::uint32_t t = max_faulty(n);
     std::set<NodeId> byz;
     if (faulty != Faulty::None) {
         for (NodeId i = static_cast<NodeId>(n - t); i < n; ++i) byz.insert(i);
     }
-    Net net(n, byz, {}, /*epoch=*/seed, 16, /*world_seed=*/seed + 1);
+    Net net(n, byz, knobs, /*epoch=*/seed, 16, /*world_seed=*/seed + 1);
 
     // Inputs: all equal in a third of the seeds (validity), mixed otherwise.
     std::vector<std::pair<NodeId, bool>> pending;
@@ -876,7 +886,8 @@ RunStats run_random(std::uint32_t n, Faulty faulty, std::uint64_t seed, bool res
     return st;
 }
 
-void agreement_sweep(bool restarts) {
+void agreement_sweep(bool restarts, AbaParams::TestKnobs knobs) {
+    const std::string schedule = knobs.threshold_coin_every_round ? "every-round" : "fixed-rounds";
     constexpr Round kRoundBound = 40;
     for (std::uint32_t n : {4u, 7u, 10u}) {
         for (Faulty f : {Faulty::None, Faulty::Silent, Faulty::Liars}) {
@@ -886,7 +897,7 @@ void agreement_sweep(bool restarts) {
             Round worst = 0;
             std::uint32_t restarted = 0;
             for (std::uint64_t seed = 0; seed < seeds; ++seed) {
-                RunStats st = run_random(n, f, seed, restarts);
+                RunStats st = run_random(n, f, seed, restarts, knobs);
                 SCOPED_TRACE("n=" + std::to_string(n) + " faulty=" +
                              std::to_string(static_cast<int>(f)) + " seed=" + std::to_string(seed));
                 for (const std::string& v : st.violations) ADD_FAILURE() << v;
@@ -900,7 +911,7 @@ void agreement_sweep(bool restarts) {
                 restarted += st.restarts;
             }
             std::ostringstream line;
-            line << "n=" << n << " faulty="
+            line << "coin=" << schedule << " n=" << n << " faulty="
                  << (f == Faulty::None     ? "none"
                      : f == Faulty::Silent ? "t-silent"
                                            : "t-liars")
@@ -909,15 +920,28 @@ void agreement_sweep(bool restarts) {
             std::cout << "[ aba stats ] " << line.str() << "\n";
             ::testing::Test::RecordProperty("mean_rounds_n" + std::to_string(n) + "_" +
                                                 std::to_string(static_cast<int>(f)) +
-                                                (restarts ? "_restarts" : ""),
+                                                (restarts ? "_restarts" : "") + "_" + schedule,
                                             line.str());
         }
     }
 }
 
-TEST(BinaryAgreement, aba_agreement_and_termination) { agreement_sweep(false); }
+TEST(BinaryAgreement, aba_agreement_and_termination) { agreement_sweep(false, every_round()); }
 
-TEST(BinaryAgreement, aba_agreement_and_termination_with_crash_restore) { agreement_sweep(true); }
+TEST(BinaryAgreement, aba_agreement_and_termination_with_crash_restore) {
+    agreement_sweep(true, every_round());
+}
+
+// The protocol's schedule (fixed coins in rounds 0, 1, 3, 4, …): the same random
+// schedules, lying nodes (which also send CONFs and shares in fixed rounds) and
+// crash/restore.
+TEST(BinaryAgreement, aba_fixed_coin_rounds_agreement_and_termination) {
+    agreement_sweep(false, {});
+}
+
+TEST(BinaryAgreement, aba_fixed_coin_rounds_agreement_and_termination_with_crash_restore) {
+    agreement_sweep(true, {});
+}
 
 // =============================================================================
 // Breaking a rule breaks the protocol (TestKnobs), and keeping it does not
@@ -961,29 +985,29 @@ bool decided_value(const Net& net, bool v) {
 }
 
 TEST(BinaryAgreement, aba_breaking_relay_threshold_breaks_validity) {
-    Net safe = validity_attack({}, 1);
+    Net safe = validity_attack(every_round(), 1);
     EXPECT_NO_VIOLATIONS(safe);
     EXPECT_TRUE(safe.all_honest_decided());
     EXPECT_FALSE(decided_value(safe, true));
-    AbaParams::TestKnobs k;
+    AbaParams::TestKnobs k = every_round();
     k.relay_threshold = 1;
     Net broken = validity_attack(k, 1);
     EXPECT_TRUE(decided_value(broken, true)) << "relay on 1 BVAL: one liar decides for all";
 }
 
 TEST(BinaryAgreement, aba_breaking_accept_threshold_breaks_validity) {
-    AbaParams::TestKnobs k;
+    AbaParams::TestKnobs k = every_round();
     k.accept_threshold = 1;  // t
     Net broken = validity_attack(k, 1);
     EXPECT_TRUE(decided_value(broken, true)) << "bin_values on t BVAL: a liar's value is decided";
 }
 
 TEST(BinaryAgreement, aba_counting_duplicates_breaks_validity) {
-    Net safe = validity_attack({}, 3);
+    Net safe = validity_attack(every_round(), 3);
     EXPECT_NO_VIOLATIONS(safe);
     EXPECT_TRUE(safe.all_honest_decided());
     EXPECT_FALSE(decided_value(safe, true)) << "repeats from one sender count once";
-    AbaParams::TestKnobs k;
+    AbaParams::TestKnobs k = every_round();
     k.count_duplicates = true;
     Net broken = validity_attack(k, 3);
     EXPECT_TRUE(decided_value(broken, true)) << "one liar repeating reaches every threshold";
@@ -991,7 +1015,7 @@ TEST(BinaryAgreement, aba_counting_duplicates_breaks_validity) {
 
 TEST(BinaryAgreement, aba_breaking_term_threshold_breaks_validity) {
     for (bool broken : {false, true}) {
-        AbaParams::TestKnobs k;
+        AbaParams::TestKnobs k = every_round();
         if (broken) k.term_threshold = 1;
         Net net(4, {3}, k);
         for (NodeId i = 0; i < 3; ++i) net.input(i, false);
@@ -1012,7 +1036,7 @@ TEST(BinaryAgreement, aba_breaking_term_threshold_breaks_validity) {
 // round 0. With 2t+1, 1 never enters any bin_values and everyone decides 0.
 TEST(BinaryAgreement, aba_breaking_accept_threshold_breaks_termination) {
     for (bool broken : {false, true}) {
-        AbaParams::TestKnobs k;
+        AbaParams::TestKnobs k = every_round();
         if (broken) k.accept_threshold = 3;
         Net net(7, {5, 6}, k);
         net.input(0, true);
@@ -1051,7 +1075,7 @@ TEST(BinaryAgreement, aba_aux_for_every_value_breaks_agreement_of_the_own_vals_r
         const bool own_vals = (variant & 2) == 0;
         SCOPED_TRACE(std::string(broken ? "aux_every_value" : "aux first only") +
                      (own_vals ? ", own-vals rule" : ", CONF-quorum rule"));
-        AbaParams::TestKnobs k;
+        AbaParams::TestKnobs k = every_round();
         k.aux_every_value = broken;
         k.own_vals_decision = own_vals;
         Net net(4, {3}, k, e);
@@ -1118,7 +1142,7 @@ TEST(BinaryAgreement, aba_aux_first_only_or_full_conf_quorum_keeps_agreement) {
     const Epoch e = find_epoch(world, [](const std::vector<bool>& c) { return c[0] != c[1]; });
     const bool v = coin_value(world, e, 0);
     for (int variant = 0; variant < 3; ++variant) {
-        AbaParams::TestKnobs k;
+        AbaParams::TestKnobs k = every_round();
         k.aux_every_value = variant != 1;
         if (variant != 2) k.conf_quorum = 2;
         SCOPED_TRACE(std::string(k.aux_every_value ? "aux_every_value" : "aux first only") +
@@ -1180,7 +1204,7 @@ TEST(BinaryAgreement, aba_coin_threshold_above_t_plus_1_deadlocks) {
     const Epoch e = find_epoch(world, [](const std::vector<bool>&) { return true; });
     const bool v = coin_value(world, e, 0);
     for (bool broken : {false, true}) {
-        AbaParams::TestKnobs k;
+        AbaParams::TestKnobs k = every_round();
         if (broken) k.coin_threshold = 3;
         Net net(4, {3}, k, e);
         const NodeId a = 0, b = 1, c = 2, x = 3;
@@ -1260,7 +1284,6 @@ struct Issue59Result {
 
 Issue59Result run_issue59(AbaParams::TestKnobs k, bool x_sends_conf, Epoch epoch,
                           Round max_rounds) {
-    const bool skip_conf = k.skip_conf;
     Issue59Result res{false, 0, 0, Net(4, {3}, k, epoch)};
     Net& net = res.net;
     const NodeId x = 3;
@@ -1293,6 +1316,10 @@ Issue59Result run_issue59(AbaParams::TestKnobs k, bool x_sends_conf, Epoch epoch
         const NodeId a0 = A[0], a1 = A[1];
         const bool v = *net.node(a0).estimate();
         const std::set<NodeId> sa = {a0, a1}, sb = {b};
+        // A round with a fixed coin has no CONF: the adversary knows s from the start.
+        const std::optional<bool> fixed =
+            k.threshold_coin_every_round ? std::nullopt : fixed_coin(r);
+        const bool skip_conf = k.skip_conf || fixed.has_value();
 
         net.inject(x, a0, bval(r, !v));
         net.inject(x, a1, bval(r, v));
@@ -1303,10 +1330,10 @@ Issue59Result run_issue59(AbaParams::TestKnobs k, bool x_sends_conf, Epoch epoch
         net.inject_all(x, A, bval(r, v));
         net.inject_all(x, A, bval(r, !v));
         net.inject_all(x, A, aux(r, v));
-        if (x_sends_conf) net.inject_all(x, A, conf(r, kBoth));
+        if (x_sends_conf && !skip_conf) net.inject_all(x, A, conf(r, kBoth));
         net.deliver_while(from_to(sa, sa, is(AbaType::Conf, r)));
         net.deliver_while(from_to(sa, sa, is(AbaType::Coin, r)));
-        const std::optional<bool> s = net.adversary_coin(r);
+        const std::optional<bool> s = fixed ? fixed : net.adversary_coin(r);
         if (!s) {
             // No honest share is out: b's vals will be fixed before s is known.
             ++res.fallback_rounds;
@@ -1333,7 +1360,7 @@ Issue59Result run_issue59(AbaParams::TestKnobs k, bool x_sends_conf, Epoch epoch
 
 TEST(BinaryAgreement, aba_issue59_without_conf_never_terminates) {
     for (Epoch e = 0; e < 5; ++e) {
-        AbaParams::TestKnobs k;
+        AbaParams::TestKnobs k = every_round();
         k.skip_conf = true;
         Issue59Result res = run_issue59(k, false, e, 50);
         SCOPED_TRACE("epoch " + std::to_string(e));
@@ -1349,7 +1376,7 @@ TEST(BinaryAgreement, aba_issue59_with_conf_terminates) {
     Round worst = 0;
     constexpr Epoch kEpochs = 20;
     for (Epoch e = 0; e < kEpochs; ++e) {
-        Issue59Result res = run_issue59({}, false, e, 50);
+        Issue59Result res = run_issue59(every_round(), false, e, 50);
         SCOPED_TRACE("epoch " + std::to_string(e));
         EXPECT_NO_VIOLATIONS(res.net);
         EXPECT_TRUE(res.decided_in_attack);
@@ -1369,7 +1396,7 @@ TEST(BinaryAgreement, aba_issue59_with_conf_terminates) {
 // the wait between themselves and the issue-#59 schedule works again.
 TEST(BinaryAgreement, aba_lowered_conf_quorum_reopens_issue59) {
     for (Epoch e = 0; e < 5; ++e) {
-        AbaParams::TestKnobs k;
+        AbaParams::TestKnobs k = every_round();
         k.conf_quorum = 2;
         Issue59Result res = run_issue59(k, false, e, 50);
         SCOPED_TRACE("epoch " + std::to_string(e));
@@ -1390,7 +1417,7 @@ TEST(BinaryAgreement, aba_issue59_adversary_that_also_sends_conf_terminates) {
     double sum = 0;
     Round worst = 0;
     for (Epoch e = 0; e < kEpochs; ++e) {
-        Issue59Result res = run_issue59({}, /*x_sends_conf=*/true, e, 50);
+        Issue59Result res = run_issue59(every_round(), /*x_sends_conf=*/true, e, 50);
         SCOPED_TRACE("epoch " + std::to_string(e));
         EXPECT_NO_VIOLATIONS(res.net);
         EXPECT_TRUE(res.decided_in_attack) << "an honest node decides while the attack runs";
@@ -1414,6 +1441,45 @@ TEST(BinaryAgreement, aba_issue59_adversary_that_also_sends_conf_terminates) {
     EXPECT_EQ(decided, kEpochs);
 }
 
+// The protocol's schedule against the same adversary: in the rounds with a fixed
+// coin it knows s from the start and keeps the split (those rounds are the
+// original MMR round, as in aba_issue59_without_conf_never_terminates), but every
+// third round draws the threshold coin behind the CONF wait, where the split ends
+// as above. Every instance decides, in more rounds than with a threshold coin in
+// every round.
+TEST(BinaryAgreement, aba_issue59_adversary_with_fixed_coin_rounds_terminates) {
+    constexpr Epoch kEpochs = 20;
+    constexpr Round kRoundBound = 30;
+    std::uint32_t decided = 0;
+    std::uint32_t split_fixed_rounds = 0;
+    double sum = 0;
+    Round worst = 0;
+    for (Epoch e = 0; e < kEpochs; ++e) {
+        Issue59Result res = run_issue59({}, /*x_sends_conf=*/true, e, 50);
+        SCOPED_TRACE("epoch " + std::to_string(e));
+        EXPECT_NO_VIOLATIONS(res.net);
+        EXPECT_TRUE(res.decided_in_attack) << "an honest node decides while the attack runs";
+        EXPECT_LE(res.rounds, kRoundBound);
+        std::mt19937_64 rng(e);
+        res.net.deliver_all_random(rng);
+        EXPECT_TRUE(res.net.all_honest_decided());
+        EXPECT_FALSE(res.net.disagreement());
+        if (res.decided_in_attack && res.net.all_honest_decided() && !res.net.disagreement()) {
+            ++decided;
+        }
+        // Rounds 0 and 1 have fixed coins: the adversary kept the split through both.
+        if (res.rounds >= 2) ++split_fixed_rounds;
+        sum += res.rounds + 1;
+        worst = std::max(worst, res.rounds + 1);
+    }
+    std::cout << "[ aba stats ] issue59 adversary sending CONF, fixed coin rounds: " << decided
+              << "/" << kEpochs << " instances decided with agreement (" << split_fixed_rounds
+              << " kept split through rounds 0-1), mean_rounds_to_first_decision=" << sum / kEpochs
+              << " max=" << worst << "\n";
+    EXPECT_EQ(decided, kEpochs);
+    EXPECT_EQ(split_fixed_rounds, kEpochs) << "the adversary owns the fixed rounds";
+}
+
 // The same adversary against the previous rule (decide from the own AUX-phase vals,
 // hbbft's): x completes A's CONF quorum without b, learns s, and then steers b to
 // vals {¬s}; b ends with est ¬s, A with s, and the split repeats every round.
@@ -1421,7 +1487,7 @@ TEST(BinaryAgreement, aba_own_vals_rule_stalls_under_adversary_that_also_sends_c
     constexpr Epoch kEpochs = 20;
     std::uint32_t stalled = 0;
     for (Epoch e = 0; e < kEpochs; ++e) {
-        AbaParams::TestKnobs k;
+        AbaParams::TestKnobs k = every_round();
         k.own_vals_decision = true;
         Issue59Result res = run_issue59(k, /*x_sends_conf=*/true, e, 50);
         SCOPED_TRACE("epoch " + std::to_string(e));
@@ -1446,7 +1512,7 @@ TEST(BinaryAgreement, aba_round1_votes_received_in_round0_after_late_coin) {
     auto w = FastWorld::make(7, 2, 7);
     Epoch e = find_epoch(
         w, [](const std::vector<bool>& c) { return !c[0]; }, 1);
-    Net net(7, {5, 6}, {}, e);
+    Net net(7, {5, 6}, every_round(), e);
     const std::set<NodeId> late = {0, 4};
     for (NodeId i = 0; i < 5; ++i) net.input(i, true);
     // Everything except the coin shares towards nodes 0 and 4.
@@ -1478,6 +1544,202 @@ TEST(BinaryAgreement, aba_round1_votes_received_in_round0_after_late_coin) {
     ASSERT_TRUE(net.all_honest_decided());
     for (NodeId i = 0; i < 5; ++i) EXPECT_EQ(net.decided()[i], std::optional<bool>(true));
     EXPECT_TRUE(net.violations().empty());
+}
+
+// =============================================================================
+// Rounds with a fixed coin (the protocol's schedule; knobs = {})
+// =============================================================================
+
+TEST(BinaryAgreement, aba_fixed_coin_schedule_is_one_zero_threshold) {
+    for (Round r = 0; r < 30; r += 3) {
+        EXPECT_EQ(fixed_coin(r), std::optional<bool>(true)) << "round " << r;
+        EXPECT_EQ(fixed_coin(r + 1), std::optional<bool>(false)) << "round " << r + 1;
+        EXPECT_EQ(fixed_coin(r + 2), std::nullopt) << "round " << r + 2;
+    }
+}
+
+// The common case the fixed rounds are for: every input 1 decides 1 in round 0
+// with BVAL and AUX only; every input 0 decides 0 in round 1 the same way.
+TEST(BinaryAgreement, aba_unanimous_inputs_decide_without_conf_or_coin) {
+    for (bool v : {true, false}) {
+        for (std::uint64_t seed = 0; seed < 20; ++seed) {
+            SCOPED_TRACE("input " + std::to_string(v) + " seed " + std::to_string(seed));
+            Net net(4, {}, {}, seed);
+            std::mt19937_64 rng(seed);
+            for (NodeId i = 0; i < 4; ++i) net.input(i, v);
+            net.deliver_all_random(rng);
+            EXPECT_NO_VIOLATIONS(net);
+            ASSERT_TRUE(net.all_honest_decided());
+            for (NodeId i = 0; i < 4; ++i) {
+                EXPECT_EQ(net.decided()[i], std::optional<bool>(v));
+                EXPECT_EQ(net.decided_round(i), v ? 0u : 1u) << "node " << i;
+            }
+            for (const auto& [from, m] : net.broadcasts()) {
+                EXPECT_NE(m.type, AbaType::Conf) << "node " << from << " round " << m.round;
+                EXPECT_NE(m.type, AbaType::Coin) << "node " << from << " round " << m.round;
+            }
+        }
+    }
+}
+
+// In a fixed round the AUX quorum ends the round: n−t AUX, not fewer, and the
+// outcome is the node's own vals against the fixed coin.
+TEST(BinaryAgreement, aba_fixed_round_decides_after_n_minus_t_aux) {
+    Solo s(4, {});
+    (void)s.aba.handle_input(true);
+    (void)s.from(1, bval(0, true));
+    AbaStep st = s.from(2, bval(0, true));
+    ASSERT_TRUE(has(st, AbaType::Aux, 0, 1));
+    st = s.from(1, aux(0, true));
+    EXPECT_FALSE(st.decision) << "2 AUX < n-t";
+    EXPECT_EQ(count(st, AbaType::Conf), 0u);
+    st = s.from(2, aux(0, true));
+    EXPECT_EQ(st.decision, std::optional<bool>(true)) << "vals {1} = the round-0 coin";
+    EXPECT_EQ(count(st, AbaType::Conf), 0u) << "a fixed round has no CONF";
+    EXPECT_EQ(count(st, AbaType::Coin), 0u) << "nor a coin share";
+    EXPECT_TRUE(has(st, AbaType::Term, 0, 1));
+}
+
+// vals {0} in round 0 (coin 1): est 0, round 1 (coin 0) decides 0; vals {0,1} in
+// round 1: est = the coin 0 ... and round 2 draws the threshold coin behind CONF.
+TEST(BinaryAgreement, aba_fixed_rounds_carry_vals_or_coin_into_the_next_round) {
+    Solo s(4, {});
+    (void)s.aba.handle_input(false);
+    (void)s.from(1, bval(0, false));
+    (void)s.from(2, bval(0, false));
+    (void)s.from(1, aux(0, false));
+    AbaStep st = s.from(2, aux(0, false));
+    EXPECT_FALSE(st.decision) << "vals {0} against coin 1";
+    EXPECT_EQ(s.aba.round(), 1u);
+    EXPECT_EQ(s.aba.estimate(), std::optional<bool>(false));
+    ASSERT_TRUE(has(st, AbaType::Bval, 1, 0));
+    // Round 1: bin_values {0,1} and AUX for both values: vals {0,1}, est = coin 0.
+    (void)s.from(1, bval(1, true));
+    st = s.from(2, bval(1, true));
+    ASSERT_TRUE(has(st, AbaType::Bval, 1, 1)) << "relay at t+1";
+    ASSERT_TRUE(has(st, AbaType::Aux, 1, 1)) << "with the relay 2t+1: 1 enters bin_values first";
+    (void)s.from(1, bval(1, false));
+    (void)s.from(2, bval(1, false));
+    EXPECT_EQ(s.aba.bin_values(), kBoth);
+    (void)s.from(1, aux(1, true));
+    st = s.from(2, aux(1, false));
+    EXPECT_FALSE(st.decision) << "vals {0,1} never decide";
+    EXPECT_EQ(s.aba.round(), 2u);
+    EXPECT_EQ(s.aba.estimate(), std::optional<bool>(false)) << "est = the round-1 coin";
+    // Round 2 is a threshold round: CONF, then the share, once the waits end.
+    (void)s.from(1, bval(2, false));
+    (void)s.from(2, bval(2, false));
+    (void)s.from(1, aux(2, false));
+    st = s.from(2, aux(2, false));
+    ASSERT_TRUE(has(st, AbaType::Conf, 2, mask(false)));
+    EXPECT_EQ(count(st, AbaType::Coin), 0u);
+    (void)s.from(1, conf(2, mask(false)));
+    st = s.from(2, conf(2, mask(false)));
+    EXPECT_EQ(count(st, AbaType::Coin), 1u) << "the share leaves after the CONF wait";
+}
+
+// A CONF or a coin share for a fixed round is something no honest node sends: a
+// fault, never counted, and the share is never verified (no CPU for it).
+TEST(BinaryAgreement, aba_conf_or_share_in_fixed_round_is_a_fault_and_not_verified) {
+    Solo s(4, {});
+    (void)s.aba.handle_input(true);
+    for (Round r : {0u, 1u, 3u}) {
+        SCOPED_TRACE("round " + std::to_string(r));
+        EXPECT_TRUE(has_fault(s.share_from(1, r), 1, FaultKind::Malformed));
+        EXPECT_TRUE(has_fault(s.from(2, conf(r, mask(true))), 2, FaultKind::Malformed));
+    }
+    EXPECT_EQ(s.crypto.verifications, 0);
+    // A share for a threshold round is taken (verified lazily once it is needed).
+    EXPECT_TRUE(s.share_from(1, 2).faults.empty());
+    EXPECT_TRUE(s.from(2, conf(2, mask(true))).faults.empty());
+}
+
+// Restore in a fixed round: the logged AUX is kept, nothing of a CONF or share is
+// expected, and the restored node finishes the round as it would have.
+TEST(BinaryAgreement, aba_restore_in_a_fixed_round) {
+    Solo before(4, {});
+    std::vector<AbaMessage> log;
+    auto keep = [&](const AbaStep& st) {
+        for (const AbaMessage& m : st.messages) log.push_back(m);
+    };
+    keep(before.aba.handle_input(false));
+    keep(before.from(1, bval(0, true)));
+    keep(before.from(2, bval(0, true)));  // relays BVAL(1), then bin_values {1}: AUX(1)
+    keep(before.from(3, bval(0, true)));
+    ASSERT_TRUE(std::any_of(log.begin(), log.end(), [](const AbaMessage& m) {
+        return m.type == AbaType::Aux && m.round == 0 && m.value == 1;
+    }));
+    Solo after(4, {});
+    after.aba.restore(log);
+    // Its peers re-publish: BVAL(0) would enter bin_values, but AUX stays the logged one.
+    (void)after.from(1, bval(0, true));
+    (void)after.from(2, bval(0, true));
+    (void)after.from(1, bval(0, false));
+    AbaStep st = after.from(2, bval(0, false));
+    EXPECT_EQ(count(st, AbaType::Aux), 0u) << "the logged AUX(1) is the round's only AUX";
+    (void)after.from(1, aux(0, true));
+    st = after.from(2, aux(0, true));
+    EXPECT_EQ(st.decision, std::optional<bool>(true));
+    EXPECT_EQ(count(st, AbaType::Conf), 0u);
+}
+
+// The schedule of "Relaying in rounds left behind" (binary_agreement.cpp): n = 7,
+// nodes 5 and 6 lie. Nodes 3 and 4 decide 1 in round 0 (the fixed coin 1) before
+// they see t+1 BVAL(0); nodes 1 and 2 take 0 into bin_values with the liars' help
+// and move on with vals {0,1}; node 0 relayed BVAL(0) but saw only four of them.
+// Then the liars fall silent. Without the relays of the nodes that decided or left
+// the round, node 0 never completes its AUX wait and nobody decides again.
+Net relay_behind_schedule(AbaParams::TestKnobs k) {
+    Net net(7, {5, 6}, k, /*epoch=*/3);
+    const std::vector<NodeId> ones = {0, 3, 4}, zeros = {1, 2}, deciders = {3, 4};
+    for (NodeId i : ones) net.input(i, true);
+    for (NodeId i : zeros) net.input(i, false);
+    for (NodeId x : {5, 6}) {
+        net.inject_all(x, ones, bval(0, true));
+        net.inject_all(x, zeros, bval(0, false));
+    }
+    net.inject(5, 0, bval(0, false));
+    // Nodes 0, 3, 4: bin_values {1} and AUX(1); node 0 relays BVAL(0) (three seen).
+    net.deliver_while(from_to({0, 3, 4}, {0, 3, 4}, is(AbaType::Bval, 0, true)));
+    net.deliver_while(from_to({1, 2}, {0}, is(AbaType::Bval, 0, false)));
+    // Nodes 1, 2: five BVAL(0) (theirs, the liars', node 0's): AUX(0).
+    net.deliver_while(from_to({0, 1, 2}, {1, 2}, is(AbaType::Bval, 0, false)));
+    // Nodes 3, 4 decide: AUX(1) from 0, 3, 4 and the liars, coin 1.
+    for (NodeId x : {5, 6}) net.inject_all(x, deciders, aux(0, true));
+    net.deliver_while(from_to({0, 3, 4}, {3, 4}, is(AbaType::Aux, 0, true)));
+    // Nodes 1, 2: 1 enters bin_values too; AUX(0) and AUX(1) give vals {0,1}: est 1.
+    for (NodeId x : {5, 6}) net.inject_all(x, zeros, bval(0, true));
+    net.deliver_while(from_to({0, 3, 4}, {1, 2}, is(AbaType::Bval, 0, true)));
+    net.deliver_while(from_to({0, 1, 2, 3, 4}, {1, 2}, is(AbaType::Aux, 0)));
+    // The liars are silent from here on; everything else is delivered in order.
+    net.deliver_while([](const Packet&) { return true; });
+    return net;
+}
+
+TEST(BinaryAgreement, aba_decided_nodes_keep_relaying_bval) {
+    {
+        Net net = relay_behind_schedule({});
+        EXPECT_NO_VIOLATIONS(net);
+        EXPECT_TRUE(net.all_honest_decided());
+        EXPECT_FALSE(net.disagreement());
+        for (NodeId i = 0; i < 5; ++i) EXPECT_EQ(net.decided()[i], std::optional<bool>(true));
+    }
+    {
+        AbaParams::TestKnobs k;
+        k.no_relay_behind = true;
+        Net net = relay_behind_schedule(k);
+        EXPECT_NO_VIOLATIONS(net);
+        for (NodeId i : {3, 4}) {
+            EXPECT_EQ(net.decided()[i], std::optional<bool>(true)) << "node " << i;
+            EXPECT_EQ(net.decided_round(i), 0u) << "node " << i;
+        }
+        for (NodeId i : {1, 2}) EXPECT_EQ(net.node(i).round(), 1u) << "node " << i;
+        EXPECT_EQ(net.node(0).round(), 0u);
+        EXPECT_EQ(net.node(0).bin_values(), mask(true));
+        EXPECT_FALSE(net.any_honest_decided() && net.all_honest_decided())
+            << "without the relays, nodes 0, 1 and 2 wait for ever";
+        for (NodeId i : {0, 1, 2}) EXPECT_FALSE(net.decided()[i]) << "node " << i;
+    }
 }
 
 }  // namespace

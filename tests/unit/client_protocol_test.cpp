@@ -42,6 +42,7 @@
 #include "daemon/config.h"
 #include "daemon/testnet.h"
 #include "tests/unit/msgpack_raw.h"
+#include "tests/unit/test_util.h"
 
 namespace tob::client {
 namespace {
@@ -490,21 +491,7 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-/// A fresh directory under the system temp dir, removed at destruction.
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        static std::atomic<int> counter{0};
-        std::random_device rd;
-        path = fs::temp_directory_path() / ("tob-client-test-" + std::to_string(::getpid()) + "-" +
-                                            std::to_string(counter++) + "-" + std::to_string(rd()));
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
+using test_util::TempDir;
 
 enum class Mode {
     Honest,       // signed reply with the true outputs
@@ -666,7 +653,7 @@ class FakeCluster {
     explicit FakeCluster(const std::vector<std::optional<Mode>>& modes) {
         crypto::init();
         daemon::TestnetOptions options;
-        options.dir = dir_.path / "testnet";
+        options.dir = dir_.path() / "testnet";
         options.nodes = static_cast<std::uint32_t>(modes.size());
         auto written = daemon::write_testnet(options);
         if (!written.ok()) {
@@ -962,15 +949,15 @@ TEST(Client, PipelinedRequestsAllGetVerifiedReplies) {
 TEST(ClientKey, CreatedOnFirstUseWithPrivateModes) {
     crypto::init();
     TempDir dir;
-    const fs::path path = dir.path / "a" / "b" / "client.key";
+    const fs::path path = dir.path() / "a" / "b" / "client.key";
     auto first = load_or_create_client_key(path);
     ASSERT_TRUE(first.ok()) << first.error;
     struct stat st {};
     ASSERT_EQ(::stat(path.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
-    ASSERT_EQ(::stat((dir.path / "a").c_str(), &st), 0);
+    ASSERT_EQ(::stat((dir.path() / "a").c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0077, 0u);
-    ASSERT_EQ(::stat((dir.path / "a" / "b").c_str(), &st), 0);
+    ASSERT_EQ(::stat((dir.path() / "a" / "b").c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0077, 0u);
     auto second = load_or_create_client_key(path);
     ASSERT_TRUE(second.ok()) << second.error;
@@ -1009,7 +996,7 @@ TEST(ClientKey, DefaultPathFollowsTheEnvironment) {
 
 TEST(Nonces, StartFromTheClockThenCountUp) {
     TempDir dir;
-    const fs::path file = dir.path / "client.key.nonce";
+    const fs::path file = dir.path() / "client.key.nonce";
     const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
@@ -1030,7 +1017,7 @@ TEST(Nonces, StartFromTheClockThenCountUp) {
 
 TEST(Nonces, TornCounterRestartsFromTheClock) {
     TempDir dir;
-    const fs::path file = dir.path / "n";
+    const fs::path file = dir.path() / "n";
     {
         std::FILE* f = std::fopen(file.c_str(), "w");
         std::fputs("12", f);  // no newline: a torn write
@@ -1051,7 +1038,7 @@ TEST(Nonces, TornCounterRestartsFromTheClock) {
 
 TEST(Nonces, ConcurrentReservationsAreDistinctAndConsecutive) {
     TempDir dir;
-    const fs::path file = dir.path / "n";
+    const fs::path file = dir.path() / "n";
     constexpr int kThreads = 4;
     constexpr int kEach = 50;
     std::vector<std::vector<Nonce>> got(kThreads);

@@ -625,6 +625,25 @@ TEST_F(ConfigTest, memory_max_mb_is_read_and_a_budget_that_cannot_hold_a_frame_i
         << joined(loaded.errors);
 }
 
+TEST_F(ConfigTest, client_requests_per_s_is_written_read_and_cannot_exceed_the_byte_rate) {
+    const Testnet net = make_testnet();
+    auto node = load_node_config(node_config(net, 0));
+    ASSERT_TRUE(node.ok()) << joined(node.errors);
+    EXPECT_EQ(node.value->limits.client_requests_per_s, 256u);  // the written default
+    EXPECT_EQ(node.value->limits.client_new_keys_per_s, 16u);
+    edit(node_config(net, 0), "client_requests_per_s = 256", "client_requests_per_s = 5000");
+    node = load_node_config(node_config(net, 0));
+    ASSERT_TRUE(node.ok()) << joined(node.errors);
+    EXPECT_EQ(node.value->limits.client_requests_per_s, 5000u);
+
+    // More requests than bytes a second: a request would cost less than a byte.
+    edit(node_config(net, 0), "client_bytes_per_s = 262144", "client_bytes_per_s = 4096");
+    auto loaded = load_node_config(node_config(net, 0));
+    ASSERT_FALSE(loaded.ok());
+    EXPECT_TRUE(any_contains(loaded.errors, "limits.client_requests_per_s: 5000 exceeds"))
+        << joined(loaded.errors);
+}
+
 TEST_F(ConfigTest, relative_paths_resolve_against_the_config_directory) {
     const Testnet net = make_testnet();
     // Load through a relative path from another working directory.

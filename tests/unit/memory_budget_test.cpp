@@ -42,6 +42,8 @@ TEST(MemoryBudget, every_daemon_bound_together_fits_in_memory_max_mb) {
         EXPECT_LE(b.verify_cache_generation * 2 * kDigestEntryBytes, b.verify_cache_bytes);
         EXPECT_LE(b.failed_entries * kFailedEntryBytes, b.failed_cache_bytes);
         EXPECT_LE(b.pending_max * kPendingEntryBytes, b.pending_bytes);
+        EXPECT_LE(b.client_rate_entries * kClientRateEntryBytes, b.client_rate_bytes);
+        EXPECT_GE(b.client_rate_entries, 1000u);  // room for many clients at once
     }
 }
 

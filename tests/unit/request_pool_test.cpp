@@ -221,6 +221,49 @@ TEST_F(RequestPoolTest, expired_requests_leave_and_never_enter) {
     EXPECT_TRUE(pool.contains(b.client, b.nonce));
 }
 
+// Attack big_outputs: a request the state machine skipped for good (its outputs
+// over the cap, malformed, forbidden) leaves the pool and its copies are refused,
+// so it is not proposed and applied again in every epoch until it expires; one
+// skipped only because its epoch was full stays for a later epoch.
+TEST_F(RequestPoolTest, requests_skipped_for_good_leave_and_are_not_proposed_again) {
+    params_.verified_epochs = 4;
+    RequestPool pool(params_, crypto_);
+    const Request over = request(1, 1), full = request(2, 1), bad = request(3, 1),
+                  forbidden = request(4, 1), fine = request(5, 1);
+    for (const Request& r : {over, full, bad, forbidden, fine}) ASSERT_TRUE(add(pool, r, true, 0));
+    auto result = [](const Request& r, Skip skip, bool forbid) {
+        RequestResult x;
+        x.client = r.client;
+        x.nonce = r.nonce;
+        x.request_digest = digest_of(encode(r));
+        x.malformed = skip != Skip::None;
+        x.skip = skip;
+        x.forbidden = forbid;
+        return x;
+    };
+    pool.proposed(pool.build_block(0), 0);
+    pool.delivered(1);
+    pool.settle({result(over, Skip::OutputsOver, false), result(full, Skip::EpochFull, false),
+                 result(bad, Skip::Invalid, false), result(forbidden, Skip::None, true),
+                 result(fine, Skip::None, false)});
+    pool.release({over, full, bad, forbidden, fine});
+    EXPECT_FALSE(pool.contains(over.client, over.nonce));
+    EXPECT_FALSE(pool.contains(bad.client, bad.nonce));
+    EXPECT_FALSE(pool.contains(forbidden.client, forbidden.nonce));
+    EXPECT_TRUE(pool.contains(full.client, full.nonce));
+    EXPECT_TRUE(pool.contains(fine.client, fine.nonce));  // committed ones go by remove_committed
+    std::set<PublicKey> proposed;
+    for (const Request& r : pool.build_block(1)) proposed.insert(r.client);
+    EXPECT_EQ(proposed, (std::set<PublicKey>{full.client, fine.client}));
+    // A flooded copy or a block's copy does not bring it back...
+    const Bytes enc = encode(over);
+    EXPECT_EQ(pool.add(over, digest_of(enc), enc.size(), false, 1, 0, state_), Admission::Invalid);
+    // ... for verified_epochs delivered epochs (the memory is bounded).
+    pool.delivered(6);
+    EXPECT_EQ(pool.settled(), 0u);
+    EXPECT_EQ(pool.add(over, digest_of(enc), enc.size(), false, 6, 0, state_), Admission::Added);
+}
+
 TEST_F(RequestPoolTest, pool_is_bounded_and_counts_bytes) {
     params_.pool_requests_max = 3;
     RequestPool pool(params_, crypto_);

@@ -285,9 +285,13 @@ TEST(VerifyPool, a_flooding_client_delays_neither_a_member_nor_another_client) {
     const RealCryptoSuite node1 = m.signer(1);
     Bytes env =
         seal_envelope(node1, m.config.chain_id, 1, 1, Kind::Seen, encode(SeenBody{2, Digest{}}));
+    // Everything is queued before the worker takes its first job (otherwise the
+    // order depends on how fast this thread submits).
+    pool.set_paused(true);
     for (auto& f : flood) ASSERT_TRUE(pool.submit_client("flood", "flooder-key", std::move(f)));
     ASSERT_TRUE(pool.submit_client("other", "other-key", std::move(lone)));
     ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, std::move(env)));
+    pool.set_paused(false);
     std::vector<VerifyResult> order;
     while (order.size() < 62) {
         auto got = collect(pool, 1);
