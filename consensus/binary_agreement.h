@@ -108,6 +108,9 @@ class BinaryAgreement {
     /// Round states held (at most 2 x max_rounds_ahead + 1: the rounds behind keep
     /// their BVAL flags for relaying), for memory reports.
     std::size_t rounds_held() const { return rounds_.size(); }
+    /// One line for a stall report: the round, estimate, bin_values, who sent which
+    /// BVAL/AUX/CONF in the current round (sender masks), coin and TERM counts.
+    std::string describe() const;
 
   private:
     /// What one sender contributed to one round: flags, never a queue.

@@ -56,6 +56,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "consensus/crypto_suite.h"
@@ -149,6 +150,9 @@ class BlockBroadcast {
     std::size_t epochs() const { return epochs_.size(); }
     std::size_t certs() const;
     std::size_t seen_votes() const;
+    /// Stall report of epoch e, per proposer: accepted block held, SEEN senders
+    /// counted (as a mask), certificate held and whether its block is held.
+    std::string describe(Epoch e) const;
 
   private:
     struct EpochState {

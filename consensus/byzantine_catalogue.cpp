@@ -39,6 +39,10 @@ const std::vector<ByzantineInfo>& table() {
         {Byzantine::CorruptSnapshot, "corrupt-snapshot",
          "snapshot chunks with changed, dropped or added entries; offers with bad manifests",
          H::Both},
+        {Byzantine::CrashStop, "crash-stop",
+         "honest until a moment of the safety phase, then down for good, its last step "
+         "reaching only some peers (not in \"all\")",
+         H::Tobsim},
     };
     return kTable;
 }

@@ -37,6 +37,7 @@ enum class Byzantine : std::uint8_t {
     LyingCommit,
     Collude,
     CorruptSnapshot,
+    CrashStop,
 };
 
 /// Which programs implement a behaviour (a bit set).

@@ -51,6 +51,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "consensus/binary_agreement.h"
@@ -101,6 +102,8 @@ class EpochSubset {
     std::size_t instances() const;
     /// Round states held over all instances (each at most 2 max_rounds_ahead + 1).
     std::size_t rounds_held() const;
+    /// Stall report of epoch e: one line per undecided instance (empty if e is not open).
+    std::string describe(Epoch e) const;
 
   private:
     struct Agreements {

@@ -214,6 +214,10 @@ class Replica {
     bool halted() const { return stats_.halted; }
     /// The latest COMMIT envelope this node signed (re-sent by the heartbeat).
     std::optional<Bytes> latest_commit() const;
+    /// A stall report for operators and tests: for each joined, undelivered epoch,
+    /// the blocks, SEENs and certificates held per proposer and the state of every
+    /// undecided agreement. Several lines; empty when nothing is pending.
+    std::string describe_pending() const;
     /// Whether the block store holds the block whose envelope body has this
     /// digest (read only; the shell uses it to drop re-published copies early).
     bool holds_block(const Digest& body_digest) const;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "cli/client/protocol.h"
@@ -509,11 +510,51 @@ struct Node::Impl {
         metrics->rocksdb_size(storage->approximate_size_bytes());
         metrics->storage_appended(storage->appended_bytes());
         clients->expire(now_ms());
+        report_stall();
         std::string line = status_line();
         if (line != last_status) {
             last_status = line;
             if (hooks.status) hooks.status(line);
         }
+    }
+
+    // An epoch joined but not applied for 10 s (a healthy cluster applies one in
+    // well under a second) is logged with the core's view of it: blocks, SEENs,
+    // certificates and the undecided agreements. Repeated at 20, 40, ... s (at
+    // most every 5 minutes), so an operator (or a failing test) sees why a
+    // cluster stopped without a debugger and without filling the log.
+    Epoch stall_applied = 0;
+    std::uint64_t stall_since_ms = 0, stall_next_report_ms = 0, stall_gap_ms = 0;
+    void report_stall() {
+        const auto& st = replica->stats();
+        const Epoch applied = kv->last_applied();
+        const std::uint64_t now = now_ms();
+        if (st.highest_joined <= applied || applied != stall_applied || halted) {
+            stall_applied = applied;
+            stall_since_ms = now;
+            stall_gap_ms = 10'000;
+            stall_next_report_ms = now + stall_gap_ms;
+            return;
+        }
+        if (now < stall_next_report_ms) return;
+        // The node's non-zero counters and gauges (histograms left out): where a
+        // lost or refused message shows.
+        std::string dropped;
+        std::istringstream lines(registry.render());
+        for (std::string line; std::getline(lines, line);) {
+            if (line.empty() || line[0] == '#') continue;
+            if (line.find("_bucket") != std::string::npos ||
+                line.find("_sum") != std::string::npos || line.find("_count") != std::string::npos)
+                continue;
+            if (line.size() >= 2 && line.compare(line.size() - 2, 2, " 0") == 0) continue;
+            dropped += "  " + line + "\n";
+        }
+        spdlog::warn(
+            "node {}: no epoch applied for {} s (applied {}, joined {}); pending:\n{}counters:\n{}",
+            node.node_id, (now - stall_since_ms) / 1000, applied, st.highest_joined,
+            replica->describe_pending(), dropped);
+        stall_gap_ms = std::min<std::uint64_t>(2 * stall_gap_ms, 300'000);
+        stall_next_report_ms = now + stall_gap_ms;
     }
 
     // Whether the core has work in progress that its tick drives (cutting blocks,

@@ -112,6 +112,7 @@ std::string SeedParams::describe() const {
         os << "}";
     }
     if (batch_ms) os << " batch=" << batch_ms << "ms";
+    for (const auto& [id, at] : stops) os << " stop=" << id << "@" << at << "ms";
     return os.str();
 }
 
@@ -337,6 +338,7 @@ struct Node {
     bool up = true;
     bool held_down = false;      // a long outage: no restart until the fair phase
     bool crash_midstep = false;  // crash inside the next step
+    bool dying = false;          // crash-stop: its next step reaches some peers, then down
     bool reformat_on_restart = false;
     std::optional<Epoch> sign_floor;  // set by a reformat: never sign at or below
     std::uint64_t aba_rounds_total = 0, aba_instances = 0, archive_served = 0;
@@ -381,7 +383,8 @@ enum class EvType : std::uint8_t {
     Restart,
     Check,
     Outage,
-    Pass
+    Pass,
+    Stop,  // a crash-stop node goes down for good (index 1: after its partial last step)
 };
 
 struct Event {
@@ -548,10 +551,13 @@ void World::derive() {
     std::vector<NodeId> ids;
     for (NodeId i = 0; i < p_.n; ++i) ids.push_back(i);
     for (std::size_t i = ids.size(); i > 1; --i) std::swap(ids[i - 1], ids[r.below(i)]);
-    std::vector<Behaviour> menu =
-        opt_.behaviours.empty()
-            ? consensus::byzantine_behaviours(consensus::ByzantineHarness::Tobsim)
-            : opt_.behaviours;
+    // "all" leaves crash-stop out: it is asked for by name (its own sweeps), so that
+    // the draws of the established sweeps stay what they were.
+    std::vector<Behaviour> menu = opt_.behaviours;
+    if (menu.empty()) {
+        for (Behaviour b : consensus::byzantine_behaviours(consensus::ByzantineHarness::Tobsim))
+            if (b != Behaviour::CrashStop) menu.push_back(b);
+    }
     const std::uint32_t f = std::min<std::uint32_t>(opt_.faulty, p_.n);
     std::vector<NodeId> byz(ids.begin(), ids.begin() + f);
     std::sort(byz.begin(), byz.end());
@@ -630,6 +636,12 @@ void World::derive() {
         p_.batch_ms = r.chance(0.5) ? r.range(1, 5) : 0;
     } else {
         p_.batch_ms = static_cast<std::uint64_t>(opt_.batch_ms);
+    }
+    // Crash-stop nodes: a moment in the safety phase, from a stream of their own.
+    Rng stops = master_.fork("crash-stop");
+    for (const auto& [id, bs] : p_.byzantine) {
+        if (std::find(bs.begin(), bs.end(), Behaviour::CrashStop) != bs.end())
+            p_.stops.emplace_back(id, stops.range(20, std::max<std::uint64_t>(21, p_.safety_ms)));
     }
     report_.params = p_;
 }
@@ -752,6 +764,7 @@ void World::schedule() {
     for (NodeId i = 0; i < p_.n; ++i) push(EvType::Tick, 1 + sched_.below(kTickMs), 0, i);
     push(EvType::Check, kCheckMs);
     if (p_.outage_node) push(EvType::Outage, p_.outage_ms, 0, *p_.outage_node);
+    for (const auto& [id, at] : p_.stops) push(EvType::Stop, at, 0, id);
     if (p_.crash > 0) {
         for (std::uint64_t at = 100; at < p_.safety_ms; at += 100)
             if (sched_.chance(p_.crash)) push(EvType::Crash, at + sched_.below(100));
@@ -953,6 +966,20 @@ void World::handle(const Event& ev) {
             }
             node.held_down = true;
             crash(node);
+            break;
+        }
+        case EvType::Stop: {
+            // Half of the time the node dies inside its next step (part of what it
+            // sends reaches a random part of the peers), else at once; either way
+            // it is down for good within a tick.
+            Node& node = *nodes_[ev.to];
+            if (ev.index == 0 && sched_.chance(0.5)) {
+                node.dying = true;
+                push(EvType::Stop, now_ + kTickMs, 0, ev.to, 1);
+            } else {
+                node.dying = false;
+                node.up = false;
+            }
             break;
         }
         case EvType::Check:
@@ -1611,6 +1638,21 @@ void World::byz_receive(Node& b, const Shared& bytes) {
 }
 
 void World::byz_emit(Node& b, Step&& step) {
+    if (!b.up) return;
+    if (b.dying) {
+        // The crash-stop node's last step: each message to a random part of its
+        // receivers, then nothing more, ever.
+        for (const auto& m : step.messages) {
+            const std::vector<NodeId> targets = m.to ? std::vector<NodeId>{*m.to} : others(b.id);
+            for (NodeId to : targets)
+                if (net_.chance(0.5)) send(b.id, to, m.envelope);
+        }
+        if (!step.messages.empty()) {
+            b.dying = false;
+            b.up = false;
+        }
+        return;
+    }
     for (const auto& m : step.messages) adversary(b).forward(m);
 }
 

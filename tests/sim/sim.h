@@ -114,6 +114,8 @@ struct SeedParams {
     std::vector<Partition> partitions;
     std::vector<NodeId> slow_nodes;
     std::uint64_t batch_ms = 0;  // SimOptions::batch_ms as drawn
+    /// crash-stop nodes and the logical ms at which each stops for good.
+    std::vector<std::pair<NodeId, std::uint64_t>> stops;
     std::string describe() const;
 };
 

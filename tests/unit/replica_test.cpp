@@ -393,6 +393,25 @@ TEST(Replica, n7_commits_with_two_crashed_nodes) {
     net.expect_agreement();
 }
 
+TEST(Replica, stall_report_names_a_joined_epochs_undecided_agreements) {
+    // describe_pending() is what tobd logs when no epoch is applied for a while.
+    Net net(7, 5);
+    net.crash(5);
+    net.crash(6);
+    EXPECT_EQ(net.node(0).replica->describe_pending(), "");
+    Request req = net.request(1, 1, "k", "v");
+    net.submit(0, req);
+    ASSERT_TRUE(net.run([&] { return net.node(0).replica->stats().highest_joined >= 1; }));
+    const std::string pending = net.node(0).replica->describe_pending();
+    EXPECT_NE(pending.find("epoch 1:"), std::string::npos) << pending;
+    // Node 0 holds its own block; nobody's agreement has decided yet.
+    EXPECT_NE(pending.find("p0[B"), std::string::npos) << pending;
+    EXPECT_NE(pending.find("aba5: r0"), std::string::npos) << pending;
+    ASSERT_TRUE(net.run([&] { return net.all_committed({req}, {0, 1, 2, 3, 4}); }));
+    ASSERT_TRUE(net.settle());
+    for (NodeId i = 0; i < 5; ++i) EXPECT_EQ(net.node(i).replica->describe_pending(), "") << i;
+}
+
 TEST(Replica, epoch_gap_joins_every_earlier_epoch) {
     // A node that sees a block for epoch 3 first joins epochs 1, 2 and 3 in order.
     Net net(4, 11);
