@@ -208,44 +208,6 @@ std::uint8_t BinaryAgreement::decision_vals() const {
     return it == rounds_.end() ? 0 : it->second.conf_vals;
 }
 
-std::string BinaryAgreement::describe() const {
-    auto opt = [](const std::optional<bool>& b) { return b ? std::string(*b ? "1" : "0") : "-"; };
-    std::string out = "r" + std::to_string(round_) + " in=" + opt(input_) + " est=" + opt(est_) +
-                      " dec=" + opt(decision_);
-    auto it = rounds_.find(round_);
-    if (it != rounds_.end()) {
-        const RoundState& rs = it->second;
-        // Sender masks: bit i set when sender i's message is counted.
-        std::uint64_t bval[2] = {0, 0}, aux[2] = {0, 0}, conf = 0;
-        for (NodeId i = 0; i < rs.votes.size() && i < 64; ++i) {
-            for (int b = 0; b < 2; ++b) {
-                if (rs.votes[i].bval & (1u << b)) bval[b] |= std::uint64_t{1} << i;
-                if (rs.votes[i].aux & (1u << b)) aux[b] |= std::uint64_t{1} << i;
-            }
-            if (rs.votes[i].conf) conf |= std::uint64_t{1} << i;
-        }
-        auto hex = [](std::uint64_t v) {
-            static const char* digits = "0123456789abcdef";
-            std::string h;
-            do {
-                h.insert(h.begin(), digits[v & 15]);
-                v >>= 4;
-            } while (v);
-            return h;
-        };
-        out += " bin=" + std::to_string(rs.bin_values) +
-               " sent(bval=" + std::to_string(rs.bval_sent) +
-               " aux=" + std::to_string(rs.aux_sent) + " conf=" + std::to_string(rs.conf_sent) +
-               ") bval0=" + hex(bval[0]) + " bval1=" + hex(bval[1]) + " aux0=" + hex(aux[0]) +
-               " aux1=" + hex(aux[1]) + " conf=" + hex(conf) + " vals=" + std::to_string(rs.vals) +
-               " conf_done=" + (rs.conf_done ? "1" : "0") +
-               " shares=" + std::to_string(rs.shares_valid.size()) + "+" +
-               std::to_string(rs.shares_pending.size()) + " coin=" + opt(rs.coin);
-    }
-    out += " term=" + std::to_string(term_count_[0]) + "/" + std::to_string(term_count_[1]);
-    return out;
-}
-
 bool BinaryAgreement::coin_share_released() const {
     auto it = rounds_.find(round_);
     return it != rounds_.end() && it->second.share_sent;

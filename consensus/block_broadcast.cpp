@@ -147,29 +147,6 @@ BlockBroadcast::Adopt BlockBroadcast::adopt(Step& step, const Certificate& c) {
     return Adopt::Adopted;
 }
 
-std::string BlockBroadcast::describe(Epoch e) const {
-    const auto* st = find(e);
-    if (!st) return " (no block state)";
-    std::string out;
-    for (NodeId j = 0; j < params_.n; ++j) {
-        out += " p" + std::to_string(j) + "[";
-        auto acc = st->accepted.find(j);
-        out += acc == st->accepted.end() ? "-" : (holds(acc->second) ? "B" : "b");
-        std::uint64_t mask = 0;
-        for (const auto& [key, votes] : st->seen) {
-            if (key.first != j) continue;
-            for (const auto& [sender, sig] : votes) {
-                if (sender < 64) mask |= std::uint64_t{1} << sender;
-            }
-        }
-        out += " seen=" + std::to_string(mask);
-        auto c = st->certs.find(j);
-        if (c != st->certs.end()) out += holds(c->second.digest) ? " C" : " C-noblock";
-        out += "]";
-    }
-    return out;
-}
-
 const Certificate* BlockBroadcast::cert(Epoch e, NodeId j) const {
     const auto* st = find(e);
     if (!st) return nullptr;

@@ -110,19 +110,4 @@ std::size_t EpochSubset::rounds_held() const {
     return n;
 }
 
-std::string EpochSubset::describe(Epoch e) const {
-    auto it = epochs_.find(e);
-    if (it == epochs_.end()) return {};
-    std::string out;
-    for (const auto& [j, aba] : it->second.aba) {
-        if (aba->terminated()) {
-            out += " aba" + std::to_string(j) + "=" + (*aba->decision() ? "1" : "0");
-        } else {
-            out += "\n  aba" + std::to_string(j) + ": " + aba->describe();
-        }
-    }
-    if (it->second.zeros_input) out += " (zeros input)";
-    return out;
-}
-
 }  // namespace tob::consensus

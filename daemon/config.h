@@ -122,7 +122,7 @@ struct LocalLimits {
     std::optional<std::uint32_t> message_bytes_max;
     // The memory budget of the node in MiB: every daemon queue, cache and table
     // gets a bound in bytes derived from it (daemon/memory_budget.h, docs/memory.md).
-    std::uint32_t memory_max_mb = 1024;
+    std::uint32_t memory_max_mb = 2048;
     // Bytes per second one client source (Curve key, or connection without Curve)
     // may send this node; beyond it frames are answered Overloaded before any
     // check (daemon/client_rate.h). The burst is max(this, request_bytes_max).

@@ -37,13 +37,17 @@ std::variant<MemoryBudget, std::string> derive_memory_budget(const MemoryBudgetI
     b.frame_max = std::uint64_t{in.message_bytes_max} + kFrameOverhead;
 
     // ZeroMQ receive side: one pipe per peer on the SUB and on the member ROUTER.
+    // Two frames at least: with a receive high-water mark of 1 libzmq's member
+    // ROUTER stopped delivering frames for good (every unicast of a 7-node cluster
+    // lost, its sockets' receive queues full and unread: faults_crash_stop_n7),
+    // as the client ROUTER did for Curve clients below.
     const std::uint64_t hwm = (m / 4) / (2 * peers * b.frame_max);
-    if (hwm < 1) {
+    if (hwm < 2) {
         return "memory_max_mb: " + std::to_string(in.memory_max_mb) +
-               " MiB cannot hold one frame of message_bytes_max (" +
+               " MiB cannot hold two frames of message_bytes_max (" +
                std::to_string(in.message_bytes_max) + " bytes) per peer connection (" +
                std::to_string(2 * peers) + " connections in a quarter of the budget); raise " +
-               "memory_max_mb to at least " + mib(8 * peers * b.frame_max + (1u << 20)) +
+               "memory_max_mb to at least " + mib(16 * peers * b.frame_max + (1u << 20)) +
                " or lower message_bytes_max";
     }
     b.member_recv_hwm = static_cast<int>(std::min<std::uint64_t>(hwm, 20000));

@@ -15,7 +15,8 @@
 //   client byte rates       1/256 one token bucket per client source
 //
 // derive_memory_budget refuses a budget in which a bound cannot hold one frame
-// of the size honest peers may send (the error says what to change).
+// of the size honest peers may send, or a ZeroMQ receive queue two (libzmq's
+// ROUTER stops delivering at a high-water mark of 1); the error says what to change.
 
 #include <cstdint>
 #include <string>
@@ -28,7 +29,7 @@ struct NodeConfig;
 struct ClusterConfig;
 
 struct MemoryBudgetInput {
-    std::uint64_t memory_max_mb = 1024;
+    std::uint64_t memory_max_mb = 2048;
     std::uint32_t n = 4;                          // members
     std::uint32_t message_bytes_max = 16u << 20;  // the node's receive cap on one frame
     std::uint32_t request_bytes_max = 1u << 20;   // one client request

@@ -311,7 +311,13 @@ class AttackRun(Run):
         self.net = self.c.net
         os.makedirs(self.c.dir, exist_ok=True)
         self.c.create(protocol)
-        for key, value in (limits or {}).items():
+        # The nodes' memory budget is the RSS budget the scenario is judged by
+        # (--budget-mb, default 1024 MiB), unless the scenario sets its own; at
+        # least what two 16 MiB frames per peer pipe need (docs/memory.md: about
+        # 256 MiB per peer), which 1024 MiB is not for 6 members.
+        floor_mb = 256 * (self.n - 1) + 2
+        limits = {"memory_max_mb": max(self.budget_mb, floor_mb), **(limits or {})}
+        for key, value in limits.items():
             for i in range(self.n):
                 path = self.c.config_path(i)
                 with open(path) as f:

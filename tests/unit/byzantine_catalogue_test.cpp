@@ -52,7 +52,7 @@ TEST(ByzantineCatalogue, EveryEnumeratorHasExactlyOneEntryWithAUniqueName) {
         EXPECT_FALSE(info.summary.empty()) << info.name;
         EXPECT_EQ(info.summary.find('\n'), std::string::npos) << info.name;
     }
-    for (std::uint8_t v = 0; v <= static_cast<std::uint8_t>(Byzantine::CorruptSnapshot); ++v)
+    for (std::uint8_t v = 0; v <= static_cast<std::uint8_t>(Byzantine::CrashStop); ++v)
         EXPECT_EQ(behaviours.count(static_cast<Byzantine>(v)), 1u) << int(v);
 }
 
@@ -64,7 +64,7 @@ TEST(ByzantineCatalogue, HarnessColumnsMatchTheImplementations) {
         names_of(ByzantineHarness::Tobsim),
         (std::set<std::string>{"silent", "equivocate", "conflicting-seen", "lying-aba", "bad-coin",
                                "forge", "replay", "junk", "forge-request", "window-edge",
-                               "withhold", "lying-commit", "corrupt-snapshot"}));
+                               "withhold", "lying-commit", "corrupt-snapshot", "crash-stop"}));
     EXPECT_EQ(names_of(ByzantineHarness::Tobd),
               (std::set<std::string>{"silent", "equivocate", "conflicting-seen", "lying-aba",
                                      "bad-coin", "replay", "collude", "corrupt-snapshot"}));
@@ -72,13 +72,14 @@ TEST(ByzantineCatalogue, HarnessColumnsMatchTheImplementations) {
 
 // tobsim draws each faulty node's behaviours from its list in catalogue order: the
 // order of the first twelve is what old seeds replay with; corrupt-snapshot came
-// after them.
+// after them, then crash-stop (which "all" leaves out: tests/sim/sim.cpp).
 TEST(ByzantineCatalogue, SimulatorOrderIsTheSeedReplayOrder) {
     const auto sim = byzantine_behaviours(ByzantineHarness::Tobsim);
-    ASSERT_EQ(sim.size(), 13u);
+    ASSERT_EQ(sim.size(), 14u);
     EXPECT_EQ(sim.front(), Byzantine::Silent);
     EXPECT_EQ(sim[11], Byzantine::LyingCommit);
-    EXPECT_EQ(sim.back(), Byzantine::CorruptSnapshot);
+    EXPECT_EQ(sim[12], Byzantine::CorruptSnapshot);
+    EXPECT_EQ(sim.back(), Byzantine::CrashStop);
     EXPECT_TRUE(std::is_sorted(sim.begin(), sim.end()));
 }
 

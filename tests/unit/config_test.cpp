@@ -611,17 +611,17 @@ TEST_F(ConfigTest, node_local_limits_and_options) {
 
 TEST_F(ConfigTest, memory_max_mb_is_read_and_a_budget_that_cannot_hold_a_frame_is_refused) {
     const Testnet net = make_testnet();
-    edit(node_config(net, 0), "memory_max_mb = 1024", "memory_max_mb = 2048");
+    edit(node_config(net, 0), "memory_max_mb = 2048", "memory_max_mb = 3072");
     auto node = load_node_config(node_config(net, 0));
     ASSERT_TRUE(node.ok()) << joined(node.errors);
-    EXPECT_EQ(node.value->limits.memory_max_mb, 2048u);
+    EXPECT_EQ(node.value->limits.memory_max_mb, 3072u);
     EXPECT_TRUE(load_and_check(node_config(net, 0)).ok());
 
-    // 64 MiB cannot hold one 16 MiB frame per peer connection in its ZeroMQ share.
-    edit(node_config(net, 0), "memory_max_mb = 2048", "memory_max_mb = 64");
+    // 64 MiB cannot hold two 16 MiB frames per peer connection in its ZeroMQ share.
+    edit(node_config(net, 0), "memory_max_mb = 3072", "memory_max_mb = 64");
     auto loaded = load_and_check(node_config(net, 0));
     ASSERT_FALSE(loaded.ok());
-    EXPECT_TRUE(any_contains(loaded.errors, "limits.memory_max_mb: 64 MiB cannot hold one frame"))
+    EXPECT_TRUE(any_contains(loaded.errors, "limits.memory_max_mb: 64 MiB cannot hold two frames"))
         << joined(loaded.errors);
 }
 
