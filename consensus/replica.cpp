@@ -317,7 +317,11 @@ void Replica::Impl::on_aba(Step& step, const Envelope& env, const Bytes& raw) {
         step.fault(env.sender, FaultKind::Malformed, "aba: " + bundle.error(), {raw});
         return;
     }
-    if (!in_window(e)) {
+    // A delivered epoch whose agreements a restart left undecided (the crash lost
+    // the last agreement messages of the step that applied it: resume()) still
+    // takes these messages, so that peers that need its votes can finish.
+    const bool late = e <= delivered() && rejoined.count(e) && subset.undecided(e) && can_sign(e);
+    if (!in_window(e) && !late) {
         ++stats.dropped_out_of_window;
         if (e <= delivered()) hint_commit(step, env.sender, e);
         return;
@@ -328,9 +332,13 @@ void Replica::Impl::on_aba(Step& step, const Envelope& env, const Bytes& raw) {
             return;
         }
     }
-    heard_from(step, e, env.sender);
-    ensure_abas(e);
-    if (!subset.open(e)) return;  // not voting in this epoch
+    if (late) {
+        hint_commit(step, env.sender, e);
+    } else {
+        heard_from(step, e, env.sender);
+        ensure_abas(e);
+        if (!subset.open(e)) return;  // not voting in this epoch
+    }
     for (const auto& m : bundle.value().messages) {
         run_subset(step, e, subset.handle(e, env.sender, m));
         if (stats.halted) return;
@@ -585,6 +593,7 @@ void Replica::Impl::prune() {
     // Blocks of pruned epochs go too (the proof history keeps its own copies).
     blocks.prune(retire, [this](Epoch e) { return e > delivered() || epochs.count(e) != 0; });
     subset.prune(retire);
+    std::erase_if(rejoined, retire);
     catchup.prune(delivered());
     heard.erase(heard.begin(), heard.upper_bound(delivered()));
 }
@@ -678,22 +687,6 @@ Step Replica::end_batch() {
 }
 
 std::optional<Bytes> Replica::latest_commit() const { return impl_->catchup.latest_commit(); }
-
-std::string Replica::describe_pending() const {
-    const auto& im = *impl_;
-    std::string out;
-    for (Epoch e = im.delivered() + 1; e <= im.proposed_upto && e <= im.window_end(); ++e) {
-        out += "epoch " + std::to_string(e) + ":" + im.blocks.describe(e);
-        auto h = im.heard.find(e);
-        if (h != im.heard.end()) {
-            out += " heard=";
-            for (NodeId i : h->second) out += std::to_string(i) + ",";
-        }
-        out += im.subset.open(e) ? im.subset.describe(e) : " (no agreements)";
-        out += "\n";
-    }
-    return out;
-}
 
 bool Replica::holds_block(const Digest& body_digest) const {
     return impl_->blocks.holds(body_digest);
