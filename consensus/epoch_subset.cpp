@@ -77,6 +77,15 @@ void EpochSubset::restore(Epoch e, const std::map<NodeId, std::vector<AbaMessage
     if (ones >= params_.n - params_.t) st.zeros_input = true;
 }
 
+bool EpochSubset::undecided(Epoch e) const {
+    auto it = epochs_.find(e);
+    if (it == epochs_.end()) return false;
+    for (const auto& [j, aba] : it->second.aba) {
+        if (!aba->terminated()) return true;
+    }
+    return false;
+}
+
 std::optional<std::vector<NodeId>> EpochSubset::outcome(Epoch e) const {
     auto it = epochs_.find(e);
     if (it == epochs_.end() || it->second.aba.empty()) return std::nullopt;

@@ -93,6 +93,11 @@ class EpochSubset {
     /// messages this node signed, per proposer in signing order.
     void restore(Epoch e, const std::map<NodeId, std::vector<AbaMessage>>& sent);
 
+    /// Whether epoch e's instances exist and one of them has not decided (at this
+    /// node: after a restart that lost its last agreement messages, a delivered
+    /// epoch can be in that state; see Replica::Impl::resume).
+    bool undecided(Epoch e) const;
+
     /// Once all n instances decided: S in output order (rotated by e).
     std::optional<std::vector<NodeId>> outcome(Epoch e) const;
 

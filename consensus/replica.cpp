@@ -317,7 +317,11 @@ void Replica::Impl::on_aba(Step& step, const Envelope& env, const Bytes& raw) {
         step.fault(env.sender, FaultKind::Malformed, "aba: " + bundle.error(), {raw});
         return;
     }
-    if (!in_window(e)) {
+    // A delivered epoch whose agreements a restart left undecided (the crash lost
+    // the last agreement messages of the step that applied it: resume()) still
+    // takes these messages, so that peers that need its votes can finish.
+    const bool late = e <= delivered() && rejoined.count(e) && subset.undecided(e) && can_sign(e);
+    if (!in_window(e) && !late) {
         ++stats.dropped_out_of_window;
         if (e <= delivered()) hint_commit(step, env.sender, e);
         return;
@@ -328,9 +332,13 @@ void Replica::Impl::on_aba(Step& step, const Envelope& env, const Bytes& raw) {
             return;
         }
     }
-    heard_from(step, e, env.sender);
-    ensure_abas(e);
-    if (!subset.open(e)) return;  // not voting in this epoch
+    if (late) {
+        hint_commit(step, env.sender, e);
+    } else {
+        heard_from(step, e, env.sender);
+        ensure_abas(e);
+        if (!subset.open(e)) return;  // not voting in this epoch
+    }
     for (const auto& m : bundle.value().messages) {
         run_subset(step, e, subset.handle(e, env.sender, m));
         if (stats.halted) return;
@@ -585,6 +593,7 @@ void Replica::Impl::prune() {
     // Blocks of pruned epochs go too (the proof history keeps its own copies).
     blocks.prune(retire, [this](Epoch e) { return e > delivered() || epochs.count(e) != 0; });
     subset.prune(retire);
+    std::erase_if(rejoined, retire);
     catchup.prune(delivered());
     heard.erase(heard.begin(), heard.upper_bound(delivered()));
 }

@@ -46,7 +46,10 @@
 //    at most 4·W epochs below the delivered one.
 //  - Restart. recover() refills the sign-log and every unit from the durable
 //    records and resumes the open epochs where they were, re-publishing what was
-//    signed and never signing it differently.
+//    signed and never signing it differently. The agreements of delivered, not yet
+//    stable epochs are rebuilt too: one a crash left undecided (the epoch applied,
+//    the step's last AUX/TERM lost) keeps taking that epoch's messages until it
+//    decides again (docs/protocol.md, "Repair": agreements after a restart).
 //  - Invariants of its own code are TOB_CHECKs (consensus/check.h): they stop
 //    the process even in release builds.
 //

@@ -1,7 +1,7 @@
 #pragma once
 // The Replica's inside, shared by consensus/replica.cpp (routing, the join rule,
 // delivery, Step assembly) and consensus/replica_recover.cpp (rebuilding after a
-// restart, memory reports). Not part of the library's interface: include
+// restart, memory and stall reports). Not part of the library's interface: include
 // consensus/replica.h instead. The protocol and the Replica's own rules are in
 // the essay of consensus/replica.h; each sub-protocol's in its header.
 
@@ -49,6 +49,9 @@ struct Replica::Impl {
     /// The join rule: members other than this node heard from (a valid block,
     /// SEEN or agreement message) per epoch of the window.
     std::map<Epoch, std::set<NodeId>> heard;
+    /// Delivered epochs whose agreements resume() rebuilt after a restart: on_aba
+    /// keeps feeding them while one is undecided (docs/protocol.md, "Repair").
+    std::set<Epoch> rejoined;
 
     std::uint64_t now = 0;
     /// Agreement messages produced during the current input, per epoch: signed and

@@ -1,5 +1,5 @@
 // Replica: rebuilding after a restart from the durable records (docs/protocol.md,
-// "Safety rules": the sign-log), and the memory report.
+// "Safety rules": the sign-log), and the memory and stall reports.
 
 #include "consensus/codec.h"
 #include "consensus/replica_impl.h"
@@ -116,13 +116,27 @@ void Replica::Impl::recover_signed(const Bytes& raw, SentAba& aba_sent) {
 
 void Replica::Impl::resume(Step& step, SentAba& aba_sent) {
     std::vector<Epoch> open;
+    std::vector<Epoch> kept;
     for (const auto& [e, st] : epochs) {
-        if (e > delivered()) open.push_back(e);
+        (e > delivered() ? open : kept).push_back(e);
     }
     // Rebuild the ABA instances of open epochs from what this node signed.
     for (Epoch e : open) {
         ensure_abas(e);
         subset.restore(e, aba_sent[e]);
+    }
+    // And those of the delivered epochs still re-published (not stable). The state
+    // machine's write of an epoch is durable on its own, before the step's records:
+    // a crash in between leaves the epoch applied while the agreement messages that
+    // step signed last (AUX, TERM) and its COMMIT are lost, never sent. Such an
+    // instance is undecided here, and on_aba keeps feeding it until it decides
+    // again, so that peers which need this node's votes can finish the epoch (with
+    // a crash-stopped peer, nobody else can give them the n - t AUX or the t + 1
+    // COMMITs). An instance whose TERM is logged stays decided and silent.
+    for (Epoch e : kept) {
+        ensure_abas(e);
+        subset.restore(e, aba_sent[e]);
+        if (subset.undecided(e)) rejoined.insert(e);
     }
     // A crash between signing our block and signing its SEEN (a torn step)
     // leaves the block without our SEEN: sign it now (the block is durable).
@@ -172,6 +186,22 @@ ReplicaMemory Replica::memory() const {
         for (const auto& [kind, env] : st.republish) m.republish_bytes += env.size();
     }
     return m;
+}
+
+std::string Replica::describe_pending() const {
+    const auto& im = *impl_;
+    std::string out;
+    for (Epoch e = im.delivered() + 1; e <= im.proposed_upto && e <= im.window_end(); ++e) {
+        out += "epoch " + std::to_string(e) + ":" + im.blocks.describe(e);
+        auto h = im.heard.find(e);
+        if (h != im.heard.end()) {
+            out += " heard=";
+            for (NodeId i : h->second) out += std::to_string(i) + ",";
+        }
+        out += im.subset.open(e) ? im.subset.describe(e) : " (no agreements)";
+        out += "\n";
+    }
+    return out;
 }
 
 }  // namespace tob::consensus

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 
 #include "consensus/codec.h"
 #include "consensus/fast_crypto.h"
@@ -131,8 +132,19 @@ class Net {
         if (nodes_[i].up) execute(i, nodes_[i].replica->handle_request(r, now_));
     }
 
+    /// The next step for which `when` is true is torn: the process dies inside it.
+    /// The state machine's writes (MemoryKvStorage) are kept, as the daemon's KV
+    /// commit is durable on its own; none of the step's records reach the disk
+    /// and none of its messages leave.
+    void tear_step(std::function<bool(NodeId, const Step&)> when) { tear_ = std::move(when); }
+
     void execute(NodeId i, Step&& step) {
         Node& nd = nodes_[i];
+        if (tear_ && tear_(i, step)) {
+            tear_ = nullptr;
+            crash(i);
+            return;
+        }
         for (auto& rec : step.persist) {
             if (rec.type == DurableRecord::Type::HighWater) {
                 nd.high_water = std::max(nd.high_water, rec.epoch);
@@ -342,6 +354,7 @@ class Net {
     std::uint32_t n_;
     std::mt19937_64 rng_;
     std::function<void(ReplicaConfig&)> tweak_;
+    std::function<bool(NodeId, const Step&)> tear_;
     std::shared_ptr<const FastWorld> world_;
     Digest chain_{};
     std::vector<Node> nodes_;
@@ -391,6 +404,77 @@ TEST(Replica, n7_commits_with_two_crashed_nodes) {
     if (!ok) net.dump();
     ASSERT_TRUE(ok);
     net.expect_agreement();
+}
+
+TEST(Replica, applied_epoch_with_lost_agreement_messages_is_finished_after_restart) {
+    // tobsim crash-stop seed 179. n = 4 with node 3 down for good: every agreement
+    // needs the AUX of each of nodes 0, 1 and 2. Node 2 dies inside the step in
+    // which it sends its AUX of epoch 1's last agreement, decides it and applies
+    // the epoch: the state machine's write is durable, but the step's AUX, TERM and
+    // COMMIT never leave and are not in its sign-log. After the restart node 2 has
+    // delivered epoch 1; nodes 0 and 1 still wait for its AUX, and no COMMIT of
+    // epoch 1 exists for them to catch up with. Node 2 must take part in epoch 1's
+    // agreements again.
+    for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+        Net net(4, seed);
+        net.crash(3);
+        // Node 2 gets node 1's BVALs for proposer 3 only after the AUXes of nodes 0
+        // and 1 in that round: its own AUX then leaves in the step that decides.
+        std::map<Round, std::set<NodeId>> aux_at_2;
+        auto filter = [&](const Msg& m) {
+            if (m.to != 2) return true;
+            auto env = decode_envelope(m.bytes, Limits{});
+            if (!env || env.value().kind != Kind::Aba || env.value().epoch != 1) return true;
+            auto bundle = decode_aba_bundle(env.value().body, Limits{});
+            if (!bundle) return true;
+            std::set<Round> bval;
+            std::set<Round> aux;
+            for (const auto& a : bundle.value().messages) {
+                if (a.proposer != 3) continue;
+                if (a.type == AbaType::Bval) bval.insert(a.round);
+                if (a.type == AbaType::Aux) aux.insert(a.round);
+            }
+            if (m.from == 1) {
+                for (Round r : bval) {
+                    if (!aux.count(r) && aux_at_2[r].size() < 2) return false;
+                }
+            }
+            for (Round r : aux) aux_at_2[r].insert(m.from);
+            return true;
+        };
+        bool torn = false;
+        bool aux_lost = false;
+        bool peers_behind = false;
+        net.tear_step([&](NodeId i, const Step& step) {
+            if (i != 2 || step.committed.empty() || step.committed.front().epoch != 1) {
+                return false;
+            }
+            torn = true;
+            for (const auto& m : step.messages) {
+                auto env = decode_envelope(m.envelope, Limits{});
+                if (!env || env.value().kind != Kind::Aba) continue;
+                auto bundle = decode_aba_bundle(env.value().body, Limits{});
+                for (const auto& a : bundle.value().messages) {
+                    aux_lost |= a.type == AbaType::Aux && a.proposer == 3;
+                }
+            }
+            peers_behind =
+                net.node(0).replica->delivered() == 0 && net.node(1).replica->delivered() == 0;
+            return true;
+        });
+        Request req = net.request(1, 1, "k", "v");
+        net.submit(0, req);
+        ASSERT_TRUE(net.run([&] { return torn; }, 10000, filter)) << "seed " << seed;
+        ASSERT_TRUE(aux_lost) << "seed " << seed;
+        ASSERT_TRUE(peers_behind) << "seed " << seed;
+        ASSERT_EQ(net.node(2).kv->last_applied(), 1u) << "seed " << seed;
+        net.restart(2);
+        ASSERT_EQ(net.node(2).replica->delivered(), 1u) << "seed " << seed;
+        bool ok = net.run([&] { return net.all_committed({req}, {0, 1, 2}); }, 30000);
+        if (!ok) net.dump();
+        EXPECT_TRUE(ok) << "seed " << seed;
+        net.expect_agreement();
+    }
 }
 
 TEST(Replica, stall_report_names_a_joined_epochs_undecided_agreements) {
