@@ -188,20 +188,4 @@ ReplicaMemory Replica::memory() const {
     return m;
 }
 
-std::string Replica::describe_pending() const {
-    const auto& im = *impl_;
-    std::string out;
-    for (Epoch e = im.delivered() + 1; e <= im.proposed_upto && e <= im.window_end(); ++e) {
-        out += "epoch " + std::to_string(e) + ":" + im.blocks.describe(e);
-        auto h = im.heard.find(e);
-        if (h != im.heard.end()) {
-            out += " heard=";
-            for (NodeId i : h->second) out += std::to_string(i) + ",";
-        }
-        out += im.subset.open(e) ? im.subset.describe(e) : " (no agreements)";
-        out += "\n";
-    }
-    return out;
-}
-
 }  // namespace tob::consensus
