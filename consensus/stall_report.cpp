@@ -2,6 +2,7 @@
 // applied for a while, one unit's view at a time. Read-only; nothing here reaches
 // the protocol's output.
 
+#include <cstdio>
 #include <string>
 
 #include "consensus/binary_agreement.h"
@@ -28,13 +29,9 @@ std::string BinaryAgreement::describe() const {
             if (rs.votes[i].conf) conf |= std::uint64_t{1} << i;
         }
         auto hex = [](std::uint64_t v) {
-            static const char* digits = "0123456789abcdef";
-            std::string h;
-            do {
-                h.insert(h.begin(), digits[v & 15]);
-                v >>= 4;
-            } while (v);
-            return h;
+            char text[17];
+            std::snprintf(text, sizeof text, "%llx", static_cast<unsigned long long>(v));
+            return std::string(text);
         };
         out += " bin=" + std::to_string(rs.bin_values) +
                " sent(bval=" + std::to_string(rs.bval_sent) +

@@ -1358,6 +1358,16 @@ Issue59Result run_issue59(AbaParams::TestKnobs k, bool x_sends_conf, Epoch epoch
     return res;
 }
 
+// After the attack: every message delivered in an order seeded by the epoch; true
+// if every honest node then decided, all the same value.
+bool finish_issue59(Issue59Result& res, Epoch e) {
+    std::mt19937_64 rng(e);
+    res.net.deliver_all_random(rng);
+    EXPECT_TRUE(res.net.all_honest_decided());
+    EXPECT_FALSE(res.net.disagreement());
+    return res.net.all_honest_decided() && !res.net.disagreement();
+}
+
 TEST(BinaryAgreement, aba_issue59_without_conf_never_terminates) {
     for (Epoch e = 0; e < 5; ++e) {
         AbaParams::TestKnobs k = every_round();
@@ -1381,10 +1391,7 @@ TEST(BinaryAgreement, aba_issue59_with_conf_terminates) {
         EXPECT_NO_VIOLATIONS(res.net);
         EXPECT_TRUE(res.decided_in_attack);
         EXPECT_LE(res.rounds, 12u) << "decides within a few rounds under the same adversary";
-        std::mt19937_64 rng(e);
-        res.net.deliver_all_random(rng);
-        EXPECT_TRUE(res.net.all_honest_decided());
-        EXPECT_FALSE(res.net.disagreement());
+        finish_issue59(res, e);
         sum += res.rounds + 1;
         worst = std::max(worst, res.rounds + 1);
     }
@@ -1424,13 +1431,8 @@ TEST(BinaryAgreement, aba_issue59_adversary_that_also_sends_conf_terminates) {
         EXPECT_GT(res.rounds, res.fallback_rounds)
             << "in some round the adversary learned s before b's CONF wait ended";
         EXPECT_LE(res.rounds, kRoundBound);
-        std::mt19937_64 rng(e);
-        res.net.deliver_all_random(rng);
-        EXPECT_TRUE(res.net.all_honest_decided());
-        EXPECT_FALSE(res.net.disagreement());
-        if (res.decided_in_attack && res.net.all_honest_decided() && !res.net.disagreement()) {
-            ++decided;
-        }
+        const bool agreed = finish_issue59(res, e);
+        if (res.decided_in_attack && agreed) ++decided;
         sum += res.rounds + 1;
         worst = std::max(worst, res.rounds + 1);
     }
@@ -1460,13 +1462,8 @@ TEST(BinaryAgreement, aba_issue59_adversary_with_fixed_coin_rounds_terminates) {
         EXPECT_NO_VIOLATIONS(res.net);
         EXPECT_TRUE(res.decided_in_attack) << "an honest node decides while the attack runs";
         EXPECT_LE(res.rounds, kRoundBound);
-        std::mt19937_64 rng(e);
-        res.net.deliver_all_random(rng);
-        EXPECT_TRUE(res.net.all_honest_decided());
-        EXPECT_FALSE(res.net.disagreement());
-        if (res.decided_in_attack && res.net.all_honest_decided() && !res.net.disagreement()) {
-            ++decided;
-        }
+        const bool agreed = finish_issue59(res, e);
+        if (res.decided_in_attack && agreed) ++decided;
         // Rounds 0 and 1 have fixed coins: the adversary kept the split through both.
         if (res.rounds >= 2) ++split_fixed_rounds;
         sum += res.rounds + 1;
