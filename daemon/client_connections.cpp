@@ -1,27 +1,106 @@
-// ClientConnections: the client ROUTER's connection count (client_connections.h).
+// ClientConnections: the client ROUTER's connection slots (client_connections.h).
 
 #include "daemon/client_connections.h"
 
 namespace tob::daemon {
 
-bool ClientConnections::on_accepted(int fd, const std::string& address) {
+ClientConnections::Accepted ClientConnections::on_accepted(int fd, const std::string& address,
+                                                           std::uint64_t now_ms) {
     on_disconnected(fd);  // a descriptor reused before its DISCONNECTED was seen
-    if (by_fd_.size() >= total_max_ || open_from(address) >= per_address_max_) {
+    Accepted out;
+    if (open_from(address) >= per_address_max_) {
         refused_.insert(fd);  // until libzmq reports it gone
-        return false;
+        return out;
     }
-    by_fd_.emplace(fd, address);
+    if (by_fd_.size() >= total_max_) {
+        out.evicted = victim(address, now_ms);
+        if (out.evicted < 0) {
+            refused_.insert(fd);
+            return out;
+        }
+        drop(out.evicted);
+        refused_.insert(out.evicted);
+    }
+    by_fd_.emplace(fd, Held{address, next_order_++, 0, false, {}});
     ++by_address_[address];
-    return true;
+    out.held = true;
+    return out;
+}
+
+int ClientConnections::victim(const std::string& newcomer, std::uint64_t now_ms) const {
+    // Unearned connections per address. The heaviest address gives way, its
+    // oldest connection first (map order makes ties deterministic), but only when
+    // the swap leaves the newcomer's address strictly lighter than that address
+    // was: the slots tend to an even share per address instead of churning
+    // between addresses that already hold as many each.
+    std::map<std::string, std::size_t> unearned;
+    for (const auto& [fd, h] : by_fd_)
+        if (!earned(h, now_ms)) ++unearned[h.address];
+    const std::string* heaviest = nullptr;
+    std::size_t most = 0;
+    for (const auto& [address, count] : unearned) {
+        if (count > most) {
+            most = count;
+            heaviest = &address;
+        }
+    }
+    const auto mine = unearned.find(newcomer);
+    const std::size_t own = mine == unearned.end() ? 0 : mine->second;
+    if (heaviest == nullptr || own + 1 >= most) return -1;
+    int fd_out = -1;
+    std::uint64_t oldest = 0;
+    for (const auto& [fd, h] : by_fd_) {
+        if (h.address != *heaviest || earned(h, now_ms)) continue;
+        if (fd_out < 0 || h.order < oldest) {
+            fd_out = fd;
+            oldest = h.order;
+        }
+    }
+    return fd_out;
+}
+
+void ClientConnections::drop(int fd) {
+    auto it = by_fd_.find(fd);
+    if (it == by_fd_.end()) return;
+    auto a = by_address_.find(it->second.address);
+    if (a != by_address_.end() && --a->second == 0) by_address_.erase(a);
+    if (!it->second.routing_id.empty()) {
+        auto r = fd_by_routing_id_.find(it->second.routing_id);
+        if (r != fd_by_routing_id_.end() && r->second == fd) fd_by_routing_id_.erase(r);
+    }
+    by_fd_.erase(it);
 }
 
 void ClientConnections::on_disconnected(int fd) {
     refused_.erase(fd);
+    drop(fd);
+}
+
+void ClientConnections::on_frame(int fd, const std::string& routing_id) {
     auto it = by_fd_.find(fd);
+    if (it == by_fd_.end() || it->second.routing_id == routing_id) return;
+    if (!it->second.routing_id.empty()) {
+        auto r = fd_by_routing_id_.find(it->second.routing_id);
+        if (r != fd_by_routing_id_.end() && r->second == fd) fd_by_routing_id_.erase(r);
+    }
+    it->second.routing_id = routing_id;
+    fd_by_routing_id_[routing_id] = fd;
+}
+
+void ClientConnections::credit(const std::string& routing_id, std::uint64_t now_ms) {
+    auto r = fd_by_routing_id_.find(routing_id);
+    if (r == fd_by_routing_id_.end()) return;
+    auto it = by_fd_.find(r->second);
     if (it == by_fd_.end()) return;
-    auto a = by_address_.find(it->second);
-    if (a != by_address_.end() && --a->second == 0) by_address_.erase(a);
-    by_fd_.erase(it);
+    it->second.credited = true;
+    it->second.credit_at = now_ms;
+}
+
+std::size_t ClientConnections::earned(std::uint64_t now_ms) const {
+    std::size_t n = 0;
+    for (const auto& [fd, h] : by_fd_)
+        if (earned(h, now_ms)) ++n;
+    return n;
 }
 
 std::size_t ClientConnections::open_from(const std::string& address) const {

@@ -1,27 +1,40 @@
 #pragma once
 // ClientConnections: how many connections the client ROUTER holds, in all and
-// per remote address, and which one to refuse (issue 11: "nothing grows with the
-// number of clients").
+// per remote address, and which one gives way when they are all taken (issue
+// 11: "nothing grows with the number of clients", and every source a fair share).
 //
 // ZeroMQ accepts every TCP connection on a bound socket and keeps, per
 // connection, up to its receive high-water mark of frames (client_hwm frames of
 // up to request_bytes_max + 1 KiB each). The transport watches the client
 // ROUTER's monitor: ACCEPTED (with the connection's file descriptor) and
 // DISCONNECTED (the same descriptor) pair up, so the set of open descriptors is
-// exact. A connection that would take the count over `total_max`, or its remote
-// address over `per_address_max`, is refused: the transport shuts its socket
-// down, libzmq sees the end of the stream and drops it (DISCONNECTED follows).
-// With the budget's client_hwm (daemon/memory_budget.h) the receive memory of
-// all client connections together is then at most
-// total_max x client_hwm x client_frame_max bytes.
+// exact. The transport shuts a connection's socket down to drop it: libzmq sees
+// the end of the stream and drops it (DISCONNECTED follows). With the budget's
+// client_hwm (daemon/memory_budget.h) the receive memory of all client
+// connections together is then at most total_max x client_hwm x client_frame_max
+// bytes.
 //
-// One address may hold at most per_address_max of the slots, so one host cannot
-// take them all; a stranger with many addresses can still fill the slots (and
-// keep honest clients out of this node's client plane, not out of consensus: the
-// members talk over their own sockets), which costs it connections, not the
-// node memory.
+// Who keeps a slot. A connection *earns* its slot when a request it carried was
+// admitted (its signature checked, its client allowed, and it entered the pool or
+// was answered from the dedup table; `credit`); the slot stays earned for
+// `credit_ms` after the last such request. A new connection is refused when its
+// address already holds per_address_max slots. When all total_max slots are
+// taken, it takes the slot of a connection that has not earned one: of the
+// address holding the most such connections, the oldest there, provided the
+// newcomer's address then still holds fewer unearned slots than that address did
+// (so the slots tend to an even share per address, and addresses that already
+// hold equal shares do not churn them between each other); otherwise the
+// newcomer is refused. So a stranger who fills the slots from fewer addresses
+// than there are slots (two or more each) and sends nothing valid can no longer
+// keep clients out: an honest client's new connection displaces one of the
+// stranger's, and once it has had a request admitted no connection displaces it.
+// What is left (docs/attacks.md, connection_squat): a stranger with at least
+// total_max addresses, one slot each, still refuses newcomers until one of its
+// connections goes; and with open permissions a party that gets a request
+// admitted on each connection every credit_ms holds slots like that many clients.
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <set>
 #include <string>
@@ -31,14 +44,26 @@ namespace tob::daemon {
 
 class ClientConnections {
   public:
-    ClientConnections(std::size_t total_max, std::size_t per_address_max)
-        : total_max_(total_max), per_address_max_(per_address_max) {}
+    /// How long one admitted request keeps a connection's slot earned.
+    static constexpr std::uint64_t kCreditMsDefault = 30'000;
 
-    /// A connection was accepted on descriptor `fd` from `address`. False: it is
-    /// over a limit and must be refused (it does not count as held).
-    bool on_accepted(int fd, const std::string& address);
+    ClientConnections(std::size_t total_max, std::size_t per_address_max,
+                      std::uint64_t credit_ms = kCreditMsDefault)
+        : total_max_(total_max), per_address_max_(per_address_max), credit_ms_(credit_ms) {}
+
+    struct Accepted {
+        bool held = false;  // false: refused; the transport shuts `fd` down
+        int evicted = -1;   // >= 0: this held connection gave way; shut it down
+    };
+    /// A connection was accepted on descriptor `fd` from `address` at `now_ms`.
+    Accepted on_accepted(int fd, const std::string& address, std::uint64_t now_ms);
     /// The connection on `fd` is gone (unknown descriptors are ignored).
     void on_disconnected(int fd);
+    /// A frame arrived on `fd` under the ROUTER's `routing_id` (the id `credit`
+    /// names the connection by). Unknown descriptors are ignored.
+    void on_frame(int fd, const std::string& routing_id);
+    /// A request from the connection `routing_id` was admitted at `now_ms`.
+    void credit(const std::string& routing_id, std::uint64_t now_ms);
 
     /// Forgets every descriptor for which `still_open(fd, address)` is false (a
     /// DISCONNECTED event libzmq's monitor queue dropped when it was full would
@@ -46,8 +71,8 @@ class ClientConnections {
     template <typename StillOpen>
     std::size_t reconcile(StillOpen still_open) {
         std::vector<int> gone;
-        for (const auto& [fd, address] : by_fd_)
-            if (!still_open(fd, address)) gone.push_back(fd);
+        for (const auto& [fd, held] : by_fd_)
+            if (!still_open(fd, held.address)) gone.push_back(fd);
         for (int fd : refused_)
             if (!still_open(fd, std::string())) gone.push_back(fd);
         for (int fd : gone) on_disconnected(fd);
@@ -58,13 +83,32 @@ class ClientConnections {
     std::size_t refused_pending() const { return refused_.size(); }
     std::size_t open_from(const std::string& address) const;
     std::size_t total_max() const { return total_max_; }
+    /// Held connections whose slot is earned at `now_ms`.
+    std::size_t earned(std::uint64_t now_ms) const;
 
   private:
+    struct Held {
+        std::string address;
+        std::uint64_t order = 0;      // accept order: lower is older
+        std::uint64_t credit_at = 0;  // last admitted request (valid when credited)
+        bool credited = false;
+        std::string routing_id;  // empty until its first frame
+    };
+    bool earned(const Held& h, std::uint64_t now_ms) const {
+        return h.credited && now_ms < h.credit_at + credit_ms_;
+    }
+    // -1: no held connection gives way to a newcomer from `newcomer`.
+    int victim(const std::string& newcomer, std::uint64_t now_ms) const;
+    void drop(int fd);  // forget a held connection
+
     std::size_t total_max_;
     std::size_t per_address_max_;
-    std::map<int, std::string> by_fd_;  // bounded by the process's descriptor limit
+    std::uint64_t credit_ms_;
+    std::uint64_t next_order_ = 0;
+    std::map<int, Held> by_fd_;  // bounded by total_max_
     std::map<std::string, std::size_t> by_address_;
-    std::set<int> refused_;  // refused, not yet reported disconnected
+    std::map<std::string, int> fd_by_routing_id_;  // held connections that sent a frame
+    std::set<int> refused_;  // refused or evicted, not yet reported disconnected
 };
 
 }  // namespace tob::daemon

@@ -94,6 +94,7 @@ void ClientService::on_message(const std::string& id, const std::string& peer_ke
             reply(id, ErrorMsg{ErrorCode::Forbidden, *refused, {}});
             return;
         }
+        transport_.credit_client(id);
         reply(id, LocalValueMsg{kv_.last_applied(), kv_.read(get->key)});
         return;
     }
@@ -130,6 +131,7 @@ bool ClientService::on_verified(const VerifyResult& r, std::uint64_t now_ms) {
         return false;
     }
     if (kv_.committed(req.client, req.nonce)) {
+        transport_.credit_client(r.routing_id);
         answer_from_table(r.routing_id, req, rd);
         return false;
     }
@@ -172,6 +174,7 @@ bool ClientService::on_verified(const VerifyResult& r, std::uint64_t now_ms) {
         p.routing_ids.push_back(r.routing_id);
         pending_bytes_ += r.routing_id.size();
     }
+    transport_.credit_client(r.routing_id);  // the connection earned its slot
     return true;
 }
 

@@ -331,6 +331,10 @@ bool Transport::receive_client(std::vector<zmq::message_t>& parts, std::vector<I
         return true;
     }
     stats_.bytes_in += parts[2].size();
+    // The connection's descriptor, so that an admitted request can earn it its
+    // slot (daemon/client_connections.h).
+    const int fd = zmq_msg_get(parts[2].handle(), ZMQ_SRCFD);
+    if (fd >= 0) client_connections_.on_frame(fd, parts[0].to_string());
     // The ZAP handler's user id for this connection: the client's Curve key.
     const char* user = zmq_msg_gets(parts[2].handle(), "User-Id");
     out.push_back(Inbound{Inbound::Source::Client, parts[0].to_string(),

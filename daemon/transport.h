@@ -145,6 +145,7 @@ struct TransportStats {
     std::uint64_t link_redials = 0;                   // links the transport dialled again
     std::uint64_t client_connections = 0;             // open on the client ROUTER now
     std::uint64_t client_connections_refused = 0;     // shut down: over a connection limit
+    std::uint64_t client_connections_evicted = 0;     // shut down: gave way to a newcomer
     std::uint64_t client_connections_reconciled = 0;  // gone without a DISCONNECTED event
 };
 
@@ -189,6 +190,9 @@ class Transport {
     void broadcast(consensus::ByteView envelope);
     void send_to(consensus::NodeId peer, consensus::ByteView envelope);
     void send_client(const std::string& routing_id, consensus::ByteView body);
+    /// A request from the client connection `routing_id` was admitted: the
+    /// connection has earned its slot (daemon/client_connections.h).
+    void credit_client(const std::string& routing_id);
 
     std::uint32_t peers_connected() const { return static_cast<std::uint32_t>(connected_.size()); }
     bool curve() const { return opt_.curve.has_value(); }

@@ -23,6 +23,12 @@ constexpr int kServerEvents = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
 constexpr int kLinkEvents = kServerEvents | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
                             ZMQ_EVENT_CONNECT_RETRIED;
 
+std::uint64_t now_ms() {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+            .count());
+}
+
 bool handshake_failed(std::uint16_t event) {
     return event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
            event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
@@ -135,17 +141,30 @@ void Transport::drain_monitor(Monitor& monitor) {
 void Transport::on_client_connection(std::uint16_t event, int fd) {
     if (event == ZMQ_EVENT_DISCONNECTED) {
         client_connections_.on_disconnected(fd);
-    } else if (!client_connections_.on_accepted(fd, remote_address(fd))) {
-        // Over a limit: end the stream; libzmq drops the connection (and reports
-        // DISCONNECTED, which frees the slot). shutdown() does not close the
-        // descriptor, so it cannot hit a file libzmq has not closed itself.
-        // The descriptor is checked to still be a connection to the client port:
-        // libzmq may have closed it and the number may name another socket now.
+        stats_.client_connections = client_connections_.open();
+        return;
+    }
+    const auto accepted = client_connections_.on_accepted(fd, remote_address(fd), now_ms());
+    // Over a limit, or a held connection giving way: end its stream; libzmq drops
+    // the connection (and reports DISCONNECTED, which frees the slot). shutdown()
+    // does not close the descriptor, so it cannot hit a file libzmq has not closed
+    // itself. The descriptor is checked to still be a connection to the client
+    // port: libzmq may have closed it and the number may name another socket now.
+    const int port = client_port();
+    if (!accepted.held) {
         ++stats_.client_connections_refused;
-        const int port = client_port();
         if (port > 0 && local_port(fd) == port) ::shutdown(fd, SHUT_RDWR);
     }
+    if (accepted.evicted >= 0) {
+        ++stats_.client_connections_evicted;
+        if (port > 0 && local_port(accepted.evicted) == port)
+            ::shutdown(accepted.evicted, SHUT_RDWR);
+    }
     stats_.client_connections = client_connections_.open();
+}
+
+void Transport::credit_client(const std::string& routing_id) {
+    client_connections_.credit(routing_id, now_ms());
 }
 
 int Transport::client_port() {
@@ -255,6 +274,12 @@ void Transport::publish(Registry& registry) {
                  "or client_connections_per_address_max")
         .inc(static_cast<double>(stats_.client_connections_refused -
                                  published_.client_connections_refused));
+    registry
+        .counter("tobd_client_connections_evicted_total",
+                 "Client connections shut down to make room for a new one: all slots were taken "
+                 "and this one had no request admitted recently")
+        .inc(static_cast<double>(stats_.client_connections_evicted -
+                                 published_.client_connections_evicted));
     registry
         .counter("tobd_client_connections_reconciled_total",
                  "Client connections found gone without their DISCONNECTED monitor event")

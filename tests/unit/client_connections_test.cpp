@@ -1,5 +1,6 @@
-// The client ROUTER's connection count (daemon/client_connections.h): the limits
-// in all and per address, and that disconnections give slots back.
+// The client ROUTER's connection slots (daemon/client_connections.h): the limits
+// in all and per address, that disconnections give slots back, and who gives way
+// when every slot is taken.
 
 #include "daemon/client_connections.h"
 
@@ -8,49 +9,147 @@
 namespace tob::daemon {
 namespace {
 
-TEST(ClientConnections, refuses_the_connection_over_the_total_and_frees_slots_on_disconnect) {
+TEST(ClientConnections, a_newcomer_over_the_total_takes_an_unearned_slot_and_frees_come_back) {
     ClientConnections c(3, 3);
-    EXPECT_TRUE(c.on_accepted(10, "10.0.0.1"));
-    EXPECT_TRUE(c.on_accepted(11, "10.0.0.2"));
-    EXPECT_TRUE(c.on_accepted(12, "10.0.0.3"));
-    EXPECT_FALSE(c.on_accepted(13, "10.0.0.4"));  // the fourth
-    EXPECT_EQ(c.open(), 3u);                      // a refused one is not held
-    EXPECT_EQ(c.refused_pending(), 1u);
-    c.on_disconnected(13);  // the refused one goes: it frees no slot
+    EXPECT_TRUE(c.on_accepted(10, "10.0.0.1", 0).held);
+    EXPECT_TRUE(c.on_accepted(11, "10.0.0.2", 0).held);
+    EXPECT_TRUE(c.on_accepted(12, "10.0.0.2", 0).held);
+    // The fourth: every slot is unearned; 10.0.0.2 holds the most, so its oldest
+    // connection gives way.
+    const auto fourth = c.on_accepted(13, "10.0.0.4", 0);
+    EXPECT_TRUE(fourth.held);
+    EXPECT_EQ(fourth.evicted, 11);
+    EXPECT_EQ(c.open(), 3u);             // the evicted one is not held
+    EXPECT_EQ(c.refused_pending(), 1u);  // until libzmq reports it gone
+    EXPECT_EQ(c.open_from("10.0.0.2"), 1u);
+    c.on_disconnected(11);
     EXPECT_EQ(c.open(), 3u);
     EXPECT_EQ(c.refused_pending(), 0u);
-    EXPECT_FALSE(c.on_accepted(15, "10.0.0.5"));
-    c.on_disconnected(15);
-    c.on_disconnected(10);
+    // Now every address holds one: a swap would not even the shares out, so the
+    // newcomer is refused rather than churning the slots.
+    const auto fifth = c.on_accepted(14, "10.0.0.5", 0);
+    EXPECT_FALSE(fifth.held);
+    EXPECT_EQ(fifth.evicted, -1);
+    c.on_disconnected(14);
+    c.on_disconnected(13);
     EXPECT_EQ(c.open(), 2u);
-    EXPECT_TRUE(c.on_accepted(14, "10.0.0.4"));
+    const auto again = c.on_accepted(15, "10.0.0.4", 0);
+    EXPECT_TRUE(again.held);
+    EXPECT_EQ(again.evicted, -1);  // a free slot: nobody gives way
+}
+
+TEST(ClientConnections, when_every_slot_is_earned_the_newcomer_is_refused) {
+    ClientConnections c(2, 2, /*credit_ms=*/1000);
+    ASSERT_TRUE(c.on_accepted(1, "a", 0).held);
+    ASSERT_TRUE(c.on_accepted(2, "a", 0).held);
+    c.on_frame(1, "r1");
+    c.on_frame(2, "r2");
+    c.credit("r1", 100);
+    c.credit("r2", 100);
+    EXPECT_EQ(c.earned(100), 2u);
+    const auto late = c.on_accepted(3, "c", 500);
+    EXPECT_FALSE(late.held);
+    EXPECT_EQ(late.evicted, -1);
+    EXPECT_EQ(c.open(), 2u);
+    c.on_disconnected(3);
+    // The credit runs out credit_ms after the last admitted request: r2 keeps
+    // earning, r1 does not, but one unearned slot at "a" against none at "c" is
+    // no uneven share: the newcomer is refused still.
+    c.credit("r2", 900);
+    EXPECT_EQ(c.earned(1100), 1u);
+    EXPECT_FALSE(c.on_accepted(4, "c", 1100).held);
+    c.on_disconnected(4);
+    // Once r2's credit is gone too, "a" holds two unearned slots: r1's (older)
+    // gives way.
+    const auto next = c.on_accepted(5, "c", 2000);
+    EXPECT_TRUE(next.held);
+    EXPECT_EQ(next.evicted, 1);
+}
+
+TEST(ClientConnections, a_stranger_on_many_addresses_gives_way_to_a_client_and_cannot_evict_it) {
+    // Ten addresses hold every slot with connections that never have a request
+    // admitted; a client arrives from another address.
+    ClientConnections c(50, 25);
+    int fd = 100;
+    for (int i = 0; i < 50; ++i)
+        ASSERT_TRUE(c.on_accepted(fd++, "10.0.1." + std::to_string(i % 10), 0).held);
+    const int client_fd = 7;
+    const auto in = c.on_accepted(client_fd, "10.0.0.5", 0);
+    ASSERT_TRUE(in.held);
+    ASSERT_GE(in.evicted, 100);  // one of the stranger's
+    // Before its first request is admitted, the stranger keeps reconnecting from
+    // its addresses (about five slots each): nobody gives way to those (the shares
+    // would not get more even), least of all the client's one connection.
+    for (int i = 0; i < 500; ++i) {
+        const auto s = c.on_accepted(fd++, "10.0.1." + std::to_string(i % 10), i);
+        ASSERT_NE(s.evicted, client_fd) << "after " << i << " reconnections";
+        if (s.evicted >= 0) c.on_disconnected(s.evicted);
+        if (!s.held) c.on_disconnected(fd - 1);
+    }
+    EXPECT_EQ(c.open_from("10.0.0.5"), 1u);
+    c.on_frame(client_fd, "client");
+    c.credit("client", 600);
+    // Earned: no number of the stranger's connections displaces it now. From
+    // fresh addresses they take the slots of its own crowded ones until every
+    // address holds one; then "10.0.0.5" would sort first among the heaviest.
+    // A second connection of the client's address, unearned, may go; the earned
+    // one may not.
+    ASSERT_TRUE(c.on_accepted(8, "10.0.0.5", 600).held);
+    for (int i = 0; i < 500; ++i) {
+        const auto s = c.on_accepted(fd++, "10.0.2." + std::to_string(i), 600 + i);
+        ASSERT_NE(s.evicted, client_fd);
+        if (s.evicted >= 0) c.on_disconnected(s.evicted);
+        if (!s.held) c.on_disconnected(fd - 1);
+    }
+    EXPECT_EQ(c.earned(1100), 1u);  // the client's, still held
+    EXPECT_EQ(c.open(), 50u);
 }
 
 TEST(ClientConnections, one_address_gets_at_most_its_share) {
     ClientConnections c(100, 2);
-    EXPECT_TRUE(c.on_accepted(1, "10.0.0.9"));
-    EXPECT_TRUE(c.on_accepted(2, "10.0.0.9"));
-    EXPECT_FALSE(c.on_accepted(3, "10.0.0.9"));
-    EXPECT_TRUE(c.on_accepted(4, "10.0.0.8"));  // another address is not charged
+    EXPECT_TRUE(c.on_accepted(1, "10.0.0.9", 0).held);
+    EXPECT_TRUE(c.on_accepted(2, "10.0.0.9", 0).held);
+    const auto third = c.on_accepted(3, "10.0.0.9", 0);
+    EXPECT_FALSE(third.held);
+    EXPECT_EQ(third.evicted, -1);
+    EXPECT_TRUE(c.on_accepted(4, "10.0.0.8", 0).held);  // another address is not charged
     c.on_disconnected(3);
     c.on_disconnected(1);
     EXPECT_EQ(c.open_from("10.0.0.9"), 1u);
-    EXPECT_TRUE(c.on_accepted(5, "10.0.0.9"));
+    EXPECT_TRUE(c.on_accepted(5, "10.0.0.9", 0).held);
+}
+
+TEST(ClientConnections, credit_names_the_connection_by_its_latest_routing_id) {
+    ClientConnections c(1, 1);
+    ASSERT_TRUE(c.on_accepted(5, "a", 0).held);
+    c.credit("nobody", 0);  // an id never seen earns nothing
+    EXPECT_EQ(c.earned(0), 0u);
+    c.on_frame(5, "first");
+    c.on_frame(5, "second");  // libzmq gave the connection another id
+    c.credit("first", 0);
+    EXPECT_EQ(c.earned(0), 0u);
+    c.credit("second", 0);
+    EXPECT_EQ(c.earned(0), 1u);
+    // A descriptor reused by a new connection does not inherit the credit.
+    ASSERT_TRUE(c.on_accepted(5, "b", 10).held);
+    EXPECT_EQ(c.earned(10), 0u);
+    c.credit("second", 10);
+    EXPECT_EQ(c.earned(10), 0u);
 }
 
 TEST(ClientConnections, unknown_and_reused_descriptors_keep_the_count_exact) {
     ClientConnections c(2, 2);
     c.on_disconnected(99);  // never accepted (the monitor started later)
     EXPECT_EQ(c.open(), 0u);
-    EXPECT_TRUE(c.on_accepted(7, "a"));
+    EXPECT_TRUE(c.on_accepted(7, "a", 0).held);
     // Descriptor 7 reused by a new connection before its DISCONNECTED arrived:
     // the old entry goes, the count does not drift upwards.
-    EXPECT_TRUE(c.on_accepted(7, "b"));
+    EXPECT_TRUE(c.on_accepted(7, "b", 0).held);
     EXPECT_EQ(c.open(), 1u);
     EXPECT_EQ(c.open_from("a"), 0u);
     EXPECT_EQ(c.open_from("b"), 1u);
     for (int i = 0; i < 1000; ++i) {  // churn: open and close, the count stays 1
-        c.on_accepted(100 + i, "c");
+        c.on_accepted(100 + i, "c", 0);
         c.on_disconnected(100 + i);
     }
     EXPECT_EQ(c.open(), 1u);
@@ -58,16 +157,16 @@ TEST(ClientConnections, unknown_and_reused_descriptors_keep_the_count_exact) {
 }
 
 TEST(ClientConnections, reconcile_frees_the_slots_of_connections_whose_event_was_lost) {
-    ClientConnections c(2, 2);
-    EXPECT_TRUE(c.on_accepted(3, "a"));
-    EXPECT_TRUE(c.on_accepted(4, "b"));
-    EXPECT_FALSE(c.on_accepted(5, "c"));  // full; refused, pending its event
+    ClientConnections c(2, 1);
+    EXPECT_TRUE(c.on_accepted(3, "a", 0).held);
+    EXPECT_TRUE(c.on_accepted(4, "b", 0).held);
+    EXPECT_FALSE(c.on_accepted(5, "b", 0).held);  // b's share; refused, pending its event
     // The DISCONNECTED events of 4 and 5 were dropped: only 3 is still open.
     EXPECT_EQ(c.reconcile([](int fd, const std::string&) { return fd == 3; }), 2u);
     EXPECT_EQ(c.open(), 1u);
     EXPECT_EQ(c.refused_pending(), 0u);
     EXPECT_EQ(c.open_from("b"), 0u);
-    EXPECT_TRUE(c.on_accepted(6, "c"));
+    EXPECT_TRUE(c.on_accepted(6, "c", 0).held);
     // Nothing is forgotten while every descriptor is still open.
     EXPECT_EQ(c.reconcile([](int, const std::string&) { return true; }), 0u);
     EXPECT_EQ(c.open(), 2u);
