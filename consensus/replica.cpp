@@ -530,6 +530,54 @@ void Replica::Impl::on_requests(Step& step, const Envelope& env, const Bytes& ra
     }
 }
 
+void Replica::Impl::flush_flood(Step& step) {
+    while (auto batch = pool.take_flood()) {
+        Bytes env =
+            seal_envelope(crypto, cfg.chain_id, cfg.self, 0, Kind::Requests, encode(*batch));
+        broadcast(step, Kind::Requests, env);
+    }
+}
+
+void Replica::Impl::cut_blocks(Step& step) {
+    pool.joined(proposed_upto);
+    if (!pool.note_work(now)) return;
+    Epoch next = std::max(proposed_upto, delivered()) + 1;
+    if (next > window_end()) return;
+    if (pool.block_due(now, delivered())) join_upto(step, next);
+}
+
+void Replica::Impl::republish(Step& step) {
+    for (auto& [e, st] : epochs) {
+        if (catchup.stable(e) || st.republish.empty() || now < st.next_republish_ms) continue;
+        for (const auto& [kind, env] : st.republish) {
+            if (kind == Kind::Block)
+                republish_block(step, e, env);
+            else
+                broadcast(step, kind, env);
+        }
+        st.backoff_ms = std::min(cfg.repair_max_ms, st.backoff_ms * 2);
+        st.next_republish_ms = now + st.backoff_ms;
+    }
+}
+
+// This node's block goes again only to the members whose SEEN for it has not
+// arrived: a SEEN says its sender holds the block, so sending it again there
+// repairs nothing. With blocks of megabytes and epochs slower than the backoff
+// those copies cost every peer a hash of each (docs/attacks.md, pool_flood).
+// Depends only on the SEENs received, so the core stays deterministic.
+void Replica::Impl::republish_block(Step& step, Epoch e, const Bytes& env) {
+    const auto d = blocks.accepted(e, cfg.self);
+    std::vector<NodeId> missing;
+    for (NodeId p = 0; p < cfg.n; ++p) {
+        if (p != cfg.self && !(d && blocks.seen_by(e, cfg.self, p, *d))) missing.push_back(p);
+    }
+    if (missing.size() + 1 == cfg.n) {
+        broadcast(step, Kind::Block, env);
+        return;
+    }
+    for (NodeId p : missing) step.send(p, Kind::Block, env);
+}
+
 void Replica::Impl::prune() {
     // Nothing is signed below the delivered epoch but its COMMIT and late ABA
     // messages; a margin of W epochs keeps the sign-log bounded by the window.
@@ -595,18 +643,8 @@ Step Replica::handle_envelope(const Envelope& envelope, std::uint64_t now_ms) {
     im.now = std::max(im.now, now_ms);
     if (stats_.halted) return step;
     if (envelope.sender == im.cfg.self || envelope.sender >= im.cfg.n) return step;
-    // An idle node that already has work (requests it learnt by flood) and sees a
-    // peer's block for the next epoch joins that epoch now, not when its block
-    // timer runs out (request_pool.h). The block's own requests do not count (one
-    // member's block alone must not pull a node into an epoch: the join rule), and
-    // a flood alone does not either: the requester's block may still be waiting
-    // for its previous epoch.
-    const bool join_for_work = envelope.kind == Kind::Block &&
-                               envelope.epoch == epoch_add(im.delivered(), 1) &&
-                               im.proposed_upto <= im.delivered() && im.pool.has_work();
     Bytes raw = encode(envelope);
     im.dispatch(step, envelope, raw, false);
-    if (join_for_work && !stats_.halted) im.join_next_for_work(step);
     im.finish(step);
     return step;
 }
@@ -628,13 +666,7 @@ Step Replica::handle_request(const Request& request, std::uint64_t now_ms, Admis
     if (out == Admission::Added) {
         if (im.pool.queue_flood(request, enc.size())) im.flush_flood(step);
     }
-    // A block's worth arrived, or the node is idle (a lone request is proposed at
-    // once rather than at the next tick; its flood goes first, so that the peers
-    // hold it as work when the block arrives and join the epoch at once).
-    const bool full = im.pool.count_local();
-    const bool idle = im.proposed_upto <= im.delivered();
-    if (idle) im.flush_flood(step);
-    if (full || idle) im.cut_blocks(step);
+    if (im.pool.count_local()) im.cut_blocks(step);
     im.finish(step);
     return step;
 }

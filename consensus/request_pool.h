@@ -39,19 +39,14 @@
 // without it.
 //
 // Work and the block timer: any uncommitted request that is neither in flight nor
-// in another node's block of an undelivered epoch this node joined is *work*. The
-// timer starts when work appears; a block is due when block_requests_max requests
-// are proposable (local or aged), or the timer ran block_timer_ms, or at once when
-// a request is proposable and the node is *idle* (none of its own blocks is in an
-// undelivered epoch). The timer thus only batches what arrives while this node's
-// previous block is being agreed on. An idle node with work that receives a
-// peer's block for the next epoch joins that epoch at once (Replica), rather than
-// when its timer runs out, which every epoch at low load waited for
-// (docs/decisions.md, "Cutting blocks"). (Without the exception for other nodes' blocks, every node
-// that learnt a request by flood cut an empty block, and again after each of its proposals, while
-// the epoch holding the request was still running: about 3.5 epochs per request at low load. A
-// request in another block becomes work again once that epoch is delivered without it, so a block
-// left out of its epoch delays the request by one epoch at most; docs/decisions.md.)
+// in another node's block of an undelivered epoch this node joined is *work*. The timer starts when
+// work appears; a block is due when block_requests_max requests are proposable
+// (local or aged) or the timer ran block_timer_ms. (Without the second exception,
+// every node that learnt a request by flood cut an empty block 20 ms later, and
+// again after each of its proposals, while the epoch holding the request was still
+// running: about 3.5 epochs per request at low load. A request in another block
+// becomes work again once that epoch is delivered without it, so a block left out
+// of its epoch delays the request by one epoch at most; docs/decisions.md.)
 //
 // Bounds and fairness
 // --------------------
@@ -165,9 +160,8 @@ class RequestPool {
     /// Starts the block timer if there is work and it is not running; false if
     /// there is no work.
     bool note_work(std::uint64_t now_ms);
-    /// A block is due: enough proposable requests, the timer ran out, or work
-    /// while `idle` (no block of this node in an undelivered epoch).
-    bool block_due(std::uint64_t now_ms, Epoch delivered, bool idle = false) const;
+    /// A block is due: enough proposable requests, or the timer ran out.
+    bool block_due(std::uint64_t now_ms, Epoch delivered) const;
     /// Counts a local submission; true once a block's worth arrived since the
     /// last proposal (the caller then checks whether a block is due).
     bool count_local() { return ++local_since_cut_ >= params_.limits.block_requests_max; }
