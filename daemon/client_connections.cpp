@@ -21,7 +21,7 @@ ClientConnections::Accepted ClientConnections::on_accepted(int fd, const std::st
         drop(out.evicted);
         refused_.insert(out.evicted);
     }
-    by_fd_.emplace(fd, Held{address, next_order_++, 0, false, {}});
+    by_fd_.emplace(fd, Held{address, next_order_++, std::nullopt, {}});
     ++by_address_[address];
     out.held = true;
     return out;
@@ -64,11 +64,13 @@ void ClientConnections::drop(int fd) {
     if (it == by_fd_.end()) return;
     auto a = by_address_.find(it->second.address);
     if (a != by_address_.end() && --a->second == 0) by_address_.erase(a);
-    if (!it->second.routing_id.empty()) {
-        auto r = fd_by_routing_id_.find(it->second.routing_id);
-        if (r != fd_by_routing_id_.end() && r->second == fd) fd_by_routing_id_.erase(r);
-    }
+    forget_routing_id(fd, it->second.routing_id);
     by_fd_.erase(it);
+}
+
+void ClientConnections::forget_routing_id(int fd, const std::string& routing_id) {
+    auto r = fd_by_routing_id_.find(routing_id);
+    if (r != fd_by_routing_id_.end() && r->second == fd) fd_by_routing_id_.erase(r);
 }
 
 void ClientConnections::on_disconnected(int fd) {
@@ -79,10 +81,7 @@ void ClientConnections::on_disconnected(int fd) {
 void ClientConnections::on_frame(int fd, const std::string& routing_id) {
     auto it = by_fd_.find(fd);
     if (it == by_fd_.end() || it->second.routing_id == routing_id) return;
-    if (!it->second.routing_id.empty()) {
-        auto r = fd_by_routing_id_.find(it->second.routing_id);
-        if (r != fd_by_routing_id_.end() && r->second == fd) fd_by_routing_id_.erase(r);
-    }
+    forget_routing_id(fd, it->second.routing_id);
     it->second.routing_id = routing_id;
     fd_by_routing_id_[routing_id] = fd;
 }
@@ -92,7 +91,6 @@ void ClientConnections::credit(const std::string& routing_id, std::uint64_t now_
     if (r == fd_by_routing_id_.end()) return;
     auto it = by_fd_.find(r->second);
     if (it == by_fd_.end()) return;
-    it->second.credited = true;
     it->second.credit_at = now_ms;
 }
 

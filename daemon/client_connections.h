@@ -36,6 +36,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -89,17 +90,18 @@ class ClientConnections {
   private:
     struct Held {
         std::string address;
-        std::uint64_t order = 0;      // accept order: lower is older
-        std::uint64_t credit_at = 0;  // last admitted request (valid when credited)
-        bool credited = false;
-        std::string routing_id;  // empty until its first frame
+        std::uint64_t order = 0;                 // accept order: lower is older
+        std::optional<std::uint64_t> credit_at;  // last admitted request
+        std::string routing_id;                  // empty until its first frame
     };
     bool earned(const Held& h, std::uint64_t now_ms) const {
-        return h.credited && now_ms < h.credit_at + credit_ms_;
+        return h.credit_at && now_ms < *h.credit_at + credit_ms_;
     }
     // -1: no held connection gives way to a newcomer from `newcomer`.
     int victim(const std::string& newcomer, std::uint64_t now_ms) const;
     void drop(int fd);  // forget a held connection
+    // Forgets routing_id -> fd unless the id now names another connection.
+    void forget_routing_id(int fd, const std::string& routing_id);
 
     std::size_t total_max_;
     std::size_t per_address_max_;

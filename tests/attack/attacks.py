@@ -897,8 +897,8 @@ FLOOD_PER_NODE = 100
 
 def sc_connection_flood(a):
     """Client connections without end: FLOOD_PER_NODE (100) connections to each node's
-    client ROUTER from 10 local addresses (127.0.0.2-11), each sending ~1 MiB of junk, held through
-    the attack phase. ZeroMQ accepts them all and keeps up to its receive high-water
+    client ROUTER from 10 local addresses (127.0.0.2-11), each sending ~1 MiB of junk,
+    held through the attack phase. ZeroMQ accepts them all and keeps up to its receive high-water
     mark of frames on each; the node must hold at most limits.client_connections_max
     of them (the rest are shut down as they arrive) and stay within its budget. The
     workload's clients, connected before the flood, keep their connections."""
