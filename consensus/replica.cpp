@@ -159,25 +159,6 @@ void Replica::Impl::ensure_abas(Epoch e) {
     if (!subset.open(e) && can_sign(e)) subset.open_epoch(e);
 }
 
-void Replica::Impl::propose(Step& step, Epoch e) {
-    Block b;
-    b.epoch = e;
-    b.proposer = cfg.self;
-    b.requests = pool.build_block(delivered());
-    Bytes body = encode(b);
-    auto env = sign(step, e, Kind::Block, body);
-    proposed_upto = std::max(proposed_upto, e);
-    pool.joined(proposed_upto);
-    if (!env) return;
-    pool.proposed(b.requests, now);
-    remember(e, Kind::Block, *env);
-    broadcast(step, Kind::Block, *env);
-    ensure_abas(e);
-    auto opened = decode_envelope(*env, cfg.limits);
-    TOB_CHECK(opened, "this node's own block envelope decodes");
-    on_block(step, opened.value(), *env, /*from_fetch=*/false);
-}
-
 void Replica::Impl::on_block(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch) {
     const Epoch e = env.epoch;
     const NodeId j = env.sender;
@@ -528,54 +509,6 @@ void Replica::Impl::on_requests(Step& step, const Envelope& env, const Bytes& ra
                        " requests with a foreign chain id or an invalid client signature",
                    {raw});
     }
-}
-
-void Replica::Impl::flush_flood(Step& step) {
-    while (auto batch = pool.take_flood()) {
-        Bytes env =
-            seal_envelope(crypto, cfg.chain_id, cfg.self, 0, Kind::Requests, encode(*batch));
-        broadcast(step, Kind::Requests, env);
-    }
-}
-
-void Replica::Impl::cut_blocks(Step& step) {
-    pool.joined(proposed_upto);
-    if (!pool.note_work(now)) return;
-    Epoch next = std::max(proposed_upto, delivered()) + 1;
-    if (next > window_end()) return;
-    if (pool.block_due(now, delivered())) join_upto(step, next);
-}
-
-void Replica::Impl::republish(Step& step) {
-    for (auto& [e, st] : epochs) {
-        if (catchup.stable(e) || st.republish.empty() || now < st.next_republish_ms) continue;
-        for (const auto& [kind, env] : st.republish) {
-            if (kind == Kind::Block)
-                republish_block(step, e, env);
-            else
-                broadcast(step, kind, env);
-        }
-        st.backoff_ms = std::min(cfg.repair_max_ms, st.backoff_ms * 2);
-        st.next_republish_ms = now + st.backoff_ms;
-    }
-}
-
-// This node's block goes again only to the members whose SEEN for it has not
-// arrived: a SEEN says its sender holds the block, so sending it again there
-// repairs nothing. With blocks of megabytes and epochs slower than the backoff
-// those copies cost every peer a hash of each (docs/attacks.md, pool_flood).
-// Depends only on the SEENs received, so the core stays deterministic.
-void Replica::Impl::republish_block(Step& step, Epoch e, const Bytes& env) {
-    const auto d = blocks.accepted(e, cfg.self);
-    std::vector<NodeId> missing;
-    for (NodeId p = 0; p < cfg.n; ++p) {
-        if (p != cfg.self && !(d && blocks.seen_by(e, cfg.self, p, *d))) missing.push_back(p);
-    }
-    if (missing.size() + 1 == cfg.n) {
-        broadcast(step, Kind::Block, env);
-        return;
-    }
-    for (NodeId p : missing) step.send(p, Kind::Block, env);
 }
 
 void Replica::Impl::prune() {

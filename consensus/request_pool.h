@@ -160,8 +160,9 @@ class RequestPool {
     /// Starts the block timer if there is work and it is not running; false if
     /// there is no work.
     bool note_work(std::uint64_t now_ms);
-    /// A block is due: enough proposable requests, or the timer ran out.
-    bool block_due(std::uint64_t now_ms, Epoch delivered) const;
+    /// A block is due: enough proposable requests for a full block, or (when
+    /// `timer_counts`) the block timer ran out.
+    bool block_due(std::uint64_t now_ms, Epoch delivered, bool timer_counts = true) const;
     /// Counts a local submission; true once a block's worth arrived since the
     /// last proposal (the caller then checks whether a block is due).
     bool count_local() { return ++local_since_cut_ >= params_.limits.block_requests_max; }

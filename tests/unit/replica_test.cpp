@@ -1018,5 +1018,41 @@ TEST(Replica, batched_inputs_commit_the_same_with_fewer_agreement_signatures) {
     EXPECT_LT(per_epoch_batched, per_epoch_single * 0.8);
 }
 
+// Pipelining only for full blocks (docs/decisions.md): while an epoch this node
+// joined is undelivered, the block timer does not cut its next block; a full
+// block still goes at once, into the next epoch of the window.
+TEST(Replica, the_block_timer_waits_for_the_epoch_in_flight_but_a_full_block_does_not) {
+    Net net(4, 43, [](ReplicaConfig& c) { c.limits.block_requests_max = 3; });
+    Replica& r0 = *net.node(0).replica;
+    const auto timer = net.config(0).block_timer_ms;
+    auto blocks = [](const Step& step) {
+        std::vector<Epoch> out;
+        for (const auto& rec : step.persist) {
+            if (rec.type != DurableRecord::Type::Signed) continue;
+            auto env = decode_envelope(rec.bytes, Limits{});
+            if (env && env.value().kind == Kind::Block) out.push_back(env.value().epoch);
+        }
+        return out;
+    };
+    // Idle: the timer cuts a block for epoch 1.
+    (void)r0.handle_request(net.request(1, 1, "a", "v"), 0);
+    EXPECT_EQ(blocks(r0.tick(timer)), std::vector<Epoch>{1});
+    // Epoch 1 is in flight (nothing is delivered: no messages are exchanged), so
+    // new work waits however long the timer has run.
+    (void)r0.handle_request(net.request(2, 1, "b", "v"), timer + 1);
+    EXPECT_TRUE(blocks(r0.tick(timer + 1 + 10 * timer)).empty())
+        << "the timer cut a second block while the first one's epoch was in flight";
+    EXPECT_EQ(r0.stats().highest_joined, 1u);
+    // A block's worth of proposable requests is cut at once, into epoch 2.
+    std::vector<Epoch> cut;
+    for (std::uint64_t c = 3; c <= 4; ++c) {
+        auto got = blocks(r0.handle_request(net.request(c, 1, "c", "v"), 20 * timer));
+        cut.insert(cut.end(), got.begin(), got.end());
+    }
+    auto got = blocks(r0.tick(20 * timer + 1));
+    cut.insert(cut.end(), got.begin(), got.end());
+    EXPECT_EQ(cut, std::vector<Epoch>{2});
+}
+
 }  // namespace
 }  // namespace tob::consensus
