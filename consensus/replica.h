@@ -33,7 +33,8 @@
 //    order, each exactly once.
 //  - The join rule. A node joins epoch e by proposing its block B(e, self)
 //    (possibly empty); joining e joins every earlier epoch first. It joins when
-//    it has work and a block is due (full, or the block timer ran), or when a
+//    it has work and a block is due (full, or the block timer ran while none of
+//    its blocks is in an undelivered epoch), or when a
 //    valid block, SEEN, certificate or ABA message for e arrives inside the
 //    window. New work goes into the lowest epoch it has not proposed in.
 //  - Delivery. When EpochSubset knows S for delivered + 1 and every block of S

@@ -41,7 +41,10 @@
 // Work and the block timer: any uncommitted request that is neither in flight nor
 // in another node's block of an undelivered epoch this node joined is *work*. The timer starts when
 // work appears; a block is due when block_requests_max requests are proposable
-// (local or aged) or the timer ran block_timer_ms. (Without the second exception,
+// (local or aged) or the timer ran block_timer_ms; the Replica lets the timer
+// count only while none of its own blocks is in an undelivered epoch, so that
+// under a steady stream the work goes into one block per delivered epoch
+// (docs/decisions.md, "Pipelining only for full blocks"). (Without the second exception,
 // every node that learnt a request by flood cut an empty block 20 ms later, and
 // again after each of its proposals, while the epoch holding the request was still
 // running: about 3.5 epochs per request at low load. A request in another block
