@@ -366,6 +366,17 @@ class Net {
     std::uint64_t batch_ms_ = 0;  // 0: one message per input
 };
 
+/// The epochs of the blocks this step signed, in the order they were signed.
+std::vector<Epoch> signed_block_epochs(const Step& step) {
+    std::vector<Epoch> out;
+    for (const auto& rec : step.persist) {
+        if (rec.type != DurableRecord::Type::Signed) continue;
+        auto env = decode_envelope(rec.bytes, Limits{});
+        if (env && env.value().kind == Kind::Block) out.push_back(env.value().epoch);
+    }
+    return out;
+}
+
 std::vector<NodeId> all_nodes(std::uint32_t n) {
     std::vector<NodeId> v;
     for (NodeId i = 0; i < n; ++i) v.push_back(i);
@@ -765,12 +776,8 @@ TEST(Replica, one_members_messages_for_a_far_epoch_do_not_make_a_node_join) {
     // A second member (t + 1 = 2) in that epoch: at least one honest node is there.
     Step step = r0.handle_envelope(seal(2, Kind::Seen, encode(SeenBody{1, d})), 6);
     EXPECT_EQ(r0.stats().highest_joined, far);
-    std::set<Epoch> proposed;
-    for (const auto& rec : step.persist) {
-        if (rec.type != DurableRecord::Type::Signed) continue;
-        auto env = decode_envelope(rec.bytes, Limits{});
-        if (env && env.value().kind == Kind::Block) proposed.insert(env.value().epoch);
-    }
+    const auto signed_blocks = signed_block_epochs(step);
+    const std::set<Epoch> proposed(signed_blocks.begin(), signed_blocks.end());
     EXPECT_EQ(proposed.size(), far);  // every epoch up to it, in order
     // Having joined, it SEENs the block it accepted earlier from member 3.
     bool seen_3 = false;
@@ -1025,31 +1032,22 @@ TEST(Replica, the_block_timer_waits_for_the_epoch_in_flight_but_a_full_block_doe
     Net net(4, 43, [](ReplicaConfig& c) { c.limits.block_requests_max = 3; });
     Replica& r0 = *net.node(0).replica;
     const auto timer = net.config(0).block_timer_ms;
-    auto blocks = [](const Step& step) {
-        std::vector<Epoch> out;
-        for (const auto& rec : step.persist) {
-            if (rec.type != DurableRecord::Type::Signed) continue;
-            auto env = decode_envelope(rec.bytes, Limits{});
-            if (env && env.value().kind == Kind::Block) out.push_back(env.value().epoch);
-        }
-        return out;
-    };
     // Idle: the timer cuts a block for epoch 1.
     (void)r0.handle_request(net.request(1, 1, "a", "v"), 0);
-    EXPECT_EQ(blocks(r0.tick(timer)), std::vector<Epoch>{1});
+    EXPECT_EQ(signed_block_epochs(r0.tick(timer)), std::vector<Epoch>{1});
     // Epoch 1 is in flight (nothing is delivered: no messages are exchanged), so
     // new work waits however long the timer has run.
     (void)r0.handle_request(net.request(2, 1, "b", "v"), timer + 1);
-    EXPECT_TRUE(blocks(r0.tick(timer + 1 + 10 * timer)).empty())
+    EXPECT_TRUE(signed_block_epochs(r0.tick(timer + 1 + 10 * timer)).empty())
         << "the timer cut a second block while the first one's epoch was in flight";
     EXPECT_EQ(r0.stats().highest_joined, 1u);
     // A block's worth of proposable requests is cut at once, into epoch 2.
     std::vector<Epoch> cut;
     for (std::uint64_t c = 3; c <= 4; ++c) {
-        auto got = blocks(r0.handle_request(net.request(c, 1, "c", "v"), 20 * timer));
+        auto got = signed_block_epochs(r0.handle_request(net.request(c, 1, "c", "v"), 20 * timer));
         cut.insert(cut.end(), got.begin(), got.end());
     }
-    auto got = blocks(r0.tick(20 * timer + 1));
+    auto got = signed_block_epochs(r0.tick(20 * timer + 1));
     cut.insert(cut.end(), got.begin(), got.end());
     EXPECT_EQ(cut, std::vector<Epoch>{2});
 }
