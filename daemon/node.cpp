@@ -596,7 +596,10 @@ struct Node::Impl {
                 std::this_thread::sleep_for(kFloodPollGap);
                 now = Clock::now();
             }
-            auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - now);
+            // Rounded up: a timeout rounded down to 0 ms while the tick is still
+            // under a millisecond away made the loop spin through zmq_poll until
+            // it came (thousands of empty passes a second at low load).
+            auto timeout = std::chrono::ceil<std::chrono::milliseconds>(next_tick - now);
             if (timeout.count() < 0) timeout = std::chrono::milliseconds(0);
             (void)transport->wait(timeout, {pool->wake_fd()});
             Step step;

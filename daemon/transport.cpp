@@ -26,6 +26,7 @@ constexpr std::size_t kHeaderBytes = 10;
 // A stranger that opens a connection and says nothing holds it this long at most.
 constexpr int kHandshakeMs = 5000;
 constexpr auto kZapProbeTimeout = std::chrono::milliseconds(2000);
+constexpr auto kMonitorDrainPeriod = std::chrono::milliseconds(20);
 
 // "tcp://host:port" with port + offset (test-only twin); unchanged if offset is 0
 // or the endpoint has no port.
@@ -208,12 +209,24 @@ std::variant<std::unique_ptr<Transport>, std::string> Transport::open(TransportO
 }
 
 std::vector<bool> Transport::wait(std::chrono::milliseconds timeout, const std::vector<int>& fds) {
+    // Every ZeroMQ socket in a zmq_poll costs two system calls per call (libzmq
+    // checks its command mailbox before and after the poll), and the loop polls
+    // some thousands of times a second under load. So only the sockets that carry
+    // work are polled, plus the client server's monitor (connection accounting
+    // must keep up with a connection flood); the link and member-server monitors
+    // report redials and refused handshakes, which can wait kMonitorDrainPeriod.
     std::vector<zmq::pollitem_t> items;
     items.push_back({sub_.handle(), 0, ZMQ_POLLIN, 0});
     items.push_back({router_.handle(), 0, ZMQ_POLLIN, 0});
     items.push_back({client_.handle(), 0, ZMQ_POLLIN, 0});
     const std::size_t first_monitor = items.size();
-    for (const auto& m : monitors_) items.push_back({m->socket.handle(), 0, ZMQ_POLLIN, 0});
+    std::vector<Monitor*> polled;
+    for (const auto& m : monitors_) {
+        if (m->role == MonitorRole::Server && m->server == ServerSocket::Client) {
+            items.push_back({m->socket.handle(), 0, ZMQ_POLLIN, 0});
+            polled.push_back(m.get());
+        }
+    }
     const std::size_t first_fd = items.size();
     for (int fd : fds) items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
     if (!held_.empty()) {
@@ -226,9 +239,18 @@ std::vector<bool> Transport::wait(std::chrono::milliseconds timeout, const std::
         zmq::poll(items, timeout);
     } catch (const zmq::error_t&) {
         // EINTR (a signal): the caller checks its stop flag and comes back.
+        for (auto& item : items) item.revents = ZMQ_POLLIN;  // read everything once
     }
-    for (std::size_t i = 0; i < monitors_.size(); ++i) {
-        if (items[first_monitor + i].revents & ZMQ_POLLIN) drain_monitor(*monitors_[i]);
+    for (std::size_t i = 0; i < readable_.size(); ++i) readable_[i] = items[i].revents & ZMQ_POLLIN;
+    for (std::size_t i = 0; i < polled.size(); ++i) {
+        if (items[first_monitor + i].revents & ZMQ_POLLIN) drain_monitor(*polled[i]);
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_monitor_drain_) {
+        next_monitor_drain_ = now + kMonitorDrainPeriod;
+        for (const auto& m : monitors_) {
+            if (std::find(polled.begin(), polled.end(), m.get()) == polled.end()) drain_monitor(*m);
+        }
     }
     redial_due();
     std::vector<bool> ready(fds.size());
@@ -350,13 +372,15 @@ std::vector<Inbound> Transport::receive(std::size_t max) {
         held_.pop_front();
     }
     std::vector<zmq::message_t> parts;
-    bool progress = true;
     // One frame of each socket in turn: a busy client connection cannot starve
-    // the members, nor the reverse.
-    while (out.size() < max && progress) {
-        progress = receive_sub(parts, out);
-        if (out.size() < max) progress = receive_router(parts, out) || progress;
-        if (out.size() < max) progress = receive_client(parts, out) || progress;
+    // the members, nor the reverse. Only the sockets the last wait() found
+    // readable; one that runs dry is not asked again in this pass (each empty
+    // read is two system calls in libzmq).
+    auto [sub, router, client] = readable_;
+    while (out.size() < max && (sub || router || client)) {
+        if (sub) sub = receive_sub(parts, out);
+        if (router && out.size() < max) router = receive_router(parts, out);
+        if (client && out.size() < max) client = receive_client(parts, out);
     }
     return out;
 }

@@ -250,6 +250,13 @@ class Transport {
         Inbound in;
     };
     std::deque<Held> held_;
+    // Which of sub_, router_, client_ the last wait() saw readable (all of them
+    // before the first wait): receive() reads only those, so an idle socket
+    // costs no system call per pass.
+    std::array<bool, 3> readable_{true, true, true};
+    // The monitors wait() does not poll (links and the member servers): drained
+    // every kMonitorDrainPeriod instead (transport.cpp).
+    std::chrono::steady_clock::time_point next_monitor_drain_{};
 };
 
 }  // namespace tob::daemon

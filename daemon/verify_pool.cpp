@@ -236,6 +236,18 @@ bool VerifyPool::submit_envelope(VerifyResult::Source source, NodeId from, Bytes
         if (bulk) {
             q.bulk_bytes += size;
             q.bulk.push_back(Job{source, std::move(raw), {}, {}, index, true});
+        } else if (idle_locked() && size <= kInlineBytesMax) {
+            // Nothing queued, no worker busy, no result waiting: this frame is
+            // checked here, on the caller's thread (see the header).
+            Job job{source, std::move(raw), {}, {}, index};
+            ++busy_;
+            mu_.unlock();
+            std::optional<VerifyResult> result = work(job);
+            mu_.lock();
+            --busy_;
+            finish_locked(index, false, size, std::move(result));
+            ++stats_inline_;
+            return true;
         } else {
             q.jobs.push_back(Job{source, std::move(raw), {}, {}, index});
         }
@@ -403,24 +415,36 @@ void VerifyPool::run() {
             cv_.wait(lock, [this] { return stop_ || (!paused_ && jobs_queued_ > 0); });
             if (stop_) return;
             job = std::move(*next_job());
+            ++busy_;
         }
-        const std::size_t index = job.source_index;
-        const std::uint64_t bytes = job.raw.size();
-        const bool bulk = job.bulk;
+        const std::uint64_t charged = job.raw.size();  // work() may move the frame out
         std::optional<VerifyResult> result = work(job);
+        bool delivered = false;
         {
             std::lock_guard lock(mu_);
-            if (!result) {
-                release(index, bytes, bulk);
-                continue;
-            }
-            result->source_index = index;
-            result->bulk = bulk;
-            results_.push_back(std::move(*result));
+            --busy_;
+            delivered = finish_locked(job.source_index, job.bulk, charged, std::move(result));
         }
+        if (!delivered) continue;
         const std::uint64_t one = 1;
         [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
     }
+}
+
+bool VerifyPool::idle_locked() const {
+    return !paused_ && jobs_queued_ == 0 && busy_ == 0 && results_.empty();
+}
+
+bool VerifyPool::finish_locked(std::size_t index, bool bulk, std::uint64_t charged,
+                               std::optional<VerifyResult> result) {
+    if (!result) {
+        release(index, charged, bulk);
+        return false;
+    }
+    result->source_index = index;
+    result->bulk = bulk;
+    results_.push_back(std::move(*result));
+    return true;
 }
 
 // Copies of frames verified in the last 100-200 ms are dropped here (see

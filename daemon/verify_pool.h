@@ -210,6 +210,17 @@ class VerifyPool {
     /// would have dropped them on arrival anyway. At most kHeldBlocksMax frames.
     void note_held_block(const consensus::Digest& frame, consensus::Epoch e);
     static constexpr std::size_t kHeldBlocksMax = 4096;
+    /// A member's frame of at most this size (not a request batch) that arrives
+    /// while the pool is idle (nothing queued, no worker busy, no result untaken)
+    /// is checked at once on the caller's thread; its result is ready for the
+    /// next take_results(), without a hand-off to a worker and back. At low load
+    /// that spares each SEEN, agreement and COMMIT message (and a small block)
+    /// two thread switches and a pass of the loop. Only one frame per
+    /// take_results() goes this way (the next finds a result waiting), so a
+    /// burst still spreads over the workers, and the caller's thread spends at
+    /// most one small frame's checks per pass.
+    static constexpr std::size_t kInlineBytesMax = 4096;
+    std::uint64_t inline_checked() const { return stats_inline_.load(); }
 
     std::vector<VerifyResult> take_results();
     int wake_fd() const { return wake_fd_; }
@@ -251,6 +262,12 @@ class VerifyPool {
     std::optional<Job> next_client_job();
     void run();
     std::optional<VerifyResult> work(Job& job);
+    // Under mu_: nothing queued, no worker busy, no result waiting to be taken.
+    bool idle_locked() const;
+    // Under mu_: a finished job's result goes to results_ (true), or its bytes
+    // are released (a dropped copy: false).
+    bool finish_locked(std::size_t index, bool bulk, std::uint64_t charged,
+                       std::optional<VerifyResult> result);
     void work_client(VerifyResult& r, consensus::Bytes frame);
     bool seen_recently(const consensus::Digest& d);
     bool held_block(const consensus::Digest& frame) const;
@@ -276,6 +293,7 @@ class VerifyPool {
     std::size_t next_client_index_ = 0;
     std::uint64_t clients_bytes_ = 0;
     std::size_t member_turn_ = 0, turn_ = 0, jobs_queued_ = 0;
+    std::size_t busy_ = 0;  // jobs being checked now (workers and inline)
     std::vector<VerifyResult> results_;
     std::vector<std::uint64_t> solicited_until_;  // by member, ms since started_
     std::set<consensus::Digest> recent_now_, recent_before_;
@@ -283,6 +301,7 @@ class VerifyPool {
     std::chrono::steady_clock::time_point recent_rotated_ = std::chrono::steady_clock::now();
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     bool paused_ = false;  // under mu_
+    std::atomic<std::uint64_t> stats_inline_{0};
     bool stop_ = false;
     int wake_fd_ = -1;
     std::vector<std::thread> threads_;

@@ -207,6 +207,48 @@ TEST(VerifyPool, a_members_queue_is_bounded_in_bytes_until_the_loop_takes_its_re
         << "taking the results frees the bytes";
 }
 
+// At low load the hand-off to a worker and back (two thread switches and a
+// pass of the loop per frame) cost more than the check: a small frame reaching
+// an idle pool is checked on the caller's thread, and its result is waiting
+// when submit returns. Only one per take_results(): the next frame finds a
+// result untaken and goes to the workers, so a burst still spreads.
+TEST(VerifyPool, a_small_frame_reaching_an_idle_pool_is_checked_at_once_and_one_per_pass) {
+    const Members m;
+    VerifyCache cache;
+    const CachingCryptoSuite suite(m.verifier(), cache);
+    VerifyPool pool(suite, m.config, 1, VerifyPoolBounds{});
+    const RealCryptoSuite node1 = m.signer(1);
+    auto seen = [&](Epoch e) {
+        return seal_envelope(node1, m.config.chain_id, 1, e, Kind::Seen,
+                             encode(SeenBody{2, Digest{}}));
+    };
+    ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, seen(1)));
+    EXPECT_EQ(pool.inline_checked(), 1u);
+    auto now = pool.take_results();
+    ASSERT_EQ(now.size(), 1u) << "the result is ready when submit returns";
+    ASSERT_TRUE(now[0].envelope.has_value()) << now[0].error;
+    EXPECT_EQ(now[0].envelope->epoch, 1u);
+
+    Bytes forged = seen(2);
+    forged.back() ^= 1;
+    ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, forged));
+    ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, seen(3)));
+    EXPECT_EQ(pool.inline_checked(), 2u) << "the second frame of the pass goes to a worker";
+    auto all = collect(pool, 2);
+    ASSERT_EQ(all.size(), 2u);
+    std::size_t refused = 0, opened = 0;
+    for (const auto& r : all) (r.envelope ? opened : refused) += 1;
+    EXPECT_EQ(refused, 1u) << "a forgery checked at once is refused like any other";
+    EXPECT_EQ(opened, 1u);
+
+    pool.set_paused(true);
+    ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, seen(4)));
+    EXPECT_EQ(pool.inline_checked(), 2u) << "a paused pool checks nothing, not even at once";
+    EXPECT_TRUE(pool.take_results().empty());
+    pool.set_paused(false);
+    EXPECT_EQ(collect(pool, 1).size(), 1u);
+}
+
 TEST(VerifyPool, the_kind_of_an_envelope_is_read_without_decoding_it) {
     const Members m;
     const RealCryptoSuite node1 = m.signer(1);
