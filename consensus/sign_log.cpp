@@ -153,10 +153,8 @@ std::optional<Bytes> SignLog::sign(Step& step, Epoch e, Kind kind, Bytes body) {
             if (it != ep->second.end() && it->second != c.payload) return std::nullopt;
         }
     }
-    if (e > high_water_) {
-        high_water_ = e;
-        step.durable(DurableRecord::Type::HighWater, e, {});
-    }
+    const bool raise = e > high_water_;
+    if (raise) high_water_ = e;
     if (!claims->empty()) {  // a coin-only bundle claims nothing (but is logged all the same)
         auto& per_epoch = slots_[e];
         for (const auto& c : *claims) {
@@ -165,6 +163,10 @@ std::optional<Bytes> SignLog::sign(Step& step, Epoch e, Kind kind, Bytes body) {
     }
     Bytes out = seal_envelope(crypto_, chain_id_, self_, e, kind, std::move(env.body));
     step.durable(DurableRecord::Type::Signed, e, out);
+    // The mark after the signature: a crash that keeps only a prefix of the step
+    // never keeps the mark without the signature (which would make this node sit
+    // out epoch e on restart although nothing of e left it; see sign_log.h).
+    if (raise) step.durable(DurableRecord::Type::HighWater, e, {});
     return out;
 }
 

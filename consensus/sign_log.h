@@ -33,9 +33,14 @@
 // -----
 //  - A slot that holds payload p is signed again only with p (re-signing the same
 //    bytes is allowed: Ed25519 is deterministic, so the same envelope comes out).
-//  - Before the first signature in an epoch above the high-water mark, a HighWater
-//    record precedes the Signed record in `persist`: the shell writes the mark
-//    (synced) before the signature can leave.
+//  - With the first signature in an epoch above the high-water mark, a HighWater
+//    record follows the Signed record in `persist`: the shell writes the records,
+//    then the mark (both synced), and only then sends. Every signature that left
+//    the node is thus at or below the mark, and a crash inside the step never
+//    leaves the mark above the recovered signatures (the old order, mark first,
+//    did: the node then took its own mark for a lost epoch and sat that epoch out
+//    although nothing of it had left; with t Byzantine members beside it the
+//    epoch could not finish; found by tobsim, n = 7, t = 2).
 //  - A node whose sign-log was lost (no Signed record loaded), or whose highest
 //    loaded Signed record is below its mark M (a data directory restored from an
 //    older backup), signs only in epochs > M: whatever it signed after the loaded
@@ -135,8 +140,8 @@ class SignLog {
     bool may_sign(Epoch e) const { return voting_ && e > floor_ && e > pruned_through_; }
     bool filled(const Slot& slot) const;
     /// Signs a statement (kind Block, Seen, Aba or Commit) of epoch e: checks its
-    /// claims, fills them, and appends to `step` a HighWater record (first
-    /// signature above the mark) and the Signed record. nullopt if this node may
+    /// claims, fills them, and appends to `step` the Signed record and then (first
+    /// signature above the mark) a HighWater record. nullopt if this node may
     /// not sign in e or a claimed slot holds another payload.
     std::optional<Bytes> sign(Step& step, Epoch e, Kind kind, Bytes body);
 

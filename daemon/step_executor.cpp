@@ -40,8 +40,20 @@ bool StepExecutor::execute(Step step, std::uint64_t now_ms) {
 }
 
 bool StepExecutor::persist(const Step& step, bool durable) {
+    // (1) every record of the step, one synced batch
+    if (durable) {
+        failpoint("before the records batch");
+        if (auto err = storage_.append(step.persist)) {
+            spdlog::critical(
+                "cannot write durable records ({}): stopping without sending (fail-stop)", *err);
+            fatal_ = 3;
+            return false;
+        }
+    }
+    // (2) the mark file, after the signatures it covers are in the sign-log and
+    // before any of them leaves (consensus/sign_log.h: a crash between the two
+    // leaves signatures above the mark, never a mark above the signatures)
     if (durable) failpoint("before the high-water mark");
-    // (1) the mark file, before any signature in a new epoch leaves
     Epoch mark = high_water_;
     for (const auto& rec : step.persist)
         if (rec.type == DurableRecord::Type::HighWater) mark = std::max(mark, rec.epoch);
@@ -56,15 +68,6 @@ bool StepExecutor::persist(const Step& step, bool durable) {
         }
         high_water_ = mark;
         metrics_.high_water(mark);
-    }
-    // (2) every record of the step, one synced batch
-    if (!durable) return true;
-    failpoint("before the records batch");
-    if (auto err = storage_.append(step.persist)) {
-        spdlog::critical("cannot write durable records ({}): stopping without sending (fail-stop)",
-                         *err);
-        fatal_ = 3;
-        return false;
     }
     return true;
 }

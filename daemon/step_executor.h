@@ -3,11 +3,13 @@
 // node, in the documented order:
 //
 //   (0) a test-only Byzantine shim rewrites the outgoing messages (byzantine.h)
-//   (1) the signing high-water mark file is raised and synced, if any record of
-//       the step is a HighWater record above it (before any signature in a new
-//       epoch can leave the node)
-//   (2) every durable record goes into ONE synced RocksDB write batch, together
+//   (1) every durable record goes into ONE synced RocksDB write batch, together
 //       with the state machine's staged changes (group commit)
+//   (2) the signing high-water mark file is raised and synced, if any record of
+//       the step is a HighWater record above it: after the signatures it covers
+//       are in the sign-log, before any of them can leave the node (a crash in
+//       between leaves signatures above the mark, never a mark above the
+//       signatures; consensus/sign_log.h)
 //   (3) only then the messages are sent (point to point or broadcast)
 //   (4) each committed epoch is handed to the node's callback (client replies,
 //       metrics, archive pruning)
@@ -17,7 +19,7 @@
 // execute() returns false and fatal() is the process exit code (3).
 //
 // Test-only fail-points (NodeOptions::crash_at) abort() the process at the N-th
-// durable-write boundary: before the mark, before the batch, after the batch,
+// durable-write boundary: before the batch, before the mark, after both,
 // after the first half of the messages (docs/fault-model.md row 4).
 
 #include <cstdint>

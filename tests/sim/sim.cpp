@@ -1360,6 +1360,8 @@ void World::execute(Node& node, Step&& step) {
         if (opt_.plant == Plant::SkipPersist && r.type == DurableRecord::Type::Signed &&
             sched_.chance(0.05))
             continue;  // checker self-test: a signature leaves without its log record
+        if (opt_.plant == Plant::SkipMark && r.type == DurableRecord::Type::HighWater)
+            continue;  // checker self-test: signatures leave above the durable mark
         persist(node, r);
     }
     for (const auto& m : step.messages) {
@@ -1409,14 +1411,10 @@ void World::persist(Node& node, const DurableRecord& record) {
                                           " logged undecodable bytes: " + env.error());
                 return;
             }
-            if (env.value().sender == node.id && slot_kind(env.value().kind)) {
-                if (env.value().epoch > node.high_water)
-                    violation("high-water",
-                              "node " + std::to_string(node.id) + " logged a signature in epoch " +
-                                  std::to_string(env.value().epoch) + " above its mark " +
-                                  std::to_string(node.high_water));
+            // The mark follows the signatures of its step (consensus/sign_log.h):
+            // a signature above it is checked when it leaves (check_outgoing).
+            if (env.value().sender == node.id && slot_kind(env.value().kind))
                 check_slots(node, env.value());
-            }
             break;
         }
         case DurableRecord::Type::Cert: {
@@ -1510,6 +1508,13 @@ void World::check_outgoing(Node& node, const Bytes& bytes, bool nested) {
                                                  "-envelope of epoch " + std::to_string(env.epoch) +
                                                  (nested ? " (in a fetch reply)" : "") +
                                                  " that is not in its durable sign-log");
+        // Every signature that leaves is at or below the durable mark: what a
+        // node whose data directory is lost must never sign again.
+        if (needs_log(env, node.config.limits) && env.epoch > node.high_water)
+            violation("high-water", "node " + std::to_string(node.id) +
+                                        " sent a signature of epoch " + std::to_string(env.epoch) +
+                                        " above its durable mark " +
+                                        std::to_string(node.high_water));
         check_slots(node, env);
     }
     if (env.sender == node.id && env.kind == Kind::Cert) {

@@ -35,6 +35,7 @@ enum class Plant : std::uint8_t {
     None,
     Amnesia,      // a restarted node loses its sign-log and its high-water mark (-> I5)
     SkipPersist,  // some Signed records are not persisted before sending (-> persist-before-send)
+    SkipMark,     // HighWater records are never persisted (-> high-water)
     TrustChunks,  // snapshot chunks are installed unchecked (-> storage, state-root, agreement)
     RotState,  // a value in one honest node's stored state changes behind the root (-> state-root)
 };

@@ -145,8 +145,9 @@ void add_test_and_output_options(CLI::App& app, Cli& c) {
                    "TEST ONLY: ignore these checks (to show that the others still catch a fault)");
     app.add_option("--plant", c.plant,
                    "TEST ONLY: plant a harness bug the checkers must catch: amnesia, "
-                   "skip-persist, trust-chunks, rot-state")
-        ->check(CLI::IsMember({"none", "amnesia", "skip-persist", "trust-chunks", "rot-state"}));
+                   "skip-persist, skip-mark, trust-chunks, rot-state")
+        ->check(CLI::IsMember(
+            {"none", "amnesia", "skip-persist", "skip-mark", "trust-chunks", "rot-state"}));
     app.add_option("--plant-extra-work", opt.plant_extra_work,
                    "TEST ONLY: N more passes of plain (non-libsodium) work over every applied "
                    "operation's value (a planted slowdown for bench/instructions.py)");
@@ -202,6 +203,7 @@ bool finish_options(Cli& c) {
     opt.partitions = !c.no_partitions;
     opt.plant = c.plant == "amnesia"        ? Plant::Amnesia
                 : c.plant == "skip-persist" ? Plant::SkipPersist
+                : c.plant == "skip-mark"    ? Plant::SkipMark
                 : c.plant == "trust-chunks" ? Plant::TrustChunks
                 : c.plant == "rot-state"    ? Plant::RotState
                                             : Plant::None;

@@ -130,14 +130,14 @@ TEST_F(SignLogTest, aux_never_signed_for_both_values_but_bval_is) {
     EXPECT_FALSE(log.filled(Slot{SlotKind::Bval, 1, 0, 1, 0}));
 }
 
-TEST_F(SignLogTest, mark_is_raised_before_the_first_signature_of_an_epoch) {
+TEST_F(SignLogTest, mark_is_raised_with_the_first_signature_of_an_epoch_after_it) {
     SignLog log = fresh();
     Step step;
     ASSERT_TRUE(log.sign(step, 4, Kind::Commit, commit_body(1)));
     ASSERT_EQ(step.persist.size(), 2u);
-    EXPECT_EQ(step.persist[0].type, DurableRecord::Type::HighWater);
-    EXPECT_EQ(step.persist[0].epoch, 4u);
-    EXPECT_EQ(step.persist[1].type, DurableRecord::Type::Signed);
+    EXPECT_EQ(step.persist[0].type, DurableRecord::Type::Signed);
+    EXPECT_EQ(step.persist[1].type, DurableRecord::Type::HighWater);
+    EXPECT_EQ(step.persist[1].epoch, 4u);
     EXPECT_EQ(log.high_water(), 4u);
     // A second signature in the same (or a lower) epoch needs no new mark.
     Step again;
@@ -146,6 +146,39 @@ TEST_F(SignLogTest, mark_is_raised_before_the_first_signature_of_an_epoch) {
     ASSERT_EQ(again.persist.size(), 2u);
     EXPECT_EQ(again.persist[0].type, DurableRecord::Type::Signed);
     EXPECT_EQ(again.persist[1].type, DurableRecord::Type::Signed);
+}
+
+// A crash inside a step keeps a prefix of its records (the shell writes them,
+// then the mark, then sends: nothing of the step has left the node). Whatever
+// the prefix, the restarted node may still sign in the step's epoch: with the
+// mark first, the prefix [mark] made it take its own mark for a lost sign-log
+// and sit the epoch out, which with t Byzantine members stalls the epoch.
+TEST_F(SignLogTest, a_crash_inside_a_step_never_leaves_the_mark_above_its_signatures) {
+    SignLog before = fresh();
+    Step earlier;  // durable before the crash: epoch 3, mark 3
+    ASSERT_TRUE(before.sign(earlier, 3, Kind::Commit, commit_body(2)));
+    Step step;  // the step the crash tears: the first signatures of epoch 4
+    ASSERT_TRUE(before.sign(step, 4, Kind::Seen, seen_body(1, 0xaa)));
+    ASSERT_TRUE(before.sign(step, 4, Kind::Aba, aba_body({{1, 0, AbaType::Aux, 0, {}}})));
+    for (std::size_t kept = 0; kept <= step.persist.size(); ++kept) {
+        std::vector<DurableRecord> disk = earlier.persist;
+        disk.insert(disk.end(), step.persist.begin(), step.persist.begin() + kept);
+        SignLog after = fresh();
+        for (const auto& r : disk) {
+            if (r.type == DurableRecord::Type::HighWater) after.raise_mark(r.epoch);
+            if (r.type == DurableRecord::Type::Signed) {
+                EXPECT_TRUE(after.adopt(r.bytes));
+            }
+        }
+        after.finish_recovery();
+        EXPECT_EQ(after.floor(), 0u) << kept << " of the step's records kept";
+        EXPECT_TRUE(after.may_sign(4)) << kept << " of the step's records kept";
+        // What it kept it still refuses to contradict.
+        Step s2;
+        if (kept >= 1) {
+            EXPECT_FALSE(after.sign(s2, 4, Kind::Seen, seen_body(1, 0xbb)));
+        }
+    }
 }
 
 TEST_F(SignLogTest, recovered_log_refuses_what_the_old_one_refused) {
