@@ -576,8 +576,18 @@ Step Replica::handle_envelope(const Envelope& envelope, std::uint64_t now_ms) {
     im.now = std::max(im.now, now_ms);
     if (stats_.halted) return step;
     if (envelope.sender == im.cfg.self || envelope.sender >= im.cfg.n) return step;
+    // An idle node that already has work (requests it learnt by flood) and sees a
+    // peer's block for the next epoch joins that epoch now, not when its block
+    // timer runs out (request_pool.h). The block's own requests do not count (one
+    // member's block alone must not pull a node into an epoch: the join rule), and
+    // a flood alone does not either: the requester's block may still be waiting
+    // for its previous epoch.
+    const bool join_for_work = envelope.kind == Kind::Block &&
+                               envelope.epoch == epoch_add(im.delivered(), 1) &&
+                               im.proposed_upto <= im.delivered() && im.pool.has_work();
     Bytes raw = encode(envelope);
     im.dispatch(step, envelope, raw, false);
+    if (join_for_work && !stats_.halted) im.join_next_for_work(step);
     im.finish(step);
     return step;
 }
@@ -599,7 +609,13 @@ Step Replica::handle_request(const Request& request, std::uint64_t now_ms, Admis
     if (out == Admission::Added) {
         if (im.pool.queue_flood(request, enc.size())) im.flush_flood(step);
     }
-    if (im.pool.count_local()) im.cut_blocks(step);
+    // A block's worth arrived, or the node is idle (a lone request is proposed at
+    // once rather than at the next tick; its flood goes first, so that the peers
+    // hold it as work when the block arrives and join the epoch at once).
+    const bool full = im.pool.count_local();
+    const bool idle = im.proposed_upto <= im.delivered();
+    if (idle) im.flush_flood(step);
+    if (full || idle) im.cut_blocks(step);
     im.finish(step);
     return step;
 }

@@ -174,6 +174,9 @@ struct Replica::Impl {
     /// The join rule for new work: a block is due (full, or the block timer ran)
     /// and the window has room for the next epoch.
     void cut_blocks(Step& step);
+    /// An idle node with work that sees a peer's block for the next epoch joins
+    /// that epoch now (request_pool.h, "Work and the block timer").
+    void join_next_for_work(Step& step);
     void republish(Step& step);
     void republish_block(Step& step, Epoch e, const Bytes& env);
     void prune();

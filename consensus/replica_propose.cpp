@@ -43,13 +43,21 @@ void Replica::Impl::cut_blocks(Step& step) {
     Epoch next = std::max(proposed_upto, delivered()) + 1;
     if (next > window_end()) return;
     // Pipelining only for full blocks: while an epoch this node joined is still
-    // undelivered, the block timer does not cut the next block; the work waits
-    // and goes into one block when that epoch is delivered. Under a steady stream
-    // of small requests this keeps one epoch in flight instead of W, so a request
-    // waits for the epoch in flight and then its own, not for W of them
-    // (docs/decisions.md, "Pipelining only for full blocks").
-    const bool own_in_flight = proposed_upto > delivered();
-    if (pool.block_due(now, delivered(), !own_in_flight)) join_upto(step, next);
+    // undelivered, only a full block is cut; the work waits and goes into one
+    // block when that epoch is delivered. Under a steady stream of small requests
+    // this keeps one epoch in flight instead of W, so a request waits for the
+    // epoch in flight and then its own, not for W of them (docs/decisions.md,
+    // "Pipelining only for full blocks"). An idle node proposes its own work at
+    // once (request_pool.h, "Work and the block timer").
+    const bool idle = proposed_upto <= delivered();
+    if (pool.block_due(now, delivered(), idle)) join_upto(step, next);
+}
+
+void Replica::Impl::join_next_for_work(Step& step) {
+    pool.joined(proposed_upto);
+    if (proposed_upto > delivered() || !pool.note_work(now)) return;
+    const Epoch next = delivered() + 1;
+    if (next <= window_end()) join_upto(step, next);
 }
 
 void Replica::Impl::republish(Step& step) {

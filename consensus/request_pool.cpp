@@ -274,13 +274,15 @@ bool RequestPool::note_work(std::uint64_t now_ms) {
     return true;
 }
 
-bool RequestPool::block_due(std::uint64_t now_ms, Epoch delivered, bool timer_counts) const {
+bool RequestPool::block_due(std::uint64_t now_ms, Epoch delivered, bool idle) const {
     std::size_t proposable = 0;
     for (const auto& [d, p] : entries_) {
         if (!inflight_.count(d) && (p.local || aged(p, delivered))) ++proposable;
     }
     if (proposable >= params_.limits.block_requests_max) return true;
-    return timer_counts && work_since_ms_ && now_ms >= *work_since_ms_ + params_.block_timer_ms;
+    if (!idle) return false;  // this node's block is in flight: only a full block
+    if (proposable > 0) return true;
+    return work_since_ms_ && now_ms >= *work_since_ms_ + params_.block_timer_ms;
 }
 
 std::size_t RequestPool::flood_budget() const {

@@ -39,17 +39,24 @@
 // without it.
 //
 // Work and the block timer: any uncommitted request that is neither in flight nor
-// in another node's block of an undelivered epoch this node joined is *work*. The timer starts when
-// work appears; a block is due when block_requests_max requests are proposable
-// (local or aged) or the timer ran block_timer_ms; the Replica lets the timer
-// count only while none of its own blocks is in an undelivered epoch, so that
-// under a steady stream the work goes into one block per delivered epoch
-// (docs/decisions.md, "Pipelining only for full blocks"). (Without the second exception,
-// every node that learnt a request by flood cut an empty block 20 ms later, and
-// again after each of its proposals, while the epoch holding the request was still
-// running: about 3.5 epochs per request at low load. A request in another block
-// becomes work again once that epoch is delivered without it, so a block left out
-// of its epoch delays the request by one epoch at most; docs/decisions.md.)
+// in another node's block of an undelivered epoch this node joined is *work*.
+// A block is due when block_requests_max requests are proposable (local or
+// aged): that always, even while this node's previous block is in flight.
+// Otherwise only while the node is *idle* (none of its own blocks in an
+// undelivered epoch): at once when a request is proposable, and after
+// block_timer_ms of holding only other nodes' work (requests learnt by flood),
+// which joins an epoch for them if their own proposer's block does not come.
+// So a lone request is proposed at once, and what arrives while this node's
+// block is being agreed on waits and goes into one block when that epoch is
+// delivered (docs/decisions.md, "Pipelining only for full blocks" and "Cutting
+// blocks at once when idle, again"). An idle node with work that receives a
+// peer's block for the next epoch joins that epoch at once (Replica). (Without
+// the exception for other nodes' blocks, every node that learnt a request by
+// flood cut an empty block, and again after each of its proposals, while the
+// epoch holding the request was still running: about 3.5 epochs per request at
+// low load. A request in another block becomes work again once that epoch is
+// delivered without it, so a block left out of its epoch delays the request by
+// one epoch at most; docs/decisions.md.)
 //
 // Bounds and fairness
 // --------------------
@@ -163,9 +170,10 @@ class RequestPool {
     /// Starts the block timer if there is work and it is not running; false if
     /// there is no work.
     bool note_work(std::uint64_t now_ms);
-    /// A block is due: enough proposable requests for a full block, or (when
-    /// `timer_counts`) the block timer ran out.
-    bool block_due(std::uint64_t now_ms, Epoch delivered, bool timer_counts = true) const;
+    /// A block is due: enough proposable requests for a full block; or, while
+    /// `idle` (no block of this node in an undelivered epoch), a proposable
+    /// request, or the block timer ran out on other nodes' work.
+    bool block_due(std::uint64_t now_ms, Epoch delivered, bool idle = true) const;
     /// Counts a local submission; true once a block's worth arrived since the
     /// last proposal (the caller then checks whether a block is due).
     bool count_local() { return ++local_since_cut_ >= params_.limits.block_requests_max; }

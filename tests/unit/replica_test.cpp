@@ -425,8 +425,10 @@ TEST(Replica, applied_epoch_with_lost_agreement_messages_is_finished_after_resta
     // COMMIT never leave and are not in its sign-log. After the restart node 2 has
     // delivered epoch 1; nodes 0 and 1 still wait for its AUX, and no COMMIT of
     // epoch 1 exists for them to catch up with. Node 2 must take part in epoch 1's
-    // agreements again.
-    for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+    // agreements again. The filter below makes the tear likely, not certain: seeds
+    // on which it does not happen are skipped, and six must reproduce it.
+    int reproduced = 0;
+    for (std::uint64_t seed = 1; seed <= 40 && reproduced < 6; ++seed) {
         Net net(4, seed);
         net.crash(3);
         // Node 2 gets node 1's BVALs for proposer 3 only after the AUXes of nodes 0
@@ -475,9 +477,8 @@ TEST(Replica, applied_epoch_with_lost_agreement_messages_is_finished_after_resta
         });
         Request req = net.request(1, 1, "k", "v");
         net.submit(0, req);
-        ASSERT_TRUE(net.run([&] { return torn; }, 10000, filter)) << "seed " << seed;
-        ASSERT_TRUE(aux_lost) << "seed " << seed;
-        ASSERT_TRUE(peers_behind) << "seed " << seed;
+        if (!net.run([&] { return torn; }, 10000, filter) || !aux_lost || !peers_behind) continue;
+        ++reproduced;
         ASSERT_EQ(net.node(2).kv->last_applied(), 1u) << "seed " << seed;
         net.restart(2);
         ASSERT_EQ(net.node(2).replica->delivered(), 1u) << "seed " << seed;
@@ -486,6 +487,7 @@ TEST(Replica, applied_epoch_with_lost_agreement_messages_is_finished_after_resta
         EXPECT_TRUE(ok) << "seed " << seed;
         net.expect_agreement();
     }
+    EXPECT_EQ(reproduced, 6);
 }
 
 TEST(Replica, stall_report_names_a_joined_epochs_undecided_agreements) {
@@ -640,13 +642,19 @@ TEST(Replica, equivocating_proposer_and_reformatted_node) {
         reqs.push_back(net.request(9, k, "e" + std::to_string(k), "v"));
         net.submit(k % 3, reqs.back());
     }
-    // Both of node 3's requests commit too (once aged), and the cluster goes idle
+    // Both of node 3's requests commit too, and the cluster goes idle
     // before node 2 loses its data: an epoch that node 2 signed in and that is
     // still open cannot finish without it once it may not sign there, while node
     // 3 is silent too (two faulty nodes of four for that epoch). Reformatting
     // under load depended on the schedule (it passed while single messages could
     // pull nodes into epochs).
     ASSERT_TRUE(net.run([&] { return net.all_committed(reqs, {0, 1, 2}); }));
+    // Which of node 3's two blocks each node met first depends on the schedule,
+    // and the second brings nothing into the pool (issue 11, finding 7): if every
+    // node met b2 first, a's request is in no pool. Its client, unanswered,
+    // submits again to an honest node, as a client does.
+    net.submit(0, ra);
+    net.submit(1, rb);
     ASSERT_TRUE(net.run([&] { return net.all_committed({ra, rb}, {0, 1, 2}); }));
     ASSERT_TRUE(net.settle());
     Epoch mark = net.node(2).high_water;
@@ -986,6 +994,66 @@ TEST(Replica, a_republished_block_goes_only_to_members_that_have_not_seen_it) {
     EXPECT_EQ(later, 0u);
 }
 
+// Blocks of `step` signed by `proposer` (not relays of other members' blocks).
+std::vector<Envelope> own_blocks(const Step& step, NodeId proposer) {
+    std::vector<Envelope> out;
+    for (const auto& m : blocks_out(step)) {
+        auto env = decode_envelope(m.envelope, Limits{});
+        if (env && env.value().sender == proposer) out.push_back(env.value());
+    }
+    return out;
+}
+
+// Cutting blocks (request_pool.h, "Work and the block timer"): a request that
+// finds its node idle is proposed in the same step, not after block_timer_ms;
+// while the node's block is in flight, further requests wait for that epoch (or a
+// full block), so that they batch.
+TEST(Replica, an_idle_node_proposes_a_lone_request_at_once_and_batches_while_busy) {
+    Net net(4, 51);
+    Replica& r0 = *net.node(0).replica;
+    const Step first = r0.handle_request(net.request(1, 1, "a", "v"), 1000);
+    const auto mine = own_blocks(first, 0);
+    ASSERT_EQ(mine.size(), 1u) << "an idle node waited for its block timer";
+    EXPECT_EQ(mine[0].epoch, 1u);
+    // Its epoch-1 block is in flight: the next request waits.
+    const Step second = r0.handle_request(net.request(2, 1, "b", "v"), 1001);
+    EXPECT_TRUE(own_blocks(second, 0).empty());
+    EXPECT_TRUE(own_blocks(r0.tick(1002), 0).empty());
+    // Nor does the block timer (20 ms) cut it while the first is in flight.
+    std::vector<Envelope> later;
+    for (std::uint64_t t = 1003; t <= 1100 && later.empty(); ++t) later = own_blocks(r0.tick(t), 0);
+    EXPECT_TRUE(later.empty()) << "a block cut for epoch " << later[0].epoch;
+}
+
+// An idle node that already holds work (a request flooded by a peer) joins the
+// next epoch as soon as a peer's block for it arrives; a node without work does
+// not join for one member's block, nor for the requests that block carries (the
+// join rule: one member alone must not pull honest nodes into epochs).
+TEST(Replica, a_peers_block_brings_an_idle_node_with_work_into_the_epoch_but_not_one_without) {
+    Net net(4, 52);
+    const Request req = net.request(1, 1, "k", "v");
+    auto sealed = [&](Kind kind, Epoch e, const Bytes& body, NodeId to) {
+        Bytes raw = seal_envelope(*net.node(0).crypto, net.chain(), 0, e, kind, body);
+        return open_envelope(raw, *net.node(to).crypto, net.config(to)).value();
+    };
+    const Bytes block = encode(Block{1, 0, {req}});
+    const Bytes flood = encode(RequestBatch{{req}});
+    // Node 1 learnt the request by flood first: it joins epoch 1 on the block.
+    Replica& r1 = *net.node(1).replica;
+    EXPECT_TRUE(
+        own_blocks(r1.handle_envelope(sealed(Kind::Requests, 0, flood, 1), 1000), 1).empty());
+    const auto joined = own_blocks(r1.handle_envelope(sealed(Kind::Block, 1, block, 1), 1001), 1);
+    ASSERT_EQ(joined.size(), 1u) << "node 1 waited for its block timer";
+    EXPECT_EQ(joined[0].epoch, 1u);
+    // Node 2 gets only the block: it holds the block's request now, but that is no
+    // reason to join; nothing of its own goes out for epoch 1 in that step.
+    Replica& r2 = *net.node(2).replica;
+    const Step s2 = r2.handle_envelope(sealed(Kind::Block, 1, block, 2), 1001);
+    EXPECT_TRUE(own_blocks(s2, 2).empty());
+    for (const auto& m : s2.messages) EXPECT_NE(m.kind, Kind::Seen);
+    EXPECT_EQ(r2.stats().highest_joined, 0u);
+}
+
 }  // namespace
 }  // namespace tob::consensus
 
@@ -1026,15 +1094,15 @@ TEST(Replica, batched_inputs_commit_the_same_with_fewer_agreement_signatures) {
 }
 
 // Pipelining only for full blocks (docs/decisions.md): while an epoch this node
-// joined is undelivered, the block timer does not cut its next block; a full
-// block still goes at once, into the next epoch of the window.
+// joined is undelivered, neither new work nor the block timer cuts its next
+// block; a full block still goes at once, into the next epoch of the window.
 TEST(Replica, the_block_timer_waits_for_the_epoch_in_flight_but_a_full_block_does_not) {
     Net net(4, 43, [](ReplicaConfig& c) { c.limits.block_requests_max = 3; });
     Replica& r0 = *net.node(0).replica;
     const auto timer = net.config(0).block_timer_ms;
-    // Idle: the timer cuts a block for epoch 1.
-    (void)r0.handle_request(net.request(1, 1, "a", "v"), 0);
-    EXPECT_EQ(signed_block_epochs(r0.tick(timer)), std::vector<Epoch>{1});
+    // Idle: the request is proposed at once, in epoch 1.
+    EXPECT_EQ(signed_block_epochs(r0.handle_request(net.request(1, 1, "a", "v"), 0)),
+              std::vector<Epoch>{1});
     // Epoch 1 is in flight (nothing is delivered: no messages are exchanged), so
     // new work waits however long the timer has run.
     (void)r0.handle_request(net.request(2, 1, "b", "v"), timer + 1);

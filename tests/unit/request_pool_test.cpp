@@ -327,20 +327,26 @@ TEST_F(RequestPoolTest, requests_in_flight_are_never_evicted) {
     EXPECT_EQ(pool.size(), 4u);
 }
 
-TEST_F(RequestPoolTest, block_is_due_when_timer_runs_out_or_block_is_full) {
+TEST_F(RequestPoolTest,
+       block_is_due_at_once_when_idle_after_the_timer_for_others_work_or_when_full) {
     params_.block_timer_ms = 20;
     params_.limits.block_requests_max = 3;
     RequestPool pool(params_, crypto_);
     EXPECT_FALSE(pool.note_work(0));  // no work: no timer
-    Bytes enc = encode(request(1, 1));
-    ASSERT_EQ(pool.add(request(1, 1), digest_of(enc), enc.size(), true, 0, 100, state_),
+    // Another node's request, learnt by flood: work, but not this node's to propose.
+    Bytes enc = encode(request(2, 1));
+    ASSERT_EQ(pool.add(request(2, 1), digest_of(enc), enc.size(), false, 0, 100, state_),
               Admission::Added);
     EXPECT_TRUE(pool.note_work(105));
     EXPECT_FALSE(pool.block_due(119, 0));
-    EXPECT_TRUE(pool.block_due(120, 0));
+    EXPECT_TRUE(pool.block_due(120, 0)) << "idle, only others' work: after the timer";
+    EXPECT_FALSE(pool.block_due(120, 0, /*idle=*/false)) << "own block in flight: no timer";
+    ASSERT_TRUE(add(pool, request(1, 1), true, 0));
+    EXPECT_TRUE(pool.block_due(101, 0)) << "idle with a request of its own: at once";
+    EXPECT_FALSE(pool.block_due(101, 0, false)) << "in flight: it waits for the epoch";
     ASSERT_TRUE(add(pool, request(1, 2), true, 0));
     ASSERT_TRUE(add(pool, request(1, 3), true, 0));
-    EXPECT_TRUE(pool.block_due(101, 0));  // three proposable: a full block
+    EXPECT_TRUE(pool.block_due(101, 0, false)) << "three proposable: a full block, even in flight";
 }
 
 TEST_F(RequestPoolTest, flood_batches_are_bounded) {
