@@ -39,8 +39,15 @@ std::optional<FileWriteError> dir_error(std::optional<std::string> problem) {
     return FileWriteError{EIO, std::move(*problem)};
 }
 
-std::optional<FileWriteError> create_new(const fs::path& path, std::string_view contents,
-                                         mode_t permissions) {
+// Writes a temporary file beside `path`, then links it to `path`: link() fails
+// with EEXIST if anything (a file, a planted symlink) is there and never follows
+// it, like O_EXCL, but the name appears only with its whole, synced contents. (An
+// O_EXCL create followed by the write let a concurrent reader, such as a second
+// tobctl creating the same default client key, see an empty file, and a crash
+// between the two left one.) A file system without hard links falls back to the
+// O_EXCL create.
+std::optional<FileWriteError> create_new_excl(const fs::path& path, std::string_view contents,
+                                              mode_t permissions) {
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, permissions);
     if (fd < 0) {
         const int err = errno;
@@ -50,6 +57,27 @@ std::optional<FileWriteError> create_new(const fs::path& path, std::string_view 
     if (auto problem = finish_file(fd, path.string(), contents, permissions)) {
         ::unlink(path.c_str());
         return problem;
+    }
+    return dir_error(fsync_dir(path.parent_path()));
+}
+
+std::optional<FileWriteError> create_new(const fs::path& path, std::string_view contents,
+                                         mode_t permissions) {
+    std::string temp_name = path.string() + ".tmp-XXXXXX";
+    const int fd = ::mkostemp(temp_name.data(), O_CLOEXEC);  // created with mode 0600
+    if (fd < 0) return write_error(path.string(), "cannot create a temporary file", errno);
+    if (auto problem = finish_file(fd, temp_name, contents, permissions)) {
+        ::unlink(temp_name.c_str());
+        return problem;
+    }
+    const int rc = ::link(temp_name.c_str(), path.c_str());
+    const int err = errno;
+    ::unlink(temp_name.c_str());
+    if (rc != 0) {
+        if (err == EEXIST) return FileWriteError{err, path.string() + ": already exists"};
+        if (err == EPERM || err == EOPNOTSUPP || err == ENOSYS)
+            return create_new_excl(path, contents, permissions);
+        return write_error(path.string(), "cannot create (link from " + temp_name + ")", err);
     }
     return dir_error(fsync_dir(path.parent_path()));
 }

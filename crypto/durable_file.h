@@ -7,10 +7,14 @@
 //                       directory, force its mode, fsync it, rename it over path,
 //                       fsync the directory. A crash leaves the old file or the
 //                       new one (and perhaps a stray temp file, which is harmless).
-//                       CreateNew: create path with O_EXCL (never replace a file,
-//                       never follow a symlink planted there), write, force the
-//                       mode, fsync, fsync the directory; on failure the file is
-//                       removed again.
+//                       CreateNew: write and fsync a temp file the same way, then
+//                       link() it to path, which fails if anything is there (never
+//                       replaces a file, never follows a symlink planted there,
+//                       like O_EXCL), remove the temp name, fsync the directory.
+//                       The name appears only with its whole contents: a
+//                       concurrent reader or a crash never sees an empty or
+//                       partial file. (Without hard links: O_EXCL create, write,
+//                       fsync.)
 //   read_small_file     reads a regular file of at most max_bytes, refusing a
 //                       larger one unread (a file that grows while it is read is
 //                       refused too), into a buffer the caller owns (so a caller

@@ -224,7 +224,7 @@ bool VerifyPool::submit_envelope(VerifyResult::Source source, NodeId from, Bytes
     // blocks, SEENs and agreement messages (attack pool_flood, docs/attacks.md).
     const bool bulk = peek_envelope_kind(raw) == Kind::Requests;
     {
-        std::lock_guard lock(mu_);
+        std::unique_lock lock(mu_);
         Queue& q = member_queues_[index];
         const bool bulk_full =
             bulk && q.bulk_bytes > 0 && q.bulk_bytes + size > bounds_.member_bytes / 2;
@@ -241,9 +241,9 @@ bool VerifyPool::submit_envelope(VerifyResult::Source source, NodeId from, Bytes
             // checked here, on the caller's thread (see the header).
             Job job{source, std::move(raw), {}, {}, index};
             ++busy_;
-            mu_.unlock();
+            lock.unlock();
             std::optional<VerifyResult> result = work(job);
-            mu_.lock();
+            lock.lock();
             --busy_;
             finish_locked(index, false, size, std::move(result));
             ++stats_inline_;

@@ -8,9 +8,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "tests/unit/test_util.h"
 
@@ -79,6 +81,43 @@ TEST(DurableFile, create_new_never_replaces_nor_follows_a_symlink) {
     fs::create_symlink(target, link);
     EXPECT_TRUE(write_file_durably(link, "secret", create_new(0600)));
     EXPECT_FALSE(fs::exists(target));
+}
+
+// A second tobctl creating the same default client key read it while the first
+// had created the name but not yet written it, and failed with "empty file"
+// (seen in a clean-clone run of cluster_kill_restart_under_load). The name must
+// appear only with its whole contents. A reader spins on the name while the file
+// is created; over many rounds it must never see it empty or partial.
+TEST(DurableFile, create_new_never_shows_a_reader_an_empty_or_partial_file) {
+    test_util::TempDir tmp;
+    const std::string contents(600, 'k');
+    int early = 0;
+    for (int round = 0; round < 300; ++round) {
+        const fs::path path = tmp.path() / ("key-" + std::to_string(round));
+        std::atomic<bool> go{false};
+        std::string seen;
+        std::thread reader([&] {
+            while (!go.load()) {
+            }
+            for (;;) {
+                std::string out;
+                auto problem = read_small_file(path, 4096, out, {});
+                if (!problem) {
+                    seen = out;
+                    return;
+                }
+                if (problem->kind != SmallFileError::Kind::Missing) {
+                    seen = "error: " + problem->problem;
+                    return;
+                }
+            }
+        });
+        go.store(true);
+        ASSERT_FALSE(write_file_durably(path, contents, create_new(0600)));
+        reader.join();
+        if (seen != contents) ++early;
+    }
+    EXPECT_EQ(early, 0) << "rounds in which the reader saw the file before its contents";
 }
 
 TEST(DurableFile, a_failed_write_names_the_file_and_leaves_nothing) {
