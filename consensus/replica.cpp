@@ -583,8 +583,8 @@ Step Replica::handle_envelope(const Envelope& envelope, std::uint64_t now_ms) {
     // a flood alone does not either: the requester's block may still be waiting
     // for its previous epoch.
     const bool join_for_work = envelope.kind == Kind::Block &&
-                               envelope.epoch == epoch_add(im.delivered(), 1) &&
-                               im.proposed_upto <= im.delivered() && im.pool.has_work();
+                               envelope.epoch == epoch_add(im.delivered(), 1) && im.idle() &&
+                               im.pool.has_work();
     Bytes raw = encode(envelope);
     im.dispatch(step, envelope, raw, false);
     if (join_for_work && !stats_.halted) im.join_next_for_work(step);
@@ -613,7 +613,7 @@ Step Replica::handle_request(const Request& request, std::uint64_t now_ms, Admis
     // once rather than at the next tick; its flood goes first, so that the peers
     // hold it as work when the block arrives and join the epoch at once).
     const bool full = im.pool.count_local();
-    const bool idle = im.proposed_upto <= im.delivered();
+    const bool idle = im.idle();
     if (idle) im.flush_flood(step);
     if (full || idle) im.cut_blocks(step);
     im.finish(step);

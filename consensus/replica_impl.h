@@ -63,6 +63,9 @@ struct Replica::Impl {
          const ProofArchive* archive, SnapshotStore* snapshots);
 
     Epoch delivered() const { return stats.delivered; }
+    /// None of this node's blocks is in an undelivered epoch (request_pool.h,
+    /// "Work and the block timer").
+    bool idle() const { return proposed_upto <= delivered(); }
     Epoch window_end() const { return epoch_add(delivered(), cfg.window); }
     bool in_window(Epoch e) const { return e > delivered() && e <= window_end(); }
     bool can_sign(Epoch e) const { return !stats.halted && signer.may_sign(e); }

@@ -49,13 +49,12 @@ void Replica::Impl::cut_blocks(Step& step) {
     // epoch in flight and then its own, not for W of them (docs/decisions.md,
     // "Pipelining only for full blocks"). An idle node proposes its own work at
     // once (request_pool.h, "Work and the block timer").
-    const bool idle = proposed_upto <= delivered();
-    if (pool.block_due(now, delivered(), idle)) join_upto(step, next);
+    if (pool.block_due(now, delivered(), idle())) join_upto(step, next);
 }
 
 void Replica::Impl::join_next_for_work(Step& step) {
     pool.joined(proposed_upto);
-    if (proposed_upto > delivered() || !pool.note_work(now)) return;
+    if (!idle() || !pool.note_work(now)) return;
     const Epoch next = delivered() + 1;
     if (next <= window_end()) join_upto(step, next);
 }

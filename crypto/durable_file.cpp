@@ -39,6 +39,20 @@ std::optional<FileWriteError> dir_error(std::optional<std::string> problem) {
     return FileWriteError{EIO, std::move(*problem)};
 }
 
+// Writes a synced temp file "<path>.tmp-XXXXXX" beside path with the given
+// mode; its name goes to temp_name. On failure nothing is left behind.
+std::optional<FileWriteError> write_temp_beside(const fs::path& path, std::string_view contents,
+                                                mode_t permissions, std::string& temp_name) {
+    temp_name = path.string() + ".tmp-XXXXXX";
+    const int fd = ::mkostemp(temp_name.data(), O_CLOEXEC);  // created with mode 0600
+    if (fd < 0) return write_error(path.string(), "cannot create a temporary file", errno);
+    if (auto problem = finish_file(fd, temp_name, contents, permissions)) {
+        ::unlink(temp_name.c_str());
+        return problem;
+    }
+    return std::nullopt;
+}
+
 // Writes a temporary file beside `path`, then links it to `path`: link() fails
 // with EEXIST if anything (a file, a planted symlink) is there and never follows
 // it, like O_EXCL, but the name appears only with its whole, synced contents. (An
@@ -63,13 +77,8 @@ std::optional<FileWriteError> create_new_excl(const fs::path& path, std::string_
 
 std::optional<FileWriteError> create_new(const fs::path& path, std::string_view contents,
                                          mode_t permissions) {
-    std::string temp_name = path.string() + ".tmp-XXXXXX";
-    const int fd = ::mkostemp(temp_name.data(), O_CLOEXEC);  // created with mode 0600
-    if (fd < 0) return write_error(path.string(), "cannot create a temporary file", errno);
-    if (auto problem = finish_file(fd, temp_name, contents, permissions)) {
-        ::unlink(temp_name.c_str());
-        return problem;
-    }
+    std::string temp_name;
+    if (auto problem = write_temp_beside(path, contents, permissions, temp_name)) return problem;
     const int rc = ::link(temp_name.c_str(), path.c_str());
     const int err = errno;
     ::unlink(temp_name.c_str());
@@ -84,13 +93,8 @@ std::optional<FileWriteError> create_new(const fs::path& path, std::string_view 
 
 std::optional<FileWriteError> replace(const fs::path& path, std::string_view contents,
                                       mode_t permissions) {
-    std::string temp_name = path.string() + ".tmp-XXXXXX";
-    const int fd = ::mkostemp(temp_name.data(), O_CLOEXEC);  // created with mode 0600
-    if (fd < 0) return write_error(path.string(), "cannot create a temporary file", errno);
-    if (auto problem = finish_file(fd, temp_name, contents, permissions)) {
-        ::unlink(temp_name.c_str());
-        return problem;
-    }
+    std::string temp_name;
+    if (auto problem = write_temp_beside(path, contents, permissions, temp_name)) return problem;
     if (::rename(temp_name.c_str(), path.c_str()) != 0) {
         const int err = errno;
         ::unlink(temp_name.c_str());

@@ -44,6 +44,11 @@ struct Members {
     RealCryptoSuite signer(NodeId i) const {
         return RealCryptoSuite(public_keys(), coin.public_key, keys[i], coin.shares[i]);
     }
+    // A SEEN envelope of epoch e signed by member i (for member 2's block).
+    Bytes seen(NodeId i, Epoch e) const {
+        return seal_envelope(signer(i), config.chain_id, i, e, Kind::Seen,
+                             encode(SeenBody{2, Digest{}}));
+    }
     RealCryptoSuite verifier() const {
         return RealCryptoSuite(public_keys(), coin.public_key, std::nullopt, std::nullopt);
     }
@@ -88,11 +93,9 @@ TEST(VerifyPool, every_frame_comes_back_once_with_its_verdict_from_many_workers)
 
     // 60 good envelopes from node 1 (SEENs of distinct epochs) and every 5th with a
     // flipped signature bit; the raw digest tells them apart in the results.
-    const RealCryptoSuite node1 = m.signer(1);
     std::map<Digest, bool> expect_ok;
     for (Epoch e = 1; e <= 60; ++e) {
-        Bytes raw = seal_envelope(node1, m.config.chain_id, 1, e, Kind::Seen,
-                                  encode(SeenBody{2, Digest{}}));
+        Bytes raw = m.seen(1, e);
         const bool forge = e % 5 == 0;
         if (forge) raw[raw.size() - 1] ^= 1;  // the signature is the last field
         const Digest id = digest_of(raw);
@@ -190,11 +193,7 @@ TEST(VerifyPool, a_members_queue_is_bounded_in_bytes_until_the_loop_takes_its_re
     VerifyPoolBounds bounds;
     bounds.member_bytes = 1000;
     VerifyPool pool(suite, m.config, 2, bounds);
-    const RealCryptoSuite node1 = m.signer(1);
-    auto seen = [&](Epoch e) {
-        return seal_envelope(node1, m.config.chain_id, 1, e, Kind::Seen,
-                             encode(SeenBody{2, Digest{}}));
-    };
+    auto seen = [&](Epoch e) { return m.seen(1, e); };
     std::size_t accepted = 0;
     for (Epoch e = 1; e <= 40; ++e)
         accepted += pool.submit_envelope(VerifyResult::Source::Peer, 1, seen(e));
@@ -217,11 +216,7 @@ TEST(VerifyPool, a_small_frame_reaching_an_idle_pool_is_checked_at_once_and_one_
     VerifyCache cache;
     const CachingCryptoSuite suite(m.verifier(), cache);
     VerifyPool pool(suite, m.config, 1, VerifyPoolBounds{});
-    const RealCryptoSuite node1 = m.signer(1);
-    auto seen = [&](Epoch e) {
-        return seal_envelope(node1, m.config.chain_id, 1, e, Kind::Seen,
-                             encode(SeenBody{2, Digest{}}));
-    };
+    auto seen = [&](Epoch e) { return m.seen(1, e); };
     ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, seen(1)));
     EXPECT_EQ(pool.inline_checked(), 1u);
     auto now = pool.take_results();
