@@ -4,6 +4,7 @@
 
 #include <sodium.h>
 
+#include <bit>
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
@@ -35,14 +36,20 @@ LtHash16 LtHash16::of(ByteView key, ByteView value) {
     init();
     const Digest seed =
         Hasher().field(std::string_view("tobd-lthash-v1")).field(key).field(value).finish();
-    alignas(64) std::array<std::uint8_t, kBytes> stream{};
     const std::array<std::uint8_t, crypto_stream_chacha20_NONCEBYTES> nonce{};
-    if (crypto_stream_chacha20(stream.data(), stream.size(), nonce.data(), seed.data()) != 0) {
+    LtHash16 h;
+    // The lanes are the ChaCha20 stream read as little-endian 64-bit words. On a
+    // little-endian host that is the stream itself, written in place: this runs
+    // for every key an epoch writes, and the byte-wise copy of 2 KiB through a
+    // zeroed buffer cost more than the stream (docs/performance.md).
+    auto* out = reinterpret_cast<unsigned char*>(h.words_.data());
+    if (crypto_stream_chacha20(out, kBytes, nonce.data(), seed.data()) != 0) {
         std::fputs("tob::crypto: crypto_stream_chacha20 failed\n", stderr);
         std::abort();
     }
-    LtHash16 h;
-    for (std::size_t w = 0; w < h.words_.size(); ++w) h.words_[w] = load_le64(&stream[w * 8]);
+    if constexpr (std::endian::native != std::endian::little) {
+        for (auto& w : h.words_) w = load_le64(reinterpret_cast<const std::uint8_t*>(&w));
+    }
     return h;
 }
 

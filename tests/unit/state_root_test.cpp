@@ -4,6 +4,7 @@
 #include "consensus/state_root.h"
 
 #include <gtest/gtest.h>
+#include <sodium.h>
 
 #include <cstdio>
 #include <map>
@@ -13,6 +14,7 @@
 
 #include "consensus/kv/kv_machine.h"
 #include "consensus/kv/rooted_storage.h"
+#include "crypto/hash.h"
 #include "crypto/lthash.h"
 
 namespace tob::consensus {
@@ -67,6 +69,30 @@ TEST(LtHash, key_value_boundary_and_multiplicity_matter) {
     twice.add(b("k"), b("v"));
     twice.add(b("k"), b("v"));
     EXPECT_NE(once.digest(), twice.digest());
+}
+
+// The expansion of an element is part of the state root every node must agree
+// on, whatever the host: its lanes, stored little endian, are the ChaCha20 stream
+// (zero nonce) keyed by BLAKE2b("tobd-lthash-v1", key, value), computed here
+// with libsodium directly.
+TEST(LtHash, an_element_expands_to_the_chacha20_stream_of_its_seed) {
+    ASSERT_GE(sodium_init(), 0);
+    for (const auto& [key, value] : std::vector<std::pair<Bytes, Bytes>>{
+             {b("k"), b("v")}, {b(""), b("")}, {b("user/42"), Bytes(300, 0xab)}}) {
+        const crypto::Digest seed = crypto::Hasher()
+                                        .field(std::string_view("tobd-lthash-v1"))
+                                        .field(key)
+                                        .field(value)
+                                        .finish();
+        std::array<std::uint8_t, LtHash16::kBytes> stream{};
+        const std::array<std::uint8_t, crypto_stream_chacha20_NONCEBYTES> nonce{};
+        ASSERT_EQ(crypto_stream_chacha20(stream.data(), stream.size(), nonce.data(), seed.data()),
+                  0);
+        EXPECT_EQ(LtHash16::of(key, value).bytes(), stream);
+        LtHash16 sum;
+        sum.add(key, value);
+        EXPECT_EQ(sum.bytes(), stream);
+    }
 }
 
 TEST(LtHash, state_round_trips_through_bytes) {
