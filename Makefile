@@ -11,7 +11,7 @@ CTEST_ARGS ?=
 
 DEB_PACKAGES := build-essential cmake pkg-config libsodium-dev libzmq3-dev cppzmq-dev \
   libmsgpack-cxx-dev libspdlog-dev libgtest-dev librocksdb-dev libcli11-dev \
-  libtomlplusplus-dev libcpp-httplib-dev libsystemd-dev python3 dpkg-dev systemd \
+  libtomlplusplus-dev libcpp-httplib-dev libsystemd-dev libjemalloc-dev python3 dpkg-dev systemd \
   iproute2 nftables iptables python3-zmq clang-format clang libclang-rt-14-dev spin tcpdump \
   valgrind
 
