@@ -135,8 +135,9 @@ def dump_signed_epochs(c, i):
 
 
 def read_mark(c, i):
-    text = open(os.path.join(c.node_dir(i), "sign-high-water")).read().split()
-    return int(text[1])
+    """The mark: the highest epoch of the file's lines (two slots, daemon/high_water.h)."""
+    lines = open(os.path.join(c.node_dir(i), "sign-high-water")).read().splitlines()
+    return max(int(line.split()[1]) for line in lines)
 
 
 def test_reformat(c):

@@ -33,7 +33,7 @@ for i in 0 1 2 3; do
         mode=$(stat -c %a "$d/$f")
         [ "$mode" = 600 ] || fail "$d/$f has mode $mode, expected 600"
     done
-    grep -q "^tobd-high-water-v1 0 [0-9a-f]\{64\}\$" "$d/sign-high-water" ||
+    [ "$(grep -c "^tobd-high-water-v2 0 [0-9a-f]\{64\} *\$" "$d/sign-high-water")" = 2 ] ||
         fail "$d/sign-high-water is not a signing high-water mark at epoch 0"
     grep -q "^node_id = $i\$" "$d/config.toml" || fail "$d/config.toml does not say node_id = $i"
     grep -q "pub_endpoint = \"tcp://127.0.0.1:$((7100 + 2 * i))\"" "$tmp/cluster.toml" ||

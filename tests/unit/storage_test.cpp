@@ -770,17 +770,88 @@ TEST(HighWater, write_read_round_trip_mode_and_format) {
         EXPECT_EQ(read.state, MarkState::Ok) << read.error;
         EXPECT_EQ(read.epoch, e);
         EXPECT_EQ(file_mode(path), 0600u);
-        EXPECT_EQ(read_all(path), format_high_water(e));
+        EXPECT_EQ(read_all(path).size(), kHighWaterFileBytes);
     }
     const std::string text = read_all(path);
-    EXPECT_EQ(text.rfind("tobd-high-water-v1 18446744073709551615 ", 0), 0u) << text;
-    EXPECT_EQ(text.size(), std::string("tobd-high-water-v1 18446744073709551615 ").size() + 65);
+    EXPECT_NE(text.find("tobd-high-water-v2 18446744073709551615 "), std::string::npos) << text;
+    EXPECT_EQ(format_high_water(7).size(), kHighWaterFileBytes);
+    EXPECT_EQ(format_high_water(7).rfind("tobd-high-water-v2 7 ", 0), 0u);
     // No temp files left behind.
     int files = 0;
     for ([[maybe_unused]] const auto& entry : fs::directory_iterator(tmp.path())) ++files;
     EXPECT_EQ(files, 1);
     EXPECT_EQ(default_high_water_path("/etc/tobd/keys/node.key"),
               fs::path("/etc/tobd/keys/sign-high-water"));
+}
+
+// One slot of format_high_water(e).
+std::string mark_slot(consensus::Epoch e) {
+    return format_high_water(e).substr(0, kHighWaterSlotBytes);
+}
+
+TEST(HighWater, a_raise_overwrites_the_lower_slot_in_place_and_a_torn_slot_leaves_the_other) {
+    crypto::init();
+    TempDir tmp;
+    const fs::path path = tmp.path() / "sign-high-water";
+    ASSERT_EQ(write_high_water(path, 5), std::nullopt);  // a new file: both slots
+    EXPECT_EQ(read_all(path), mark_slot(5) + mark_slot(5));
+    struct stat before {};
+    ASSERT_EQ(::stat(path.c_str(), &before), 0);
+    ASSERT_EQ(write_high_water(path, 6), std::nullopt);
+    EXPECT_EQ(read_all(path), mark_slot(6) + mark_slot(5));
+    ASSERT_EQ(write_high_water(path, 7), std::nullopt);  // never over the 6
+    EXPECT_EQ(read_all(path), mark_slot(6) + mark_slot(7));
+    ASSERT_EQ(write_high_water(path, 8), std::nullopt);
+    EXPECT_EQ(read_all(path), mark_slot(8) + mark_slot(7));
+    struct stat after {};
+    ASSERT_EQ(::stat(path.c_str(), &after), 0);
+    EXPECT_EQ(after.st_ino, before.st_ino);  // in place: no replacement
+    EXPECT_EQ(file_mode(path), 0600u);
+
+    // A crash while raising 8 -> 9 tore slot 1 after k bytes: the mark read back
+    // is 8 (every signature sent is at or below it) or, once the line is whole, 9.
+    const std::string old_slot = mark_slot(7), new_slot = mark_slot(9);
+    for (std::size_t k = 0; k <= kHighWaterSlotBytes; ++k) {
+        write_all(path, mark_slot(8) + new_slot.substr(0, k) + old_slot.substr(k));
+        const MarkRead read = read_high_water(path);
+        ASSERT_EQ(read.state, MarkState::Ok) << k << ": " << read.error;
+        EXPECT_TRUE(read.epoch == 8 || read.epoch == 9) << k << ": " << read.epoch;
+        if (k < 40) {
+            EXPECT_EQ(read.epoch, 8u) << k;
+        }
+    }
+    // A raise writes over the torn slot, not the good one.
+    write_all(path, mark_slot(8) + std::string(kHighWaterSlotBytes, 'x'));
+    EXPECT_EQ(read_high_water(path).epoch, 8u);
+    ASSERT_EQ(write_high_water(path, 9), std::nullopt);
+    EXPECT_EQ(read_all(path), mark_slot(8) + mark_slot(9));
+    write_all(path, std::string(kHighWaterSlotBytes, 'x') + mark_slot(9));
+    EXPECT_EQ(read_high_water(path).epoch, 9u);
+    ASSERT_EQ(write_high_water(path, 10), std::nullopt);
+    EXPECT_EQ(read_all(path), mark_slot(10) + mark_slot(9));
+    // Both slots torn: corrupt, and a raise replaces the whole file.
+    write_all(path, std::string(kHighWaterFileBytes, 'x'));
+    EXPECT_EQ(read_high_water(path).state, MarkState::Corrupt);
+    std::string both_bad = mark_slot(3) + mark_slot(4);
+    both_bad[25] ^= 1;
+    both_bad[kHighWaterSlotBytes + 25] ^= 1;
+    write_all(path, both_bad);
+    EXPECT_EQ(read_high_water(path).state, MarkState::Corrupt);
+    ASSERT_EQ(write_high_water(path, 11), std::nullopt);
+    EXPECT_EQ(read_all(path), format_high_water(11));
+}
+
+TEST(HighWater, the_one_line_file_of_earlier_versions_is_read_and_replaced_on_the_first_raise) {
+    crypto::init();
+    TempDir tmp;
+    const fs::path path = tmp.path() / "sign-high-water";
+    write_all(path, format_high_water_v1(9));
+    const MarkRead read = read_high_water(path);
+    ASSERT_EQ(read.state, MarkState::Ok) << read.error;
+    EXPECT_EQ(read.epoch, 9u);
+    ASSERT_EQ(write_high_water(path, 10), std::nullopt);
+    EXPECT_EQ(read_all(path), format_high_water(10));
+    EXPECT_EQ(read_high_water(path).epoch, 10u);
 }
 
 TEST(HighWater, missing_is_not_corrupt_and_not_zero) {
@@ -801,7 +872,22 @@ TEST(HighWater, edited_truncated_oversized_and_garbage_files_are_corrupt) {
         EXPECT_NE(read.error.find(path.string()), std::string::npos) << read.error;
         return read.error;
     };
-    const std::string good = format_high_water(17);
+    // The two-slot file: a slot edited, truncations, extra bytes.
+    {
+        const std::string two = format_high_water(17);
+        write_all(path, two);
+        ASSERT_EQ(read_high_water(path).state, MarkState::Ok);
+        std::string edited = two;
+        for (std::size_t i = 0; i < 2; ++i)
+            edited.replace(edited.find(" 17 ", i * kHighWaterSlotBytes), 4, " 18 ");
+        EXPECT_NE(expect_corrupt(edited, "both slots edited").find("checksum"), std::string::npos);
+        for (std::size_t n = 0; n < two.size(); ++n)
+            expect_corrupt(two.substr(0, n), "two-slot file truncated");
+        expect_corrupt(two + "x", "two-slot file with a trailing byte");
+        expect_corrupt(two + two, "two two-slot files");
+    }
+    // The one-line file.
+    const std::string good = format_high_water_v1(17);
     write_all(path, good);
     ASSERT_EQ(read_high_water(path).state, MarkState::Ok);
 
