@@ -493,14 +493,18 @@ void Replica::Impl::on_requests(Step& step, const Envelope& env, const Bytes& ra
         // costs no encoding and hashing: every honest node floods what its
         // clients send, so each request arrives once per member (issue 11,
         // pool_flood: a client's 1 MiB requests kept the loop busy hashing copies).
-        if (pool.holds_copy(r)) continue;
+        if (pool.holds_copy(r)) {
+            ++flood_pooled;
+            continue;
+        }
         Bytes enc = encode(r);
         Digest d = digest_of(enc);
         if (!pool.valid(r, d)) {
             ++invalid;
             continue;
         }
-        pool_add(r, d, enc.size(), /*local=*/false);
+        const Admission a = pool_add(r, d, enc.size(), /*local=*/false);
+        if (a == Admission::Added || a == Admission::Known) ++flood_pooled;
     }
     if (invalid > 0) {
         step.fault(env.sender, FaultKind::InvalidSignature,
@@ -585,9 +589,13 @@ Step Replica::handle_envelope(const Envelope& envelope, std::uint64_t now_ms) {
     const bool join_for_work = envelope.kind == Kind::Block &&
                                envelope.epoch == epoch_add(im.delivered(), 1) && im.idle() &&
                                im.pool.has_work();
+    im.flood_pooled = 0;
     Bytes raw = encode(envelope);
     im.dispatch(step, envelope, raw, false);
     if (join_for_work && !stats_.halted) im.join_next_for_work(step);
+    // The same when the flood comes second (replica_propose.cpp).
+    if (envelope.kind == Kind::Requests && im.flood_pooled > 0 && !stats_.halted)
+        im.join_next_for_flood(step);
     im.finish(step);
     return step;
 }

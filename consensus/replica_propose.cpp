@@ -59,6 +59,29 @@ void Replica::Impl::join_next_for_work(Step& step) {
     if (next <= window_end()) join_upto(step, next);
 }
 
+// A flood that brought new requests after a peer's block for the next epoch
+// arrived. The block was dispatched first, so the requests it carries count as
+// pending elsewhere and the flood adds no work of this node's own, yet the
+// epoch cannot finish until n - t members have blocks in it. Without this the
+// node joined only when its block timer ran out: at low load the requester's
+// block and its flood race to every peer, and where the block won (about a
+// third of the requests) the epoch took a block timer longer. One member's
+// block alone still pulls no one in: the flood must carry requests the pool
+// holds, which are uncommitted client-signed requests (the pool takes no
+// committed one), and the node joins the next epoch once until it is delivered.
+void Replica::Impl::join_next_for_flood(Step& step) {
+    pool.joined(proposed_upto);
+    if (!idle()) return;
+    const Epoch next = epoch_add(delivered(), 1);
+    if (next > window_end()) return;
+    for (NodeId p = 0; p < cfg.n; ++p) {
+        if (p != cfg.self && blocks.accepted(next, p)) {
+            join_upto(step, next);
+            return;
+        }
+    }
+}
+
 void Replica::Impl::republish(Step& step) {
     for (auto& [e, st] : epochs) {
         if (catchup.stable(e) || st.republish.empty() || now < st.next_republish_ms) continue;

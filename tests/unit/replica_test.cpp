@@ -1054,6 +1054,46 @@ TEST(Replica, a_peers_block_brings_an_idle_node_with_work_into_the_epoch_but_not
     EXPECT_EQ(r2.stats().highest_joined, 0u);
 }
 
+// The same with the flood second: the block and the flood of the requester race
+// to every peer, and where the block won the node joined only when its block
+// timer ran out (about a third of the requests at low load took a block timer
+// longer). A flood whose requests the pool does not take (here: none valid)
+// brings no one in, nor does a flood without a peer's block for the next epoch.
+TEST(Replica, a_flood_after_a_peers_block_brings_an_idle_node_into_the_epoch_at_once) {
+    Net net(4, 53);
+    const Request req = net.request(1, 1, "k", "v");
+    auto sealed = [&](Kind kind, Epoch e, const Bytes& body, NodeId to) {
+        Bytes raw = seal_envelope(*net.node(0).crypto, net.chain(), 0, e, kind, body);
+        return open_envelope(raw, *net.node(to).crypto, net.config(to)).value();
+    };
+    const Bytes block = encode(Block{1, 0, {req}});
+    const Bytes flood = encode(RequestBatch{{req}});
+    Request forged = net.request(2, 1, "k", "w");
+    forged.sig[0] ^= 1;
+    const Bytes bad_flood = encode(RequestBatch{{forged}});
+
+    Replica& r3 = *net.node(3).replica;
+    EXPECT_TRUE(own_blocks(r3.handle_envelope(sealed(Kind::Block, 1, block, 3), 1000), 3).empty());
+    EXPECT_TRUE(
+        own_blocks(r3.handle_envelope(sealed(Kind::Requests, 0, bad_flood, 3), 1001), 3).empty());
+    EXPECT_EQ(r3.stats().highest_joined, 0u);
+    const auto joined =
+        own_blocks(r3.handle_envelope(sealed(Kind::Requests, 0, flood, 3), 1002), 3);
+    ASSERT_EQ(joined.size(), 1u) << "node 3 waited for its block timer";
+    EXPECT_EQ(joined[0].epoch, 1u);
+    EXPECT_EQ(r3.stats().highest_joined, 1u);
+    // A second copy of the flood changes nothing: the node is in the epoch.
+    EXPECT_TRUE(
+        own_blocks(r3.handle_envelope(sealed(Kind::Requests, 0, flood, 3), 1003), 3).empty());
+
+    // No peer's block for epoch 1: the flood alone is no reason to join now (the
+    // requester's block may be waiting for an epoch in flight).
+    Replica& r2 = *net.node(2).replica;
+    EXPECT_TRUE(
+        own_blocks(r2.handle_envelope(sealed(Kind::Requests, 0, flood, 2), 1002), 2).empty());
+    EXPECT_EQ(r2.stats().highest_joined, 0u);
+}
+
 }  // namespace
 }  // namespace tob::consensus
 
