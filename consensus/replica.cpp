@@ -488,13 +488,14 @@ void Replica::Impl::on_requests(Step& step, const Envelope& env, const Bytes& ra
     // One fault per envelope, however many of its requests are bad: the
     // evidence is the envelope, once (issue 11, finding 1).
     std::size_t invalid = 0;
+    std::size_t pooled = 0;  // requests of the flood the pool holds
     for (const auto& r : batch.value().requests) {
         // A copy of a request this pool holds (same client, nonce and signature)
         // costs no encoding and hashing: every honest node floods what its
         // clients send, so each request arrives once per member (issue 11,
         // pool_flood: a client's 1 MiB requests kept the loop busy hashing copies).
         if (pool.holds_copy(r)) {
-            ++flood_pooled;
+            ++pooled;
             continue;
         }
         Bytes enc = encode(r);
@@ -504,7 +505,7 @@ void Replica::Impl::on_requests(Step& step, const Envelope& env, const Bytes& ra
             continue;
         }
         const Admission a = pool_add(r, d, enc.size(), /*local=*/false);
-        if (a == Admission::Added || a == Admission::Known) ++flood_pooled;
+        if (a == Admission::Added || a == Admission::Known) ++pooled;
     }
     if (invalid > 0) {
         step.fault(env.sender, FaultKind::InvalidSignature,
@@ -513,6 +514,8 @@ void Replica::Impl::on_requests(Step& step, const Envelope& env, const Bytes& ra
                        " requests with a foreign chain id or an invalid client signature",
                    {raw});
     }
+    // The flood may come after a peer's block for the next epoch (replica_propose.cpp).
+    if (pooled > 0) join_next_for_flood(step);
 }
 
 void Replica::Impl::prune() {
@@ -589,13 +592,9 @@ Step Replica::handle_envelope(const Envelope& envelope, std::uint64_t now_ms) {
     const bool join_for_work = envelope.kind == Kind::Block &&
                                envelope.epoch == epoch_add(im.delivered(), 1) && im.idle() &&
                                im.pool.has_work();
-    im.flood_pooled = 0;
     Bytes raw = encode(envelope);
     im.dispatch(step, envelope, raw, false);
     if (join_for_work && !stats_.halted) im.join_next_for_work(step);
-    // The same when the flood comes second (replica_propose.cpp).
-    if (envelope.kind == Kind::Requests && im.flood_pooled > 0 && !stats_.halted)
-        im.join_next_for_flood(step);
     im.finish(step);
     return step;
 }

@@ -180,10 +180,10 @@ struct Replica::Impl {
     /// An idle node with work that sees a peer's block for the next epoch joins
     /// that epoch now (request_pool.h, "Work and the block timer").
     void join_next_for_work(Step& step);
+    /// The same when the flood of the block's requests arrives after the block.
     void join_next_for_flood(Step& step);
-    /// Requests of the flood being dispatched that the pool holds (set by
-    /// on_requests for Replica::handle_envelope's join_next_for_flood).
-    std::size_t flood_pooled = 0;
+    /// Joins delivered + 1 if the window has room.
+    void join_next(Step& step);
     void republish(Step& step);
     void republish_block(Step& step, Epoch e, const Bytes& env);
     void prune();

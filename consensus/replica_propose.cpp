@@ -54,8 +54,11 @@ void Replica::Impl::cut_blocks(Step& step) {
 
 void Replica::Impl::join_next_for_work(Step& step) {
     pool.joined(proposed_upto);
-    if (!idle() || !pool.note_work(now)) return;
-    const Epoch next = delivered() + 1;
+    if (idle() && pool.note_work(now)) join_next(step);
+}
+
+void Replica::Impl::join_next(Step& step) {
+    const Epoch next = epoch_add(delivered(), 1);
     if (next <= window_end()) join_upto(step, next);
 }
 
@@ -73,10 +76,9 @@ void Replica::Impl::join_next_for_flood(Step& step) {
     pool.joined(proposed_upto);
     if (!idle()) return;
     const Epoch next = epoch_add(delivered(), 1);
-    if (next > window_end()) return;
     for (NodeId p = 0; p < cfg.n; ++p) {
         if (p != cfg.self && blocks.accepted(next, p)) {
-            join_upto(step, next);
+            join_next(step);
             return;
         }
     }

@@ -189,12 +189,8 @@ bool raise_in_place(const fs::path& path, consensus::Epoch epoch, std::string& e
     const Slots slots = parse_slots(text);
     if (!slots.epochs[0] && !slots.epochs[1]) return false;
     // Never the slot holding the higher mark: a slot torn by a crash must leave it.
-    std::size_t target = 0;
-    if (!slots.epochs[1]) {
-        target = 1;
-    } else if (slots.epochs[0] && *slots.epochs[0] > *slots.epochs[1]) {
-        target = 1;
-    }
+    const auto& [e0, e1] = slots.epochs;
+    const std::size_t target = !e1 || (e0 && *e0 > *e1) ? 1 : 0;
     const std::string slot = slot_text(epoch);
     const off_t at = static_cast<off_t>(target * kHighWaterSlotBytes);
     if (::pwrite(fd, slot.data(), slot.size(), at) != static_cast<ssize_t>(slot.size()) ||

@@ -1025,6 +1025,12 @@ TEST(Replica, an_idle_node_proposes_a_lone_request_at_once_and_batches_while_bus
     EXPECT_TRUE(later.empty()) << "a block cut for epoch " << later[0].epoch;
 }
 
+// Member 0's envelope of `kind` for epoch e, as node `to` opens it.
+Envelope from_member0(Net& net, Kind kind, Epoch e, const Bytes& body, NodeId to) {
+    Bytes raw = seal_envelope(*net.node(0).crypto, net.chain(), 0, e, kind, body);
+    return open_envelope(raw, *net.node(to).crypto, net.config(to)).value();
+}
+
 // An idle node that already holds work (a request flooded by a peer) joins the
 // next epoch as soon as a peer's block for it arrives; a node without work does
 // not join for one member's block, nor for the requests that block carries (the
@@ -1033,8 +1039,7 @@ TEST(Replica, a_peers_block_brings_an_idle_node_with_work_into_the_epoch_but_not
     Net net(4, 52);
     const Request req = net.request(1, 1, "k", "v");
     auto sealed = [&](Kind kind, Epoch e, const Bytes& body, NodeId to) {
-        Bytes raw = seal_envelope(*net.node(0).crypto, net.chain(), 0, e, kind, body);
-        return open_envelope(raw, *net.node(to).crypto, net.config(to)).value();
+        return from_member0(net, kind, e, body, to);
     };
     const Bytes block = encode(Block{1, 0, {req}});
     const Bytes flood = encode(RequestBatch{{req}});
@@ -1063,8 +1068,7 @@ TEST(Replica, a_flood_after_a_peers_block_brings_an_idle_node_into_the_epoch_at_
     Net net(4, 53);
     const Request req = net.request(1, 1, "k", "v");
     auto sealed = [&](Kind kind, Epoch e, const Bytes& body, NodeId to) {
-        Bytes raw = seal_envelope(*net.node(0).crypto, net.chain(), 0, e, kind, body);
-        return open_envelope(raw, *net.node(to).crypto, net.config(to)).value();
+        return from_member0(net, kind, e, body, to);
     };
     const Bytes block = encode(Block{1, 0, {req}});
     const Bytes flood = encode(RequestBatch{{req}});
