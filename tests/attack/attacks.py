@@ -280,6 +280,16 @@ def proc_memory_mb(pid):
         return None
 
 
+def proc_cpu_s(pid):
+    """User plus system CPU seconds of a process, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 # ---- one scenario run -----------------------------------------------------------------------
 
 
@@ -375,6 +385,11 @@ class AttackRun(Run):
                     m = proc_memory_mb(p.pid)
                     if m is not None:
                         self.rss[phase] = max(self.rss.get(phase, 0.0), m[0], m[1])
+            for a in self.attackers:
+                if a["proc"].poll() is None:
+                    c = proc_cpu_s(a["proc"].pid)
+                    if c is not None:
+                        a["cpu_s"] = max(a.get("cpu_s", 0.0), c)
             time.sleep(0.5)
 
     # ---- attackers
@@ -1137,6 +1152,10 @@ def run_scenario(bin_dir, name, budget_mb, cgroup_mb, keep=False):
             a.extra["died"] = ",".join(str(i) for i in sorted(dead))
         if oom:
             a.extra["oom"] = ",".join(str(i) for i in oom)
+        if a.attackers:
+            # What the attacker itself took of the shared cores (sampled twice a
+            # second; a real attacker runs on its own machine).
+            a.extra["attacker_cpu_s"] = f"{sum(x.get('cpu_s', 0.0) for x in a.attackers):.1f}"
         for k, v in a.extra.items():
             line += f" {k}={str(v).replace(' ', '_')}"
         reasons = list(a.reasons)
