@@ -143,7 +143,9 @@ class RawSub {
     RawSub(const RawSub&) = delete;
     RawSub& operator=(const RawSub&) = delete;
     RawSub(RawSub&& o) noexcept
-        : endpoint_(std::move(o.endpoint_)), fd_(std::exchange(o.fd_, -1)), next_dial_(o.next_dial_) {}
+        : endpoint_(std::move(o.endpoint_)),
+          fd_(std::exchange(o.fd_, -1)),
+          next_dial_(o.next_dial_) {}
 
     enum class Sent { ok, would_block, down };
     // Sends one subscription; dials (at most ten times a second) when not connected.
