@@ -3,6 +3,8 @@
 #include "daemon/snapshot_files.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -71,6 +73,40 @@ std::optional<std::vector<std::uint64_t>> offsets_of(const consensus::HeldCheckp
     return out;
 }
 
+// Write-behind for a snapshot file: the file is the node's whole state (tens of
+// MB and more), and written with one fsync at the end its dirty pages went to the
+// disk all at once, where every synced write of the nodes on that disk queued
+// behind them. Measured at half load (4 nodes, one disk): the epoch after each
+// checkpoint took 160-260 ms instead of about 33 ms, which put every request in
+// flight then into the p90. Instead, each kChunk written is handed to the disk at
+// once (SYNC_FILE_RANGE_WRITE) and the chunk before it is waited for, so at most
+// two chunks are dirty and the final fsync finds little left. Durability is
+// unchanged: the fsync, the rename and the directory's fsync still make the file.
+class WriteBehind {
+  public:
+    static constexpr std::uint64_t kChunk = 1u << 20;
+    explicit WriteBehind(int fd) : fd_(fd) {}
+    std::uint64_t next() const { return started_ + kChunk; }
+    // `upto` bytes are in the file (flushed from the stdio buffer).
+    void wrote(std::uint64_t upto) {
+        // Errors are ignored here: the final fsync reports them.
+        (void)::sync_file_range(fd_, static_cast<off_t>(started_),
+                                static_cast<off_t>(upto - started_), SYNC_FILE_RANGE_WRITE);
+        if (started_ > waited_) {
+            (void)::sync_file_range(
+                fd_, static_cast<off_t>(waited_), static_cast<off_t>(started_ - waited_),
+                SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+            waited_ = started_;
+        }
+        started_ = upto;
+    }
+
+  private:
+    int fd_;
+    std::uint64_t started_ = 0;  // handed to the disk up to here
+    std::uint64_t waited_ = 0;   // on the disk up to here
+};
+
 // Reads the header; leaves `f` at the first entry.
 std::optional<std::string> read_header(std::FILE* f, consensus::HeldCheckpoint& held, Bytes& meta) {
     char magic[8];
@@ -105,12 +141,19 @@ std::optional<std::string> SnapshotFiles::write_file(const fs::path& path, const
     std::fwrite(kMagic, 1, 8, f.get());
     put_u32(f.get(), static_cast<std::uint32_t>(meta.size()));
     std::fwrite(meta.data(), 1, meta.size(), f.get());
+    WriteBehind behind(::fileno(f.get()));
+    std::uint64_t written = 12 + meta.size();
     for (std::uint32_t b = 0; b < consensus::kStateBuckets; ++b) {
         source(b, [&](ByteView k, ByteView v) {
             put_u32(f.get(), static_cast<std::uint32_t>(k.size()));
             std::fwrite(k.data(), 1, k.size(), f.get());
             put_u32(f.get(), static_cast<std::uint32_t>(v.size()));
             std::fwrite(v.data(), 1, v.size(), f.get());
+            written += 8 + k.size() + v.size();
+            if (written >= behind.next()) {
+                std::fflush(f.get());
+                behind.wrote(written);
+            }
             return true;
         });
     }
@@ -214,6 +257,10 @@ void SnapshotFiles::write_async(Epoch id, Bytes meta, Source source,
 }
 
 void SnapshotFiles::run() {
+    // Below the event loop: writing a snapshot reads the whole state, and on a
+    // machine with few cores it competed with the loop for them. A failure to
+    // lower the priority only leaves it as it was.
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 10);
     std::unique_lock lock(mutex_);
     for (;;) {
         cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });

@@ -24,6 +24,7 @@
 
 #include "consensus/kv/kv_machine.h"
 #include "daemon/high_water.h"
+#include "daemon/snapshot_files.h"
 #include "daemon/testnet.h"
 #include "tests/unit/test_util.h"
 
@@ -944,6 +945,57 @@ TEST(HighWater, testnet_writes_a_zero_mark_beside_every_node_key) {
         EXPECT_EQ(read.epoch, 0u);
         EXPECT_EQ(file_mode(mark), 0600u);
     }
+}
+
+// A snapshot file is written in chunks handed to the disk as it goes (write-
+// behind); one of several MiB, spanning many chunks and every bucket, must read
+// back entry for entry, in bucket order.
+TEST(SnapshotFiles, a_file_of_many_chunks_reads_back_entry_for_entry) {
+    TempDir dir;
+    constexpr std::uint32_t kPerBucket = 40;
+    std::vector<std::vector<std::pair<Bytes, Bytes>>> entries(consensus::kStateBuckets);
+    consensus::Manifest manifest(consensus::kStateBuckets);
+    for (std::uint32_t b = 0; b < consensus::kStateBuckets; ++b) {
+        for (std::uint32_t i = 0; i < kPerBucket; ++i) {
+            Bytes key{static_cast<std::uint8_t>(b), static_cast<std::uint8_t>(i)};
+            Bytes value(300 + (b * 7 + i) % 200, static_cast<std::uint8_t>(b ^ i));
+            manifest[b].count += 1;
+            manifest[b].bytes += key.size() + value.size();
+            entries[b].emplace_back(std::move(key), std::move(value));
+        }
+    }
+    consensus::HeldCheckpoint held;
+    held.epoch = 64;
+    held.manifest = consensus::encode_manifest(manifest);
+    const Bytes meta = consensus::encode_held(held);
+    const fs::path path = dir.path() / "64.snap";
+    auto source = [&](std::uint32_t b, const consensus::kv::ScanFn& fn) {
+        for (const auto& [k, v] : entries[b]) {
+            if (!fn(k, v)) return;
+        }
+    };
+    ASSERT_EQ(SnapshotFiles::write_file(path, meta, source), std::nullopt);
+    ASSERT_GT(fs::file_size(path), 3u * (1u << 20));  // more than three chunks
+
+    consensus::HeldCheckpoint back;
+    std::uint32_t next_bucket = 0, next_index = 0;
+    std::size_t read = 0;
+    auto problem = SnapshotFiles::read_file(
+        path, back, [&](std::uint32_t b, consensus::ByteView k, consensus::ByteView v) {
+            if (b != next_bucket) {
+                EXPECT_EQ(next_index, kPerBucket) << "bucket " << next_bucket << " ended early";
+                next_bucket = b;
+                next_index = 0;
+            }
+            const auto& [key, value] = entries[b].at(next_index++);
+            EXPECT_TRUE(std::equal(k.begin(), k.end(), key.begin(), key.end()));
+            EXPECT_TRUE(std::equal(v.begin(), v.end(), value.begin(), value.end()));
+            ++read;
+            return true;
+        });
+    EXPECT_EQ(problem, std::nullopt);
+    EXPECT_EQ(back, held);
+    EXPECT_EQ(read, std::size_t{consensus::kStateBuckets} * kPerBucket);
 }
 
 }  // namespace
