@@ -310,6 +310,8 @@ class AttackRun(Run):
         self.reasons = []  # scenario-specific failures
         self.rates = {}
         self.dump_failed = []  # honest nodes whose committed log could not be dumped
+        self.timing_reasons = set()  # failures that may be the machine's load alone
+        self.dump_gaps_expected = False  # a snapshot install leaves the dump a gap
 
     # ---- setup and teardown
     def setup(self, down=(), start=True, args=None, protocol=None, limits=None):
@@ -510,8 +512,12 @@ class AttackRun(Run):
         return int(sum(self.c.metrics(i).get("tobd_peers_connected", 0)
                        for i in self.honest() if self.c.running(i)))
 
-    def fail(self, why):
+    def fail(self, why, timing=False):
+        """`timing`: the failure can come of the shared machine's load alone (as a
+        low commit rate can), so the scenario gets its second run (run_with_retry)."""
         self.reasons.append(why)
+        if timing:
+            self.timing_reasons.add(why)
 
     # ---- the end of every scenario
     def dead_nodes(self):
@@ -745,7 +751,15 @@ def proof_sizes(a, node, caught_up, snapshots):
     elif any(e > caught_up for e in large):
         a.fail(f"the victim did not catch up past the large epochs {large}")
     if snapshots:
-        a.fail("the victim installed a snapshot: the large epochs did not reach it as proofs")
+        # The node takes a snapshot when its catch-up by proofs makes no progress
+        # for 8 s (consensus/state_transfer.h, kStallMs): right for a node, and on
+        # two cores shared with another CTest fetching an 18.8 MB proof in parts
+        # once took that long (the clean clone of d318953). So this failure, and
+        # the dump's gap that the snapshot leaves, get the second run; a proof
+        # that cannot reach the victim fails both.
+        a.fail("the victim installed a snapshot: the large epochs did not reach it as proofs",
+               timing=True)
+        a.dump_gaps_expected = True
 
 
 def sc_join_rule(a):
@@ -1169,8 +1183,11 @@ def run_scenario(bin_dir, name, budget_mb, cgroup_mb, keep=False):
                 log(f"  violation: {v}")
         if a.dump_failed:
             a.extra["dump_failed"] = ",".join(map(str, a.dump_failed))
-            reasons.append(f"tobd --dump-log failed on nodes {a.dump_failed}: violations and "
-                           "lost ops are counted from the other nodes' logs only")
+            why = (f"tobd --dump-log failed on nodes {a.dump_failed}: violations and "
+                   "lost ops are counted from the other nodes' logs only")
+            reasons.append(why)
+            if a.dump_gaps_expected:
+                a.timing_reasons.add(why)
         if lost:
             reasons.append(f"{lost} acknowledged ops lost")
         if dead:
@@ -1178,7 +1195,8 @@ def run_scenario(bin_dir, name, budget_mb, cgroup_mb, keep=False):
         for r in reasons:
             log(f"  failed: {r}")
         passed = not reasons
-        rate_only = len(reasons) == 1 and reasons[0].startswith("commit rate ")
+        rate_only = bool(reasons) and all(
+            r.startswith("commit rate ") or r in a.timing_reasons for r in reasons)
     except Exception as e:  # noqa: BLE001
         a.notes.append(f"ERROR: {e}")
         traceback.print_exc(file=sys.stdout)
@@ -1197,7 +1215,8 @@ def run_scenario(bin_dir, name, budget_mb, cgroup_mb, keep=False):
 
 
 def run_with_retry(bin_dir, name, budget_mb, cgroup_mb, keep):
-    """A scenario whose only failure is the commit rate runs once more on a fresh
+    """A scenario whose only failure is the commit rate (or another failure that
+    the scenario marked as one of timing, AttackRun.fail) runs once more on a fresh
     cluster, and passes if that run passes. On two shared cores the rate of either
     phase moves with whatever else the machine runs (the CTests run two at a time),
     so one low ratio is weak evidence; an attack that really takes the honest nodes'
@@ -1206,7 +1225,8 @@ def run_with_retry(bin_dir, name, budget_mb, cgroup_mb, keep):
     passed, line, rate_only = run_scenario(bin_dir, name, budget_mb, cgroup_mb, keep)
     if passed or not rate_only:
         return passed, line
-    log(f"  only the commit rate failed: {name} runs once more on a fresh cluster")
+    log(f"  only the commit rate (or another failure of timing) failed: {name} runs once "
+        "more on a fresh cluster")
     passed, line2, _ = run_scenario(bin_dir, name, budget_mb, cgroup_mb, keep)
     return passed, line2 + f" (second run; first: {line})"
 
