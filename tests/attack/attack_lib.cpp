@@ -39,13 +39,18 @@ std::mt19937_64 make_rng(std::uint64_t seed) {
 
 Bytes random_bytes(std::mt19937_64& rng, std::size_t n) {
     Bytes b(n);
+    fill_random(rng, b);
+    return b;
+}
+
+void fill_random(std::mt19937_64& rng, Bytes& b) {
+    const std::size_t n = b.size();
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         const std::uint64_t v = rng();
         std::memcpy(b.data() + i, &v, 8);
     }
     for (; i < n; ++i) b[i] = static_cast<std::uint8_t>(rng());
-    return b;
 }
 
 void report(const std::string& line) { std::cout << "tobattack: " << line << std::endl; }

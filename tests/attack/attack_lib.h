@@ -79,6 +79,8 @@ class Pacer {
 
 std::mt19937_64 make_rng(std::uint64_t seed);
 Bytes random_bytes(std::mt19937_64& rng, std::size_t n);
+/// Overwrites `b` with random bytes (no allocation).
+void fill_random(std::mt19937_64& rng, Bytes& b);
 template <std::size_t N>
 std::array<std::uint8_t, N> random_array(std::mt19937_64& rng) {
     std::array<std::uint8_t, N> a;

@@ -59,6 +59,14 @@ struct Stranger {
         bytes += body.size();
         return true;
     }
+    // Unpaced attacks: a round in which a send would block waits a millisecond.
+    // Against Curve no pipe ever forms and every send fails at once, so waiting
+    // only every 64th refusal spun the attacker at up to half a core of the two
+    // the nodes share (attacker_cpu_s 11.3 in one suite run).
+    void pause_if_refused(const Common& opt, std::uint64_t full_before) const {
+        if (opt.rate <= 0 && full > full_before)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     std::string totals() const {
         return "frames=" + std::to_string(frames) + " bytes=" + std::to_string(bytes) +
                " would_block=" + std::to_string(full);
@@ -87,12 +95,7 @@ int forged(Stranger& s, const Common& opt) {
         const std::uint64_t full_before = s.full;
         for (std::size_t i = 0; i < s.routers.size(); ++i)
             s.send(i, client::kChannelPeer, envs[(pace.done() + i) % envs.size()]);
-        // Unpaced: a round in which a send would block waits a millisecond. Against
-        // Curve no pipe ever forms and every send fails at once, so waiting only
-        // every 64th refusal spun the attacker at up to half a core of the two
-        // the nodes share (attacker_cpu_s 11.3 in one suite run).
-        if (opt.rate <= 0 && s.full > full_before)
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        s.pause_if_refused(opt, full_before);
     }
     report("attack=forged envelope_bytes=" + std::to_string(envs[0].size()) + " " + s.totals());
     return 0;
@@ -130,12 +133,7 @@ int junk(Stranger& s, const Common& opt) {
             const Bytes small = random_bytes(s.rng, 1 + s.rng() % 300);
             s.send(i, (k & 1) ? client::kChannelPeer : client::kChannelClient, small);
         }
-        // Unpaced: a round in which a send would block waits a millisecond. Against
-        // Curve no pipe ever forms and every send fails at once, so waiting only
-        // every 64th refusal spun the attacker at up to half a core of the two
-        // the nodes share (attacker_cpu_s 11.3 in one suite run).
-        if (opt.rate <= 0 && s.full > full_before)
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        s.pause_if_refused(opt, full_before);
     }
     report("attack=junk " + s.totals());
     return 0;
@@ -244,11 +242,7 @@ int sub_flood(Stranger& s, const Common& opt) {
     Pacer pace(opt.rate > 0 ? opt.rate : 2000, opt.seconds, opt.count);
     Bytes prefix(len);
     while (pace.next()) {
-        // A fresh random prefix, written in place (no allocation per frame).
-        for (std::size_t i = 0; i < prefix.size(); i += 8) {
-            const std::uint64_t v = s.rng();
-            std::memcpy(prefix.data() + i, &v, std::min<std::size_t>(8, prefix.size() - i));
-        }
+        fill_random(s.rng, prefix);  // a fresh prefix, no allocation per frame
         for (auto& x : subs) {
             switch (x.subscribe(prefix)) {
                 case RawSub::Sent::ok:
