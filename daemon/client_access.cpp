@@ -45,6 +45,10 @@ TransportOptions transport_options(const NodeConfig& node, const ClusterConfig& 
     const auto derived = derive_memory_budget(memory_budget_input(node, cluster));
     if (const auto* budget = std::get_if<MemoryBudget>(&derived)) {
         topt.recv_hwm = budget->member_recv_hwm;
+        topt.pub_frame_max = budget->pub_frame_max;
+        topt.pub_send_hwm = budget->pub_send_hwm;
+        topt.peer_send_hwm = budget->peer_send_hwm;
+        topt.outbox_bytes = budget->outbox_bytes;
         topt.client_hwm = budget->client_hwm;
         topt.client_frame_max = budget->client_frame_max;
     }

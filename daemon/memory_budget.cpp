@@ -18,6 +18,8 @@ std::vector<NamedBound> MemoryBudget::named() const {
     return {
         {"zmq_receive", zmq_receive_bytes},
         {"zmq_client_receive", zmq_client_receive_bytes},
+        {"zmq_send", zmq_send_bytes},
+        {"peer_outboxes", outboxes_bytes},
         {"verify_queue_members", verify_member_bytes},  // per member; used = the fullest
         {"verify_queue_clients", verify_clients_bytes},
         {"verify_cache", verify_cache_bytes},
@@ -53,6 +55,35 @@ std::variant<MemoryBudget, std::string> derive_memory_budget(const MemoryBudgetI
     b.member_recv_hwm = static_cast<int>(std::min<std::uint64_t>(hwm, 20000));
     b.zmq_receive_bytes = std::uint64_t(b.member_recv_hwm) * 2 * peers * b.frame_max;
     b.client_frame_max = std::uint64_t{in.request_bytes_max} + kClientFrameOverhead;
+
+    // ZeroMQ send side: a peer that does not read holds what this node sends it in
+    // the PUB's pipe to it (HWM in messages of at most pub_frame_max, which is why
+    // larger broadcasts do not go there), its DEALER's pipe (HWM in messages of up
+    // to frame_max) and its outbox (bytes).
+    b.pub_frame_max = std::min<std::uint64_t>(kPubFrameMax, in.message_bytes_max);
+    const std::uint64_t pub_hwm = (m / 32) / (peers * (b.pub_frame_max + kFrameOverhead));
+    if (pub_hwm < kPubSendHwmMin) {
+        return "memory_max_mb: " + std::to_string(in.memory_max_mb) + " MiB cannot queue " +
+               std::to_string(kPubSendHwmMin) + " broadcasts of " +
+               std::to_string(b.pub_frame_max) + " bytes for each of " + std::to_string(peers) +
+               " peers in a 32nd of the budget; raise memory_max_mb";
+    }
+    b.pub_send_hwm = static_cast<int>(std::min<std::uint64_t>(pub_hwm, 20000));
+    // A 16th of the budget for the DEALERs' pipes, but two frames each at least
+    // (an eighth is the most that takes, given the receive side's floor above).
+    const std::uint64_t peer_hwm = std::max<std::uint64_t>((m / 16) / (peers * b.frame_max), 2);
+    if (2 * peers * b.frame_max > m / 8) {
+        return "memory_max_mb: " + std::to_string(in.memory_max_mb) +
+               " MiB cannot queue two frames of message_bytes_max (" +
+               std::to_string(in.message_bytes_max) + " bytes) to each of " +
+               std::to_string(peers) + " peers in an eighth of the budget; raise " +
+               "memory_max_mb or lower message_bytes_max";
+    }
+    b.peer_send_hwm = static_cast<int>(std::min<std::uint64_t>(peer_hwm, 20000));
+    b.zmq_send_bytes = peers * (std::uint64_t(b.pub_send_hwm) * (b.pub_frame_max + kFrameOverhead) +
+                                std::uint64_t(b.peer_send_hwm) * b.frame_max);
+    b.outbox_bytes = (m / 32) / peers;
+    b.outboxes_bytes = b.outbox_bytes * peers;
 
     // The client ROUTER: at most client_connections_max connections, each holding
     // at most client_hwm frames, within an eighth of the budget.

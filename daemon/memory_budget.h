@@ -7,6 +7,10 @@
 // future-epoch buffer, the proofs it keeps, and RocksDB):
 //
 //   ZeroMQ receive queues   1/4   SUB and member ROUTER: HWM (messages) x frame max
+//   ZeroMQ send queues      3/32  PUB (1/32): HWM x 64 KiB broadcast frames per
+//                                 subscriber; DEALERs (1/16, up to 1/8 for two
+//                                 frames): HWM x frame max per peer
+//   peer outboxes           1/32  split evenly among the peers (daemon/transport.h)
 //   verification queues     1/4   half per member (split evenly), half for clients
 //   positive verify cache   1/64
 //   failed-digest memory    1/256
@@ -50,6 +54,15 @@ struct MemoryBudget {
     int member_recv_hwm = 1;
     std::uint64_t frame_max = 0;
     std::uint64_t zmq_receive_bytes = 0;  // HWM x frame_max x 2 sockets x (n-1) connections
+    // ZeroMQ send side (daemon/transport.h): the PUB carries broadcasts of at most
+    // pub_frame_max bytes, pub_send_hwm per subscriber; each DEALER holds
+    // peer_send_hwm frames of up to frame_max, and its outbox outbox_bytes more.
+    std::uint64_t pub_frame_max = 0;
+    int pub_send_hwm = 16;
+    int peer_send_hwm = 2;
+    std::uint64_t zmq_send_bytes = 0;  // peers x (pub HWM x pub frame + peer HWM x frame_max)
+    std::uint64_t outbox_bytes = 0;    // per peer
+    std::uint64_t outboxes_bytes = 0;  // all peers
     // The client ROUTER: frame cap and HWM per connection.
     std::uint64_t client_frame_max = 0;
     int client_hwm = 4;                          // min(4, (M/8) / (connections x frame))
@@ -90,6 +103,10 @@ inline constexpr std::uint64_t kClientRateEntryBytes = 256;
 inline constexpr std::uint64_t kClientFrameOverhead = 1024;
 // ZeroMQ's frame envelope allowance on top of message_bytes_max.
 inline constexpr std::uint64_t kFrameOverhead = 64;
+// Broadcasts up to this size go on the PUB; larger ones point to point.
+inline constexpr std::uint64_t kPubFrameMax = 64u << 10;
+// The fewest broadcasts the PUB must be able to queue per subscriber.
+inline constexpr std::uint64_t kPubSendHwmMin = 16;
 
 /// The budget, or why these settings cannot all hold.
 std::variant<MemoryBudget, std::string> derive_memory_budget(const MemoryBudgetInput& in);

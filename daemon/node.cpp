@@ -456,6 +456,8 @@ struct Node::Impl {
     void publish_bounds() {
         const std::map<std::string, std::uint64_t> used = {
             {"zmq_receive", 0},  // inside libzmq: not observable; the bound is its HWM x frame
+            {"zmq_send", 0},     // likewise
+            {"peer_outboxes", transport->stats().outbox_bytes},
             {"verify_queue_members", pool->member_bytes_max_used()},
             {"verify_queue_clients", pool->clients_bytes_used()},
             {"verify_cache", cache->size() * kDigestEntryBytes},

@@ -73,6 +73,12 @@ NodeMetrics::NodeMetrics(Registry& registry)
                                      "Frames lost on PUB/SUB (gaps in peers' sequence numbers)")),
       send_drops_(registry.counter("tobd_send_drops_total",
                                    "Sends dropped because a socket was at its high-water mark")),
+      outbox_drops_(registry.counter(
+          "tobd_outbox_drops_total",
+          "Of the dropped sends: point-to-point frames that did not fit a peer's outbox")),
+      broadcasts_p2p_(registry.counter(
+          "tobd_broadcasts_point_to_point_total",
+          "Broadcasts over the PUB's frame size, sent to each peer on its DEALER")),
       archive_served_(registry.counter(
           "tobd_archive_proofs_served_total",
           "Committed-epoch proofs served from the on-disk archive to nodes catching up")),
@@ -129,6 +135,9 @@ void NodeMetrics::refresh(const NodeSample& s) {
     bytes_out_.inc(to_double(ts.bytes_out - last_transport_.bytes_out));
     pubsub_drops_.inc(to_double(ts.pubsub_gaps - last_transport_.pubsub_gaps));
     send_drops_.inc(to_double(ts.send_drops - last_transport_.send_drops));
+    outbox_drops_.inc(to_double(ts.outbox_drops - last_transport_.outbox_drops));
+    broadcasts_p2p_.inc(
+        to_double(ts.broadcasts_point_to_point - last_transport_.broadcasts_point_to_point));
     last_transport_ = ts;
 }
 

@@ -87,6 +87,8 @@ class NodeMetrics {
     Counter& bytes_out_;
     Counter& pubsub_drops_;
     Counter& send_drops_;
+    Counter& outbox_drops_;
+    Counter& broadcasts_p2p_;
     Counter& archive_served_;
     Gauge& verify_queue_depth_;
     Gauge& pool_requests_;

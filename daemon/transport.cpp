@@ -85,6 +85,7 @@ Transport::Transport(TransportOptions options)
 Transport::~Transport() {
     // Close every socket (linger 0 everywhere), then the ZAP handler, before the
     // context terminates.
+    outboxes_.clear();
     dealers_.clear();
     monitors_.clear();
     pub_.close();
@@ -155,7 +156,7 @@ std::variant<std::unique_ptr<Transport>, std::string> Transport::open(TransportO
         t->setup_server(t->router_, kZapDomainMember);
         t->setup_server(t->client_, kZapDomainClient);
         t->sub_.set(zmq::sockopt::linger, 0);
-        t->pub_.set(zmq::sockopt::sndhwm, opt.send_hwm);
+        t->pub_.set(zmq::sockopt::sndhwm, opt.pub_send_hwm);
         t->sub_.set(zmq::sockopt::rcvhwm, opt.recv_hwm);
         t->sub_.set(zmq::sockopt::maxmsgsize, max_frame);
         t->sub_.set(zmq::sockopt::subscribe, "");
@@ -165,7 +166,7 @@ std::variant<std::unique_ptr<Transport>, std::string> Transport::open(TransportO
                        opt.client_frame_max != 0 ? static_cast<std::int64_t>(opt.client_frame_max)
                                                  : max_frame);
         t->router_.set(zmq::sockopt::rcvhwm, opt.recv_hwm);
-        t->router_.set(zmq::sockopt::sndhwm, opt.send_hwm);
+        t->router_.set(zmq::sockopt::sndhwm, 2);  // the member ROUTER sends nothing
         t->client_.set(zmq::sockopt::rcvhwm, opt.client_hwm);
         t->client_.set(zmq::sockopt::sndhwm, opt.client_send_hwm);
 
@@ -188,7 +189,7 @@ std::variant<std::unique_ptr<Transport>, std::string> Transport::open(TransportO
             zmq::socket_t dealer(t->ctx_, zmq::socket_type::dealer);
             t->setup_client(dealer, m.curve_key);
             dealer.set(zmq::sockopt::immediate, 1);
-            dealer.set(zmq::sockopt::sndhwm, opt.send_hwm);
+            dealer.set(zmq::sockopt::sndhwm, opt.peer_send_hwm);
             t->add_monitor(dealer, MonitorRole::Dealer, ServerSocket::MemberRouter, m.id);
             t->dealers_.emplace(m.id, std::move(dealer));
             t->pub_endpoint_to_peer_[m.pub_endpoint] = m.id;
@@ -229,6 +230,14 @@ std::vector<bool> Transport::wait(std::chrono::milliseconds timeout, const std::
     }
     const std::size_t first_fd = items.size();
     for (int fd : fds) items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
+    // The DEALERs whose outbox waits for room in libzmq's queue.
+    const std::size_t first_outbox = items.size();
+    std::vector<NodeId> waiting;
+    for (const auto& [peer, box] : outboxes_) {
+        if (box.frames.empty()) continue;
+        items.push_back({dealers_.at(peer).handle(), 0, ZMQ_POLLOUT, 0});
+        waiting.push_back(peer);
+    }
     if (!held_.empty()) {
         auto until = std::chrono::duration_cast<std::chrono::milliseconds>(
             held_.front().release - std::chrono::steady_clock::now());
@@ -240,6 +249,9 @@ std::vector<bool> Transport::wait(std::chrono::milliseconds timeout, const std::
     } catch (const zmq::error_t&) {
         // EINTR (a signal): the caller checks its stop flag and comes back.
         for (auto& item : items) item.revents = ZMQ_POLLIN;  // read everything once
+    }
+    for (std::size_t i = 0; i < waiting.size(); ++i) {
+        if (items[first_outbox + i].revents & ZMQ_POLLOUT) flush_outbox(waiting[i]);
     }
     for (std::size_t i = 0; i < readable_.size(); ++i) readable_[i] = items[i].revents & ZMQ_POLLIN;
     for (std::size_t i = 0; i < polled.size(); ++i) {
@@ -386,6 +398,18 @@ std::vector<Inbound> Transport::receive(std::size_t max) {
 }
 
 void Transport::broadcast(ByteView envelope) {
+    if (envelope.size() > opt_.pub_frame_max) {
+        // Too large for the PUB's queues (counted in messages): to each peer on its
+        // DEALER, through its outbox. One buffer, shared by the copies.
+        ++stats_.broadcasts_point_to_point;
+        zmq::message_t body(envelope.data(), envelope.size());
+        for (const auto& [peer, dealer] : dealers_) {
+            zmq::message_t copy;
+            copy.copy(body);
+            queue_to(peer, std::move(copy));
+        }
+        return;
+    }
     std::array<std::uint8_t, kHeaderBytes> header;
     put_header(header, opt_.self, ++seq_);
     try {
@@ -406,22 +430,66 @@ void Transport::broadcast(ByteView envelope) {
 }
 
 void Transport::send_to(NodeId peer, ByteView envelope) {
+    queue_to(peer, zmq::message_t(envelope.data(), envelope.size()));
+}
+
+bool Transport::try_send_peer(zmq::socket_t& dealer, zmq::message_t& body) {
+    const std::uint8_t channel = kChannelPeer;
+    // libzmq checks the high-water mark on a message's first frame only: once the
+    // channel byte is taken, so is the body.
+    if (!dealer.send(zmq::buffer(&channel, 1),
+                     zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        return false;
+    }
+    dealer.send(body, zmq::send_flags::none);
+    return true;
+}
+
+void Transport::queue_to(NodeId peer, zmq::message_t body) {
     auto it = dealers_.find(peer);
     if (it == dealers_.end()) return;
-    const std::uint8_t channel = kChannelPeer;
-    try {
-        if (!it->second.send(zmq::buffer(&channel, 1),
-                             zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+    Outbox& box = outboxes_[peer];
+    const std::size_t size = body.size();
+    if (box.frames.empty()) {
+        try {
+            if (try_send_peer(it->second, body)) {
+                ++stats_.frames_out;
+                stats_.bytes_out += size;
+                return;
+            }
+        } catch (const zmq::error_t&) {
             ++stats_.send_drops;
             return;
         }
-        it->second.send(zmq::buffer(envelope.data(), envelope.size()), zmq::send_flags::none);
-    } catch (const zmq::error_t&) {
+    }
+    if (box.bytes + size > opt_.outbox_bytes) {
         ++stats_.send_drops;
+        ++stats_.outbox_drops;
         return;
     }
-    ++stats_.frames_out;
-    stats_.bytes_out += envelope.size();
+    box.bytes += size;
+    stats_.outbox_bytes += size;
+    stats_.outbox_bytes_max_seen = std::max(stats_.outbox_bytes_max_seen, box.bytes);
+    box.frames.push_back(std::move(body));
+}
+
+void Transport::flush_outbox(NodeId peer) {
+    Outbox& box = outboxes_[peer];
+    zmq::socket_t& dealer = dealers_.at(peer);
+    while (!box.frames.empty()) {
+        zmq::message_t& front = box.frames.front();
+        const std::size_t size = front.size();
+        try {
+            if (!try_send_peer(dealer, front)) return;  // full again: wait() polls for room
+            ++stats_.frames_out;
+            stats_.bytes_out += size;
+        } catch (const zmq::error_t&) {
+            ++stats_.send_drops;
+        }
+        box.bytes -= size;
+        stats_.outbox_bytes -= size;
+        box.frames.pop_front();
+    }
 }
 
 void Transport::send_client(const std::string& routing_id, ByteView body) {

@@ -40,6 +40,17 @@
 // peer that sends a frame over the limit before it is buffered. Every send is
 // non-blocking; a send that would block is dropped and counted (repair resends).
 //
+// What a peer that does not read can hold here is bounded in bytes (issue 11;
+// docs/memory.md, "The send side"). libzmq bounds its queues in messages only, so
+// the transport keeps the large frames off the queues whose count is high:
+//  - the PUB carries broadcasts of at most pub_frame_max bytes (64 KiB), at most
+//    pub_send_hwm of them queued per subscriber; a larger broadcast goes to each
+//    peer point to point instead, on its DEALER;
+//  - a DEALER queues at most peer_send_hwm frames (of up to message_bytes_max)
+//    inside libzmq, and the transport keeps up to outbox_bytes more for that peer
+//    in its outbox, handed to the DEALER as it drains (wait() polls it for room);
+//    a frame that does not fit is dropped and counted.
+//
 // Test-only fault layer (docs/fault-model.md): when enabled, frames received on
 // the peer planes are dropped, duplicated, and delayed (which also reorders them)
 // with the configured probabilities. It exists only when the node config says
@@ -82,7 +93,11 @@ struct TransportOptions {
     consensus::NodeId self = 0;
     std::vector<ClusterMember> members;
     std::uint32_t message_bytes_max = 16u << 20;
-    int send_hwm = 20000;
+    // Send side (above and daemon/memory_budget.h).
+    std::size_t pub_frame_max = 64u << 10;
+    int pub_send_hwm = 20000;
+    int peer_send_hwm = 20000;
+    std::uint64_t outbox_bytes = 64u << 20;  // per peer
     int recv_hwm = 20000;
     // Per client connection (a ROUTER's HWMs are per connection): receive (from
     // the memory budget) and send.
@@ -131,10 +146,14 @@ struct TransportStats {
     std::uint64_t bytes_in = 0;
     std::uint64_t frames_out = 0;
     std::uint64_t bytes_out = 0;
-    std::uint64_t send_drops = 0;     // sends that would have blocked
-    std::uint64_t pubsub_gaps = 0;    // frames lost on PUB/SUB, from sequence gaps
-    std::uint64_t bad_frames = 0;     // wrong frame count / channel (all sockets)
-    std::uint64_t fault_dropped = 0;  // test fault layer
+    std::uint64_t send_drops = 0;                 // sends that would have blocked
+    std::uint64_t outbox_drops = 0;               // of those: a peer's outbox was full
+    std::uint64_t outbox_bytes = 0;               // held in the peers' outboxes now
+    std::uint64_t outbox_bytes_max_seen = 0;      // the most one outbox has held
+    std::uint64_t broadcasts_point_to_point = 0;  // over pub_frame_max: sent per peer
+    std::uint64_t pubsub_gaps = 0;                // frames lost on PUB/SUB, from sequence gaps
+    std::uint64_t bad_frames = 0;                 // wrong frame count / channel (all sockets)
+    std::uint64_t fault_dropped = 0;              // test fault layer
     std::uint64_t fault_duplicated = 0;
     std::uint64_t fault_delayed = 0;
     // By ServerSocket: handshakes the socket refused (monitor events) and frames
@@ -221,6 +240,10 @@ class Transport {
     void redial_due();
     std::chrono::milliseconds until_next_redial(std::chrono::milliseconds cap) const;
     bool recv_multipart(zmq::socket_t& socket, std::vector<zmq::message_t>& parts);
+    // Point-to-point sends through the peer's outbox (see the file comment).
+    void queue_to(consensus::NodeId peer, zmq::message_t body);
+    bool try_send_peer(zmq::socket_t& dealer, zmq::message_t& body);
+    void flush_outbox(consensus::NodeId peer);
     void admit(Inbound in, std::vector<Inbound>& out);
     bool receive_sub(std::vector<zmq::message_t>& parts, std::vector<Inbound>& out);
     bool receive_router(std::vector<zmq::message_t>& parts, std::vector<Inbound>& out);
@@ -231,6 +254,11 @@ class Transport {
     std::unique_ptr<ZapHandler> zap_;
     zmq::socket_t pub_, sub_, router_, client_;
     std::map<consensus::NodeId, zmq::socket_t> dealers_;
+    struct Outbox {
+        std::deque<zmq::message_t> frames;
+        std::uint64_t bytes = 0;
+    };
+    std::map<consensus::NodeId, Outbox> outboxes_;
     std::vector<std::unique_ptr<Monitor>> monitors_;
     std::map<std::pair<MonitorRole, consensus::NodeId>, Link> links_;
     std::map<std::string, consensus::NodeId> pub_endpoint_to_peer_;

@@ -97,7 +97,10 @@ MemberIdentity load_member(const std::string& node_config) {
 
 MemberLink::MemberLink(zmq::context_t& ctx, const daemon::ClusterConfig& cluster, NodeId self,
                        const Common& opt)
-    : self_(self), pub_(ctx, zmq::socket_type::pub), sink_(ctx, zmq::socket_type::router) {
+    : self_(self),
+      pub_(ctx, zmq::socket_type::pub),
+      sink_(ctx, zmq::socket_type::router),
+      deaf_(ctx, zmq::socket_type::sub) {
     pub_.set(zmq::sockopt::linger, 0);
     pub_.set(zmq::sockopt::sndhwm, 100000);
     sink_.set(zmq::sockopt::linger, 0);
@@ -122,6 +125,7 @@ MemberLink::MemberLink(zmq::context_t& ctx, const daemon::ClusterConfig& cluster
             report(std::string("notice=cannot-bind-router (") + e.what() + ")");
         }
     }
+    deaf_.set(zmq::sockopt::linger, 0);
     for (const auto& m : cluster.members) {
         if (m.id == self) continue;
         zmq::socket_t d(ctx, zmq::socket_type::dealer);
@@ -133,6 +137,16 @@ MemberLink::MemberLink(zmq::context_t& ctx, const daemon::ClusterConfig& cluster
     }
     // Let the honest SUB sockets (re)connect to the fresh PUB and the DEALERs connect.
     std::this_thread::sleep_for(std::chrono::milliseconds(700));
+}
+
+void MemberLink::go_deaf(const daemon::ClusterConfig& cluster) {
+    // A member's SUB that takes the flood and never reads it: each honest PUB's
+    // queue towards this subscriber fills (libzmq counts it in messages).
+    deaf_.set(zmq::sockopt::rcvhwm, 1);
+    deaf_.set(zmq::sockopt::rcvbuf, 4096);
+    deaf_.set(zmq::sockopt::subscribe, "");
+    for (const auto& m : cluster.members)
+        if (m.id != self_) deaf_.connect(m.pub_endpoint);
 }
 
 void MemberLink::broadcast(ByteView envelope, const std::vector<NodeId>& targets) {

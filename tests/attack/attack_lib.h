@@ -51,6 +51,7 @@ struct Common {
     std::uint64_t seed = 0;       // 0 = random
     bool no_pub = false;          // member: do not bind the PUB endpoint
     bool sink_router = false;     // member: bind the ROUTER endpoint and never read it
+    bool deaf_sub = false;        // member: subscribe to every PUB and never read it
     std::string endpoint;         // stranger squat: the endpoint to take
     std::string variant;          // attack-specific variant
     double delay = 0;             // member: bind the sockets, wait this long, then attack
@@ -108,6 +109,8 @@ class MemberLink {
                const Common& opt);
     /// Every broadcast goes on the PUB (when bound) and point to point to each target.
     void broadcast(ByteView envelope, const std::vector<NodeId>& targets);
+    /// Subscribes to every other member's PUB and never reads (--deaf-sub).
+    void go_deaf(const daemon::ClusterConfig& cluster);
     /// Point to point to one peer; false if its queue is full.
     bool send_to(NodeId peer, ByteView envelope);
     bool pub_bound() const { return pub_bound_; }
@@ -117,7 +120,7 @@ class MemberLink {
 
   private:
     NodeId self_;
-    zmq::socket_t pub_, sink_;
+    zmq::socket_t pub_, sink_, deaf_;
     std::vector<std::pair<NodeId, zmq::socket_t>> dealers_;
     bool pub_bound_ = false;
     std::uint64_t seq_ = 0, frames_ = 0, bytes_ = 0, drops_ = 0;

@@ -631,6 +631,42 @@ sc_junk_frames = stranger_scenario("junk")
 sc_sub_flood = stranger_scenario("sub-flood", "--rate", "2000", "--size", "16384")
 
 
+def sc_deaf_member(a):
+    """A member that reads nothing: it subscribes to every honest PUB and never reads
+    the SUB, and binds its ROUTER (where the honest DEALERs send) and never reads that
+    either, while one client sends bursts of 1 MiB requests (both phases, so that the
+    rates compare like with like): what the honest nodes send it stays queued on their
+    side. libzmq bounds those queues in messages only (20,000 per pipe, of up to
+    16 MiB each); the transport now keeps frames over 64 KiB off the PUB and bounds
+    each peer's outbox in bytes (docs/memory.md, "The send side").
+    TOB_ATTACK_DEAF_LOAD=SIZE,RATE sets the bursts (default 4 requests per node, one
+    burst a second)."""
+    size, rate = os.environ.get("TOB_ATTACK_DEAF_LOAD", "4,1").split(",")
+    base_s, attack_s = 15, 20
+    a.setup(down=[BYZ], limits={"client_bytes_per_s": 64 << 20})
+    a.byzantine = {BYZ}
+    att = early_member(a, "deaf", "--deaf-sub", "--sink-router", after=base_s + 1.5,
+                       seconds=attack_s - 2)
+    load = a.client_args("big-burst", "--size", size, "--rate", rate)
+    a.phase("baseline", base_s, attack=load)
+    a.phase("attack", attack_s, attack=load)
+    a.wait_attacker(att)
+    # What one deaf peer may cost a node is its share of the send side: the PUB's
+    # queue (a few hundred frames of at most 64 KiB), two frames in its DEALER and
+    # its outbox, about 53 MiB at a 1024 MiB budget. With the same load in both
+    # phases, RSS grew by 44 MiB with the bound and by 254 MiB without it (the
+    # queues held all the flood; 473 MiB in a 30 s phase), so 128 MiB.
+    growth = a.rss.get("attack", 0) - a.rss.get("baseline", 0)
+    a.extra["rss_growth_mb"] = int(growth)
+    if growth > 128:
+        a.fail(f"honest RSS grew by {growth:.0f} MiB while a member read nothing (at most "
+               "its send-side share, about 53 MiB, is expected)")
+    sent = [labelled_metric(a, i, "tobd_broadcasts_point_to_point_total") for i in a.honest()]
+    drops = [labelled_metric(a, i, "tobd_outbox_drops_total") for i in a.honest()]
+    a.extra["p2p_broadcasts"] = int(sum(sent))
+    a.extra["outbox_drops"] = int(sum(drops))
+
+
 def sc_control(a):
     """No attack: the attack phase runs the same workload alone. Shows that the
     harness's checks pass on an unattacked cluster, so each failing scenario fails
@@ -1125,6 +1161,8 @@ SCENARIOS = {
     "endpoint_squat": (sc_endpoint_squat, 4, "12",
                        "stranger: PUB bound on a stopped node's ROUTER"),
     "sub_flood": (sc_sub_flood, 4, "new", "stranger: subscription flood on every PUB"),
+    "deaf_member": (sc_deaf_member, 4, "new",
+                    "member: reads nothing (SUB, ROUTER) while blocks carry 1 MiB requests"),
 }
 
 

@@ -244,6 +244,15 @@ int run_member(const std::string& attack, const std::string& config, const Commo
         // member may otherwise be taken by the local port of some connection to them.
         std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(opt.delay * 1000)));
     }
+    if (opt.deaf_sub) m.link->go_deaf(m.id.cluster);
+    if (attack == "deaf") {
+        // Nothing but reading nothing (with --deaf-sub and --sink-router): what the
+        // honest nodes queue for a member that never reads is bounded in bytes.
+        std::this_thread::sleep_for(
+            std::chrono::milliseconds(static_cast<int>(opt.seconds * 1000)));
+        report("attack=deaf " + m.totals());
+        return 0;
+    }
     if (attack == "bad-chain-batch") return bad_chain_batch(m, opt);
     if (attack == "coin-flood") return coin_flood(m, opt);
     if (attack == "bad-sig-blocks") return bad_sig_blocks(m, opt);

@@ -44,11 +44,13 @@ int main(int argc, char** argv) {
     member
         ->add_option("--attack", attack,
                      "bad-chain-batch | coin-flood | bad-sig-blocks | fetch-reply-flood | "
-                     "fetch-request-flood | join-rule | commit-max")
+                     "fetch-request-flood | join-rule | commit-max | deaf")
         ->required();
     member->add_flag("--no-pub", opt.no_pub, "Do not bind the member's PUB endpoint");
     member->add_flag("--sink-router", opt.sink_router,
                      "Bind the member's ROUTER endpoint and never read it");
+    member->add_flag("--deaf-sub", opt.deaf_sub,
+                     "Subscribe to every other member's PUB and never read what comes");
     member->add_option("--delay", opt.delay, "Bind the sockets, wait this long, then attack");
     add_common(member, opt);
     member->callback([&] { rc = tob::attack::run_member(attack, config, opt); });

@@ -33,13 +33,25 @@ TEST(MemoryBudget, every_daemon_bound_together_fits_in_memory_max_mb) {
         EXPECT_GE(b.verify_member_bytes, b.frame_max);
         EXPECT_LE(b.verify_member_bytes * (n - 1) + b.verify_clients_bytes, b.total_bytes / 4);
         EXPECT_GE(b.verify_client_each_bytes, b.client_frame_max);
-        // The daemon's shares add up to 43/64 of the budget (1/4 + 1/8 + 1/8 + 1/8 +
-        // 1/64 + 1/64 + 1/128 + 1/256 + 1/256): about a third is left to the core
-        // and storage whatever the rounding.
+        // The daemon's shares add up to at most 55/64 of the budget (1/4 + 1/8 +
+        // 1/8 + 1/8 + 1/64 + 1/64 + 1/128 + 1/256 + 1/256, and the send side's 1/32
+        // + 1/32 + 1/16, or 1/8 where two frames per DEALER take that).
         std::uint64_t daemon = b.verify_member_bytes * (n - 1);
         for (const auto& nb : b.named())
             if (nb.name != "verify_queue_members") daemon += nb.bytes;
-        EXPECT_LE(daemon, b.total_bytes / 64 * 43);
+        EXPECT_LE(daemon, b.total_bytes / 64 * 55);
+        // The send side: a peer that reads nothing holds at most its pipes' frames
+        // and its outbox.
+        const std::uint64_t peers = n - 1;
+        EXPECT_EQ(b.zmq_send_bytes,
+                  peers * (std::uint64_t(b.pub_send_hwm) * (b.pub_frame_max + kFrameOverhead) +
+                           std::uint64_t(b.peer_send_hwm) * b.frame_max));
+        EXPECT_LE(b.zmq_send_bytes, b.total_bytes / 32 + b.total_bytes / 8);
+        EXPECT_LE(b.outboxes_bytes, b.total_bytes / 32);
+        EXPECT_EQ(b.outboxes_bytes, b.outbox_bytes * peers);
+        EXPECT_LE(b.pub_frame_max, kPubFrameMax);
+        EXPECT_GE(b.pub_send_hwm, static_cast<int>(kPubSendHwmMin));
+        EXPECT_GE(b.peer_send_hwm, 2);
         // Entry counts come from bytes.
         EXPECT_LE(b.verify_cache_generation * 2 * kDigestEntryBytes, b.verify_cache_bytes);
         EXPECT_LE(b.failed_entries * kFailedEntryBytes, b.failed_cache_bytes);
@@ -71,6 +83,21 @@ TEST(MemoryBudget, a_receive_high_water_mark_of_one_frame_is_refused) {
     ASSERT_TRUE(std::holds_alternative<std::string>(b));
     EXPECT_NE(std::get<std::string>(b).find("cannot hold two frames"), std::string::npos)
         << std::get<std::string>(b);
+}
+
+TEST(MemoryBudget, a_pub_queue_too_short_for_a_burst_of_broadcasts_is_refused) {
+    // Small frames make every other bound fit in 64 MiB; the PUB's queue to each
+    // of 3 peers would still hold only 10 broadcasts of 64 KiB in its 32nd.
+    MemoryBudgetInput in;
+    in.memory_max_mb = 64;
+    in.message_bytes_max = 64u << 10;
+    in.request_bytes_max = 16u << 10;
+    auto b = derive_memory_budget(in);
+    ASSERT_TRUE(std::holds_alternative<std::string>(b));
+    EXPECT_NE(std::get<std::string>(b).find("cannot queue 16 broadcasts"), std::string::npos)
+        << std::get<std::string>(b);
+    in.memory_max_mb = 128;
+    EXPECT_GE(derive_ok(in).pub_send_hwm, 16);
 }
 
 TEST(MemoryBudget, a_budget_that_cannot_hold_one_frame_per_peer_is_refused) {

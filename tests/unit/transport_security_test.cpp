@@ -1,12 +1,14 @@
 // The transport's authentication and encryption (daemon/transport.h, daemon/zap.h,
 // docs/security.md): the ZAP policy, failing closed, who may connect to which
-// socket, and links that recover from failed handshakes.
+// socket, links that recover from failed handshakes, and what a peer that does
+// not read can make a node hold (docs/memory.md, "The send side").
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <thread>
@@ -320,6 +322,158 @@ TEST(TransportSecurity, LinkRecoversAfterAStrangerHeldThePeersEndpoint) {
     // libzmq retries by itself after some failures (a disconnection during the
     // greeting) and gives up after others (a protocol error); under load both happen.
     // The property is the arrival above.
+}
+
+// ---- the send side: bounded in bytes (issue 11) ---------------------------------------
+
+consensus::Bytes frame_of(std::size_t size, std::uint32_t tag) {
+    consensus::Bytes b(size, 0x5a);
+    for (int i = 0; i < 4; ++i) b[i] = static_cast<std::uint8_t>(tag >> (24 - 8 * i));
+    return b;
+}
+
+std::uint32_t tag_of(const consensus::Bytes& b) {
+    std::uint32_t t = 0;
+    for (int i = 0; i < 4; ++i) t = (t << 8) | b[i];
+    return t;
+}
+
+// Pumps both transports until `done` or `d`, collecting what node 1 receives.
+template <typename Done>
+std::vector<Inbound> pump_pair(Transport& t0, Transport& t1, std::chrono::milliseconds d,
+                               Done done) {
+    std::vector<Inbound> got;
+    const auto end = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < end && !done(got)) {
+        t0.wait(5ms, {});
+        t0.receive(100);
+        t1.wait(5ms, {});
+        for (auto& in : t1.receive(1000)) got.push_back(std::move(in));
+    }
+    return got;
+}
+
+// Connected both ways: each has the other's PUB and a frame crossed on the DEALERs.
+void connect_pair(Transport& t0, Transport& t1) {
+    const auto end = std::chrono::steady_clock::now() + 8s;
+    while (std::chrono::steady_clock::now() < end &&
+           (t0.peers_connected() < 1 || t1.peers_connected() < 1)) {
+        t0.wait(10ms, {});
+        t0.receive(100);
+        t1.wait(10ms, {});
+        t1.receive(100);
+    }
+    ASSERT_EQ(t0.peers_connected(), 1u);
+    ASSERT_EQ(t1.peers_connected(), 1u);
+}
+
+// A broadcast too large for the PUB's message-counted queue reaches the peer point
+// to point (one buffer shared by the copies); a small one stays on the PUB.
+TEST(TransportSend, BroadcastsOverThePubFrameSizeGoPointToPoint) {
+    Net net(2);
+    TransportOptions o0 = net.options(0);
+    o0.pub_frame_max = 1024;
+    auto t0 = open_or_fail(o0);
+    auto t1 = open_or_fail(net.options(1));
+    ASSERT_TRUE(t0 && t1);
+    connect_pair(*t0, *t1);
+    const auto small = frame_of(1024, 1), large = frame_of(1025, 2);
+    // The SUB may still be settling its subscription: resend until both arrived.
+    std::vector<Inbound> got;
+    const auto end = std::chrono::steady_clock::now() + 8s;
+    auto has = [&](std::uint32_t tag) {
+        return std::any_of(got.begin(), got.end(), [&](const Inbound& in) {
+            return in.body.size() >= 4 && tag_of(in.body) == tag;
+        });
+    };
+    while (std::chrono::steady_clock::now() < end && !(has(1) && has(2))) {
+        t0->broadcast(small);
+        t0->broadcast(large);
+        for (auto& in : pump_pair(*t0, *t1, 200ms, [](const auto&) { return false; }))
+            got.push_back(std::move(in));
+    }
+    ASSERT_TRUE(has(1) && has(2));
+    for (const auto& in : got) {
+        if (tag_of(in.body) == 1) {
+            EXPECT_EQ(in.source, Inbound::Source::PubSub);
+        }
+        if (tag_of(in.body) == 2) {
+            EXPECT_EQ(in.source, Inbound::Source::Peer);
+            EXPECT_EQ(in.from, 0u);  // the member ROUTER names the Curve-authenticated sender
+            EXPECT_EQ(in.body, large);
+        }
+    }
+    EXPECT_GE(t0->stats().broadcasts_point_to_point, 1u);
+}
+
+// With two frames in libzmq's queue, the rest waits in the outbox and reaches a
+// reading peer complete and in order.
+TEST(TransportSend, AnOutboxDrainsInOrderToAPeerThatReads) {
+    Net net(2);
+    TransportOptions o0 = net.options(0);
+    o0.peer_send_hwm = 2;
+    o0.outbox_bytes = 64u << 20;
+    auto t0 = open_or_fail(o0);
+    auto t1 = open_or_fail(net.options(1));
+    ASSERT_TRUE(t0 && t1);
+    connect_pair(*t0, *t1);
+    pump_pair(*t0, *t1, 300ms, [](const auto&) { return false; });
+    constexpr std::uint32_t kFrames = 2000;
+    for (std::uint32_t k = 0; k < kFrames; ++k) t0->send_to(1, frame_of(1000, k));
+    EXPECT_GT(t0->stats().outbox_bytes, 0u);  // libzmq took two; the outbox the rest
+    const auto got = pump_pair(*t0, *t1, 15s, [&](const auto& g) { return g.size() >= kFrames; });
+    ASSERT_EQ(got.size(), kFrames) << "outbox left " << t0->stats().outbox_bytes << " bytes";
+    for (std::uint32_t k = 0; k < kFrames; ++k) ASSERT_EQ(tag_of(got[k].body), k);
+    EXPECT_EQ(t0->stats().outbox_bytes, 0u);
+    EXPECT_EQ(t0->stats().send_drops, 0u);
+}
+
+// A member that takes node 0's point-to-point frames and never reads them: what
+// node 0 accepts to send it is bounded by its outbox, libzmq's two frames and the
+// kernel's socket buffers, not by what node 0 is asked to send (128 MiB here; the
+// DEALER used to queue 20,000 frames of up to 16 MiB).
+TEST(TransportSend, APeerThatDoesNotReadCostsAtMostItsOutbox) {
+    Net net(2);
+    TransportOptions o0 = net.options(0);
+    o0.peer_send_hwm = 2;
+    o0.outbox_bytes = 1u << 20;
+    auto t0 = open_or_fail(o0);
+    ASSERT_TRUE(t0);
+    zmq::context_t ctx(1);
+    zmq::socket_t sink(ctx, zmq::socket_type::router);  // member 1's ROUTER, never read
+    const int one = 1;
+    zmq_setsockopt(sink.handle(), ZMQ_CURVE_SERVER, &one, sizeof one);
+    zmq_setsockopt(sink.handle(), ZMQ_CURVE_SECRETKEY, net.keys[1].secret_key().data(), 32);
+    sink.set(zmq::sockopt::linger, 0);
+    sink.set(zmq::sockopt::rcvhwm, 1);
+    sink.set(zmq::sockopt::rcvbuf, 4096);
+    sink.bind(net.members[1].router_endpoint);
+    // Connected (the DEALER queues nothing before: ZMQ_IMMEDIATE) once libzmq takes a frame.
+    const auto up_by = std::chrono::steady_clock::now() + 8s;
+    while (t0->stats().frames_out == 0 && std::chrono::steady_clock::now() < up_by) {
+        if (t0->stats().outbox_bytes == 0) t0->send_to(1, frame_of(16, 0));
+        t0->wait(10ms, {});
+    }
+    ASSERT_GT(t0->stats().frames_out, 0u);
+    const auto frame = frame_of(64u << 10, 7);
+    constexpr int kFrames = 2048;  // 128 MiB
+    const auto end = std::chrono::steady_clock::now() + 10s;
+    int offered = 0;
+    while (offered < kFrames && std::chrono::steady_clock::now() < end) {
+        for (int k = 0; k < 64; ++k, ++offered) t0->send_to(1, frame);
+        t0->wait(5ms, {});
+        EXPECT_LE(t0->stats().outbox_bytes, o0.outbox_bytes);
+    }
+    ASSERT_EQ(offered, kFrames);
+    pump(*t0, 500ms);
+    const auto& st = t0->stats();
+    const std::uint64_t accepted = st.bytes_out + st.outbox_bytes;
+    EXPECT_LE(st.outbox_bytes_max_seen, o0.outbox_bytes);
+    EXPECT_GT(st.outbox_drops, 0u);
+    // Two frames in libzmq, the outbox, and generous room for the loopback socket
+    // buffers (a few MiB each way) and the frames in flight to them.
+    EXPECT_LE(accepted, 32u << 20)
+        << "node 0 took " << (accepted >> 20) << " MiB for a peer that reads nothing";
 }
 
 }  // namespace
