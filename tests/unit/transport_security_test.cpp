@@ -355,14 +355,8 @@ std::vector<Inbound> pump_pair(Transport& t0, Transport& t1, std::chrono::millis
 
 // Connected both ways: each has the other's PUB and a frame crossed on the DEALERs.
 void connect_pair(Transport& t0, Transport& t1) {
-    const auto end = std::chrono::steady_clock::now() + 8s;
-    while (std::chrono::steady_clock::now() < end &&
-           (t0.peers_connected() < 1 || t1.peers_connected() < 1)) {
-        t0.wait(10ms, {});
-        t0.receive(100);
-        t1.wait(10ms, {});
-        t1.receive(100);
-    }
+    pump_pair(t0, t1, 8s,
+              [&](const auto&) { return t0.peers_connected() >= 1 && t1.peers_connected() >= 1; });
     ASSERT_EQ(t0.peers_connected(), 1u);
     ASSERT_EQ(t1.peers_connected(), 1u);
 }
