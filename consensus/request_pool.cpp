@@ -84,14 +84,19 @@ Admission RequestPool::add(const Request& r, const Digest& d, std::size_t encode
     if (auto known = ids_.find(id); known != ids_.end()) {
         if (local) {
             auto it = entries_.find(known->second);
-            if (it != entries_.end()) it->second.local = true;
+            if (it != entries_.end() && !it->second.local) {
+                count_ready(it->first, it->second, -1);
+                it->second.local = true;
+                count_ready(it->first, it->second, +1);
+            }
         }
         return Admission::Known;
     }
     if (!make_room(r.client, encoded_bytes)) return Admission::Overloaded;
     ids_[id] = d;
     const std::uint64_t seq = seq_++;
-    entries_[d] = Entry{r, encoded_bytes, delivered, local, seq};
+    const auto& entry = entries_[d] = Entry{r, encoded_bytes, delivered, local, seq};
+    count_ready(d, entry, +1);
     bytes_ += encoded_bytes;
     auto& use = clients_[r.client];
     by_use_.erase({use.bytes, r.client});
@@ -154,6 +159,7 @@ void RequestPool::erase(std::map<Digest, Entry>::iterator it) {
         by_use_.insert({use->second.bytes, r.client});
     }
     ids_.erase({r.client, r.nonce});
+    count_ready(it->first, it->second, -1);
     inflight_.erase(it->first);
     bytes_ -= it->second.bytes;
     entries_.erase(it);
@@ -234,14 +240,52 @@ std::vector<Request> RequestPool::build_block(Epoch delivered) const {
 }
 
 void RequestPool::proposed(const std::vector<Request>& requests, std::uint64_t now_ms) {
-    for (const auto& r : requests) inflight_.insert(digest_of(encode(r)));
+    for (const auto& r : requests) {
+        const Digest d = digest_of(encode(r));
+        auto it = entries_.find(d);
+        if (it != entries_.end()) count_ready(d, it->second, -1);
+        inflight_.insert(d);
+    }
     local_since_cut_ = 0;
     work_since_ms_.reset();
     if (has_work()) work_since_ms_ = now_ms;
 }
 
 void RequestPool::release(const std::vector<Request>& requests) {
-    for (const auto& r : requests) inflight_.erase(digest_of(encode(r)));
+    for (const auto& r : requests) {
+        const Digest d = digest_of(encode(r));
+        if (inflight_.erase(d) == 0) continue;
+        auto it = entries_.find(d);
+        if (it != entries_.end()) count_ready(d, it->second, +1);
+    }
+}
+
+void RequestPool::count_ready(const Digest& d, const Entry& e, int sign) {
+    if (inflight_.count(d)) return;  // in flight: in neither count
+    if (e.local) {
+        local_ready_ = sign > 0 ? local_ready_ + 1 : local_ready_ - 1;
+        return;
+    }
+    auto& n = young_ready_[e.added_at];
+    n = sign > 0 ? n + 1 : n - 1;
+    if (n == 0) young_ready_.erase(e.added_at);
+}
+
+std::size_t RequestPool::proposable(Epoch delivered, std::size_t enough) const {
+    std::size_t n = local_ready_;
+    for (const auto& [added_at, count] : young_ready_) {
+        if (n >= enough || delivered < added_at + params_.aged_epochs) break;
+        n += count;
+    }
+    return n;
+}
+
+std::size_t RequestPool::proposable_by_scan(Epoch delivered) const {
+    std::size_t n = 0;
+    for (const auto& [d, p] : entries_) {
+        if (!inflight_.count(d) && (p.local || aged(p, delivered))) ++n;
+    }
+    return n;
 }
 
 void RequestPool::in_block(Epoch e, const std::vector<std::pair<Digest, std::size_t>>& requests) {
@@ -275,10 +319,7 @@ bool RequestPool::note_work(std::uint64_t now_ms) {
 }
 
 bool RequestPool::block_due(std::uint64_t now_ms, Epoch delivered, bool idle) const {
-    std::size_t proposable = 0;
-    for (const auto& [d, p] : entries_) {
-        if (!inflight_.count(d) && (p.local || aged(p, delivered))) ++proposable;
-    }
+    const std::size_t proposable = this->proposable(delivered, params_.limits.block_requests_max);
     if (proposable >= params_.limits.block_requests_max) return true;
     if (!idle) return false;  // this node's block is in flight: only a full block
     if (proposable > 0) return true;

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <set>
 
 #include "consensus/codec.h"
@@ -347,6 +348,57 @@ TEST_F(RequestPoolTest,
     ASSERT_TRUE(add(pool, request(1, 2), true, 0));
     ASSERT_TRUE(add(pool, request(1, 3), true, 0));
     EXPECT_TRUE(pool.block_due(101, 0, false)) << "three proposable: a full block, even in flight";
+}
+
+// block_due reads counters kept as entries come, go, turn local and enter or leave
+// this node's blocks; after every such change in a random history they must agree
+// with a scan of the pool, at every delivered epoch around the aging line.
+TEST_F(RequestPoolTest, proposable_counters_agree_with_a_scan_through_a_random_history) {
+    params_.limits.block_requests_max = 5;
+    params_.pool_requests_max = 60;  // evictions too
+    RequestPool pool(params_, crypto_);
+    std::mt19937_64 rng(7);
+    std::vector<Request> known;
+    std::vector<std::vector<Request>> blocks;  // proposed, not yet released
+    Epoch delivered = 0;
+    std::size_t checks = 0, nonzero = 0;
+    for (int step = 0; step < 3000; ++step) {
+        const auto op = rng() % 10;
+        if (op < 4 || known.empty()) {  // a new request, local or flooded
+            const Request r = request(static_cast<std::uint8_t>(1 + rng() % 6), 1 + rng() % 400);
+            const Bytes enc = encode(r);
+            if (pool.valid(r, digest_of(enc))) {
+                pool.add(r, digest_of(enc), enc.size(), rng() % 2 == 0, delivered, 0, state_);
+                known.push_back(r);
+            }
+        } else if (op == 4) {  // a copy submitted here: the entry turns local
+            const Request& r = known[rng() % known.size()];
+            const Bytes enc = encode(r);
+            pool.add(r, digest_of(enc), enc.size(), true, delivered, 0, state_);
+        } else if (op == 5) {
+            auto block = pool.build_block(delivered);
+            pool.proposed(block, 0);
+            blocks.push_back(std::move(block));
+        } else if (op == 6 && !blocks.empty()) {  // an own block left out of its epoch
+            const std::size_t k = rng() % blocks.size();
+            pool.release(blocks[k]);
+            blocks.erase(blocks.begin() + static_cast<std::ptrdiff_t>(k));
+        } else if (op == 7) {  // some commit
+            const Request& r = known[rng() % known.size()];
+            state_.done.insert({r.client, r.nonce});
+            pool.remove_committed(state_);
+        } else {
+            delivered += rng() % 2;
+        }
+        for (Epoch at : {delivered, delivered + 1, delivered + params_.aged_epochs + 1}) {
+            const std::size_t scan = pool.proposable_by_scan(at);
+            ASSERT_EQ(pool.proposable(at), scan) << "step " << step << " at epoch " << at;
+            ++checks;
+            nonzero += scan > 0;
+        }
+    }
+    EXPECT_GT(nonzero, checks / 4);  // the history is not trivially empty
+    EXPECT_GT(pool.evicted(), 0u);
 }
 
 TEST_F(RequestPoolTest, flood_batches_are_bounded) {
