@@ -427,7 +427,7 @@ void Replica::Impl::deliver(Step& step, Epoch e,
     const Digest od = output_digest(cfg.chain_id, e, list);
     EpochResult result = apply(e, od, ordered);
     catchup.keep_proof(step, e, std::move(proof), e);
-    pool.remove_committed(sm);
+    pool.remove_applied(sm, ordered);
     pool.settle(result.results);
     CommitBody cb{od, result.state_digest, result.checkpoint_root};
     step.committed.push_back(std::move(result));

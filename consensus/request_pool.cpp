@@ -97,6 +97,7 @@ Admission RequestPool::add(const Request& r, const Digest& d, std::size_t encode
     const std::uint64_t seq = seq_++;
     const auto& entry = entries_[d] = Entry{r, encoded_bytes, delivered, local, seq};
     count_ready(d, entry, +1);
+    by_expiry_.emplace(r.expires, d);
     bytes_ += encoded_bytes;
     auto& use = clients_[r.client];
     by_use_.erase({use.bytes, r.client});
@@ -160,6 +161,7 @@ void RequestPool::erase(std::map<Digest, Entry>::iterator it) {
     }
     ids_.erase({r.client, r.nonce});
     count_ready(it->first, it->second, -1);
+    by_expiry_.erase({r.expires, it->first});
     inflight_.erase(it->first);
     bytes_ -= it->second.bytes;
     entries_.erase(it);
@@ -171,6 +173,26 @@ void RequestPool::remove_committed(const StateMachine& state) {
         auto next = std::next(it);
         if (state.committed(r.client, r.nonce) || state.expired(r)) erase(it);
         it = next;
+    }
+}
+
+void RequestPool::remove_applied(const StateMachine& state, const std::vector<Request>& applied) {
+    std::set<PublicKey> touched;
+    for (const auto& r : applied) touched.insert(r.client);
+    for (const auto& client : touched) {
+        auto use = clients_.find(client);
+        if (use == clients_.end()) continue;
+        std::vector<Digest> drop;
+        for (const auto& [seq, d] : use->second.by_seq) {
+            const Request& r = entries_.at(d).request;
+            if (state.committed(r.client, r.nonce) || state.expired(r)) drop.push_back(d);
+        }
+        for (const auto& d : drop) erase(entries_.find(d));
+    }
+    while (!by_expiry_.empty()) {
+        auto it = entries_.find(by_expiry_.begin()->second);
+        if (!state.expired(it->second.request)) break;
+        erase(it);
     }
 }
 

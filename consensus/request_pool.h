@@ -140,6 +140,12 @@ class RequestPool {
     /// Drops every pooled request the state machine reports committed, or
     /// expired (it can no longer commit in the next epoch).
     void remove_committed(const StateMachine& state);
+    /// The same after an epoch that applied `applied`, without asking the state
+    /// about every pooled request: only the clients with a request in `applied`
+    /// can have one newly committed, and expiry goes by the pool's expiry index,
+    /// lowest first (StateMachine::expired is monotone in the epoch). O(those
+    /// clients' entries + the expired ones).
+    void remove_applied(const StateMachine& state, const std::vector<Request>& applied);
     /// Epoch `delivered` was delivered: verification results older than
     /// verified_epochs expire.
     void delivered(Epoch delivered);
@@ -238,7 +244,8 @@ class RequestPool {
     std::uint64_t evicted_ = 0;
     std::map<std::pair<PublicKey, Nonce>, Digest> ids_;
     std::size_t bytes_ = 0;
-    std::set<Digest> inflight_;          // in this node's own undelivered blocks
+    std::set<Digest> inflight_;                     // in this node's own undelivered blocks
+    std::set<std::pair<Epoch, Digest>> by_expiry_;  // every entry, by its request's expiry
     std::map<Digest, Epoch> in_others_;  // in other nodes' blocks: the highest such epoch
     // Only in an epoch this node joined: one member's block for an epoch nobody
     // else runs must not hold a request back (it would wait for that epoch forever).

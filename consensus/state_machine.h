@@ -75,6 +75,9 @@ class StateMachine {
     virtual bool committed(const PublicKey& client, Nonce nonce) const = 0;
     /// True if `request` would be skipped by its expiry in the next epoch
     /// (last_applied() + 1), for pool pruning (a machine without expiry: never).
+    /// Monotone, as the pool relies on: once true for a request it stays true
+    /// as epochs are applied, and a request with a lower `expires` is expired no
+    /// later than one with a higher (RequestPool::remove_applied).
     virtual bool expired(const Request&) const { return false; }
     /// What of the stored state was found damaged (nullopt: nothing). A damaged
     /// machine keeps going, but its results may differ from the cluster's: the

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <set>
 
@@ -399,6 +400,50 @@ TEST_F(RequestPoolTest, proposable_counters_agree_with_a_scan_through_a_random_h
     }
     EXPECT_GT(nonzero, checks / 4);  // the history is not trivially empty
     EXPECT_GT(pool.evicted(), 0u);
+}
+
+// After an epoch, only the clients with a request in it can have one newly
+// committed, and expiry goes by the index: remove_applied must leave exactly what a
+// scan of the whole pool (remove_committed) leaves.
+TEST_F(RequestPoolTest, pruning_after_an_epoch_matches_a_scan_of_the_pool) {
+    std::mt19937_64 rng(11);
+    for (int round = 0; round < 40; ++round) {
+        RequestPool scanned(params_, crypto_), indexed(params_, crypto_);
+        std::vector<Request> all;
+        for (int k = 0; k < 200; ++k) {
+            Request r = request(static_cast<std::uint8_t>(1 + rng() % 12), 1 + rng() % 1000);
+            r.expires = state_.next + rng() % 40;
+            r.sig = FastCryptoSuite::sign_client(*world_, r.client, kRequestTag,
+                                                 request_sign_payload(r));
+            const Bytes enc = encode(r);
+            for (auto* pool : {&scanned, &indexed}) {
+                ASSERT_TRUE(pool->valid(r, digest_of(enc)));
+                pool->add(r, digest_of(enc), enc.size(), rng() % 2 == 0, 0, 0, state_);
+            }
+            all.push_back(r);
+        }
+        // An epoch applies some requests of a few clients; some of those clients'
+        // other pooled requests commit with them (their nonces are covered).
+        std::vector<Request> applied;
+        for (int k = 0; k < 15; ++k) applied.push_back(all[rng() % all.size()]);
+        for (const auto& r : all) {
+            const bool client_applied =
+                std::any_of(applied.begin(), applied.end(),
+                            [&](const Request& a) { return a.client == r.client; });
+            if (client_applied && rng() % 3 == 0) state_.done.insert({r.client, r.nonce});
+        }
+        for (const auto& r : applied) state_.done.insert({r.client, r.nonce});
+        state_.next += 1 + rng() % 15;  // some expire
+        scanned.remove_committed(state_);
+        indexed.remove_applied(state_, applied);
+        ASSERT_EQ(indexed.size(), scanned.size()) << "round " << round;
+        ASSERT_EQ(indexed.bytes(), scanned.bytes());
+        for (const auto& r : all) {
+            ASSERT_EQ(indexed.holds_copy(r), scanned.holds_copy(r)) << "round " << round;
+        }
+        EXPECT_LT(scanned.size(), 200u);
+        state_.done.clear();
+    }
 }
 
 TEST_F(RequestPoolTest, flood_batches_are_bounded) {
