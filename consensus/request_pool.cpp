@@ -167,11 +167,19 @@ void RequestPool::erase(std::map<Digest, Entry>::iterator it) {
     entries_.erase(it);
 }
 
+namespace {
+
+// Committed, or expired: it can no longer commit in the next epoch.
+bool settled_in(const StateMachine& state, const Request& r) {
+    return state.committed(r.client, r.nonce) || state.expired(r);
+}
+
+}  // namespace
+
 void RequestPool::remove_committed(const StateMachine& state) {
     for (auto it = entries_.begin(); it != entries_.end();) {
-        const Request& r = it->second.request;
         auto next = std::next(it);
-        if (state.committed(r.client, r.nonce) || state.expired(r)) erase(it);
+        if (settled_in(state, it->second.request)) erase(it);
         it = next;
     }
 }
@@ -184,8 +192,7 @@ void RequestPool::remove_applied(const StateMachine& state, const std::vector<Re
         if (use == clients_.end()) continue;
         std::vector<Digest> drop;
         for (const auto& [seq, d] : use->second.by_seq) {
-            const Request& r = entries_.at(d).request;
-            if (state.committed(r.client, r.nonce) || state.expired(r)) drop.push_back(d);
+            if (settled_in(state, entries_.at(d).request)) drop.push_back(d);
         }
         for (const auto& d : drop) erase(entries_.find(d));
     }
@@ -284,13 +291,9 @@ void RequestPool::release(const std::vector<Request>& requests) {
 
 void RequestPool::count_ready(const Digest& d, const Entry& e, int sign) {
     if (inflight_.count(d)) return;  // in flight: in neither count
-    if (e.local) {
-        local_ready_ = sign > 0 ? local_ready_ + 1 : local_ready_ - 1;
-        return;
-    }
-    auto& n = young_ready_[e.added_at];
+    std::size_t& n = e.local ? local_ready_ : young_ready_[e.added_at];
     n = sign > 0 ? n + 1 : n - 1;
-    if (n == 0) young_ready_.erase(e.added_at);
+    if (!e.local && n == 0) young_ready_.erase(e.added_at);
 }
 
 std::size_t RequestPool::proposable(Epoch delivered, std::size_t enough) const {

@@ -55,6 +55,10 @@ void fill_random(std::mt19937_64& rng, Bytes& b) {
 
 void report(const std::string& line) { std::cout << "tobattack: " << line << std::endl; }
 
+void sleep_seconds(double seconds) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(seconds * 1000)));
+}
+
 // ---- identities ---------------------------------------------------------------------
 
 namespace {

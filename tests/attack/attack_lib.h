@@ -154,5 +154,7 @@ Bytes submit_body(const consensus::Request& request);
 
 /// Prints "tobattack: KEY=VALUE ..." progress/summary lines on stdout, flushed.
 void report(const std::string& line);
+/// Sleeps `seconds` (fractions too).
+void sleep_seconds(double seconds);
 
 }  // namespace tob::attack

@@ -167,7 +167,7 @@ int replay(ClientSide& c, const Common& opt) {
             c.expires()));
         if (c.wait_reply(key.public_key(), n, 15)) ++fresh_ok;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(opt.seconds * 1000)));
+    sleep_seconds(opt.seconds);
     const auto wait_end = Clock::now() + std::chrono::seconds(60);
     while (c.applied <= stale.expires && Clock::now() < wait_end) {
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -271,7 +271,7 @@ int connection_flood(ClientSide& c, const Common& opt) {
     }
     report("connections=" + std::to_string(held.size()) + " frames=" + std::to_string(sent) +
            " failed=" + std::to_string(failed));
-    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(opt.seconds * 1000)));
+    sleep_seconds(opt.seconds);
     held.clear();
     report("attack=connection-flood connections=" + std::to_string(per_node * c.targets.size()) +
            " addresses=" + std::to_string(addresses) + " " + c.summary());

@@ -242,14 +242,13 @@ int run_member(const std::string& attack, const std::string& config, const Commo
     if (opt.delay > 0) {
         // Bound early (before the harness's baseline phase): the endpoints of a stopped
         // member may otherwise be taken by the local port of some connection to them.
-        std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(opt.delay * 1000)));
+        sleep_seconds(opt.delay);
     }
     if (opt.deaf_sub) m.link->go_deaf(m.id.cluster);
     if (attack == "deaf") {
         // Nothing but reading nothing (with --deaf-sub and --sink-router): what the
         // honest nodes queue for a member that never reads is bounded in bytes.
-        std::this_thread::sleep_for(
-            std::chrono::milliseconds(static_cast<int>(opt.seconds * 1000)));
+        sleep_seconds(opt.seconds);
         report("attack=deaf " + m.totals());
         return 0;
     }

@@ -400,14 +400,19 @@ TEST(TransportSend, BroadcastsOverThePubFrameSizeGoPointToPoint) {
     EXPECT_GE(t0->stats().broadcasts_point_to_point, 1u);
 }
 
+// Node 0's options: two frames in each DEALER's libzmq queue, `outbox` bytes more.
+TransportOptions two_frames_and_an_outbox(const Net& net, std::uint64_t outbox) {
+    TransportOptions o = net.options(0);
+    o.peer_send_hwm = 2;
+    o.outbox_bytes = outbox;
+    return o;
+}
+
 // With two frames in libzmq's queue, the rest waits in the outbox and reaches a
 // reading peer complete and in order.
 TEST(TransportSend, AnOutboxDrainsInOrderToAPeerThatReads) {
     Net net(2);
-    TransportOptions o0 = net.options(0);
-    o0.peer_send_hwm = 2;
-    o0.outbox_bytes = 64u << 20;
-    auto t0 = open_or_fail(o0);
+    auto t0 = open_or_fail(two_frames_and_an_outbox(net, 64u << 20));
     auto t1 = open_or_fail(net.options(1));
     ASSERT_TRUE(t0 && t1);
     connect_pair(*t0, *t1);
@@ -428,9 +433,7 @@ TEST(TransportSend, AnOutboxDrainsInOrderToAPeerThatReads) {
 // DEALER used to queue 20,000 frames of up to 16 MiB).
 TEST(TransportSend, APeerThatDoesNotReadCostsAtMostItsOutbox) {
     Net net(2);
-    TransportOptions o0 = net.options(0);
-    o0.peer_send_hwm = 2;
-    o0.outbox_bytes = 1u << 20;
+    const TransportOptions o0 = two_frames_and_an_outbox(net, 1u << 20);
     auto t0 = open_or_fail(o0);
     ASSERT_TRUE(t0);
     zmq::context_t ctx(1);
