@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <thread>
 
@@ -25,6 +26,7 @@ struct ClientSide {
     Epoch horizon = 0;  // epochs past the applied epoch a request may commit
     Epoch applied = 0;  // the highest applied epoch the targets reported
     Clock::time_point applied_at{};
+    std::map<NodeId, std::uint64_t> answered;  // replies and errors per node
 
     ClientSide(const std::string& path, const Common& opt)
         : cluster(load_cluster(path)), rng(make_rng(opt.seed)) {
@@ -58,6 +60,7 @@ struct ClientSide {
                                           const PublicKey* client = nullptr, Nonce nonce = 0) {
         std::optional<client::ReplyMsg> found;
         for (auto& [from, msg] : link->poll(timeout)) {
+            ++answered[from];
             if (auto* r = std::get_if<client::ReplyMsg>(&msg)) {
                 ++outcomes["reply_" + std::to_string(static_cast<int>(r->status))];
                 if (client && r->client == *client && r->nonce == nonce) found = *r;
@@ -215,11 +218,26 @@ int big_burst(ClientSide& c, const Common& opt) {
         ops.push_back(Op{OpType::Put, text("big" + std::to_string(i)),
                          random_bytes(c.rng, vmax - 64), std::nullopt});
     const std::size_t burst = opt.size ? opt.size : 24;
+    // --window W: at most W requests unanswered per target (a request without an
+    // answer for 20 s no longer counts), so that the load follows what the cluster
+    // commits instead of piling up in its pool when the machine is busy.
+    constexpr auto kForget = std::chrono::seconds(20);
+    std::map<NodeId, std::deque<Clock::time_point>> unanswered;
     Nonce nonce = 0;
     Pacer pace(opt.rate > 0 ? opt.rate : 0.5, opt.seconds, opt.count);
     while (pace.next()) {
+        const auto now = Clock::now();
         for (NodeId t : c.targets) {
-            for (std::size_t i = 0; i < burst; ++i) {
+            std::size_t n = burst;
+            if (opt.window) {
+                auto& q = unanswered[t];
+                for (std::uint64_t& a = c.answered[t]; a > 0 && !q.empty(); --a) q.pop_front();
+                c.answered[t] = 0;
+                while (!q.empty() && now - q.front() > kForget) q.pop_front();
+                n = q.size() >= opt.window ? 0 : std::min<std::size_t>(n, opt.window - q.size());
+                q.insert(q.end(), n, now);
+            }
+            for (std::size_t i = 0; i < n; ++i) {
                 const Request r =
                     signed_request(key, c.cluster.chain_id, ++nonce, ops, c.expires());
                 c.link->send(t, submit_body(r));

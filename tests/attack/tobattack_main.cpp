@@ -27,6 +27,9 @@ void add_common(CLI::App* cmd, tob::attack::Common& o) {
     cmd->add_option("--horizon", o.horizon,
                     "client: requests expire this many epochs after the applied epoch "
                     "(0: request_expiry_max_epochs)");
+    cmd->add_option("--window", o.window,
+                    "client big-burst: at most this many requests unanswered per target "
+                    "(0: no limit)");
 }
 
 }  // namespace
