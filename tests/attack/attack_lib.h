@@ -58,7 +58,8 @@ struct Common {
     // client: requests expire this many epochs after the applied epoch the nodes
     // report (0: the cluster's request_expiry_max_epochs, the longest allowed)
     std::uint64_t horizon = 0;
-    std::uint64_t window = 0;  // client big-burst: most requests unanswered per target (0: no limit)
+    std::uint64_t window =
+        0;  // client big-burst: most requests unanswered per target (0: no limit)
 };
 
 /// Paces a loop at `rate` units per second (0 = unpaced) until `seconds` pass or
