@@ -51,6 +51,7 @@ TransportOptions transport_options(const NodeConfig& node, const ClusterConfig& 
         topt.outbox_bytes = budget->outbox_bytes;
         topt.client_hwm = budget->client_hwm;
         topt.client_frame_max = budget->client_frame_max;
+        topt.client_send_each_bytes = budget->client_send_each_bytes;
     }
     topt.client_connections_max = node.limits.client_connections_max;
     topt.client_connections_per_address_max = node.limits.client_connections_per_address_max;

@@ -21,7 +21,11 @@ ClientConnections::Accepted ClientConnections::on_accepted(int fd, const std::st
         drop(out.evicted);
         refused_.insert(out.evicted);
     }
-    by_fd_.emplace(fd, Held{address, next_order_++, std::nullopt, {}});
+    Held h;
+    h.address = address;
+    h.order = next_order_++;
+    h.fd = fd;
+    by_fd_.emplace(fd, std::move(h));
     ++by_address_[address];
     out.held = true;
     return out;
@@ -87,11 +91,14 @@ void ClientConnections::on_frame(int fd, const std::string& routing_id) {
 }
 
 void ClientConnections::credit(const std::string& routing_id, std::uint64_t now_ms) {
+    if (Held* h = held_by_routing_id(routing_id)) h->credit_at = now_ms;
+}
+
+ClientConnections::Held* ClientConnections::held_by_routing_id(const std::string& routing_id) {
     auto r = fd_by_routing_id_.find(routing_id);
-    if (r == fd_by_routing_id_.end()) return;
+    if (r == fd_by_routing_id_.end()) return nullptr;
     auto it = by_fd_.find(r->second);
-    if (it == by_fd_.end()) return;
-    it->second.credit_at = now_ms;
+    return it == by_fd_.end() ? nullptr : &it->second;
 }
 
 std::size_t ClientConnections::earned(std::uint64_t now_ms) const {

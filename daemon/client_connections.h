@@ -32,7 +32,24 @@
 // total_max addresses, one slot each, still refuses newcomers until one of its
 // connections goes; and with open permissions a party that gets a request
 // admitted on each connection every credit_ms holds slots like that many clients.
+//
+// Replies. libzmq bounds what a ROUTER queues for one connection in messages
+// only (its send high-water mark), and one reply may carry up to
+// request_output_bytes_max of outputs: a client that never reads would make the
+// node hold a high-water mark of the largest replies per connection. So each held
+// connection counts the bytes the node pushed to it, and `may_send` compares them
+// with what the kernel took from libzmq on its descriptor (`written`: the bytes
+// the peer acknowledged plus those still in the socket's send queue, from
+// TCP_INFO and SIOCOUTQ). A reply that would leave more than the connection's
+// share (the memory budget's client_send_each_bytes) inside the process is not
+// sent (the transport counts it); the client asks again (a retried Submit is
+// answered from the dedup table). ZeroMQ's framing and Curve's box only make
+// `written` larger than the bodies pushed, so the estimate of what is held errs
+// low by a few dozen bytes a message, never high. A connection whose frames
+// arrived before its ACCEPTED event was read has no routing id here yet: its
+// replies go out unmetered until its next frame, bounded by the high-water mark.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -66,6 +83,41 @@ class ClientConnections {
     /// A request from the connection `routing_id` was admitted at `now_ms`.
     void credit(const std::string& routing_id, std::uint64_t now_ms);
 
+    /// Whether `bytes` more for `routing_id` keep what the node holds for that
+    /// connection within `limit` (see "Replies" above). `written(fd)` returns the
+    /// bytes the kernel has taken on descriptor fd so far, or nullopt (then the
+    /// reply goes: the descriptor is being replaced). It is asked only when the
+    /// last answer does not already show room. Unknown routing ids: true.
+    template <typename Written>
+    bool may_send(const std::string& routing_id, std::uint64_t bytes, std::uint64_t limit,
+                  Written written) {
+        Held* h = held_by_routing_id(routing_id);
+        if (h == nullptr) return true;
+        if (h->pushed <= h->written_seen || h->pushed - h->written_seen + bytes <= limit)
+            return true;
+        const std::optional<std::uint64_t> w = written(h->fd);
+        if (!w) return true;
+        h->written_seen = std::max(h->written_seen, *w);
+        return h->pushed <= h->written_seen || h->pushed - h->written_seen + bytes <= limit;
+    }
+    /// `bytes` were pushed to `routing_id`.
+    void sent(const std::string& routing_id, std::uint64_t bytes) {
+        if (Held* h = held_by_routing_id(routing_id)) h->pushed += bytes;
+    }
+    /// What the node holds for its connections now (asks `written` for each one
+    /// that has pushed bytes the last answer did not cover).
+    template <typename Written>
+    std::uint64_t replies_held(Written written) {
+        std::uint64_t total = 0;
+        for (auto& [fd, h] : by_fd_) {
+            if (h.pushed <= h.written_seen) continue;
+            if (const std::optional<std::uint64_t> w = written(fd))
+                h.written_seen = std::max(h.written_seen, *w);
+            if (h.pushed > h.written_seen) total += h.pushed - h.written_seen;
+        }
+        return total;
+    }
+
     /// Forgets every descriptor for which `still_open(fd, address)` is false (a
     /// DISCONNECTED event libzmq's monitor queue dropped when it was full would
     /// otherwise hold its slot for good). Returns how many were forgotten.
@@ -93,7 +145,11 @@ class ClientConnections {
         std::uint64_t order = 0;                 // accept order: lower is older
         std::optional<std::uint64_t> credit_at;  // last admitted request
         std::string routing_id;                  // empty until its first frame
+        int fd = -1;
+        std::uint64_t pushed = 0;        // reply bytes pushed to libzmq
+        std::uint64_t written_seen = 0;  // bytes the kernel had taken, last asked
     };
+    Held* held_by_routing_id(const std::string& routing_id);
     bool earned(const Held& h, std::uint64_t now_ms) const {
         return h.credit_at && now_ms < *h.credit_at + credit_ms_;
     }

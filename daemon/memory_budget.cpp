@@ -3,6 +3,7 @@
 #include "daemon/memory_budget.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "daemon/config.h"
 
@@ -18,6 +19,7 @@ std::vector<NamedBound> MemoryBudget::named() const {
     return {
         {"zmq_receive", zmq_receive_bytes},
         {"zmq_client_receive", zmq_client_receive_bytes},
+        {"client_replies", client_send_bytes},
         {"zmq_send", zmq_send_bytes},
         {"peer_outboxes", outboxes_bytes},
         {"verify_queue_members", verify_member_bytes},  // per member; used = the fullest
@@ -29,6 +31,46 @@ std::vector<NamedBound> MemoryBudget::named() const {
         {"client_rates", client_rate_bytes},
     };
 }
+
+namespace {
+
+// The client ROUTER: what it may receive (an eighth) and hold for clients to
+// read (a 32nd, at least one largest reply per connection). nullopt: it fits.
+std::optional<std::string> derive_client_router(const MemoryBudgetInput& in, std::uint64_t m,
+                                                MemoryBudget& b) {
+    // The client ROUTER: at most client_connections_max connections, each holding
+    // at most client_hwm frames, within an eighth of the budget.
+    const std::uint64_t connections = std::max<std::uint64_t>(in.client_connections_max, 1);
+    const std::uint64_t client_hwm = (m / 8) / (connections * b.client_frame_max);
+    // Two frames at least: libzmq's ROUTER with a receive high-water mark of 1
+    // stopped delivering a Curve client's frames at all (measured).
+    if (client_hwm < 2) {
+        return "memory_max_mb: " + std::to_string(in.memory_max_mb) + " MiB cannot hold two " +
+               "requests of request_bytes_max (" + std::to_string(in.request_bytes_max) +
+               " bytes) per client connection (limits.client_connections_max = " +
+               std::to_string(connections) + ", in an eighth of the budget); raise " +
+               "memory_max_mb, or lower client_connections_max or request_bytes_max";
+    }
+    b.client_hwm = static_cast<int>(std::min<std::uint64_t>(client_hwm, 4));
+    b.zmq_client_receive_bytes = connections * std::uint64_t(b.client_hwm) * b.client_frame_max;
+
+    // Replies queued for a client connection that does not read: a 32nd of the
+    // budget split evenly, but one reply of the largest size at least, so that
+    // every answer can be sent (within a 16th).
+    b.client_reply_max = std::uint64_t{in.request_output_bytes_max} + kClientReplyOverhead;
+    b.client_send_each_bytes = std::max(b.client_reply_max, (m / 32) / connections);
+    b.client_send_bytes = connections * b.client_send_each_bytes;
+    if (b.client_send_bytes > m / 16) {
+        return "memory_max_mb: " + std::to_string(in.memory_max_mb) + " MiB cannot queue one " +
+               "reply of request_output_bytes_max (" + std::to_string(in.request_output_bytes_max) +
+               " bytes) for each of " + std::to_string(connections) +
+               " client connections in a 16th of the budget; " +
+               "raise memory_max_mb, or lower client_connections_max or request_output_bytes_max";
+    }
+    return std::nullopt;
+}
+
+}  // namespace
 
 std::variant<MemoryBudget, std::string> derive_memory_budget(const MemoryBudgetInput& in) {
     MemoryBudget b;
@@ -85,21 +127,7 @@ std::variant<MemoryBudget, std::string> derive_memory_budget(const MemoryBudgetI
     b.outbox_bytes = (m / 32) / peers;
     b.outboxes_bytes = b.outbox_bytes * peers;
 
-    // The client ROUTER: at most client_connections_max connections, each holding
-    // at most client_hwm frames, within an eighth of the budget.
-    const std::uint64_t connections = std::max<std::uint64_t>(in.client_connections_max, 1);
-    const std::uint64_t client_hwm = (m / 8) / (connections * b.client_frame_max);
-    // Two frames at least: libzmq's ROUTER with a receive high-water mark of 1
-    // stopped delivering a Curve client's frames at all (measured).
-    if (client_hwm < 2) {
-        return "memory_max_mb: " + std::to_string(in.memory_max_mb) + " MiB cannot hold two " +
-               "requests of request_bytes_max (" + std::to_string(in.request_bytes_max) +
-               " bytes) per client connection (limits.client_connections_max = " +
-               std::to_string(connections) + ", in an eighth of the budget); raise " +
-               "memory_max_mb, or lower client_connections_max or request_bytes_max";
-    }
-    b.client_hwm = static_cast<int>(std::min<std::uint64_t>(client_hwm, 4));
-    b.zmq_client_receive_bytes = connections * std::uint64_t(b.client_hwm) * b.client_frame_max;
+    if (auto error = derive_client_router(in, m, b)) return *error;
 
     // Verification queues: a quarter, half of it for the members.
     b.verify_member_bytes = (m / 8) / peers;
@@ -139,6 +167,7 @@ MemoryBudgetInput memory_budget_input(const NodeConfig& node, const ClusterConfi
     in.request_bytes_max = cluster.limits.request_bytes_max;
     in.pool_requests_max = node.limits.pool_requests_max;
     in.client_connections_max = node.limits.client_connections_max;
+    in.request_output_bytes_max = cluster.limits.request_output_bytes_max;
     return in;
 }
 

@@ -16,6 +16,8 @@
 //   failed-digest memory    1/256
 //   recent-duplicate set    1/128
 //   client pending table    1/64
+//   client replies queued   1/32  per client connection an even share, but at least
+//                                 one reply of the largest size (then up to 1/16)
 //   client byte rates       1/256 one token bucket per client source
 //
 // derive_memory_budget refuses a budget in which a bound cannot hold one frame
@@ -34,11 +36,12 @@ struct ClusterConfig;
 
 struct MemoryBudgetInput {
     std::uint64_t memory_max_mb = 2048;
-    std::uint32_t n = 4;                          // members
-    std::uint32_t message_bytes_max = 16u << 20;  // the node's receive cap on one frame
-    std::uint32_t request_bytes_max = 1u << 20;   // one client request
-    std::uint32_t pool_requests_max = 100000;     // the node's pool limit (count)
-    std::uint32_t client_connections_max = 50;    // the client ROUTER's connections
+    std::uint32_t n = 4;                                // members
+    std::uint32_t message_bytes_max = 16u << 20;        // the node's receive cap on one frame
+    std::uint32_t request_bytes_max = 1u << 20;         // one client request
+    std::uint32_t pool_requests_max = 100000;           // the node's pool limit (count)
+    std::uint32_t client_connections_max = 50;          // the client ROUTER's connections
+    std::uint32_t request_output_bytes_max = 1u << 20;  // one request's outputs (a reply)
 };
 
 /// One named bound, for /metrics (tobd_bound_bytes{bound="..."}).
@@ -67,6 +70,12 @@ struct MemoryBudget {
     std::uint64_t client_frame_max = 0;
     int client_hwm = 4;                          // min(4, (M/8) / (connections x frame))
     std::uint64_t zmq_client_receive_bytes = 0;  // connections x client_hwm x frame
+    // What the node queues for one client connection and has not yet handed the
+    // kernel (daemon/client_connections.h, "Replies"): at least one reply of the
+    // largest size, client_reply_max bytes.
+    std::uint64_t client_reply_max = 0;
+    std::uint64_t client_send_each_bytes = 0;
+    std::uint64_t client_send_bytes = 0;  // connections x client_send_each_bytes
     // Verification queues (jobs queued plus results not yet taken by the loop).
     std::uint64_t verify_member_bytes = 0;       // per member
     std::uint64_t verify_clients_bytes = 0;      // all clients together
@@ -103,6 +112,9 @@ inline constexpr std::uint64_t kClientRateEntryBytes = 256;
 inline constexpr std::uint64_t kClientFrameOverhead = 1024;
 // ZeroMQ's frame envelope allowance on top of message_bytes_max.
 inline constexpr std::uint64_t kFrameOverhead = 64;
+// What a reply message adds around a request's outputs, at most (consensus/codec.h's
+// kReplyOverhead and ZeroMQ's framing).
+inline constexpr std::uint64_t kClientReplyOverhead = 1024;
 // Broadcasts up to this size go on the PUB; larger ones point to point.
 inline constexpr std::uint64_t kPubFrameMax = 64u << 10;
 // The fewest broadcasts the PUB must be able to queue per subscriber.

@@ -458,6 +458,7 @@ struct Node::Impl {
             {"zmq_receive", 0},  // inside libzmq: not observable; the bound is its HWM x frame
             {"zmq_send", 0},     // likewise
             {"peer_outboxes", transport->stats().outbox_bytes},
+            {"client_replies", transport->stats().client_replies_held},
             {"verify_queue_members", pool->member_bytes_max_used()},
             {"verify_queue_clients", pool->clients_bytes_used()},
             {"verify_cache", cache->size() * kDigestEntryBytes},

@@ -494,6 +494,15 @@ void Transport::flush_outbox(NodeId peer) {
 
 void Transport::send_client(const std::string& routing_id, ByteView body) {
     const std::uint8_t channel = kChannelClient;
+    // What libzmq holds for this connection stays within its share
+    // (daemon/client_connections.h, "Replies").
+    const std::uint64_t bytes = body.size() + 64;  // with ZeroMQ's framing
+    if (opt_.client_send_each_bytes != 0 &&
+        !client_connections_.may_send(routing_id, bytes, opt_.client_send_each_bytes,
+                                      tcp_bytes_taken)) {
+        ++stats_.client_reply_drops;
+        return;
+    }
     try {
         if (!client_.send(zmq::buffer(routing_id),
                           zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
@@ -507,6 +516,7 @@ void Transport::send_client(const std::string& routing_id, ByteView body) {
         ++stats_.send_drops;
         return;
     }
+    client_connections_.sent(routing_id, bytes);
     ++stats_.frames_out;
     stats_.bytes_out += body.size();
 }

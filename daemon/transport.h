@@ -103,6 +103,10 @@ struct TransportOptions {
     // the memory budget) and send.
     int client_hwm = 1024;
     int client_send_hwm = 1024;
+    // Reply bytes the node may hold for one client connection (the memory
+    // budget's client_send_each_bytes; daemon/client_connections.h, "Replies").
+    // 0 = not metered.
+    std::uint64_t client_send_each_bytes = 0;
     // Client connections held at once, in all and per remote address
     // (daemon/client_connections.h).
     std::size_t client_connections_max = 50;
@@ -151,6 +155,8 @@ struct TransportStats {
     std::uint64_t outbox_bytes = 0;               // held in the peers' outboxes now
     std::uint64_t outbox_bytes_max_seen = 0;      // the most one outbox has held
     std::uint64_t broadcasts_point_to_point = 0;  // over pub_frame_max: sent per peer
+    std::uint64_t client_reply_drops = 0;         // replies over their connection's share, not sent
+    std::uint64_t client_replies_held = 0;        // reply bytes pushed, not yet taken by the kernel
     std::uint64_t pubsub_gaps = 0;                // frames lost on PUB/SUB, from sequence gaps
     std::uint64_t bad_frames = 0;                 // wrong frame count / channel (all sockets)
     std::uint64_t fault_dropped = 0;              // test fault layer
@@ -286,5 +292,10 @@ class Transport {
     // every kMonitorDrainPeriod instead (transport.cpp).
     std::chrono::steady_clock::time_point next_monitor_drain_{};
 };
+
+/// The bytes the kernel has taken from the process on TCP socket `fd` since it
+/// was opened: acknowledged by the peer plus still in the send queue (TCP_INFO and
+/// SIOCOUTQ); nullopt when `fd` is not a TCP socket.
+std::optional<std::uint64_t> tcp_bytes_taken(int fd);
 
 }  // namespace tob::daemon

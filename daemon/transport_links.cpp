@@ -3,7 +3,10 @@
 // libzmq gave up on and the transport dials again (daemon/transport.h).
 
 #include <arpa/inet.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>  // tcp_info with tcpi_bytes_acked (glibc's is older)
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "daemon/metrics.h"
@@ -161,6 +164,7 @@ void Transport::on_client_connection(std::uint16_t event, int fd) {
             ::shutdown(accepted.evicted, SHUT_RDWR);
     }
     stats_.client_connections = client_connections_.open();
+    stats_.client_replies_held = client_connections_.replies_held(tcp_bytes_taken);
 }
 
 void Transport::credit_client(const std::string& routing_id) {
@@ -171,6 +175,17 @@ int Transport::client_port() {
     // Read once the socket is bound (no client connection is accepted before).
     if (client_port_ <= 0) client_port_ = endpoint_port(client_.get(zmq::sockopt::last_endpoint));
     return client_port_;
+}
+
+std::optional<std::uint64_t> tcp_bytes_taken(int fd) {
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 ||
+        len < offsetof(tcp_info, tcpi_bytes_acked) + sizeof info.tcpi_bytes_acked)
+        return std::nullopt;
+    int queued = 0;  // not yet acknowledged by the peer, sent or not
+    if (ioctl(fd, SIOCOUTQ, &queued) != 0 || queued < 0) return std::nullopt;
+    return info.tcpi_bytes_acked + static_cast<std::uint64_t>(queued);
 }
 
 void Transport::reconcile_client_connections() {
@@ -291,6 +306,10 @@ void Transport::publish(Registry& registry) {
         .counter("tobd_link_redials_total",
                  "Outgoing links dialled again after libzmq gave up on them")
         .inc(static_cast<double>(stats_.link_redials - published_.link_redials));
+    registry
+        .counter("tobd_client_replies_dropped_total",
+                 "Replies not sent: the client connection held its share of unsent reply bytes")
+        .inc(static_cast<double>(stats_.client_reply_drops - published_.client_reply_drops));
     published_ = stats_;
     if (!zap_) return;
     const auto& c = zap_->counts();

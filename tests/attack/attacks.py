@@ -676,6 +676,27 @@ def sc_deaf_member(a):
     a.extra["outbox_drops"] = int(sum(drops))
 
 
+def sc_deaf_client(a):
+    """A client that never reads: it stores one value of value_bytes_max, then sends
+    nodes 0 and 1 requests of as many GETs on it as one request's output cap allows
+    (about 768 KiB of outputs, 8 a second to each) on connections that never read.
+    The replies stay queued on the node's side; libzmq bounds its ROUTER's queue to
+    one connection in messages only (1,024), so a node held up to 1,024 of the
+    largest replies per connection. The node now meters the reply bytes it holds
+    per connection (docs/memory.md, "Replies to clients"). Fails when honest RSS
+    grows by more than 64 MiB from the baseline to the attack phase."""
+    a.setup()
+    a.baseline()
+    a.attack(a.client_args("deaf-outputs", "--targets", "0,1", "--rate", "8"))
+    growth = a.rss.get("attack", 0) - a.rss.get("baseline", 0)
+    a.extra["rss_growth_mb"] = int(growth)
+    drops = [labelled_metric(a, i, "tobd_client_replies_dropped_total") for i in a.honest()]
+    a.extra["reply_drops"] = int(sum(drops))
+    if growth > 64:
+        a.fail(f"honest RSS grew by {growth:.0f} MiB while a client read none of its replies "
+               "(its connections' share is about 1.3 MiB each)")
+
+
 def sc_control(a):
     """No attack: the attack phase runs the same workload alone. Shows that the
     harness's checks pass on an unattacked cluster, so each failing scenario fails
@@ -1172,6 +1193,8 @@ SCENARIOS = {
     "sub_flood": (sc_sub_flood, 4, "new", "stranger: subscription flood on every PUB"),
     "deaf_member": (sc_deaf_member, 4, "new",
                     "member: reads nothing (SUB, ROUTER) while blocks carry 1 MiB requests"),
+    "deaf_client": (sc_deaf_client, 4, "new",
+                    "client: requests with ~1 MiB of outputs each, replies never read"),
 }
 
 

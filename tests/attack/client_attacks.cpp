@@ -112,6 +112,54 @@ int big_outputs(ClientSide& c, const Common& opt) {
     return 0;
 }
 
+// A client that never reads its replies: one value of value_bytes_max, then
+// requests of as many GETs on it as fit one request's output cap, sent on DEALERs
+// that never read (a 4 KiB receive buffer, a receive high-water mark of 1). Each
+// reply carries up to request_output_bytes_max; libzmq's ROUTER queued up to 1,024
+// of them per connection on the node (daemon/client_connections.h, "Replies").
+int deaf_outputs(ClientSide& c, const Common& opt) {
+    const auto key = crypto::SigningKey::generate();
+    const Bytes value = random_bytes(c.rng, c.cluster.limits.value_bytes_max);
+    Nonce nonce = 1;
+    c.submit_all(signed_request(key, c.cluster.chain_id, nonce,
+                                {Op{OpType::Put, text("deaf"), value, std::nullopt}}, c.expires()));
+    auto put = c.wait_reply(key.public_key(), nonce, 20);
+    report(std::string("put=") + (put ? "committed" : "no-reply"));
+    const std::size_t room = c.cluster.limits.request_output_bytes_max - (16u << 10);
+    const std::size_t n_gets = std::max<std::size_t>(1, room / (value.size() + 64));
+    const std::vector<Op> gets(n_gets, Op{OpType::Get, text("deaf"), {}, std::nullopt});
+    report("gets_per_request=" + std::to_string(n_gets) +
+           " outputs_bytes_per_request=" + std::to_string(n_gets * value.size()));
+    std::vector<zmq::socket_t> deaf;
+    for (NodeId t : c.targets) {
+        zmq::socket_t s(c.ctx, zmq::socket_type::dealer);
+        s.set(zmq::sockopt::linger, 0);
+        s.set(zmq::sockopt::rcvbuf, 4096);
+        s.set(zmq::sockopt::rcvhwm, 1);
+        s.connect(c.cluster.members[t].client_endpoint);
+        deaf.push_back(std::move(s));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const std::uint8_t channel = client::kChannelClient;
+    std::uint64_t sent = 0;
+    Pacer pace(opt.rate > 0 ? opt.rate : 8, opt.seconds, opt.count);
+    while (pace.next()) {
+        for (auto& s : deaf) {
+            const Bytes body =
+                submit_body(signed_request(key, c.cluster.chain_id, ++nonce, gets, c.expires()));
+            try {
+                if (s.send(zmq::buffer(&channel, 1),
+                           zmq::send_flags::sndmore | zmq::send_flags::dontwait) &&
+                    s.send(zmq::buffer(body.data(), body.size()), zmq::send_flags::none))
+                    ++sent;
+            } catch (const zmq::error_t&) {
+            }
+        }
+    }
+    report("attack=deaf-outputs requests=" + std::to_string(sent) + " " + c.summary());
+    return 0;
+}
+
 // Finding 7: one client key fills the pool with large valid requests (1,024 GETs of
 // ~1 KB keys each, ~1 MiB), every one with a fresh nonce, sent to every node.
 int pool_flood(ClientSide& c, const Common& opt) {
@@ -305,6 +353,7 @@ int run_client(const std::string& attack, const std::string& cluster, const Comm
     if (attack == "dedup-growth") return dedup_growth(c, opt);
     if (attack == "replay") return replay(c, opt);
     if (attack == "big-burst") return big_burst(c, opt);
+    if (attack == "deaf-outputs") return deaf_outputs(c, opt);
     if (attack == "connection-flood") return connection_flood(c, opt);
     report("error=unknown-client-attack name=" + attack);
     return 2;

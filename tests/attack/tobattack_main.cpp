@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
     client->add_option("--cluster", cluster, "Cluster file")->required();
     client
         ->add_option("--attack", attack,
-                     "big-outputs | pool-flood | dedup-growth | replay | big-burst")
+                     "big-outputs | pool-flood | dedup-growth | replay | big-burst | deaf-outputs")
         ->required();
     add_common(client, opt);
     client->callback([&] { rc = tob::attack::run_client(attack, cluster, opt); });

@@ -6,6 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <map>
+#include <optional>
+
 namespace tob::daemon {
 namespace {
 
@@ -170,6 +174,92 @@ TEST(ClientConnections, reconcile_frees_the_slots_of_connections_whose_event_was
     // Nothing is forgotten while every descriptor is still open.
     EXPECT_EQ(c.reconcile([](int, const std::string&) { return true; }), 0u);
     EXPECT_EQ(c.open(), 2u);
+}
+
+// Replies (client_connections.h, "Replies"): what the node pushed to a connection
+// less what the kernel took from it stays within the limit; a fake kernel here.
+struct FakeKernel {
+    std::map<int, std::uint64_t> taken;
+    int asked = 0;
+    std::optional<std::uint64_t> operator()(int fd) {
+        ++asked;
+        auto it = taken.find(fd);
+        if (it == taken.end()) return std::nullopt;
+        return it->second;
+    }
+};
+
+TEST(ClientConnections, replies_stop_at_the_limit_until_the_kernel_takes_them) {
+    ClientConnections c(10, 10);
+    FakeKernel k;
+    k.taken[7] = 0;
+    ASSERT_TRUE(c.on_accepted(7, "10.0.0.1", 0).held);
+    c.on_frame(7, "r7");
+    const std::uint64_t limit = 1000;
+    int sent = 0;
+    while (c.may_send("r7", 100, limit, std::ref(k)) && sent < 100) {
+        c.sent("r7", 100);
+        ++sent;
+    }
+    EXPECT_EQ(sent, 10);  // 10 x 100 bytes fill the limit; the 11th would pass it
+    EXPECT_EQ(c.replies_held(std::ref(k)), 1000u);
+    // The kernel takes 350 bytes: three more fit, not four.
+    k.taken[7] = 350;
+    for (int i = 0; i < 3; ++i) {
+        ASSERT_TRUE(c.may_send("r7", 100, limit, std::ref(k))) << i;
+        c.sent("r7", 100);
+    }
+    EXPECT_FALSE(c.may_send("r7", 100, limit, std::ref(k)));
+    EXPECT_EQ(c.replies_held(std::ref(k)), 950u);
+    // ZeroMQ's framing makes the kernel take more than the bodies: never below 0.
+    k.taken[7] = 5000;
+    EXPECT_TRUE(c.may_send("r7", 1000, limit, std::ref(k)));
+    EXPECT_EQ(c.replies_held(std::ref(k)), 0u);
+}
+
+TEST(ClientConnections, replies_within_room_already_seen_do_not_ask_the_kernel) {
+    ClientConnections c(10, 10);
+    FakeKernel k;
+    k.taken[3] = 0;
+    ASSERT_TRUE(c.on_accepted(3, "10.0.0.1", 0).held);
+    c.on_frame(3, "r3");
+    for (int i = 0; i < 5; ++i) {
+        ASSERT_TRUE(c.may_send("r3", 100, 1000, std::ref(k)));
+        c.sent("r3", 100);
+    }
+    EXPECT_EQ(k.asked, 0);
+    k.taken[3] = 500;
+    for (int i = 0; i < 10; ++i) {
+        ASSERT_TRUE(c.may_send("r3", 100, 1000, std::ref(k)));
+        c.sent("r3", 100);
+        k.taken[3] += 100;  // a reader that keeps up
+    }
+    EXPECT_LE(k.asked, 2);  // once the seen room ran out, not per reply
+}
+
+TEST(ClientConnections, each_connection_has_its_own_share_and_a_new_one_starts_empty) {
+    ClientConnections c(10, 10);
+    FakeKernel k;
+    k.taken[4] = 0;
+    k.taken[5] = 0;
+    ASSERT_TRUE(c.on_accepted(4, "10.0.0.1", 0).held);
+    ASSERT_TRUE(c.on_accepted(5, "10.0.0.2", 0).held);
+    c.on_frame(4, "a");
+    c.on_frame(5, "b");
+    c.sent("a", 1000);
+    EXPECT_FALSE(c.may_send("a", 1, 1000, std::ref(k)));    // the deaf one is full
+    EXPECT_TRUE(c.may_send("b", 1000, 1000, std::ref(k)));  // the other is not
+    // Descriptor 4 closes and is reused by a new connection: its count starts at 0.
+    c.on_disconnected(4);
+    ASSERT_TRUE(c.on_accepted(4, "10.0.0.3", 0).held);
+    c.on_frame(4, "a2");
+    EXPECT_TRUE(c.may_send("a2", 1000, 1000, std::ref(k)));
+    // A routing id the table does not know (its frames came before ACCEPTED was
+    // read) is not metered; nor is one whose descriptor the kernel does not know.
+    EXPECT_TRUE(c.may_send("unknown", 1u << 30, 1000, std::ref(k)));
+    k.taken.erase(5);
+    c.sent("b", 5000);
+    EXPECT_TRUE(c.may_send("b", 1000, 1000, std::ref(k)));
 }
 
 }  // namespace

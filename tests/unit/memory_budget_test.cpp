@@ -33,13 +33,19 @@ TEST(MemoryBudget, every_daemon_bound_together_fits_in_memory_max_mb) {
         EXPECT_GE(b.verify_member_bytes, b.frame_max);
         EXPECT_LE(b.verify_member_bytes * (n - 1) + b.verify_clients_bytes, b.total_bytes / 4);
         EXPECT_GE(b.verify_client_each_bytes, b.client_frame_max);
-        // The daemon's shares add up to at most 55/64 of the budget (1/4 + 1/8 +
-        // 1/8 + 1/8 + 1/64 + 1/64 + 1/128 + 1/256 + 1/256, and the send side's 1/32
-        // + 1/32 + 1/16, or 1/8 where two frames per DEALER take that).
+        // The daemon's shares add up to at most 59/64 of the budget (1/4 + 1/8 +
+        // 1/8 + 1/8 + 1/64 + 1/64 + 1/128 + 1/256 + 1/256, the send side's 1/32
+        // + 1/32 + 1/16, or 1/8 where two frames per DEALER take that, and the
+        // client replies' 1/32, or 1/16 where one largest reply each takes that).
         std::uint64_t daemon = b.verify_member_bytes * (n - 1);
         for (const auto& nb : b.named())
             if (nb.name != "verify_queue_members") daemon += nb.bytes;
-        EXPECT_LE(daemon, b.total_bytes / 64 * 55);
+        EXPECT_LE(daemon, b.total_bytes / 64 * 59);
+        // Client replies: every connection can be sent one reply of the largest size.
+        EXPECT_GE(b.client_send_each_bytes, b.client_reply_max);
+        EXPECT_GE(b.client_reply_max, in.request_output_bytes_max + 512u);
+        EXPECT_EQ(b.client_send_bytes, b.client_send_each_bytes * in.client_connections_max);
+        EXPECT_LE(b.client_send_bytes, b.total_bytes / 16);
         // The send side: a peer that reads nothing holds at most its pipes' frames
         // and its outbox.
         const std::uint64_t peers = n - 1;
@@ -92,6 +98,7 @@ TEST(MemoryBudget, a_pub_queue_too_short_for_a_burst_of_broadcasts_is_refused) {
     in.memory_max_mb = 64;
     in.message_bytes_max = 64u << 10;
     in.request_bytes_max = 16u << 10;
+    in.request_output_bytes_max = 16u << 10;
     auto b = derive_memory_budget(in);
     ASSERT_TRUE(std::holds_alternative<std::string>(b));
     EXPECT_NE(std::get<std::string>(b).find("cannot queue 16 broadcasts"), std::string::npos)
@@ -108,6 +115,24 @@ TEST(MemoryBudget, a_budget_that_cannot_hold_one_frame_per_peer_is_refused) {
     EXPECT_NE(std::get<std::string>(b).find("raise memory_max_mb"), std::string::npos);
     in.message_bytes_max = 4u << 20;  // smaller frames fit
     EXPECT_TRUE(std::holds_alternative<MemoryBudget>(derive_memory_budget(in)));
+}
+
+TEST(MemoryBudget, client_replies_that_cannot_each_get_one_largest_reply_are_refused) {
+    MemoryBudgetInput in;
+    in.memory_max_mb = 1024;
+    // At 1 GiB a 32nd split 50 ways is less than one reply of 1 MiB: one reply each.
+    EXPECT_EQ(derive_ok(in).client_send_each_bytes, (1ull << 20) + kClientReplyOverhead);
+    MemoryBudgetInput large;
+    large.memory_max_mb = 4096;
+    EXPECT_EQ(derive_ok(large).client_send_each_bytes, (4096ull << 20) / 32 / 50);
+    // 1 GiB, 50 connections, 4 MiB outputs: 50 x 4 MiB is more than a 16th.
+    in.request_output_bytes_max = 4u << 20;
+    auto b = derive_memory_budget(in);
+    ASSERT_TRUE(std::holds_alternative<std::string>(b));
+    EXPECT_NE(std::get<std::string>(b).find("request_output_bytes_max"), std::string::npos);
+    // Fewer connections make room.
+    in.client_connections_max = 10;
+    EXPECT_EQ(derive_ok(in).client_send_each_bytes, (4ull << 20) + kClientReplyOverhead);
 }
 
 }  // namespace

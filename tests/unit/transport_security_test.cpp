@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iostream>
 #include <random>
 #include <thread>
 #include <zmq.hpp>
@@ -471,6 +472,99 @@ TEST(TransportSend, APeerThatDoesNotReadCostsAtMostItsOutbox) {
     // buffers (a few MiB each way) and the frames in flight to them.
     EXPECT_LE(accepted, 32u << 20)
         << "node 0 took " << (accepted >> 20) << " MiB for a peer that reads nothing";
+}
+
+// A client connection on node 0 (plaintext), its routing id known to the
+// transport: two frames, the second after ACCEPTED was surely read.
+struct ClientOfNode {
+    zmq::context_t ctx{1};
+    zmq::socket_t s{ctx, zmq::socket_type::dealer};
+    std::string routing_id;
+    ClientOfNode(Transport& t, const std::string& client_endpoint, bool deaf) {
+        s.set(zmq::sockopt::linger, 0);
+        if (deaf) {
+            s.set(zmq::sockopt::rcvhwm, 1);
+            s.set(zmq::sockopt::rcvbuf, 4096);
+        }
+        s.connect(client_endpoint);
+        const std::uint8_t c = 'C';
+        for (int k = 0; k < 2; ++k) {
+            s.send(zmq::buffer(&c, 1), zmq::send_flags::sndmore);
+            s.send(zmq::str_buffer("hello"));
+            for (auto& in : pump(t, 300ms)) routing_id = in.routing_id;
+        }
+    }
+};
+
+TransportOptions plaintext_node(const Net& net, std::uint64_t reply_share) {
+    TransportOptions o = net.options(0);
+    o.curve.reset();
+    o.client_send_each_bytes = reply_share;
+    return o;
+}
+
+// What node 0 accepts to send a client that never reads: its reply share plus
+// what the kernel's socket buffers take, not libzmq's 1,024 messages per
+// connection (64 MiB of 64 KiB replies here), which is what it took unmetered.
+TEST(TransportSend, AClientThatDoesNotReadCostsAtMostItsReplyShare) {
+    for (const std::uint64_t share : {std::uint64_t{1} << 20, std::uint64_t{0}}) {
+        SCOPED_TRACE(share == 0 ? "unmetered" : "1 MiB share");
+        Net net(1);
+        auto t = open_or_fail(plaintext_node(net, share));
+        ASSERT_TRUE(t);
+        ClientOfNode client(*t, net.members[0].client_endpoint, /*deaf=*/true);
+        ASSERT_FALSE(client.routing_id.empty());
+        const std::vector<std::uint8_t> reply(64u << 10, 0x5a);
+        for (int k = 0; k < 2048; ++k) {  // 128 MiB offered
+            t->send_client(client.routing_id, consensus::ByteView(reply.data(), reply.size()));
+            if (k % 64 == 63) pump(*t, 5ms);
+        }
+        pump(*t, 300ms);
+        const auto& st = t->stats();
+        std::cout << (share == 0 ? "unmetered" : "1 MiB share") << ": node 0 took "
+                  << (st.bytes_out >> 10) << " KiB of 128 MiB offered, " << st.client_reply_drops
+                  << " replies dropped\n";
+        if (share != 0) {
+            EXPECT_GT(st.client_reply_drops, 0u);
+            // The share, and generous room for the loopback socket buffers.
+            EXPECT_LE(st.bytes_out, 24u << 20)
+                << "node 0 took " << (st.bytes_out >> 20) << " MiB for a client that reads nothing";
+        } else {
+            EXPECT_EQ(st.client_reply_drops, 0u);
+            EXPECT_GE(st.bytes_out, 48u << 20);  // libzmq's queue took about 1,024 replies
+        }
+    }
+}
+
+// A client that reads gets every reply, in order, though they add up to many
+// times its share.
+TEST(TransportSend, AClientThatReadsGetsEveryReply) {
+    Net net(1);
+    auto t = open_or_fail(plaintext_node(net, 1u << 20));
+    ASSERT_TRUE(t);
+    ClientOfNode client(*t, net.members[0].client_endpoint, /*deaf=*/false);
+    ASSERT_FALSE(client.routing_id.empty());
+    constexpr std::uint32_t kReplies = 4000;  // 16 MiB in replies of 4 KiB
+    std::uint32_t next = 0, got = 0;
+    const auto end = std::chrono::steady_clock::now() + 20s;
+    while (got < kReplies && std::chrono::steady_clock::now() < end) {
+        for (int k = 0; k < 8 && next < kReplies; ++k, ++next) {
+            const auto body = frame_of(4096, next);
+            t->send_client(client.routing_id, consensus::ByteView(body.data(), body.size()));
+        }
+        t->wait(1ms, {});
+        zmq::message_t part;
+        while (client.s.recv(part, zmq::recv_flags::dontwait)) {
+            if (part.more()) continue;  // the channel byte
+            const std::vector<std::uint8_t> b(
+                static_cast<const std::uint8_t*>(part.data()),
+                static_cast<const std::uint8_t*>(part.data()) + part.size());
+            ASSERT_EQ(tag_of(b), got);
+            ++got;
+        }
+    }
+    EXPECT_EQ(got, kReplies);
+    EXPECT_EQ(t->stats().client_reply_drops, 0u);
 }
 
 }  // namespace
