@@ -87,21 +87,29 @@ struct ClientSide {
 
 Bytes text(const std::string& s) { return Bytes(s.begin(), s.end()); }
 
+// Stores one value of value_bytes_max under `name` with nonce 1 (waits up to 20 s
+// for its reply, reported as put=committed or put=no-reply); returns its size.
+std::size_t put_largest_value(ClientSide& c, const crypto::SigningKey& key,
+                              const std::string& name) {
+    const Bytes value = random_bytes(c.rng, c.cluster.limits.value_bytes_max);
+    c.submit_all(signed_request(key, c.cluster.chain_id, 1,
+                                {Op{OpType::Put, text(name), value, std::nullopt}}, c.expires()));
+    auto put = c.wait_reply(key.public_key(), 1, 20);
+    report(std::string("put=") + (put ? "committed" : "no-reply"));
+    return value.size();
+}
+
 // Finding 2: one 256 KiB value, then requests of request_ops_max GETs on it: every
 // GET's output carries the whole value, on every node, with no cap.
 int big_outputs(ClientSide& c, const Common& opt) {
     const auto key = crypto::SigningKey::generate();
-    const Bytes value = random_bytes(c.rng, c.cluster.limits.value_bytes_max);
+    const std::size_t value_size = put_largest_value(c, key, "amp");
     Nonce nonce = 1;
-    c.submit_all(signed_request(key, c.cluster.chain_id, nonce,
-                                {Op{OpType::Put, text("amp"), value, std::nullopt}}, c.expires()));
-    auto put = c.wait_reply(key.public_key(), nonce, 20);
-    report(std::string("put_256k=") + (put ? "committed" : "no-reply"));
     std::vector<Op> gets(c.cluster.limits.request_ops_max,
                          Op{OpType::Get, text("amp"), {}, std::nullopt});
     const Bytes probe = encode(signed_request(key, c.cluster.chain_id, 2, gets, c.expires()));
     report("request_bytes=" + std::to_string(probe.size()) +
-           " outputs_bytes_per_request=" + std::to_string(gets.size() * value.size()));
+           " outputs_bytes_per_request=" + std::to_string(gets.size() * value_size));
     Pacer pace(opt.rate > 0 ? opt.rate : 0.5, opt.seconds, opt.count ? opt.count : 8);
     while (pace.next()) {
         c.submit_all(signed_request(key, c.cluster.chain_id, ++nonce, gets, c.expires()));
@@ -119,17 +127,13 @@ int big_outputs(ClientSide& c, const Common& opt) {
 // of them per connection on the node (daemon/client_connections.h, "Replies").
 int deaf_outputs(ClientSide& c, const Common& opt) {
     const auto key = crypto::SigningKey::generate();
-    const Bytes value = random_bytes(c.rng, c.cluster.limits.value_bytes_max);
+    const std::size_t value_size = put_largest_value(c, key, "deaf");
     Nonce nonce = 1;
-    c.submit_all(signed_request(key, c.cluster.chain_id, nonce,
-                                {Op{OpType::Put, text("deaf"), value, std::nullopt}}, c.expires()));
-    auto put = c.wait_reply(key.public_key(), nonce, 20);
-    report(std::string("put=") + (put ? "committed" : "no-reply"));
     const std::size_t room = c.cluster.limits.request_output_bytes_max - (16u << 10);
-    const std::size_t n_gets = std::max<std::size_t>(1, room / (value.size() + 64));
+    const std::size_t n_gets = std::max<std::size_t>(1, room / (value_size + 64));
     const std::vector<Op> gets(n_gets, Op{OpType::Get, text("deaf"), {}, std::nullopt});
     report("gets_per_request=" + std::to_string(n_gets) +
-           " outputs_bytes_per_request=" + std::to_string(n_gets * value.size()));
+           " outputs_bytes_per_request=" + std::to_string(n_gets * value_size));
     std::vector<zmq::socket_t> deaf;
     for (NodeId t : c.targets) {
         zmq::socket_t s(c.ctx, zmq::socket_type::dealer);

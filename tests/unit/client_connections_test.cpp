@@ -189,12 +189,19 @@ struct FakeKernel {
     }
 };
 
+// A held connection on `fd` that sent a frame as `routing_id`; the kernel has
+// taken nothing from it yet.
+void hold(ClientConnections& c, FakeKernel& k, int fd, const std::string& address,
+          const std::string& routing_id) {
+    k.taken[fd] = 0;
+    ASSERT_TRUE(c.on_accepted(fd, address, 0).held);
+    c.on_frame(fd, routing_id);
+}
+
 TEST(ClientConnections, replies_stop_at_the_limit_until_the_kernel_takes_them) {
     ClientConnections c(10, 10);
     FakeKernel k;
-    k.taken[7] = 0;
-    ASSERT_TRUE(c.on_accepted(7, "10.0.0.1", 0).held);
-    c.on_frame(7, "r7");
+    hold(c, k, 7, "10.0.0.1", "r7");
     const std::uint64_t limit = 1000;
     int sent = 0;
     while (c.may_send("r7", 100, limit, std::ref(k)) && sent < 100) {
@@ -220,9 +227,7 @@ TEST(ClientConnections, replies_stop_at_the_limit_until_the_kernel_takes_them) {
 TEST(ClientConnections, replies_within_room_already_seen_do_not_ask_the_kernel) {
     ClientConnections c(10, 10);
     FakeKernel k;
-    k.taken[3] = 0;
-    ASSERT_TRUE(c.on_accepted(3, "10.0.0.1", 0).held);
-    c.on_frame(3, "r3");
+    hold(c, k, 3, "10.0.0.1", "r3");
     for (int i = 0; i < 5; ++i) {
         ASSERT_TRUE(c.may_send("r3", 100, 1000, std::ref(k)));
         c.sent("r3", 100);
@@ -240,19 +245,14 @@ TEST(ClientConnections, replies_within_room_already_seen_do_not_ask_the_kernel) 
 TEST(ClientConnections, each_connection_has_its_own_share_and_a_new_one_starts_empty) {
     ClientConnections c(10, 10);
     FakeKernel k;
-    k.taken[4] = 0;
-    k.taken[5] = 0;
-    ASSERT_TRUE(c.on_accepted(4, "10.0.0.1", 0).held);
-    ASSERT_TRUE(c.on_accepted(5, "10.0.0.2", 0).held);
-    c.on_frame(4, "a");
-    c.on_frame(5, "b");
+    hold(c, k, 4, "10.0.0.1", "a");
+    hold(c, k, 5, "10.0.0.2", "b");
     c.sent("a", 1000);
     EXPECT_FALSE(c.may_send("a", 1, 1000, std::ref(k)));    // the deaf one is full
     EXPECT_TRUE(c.may_send("b", 1000, 1000, std::ref(k)));  // the other is not
     // Descriptor 4 closes and is reused by a new connection: its count starts at 0.
     c.on_disconnected(4);
-    ASSERT_TRUE(c.on_accepted(4, "10.0.0.3", 0).held);
-    c.on_frame(4, "a2");
+    hold(c, k, 4, "10.0.0.3", "a2");
     EXPECT_TRUE(c.may_send("a2", 1000, 1000, std::ref(k)));
     // A routing id the table does not know (its frames came before ACCEPTED was
     // read) is not metered; nor is one whose descriptor the kernel does not know.
