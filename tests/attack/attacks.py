@@ -678,21 +678,23 @@ def sc_deaf_member(a):
 
 def sc_deaf_client(a):
     """A client that never reads: it stores one value of value_bytes_max, then sends
-    nodes 0 and 1 requests of as many GETs on it as one request's output cap allows
-    (about 768 KiB of outputs, 8 a second to each) on connections that never read.
+    every node requests of as many GETs on it as one request's output cap allows
+    (about 768 KiB of outputs, 3 a second, each on two connections to each of the
+    4 nodes, so that every node answers each twice while the cluster executes it
+    once) on connections that never read, for 30 s.
     The replies stay queued on the node's side; libzmq bounds its ROUTER's queue to
     one connection in messages only (1,024), so a node held up to 1,024 of the
     largest replies per connection. The node now meters the reply bytes it holds
     per connection (docs/memory.md, "Replies to clients"). Fails when honest RSS
-    grows by more than 64 MiB from the baseline to the attack phase."""
+    grows by more than 96 MiB from the baseline to the attack phase."""
     a.setup()
     a.baseline()
-    a.attack(a.client_args("deaf-outputs", "--targets", "0,1", "--rate", "8"))
+    a.attack(a.client_args("deaf-outputs", "--rate", "3", "--size", "2"), seconds=30)
     growth = a.rss.get("attack", 0) - a.rss.get("baseline", 0)
     a.extra["rss_growth_mb"] = int(growth)
     drops = [labelled_metric(a, i, "tobd_client_replies_dropped_total") for i in a.honest()]
     a.extra["reply_drops"] = int(sum(drops))
-    if growth > 64:
+    if growth > 96:
         a.fail(f"honest RSS grew by {growth:.0f} MiB while a client read none of its replies "
                "(its connections' share is about 1.3 MiB each)")
 

@@ -121,10 +121,10 @@ int big_outputs(ClientSide& c, const Common& opt) {
 }
 
 // A client that never reads its replies: one value of value_bytes_max, then
-// requests of as many GETs on it as fit one request's output cap, sent on DEALERs
-// that never read (a 4 KiB receive buffer, a receive high-water mark of 1). Each
-// reply carries up to request_output_bytes_max; libzmq's ROUTER queued up to 1,024
-// of them per connection on the node (daemon/client_connections.h, "Replies").
+// requests of as many GETs on it as fit one request's output cap, each sent to
+// every target on DEALERs that never read (a 4 KiB receive buffer, a receive high-water mark of 1).
+// Each reply carries up to request_output_bytes_max; libzmq's ROUTER queued up to 1,024 of them per
+// connection on the node (daemon/client_connections.h, "Replies").
 int deaf_outputs(ClientSide& c, const Common& opt) {
     const auto key = crypto::SigningKey::generate();
     const std::size_t value_size = put_largest_value(c, key, "deaf");
@@ -134,23 +134,29 @@ int deaf_outputs(ClientSide& c, const Common& opt) {
     const std::vector<Op> gets(n_gets, Op{OpType::Get, text("deaf"), {}, std::nullopt});
     report("gets_per_request=" + std::to_string(n_gets) +
            " outputs_bytes_per_request=" + std::to_string(n_gets * value_size));
+    // --size K: K connections to each target, each sent every request (a node
+    // answers each connection that submitted it).
     std::vector<zmq::socket_t> deaf;
     for (NodeId t : c.targets) {
-        zmq::socket_t s(c.ctx, zmq::socket_type::dealer);
-        s.set(zmq::sockopt::linger, 0);
-        s.set(zmq::sockopt::rcvbuf, 4096);
-        s.set(zmq::sockopt::rcvhwm, 1);
-        s.connect(c.cluster.members[t].client_endpoint);
-        deaf.push_back(std::move(s));
+        for (std::uint64_t k = 0; k < std::max<std::uint64_t>(opt.size, 1); ++k) {
+            zmq::socket_t s(c.ctx, zmq::socket_type::dealer);
+            s.set(zmq::sockopt::linger, 0);
+            s.set(zmq::sockopt::rcvbuf, 4096);
+            s.set(zmq::sockopt::rcvhwm, 1);
+            s.connect(c.cluster.members[t].client_endpoint);
+            deaf.push_back(std::move(s));
+        }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     const std::uint8_t channel = client::kChannelClient;
     std::uint64_t sent = 0;
     Pacer pace(opt.rate > 0 ? opt.rate : 8, opt.seconds, opt.count);
     while (pace.next()) {
+        // Each request to every target: each node answers it (the cluster executes
+        // it once), so the replies grow with the targets, the cost does not.
+        const Bytes body =
+            submit_body(signed_request(key, c.cluster.chain_id, ++nonce, gets, c.expires()));
         for (auto& s : deaf) {
-            const Bytes body =
-                submit_body(signed_request(key, c.cluster.chain_id, ++nonce, gets, c.expires()));
             try {
                 if (s.send(zmq::buffer(&channel, 1),
                            zmq::send_flags::sndmore | zmq::send_flags::dontwait) &&
