@@ -4,7 +4,7 @@
 #   run_fuzz.sh SOURCE_DIR BUILD_DIR SECONDS [--skip-without-clang]
 #
 # `make fuzz SECONDS=N` calls it with BUILD_DIR=build-fuzz; the CTest fuzz_smoke
-# calls it with 5 s and --skip-without-clang (exit 77 = skipped when clang with
+# calls it with 3 s and --skip-without-clang (exit 77 = skipped when clang with
 # libFuzzer is missing). Prints one line per target,
 #   fuzz: NAME runs=N seconds=S result=ok|CRASH|ERROR
 # keeps each target's corpus in BUILD_DIR/fuzz/corpus/NAME (it grows from run to
