@@ -24,7 +24,6 @@ ClientConnections::Accepted ClientConnections::on_accepted(int fd, const std::st
     Held h;
     h.address = address;
     h.order = next_order_++;
-    h.fd = fd;
     by_fd_.emplace(fd, std::move(h));
     ++by_address_[address];
     out.held = true;
@@ -94,11 +93,14 @@ void ClientConnections::credit(const std::string& routing_id, std::uint64_t now_
     if (Held* h = held_by_routing_id(routing_id)) h->credit_at = now_ms;
 }
 
+ClientConnections::Held* ClientConnections::held(int fd) {
+    auto it = by_fd_.find(fd);
+    return it == by_fd_.end() ? nullptr : &it->second;
+}
+
 ClientConnections::Held* ClientConnections::held_by_routing_id(const std::string& routing_id) {
     auto r = fd_by_routing_id_.find(routing_id);
-    if (r == fd_by_routing_id_.end()) return nullptr;
-    auto it = by_fd_.find(r->second);
-    return it == by_fd_.end() ? nullptr : &it->second;
+    return r == fd_by_routing_id_.end() ? nullptr : held(r->second);
 }
 
 std::size_t ClientConnections::earned(std::uint64_t now_ms) const {

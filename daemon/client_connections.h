@@ -91,14 +91,13 @@ class ClientConnections {
     template <typename Written>
     bool may_send(const std::string& routing_id, std::uint64_t bytes, std::uint64_t limit,
                   Written written) {
-        Held* h = held_by_routing_id(routing_id);
-        if (h == nullptr) return true;
-        if (h->pushed <= h->written_seen || h->pushed - h->written_seen + bytes <= limit)
-            return true;
-        const std::optional<std::uint64_t> w = written(h->fd);
+        auto r = fd_by_routing_id_.find(routing_id);
+        Held* h = r == fd_by_routing_id_.end() ? nullptr : held(r->second);
+        if (h == nullptr || fits(*h, bytes, limit)) return true;
+        const std::optional<std::uint64_t> w = written(r->second);
         if (!w) return true;
         h->written_seen = std::max(h->written_seen, *w);
-        return h->pushed <= h->written_seen || h->pushed - h->written_seen + bytes <= limit;
+        return fits(*h, bytes, limit);
     }
     /// `bytes` were pushed to `routing_id`.
     void sent(const std::string& routing_id, std::uint64_t bytes) {
@@ -145,11 +144,15 @@ class ClientConnections {
         std::uint64_t order = 0;                 // accept order: lower is older
         std::optional<std::uint64_t> credit_at;  // last admitted request
         std::string routing_id;                  // empty until its first frame
-        int fd = -1;
-        std::uint64_t pushed = 0;        // reply bytes pushed to libzmq
-        std::uint64_t written_seen = 0;  // bytes the kernel had taken, last asked
+        std::uint64_t pushed = 0;                // reply bytes pushed to libzmq
+        std::uint64_t written_seen = 0;          // bytes the kernel had taken, last asked
     };
+    Held* held(int fd);
     Held* held_by_routing_id(const std::string& routing_id);
+    // Whether `bytes` more keep what `h` holds (by the kernel's last answer) within `limit`.
+    static bool fits(const Held& h, std::uint64_t bytes, std::uint64_t limit) {
+        return h.pushed <= h.written_seen || h.pushed - h.written_seen + bytes <= limit;
+    }
     bool earned(const Held& h, std::uint64_t now_ms) const {
         return h.credit_at && now_ms < *h.credit_at + credit_ms_;
     }

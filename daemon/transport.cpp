@@ -4,6 +4,7 @@
 
 #include "cli/client/protocol.h"
 #include "crypto/hash.h"
+#include "daemon/memory_budget.h"
 
 // libzmq (4.2.2 and later) implements ZMQ_ZAP_ENFORCE_DOMAIN but declares it only
 // for draft builds; setup_server reads it back, so a library without it refuses to
@@ -496,7 +497,7 @@ void Transport::send_client(const std::string& routing_id, ByteView body) {
     const std::uint8_t channel = kChannelClient;
     // What libzmq holds for this connection stays within its share
     // (daemon/client_connections.h, "Replies").
-    const std::uint64_t bytes = body.size() + 64;  // with ZeroMQ's framing
+    const std::uint64_t bytes = body.size() + kFrameOverhead;  // with ZeroMQ's framing
     if (opt_.client_send_each_bytes != 0 &&
         !client_connections_.may_send(routing_id, bytes, opt_.client_send_each_bytes,
                                       tcp_bytes_taken)) {

@@ -164,7 +164,6 @@ void Transport::on_client_connection(std::uint16_t event, int fd) {
             ::shutdown(accepted.evicted, SHUT_RDWR);
     }
     stats_.client_connections = client_connections_.open();
-    stats_.client_replies_held = client_connections_.replies_held(tcp_bytes_taken);
 }
 
 void Transport::credit_client(const std::string& routing_id) {
@@ -198,6 +197,8 @@ void Transport::reconcile_client_connections() {
             return local_port(fd) == port && (address.empty() || remote_address(fd) == address);
         });
     stats_.client_connections = client_connections_.open();
+    // Once a second (publish): what the client connections' replies hold now.
+    stats_.client_replies_held = client_connections_.replies_held(tcp_bytes_taken);
 }
 
 void Transport::on_link_event(Link& link, std::uint16_t event) {

@@ -633,6 +633,15 @@ sc_junk_frames = stranger_scenario("junk")
 sc_sub_flood = stranger_scenario("sub-flood", "--rate", "2000", "--size", "16384")
 
 
+def check_rss_growth(a, limit_mb, while_what):
+    """Records rss_growth_mb (the honest nodes' RSS peak of the attack phase less the
+    baseline's) and fails the scenario when it is over `limit_mb`."""
+    growth = a.rss.get("attack", 0) - a.rss.get("baseline", 0)
+    a.extra["rss_growth_mb"] = int(growth)
+    if growth > limit_mb:
+        a.fail(f"honest RSS grew by {growth:.0f} MiB while {while_what}")
+
+
 def sc_deaf_member(a):
     """A member that reads nothing: it subscribes to every honest PUB and never reads
     the SUB, and binds its ROUTER (where the honest DEALERs send) and never reads that
@@ -665,11 +674,8 @@ def sc_deaf_member(a):
     # 15 MiB with the bound and by 134 and 137 MiB without it (tobd of 36b1045: the
     # queues held all the flood). Without the attack the same load moves RSS by a
     # few MiB. So 96 MiB.
-    growth = a.rss.get("attack", 0) - a.rss.get("baseline", 0)
-    a.extra["rss_growth_mb"] = int(growth)
-    if growth > 96:
-        a.fail(f"honest RSS grew by {growth:.0f} MiB while a member read nothing (at most "
-               "its send-side share, about 53 MiB, and the load's window are expected)")
+    check_rss_growth(a, 96, "a member read nothing (at most its send-side share, about "
+                     "53 MiB, and the load's window are expected)")
     sent = [labelled_metric(a, i, "tobd_broadcasts_point_to_point_total") for i in a.honest()]
     drops = [labelled_metric(a, i, "tobd_outbox_drops_total") for i in a.honest()]
     a.extra["p2p_broadcasts"] = int(sum(sent))
@@ -690,13 +696,10 @@ def sc_deaf_client(a):
     a.setup()
     a.baseline()
     a.attack(a.client_args("deaf-outputs", "--rate", "3", "--size", "2"), seconds=30)
-    growth = a.rss.get("attack", 0) - a.rss.get("baseline", 0)
-    a.extra["rss_growth_mb"] = int(growth)
+    check_rss_growth(a, 96, "a client read none of its replies (its connections' share "
+                     "is about 1.3 MiB each)")
     drops = [labelled_metric(a, i, "tobd_client_replies_dropped_total") for i in a.honest()]
     a.extra["reply_drops"] = int(sum(drops))
-    if growth > 96:
-        a.fail(f"honest RSS grew by {growth:.0f} MiB while a client read none of its replies "
-               "(its connections' share is about 1.3 MiB each)")
 
 
 def sc_control(a):
