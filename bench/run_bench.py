@@ -91,6 +91,9 @@ class FreshCluster:
 
     def __enter__(self):
         self.c.create()
+        extra = os.environ.get("TOB_BENCH_TOBD_ARGS", "").split()
+        if extra:  # experiments: the same daemon flags for every node
+            self.c.extra_args = {i: extra for i in range(NODES)}
         self.c.start_all()
         self.c.wait_serving(timeout=60)
         time.sleep(1)  # let the peers' connections settle

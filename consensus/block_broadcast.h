@@ -6,14 +6,14 @@
 //
 // The rules
 // ---------
-//  - The first valid block of (e, j) inside the window is *accepted*: stored,
-//    relayed once (the original signed envelope, so the copy stays verifiable)
-//    and SEEN. "Valid" depends only on the block itself — j's envelope signature
-//    (checked by the shell), the epoch inside the window, the cluster file's
+//  - The first valid block of (e, j) inside the window is *accepted*: stored
+//    and SEEN, not relayed (the SEEN announces its digest; a member that lacks
+//    a certified block fetches it, see Repair below). "Valid" depends only on the block itself —
+//    j's envelope signature (checked by the shell), the epoch inside the window, the cluster file's
 //    limits, every request well formed and validly signed, the digest being that
 //    of the exact bytes j signed — never on this node's pool, state or timing.
 //  - A second, different block of (e, j) is equivocation: a Fault carrying both
-//    signed envelopes. It is not relayed and not SEEN, and kept only if a
+//    signed envelopes. It is not SEEN, and kept only if a
 //    certificate names its digest (blocks are stored and looked up by digest,
 //    never by (e, j), so the certified one is always the one used).
 //  - SEEN(e, j, d) is signed only for the accepted block, after the Block record
@@ -93,7 +93,7 @@ class BlockBroadcast {
     /// limits. A bad block is a fault of its proposer (in `step`); nullopt then.
     std::optional<Block> parse(Step& step, const Envelope& env, const Bytes& raw) const;
     /// Accepts a parsed block whose requests were checked (see the rules):
-    /// First — the first block of (e, j), accepted: relay and SEEN it (only when
+    /// First — the first block of (e, j), accepted: SEEN it (only when
     /// `in_window`); Stored — stored only; Equivocation — another block of (e, j)
     /// was accepted (a fault is in `step`; the block is stored if certified).
     Accept accept(Step& step, const Envelope& env, const Bytes& raw, Block&& block,
@@ -156,7 +156,7 @@ class BlockBroadcast {
 
   private:
     struct EpochState {
-        std::map<NodeId, Digest> accepted;  // first valid block per proposer (relayed, SEEN)
+        std::map<NodeId, Digest> accepted;  // first valid block per proposer (SEEN)
         std::map<std::pair<NodeId, NodeId>, std::pair<Digest, Bytes>> seen_from;  // (j, sender)
         std::map<std::pair<NodeId, Digest>, std::map<NodeId, Signature>> seen;
         std::map<NodeId, Certificate> certs;

@@ -192,13 +192,16 @@ void Replica::Impl::on_block(Step& step, const Envelope& env, const Bytes& raw, 
         }
     }
     if (accepted == BlockBroadcast::Accept::First) {
-        if (j != cfg.self) broadcast(step, Kind::Block, raw);  // relay the original once
+        // Not relayed: the SEEN that follows announces its digest, and a member
+        // that lacks a certified block pulls it from the certificate's signers
+        // (adopt_cert, try_deliver; docs/protocol.md, "Flood").
         // SEEN only in an epoch this node joined (the join rule): otherwise one
         // member's empty block for a far epoch would get certified and pull every
-        // honest node into it. seen_accepted() SEENs it on joining.
+        // honest node into it. seen_accepted() SEENs it on joining — heard_from()
+        // may have just done so, and a second SEEN would be the same bytes again.
         if (j != cfg.self) pool.in_block(e, digests);  // in flight elsewhere: not work
         heard_from(step, e, j);
-        if (joined(e)) send_seen(step, e, j, d);
+        if (joined(e) && !signer.filled(Slot{SlotKind::Seen, e, j, 0, 0})) send_seen(step, e, j, d);
     }
     try_deliver(step);
 }

@@ -18,7 +18,7 @@
 // outputs; each unit has its own state, rules, bounds and tests:
 //   sign_log.h         slots, the signing high-water mark and its floor (Safety rules)
 //   request_pool.h     the pool, aging, block building, flooding (Client requests, Propose)
-//   block_broadcast.h  per (e, j): block, relay, SEEN, certificate at q (Flood, Seen, Certify)
+//   block_broadcast.h  per (e, j): block, SEEN, certificate at q (Flood, Seen, Certify)
 //   epoch_subset.h     the n agreements of an epoch and the output order (Agree, Output)
 //   binary_agreement.h one agreement (Binary agreement, Common coin)
 //   catch_up.h         COMMIT votes, proofs, fetches, hints, heartbeat (Commit proof, Repair)

@@ -601,6 +601,40 @@ TEST(Replica, a_member_without_seens_commits_from_republished_certificates) {
     EXPECT_LT(certs_sent, epochs * 4 * 3);
 }
 
+// Blocks are not relayed (docs/protocol.md, "Flood"): a block envelope travels
+// only from its proposer, and a member that never receives one from it pulls it
+// from the certificate's signers. Node 3 loses every Block envelope sent to it;
+// it commits everything from fetched blocks, and only fetch replies carry peers'
+// blocks to anyone. Node 0 loses only node 1's blocks, so they reach it by fetch
+// while the others reach it directly.
+TEST(Replica, blocks_are_not_relayed_and_a_member_that_lost_them_pulls_them) {
+    Net net(4, 29);
+    std::vector<Request> reqs;
+    for (int k = 0; k < 12; ++k) {
+        reqs.push_back(net.request(5, k, "p" + std::to_string(k), "v"));
+        net.submit(k % 4, reqs.back());
+    }
+    std::uint64_t blocks_sent = 0, relayed = 0, fetch_replies_to_lossy = 0;
+    auto filter = [&](const Msg& m) {
+        auto env = decode_envelope(m.bytes, Limits{});
+        if (!env) return true;
+        if (env.value().kind == Kind::FetchReply && (m.to == 3 || m.to == 0))
+            ++fetch_replies_to_lossy;
+        if (env.value().kind != Kind::Block) return true;
+        ++blocks_sent;
+        if (env.value().sender != m.from) ++relayed;
+        if (m.to == 3) return false;
+        return !(m.to == 0 && env.value().sender == 1);
+    };
+    ASSERT_TRUE(net.run([&] { return net.all_committed(reqs, all_nodes(4)); }, 60000, filter));
+    net.expect_agreement();
+    net.expect_no_honest_blamed({});
+    ASSERT_GT(blocks_sent, 0u);
+    EXPECT_EQ(relayed, 0u) << "a member sent on a block it did not propose";
+    EXPECT_GT(fetch_replies_to_lossy, 0u);
+    EXPECT_EQ(net.node(3).kv->state_digest(), net.node(1).kv->state_digest());
+}
+
 TEST(Replica, crash_restart_never_signs_conflicting_payloads) {
     Net net(4, 8);
     std::vector<Request> reqs;
@@ -1002,6 +1036,37 @@ std::vector<Envelope> own_blocks(const Step& step, NodeId proposer) {
         if (env && env.value().sender == proposer) out.push_back(env.value());
     }
     return out;
+}
+
+// A member joins an epoch once it has heard from t + 1 members there, and on
+// joining SEENs every block it holds for it. When the block that completes the
+// t + 1 is the one being handled, that SEEN is already out: handling the block
+// must not sign and send it a second time (each copy cost a sign-log record, a
+// signature and a message to every peer; tobsim traces showed one per epoch).
+TEST(Replica, a_block_that_makes_its_receiver_join_is_seen_once) {
+    Net net(4, 53);
+    const auto b0 =
+        own_blocks(net.node(0).replica->handle_request(net.request(1, 1, "a", "v"), 1000), 0);
+    const auto b1 =
+        own_blocks(net.node(1).replica->handle_request(net.request(2, 1, "b", "v"), 1000), 1);
+    ASSERT_EQ(b0.size(), 1u);
+    ASSERT_EQ(b1.size(), 1u);
+    Replica& r2 = *net.node(2).replica;
+    const Step first = r2.handle_envelope(b0[0], 1001);   // one speaker: not joined yet
+    const Step second = r2.handle_envelope(b1[0], 1002);  // t + 1 = 2 speakers: joins
+    auto seens_of = [](const Step& step, NodeId proposer) {
+        int count = 0;
+        for (const auto& m : step.messages) {
+            auto env = decode_envelope(m.envelope, Limits{});
+            if (!env || env.value().kind != Kind::Seen) continue;
+            auto sb = decode_seen(env.value().body, Limits{});
+            if (sb && sb.value().proposer == proposer) ++count;
+        }
+        return count;
+    };
+    EXPECT_EQ(seens_of(first, 0), 0) << "SEEN before joining the epoch";
+    EXPECT_EQ(seens_of(second, 0), 1);
+    EXPECT_EQ(seens_of(second, 1), 1);
 }
 
 // Cutting blocks (request_pool.h, "Work and the block timer"): a request that
