@@ -4,6 +4,15 @@
 
 namespace tob::consensus {
 
+bool Step::needs_sync() const {
+    for (const auto& r : persist) {
+        if (r.type == DurableRecord::Type::Signed || r.type == DurableRecord::Type::Floor ||
+            r.type == DurableRecord::Type::HighWater)
+            return true;
+    }
+    return false;
+}
+
 void Step::append(Step&& other) {
     for (auto& r : other.persist) persist.push_back(std::move(r));
     for (auto& m : other.messages) messages.push_back(std::move(m));

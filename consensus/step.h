@@ -95,6 +95,13 @@ struct [[nodiscard]] Step {
     std::vector<SnapshotInstalled> installed;
 
     void append(Step&& other);
+    /// Whether `persist` must be on the disk before any of `messages` leaves: it
+    /// holds a signature of this node (the sign-log), the signing floor or a
+    /// raised mark. Peers' blocks, certificates and COMMITs and delivered epochs'
+    /// proofs are needed by no message: a power failure that loses them costs a
+    /// fetch or a re-apply, never a second signature, so the shell may write them
+    /// without waiting for the disk (the next synced write covers them, in order).
+    bool needs_sync() const;
 
     // Helpers for the sub-protocols that fill a step.
     void broadcast(Kind kind, const Bytes& envelope) {

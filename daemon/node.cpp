@@ -512,6 +512,8 @@ struct Node::Impl {
         checkpoints->refresh(replica->stats(), now_ms());
         metrics->rocksdb_size(storage->approximate_size_bytes());
         metrics->storage_appended(storage->appended_bytes());
+        const auto writes = storage->write_counts();
+        metrics->storage_writes(writes.synced, writes.unsynced);
         clients->expire(now_ms());
         report_stall();
         std::string line = status_line();

@@ -110,6 +110,13 @@ NodeMetrics::NodeMetrics(Registry& registry)
             "own WAL, flush and compaction writes",
             {{"kind", kStored[k]}});
     }
+    for (std::size_t k = 0; k < storage_writes_.size(); ++k) {
+        storage_writes_[k] = &registry.counter(
+            "tobd_storage_writes_total",
+            "Record batches written to RocksDB, synced (a message of the step depends on "
+            "them) or not (made durable by the next synced batch)",
+            {{"sync", k == 0 ? "yes" : "no"}});
+    }
     registry.gauge("tobd_build_info", "Build information", {{"version", version()}}).set(1);
 }
 
@@ -146,6 +153,15 @@ void NodeMetrics::storage_appended(const std::array<std::uint64_t, 8>& totals) {
         if (totals[k] > last_storage_appended_[k])
             storage_appended_[k]->inc(to_double(totals[k] - last_storage_appended_[k]));
         last_storage_appended_[k] = totals[k];
+    }
+}
+
+void NodeMetrics::storage_writes(std::uint64_t synced, std::uint64_t unsynced) {
+    const std::array<std::uint64_t, 2> totals{synced, unsynced};
+    for (std::size_t k = 0; k < totals.size(); ++k) {
+        if (totals[k] > last_storage_writes_[k])
+            storage_writes_[k]->inc(to_double(totals[k] - last_storage_writes_[k]));
+        last_storage_writes_[k] = totals[k];
     }
 }
 

@@ -59,6 +59,8 @@ class NodeMetrics {
     void rocksdb_size(std::uint64_t bytes) { rocksdb_size_.set(static_cast<double>(bytes)); }
     /// NodeStorage::appended_bytes(): running totals by kind (index 0 = state).
     void storage_appended(const std::array<std::uint64_t, 8>& totals);
+    /// NodeStorage::write_counts(): running totals of batches with and without sync.
+    void storage_writes(std::uint64_t synced, std::uint64_t unsynced);
 
     // Counted directly by the loop and the client service.
     Counter& duplicates_dropped;
@@ -103,6 +105,8 @@ class NodeMetrics {
     std::array<Counter*, consensus::kKindMax + 1> messages_out_{};
     std::array<Counter*, 8> storage_appended_{};
     std::array<std::uint64_t, 8> last_storage_appended_{};
+    std::array<Counter*, 2> storage_writes_{};
+    std::array<std::uint64_t, 2> last_storage_writes_{};
 
     // Running totals at the previous refresh.
     TransportStats last_transport_;

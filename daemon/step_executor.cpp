@@ -40,10 +40,10 @@ bool StepExecutor::execute(Step step, std::uint64_t now_ms) {
 }
 
 bool StepExecutor::persist(const Step& step, bool durable) {
-    // (1) every record of the step, one synced batch
+    // (1) every record of the step, one batch (synced if a message depends on it)
     if (durable) {
         failpoint("before the records batch");
-        if (auto err = storage_.append(step.persist)) {
+        if (auto err = storage_.append(step.persist, step.needs_sync())) {
             spdlog::critical(
                 "cannot write durable records ({}): stopping without sending (fail-stop)", *err);
             fatal_ = 3;

@@ -3,8 +3,10 @@
 // node, in the documented order:
 //
 //   (0) a test-only Byzantine shim rewrites the outgoing messages (byzantine.h)
-//   (1) every durable record goes into ONE synced RocksDB write batch, together
-//       with the state machine's staged changes (group commit)
+//   (1) every durable record goes into ONE RocksDB write batch, together with
+//       the state machine's staged changes (group commit); the batch is synced
+//       when a message of the step depends on it (Step::needs_sync), else it
+//       waits in the kernel for the next synced batch (one WAL, in order)
 //   (2) the signing high-water mark file is raised and synced, if any record of
 //       the step is a HighWater record above it: after the signatures it covers
 //       are in the sign-log, before any of them can leave the node (a crash in

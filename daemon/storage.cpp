@@ -308,7 +308,8 @@ bool NodeStorage::has_staged() const {
     return kv_->has_staged();
 }
 
-std::optional<std::string> NodeStorage::append(const std::vector<DurableRecord>& records) {
+std::optional<std::string> NodeStorage::append(const std::vector<DurableRecord>& records,
+                                               bool sync) {
     std::lock_guard lock(mutex_);
     rocksdb::WriteBatch batch;
     std::uint64_t seq = next_seq_;
@@ -342,17 +343,18 @@ std::optional<std::string> NodeStorage::append(const std::vector<DurableRecord>&
             return problem;
         }
         rocksdb::WriteOptions options;
-        options.sync = true;
+        options.sync = sync;
         s = db_->Write(options, &batch);
     }
+    ++(sync ? writes_.synced : writes_.unsynced);
     // Advance even on failure: the write may have reached the disk in part of the
     // cases RocksDB reports as failed, and a gap in seq is harmless.
     const std::uint64_t count = seq - next_seq_;
     next_seq_ = seq;
     if (!s.ok()) {
         write_failed_ = true;
-        return db_path().string() + ": synced write of " + std::to_string(count) +
-               " records failed: " + s.ToString();
+        return db_path().string() + (sync ? ": synced" : ": unsynced") + " write of " +
+               std::to_string(count) + " records failed: " + s.ToString();
     }
     appended_ = appended;
     stored_blocks_.insert(new_blocks.begin(), new_blocks.end());
@@ -577,6 +579,11 @@ std::uint64_t NodeStorage::compactions() const {
 std::array<std::uint64_t, NodeStorage::kAppendedKinds> NodeStorage::appended_bytes() const {
     std::lock_guard lock(mutex_);
     return appended_;
+}
+
+NodeStorage::WriteCounts NodeStorage::write_counts() const {
+    std::lock_guard lock(mutex_);
+    return writes_;
 }
 
 KvBackend& NodeStorage::kv() { return *kv_; }

@@ -28,7 +28,8 @@
 // block is a corrupt record like any other.
 //
 // Durability and failure policy:
-//   - append() writes a step's records in ONE WriteBatch with sync = true, so a
+//   - append() writes a step's records in ONE WriteBatch with sync = true (or,
+//     for records no message depends on, without waiting for the disk), so a
 //     crash keeps all or none. A failed write (disk full, I/O error, RocksDB in
 //     read-only mode after a background error) is returned: the caller must stop
 //     signing (fail-stop) — a signed message may leave only after its record is
@@ -119,7 +120,18 @@ class NodeStorage {
 
     /// Makes `records` durable in one synced WriteBatch (HighWater records are
     /// skipped). nullopt on success, else an error message: stop signing.
-    std::optional<std::string> append(const std::vector<consensus::DurableRecord>& records);
+    /// `sync = false` writes the batch to RocksDB's WAL without waiting for the
+    /// disk: a process crash keeps it (the kernel has it), a power loss may lose
+    /// it, and the next synced append makes it durable in order (one WAL). For
+    /// records no outgoing message depends on (StepExecutor::must_sync).
+    std::optional<std::string> append(const std::vector<consensus::DurableRecord>& records,
+                                      bool sync = true);
+    /// append() calls that wrote a batch: with sync, without (metrics, tests).
+    struct WriteCounts {
+        std::uint64_t synced = 0;
+        std::uint64_t unsynced = 0;
+    };
+    WriteCounts write_counts() const;
 
     /// Every stored record, checked; see LoadedRecords.
     /// Group commit (the node turns it on): kv().commit() only stages an applied
@@ -225,6 +237,7 @@ class NodeStorage {
     mutable std::mutex mutex_;
     std::uint64_t next_seq_ = 0;
     std::array<std::uint64_t, kAppendedKinds> appended_{};
+    WriteCounts writes_;
     // "blocks" keys written by this process and not pruned (a block not in here is
     // written again: after a restart, at most once more).
     std::set<std::string> stored_blocks_;

@@ -16,7 +16,10 @@
 // duplicates and drops messages, and crashes and restarts honest nodes: a crash
 // drops the Replica (memory) and keeps the durable records and the KV store; a
 // third of crashes happen in the middle of a step (a random prefix of its
-// persist records survives, none of its messages leave); some restarts are
+// persist records survives, none of its messages leave), and a crash loses a
+// random suffix of the records written since the node's last synced step (the
+// daemon syncs a step's write only when it holds a signature: Step::needs_sync;
+// a power failure loses what the kernel had not written); some restarts are
 // "reformats" (records and KV store wiped, the high-water mark kept), after which
 // the node must catch up and must not sign at or below the mark. In the *fair
 // phase* nothing is dropped, crashed nodes are restarted and every message
@@ -334,6 +337,9 @@ struct Node {
     std::map<Digest, Epoch> fresh_after_reformat;  // Signed records first written after a reformat
     Epoch high_water = 0;                          // the key-directory file
     Epoch pruned_below = 0;                        // --archive-epochs: records below are gone
+    // Epochs of the records written since the last synced step, in write order:
+    // the tail a crash may lose (Step::needs_sync).
+    std::vector<Epoch> unsynced;
 
     bool up = true;
     bool held_down = false;      // a long outage: no restart until the fair phase
@@ -459,6 +465,7 @@ class World final : public AdversaryWorld {
     // honest shell
     void execute(Node& node, Step&& step);
     void persist(Node& node, const DurableRecord& record);
+    void lose_unsynced_tail(Node& node);
     void check_outgoing(Node& node, const Bytes& bytes, bool nested);
     void check_slots(Node& node, const Envelope& env);
     void claim_slot(Node& node, const SlotClaim& claim);
@@ -1008,7 +1015,8 @@ void World::crash(Node& node) {
     node.kv.reset();
     node.rooted.reset();
     node.storage.drop_unpersisted();  // views lived in the process's memory
-    node.inbox.clear();               // received, not yet handled: lost with the process
+    lose_unsynced_tail(node);
+    node.inbox.clear();  // received, not yet handled: lost with the process
     node.up = false;
     node.crash_midstep = false;
     push(EvType::Restart, now_ + sched_.range(20, 1500), 0, node.id);
@@ -1019,6 +1027,7 @@ void World::restart(Node& node) {
         // Data directory lost, key directory (and its high-water mark) intact.
         ++report_.reformats;
         node.disk.clear();
+        node.unsynced.clear();
         node.storage.clear();
         node.sign_floor = node.high_water;
         node.reformat_on_restart = false;
@@ -1027,6 +1036,7 @@ void World::restart(Node& node) {
         // Checker self-test: the node forgets its sign-log AND its mark, so it may
         // sign other payloads for slots it already filled. Only I5 should notice.
         node.disk.clear();
+        node.unsynced.clear();
         node.storage.clear();
         node.high_water = 0;
     }
@@ -1202,6 +1212,7 @@ void World::prune_history() {
     for (auto& np : nodes_) {
         Node& node = *np;
         node.disk.prune_below(below);
+        std::erase_if(node.unsynced, [below](Epoch e) { return e < below; });
         std::erase_if(node.ever_signed, [below](const auto& kv) { return kv.second < below; });
         std::erase_if(node.fresh_after_reformat,
                       [below](const auto& kv) { return kv.second < below; });
@@ -1343,7 +1354,15 @@ void World::execute(Node& node, Step&& step) {
         const std::size_t keep = opt_.atomic_persist
                                      ? (sched_.chance(0.5) ? step.persist.size() : 0)
                                      : sched_.below(step.persist.size() + 1);
-        for (std::size_t i = 0; i < keep; ++i) persist(node, step.persist[i]);
+        // The prefix of a step that syncs is the torn tail that reached the disk
+        // (and, written before it in the one log, the records before it); that
+        // of a step that does not sync joins the tail a crash may lose.
+        const bool synced = step.needs_sync() && opt_.plant != Plant::SyncNothing;
+        for (std::size_t i = 0; i < keep; ++i) {
+            persist(node, step.persist[i]);
+            if (!synced) node.unsynced.push_back(step.persist[i].epoch);
+        }
+        if (synced && keep > 0) node.unsynced.clear();
         crash(node);
         return;
     }
@@ -1356,6 +1375,7 @@ void World::execute(Node& node, Step&& step) {
                                            std::to_string(f.culprit) + " (" + to_string(f.kind) +
                                            "): " + f.detail);
     }
+    const bool synced = step.needs_sync() && opt_.plant != Plant::SyncNothing;
     for (const auto& r : step.persist) {
         if (opt_.plant == Plant::SkipPersist && r.type == DurableRecord::Type::Signed &&
             sched_.chance(0.05))
@@ -1363,7 +1383,9 @@ void World::execute(Node& node, Step&& step) {
         if (opt_.plant == Plant::SkipMark && r.type == DurableRecord::Type::HighWater)
             continue;  // checker self-test: signatures leave above the durable mark
         persist(node, r);
+        if (!synced) node.unsynced.push_back(r.epoch);
     }
+    if (synced) node.unsynced.clear();  // this write syncs everything before it
     for (const auto& m : step.messages) {
         if (opt_.trace_messages) {
             auto d = decode_envelope(m.envelope, node.config.limits);
@@ -1377,6 +1399,7 @@ void World::execute(Node& node, Step&& step) {
     if (step.prune_below > 0) {
         const std::size_t before = node.disk.records;
         node.disk.prune_below(step.prune_below);
+        std::erase_if(node.unsynced, [&](Epoch e) { return e < step.prune_below; });
         node.records_pruned += before - node.disk.records;
     }
     for (const auto& c : step.committed) {
@@ -1392,6 +1415,25 @@ void World::execute(Node& node, Step&& step) {
                                        std::to_string(c.epoch) + " unlike it applied it: " + why);
         client_hear(node.id, c);
     }
+}
+
+// A crash loses a random suffix of what was written since the last synced step
+// (records are appended at the back of their epoch, so each lost one is the last
+// of its epoch's list; pruning may have removed it already).
+void World::lose_unsynced_tail(Node& node) {
+    if (node.unsynced.empty()) return;
+    std::size_t lose = sched_.below(node.unsynced.size() + 1);
+    for (; lose > 0; --lose) {
+        const Epoch e = node.unsynced.back();
+        node.unsynced.pop_back();
+        auto it = node.disk.by_epoch.find(e);
+        if (it == node.disk.by_epoch.end() || it->second.empty()) continue;
+        it->second.pop_back();
+        --node.disk.records;
+        ++report_.unsynced_records_lost;
+        if (it->second.empty()) node.disk.by_epoch.erase(it);
+    }
+    node.unsynced.clear();
 }
 
 void World::persist(Node& node, const DurableRecord& record) {

@@ -38,6 +38,7 @@ enum class Plant : std::uint8_t {
     SkipMark,     // HighWater records are never persisted (-> high-water)
     TrustChunks,  // snapshot chunks are installed unchecked (-> storage, state-root, agreement)
     RotState,  // a value in one honest node's stored state changes behind the root (-> state-root)
+    SyncNothing,  // no step is synced: a crash may lose signatures already sent (-> I5)
 };
 
 struct Partition {
@@ -151,6 +152,7 @@ struct SeedReport {
     std::uint64_t snapshots_installed = 0;    // snapshots installed by honest nodes
     std::uint64_t chunks_rejected = 0;        // snapshot chunks honest nodes refused
     std::uint64_t records_pruned = 0;         // durable records honest nodes pruned
+    std::uint64_t unsynced_records_lost = 0;  // records written without sync, lost in crashes
     std::uint64_t logical_ms = 0;
     std::uint64_t fair_ms = 0;  // logical time the fair phase needed
     Digest fingerprint{};       // hash of the run's outcome (replay check)

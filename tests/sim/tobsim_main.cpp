@@ -145,9 +145,9 @@ void add_test_and_output_options(CLI::App& app, Cli& c) {
                    "TEST ONLY: ignore these checks (to show that the others still catch a fault)");
     app.add_option("--plant", c.plant,
                    "TEST ONLY: plant a harness bug the checkers must catch: amnesia, "
-                   "skip-persist, skip-mark, trust-chunks, rot-state")
-        ->check(CLI::IsMember(
-            {"none", "amnesia", "skip-persist", "skip-mark", "trust-chunks", "rot-state"}));
+                   "skip-persist, skip-mark, trust-chunks, rot-state, sync-nothing")
+        ->check(CLI::IsMember({"none", "amnesia", "skip-persist", "skip-mark", "trust-chunks",
+                               "rot-state", "sync-nothing"}));
     app.add_option("--plant-extra-work", opt.plant_extra_work,
                    "TEST ONLY: N more passes of plain (non-libsodium) work over every applied "
                    "operation's value (a planted slowdown for bench/instructions.py)");
@@ -206,6 +206,7 @@ bool finish_options(Cli& c) {
                 : c.plant == "skip-mark"    ? Plant::SkipMark
                 : c.plant == "trust-chunks" ? Plant::TrustChunks
                 : c.plant == "rot-state"    ? Plant::RotState
+                : c.plant == "sync-nothing" ? Plant::SyncNothing
                                             : Plant::None;
     const std::uint32_t t = tob::consensus::max_faulty(opt.nodes);
     if (!c.unsafe_quorum.empty()) {
@@ -252,7 +253,8 @@ struct Totals {
     std::uint64_t seeds_run = 0, failing = 0, total_violations = 0;
     std::uint64_t committed = 0, committed_ops = 0, submitted = 0, epochs = 0, messages = 0;
     std::uint64_t aba_rounds = 0, aba_instances = 0, crashes = 0, reformats = 0, byz_faults = 0;
-    std::uint64_t archive_served = 0, snapshots = 0, chunks_rejected = 0, pruned = 0;
+    std::uint64_t archive_served = 0, snapshots = 0, chunks_rejected = 0, pruned = 0,
+                  unsynced_lost = 0;
     std::optional<std::uint64_t> first_seed;  // the first failing seed
     std::string first_check, first_detail;
     tob::crypto::Hasher fingerprint;
@@ -273,6 +275,7 @@ struct Totals {
         snapshots += r.snapshots_installed;
         chunks_rejected += r.chunks_rejected;
         pruned += r.records_pruned;
+        unsynced_lost += r.unsynced_records_lost;
         fingerprint.raw(r.fingerprint);
         if (r.violations.empty()) return;
         ++failing;
@@ -297,7 +300,8 @@ void print_seed(const SeedReport& r, const std::string& replay) {
               << " reformats=" << r.reformats << " byz_faults=" << r.faults_on_byzantine
               << " archive=" << r.archive_proofs_served << " snapshots=" << r.snapshots_installed
               << " chunks_rejected=" << r.chunks_rejected << " pruned=" << r.records_pruned
-              << " logical_ms=" << r.logical_ms << " fair_ms=" << r.fair_ms << "\n";
+              << " unsynced_lost=" << r.unsynced_records_lost << " logical_ms=" << r.logical_ms
+              << " fair_ms=" << r.fair_ms << "\n";
     for (const auto& v : r.violations)
         std::cout << "  violation [" << v.check << "] " << v.detail << "\n";
     if (!r.violations.empty())
@@ -327,8 +331,8 @@ void print_json(const Cli& c, Totals& s, const std::string& replay, std::int64_t
        << ",\"faults_on_byzantine\":" << s.byz_faults
        << ",\"archive_proofs_served\":" << s.archive_served
        << ",\"snapshots_installed\":" << s.snapshots << ",\"chunks_rejected\":" << s.chunks_rejected
-       << ",\"records_pruned\":" << s.pruned << ",\"fingerprint\":\""
-       << tob::crypto::to_hex(s.fingerprint.finish()) << "\""
+       << ",\"records_pruned\":" << s.pruned << ",\"unsynced_records_lost\":" << s.unsynced_lost
+       << ",\"fingerprint\":\"" << tob::crypto::to_hex(s.fingerprint.finish()) << "\""
        << ",\"wall_ms\":" << wall_ms << "}";
     std::cout << os.str() << std::endl;
 }

@@ -202,6 +202,39 @@ TEST_F(StorageTest, a_step_is_one_synced_write_batch) {
     EXPECT_EQ(store->load_records().records.size(), 3u);
 }
 
+// Records no outgoing message depends on are written without waiting for the
+// disk (consensus::Step::needs_sync): a process crash keeps them, because the kernel
+// has them. The child appends two such batches and one synced one, counts them,
+// and exits without closing the store.
+TEST_F(StorageTest, unsynced_batches_are_counted_and_survive_a_process_crash) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        auto fail = [](int code) { std::_Exit(code); };
+        auto opened = NodeStorage::open(data_dir());
+        if (!opened.ok()) fail(10);
+        auto store = std::move(*opened.value);
+        if (store->append({rec(Type::Block, 1, "peer block")}, /*sync=*/false)) fail(11);
+        if (store->append({rec(Type::Commit, 1, "peer commit")}, /*sync=*/false)) fail(12);
+        if (store->append({rec(Type::Signed, 2, "mine")})) fail(13);
+        if (store->append({rec(Type::Commit, 2, "later")}, /*sync=*/false)) fail(14);
+        const auto counts = store->write_counts();
+        if (counts.synced != 1 || counts.unsynced != 3) fail(15);
+        std::_Exit(0);  // no close, no flush: as a crash leaves it
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0) << "child failed at step " << WEXITSTATUS(status);
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    const auto loaded = store->load_records();
+    EXPECT_TRUE(loaded.sign_log_ok) << joined(loaded.problems);
+    EXPECT_EQ(loaded.records.size(), 4u) << describe(loaded.records);
+    const auto counts = store->write_counts();
+    EXPECT_EQ(counts.synced + counts.unsynced, 0u);  // counted per open
+}
+
 // The node stops (append returns an error) before RocksDB meets a full disk in
 // the middle of a WAL record; nothing of the refused batch is written, and the
 // store is then left as a crash leaves it (not closed: RocksDB 7.8 asserts when a
@@ -759,6 +792,25 @@ TEST(StorageDeathTest, kv_read_error_stops_the_process) {
 }
 
 // ---- high-water mark ------------------------------------------------------------
+
+// Which steps wait for the disk (consensus/step.h): one with a signature of
+// this node, the signing floor or a raised mark; not one with only peers' blocks,
+// certificates, COMMITs or proofs (nor an empty one: the applied state alone).
+TEST(StepSync, a_step_is_synced_exactly_when_it_holds_a_signature_the_floor_or_the_mark) {
+    auto step_of = [](std::vector<Type> types) {
+        consensus::Step step;
+        for (Type t : types) step.durable(t, 3, b("x"));
+        return step;
+    };
+    EXPECT_FALSE(step_of({}).needs_sync());
+    EXPECT_FALSE(step_of({Type::Block, Type::Cert}).needs_sync());
+    EXPECT_FALSE(step_of({Type::Commit, Type::Commit}).needs_sync());
+    EXPECT_FALSE(step_of({Type::Proof, Type::Commit, Type::Block}).needs_sync());
+    EXPECT_TRUE(step_of({Type::Signed}).needs_sync());
+    EXPECT_TRUE(step_of({Type::Block, Type::Signed, Type::Commit}).needs_sync());
+    EXPECT_TRUE(step_of({Type::Commit, Type::Floor}).needs_sync());
+    EXPECT_TRUE(step_of({Type::Cert, Type::HighWater}).needs_sync());
+}
 
 TEST(HighWater, write_read_round_trip_mode_and_format) {
     crypto::init();
