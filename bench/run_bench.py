@@ -343,12 +343,21 @@ def main():
            "loadavg_start": os.getloadavg(),
            "machine": {"cores": os.cpu_count(), "uname": " ".join(os.uname())},
            "runs": {}}
-    res["verify"] = verify_rate(args.bin)
-    bound = res["machine"]["cores"] * res["verify"]["ed25519_verify_per_cpu_s"] / NODES
-    res["signature_bound_requests_per_s"] = round(bound, 1)
-    log(f"== Ed25519: {res['verify']['ed25519_verify_per_cpu_s']:.0f} verifications per CPU "
-        f"second; bound for single-op requests on {res['machine']['cores']} cores, {NODES} nodes "
-        f"verifying each: {bound:.0f} requests/s")
+    # The verification rate is measured before and after the runs and the higher
+    # one sets the bound: on a shared or virtual machine one 3 s sample moved
+    # between 12,400 and 21,000 verifications per CPU second within an hour.
+    def measure_verify(when):
+        sample = verify_rate(args.bin)
+        res.setdefault("verify_samples", []).append(dict(sample, when=when))
+        best = max(res["verify_samples"], key=lambda v: v["ed25519_verify_per_cpu_s"])
+        res["verify"] = {k: v for k, v in best.items() if k != "when"}
+        bound = res["machine"]["cores"] * res["verify"]["ed25519_verify_per_cpu_s"] / NODES
+        res["signature_bound_requests_per_s"] = round(bound, 1)
+        log(f"== Ed25519 ({when}): {sample['ed25519_verify_per_cpu_s']:.0f} verifications per "
+            f"CPU second; bound for single-op requests on {res['machine']['cores']} cores, "
+            f"{NODES} nodes verifying each (the higher sample): {bound:.0f} requests/s")
+
+    measure_verify("start")
 
     runs = res["runs"]
     if "peak64" in only or "rates" in only:
@@ -371,6 +380,7 @@ def main():
     if "idle" in only:
         runs["idle"] = idle_scenario(args.bin, secs)
 
+    measure_verify("end")
     res["loadavg_end"] = os.getloadavg()
     res["targets"] = evaluate(res, args.size)
     os.makedirs(args.out, exist_ok=True)
