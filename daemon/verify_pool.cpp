@@ -245,7 +245,8 @@ bool VerifyPool::submit_envelope(VerifyResult::Source source, NodeId from, Bytes
             std::optional<VerifyResult> result = work(job);
             lock.lock();
             --busy_;
-            finish_locked(index, false, size, std::move(result));
+            if (finish_locked(index, false, size, std::move(result))) ++inline_results_;
+            ++inline_since_take_;
             ++stats_inline_;
             return true;
         } else {
@@ -333,6 +334,8 @@ std::vector<VerifyResult> VerifyPool::take_results() {
     std::lock_guard lock(mu_);
     std::vector<VerifyResult> out;
     out.swap(results_);
+    inline_results_ = 0;
+    inline_since_take_ = 0;
     for (const auto& r : out) release(r.source_index, r.bytes, r.bulk);
     return out;
 }
@@ -432,7 +435,8 @@ void VerifyPool::run() {
 }
 
 bool VerifyPool::idle_locked() const {
-    return !paused_ && jobs_queued_ == 0 && busy_ == 0 && results_.empty();
+    return !paused_ && jobs_queued_ == 0 && busy_ == 0 && results_.size() == inline_results_ &&
+           inline_since_take_ < kInlinePerPass;
 }
 
 bool VerifyPool::finish_locked(std::size_t index, bool bulk, std::uint64_t charged,

@@ -211,15 +211,17 @@ class VerifyPool {
     void note_held_block(const consensus::Digest& frame, consensus::Epoch e);
     static constexpr std::size_t kHeldBlocksMax = 4096;
     /// A member's frame of at most this size (not a request batch) that arrives
-    /// while the pool is idle (nothing queued, no worker busy, no result untaken)
-    /// is checked at once on the caller's thread; its result is ready for the
-    /// next take_results(), without a hand-off to a worker and back. At low load
-    /// that spares each SEEN, agreement and COMMIT message (and a small block)
-    /// two thread switches and a pass of the loop. Only one frame per
-    /// take_results() goes this way (the next finds a result waiting), so a
-    /// burst still spreads over the workers, and the caller's thread spends at
-    /// most one small frame's checks per pass.
+    /// while the pool is idle (nothing queued, no worker busy, no worker's result
+    /// untaken) is checked at once on the caller's thread; its result is ready
+    /// for the next take_results(), without a hand-off to a worker and back. At
+    /// low load that spares each SEEN, agreement and COMMIT message (and a small
+    /// block) two thread switches and a pass of the loop, and the frames that
+    /// arrive together are handled in one pass (one synced write instead of one
+    /// per frame). At most kInlinePerPass frames per take_results() go this way;
+    /// a frame that finds a job queued or a worker busy goes to the workers, so
+    /// a burst still spreads over them.
     static constexpr std::size_t kInlineBytesMax = 4096;
+    static constexpr std::size_t kInlinePerPass = 8;
     std::uint64_t inline_checked() const { return stats_inline_.load(); }
 
     std::vector<VerifyResult> take_results();
@@ -295,6 +297,8 @@ class VerifyPool {
     std::size_t member_turn_ = 0, turn_ = 0, jobs_queued_ = 0;
     std::size_t busy_ = 0;  // jobs being checked now (workers and inline)
     std::vector<VerifyResult> results_;
+    std::size_t inline_results_ = 0;  // of results_, checked at once (submit_envelope)
+    std::size_t inline_since_take_ = 0;
     std::vector<std::uint64_t> solicited_until_;  // by member, ms since started_
     std::set<consensus::Digest> recent_now_, recent_before_;
     std::map<consensus::Digest, consensus::Epoch> held_;  // frame -> block epoch

@@ -209,9 +209,10 @@ TEST(VerifyPool, a_members_queue_is_bounded_in_bytes_until_the_loop_takes_its_re
 // At low load the hand-off to a worker and back (two thread switches and a
 // pass of the loop per frame) cost more than the check: a small frame reaching
 // an idle pool is checked on the caller's thread, and its result is waiting
-// when submit returns. Only one per take_results(): the next frame finds a
-// result untaken and goes to the workers, so a burst still spreads.
-TEST(VerifyPool, a_small_frame_reaching_an_idle_pool_is_checked_at_once_and_one_per_pass) {
+// when submit returns. The frames of one pass are checked so, up to
+// kInlinePerPass of them (one synced write for the pass, not one per frame);
+// the rest go to the workers, so a burst still spreads.
+TEST(VerifyPool, small_frames_reaching_an_idle_pool_are_checked_at_once_up_to_a_cap_per_pass) {
     const Members m;
     VerifyCache cache;
     const CachingCryptoSuite suite(m.verifier(), cache);
@@ -228,17 +229,26 @@ TEST(VerifyPool, a_small_frame_reaching_an_idle_pool_is_checked_at_once_and_one_
     forged.back() ^= 1;
     ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, forged));
     ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, seen(3)));
-    EXPECT_EQ(pool.inline_checked(), 2u) << "the second frame of the pass goes to a worker";
-    auto all = collect(pool, 2);
-    ASSERT_EQ(all.size(), 2u);
+    EXPECT_EQ(pool.inline_checked(), 3u) << "the second frame of the pass is checked at once too";
+    auto both = pool.take_results();
+    ASSERT_EQ(both.size(), 2u) << "both results are ready in the same pass";
     std::size_t refused = 0, opened = 0;
-    for (const auto& r : all) (r.envelope ? opened : refused) += 1;
+    for (const auto& r : both) (r.envelope ? opened : refused) += 1;
     EXPECT_EQ(refused, 1u) << "a forgery checked at once is refused like any other";
     EXPECT_EQ(opened, 1u);
 
+    // A burst: kInlinePerPass frames at once, the rest to the worker.
+    const std::size_t burst = VerifyPool::kInlinePerPass + 3;
+    for (std::size_t k = 0; k < burst; ++k)
+        ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, seen(10 + k)));
+    EXPECT_EQ(pool.inline_checked(), 3u + VerifyPool::kInlinePerPass)
+        << "more than the cap of one pass was checked on the caller's thread";
+    EXPECT_EQ(collect(pool, burst).size(), burst);
+
     pool.set_paused(true);
     ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, seen(4)));
-    EXPECT_EQ(pool.inline_checked(), 2u) << "a paused pool checks nothing, not even at once";
+    EXPECT_EQ(pool.inline_checked(), 3u + VerifyPool::kInlinePerPass)
+        << "a paused pool checks nothing, not even at once";
     EXPECT_TRUE(pool.take_results().empty());
     pool.set_paused(false);
     EXPECT_EQ(collect(pool, 1).size(), 1u);
