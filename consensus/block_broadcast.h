@@ -8,14 +8,14 @@
 // ---------
 //  - The first valid block of (e, j) inside the window is *accepted*: stored
 //    and SEEN, not relayed (the SEEN announces its digest; a member that lacks
-//    a certified block fetches it, see Repair below). "Valid" depends only on the block itself —
-//    j's envelope signature (checked by the shell), the epoch inside the window, the cluster file's
-//    limits, every request well formed and validly signed, the digest being that
-//    of the exact bytes j signed — never on this node's pool, state or timing.
+//    a certified block fetches it, see Repair below). "Valid" depends only on
+//    the block itself — j's envelope signature (checked by the shell), the
+//    epoch inside the window, the cluster file's limits, every request well formed and validly
+//    signed, the digest being that of the exact bytes j signed — never on this node's pool, state
+//    or timing.
 //  - A second, different block of (e, j) is equivocation: a Fault carrying both
-//    signed envelopes. It is not SEEN, and kept only if a
-//    certificate names its digest (blocks are stored and looked up by digest,
-//    never by (e, j), so the certified one is always the one used).
+//    signed envelopes. It is not SEEN, and kept only if a certificate names its digest (blocks are
+//    stored and looked up by digest, never by (e, j), so the certified one is always the one used).
 //  - SEEN(e, j, d) is signed only for the accepted block, after the Block record
 //    (which precedes the Signed record in `persist`), so a node never SEENs a
 //    block it could lose in a crash; the sign-log keeps it from SEENing two

@@ -148,21 +148,24 @@ void NodeMetrics::refresh(const NodeSample& s) {
     last_transport_ = ts;
 }
 
-void NodeMetrics::storage_appended(const std::array<std::uint64_t, 8>& totals) {
-    for (std::size_t k = 0; k < totals.size(); ++k) {
-        if (totals[k] > last_storage_appended_[k])
-            storage_appended_[k]->inc(to_double(totals[k] - last_storage_appended_[k]));
-        last_storage_appended_[k] = totals[k];
+namespace {
+// Adds what each running total grew by since the last call to its counter.
+template <std::size_t N>
+void add_growth(const std::array<Counter*, N>& counters, std::array<std::uint64_t, N>& last,
+                const std::array<std::uint64_t, N>& totals) {
+    for (std::size_t k = 0; k < N; ++k) {
+        if (totals[k] > last[k]) counters[k]->inc(to_double(totals[k] - last[k]));
+        last[k] = totals[k];
     }
+}
+}  // namespace
+
+void NodeMetrics::storage_appended(const std::array<std::uint64_t, 8>& totals) {
+    add_growth(storage_appended_, last_storage_appended_, totals);
 }
 
 void NodeMetrics::storage_writes(std::uint64_t synced, std::uint64_t unsynced) {
-    const std::array<std::uint64_t, 2> totals{synced, unsynced};
-    for (std::size_t k = 0; k < totals.size(); ++k) {
-        if (totals[k] > last_storage_writes_[k])
-            storage_writes_[k]->inc(to_double(totals[k] - last_storage_writes_[k]));
-        last_storage_writes_[k] = totals[k];
-    }
+    add_growth(storage_writes_, last_storage_writes_, {synced, unsynced});
 }
 
 void NodeMetrics::note_joined(Epoch joined, Epoch applied, std::uint64_t now_ms) {

@@ -345,8 +345,8 @@ std::optional<std::string> NodeStorage::append(const std::vector<DurableRecord>&
         rocksdb::WriteOptions options;
         options.sync = sync;
         s = db_->Write(options, &batch);
+        ++(sync ? writes_.synced : writes_.unsynced);
     }
-    ++(sync ? writes_.synced : writes_.unsynced);
     // Advance even on failure: the write may have reached the disk in part of the
     // cases RocksDB reports as failed, and a gap in seq is harmless.
     const std::uint64_t count = seq - next_seq_;
