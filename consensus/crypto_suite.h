@@ -38,7 +38,8 @@ class CryptoSuite {
 /// The coin name of ABA(epoch, proposer) round r: ("tobd-coin-v1", chain_id, e, j, r).
 Bytes coin_name(const Digest& chain_id, Epoch epoch, NodeId proposer, Round round);
 
-/// Encodes an envelope and signs it with this node's key (`crypto`).
+/// Encodes an envelope and signs it with this node's key (`crypto`); a
+/// channel-authenticated kind (Kind::Aba) is not signed: its sig is all zero.
 Bytes seal_envelope(const CryptoSuite& crypto, const Digest& chain_id, NodeId sender, Epoch epoch,
                     Kind kind, Bytes body);
 

@@ -2,11 +2,16 @@
 // The messages of docs/protocol.md as plain values. consensus/codec.h turns them into
 // canonical msgpack bytes and back.
 //
-// Every message between nodes travels in a signed Envelope
+// Every message between nodes travels in an Envelope
 //   {chain_id, sender, epoch, kind, body, sig}
 // whose Ed25519 signature covers tag "tobd-envelope-v1" ‖ 0 ‖ canonical
 // [chain_id, sender, epoch, kind, body], so a relayed copy stays verifiable and
 // nothing can be replayed into another cluster (chain_id), epoch or kind.
+// The one exception is Kind::Aba (channel_authenticated below): agreement
+// messages are never relayed or shown to a third party, so they carry 64 zero
+// bytes where the signature would be, travel only point to point, and are taken
+// only from the connection their sender's key authenticated (open_envelope in
+// consensus/replica.h; docs/protocol.md, "Binary agreement").
 // A SEEN or COMMIT envelope's signature is exactly what certificates and commit
 // proofs carry: a verifier rebuilds the (compact) envelope payload from the
 // statement and checks the signer's signature over it.
@@ -34,6 +39,14 @@ enum class Kind : std::uint8_t {
     SnapshotReply = 10,   // body: SnapshotReply — a checkpoint offer or a chunk of its state
 };
 inline constexpr std::uint8_t kKindMax = 10;
+
+/// Kinds whose sender is authenticated by the channel that carried them rather
+/// than by a signature: their `sig` is all zero, they are sent point to point
+/// (never on the flood plane, whose header names no authenticated sender), and a
+/// receiver takes one only from its sender's own connection — or inside a
+/// FetchReply signed by that sender. Only the sender's own copy ever counts, so
+/// nothing is lost by not signing: the agreement needs no transferable evidence.
+constexpr bool channel_authenticated(Kind kind) { return kind == Kind::Aba; }
 
 struct Envelope {
     Digest chain_id{};
@@ -131,7 +144,8 @@ struct AbaMessage {
     bool operator==(const AbaMessage&) const = default;
 };
 
-/// ABA messages of one epoch emitted together, under one envelope signature.
+/// ABA messages of one epoch emitted together, in one (unsigned, channel-
+/// authenticated) envelope.
 struct AbaBundle {
     std::vector<AbaMessage> messages;  // 1..Limits::aba_bundle_max
     bool operator==(const AbaBundle&) const = default;

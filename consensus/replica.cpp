@@ -11,8 +11,14 @@
 
 namespace tob::consensus {
 
+namespace {
+constexpr const char* kChannelRefusal = "agreement message not from its sender's connection";
+}
+
+bool is_channel_refusal(const std::string& error) { return error == kChannelRefusal; }
+
 Decoded<Envelope> open_envelope(ByteView bytes, const CryptoSuite& crypto,
-                                const ReplicaConfig& config) {
+                                const ReplicaConfig& config, NodeId channel) {
     if (bytes.size() > config.limits.message_bytes_max) {
         return Decoded<Envelope>::fail("envelope larger than message_bytes_max");
     }
@@ -21,6 +27,13 @@ Decoded<Envelope> open_envelope(ByteView bytes, const CryptoSuite& crypto,
     const Envelope& e = env.value();
     if (e.chain_id != config.chain_id) return Decoded<Envelope>::fail("foreign chain id");
     if (e.sender >= config.n) return Decoded<Envelope>::fail("sender is not a member");
+    if (channel_authenticated(e.kind)) {
+        // One encoding per message: a signature field that is not zero is refused.
+        if (e.sig != Signature{})
+            return Decoded<Envelope>::fail("agreement message with a signature");
+        if (channel != e.sender) return Decoded<Envelope>::fail(kChannelRefusal);
+        return env;
+    }
     if (!crypto.verify(e.sender, kEnvelopeTag,
                        envelope_sign_payload(e.chain_id, e.sender, e.epoch, e.kind, e.body),
                        e.sig)) {

@@ -174,13 +174,24 @@ struct ReplicaMemory {
     std::size_t republish_bytes = 0;
 };
 
+/// The `channel` argument of open_envelope when the connection that carried the
+/// bytes authenticates no member (the flood plane, whose header is unsigned).
+inline constexpr NodeId kNoChannel = static_cast<NodeId>(-1);
+
 /// The shell-side check of inbound bytes (the daemon runs it in worker threads,
 /// the simulator inline): size limit, canonical decoding, chain id, sender is a
-/// member, envelope signature. On failure the reason is returned; the bytes must
-/// then be dropped and counted (and blamed on the sender only if the signature
-/// verified, which it cannot have here).
+/// member, envelope signature. A channel-authenticated kind (Kind::Aba,
+/// consensus/messages.h) has no signature instead: its sig must be all zero and
+/// `channel`, the member whose authenticated connection carried it (or the
+/// signed sender of the FetchReply it came in), must be its sender. On failure
+/// the reason is returned; the bytes must then be dropped and counted (and
+/// blamed on the sender only if the signature verified, which it cannot have
+/// here). A failure of the channel rule says nothing about the bytes: the same
+/// bytes may arrive later on the right connection (is_channel_refusal).
 Decoded<Envelope> open_envelope(ByteView bytes, const CryptoSuite& crypto,
-                                const ReplicaConfig& config);
+                                const ReplicaConfig& config, NodeId channel);
+/// Whether open_envelope refused for the channel alone (not for the bytes).
+bool is_channel_refusal(const std::string& error);
 
 class Replica {
   public:

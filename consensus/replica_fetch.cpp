@@ -77,7 +77,9 @@ void Replica::Impl::on_fetch_reply(Step& step, const Envelope& env) {
     std::vector<Envelope> commits_in;
     std::vector<std::pair<Envelope, Bytes>> blocks_in;
     for (const auto& raw : fr.value().envelopes) {
-        auto inner = open_envelope(raw, crypto, cfg);
+        // The reply is signed by its sender, so its own agreement messages inside
+        // are authenticated as if its connection had carried them.
+        auto inner = open_envelope(raw, crypto, cfg, env.sender);
         if (!inner) continue;  // cannot blame: the relayer may be honest
         Envelope& ie = inner.value();
         switch (ie.kind) {

@@ -401,14 +401,9 @@ std::vector<Inbound> Transport::receive(std::size_t max) {
 void Transport::broadcast(ByteView envelope) {
     if (envelope.size() > opt_.pub_frame_max) {
         // Too large for the PUB's queues (counted in messages): to each peer on its
-        // DEALER, through its outbox. One buffer, shared by the copies.
+        // DEALER, through its outbox.
         ++stats_.broadcasts_point_to_point;
-        zmq::message_t body(envelope.data(), envelope.size());
-        for (const auto& [peer, dealer] : dealers_) {
-            zmq::message_t copy;
-            copy.copy(body);
-            queue_to(peer, std::move(copy));
-        }
+        send_to_each(envelope);
         return;
     }
     std::array<std::uint8_t, kHeaderBytes> header;
@@ -427,6 +422,16 @@ void Transport::broadcast(ByteView envelope) {
     stats_.bytes_out += envelope.size();
     if (opt_.twin_port_offset != 0) {
         for (const auto& [peer, dealer] : dealers_) send_to(peer, envelope);
+    }
+}
+
+void Transport::send_to_each(ByteView envelope) {
+    // One buffer, shared by the copies.
+    zmq::message_t body(envelope.data(), envelope.size());
+    for (const auto& [peer, dealer] : dealers_) {
+        zmq::message_t copy;
+        copy.copy(body);
+        queue_to(peer, std::move(copy));
     }
 }
 

@@ -10,7 +10,10 @@
 //    gap counter makes the loss visible).
 //  - SUB (connect to every other member's PUB): receives the flood.
 //  - member ROUTER (bind, router_endpoint): point-to-point envelopes from peers,
-//    [id]['P'][envelope]. Nothing else is accepted on it.
+//    [id]['P'][envelope]. Nothing else is accepted on it. Its connections are the
+//    authenticated ones (the ZAP user id names the member), so agreement
+//    messages, which carry no signature, travel here and never on the PUB
+//    (send_to_each; consensus/messages.h, channel_authenticated).
 //  - DEALER per peer (connect to the peer's member ROUTER, ZMQ_IMMEDIATE so nothing
 //    queues for a peer that is down): point-to-point sends (fetches, catch-up).
 //    No fixed routing id: the ROUTER names each connection itself, so there is no
@@ -212,7 +215,11 @@ class Transport {
     /// Up to `max` received frames (non-blocking), fault layer applied.
     std::vector<Inbound> receive(std::size_t max);
 
+    /// To every peer: on the PUB, or point to point when larger than pub_frame_max.
     void broadcast(consensus::ByteView envelope);
+    /// To every peer point to point, each on its DEALER (through its outbox): for
+    /// kinds the receiver takes only from the sender's authenticated connection.
+    void send_to_each(consensus::ByteView envelope);
     void send_to(consensus::NodeId peer, consensus::ByteView envelope);
     void send_client(const std::string& routing_id, consensus::ByteView body);
     /// A request from the client connection `routing_id` was admitted: the

@@ -516,9 +516,16 @@ std::optional<VerifyResult> VerifyPool::work(Job& job) {
         counters_.held_repeats.fetch_add(1);
         return std::nullopt;
     }
-    auto env = open_envelope(job.raw, suite_, config_);
+    // Only the member ROUTER's connections are authenticated (by their Curve key);
+    // the flood plane's header names a sender nobody checked.
+    const NodeId channel = job.source == VerifyResult::Source::Peer && job.source_index < config_.n
+                               ? static_cast<NodeId>(job.source_index)
+                               : kNoChannel;
+    auto env = open_envelope(job.raw, suite_, config_, channel);
     if (!env) {
-        failed_.insert(r.raw_digest);
+        // Refused for the connection, not the bytes: the same bytes may still come
+        // from their sender (another member must not be able to bar them).
+        if (!is_channel_refusal(env.error())) failed_.insert(r.raw_digest);
         r.error = env.error();
         return r;
     }
@@ -656,7 +663,7 @@ bool VerifyPool::preverify(const Envelope& env, int depth) {
             auto reply = decode_fetch_reply(env.body, limits);
             if (!reply) return true;
             for (const auto& inner : reply.value().envelopes) {
-                auto opened = open_envelope(inner, suite_, config_);
+                auto opened = open_envelope(inner, suite_, config_, env.sender);
                 if (opened) (void)preverify(opened.value(), depth + 1);
             }
             return true;

@@ -102,12 +102,12 @@ Request Adversary::forged_request() {
 
 // ---- observe ---------------------------------------------------------------------------
 
-std::optional<Envelope> Adversary::observe(const Shared& bytes) {
+std::optional<Envelope> Adversary::observe(NodeId from, const Shared& bytes) {
     if (has(Behaviour::Replay)) {
         memory_.captured.push_back(bytes);
         if (memory_.captured.size() > kCapturedMax) memory_.captured.pop_front();
     }
-    auto opened = open_envelope(*bytes, crypto_, config_);
+    auto opened = open_envelope(*bytes, crypto_, config_, from);
     if (!opened) return std::nullopt;
     const Envelope& env = opened.value();
     auto remember = [this](const Request& r) {
@@ -444,19 +444,42 @@ void Adversary::forgeries() {
     }
 }
 
-// Someone else's name on our signature.
+// Someone else's name on our signature (a SEEN); in even epochs, every member's
+// name on an agreement bundle instead (below).
 void Adversary::forge_sender_name(Epoch e) {
     SeenBody s{static_cast<NodeId>(rng_.below(world_.n())), {}};
+    const auto sender = static_cast<NodeId>(rng_.below(world_.n()));
+    if (e % 2 == 0) return forge_aba_names(e, s.proposer);
     Bytes body = encode(s);
     Envelope env;
     env.chain_id = world_.chain_id();
-    env.sender = static_cast<NodeId>(rng_.below(world_.n()));
+    env.sender = sender;
     env.epoch = e;
     env.kind = Kind::Seen;
     env.body = body;
     env.sig = crypto_.sign(kEnvelopeTag,
                            envelope_sign_payload(world_.chain_id(), self_, e, Kind::Seen, body));
     to_subset(encode(env));
+}
+
+// Agreement bundles carry no signature: only the link names their sender
+// (open_envelope). One bundle per member name, each deciding ABA(e, j) for v
+// (BVAL, AUX and TERM of round 0), v alternating with the epoch, to a random part
+// of the others: believed, t+1 such names decide it there whatever the honest
+// nodes decide (the plant trust-aba-sender shows the agreement check catching it).
+// Drawn like the SEEN forgery, so the sweeps' schedules do not move.
+void Adversary::forge_aba_names(Epoch e, NodeId j) {
+    const auto v = static_cast<std::uint8_t>((e / 2) % 2);
+    AbaBundle bundle;
+    for (AbaType type : {AbaType::Bval, AbaType::Aux, AbaType::Term})
+        bundle.messages.push_back(AbaMessage{j, 0, type, v, {}});
+    const Bytes body = encode(bundle);
+    for (NodeId to : random_subset()) {
+        for (NodeId name = 0; name < world_.n(); ++name) {
+            if (name == to) continue;
+            send(to, seal_envelope(crypto_, world_.chain_id(), name, e, Kind::Aba, body));
+        }
+    }
 }
 
 // Our envelope with its signature flipped.

@@ -85,7 +85,7 @@ class Adversary {
               AdversaryMemory& memory);
 
     /// A received frame; the opened envelope for the node's Replica, if it opens.
-    std::optional<consensus::Envelope> observe(const Shared& bytes);
+    std::optional<consensus::Envelope> observe(consensus::NodeId from, const Shared& bytes);
     /// One message of the node's Replica.
     void forward(const consensus::Outgoing& m);
     /// The node's own additions on a tick.
@@ -130,6 +130,7 @@ class Adversary {
     void bad_coin_shares();
     void forgeries();
     void forge_sender_name(consensus::Epoch e);
+    void forge_aba_names(consensus::Epoch e, consensus::NodeId proposer);
     void forge_flipped_signature(consensus::Epoch e);
     void forge_foreign_chain(consensus::Epoch e);
     void forge_certificate(consensus::Epoch e);

@@ -353,7 +353,7 @@ struct Node {
 
     NodeLog log;
     // Batched delivery (SimOptions::batch_ms): messages waiting for the next pass.
-    std::vector<std::shared_ptr<const Bytes>> inbox;
+    std::vector<std::pair<NodeId, std::shared_ptr<const Bytes>>> inbox;  // (from, bytes)
     bool pass_due = false;
     std::set<Digest> effective;  // request digests that took effect (from the log)
 
@@ -447,6 +447,8 @@ class World final : public AdversaryWorld {
     void deliver(const Event& ev);
     void pass(Node& node);
     void tick(Node& node);
+    /// The member a link authenticates as the sender of bytes it carried (open_envelope).
+    NodeId channel_of(NodeId from, const Bytes& bytes) const;
     void submit(std::uint32_t index);
     void crash(Node& node);
     void restart(Node& node);
@@ -475,7 +477,7 @@ class World final : public AdversaryWorld {
 
     // Byzantine nodes (tests/sim/byzantine.h)
     Adversary adversary(Node& b);
-    void byz_receive(Node& b, const Shared& bytes);
+    void byz_receive(Node& b, NodeId from, const Shared& bytes);
     void byz_emit(Node& b, Step&& step);
     void byz_tick(Node& b);
     std::vector<NodeId> others(NodeId self) const;
@@ -1276,19 +1278,20 @@ void World::deliver(const Event& ev) {
     if (!node.up) return;  // lost: the receiver is down
     ++report_.messages;
     if (node.byzantine) {
-        byz_receive(node, ev.bytes);
+        byz_receive(node, ev.from, ev.bytes);
         return;
     }
     if (node.replica->halted()) return;
     if (p_.batch_ms > 0) {
-        node.inbox.push_back(ev.bytes);
+        node.inbox.emplace_back(ev.from, ev.bytes);
         if (!node.pass_due) {
             node.pass_due = true;
             push(EvType::Pass, now_ + p_.batch_ms, 0, node.id);
         }
         return;
     }
-    auto opened = open_envelope(*ev.bytes, *node.crypto, node.config);
+    auto opened =
+        open_envelope(*ev.bytes, *node.crypto, node.config, channel_of(ev.from, *ev.bytes));
     if (opt_.trace_messages)
         std::fprintf(stderr, "[%llu] %u <- %u: %s\n", static_cast<unsigned long long>(now_),
                      node.id, ev.from, describe(opened, *ev.bytes).c_str());
@@ -1305,12 +1308,20 @@ void World::pass(Node& node) {
     if (!node.up || !node.replica || node.replica->halted()) return;
     Step step;
     node.replica->begin_batch();
-    for (const auto& bytes : inbox) {
-        auto opened = open_envelope(*bytes, *node.crypto, node.config);
+    for (const auto& [from, bytes] : inbox) {
+        auto opened = open_envelope(*bytes, *node.crypto, node.config, channel_of(from, *bytes));
         if (opened) step.append(node.replica->handle_envelope(opened.value(), now_));
     }
     step.append(node.replica->end_batch());
     execute(node, std::move(step));
+}
+
+// Every simulated link is point to point and knows its sender, like the daemon's
+// member ROUTER. The planted bug takes the envelope's word for it instead.
+NodeId World::channel_of(NodeId from, const Bytes& bytes) const {
+    if (opt_.plant != Plant::TrustAbaSender) return from;
+    auto env = decode_envelope(bytes, Limits{});
+    return env ? env.value().sender : from;
 }
 
 void World::tick(Node& node) {
@@ -1679,8 +1690,8 @@ Adversary World::adversary(Node& b) {
     return Adversary(*this, b.id, b.behaviours, *b.crypto, b.config, delivered, b.adversary);
 }
 
-void World::byz_receive(Node& b, const Shared& bytes) {
-    auto env = adversary(b).observe(bytes);
+void World::byz_receive(Node& b, NodeId from, const Shared& bytes) {
+    auto env = adversary(b).observe(from, bytes);
     if (env && b.replica) byz_emit(b, b.replica->handle_envelope(*env, now_));
 }
 

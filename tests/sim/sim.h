@@ -38,7 +38,9 @@ enum class Plant : std::uint8_t {
     SkipMark,     // HighWater records are never persisted (-> high-water)
     TrustChunks,  // snapshot chunks are installed unchecked (-> storage, state-root, agreement)
     RotState,  // a value in one honest node's stored state changes behind the root (-> state-root)
-    SyncNothing,  // no step is synced: a crash may lose signatures already sent (-> I5)
+    SyncNothing,     // no step is synced: a crash may lose signatures already sent (-> I5)
+    TrustAbaSender,  // agreement messages are taken on their envelope's word, not the link's
+                     // (-> agreement, with the forge behaviour's ABA in other members' names)
 };
 
 struct Partition {

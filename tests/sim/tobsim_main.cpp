@@ -145,9 +145,10 @@ void add_test_and_output_options(CLI::App& app, Cli& c) {
                    "TEST ONLY: ignore these checks (to show that the others still catch a fault)");
     app.add_option("--plant", c.plant,
                    "TEST ONLY: plant a harness bug the checkers must catch: amnesia, "
-                   "skip-persist, skip-mark, trust-chunks, rot-state, sync-nothing")
+                   "skip-persist, skip-mark, trust-chunks, rot-state, sync-nothing, "
+                   "trust-aba-sender")
         ->check(CLI::IsMember({"none", "amnesia", "skip-persist", "skip-mark", "trust-chunks",
-                               "rot-state", "sync-nothing"}));
+                               "rot-state", "sync-nothing", "trust-aba-sender"}));
     app.add_option("--plant-extra-work", opt.plant_extra_work,
                    "TEST ONLY: N more passes of plain (non-libsodium) work over every applied "
                    "operation's value (a planted slowdown for bench/instructions.py)");
@@ -201,13 +202,14 @@ bool finish_options(Cli& c) {
         return false;
     }
     opt.partitions = !c.no_partitions;
-    opt.plant = c.plant == "amnesia"        ? Plant::Amnesia
-                : c.plant == "skip-persist" ? Plant::SkipPersist
-                : c.plant == "skip-mark"    ? Plant::SkipMark
-                : c.plant == "trust-chunks" ? Plant::TrustChunks
-                : c.plant == "rot-state"    ? Plant::RotState
-                : c.plant == "sync-nothing" ? Plant::SyncNothing
-                                            : Plant::None;
+    opt.plant = c.plant == "amnesia"            ? Plant::Amnesia
+                : c.plant == "skip-persist"     ? Plant::SkipPersist
+                : c.plant == "skip-mark"        ? Plant::SkipMark
+                : c.plant == "trust-chunks"     ? Plant::TrustChunks
+                : c.plant == "rot-state"        ? Plant::RotState
+                : c.plant == "sync-nothing"     ? Plant::SyncNothing
+                : c.plant == "trust-aba-sender" ? Plant::TrustAbaSender
+                                                : Plant::None;
     const std::uint32_t t = tob::consensus::max_faulty(opt.nodes);
     if (!c.unsafe_quorum.empty()) {
         if (c.unsafe_quorum == "t+1")

@@ -222,7 +222,7 @@ class Net {
         if (filter && !filter(m)) return;
         Node& nd = nodes_[m.to];
         if (!nd.up) return;
-        auto env = open_envelope(m.bytes, *nd.crypto, config(m.to));
+        auto env = open_envelope(m.bytes, *nd.crypto, config(m.to), m.from);
         if (!env) {
             ++rejected_;
             return;
@@ -249,7 +249,7 @@ class Net {
             nd.replica->begin_batch();
             for (const Msg& m : msgs) {
                 if (filter && !filter(m)) continue;
-                auto env = open_envelope(m.bytes, *nd.crypto, config(to));
+                auto env = open_envelope(m.bytes, *nd.crypto, config(to), m.from);
                 if (!env) {
                     ++rejected_;
                     continue;
@@ -756,7 +756,7 @@ TEST(Replica, batch_of_invalid_requests_is_one_fault_with_one_copy_of_the_envelo
     }
     const Bytes raw =
         seal_envelope(*net.node(3).crypto, net.chain(), 3, 0, Kind::Requests, encode(batch));
-    auto env = open_envelope(raw, *net.node(0).crypto, net.config(0));
+    auto env = open_envelope(raw, *net.node(0).crypto, net.config(0), 3);
     ASSERT_TRUE(env);
     Step step = net.node(0).replica->handle_envelope(env.value(), 0);
     ASSERT_EQ(step.faults.size(), 1u);
@@ -797,7 +797,7 @@ TEST(Replica, one_members_messages_for_a_far_epoch_do_not_make_a_node_join) {
     const Epoch far = net.config(0).window;
     auto seal = [&](NodeId from, Kind kind, const Bytes& body) {
         Bytes raw = seal_envelope(*net.node(from).crypto, net.chain(), from, far, kind, body);
-        return open_envelope(raw, *net.node(0).crypto, net.config(0)).value();
+        return open_envelope(raw, *net.node(0).crypto, net.config(0), from).value();
     };
     Digest d{};
     d.fill(0x5e);
@@ -880,7 +880,7 @@ TEST(Replica, requests_of_an_equivocating_block_stay_out_of_the_pool) {
     auto seal = [&](const Block& b) {
         Bytes raw =
             seal_envelope(*net.node(3).crypto, net.chain(), 3, b.epoch, Kind::Block, encode(b));
-        return open_envelope(raw, *net.node(0).crypto, net.config(0)).value();
+        return open_envelope(raw, *net.node(0).crypto, net.config(0), 3).value();
     };
     Replica& r0 = *net.node(0).replica;
     Step first = r0.handle_envelope(seal(Block{1, 3, {net.request(1, 1, "a", "1")}}), 1);
@@ -1013,7 +1013,7 @@ TEST(Replica, a_republished_block_goes_only_to_members_that_have_not_seen_it) {
     auto seen = [&](NodeId from) {
         Bytes raw = seal_envelope(*net.node(from).crypto, net.chain(), from, e, Kind::Seen,
                                   encode(SeenBody{0, d}));
-        return open_envelope(raw, *net.node(0).crypto, net.config(0)).value();
+        return open_envelope(raw, *net.node(0).crypto, net.config(0), from).value();
     };
     (void)r0.handle_envelope(seen(1), t);
     (void)r0.handle_envelope(seen(2), t);
@@ -1093,7 +1093,7 @@ TEST(Replica, an_idle_node_proposes_a_lone_request_at_once_and_batches_while_bus
 // Member 0's envelope of `kind` for epoch e, as node `to` opens it.
 Envelope from_member0(Net& net, Kind kind, Epoch e, const Bytes& body, NodeId to) {
     Bytes raw = seal_envelope(*net.node(0).crypto, net.chain(), 0, e, kind, body);
-    return open_envelope(raw, *net.node(to).crypto, net.config(to)).value();
+    return open_envelope(raw, *net.node(to).crypto, net.config(to), 0).value();
 }
 
 // An idle node that already holds work (a request flooded by a peer) joins the
@@ -1227,6 +1227,52 @@ TEST(Replica, the_block_timer_waits_for_the_epoch_in_flight_but_a_full_block_doe
     auto got = signed_block_epochs(r0.tick(20 * timer + 1));
     cut.insert(cut.end(), got.begin(), got.end());
     EXPECT_EQ(cut, std::vector<Epoch>{2});
+}
+
+// Agreement messages carry no signature (consensus/messages.h): open_envelope
+// takes one only from its sender's connection, and a signed fetch reply vouches
+// only for its own signer's bundles. Shown with the t+1 BVAL relay rule: node 0
+// relays BVAL(0) for proposer 3 once two members sent BVAL(0), and not when the
+// second one comes inside a fetch reply signed by another member.
+TEST(Replica, agreement_messages_count_only_from_their_senders_connection) {
+    auto relays_bval0 = [](const Step& step) {
+        for (const auto& m : step.messages) {
+            if (m.kind != Kind::Aba) continue;
+            const auto env = decode_envelope(m.envelope, Limits{}).value();
+            const auto bundle = decode_aba_bundle(env.body, Limits{}).value();
+            for (const auto& a : bundle.messages)
+                if (a.proposer == 3 && a.type == AbaType::Bval && a.value == 0) return true;
+        }
+        return false;
+    };
+    for (const bool vouched : {false, true}) {
+        Net net(4, 61);
+        Replica& r0 = *net.node(0).replica;
+        (void)r0.handle_request(net.request(1, 1, "k", "v"), 1000);
+        (void)r0.tick(1100);  // the block timer: node 0 joins epoch 1
+        ASSERT_EQ(r0.stats().highest_joined, 1u);
+        const Bytes bval = encode(AbaBundle{{AbaMessage{3, 0, AbaType::Bval, 0, {}}}});
+        auto bundle_of = [&](NodeId from) {
+            return seal_envelope(*net.node(from).crypto, net.chain(), from, 1, Kind::Aba, bval);
+        };
+        const Bytes raw1 = bundle_of(1);
+        EXPECT_EQ(decode_envelope(raw1, Limits{}).value().sig, Signature{}) << "not signed";
+        auto open = [&](const Bytes& raw, NodeId channel) {
+            return open_envelope(raw, *net.node(0).crypto, net.config(0), channel);
+        };
+        EXPECT_TRUE(is_channel_refusal(open(raw1, 2).error()));
+        EXPECT_TRUE(is_channel_refusal(open(raw1, kNoChannel).error()));
+        EXPECT_FALSE(relays_bval0(r0.handle_envelope(open(raw1, 1).value(), 1101)));
+
+        const NodeId signer = vouched ? 2 : 1;
+        FetchReply reply;
+        reply.envelopes.push_back(bundle_of(2));
+        const Bytes fr = seal_envelope(*net.node(signer).crypto, net.chain(), signer, 1,
+                                       Kind::FetchReply, encode(reply));
+        EXPECT_EQ(relays_bval0(r0.handle_envelope(open(fr, signer).value(), 1102)), vouched)
+            << (vouched ? "node 2's own reply carries its bundle"
+                        : "node 1 passed off node 2's bundle");
+    }
 }
 
 }  // namespace

@@ -360,10 +360,11 @@ TEST(VerifyPool, coin_shares_outside_the_window_or_over_the_cap_are_not_checked)
     const CachingCryptoSuite suite(m.verifier(), cache);
     VerifyPool pool(suite, m.config, 1, VerifyPoolBounds{});
     pool.set_applied(10);
-    // Epoch 1000: far beyond the window; only the envelope signature is checked.
+    // Epoch 1000: far beyond the window; nothing is checked (an agreement bundle
+    // has no envelope signature: its connection names its sender).
     ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, coin_bundle(m, 1, 1000, 200)));
     ASSERT_EQ(collect(pool, 1).size(), 1u);
-    EXPECT_EQ(cache.size(), 1u);
+    EXPECT_EQ(cache.size(), 0u);
     EXPECT_EQ(cache.failed().size(), 0u);
     EXPECT_GE(pool.totals().checks_skipped, 1u);
     // Epoch 11 (in the window): at most 2n of its 200 failing shares are checked.
@@ -371,6 +372,45 @@ TEST(VerifyPool, coin_shares_outside_the_window_or_over_the_cap_are_not_checked)
     ASSERT_EQ(collect(pool, 1).size(), 1u);
     EXPECT_GE(cache.failed().size(), 1u);
     EXPECT_LE(cache.failed().size(), 2u * m.config.n);
+}
+
+// Agreement bundles carry no signature: the pool takes one only from the
+// connection its sender's key authenticated (a member's point-to-point link), and
+// a bundle refused for its connection is not remembered as failed, so a member
+// that sends another's bundle first cannot bar the real one.
+TEST(VerifyPool, an_agreement_bundle_is_taken_only_from_its_senders_connection) {
+    const Members m;
+    VerifyCache cache;
+    const CachingCryptoSuite suite(m.verifier(), cache);
+    VerifyPool pool(suite, m.config, 1, VerifyPoolBounds{});
+    pool.set_applied(0);
+    const Bytes bundle = coin_bundle(m, 1, 1, 1);
+    auto result = [&](VerifyResult::Source source, NodeId from) {
+        EXPECT_TRUE(pool.submit_envelope(source, from, bundle));
+        auto got = collect(pool, 1);
+        EXPECT_EQ(got.size(), 1u);
+        return got.empty() ? VerifyResult{} : std::move(got[0]);
+    };
+    // Node 2's link, then the flood plane (whose header names node 1 unchecked).
+    for (auto [source, from] : {std::pair{VerifyResult::Source::Peer, NodeId{2}},
+                                std::pair{VerifyResult::Source::PubSub, NodeId{1}}}) {
+        VerifyResult r = result(source, from);
+        EXPECT_FALSE(r.envelope.has_value());
+        EXPECT_TRUE(is_channel_refusal(r.error)) << r.error;
+    }
+    VerifyResult ok = result(VerifyResult::Source::Peer, 1);
+    ASSERT_TRUE(ok.envelope.has_value()) << ok.error;
+    EXPECT_EQ(ok.envelope->sender, 1);
+    EXPECT_EQ(pool.totals().failed_repeats, 0u);
+
+    // A signature where none belongs is refused for the bytes.
+    auto env = decode_envelope(coin_bundle(m, 1, 1, 2), m.config.limits).value();
+    env.sig[0] = 1;
+    ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, encode(env)));
+    auto signed_one = collect(pool, 1);
+    ASSERT_EQ(signed_one.size(), 1u);
+    EXPECT_FALSE(signed_one[0].envelope.has_value());
+    EXPECT_FALSE(is_channel_refusal(signed_one[0].error));
 }
 
 TEST(VerifyPool, a_failed_frame_resent_costs_no_second_check) {
