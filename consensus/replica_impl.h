@@ -58,6 +58,11 @@ struct Replica::Impl {
     /// sent as one bundle per epoch when the input ends (flush_aba).
     std::map<Epoch, std::vector<AbaMessage>> aba_out;
     bool batching = false;  // between begin_batch() and end_batch(): aba_out waits
+    /// A signature was made since the last flush_aba: the step it ends is synced
+    /// anyway, so held TERMs ride along (flush_aba).
+    bool signed_since_flush = false;
+    /// A tick came since the last flush_aba: held TERMs leave now whatever else.
+    bool terms_due = false;
 
     Impl(const ReplicaConfig& c, const CryptoSuite& cr, StateMachine& s, ReplicaStats& st,
          const ProofArchive* archive, SnapshotStore* snapshots);
@@ -85,7 +90,9 @@ struct Replica::Impl {
     /// Signs a statement through the sign-log; nullopt if not allowed.
     std::optional<Bytes> sign(Step& step, Epoch e, Kind kind, Bytes body) {
         if (stats.halted) return std::nullopt;
-        return signer.sign(step, e, kind, std::move(body));
+        auto signed_env = signer.sign(step, e, kind, std::move(body));
+        if (signed_env) signed_since_flush = true;
+        return signed_env;
     }
 
     void broadcast(Step& step, Kind kind, const Bytes& env) { step.broadcast(kind, env); }
@@ -133,6 +140,8 @@ struct Replica::Impl {
     void run_subset(Step& step, Epoch e, EpochSubset::Progress&& progress);
     /// Signs and sends the queued agreement messages: one bundle per epoch (split at
     /// aba_bundle_max messages), each message still under its own sign-log slot.
+    /// TERMs alone wait for a step that is synced anyway or for the next tick
+    /// (docs/protocol.md, "Binary agreement": when TERMs leave).
     void flush_aba(Step& step);
 
     // ---- output (docs/protocol.md "Output" and "Commit proof") --------------------------

@@ -1275,5 +1275,45 @@ TEST(Replica, agreement_messages_count_only_from_their_senders_connection) {
     }
 }
 
+// A decision's TERM alone does not cost a step of its own (a synced write and a
+// frame to every peer): it waits for the next step that signs anything or for the
+// next tick (flush_aba). Node 0 decides ABA(1, 3) on the AUX quorum of its input
+// that carries nothing else to sign; the TERM leaves with the tick after it.
+TEST(Replica, a_terms_alone_leave_with_the_next_signed_step_or_tick) {
+    auto sent = [](const Step& step, AbaType type) {
+        for (const auto& m : step.messages) {
+            if (m.kind != Kind::Aba) continue;
+            const auto env = decode_envelope(m.envelope, Limits{}).value();
+            const auto bundle = decode_aba_bundle(env.body, Limits{}).value();
+            for (const auto& a : bundle.messages)
+                if (a.proposer == 3 && a.type == type && a.value == 1) return true;
+        }
+        return false;
+    };
+    Net net(4, 62);
+    Replica& r0 = *net.node(0).replica;
+    (void)r0.handle_request(net.request(1, 1, "k", "v"), 1000);
+    (void)r0.tick(1100);  // the block timer: node 0 joins epoch 1
+    ASSERT_EQ(r0.stats().highest_joined, 1u);
+    auto from = [&](NodeId sender, AbaType type) {
+        const Bytes raw = seal_envelope(*net.node(sender).crypto, net.chain(), sender, 1, Kind::Aba,
+                                        encode(AbaBundle{{AbaMessage{3, 0, type, 1, {}}}}));
+        return open_envelope(raw, *net.node(0).crypto, net.config(0), sender).value();
+    };
+    EXPECT_FALSE(sent(r0.handle_envelope(from(1, AbaType::Bval), 1101), AbaType::Bval));
+    // t+1 BVAL(1): relayed; with its own, 2t+1: AUX(1) in the same step.
+    const Step relay = r0.handle_envelope(from(2, AbaType::Bval), 1102);
+    EXPECT_TRUE(sent(relay, AbaType::Bval));
+    EXPECT_TRUE(sent(relay, AbaType::Aux));
+    EXPECT_FALSE(sent(r0.handle_envelope(from(1, AbaType::Aux), 1103), AbaType::Term));
+    // n - t AUX(1) with the fixed coin 1 of round 0: decided, the TERM held.
+    const Step decided = r0.handle_envelope(from(2, AbaType::Aux), 1104);
+    EXPECT_FALSE(sent(decided, AbaType::Term));
+    EXPECT_TRUE(decided.persist.empty()) << "nothing signed, nothing written";
+    EXPECT_NE(r0.describe_pending().find("aba3=1"), std::string::npos) << r0.describe_pending();
+    // The next tick sends it.
+    EXPECT_TRUE(sent(r0.tick(1105), AbaType::Term));
+}
+
 }  // namespace
 }  // namespace tob::consensus
