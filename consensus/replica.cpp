@@ -399,6 +399,7 @@ void Replica::Impl::flush_aba(Step& step) {
         }
         send();
     }
+    signed_since_flush = false;  // the bundles just signed belong to this step, not the next
 }
 
 void Replica::Impl::try_deliver(Step& step) {

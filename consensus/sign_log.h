@@ -19,6 +19,11 @@
 //   Term   (e, j)                 the value                  a decision never flips
 //   Commit (e)                    digest of the COMMIT body  two tuples would be a false proof
 //
+// Agreement messages fill their slots and are logged like the rest although their
+// envelopes carry no signature (the connection authenticates them,
+// consensus/messages.h): the rule is about what a node says, not how peers check
+// who said it. "Signs" below covers them.
+//
 // Coin shares are deterministic (the same name always gives the same share) and
 // need no slot; relayed certificates, fetches and flooded request batches are not
 // statements of this node and need none either.
