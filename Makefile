@@ -51,8 +51,10 @@ test-known-failing: build
 # The attack suite (label attack) measures commit rates against a baseline on a
 # 4-node cluster; a Debug build under ASan is too slow for its thresholds, so it
 # runs in `make test` only (the daemon still runs under the sanitizers below).
+# ccache when the machine has it (it is not a dependency: a fresh machine builds without).
+CCACHE_LAUNCHER := $(if $(shell command -v ccache 2>/dev/null),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 sanitize: deps
-	cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTOB_SANITIZE=ON -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+	cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTOB_SANITIZE=ON $(CCACHE_LAUNCHER)
 	cmake --build $(SAN_BUILD) -j $(JOBS)
 	cd $(SAN_BUILD) && ctest --output-on-failure -j $(JOBS) -LE 'cluster|faults|ops|attack|slow|known-failing' -E '^sim_' $(CTEST_ARGS)
 	# The long sweeps run in `make test`; under the sanitizers a shorter one with every behaviour.
