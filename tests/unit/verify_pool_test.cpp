@@ -383,10 +383,9 @@ TEST(VerifyPool, an_agreement_bundle_is_taken_only_from_its_senders_connection) 
     VerifyCache cache;
     const CachingCryptoSuite suite(m.verifier(), cache);
     VerifyPool pool(suite, m.config, 1, VerifyPoolBounds{});
-    pool.set_applied(0);
     const Bytes bundle = coin_bundle(m, 1, 1, 1);
-    auto result = [&](VerifyResult::Source source, NodeId from) {
-        EXPECT_TRUE(pool.submit_envelope(source, from, bundle));
+    auto result = [&](VerifyResult::Source source, NodeId from, const Bytes& frame) {
+        EXPECT_TRUE(pool.submit_envelope(source, from, frame));
         auto got = collect(pool, 1);
         EXPECT_EQ(got.size(), 1u);
         return got.empty() ? VerifyResult{} : std::move(got[0]);
@@ -394,11 +393,11 @@ TEST(VerifyPool, an_agreement_bundle_is_taken_only_from_its_senders_connection) 
     // Node 2's link, then the flood plane (whose header names node 1 unchecked).
     for (auto [source, from] : {std::pair{VerifyResult::Source::Peer, NodeId{2}},
                                 std::pair{VerifyResult::Source::PubSub, NodeId{1}}}) {
-        VerifyResult r = result(source, from);
+        VerifyResult r = result(source, from, bundle);
         EXPECT_FALSE(r.envelope.has_value());
         EXPECT_TRUE(is_channel_refusal(r.error)) << r.error;
     }
-    VerifyResult ok = result(VerifyResult::Source::Peer, 1);
+    VerifyResult ok = result(VerifyResult::Source::Peer, 1, bundle);
     ASSERT_TRUE(ok.envelope.has_value()) << ok.error;
     EXPECT_EQ(ok.envelope->sender, 1);
     EXPECT_EQ(pool.totals().failed_repeats, 0u);
@@ -406,11 +405,9 @@ TEST(VerifyPool, an_agreement_bundle_is_taken_only_from_its_senders_connection) 
     // A signature where none belongs is refused for the bytes.
     auto env = decode_envelope(coin_bundle(m, 1, 1, 2), m.config.limits).value();
     env.sig[0] = 1;
-    ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, encode(env)));
-    auto signed_one = collect(pool, 1);
-    ASSERT_EQ(signed_one.size(), 1u);
-    EXPECT_FALSE(signed_one[0].envelope.has_value());
-    EXPECT_FALSE(is_channel_refusal(signed_one[0].error));
+    VerifyResult signed_one = result(VerifyResult::Source::Peer, 1, encode(env));
+    EXPECT_FALSE(signed_one.envelope.has_value());
+    EXPECT_FALSE(is_channel_refusal(signed_one.error));
 }
 
 TEST(VerifyPool, a_failed_frame_resent_costs_no_second_check) {
