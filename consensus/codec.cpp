@@ -520,13 +520,18 @@ Decoded<FetchReply> decode_proof_record(ByteView bytes, const Limits& lim) {
     return decode_fetch_reply(bytes, own);
 }
 
-Bytes envelope_sign_payload(const Digest& chain_id, NodeId sender, Epoch epoch, Kind kind,
-                            ByteView body) {
+Bytes envelope_sign_payload_of(const Digest& chain_id, NodeId sender, Epoch epoch, Kind kind,
+                               const Digest& body_digest) {
     Bytes out;
     ByteSink sink{out};
     Packer p(sink);
-    put_envelope_head(p, 5, chain_id, sender, epoch, kind, body);
+    put_envelope_head(p, 5, chain_id, sender, epoch, kind, body_digest);
     return out;
+}
+
+Bytes envelope_sign_payload(const Digest& chain_id, NodeId sender, Epoch epoch, Kind kind,
+                            ByteView body) {
+    return envelope_sign_payload_of(chain_id, sender, epoch, kind, digest_of(body));
 }
 
 Bytes request_sign_payload(const Request& r) {

@@ -18,6 +18,10 @@ void put_be(Bytes& out, std::uint64_t value, int bytes) {
 
 }  // namespace
 
+bool CryptoSuite::verify_request(const Request& r, const Digest&) const {
+    return verify_client(r.client, kRequestTag, request_sign_payload(r), r.sig);
+}
+
 // Every field has a fixed size (the tag is a constant), so plain concatenation is
 // unambiguous: 12 + 32 + 8 + 2 + 4 = 58 bytes.
 Bytes coin_name(const Digest& chain_id, Epoch epoch, NodeId proposer, Round round) {

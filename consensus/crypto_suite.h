@@ -24,6 +24,11 @@ class CryptoSuite {
     /// Checks a client's signature (client id = its public key).
     virtual bool verify_client(const PublicKey& client, std::string_view tag, ByteView payload,
                                const Signature& sig) const = 0;
+    /// Checks a client request's signature (verify_client over
+    /// request_sign_payload). `digest` must be digest_of(encode(r)): it names the
+    /// signed fields and the signature together, so a suite that remembers answers
+    /// can key them by it instead of hashing the request again.
+    virtual bool verify_request(const Request& r, const Digest& digest) const;
 
     /// This node's coin share for a coin name (deterministic).
     virtual Bytes coin_share(ByteView name) const = 0;

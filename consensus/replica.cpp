@@ -18,7 +18,7 @@ constexpr const char* kChannelRefusal = "agreement message not from its sender's
 bool is_channel_refusal(const std::string& error) { return error == kChannelRefusal; }
 
 Decoded<Envelope> open_envelope(ByteView bytes, const CryptoSuite& crypto,
-                                const ReplicaConfig& config, NodeId channel) {
+                                const ReplicaConfig& config, NodeId channel, Digest* body_digest) {
     if (bytes.size() > config.limits.message_bytes_max) {
         return Decoded<Envelope>::fail("envelope larger than message_bytes_max");
     }
@@ -32,13 +32,15 @@ Decoded<Envelope> open_envelope(ByteView bytes, const CryptoSuite& crypto,
         if (e.sig != Signature{})
             return Decoded<Envelope>::fail("agreement message with a signature");
         if (channel != e.sender) return Decoded<Envelope>::fail(kChannelRefusal);
+        if (body_digest) *body_digest = digest_of(e.body);
         return env;
     }
+    const Digest d = digest_of(e.body);
     if (!crypto.verify(e.sender, kEnvelopeTag,
-                       envelope_sign_payload(e.chain_id, e.sender, e.epoch, e.kind, e.body),
-                       e.sig)) {
+                       envelope_sign_payload_of(e.chain_id, e.sender, e.epoch, e.kind, d), e.sig)) {
         return Decoded<Envelope>::fail("bad envelope signature");
     }
+    if (body_digest) *body_digest = d;
     return env;
 }
 
@@ -172,12 +174,13 @@ void Replica::Impl::ensure_abas(Epoch e) {
     if (!subset.open(e) && can_sign(e)) subset.open_epoch(e);
 }
 
-void Replica::Impl::on_block(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch) {
+void Replica::Impl::on_block(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch,
+                             const Digest* body_digest) {
     const Epoch e = env.epoch;
     const NodeId j = env.sender;
     auto block = blocks.parse(step, env, raw);
     if (!block) return;
-    const Digest d = digest_of(env.body);
+    const Digest d = body_digest ? *body_digest : digest_of(env.body);
     if (blocks.holds(d)) return;  // already have it
     if (!in_window(e) && !blocks.certified(e, j, d)) {
         if (!from_fetch) ++stats.dropped_out_of_window;
@@ -477,10 +480,11 @@ void Replica::Impl::sign_commit(Step& step, Epoch e, const CommitBody& cb) {
     catchup.signed_commit(e, *env);
 }
 
-void Replica::Impl::dispatch(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch) {
+void Replica::Impl::dispatch(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch,
+                             const Digest* body_digest) {
     switch (env.kind) {
         case Kind::Block:
-            on_block(step, env, raw, from_fetch);
+            on_block(step, env, raw, from_fetch, body_digest);
             break;
         case Kind::Seen:
             on_seen(step, env, raw);
@@ -611,7 +615,8 @@ Replica::Replica(const ReplicaConfig& config, const CryptoSuite& crypto, StateMa
 
 Replica::~Replica() = default;
 
-Step Replica::handle_envelope(const Envelope& envelope, std::uint64_t now_ms) {
+Step Replica::handle_envelope(const Envelope& envelope, std::uint64_t now_ms,
+                              const Digest* body_digest) {
     Step step;
     auto& im = *impl_;
     im.now = std::max(im.now, now_ms);
@@ -627,7 +632,7 @@ Step Replica::handle_envelope(const Envelope& envelope, std::uint64_t now_ms) {
                                envelope.epoch == epoch_add(im.delivered(), 1) && im.idle() &&
                                im.pool.has_work();
     Bytes raw = encode(envelope);
-    im.dispatch(step, envelope, raw, false);
+    im.dispatch(step, envelope, raw, false, body_digest);
     if (join_for_work && !stats_.halted) im.join_next_for_work(step);
     im.finish(step);
     return step;

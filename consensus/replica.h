@@ -188,8 +188,11 @@ inline constexpr NodeId kNoChannel = static_cast<NodeId>(-1);
 /// blamed on the sender only if the signature verified, which it cannot have
 /// here). A failure of the channel rule says nothing about the bytes: the same
 /// bytes may arrive later on the right connection (is_channel_refusal).
+/// `body_digest` (if given) receives digest_of(body) of an opened envelope: the
+/// signature covers it, so it is computed here once (a block is known by it).
 Decoded<Envelope> open_envelope(ByteView bytes, const CryptoSuite& crypto,
-                                const ReplicaConfig& config, NodeId channel);
+                                const ReplicaConfig& config, NodeId channel,
+                                Digest* body_digest = nullptr);
 /// Whether open_envelope refused for the channel alone (not for the bytes).
 bool is_channel_refusal(const std::string& error);
 
@@ -206,8 +209,11 @@ class Replica {
     /// Re-publication of what was signed starts with the next tick.
     [[nodiscard]] Step recover(const Recovery& recovery, std::uint64_t now_ms);
 
-    /// An envelope whose signature and sender the shell verified.
-    [[nodiscard]] Step handle_envelope(const Envelope& envelope, std::uint64_t now_ms);
+    /// An envelope whose signature and sender the shell verified. `body_digest`,
+    /// if given, is digest_of(envelope.body) as open_envelope computed it (saves
+    /// hashing a block a second time); null makes the core compute it.
+    [[nodiscard]] Step handle_envelope(const Envelope& envelope, std::uint64_t now_ms,
+                                       const Digest* body_digest = nullptr);
     /// A client request submitted to this node (signature checked here).
     /// `admission` (if given) says what became of it: the shell answers a client
     /// whose request was Invalid or Overloaded at once (consensus/request_pool.h).

@@ -76,10 +76,12 @@ void Replica::Impl::on_fetch_reply(Step& step, const Envelope& env) {
     }
     std::vector<Envelope> commits_in;
     std::vector<std::pair<Envelope, Bytes>> blocks_in;
+    std::vector<Digest> block_digests;
     for (const auto& raw : fr.value().envelopes) {
         // The reply is signed by its sender, so its own agreement messages inside
         // are authenticated as if its connection had carried them.
-        auto inner = open_envelope(raw, crypto, cfg, env.sender);
+        Digest d{};
+        auto inner = open_envelope(raw, crypto, cfg, env.sender, &d);
         if (!inner) continue;  // cannot blame: the relayer may be honest
         Envelope& ie = inner.value();
         switch (ie.kind) {
@@ -90,8 +92,9 @@ void Replica::Impl::on_fetch_reply(Step& step, const Envelope& env) {
             case Kind::Block:
                 if (ie.epoch == env.epoch && env.epoch == delivered() + 1) {
                     blocks_in.push_back({ie, raw});
+                    block_digests.push_back(d);
                 }
-                dispatch(step, ie, raw, true);
+                dispatch(step, ie, raw, true, &d);
                 break;
             case Kind::Cert:
             case Kind::Aba:
@@ -106,7 +109,8 @@ void Replica::Impl::on_fetch_reply(Step& step, const Envelope& env) {
     if (env.epoch != delivered() + 1) return;
     if (!commits_in.empty())
         catchup.proof_reply(env.epoch, commits_in, fr.value().blocks, blocks_in);
-    for (const auto& [ie, raw] : blocks_in) catchup.offer_block(env.epoch, digest_of(ie.body), raw);
+    for (std::size_t i = 0; i < blocks_in.size(); ++i)
+        catchup.offer_block(env.epoch, block_digests[i], blocks_in[i].second);
     try_proof(step);
 }
 

@@ -123,7 +123,8 @@ struct Replica::Impl {
 
     // ---- blocks, SEEN, certificates (consensus/block_broadcast.h) ---------------------
 
-    void on_block(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch);
+    void on_block(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch,
+                  const Digest* body_digest = nullptr);
     void send_seen(Step& step, Epoch e, NodeId j, const Digest& d);
     void on_seen(Step& step, const Envelope& env, const Bytes& raw);
 
@@ -179,7 +180,8 @@ struct Replica::Impl {
 
     // ---- dispatch, tick, prune ---------------------------------------------------------------
 
-    void dispatch(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch);
+    void dispatch(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch,
+                  const Digest* body_digest = nullptr);
     void on_requests(Step& step, const Envelope& env, const Bytes& raw);
     void flush_flood(Step& step);
 

@@ -14,7 +14,7 @@ RequestPool::RequestPool(const PoolParams& params, const CryptoSuite& crypto)
 bool RequestPool::valid(const Request& r, const Digest& d) {
     if (verified_.count(d)) return true;
     if (r.chain_id != params_.chain_id || r.ops.empty()) return false;
-    if (!crypto_.verify_client(r.client, kRequestTag, request_sign_payload(r), r.sig)) {
+    if (!crypto_.verify_request(r, d)) {
         return false;
     }
     verified_.insert(d);

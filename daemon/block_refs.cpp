@@ -95,7 +95,7 @@ std::string encode(ByteView bytes, const std::vector<Piece>& pieces) {
 }
 
 std::optional<consensus::Bytes> rebuild(consensus::Epoch e, ByteView body, const Fetch& fetch,
-                                        std::string& problem) {
+                                        std::string& problem, bool check_hashes) {
     consensus::Bytes out;
     std::size_t at = 0;
     bool malformed = false;
@@ -125,6 +125,11 @@ std::optional<consensus::Bytes> rebuild(consensus::Epoch e, ByteView body, const
         if (env->size() != n) {
             problem = "its block " + crypto::to_hex(ByteView(h)) + " has " +
                       std::to_string(env->size()) + " bytes, expected " + std::to_string(n);
+            return std::nullopt;
+        }
+        const ByteView env_bytes(reinterpret_cast<const std::uint8_t*>(env->data()), env->size());
+        if (check_hashes && crypto::blake2b256(env_bytes) != h) {
+            problem = "its block " + crypto::to_hex(ByteView(h)) + " does not match its hash";
             return std::nullopt;
         }
         out.insert(out.end(), env->begin(), env->end());

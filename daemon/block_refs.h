@@ -9,9 +9,12 @@
 // "indirect" value body built here is a sequence of pieces:
 //   0x00 ‖ u32 length ‖ bytes        literal bytes of the record
 //   0x01 ‖ 32-byte hash ‖ u32 length an envelope of the record's epoch, by hash
-// Rebuilding concatenates them; NodeStorage then checks the record's checksum over
-// the rebuilt bytes, as for any record, so a missing or damaged envelope is a
-// corrupt record (a damaged sign-log if it is a Signed one).
+// Rebuilding concatenates them. The record's checksum covers its stored indirect
+// body and each referenced envelope is checked against its hash as it is read, so
+// a missing or damaged envelope is a corrupt record (a damaged sign-log if it is a
+// Signed one), and a write hashes each envelope once, for its key. (Values written
+// before 2026-12-07 carry a checksum over the rebuilt bytes instead; NodeStorage
+// still reads them.)
 //
 // Which envelopes are referenced: the whole bytes of a Block record, of a Signed
 // record that is a Block envelope, and each block of a Proof record, from
@@ -52,9 +55,10 @@ std::string encode(consensus::ByteView bytes, const std::vector<Piece>& pieces);
 using Fetch = std::function<std::optional<std::string>(const std::string& key)>;
 
 /// The record bytes rebuilt from an indirect body of epoch e; nullopt with
-/// `problem` set when the body is malformed or an envelope is missing or of
-/// another length than recorded.
+/// `problem` set when the body is malformed or an envelope is missing, of another
+/// length than recorded or (`check_hashes`) not the envelope its hash names.
 std::optional<consensus::Bytes> rebuild(consensus::Epoch e, consensus::ByteView body,
-                                        const Fetch& fetch, std::string& problem);
+                                        const Fetch& fetch, std::string& problem,
+                                        bool check_hashes = true);
 
 }  // namespace tob::daemon::block_refs

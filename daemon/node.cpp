@@ -361,7 +361,9 @@ struct Node::Impl {
             on_fetch_request(env, step);
             return;
         }
-        step.append(replica->handle_envelope(env, now_ms()));
+        // A block comes with the digest its signature check computed.
+        step.append(replica->handle_envelope(env, now_ms(),
+                                             env.kind == Kind::Block ? &r.body_digest : nullptr));
         if (env.kind == Kind::Block && replica->holds_block(r.body_digest))
             pool->note_held_block(r.raw_digest, env.epoch);
     }

@@ -34,8 +34,13 @@ constexpr std::size_t kRecordKeySize = 1 + 8 + 8;
 constexpr std::size_t kChecksumSize = 16;
 constexpr std::size_t kValueHeaderSize = 1 + kChecksumSize;
 constexpr std::string_view kSeqKey = "meta/next_record_seq";
-// The type byte's high bit: the value body is block_refs' indirect form.
+// The type byte's high bit: the value body is block_refs' indirect form. With
+// kBodyChecksum as well, the checksum covers that stored body (each referenced
+// envelope is checked by its hash when read); without it (values written before
+// 2026-12-07), the rebuilt bytes.
 constexpr std::uint8_t kIndirect = 0x80;
+constexpr std::uint8_t kBodyChecksum = 0x40;
+constexpr std::uint8_t kTypeFlags = kIndirect | kBodyChecksum;
 constexpr std::size_t kMarkerBytesMax = 4096;
 
 void put_u64(std::string& out, std::uint64_t v) {
@@ -59,14 +64,18 @@ std::array<std::uint8_t, kChecksumSize> record_checksum(std::uint8_t type, conse
     return out;
 }
 
-// type ‖ checksum of the record's bytes ‖ body: the bytes themselves, or (the type
-// byte's kIndirect bit set) their indirect form with the block envelopes referenced.
+// type ‖ checksum ‖ body: the record's bytes and their checksum, or (the type
+// byte's kIndirect and kBodyChecksum bits set) their indirect form with the block
+// envelopes referenced, and its checksum: a block is not hashed a second time for
+// the checksum (a Proof record holds every block of its epoch).
 std::string encode_value(const DurableRecord& record, const std::string* indirect = nullptr) {
     const auto type = static_cast<std::uint8_t>(record.type);
-    const auto check = record_checksum(type, record.epoch, record.bytes);
+    const auto check = record_checksum(
+        type, record.epoch,
+        indirect ? crypto::view(std::string_view(*indirect)) : consensus::ByteView(record.bytes));
     std::string value;
     value.reserve(kValueHeaderSize + (indirect ? indirect->size() : record.bytes.size()));
-    value.push_back(static_cast<char>(indirect ? type | kIndirect : type));
+    value.push_back(static_cast<char>(indirect ? type | kIndirect | kBodyChecksum : type));
     value.append(reinterpret_cast<const char*>(check.data()), check.size());
     if (indirect) {
         value.append(*indirect);
@@ -403,6 +412,7 @@ std::string NodeStorage::stored_value_locked(const DurableRecord& record,
 
 std::optional<consensus::Bytes> NodeStorage::rebuild_locked(consensus::Epoch epoch,
                                                             consensus::ByteView body,
+                                                            bool check_hashes,
                                                             std::string& problem) const {
     rocksdb::ReadOptions options;
     options.verify_checksums = true;
@@ -414,7 +424,7 @@ std::optional<consensus::Bytes> NodeStorage::rebuild_locked(consensus::Epoch epo
         if (!s.IsNotFound()) problem = "reading its block failed: " + s.ToString();
         return std::nullopt;
     };
-    auto out = block_refs::rebuild(epoch, body, fetch, problem);
+    auto out = block_refs::rebuild(epoch, body, fetch, problem, check_hashes);
     return out;
 }
 
@@ -448,7 +458,8 @@ LoadedRecords NodeStorage::load_records(consensus::Epoch from_epoch, consensus::
         std::string problem;
         const auto type_byte = value.size() >= 1 ? static_cast<std::uint8_t>(value[0]) : 0;
         const bool indirect = (type_byte & kIndirect) != 0;
-        if (value.size() >= 1) type = static_cast<std::uint8_t>(type_byte & ~kIndirect);
+        const bool body_checksum = indirect && (type_byte & kBodyChecksum) != 0;
+        if (value.size() >= 1) type = static_cast<std::uint8_t>(type_byte & ~kTypeFlags);
         const consensus::ByteView body(
             reinterpret_cast<const std::uint8_t*>(value.data()) + kValueHeaderSize,
             value.size() >= kValueHeaderSize ? value.size() - kValueHeaderSize : 0);
@@ -457,13 +468,14 @@ LoadedRecords NodeStorage::load_records(consensus::Epoch from_epoch, consensus::
             problem = "malformed key";
         } else if (value.size() < kValueHeaderSize) {
             problem = "value truncated to " + std::to_string(value.size()) + " bytes";
-        } else if (indirect && !(rebuilt = rebuild_locked(epoch, body, problem))) {
+        } else if (indirect && !(rebuilt = rebuild_locked(epoch, body, body_checksum, problem))) {
             // problem says which block is missing
         } else {
             const consensus::ByteView bytes = rebuilt ? consensus::ByteView(*rebuilt) : body;
+            const consensus::ByteView checked = body_checksum ? body : bytes;
             const auto* stored = reinterpret_cast<const std::uint8_t*>(value.data()) + 1;
             auto matches = [&](std::uint8_t t) {
-                const auto check = record_checksum(t, epoch, bytes);
+                const auto check = record_checksum(t, epoch, checked);
                 return std::equal(check.begin(), check.end(), stored);
             };
             if (!matches(*type)) {

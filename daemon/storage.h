@@ -209,9 +209,10 @@ class NodeStorage {
     // An error when fewer than kFreeSpaceReserve + 2 x batch_bytes are free.
     std::optional<std::string> check_free_space_locked(std::size_t batch_bytes) const;
     // The bytes of an indirect record body; nullopt with `problem` set when a block
-    // is missing or the body is malformed. Caller holds mutex_.
+    // is missing (or, `check_hashes`, does not match its hash) or the body is
+    // malformed. Caller holds mutex_.
     std::optional<consensus::Bytes> rebuild_locked(consensus::Epoch epoch, consensus::ByteView body,
-                                                   std::string& problem) const;
+                                                   bool check_hashes, std::string& problem) const;
     // At open: next_seq_ from the stored counter and the largest record key. An
     // error (no counter and unreadable records) means the data dir cannot be used.
     std::optional<std::string> restore_record_counter_locked();

@@ -183,6 +183,16 @@ bool CachingCryptoSuite::verify_client(const PublicKey& client, std::string_view
     return cached(cache_, key, [&] { return real_.verify_client(client, tag, payload, sig); });
 }
 
+// Keyed by the request's digest (it covers the signed fields and the signature):
+// the workers and the core both hold it, and a 64-operation request is not
+// hashed again for the key (docs/performance.md).
+bool CachingCryptoSuite::verify_request(const Request& r, const Digest& digest) const {
+    const Digest key = cache_key(4, {}, kRequestTag, digest, {});
+    return cached(cache_, key, [&] {
+        return real_.verify_client(r.client, kRequestTag, request_sign_payload(r), r.sig);
+    });
+}
+
 bool CachingCryptoSuite::verify_coin_share(NodeId from, ByteView name, ByteView share) const {
     std::array<std::uint8_t, 2> buf;
     const Digest key = cache_key(3, view_of(from, buf), "coin", name, share);
@@ -521,7 +531,8 @@ std::optional<VerifyResult> VerifyPool::work(Job& job) {
     const NodeId channel = job.source == VerifyResult::Source::Peer && job.source_index < config_.n
                                ? static_cast<NodeId>(job.source_index)
                                : kNoChannel;
-    auto env = open_envelope(job.raw, suite_, config_, channel);
+    Digest body_digest{};
+    auto env = open_envelope(job.raw, suite_, config_, channel, &body_digest);
     if (!env) {
         // Refused for the connection, not the bytes: the same bytes may still come
         // from their sender (another member must not be able to bar them).
@@ -535,7 +546,7 @@ std::optional<VerifyResult> VerifyPool::work(Job& job) {
         return r;
     }
     remember_verified(r.raw_digest);
-    if (env.value().kind == Kind::Block) r.body_digest = digest_of(env.value().body);
+    if (env.value().kind == Kind::Block) r.body_digest = body_digest;
     r.envelope = std::move(env.value());
     return r;
 }
@@ -569,8 +580,9 @@ void VerifyPool::work_client(VerifyResult& r, Bytes frame) {
         r.error = "request for another cluster (chain id differs)";
         return;
     }
-    if (!suite_.verify_client(req.value().client, kRequestTag, request_sign_payload(req.value()),
-                              req.value().sig)) {
+    // Decoding is canonical, so the submitted bytes are the request's encoding and
+    // their digest is the one the core keys the request by.
+    if (!suite_.verify_request(req.value(), r.raw_digest)) {
         failed_.insert(r.raw_digest);
         r.error = "bad client signature";
         return;
@@ -588,8 +600,7 @@ bool VerifyPool::in_window(Epoch e) const {
 bool VerifyPool::preverify_requests(const std::vector<Request>& requests) {
     for (const auto& r : requests) {
         if (r.chain_id != config_.chain_id || r.ops.empty()) return false;
-        if (!suite_.verify_client(r.client, kRequestTag, request_sign_payload(r), r.sig))
-            return false;
+        if (!suite_.verify_request(r, digest_of(encode(r)))) return false;
     }
     return true;
 }

@@ -85,6 +85,8 @@ class CachingCryptoSuite final : public consensus::CryptoSuite {
                 const consensus::Signature& sig) const override;
     bool verify_client(const consensus::PublicKey& client, std::string_view tag,
                        consensus::ByteView payload, const consensus::Signature& sig) const override;
+    bool verify_request(const consensus::Request& r,
+                        const consensus::Digest& digest) const override;
     consensus::Bytes coin_share(consensus::ByteView name) const override {
         return real_.coin_share(name);
     }

@@ -1290,13 +1290,14 @@ void World::deliver(const Event& ev) {
         }
         return;
     }
-    auto opened =
-        open_envelope(*ev.bytes, *node.crypto, node.config, channel_of(ev.from, *ev.bytes));
+    Digest body_digest{};
+    auto opened = open_envelope(*ev.bytes, *node.crypto, node.config,
+                                channel_of(ev.from, *ev.bytes), &body_digest);
     if (opt_.trace_messages)
         std::fprintf(stderr, "[%llu] %u <- %u: %s\n", static_cast<unsigned long long>(now_),
                      node.id, ev.from, describe(opened, *ev.bytes).c_str());
     if (!opened) return;  // dropped and counted by the shell; not evidence
-    execute(node, node.replica->handle_envelope(opened.value(), now_));
+    execute(node, node.replica->handle_envelope(opened.value(), now_, &body_digest));
 }
 
 // One pass of a node's event loop: everything that arrived since the last one, in
@@ -1309,8 +1310,10 @@ void World::pass(Node& node) {
     Step step;
     node.replica->begin_batch();
     for (const auto& [from, bytes] : inbox) {
-        auto opened = open_envelope(*bytes, *node.crypto, node.config, channel_of(from, *bytes));
-        if (opened) step.append(node.replica->handle_envelope(opened.value(), now_));
+        Digest body_digest{};
+        auto opened = open_envelope(*bytes, *node.crypto, node.config, channel_of(from, *bytes),
+                                    &body_digest);
+        if (opened) step.append(node.replica->handle_envelope(opened.value(), now_, &body_digest));
     }
     step.append(node.replica->end_batch());
     execute(node, std::move(step));

@@ -305,16 +305,29 @@ TEST(Codec, encodings_match_the_documented_layout) {
     EXPECT_EQ(hex(encode(RequestBatch{})), "9190");
 }
 
-TEST(Codec, sign_payloads_are_the_signed_prefix_of_the_encoding) {
+TEST(Codec, sign_payloads_cover_every_field) {
     Gen g(5);
     const Envelope e = sample_envelope(g, Kind::Aba, encode(sample_bundle(g)));
     const Bytes payload = envelope_sign_payload(e.chain_id, e.sender, e.epoch, e.kind, e.body);
     const Bytes full = encode(e);
-    // [a, b, c, d, body] and [a, b, c, d, body, sig] differ in the array header and the sig.
+    // [a, b, c, d, digest_of(body)] against [a, b, c, d, body, sig]: the same head
+    // fields, then the body's digest where the encoding has the body.
     ASSERT_EQ(payload[0], 0x95);
     ASSERT_EQ(full[0], 0x96);
-    EXPECT_EQ(Bytes(full.begin() + 1, full.end() - 66), Bytes(payload.begin() + 1, payload.end()));
+    const std::size_t head = full.size() - 1 - raw::bin(e.body).size() - 66;
+    Bytes expected{0x95};
+    expected.insert(expected.end(), full.begin() + 1, full.begin() + 1 + head);
+    const Digest body_digest = digest_of(e.body);
+    const Bytes digest_bin = raw::bin(Bytes(body_digest.begin(), body_digest.end()));
+    expected.insert(expected.end(), digest_bin.begin(), digest_bin.end());
+    EXPECT_EQ(payload, expected);
+    EXPECT_EQ(payload,
+              envelope_sign_payload_of(e.chain_id, e.sender, e.epoch, e.kind, body_digest));
     EXPECT_EQ(Bytes(full.end() - 66, full.end()), raw::bin(e.sig));
+    Bytes other_body = e.body;
+    other_body.push_back(0);
+    EXPECT_NE(payload, envelope_sign_payload(e.chain_id, e.sender, e.epoch, e.kind, other_body))
+        << "the body is signed (by its digest)";
 
     const Request r = sample_request(g, 77);
     const Bytes rp = request_sign_payload(r);

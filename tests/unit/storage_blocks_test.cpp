@@ -215,6 +215,71 @@ TEST_F(StorageBlocksTest, a_missing_own_block_is_a_damaged_sign_log_a_missing_pe
     EXPECT_TRUE(store->damaged());
 }
 
+TEST_F(StorageBlocksTest, a_damaged_block_fails_its_hash_and_its_records_are_corrupt) {
+    // The checksum of an indirect record covers its references only; a bit flipped
+    // inside a stored block (same length) is caught by the block's hash.
+    const auto x = epoch_records(8);
+    const std::string own_key = block_refs::key(8, crypto::blake2b256(x.own));
+    const std::string peer_key = block_refs::key(8, crypto::blake2b256(x.peer));
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    ASSERT_EQ(store->append(x.accepted), std::nullopt);
+    ASSERT_EQ(store->append(x.proof), std::nullopt);
+    auto& db = store->db_for_testing();
+    auto flip = [&](const std::string& key) {
+        std::string v;
+        ASSERT_TRUE(db.Get(rocksdb::ReadOptions(), store->blocks_cf_for_testing(), key, &v).ok());
+        v[v.size() / 2] = static_cast<char>(v[v.size() / 2] ^ 0x10);
+        ASSERT_TRUE(db.Put(rocksdb::WriteOptions(), store->blocks_cf_for_testing(), key, v).ok());
+    };
+    flip(peer_key);
+    auto loaded = store->load_records();
+    EXPECT_TRUE(loaded.sign_log_ok) << joined(loaded.problems);
+    EXPECT_EQ(loaded.dropped, 2u);  // the peer's Block record and the Proof
+    ASSERT_EQ(loaded.records.size(), 2u);
+    EXPECT_EQ(loaded.records[0].bytes, x.own);
+    EXPECT_NE(joined(loaded.problems).find("does not match its hash"), std::string::npos)
+        << joined(loaded.problems);
+    flip(own_key);
+    EXPECT_FALSE(store->load_records().sign_log_ok);
+    EXPECT_TRUE(store->damaged());
+}
+
+TEST_F(StorageBlocksTest, values_with_the_checksum_over_the_rebuilt_bytes_still_load) {
+    // Data dirs written before 2026-12-07: the type byte has kIndirect (0x80) only
+    // and the checksum covers the rebuilt record bytes.
+    const auto x = epoch_records(6);
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    ASSERT_EQ(store->append({x.accepted[0]}), std::nullopt);  // peer 1's Block record
+    auto& db = store->db_for_testing();
+    const std::string key = NodeStorage::record_key(6, 0);
+    std::string value;
+    ASSERT_TRUE(db.Get(rocksdb::ReadOptions(), store->records_cf_for_testing(), key, &value).ok());
+    const auto type = static_cast<std::uint8_t>(Type::Block);
+    ASSERT_EQ(static_cast<std::uint8_t>(value[0]), type | 0x80 | 0x40);
+    const std::uint8_t type_byte[1] = {type};
+    crypto::Hasher h;
+    h.raw(type_byte).u64(6).raw(x.peer);
+    const crypto::Digest old_check = h.finish();
+    std::string old_value = value;
+    old_value[0] = static_cast<char>(type | 0x80);
+    std::copy_n(old_check.begin(), 16, old_value.begin() + 1);
+    ASSERT_TRUE(
+        db.Put(rocksdb::WriteOptions(), store->records_cf_for_testing(), key, old_value).ok());
+    auto loaded = store->load_records();
+    EXPECT_TRUE(loaded.problems.empty()) << joined(loaded.problems);
+    EXPECT_TRUE(same(loaded.records, {x.accepted[0]}));
+    // The old checksum under the new flag is a mismatch: the two forms differ.
+    old_value[0] = static_cast<char>(type | 0x80 | 0x40);
+    ASSERT_TRUE(
+        db.Put(rocksdb::WriteOptions(), store->records_cf_for_testing(), key, old_value).ok());
+    loaded = store->load_records();
+    EXPECT_EQ(loaded.dropped, 1u);
+    EXPECT_NE(joined(loaded.problems).find("checksum mismatch"), std::string::npos)
+        << joined(loaded.problems);
+}
+
 TEST(BlockRefsTest, a_malformed_indirect_body_is_refused_not_read_past_its_end) {
     const Bytes bytes(2000, 7);
     const std::vector<block_refs::Piece> pieces = {

@@ -148,18 +148,26 @@ TEST(VerifyPool, requests_the_workers_verified_are_cache_hits_for_the_core) {
         }
     }
 
-    // The core repeats the checks on the loop: every one is answered by the cache.
+    // The core repeats the checks on the loop (RequestPool::valid, keyed by the
+    // request's digest): every one is answered by the cache, the flooded ones and
+    // the submitted ones alike.
     const std::uint64_t hits_before = cache.hits();
     for (const Request& r : batch.requests) {
-        EXPECT_TRUE(suite.verify_client(r.client, kRequestTag, request_sign_payload(r), r.sig));
+        EXPECT_TRUE(suite.verify_request(r, digest_of(encode(r))));
     }
-    EXPECT_EQ(cache.hits() - hits_before, batch.requests.size());
-    // A forged signature is never a hit, and still refused.
+    for (Nonce nonce = 21; nonce <= 30; ++nonce) {
+        const Request r = signed_request(client, m.config.chain_id, nonce);
+        EXPECT_TRUE(suite.verify_request(r, digest_of(encode(r))));
+    }
+    EXPECT_EQ(cache.hits() - hits_before, batch.requests.size() + 10);
+    // A forged signature or changed operations are never a hit, and still refused.
     Request forged = batch.requests.front();
     forged.sig[0] ^= 1;
-    EXPECT_FALSE(
-        suite.verify_client(forged.client, kRequestTag, request_sign_payload(forged), forged.sig));
-    EXPECT_EQ(cache.hits() - hits_before, batch.requests.size());
+    EXPECT_FALSE(suite.verify_request(forged, digest_of(encode(forged))));
+    Request changed = batch.requests.front();
+    changed.ops.front().value.push_back(1);
+    EXPECT_FALSE(suite.verify_request(changed, digest_of(encode(changed))));
+    EXPECT_EQ(cache.hits() - hits_before, batch.requests.size() + 10);
 }
 
 }  // namespace
