@@ -58,9 +58,19 @@ CatchUp::CatchUp(const CatchUpParams& params, const CryptoSuite& crypto,
 
 // ---- this node's results ------------------------------------------------------------------
 
-void CatchUp::keep_proof(Step& step, Epoch e, std::vector<Bytes> blocks, Epoch delivered) {
+void CatchUp::keep_proof(Step& step, Epoch e, std::vector<Bytes> blocks, Epoch delivered,
+                         std::vector<BlockRef> list) {
     step.durable(DurableRecord::Type::Proof, e, encode(FetchReply{blocks, {}}));
-    restore_proof(e, std::move(blocks), delivered);
+    if (list.size() != blocks.size()) {
+        restore_proof(e, std::move(blocks), delivered);
+        return;
+    }
+    auto& slot = proofs_[e];
+    for (const auto& b : slot.blocks) proof_bytes_ -= b.size();
+    for (const auto& b : blocks) proof_bytes_ += b.size();
+    slot.list = std::move(list);
+    slot.blocks = std::move(blocks);
+    trim_proofs(std::max(delivered, e));
 }
 
 bool CatchUp::own_result(Step& step, Epoch e, const CommitBody& result) {

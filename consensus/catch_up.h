@@ -135,7 +135,10 @@ class CatchUp {
 
     // ---- this node's results ----------------------------------------------------------
     /// Epoch e was delivered here: keeps its proof (and the Proof record in `step`).
-    void keep_proof(Step& step, Epoch e, std::vector<Bytes> blocks, Epoch delivered);
+    /// `list`, if not empty, is (sender, body digest) of each of `blocks`, as the
+    /// caller knows them (else they are decoded and hashed again).
+    void keep_proof(Step& step, Epoch e, std::vector<Bytes> blocks, Epoch delivered,
+                    std::vector<BlockRef> list = {});
     /// This node's result for e, from its own agreement. False (an alarm in `step`)
     /// if an earlier COMMIT of this node for e says otherwise; a provable tuple
     /// that differs raises an alarm too (the caller must not sign then).

@@ -454,15 +454,17 @@ void Replica::Impl::deliver(Step& step, Epoch e,
                             const std::vector<std::pair<NodeId, Digest>>& list) {
     std::vector<Request> ordered;
     std::vector<Bytes> proof;
+    std::vector<BlockRef> refs;  // the proof's list: the blocks are known by their digests
     for (const auto& [j, d] : list) {
         const auto* be = blocks.block(d);
         TOB_CHECK(be != nullptr, "every block of a delivered epoch is held");
         for (const auto& r : be->block.requests) ordered.push_back(r);
         proof.push_back(be->envelope);
+        refs.push_back({j, d});
     }
     const Digest od = output_digest(cfg.chain_id, e, list);
     EpochResult result = apply(e, od, ordered);
-    catchup.keep_proof(step, e, std::move(proof), e);
+    catchup.keep_proof(step, e, std::move(proof), e, std::move(refs));
     pool.remove_applied(sm, ordered);
     pool.settle(result.results);
     CommitBody cb{od, result.state_digest, result.checkpoint_root};
