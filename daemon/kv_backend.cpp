@@ -89,12 +89,21 @@ std::optional<Bytes> KvBackend::get(ByteView key) const {
     return Bytes(p, p + value.size());
 }
 
-void KvBackend::commit(const KvBatch& batch) {
+void KvBackend::commit(KvBatch batch) {
     if (batch.empty()) return;
     if (group_commit_) {
         // Staged: visible to get() at once, made durable by the next
         // NodeStorage::append in the same synced batch as that step's records.
-        for (const auto& [key, value] : batch) staged_[key] = value;
+        // The batch's nodes move over; a later value of a key replaces the staged one.
+        if (staged_.empty()) {
+            staged_ = std::move(batch);
+            return;
+        }
+        while (!batch.empty()) {
+            auto node = batch.extract(batch.begin());
+            auto [it, inserted, rest] = staged_.insert(std::move(node));
+            if (!inserted) it->second = std::move(rest.mapped());
+        }
         return;
     }
     rocksdb::WriteBatch wb;

@@ -41,7 +41,7 @@ class KvBackend final : public consensus::kv::StateBackend {
     KvBackend& operator=(const KvBackend&) = delete;
 
     std::optional<consensus::Bytes> get(consensus::ByteView key) const override;
-    void commit(const consensus::kv::KvBatch& batch) override;
+    void commit(consensus::kv::KvBatch batch) override;
     void scan(consensus::ByteView from, consensus::ByteView to,
               const consensus::kv::ScanFn& fn) const override;
     void erase_range(consensus::ByteView from, consensus::ByteView to) override;

@@ -8,10 +8,10 @@ std::optional<Bytes> MemoryKvStorage::get(ByteView key) const {
     return it->second;
 }
 
-void MemoryKvStorage::commit(const KvBatch& batch) {
-    for (const auto& [key, value] : batch) {
+void MemoryKvStorage::commit(KvBatch batch) {
+    for (auto& [key, value] : batch) {
         if (value)
-            data_[key] = *value;
+            data_[key] = std::move(*value);
         else
             data_.erase(key);
     }

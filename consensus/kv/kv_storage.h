@@ -32,8 +32,9 @@ class KvStorage {
     virtual std::optional<Bytes> get(ByteView key) const = 0;
     /// Applies every change of `batch` atomically and durably (synced) before
     /// returning. A backend that cannot do so must stop the process: the machine
-    /// has no way to continue from a half-written epoch.
-    virtual void commit(const KvBatch& batch) = 0;
+    /// has no way to continue from a half-written epoch. Taken by value: a backend
+    /// keeps the keys and values it is handed without copying them.
+    virtual void commit(KvBatch batch) = 0;
 };
 
 /// Called for each (key, value) of a scan; return false to stop.
@@ -71,7 +72,7 @@ class StateBackend : public KvStorage {
 class MemoryKvStorage final : public StateBackend {
   public:
     std::optional<Bytes> get(ByteView key) const override;
-    void commit(const KvBatch& batch) override;
+    void commit(KvBatch batch) override;
     void scan(ByteView from, ByteView to, const ScanFn& fn) const override;
     void erase_range(ByteView from, ByteView to) override;
     void hold_view(Epoch id, Bytes prefix) override;

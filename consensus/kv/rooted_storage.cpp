@@ -114,7 +114,7 @@ void RootedStorage::migrate() {
             if (batch.empty()) break;
             migrated_ += batch.size() / 2;
             batch[bytes_of(kAt)] = std::nullopt;  // the lanes must be rebuilt
-            backend_.commit(batch);
+            backend_.commit(std::move(batch));
         }
     }
 }
@@ -168,10 +168,11 @@ void RootedStorage::load() {
 std::optional<Bytes> RootedStorage::get(ByteView key) const {
     if (is_chain_metadata(key)) return backend_.get(key);
     Bytes logical(key.begin(), key.end());
-    if (auto it = read_cache_.find(logical); it != read_cache_.end()) return it->second;
-    auto v = backend_.get(state_key(live_, state_bucket(key), key));
+    if (auto it = read_cache_.find(logical); it != read_cache_.end()) return it->second.value;
+    const std::uint32_t b = state_bucket(key);
+    auto v = backend_.get(state_key(live_, b, key));
     if (read_cache_.size() >= kReadCacheMax) read_cache_.clear();
-    read_cache_.emplace(std::move(logical), v);
+    read_cache_.emplace(std::move(logical), Read{v, b});
     return v;
 }
 
@@ -191,31 +192,32 @@ Bytes RootedStorage::dirty_bitmap() const {
     return out;
 }
 
-void RootedStorage::commit(const KvBatch& batch) {
+void RootedStorage::commit(KvBatch batch) {
     KvBatch out;
     bool bitmap_changed = false;
-    for (const auto& [key, value] : batch) {
+    for (auto& [key, value] : batch) {
         if (is_chain_metadata(key)) {
-            out[key] = value;
+            out[key] = std::move(value);
             continue;
         }
-        const std::uint32_t b = state_bucket(key);
-        Bytes phys = state_key(live_, b, key);
+        std::uint32_t b = 0;
         std::optional<Bytes> old;
         if (auto it = read_cache_.find(key); it != read_cache_.end()) {
-            old = it->second;
+            b = it->second.bucket;
+            old = std::move(it->second.value);  // the cache is cleared below
         } else {
-            old = backend_.get(phys);
+            b = state_bucket(key);
+            old = backend_.get(state_key(live_, b, key));
         }
         if (old == value) continue;
         if (old) buckets_[b].remove(key, *old);
         if (value) buckets_[b].add(key, *value);
         mark(b, bitmap_changed);
-        out[std::move(phys)] = value;
+        out[state_key(live_, b, key)] = std::move(value);
     }
     if (bitmap_changed) out[bytes_of(kDirty)] = dirty_bitmap();
     read_cache_.clear();
-    backend_.commit(out);
+    backend_.commit(std::move(out));
 }
 
 // ---- checkpoints ------------------------------------------------------------------------
@@ -241,7 +243,7 @@ Digest RootedStorage::take_checkpoint(Epoch e) {
     put_u64(at, e);
     out[bytes_of(kAt)] = std::move(at);
     out[bytes_of(kDirty)] = std::nullopt;
-    backend_.commit(out);
+    backend_.commit(std::move(out));
     backend_.hold_view(e, Bytes{live_});
     HeldCheckpoint h;
     h.epoch = e;
@@ -320,7 +322,7 @@ void RootedStorage::stage_begin() {
 void RootedStorage::stage(const std::vector<StateEntry>& entries) {
     KvBatch out;
     for (const auto& e : entries) out[state_key(staging(), state_bucket(e.key), e.key)] = e.value;
-    backend_.commit(out);
+    backend_.commit(std::move(out));
 }
 
 void RootedStorage::stage_discard(std::uint32_t bucket) {
@@ -342,7 +344,7 @@ void RootedStorage::install(Epoch e, const Digest& state_digest,
     out[bytes_of(kDirty)] = std::nullopt;
     out[bytes_of(kLastApplied)] = at;
     out[bytes_of(kStateDigest)] = Bytes(state_digest.begin(), state_digest.end());
-    backend_.commit(out);  // the switch: one atomic batch
+    backend_.commit(std::move(out));  // the switch: one atomic batch
     live_ = staging();
     buckets_ = buckets;
     dirty_.assign(kStateBuckets, false);

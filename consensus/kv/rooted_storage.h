@@ -52,7 +52,7 @@ class RootedStorage final : public KvStorage, public SnapshotStore {
 
     // ---- KvStorage (the machine's view) ----------------------------------------------
     std::optional<Bytes> get(ByteView key) const override;
-    void commit(const KvBatch& batch) override;
+    void commit(KvBatch batch) override;
 
     // ---- SnapshotStore (consensus/state_transfer.h) ------------------------------------
     Digest take_checkpoint(Epoch e) override;
@@ -95,9 +95,14 @@ class RootedStorage final : public KvStorage, public SnapshotStore {
     std::vector<BucketHash> buckets_;
     std::vector<bool> dirty_;  // changed since the lanes on disk
     mutable std::vector<std::optional<Digest>> digests_;
-    // Values the machine read since the last commit (logical key -> value), so a
-    // commit knows the old value of what it overwrites without reading again.
-    mutable std::map<Bytes, std::optional<Bytes>> read_cache_;
+    // Values the machine read since the last commit (logical key -> value and
+    // bucket), so a commit knows the old value of what it overwrites, and its
+    // bucket, without reading or hashing again.
+    struct Read {
+        std::optional<Bytes> value;
+        std::uint32_t bucket = 0;
+    };
+    mutable std::map<Bytes, Read> read_cache_;
     std::map<Epoch, HeldCheckpoint> taken_;  // taken here, not yet persisted
     mutable std::map<Epoch, HeldCheckpoint> held_cache_;
     std::uint64_t migrated_ = 0;
