@@ -42,7 +42,7 @@ void BlockBroadcast::store(Step* step, const Digest& d, const Bytes& env, Block&
     if (step) step->durable(DurableRecord::Type::Block, e, env);
     const NodeId j = block.proposer;
     bytes_ += env.size();
-    blocks_[d] = StoredBlock{env, std::move(block), e, j};
+    blocks_[d] = StoredBlock{env, std::move(block), e, j, {}};
 }
 
 BlockBroadcast::Accept BlockBroadcast::accept(Step& step, const Envelope& env, const Bytes& raw,
@@ -69,6 +69,13 @@ BlockBroadcast::Accept BlockBroadcast::accept(Step& step, const Envelope& env, c
         return Accept::First;
     }
     return Accept::Stored;
+}
+
+void BlockBroadcast::note_request_digests(const Digest& digest,
+                                          std::vector<Digest> request_digests) {
+    auto it = blocks_.find(digest);
+    if (it == blocks_.end() || it->second.block.requests.size() != request_digests.size()) return;
+    it->second.request_digests = std::move(request_digests);
 }
 
 const BlockBroadcast::StoredBlock* BlockBroadcast::block(const Digest& digest) const {

@@ -82,6 +82,9 @@ class BlockBroadcast {
         Block block;
         Epoch epoch = 0;
         NodeId proposer = 0;
+        // digest_of(encode(r)) of each request, once the core checked them (empty
+        // before; 32 bytes a request, less than a third of what the envelope holds).
+        std::vector<Digest> request_digests;
     };
     enum class Accept { Equivocation, Stored, First };
     enum class Adopt { Known, Adopted, Conflict };
@@ -100,6 +103,8 @@ class BlockBroadcast {
                   const Digest& digest, bool in_window);
     bool holds(const Digest& digest) const { return blocks_.count(digest) != 0; }
     const StoredBlock* block(const Digest& digest) const;
+    /// Remembers the digests of a stored block's requests (StoredBlock::request_digests).
+    void note_request_digests(const Digest& digest, std::vector<Digest> request_digests);
     /// The digest of the block accepted for (e, j), if any.
     std::optional<Digest> accepted(Epoch e, NodeId j) const;
 

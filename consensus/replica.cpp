@@ -206,6 +206,12 @@ void Replica::Impl::on_block(Step& step, const Envelope& env, const Bytes& raw, 
             pool_add(stored->block.requests[i], digests[i].first, digests[i].second,
                      /*local=*/false);
         }
+        if (stored->request_digests.empty() && !digests.empty()) {
+            std::vector<Digest> rds;
+            rds.reserve(digests.size());
+            for (const auto& [rd, size] : digests) rds.push_back(rd);
+            blocks.note_request_digests(d, std::move(rds));
+        }
     }
     if (accepted == BlockBroadcast::Accept::First) {
         // Not relayed: the SEEN that follows announces its digest, and a member
@@ -403,83 +409,6 @@ void Replica::Impl::flush_aba(Step& step) {
         send();
     }
     signed_since_flush = false;  // the bundles just signed belong to this step, not the next
-}
-
-void Replica::Impl::try_deliver(Step& step) {
-    while (!stats.halted) {
-        const Epoch e = delivered() + 1;
-        if (!epochs.count(e)) return;
-        auto order = subset.outcome(e);
-        if (!order) return;
-        std::vector<std::pair<NodeId, Digest>> list;
-        bool missing = false;
-        for (NodeId j : *order) {
-            const Certificate* c = blocks.cert(e, j);
-            if (!c) {
-                missing = true;
-                blocks.fetch_cert(step, e, j, now);
-                continue;
-            }
-            if (!blocks.holds(c->digest)) {
-                missing = true;
-                blocks.fetch_block(step, e, *c, now);
-                continue;
-            }
-            list.push_back({j, c->digest});
-        }
-        if (missing) return;
-        deliver(step, e, list);
-    }
-}
-
-EpochResult Replica::Impl::apply(Epoch e, const Digest& od, const std::vector<Request>& ordered) {
-    TOB_CHECK(e == delivered() + 1, "epochs are delivered strictly in order");
-    EpochResult result = sm.apply_epoch(e, od, ordered);
-    if (stats.voting && sm.damage()) {
-        // Damaged stored state: this node's results may differ from the cluster's,
-        // so it signs nothing from here on (the shell raises the alarm).
-        signer.set_voting(false);
-        stats.voting = false;
-    }
-    result.checkpoint_root = transfer.applied(e);
-    stats.delivered = e;
-    pool.delivered(e);
-    if (auto mine = blocks.accepted(e, cfg.self)) {
-        if (const auto* b = blocks.block(*mine)) pool.release(b->block.requests);
-    }
-    return result;
-}
-
-void Replica::Impl::deliver(Step& step, Epoch e,
-                            const std::vector<std::pair<NodeId, Digest>>& list) {
-    std::vector<Request> ordered;
-    std::vector<Bytes> proof;
-    std::vector<BlockRef> refs;  // the proof's list: the blocks are known by their digests
-    for (const auto& [j, d] : list) {
-        const auto* be = blocks.block(d);
-        TOB_CHECK(be != nullptr, "every block of a delivered epoch is held");
-        for (const auto& r : be->block.requests) ordered.push_back(r);
-        proof.push_back(be->envelope);
-        refs.push_back({j, d});
-    }
-    const Digest od = output_digest(cfg.chain_id, e, list);
-    EpochResult result = apply(e, od, ordered);
-    catchup.keep_proof(step, e, std::move(proof), e, std::move(refs));
-    pool.remove_applied(sm, ordered);
-    pool.settle(result.results);
-    CommitBody cb{od, result.state_digest, result.checkpoint_root};
-    step.committed.push_back(std::move(result));
-    const bool ok = catchup.own_result(step, e, cb);
-    sync_halt(step);
-    if (ok) sign_commit(step, e, cb);
-}
-
-void Replica::Impl::sign_commit(Step& step, Epoch e, const CommitBody& cb) {
-    auto env = sign(step, e, Kind::Commit, encode(cb));
-    if (!env) return;
-    remember(e, Kind::Commit, *env);
-    broadcast(step, Kind::Commit, *env);
-    catchup.signed_commit(e, *env);
 }
 
 void Replica::Impl::dispatch(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch,

@@ -151,7 +151,10 @@ struct Replica::Impl {
 
     /// Applies epoch e = delivered + 1; this node's own block of e no longer holds
     /// its requests in flight (those left out become proposable again).
-    EpochResult apply(Epoch e, const Digest& od, const std::vector<Request>& ordered);
+    // `digests`: digest_of(encode(r)) of each of `ordered` if the caller holds them
+    // (else empty: computed here).
+    EpochResult apply(Epoch e, const Digest& od, const std::vector<Request>& ordered,
+                      std::vector<Digest> digests = {});
     void deliver(Step& step, Epoch e, const std::vector<std::pair<NodeId, Digest>>& list);
     void sign_commit(Step& step, Epoch e, const CommitBody& cb);
 

@@ -71,6 +71,15 @@ class StateMachine {
     /// epoch's requests in delivery order, before deduplication.
     virtual EpochResult apply_epoch(Epoch epoch, const Digest& output_digest,
                                     const std::vector<Request>& ordered) = 0;
+    /// The same, with `digests[i]` = digest_of(encode(ordered[i])), which the core
+    /// already holds (RequestResult::request_digest); a machine that uses them
+    /// saves encoding and hashing every request again.
+    virtual EpochResult apply_epoch_with_digests(Epoch epoch, const Digest& output_digest,
+                                                 const std::vector<Request>& ordered,
+                                                 const std::vector<Digest>& digests) {
+        (void)digests;
+        return apply_epoch(epoch, output_digest, ordered);
+    }
     /// True if (client, nonce) has committed (dedup table), for pool pruning.
     virtual bool committed(const PublicKey& client, Nonce nonce) const = 0;
     /// True if `request` would be skipped by its expiry in the next epoch

@@ -288,7 +288,17 @@ std::uint64_t output_bytes(const OpOutput& o) {
 
 EpochResult KvMachine::apply_epoch(Epoch epoch, const Digest& output_digest,
                                    const std::vector<Request>& ordered) {
+    std::vector<Digest> digests;
+    digests.reserve(ordered.size());
+    for (const auto& r : ordered) digests.push_back(digest_of(encode(r)));
+    return apply_epoch_with_digests(epoch, output_digest, ordered, digests);
+}
+
+EpochResult KvMachine::apply_epoch_with_digests(Epoch epoch, const Digest& output_digest,
+                                                const std::vector<Request>& ordered,
+                                                const std::vector<Digest>& digests) {
     KV_CHECK(epoch == last_applied_ + 1);
+    KV_CHECK(digests.size() == ordered.size());
     EpochWork work;
     EpochResult result;
     result.epoch = epoch;
@@ -297,7 +307,8 @@ EpochResult KvMachine::apply_epoch(Epoch epoch, const Digest& output_digest,
     sweep_expired(work, epoch, kSweepUnitsBase + 2 * std::uint64_t{ordered.size()});
     work.epoch = epoch;
     for (std::size_t i = 0; i < ordered.size(); ++i) {
-        result.results.push_back(apply_request(work, ordered[i], static_cast<std::uint32_t>(i)));
+        result.results.push_back(
+            apply_request(work, ordered[i], digests[i], static_cast<std::uint32_t>(i)));
     }
     for (const auto& id : work.evicted) work.new_outputs.erase(id);
     write_expiry_lists(work);
@@ -312,12 +323,12 @@ EpochResult KvMachine::apply_epoch(Epoch epoch, const Digest& output_digest,
     return result;
 }
 
-RequestResult KvMachine::apply_request(EpochWork& work, const Request& req,
+RequestResult KvMachine::apply_request(EpochWork& work, const Request& req, const Digest& digest,
                                        std::uint32_t position) const {
     RequestResult r;
     r.client = req.client;
     r.nonce = req.nonce;
-    r.request_digest = digest_of(encode(req));
+    r.request_digest = digest;
     r.position = position;
     if (malformed(req)) {
         r.malformed = true;

@@ -128,6 +128,9 @@ class KvMachine final : public StateMachine {
     /// one batch to storage before returning.
     EpochResult apply_epoch(Epoch epoch, const Digest& output_digest,
                             const std::vector<Request>& ordered) override;
+    EpochResult apply_epoch_with_digests(Epoch epoch, const Digest& output_digest,
+                                         const std::vector<Request>& ordered,
+                                         const std::vector<Digest>& digests) override;
     bool committed(const PublicKey& client, Nonce nonce) const override;
     /// expires < last_applied()+1, or expires > last_applied()+1+H.
     bool expired(const Request& request) const override;
@@ -171,7 +174,7 @@ class KvMachine final : public StateMachine {
 
     // The steps of apply_epoch: one request at a time into `work`, then the
     // digest and the single storage batch.
-    RequestResult apply_request(EpochWork& work, const Request& request,
+    RequestResult apply_request(EpochWork& work, const Request& request, const Digest& digest,
                                 std::uint32_t position) const;
     /// The outputs of `ops`, their writes into `mine` (over the epoch's writes);
     /// nullopt as soon as `bytes` (the outputs' size so far) exceeds `cap`.

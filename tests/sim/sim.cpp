@@ -226,6 +226,13 @@ class ObservedMachine final : public StateMachine {
     Digest state_digest() const override { return kv_.state_digest(); }
     EpochResult apply_epoch(Epoch epoch, const Digest& output_digest,
                             const std::vector<Request>& ordered) override {
+        std::vector<Digest> digests;
+        for (const auto& r : ordered) digests.push_back(digest_of(encode(r)));
+        return apply_epoch_with_digests(epoch, output_digest, ordered, digests);
+    }
+    EpochResult apply_epoch_with_digests(Epoch epoch, const Digest& output_digest,
+                                         const std::vector<Request>& ordered,
+                                         const std::vector<Digest>& digests) override {
         if (epoch != kv_.last_applied() + 1) {
             // KvMachine would abort; record it as a violation and keep the process.
             on_bad_("apply_epoch(" + std::to_string(epoch) + ") after " +
@@ -236,7 +243,7 @@ class ObservedMachine final : public StateMachine {
             r.state_digest = kv_.state_digest();
             return r;
         }
-        EpochResult r = kv_.apply_epoch(epoch, output_digest, ordered);
+        EpochResult r = kv_.apply_epoch_with_digests(epoch, output_digest, ordered, digests);
         plant_slowdown(ordered);
         on_apply_(r);
         return r;

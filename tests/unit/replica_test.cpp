@@ -34,6 +34,8 @@ struct Node {
     std::vector<DurableRecord> records;
     Epoch high_water = 0;
     std::vector<std::pair<Epoch, Digest>> log;  // (epoch, state digest)
+    // (client, nonce) -> RequestResult::request_digest of every committed result
+    std::vector<std::pair<std::pair<PublicKey, Nonce>, Digest>> result_digests;
     std::map<Slot, Digest> signed_slots;
     bool up = true;
     std::vector<Fault> faults;
@@ -165,7 +167,11 @@ class Net {
                 }
             }
         }
-        for (auto& c : step.committed) nd.log.push_back({c.epoch, c.state_digest});
+        for (auto& c : step.committed) {
+            nd.log.push_back({c.epoch, c.state_digest});
+            for (const auto& r : c.results)
+                nd.result_digests.push_back({{r.client, r.nonce}, r.request_digest});
+        }
         for (auto& f : step.faults) nd.faults.push_back(f);
         for (auto& a : step.alarms) nd.alarms.push_back(a);
     }
@@ -399,6 +405,26 @@ TEST(Replica, commits_requests_and_agrees) {
         for (NodeId i = 1; i < 4; ++i) {
             EXPECT_EQ(net.node(i).kv->state_digest(), net.node(0).kv->state_digest());
         }
+    }
+}
+
+TEST(Replica, committed_results_name_each_request_by_its_own_digest) {
+    // The digests on_block computed ride along to the apply (they are not
+    // recomputed there): each result must still carry digest_of(encode(request)),
+    // the digest a client matches its reply against.
+    Net net(4, 7);
+    std::vector<Request> reqs;
+    std::map<std::pair<PublicKey, Nonce>, Digest> expected;
+    for (int k = 0; k < 12; ++k) {
+        reqs.push_back(net.request(k % 3, k, "d" + std::to_string(k), "v"));
+        expected[{reqs.back().client, reqs.back().nonce}] = digest_of(encode(reqs.back()));
+        net.submit(k % 4, reqs.back());
+    }
+    ASSERT_TRUE(net.run([&] { return net.all_committed(reqs, all_nodes(4)); }));
+    for (NodeId i = 0; i < 4; ++i) {
+        const auto& got = net.node(i).result_digests;
+        EXPECT_EQ(got.size(), expected.size()) << "node " << i;
+        for (const auto& [id, d] : got) EXPECT_EQ(d, expected.at(id)) << "node " << i;
     }
 }
 
