@@ -549,6 +549,11 @@ Bytes request_sign_payload(const Request& r) {
 
 Digest digest_of(ByteView encoded) { return crypto::blake2b256(encoded); }
 
+std::pair<Digest, std::size_t> request_digest(const Request& r) {
+    const Bytes enc = encode(r);
+    return {digest_of(enc), enc.size()};
+}
+
 std::vector<std::pair<std::string, std::string>> limit_problems(const Limits& l, std::uint32_t n) {
     std::vector<std::pair<std::string, std::string>> out;
     auto fail = [&](std::string key, std::string why) {

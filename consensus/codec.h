@@ -109,5 +109,7 @@ Bytes request_sign_payload(const Request& r);
 
 /// BLAKE2b-256 of the canonical encoding (for blocks: of the body bytes signed).
 Digest digest_of(ByteView encoded);
+/// (digest_of(encode(r)), encode(r).size()): a request's identity and its size.
+std::pair<Digest, std::size_t> request_digest(const Request& r);
 
 }  // namespace tob::consensus

@@ -175,27 +175,28 @@ void Replica::Impl::ensure_abas(Epoch e) {
 }
 
 void Replica::Impl::on_block(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch,
-                             const Digest* body_digest) {
+                             const Precomputed& pre) {
     const Epoch e = env.epoch;
     const NodeId j = env.sender;
     auto block = blocks.parse(step, env, raw);
     if (!block) return;
-    const Digest d = body_digest ? *body_digest : digest_of(env.body);
+    const Digest d = pre.body_digest ? *pre.body_digest : digest_of(env.body);
     if (blocks.holds(d)) return;  // already have it
     if (!in_window(e) && !blocks.certified(e, j, d)) {
         if (!from_fetch) ++stats.dropped_out_of_window;
         if (e <= delivered()) hint_commit(step, j, e);
         return;
     }
-    std::vector<std::pair<Digest, std::size_t>> digests;
-    for (const auto& r : block->requests) {
-        Bytes enc = encode(r);
-        Digest rd = digest_of(enc);
+    RequestDigests digests;
+    const bool known = pre.requests && pre.requests->size() == block->requests.size();
+    for (std::size_t i = 0; i < block->requests.size(); ++i) {
+        const Request& r = block->requests[i];
+        auto [rd, size] = known ? (*pre.requests)[i] : request_digest(r);
         if (!pool.valid(r, rd)) {
             step.fault(j, FaultKind::InvalidBlock, "block holds an invalid request", {raw});
             return;
         }
-        digests.push_back({rd, enc.size()});
+        digests.push_back({rd, size});
     }
     state(e);
     const auto accepted = blocks.accept(step, env, raw, std::move(*block), d, in_window(e));
@@ -412,10 +413,10 @@ void Replica::Impl::flush_aba(Step& step) {
 }
 
 void Replica::Impl::dispatch(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch,
-                             const Digest* body_digest) {
+                             const Precomputed& pre) {
     switch (env.kind) {
         case Kind::Block:
-            on_block(step, env, raw, from_fetch, body_digest);
+            on_block(step, env, raw, from_fetch, pre);
             break;
         case Kind::Seen:
             on_seen(step, env, raw);
@@ -430,7 +431,7 @@ void Replica::Impl::dispatch(Step& step, const Envelope& env, const Bytes& raw, 
             on_commit(step, env, raw);
             break;
         case Kind::Requests:
-            on_requests(step, env, raw);
+            on_requests(step, env, raw, pre);
             break;
         case Kind::FetchRequest:
             if (!from_fetch) on_fetch_request(step, env);
@@ -447,7 +448,8 @@ void Replica::Impl::dispatch(Step& step, const Envelope& env, const Bytes& raw, 
     }
 }
 
-void Replica::Impl::on_requests(Step& step, const Envelope& env, const Bytes& raw) {
+void Replica::Impl::on_requests(Step& step, const Envelope& env, const Bytes& raw,
+                                const Precomputed& pre) {
     auto batch = decode_request_batch(env.body, cfg.limits);
     if (!batch) {
         step.fault(env.sender, FaultKind::Malformed, "requests: " + batch.error(), {raw});
@@ -457,7 +459,10 @@ void Replica::Impl::on_requests(Step& step, const Envelope& env, const Bytes& ra
     // evidence is the envelope, once (issue 11, finding 1).
     std::size_t invalid = 0;
     std::size_t pooled = 0;  // requests of the flood the pool holds
-    for (const auto& r : batch.value().requests) {
+    const auto& requests = batch.value().requests;
+    const bool known = pre.requests && pre.requests->size() == requests.size();
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+        const Request& r = requests[i];
         // A copy of a request this pool holds (same client, nonce and signature)
         // costs no encoding and hashing: every honest node floods what its
         // clients send, so each request arrives once per member (issue 11,
@@ -466,13 +471,12 @@ void Replica::Impl::on_requests(Step& step, const Envelope& env, const Bytes& ra
             ++pooled;
             continue;
         }
-        Bytes enc = encode(r);
-        Digest d = digest_of(enc);
+        const auto [d, size] = known ? (*pre.requests)[i] : request_digest(r);
         if (!pool.valid(r, d)) {
             ++invalid;
             continue;
         }
-        const Admission a = pool_add(r, d, enc.size(), /*local=*/false);
+        const Admission a = pool_add(r, d, size, /*local=*/false);
         if (a == Admission::Added || a == Admission::Known) ++pooled;
     }
     if (invalid > 0) {
@@ -546,8 +550,7 @@ Replica::Replica(const ReplicaConfig& config, const CryptoSuite& crypto, StateMa
 
 Replica::~Replica() = default;
 
-Step Replica::handle_envelope(const Envelope& envelope, std::uint64_t now_ms,
-                              const Digest* body_digest) {
+Step Replica::handle_envelope(const Envelope& envelope, std::uint64_t now_ms, Precomputed pre) {
     Step step;
     auto& im = *impl_;
     im.now = std::max(im.now, now_ms);
@@ -563,7 +566,7 @@ Step Replica::handle_envelope(const Envelope& envelope, std::uint64_t now_ms,
                                envelope.epoch == epoch_add(im.delivered(), 1) && im.idle() &&
                                im.pool.has_work();
     Bytes raw = encode(envelope);
-    im.dispatch(step, envelope, raw, false, body_digest);
+    im.dispatch(step, envelope, raw, false, pre);
     if (join_for_work && !stats_.halted) im.join_next_for_work(step);
     im.finish(step);
     return step;

@@ -174,6 +174,17 @@ struct ReplicaMemory {
     std::size_t republish_bytes = 0;
 };
 
+/// What the shell's check of an envelope computed, handed to the core so that it
+/// is not computed again; either may be absent (null: the core computes it). The
+/// shell computed them from this very envelope: `body_digest` = digest_of(body),
+/// `requests` = (digest_of(encode(r)), encode(r).size()) of each request of a
+/// Block's or request batch's body, in order (the core uses them only when their
+/// number matches).
+struct Precomputed {
+    const Digest* body_digest = nullptr;
+    const RequestDigests* requests = nullptr;
+};
+
 /// The `channel` argument of open_envelope when the connection that carried the
 /// bytes authenticates no member (the flood plane, whose header is unsigned).
 inline constexpr NodeId kNoChannel = static_cast<NodeId>(-1);
@@ -209,11 +220,10 @@ class Replica {
     /// Re-publication of what was signed starts with the next tick.
     [[nodiscard]] Step recover(const Recovery& recovery, std::uint64_t now_ms);
 
-    /// An envelope whose signature and sender the shell verified. `body_digest`,
-    /// if given, is digest_of(envelope.body) as open_envelope computed it (saves
-    /// hashing a block a second time); null makes the core compute it.
+    /// An envelope whose signature and sender the shell verified, with what the
+    /// check computed (Precomputed; saves hashing a block or its requests again).
     [[nodiscard]] Step handle_envelope(const Envelope& envelope, std::uint64_t now_ms,
-                                       const Digest* body_digest = nullptr);
+                                       Precomputed pre = {});
     /// A client request submitted to this node (signature checked here).
     /// `admission` (if given) says what became of it: the shell answers a client
     /// whose request was Invalid or Overloaded at once (consensus/request_pool.h).

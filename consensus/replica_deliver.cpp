@@ -55,7 +55,15 @@ EpochResult Replica::Impl::apply(Epoch e, const Digest& od, const std::vector<Re
     stats.delivered = e;
     pool.delivered(e);
     if (auto mine = blocks.accepted(e, cfg.self)) {
-        if (const auto* b = blocks.block(*mine)) pool.release(b->block.requests);
+        if (const auto* b = blocks.block(*mine)) {
+            if (b->request_digests.size() == b->block.requests.size()) {
+                pool.release(b->request_digests);
+            } else {
+                std::vector<Digest> ds;
+                for (const auto& r : b->block.requests) ds.push_back(request_digest(r).first);
+                pool.release(ds);
+            }
+        }
     }
     return result;
 }

@@ -94,7 +94,7 @@ void Replica::Impl::on_fetch_reply(Step& step, const Envelope& env) {
                     blocks_in.push_back({ie, raw});
                     block_digests.push_back(d);
                 }
-                dispatch(step, ie, raw, true, &d);
+                dispatch(step, ie, raw, true, Precomputed{&d, nullptr});
                 break;
             case Kind::Cert:
             case Kind::Aba:

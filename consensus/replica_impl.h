@@ -124,7 +124,7 @@ struct Replica::Impl {
     // ---- blocks, SEEN, certificates (consensus/block_broadcast.h) ---------------------
 
     void on_block(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch,
-                  const Digest* body_digest = nullptr);
+                  const Precomputed& pre = {});
     void send_seen(Step& step, Epoch e, NodeId j, const Digest& d);
     void on_seen(Step& step, const Envelope& env, const Bytes& raw);
 
@@ -184,8 +184,9 @@ struct Replica::Impl {
     // ---- dispatch, tick, prune ---------------------------------------------------------------
 
     void dispatch(Step& step, const Envelope& env, const Bytes& raw, bool from_fetch,
-                  const Digest* body_digest = nullptr);
-    void on_requests(Step& step, const Envelope& env, const Bytes& raw);
+                  const Precomputed& pre = {});
+    void on_requests(Step& step, const Envelope& env, const Bytes& raw,
+                     const Precomputed& pre = {});
     void flush_flood(Step& step);
 
     /// The join rule for new work: a block is due (full, or the block timer ran)

@@ -20,13 +20,21 @@ void Replica::Impl::propose(Step& step, Epoch e) {
     proposed_upto = std::max(proposed_upto, e);
     pool.joined(proposed_upto);
     if (!env) return;
-    pool.proposed(b.requests, now);
+    // Each request hashed once: for the pool and for on_block (and, kept with the
+    // stored block, for the apply and the release at delivery).
+    RequestDigests rds;
+    std::vector<Digest> ds;
+    for (const auto& r : b.requests) {
+        rds.push_back(request_digest(r));
+        ds.push_back(rds.back().first);
+    }
+    pool.proposed(ds, now);
     remember(e, Kind::Block, *env);
     broadcast(step, Kind::Block, *env);
     ensure_abas(e);
     auto opened = decode_envelope(*env, cfg.limits);
     TOB_CHECK(opened, "this node's own block envelope decodes");
-    on_block(step, opened.value(), *env, /*from_fetch=*/false);
+    on_block(step, opened.value(), *env, /*from_fetch=*/false, Precomputed{nullptr, &rds});
 }
 
 void Replica::Impl::flush_flood(Step& step) {

@@ -85,7 +85,9 @@ void Replica::Impl::recover_signed(const Bytes& raw, SentAba& aba_sent) {
             if (!open) break;
             blocks.restore_own_block(e, d);
             if (auto b = decode_block(env.body, cfg.limits)) {
-                pool.proposed(b.value().requests, now);  // in flight again
+                std::vector<Digest> ds;
+                for (const auto& r : b.value().requests) ds.push_back(request_digest(r).first);
+                pool.proposed(ds, now);  // in flight again
             }
             break;
         }

@@ -268,9 +268,8 @@ std::vector<Request> RequestPool::build_block(Epoch delivered) const {
     return out;
 }
 
-void RequestPool::proposed(const std::vector<Request>& requests, std::uint64_t now_ms) {
-    for (const auto& r : requests) {
-        const Digest d = digest_of(encode(r));
+void RequestPool::proposed(const std::vector<Digest>& digests, std::uint64_t now_ms) {
+    for (const Digest& d : digests) {
         auto it = entries_.find(d);
         if (it != entries_.end()) count_ready(d, it->second, -1);
         inflight_.insert(d);
@@ -280,9 +279,8 @@ void RequestPool::proposed(const std::vector<Request>& requests, std::uint64_t n
     if (has_work()) work_since_ms_ = now_ms;
 }
 
-void RequestPool::release(const std::vector<Request>& requests) {
-    for (const auto& r : requests) {
-        const Digest d = digest_of(encode(r));
+void RequestPool::release(const std::vector<Digest>& digests) {
+    for (const Digest& d : digests) {
         if (inflight_.erase(d) == 0) continue;
         auto it = entries_.find(d);
         if (it != entries_.end()) count_ready(d, it->second, +1);

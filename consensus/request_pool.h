@@ -162,10 +162,12 @@ class RequestPool {
     // ---- proposing ---------------------------------------------------------------
     /// The requests of this node's next block (see the header comment).
     std::vector<Request> build_block(Epoch delivered) const;
-    /// This node proposed `requests`: they are in flight; the timer restarts.
-    void proposed(const std::vector<Request>& requests, std::uint64_t now_ms);
-    /// The epoch of this node's block holding `requests` was delivered.
-    void release(const std::vector<Request>& requests);
+    /// This node proposed the requests of these digests (digest_of(encode(r))):
+    /// they are in flight; the timer restarts.
+    void proposed(const std::vector<Digest>& digests, std::uint64_t now_ms);
+    /// The epoch of this node's block holding the requests of these digests was
+    /// delivered.
+    void release(const std::vector<Digest>& digests);
     /// Another node's block of undelivered epoch `e` holds these requests (digest,
     /// encoded size): until `e` is delivered they are not work.
     void in_block(Epoch e, const std::vector<std::pair<Digest, std::size_t>>& requests);

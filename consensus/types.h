@@ -3,7 +3,9 @@
 
 #include <array>
 #include <compare>
+#include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "crypto/hash.h"
@@ -20,6 +22,8 @@ using ByteView = crypto::ByteView;
 using Digest = crypto::Digest;
 using PublicKey = crypto::PublicKey;
 using Signature = crypto::Signature;
+/// (digest_of(encode(r)), encode(r).size()) of requests, in order.
+using RequestDigests = std::vector<std::pair<Digest, std::size_t>>;
 
 /// a + b, or the largest epoch when the sum would wrap. Every sum in which a
 /// peer supplies an epoch (a COMMIT for 2^64 - 1, say) goes through it.

@@ -362,8 +362,10 @@ struct Node::Impl {
             return;
         }
         // A block comes with the digest its signature check computed.
-        step.append(replica->handle_envelope(env, now_ms(),
-                                             env.kind == Kind::Block ? &r.body_digest : nullptr));
+        step.append(replica->handle_envelope(
+            env, now_ms(),
+            consensus::Precomputed{env.kind == Kind::Block ? &r.body_digest : nullptr,
+                                   &r.request_digests}));
         if (env.kind == Kind::Block && replica->holds_block(r.body_digest))
             pool->note_held_block(r.raw_digest, env.epoch);
     }

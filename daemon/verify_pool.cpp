@@ -540,7 +540,7 @@ std::optional<VerifyResult> VerifyPool::work(Job& job) {
         r.error = env.error();
         return r;
     }
-    if (!preverify(env.value(), 0)) {
+    if (!preverify(env.value(), 0, &r.request_digests)) {
         failed_.insert(r.raw_digest);
         r.error = "invalid client request in a block or batch (bad client signature or chain id)";
         return r;
@@ -597,10 +597,14 @@ bool VerifyPool::in_window(Epoch e) const {
 
 // Client requests in a block or batch, in order, until the first invalid one
 // (the core refuses such a block, and honest members flood only valid requests).
-bool VerifyPool::preverify_requests(const std::vector<Request>& requests) {
+bool VerifyPool::preverify_requests(const std::vector<Request>& requests, RequestDigests* digests) {
+    if (digests) digests->reserve(requests.size());
     for (const auto& r : requests) {
         if (r.chain_id != config_.chain_id || r.ops.empty()) return false;
-        if (!suite_.verify_request(r, digest_of(encode(r)))) return false;
+        const Bytes enc = encode(r);
+        const Digest d = digest_of(enc);
+        if (!suite_.verify_request(r, d)) return false;
+        if (digests) digests->push_back({d, enc.size()});
     }
     return true;
 }
@@ -633,7 +637,7 @@ void VerifyPool::preverify_aba(const Envelope& env) {
 // cheap filters (window, round, solicitation, a cap per envelope). False: the
 // envelope is certainly refused by the core (a block or batch holding an invalid
 // client request); other failures are left to the core.
-bool VerifyPool::preverify(const Envelope& env, int depth) {
+bool VerifyPool::preverify(const Envelope& env, int depth, RequestDigests* digests) {
     const Limits& limits = config_.limits;
     switch (env.kind) {
         case Kind::Block: {
@@ -642,11 +646,11 @@ bool VerifyPool::preverify(const Envelope& env, int depth) {
                 return true;
             }
             auto b = decode_block(env.body, limits);
-            return !b || preverify_requests(b.value().requests);
+            return !b || preverify_requests(b.value().requests, digests);
         }
         case Kind::Requests: {
             auto batch = decode_request_batch(env.body, limits);
-            return !batch || preverify_requests(batch.value().requests);
+            return !batch || preverify_requests(batch.value().requests, digests);
         }
         case Kind::Cert: {
             auto c = decode_certificate(env.body, limits);

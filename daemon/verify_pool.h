@@ -129,8 +129,11 @@ struct VerifyResult {
     Source source = Source::PubSub;
     consensus::Digest raw_digest{};   // digest of the raw frame (duplicate suppression)
     consensus::Digest body_digest{};  // Block envelopes: digest of the envelope body
-    std::string routing_id;           // Client: where to answer
-    std::string peer_key;             // Client: the connection's Curve key (hex)
+    // Block and request-batch envelopes: each request's digest and encoded size, as
+    // the worker computed them to check its signature (handed to the core).
+    consensus::RequestDigests request_digests;
+    std::string routing_id;  // Client: where to answer
+    std::string peer_key;    // Client: the connection's Curve key (hex)
     // Envelope frames: the opened envelope or the reason it was refused.
     std::optional<consensus::Envelope> envelope;
     // Client frames other than Submit, decoded (status query, local read, ...).
@@ -276,8 +279,12 @@ class VerifyPool {
     bool seen_recently(const consensus::Digest& d);
     bool held_block(const consensus::Digest& frame) const;
     void remember_verified(const consensus::Digest& d);
-    bool preverify(const consensus::Envelope& env, int depth);
-    bool preverify_requests(const std::vector<consensus::Request>& requests);
+    // `digests` (if given) receives (digest_of(encode(r)), its size) of each request
+    // of a Block or request batch, in order, when they all verified.
+    bool preverify(const consensus::Envelope& env, int depth,
+                   consensus::RequestDigests* digests = nullptr);
+    bool preverify_requests(const std::vector<consensus::Request>& requests,
+                            consensus::RequestDigests* digests);
     void preverify_aba(const consensus::Envelope& env);
     bool in_window(consensus::Epoch e) const;
 

@@ -1304,7 +1304,7 @@ void World::deliver(const Event& ev) {
         std::fprintf(stderr, "[%llu] %u <- %u: %s\n", static_cast<unsigned long long>(now_),
                      node.id, ev.from, describe(opened, *ev.bytes).c_str());
     if (!opened) return;  // dropped and counted by the shell; not evidence
-    execute(node, node.replica->handle_envelope(opened.value(), now_, &body_digest));
+    execute(node, node.replica->handle_envelope(opened.value(), now_, {&body_digest, nullptr}));
 }
 
 // One pass of a node's event loop: everything that arrived since the last one, in
@@ -1320,7 +1320,9 @@ void World::pass(Node& node) {
         Digest body_digest{};
         auto opened = open_envelope(*bytes, *node.crypto, node.config, channel_of(from, *bytes),
                                     &body_digest);
-        if (opened) step.append(node.replica->handle_envelope(opened.value(), now_, &body_digest));
+        if (opened)
+            step.append(
+                node.replica->handle_envelope(opened.value(), now_, {&body_digest, nullptr}));
     }
     step.append(node.replica->end_batch());
     execute(node, std::move(step));

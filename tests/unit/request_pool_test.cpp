@@ -15,6 +15,13 @@
 namespace tob::consensus {
 namespace {
 
+// The digests the pool knows requests by (digest_of(encode(r))).
+std::vector<Digest> digests_of(const std::vector<Request>& requests) {
+    std::vector<Digest> out;
+    for (const auto& r : requests) out.push_back(digest_of(encode(r)));
+    return out;
+}
+
 /// A state machine that only answers committed() from a set, and expired() for
 /// requests whose expiry is below `next`.
 class Committed final : public StateMachine {
@@ -153,11 +160,11 @@ TEST_F(RequestPoolTest, in_flight_request_is_not_proposed_twice) {
     ASSERT_TRUE(add(pool, request(1, 1), true, 0));
     auto first = pool.build_block(0);
     ASSERT_EQ(first.size(), 1u);
-    pool.proposed(first, 5);
+    pool.proposed(digests_of(first), 5);
     EXPECT_TRUE(pool.build_block(0).empty());
     EXPECT_FALSE(pool.has_work());
     // Its block's epoch delivered without it: proposable again.
-    pool.release(first);
+    pool.release(digests_of(first));
     EXPECT_TRUE(pool.has_work());
     EXPECT_EQ(pool.build_block(1).size(), 1u);
 }
@@ -243,12 +250,12 @@ TEST_F(RequestPoolTest, requests_skipped_for_good_leave_and_are_not_proposed_aga
         x.forbidden = forbid;
         return x;
     };
-    pool.proposed(pool.build_block(0), 0);
+    pool.proposed(digests_of(pool.build_block(0)), 0);
     pool.delivered(1);
     pool.settle({result(over, Skip::OutputsOver, false), result(full, Skip::EpochFull, false),
                  result(bad, Skip::Invalid, false), result(forbidden, Skip::None, true),
                  result(fine, Skip::None, false)});
-    pool.release({over, full, bad, forbidden, fine});
+    pool.release(digests_of({over, full, bad, forbidden, fine}));
     EXPECT_FALSE(pool.contains(over.client, over.nonce));
     EXPECT_FALSE(pool.contains(bad.client, bad.nonce));
     EXPECT_FALSE(pool.contains(forbidden.client, forbidden.nonce));
@@ -320,7 +327,7 @@ TEST_F(RequestPoolTest, requests_in_flight_are_never_evicted) {
     params_.pool_bytes_max = 4 * one;
     RequestPool pool(params_, crypto_);
     for (Nonce n = 1; n <= 4; ++n) ASSERT_TRUE(add(pool, request(1, n, 1000), true, 0));
-    pool.proposed(pool.build_block(0), 0);  // all four in this node's own block
+    pool.proposed(digests_of(pool.build_block(0)), 0);  // all four in this node's own block
     EXPECT_EQ(pool.in_flight(), 4u);
     const Request r = request(2, 1, 1000);
     const Bytes enc = encode(r);
@@ -378,11 +385,11 @@ TEST_F(RequestPoolTest, proposable_counters_agree_with_a_scan_through_a_random_h
             pool.add(r, digest_of(enc), enc.size(), true, delivered, 0, state_);
         } else if (op == 5) {
             auto block = pool.build_block(delivered);
-            pool.proposed(block, 0);
+            pool.proposed(digests_of(block), 0);
             blocks.push_back(std::move(block));
         } else if (op == 6 && !blocks.empty()) {  // an own block left out of its epoch
             const std::size_t k = rng() % blocks.size();
-            pool.release(blocks[k]);
+            pool.release(digests_of(blocks[k]));
             blocks.erase(blocks.begin() + static_cast<std::ptrdiff_t>(k));
         } else if (op == 7) {  // some commit
             const Request& r = known[rng() % known.size()];
