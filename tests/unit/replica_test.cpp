@@ -224,16 +224,39 @@ class Net {
         return done();
     }
 
+    /// What deliver() hands the core as Precomputed (Replica::handle_envelope):
+    /// nothing, what the daemon's workers compute, or a request list one entry
+    /// short (which the core must ignore).
+    enum class Pre { None, Exact, WrongCount };
+    void set_precomputed(Pre p) { pre_ = p; }
+
     void deliver(const Msg& m, const std::function<bool(const Msg&)>& filter) {
         if (filter && !filter(m)) return;
         Node& nd = nodes_[m.to];
         if (!nd.up) return;
-        auto env = open_envelope(m.bytes, *nd.crypto, config(m.to), m.from);
+        Digest body_digest{};
+        auto env = open_envelope(m.bytes, *nd.crypto, config(m.to), m.from, &body_digest);
         if (!env) {
             ++rejected_;
             return;
         }
-        execute(m.to, nd.replica->handle_envelope(env.value(), now_));
+        RequestDigests rds;
+        if (pre_ != Pre::None) {
+            std::vector<Request> reqs;
+            if (env.value().kind == Kind::Block) {
+                if (auto b = decode_block(env.value().body, Limits{})) reqs = b.value().requests;
+            } else if (env.value().kind == Kind::Requests) {
+                if (auto b = decode_request_batch(env.value().body, Limits{}))
+                    reqs = b.value().requests;
+            }
+            for (const auto& r : reqs) rds.push_back(request_digest(r));
+            // One short, so that the rest are misaligned: used anyway, they would
+            // name the wrong requests.
+            if (pre_ == Pre::WrongCount && !rds.empty()) rds.erase(rds.begin());
+        }
+        const Precomputed pre{pre_ == Pre::None ? nullptr : &body_digest,
+                              pre_ == Pre::None ? nullptr : &rds};
+        execute(m.to, nd.replica->handle_envelope(env.value(), now_, pre));
     }
 
     /// Batched delivery (set_batch_ms): every message due before `until` reaches its
@@ -370,6 +393,7 @@ class Net {
     std::uint64_t now_ = 0;
     std::uint64_t rejected_ = 0;
     std::uint64_t batch_ms_ = 0;  // 0: one message per input
+    Pre pre_ = Pre::None;
 };
 
 /// The epochs of the blocks this step signed, in the order they were signed.
@@ -425,6 +449,29 @@ TEST(Replica, committed_results_name_each_request_by_its_own_digest) {
         const auto& got = net.node(i).result_digests;
         EXPECT_EQ(got.size(), expected.size()) << "node " << i;
         for (const auto& [id, d] : got) EXPECT_EQ(d, expected.at(id)) << "node " << i;
+    }
+}
+
+TEST(Replica, precomputed_digests_are_used_only_when_they_match_the_requests) {
+    // The daemon hands the core the digests its workers computed; a list of
+    // another length than the block's requests is ignored (the core hashes).
+    for (const auto mode : {Net::Pre::Exact, Net::Pre::WrongCount}) {
+        Net net(4, 11);
+        net.set_precomputed(mode);
+        std::vector<Request> reqs;
+        std::map<std::pair<PublicKey, Nonce>, Digest> expected;
+        for (int k = 0; k < 12; ++k) {
+            reqs.push_back(net.request(k % 3, k, "p" + std::to_string(k), "v"));
+            expected[{reqs.back().client, reqs.back().nonce}] = digest_of(encode(reqs.back()));
+            net.submit(k % 4, reqs.back());
+        }
+        ASSERT_TRUE(net.run([&] { return net.all_committed(reqs, all_nodes(4)); }));
+        ASSERT_TRUE(net.settle());
+        net.expect_agreement();
+        net.expect_no_honest_blamed({});
+        for (NodeId i = 0; i < 4; ++i) {
+            for (const auto& [id, d] : net.node(i).result_digests) EXPECT_EQ(d, expected.at(id));
+        }
     }
 }
 
