@@ -2,6 +2,7 @@
 """Paired comparison of two tobd builds on fresh 4-node clusters.
 
     python3 bench/compare.py OLD_BIN_DIR NEW_BIN_DIR [--pairs 2] [--rate 183]
+                             [--only peak64,half,low] [--seconds S]
 
 For each pair and scenario both builds run one after the other (the order
 alternates between pairs), with the load generator of NEW_BIN_DIR for both, so a
@@ -32,6 +33,10 @@ def main():
     ap.add_argument("--pairs", type=int, default=2)
     ap.add_argument("--rate", type=float, default=183.0,
                     help="open-loop requests/s of 64 operations (half of the peak)")
+    ap.add_argument("--only", default="",
+                    help="comma-separated scenarios to run (peak64,half,low; default all)")
+    ap.add_argument("--seconds", type=float, default=0,
+                    help="length of every run (default: 30 s peak and half, 20 s low)")
     a = ap.parse_args()
     run_bench.log = lambda *args, **kw: None
     # Both builds use the new build's tobctl as the load generator.
@@ -50,6 +55,9 @@ def main():
                   "--rate", str(a.rate)], 30),
         ("low", ["--clients", "1", "--inflight", "1", "--size", "100"], 20),
     ]
+    only = set(filter(None, a.only.split(",")))
+    scenarios = [(n, args, a.seconds or secs) for n, args, secs in scenarios
+                 if not only or n in only]
     try:
         for pair in range(a.pairs):
             for name, args, seconds in scenarios:
