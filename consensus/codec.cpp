@@ -549,6 +549,13 @@ Bytes request_sign_payload(const Request& r) {
 
 Digest digest_of(ByteView encoded) { return crypto::blake2b256(encoded); }
 
+std::vector<Digest> digests_of(const std::vector<Request>& requests) {
+    std::vector<Digest> out;
+    out.reserve(requests.size());
+    for (const auto& r : requests) out.push_back(digest_of(encode(r)));
+    return out;
+}
+
 std::pair<Digest, std::size_t> request_digest(const Request& r) {
     const Bytes enc = encode(r);
     return {digest_of(enc), enc.size()};

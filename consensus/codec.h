@@ -111,5 +111,7 @@ Bytes request_sign_payload(const Request& r);
 Digest digest_of(ByteView encoded);
 /// (digest_of(encode(r)), encode(r).size()): a request's identity and its size.
 std::pair<Digest, std::size_t> request_digest(const Request& r);
+/// digest_of(encode(r)) of each request, in order.
+std::vector<Digest> digests_of(const std::vector<Request>& requests);
 
 }  // namespace tob::consensus

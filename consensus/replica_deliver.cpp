@@ -40,10 +40,7 @@ void Replica::Impl::try_deliver(Step& step) {
 EpochResult Replica::Impl::apply(Epoch e, const Digest& od, const std::vector<Request>& ordered,
                                  std::vector<Digest> digests) {
     TOB_CHECK(e == delivered() + 1, "epochs are delivered strictly in order");
-    if (digests.size() != ordered.size()) {
-        digests.clear();
-        for (const auto& r : ordered) digests.push_back(digest_of(encode(r)));
-    }
+    if (digests.size() != ordered.size()) digests = digests_of(ordered);
     EpochResult result = sm.apply_epoch_with_digests(e, od, ordered, digests);
     if (stats.voting && sm.damage()) {
         // Damaged stored state: this node's results may differ from the cluster's,
@@ -56,13 +53,8 @@ EpochResult Replica::Impl::apply(Epoch e, const Digest& od, const std::vector<Re
     pool.delivered(e);
     if (auto mine = blocks.accepted(e, cfg.self)) {
         if (const auto* b = blocks.block(*mine)) {
-            if (b->request_digests.size() == b->block.requests.size()) {
-                pool.release(b->request_digests);
-            } else {
-                std::vector<Digest> ds;
-                for (const auto& r : b->block.requests) ds.push_back(request_digest(r).first);
-                pool.release(ds);
-            }
+            const bool known = b->request_digests.size() == b->block.requests.size();
+            pool.release(known ? b->request_digests : digests_of(b->block.requests));
         }
     }
     return result;

@@ -85,9 +85,7 @@ void Replica::Impl::recover_signed(const Bytes& raw, SentAba& aba_sent) {
             if (!open) break;
             blocks.restore_own_block(e, d);
             if (auto b = decode_block(env.body, cfg.limits)) {
-                std::vector<Digest> ds;
-                for (const auto& r : b.value().requests) ds.push_back(request_digest(r).first);
-                pool.proposed(ds, now);  // in flight again
+                pool.proposed(digests_of(b.value().requests), now);  // in flight again
             }
             break;
         }

@@ -288,10 +288,7 @@ std::uint64_t output_bytes(const OpOutput& o) {
 
 EpochResult KvMachine::apply_epoch(Epoch epoch, const Digest& output_digest,
                                    const std::vector<Request>& ordered) {
-    std::vector<Digest> digests;
-    digests.reserve(ordered.size());
-    for (const auto& r : ordered) digests.push_back(digest_of(encode(r)));
-    return apply_epoch_with_digests(epoch, output_digest, ordered, digests);
+    return apply_epoch_with_digests(epoch, output_digest, ordered, digests_of(ordered));
 }
 
 EpochResult KvMachine::apply_epoch_with_digests(Epoch epoch, const Digest& output_digest,

@@ -226,9 +226,7 @@ class ObservedMachine final : public StateMachine {
     Digest state_digest() const override { return kv_.state_digest(); }
     EpochResult apply_epoch(Epoch epoch, const Digest& output_digest,
                             const std::vector<Request>& ordered) override {
-        std::vector<Digest> digests;
-        for (const auto& r : ordered) digests.push_back(digest_of(encode(r)));
-        return apply_epoch_with_digests(epoch, output_digest, ordered, digests);
+        return apply_epoch_with_digests(epoch, output_digest, ordered, digests_of(ordered));
     }
     EpochResult apply_epoch_with_digests(Epoch epoch, const Digest& output_digest,
                                          const std::vector<Request>& ordered,

@@ -432,18 +432,26 @@ TEST(Replica, commits_requests_and_agrees) {
     }
 }
 
+// Submits 12 requests (keys prefix0..prefix11) round-robin to the 4 nodes; returns
+// each one's digest_of(encode(r)) by (client, nonce).
+std::map<std::pair<PublicKey, Nonce>, Digest> submit_twelve(Net& net, const std::string& prefix,
+                                                            std::vector<Request>& reqs) {
+    std::map<std::pair<PublicKey, Nonce>, Digest> expected;
+    for (int k = 0; k < 12; ++k) {
+        reqs.push_back(net.request(k % 3, k, prefix + std::to_string(k), "v"));
+        expected[{reqs.back().client, reqs.back().nonce}] = digest_of(encode(reqs.back()));
+        net.submit(k % 4, reqs.back());
+    }
+    return expected;
+}
+
 TEST(Replica, committed_results_name_each_request_by_its_own_digest) {
     // The digests on_block computed ride along to the apply (they are not
     // recomputed there): each result must still carry digest_of(encode(request)),
     // the digest a client matches its reply against.
     Net net(4, 7);
     std::vector<Request> reqs;
-    std::map<std::pair<PublicKey, Nonce>, Digest> expected;
-    for (int k = 0; k < 12; ++k) {
-        reqs.push_back(net.request(k % 3, k, "d" + std::to_string(k), "v"));
-        expected[{reqs.back().client, reqs.back().nonce}] = digest_of(encode(reqs.back()));
-        net.submit(k % 4, reqs.back());
-    }
+    const auto expected = submit_twelve(net, "d", reqs);
     ASSERT_TRUE(net.run([&] { return net.all_committed(reqs, all_nodes(4)); }));
     for (NodeId i = 0; i < 4; ++i) {
         const auto& got = net.node(i).result_digests;
@@ -459,12 +467,7 @@ TEST(Replica, precomputed_digests_are_used_only_when_they_match_the_requests) {
         Net net(4, 11);
         net.set_precomputed(mode);
         std::vector<Request> reqs;
-        std::map<std::pair<PublicKey, Nonce>, Digest> expected;
-        for (int k = 0; k < 12; ++k) {
-            reqs.push_back(net.request(k % 3, k, "p" + std::to_string(k), "v"));
-            expected[{reqs.back().client, reqs.back().nonce}] = digest_of(encode(reqs.back()));
-            net.submit(k % 4, reqs.back());
-        }
+        const auto expected = submit_twelve(net, "p", reqs);
         ASSERT_TRUE(net.run([&] { return net.all_committed(reqs, all_nodes(4)); }));
         ASSERT_TRUE(net.settle());
         net.expect_agreement();

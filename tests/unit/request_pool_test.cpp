@@ -14,14 +14,6 @@
 
 namespace tob::consensus {
 namespace {
-
-// The digests the pool knows requests by (digest_of(encode(r))).
-std::vector<Digest> digests_of(const std::vector<Request>& requests) {
-    std::vector<Digest> out;
-    for (const auto& r : requests) out.push_back(digest_of(encode(r)));
-    return out;
-}
-
 /// A state machine that only answers committed() from a set, and expired() for
 /// requests whose expiry is below `next`.
 class Committed final : public StateMachine {
