@@ -382,7 +382,13 @@ RequestResult KvMachine::apply_request(EpochWork& work, const Request& req, cons
     }
     r.outputs = std::move(*outputs);
     work.output_bytes += bytes;
-    for (auto& [key, value] : mine) work.writes[key] = std::move(value);
+    // The request's writes move over (their keys too); a later value of a key
+    // replaces the epoch's earlier one.
+    while (!mine.empty()) {
+        auto node = mine.extract(mine.begin());
+        auto [it, inserted, rest] = work.writes.insert(std::move(node));
+        if (!inserted) it->second = std::move(rest.mapped());
+    }
     const bool had_entry = entry.has_value();
     mark_nonce(work, req.client, entry, req.nonce);
     if (!had_entry || req.expires > entry->expiry) {
