@@ -91,7 +91,8 @@ void CatchUp::proven_result(Epoch e, const CommitBody& tuple) {
     check_stable(e);
 }
 
-void CatchUp::signed_commit(Epoch e, const Bytes& envelope) {
+void CatchUp::signed_commit(Epoch e, const Bytes& envelope, std::uint64_t now_ms) {
+    broadcast_ = {e, now_ms};
     auto& v = votes_[e];
     TOB_CHECK(v.mine.has_value(), "a node signs COMMIT only for its own result");
     count(e, params_.self, *v.mine, envelope);
@@ -430,6 +431,11 @@ void CatchUp::hint(Step& step, NodeId peer, Epoch e, Epoch delivered, std::uint6
     if (peer == params_.self) return;
     auto v = votes_.find(e);
     if (v != votes_.end() && v->second.mine) {
+        // Just broadcast: the peer gets that copy (see "hint" in the header).
+        if (broadcast_ && broadcast_->first == e &&
+            now < broadcast_->second + params_.repair_initial_ms) {
+            return;
+        }
         auto& h = hinted_[peer];
         if (h.first == e && now < h.second + params_.repair_max_ms) return;
         h = {e, now};

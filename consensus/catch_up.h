@@ -42,7 +42,12 @@
 //    own COMMIT for that epoch — or, when that epoch is older than the votes it
 //    keeps (or the peer re-publishes a COMMIT that old), its *latest* COMMIT,
 //    which proves that every epoch up to it can be fetched. At most one hint per
-//    repair_max_ms per peer (and epoch).
+//    repair_max_ms per peer (and epoch), and none for the epoch whose COMMIT this
+//    node broadcast less than repair_initial_ms ago: a peer one message behind
+//    receives that broadcast as it finishes the epoch, and a second copy to each
+//    peer was a third of the COMMIT traffic at low load (dropped as a duplicate
+//    on arrival; docs/performance.md). A peer that lost the broadcast is still
+//    working on the epoch after repair_initial_ms, and its next message is hinted.
 //  - heartbeat: every commit_heartbeat_ms the latest own COMMIT is broadcast
 //    again. A node that started late, or came back while the cluster is idle,
 //    hears nothing else. It is the already-signed envelope: no new signature, no
@@ -145,8 +150,8 @@ class CatchUp {
     bool own_result(Step& step, Epoch e, const CommitBody& result);
     /// This node's result for e, from a checked proof (no conflict is possible).
     void proven_result(Epoch e, const CommitBody& tuple);
-    /// This node signed `envelope`, its COMMIT for e.
-    void signed_commit(Epoch e, const Bytes& envelope);
+    /// This node signed `envelope`, its COMMIT for e, and broadcast it at now_ms.
+    void signed_commit(Epoch e, const Bytes& envelope, std::uint64_t now_ms);
 
     // ---- peers' COMMITs ---------------------------------------------------------------
     /// A peer's COMMIT (body decoded). Counts it, makes it durable (a Commit
@@ -270,6 +275,7 @@ class CatchUp {
     std::map<NodeId, Epoch> highest_;                              // highest COMMIT epoch per peer
     std::map<NodeId, std::pair<Epoch, std::uint64_t>> hinted_;     // peer -> (epoch, when)
     std::map<NodeId, std::uint64_t> hinted_latest_ms_;             // peer -> when (latest COMMIT)
+    std::optional<std::pair<Epoch, std::uint64_t>> broadcast_;     // own COMMIT: (epoch, when)
     std::optional<std::pair<Epoch, std::uint64_t>> behind_since_;  // (target, first noticed)
     std::uint64_t fetch_next_ms_ = 0;
     std::optional<Bytes> latest_;

@@ -95,7 +95,7 @@ void Replica::Impl::sign_commit(Step& step, Epoch e, const CommitBody& cb) {
     if (!env) return;
     remember(e, Kind::Commit, *env);
     broadcast(step, Kind::Commit, *env);
-    catchup.signed_commit(e, *env);
+    catchup.signed_commit(e, *env, now);
 }
 
 }  // namespace tob::consensus

@@ -50,11 +50,12 @@ class CatchUpTest : public ::testing::Test {
         return {decode_envelope(raw, Limits{}).value(), raw};
     }
     /// This node applied e with result b and signed its COMMIT.
-    void own(CatchUp& cu, Step& step, Epoch e, const CommitBody& b, Epoch delivered) {
+    void own(CatchUp& cu, Step& step, Epoch e, const CommitBody& b, Epoch delivered,
+             std::uint64_t now = 0) {
         cu.keep_proof(step, e, {block(e, 1).second}, delivered);
         ASSERT_TRUE(cu.own_result(step, e, b));
         step.durable(DurableRecord::Type::Signed, e, commit(0, e, b).second);  // the sign-log's
-        cu.signed_commit(e, commit(0, e, b).second);
+        cu.signed_commit(e, commit(0, e, b).second, now);
     }
     bool peer(CatchUp& cu, Step& step, NodeId from, Epoch e, const CommitBody& b, Epoch delivered,
               std::uint64_t now = 0) {
@@ -246,6 +247,30 @@ TEST_F(CatchUpTest, peer_still_working_on_an_old_epoch_gets_a_commit) {
     Step self;
     cu.hint(self, 0, 2, 40, 9000);
     EXPECT_TRUE(self.messages.empty());
+}
+
+// A peer one message behind gets the COMMIT just broadcast, not a second copy; a
+// peer still at that epoch repair_initial_ms later lost it and is hinted.
+TEST_F(CatchUpTest, no_hint_for_the_epoch_whose_commit_was_just_broadcast) {
+    CatchUp cu(params_, suites_[0], nullptr);
+    Step step;
+    for (Epoch e = 1; e <= 39; ++e) own(cu, step, e, body(static_cast<std::uint8_t>(e)), e, 100);
+    const std::uint64_t at = 10'000;
+    own(cu, step, 40, body(40), 40, at);
+    Step h;
+    for (NodeId p = 1; p < 4; ++p) cu.hint(h, p, 40, 40, at);
+    cu.hint(h, 2, 40, 40, at + params_.repair_initial_ms - 1);
+    EXPECT_TRUE(h.messages.empty());
+    // An earlier epoch is hinted as before.
+    cu.hint(h, 1, 39, 40, at);
+    ASSERT_EQ(h.messages.size(), 1u);
+    EXPECT_EQ(decode_envelope(h.messages[0].envelope, Limits{}).value().epoch, 39u);
+    // Still working on 40 after repair_initial_ms: the broadcast was lost on the way.
+    Step late;
+    cu.hint(late, 2, 40, 40, at + params_.repair_initial_ms);
+    ASSERT_EQ(late.messages.size(), 1u);
+    EXPECT_EQ(late.messages[0].to, NodeId{2});
+    EXPECT_EQ(decode_envelope(late.messages[0].envelope, Limits{}).value().epoch, 40u);
 }
 
 // Issue 11, finding 9: epochs a peer names are added to with saturation.
