@@ -37,8 +37,6 @@
 // outputs under "\x00tob/") is migrated into buckets when opened.
 
 #include <map>
-#include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "consensus/kv/kv_storage.h"
@@ -104,16 +102,7 @@ class RootedStorage final : public KvStorage, public SnapshotStore {
         std::optional<Bytes> value;
         std::uint32_t bucket = 0;
     };
-    // Hashed, not ordered: it is only looked up and cleared, never iterated, so
-    // its order cannot reach an output; an ordered map cost a dozen key
-    // comparisons per lookup at the peak (docs/performance.md).
-    struct KeyHash {
-        std::size_t operator()(const Bytes& key) const noexcept {
-            return std::hash<std::string_view>()(
-                std::string_view(reinterpret_cast<const char*>(key.data()), key.size()));
-        }
-    };
-    mutable std::unordered_map<Bytes, Read, KeyHash> read_cache_;
+    mutable std::map<Bytes, Read> read_cache_;
     std::map<Epoch, HeldCheckpoint> taken_;  // taken here, not yet persisted
     mutable std::map<Epoch, HeldCheckpoint> held_cache_;
     std::uint64_t migrated_ = 0;
