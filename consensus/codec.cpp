@@ -552,7 +552,7 @@ Digest digest_of(ByteView encoded) { return crypto::blake2b256(encoded); }
 std::vector<Digest> digests_of(const std::vector<Request>& requests) {
     std::vector<Digest> out;
     out.reserve(requests.size());
-    for (const auto& r : requests) out.push_back(digest_of(encode(r)));
+    for (const auto& r : requests) out.push_back(request_digest(r).first);
     return out;
 }
 

@@ -94,16 +94,8 @@ void KvBackend::commit(KvBatch batch) {
     if (group_commit_) {
         // Staged: visible to get() at once, made durable by the next
         // NodeStorage::append in the same synced batch as that step's records.
-        // The batch's nodes move over; a later value of a key replaces the staged one.
-        if (staged_.empty()) {
-            staged_ = std::move(batch);
-            return;
-        }
-        while (!batch.empty()) {
-            auto node = batch.extract(batch.begin());
-            auto [it, inserted, rest] = staged_.insert(std::move(node));
-            if (!inserted) it->second = std::move(rest.mapped());
-        }
+        // A later value of a key replaces the staged one.
+        consensus::kv::merge_batch(staged_, std::move(batch));
         return;
     }
     rocksdb::WriteBatch wb;

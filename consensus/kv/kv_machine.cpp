@@ -382,13 +382,7 @@ RequestResult KvMachine::apply_request(EpochWork& work, const Request& req, cons
     }
     r.outputs = std::move(*outputs);
     work.output_bytes += bytes;
-    // The request's writes move over (their keys too); a later value of a key
-    // replaces the epoch's earlier one.
-    while (!mine.empty()) {
-        auto node = mine.extract(mine.begin());
-        auto [it, inserted, rest] = work.writes.insert(std::move(node));
-        if (!inserted) it->second = std::move(rest.mapped());
-    }
+    merge_batch(work.writes, std::move(mine));  // a later value of a key replaces the earlier
     const bool had_entry = entry.has_value();
     mark_nonce(work, req.client, entry, req.nonce);
     if (!had_entry || req.expires > entry->expiry) {

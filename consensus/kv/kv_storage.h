@@ -25,6 +25,20 @@ namespace tob::consensus::kv {
 /// that a backend applies (and a test inspects) them in one canonical order.
 using KvBatch = std::map<Bytes, std::optional<Bytes>>;
 
+/// Moves every change of `from` into `into` (keys and values, no copies); a key
+/// in both takes `from`'s value, the later one.
+inline void merge_batch(KvBatch& into, KvBatch from) {
+    if (into.empty()) {
+        into = std::move(from);
+        return;
+    }
+    while (!from.empty()) {
+        auto node = from.extract(from.begin());
+        auto [it, inserted, rest] = into.insert(std::move(node));
+        if (!inserted) it->second = std::move(rest.mapped());
+    }
+}
+
 class KvStorage {
   public:
     virtual ~KvStorage() = default;

@@ -21,13 +21,11 @@ import subprocess
 import sys
 
 
-# The fields printed with a "B" suffix: bytes, the last part of a "count/bytesB" pair.
-BYTE_FIELDS = set()
-
-
 def sizes_reports(stdout):
-    """{node: [(epoch, {field: value})]} from the "sizes ..." lines of --sizes-every."""
-    out = {}
+    """{node: [(epoch, {field: value})]} from the "sizes ..." lines of --sizes-every,
+    and the set of fields printed in bytes (with a "B" suffix: the last part of a
+    "count/bytesB" pair)."""
+    out, byte_fields = {}, set()
     for line in stdout.splitlines():
         if not line.startswith("sizes "):
             continue
@@ -39,21 +37,21 @@ def sizes_reports(stdout):
             for i, part in enumerate(v.split("/")):
                 values["%s[%d]" % (k, i)] = int(part.rstrip("B"))
                 if part.endswith("B"):
-                    BYTE_FIELDS.add("%s[%d]" % (k, i))
+                    byte_fields.add("%s[%d]" % (k, i))
         out.setdefault(fields["node"], []).append((int(fields["epoch"]), values))
-    return out
+    return out, byte_fields
 
 
 def count_reports(stdout):
-    return max((len(r) for r in sizes_reports(stdout).values()), default=0)
+    return max((len(r) for r in sizes_reports(stdout)[0].values()), default=0)
 
 
-def slack(field, rs):
+def slack(field, rs, byte_fields):
     """16 items: for a count, 16; for the bytes of a "count/bytesB" pair, 16 of the
     largest items (bytes per count) in `rs`. A bytes field with 16 bytes of slack
     failed a clean run on three more requests (about 180 bytes each) in the pool's
     peak of the second half (2026-12-07): noise of one seed's schedule, not growth."""
-    if field not in BYTE_FIELDS:
+    if field not in byte_fields:
         return 16
     count = field.rpartition("[")[0] + "[0]"
     per_item = max((v[field] / v[count] for _, v in rs if v.get(count)), default=0)
@@ -64,7 +62,7 @@ def not_flat(stdout):
     """The fields that grow (second half of the reports above 1.5 x the first half
     + the slack of 16 items), one line each; [] if flat; None if there are too few
     reports."""
-    reports = sizes_reports(stdout)
+    reports, byte_fields = sizes_reports(stdout)
     if not reports or min(len(r) for r in reports.values()) < 4:
         return None
     grown = []
@@ -73,7 +71,7 @@ def not_flat(stdout):
         for field in rs[0][1]:
             first = max(v[field] for _, v in rs[:half])
             second = max(v[field] for _, v in rs[half:])
-            if second > 1.5 * first + slack(field, rs[:half]):
+            if second > 1.5 * first + slack(field, rs[:half], byte_fields):
                 grown.append("node %s %s: %d in epochs <= %d, %d by epoch %d" % (
                     node, field, first, rs[half - 1][0], second, rs[-1][0]))
     return grown
