@@ -37,12 +37,13 @@ std::optional<Block> BlockBroadcast::parse(Step& step, const Envelope& env,
     return std::move(decoded.value());
 }
 
-void BlockBroadcast::store(Step* step, const Digest& d, const Bytes& env, Block&& block, Epoch e) {
+void BlockBroadcast::store(Step* step, const Digest& d, const Bytes& env, const Signature& sig,
+                           Block&& block, Epoch e) {
     if (blocks_.count(d)) return;
     if (step) step->durable(DurableRecord::Type::Block, e, env);
     const NodeId j = block.proposer;
     bytes_ += env.size();
-    blocks_[d] = StoredBlock{env, std::move(block), e, j, {}};
+    blocks_[d] = StoredBlock{env, std::move(block), e, j, sig, {}};
 }
 
 BlockBroadcast::Accept BlockBroadcast::accept(Step& step, const Envelope& env, const Bytes& raw,
@@ -59,11 +60,11 @@ BlockBroadcast::Accept BlockBroadcast::accept(Step& step, const Envelope& env, c
         }
         step.fault(j, FaultKind::Equivocation, "two blocks for one (epoch, proposer)",
                    std::move(evidence));
-        if (certified(e, j, d)) store(&step, d, raw, std::move(block), e);
+        if (certified(e, j, d)) store(&step, d, raw, env.sig, std::move(block), e);
         return Accept::Equivocation;
     }
     const bool first = acc == st.accepted.end();
-    store(&step, d, raw, std::move(block), e);
+    store(&step, d, raw, env.sig, std::move(block), e);
     if (first && in_window) {
         st.accepted[j] = d;
         return Accept::First;
@@ -103,43 +104,73 @@ bool BlockBroadcast::seen_by(Epoch e, NodeId j, NodeId sender, const Digest& dig
 std::optional<Certificate> BlockBroadcast::count_seen(Step& step, Epoch e, NodeId sender,
                                                       const SeenBody& seen, const Signature& sig,
                                                       const Bytes& raw) {
+    return count_vote(step, e, seen.proposer, sender, seen.digest, sig, raw, false);
+}
+
+std::optional<Certificate> BlockBroadcast::count_block(Step& step, Epoch e, NodeId j,
+                                                       const Digest& digest, const Signature& sig,
+                                                       const Bytes& raw) {
+    return count_vote(step, e, j, j, digest, sig, raw, true);
+}
+
+std::optional<Certificate> BlockBroadcast::count_vote(Step& step, Epoch e, NodeId j, NodeId sender,
+                                                      const Digest& d, const Signature& sig,
+                                                      const Bytes& raw, bool block_vote) {
     auto& st = state(e);
-    const NodeId j = seen.proposer;
     const auto key = std::make_pair(j, sender);
     if (auto prev = st.seen_from.find(key); prev != st.seen_from.end()) {
-        if (prev->second.first != seen.digest) {
-            step.fault(sender, FaultKind::Equivocation, "two SEENs for one (epoch, proposer)",
-                       {prev->second.second, raw});
+        if (prev->second.first != d) {
+            // A block vote keeps no copy of its envelope: the stored block is it.
+            const bool with_block = block_vote || prev->second.second.empty();
+            std::vector<Bytes> evidence;
+            if (!prev->second.second.empty()) {
+                evidence.push_back(prev->second.second);
+            } else if (const auto* b = block(prev->second.first)) {
+                evidence.push_back(b->envelope);
+            }
+            evidence.push_back(raw);
+            step.fault(sender, FaultKind::Equivocation,
+                       with_block ? "a block and a SEEN of its proposer name different digests"
+                                  : "two SEENs for one (epoch, proposer)",
+                       std::move(evidence));
         }
         return std::nullopt;
     }
-    st.seen_from[key] = {seen.digest, raw};
-    auto& sigs = st.seen[{j, seen.digest}];
+    st.seen_from[key] = {d, block_vote ? Bytes{} : raw};
+    auto& sigs = st.seen[{j, d}];
     sigs[sender] = sig;
     if (sigs.size() < params_.cert_quorum || st.certs.count(j)) return std::nullopt;
     Certificate c;
     c.epoch = e;
     c.proposer = j;
-    c.digest = seen.digest;
+    c.digest = d;
     for (const auto& [s, sg] : sigs) c.sigs.push_back({s, sg});  // std::map: increasing ids
     return c;
 }
 
+bool cert_signature_valid(const CryptoSuite& crypto, const Digest& chain_id, const Certificate& c,
+                          const SignerSig& s) {
+    if (s.signer == c.proposer &&
+        crypto.verify(s.signer, kEnvelopeTag,
+                      envelope_sign_payload_of(chain_id, s.signer, c.epoch, Kind::Block, c.digest),
+                      s.sig)) {
+        return true;
+    }
+    return crypto.verify(s.signer, kEnvelopeTag,
+                         envelope_sign_payload(chain_id, s.signer, c.epoch, Kind::Seen,
+                                               encode(SeenBody{c.proposer, c.digest})),
+                         s.sig);
+}
+
 bool BlockBroadcast::cert_valid(const Certificate& c) const {
     if (c.proposer >= params_.n || c.sigs.size() < params_.cert_quorum) return false;
-    const Bytes body = encode(SeenBody{c.proposer, c.digest});
     NodeId last = 0;
     bool first = true;
     for (const auto& s : c.sigs) {
         if (s.signer >= params_.n || (!first && s.signer <= last)) return false;
         first = false;
         last = s.signer;
-        if (!crypto_.verify(
-                s.signer, kEnvelopeTag,
-                envelope_sign_payload(params_.chain_id, s.signer, c.epoch, Kind::Seen, body),
-                s.sig)) {
-            return false;
-        }
+        if (!cert_signature_valid(crypto_, params_.chain_id, c, s)) return false;
     }
     return true;
 }
@@ -217,12 +248,20 @@ std::optional<Digest> BlockBroadcast::restore_block(const Bytes& envelope) {
         bytes_ -= old->second.envelope.size();
         blocks_.erase(old);
     }
-    store(nullptr, d, envelope, std::move(b.value()), env.value().epoch);
+    store(nullptr, d, envelope, env.value().sig, std::move(b.value()), env.value().epoch);
     return d;
 }
 
+void BlockBroadcast::restore_block_vote(Epoch e, NodeId j, const Digest& d) {
+    const auto* b = block(d);
+    if (b == nullptr || b->proposer != j) return;
+    auto& st = state(e);
+    if (!st.seen_from.try_emplace({j, j}, d, Bytes{}).second) return;
+    st.seen[{j, d}][j] = b->sig;
+}
+
 void BlockBroadcast::restore_accepted(Epoch e, NodeId j, const Digest& digest) {
-    state(e).accepted.try_emplace(j, digest);
+    if (state(e).accepted.try_emplace(j, digest).second) restore_block_vote(e, j, digest);
 }
 
 void BlockBroadcast::restore_cert(const Certificate& cert) {
@@ -231,6 +270,7 @@ void BlockBroadcast::restore_cert(const Certificate& cert) {
 
 void BlockBroadcast::restore_own_block(Epoch e, const Digest& digest) {
     state(e).accepted[params_.self] = digest;
+    restore_block_vote(e, params_.self, digest);
 }
 
 void BlockBroadcast::restore_own_seen(Epoch e, const SeenBody& seen, const Signature& sig,

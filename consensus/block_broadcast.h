@@ -20,18 +20,27 @@
 //    (which precedes the Signed record in `persist`), so a node never SEENs a
 //    block it could lose in a crash; the sign-log keeps it from SEENing two
 //    digests of one (e, j), even across restarts.
-//  - q = ⌈(n + t + 1)/2⌉ SEEN signatures from distinct members on one (e, j, d)
-//    form CERT(e, j, d). Arithmetic: at most t signers lie, so q − t ≥ t + 1
-//    honest signers hold the block — at least one honest node can always serve
-//    it. Two certificates for different digests of one (e, j) would need signer
-//    sets of q each out of n, which share 2q − n ≥ t + 1 members, one of them
-//    honest, and an honest node SEENs one digest: so each (e, j) has at most one
-//    certified digest. A certificate of only t + 1 SEENs would let an
-//    equivocating proposer with t − 1 helpers certify two blocks (tobsim's
+//  - The proposer's vote is its block: j's envelope signature on the block
+//    covers [chain_id, j, e, Block, d], a statement of one digest for (e, j)
+//    that j's sign-log makes unique (one block per (e, j), ever) and that j
+//    makes only for a block it stored first, so it says what j's SEEN would say.
+//    j signs no SEEN for its own block; the accepted block counts as j's vote,
+//    and in a certificate j's entry is that envelope signature. A SEEN by j for
+//    its own block (nodes before this rule sent one) is still taken as the same
+//    vote, in a tally and in a certificate, and a SEEN of j for another digest
+//    than its accepted block is equivocation like any second SEEN.
+//  - q = ⌈(n + t + 1)/2⌉ votes (SEENs, or the proposer's block) from distinct
+//    members on one (e, j, d) form CERT(e, j, d). Arithmetic: at most t signers lie, so q − t ≥ t +
+//    1 honest signers hold the block — at least one honest node can always serve it. Two
+//    certificates for different digests of one (e, j) would need signer sets of q each out of n,
+//    which share 2q − n ≥ t + 1 members, one of them honest, and an honest node SEENs one digest:
+//    so each (e, j) has at most one certified digest. A certificate of only t + 1 SEENs would let
+//    an equivocating proposer with t − 1 helpers certify two blocks (tobsim's
 //    --unsafe-quorum t+1 shows it). Seeing two certified digests is therefore an
 //    alarm (more than t faulty nodes), never something to resolve.
 //  - A certificate from a peer is checked before it is used: q signers, strictly
-//    increasing member ids, each signature over the compact SEEN payload.
+//    increasing member ids, each signature over the compact SEEN payload (j's
+//    entry: over its block envelope's payload, or over a SEEN payload).
 //  - One SEEN per (e, j, sender): a second SEEN from the same sender for another
 //    digest is equivocation (Fault with both envelopes); the first one counts.
 //
@@ -75,6 +84,13 @@ struct BroadcastParams {
     std::uint64_t repair_initial_ms = 200;
 };
 
+/// Whether one entry of `cert` is a valid vote of its signer for (epoch,
+/// proposer, digest): a signature over the SEEN payload, or, for the
+/// proposer's own entry, over its block envelope's payload
+/// [chain_id, proposer, epoch, Block, digest] (see the rules above).
+bool cert_signature_valid(const CryptoSuite& crypto, const Digest& chain_id,
+                          const Certificate& cert, const SignerSig& entry);
+
 class BlockBroadcast {
   public:
     struct StoredBlock {
@@ -82,6 +98,7 @@ class BlockBroadcast {
         Block block;
         Epoch epoch = 0;
         NodeId proposer = 0;
+        Signature sig{};  // the envelope's: the proposer's vote for this block
         // digest_of(encode(r)) of each request, once the core checked them (empty
         // before; 32 bytes a request, less than a third of what the envelope holds).
         std::vector<Digest> request_digests;
@@ -114,7 +131,13 @@ class BlockBroadcast {
     /// certificate this SEEN completes, if it completes one.
     std::optional<Certificate> count_seen(Step& step, Epoch e, NodeId sender, const SeenBody& seen,
                                           const Signature& sig, const Bytes& raw);
-    /// q signers, strictly increasing member ids, every SEEN signature valid.
+    /// Counts the accepted block of (e, j) as j's vote for its digest (`sig` is
+    /// the block envelope's signature; `raw` the envelope, kept only as evidence
+    /// if j also SEENed another digest). Returns the certificate it completes.
+    std::optional<Certificate> count_block(Step& step, Epoch e, NodeId j, const Digest& digest,
+                                           const Signature& sig, const Bytes& raw);
+    /// q signers, strictly increasing member ids, every vote valid
+    /// (cert_signature_valid).
     bool cert_valid(const Certificate& cert) const;
     /// Records a verified certificate (and its Cert record): Known if it was
     /// held already, Conflict if another digest is certified for (e, j).
@@ -137,10 +160,12 @@ class BlockBroadcast {
     /// digest, or nullopt if it does not decode.
     std::optional<Digest> restore_block(const Bytes& envelope);
     /// After a restart: the first stored block of (e, j) was the accepted one
-    /// (a node may have accepted it without SEENing it yet: the join rule).
+    /// (a node may have accepted it without SEENing it yet: the join rule), and
+    /// its envelope signature is j's vote.
     void restore_accepted(Epoch e, NodeId j, const Digest& digest);
     void restore_cert(const Certificate& cert);
-    /// This node's own block of e (a Signed record): it was accepted.
+    /// This node's own block of e (a Signed record): it was accepted, and it is
+    /// this node's vote.
     void restore_own_block(Epoch e, const Digest& digest);
     /// This node's SEEN (a Signed record): it accepted that digest and counted itself.
     void restore_own_seen(Epoch e, const SeenBody& seen, const Signature& sig, const Bytes& raw);
@@ -170,7 +195,16 @@ class BlockBroadcast {
     };
     EpochState& state(Epoch e) { return epochs_[e]; }
     const EpochState* find(Epoch e) const;
-    void store(Step* step, const Digest& d, const Bytes& env, Block&& block, Epoch e);
+    void store(Step* step, const Digest& d, const Bytes& env, const Signature& sig, Block&& block,
+               Epoch e);
+    /// Counts `sender`'s vote for d as (e, j)'s block (the first one per (j,
+    /// sender) counts; another digest is a fault). `raw` is kept as evidence
+    /// unless `block_vote` (then the stored block is the evidence).
+    std::optional<Certificate> count_vote(Step& step, Epoch e, NodeId j, NodeId sender,
+                                          const Digest& d, const Signature& sig, const Bytes& raw,
+                                          bool block_vote);
+    /// The accepted block of (e, j) as j's vote, at a restart (no faults).
+    void restore_block_vote(Epoch e, NodeId j, const Digest& d);
 
     BroadcastParams params_;
     const CryptoSuite& crypto_;

@@ -14,7 +14,9 @@
 // consensus/replica.h; docs/protocol.md, "Binary agreement").
 // A SEEN or COMMIT envelope's signature is exactly what certificates and commit
 // proofs carry: a verifier rebuilds the (compact) envelope payload from the
-// statement and checks the signer's signature over it.
+// statement and checks the signer's signature over it. A proposer's entry in the
+// certificate of its own block is its block envelope's signature (it signs no
+// SEEN for its own block; consensus/block_broadcast.h).
 
 #include <optional>
 #include <string>
@@ -29,7 +31,7 @@ namespace tob::consensus {
 enum class Kind : std::uint8_t {
     Block = 1,            // body: Block — a proposal, signed by its proposer
     Seen = 2,             // body: SeenBody — "I hold block d of (epoch, proposer)"
-    Cert = 3,             // body: Certificate — q SEEN signatures, flooded by anyone
+    Cert = 3,             // body: Certificate — q votes (SEEN or the proposer's block signature)
     Aba = 4,              // body: AbaBundle — binary agreement messages of one epoch
     Commit = 5,           // body: CommitBody — output and state digest after applying epoch
     Requests = 6,         // body: RequestBatch — client requests flooded by a node (epoch 0)

@@ -222,9 +222,16 @@ void Replica::Impl::on_block(Step& step, const Envelope& env, const Bytes& raw, 
         // member's empty block for a far epoch would get certified and pull every
         // honest node into it. seen_accepted() SEENs it on joining — heard_from()
         // may have just done so, and a second SEEN would be the same bytes again.
+        // The block is its proposer's vote for d (docs/protocol.md, "Certify"):
+        // a proposer signs no SEEN for its own block.
         if (j != cfg.self) pool.in_block(e, digests);  // in flight elsewhere: not work
         heard_from(step, e, j);
-        if (joined(e) && !signer.filled(Slot{SlotKind::Seen, e, j, 0, 0})) send_seen(step, e, j, d);
+        if (j != cfg.self && joined(e) && !signer.filled(Slot{SlotKind::Seen, e, j, 0, 0})) {
+            send_seen(step, e, j, d);
+        }
+        if (auto cert = blocks.count_block(step, e, j, d, env.sig, raw)) {
+            adopt_cert(step, *cert, std::nullopt);
+        }
     }
     try_deliver(step);
 }

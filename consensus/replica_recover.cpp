@@ -138,14 +138,9 @@ void Replica::Impl::resume(Step& step, SentAba& aba_sent) {
         subset.restore(e, aba_sent[e]);
         if (subset.undecided(e)) rejoined.insert(e);
     }
-    // A crash between signing our block and signing its SEEN (a torn step)
-    // leaves the block without our SEEN: sign it now (the block is durable).
+    // Blocks accepted before this node joined e were not SEENed then. (Its own
+    // block needs no SEEN: the block is its vote, restored with the block.)
     for (Epoch e : open) {
-        auto mine = blocks.accepted(e, cfg.self);
-        if (mine && !signer.filled(Slot{SlotKind::Seen, e, cfg.self, 0, 0})) {
-            send_seen(step, e, cfg.self, *mine);
-        }
-        // Blocks accepted before this node joined e were not SEENed then.
         if (joined(e)) seen_accepted(step, e);
     }
     for (Epoch e : open) {

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "consensus/binary_agreement.h"
+#include "consensus/block_broadcast.h"
 
 namespace tob::daemon {
 
@@ -655,14 +656,10 @@ bool VerifyPool::preverify(const Envelope& env, int depth, RequestDigests* diges
         case Kind::Cert: {
             auto c = decode_certificate(env.body, limits);
             if (!c) return true;
-            const Bytes body = encode(SeenBody{c.value().proposer, c.value().digest});
             std::set<NodeId> done;
             for (const auto& s : c.value().sigs) {
                 if (s.signer >= config_.n || !done.insert(s.signer).second) continue;
-                (void)suite_.verify(s.signer, kEnvelopeTag,
-                                    envelope_sign_payload(config_.chain_id, s.signer,
-                                                          c.value().epoch, Kind::Seen, body),
-                                    s.sig);
+                (void)cert_signature_valid(suite_, config_.chain_id, c.value(), s);
             }
             return true;
         }

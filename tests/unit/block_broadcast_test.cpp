@@ -1,6 +1,6 @@
 // BlockBroadcast (consensus/block_broadcast.h): the first block per (e, j), the
-// equivocation evidence, SEEN tallies, certificates at q and their validation,
-// block fetches and pruning.
+// equivocation evidence, SEEN tallies and the proposer's block as its vote,
+// certificates at q and their validation, block fetches and pruning.
 
 #include "consensus/block_broadcast.h"
 
@@ -196,6 +196,120 @@ TEST_F(BlockBroadcastTest, second_certified_digest_is_a_conflict) {
     EXPECT_EQ(step.persist[0].type, DurableRecord::Type::Cert);
     EXPECT_TRUE(bb.certified(5, 2, d1));
     EXPECT_FALSE(bb.certified(5, 2, d2));
+}
+
+// The proposer's vote is its block (block_broadcast.h, "The proposer's vote is
+// its block"): it signs no SEEN for it, so the accepted block and q - 1 SEENs of
+// others make the certificate, and the proposer's entry is its envelope signature.
+TEST_F(BlockBroadcastTest, the_accepted_block_is_its_proposers_vote) {
+    BlockBroadcast bb(params_, suites_[0]);
+    Step step;
+    auto b = block_env(2, 5, 0);
+    const Digest d = digest_of(b.first.body);
+    ASSERT_EQ(accept(bb, step, b), BlockBroadcast::Accept::First);
+    EXPECT_FALSE(bb.count_block(step, 5, 2, d, b.first.sig, b.second));
+    EXPECT_TRUE(bb.seen_by(5, 2, 2, d));
+    auto s1 = seen_env(1, 5, 2, d);
+    EXPECT_FALSE(bb.count_seen(step, 5, 1, SeenBody{2, d}, s1.first.sig, s1.second))
+        << "two votes (q - 1) certify nothing";
+    auto s3 = seen_env(3, 5, 2, d);
+    auto c = bb.count_seen(step, 5, 3, SeenBody{2, d}, s3.first.sig, s3.second);
+    ASSERT_TRUE(c);
+    ASSERT_EQ(c->sigs.size(), kQ);
+    EXPECT_EQ(c->sigs[1].signer, 2);
+    EXPECT_EQ(c->sigs[1].sig, b.first.sig);
+    EXPECT_TRUE(step.faults.empty());
+    // Valid for every member, not only the one that formed it.
+    BlockBroadcast other(params_, suites_[3]);
+    EXPECT_TRUE(other.cert_valid(*c));
+    // Counting the block again (a second copy) adds nothing.
+    EXPECT_FALSE(bb.count_block(step, 5, 2, d, b.first.sig, b.second));
+    EXPECT_EQ(bb.seen_votes(), 3u);
+}
+
+TEST_F(BlockBroadcastTest, only_the_proposers_entry_may_be_a_block_signature) {
+    BlockBroadcast bb(params_, suites_[0]);
+    auto b = block_env(2, 5, 0);
+    const Digest d = digest_of(b.first.body);
+    Certificate c = cert(5, 2, d, {1, 2, 3});
+    c.sigs[1].sig = b.first.sig;  // the proposer's block envelope signature
+    EXPECT_TRUE(bb.cert_valid(c));
+    // Member 1's signature on a block of its own with the same digest is no
+    // vote for (5, 2): that payload names proposer 1.
+    Certificate wrong_signer = cert(5, 2, d, {1, 2, 3});
+    wrong_signer.sigs[0].sig = signed_by(1, 5, Kind::Block, b.first.body).first.sig;
+    EXPECT_FALSE(bb.cert_valid(wrong_signer));
+    // The proposer's block of another epoch does not vote in epoch 5.
+    auto b6 = block_env(2, 6, 0);
+    Certificate wrong_epoch = cert(5, 2, digest_of(b6.first.body), {1, 2, 3});
+    wrong_epoch.sigs[1].sig = b6.first.sig;
+    EXPECT_FALSE(bb.cert_valid(wrong_epoch));
+    // Its block signature names one digest: it votes for no other.
+    Digest other{};
+    other.fill(0x77);
+    Certificate wrong_digest = cert(5, 2, other, {1, 2, 3});
+    wrong_digest.sigs[1].sig = b.first.sig;
+    EXPECT_FALSE(bb.cert_valid(wrong_digest));
+    // A SEEN by the proposer for its own block (what nodes signed before this
+    // rule) is the same vote: cert() signs every entry as a SEEN.
+    EXPECT_TRUE(bb.cert_valid(cert(5, 2, d, {1, 2, 3})));
+}
+
+TEST_F(BlockBroadcastTest, a_proposers_seen_for_another_digest_than_its_block_is_equivocation) {
+    auto b = block_env(2, 5, 0);
+    const Digest d = digest_of(b.first.body);
+    Digest d2{};
+    d2.fill(2);
+    auto other = seen_env(2, 5, 2, d2);
+    {  // block first, then the SEEN
+        BlockBroadcast bb(params_, suites_[0]);
+        Step step;
+        ASSERT_EQ(accept(bb, step, b), BlockBroadcast::Accept::First);
+        EXPECT_FALSE(bb.count_block(step, 5, 2, d, b.first.sig, b.second));
+        EXPECT_FALSE(bb.count_seen(step, 5, 2, SeenBody{2, d2}, other.first.sig, other.second));
+        ASSERT_EQ(step.faults.size(), 1u);
+        EXPECT_EQ(step.faults[0].culprit, 2);
+        EXPECT_EQ(step.faults[0].kind, FaultKind::Equivocation);
+        EXPECT_EQ(step.faults[0].evidence, (std::vector<Bytes>{b.second, other.second}));
+        EXPECT_EQ(bb.seen_votes(), 1u);
+        EXPECT_TRUE(bb.seen_by(5, 2, 2, d));
+    }
+    {  // the SEEN first, then the block
+        BlockBroadcast bb(params_, suites_[0]);
+        Step step;
+        EXPECT_FALSE(bb.count_seen(step, 5, 2, SeenBody{2, d2}, other.first.sig, other.second));
+        ASSERT_EQ(accept(bb, step, b), BlockBroadcast::Accept::First);
+        EXPECT_FALSE(bb.count_block(step, 5, 2, d, b.first.sig, b.second));
+        ASSERT_EQ(step.faults.size(), 1u);
+        EXPECT_EQ(step.faults[0].kind, FaultKind::Equivocation);
+        EXPECT_EQ(step.faults[0].evidence, (std::vector<Bytes>{other.second, b.second}));
+        EXPECT_FALSE(bb.seen_by(5, 2, 2, d));  // the first vote counts
+    }
+}
+
+TEST_F(BlockBroadcastTest, a_restored_block_is_its_proposers_vote_again) {
+    // After a restart the peers' SEENs come again (they re-publish them), but the
+    // proposer sends its block again only where it lacks a SEEN: the stored
+    // block must count as its vote.
+    auto b = block_env(2, 5, 0);
+    const Digest d = digest_of(b.first.body);
+    BlockBroadcast bb(params_, suites_[0]);
+    ASSERT_EQ(bb.restore_block(b.second), d);
+    bb.restore_accepted(5, 2, d);
+    EXPECT_TRUE(bb.seen_by(5, 2, 2, d));
+    Step step;
+    auto e1 = seen_env(1, 5, 2, d);
+    EXPECT_FALSE(bb.count_seen(step, 5, 1, SeenBody{2, d}, e1.first.sig, e1.second));
+    auto e3 = seen_env(3, 5, 2, d);
+    auto c = bb.count_seen(step, 5, 3, SeenBody{2, d}, e3.first.sig, e3.second);
+    ASSERT_TRUE(c);
+    EXPECT_TRUE(bb.cert_valid(*c));
+    // This node's own block, restored from its Signed record, is its own vote.
+    auto mine = block_env(0, 5, 0);
+    BlockBroadcast own(params_, suites_[0]);
+    ASSERT_TRUE(own.restore_block(mine.second));
+    own.restore_own_block(5, digest_of(mine.first.body));
+    EXPECT_TRUE(own.seen_by(5, 0, 0, digest_of(mine.first.body)));
 }
 
 TEST_F(BlockBroadcastTest, missing_block_is_fetched_from_t_plus_one_signers_rate_limited) {

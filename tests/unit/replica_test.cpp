@@ -493,6 +493,36 @@ TEST(Replica, n7_commits_with_two_crashed_nodes) {
     net.expect_agreement();
 }
 
+// The proposer's block is its vote (docs/protocol.md, "Certify"): no member
+// signs a SEEN for its own block. With one member down every certificate needs
+// the votes of all three others, the proposer's included, so the requests commit
+// only if the block counts as that vote.
+TEST(Replica, a_proposer_signs_no_seen_for_its_own_block_and_its_block_is_its_vote) {
+    Net net(4, 61);
+    net.crash(3);
+    std::vector<Request> reqs;
+    for (int k = 0; k < 6; ++k) {
+        reqs.push_back(net.request(1, k, "k" + std::to_string(k), "v"));
+        net.submit(k % 3, reqs.back());
+    }
+    ASSERT_TRUE(net.run([&] { return net.all_committed(reqs, {0, 1, 2}); }));
+    net.expect_agreement();
+    net.expect_no_honest_blamed({});
+    std::size_t seens = 0;
+    for (NodeId i = 0; i < 3; ++i) {
+        for (const auto& rec : net.node(i).records) {
+            if (rec.type != DurableRecord::Type::Signed) continue;
+            auto env = decode_envelope(rec.bytes, Limits{});
+            if (!env || env.value().kind != Kind::Seen) continue;
+            auto sb = decode_seen(env.value().body, Limits{});
+            ASSERT_TRUE(sb);
+            EXPECT_NE(sb.value().proposer, i) << "node " << i << " SEENed its own block";
+            ++seens;
+        }
+    }
+    EXPECT_GT(seens, 0u);
+}
+
 TEST(Replica, applied_epoch_with_lost_agreement_messages_is_finished_after_restart) {
     // tobsim crash-stop seed 179. n = 4 with node 3 down for good: every agreement
     // needs the AUX of each of nodes 0, 1 and 2. Node 2 dies inside the step in
