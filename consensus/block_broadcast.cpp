@@ -231,9 +231,27 @@ std::optional<Bytes> BlockBroadcast::block_envelope(const Digest& digest) const 
 }
 
 std::optional<Bytes> BlockBroadcast::cert_envelope(Epoch e, NodeId j) const {
-    const auto* c = cert(e, j);
+    auto c = servable_cert(e, j);
     if (!c) return std::nullopt;
     return seal_envelope(crypto_, params_.chain_id, params_.self, e, Kind::Cert, encode(*c));
+}
+
+std::optional<Certificate> BlockBroadcast::servable_cert(Epoch e, NodeId j) const {
+    const auto* c = cert(e, j);
+    if (!c) return std::nullopt;
+    if (cert_valid(*c)) return *c;
+    Certificate rebuilt{c->epoch, c->proposer, c->digest, {}};
+    const EpochState* st = find(e);
+    auto votes = st->seen.find({j, c->digest});
+    if (votes == st->seen.end()) return std::nullopt;
+    for (const auto& [signer, sig] : votes->second) {  // std::map: increasing ids
+        const SignerSig entry{signer, sig};
+        if (cert_signature_valid(crypto_, params_.chain_id, rebuilt, entry)) {
+            rebuilt.sigs.push_back(entry);
+        }
+        if (rebuilt.sigs.size() == params_.cert_quorum) return rebuilt;
+    }
+    return std::nullopt;
 }
 
 // ---- recovery ---------------------------------------------------------------------------------

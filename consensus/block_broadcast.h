@@ -41,6 +41,11 @@
 //  - A certificate from a peer is checked before it is used: q signers, strictly
 //    increasing member ids, each signature over the compact SEEN payload (j's
 //    entry: over its block envelope's payload, or over a SEEN payload).
+//  - A certificate this node forms is used at once, but checked before it
+//    leaves (servable_cert): a SEEN that came on its sender's own connection was
+//    counted without checking its signature (consensus/messages.h,
+//    verified_on_use), since the connection names its sender; a bad signature
+//    there is that member's fault, and its vote is left out of what is sent.
 //  - One SEEN per (e, j, sender): a second SEEN from the same sender for another
 //    digest is equivocation (Fault with both envelopes); the first one counts.
 //
@@ -151,9 +156,16 @@ class BlockBroadcast {
     // ---- repair -----------------------------------------------------------------------
     void fetch_block(Step& step, Epoch e, const Certificate& cert, std::uint64_t now_ms);
     void fetch_cert(Step& step, Epoch e, NodeId j, std::uint64_t now_ms);
-    /// Answers to FetchRequest(Block) and FetchRequest(Cert).
+    /// Answers to FetchRequest(Block) and FetchRequest(Cert). A certificate is
+    /// sealed (signed by this node) at each call: servable_cert's.
     std::optional<Bytes> block_envelope(const Digest& digest) const;
     std::optional<Bytes> cert_envelope(Epoch e, NodeId j) const;
+    /// The certificate of (e, j) as it may leave this node: every signature
+    /// checked. One this node formed may hold SEENs taken on their senders'
+    /// connections without a check (verified_on_use, consensus/messages.h); if
+    /// one of them does not verify, the certificate is rebuilt from the votes
+    /// counted for its digest that do, or there is none to give (nullopt).
+    std::optional<Certificate> servable_cert(Epoch e, NodeId j) const;
 
     // ---- recovery -----------------------------------------------------------------------
     /// A stored Block record (an accepted, certified or own block). Returns its

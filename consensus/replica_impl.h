@@ -26,7 +26,10 @@ struct Replica::Impl {
     struct EpochState {
         // Repair.
         std::vector<std::pair<Kind, Bytes>>
-            republish;  // what this node signed (and certs it holds)
+            republish;  // what this node signed (and certs it relayed)
+        // Proposers whose certificate this node formed: re-published sealed at
+        // the time (BlockBroadcast::cert_envelope, every signature checked).
+        std::set<NodeId> formed_certs;
         std::uint64_t next_republish_ms = 0;
         std::uint64_t backoff_ms = 0;
     };

@@ -94,12 +94,18 @@ void Replica::Impl::join_next_for_flood(Step& step) {
 
 void Replica::Impl::republish(Step& step) {
     for (auto& [e, st] : epochs) {
-        if (catchup.stable(e) || st.republish.empty() || now < st.next_republish_ms) continue;
+        if (catchup.stable(e) || (st.republish.empty() && st.formed_certs.empty()) ||
+            now < st.next_republish_ms) {
+            continue;
+        }
         for (const auto& [kind, env] : st.republish) {
             if (kind == Kind::Block)
                 republish_block(step, e, env);
             else
                 broadcast(step, kind, env);
+        }
+        for (NodeId j : st.formed_certs) {
+            if (auto env = blocks.cert_envelope(e, j)) broadcast(step, Kind::Cert, *env);
         }
         st.backoff_ms = std::min(cfg.repair_max_ms, st.backoff_ms * 2);
         st.next_republish_ms = now + st.backoff_ms;

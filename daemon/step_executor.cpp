@@ -81,9 +81,10 @@ void StepExecutor::send(const Step& step, bool durable) {
         metrics_.message_out(m.kind);
         if (m.to) {
             if (*m.to != options_.self) transport_.send_to(*m.to, m.envelope);
-        } else if (channel_authenticated(m.kind)) {
-            // Taken only from the sender's own authenticated connection: never on
-            // the flood plane (consensus/messages.h).
+        } else if (sent_point_to_point(m.kind)) {
+            // Agreement bundles are taken only from the sender's own authenticated
+            // connection, and a SEEN's signature is checked only when it comes
+            // from elsewhere: never on the flood plane (consensus/messages.h).
             transport_.send_to_each(m.envelope);
         } else {
             transport_.broadcast(m.envelope);

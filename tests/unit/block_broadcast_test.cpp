@@ -312,6 +312,40 @@ TEST_F(BlockBroadcastTest, a_restored_block_is_its_proposers_vote_again) {
     EXPECT_TRUE(own.seen_by(5, 0, 0, digest_of(mine.first.body)));
 }
 
+// SEENs taken on their senders' connections are counted unchecked
+// (consensus/messages.h, verified_on_use); what leaves the node is checked.
+TEST_F(BlockBroadcastTest, a_certificate_is_served_only_with_votes_that_verify) {
+    BlockBroadcast bb(params_, suites_[0]);
+    Step step;
+    auto b = block_env(2, 5, 0);
+    const Digest d = digest_of(b.first.body);
+    ASSERT_EQ(accept(bb, step, b), BlockBroadcast::Accept::First);
+    EXPECT_FALSE(bb.count_block(step, 5, 2, d, b.first.sig, b.second));
+    auto s1 = seen_env(1, 5, 2, d);
+    Signature broken = s1.first.sig;
+    broken[0] ^= 1;
+    EXPECT_FALSE(bb.count_seen(step, 5, 1, SeenBody{2, d}, broken, s1.second));
+    auto s3 = seen_env(3, 5, 2, d);
+    auto c = bb.count_seen(step, 5, 3, SeenBody{2, d}, s3.first.sig, s3.second);
+    ASSERT_TRUE(c);  // used at once: member 1's connection named it
+    ASSERT_EQ(bb.adopt(step, *c), BlockBroadcast::Adopt::Adopted);
+    EXPECT_FALSE(bb.cert_valid(*c));
+    EXPECT_FALSE(bb.servable_cert(5, 2)) << "two votes that verify are not q";
+    EXPECT_FALSE(bb.cert_envelope(5, 2));
+    auto s0 = seen_env(0, 5, 2, d);
+    EXPECT_FALSE(bb.count_seen(step, 5, 0, SeenBody{2, d}, s0.first.sig, s0.second));
+    auto served = bb.servable_cert(5, 2);
+    ASSERT_TRUE(served);
+    EXPECT_TRUE(bb.cert_valid(*served));
+    ASSERT_EQ(served->sigs.size(), kQ);
+    for (const auto& entry : served->sigs) EXPECT_NE(entry.signer, 1);
+    auto env = bb.cert_envelope(5, 2);
+    ASSERT_TRUE(env);
+    auto opened = decode_envelope(*env, Limits{});
+    ASSERT_TRUE(opened);
+    EXPECT_EQ(decode_certificate(opened.value().body, Limits{}).value(), *served);
+}
+
 TEST_F(BlockBroadcastTest, missing_block_is_fetched_from_t_plus_one_signers_rate_limited) {
     BlockBroadcast bb(params_, suites_[0]);
     Digest d{};

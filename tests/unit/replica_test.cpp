@@ -14,6 +14,7 @@
 #include <random>
 #include <set>
 
+#include "consensus/block_broadcast.h"
 #include "consensus/codec.h"
 #include "consensus/fast_crypto.h"
 #include "consensus/kv/kv_machine.h"
@@ -521,6 +522,50 @@ TEST(Replica, a_proposer_signs_no_seen_for_its_own_block_and_its_block_is_its_vo
         }
     }
     EXPECT_GT(seens, 0u);
+}
+
+// A SEEN that arrives on its sender's own connection is counted without a
+// check of its signature (consensus/messages.h, verified_on_use), so a
+// certificate a node forms may hold a bad one: member 3 sends every SEEN with a
+// broken signature. Every certificate an honest node sends (re-published: the
+// COMMITs are dropped, so no epoch becomes stable) must still verify: the bad
+// vote is left out (BlockBroadcast::servable_cert).
+TEST(Replica, a_certificate_leaves_a_node_only_with_signatures_that_verify) {
+    Net net(4, 67);
+    std::vector<Request> reqs;
+    for (int k = 0; k < 6; ++k) {
+        reqs.push_back(net.request(1, k, "k" + std::to_string(k), "v"));
+        net.submit(k % 3, reqs.back());
+    }
+    BroadcastParams bp;
+    bp.chain_id = net.chain();
+    BlockBroadcast checker(bp, *net.node(0).crypto);
+    std::size_t certs_sent = 0, bad_seens = 0;
+    auto filter = [&](const Msg& m) {
+        auto env = decode_envelope(m.bytes, Limits{});
+        if (!env) return true;
+        if (env.value().kind == Kind::Commit) return false;
+        if (m.from == 3 && env.value().kind == Kind::Seen && env.value().sig[0] != 0xee) {
+            Envelope broken = env.value();
+            broken.sig[0] = 0xee;  // a signature that does not verify
+            net.inject(3, m.to, encode(broken));
+            ++bad_seens;
+            return false;
+        }
+        if (m.from != 3 && env.value().kind == Kind::Cert) {
+            ++certs_sent;
+            auto c = decode_certificate(env.value().body, Limits{});
+            EXPECT_TRUE(c && checker.cert_valid(c.value()))
+                << "node " << m.from << " sent a certificate that does not verify";
+        }
+        return true;
+    };
+    ASSERT_TRUE(net.run([&] { return net.all_committed(reqs, all_nodes(3)); }, 60000, filter));
+    const std::uint64_t until = net.now() + 3000;
+    net.run([] { return false; }, until, filter);
+    EXPECT_GT(bad_seens, 0u);
+    EXPECT_GT(certs_sent, 0u) << "no certificate was re-published: the test shows nothing";
+    net.expect_agreement();
 }
 
 TEST(Replica, applied_epoch_with_lost_agreement_messages_is_finished_after_restart) {

@@ -44,8 +44,14 @@ struct Members {
     RealCryptoSuite signer(NodeId i) const {
         return RealCryptoSuite(public_keys(), coin.public_key, keys[i], coin.shares[i]);
     }
-    // A SEEN envelope of epoch e signed by member i (for member 2's block).
-    Bytes seen(NodeId i, Epoch e) const {
+    // A COMMIT envelope of epoch e signed by member i: a small signed frame whose
+    // signature is checked on arrival from any connection (a SEEN's is not when it
+    // comes on its sender's own: consensus/messages.h, verified_on_use).
+    Bytes commit(NodeId i, Epoch e) const {
+        return seal_envelope(signer(i), config.chain_id, i, e, Kind::Commit,
+                             encode(CommitBody{Digest{}, Digest{}, std::nullopt}));
+    }
+    Bytes real_seen(NodeId i, Epoch e) const {
         return seal_envelope(signer(i), config.chain_id, i, e, Kind::Seen,
                              encode(SeenBody{2, Digest{}}));
     }
@@ -95,7 +101,7 @@ TEST(VerifyPool, every_frame_comes_back_once_with_its_verdict_from_many_workers)
     // flipped signature bit; the raw digest tells them apart in the results.
     std::map<Digest, bool> expect_ok;
     for (Epoch e = 1; e <= 60; ++e) {
-        Bytes raw = m.seen(1, e);
+        Bytes raw = m.commit(1, e);
         const bool forge = e % 5 == 0;
         if (forge) raw[raw.size() - 1] ^= 1;  // the signature is the last field
         const Digest id = digest_of(raw);
@@ -201,16 +207,16 @@ TEST(VerifyPool, a_members_queue_is_bounded_in_bytes_until_the_loop_takes_its_re
     VerifyPoolBounds bounds;
     bounds.member_bytes = 1000;
     VerifyPool pool(suite, m.config, 2, bounds);
-    auto seen = [&](Epoch e) { return m.seen(1, e); };
+    auto msg = [&](Epoch e) { return m.commit(1, e); };
     std::size_t accepted = 0;
     for (Epoch e = 1; e <= 40; ++e)
-        accepted += pool.submit_envelope(VerifyResult::Source::Peer, 1, seen(e));
-    const std::size_t frame = seen(1).size();
+        accepted += pool.submit_envelope(VerifyResult::Source::Peer, 1, msg(e));
+    const std::size_t frame = msg(1).size();
     EXPECT_EQ(accepted, 1000 / frame);  // the rest refused, although the workers are idle
-    EXPECT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 2, seen(50)))
+    EXPECT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 2, msg(50)))
         << "another member's queue is its own";
     EXPECT_EQ(collect(pool, accepted + 1).size(), accepted + 1);
-    EXPECT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, seen(60)))
+    EXPECT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, msg(60)))
         << "taking the results frees the bytes";
 }
 
@@ -225,18 +231,18 @@ TEST(VerifyPool, small_frames_reaching_an_idle_pool_are_checked_at_once_up_to_a_
     VerifyCache cache;
     const CachingCryptoSuite suite(m.verifier(), cache);
     VerifyPool pool(suite, m.config, 1, VerifyPoolBounds{});
-    auto seen = [&](Epoch e) { return m.seen(1, e); };
-    ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, seen(1)));
+    auto msg = [&](Epoch e) { return m.commit(1, e); };
+    ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, msg(1)));
     EXPECT_EQ(pool.inline_checked(), 1u);
     auto now = pool.take_results();
     ASSERT_EQ(now.size(), 1u) << "the result is ready when submit returns";
     ASSERT_TRUE(now[0].envelope.has_value()) << now[0].error;
     EXPECT_EQ(now[0].envelope->epoch, 1u);
 
-    Bytes forged = seen(2);
+    Bytes forged = msg(2);
     forged.back() ^= 1;
     ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, forged));
-    ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, seen(3)));
+    ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, msg(3)));
     EXPECT_EQ(pool.inline_checked(), 3u) << "the second frame of the pass is checked at once too";
     auto both = pool.take_results();
     ASSERT_EQ(both.size(), 2u) << "both results are ready in the same pass";
@@ -248,13 +254,13 @@ TEST(VerifyPool, small_frames_reaching_an_idle_pool_are_checked_at_once_up_to_a_
     // A burst: kInlinePerPass frames at once, the rest to the worker.
     const std::size_t burst = VerifyPool::kInlinePerPass + 3;
     for (std::size_t k = 0; k < burst; ++k)
-        ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, seen(10 + k)));
+        ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, msg(10 + k)));
     EXPECT_EQ(pool.inline_checked(), 3u + VerifyPool::kInlinePerPass)
         << "more than the cap of one pass was checked on the caller's thread";
     EXPECT_EQ(collect(pool, burst).size(), burst);
 
     pool.set_paused(true);
-    ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, seen(4)));
+    ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, msg(4)));
     EXPECT_EQ(pool.inline_checked(), 3u + VerifyPool::kInlinePerPass)
         << "a paused pool checks nothing, not even at once";
     EXPECT_TRUE(pool.take_results().empty());
@@ -424,8 +430,7 @@ TEST(VerifyPool, a_failed_frame_resent_costs_no_second_check) {
     const CachingCryptoSuite suite(m.verifier(), cache);
     VerifyPool pool(suite, m.config, 1, VerifyPoolBounds{});
     const RealCryptoSuite node1 = m.signer(1);
-    Bytes forged =
-        seal_envelope(node1, m.config.chain_id, 1, 3, Kind::Seen, encode(SeenBody{2, Digest{}}));
+    Bytes forged = m.commit(1, 3);
     forged.back() ^= 1;
     ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, forged));
     ASSERT_EQ(collect(pool, 1).size(), 1u);
@@ -486,9 +491,7 @@ TEST(VerifyPool, inner_envelopes_of_a_fetch_reply_are_checked_only_when_solicite
     pool.set_applied(0);
     const RealCryptoSuite node1 = m.signer(1);
     FetchReply reply;
-    for (Epoch e = 1; e <= 20; ++e)
-        reply.envelopes.push_back(seal_envelope(node1, m.config.chain_id, 1, e, Kind::Seen,
-                                                encode(SeenBody{2, Digest{}})));
+    for (Epoch e = 1; e <= 20; ++e) reply.envelopes.push_back(m.commit(1, e));
     const Bytes raw =
         seal_envelope(node1, m.config.chain_id, 1, 1, Kind::FetchReply, encode(reply));
     ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, raw));
@@ -502,6 +505,42 @@ TEST(VerifyPool, inner_envelopes_of_a_fetch_reply_are_checked_only_when_solicite
         seal_envelope(node1, m.config.chain_id, 1, 2, Kind::FetchReply, encode(reply))));
     ASSERT_EQ(collect(pool, 1).size(), 1u);
     EXPECT_EQ(cache.size(), 22u);
+}
+
+// A SEEN's signature is checked only when the statement leaves the node, inside
+// a certificate (consensus/messages.h, verified_on_use): on its sender's own
+// authenticated connection it is taken as it is, since that connection names
+// its sender. Anywhere else it is checked on arrival.
+TEST(VerifyPool, a_seen_is_taken_unchecked_only_on_its_senders_own_connection) {
+    const Members m;
+    VerifyCache cache;
+    const CachingCryptoSuite suite(m.verifier(), cache);
+    VerifyPool pool(suite, m.config, 1, VerifyPoolBounds{});
+    auto result = [&](VerifyResult::Source source, NodeId from, Bytes raw) {
+        EXPECT_TRUE(pool.submit_envelope(source, from, std::move(raw)));
+        auto got = collect(pool, 1);
+        EXPECT_EQ(got.size(), 1u);
+        return got.empty() ? VerifyResult{} : got[0];
+    };
+    Bytes bad = m.real_seen(1, 3);
+    bad.back() ^= 1;
+    const VerifyResult own = result(VerifyResult::Source::Peer, 1, bad);
+    ASSERT_TRUE(own.envelope.has_value()) << own.error;
+    EXPECT_EQ(own.envelope->sender, 1);
+    EXPECT_EQ(cache.size(), 0u) << "nothing was verified";
+    Bytes bad2 = m.real_seen(1, 4);
+    bad2.back() ^= 1;
+    EXPECT_FALSE(result(VerifyResult::Source::Peer, 2, bad2).envelope.has_value())
+        << "another member's connection does not vouch for member 1";
+    Bytes bad3 = m.real_seen(1, 5);
+    bad3.back() ^= 1;
+    EXPECT_FALSE(result(VerifyResult::Source::PubSub, 1, bad3).envelope.has_value())
+        << "the flood plane names no sender";
+    EXPECT_TRUE(result(VerifyResult::Source::PubSub, 1, m.real_seen(1, 6)).envelope.has_value());
+    // Any other signed kind is checked on its sender's connection too.
+    Bytes commit = m.commit(1, 7);
+    commit.back() ^= 1;
+    EXPECT_FALSE(result(VerifyResult::Source::Peer, 1, commit).envelope.has_value());
 }
 
 }  // namespace
