@@ -178,6 +178,21 @@ std::vector<Bytes> CatchUp::matching_commits(Epoch e) const {
     auto signers = v->second.by_tuple.find(*v->second.mine);
     if (signers == v->second.by_tuple.end()) return out;
     for (const auto& [s, env] : signers->second) out.push_back(env);
+    return checked(std::move(out));
+}
+
+std::vector<Bytes> CatchUp::checked(std::vector<Bytes> commits) const {
+    std::vector<Bytes> out;
+    for (auto& raw : commits) {
+        auto env = decode_envelope(raw, params_.limits);
+        if (!env) continue;
+        const Envelope& c = env.value();
+        if (crypto_.verify(c.sender, kEnvelopeTag,
+                           envelope_sign_payload(c.chain_id, c.sender, c.epoch, c.kind, c.body),
+                           c.sig)) {
+            out.push_back(std::move(raw));
+        }
+    }
     return out;
 }
 
@@ -389,7 +404,8 @@ std::optional<FetchReply> CatchUp::proof_reply_for(Epoch e, Epoch delivered) {
         blocks = &from_archive->blocks;
         list = list_of_blocks(*blocks, params_.limits);
     }
-    if (list.empty()) return std::nullopt;
+    commits = checked(std::move(commits));
+    if (list.empty() || commits.size() < params_.t + 1) return std::nullopt;
     // What fits in one message: every COMMIT and the list always (the config
     // check guarantees room for them), then the blocks in order while they fit.
     std::size_t used = kEnvelopeOverhead + 16 + list.size() * 40;

@@ -268,6 +268,10 @@ class CatchUp {
     bool list_matches(Epoch e, const CommitBody& tuple, const std::vector<BlockRef>& list) const;
     std::optional<CheckedProof> assemble(const PendingProof& p) const;
     std::optional<ArchivedProof> archived(Epoch e) const;
+    /// The COMMIT envelopes of `commits` whose signature verifies: a peer's COMMIT
+    /// taken on its own connection was counted unchecked (verified_on_use,
+    /// consensus/messages.h), and what leaves this node is checked.
+    std::vector<Bytes> checked(std::vector<Bytes> commits) const;
 
     std::map<Epoch, StoredProof> proofs_;  // delivered epochs
     std::optional<PendingProof> pending_;  // the proof of delivered + 1 being fetched

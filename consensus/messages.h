@@ -51,15 +51,16 @@ inline constexpr std::uint8_t kKindMax = 10;
 constexpr bool channel_authenticated(Kind kind) { return kind == Kind::Aba; }
 
 /// Kinds that are signed but whose signature a receiver checks only when the
-/// statement leaves it: a SEEN that arrives on its sender's own authenticated
-/// connection (or inside a FetchReply its sender signed) is counted as it is,
-/// because that connection already says who sent it, and a Byzantine member
-/// could sign any SEEN of its own anyway. Its signature matters only to a third
-/// party, and the only way it reaches one is inside a certificate, which this
-/// node checks signature by signature before it sends it
-/// (BlockBroadcast::servable_cert). On the flood plane, or in another member's
-/// name, the signature is checked on arrival as before.
-constexpr bool verified_on_use(Kind kind) { return kind == Kind::Seen; }
+/// statement leaves it: a SEEN or COMMIT that arrives on its sender's own
+/// authenticated connection (or inside a FetchReply its sender signed) is counted
+/// as it is, because that connection already says who sent it, and a Byzantine
+/// member could sign any statement of its own anyway. The signature matters only
+/// to a third party, and the only ways one reaches a third party are inside a
+/// certificate (a SEEN) or a commit proof or checkpoint certificate (a COMMIT),
+/// which this node checks signature by signature before it sends them
+/// (BlockBroadcast::servable_cert, CatchUp::checked). On the flood plane, or in
+/// another member's name, the signature is checked on arrival as before.
+constexpr bool verified_on_use(Kind kind) { return kind == Kind::Seen || kind == Kind::Commit; }
 
 /// Kinds sent point to point to each member rather than on the flood plane: the
 /// channel-authenticated ones, and those whose signature is checked on use (a

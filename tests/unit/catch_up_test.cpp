@@ -206,6 +206,49 @@ TEST_F(CatchUpTest, proof_comes_from_memory_then_from_the_archive) {
     EXPECT_FALSE(cu.proof_reply_for(21, 20));
 }
 
+// A peer's COMMIT that came on its own connection was counted without a check
+// of its signature (consensus/messages.h, verified_on_use): a proof or a
+// checkpoint certificate this node hands out holds only COMMITs that verify.
+TEST_F(CatchUpTest, commits_leave_the_node_only_with_signatures_that_verify) {
+    RecordsArchive archive;
+    CatchUp cu(params_, suites_[0], &archive);
+    Step step;
+    auto broken = [&](NodeId from, Epoch e, const CommitBody& b) {
+        auto c = commit(from, e, b);
+        c.first.sig[0] ^= 1;
+        const Bytes raw = encode(c.first);
+        return cu.on_commit(step, c.first, raw, b, e, 0);
+    };
+    for (Epoch e = 1; e <= 20; ++e) {
+        own(cu, step, e, body(static_cast<std::uint8_t>(e)), e);
+        EXPECT_TRUE(broken(3, e, body(static_cast<std::uint8_t>(e))));  // counted
+        cu.prune(e);
+    }
+    archive.records = step.persist;
+    EXPECT_FALSE(cu.stable(20));  // two COMMITs: q = 3 are needed
+    // Own COMMIT and member 3's bad one make t + 1 = 2 in the tally, but only one
+    // verifies: nothing to serve, from memory or from the archive.
+    EXPECT_FALSE(cu.proof_reply_for(20, 20));
+    EXPECT_FALSE(cu.proof_reply_for(3, 20));
+    // A good COMMIT of member 1 as well: served, without member 3's.
+    peer(cu, step, 1, 20, body(20), 20);
+    auto reply = cu.proof_reply_for(20, 20);
+    ASSERT_TRUE(reply);
+    std::size_t commits = 0;
+    for (const auto& raw : reply->envelopes) {
+        auto env = decode_envelope(raw, Limits{}).value();
+        if (env.kind != Kind::Commit) continue;
+        ++commits;
+        EXPECT_NE(env.sender, 3);
+    }
+    EXPECT_EQ(commits, 2u);
+    // Stable now (q = 3 counted): the checkpoint certificate leaves member 3 out too.
+    EXPECT_TRUE(cu.stable(20));
+    const auto cert = cu.matching_commits(20);
+    EXPECT_EQ(cert.size(), 2u);
+    for (const auto& raw : cert) EXPECT_NE(decode_envelope(raw, Limits{}).value().sender, 3);
+}
+
 TEST_F(CatchUpTest, epoch_with_only_our_commit_is_not_served) {
     CatchUp cu(params_, suites_[0], nullptr);
     Step step;

@@ -44,9 +44,14 @@ struct Members {
     RealCryptoSuite signer(NodeId i) const {
         return RealCryptoSuite(public_keys(), coin.public_key, keys[i], coin.shares[i]);
     }
-    // A COMMIT envelope of epoch e signed by member i: a small signed frame whose
-    // signature is checked on arrival from any connection (a SEEN's is not when it
-    // comes on its sender's own: consensus/messages.h, verified_on_use).
+    // A FETCH_REQUEST envelope of epoch e signed by member i: a small signed frame
+    // whose signature is checked on arrival from any connection (a SEEN's or a
+    // COMMIT's is not when it comes on its sender's own: consensus/messages.h,
+    // verified_on_use).
+    Bytes signed_frame(NodeId i, Epoch e) const {
+        return seal_envelope(signer(i), config.chain_id, i, e, Kind::FetchRequest,
+                             encode(FetchRequest{FetchType::Cert, 2, Digest{}}));
+    }
     Bytes commit(NodeId i, Epoch e) const {
         return seal_envelope(signer(i), config.chain_id, i, e, Kind::Commit,
                              encode(CommitBody{Digest{}, Digest{}, std::nullopt}));
@@ -101,7 +106,7 @@ TEST(VerifyPool, every_frame_comes_back_once_with_its_verdict_from_many_workers)
     // flipped signature bit; the raw digest tells them apart in the results.
     std::map<Digest, bool> expect_ok;
     for (Epoch e = 1; e <= 60; ++e) {
-        Bytes raw = m.commit(1, e);
+        Bytes raw = m.signed_frame(1, e);
         const bool forge = e % 5 == 0;
         if (forge) raw[raw.size() - 1] ^= 1;  // the signature is the last field
         const Digest id = digest_of(raw);
@@ -207,7 +212,7 @@ TEST(VerifyPool, a_members_queue_is_bounded_in_bytes_until_the_loop_takes_its_re
     VerifyPoolBounds bounds;
     bounds.member_bytes = 1000;
     VerifyPool pool(suite, m.config, 2, bounds);
-    auto msg = [&](Epoch e) { return m.commit(1, e); };
+    auto msg = [&](Epoch e) { return m.signed_frame(1, e); };
     std::size_t accepted = 0;
     for (Epoch e = 1; e <= 40; ++e)
         accepted += pool.submit_envelope(VerifyResult::Source::Peer, 1, msg(e));
@@ -231,7 +236,7 @@ TEST(VerifyPool, small_frames_reaching_an_idle_pool_are_checked_at_once_up_to_a_
     VerifyCache cache;
     const CachingCryptoSuite suite(m.verifier(), cache);
     VerifyPool pool(suite, m.config, 1, VerifyPoolBounds{});
-    auto msg = [&](Epoch e) { return m.commit(1, e); };
+    auto msg = [&](Epoch e) { return m.signed_frame(1, e); };
     ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, msg(1)));
     EXPECT_EQ(pool.inline_checked(), 1u);
     auto now = pool.take_results();
@@ -430,7 +435,7 @@ TEST(VerifyPool, a_failed_frame_resent_costs_no_second_check) {
     const CachingCryptoSuite suite(m.verifier(), cache);
     VerifyPool pool(suite, m.config, 1, VerifyPoolBounds{});
     const RealCryptoSuite node1 = m.signer(1);
-    Bytes forged = m.commit(1, 3);
+    Bytes forged = m.signed_frame(1, 3);
     forged.back() ^= 1;
     ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, forged));
     ASSERT_EQ(collect(pool, 1).size(), 1u);
@@ -491,7 +496,7 @@ TEST(VerifyPool, inner_envelopes_of_a_fetch_reply_are_checked_only_when_solicite
     pool.set_applied(0);
     const RealCryptoSuite node1 = m.signer(1);
     FetchReply reply;
-    for (Epoch e = 1; e <= 20; ++e) reply.envelopes.push_back(m.commit(1, e));
+    for (Epoch e = 1; e <= 20; ++e) reply.envelopes.push_back(m.signed_frame(1, e));
     const Bytes raw =
         seal_envelope(node1, m.config.chain_id, 1, 1, Kind::FetchReply, encode(reply));
     ASSERT_TRUE(pool.submit_envelope(VerifyResult::Source::Peer, 1, raw));
@@ -507,11 +512,11 @@ TEST(VerifyPool, inner_envelopes_of_a_fetch_reply_are_checked_only_when_solicite
     EXPECT_EQ(cache.size(), 22u);
 }
 
-// A SEEN's signature is checked only when the statement leaves the node, inside
-// a certificate (consensus/messages.h, verified_on_use): on its sender's own
+// A SEEN's or COMMIT's signature is checked only when the statement leaves the
+// node, in a certificate or a proof (consensus/messages.h, verified_on_use): on its sender's own
 // authenticated connection it is taken as it is, since that connection names
 // its sender. Anywhere else it is checked on arrival.
-TEST(VerifyPool, a_seen_is_taken_unchecked_only_on_its_senders_own_connection) {
+TEST(VerifyPool, a_seen_or_commit_is_taken_unchecked_only_on_its_senders_own_connection) {
     const Members m;
     VerifyCache cache;
     const CachingCryptoSuite suite(m.verifier(), cache);
@@ -537,10 +542,17 @@ TEST(VerifyPool, a_seen_is_taken_unchecked_only_on_its_senders_own_connection) {
     EXPECT_FALSE(result(VerifyResult::Source::PubSub, 1, bad3).envelope.has_value())
         << "the flood plane names no sender";
     EXPECT_TRUE(result(VerifyResult::Source::PubSub, 1, m.real_seen(1, 6)).envelope.has_value());
-    // Any other signed kind is checked on its sender's connection too.
+    // A COMMIT is a statement too; any other signed kind is checked on its
+    // sender's connection as well.
     Bytes commit = m.commit(1, 7);
     commit.back() ^= 1;
-    EXPECT_FALSE(result(VerifyResult::Source::Peer, 1, commit).envelope.has_value());
+    EXPECT_TRUE(result(VerifyResult::Source::Peer, 1, commit).envelope.has_value());
+    Bytes commit2 = m.commit(1, 8);
+    commit2.back() ^= 1;
+    EXPECT_FALSE(result(VerifyResult::Source::PubSub, 1, commit2).envelope.has_value());
+    Bytes other = m.signed_frame(1, 9);
+    other.back() ^= 1;
+    EXPECT_FALSE(result(VerifyResult::Source::Peer, 1, other).envelope.has_value());
 }
 
 }  // namespace
