@@ -13,8 +13,8 @@
 //    [id]['P'][envelope]. Nothing else is accepted on it. Its connections are the
 //    authenticated ones (the ZAP user id names the member), so agreement
 //    messages, which carry no signature, travel here and never on the PUB, and
-//    so do SEENs, whose signature a receiver checks only when they reach it
-//    from elsewhere (send_to_each; consensus/messages.h, sent_point_to_point).
+//    so do SEENs and COMMITs, whose signature a receiver checks only when they
+//    reach it from elsewhere (send_to_each; consensus/messages.h, sent_point_to_point).
 //  - DEALER per peer (connect to the peer's member ROUTER, ZMQ_IMMEDIATE so nothing
 //    queues for a peer that is down): point-to-point sends (fetches, catch-up).
 //    No fixed routing id: the ROUTER names each connection itself, so there is no
