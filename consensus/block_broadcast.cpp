@@ -18,23 +18,29 @@ const BlockBroadcast::EpochState* BlockBroadcast::find(Epoch e) const {
 
 // ---- blocks ------------------------------------------------------------------------
 
-std::optional<Block> BlockBroadcast::parse(Step& step, const Envelope& env,
-                                           const Bytes& raw) const {
+std::optional<Block> BlockBroadcast::parse(Step& step, const Envelope& env, const Bytes& raw,
+                                           Block* decoded) const {
     const NodeId j = env.sender;
     if (env.body.size() > params_.limits.block_bytes_max) {
         step.fault(j, FaultKind::InvalidBlock, "block over block_bytes_max", {raw});
         return std::nullopt;
     }
-    auto decoded = decode_block(env.body, params_.limits);
-    if (!decoded) {
-        step.fault(j, FaultKind::Malformed, "block: " + decoded.error(), {raw});
-        return std::nullopt;
+    std::optional<Block> block;
+    if (decoded) {
+        block = std::move(*decoded);
+    } else {
+        auto d = decode_block(env.body, params_.limits);
+        if (!d) {
+            step.fault(j, FaultKind::Malformed, "block: " + d.error(), {raw});
+            return std::nullopt;
+        }
+        block = std::move(d.value());
     }
-    if (decoded.value().epoch != env.epoch || decoded.value().proposer != j) {
+    if (block->epoch != env.epoch || block->proposer != j) {
         step.fault(j, FaultKind::InvalidBlock, "block epoch/proposer differ from envelope", {raw});
         return std::nullopt;
     }
-    return std::move(decoded.value());
+    return block;
 }
 
 void BlockBroadcast::store(Step* step, const Digest& d, const Bytes& env, const Signature& sig,

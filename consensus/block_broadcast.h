@@ -116,7 +116,10 @@ class BlockBroadcast {
     // ---- blocks -----------------------------------------------------------------
     /// Decodes a block envelope's body and checks it against its envelope and the
     /// limits. A bad block is a fault of its proposer (in `step`); nullopt then.
-    std::optional<Block> parse(Step& step, const Envelope& env, const Bytes& raw) const;
+    /// `decoded`, if given, is that body already decoded (by the shell): it is
+    /// moved from instead of decoding again.
+    std::optional<Block> parse(Step& step, const Envelope& env, const Bytes& raw,
+                               Block* decoded = nullptr) const;
     /// Accepts a parsed block whose requests were checked (see the rules):
     /// First — the first block of (e, j), accepted: SEEN it (only when
     /// `in_window`); Stored — stored only; Equivocation — another block of (e, j)

@@ -184,7 +184,7 @@ void Replica::Impl::on_block(Step& step, const Envelope& env, const Bytes& raw, 
                              const Precomputed& pre) {
     const Epoch e = env.epoch;
     const NodeId j = env.sender;
-    auto block = blocks.parse(step, env, raw);
+    auto block = blocks.parse(step, env, raw, pre.block);
     if (!block) return;
     const Digest d = pre.body_digest ? *pre.body_digest : digest_of(env.body);
     if (blocks.holds(d)) return;  // already have it
@@ -466,16 +466,22 @@ void Replica::Impl::dispatch(Step& step, const Envelope& env, const Bytes& raw, 
 
 void Replica::Impl::on_requests(Step& step, const Envelope& env, const Bytes& raw,
                                 const Precomputed& pre) {
-    auto batch = decode_request_batch(env.body, cfg.limits);
-    if (!batch) {
-        step.fault(env.sender, FaultKind::Malformed, "requests: " + batch.error(), {raw});
-        return;
+    std::optional<RequestBatch> batch;
+    if (pre.batch) {
+        batch = std::move(*pre.batch);  // decoded by the shell (Precomputed)
+    } else {
+        auto decoded = decode_request_batch(env.body, cfg.limits);
+        if (!decoded) {
+            step.fault(env.sender, FaultKind::Malformed, "requests: " + decoded.error(), {raw});
+            return;
+        }
+        batch = std::move(decoded.value());
     }
     // One fault per envelope, however many of its requests are bad: the
     // evidence is the envelope, once (issue 11, finding 1).
     std::size_t invalid = 0;
     std::size_t pooled = 0;  // requests of the flood the pool holds
-    const auto& requests = batch.value().requests;
+    const auto& requests = batch->requests;
     const bool known = pre.requests && pre.requests->size() == requests.size();
     for (std::size_t i = 0; i < requests.size(); ++i) {
         const Request& r = requests[i];
@@ -497,8 +503,7 @@ void Replica::Impl::on_requests(Step& step, const Envelope& env, const Bytes& ra
     }
     if (invalid > 0) {
         step.fault(env.sender, FaultKind::InvalidSignature,
-                   "flooded " + std::to_string(invalid) + " of " +
-                       std::to_string(batch.value().requests.size()) +
+                   "flooded " + std::to_string(invalid) + " of " + std::to_string(requests.size()) +
                        " requests with a foreign chain id or an invalid client signature",
                    {raw});
     }

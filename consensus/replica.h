@@ -175,14 +175,19 @@ struct ReplicaMemory {
 };
 
 /// What the shell's check of an envelope computed, handed to the core so that it
-/// is not computed again; either may be absent (null: the core computes it). The
+/// is not computed again; any may be absent (null: the core computes it). The
 /// shell computed them from this very envelope: `body_digest` = digest_of(body),
 /// `requests` = (digest_of(encode(r)), encode(r).size()) of each request of a
 /// Block's or request batch's body, in order (the core uses them only when their
-/// number matches).
+/// number matches); `block` and `batch` = the body of a Block or Requests
+/// envelope as decode_block / decode_request_batch return it under the core's
+/// limits (the core moves from them; a block still has its size, epoch and
+/// proposer checked against the envelope).
 struct Precomputed {
     const Digest* body_digest = nullptr;
     const RequestDigests* requests = nullptr;
+    Block* block = nullptr;
+    RequestBatch* batch = nullptr;
 };
 
 /// The `channel` argument of open_envelope when the connection that carried the

@@ -34,7 +34,9 @@ void Replica::Impl::propose(Step& step, Epoch e) {
     ensure_abas(e);
     auto opened = decode_envelope(*env, cfg.limits);
     TOB_CHECK(opened, "this node's own block envelope decodes");
-    on_block(step, opened.value(), *env, /*from_fetch=*/false, Precomputed{nullptr, &rds});
+    // b is what decoding `body` gives (the encoding is canonical): not decoded again.
+    on_block(step, opened.value(), *env, /*from_fetch=*/false,
+             Precomputed{nullptr, &rds, &b, nullptr});
 }
 
 void Replica::Impl::flush_flood(Step& step) {

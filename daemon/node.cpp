@@ -365,7 +365,8 @@ struct Node::Impl {
         step.append(replica->handle_envelope(
             env, now_ms(),
             consensus::Precomputed{env.kind == Kind::Block ? &r.body_digest : nullptr,
-                                   &r.request_digests}));
+                                   &r.request_digests, r.block ? &*r.block : nullptr,
+                                   r.batch ? &*r.batch : nullptr}));
         if (env.kind == Kind::Block && replica->holds_block(r.body_digest))
             pool->note_held_block(r.raw_digest, env.epoch);
     }

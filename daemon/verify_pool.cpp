@@ -541,7 +541,7 @@ std::optional<VerifyResult> VerifyPool::work(Job& job) {
         r.error = env.error();
         return r;
     }
-    if (!preverify(env.value(), 0, &r.request_digests)) {
+    if (!preverify(env.value(), 0, &r.request_digests, &r)) {
         failed_.insert(r.raw_digest);
         r.error = "invalid client request in a block or batch (bad client signature or chain id)";
         return r;
@@ -638,7 +638,8 @@ void VerifyPool::preverify_aba(const Envelope& env) {
 // cheap filters (window, round, solicitation, a cap per envelope). False: the
 // envelope is certainly refused by the core (a block or batch holding an invalid
 // client request); other failures are left to the core.
-bool VerifyPool::preverify(const Envelope& env, int depth, RequestDigests* digests) {
+bool VerifyPool::preverify(const Envelope& env, int depth, RequestDigests* digests,
+                           VerifyResult* result) {
     const Limits& limits = config_.limits;
     switch (env.kind) {
         case Kind::Block: {
@@ -647,11 +648,17 @@ bool VerifyPool::preverify(const Envelope& env, int depth, RequestDigests* diges
                 return true;
             }
             auto b = decode_block(env.body, limits);
-            return !b || preverify_requests(b.value().requests, digests);
+            if (!b) return true;
+            if (!preverify_requests(b.value().requests, digests)) return false;
+            if (result) result->block = std::move(b.value());
+            return true;
         }
         case Kind::Requests: {
             auto batch = decode_request_batch(env.body, limits);
-            return !batch || preverify_requests(batch.value().requests, digests);
+            if (!batch) return true;
+            if (!preverify_requests(batch.value().requests, digests)) return false;
+            if (result) result->batch = std::move(batch.value());
+            return true;
         }
         case Kind::Cert: {
             auto c = decode_certificate(env.body, limits);

@@ -130,8 +130,13 @@ struct VerifyResult {
     consensus::Digest raw_digest{};   // digest of the raw frame (duplicate suppression)
     consensus::Digest body_digest{};  // Block envelopes: digest of the envelope body
     // Block and request-batch envelopes: each request's digest and encoded size, as
-    // the worker computed them to check its signature (handed to the core).
+    // the worker computed them to check its signature (handed to the core), and the
+    // decoded body (consensus::Precomputed: the core does not decode it again).
+    // The decoded form is held only until the loop takes the result, like the raw
+    // bytes charged to the source's queue, and takes about as much memory again.
     consensus::RequestDigests request_digests;
+    std::optional<consensus::Block> block;
+    std::optional<consensus::RequestBatch> batch;
     std::string routing_id;  // Client: where to answer
     std::string peer_key;    // Client: the connection's Curve key (hex)
     // Envelope frames: the opened envelope or the reason it was refused.
@@ -280,9 +285,10 @@ class VerifyPool {
     bool held_block(const consensus::Digest& frame) const;
     void remember_verified(const consensus::Digest& d);
     // `digests` (if given) receives (digest_of(encode(r)), its size) of each request
-    // of a Block or request batch, in order, when they all verified.
+    // of a Block or request batch, in order, when they all verified; `result` (if
+    // given) the decoded body of a Block or Requests envelope, for the core.
     bool preverify(const consensus::Envelope& env, int depth,
-                   consensus::RequestDigests* digests = nullptr);
+                   consensus::RequestDigests* digests = nullptr, VerifyResult* result = nullptr);
     bool preverify_requests(const std::vector<consensus::Request>& requests,
                             consensus::RequestDigests* digests);
     void preverify_aba(const consensus::Envelope& env);

@@ -346,6 +346,24 @@ TEST_F(BlockBroadcastTest, a_certificate_is_served_only_with_votes_that_verify) 
     EXPECT_EQ(decode_certificate(opened.value().body, Limits{}).value(), *served);
 }
 
+// The shell may hand over the body it decoded (Precomputed::block): it is used
+// as it is, and still checked against its envelope.
+TEST_F(BlockBroadcastTest, a_block_decoded_by_the_shell_is_used_and_still_checked) {
+    BlockBroadcast bb(params_, suites_[0]);
+    Step step;
+    auto b = block_env(2, 5, 7);
+    Block decoded = decode_block(b.first.body, Limits{}).value();
+    auto parsed = bb.parse(step, b.first, b.second, &decoded);
+    ASSERT_TRUE(parsed);
+    EXPECT_EQ(*parsed, decode_block(b.first.body, Limits{}).value());
+    Block other_epoch = decode_block(b.first.body, Limits{}).value();
+    other_epoch.epoch = 6;
+    EXPECT_FALSE(bb.parse(step, b.first, b.second, &other_epoch));
+    ASSERT_EQ(step.faults.size(), 1u);
+    EXPECT_EQ(step.faults[0].kind, FaultKind::InvalidBlock);
+    EXPECT_EQ(step.faults[0].culprit, 2);
+}
+
 TEST_F(BlockBroadcastTest, missing_block_is_fetched_from_t_plus_one_signers_rate_limited) {
     BlockBroadcast bb(params_, suites_[0]);
     Digest d{};

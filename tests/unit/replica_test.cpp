@@ -226,8 +226,8 @@ class Net {
     }
 
     /// What deliver() hands the core as Precomputed (Replica::handle_envelope):
-    /// nothing, what the daemon's workers compute, or a request list one entry
-    /// short (which the core must ignore).
+    /// nothing, what the daemon's workers compute (digests and the decoded body),
+    /// or a request list one entry short (which the core must ignore).
     enum class Pre { None, Exact, WrongCount };
     void set_precomputed(Pre p) { pre_ = p; }
 
@@ -242,13 +242,20 @@ class Net {
             return;
         }
         RequestDigests rds;
+        std::optional<Block> block;  // the decoded body, as the daemon's workers hand it over
+        std::optional<RequestBatch> batch;
         if (pre_ != Pre::None) {
             std::vector<Request> reqs;
             if (env.value().kind == Kind::Block) {
-                if (auto b = decode_block(env.value().body, Limits{})) reqs = b.value().requests;
-            } else if (env.value().kind == Kind::Requests) {
-                if (auto b = decode_request_batch(env.value().body, Limits{}))
+                if (auto b = decode_block(env.value().body, Limits{})) {
                     reqs = b.value().requests;
+                    block = std::move(b.value());
+                }
+            } else if (env.value().kind == Kind::Requests) {
+                if (auto b = decode_request_batch(env.value().body, Limits{})) {
+                    reqs = b.value().requests;
+                    batch = std::move(b.value());
+                }
             }
             for (const auto& r : reqs) rds.push_back(request_digest(r));
             // One short, so that the rest are misaligned: used anyway, they would
@@ -256,7 +263,8 @@ class Net {
             if (pre_ == Pre::WrongCount && !rds.empty()) rds.erase(rds.begin());
         }
         const Precomputed pre{pre_ == Pre::None ? nullptr : &body_digest,
-                              pre_ == Pre::None ? nullptr : &rds};
+                              pre_ == Pre::None ? nullptr : &rds, block ? &*block : nullptr,
+                              batch ? &*batch : nullptr};
         execute(m.to, nd.replica->handle_envelope(env.value(), now_, pre));
     }
 
