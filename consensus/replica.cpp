@@ -140,9 +140,9 @@ void Replica::Impl::remember(Epoch e, Kind kind, const Bytes& env) {
     st.republish.push_back({kind, env});
 }
 
-Admission Replica::Impl::pool_add(const Request& r, const Digest& d, std::size_t bytes,
-                                  bool local) {
-    return pool.add(r, d, bytes, local, delivered(), now, sm);
+Admission Replica::Impl::pool_add(const Request& r, const Digest& d, std::size_t bytes, bool local,
+                                  Request* movable) {
+    return pool.add(r, d, bytes, local, delivered(), now, sm, movable);
 }
 
 void Replica::Impl::join_upto(Step& step, Epoch e) {
@@ -480,11 +480,11 @@ void Replica::Impl::on_requests(Step& step, const Envelope& env, const Bytes& ra
     // One fault per envelope, however many of its requests are bad: the
     // evidence is the envelope, once (issue 11, finding 1).
     std::size_t invalid = 0;
-    std::size_t pooled = 0;  // requests of the flood the pool holds
-    const auto& requests = batch->requests;
+    std::size_t pooled = 0;            // requests of the flood the pool holds
+    auto& requests = batch->requests;  // each moved into the pool if it keeps it
     const bool known = pre.requests && pre.requests->size() == requests.size();
     for (std::size_t i = 0; i < requests.size(); ++i) {
-        const Request& r = requests[i];
+        Request& r = requests[i];
         // A copy of a request this pool holds (same client, nonce and signature)
         // costs no encoding and hashing: every honest node floods what its
         // clients send, so each request arrives once per member (issue 11,
@@ -498,7 +498,7 @@ void Replica::Impl::on_requests(Step& step, const Envelope& env, const Bytes& ra
             ++invalid;
             continue;
         }
-        const Admission a = pool_add(r, d, size, /*local=*/false);
+        const Admission a = pool_add(r, d, size, /*local=*/false, &r);
         if (a == Admission::Added || a == Admission::Known) ++pooled;
     }
     if (invalid > 0) {

@@ -109,7 +109,8 @@ struct Replica::Impl {
     // ---- requests -------------------------------------------------------------------
 
     /// Pools a request that arrived by flood or in a block (its signature checked).
-    Admission pool_add(const Request& r, const Digest& d, std::size_t bytes, bool local);
+    Admission pool_add(const Request& r, const Digest& d, std::size_t bytes, bool local,
+                       Request* movable = nullptr);
 
     // ---- joining and proposing ----------------------------------------------------
 

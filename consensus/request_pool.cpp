@@ -76,7 +76,8 @@ const char* to_string(Admission a) {
 }
 
 Admission RequestPool::add(const Request& r, const Digest& d, std::size_t encoded_bytes, bool local,
-                           Epoch delivered, std::uint64_t now_ms, const StateMachine& state) {
+                           Epoch delivered, std::uint64_t now_ms, const StateMachine& state,
+                           Request* movable) {
     if (state.committed(r.client, r.nonce)) return Admission::Committed;
     if (state.expired(r)) return Admission::Expired;
     if (settled_.count(d)) return Admission::Invalid;  // skipped for good (settle())
@@ -95,15 +96,17 @@ Admission RequestPool::add(const Request& r, const Digest& d, std::size_t encode
     if (!make_room(r.client, encoded_bytes)) return Admission::Overloaded;
     ids_[id] = d;
     const std::uint64_t seq = seq_++;
-    const auto& entry = entries_[d] = Entry{r, encoded_bytes, delivered, local, seq};
+    const auto& entry = entries_[d] =
+        Entry{movable ? std::move(*movable) : r, encoded_bytes, delivered, local, seq};
+    const Request& kept = entry.request;  // `r` may have been moved from
     count_ready(d, entry, +1);
-    by_expiry_.emplace(r.expires, d);
+    by_expiry_.emplace(kept.expires, d);
     bytes_ += encoded_bytes;
-    auto& use = clients_[r.client];
-    by_use_.erase({use.bytes, r.client});
+    auto& use = clients_[kept.client];
+    by_use_.erase({use.bytes, kept.client});
     use.bytes += encoded_bytes;
     use.by_seq.emplace(seq, d);
-    by_use_.insert({use.bytes, r.client});
+    by_use_.insert({use.bytes, kept.client});
     if (!work_since_ms_) work_since_ms_ = now_ms;
     return Admission::Added;
 }

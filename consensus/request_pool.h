@@ -129,8 +129,11 @@ class RequestPool {
     /// Adds an uncommitted request (local: a client submitted it to this node; a
     /// pooled copy learnt by flood becomes local too). `delivered` dates it for
     /// aging. May evict other clients' requests (see "Bounds and fairness").
+    /// `movable` (if given) is `request` itself, which the pool may move from
+    /// when it keeps the request (the caller does not need it afterwards).
     Admission add(const Request& request, const Digest& digest, std::size_t encoded_bytes,
-                  bool local, Epoch delivered, std::uint64_t now_ms, const StateMachine& state);
+                  bool local, Epoch delivered, std::uint64_t now_ms, const StateMachine& state,
+                  Request* movable = nullptr);
     bool contains(const PublicKey& client, Nonce nonce) const {
         return ids_.count({client, nonce}) != 0;
     }
