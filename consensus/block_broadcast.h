@@ -30,14 +30,16 @@
 //    vote, in a tally and in a certificate, and a SEEN of j for another digest
 //    than its accepted block is equivocation like any second SEEN.
 //  - q = ⌈(n + t + 1)/2⌉ votes (SEENs, or the proposer's block) from distinct
-//    members on one (e, j, d) form CERT(e, j, d). Arithmetic: at most t signers lie, so q − t ≥ t +
-//    1 honest signers hold the block — at least one honest node can always serve it. Two
-//    certificates for different digests of one (e, j) would need signer sets of q each out of n,
-//    which share 2q − n ≥ t + 1 members, one of them honest, and an honest node SEENs one digest:
-//    so each (e, j) has at most one certified digest. A certificate of only t + 1 SEENs would let
-//    an equivocating proposer with t − 1 helpers certify two blocks (tobsim's
-//    --unsafe-quorum t+1 shows it). Seeing two certified digests is therefore an
-//    alarm (more than t faulty nodes), never something to resolve.
+//    members on one (e, j, d) form CERT(e, j, d). Arithmetic: at most t signers
+//    lie, so q − t ≥ t + 1 honest signers hold the block — at least one honest
+//    node can always serve it. Two certificates for different digests of one
+//    (e, j) would need signer sets of q each out of n, which share 2q − n ≥ t + 1
+//    members, one of them honest, and an honest node votes for one digest (a
+//    SEEN, or its one block): so each (e, j) has at most one certified digest.
+//    A certificate of only t + 1 votes would let an equivocating proposer with
+//    t − 1 helpers certify two blocks (tobsim's --unsafe-quorum t+1 shows it).
+//    Seeing two certified digests is therefore an alarm (more than t faulty
+//    nodes), never something to resolve.
 //  - A certificate from a peer is checked before it is used: q signers, strictly
 //    increasing member ids, each signature over the compact SEEN payload (j's
 //    entry: over its block envelope's payload, or over a SEEN payload).
