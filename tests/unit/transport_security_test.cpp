@@ -12,6 +12,7 @@
 #include <chrono>
 #include <iostream>
 #include <random>
+#include <set>
 #include <thread>
 #include <zmq.hpp>
 
@@ -36,11 +37,15 @@ using crypto::CurvePublicKey;
 // one. Above it, not below: the test clusters (tests/cluster, 21000-31000) and the
 // attack scenarios (tests/attack, 31000-32700) take their ports below it, and a
 // port probed free here was once bound by a cluster test's node running beside
-// this test before the transport bound it ("Address already in use").
+// this test before the transport bound it ("Address already in use"). A port is
+// handed out once per process: a test takes several before it binds any, and the
+// same draw twice (about one test in sixty with a dozen ports) failed to bind.
 int free_port() {
     static std::mt19937 rng(static_cast<unsigned>(::getpid()) ^ std::random_device{}());
+    static std::set<int> given;
     for (int attempt = 0; attempt < 1000; ++attempt) {
         const int port = 61000 + static_cast<int>(rng() % 4500);
+        if (given.count(port) != 0) continue;
         const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
         const int yes = 1;
         ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
@@ -50,7 +55,10 @@ int free_port() {
         a.sin_port = htons(static_cast<std::uint16_t>(port));
         const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
         ::close(fd);
-        if (ok) return port;
+        if (ok) {
+            given.insert(port);
+            return port;
+        }
     }
     ADD_FAILURE() << "no free port in 61000..65499";
     return 61000;
