@@ -52,6 +52,13 @@ class BlockBroadcastTest : public ::testing::Test {
         return bb.accept(step, env.first, env.second, std::move(*block), digest_of(env.first.body),
                          /*in_window=*/true);
     }
+    /// Accepts `b` as the first block of its (e, j) and counts it as j's vote, as
+    /// Replica::on_block does; the vote alone certifies nothing.
+    void accept_as_vote(BlockBroadcast& bb, Step& step, const std::pair<Envelope, Bytes>& b) const {
+        ASSERT_EQ(accept(bb, step, b), BlockBroadcast::Accept::First);
+        EXPECT_FALSE(bb.count_block(step, b.first.epoch, b.first.sender, digest_of(b.first.body),
+                                    b.first.sig, b.second));
+    }
     /// A certificate for (e, j, d) signed by `signers`.
     Certificate cert(Epoch e, NodeId j, const Digest& d, std::vector<NodeId> signers) const {
         Certificate c{e, j, d, {}};
@@ -206,8 +213,7 @@ TEST_F(BlockBroadcastTest, the_accepted_block_is_its_proposers_vote) {
     Step step;
     auto b = block_env(2, 5, 0);
     const Digest d = digest_of(b.first.body);
-    ASSERT_EQ(accept(bb, step, b), BlockBroadcast::Accept::First);
-    EXPECT_FALSE(bb.count_block(step, 5, 2, d, b.first.sig, b.second));
+    ASSERT_NO_FATAL_FAILURE(accept_as_vote(bb, step, b));
     EXPECT_TRUE(bb.seen_by(5, 2, 2, d));
     auto s1 = seen_env(1, 5, 2, d);
     EXPECT_FALSE(bb.count_seen(step, 5, 1, SeenBody{2, d}, s1.first.sig, s1.second))
@@ -264,8 +270,7 @@ TEST_F(BlockBroadcastTest, a_proposers_seen_for_another_digest_than_its_block_is
     {  // block first, then the SEEN
         BlockBroadcast bb(params_, suites_[0]);
         Step step;
-        ASSERT_EQ(accept(bb, step, b), BlockBroadcast::Accept::First);
-        EXPECT_FALSE(bb.count_block(step, 5, 2, d, b.first.sig, b.second));
+        ASSERT_NO_FATAL_FAILURE(accept_as_vote(bb, step, b));
         EXPECT_FALSE(bb.count_seen(step, 5, 2, SeenBody{2, d2}, other.first.sig, other.second));
         ASSERT_EQ(step.faults.size(), 1u);
         EXPECT_EQ(step.faults[0].culprit, 2);
@@ -278,8 +283,7 @@ TEST_F(BlockBroadcastTest, a_proposers_seen_for_another_digest_than_its_block_is
         BlockBroadcast bb(params_, suites_[0]);
         Step step;
         EXPECT_FALSE(bb.count_seen(step, 5, 2, SeenBody{2, d2}, other.first.sig, other.second));
-        ASSERT_EQ(accept(bb, step, b), BlockBroadcast::Accept::First);
-        EXPECT_FALSE(bb.count_block(step, 5, 2, d, b.first.sig, b.second));
+        ASSERT_NO_FATAL_FAILURE(accept_as_vote(bb, step, b));
         ASSERT_EQ(step.faults.size(), 1u);
         EXPECT_EQ(step.faults[0].kind, FaultKind::Equivocation);
         EXPECT_EQ(step.faults[0].evidence, (std::vector<Bytes>{other.second, b.second}));
@@ -319,8 +323,7 @@ TEST_F(BlockBroadcastTest, a_certificate_is_served_only_with_votes_that_verify) 
     Step step;
     auto b = block_env(2, 5, 0);
     const Digest d = digest_of(b.first.body);
-    ASSERT_EQ(accept(bb, step, b), BlockBroadcast::Accept::First);
-    EXPECT_FALSE(bb.count_block(step, 5, 2, d, b.first.sig, b.second));
+    ASSERT_NO_FATAL_FAILURE(accept_as_vote(bb, step, b));
     auto s1 = seen_env(1, 5, 2, d);
     Signature broken = s1.first.sig;
     broken[0] ^= 1;
