@@ -28,8 +28,9 @@ CheckpointMonitor::CheckpointMonitor(Registry& r, NodeStorage& storage)
                            "Snapshot chunks refused because they did not match the signed root")),
       served_(&r.counter("tobd_snapshot_chunks_served_total", "Snapshot chunks sent to peers")),
       installs_(&r.counter("tobd_snapshots_installed_total", "Snapshots installed from peers")),
-      files_failed_(&r.gauge("tobd_snapshot_file_failures",
-                             "Snapshot files that could not be written (see the log)")),
+      files_failed_(
+          &r.gauge("tobd_snapshot_file_failures",
+                   "Checkpoint views or snapshot files that could not be written (see the log)")),
       compactions_(&r.gauge("tobd_pruned_compactions",
                             "Background compactions of pruned ranges run so far")) {}
 
@@ -72,7 +73,13 @@ void CheckpointMonitor::refresh(const consensus::ReplicaStats& st, std::uint64_t
     last_served_ = st.snapshot_chunks_served;
     installs_->inc(static_cast<double>(st.snapshots_installed - last_installed_));
     last_installed_ = st.snapshots_installed;
-    files_failed_->set(static_cast<double>(storage_.kv().files().failures()));
+    const std::uint64_t failures = storage_.kv().files().failures();
+    if (failures > last_failures_) {
+        spdlog::warn("checkpoint copy: {} ({} failure(s) so far)",
+                     storage_.kv().files().last_failure(), failures);
+        last_failures_ = failures;
+    }
+    files_failed_->set(static_cast<double>(failures));
     compactions_->set(static_cast<double>(storage_.compactions()));
     if (progress_.active && now_ms >= last_log_ms_ + 2000) {
         last_log_ms_ = now_ms;

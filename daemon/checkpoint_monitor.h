@@ -37,6 +37,7 @@ class CheckpointMonitor {
     consensus::Epoch servable_ = 0, pruned_below_ = 0;
     std::uint64_t chunks_rejected_ = 0, last_rejected_ = 0, last_served_ = 0, last_installed_ = 0;
     std::uint64_t last_log_ms_ = 0;
+    std::uint64_t last_failures_ = 0;                         // logged so far
     std::uint64_t rate_since_ms_ = 0, rate_since_bytes_ = 0;  // for the ETA
     std::uint64_t last_now_ms_ = 0;
 

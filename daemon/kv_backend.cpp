@@ -3,6 +3,8 @@
 #include "daemon/kv_backend.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/metadata.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
 #include <cstdio>
@@ -146,10 +148,28 @@ std::vector<std::pair<std::string, std::string>> KvBackend::take_erased() {
     return std::exchange(erased_, {});
 }
 
+std::shared_ptr<const rocksdb::ExportImportFilesMetaData> KvBackend::export_state(Epoch id) {
+    files_->discard_export(id);
+    rocksdb::Checkpoint* raw = nullptr;
+    rocksdb::Status s = rocksdb::Checkpoint::Create(db_, &raw);
+    std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+    rocksdb::ExportImportFilesMetaData* exported = nullptr;
+    // Flushes the state's memtable (nothing is written that a flush would not
+    // write later) and links its table files: the state as of now, which is the
+    // checkpoint's, since the loop applies nothing while this runs.
+    if (s.ok()) s = checkpoint->ExportColumnFamily(cf_, files_->export_dir(id).string(), &exported);
+    std::shared_ptr<const rocksdb::ExportImportFilesMetaData> out(exported);
+    if (s.ok() && out) return out;
+    files_->discard_export(id);
+    files_->note_failure(where_ + ": exporting the state for checkpoint " + std::to_string(id) +
+                         " failed (a whole-state file is written instead): " + s.ToString());
+    return nullptr;
+}
+
 void KvBackend::hold_view(Epoch id, Bytes prefix) {
     flush_staged();
     if (auto it = held_.find(id); it != held_.end()) db_->ReleaseSnapshot(it->second.snapshot);
-    held_[id] = Held{db_->GetSnapshot(), std::move(prefix)};
+    held_[id] = Held{db_->GetSnapshot(), std::move(prefix), export_state(id)};
 }
 
 void KvBackend::persist_view(Epoch id, Bytes meta) {
@@ -157,6 +177,12 @@ void KvBackend::persist_view(Epoch id, Bytes meta) {
     if (it == held_.end()) return;
     const Held h = it->second;
     held_.erase(it);
+    if (h.exported) {
+        // The exported files hold the state: the snapshot is not needed.
+        db_->ReleaseSnapshot(h.snapshot);
+        files_->import_async(id, std::move(meta), h.prefix, h.exported);
+        return;
+    }
     rocksdb::DB* db = db_;
     rocksdb::ColumnFamilyHandle* cf = cf_;
     auto source = [db, cf, h](std::uint32_t b, const ScanFn& fn) {
@@ -176,6 +202,7 @@ void KvBackend::persist_view(Epoch id, Bytes meta) {
 void KvBackend::drop_view(Epoch id) {
     if (auto it = held_.find(id); it != held_.end()) {
         db_->ReleaseSnapshot(it->second.snapshot);
+        if (it->second.exported) files_->discard_export(id);
         held_.erase(it);
     }
     files_->remove(id);

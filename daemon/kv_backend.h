@@ -9,10 +9,15 @@
 //    records. Errors other than NotFound ABORT the process (storage.h explains why).
 //  - scan, erase_range, hold_view: first write what is staged (unsynced: the next
 //    synced batch makes it durable in order), so that they see every commit.
-//  - Views: a held view is a RocksDB snapshot (cheap; lost on restart). When the
-//    core persists a view (the checkpoint is stable), a background thread writes it
-//    to a snapshot file (daemon/snapshot_files.h) and then releases the RocksDB
-//    snapshot; persisted views are the complete files and survive restarts.
+//  - Views: holding a view (a checkpoint taken) takes a RocksDB snapshot and
+//    exports the state's table files at that point: the "kv" memtable is flushed
+//    and its table files are hard-linked into snapshots/<epoch>.export. When the
+//    core persists the view (the checkpoint is stable), a background thread makes
+//    the export a small database of its own, snapshots/<epoch>.view, and the
+//    RocksDB snapshot is released at once; nothing of the state is copied. If the
+//    export failed, the view is written out as a whole-state file from the
+//    RocksDB snapshot instead (daemon/snapshot_files.h). Persisted views survive
+//    restarts.
 
 #include <filesystem>
 #include <map>
@@ -28,6 +33,7 @@ class ColumnFamilyHandle;
 class Snapshot;
 class WriteBatch;
 class Status;
+struct ExportImportFilesMetaData;
 }  // namespace rocksdb
 
 namespace tob::daemon {
@@ -65,6 +71,8 @@ class KvBackend final : public consensus::kv::StateBackend {
 
   private:
     void flush_staged() const;
+    /// Exports the state's table files for view `id` (nullptr if that failed).
+    std::shared_ptr<const rocksdb::ExportImportFilesMetaData> export_state(consensus::Epoch id);
     [[noreturn]] void fatal(const std::string& what) const;
 
     rocksdb::DB* db_;
@@ -75,6 +83,7 @@ class KvBackend final : public consensus::kv::StateBackend {
     struct Held {
         const rocksdb::Snapshot* snapshot = nullptr;
         consensus::Bytes prefix;
+        std::shared_ptr<const rocksdb::ExportImportFilesMetaData> exported;
     };
     std::map<consensus::Epoch, Held> held_;
     std::vector<std::pair<std::string, std::string>> erased_;

@@ -3,6 +3,10 @@
 #include "daemon/snapshot_files.h"
 
 #include <fcntl.h>
+#include <rocksdb/db.h>
+#include <rocksdb/metadata.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -27,7 +31,12 @@ namespace {
 
 constexpr char kMagic[8] = {'T', 'O', 'B', 'S', 'N', 'A', 'P', '1'};
 constexpr char kTrailer[8] = {'T', 'O', 'B', 'S', 'N', 'E', 'N', 'D'};
+constexpr char kViewMagic[8] = {'T', 'O', 'B', 'V', 'I', 'E', 'W', '1'};
+constexpr char kViewTrailer[8] = {'T', 'O', 'B', 'V', 'E', 'N', 'D', '1'};
+constexpr const char* kViewMetaFile = "TOBVIEW";
+constexpr const char* kViewFamily = "kv";
 constexpr std::uint32_t kMetaBytesMax = 64u << 20;
+constexpr std::uint32_t kPrefixBytesMax = 64;
 
 struct FileCloser {
     void operator()(std::FILE* f) const {
@@ -123,7 +132,85 @@ std::optional<std::string> read_header(std::FILE* f, consensus::HeldCheckpoint& 
     return std::nullopt;
 }
 
+rocksdb::Slice slice(ByteView b) {
+    return rocksdb::Slice(reinterpret_cast<const char*>(b.data()), b.size());
+}
+ByteView view_bytes(const rocksdb::Slice& s) {
+    return ByteView(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
+}
+
+// The options of a view database: it is only ever scanned, so no block cache
+// (the reads do not fill one anyway) and few open table files, which bounds the
+// memory an open view holds to a few table readers.
+rocksdb::DBOptions view_db_options() {
+    rocksdb::DBOptions o;
+    o.paranoid_checks = true;
+    o.max_open_files = 16;
+    o.keep_log_file_num = 1;
+    o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+    o.allow_fallocate = false;
+    return o;
+}
+rocksdb::ColumnFamilyOptions view_cf_options() {
+    rocksdb::ColumnFamilyOptions cf;
+    rocksdb::BlockBasedTableOptions table;
+    table.no_block_cache = true;
+    cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    return cf;
+}
+
+// TOBVIEW: the view's live key prefix and checkpoint description.
+std::optional<std::string> write_view_meta(const fs::path& path, const Bytes& prefix,
+                                           const Bytes& meta) {
+    const int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) return path.string() + ": cannot create: " + errno_text();
+    std::string out(kViewMagic, 8);
+    auto u32 = [&](std::size_t v) {
+        for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+    };
+    u32(prefix.size());
+    out.append(prefix.begin(), prefix.end());
+    u32(meta.size());
+    out.append(meta.begin(), meta.end());
+    out.append(kViewTrailer, 8);
+    const bool ok = crypto::write_all(fd, out) && ::fsync(fd) == 0;
+    const std::string why = errno_text();
+    ::close(fd);
+    if (!ok) return path.string() + ": write failed: " + why;
+    return std::nullopt;
+}
+
+std::optional<std::string> read_view_meta(const fs::path& path, Bytes& prefix, Bytes& meta,
+                                          consensus::HeldCheckpoint& held) {
+    FilePtr f(std::fopen(path.c_str(), "rb"));
+    if (!f) return path.string() + ": cannot open: " + errno_text();
+    char magic[8];
+    std::uint32_t len = 0;
+    if (std::fread(magic, 1, 8, f.get()) != 8 || std::memcmp(magic, kViewMagic, 8) != 0)
+        return path.string() + ": not a tobd view description (bad magic)";
+    if (!get_u32(f.get(), len) || len > kPrefixBytesMax || !get_bytes(f.get(), len, prefix) ||
+        !get_u32(f.get(), len) || len > kMetaBytesMax || !get_bytes(f.get(), len, meta))
+        return path.string() + ": truncated";
+    char trailer[8];
+    if (std::fread(trailer, 1, 8, f.get()) != 8 || std::memcmp(trailer, kViewTrailer, 8) != 0 ||
+        std::fgetc(f.get()) != EOF)
+        return path.string() + ": bad trailer";
+    auto h = consensus::decode_held(meta);
+    if (!h) return path.string() + ": malformed checkpoint description";
+    held = std::move(*h);
+    return std::nullopt;
+}
+
 }  // namespace
+
+struct SnapshotFiles::View {
+    rocksdb::DB* db = nullptr;
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;  // default, kv
+    ~View() {
+        for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+        delete db;
+    }
+};
 
 // ---- the format ----------------------------------------------------------------------
 
@@ -210,8 +297,20 @@ SnapshotFiles::SnapshotFiles(fs::path dir) : dir_(std::move(dir)) {
     fs::permissions(dir_, fs::perms::owner_all, ec);
     for (const auto& entry : fs::directory_iterator(dir_, ec)) {
         const fs::path p = entry.path();
-        if (p.extension() == ".tmp") {
-            fs::remove(p, ec);
+        if (p.extension() == ".tmp" || p.extension() == ".export") {
+            fs::remove_all(p, ec);
+            continue;
+        }
+        if (p.extension() == ".view") {
+            consensus::HeldCheckpoint held;
+            Bytes prefix, meta;
+            if (read_view_meta(p / kViewMetaFile, prefix, meta, held)) continue;
+            if (p.filename() != std::to_string(held.epoch) + ".view") continue;
+            File file;
+            file.meta = std::move(meta);
+            file.view = true;
+            file.prefix = std::move(prefix);
+            files_[held.epoch] = std::move(file);
             continue;
         }
         if (p.extension() != ".snap") continue;
@@ -223,7 +322,7 @@ SnapshotFiles::SnapshotFiles(fs::path dir) : dir_(std::move(dir)) {
         auto offsets = offsets_of(held, 12 + meta.size());
         if (!offsets || fs::file_size(p, ec) != offsets->back() + 8) continue;
         if (p.filename() != std::to_string(held.epoch) + ".snap") continue;
-        files_[held.epoch] = File{std::move(meta), std::move(*offsets)};
+        files_[held.epoch] = File{std::move(meta), std::move(*offsets), false, {}, nullptr};
     }
     thread_ = std::thread([this] { run(); });
 }
@@ -236,24 +335,104 @@ SnapshotFiles::~SnapshotFiles() {
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
-    for (auto& job : queue_) job.release();
+    for (auto& job : queue_) {
+        if (job.release) job.release();
+    }
 }
 
 fs::path SnapshotFiles::file_of(Epoch id) const { return dir_ / (std::to_string(id) + ".snap"); }
+fs::path SnapshotFiles::view_of(Epoch id) const { return dir_ / (std::to_string(id) + ".view"); }
+fs::path SnapshotFiles::export_dir(Epoch id) const {
+    return dir_ / (std::to_string(id) + ".export");
+}
+
+void SnapshotFiles::discard_export(Epoch id) {
+    std::error_code ec;
+    fs::remove_all(export_dir(id), ec);
+}
+
+void SnapshotFiles::note_failure(std::string what) {
+    std::lock_guard lock(mutex_);
+    ++failures_;
+    last_failure_ = std::move(what);
+}
+
+void SnapshotFiles::import_async(
+    Epoch id, Bytes meta, Bytes prefix,
+    std::shared_ptr<const rocksdb::ExportImportFilesMetaData> exported) {
+    Job job;
+    job.id = id;
+    job.meta = std::move(meta);
+    job.exported = std::move(exported);
+    job.prefix = std::move(prefix);
+    std::vector<Job> dropped;
+    {
+        std::lock_guard lock(mutex_);
+        queue_.push_back(std::move(job));
+        while (queue_.size() > 2) {  // only the newest matter
+            dropped.push_back(std::move(queue_.front()));
+            queue_.pop_front();
+        }
+    }
+    for (auto& d : dropped) {
+        if (d.release) d.release();
+        if (d.exported) discard_export(d.id);
+    }
+    cv_.notify_all();
+}
 
 void SnapshotFiles::write_async(Epoch id, Bytes meta, Source source,
                                 std::function<void()> release) {
     std::vector<Job> dropped;
     {
         std::lock_guard lock(mutex_);
-        queue_.push_back(Job{id, std::move(meta), std::move(source), std::move(release)});
+        queue_.push_back(
+            Job{id, std::move(meta), std::move(source), std::move(release), nullptr, {}});
         while (queue_.size() > 2) {  // only the newest matter
             dropped.push_back(std::move(queue_.front()));
             queue_.pop_front();
         }
     }
-    for (auto& job : dropped) job.release();
+    for (auto& job : dropped) {
+        if (job.release) job.release();
+        if (job.exported) discard_export(job.id);
+    }
     cv_.notify_all();
+}
+
+std::optional<std::string> SnapshotFiles::import_view(const Job& job) const {
+    const fs::path tmp = view_of(job.id).string() + ".tmp";
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    rocksdb::Options options(view_db_options(), view_cf_options());
+    options.create_if_missing = true;
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Status s = rocksdb::DB::Open(options, tmp.string(), &raw);
+    if (!s.ok()) return tmp.string() + ": cannot create the view database: " + s.ToString();
+    std::unique_ptr<rocksdb::DB> db(raw);
+    fs::permissions(tmp, fs::perms::owner_all, ec);  // private, like the data dir
+    rocksdb::ImportColumnFamilyOptions import;
+    import.move_files = true;  // hard links: nothing of the state is copied
+    rocksdb::ColumnFamilyHandle* handle = nullptr;
+    s = db->CreateColumnFamilyWithImport(view_cf_options(), kViewFamily, import, *job.exported,
+                                         &handle);
+    if (handle) db->DestroyColumnFamilyHandle(handle);
+    if (s.ok()) s = db->Close();
+    db.reset();
+    std::optional<std::string> problem;
+    if (!s.ok()) {
+        problem = tmp.string() + ": importing the checkpoint's table files failed: " + s.ToString();
+    } else {
+        problem = write_view_meta(tmp / kViewMetaFile, job.prefix, job.meta);
+    }
+    if (!problem) problem = crypto::fsync_dir(tmp);
+    if (!problem) {
+        fs::rename(tmp, view_of(job.id), ec);
+        if (ec) problem = view_of(job.id).string() + ": rename failed: " + ec.message();
+    }
+    if (!problem) problem = crypto::fsync_dir(dir_);
+    if (problem) fs::remove_all(tmp, ec);
+    return problem;
 }
 
 void SnapshotFiles::run() {
@@ -270,35 +449,63 @@ void SnapshotFiles::run() {
         writing_ = job.id;
         cancel_ = false;
         lock.unlock();
-        std::atomic<bool> cancelled{false};
-        auto source = [&](std::uint32_t b, const consensus::kv::ScanFn& fn) {
-            {
-                std::lock_guard check(mutex_);
-                if (cancel_) cancelled = true;
-            }
-            if (!cancelled) job.source(b, fn);
-        };
-        auto problem = write_file(file_of(job.id), job.meta, source);
-        job.release();
-        lock.lock();
-        std::error_code ec;
-        consensus::HeldCheckpoint held;
-        auto h = consensus::decode_held(job.meta);
-        auto offsets = h ? offsets_of(*h, 12 + job.meta.size()) : std::nullopt;
-        if (cancelled || cancel_) {
-            fs::remove(file_of(job.id), ec);
-        } else if (problem) {
-            ++failures_;
-            last_failure_ = *problem;
-        } else if (!offsets || fs::file_size(file_of(job.id), ec) != offsets->back() + 8) {
-            ++failures_;
-            last_failure_ = file_of(job.id).string() + ": sizes do not match its manifest";
-            fs::remove(file_of(job.id), ec);
+        if (job.exported) {
+            auto problem = import_view(job);
+            lock.lock();
+            finish_view(job, problem, cancel_);
         } else {
-            files_[job.id] = File{std::move(job.meta), std::move(*offsets)};
+            std::atomic<bool> cancelled{false};
+            auto source = [&](std::uint32_t b, const consensus::kv::ScanFn& fn) {
+                {
+                    std::lock_guard check(mutex_);
+                    if (cancel_) cancelled = true;
+                }
+                if (!cancelled) job.source(b, fn);
+            };
+            auto problem = write_file(file_of(job.id), job.meta, source);
+            job.release();
+            lock.lock();
+            finish_file(job, problem, cancelled || cancel_);
         }
         writing_.reset();
         cv_.notify_all();
+    }
+}
+
+void SnapshotFiles::finish_file(Job& job, const std::optional<std::string>& problem,
+                                bool cancelled) {
+    std::error_code ec;
+    auto h = consensus::decode_held(job.meta);
+    auto offsets = h ? offsets_of(*h, 12 + job.meta.size()) : std::nullopt;
+    if (cancelled) {
+        fs::remove(file_of(job.id), ec);
+    } else if (problem) {
+        ++failures_;
+        last_failure_ = *problem;
+    } else if (!offsets || fs::file_size(file_of(job.id), ec) != offsets->back() + 8) {
+        ++failures_;
+        last_failure_ = file_of(job.id).string() + ": sizes do not match its manifest";
+        fs::remove(file_of(job.id), ec);
+    } else {
+        files_[job.id] = File{std::move(job.meta), std::move(*offsets), false, {}, nullptr};
+    }
+}
+
+void SnapshotFiles::finish_view(Job& job, const std::optional<std::string>& problem,
+                                bool cancelled) {
+    std::error_code ec;
+    fs::remove_all(export_dir(job.id), ec);
+    if (cancelled) {
+        fs::remove_all(view_of(job.id), ec);
+    } else if (problem) {
+        ++failures_;
+        last_failure_ = *problem;
+    } else {
+        File file;
+        file.meta = std::move(job.meta);
+        file.view = true;
+        file.prefix = std::move(job.prefix);
+        files_[job.id] = std::move(file);
     }
 }
 
@@ -315,13 +522,23 @@ void SnapshotFiles::remove(Epoch id) {
                 ++it;
             }
         }
-        if (files_.erase(id)) {
+        if (auto it = files_.find(id); it != files_.end()) {
             std::error_code ec;
-            fs::remove(file_of(id), ec);
+            // An open view stays readable by a scan in progress (open files
+            // outlive their names) and closes with its last reference.
+            if (it->second.view) {
+                fs::remove_all(view_of(id), ec);
+            } else {
+                fs::remove(file_of(id), ec);
+            }
+            files_.erase(it);
         }
         std::erase_if(resume_, [id](const auto& r) { return std::get<0>(r.first) == id; });
     }
-    for (auto& job : dropped) job.release();
+    for (auto& job : dropped) {
+        if (job.release) job.release();
+        if (job.exported) discard_export(job.id);
+    }
 }
 
 std::vector<Epoch> SnapshotFiles::complete() const {
@@ -340,17 +557,70 @@ std::optional<Bytes> SnapshotFiles::meta(Epoch id) const {
 
 std::optional<fs::path> SnapshotFiles::path(Epoch id) const {
     std::lock_guard lock(mutex_);
-    if (!files_.count(id)) return std::nullopt;
-    return file_of(id);
+    auto it = files_.find(id);
+    if (it == files_.end()) return std::nullopt;
+    return it->second.view ? view_of(id) : file_of(id);
+}
+
+bool SnapshotFiles::is_view(Epoch id) const {
+    std::lock_guard lock(mutex_);
+    auto it = files_.find(id);
+    return it != files_.end() && it->second.view;
+}
+
+bool SnapshotFiles::scan_view(Epoch id, std::uint32_t b, ByteView after,
+                              const consensus::kv::ScanFn& fn) const {
+    std::shared_ptr<View> open;
+    Bytes lo, hi;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = files_.find(id);
+        if (it == files_.end()) return false;
+        const File& file = it->second;
+        if (!file.open) {
+            std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+                {rocksdb::kDefaultColumnFamilyName, view_cf_options()},
+                {kViewFamily, view_cf_options()}};
+            auto v = std::make_shared<View>();
+            const rocksdb::Status s = rocksdb::DB::OpenForReadOnly(
+                view_db_options(), view_of(id).string(), families, &v->handles, &v->db);
+            if (!s.ok()) return false;
+            file.open = std::move(v);
+        }
+        open = file.open;
+        lo = hi = file.prefix;
+    }
+    lo.push_back(static_cast<std::uint8_t>(b >> 8));
+    lo.push_back(static_cast<std::uint8_t>(b));
+    hi.push_back(static_cast<std::uint8_t>((b + 1) >> 8));
+    hi.push_back(static_cast<std::uint8_t>(b + 1));
+    const std::size_t head = lo.size();
+    Bytes start = lo;
+    start.insert(start.end(), after.begin(), after.end());
+    rocksdb::ReadOptions options;
+    options.fill_cache = false;
+    const rocksdb::Slice upper = slice(hi);
+    options.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(open->db->NewIterator(options, open->handles[1]));
+    for (it->Seek(slice(start)); it->Valid(); it->Next()) {
+        const ByteView key = view_bytes(it->key()).subspan(head);
+        if (!after.empty() && std::equal(key.begin(), key.end(), after.begin(), after.end())) {
+            continue;
+        }
+        if (!fn(key, view_bytes(it->value()))) break;
+    }
+    return it->status().ok();
 }
 
 bool SnapshotFiles::scan(Epoch id, std::uint32_t b, ByteView after,
                          const consensus::kv::ScanFn& fn) const {
+    if (b >= consensus::kStateBuckets) return false;
+    if (is_view(id)) return scan_view(id, b, after, fn);
     std::uint64_t at = 0, end = 0;
     {
         std::lock_guard lock(mutex_);
         auto it = files_.find(id);
-        if (it == files_.end() || b >= consensus::kStateBuckets) return false;
+        if (it == files_.end()) return false;
         at = it->second.offsets[b];
         end = it->second.offsets[b + 1];
         auto r = resume_.find({id, b, Bytes(after.begin(), after.end())});

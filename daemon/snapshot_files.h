@@ -1,8 +1,19 @@
 #pragma once
 // SnapshotFiles: the durable copies of stable checkpoints a node serves to peers
-// (docs/protocol.md, "Checkpoints"), one file per checkpoint in
-// <data_dir>/snapshots/<epoch>.snap, written in a background thread from a RocksDB
-// snapshot of the state, and the format `tobd --export-snapshot` writes.
+// (docs/protocol.md, "Checkpoints"), in <data_dir>/snapshots/, of two kinds:
+//
+//  - A view, <epoch>.view/: a small RocksDB database whose one column family
+//    "kv" is the state's table files at the checkpoint, hard links to the files
+//    the node's own database had when the checkpoint was taken (KvBackend exports
+//    them, import_async turns the export into the database in the background),
+//    plus the file TOBVIEW: "TOBVIEW1", u32 prefix length, the live key prefix,
+//    u32 meta length, meta, "TOBVEND1". Nothing of the state is copied: a view
+//    costs a flush of the state's memtable and some links, whatever the state's
+//    size; its files take disk space only once the node's database has compacted
+//    them away (docs/decisions.md, "Checkpoint views").
+//  - A file, <epoch>.snap: the whole state in the format below, written from a
+//    RocksDB snapshot when no view could be exported, by `tobd --import-snapshot`
+//    and read and written by `tobd --export-snapshot` / `--import-snapshot`.
 //
 // File format (all integers big endian):
 //   "TOBSNAP1"
@@ -25,6 +36,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -32,6 +44,10 @@
 
 #include "consensus/kv/kv_storage.h"
 #include "consensus/state_transfer.h"
+
+namespace rocksdb {
+struct ExportImportFilesMetaData;
+}
 
 namespace tob::daemon {
 
@@ -50,12 +66,25 @@ class SnapshotFiles {
     /// thread) when `source` is no longer needed, whatever happens.
     void write_async(consensus::Epoch id, consensus::Bytes meta, Source source,
                      std::function<void()> release);
-    /// Forgets checkpoint `id`: cancels its write or deletes its file.
+    /// Where the state's table files of checkpoint `id` are exported to (hard
+    /// links); left-overs are removed when the store is opened.
+    std::filesystem::path export_dir(consensus::Epoch id) const;
+    /// Makes the files exported to export_dir(id) the view of checkpoint `id`, in
+    /// the background; `prefix` is the live key prefix of the exported state.
+    void import_async(consensus::Epoch id, consensus::Bytes meta, consensus::Bytes prefix,
+                      std::shared_ptr<const rocksdb::ExportImportFilesMetaData> exported);
+    /// Removes export_dir(id) if it exists (an export that will not be imported).
+    void discard_export(consensus::Epoch id);
+    /// Counts a failure that happened outside the writer (an export), for failures().
+    void note_failure(std::string what);
+    /// Forgets checkpoint `id`: cancels its write or deletes its file or view.
     void remove(consensus::Epoch id);
     /// Complete files, oldest first.
     std::vector<consensus::Epoch> complete() const;
     std::optional<consensus::Bytes> meta(consensus::Epoch id) const;
+    /// The file (<epoch>.snap) or the view's directory (<epoch>.view).
     std::optional<std::filesystem::path> path(consensus::Epoch id) const;
+    bool is_view(consensus::Epoch id) const;
     /// The entries of bucket `b` of file `id` after `after` (all if empty), in key
     /// order, until fn returns false; false if there is no such complete file.
     bool scan(consensus::Epoch id, std::uint32_t b, consensus::ByteView after,
@@ -84,15 +113,27 @@ class SnapshotFiles {
     struct Job {
         consensus::Epoch id = 0;
         consensus::Bytes meta;
-        Source source;
+        Source source;  // a file, or
         std::function<void()> release;
+        std::shared_ptr<const rocksdb::ExportImportFilesMetaData> exported;  // a view
+        consensus::Bytes prefix;
     };
+    struct View;  // an open view database
     struct File {
         consensus::Bytes meta;
         std::vector<std::uint64_t> offsets;  // start of each bucket, and the end
+        bool view = false;                   // a view: offsets empty, prefix set
+        consensus::Bytes prefix;
+        mutable std::shared_ptr<View> open;  // opened at its first scan
     };
     void run();
+    void finish_file(Job& job, const std::optional<std::string>& problem, bool cancelled);
+    void finish_view(Job& job, const std::optional<std::string>& problem, bool cancelled);
+    std::optional<std::string> import_view(const Job& job) const;
+    bool scan_view(consensus::Epoch id, std::uint32_t b, consensus::ByteView after,
+                   const consensus::kv::ScanFn& fn) const;
     std::filesystem::path file_of(consensus::Epoch id) const;
+    std::filesystem::path view_of(consensus::Epoch id) const;
 
     std::filesystem::path dir_;
     mutable std::mutex mutex_;

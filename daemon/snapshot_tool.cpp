@@ -115,13 +115,39 @@ int export_snapshot(const NodeConfig& node, const ClusterConfig& cluster, const 
             << cluster.protocol.checkpoint_interval << " epochs once q COMMITs agree)\n";
         return 2;
     }
-    const fs::path source = *files.path(held.back());
-    auto checked = check_file(source, cluster, err);
-    if (!checked) return 2;
+    const Epoch id = held.back();
     std::error_code ec;
     const fs::path tmp = out_file.string() + ".tmp";
-    fs::copy_file(source, tmp, fs::copy_options::overwrite_existing, ec);
-    if (!ec) fs::rename(tmp, out_file, ec);
+    if (files.is_view(id)) {
+        // A view is a database of the state's table files: write it out as a file.
+        auto meta = files.meta(id);
+        auto problem =
+            meta ? SnapshotFiles::write_file(tmp, *meta,
+                                             [&](std::uint32_t b, const kv::ScanFn& fn) {
+                                                 if (!files.scan(id, b, {}, fn))
+                                                     ec = std::make_error_code(std::errc::io_error);
+                                             })
+                 : std::optional<std::string>("the checkpoint vanished");
+        if (problem || ec) {
+            err << "export-snapshot: " << out_file.string() << ": "
+                << (problem ? *problem : "reading checkpoint " + std::to_string(id) + " failed")
+                << "\n";
+            fs::remove(tmp, ec);
+            return 1;
+        }
+    } else {
+        fs::copy_file(*files.path(id), tmp, fs::copy_options::overwrite_existing, ec);
+    }
+    if (ec) {
+        err << "export-snapshot: " << out_file.string() << ": " << ec.message() << "\n";
+        return 1;
+    }
+    auto checked = check_file(tmp, cluster, err);
+    if (!checked) {
+        fs::remove(tmp, ec);
+        return 2;
+    }
+    fs::rename(tmp, out_file, ec);
     if (ec) {
         err << "export-snapshot: " << out_file.string() << ": " << ec.message() << "\n";
         return 1;

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <optional>
 #include <string>
 #include <thread>
@@ -24,6 +25,7 @@
 
 #include "consensus/kv/kv_machine.h"
 #include "daemon/high_water.h"
+#include "daemon/kv_backend.h"
 #include "daemon/snapshot_files.h"
 #include "daemon/testnet.h"
 #include "tests/unit/test_util.h"
@@ -997,6 +999,120 @@ TEST(HighWater, testnet_writes_a_zero_mark_beside_every_node_key) {
         EXPECT_EQ(read.epoch, 0u);
         EXPECT_EQ(file_mode(mark), 0600u);
     }
+}
+
+// A checkpoint view is the state's table files as they were when it was taken:
+// what the node writes, deletes, erases and compacts afterwards does not show in
+// it, it is served bucket by bucket (and after a key) like a file, it survives a
+// restart, and dropping it leaves nothing behind, before or after it is persisted.
+TEST_F(StorageTest,
+       a_checkpoint_view_keeps_the_state_as_taken_across_writes_compactions_and_a_restart) {
+    const Bytes live{0x10};
+    auto key = [&](std::uint32_t bucket, const std::string& k) {
+        Bytes out = live;
+        out.push_back(static_cast<std::uint8_t>(bucket >> 8));
+        out.push_back(static_cast<std::uint8_t>(bucket));
+        out.insert(out.end(), k.begin(), k.end());
+        return out;
+    };
+    // Expected per bucket: (key without prefix and bucket, value), in key order.
+    std::map<std::uint32_t, std::vector<std::pair<Bytes, Bytes>>> taken;
+    consensus::kv::KvBatch first;
+    for (std::uint32_t bucket : {0u, 1u, 7u, 255u}) {
+        for (int i = 0; i < 50; ++i) {
+            const std::string k = "k" + std::to_string(100 + i);
+            const Bytes v = b("v" + std::to_string(bucket) + "-" + std::to_string(i));
+            first[key(bucket, k)] = v;
+            taken[bucket].emplace_back(b(k), v);
+        }
+    }
+    first[b("\x20outside")] = b("not in the live prefix");
+    const Bytes meta = [&] {
+        consensus::Manifest manifest(consensus::kStateBuckets);
+        for (const auto& [bucket, entries] : taken) {
+            for (const auto& [k, v] : entries) {
+                manifest[bucket].count += 1;
+                manifest[bucket].bytes += k.size() + v.size();
+            }
+        }
+        consensus::HeldCheckpoint held;
+        held.epoch = 64;
+        held.manifest = consensus::encode_manifest(manifest);
+        return consensus::encode_held(held);
+    }();
+    auto scan = [](KvBackend& kv, consensus::Epoch id, std::uint32_t bucket, Bytes after = {}) {
+        std::vector<std::pair<Bytes, Bytes>> out;
+        EXPECT_TRUE(
+            kv.scan_view(id, bucket, after, [&](consensus::ByteView k, consensus::ByteView v) {
+                out.emplace_back(Bytes(k.begin(), k.end()), Bytes(v.begin(), v.end()));
+                return true;
+            }));
+        return out;
+    };
+    const fs::path snapshots = data_dir() / "snapshots";
+    {
+        auto store = open_store();
+        ASSERT_TRUE(store);
+        KvBackend& kv = store->kv();
+        kv.commit(first);
+        kv.hold_view(64, live);
+        EXPECT_TRUE(fs::exists(snapshots / "64.export"));
+        // After the checkpoint: overwrite, delete, erase a bucket, add, compact.
+        kv.commit({{key(0, "k100"), b("changed")},
+                   {key(1, "k101"), std::nullopt},
+                   {key(3, "new"), b("new")}});
+        kv.erase_range(key(7, ""), key(8, ""));
+        rocksdb::DB& db = store->db_for_testing();
+        ASSERT_TRUE(db.Flush(rocksdb::FlushOptions(), store->kv_cf_for_testing()).ok());
+        ASSERT_TRUE(db.CompactRange(rocksdb::CompactRangeOptions(), store->kv_cf_for_testing(),
+                                    nullptr, nullptr)
+                        .ok());
+        kv.persist_view(64, meta);
+        kv.files().wait_idle();
+        EXPECT_EQ(kv.files().failures(), 0u) << kv.files().last_failure();
+        EXPECT_EQ(kv.persisted_views(), std::vector<consensus::Epoch>{64});
+        EXPECT_TRUE(kv.files().is_view(64));
+        EXPECT_FALSE(fs::exists(snapshots / "64.export"));
+        EXPECT_EQ(kv.view_meta(64), meta);
+        for (const auto& [bucket, entries] : taken) EXPECT_EQ(scan(kv, 64, bucket), entries);
+        EXPECT_TRUE(scan(kv, 64, 3).empty());
+        // A chunk that continues a bucket starts after the given key.
+        const auto& b1 = taken[1];
+        const std::vector<std::pair<Bytes, Bytes>> rest(b1.begin() + 11, b1.end());
+        EXPECT_EQ(scan(kv, 64, 1, b1[10].first), rest);
+        // A view taken and dropped before it is stable leaves no export behind.
+        kv.hold_view(80, live);
+        EXPECT_TRUE(fs::exists(snapshots / "80.export"));
+        kv.drop_view(80);
+        EXPECT_FALSE(fs::exists(snapshots / "80.export"));
+    }
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    KvBackend& kv = store->kv();
+    EXPECT_EQ(kv.persisted_views(), std::vector<consensus::Epoch>{64});
+    EXPECT_EQ(kv.view_meta(64), meta);
+    for (const auto& [bucket, entries] : taken) EXPECT_EQ(scan(kv, 64, bucket), entries);
+    // The export tool's path: a whole-state file written from the view reads back.
+    const fs::path out = tmp_.path() / "64.snap";
+    auto problem = SnapshotFiles::write_file(
+        out, meta, [&](std::uint32_t bucket, const consensus::kv::ScanFn& fn) {
+            EXPECT_TRUE(kv.files().scan(64, bucket, {}, fn));
+        });
+    ASSERT_EQ(problem, std::nullopt);
+    std::map<std::uint32_t, std::vector<std::pair<Bytes, Bytes>>> read;
+    consensus::HeldCheckpoint back;
+    EXPECT_EQ(SnapshotFiles::read_file(
+                  out, back,
+                  [&](std::uint32_t bucket, consensus::ByteView k, consensus::ByteView v) {
+                      read[bucket].emplace_back(Bytes(k.begin(), k.end()),
+                                                Bytes(v.begin(), v.end()));
+                      return true;
+                  }),
+              std::nullopt);
+    EXPECT_EQ(read, taken);
+    kv.drop_view(64);
+    EXPECT_TRUE(kv.persisted_views().empty());
+    EXPECT_FALSE(fs::exists(snapshots / "64.view"));
 }
 
 // A snapshot file is written in chunks handed to the disk as it goes (write-
