@@ -4,6 +4,8 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/metadata.h>
+#include <rocksdb/sst_file_reader.h>
+#include <rocksdb/table_properties.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
@@ -119,13 +121,31 @@ rocksdb::Status KvBackend::take_staged(rocksdb::WriteBatch& wb) {
     return s;
 }
 
+void KvBackend::disk_full(const std::string& what) const {
+    std::fprintf(stderr,
+                 "tobd: CRITICAL: %s: %s: stopping without sending (fail-stop, exit code 3). Free "
+                 "disk space, then restart.\n",
+                 where_.c_str(), what.c_str());
+    std::fflush(stderr);
+    std::_Exit(3);
+}
+
+void KvBackend::write_or_stop(rocksdb::WriteBatch& wb, const char* what) const {
+    if (space_check_) {
+        if (auto problem = space_check_(wb.GetDataSize())) disk_full(*problem);
+    }
+    // Not synced: the next synced write (the step's records) makes it durable, in order.
+    const rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &wb);
+    if (s.IsNoSpace()) disk_full(std::string(what) + " failed: " + s.ToString());
+    if (!s.ok()) fatal(std::string(what) + " failed: " + s.ToString());
+}
+
 void KvBackend::flush_staged() const {
     if (staged_.empty()) return;
     rocksdb::WriteBatch wb;
-    rocksdb::Status s = add(wb, cf_, staged_);
-    // Not synced: the next synced write (the step's records) makes it durable, in order.
-    if (s.ok()) s = db_->Write(rocksdb::WriteOptions(), &wb);
-    if (!s.ok()) fatal("writing staged state failed: " + s.ToString());
+    const rocksdb::Status s = add(wb, cf_, staged_);
+    if (!s.ok()) fatal("batching staged state failed: " + s.ToString());
+    write_or_stop(wb, "writing staged state");
     staged_.clear();
 }
 
@@ -137,9 +157,20 @@ void KvBackend::scan(ByteView from, ByteView to, const ScanFn& fn) const {
 
 void KvBackend::erase_range(ByteView from, ByteView to) {
     flush_staged();
-    const rocksdb::Status s =
-        db_->DeleteRange(rocksdb::WriteOptions(), cf_, slice(from), slice(to));
-    if (!s.ok()) fatal("erasing a range of the replicated state failed: " + s.ToString());
+    // Nothing to erase, nothing written: a range deletion over no key would end up
+    // as a table file of range deletions only, which a checkpoint's export cannot
+    // hand to RocksDB 7.8's import (export_state). The state erases its staging
+    // area at every start, usually empty.
+    bool any = false;
+    (void)iterate(db_, cf_, nullptr, from, to, [&](ByteView, ByteView) {
+        any = true;
+        return false;
+    });
+    if (!any) return;
+    rocksdb::WriteBatch wb;
+    const rocksdb::Status s = wb.DeleteRange(cf_, slice(from), slice(to));
+    if (!s.ok()) fatal("batching a range erase of the replicated state failed: " + s.ToString());
+    write_or_stop(wb, "erasing a range of the replicated state");
     erased_.emplace_back(std::string(reinterpret_cast<const char*>(from.data()), from.size()),
                          std::string(reinterpret_cast<const char*>(to.data()), to.size()));
 }
@@ -150,6 +181,16 @@ std::vector<std::pair<std::string, std::string>> KvBackend::take_erased() {
 
 std::shared_ptr<const rocksdb::ExportImportFilesMetaData> KvBackend::export_state(Epoch id) {
     files_->discard_export(id);
+    // The export flushes the state's memtable: not on a disk that cannot take it.
+    std::uint64_t memtable_bytes = 0;
+    (void)db_->GetIntProperty(cf_, "rocksdb.cur-size-all-mem-tables", &memtable_bytes);
+    if (space_check_) {
+        if (auto problem = space_check_(memtable_bytes)) {
+            files_->note_failure(where_ + ": no export for checkpoint " + std::to_string(id) +
+                                 ": " + *problem);
+            return nullptr;
+        }
+    }
     rocksdb::Checkpoint* raw = nullptr;
     rocksdb::Status s = rocksdb::Checkpoint::Create(db_, &raw);
     std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
@@ -159,11 +200,39 @@ std::shared_ptr<const rocksdb::ExportImportFilesMetaData> KvBackend::export_stat
     // checkpoint's, since the loop applies nothing while this runs.
     if (s.ok()) s = checkpoint->ExportColumnFamily(cf_, files_->export_dir(id).string(), &exported);
     std::shared_ptr<const rocksdb::ExportImportFilesMetaData> out(exported);
-    if (s.ok() && out) return out;
+    std::string why = s.ToString();
+    if (s.ok() && out) {
+        if (auto file = range_deletions_only(*out)) {
+            why = "table file " + *file +
+                  " holds only range deletions, which RocksDB 7.8 cannot import";
+        } else {
+            return out;
+        }
+    }
     files_->discard_export(id);
     files_->note_failure(where_ + ": exporting the state for checkpoint " + std::to_string(id) +
-                         " failed (a whole-state file is written instead): " + s.ToString());
+                         " failed (a whole-state file is written instead): " + why);
     return nullptr;
+}
+
+std::optional<std::string> KvBackend::range_deletions_only(
+    const rocksdb::ExportImportFilesMetaData& exported) const {
+    // RocksDB 7.8's import reads each file's first key and asserts that there is
+    // one (the process aborts). Such a file is rare: the state's range erases
+    // cover keys, and an erase of an empty range writes nothing (erase_range).
+    rocksdb::TablePropertiesCollection live;
+    (void)db_->GetPropertiesOfAllTables(cf_, &live);
+    for (const auto& f : exported.files) {
+        std::shared_ptr<const rocksdb::TableProperties> props;
+        if (auto it = live.find(f.db_path + f.name); it != live.end()) {
+            props = it->second;
+        } else {  // compacted away since: read the exported link itself
+            rocksdb::SstFileReader reader{rocksdb::Options()};
+            if (reader.Open(f.db_path + f.name).ok()) props = reader.GetTableProperties();
+        }
+        if (!props || props->num_entries <= props->num_range_deletions) return f.db_path + f.name;
+    }
+    return std::nullopt;
 }
 
 void KvBackend::hold_view(Epoch id, Bytes prefix) {

@@ -20,6 +20,7 @@
 //    restarts.
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -61,6 +62,12 @@ class KvBackend final : public consensus::kv::StateBackend {
 
     // ---- group commit (NodeStorage) ---------------------------------------------
     void set_group_commit(bool on) { group_commit_ = on; }
+    /// NodeStorage's disk-full rule (storage.h): a problem when `bytes` may not be
+    /// written. The state's own writes outside NodeStorage::append (staged epochs
+    /// written before a scan or a checkpoint, range erases) follow it too, and a
+    /// full disk there fail-stops the process with exit code 3, as it does there.
+    using SpaceCheck = std::function<std::optional<std::string>(std::size_t bytes)>;
+    void set_space_check(SpaceCheck check) { space_check_ = std::move(check); }
     bool has_staged() const { return !staged_.empty(); }
     /// Adds the staged changes to `wb` (the caller writes it synced) and clears them.
     rocksdb::Status take_staged(rocksdb::WriteBatch& wb);
@@ -73,12 +80,20 @@ class KvBackend final : public consensus::kv::StateBackend {
     void flush_staged() const;
     /// Exports the state's table files for view `id` (nullptr if that failed).
     std::shared_ptr<const rocksdb::ExportImportFilesMetaData> export_state(consensus::Epoch id);
+    /// An exported table file without any key (range deletions only), if any.
+    std::optional<std::string> range_deletions_only(
+        const rocksdb::ExportImportFilesMetaData& exported) const;
     [[noreturn]] void fatal(const std::string& what) const;
+    /// A write of the state failed or was refused for want of space: stop with
+    /// exit code 3 and leave the database as a crash leaves it (storage.h).
+    [[noreturn]] void disk_full(const std::string& what) const;
+    void write_or_stop(rocksdb::WriteBatch& wb, const char* what) const;
 
     rocksdb::DB* db_;
     rocksdb::ColumnFamilyHandle* cf_;
     std::string where_;
     bool group_commit_ = false;
+    SpaceCheck space_check_;
     mutable consensus::kv::KvBatch staged_;  // group commit: applied epochs not yet written
     struct Held {
         const rocksdb::Snapshot* snapshot = nullptr;

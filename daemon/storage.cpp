@@ -214,6 +214,11 @@ Outcome<std::unique_ptr<NodeStorage>> NodeStorage::open(const fs::path& data_dir
     storage->kv_ = std::make_unique<KvBackend>(attempt.db, storage->kv_cf_,
                                                storage->db_path().string() + " (state)",
                                                data_dir / "snapshots");
+    {
+        NodeStorage* self = storage.get();
+        storage->kv_->set_space_check(
+            [self](std::size_t bytes) { return self->check_free_space(bytes); });
+    }
 
     {
         std::lock_guard lock(storage->mutex_);
@@ -374,6 +379,11 @@ void NodeStorage::set_free_space_probe_for_testing(
     std::function<std::optional<std::uint64_t>()> probe) {
     std::lock_guard lock(mutex_);
     free_space_probe_ = std::move(probe);
+}
+
+std::optional<std::string> NodeStorage::check_free_space(std::size_t batch_bytes) const {
+    std::lock_guard lock(mutex_);
+    return check_free_space_locked(batch_bytes);
 }
 
 std::optional<std::string> NodeStorage::check_free_space_locked(std::size_t batch_bytes) const {

@@ -38,8 +38,12 @@
 //     the node stops cleanly before RocksDB meets a full disk in the middle of a
 //     WAL record (RocksDB 7.8 then aborted the process once in a while in
 //     faults_disk_full instead of returning the error).
+//   - The state's own writes outside append() (staged epochs written before a
+//     scan or a checkpoint's export, range erases) follow the same free-space
+//     rule; refused, or failed with ENOSPC, they stop the process with exit code 3
+//     (daemon/kv_backend.h), the code a refused append() leads to.
 //   - kv().commit() is one synced WriteBatch per epoch. kv().get() and commit()
-//     ABORT THE PROCESS (after a clear line on stderr) on any RocksDB error other
+//     ABORT THE PROCESS (after a clear line on stderr) on any other RocksDB error
 //     than NotFound: the state machine cannot continue from a failed write, and a
 //     Corruption/IOError on read must never be read as "key absent", which would
 //     make this node compute a different state from the others. The node is then
@@ -208,6 +212,7 @@ class NodeStorage {
                                     std::vector<std::string>& new_blocks);
     // An error when fewer than kFreeSpaceReserve + 2 x batch_bytes are free.
     std::optional<std::string> check_free_space_locked(std::size_t batch_bytes) const;
+    std::optional<std::string> check_free_space(std::size_t batch_bytes) const;
     // The bytes of an indirect record body; nullopt with `problem` set when a block
     // is missing (or, `check_hashes`, does not match its hash) or the body is
     // malformed. Caller holds mutex_.

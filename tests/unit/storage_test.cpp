@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -798,6 +799,33 @@ TEST(StorageDeathTest, kv_read_error_stops_the_process) {
 // Which steps wait for the disk (consensus/step.h): one with a signature of
 // this node, the signing floor or a raised mark; not one with only peers' blocks,
 // certificates, COMMITs or proofs (nor an empty one: the applied state alone).
+// The state's writes outside NodeStorage::append (a staged epoch written before a
+// checkpoint's export, a range erase) follow the same disk-full rule: refused, the
+// process stops with exit code 3 like a refused append (the fault suite's
+// disk_full scenario wants 3), instead of aborting as on an I/O error.
+TEST(StorageDeathTest, a_full_disk_under_a_staged_state_write_stops_with_exit_code_3) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    crypto::init();
+    TempDir tmp;
+    auto run = [&](bool erase) {
+        auto opened = NodeStorage::open(tmp.path() / (erase ? "erase" : "hold"));
+        if (!opened.ok()) std::exit(9);
+        NodeStorage& store = **opened.value;
+        // Hold: a staged epoch written first. Erase: a written key to erase.
+        store.set_group_commit(!erase);
+        store.kv().commit({{b("\x10\x00\x01key"), b("value")}});
+        store.set_free_space_probe_for_testing([] { return std::optional<std::uint64_t>(4096); });
+        if (erase) {
+            store.kv().erase_range(b("\x10"), b("\x11"));
+        } else {
+            store.kv().hold_view(64, b("\x10"));
+        }
+        std::exit(0);
+    };
+    EXPECT_EXIT(run(false), ::testing::ExitedWithCode(3), "disk full.*exit code 3");
+    EXPECT_EXIT(run(true), ::testing::ExitedWithCode(3), "disk full.*exit code 3");
+}
+
 TEST(StepSync, a_step_is_synced_exactly_when_it_holds_a_signature_the_floor_or_the_mark) {
     auto step_of = [](std::vector<Type> types) {
         consensus::Step step;
@@ -1113,6 +1141,60 @@ TEST_F(StorageTest,
     kv.drop_view(64);
     EXPECT_TRUE(kv.persisted_views().empty());
     EXPECT_FALSE(fs::exists(snapshots / "64.view"));
+}
+
+// RocksDB 7.8 aborts the process when asked to import a table file that holds
+// range deletions only. Such a file in an export makes the checkpoint fall back to
+// a whole-state file (counted as a failure), and an erase of an empty range writes
+// no range deletion at all.
+TEST_F(StorageTest, a_checkpoint_whose_table_files_cannot_be_imported_is_written_as_a_file) {
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    KvBackend& kv = store->kv();
+    rocksdb::DB& db = store->db_for_testing();
+    auto flush = [&] {
+        ASSERT_TRUE(db.Flush(rocksdb::FlushOptions(), store->kv_cf_for_testing()).ok());
+    };
+    auto files = [&] {
+        std::vector<rocksdb::LiveFileMetaData> all;
+        db.GetLiveFilesMetaData(&all);
+        return std::count_if(all.begin(), all.end(),
+                             [](const auto& f) { return f.column_family_name == "kv"; });
+    };
+    const Bytes live{0x10};
+    const Bytes k = b(std::string("\x10\x00\x01key", 6));
+    kv.commit({{k, b("value")}});
+    flush();
+    const auto before = files();
+    kv.erase_range(b("\x20"), b("\x21"));  // empty: nothing written
+    flush();
+    EXPECT_EQ(files(), before);
+    kv.commit({{b("\x20staged"), b("x")}});
+    flush();
+    kv.erase_range(b("\x20"), b("\x21"));
+    flush();  // a table file with the range deletion only
+    kv.hold_view(64, live);
+    EXPECT_FALSE(fs::exists(data_dir() / "snapshots" / "64.export"));
+    EXPECT_EQ(kv.files().failures(), 1u);
+    EXPECT_NE(kv.files().last_failure().find("range deletions"), std::string::npos)
+        << kv.files().last_failure();
+    consensus::Manifest manifest(consensus::kStateBuckets);
+    manifest[1].count = 1;
+    manifest[1].bytes = 3 + 5;
+    consensus::HeldCheckpoint held;
+    held.epoch = 64;
+    held.manifest = consensus::encode_manifest(manifest);
+    kv.persist_view(64, consensus::encode_held(held));
+    kv.files().wait_idle();
+    EXPECT_EQ(kv.persisted_views(), std::vector<consensus::Epoch>{64});
+    EXPECT_FALSE(kv.files().is_view(64));
+    EXPECT_TRUE(fs::exists(data_dir() / "snapshots" / "64.snap"));
+    std::vector<Bytes> keys;
+    EXPECT_TRUE(kv.scan_view(64, 1, {}, [&](consensus::ByteView key, consensus::ByteView) {
+        keys.emplace_back(key.begin(), key.end());
+        return true;
+    }));
+    EXPECT_EQ(keys, std::vector<Bytes>{b("key")});
 }
 
 // A snapshot file is written in chunks handed to the disk as it goes (write-
