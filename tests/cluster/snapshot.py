@@ -108,13 +108,21 @@ class SnapCluster(Cluster):
 
 
 def dir_bytes(path):
+    """Bytes of the files under path, each file counted once however many
+    names it has (a checkpoint view's table files are hard links to the
+    database's, docs/operations.md)."""
     total = 0
+    seen = set()
     for root, _, files in os.walk(path):
         for f in files:
             try:
-                total += os.path.getsize(os.path.join(root, f))
+                st = os.stat(os.path.join(root, f))
             except OSError:
-                pass
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
     return total
 
 
@@ -395,7 +403,8 @@ def measure(c, minutes, target_ops):
             + (f"snapshot of checkpoint {fig['epoch']}: {fig['entries']} entries, "
                f"{fig['mb']:.1f} MB transferred, installed in {fig['secs']:.1f} s"
                if fig else "no snapshot installed (caught up with proofs)")
-            + f"; snapshot files on node 0: {state / 1e6:.1f} MB")
+            + f"; checkpoint views and files on node 0: {state / 1e6:.1f} MB (a view shares its "
+              "files with the database)")
         print(json.dumps({"rows": rows, "wipe_s": secs, "snapshot": fig,
                           "ops_before_wipe": ops}), flush=True)
     finally:
