@@ -238,7 +238,11 @@ std::optional<std::string> KvBackend::range_deletions_only(
 void KvBackend::hold_view(Epoch id, Bytes prefix) {
     flush_staged();
     if (auto it = held_.find(id); it != held_.end()) db_->ReleaseSnapshot(it->second.snapshot);
-    held_[id] = Held{db_->GetSnapshot(), std::move(prefix), export_state(id)};
+    std::uint64_t tables = 0, memtables = 0;
+    (void)db_->GetIntProperty(cf_, "rocksdb.live-sst-files-size", &tables);
+    (void)db_->GetIntProperty(cf_, "rocksdb.cur-size-all-mem-tables", &memtables);
+    const bool view = tables + memtables >= view_min_state_bytes_;
+    held_[id] = Held{db_->GetSnapshot(), std::move(prefix), view ? export_state(id) : nullptr};
 }
 
 void KvBackend::persist_view(Epoch id, Bytes meta) {

@@ -68,6 +68,13 @@ class KvBackend final : public consensus::kv::StateBackend {
     /// full disk there fail-stops the process with exit code 3, as it does there.
     using SpaceCheck = std::function<std::optional<std::string>(std::size_t bytes)>;
     void set_space_check(SpaceCheck check) { space_check_ = std::move(check); }
+
+    /// A checkpoint is kept as a view (its table files linked) when the state's
+    /// table files and memtable hold at least this many bytes, else as a file
+    /// (a copy): a view's fixed cost (a flush, small table files to compact, a
+    /// database to create) exceeds a copy of a small state. Tests set 0.
+    static constexpr std::uint64_t kViewMinStateBytes = 16u << 20;
+    void set_view_min_state_bytes(std::uint64_t bytes) { view_min_state_bytes_ = bytes; }
     bool has_staged() const { return !staged_.empty(); }
     /// Adds the staged changes to `wb` (the caller writes it synced) and clears them.
     rocksdb::Status take_staged(rocksdb::WriteBatch& wb);
@@ -94,6 +101,7 @@ class KvBackend final : public consensus::kv::StateBackend {
     std::string where_;
     bool group_commit_ = false;
     SpaceCheck space_check_;
+    std::uint64_t view_min_state_bytes_ = kViewMinStateBytes;
     mutable consensus::kv::KvBatch staged_;  // group commit: applied epochs not yet written
     struct Held {
         const rocksdb::Snapshot* snapshot = nullptr;

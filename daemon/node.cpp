@@ -129,6 +129,8 @@ struct Node::Impl {
         }
         storage = std::move(*opened.value);
         storage->set_group_commit(true);
+        if (options.view_min_state_bytes)
+            storage->kv().set_view_min_state_bytes(*options.view_min_state_bytes);
         rooted = std::make_unique<consensus::kv::RootedStorage>(storage->kv());
         if (rooted->migrated())
             spdlog::warn("state: moved {} keys of an older data dir into state-root buckets",

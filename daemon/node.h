@@ -66,6 +66,7 @@ struct NodeOptions {
     // of 1 MiB and half of message_bytes_max); small chunks spread a transfer over
     // every peer that offers.
     std::uint64_t snapshot_chunk_bytes = 0;
+    std::optional<std::uint64_t> view_min_state_bytes;  // test-only (KvBackend)
 };
 
 /// Callbacks into the service manager (sd_notify) — any may be empty.

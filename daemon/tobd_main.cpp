@@ -15,6 +15,7 @@
 //                                the fault layer (docs/fault-model.md rows 8-10)
 //   --test-twin OFFSET, --test-crash-at N   a twin of this node; a fail-point
 //   --test-snapshot-chunk-bytes N  smaller snapshot chunks (a transfer asks every peer)
+//   --test-view-min-state-bytes N  checkpoint views from this state size (default 16 MiB)
 //   --test-no-curve              plaintext sockets, no ZAP (docs/security.md; the whole
 //                                cluster and its clients must then run without Curve)
 //
@@ -135,10 +136,11 @@ struct Args {
     std::uint64_t crash_at = 0;
     bool no_curve = false;
     std::uint64_t snapshot_chunk_bytes = 0;
+    std::optional<std::uint64_t> view_min_state_bytes;
 
     bool test_options() const {
         return faults.enabled() || !byzantine_name.empty() || twin_offset != 0 || crash_at != 0 ||
-               no_curve || snapshot_chunk_bytes != 0;
+               no_curve || snapshot_chunk_bytes != 0 || view_min_state_bytes.has_value();
     }
 };
 
@@ -190,6 +192,9 @@ void add_test_options(CLI::App& app, Args& args) {
     app.add_option("--test-snapshot-chunk-bytes", args.snapshot_chunk_bytes,
                    "TEST ONLY: at most this many entry bytes per snapshot chunk request")
         ->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 20));
+    app.add_option("--test-view-min-state-bytes", args.view_min_state_bytes,
+                   "TEST ONLY: keep checkpoints as views (linked table files) from this state "
+                   "size on, instead of 16 MiB (0: always)");
     app.add_flag("--test-no-curve", args.no_curve,
                  "TEST ONLY: no CurveZMQ and no ZAP: every socket in plaintext, anyone may "
                  "connect (clients need TOBCTL_TEST_NO_CURVE=1)");
@@ -253,6 +258,7 @@ std::optional<tob::daemon::NodeOptions> node_options(const Args& args,
     options.crash_at = args.crash_at;
     options.test_no_curve = args.no_curve;
     options.snapshot_chunk_bytes = args.snapshot_chunk_bytes;
+    options.view_min_state_bytes = args.view_min_state_bytes;
     if (args.test_options() && !node.testing) {
         spdlog::error(
             "tobd: --test-* options need testing = true in {} (they exist only for the "

@@ -53,8 +53,14 @@ def check(cond, what):
 class SnapCluster(Cluster):
     """A testnet with small checkpoint parameters and a metrics port per node."""
 
-    def setup(self, interval, retention):
+    def setup(self, interval, retention, views_always=True):
         self.create()
+        # The tests' states are small, under the size from which a node keeps its
+        # checkpoints as views (linked table files) rather than files: make every
+        # checkpoint a view, so that transfers, restarts and exports run on views.
+        # measure keeps the daemon's default.
+        if views_always:
+            self.extra_args = {i: ["--test-view-min-state-bytes", "0"] for i in range(self.n)}
         text = open(self.cluster_file).read()
         text = re.sub(r"(?m)^checkpoint_interval = \d+$", f"checkpoint_interval = {interval}",
                       text)
@@ -344,7 +350,7 @@ def test_export_import(c):
 
 
 def measure(c, minutes, target_ops):
-    c.setup(interval=64, retention=256)
+    c.setup(interval=64, retention=256, views_always=False)
     c.start_all()
     c.wait_serving()
     # A bounded number of requests in flight (4 clients x 4 x 64 ops): what the

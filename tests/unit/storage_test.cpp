@@ -1082,6 +1082,7 @@ TEST_F(StorageTest,
         auto store = open_store();
         ASSERT_TRUE(store);
         KvBackend& kv = store->kv();
+        kv.set_view_min_state_bytes(0);
         kv.commit(first);
         kv.hold_view(64, live);
         EXPECT_TRUE(fs::exists(snapshots / "64.export"));
@@ -1113,10 +1114,18 @@ TEST_F(StorageTest,
         EXPECT_TRUE(fs::exists(snapshots / "80.export"));
         kv.drop_view(80);
         EXPECT_FALSE(fs::exists(snapshots / "80.export"));
+        // Under KvBackend::kViewMinStateBytes of state, a checkpoint is copied
+        // (a file), not linked: no export.
+        kv.set_view_min_state_bytes(KvBackend::kViewMinStateBytes);
+        kv.hold_view(96, live);
+        EXPECT_FALSE(fs::exists(snapshots / "96.export"));
+        kv.drop_view(96);
+        kv.set_view_min_state_bytes(0);
     }
     auto store = open_store();
     ASSERT_TRUE(store);
     KvBackend& kv = store->kv();
+    kv.set_view_min_state_bytes(0);
     EXPECT_EQ(kv.persisted_views(), std::vector<consensus::Epoch>{64});
     EXPECT_EQ(kv.view_meta(64), meta);
     for (const auto& [bucket, entries] : taken) EXPECT_EQ(scan(kv, 64, bucket), entries);
@@ -1151,6 +1160,7 @@ TEST_F(StorageTest, a_checkpoint_whose_table_files_cannot_be_imported_is_written
     auto store = open_store();
     ASSERT_TRUE(store);
     KvBackend& kv = store->kv();
+    kv.set_view_min_state_bytes(0);
     rocksdb::DB& db = store->db_for_testing();
     auto flush = [&] {
         ASSERT_TRUE(db.Flush(rocksdb::FlushOptions(), store->kv_cf_for_testing()).ok());
