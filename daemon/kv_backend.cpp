@@ -179,11 +179,10 @@ std::vector<std::pair<std::string, std::string>> KvBackend::take_erased() {
     return std::exchange(erased_, {});
 }
 
-std::shared_ptr<const rocksdb::ExportImportFilesMetaData> KvBackend::export_state(Epoch id) {
+std::shared_ptr<const rocksdb::ExportImportFilesMetaData> KvBackend::export_state(
+    Epoch id, std::uint64_t memtable_bytes) {
     files_->discard_export(id);
     // The export flushes the state's memtable: not on a disk that cannot take it.
-    std::uint64_t memtable_bytes = 0;
-    (void)db_->GetIntProperty(cf_, "rocksdb.cur-size-all-mem-tables", &memtable_bytes);
     if (space_check_) {
         if (auto problem = space_check_(memtable_bytes)) {
             files_->note_failure(where_ + ": no export for checkpoint " + std::to_string(id) +
@@ -242,7 +241,8 @@ void KvBackend::hold_view(Epoch id, Bytes prefix) {
     (void)db_->GetIntProperty(cf_, "rocksdb.live-sst-files-size", &tables);
     (void)db_->GetIntProperty(cf_, "rocksdb.cur-size-all-mem-tables", &memtables);
     const bool view = tables + memtables >= view_min_state_bytes_;
-    held_[id] = Held{db_->GetSnapshot(), std::move(prefix), view ? export_state(id) : nullptr};
+    held_[id] =
+        Held{db_->GetSnapshot(), std::move(prefix), view ? export_state(id, memtables) : nullptr};
 }
 
 void KvBackend::persist_view(Epoch id, Bytes meta) {
@@ -259,14 +259,7 @@ void KvBackend::persist_view(Epoch id, Bytes meta) {
     rocksdb::DB* db = db_;
     rocksdb::ColumnFamilyHandle* cf = cf_;
     auto source = [db, cf, h](std::uint32_t b, const ScanFn& fn) {
-        Bytes lo = h.prefix, hi = h.prefix;
-        lo.push_back(static_cast<std::uint8_t>(b >> 8));
-        lo.push_back(static_cast<std::uint8_t>(b));
-        hi.push_back(static_cast<std::uint8_t>((b + 1) >> 8));
-        hi.push_back(static_cast<std::uint8_t>(b + 1));
-        const std::size_t head = lo.size();
-        (void)iterate(db, cf, h.snapshot, lo, hi,
-                      [&](ByteView k, ByteView v) { return fn(k.subspan(head), v); });
+        (void)SnapshotFiles::scan_bucket(db, cf, h.snapshot, h.prefix, b, {}, fn);
     };
     files_->write_async(id, std::move(meta), std::move(source),
                         [db, h] { db->ReleaseSnapshot(h.snapshot); });
@@ -288,23 +281,8 @@ std::optional<Bytes> KvBackend::view_meta(Epoch id) const { return files_->meta(
 bool KvBackend::scan_view(Epoch id, std::uint32_t bucket, ByteView after, const ScanFn& fn) const {
     auto it = held_.find(id);
     if (it == held_.end()) return files_->scan(id, bucket, after, fn);
-    const Held& h = it->second;
-    Bytes lo = h.prefix, hi = h.prefix;
-    lo.push_back(static_cast<std::uint8_t>(bucket >> 8));
-    lo.push_back(static_cast<std::uint8_t>(bucket));
-    hi.push_back(static_cast<std::uint8_t>((bucket + 1) >> 8));
-    hi.push_back(static_cast<std::uint8_t>(bucket + 1));
-    const std::size_t head = lo.size();
-    Bytes start = lo;
-    start.insert(start.end(), after.begin(), after.end());
-    const rocksdb::Status s = iterate(db_, cf_, h.snapshot, start, hi, [&](ByteView k, ByteView v) {
-        const ByteView key = k.subspan(head);
-        if (!after.empty() && std::equal(key.begin(), key.end(), after.begin(), after.end())) {
-            return true;
-        }
-        return fn(key, v);
-    });
-    return s.ok();
+    return SnapshotFiles::scan_bucket(db_, cf_, it->second.snapshot, it->second.prefix, bucket,
+                                      after, fn);
 }
 
 }  // namespace tob::daemon

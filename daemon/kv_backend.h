@@ -85,8 +85,10 @@ class KvBackend final : public consensus::kv::StateBackend {
 
   private:
     void flush_staged() const;
-    /// Exports the state's table files for view `id` (nullptr if that failed).
-    std::shared_ptr<const rocksdb::ExportImportFilesMetaData> export_state(consensus::Epoch id);
+    /// Exports the state's table files for view `id` (nullptr if that failed);
+    /// `memtable_bytes` is what the export's flush will write.
+    std::shared_ptr<const rocksdb::ExportImportFilesMetaData> export_state(
+        consensus::Epoch id, std::uint64_t memtable_bytes);
     /// An exported table file without any key (range deletions only), if any.
     std::optional<std::string> range_deletions_only(
         const rocksdb::ExportImportFilesMetaData& exported) const;

@@ -365,6 +365,15 @@ void SnapshotFiles::import_async(
     job.meta = std::move(meta);
     job.exported = std::move(exported);
     job.prefix = std::move(prefix);
+    enqueue(std::move(job));
+}
+
+void SnapshotFiles::write_async(Epoch id, Bytes meta, Source source,
+                                std::function<void()> release) {
+    enqueue(Job{id, std::move(meta), std::move(source), std::move(release), nullptr, {}});
+}
+
+void SnapshotFiles::enqueue(Job job) {
     std::vector<Job> dropped;
     {
         std::lock_guard lock(mutex_);
@@ -377,25 +386,6 @@ void SnapshotFiles::import_async(
     for (auto& d : dropped) {
         if (d.release) d.release();
         if (d.exported) discard_export(d.id);
-    }
-    cv_.notify_all();
-}
-
-void SnapshotFiles::write_async(Epoch id, Bytes meta, Source source,
-                                std::function<void()> release) {
-    std::vector<Job> dropped;
-    {
-        std::lock_guard lock(mutex_);
-        queue_.push_back(
-            Job{id, std::move(meta), std::move(source), std::move(release), nullptr, {}});
-        while (queue_.size() > 2) {  // only the newest matter
-            dropped.push_back(std::move(queue_.front()));
-            queue_.pop_front();
-        }
-    }
-    for (auto& job : dropped) {
-        if (job.release) job.release();
-        if (job.exported) discard_export(job.id);
     }
     cv_.notify_all();
 }
@@ -571,7 +561,7 @@ bool SnapshotFiles::is_view(Epoch id) const {
 bool SnapshotFiles::scan_view(Epoch id, std::uint32_t b, ByteView after,
                               const consensus::kv::ScanFn& fn) const {
     std::shared_ptr<View> open;
-    Bytes lo, hi;
+    Bytes prefix;
     {
         std::lock_guard lock(mutex_);
         auto it = files_.find(id);
@@ -588,8 +578,15 @@ bool SnapshotFiles::scan_view(Epoch id, std::uint32_t b, ByteView after,
             file.open = std::move(v);
         }
         open = file.open;
-        lo = hi = file.prefix;
+        prefix = file.prefix;
     }
+    return scan_bucket(open->db, open->handles[1], nullptr, prefix, b, after, fn);
+}
+
+bool SnapshotFiles::scan_bucket(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
+                                const rocksdb::Snapshot* snapshot, ByteView prefix, std::uint32_t b,
+                                ByteView after, const consensus::kv::ScanFn& fn) {
+    Bytes lo(prefix.begin(), prefix.end()), hi = lo;
     lo.push_back(static_cast<std::uint8_t>(b >> 8));
     lo.push_back(static_cast<std::uint8_t>(b));
     hi.push_back(static_cast<std::uint8_t>((b + 1) >> 8));
@@ -598,10 +595,11 @@ bool SnapshotFiles::scan_view(Epoch id, std::uint32_t b, ByteView after,
     Bytes start = lo;
     start.insert(start.end(), after.begin(), after.end());
     rocksdb::ReadOptions options;
+    options.snapshot = snapshot;
     options.fill_cache = false;
     const rocksdb::Slice upper = slice(hi);
     options.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> it(open->db->NewIterator(options, open->handles[1]));
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(options, cf));
     for (it->Seek(slice(start)); it->Valid(); it->Next()) {
         const ByteView key = view_bytes(it->key()).subspan(head);
         if (!after.empty() && std::equal(key.begin(), key.end(), after.begin(), after.end())) {

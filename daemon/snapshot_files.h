@@ -46,8 +46,11 @@
 #include "consensus/state_transfer.h"
 
 namespace rocksdb {
+class ColumnFamilyHandle;
+class DB;
+class Snapshot;
 struct ExportImportFilesMetaData;
-}
+}  // namespace rocksdb
 
 namespace tob::daemon {
 
@@ -95,6 +98,16 @@ class SnapshotFiles {
     /// Waits until no write is queued or running (tests, offline tools).
     void wait_idle();
 
+    /// Bucket `b` of a state stored under `prefix` ‖ u16 BE bucket ‖ key in `cf`
+    /// (read at `snapshot`, if any), the entries after key `after` (all if empty)
+    /// in key order, keys without prefix and bucket, until fn returns false. The
+    /// one reader of such a range: a view's database, and KvBackend's RocksDB
+    /// snapshots. False on a read error.
+    static bool scan_bucket(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
+                            const rocksdb::Snapshot* snapshot, consensus::ByteView prefix,
+                            std::uint32_t b, consensus::ByteView after,
+                            const consensus::kv::ScanFn& fn);
+
     // ---- the format, for the offline tools ---------------------------------------
     /// Writes a complete snapshot file at `path` (tmp + fsync + rename). Returns an
     /// error message on failure.
@@ -126,6 +139,8 @@ class SnapshotFiles {
         consensus::Bytes prefix;
         mutable std::shared_ptr<View> open;  // opened at its first scan
     };
+    /// Queues a job; of the queued, only the two newest are kept (the rest released).
+    void enqueue(Job job);
     void run();
     void finish_file(Job& job, const std::optional<std::string>& problem, bool cancelled);
     void finish_view(Job& job, const std::optional<std::string>& problem, bool cancelled);
