@@ -101,6 +101,26 @@ bool storable_type(std::uint8_t type) {
     return false;
 }
 
+// The type bytes the writer produces: a storable type, direct; or a type whose
+// records block_refs may store in the indirect form (Signed, Block, Proof) with
+// kIndirect (values written before 2026-12-07) or kIndirect | kBodyChecksum. Any
+// other byte was damaged, and the type it names cannot be trusted.
+bool written_type_byte(std::uint8_t byte) {
+    const auto type = static_cast<std::uint8_t>(byte & ~kTypeFlags);
+    const auto flags = static_cast<std::uint8_t>(byte & kTypeFlags);
+    if (!storable_type(type)) return false;
+    if (flags == 0) return true;
+    if (flags == kBodyChecksum) return false;
+    switch (static_cast<DurableRecord::Type>(type)) {
+        case DurableRecord::Type::Signed:
+        case DurableRecord::Type::Block:
+        case DurableRecord::Type::Proof:
+            return true;
+        default:
+            return false;
+    }
+}
+
 // Types whose loss is harmless (they can be fetched from peers again).
 bool refetchable_type(std::uint8_t type) {
     return storable_type(type) && type != static_cast<std::uint8_t>(DurableRecord::Type::Signed) &&
@@ -461,45 +481,61 @@ LoadedRecords NodeStorage::load_records(consensus::Epoch from_epoch, consensus::
                    : "record with malformed key " +
                          crypto::to_hex(crypto::view(std::string_view(key.data(), key.size())));
 
-        // type: the stored type byte, or (when the checksum fails) the type under
-        // which the checksum does verify, if any: a flipped type byte must not turn
-        // a Signed record into a droppable one.
+        // type: the stored type byte when it is one the writer produces, or (when
+        // the record does not verify) the type under which its checksum does verify,
+        // over the stored body or the rebuilt bytes, if any: a damaged type byte must
+        // not turn a Signed record into a droppable one, whichever bits it flips
+        // (its type or its kIndirect / kBodyChecksum flags).
         std::optional<std::uint8_t> type;
         std::string problem;
         const auto type_byte = value.size() >= 1 ? static_cast<std::uint8_t>(value[0]) : 0;
         const bool indirect = (type_byte & kIndirect) != 0;
         const bool body_checksum = indirect && (type_byte & kBodyChecksum) != 0;
-        if (value.size() >= 1) type = static_cast<std::uint8_t>(type_byte & ~kTypeFlags);
+        const bool written = value.size() >= 1 && written_type_byte(type_byte);
+        if (written) type = static_cast<std::uint8_t>(type_byte & ~kTypeFlags);
         const consensus::ByteView body(
             reinterpret_cast<const std::uint8_t*>(value.data()) + kValueHeaderSize,
             value.size() >= kValueHeaderSize ? value.size() - kValueHeaderSize : 0);
+        const auto* stored = reinterpret_cast<const std::uint8_t*>(value.data()) + 1;
+        auto matches = [&](std::uint8_t t, consensus::ByteView checked) {
+            const auto check = record_checksum(t, epoch, checked);
+            return std::equal(check.begin(), check.end(), stored);
+        };
         std::optional<consensus::Bytes> rebuilt;
+        // Looks for the type under which the checksum verifies (the stored type
+        // verifying over the other interpretation confirms it).
+        auto recover_type = [&] {
+            std::vector<consensus::ByteView> candidates{body};
+            if (rebuilt) candidates.emplace_back(*rebuilt);
+            for (const auto& checked : candidates) {
+                for (std::uint8_t t = 0; t < 16; ++t) {
+                    if (!matches(t, checked)) continue;
+                    if (type != t) {
+                        problem += " (type byte damaged: stored " + std::to_string(type_byte) +
+                                   ", checksum matches " + type_name(t) + ")";
+                    }
+                    type = t;
+                    return;
+                }
+            }
+        };
         if (!key_ok) {
             problem = "malformed key";
         } else if (value.size() < kValueHeaderSize) {
             problem = "value truncated to " + std::to_string(value.size()) + " bytes";
+        } else if (!written) {
+            problem = "type byte " + std::to_string(type_byte) + " is not one tobd writes";
+            recover_type();
         } else if (indirect && !(rebuilt = rebuild_locked(epoch, body, body_checksum, problem))) {
-            // problem says which block is missing
+            // problem says which block is missing; a damaged type byte may have
+            // made a direct record look indirect
+            recover_type();
         } else {
             const consensus::ByteView bytes = rebuilt ? consensus::ByteView(*rebuilt) : body;
             const consensus::ByteView checked = body_checksum ? body : bytes;
-            const auto* stored = reinterpret_cast<const std::uint8_t*>(value.data()) + 1;
-            auto matches = [&](std::uint8_t t) {
-                const auto check = record_checksum(t, epoch, checked);
-                return std::equal(check.begin(), check.end(), stored);
-            };
-            if (!matches(*type)) {
+            if (!matches(*type, checked)) {
                 problem = "checksum mismatch";
-                for (std::uint8_t t = 0; t < 16; ++t) {
-                    if (t != *type && matches(t)) {
-                        problem += " (type byte damaged: stored " + std::to_string(*type) +
-                                   ", checksum matches " + type_name(t) + ")";
-                        type = t;
-                        break;
-                    }
-                }
-            } else if (!storable_type(*type)) {
-                problem = "unexpected record type";
+                recover_type();
             } else {
                 DurableRecord record;
                 record.type = static_cast<DurableRecord::Type>(*type);

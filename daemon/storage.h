@@ -21,11 +21,13 @@
 // Value = type byte ‖ first 16 bytes of BLAKE2b-256(type ‖ epoch u64 BE ‖ bytes) ‖
 // bytes. HighWater records are never stored here: they go to the mark file beside
 // the node key (daemon/high_water.h), which the caller writes. A record holding
-// block envelopes (Block, an own block in Signed, Proof) has the type byte's high
-// bit set and, instead of the bytes, the bytes with each envelope replaced by a
-// reference into "blocks" (written in the same batch unless stored already); the
-// checksum is over the real bytes and is checked on the rebuilt ones, so a lost
-// block is a corrupt record like any other.
+// block envelopes (Block, an own block in Signed, Proof) has the type byte's two
+// high bits set (kIndirect | kBodyChecksum) and, instead of the bytes, the bytes
+// with each envelope replaced by a reference into "blocks" (written in the same
+// batch unless stored already); the checksum covers that stored body and each
+// referenced block is checked against its hash when read, so a lost or damaged
+// block is a corrupt record like any other. (Values written before 2026-12-07 have
+// kIndirect only and the checksum over the rebuilt bytes; they still load.)
 //
 // Durability and failure policy:
 //   - append() writes a step's records in ONE WriteBatch with sync = true (or,
@@ -65,6 +67,11 @@
 //   - load_records() reports a corrupt Signed record (or one of unknown type, or an
 //     iterator error) as sign_log_ok = false and marks the store damaged. Corrupt
 //     records of other types are dropped and counted: they can be fetched again.
+//     A record that does not verify is judged by the type under which its checksum
+//     does verify, if any, over the stored body or the rebuilt bytes; a type byte
+//     the writer never produces (flags on a type never stored indirect, the body
+//     checksum flag alone) names an unknown type. So damage to the type byte cannot
+//     turn a Signed record into a droppable one.
 //   - Damage is recorded in <data_dir>/SIGN-LOG-DAMAGED (one line, the reason,
 //     fsynced), so that the node stays a non-voting follower across restarts even
 //     if RocksDB later "heals" by compaction. Only the operator removes it (by

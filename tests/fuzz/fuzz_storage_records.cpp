@@ -17,9 +17,10 @@
 //   P1 the records returned are exactly the undamaged appended records in the
 //      range, in key order, byte for byte;
 //      (to = the largest epoch means no upper bound, as in NodeStorage);
-//   P2 when a damaged or raw record that is not a re-fetchable type (Block, Cert,
-//      Proof, Commit) is in the store, the full load reports sign_log_ok = false:
-//      a damaged sign-log record is never silently dropped (checked on inputs that
+//   P2 when a damaged Signed record, or a raw record whose type byte is not a
+//      re-fetchable type (Block, Cert, Proof, Commit) in a form the writer
+//      produces, is in the store, the full load reports sign_log_ok = false: a
+//      damaged sign-log record is never silently dropped (checked on inputs that
 //      start from an undamaged store: the store is reopened every 16 inputs);
 //   and no crash, exception or sanitizer report.
 
@@ -92,7 +93,15 @@ constexpr DurableRecord::Type kStorable[] = {
     DurableRecord::Type::Signed, DurableRecord::Type::Block, DurableRecord::Type::Cert,
     DurableRecord::Type::Proof, DurableRecord::Type::Commit};
 
-bool refetchable(std::uint8_t t) { return t == 2 || t == 3 || t == 5 || t == 6; }
+// A raw value's first byte that names a re-fetchable type in a form the writer
+// produces: Block, Cert, Proof, Commit direct; Block and Proof also with the
+// indirect flag (0x80) or the indirect and body-checksum flags (0xc0). Any other
+// byte (Signed, Floor, a type byte no writer produces) must count as sign-log
+// damage.
+bool refetchable(std::uint8_t t) {
+    if (t == 2 || t == 3 || t == 5 || t == 6) return true;
+    return t == 0x82 || t == 0x85 || t == 0xc2 || t == 0xc5;
+}
 
 class Reader {
   public:

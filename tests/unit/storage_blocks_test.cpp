@@ -215,6 +215,41 @@ TEST_F(StorageBlocksTest, a_missing_own_block_is_a_damaged_sign_log_a_missing_pe
     EXPECT_TRUE(store->damaged());
 }
 
+TEST_F(StorageBlocksTest, a_damaged_type_byte_cannot_turn_an_indirect_signed_record_droppable) {
+    // The own block's Signed record is stored indirect (type byte 0xc1: Signed |
+    // kIndirect | kBodyChecksum). Whatever its type byte is damaged to (a
+    // re-fetchable type with the old indirect form's flags, a form no writer
+    // produces, a direct re-fetchable type), the load must not drop it as
+    // re-fetchable (a fuzz finding: 0xc1 -> 0x82, Block in the pre-2026-12-07 form,
+    // was dropped with the sign-log trusted).
+    const auto x = epoch_records(9);
+    for (const std::uint8_t damaged : {0x82, 0x85, 0x42, 0xc3, 0x02, 0x06}) {
+        SCOPED_TRACE(static_cast<int>(damaged));
+        auto opened = NodeStorage::open(tmp_.path() / ("data-" + std::to_string(damaged)));
+        ASSERT_TRUE(opened.ok()) << joined(opened.errors);
+        auto store = std::move(*opened.value);
+        ASSERT_EQ(store->append(x.accepted), std::nullopt);
+        auto& db = store->db_for_testing();
+        std::string signed_key;
+        for (const auto& [k, v] : entries(*store, store->records_cf_for_testing())) {
+            if (static_cast<std::uint8_t>(v[0]) == 0xc1) signed_key = k;
+        }
+        ASSERT_FALSE(signed_key.empty()) << "the own block is not stored indirect";
+        std::string v;
+        ASSERT_TRUE(
+            db.Get(rocksdb::ReadOptions(), store->records_cf_for_testing(), signed_key, &v).ok());
+        v[0] = static_cast<char>(damaged);
+        ASSERT_TRUE(
+            db.Put(rocksdb::WriteOptions(), store->records_cf_for_testing(), signed_key, v).ok());
+        const auto loaded = store->load_records();
+        EXPECT_FALSE(loaded.sign_log_ok) << joined(loaded.problems);
+        EXPECT_EQ(loaded.dropped, 0u) << joined(loaded.problems);
+        EXPECT_EQ(loaded.records.size(), 2u);  // the two peer blocks
+        EXPECT_NE(joined(loaded.problems).find("Signed"), std::string::npos)
+            << joined(loaded.problems);
+    }
+}
+
 TEST_F(StorageBlocksTest, a_damaged_block_fails_its_hash_and_its_records_are_corrupt) {
     // The checksum of an indirect record covers its references only; a bit flipped
     // inside a stored block (same length) is caught by the block's hash.
