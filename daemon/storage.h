@@ -52,8 +52,14 @@
 //     restarted by its supervisor; if the data dir is corrupt, the operator moves
 //     it aside and the node catches up from peers.
 //   - prune_records_below() is not synced: losing a prune only keeps extra data.
-//     RocksDB gives the space back when it compacts the deleted range: a background
-//     thread compacts it (and ranges the state erased) at most every 30 s.
+//     It raises the records floor ("meta/records_floor" in the default family),
+//     below which load_records() reads nothing; a background thread, at most every
+//     30 s, syncs the WAL (the floor is durable before anything below it goes) and
+//     deletes the records' and blocks' table files wholly below the floor
+//     (DeleteFilesInRange: no range tombstone, no rewrite of the live epochs, which
+//     both families hold in epoch order), and compacts the ranges the state
+//     erased. Pruned epochs in a file that also holds live ones stay on disk, unread,
+//     until the floor passes the file.
 //
 // Damage (the sign-log cannot be trusted, so the node must not vote):
 //   - RocksDB is opened with wal_recovery_mode = kTolerateCorruptedTailRecords
@@ -161,8 +167,10 @@ class NodeStorage {
     LoadedRecords load_records(consensus::Epoch from_epoch = 0,
                                consensus::Epoch to_epoch = ~consensus::Epoch{0});
 
-    /// Deletes every record with epoch < e (DeleteRange; not synced), and has the
-    /// range (and what the state erased) compacted in the background.
+    /// Prunes every record (and block) with epoch < e: raises the records floor
+    /// (not synced), below which load_records reads nothing, and has the table
+    /// files wholly below it deleted in the background (and what the state erased
+    /// compacted).
     void prune_records_below(consensus::Epoch e);
     /// Background compactions run so far (metrics, tests).
     std::uint64_t compactions() const;
@@ -204,6 +212,12 @@ class NodeStorage {
   private:
     NodeStorage();
     void compact_loop();
+    // Deletes the table files of `cf` whose keys all lie in [lo, hi) (compaction
+    // thread).
+    void delete_files_below(rocksdb::ColumnFamilyHandle* cf, const std::string& lo,
+                            const std::string& hi);
+    // Reads the records floor at open. Caller holds mutex_.
+    std::optional<std::string> restore_records_floor_locked();
 
     // Sets the damaged flag and writes the marker (if not already there). Returns
     // a problem line if the marker could not be written. Caller holds mutex_.
@@ -249,6 +263,9 @@ class NodeStorage {
 
     mutable std::mutex mutex_;
     std::uint64_t next_seq_ = 0;
+    // Records and blocks below this epoch are pruned (load_records skips them; their
+    // table files are deleted in the background).
+    consensus::Epoch records_floor_ = 0;
     std::array<std::uint64_t, kAppendedKinds> appended_{};
     WriteCounts writes_;
     // "blocks" keys written by this process and not pruned (a block not in here is
