@@ -31,8 +31,9 @@ CheckpointMonitor::CheckpointMonitor(Registry& r, NodeStorage& storage)
       files_failed_(
           &r.gauge("tobd_snapshot_file_failures",
                    "Checkpoint views or snapshot files that could not be written (see the log)")),
-      compactions_(&r.gauge("tobd_pruned_compactions",
-                            "Background compactions of pruned ranges run so far")) {}
+      compactions_(
+          &r.gauge("tobd_pruned_compactions",
+                   "Background passes over pruned epochs and erased state ranges run so far")) {}
 
 std::uint64_t CheckpointMonitor::eta_s(std::uint64_t now_ms) const {
     if (!progress_.active || progress_.bytes_total == 0) return 0;
