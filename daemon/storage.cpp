@@ -21,6 +21,7 @@
 #include "crypto/durable_file.h"
 #include "crypto/hash.h"
 #include "daemon/block_refs.h"
+#include "daemon/record_value.h"
 #include "daemon/storage_open.h"
 
 namespace tob::daemon {
@@ -32,18 +33,9 @@ namespace {
 
 constexpr char kRecordPrefix = 'r';
 constexpr std::size_t kRecordKeySize = 1 + 8 + 8;
-constexpr std::size_t kChecksumSize = 16;
-constexpr std::size_t kValueHeaderSize = 1 + kChecksumSize;
 constexpr std::string_view kSeqKey = "meta/next_record_seq";
 // The records floor: records and blocks of lower epochs are pruned (u64 BE).
 constexpr std::string_view kFloorKey = "meta/records_floor";
-// The type byte's high bit: the value body is block_refs' indirect form. With
-// kBodyChecksum as well, the checksum covers that stored body (each referenced
-// envelope is checked by its hash when read); without it (values written before
-// 2026-12-07), the rebuilt bytes.
-constexpr std::uint8_t kIndirect = 0x80;
-constexpr std::uint8_t kBodyChecksum = 0x40;
-constexpr std::uint8_t kTypeFlags = kIndirect | kBodyChecksum;
 constexpr std::size_t kMarkerBytesMax = 4096;
 
 void put_u64(std::string& out, std::uint64_t v) {
@@ -54,100 +46,6 @@ std::uint64_t get_u64(const char* p) {
     std::uint64_t v = 0;
     for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<std::uint8_t>(p[i]);
     return v;
-}
-
-std::array<std::uint8_t, kChecksumSize> record_checksum(std::uint8_t type, consensus::Epoch epoch,
-                                                        consensus::ByteView bytes) {
-    const std::uint8_t type_byte[1] = {type};
-    crypto::Hasher h;
-    h.raw(type_byte).u64(epoch).raw(bytes);
-    const crypto::Digest d = h.finish();
-    std::array<std::uint8_t, kChecksumSize> out{};
-    std::copy_n(d.begin(), kChecksumSize, out.begin());
-    return out;
-}
-
-// type ‖ checksum ‖ body: the record's bytes and their checksum, or (the type
-// byte's kIndirect and kBodyChecksum bits set) their indirect form with the block
-// envelopes referenced, and its checksum: a block is not hashed a second time for
-// the checksum (a Proof record holds every block of its epoch).
-std::string encode_value(const DurableRecord& record, const std::string* indirect = nullptr) {
-    const auto type = static_cast<std::uint8_t>(record.type);
-    const auto check = record_checksum(
-        type, record.epoch,
-        indirect ? crypto::view(std::string_view(*indirect)) : consensus::ByteView(record.bytes));
-    std::string value;
-    value.reserve(kValueHeaderSize + (indirect ? indirect->size() : record.bytes.size()));
-    value.push_back(static_cast<char>(indirect ? type | kIndirect | kBodyChecksum : type));
-    value.append(reinterpret_cast<const char*>(check.data()), check.size());
-    if (indirect) {
-        value.append(*indirect);
-    } else {
-        value.append(reinterpret_cast<const char*>(record.bytes.data()), record.bytes.size());
-    }
-    return value;
-}
-
-// Types that may be stored (everything the core persists except HighWater).
-bool storable_type(std::uint8_t type) {
-    switch (static_cast<DurableRecord::Type>(type)) {
-        case DurableRecord::Type::Signed:
-        case DurableRecord::Type::Block:
-        case DurableRecord::Type::Cert:
-        case DurableRecord::Type::Proof:
-        case DurableRecord::Type::Commit:
-        case DurableRecord::Type::Floor:
-            return true;
-        case DurableRecord::Type::HighWater:
-            return false;
-    }
-    return false;
-}
-
-// The type bytes the writer produces: a storable type, direct; or a type whose
-// records block_refs may store in the indirect form (Signed, Block, Proof) with
-// kIndirect (values written before 2026-12-07) or kIndirect | kBodyChecksum. Any
-// other byte was damaged, and the type it names cannot be trusted.
-bool written_type_byte(std::uint8_t byte) {
-    const auto type = static_cast<std::uint8_t>(byte & ~kTypeFlags);
-    const auto flags = static_cast<std::uint8_t>(byte & kTypeFlags);
-    if (!storable_type(type)) return false;
-    if (flags == 0) return true;
-    if (flags == kBodyChecksum) return false;
-    switch (static_cast<DurableRecord::Type>(type)) {
-        case DurableRecord::Type::Signed:
-        case DurableRecord::Type::Block:
-        case DurableRecord::Type::Proof:
-            return true;
-        default:
-            return false;
-    }
-}
-
-// Types whose loss is harmless (they can be fetched from peers again).
-bool refetchable_type(std::uint8_t type) {
-    return storable_type(type) && type != static_cast<std::uint8_t>(DurableRecord::Type::Signed) &&
-           type != static_cast<std::uint8_t>(DurableRecord::Type::Floor);
-}
-
-std::string type_name(std::uint8_t type) {
-    switch (static_cast<DurableRecord::Type>(type)) {
-        case DurableRecord::Type::Signed:
-            return "Signed";
-        case DurableRecord::Type::Block:
-            return "Block";
-        case DurableRecord::Type::Cert:
-            return "Cert";
-        case DurableRecord::Type::HighWater:
-            return "HighWater";
-        case DurableRecord::Type::Proof:
-            return "Proof";
-        case DurableRecord::Type::Commit:
-            return "Commit";
-        case DurableRecord::Type::Floor:
-            return "Floor";
-    }
-    return "unknown type " + std::to_string(type);
 }
 
 std::string one_line(std::string text) {
@@ -362,8 +260,8 @@ std::optional<std::string> NodeStorage::append(const std::vector<DurableRecord>&
         counted += batch.GetDataSize() - before;
         if (!s.ok()) {
             return db_path().string() + ": cannot batch a " +
-                   type_name(static_cast<std::uint8_t>(record.type)) + " record of epoch " +
-                   std::to_string(record.epoch) + ": " + s.ToString();
+                   record_value::type_name(static_cast<std::uint8_t>(record.type)) +
+                   " record of epoch " + std::to_string(record.epoch) + ": " + s.ToString();
         }
         ++seq;
     }
@@ -428,7 +326,7 @@ std::string NodeStorage::stored_value_locked(const DurableRecord& record,
                                              rocksdb::WriteBatch& batch,
                                              std::vector<std::string>& new_blocks) {
     const auto pieces = block_refs::pieces(record);
-    if (pieces.empty()) return encode_value(record);
+    if (pieces.empty()) return record_value::encode(record);
     for (const auto& p : pieces) {
         std::string k = block_refs::key(record.epoch, p.hash);
         if (stored_blocks_.count(k) ||
@@ -437,11 +335,11 @@ std::string NodeStorage::stored_value_locked(const DurableRecord& record,
         }
         const rocksdb::Slice envelope(reinterpret_cast<const char*>(record.bytes.data()) + p.offset,
                                       p.size);
-        if (!batch.Put(blocks_cf_, k, envelope).ok()) return encode_value(record);
+        if (!batch.Put(blocks_cf_, k, envelope).ok()) return record_value::encode(record);
         new_blocks.push_back(std::move(k));
     }
     const std::string body = block_refs::encode(record.bytes, pieces);
-    return encode_value(record, &body);
+    return record_value::encode(record, &body);
 }
 
 std::optional<consensus::Bytes> NodeStorage::rebuild_locked(consensus::Epoch epoch,
@@ -487,73 +385,26 @@ LoadedRecords NodeStorage::load_records(consensus::Epoch from_epoch, consensus::
                    : "record with malformed key " +
                          crypto::to_hex(crypto::view(std::string_view(key.data(), key.size())));
 
-        // type: the stored type byte when it is one the writer produces, or (when
-        // the record does not verify) the type under which its checksum does verify,
-        // over the stored body or the rebuilt bytes, if any: a damaged type byte must
-        // not turn a Signed record into a droppable one, whichever bits it flips
-        // (its type or its kIndirect / kBodyChecksum flags).
-        std::optional<std::uint8_t> type;
-        std::string problem;
-        const auto type_byte = value.size() >= 1 ? static_cast<std::uint8_t>(value[0]) : 0;
-        const bool indirect = (type_byte & kIndirect) != 0;
-        const bool body_checksum = indirect && (type_byte & kBodyChecksum) != 0;
-        const bool written = value.size() >= 1 && written_type_byte(type_byte);
-        if (written) type = static_cast<std::uint8_t>(type_byte & ~kTypeFlags);
-        const consensus::ByteView body(
-            reinterpret_cast<const std::uint8_t*>(value.data()) + kValueHeaderSize,
-            value.size() >= kValueHeaderSize ? value.size() - kValueHeaderSize : 0);
-        const auto* stored = reinterpret_cast<const std::uint8_t*>(value.data()) + 1;
-        auto matches = [&](std::uint8_t t, consensus::ByteView checked) {
-            const auto check = record_checksum(t, epoch, checked);
-            return std::equal(check.begin(), check.end(), stored);
-        };
-        std::optional<consensus::Bytes> rebuilt;
-        // Looks for the type under which the checksum verifies (the stored type
-        // verifying over the other interpretation confirms it).
-        auto recover_type = [&] {
-            std::vector<consensus::ByteView> candidates{body};
-            if (rebuilt) candidates.emplace_back(*rebuilt);
-            for (const auto& checked : candidates) {
-                for (std::uint8_t t = 0; t < 16; ++t) {
-                    if (!matches(t, checked)) continue;
-                    if (type != t) {
-                        problem += " (type byte damaged: stored " + std::to_string(type_byte) +
-                                   ", checksum matches " + type_name(t) + ")";
-                    }
-                    type = t;
-                    return;
-                }
-            }
-        };
+        record_value::Judged judged;
         if (!key_ok) {
-            problem = "malformed key";
-        } else if (value.size() < kValueHeaderSize) {
-            problem = "value truncated to " + std::to_string(value.size()) + " bytes";
-        } else if (!written) {
-            problem = "type byte " + std::to_string(type_byte) + " is not one tobd writes";
-            recover_type();
-        } else if (indirect && !(rebuilt = rebuild_locked(epoch, body, body_checksum, problem))) {
-            // problem says which block is missing; a damaged type byte may have
-            // made a direct record look indirect
-            recover_type();
+            judged.type = record_value::trusted_type(std::string_view(value.data(), value.size()));
+            judged.problem = "malformed key";
         } else {
-            const consensus::ByteView bytes = rebuilt ? consensus::ByteView(*rebuilt) : body;
-            const consensus::ByteView checked = body_checksum ? body : bytes;
-            if (!matches(*type, checked)) {
-                problem = "checksum mismatch";
-                recover_type();
-            } else {
-                DurableRecord record;
-                record.type = static_cast<DurableRecord::Type>(*type);
-                record.epoch = epoch;
-                record.bytes.assign(bytes.begin(), bytes.end());
-                out.records.push_back(std::move(record));
+            judged = record_value::judge(
+                epoch, std::string_view(value.data(), value.size()),
+                [&](consensus::ByteView body, bool check_hashes, std::string& problem) {
+                    return rebuild_locked(epoch, body, check_hashes, problem);
+                });
+            if (judged.record) {
+                out.records.push_back(std::move(*judged.record));
                 continue;
             }
         }
-        const std::string shown = type ? type_name(*type) : "unknown type";
+        const std::optional<std::uint8_t> type = judged.type;
+        const std::string& problem = judged.problem;
+        const std::string shown = type ? record_value::type_name(*type) : "unknown type";
         const std::string line = where + ": corrupt " + at + " of " + shown + ": " + problem;
-        if (type && refetchable_type(*type)) {
+        if (type && record_value::refetchable_type(*type)) {
             ++out.dropped;
             out.problems.push_back(line + "; dropped (it can be fetched from peers again)");
         } else {
