@@ -45,6 +45,8 @@ std::string encode(const DurableRecord& record, const std::string* indirect) {
     return value;
 }
 
+namespace {
+
 // Types that may be stored (everything the core persists except HighWater).
 bool storable_type(std::uint8_t type) {
     switch (static_cast<DurableRecord::Type>(type)) {
@@ -80,6 +82,8 @@ bool written_type_byte(std::uint8_t byte) {
             return false;
     }
 }
+
+}  // namespace
 
 // Types whose loss is harmless (they can be fetched from peers again).
 bool refetchable_type(std::uint8_t type) {

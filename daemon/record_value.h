@@ -36,12 +36,8 @@ constexpr std::uint8_t kTypeFlags = kIndirect | kBodyChecksum;
 /// The stored value of `record`; with `indirect`, that body in its place.
 std::string encode(const consensus::DurableRecord& record, const std::string* indirect = nullptr);
 
-/// Types that may be stored (everything the core persists except HighWater).
-bool storable_type(std::uint8_t type);
 /// Types whose loss is harmless (they can be fetched from peers again).
 bool refetchable_type(std::uint8_t type);
-/// The type byte is one the writer produces.
-bool written_type_byte(std::uint8_t byte);
 /// The type named by the value's type byte if the writer produces that byte.
 std::optional<std::uint8_t> trusted_type(std::string_view value);
 std::string type_name(std::uint8_t type);
