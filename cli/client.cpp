@@ -4,10 +4,11 @@
 // Each command builds one request with one operation, signs it with the client
 // key (a 0600 file, created on first use; see default_client_key_path), takes a
 // nonce from the key's counter file, sends it to a node's ROUTER endpoint from
-// the cluster file and waits for the committed outcome signed by the node,
-// retrying at the next node after --attempt-timeout of silence. With --quorum it
-// sends to every node and waits for t+1 matching signed replies from different
-// nodes. `get --local` reads one node's committed state instead of ordering a GET.
+// the cluster file and waits for the committed outcome from the node (its Curve
+// connection authenticates the reply), retrying at the next node after
+// --attempt-timeout of silence. With --quorum it sends to every node and waits
+// for t+1 matching replies from different nodes. `get --local` reads one node's committed state
+// instead of ordering a GET.
 //
 // Output (one line; --json prints one JSON object instead):
 //   put, del  ok epoch E position P; with --previous:
@@ -66,8 +67,7 @@ void add_request_options(CLI::App* cmd, ClientArgs& args) {
     add_cluster_option(cmd, args.cluster);
     add_key_file_option(cmd, args.key_file);
     cmd->add_option("--node", args.node, "Send to node I (default: any node, retrying at others)");
-    cmd->add_flag("--quorum", args.quorum,
-                  "Wait for t+1 matching signed replies from different nodes");
+    cmd->add_flag("--quorum", args.quorum, "Wait for t+1 matching replies from different nodes");
     add_json_flag(cmd, args.json, "Print the result as JSON");
     cmd->add_option("--timeout", args.timeout_s, "Give up after this many seconds")
         ->capture_default_str()

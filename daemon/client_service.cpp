@@ -1,4 +1,4 @@
-// ClientService: pending client requests and their signed replies (client_service.h).
+// ClientService: pending client requests and their replies (client_service.h).
 
 #include "daemon/client_service.h"
 
@@ -52,8 +52,8 @@ void ClientService::reply(const std::string& id, const ClientMessage& m) {
     transport_.send_client(id, encode_client_message(m));
 }
 
-void ClientService::sign_and_send(const std::string& id, ReplyMsg& r) {
-    r.sig = sign_reply(key_, options_.chain_id, r);
+void ClientService::send_reply(const std::string& id, ReplyMsg& r) {
+    if (options_.sign_replies) r.sig = sign_reply(key_, options_.chain_id, r);
     reply(id, r);
 }
 
@@ -111,7 +111,7 @@ void ClientService::answer_from_table(const std::string& id, const Request& req,
     auto outs = kv_.stored_outputs(req.client, req.nonce);
     r.status = outs ? ReplyStatus::Committed : ReplyStatus::Duplicate;
     if (outs) r.outputs = std::move(*outs);
-    sign_and_send(id, r);
+    send_reply(id, r);
 }
 
 bool ClientService::on_verified(const VerifyResult& r, std::uint64_t now_ms) {
@@ -226,7 +226,7 @@ void ClientService::on_committed(const EpochResult& epoch, std::uint64_t now_ms)
         auto it = pending_.find(Key{r.client, r.nonce});
         if (it == pending_.end()) continue;
         ReplyMsg out = committed_reply(epoch, r, it->second, now_ms);
-        for (const auto& id : it->second.routing_ids) sign_and_send(id, out);
+        for (const auto& id : it->second.routing_ids) send_reply(id, out);
         forget(it);
     }
 }

@@ -14,8 +14,10 @@
 //                 holds is answered from it; otherwise it is remembered as pending
 //                 and the node hands it to the core
 //   on_committed  a delivered epoch: every pending request it ordered is
-//                 answered with a signed reply (committed, malformed,
-//                 forbidden, or the stored outcome of a retry's first copy)
+//                 answered with a reply (committed, malformed, forbidden, or the
+//                 stored outcome of a retry's first copy); the Curve connection
+//                 authenticates it, so only a plaintext test node signs it
+//                 (docs/client.md, "Reply authentication")
 //   expire        pending requests older than five minutes are forgotten (the
 //                 client retries elsewhere; a late commit is then not answered
 //                 here)
@@ -66,6 +68,9 @@ class ClientService {
         // per second, and its burst (limits.client_new_keys_per_s; 0: no limit).
         std::uint64_t client_new_keys_per_s = 16;
         std::uint64_t client_new_keys_burst = 64;
+        // Sign replies: only on plaintext test connections (tobd --test-no-curve);
+        // a Curve connection authenticates the node to the client already.
+        bool sign_replies = false;
     };
     /// Every reference must outlive the service. `status` builds the answer to a
     /// status query; `halted` refuses submissions while the node is halted.
@@ -112,7 +117,7 @@ class ClientService {
     void on_message(const std::string& id, const std::string& peer_key,
                     const client::ClientMessage& msg);
     std::map<Key, Pending>::iterator forget(std::map<Key, Pending>::iterator it);
-    void sign_and_send(const std::string& id, client::ReplyMsg& reply);
+    void send_reply(const std::string& id, client::ReplyMsg& reply);
     void answer_from_table(const std::string& id, const consensus::Request& req,
                            const consensus::Digest& rd);
     client::ReplyMsg committed_reply(const consensus::EpochResult& epoch,

@@ -213,6 +213,7 @@ struct Node::Impl {
         copt.client_frame_cost_min =
             node.limits.client_bytes_per_s / node.limits.client_requests_per_s;
         copt.client_new_keys_per_s = node.limits.client_new_keys_per_s;
+        copt.sign_replies = options.test_no_curve;
         copt.client_new_keys_burst =
             std::max<std::uint64_t>(16, 4 * std::uint64_t{node.limits.client_new_keys_per_s});
         clients =

@@ -244,7 +244,8 @@ Client::Client(const daemon::ClusterConfig& cluster, const crypto::SigningKey& k
     // Replies are bounded by message_bytes_max (protocol.h) plus the channel frame.
     const auto max_frame = static_cast<std::int64_t>(cluster_.limits.message_bytes_max) + 64;
     sockets_.reserve(cluster_.members.size());
-    const bool curve = !test_plaintext_requested();
+    curve_ = !test_plaintext_requested();
+    const bool curve = curve_;
     const crypto::CurveKeyPair curve_key = crypto::CurveKeyPair::from_signing_key(key_);
     for (const daemon::ClusterMember& m : cluster_.members) {
         zmq::socket_t s(*context_, zmq::socket_type::dealer);
@@ -351,9 +352,12 @@ bool Client::send(NodeId node, const Bytes& body) {
     }
 }
 
-bool Client::verify(const ReplyMsg& reply) const {
-    return reply.node < cluster_.members.size() &&
-           verify_reply(cluster_.members[reply.node].public_key, cluster_.chain_id, reply);
+bool Client::verify(const ReplyMsg& reply, NodeId from) const {
+    if (reply.node != from || from >= cluster_.members.size()) return false;
+    // With Curve the connection is the proof: only the holder of the member's
+    // Curve secret key completes the handshake, and every frame on the
+    // connection is authenticated (docs/client.md, "Reply authentication").
+    return curve_ || verify_reply(cluster_.members[from].public_key, cluster_.chain_id, reply);
 }
 
 std::size_t Client::poll(Millis timeout, std::vector<Incoming>& out, std::size_t max) {
@@ -400,8 +404,8 @@ std::size_t Client::poll(Millis timeout, std::vector<Incoming>& out, std::size_t
                 continue;
             }
             if (const auto* reply = std::get_if<ReplyMsg>(&decoded.value())) {
-                if (!verify(*reply)) {
-                    ++stats_.bad_signatures;
+                if (!verify(*reply, static_cast<NodeId>(i))) {
+                    ++stats_.bad_replies;
                     continue;
                 }
                 note_epoch(reply->epoch);

@@ -101,8 +101,10 @@ struct SubmitOptions {
     Millis deadline{60000};        // overall
 };
 
-/// Something a node sent, decoded. Replies have been checked: the signature
-/// verifies under members[reply.node].public_key with the cluster chain id.
+/// Something a node sent, decoded. Replies have been checked (Client::verify): each
+/// names the node whose connection it arrived on, and that connection is Curve-
+/// authenticated (or, with the test-only plaintext switch, the reply's signature
+/// verifies under that member's key).
 struct Incoming {
     NodeId from = 0;  // the node whose socket it arrived on
     ClientMessage message;
@@ -113,7 +115,7 @@ struct ClientStats {
     std::uint64_t received = 0;
     std::uint64_t dropped_frames = 0;  // wrong frame count or channel
     std::uint64_t undecodable = 0;
-    std::uint64_t bad_signatures = 0;  // replies that did not verify (or name no member)
+    std::uint64_t bad_replies = 0;  // replies that did not verify (Client::verify)
 };
 
 class Client {
@@ -200,8 +202,12 @@ class Client {
     /// Returns the number appended.
     std::size_t poll(Millis timeout, std::vector<Incoming>& out, std::size_t max = 4096);
 
-    /// True iff reply.node is a member and reply.sig is its signature.
-    bool verify(const ReplyMsg& reply) const;
+    /// True iff a reply that arrived on the connection to member `from` is that
+    /// member's: it names `from`, and either the connection is Curve-authenticated
+    /// (the server key pinned to the member's curve_key, so nobody else can write
+    /// on it) or, on a plaintext test connection, reply.sig is the member's
+    /// signature (docs/client.md, "Reply authentication").
+    bool verify(const ReplyMsg& reply, NodeId from) const;
 
   private:
     Result<Submitted> submit_one(const consensus::Request& request, const SubmitOptions& options);
@@ -216,6 +222,7 @@ class Client {
     std::unique_ptr<zmq::context_t> own_context_;
     zmq::context_t* context_;
     std::vector<zmq::socket_t> sockets_;
+    bool curve_ = true;  // false: plaintext test connections (test_plaintext_requested)
     ClientStats stats_;
     Epoch horizon_ = kDefaultExpiryHorizon;
     std::optional<Epoch> known_epoch_;

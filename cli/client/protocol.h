@@ -31,10 +31,12 @@
 // is skipped as a duplicate/malformed) in a delivered epoch, or at once when the
 // dedup table already holds it (a retry). It answers every routing id that
 // submitted the same (client, nonce) while it waited. Submitting the same request
-// to several nodes is how `tobctl --quorum` collects t+1 signed replies.
+// to several nodes is how `tobctl --quorum` collects t+1 replies from distinct nodes.
 //
-// A Reply is signed by the node with tag "tobd-reply-v1" over the canonical
-// encoding of reply_sign_payload(). Two replies *match* when request_digest,
+// A Reply is authenticated by the Curve connection it arrives on (the client
+// pins the member's Curve key), so its sig is 64 zero bytes; only a plaintext
+// test node (`tobd --test-no-curve`) signs it, with tag "tobd-reply-v1" over the
+// canonical encoding of reply_sign_payload(). Two replies *match* when request_digest,
 // status and outputs are equal (epoch/position are informational: a node that
 // answers a retry from its dedup table reports epoch 0).
 //

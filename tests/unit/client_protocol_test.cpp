@@ -493,32 +493,41 @@ using Clock = std::chrono::steady_clock;
 
 using test_util::TempDir;
 
+// Replies are authenticated as the real node's are (docs/client.md, "Reply
+// authentication"): by the Curve connection, unsigned; on a plaintext test
+// connection, signed with the node's key.
 enum class Mode {
-    Honest,       // signed reply with the true outputs
+    Honest,       // reply with the true outputs
     Silent,       // never answers
     Forge,        // reply signed by a key that is not the node's
-    Lie,          // correctly signed reply with other outputs
+    Impersonate,  // reply with the true outputs naming the next node, not this one
+    Lie,          // authentic reply with other outputs
     Overloaded,   // Error Overloaded
     BadRequest,   // Error BadRequest
-    OtherDigest,  // correctly signed reply for another request
+    OtherDigest,  // authentic reply for another request
 };
 
 /// A node's client plane: a ROUTER on 127.0.0.1 answering in a thread.
 class FakeNode {
   public:
+    /// `curve` null: a plaintext endpoint (as `tobd --test-no-curve`), whose
+    /// replies are signed.
     FakeNode(zmq::context_t& ctx, NodeId id, crypto::SigningKey key, Digest chain_id, Mode mode,
-             const crypto::CurveKeyPair& curve)
+             const crypto::CurveKeyPair* curve)
         : id_(id),
           key_(std::move(key)),
           chain_id_(chain_id),
           mode_(mode),
+          signs_(curve == nullptr),
           socket_(ctx, zmq::socket_type::router) {
         socket_.set(zmq::sockopt::linger, 0);
         // A Curve server with the node's key, as the real client endpoint (no ZAP
         // handler here: any client key is let in).
-        const int one = 1;
-        zmq_setsockopt(socket_.handle(), ZMQ_CURVE_SERVER, &one, sizeof one);
-        zmq_setsockopt(socket_.handle(), ZMQ_CURVE_SECRETKEY, curve.secret_key().data(), 32);
+        if (curve != nullptr) {
+            const int one = 1;
+            zmq_setsockopt(socket_.handle(), ZMQ_CURVE_SERVER, &one, sizeof one);
+            zmq_setsockopt(socket_.handle(), ZMQ_CURVE_SECRETKEY, curve->secret_key().data(), 32);
+        }
         socket_.bind("tcp://127.0.0.1:*");
         endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
         thread_ = std::thread([this] { run(); });
@@ -625,10 +634,11 @@ class FakeNode {
         r.outputs = outputs_for(request.value());
         if (mode_ == Mode::Lie) r.outputs.front().value = text("lie");
         if (mode_ == Mode::OtherDigest) r.request_digest[0] ^= 1;
+        if (mode_ == Mode::Impersonate) r.node = static_cast<NodeId>((id_ + 1) % 4);
         if (mode_ == Mode::Forge) {
             r.sig =
                 crypto::SigningKey::generate().sign(kReplyTag, reply_sign_payload(chain_id_, r));
-        } else {
+        } else if (signs_) {
             r.sig = sign_reply(key_, chain_id_, r);
         }
         return r;
@@ -638,6 +648,7 @@ class FakeNode {
     crypto::SigningKey key_;
     Digest chain_id_;
     Mode mode_;
+    bool signs_;
     zmq::socket_t socket_;
     std::string endpoint_;
     std::atomic<bool> stop_{false};
@@ -647,10 +658,12 @@ class FakeNode {
 };
 
 /// A 4-node testnet (t = 1) whose nodes are FakeNodes in the given modes; a
-/// nullopt mode leaves that node's endpoint closed (nothing listens).
+/// nullopt mode leaves that node's endpoint closed (nothing listens). `curve_on`
+/// false: plaintext endpoints with signed replies (for a client made under
+/// PlaintextClients).
 class FakeCluster {
   public:
-    explicit FakeCluster(const std::vector<std::optional<Mode>>& modes) {
+    explicit FakeCluster(const std::vector<std::optional<Mode>>& modes, bool curve_on = true) {
         crypto::init();
         daemon::TestnetOptions options;
         options.dir = dir_.path() / "testnet";
@@ -678,7 +691,8 @@ class FakeCluster {
             if (modes[i]) {
                 nodes.push_back(std::make_unique<FakeNode>(
                     ctx_, static_cast<NodeId>(i), std::get<crypto::SigningKey>(key),
-                    cluster.chain_id, *modes[i], std::get<crypto::CurveKeyPair>(curve)));
+                    cluster.chain_id, *modes[i],
+                    curve_on ? &std::get<crypto::CurveKeyPair>(curve) : nullptr));
                 cluster.members[i].client_endpoint = nodes.back()->endpoint();
             } else {
                 nodes.push_back(nullptr);
@@ -836,21 +850,71 @@ TEST(Client, BadRequestFromTPlusOneNodesFails) {
     EXPECT_EQ(result.node_error->code, ErrorCode::BadRequest);
 }
 
-TEST(Client, IgnoresForgedAndUnrelatedReplies) {
-    FakeCluster fc({Mode::Forge, Mode::OtherDigest, Mode::Silent, Mode::Silent});
+/// What one put sent to node 0 of a FakeCluster in `modes` came to, and how many
+/// replies the client dropped as not authentic. `curve_on` false: plaintext
+/// endpoints and client (TOBCTL_TEST_NO_CURVE=1 while the client is made).
+struct NodeZeroOutcome {
+    bool ok = false;
+    std::string error;
+    std::vector<NodeId> nodes;
+    std::uint64_t bad_replies = 0;
+};
+
+NodeZeroOutcome submit_to_node_zero(const std::vector<std::optional<Mode>>& modes, bool curve_on,
+                                    Millis deadline) {
+    FakeCluster fc(modes, curve_on);
+    if (!curve_on) ::setenv("TOBCTL_TEST_NO_CURVE", "1", 1);
     Client client(fc.cluster, crypto::SigningKey::generate());
+    ::unsetenv("TOBCTL_TEST_NO_CURVE");
     SubmitOptions options;
     options.node = 0;
-    options.attempt_timeout = Millis(100);
-    options.deadline = Millis(600);
+    options.attempt_timeout = Millis(300);
+    options.deadline = deadline;
     auto result = client.submit(client.build_request({put("k", "v")}, 11), options);
-    ASSERT_FALSE(result.ok());
-    EXPECT_NE(result.error.find("no verified reply"), std::string::npos) << result.error;
-    EXPECT_GE(client.stats().bad_signatures, 1u);
+    NodeZeroOutcome out{result.ok(), result.error, {}, client.stats().bad_replies};
+    if (result.ok()) out.nodes = result.value->nodes;
+    return out;
+}
+
+TEST(Client, IgnoresImpersonatingAndUnrelatedReplies) {
+    // Node 0 answers in node 1's name: its connection is node 0's, so the reply
+    // is not node 1's, whatever it says.
+    auto out = submit_to_node_zero(
+        {Mode::Impersonate, Mode::OtherDigest, Mode::Silent, Mode::Silent}, true, Millis(700));
+    ASSERT_FALSE(out.ok);
+    EXPECT_NE(out.error.find("no verified reply"), std::string::npos) << out.error;
+    EXPECT_GE(out.bad_replies, 1u);
+}
+
+TEST(Client, OnPlaintextConnectionsRepliesMustCarryTheNodesSignature) {
+    // A reply signed by another key, in the node's own name, on its own
+    // connection: nothing authenticates it, so it is dropped.
+    auto forged = submit_to_node_zero({Mode::Forge, Mode::Silent, Mode::Silent, Mode::Silent},
+                                      false, Millis(600));
+    ASSERT_FALSE(forged.ok);
+    EXPECT_NE(forged.error.find("no verified reply"), std::string::npos) << forged.error;
+    EXPECT_GE(forged.bad_replies, 1u);
+    auto honest = submit_to_node_zero({Mode::Honest, Mode::Silent, Mode::Silent, Mode::Silent},
+                                      false, Millis(3000));
+    ASSERT_TRUE(honest.ok) << honest.error;
+    EXPECT_EQ(honest.bad_replies, 0u);
+}
+
+TEST(Client, OnCurveConnectionsTheConnectionAuthenticatesTheReply) {
+    // Unsigned (Honest) and wrongly signed (Forge) replies on the node's own
+    // Curve connection are both the node's: nobody else can write on it.
+    for (const Mode mode : {Mode::Honest, Mode::Forge}) {
+        auto out = submit_to_node_zero({mode, Mode::Silent, Mode::Silent, Mode::Silent}, true,
+                                       Millis(3000));
+        ASSERT_TRUE(out.ok) << out.error;
+        EXPECT_EQ(out.nodes, (std::vector<NodeId>{0}));
+        EXPECT_EQ(out.bad_replies, 0u);
+    }
 }
 
 TEST(Client, QuorumNeedsTPlusOneMatchingReplies) {
-    FakeCluster fc({Mode::Forge, Mode::Lie, Mode::Honest, Mode::Honest});
+    // Node 0's reply in node 1's name would make {1, 2} a quorum if it counted.
+    FakeCluster fc({Mode::Impersonate, Mode::Lie, Mode::Honest, Mode::Honest});
     Client client(fc.cluster, crypto::SigningKey::generate());
     const consensus::Request r = client.build_request({put("k", "v")}, 12);
     SubmitOptions options;
@@ -875,7 +939,7 @@ TEST(Client, QuorumNeedsTPlusOneMatchingReplies) {
 }
 
 TEST(Client, QuorumFailsWhenRepliesDisagree) {
-    FakeCluster fc({Mode::Forge, Mode::Lie, Mode::Honest, Mode::Silent});
+    FakeCluster fc({Mode::Impersonate, Mode::Lie, Mode::Honest, Mode::Silent});
     Client client(fc.cluster, crypto::SigningKey::generate());
     SubmitOptions options;
     options.quorum = true;
