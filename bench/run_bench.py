@@ -27,7 +27,6 @@ import argparse
 import datetime
 import json
 import os
-import re
 import resource
 import shutil
 import subprocess
@@ -103,14 +102,7 @@ class FreshCluster:
 
     def __enter__(self):
         self.c.create()
-        for i in range(NODES):
-            path = self.c.config_path(i)
-            text = open(path).read()
-            for key, value in BENCH_CLIENT_LIMITS.items():
-                text, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
-                if count != 1:
-                    raise RuntimeError(f"{path}: no single '{key} =' line to set")
-            open(path, "w").write(text)
+        self.c.set_limits(BENCH_CLIENT_LIMITS)
         extra = os.environ.get("TOB_BENCH_TOBD_ARGS", "").split()
         if extra:  # experiments: the same daemon flags for every node
             self.c.extra_args = {i: extra for i in range(NODES)}

@@ -245,7 +245,6 @@ Client::Client(const daemon::ClusterConfig& cluster, const crypto::SigningKey& k
     const auto max_frame = static_cast<std::int64_t>(cluster_.limits.message_bytes_max) + 64;
     sockets_.reserve(cluster_.members.size());
     curve_ = !test_plaintext_requested();
-    const bool curve = curve_;
     const crypto::CurveKeyPair curve_key = crypto::CurveKeyPair::from_signing_key(key_);
     for (const daemon::ClusterMember& m : cluster_.members) {
         zmq::socket_t s(*context_, zmq::socket_type::dealer);
@@ -253,7 +252,7 @@ Client::Client(const daemon::ClusterConfig& cluster, const crypto::SigningKey& k
         s.set(zmq::sockopt::sndhwm, 100000);
         s.set(zmq::sockopt::rcvhwm, 100000);
         s.set(zmq::sockopt::maxmsgsize, max_frame);
-        if (curve) {
+        if (curve_) {
             zmq_setsockopt(s.handle(), ZMQ_CURVE_SERVERKEY, m.curve_key.data(), 32);
             zmq_setsockopt(s.handle(), ZMQ_CURVE_PUBLICKEY, curve_key.public_key().data(), 32);
             zmq_setsockopt(s.handle(), ZMQ_CURVE_SECRETKEY, curve_key.secret_key().data(), 32);

@@ -330,18 +330,7 @@ class AttackRun(Run):
         # least what two 16 MiB frames per peer pipe need (docs/memory.md: about
         # 256 MiB per peer), which 1024 MiB is not for 6 members.
         floor_mb = 256 * (self.n - 1) + 2
-        limits = {"memory_max_mb": max(self.budget_mb, floor_mb), **(limits or {})}
-        for key, value in limits.items():
-            for i in range(self.n):
-                path = self.c.config_path(i)
-                with open(path) as f:
-                    text = f.read()
-                line = f"{key} = {value}"
-                text, hits = re.subn(rf"(?m)^{key} = .*$", line, text)
-                if not hits:
-                    text = text.replace("[limits]\n", f"[limits]\n{line}\n", 1)
-                with open(path, "w") as f:
-                    f.write(text)
+        self.c.set_limits({"memory_max_mb": max(self.budget_mb, floor_mb), **(limits or {})})
         self.stopped |= set(down)
         if start:
             up = [i for i in range(self.n) if i not in down]

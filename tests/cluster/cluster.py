@@ -107,6 +107,19 @@ class Cluster:
     def config_path(self, i):
         return os.path.join(self.dir, f"node{i}", "config.toml")
 
+    def set_limits(self, limits):
+        """Sets `key = value` for each of `limits` in every node's config: the line
+        tobctl testnet wrote, or a new one at the top of its [limits] table."""
+        for i in range(self.n):
+            path = self.config_path(i)
+            text = open(path).read()
+            for key, value in limits.items():
+                line = f"{key} = {value}"
+                text, hits = re.subn(rf"(?m)^{key} = .*$", line, text)
+                if not hits:
+                    text = text.replace("[limits]\n", f"[limits]\n{line}\n", 1)
+            open(path, "w").write(text)
+
     def node_dir(self, i):
         return os.path.join(self.dir, f"node{i}")
 
